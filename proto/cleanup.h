@@ -25,11 +25,14 @@ static inline void closep(int *fd)
 	}
 }
 
+/* jansson >= 2.11 already provides json_decrefp (with json_auto_t) for GCC/Clang. */
+#ifndef json_auto_t
 static inline void json_decrefp(json_t **j)
 {
 	if (*j)
 		json_decref(*j);
 }
+#endif
 
 /* Kills (SIGKILL) and reaps a child pid that still belongs to the scope. */
 static inline void pid_killp(pid_t *pid)
