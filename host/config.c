@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config-util.h"
+#include "config.h"
+
+#define CONFIG_MAX_BYTES (4 * 1024 * 1024)
+#define MAX_VMS 256
+#define MAX_PROFILES 256
+
+int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *ret, struct orch_error *err);
+void orchd_config_llm_done(struct orchd_llm_config *l);
+void orchd_config_llm_defaults(struct orchd_llm_config *l);
+
+static const char *const backend_names[] = {"local", "libvirt", NULL};
+static const char *const transport_names[] = {"auto", "vsock", "virtio-serial", NULL};
+static const char *const accel_names[] = {"auto", "kvm", "tcg", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+
+const char *orchd_backend_name(enum orchd_backend_kind k)
+{
+	return k == ORCHD_BACKEND_LIBVIRT ? "libvirt" : "local";
+}
+
+bool orchd_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ORCHD_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static int parse_limits(json_t *o, const char *path, struct orchd_limits *l, struct orch_error *err)
+{
+	static const char *const keys[] = {"timeout_ms", "memory_mib", "pids", "cpu_percent",
+					   "nofile",	 "fsize_mib",  NULL};
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, path, err)) < 0 || (r = cfg_check_keys(o, path, keys, err)) < 0)
+		return r;
+	if ((r = cfg_int(o, path, "timeout_ms", 0, 604800000, &l->timeout_ms, err)) < 0 ||
+	    (r = cfg_int(o, path, "memory_mib", 0, 1048576, &l->memory_mib, err)) < 0 ||
+	    (r = cfg_int(o, path, "pids", 0, 1000000, &l->pids, err)) < 0 ||
+	    (r = cfg_int(o, path, "cpu_percent", 0, 6400, &l->cpu_percent, err)) < 0 ||
+	    (r = cfg_int(o, path, "nofile", 0, 1048576, &l->nofile, err)) < 0 ||
+	    (r = cfg_int(o, path, "fsize_mib", 0, 1048576, &l->fsize_mib, err)) < 0)
+		return r;
+	return 0;
+}
+
+static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct orch_error *err)
+{
+	static const char *const keys[] = {
+		"retries",	    "heartbeat_ms", "heartbeat_misses", "max_queue",
+		"lease_timeout_ms", "max_clients",  "keep_finished",	NULL};
+	const char *p = "scheduler";
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
+		return r;
+	if ((r = cfg_int(o, p, "retries", 0, 10, &s->retries, err)) < 0 ||
+	    (r = cfg_int(o, p, "heartbeat_ms", 100, 600000, &s->heartbeat_ms, err)) < 0 ||
+	    (r = cfg_int(o, p, "heartbeat_misses", 1, 100, &s->heartbeat_misses, err)) < 0 ||
+	    (r = cfg_int(o, p, "max_queue", 1, 10000000, &s->max_queue, err)) < 0 ||
+	    (r = cfg_int(o, p, "lease_timeout_ms", 100, 600000, &s->lease_timeout_ms, err)) < 0 ||
+	    (r = cfg_int(o, p, "max_clients", 1, 4096, &s->max_clients, err)) < 0 ||
+	    (r = cfg_int(o, p, "keep_finished", 0, 100000000, &s->keep_finished, err)) < 0)
+		return r;
+	return 0;
+}
+
+static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct orchd_vm_config *vm,
+		    struct orch_error *err)
+{
+	static const char *const keys[] = {
+		"backend",  "slots",   "workspace",  "autostart",	"limits",
+		"profiles", "vcpus",   "memory_mib", "transport",	"kernel",
+		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", NULL};
+	char p[64], lp[80];
+	int r, e;
+
+	snprintf(p, sizeof(p), "vms.%s", name);
+	snprintf(lp, sizeof(lp), "%s.limits", p);
+	vm->name = strdup(name);
+	if (!vm->name)
+		return orch_err(err, -ENOMEM, "out of memory");
+	vm->backend = c->backend;
+	vm->slots = 4;
+	vm->autostart = true;
+	vm->vcpus = 2;
+	vm->memory_mib = 2048;
+	vm->boot_timeout_ms = 120000;
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
+		return r;
+	e = (int)vm->backend;
+	if ((r = cfg_enum(o, p, "backend", backend_names, &e, err)) < 0)
+		return r;
+	vm->backend = (enum orchd_backend_kind)e;
+	e = 0;
+	if ((r = cfg_enum(o, p, "transport", transport_names, &e, err)) < 0)
+		return r;
+	vm->transport = (enum orchd_transport)e;
+	e = 0;
+	if ((r = cfg_enum(o, p, "accel", accel_names, &e, err)) < 0)
+		return r;
+	vm->accel = (enum orchd_accel)e;
+	if ((r = cfg_int(o, p, "slots", 1, 64, &vm->slots, err)) < 0 ||
+	    (r = cfg_path(o, p, "workspace", false, &vm->workspace, err)) < 0 ||
+	    (r = cfg_bool(o, p, "autostart", &vm->autostart, err)) < 0 ||
+	    (r = parse_limits(json_object_get(o, "limits"), lp, &vm->limits, err)) < 0 ||
+	    (r = cfg_strv(o, p, "profiles", MAX_PROFILES, ORCHD_NAME_MAX, &vm->profiles,
+			  &vm->n_profiles, err)) < 0 ||
+	    (r = cfg_int(o, p, "vcpus", 1, 256, &vm->vcpus, err)) < 0 ||
+	    (r = cfg_int(o, p, "memory_mib", 64, 1048576, &vm->memory_mib, err)) < 0 ||
+	    (r = cfg_path(o, p, "kernel", true, &vm->kernel, err)) < 0 ||
+	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
+	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
+	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0)
+		return r;
+	return 0;
+}
+
+static bool env_key_valid(const char *k)
+{
+	if (!*k || (*k >= '0' && *k <= '9'))
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_'))
+			return false;
+	return true;
+}
+
+static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
+			 struct orch_error *err)
+{
+	static const char *const keys[] = {"description", "command", "env", "limits", NULL};
+	char p[64], lp[80];
+	json_t *env, *v;
+	const char *k;
+	size_t i = 0;
+	int r;
+
+	snprintf(p, sizeof(p), "profiles.%s", name);
+	snprintf(lp, sizeof(lp), "%s.limits", p);
+	pr->name = strdup(name);
+	pr->description = strdup("");
+	if (!pr->name || !pr->description)
+		return orch_err(err, -ENOMEM, "out of memory");
+	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
+		return r;
+	if ((r = cfg_string(o, p, "description", 256, false, &pr->description, err)) < 0 ||
+	    (r = cfg_strv(o, p, "command", 256, 65536, &pr->command, &pr->n_command, err)) < 0 ||
+	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0)
+		return r;
+	env = json_object_get(o, "env");
+	if (!env)
+		return 0;
+	if (!json_is_object(env) || json_object_size(env) > 256)
+		return orch_err(err, -EINVAL, "%s.env: expected an object of at most 256 strings",
+				p);
+	pr->env = calloc(json_object_size(env) + 1, sizeof(char *));
+	if (!pr->env)
+		return orch_err(err, -ENOMEM, "out of memory");
+	json_object_foreach(env, k, v)
+	{
+		if (!env_key_valid(k) || strlen(k) > 256)
+			return orch_err(
+				err, -EINVAL,
+				"%s.env.%.64s: expected a name matching [A-Za-z_][A-Za-z0-9_]*", p,
+				k);
+		if (!json_is_string(v) || json_string_length(v) > 65536 ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return orch_err(err, -EINVAL, "%s.env.%s: expected a string", p, k);
+		if (asprintf(&pr->env[i], "%s=%s", k, json_string_value(v)) < 0) {
+			pr->env[i] = NULL;
+			return orch_err(err, -ENOMEM, "out of memory");
+		}
+		pr->n_env = ++i;
+	}
+	return 0;
+}
+
+static void set_defaults(struct orchd_config *c)
+{
+	c->backend = ORCHD_BACKEND_LOCAL;
+	c->uid_base = 100000;
+	c->scheduler = (struct orchd_scheduler_config){
+		.retries = 1,
+		.heartbeat_ms = 2000,
+		.heartbeat_misses = 3,
+		.max_queue = 100000,
+		.lease_timeout_ms = 30000,
+		.max_clients = 256,
+		.keep_finished = 0,
+	};
+	orchd_config_llm_defaults(&c->llm);
+}
+
+static int parse_named(json_t *root, const char *key, size_t max, struct orch_error *err)
+{
+	json_t *o = json_object_get(root, key);
+	const char *name;
+	json_t *v;
+
+	if (!o)
+		return 0;
+	if (!json_is_object(o) || json_object_size(o) > max)
+		return orch_err(err, -EINVAL, "%s: expected an object of at most %zu entries", key,
+				max);
+	json_object_foreach(o, name, v)
+	{
+		if (!orchd_name_valid(name))
+			return orch_err(err, -EINVAL,
+					"%s.%.64s: names must match [A-Za-z0-9_-]{1,32}", key,
+					name);
+	}
+	return (int)json_object_size(o);
+}
+
+static int cross_checks(struct orchd_config *c, struct orch_error *err)
+{
+	int64_t max_slots = 0;
+
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct orchd_vm_config *vm = &c->vms[i];
+		for (size_t j = 0; j < vm->n_profiles; j++)
+			if (!orchd_config_profile(c, vm->profiles[j]))
+				return orch_err(err, -EINVAL,
+						"vms.%s.profiles[%zu]: no profile named \"%s\"",
+						vm->name, j, vm->profiles[j]);
+		if (vm->slots > max_slots)
+			max_slots = vm->slots;
+		if (!vm->workspace &&
+		    asprintf(&vm->workspace, "%s/%s", c->workspace_root, vm->name) < 0) {
+			vm->workspace = NULL;
+			return orch_err(err, -ENOMEM, "out of memory");
+		}
+	}
+	if (c->uid_base + max_slots >= 4294967295LL)
+		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
+	for (size_t i = 0; i < c->llm.n_models; i++) {
+		bool found = false;
+		for (size_t j = 0; j < c->llm.n_upstreams; j++)
+			if (strcmp(c->llm.upstreams[j].name, c->llm.models[i].upstream) == 0)
+				found = true;
+		if (!found)
+			return orch_err(err, -EINVAL,
+					"llm.models.%s.upstream: no upstream named \"%s\"",
+					c->llm.models[i].name, c->llm.models[i].upstream);
+	}
+	return 0;
+}
+
+static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
+		      struct orch_error *err)
+{
+	static const char *const keys[] = {
+		"state_dir",  "socket",		"group",    "log_level", "backend",
+		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
+		"vms",	      "profiles",	"llm",	    NULL};
+	const char *name;
+	json_t *v;
+	int r, e, n;
+
+	if ((r = cfg_object(root, "", err)) < 0 || (r = cfg_check_keys(root, "", keys, err)) < 0)
+		return r;
+	if ((r = cfg_path(root, "", "state_dir", false, &c->state_dir, err)) < 0 ||
+	    (r = cfg_path(root, "", "socket", false, &c->socket, err)) < 0 ||
+	    (r = cfg_string(root, "", "group", 64, true, &c->group, err)) < 0 ||
+	    (r = cfg_path(root, "", "supervisor", true, &c->supervisor, err)) < 0 ||
+	    (r = cfg_path(root, "", "workspace_root", false, &c->workspace_root, err)) < 0 ||
+	    (r = cfg_int(root, "", "uid_base", 1000, 4294000000LL, &c->uid_base, err)) < 0 ||
+	    (r = parse_scheduler(json_object_get(root, "scheduler"), &c->scheduler, err)) < 0 ||
+	    (r = parse_limits(json_object_get(root, "limits"), "limits", &c->limits, err)) < 0)
+		return r;
+	if (c->group && !*c->group)
+		return orch_err(err, -EINVAL, "group: expected a group name or null");
+	e = 1;
+	if ((r = cfg_enum(root, "", "log_level", level_names, &e, err)) < 0)
+		return r;
+	c->log_level = strdup(level_names[e]);
+	e = 0;
+	if ((r = cfg_enum(root, "", "backend", backend_names, &e, err)) < 0)
+		return r;
+	c->backend = (enum orchd_backend_kind)e;
+	if (state_dir_override) {
+		free(c->state_dir);
+		c->state_dir = strdup(state_dir_override);
+	}
+	if (!c->state_dir)
+		c->state_dir = strdup(ORCHD_DEFAULT_STATE_DIR);
+	if (!c->socket)
+		c->socket = strdup(ORCHD_DEFAULT_SOCKET);
+	if (!c->workspace_root && c->state_dir &&
+	    asprintf(&c->workspace_root, "%s/workspaces", c->state_dir) < 0)
+		c->workspace_root = NULL;
+	if (!c->state_dir || !c->socket || !c->workspace_root || !c->log_level)
+		return orch_err(err, -ENOMEM, "out of memory");
+
+	if ((n = parse_named(root, "profiles", MAX_PROFILES, err)) < 0)
+		return n;
+	c->profiles = calloc((size_t)n + 1, sizeof(*c->profiles));
+	if (!c->profiles)
+		return orch_err(err, -ENOMEM, "out of memory");
+	json_object_foreach(json_object_get(root, "profiles"), name, v)
+	{
+		r = parse_profile(name, v, &c->profiles[c->n_profiles++], err);
+		if (r < 0)
+			return r;
+	}
+
+	if ((n = parse_named(root, "vms", MAX_VMS, err)) < 0)
+		return n;
+	if (json_object_get(root, "vms") && n == 0)
+		return orch_err(err, -EINVAL, "vms: expected at least one VM");
+	c->vms = calloc(n ? (size_t)n : 1, sizeof(*c->vms));
+	if (!c->vms)
+		return orch_err(err, -ENOMEM, "out of memory");
+	json_object_foreach(json_object_get(root, "vms"), name, v)
+	{
+		r = parse_vm(name, v, c, &c->vms[c->n_vms++], err);
+		if (r < 0)
+			return r;
+	}
+	if (n == 0 && (r = parse_vm("local", NULL, c, &c->vms[c->n_vms++], err)) < 0)
+		return r;
+
+	v = json_object_get(root, "llm");
+	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
+		return r;
+	return cross_checks(c, err);
+}
+
+int orchd_config_parse(const char *text, size_t len, const char *state_dir_override,
+		       struct orchd_config **ret, struct orch_error *err)
+{
+	_cleanup_json_ json_t *root = NULL;
+	struct orchd_config *c;
+	json_error_t jerr;
+	int r;
+
+	if (text) {
+		root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!root)
+			return orch_err(err, -EINVAL, "line %d column %d: %s", jerr.line,
+					jerr.column, jerr.text);
+	} else {
+		root = json_object();
+		if (!root)
+			return orch_err(err, -ENOMEM, "out of memory");
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return orch_err(err, -ENOMEM, "out of memory");
+	set_defaults(c);
+	r = parse_root(root, state_dir_override, c, err);
+	if (r < 0) {
+		orchd_config_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int orchd_config_load(const char *path, const char *state_dir_override, struct orchd_config **ret,
+		      struct orch_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+	int r;
+
+	if (!path)
+		return orchd_config_parse(NULL, 0, state_dir_override, ret, err);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return orch_errno(err, -errno, "%s: cannot open", path);
+	if (fstat(fd, &st) < 0)
+		return orch_errno(err, -errno, "%s: cannot stat", path);
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES)
+		return orch_err(err, -EINVAL, "%s: expected a regular file of at most %d bytes",
+				path, CONFIG_MAX_BYTES);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return orch_err(err, -ENOMEM, "out of memory");
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return orch_errno(err, -errno, "%s: cannot read", path);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	r = orchd_config_parse(buf, len, state_dir_override, ret, err);
+	if (r < 0)
+		return orch_err_prefix(err, "%s", path);
+	return 0;
+}
+
+static void free_vm(struct orchd_vm_config *vm)
+{
+	free(vm->name);
+	free(vm->workspace);
+	cfg_strv_free(vm->profiles);
+	free(vm->kernel);
+	free(vm->initrd);
+	free(vm->cmdline);
+}
+
+void orchd_config_free(struct orchd_config *c)
+{
+	if (!c)
+		return;
+	free(c->state_dir);
+	free(c->socket);
+	free(c->group);
+	free(c->log_level);
+	free(c->supervisor);
+	free(c->workspace_root);
+	for (size_t i = 0; i < c->n_vms; i++)
+		free_vm(&c->vms[i]);
+	free(c->vms);
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		free(c->profiles[i].name);
+		free(c->profiles[i].description);
+		cfg_strv_free(c->profiles[i].command);
+		cfg_strv_free(c->profiles[i].env);
+	}
+	free(c->profiles);
+	orchd_config_llm_done(&c->llm);
+	free(c);
+}
+
+const struct orchd_vm_config *orchd_config_vm(const struct orchd_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_vms; i++)
+		if (strcmp(c->vms[i].name, name) == 0)
+			return &c->vms[i];
+	return NULL;
+}
+
+const struct orchd_profile_config *orchd_config_profile(const struct orchd_config *c,
+							const char *name)
+{
+	for (size_t i = 0; i < c->n_profiles; i++)
+		if (strcmp(c->profiles[i].name, name) == 0)
+			return &c->profiles[i];
+	return NULL;
+}

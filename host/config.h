@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd's configuration file (docs/CONFIG.md): strict parsing and validation into a
+ * plain struct. Every error names the key path ("vms.dev.memory_mib: expected ..."). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
+#define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
+#define ORCHD_NAME_MAX 32
+
+enum orchd_backend_kind {
+	ORCHD_BACKEND_LOCAL = 0,
+	ORCHD_BACKEND_LIBVIRT,
+};
+
+enum orchd_transport {
+	ORCHD_TRANSPORT_AUTO = 0,
+	ORCHD_TRANSPORT_VSOCK,
+	ORCHD_TRANSPORT_VIRTIO_SERIAL,
+};
+
+enum orchd_accel {
+	ORCHD_ACCEL_AUTO = 0,
+	ORCHD_ACCEL_KVM,
+	ORCHD_ACCEL_TCG,
+};
+
+/* 0 = unset/unlimited in every field. */
+struct orchd_limits {
+	int64_t timeout_ms;
+	int64_t memory_mib;
+	int64_t pids;
+	int64_t cpu_percent;
+	int64_t nofile;
+	int64_t fsize_mib;
+};
+
+struct orchd_vm_config {
+	char *name;
+	enum orchd_backend_kind backend;
+	int64_t slots;
+	char *workspace; /* resolved: <workspace_root>/<name> when not set */
+	bool autostart;
+	struct orchd_limits limits;
+	char **profiles; /* NULL-terminated */
+	size_t n_profiles;
+	int64_t vcpus;
+	int64_t memory_mib;
+	enum orchd_transport transport;
+	enum orchd_accel accel;
+	char *kernel;  /* NULL: image default */
+	char *initrd;  /* NULL: image default */
+	char *cmdline; /* NULL: image default */
+	int64_t boot_timeout_ms;
+};
+
+struct orchd_profile_config {
+	char *name;
+	char *description;
+	char **command; /* NULL-terminated */
+	size_t n_command;
+	char **env; /* "K=V", NULL-terminated */
+	size_t n_env;
+	struct orchd_limits limits;
+};
+
+enum orchd_llm_kind {
+	ORCHD_LLM_ANTHROPIC = 0,
+	ORCHD_LLM_OPENAI,
+};
+
+struct orchd_llm_upstream {
+	char *name;
+	enum orchd_llm_kind kind;
+	char *base_url;
+	char *key_file;
+};
+
+struct orchd_llm_model {
+	char *name;
+	char *upstream; /* an upstream name (checked) */
+	double input_usd_per_mtok;
+	double output_usd_per_mtok;
+};
+
+struct orchd_llm_config {
+	struct orchd_llm_upstream *upstreams;
+	size_t n_upstreams;
+	struct orchd_llm_model *models;
+	size_t n_models;
+	int64_t max_tokens_cap;
+	int64_t max_request_bytes;
+	char **strip_tools; /* NULL-terminated */
+	size_t n_strip_tools;
+	int64_t timeout_ms;
+	int64_t agent_rpm, task_rpm;
+	double agent_usd, task_usd;
+	int64_t agent_tokens, task_tokens;
+};
+
+struct orchd_scheduler_config {
+	int64_t retries;
+	int64_t heartbeat_ms;
+	int64_t heartbeat_misses;
+	int64_t max_queue;
+	int64_t lease_timeout_ms;
+	int64_t max_clients;
+	int64_t keep_finished;
+};
+
+struct orchd_config {
+	char *state_dir;
+	char *socket;
+	char *group; /* NULL: root only */
+	char *log_level;
+	enum orchd_backend_kind backend;
+	char *supervisor; /* NULL: search */
+	char *workspace_root;
+	int64_t uid_base;
+	struct orchd_scheduler_config scheduler;
+	struct orchd_limits limits;
+	struct orchd_vm_config *vms;
+	size_t n_vms;
+	struct orchd_profile_config *profiles;
+	size_t n_profiles;
+	struct orchd_llm_config llm;
+};
+
+/* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir
+ * before derived defaults (workspace_root) are computed. */
+int orchd_config_parse(const char *text, size_t len, const char *state_dir_override,
+		       struct orchd_config **ret, struct orch_error *err);
+/* Reads and parses a file; path NULL gives the defaults. Errors are prefixed "FILE: ". */
+int orchd_config_load(const char *path, const char *state_dir_override, struct orchd_config **ret,
+		      struct orch_error *err);
+void orchd_config_free(struct orchd_config *c);
+
+const struct orchd_vm_config *orchd_config_vm(const struct orchd_config *c, const char *name);
+const struct orchd_profile_config *orchd_config_profile(const struct orchd_config *c,
+							const char *name);
+const char *orchd_backend_name(enum orchd_backend_kind k);
+bool orchd_name_valid(const char *s);

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "llm-ledger.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize)
+#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+
+static const char schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS llm_budget ("
+	" scope TEXT NOT NULL CHECK (scope IN ('agent','task')),"
+	" id TEXT NOT NULL,"
+	" limit_micro INTEGER NOT NULL DEFAULT 0 CHECK (limit_micro >= 0),"
+	" limit_tokens INTEGER NOT NULL DEFAULT 0 CHECK (limit_tokens >= 0),"
+	" spent_micro INTEGER NOT NULL DEFAULT 0,"
+	" spent_tokens INTEGER NOT NULL DEFAULT 0,"
+	" reserved_micro INTEGER NOT NULL DEFAULT 0,"
+	" reserved_tokens INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (scope, id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS llm_reservation ("
+	" id INTEGER PRIMARY KEY,"
+	" agent TEXT NOT NULL,"
+	" task TEXT,"
+	" micro INTEGER NOT NULL,"
+	" tokens INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS llm_spend ("
+	" id INTEGER PRIMARY KEY,"
+	" agent TEXT NOT NULL,"
+	" task TEXT,"
+	" model TEXT NOT NULL,"
+	" input_tokens INTEGER NOT NULL,"
+	" output_tokens INTEGER NOT NULL,"
+	" cache_write_tokens INTEGER NOT NULL,"
+	" cache_read_tokens INTEGER NOT NULL,"
+	" micro INTEGER NOT NULL,"
+	" outcome TEXT NOT NULL,"
+	" at_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend(task);"
+	"CREATE TABLE IF NOT EXISTS llm_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO llm_meta(key, value) VALUES ('schema', 1);";
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sql_err(sqlite3 *db, struct orch_error *err, int rc, const char *what)
+{
+	int code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
+		   : rc == SQLITE_NOMEM			    ? -ENOMEM
+							    : -EIO;
+
+	return orch_err(err, code, "llm ledger: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int exec(sqlite3 *db, const char *sql, struct orch_error *err)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_err(db, err, rc, sql);
+}
+
+static void rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct orch_error *err)
+{
+	int rc = sqlite3_prepare_v2(db, sql, -1, ret, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_err(db, err, rc, "prepare");
+}
+
+static bool scope_valid(const char *scope)
+{
+	return scope && (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0);
+}
+
+int llm_ledger_migrate(sqlite3 *db, struct orch_error *err)
+{
+	int r;
+
+	r = exec(db, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	r = exec(db, schema_v1, err);
+	if (r < 0) {
+		rollback(db);
+		return r;
+	}
+	return exec(db, "COMMIT", err);
+}
+
+int llm_ledger_get(sqlite3 *db, const char *scope, const char *id, struct llm_budget *ret,
+		   struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (!scope_valid(scope) || !id)
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	r = prepare(db,
+		    "SELECT limit_micro, limit_tokens, spent_micro, spent_tokens, reserved_micro,"
+		    " reserved_tokens FROM llm_budget WHERE scope = ?1 AND id = ?2",
+		    &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return orch_err(err, -ENOENT, "no llm budget for %s %s", scope, id);
+	if (rc != SQLITE_ROW)
+		return sql_err(db, err, rc, "read budget");
+	*ret = (struct llm_budget){
+		.limit_micro = sqlite3_column_int64(st, 0),
+		.limit_tokens = sqlite3_column_int64(st, 1),
+		.spent_micro = sqlite3_column_int64(st, 2),
+		.spent_tokens = sqlite3_column_int64(st, 3),
+		.reserved_micro = sqlite3_column_int64(st, 4),
+		.reserved_tokens = sqlite3_column_int64(st, 5),
+	};
+	return 0;
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct orch_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, what);
+}
+
+int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t limit_micro,
+			 int64_t limit_tokens, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!scope_valid(scope) || !id || limit_micro < 0 || limit_tokens < 0)
+		return orch_err(err, -EINVAL, "llm ledger: bad scope or negative limit");
+	r = prepare(db,
+		    "INSERT INTO llm_budget(scope, id, limit_micro, limit_tokens) VALUES (?1,?2,?3,?4)"
+		    " ON CONFLICT(scope, id) DO UPDATE SET limit_micro = ?3, limit_tokens = ?4",
+		    &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, limit_micro);
+	sqlite3_bind_int64(st, 4, limit_tokens);
+	return step_done(db, st, "set budget", err);
+}
+
+int llm_ledger_reset_spend(sqlite3 *db, const char *scope, const char *id, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!scope_valid(scope) || !id)
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	r = prepare(db,
+		    "UPDATE llm_budget SET spent_micro = 0, spent_tokens = 0"
+		    " WHERE scope = ?1 AND id = ?2",
+		    &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	return step_done(db, st, "reset spend", err);
+}
+
+/* Inside a transaction: makes sure the row exists, then checks room for micro/tokens. */
+static int check_room(sqlite3 *db, const char *scope, const char *id, int64_t def_micro,
+		      int64_t def_tokens, int64_t micro, int64_t tokens, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL;
+	struct llm_budget b;
+	int r;
+
+	r = prepare(db,
+		    "INSERT OR IGNORE INTO llm_budget(scope, id, limit_micro, limit_tokens)"
+		    " VALUES (?1,?2,?3,?4)",
+		    &ins, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ins, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 3, def_micro > 0 ? def_micro : 0);
+	sqlite3_bind_int64(ins, 4, def_tokens > 0 ? def_tokens : 0);
+	r = step_done(db, ins, "create budget", err);
+	if (r < 0)
+		return r;
+	r = llm_ledger_get(db, scope, id, &b, err);
+	if (r < 0)
+		return r;
+	if (b.limit_micro > 0 && b.spent_micro + micro > b.limit_micro)
+		return orch_err(err, -EDQUOT,
+				"llm budget of %s %s exhausted: spent $%.6f of $%.6f, this request "
+				"may cost up to $%.6f",
+				scope, id, (double)b.spent_micro / 1e6,
+				(double)b.limit_micro / 1e6, (double)micro / 1e6);
+	if (b.limit_tokens > 0 && b.spent_tokens + tokens > b.limit_tokens)
+		return orch_err(err, -EDQUOT,
+				"llm token budget of %s %s exhausted: spent %lld of %lld tokens, "
+				"this request may use up to %lld",
+				scope, id, (long long)b.spent_tokens, (long long)b.limit_tokens,
+				(long long)tokens);
+	if (b.limit_micro > 0 && b.spent_micro + b.reserved_micro + micro > b.limit_micro)
+		return orch_err(err, -EAGAIN,
+				"llm budget of %s %s is held by requests in flight: spent $%.6f + "
+				"reserved $%.6f of $%.6f; retry when they finish",
+				scope, id, (double)b.spent_micro / 1e6,
+				(double)b.reserved_micro / 1e6, (double)b.limit_micro / 1e6);
+	if (b.limit_tokens > 0 && b.spent_tokens + b.reserved_tokens + tokens > b.limit_tokens)
+		return orch_err(err, -EAGAIN,
+				"llm token budget of %s %s is held by requests in flight; retry "
+				"when they finish",
+				scope, id);
+	return 0;
+}
+
+static int adjust(sqlite3 *db, const char *scope, const char *id, int64_t d_res_micro,
+		  int64_t d_res_tokens, int64_t d_spent_micro, int64_t d_spent_tokens,
+		  struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(db,
+		    "UPDATE llm_budget SET reserved_micro = max(0, reserved_micro + ?3),"
+		    " reserved_tokens = max(0, reserved_tokens + ?4),"
+		    " spent_micro = spent_micro + ?5, spent_tokens = spent_tokens + ?6"
+		    " WHERE scope = ?1 AND id = ?2",
+		    &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, d_res_micro);
+	sqlite3_bind_int64(st, 4, d_res_tokens);
+	sqlite3_bind_int64(st, 5, d_spent_micro);
+	sqlite3_bind_int64(st, 6, d_spent_tokens);
+	return step_done(db, st, "update budget", err);
+}
+
+int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const char *agent,
+		       const char *task, int64_t micro, int64_t tokens, int64_t *ret_id,
+		       struct orch_error *err)
+{
+	static const struct llm_limits none;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!agent || micro < 0 || tokens < 0)
+		return orch_err(err, -EINVAL, "llm ledger: bad reservation");
+	if (!defaults)
+		defaults = &none;
+	r = exec(db, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	r = check_room(db, "agent", agent, defaults->agent_micro, defaults->agent_tokens, micro,
+		       tokens, err);
+	if (r >= 0 && task)
+		r = check_room(db, "task", task, defaults->task_micro, defaults->task_tokens, micro,
+			       tokens, err);
+	if (r >= 0)
+		r = adjust(db, "agent", agent, micro, tokens, 0, 0, err);
+	if (r >= 0 && task)
+		r = adjust(db, "task", task, micro, tokens, 0, 0, err);
+	if (r >= 0)
+		r = prepare(db,
+			    "INSERT INTO llm_reservation(agent, task, micro, tokens, created_ms)"
+			    " VALUES (?1,?2,?3,?4,?5)",
+			    &st, err);
+	if (r >= 0) {
+		sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
+		if (task)
+			sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, micro);
+		sqlite3_bind_int64(st, 4, tokens);
+		sqlite3_bind_int64(st, 5, wall_ms());
+		r = step_done(db, st, "insert reservation", err);
+	}
+	if (r >= 0)
+		r = exec(db, "COMMIT", err);
+	if (r < 0) {
+		rollback(db);
+		return r;
+	}
+	*ret_id = sqlite3_last_insert_rowid(db);
+	return 0;
+}
+
+struct reservation {
+	char agent[256];
+	char task[256];
+	bool has_task;
+	int64_t micro, tokens;
+};
+
+static int load_reservation(sqlite3 *db, int64_t id, struct reservation *ret,
+			    struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	const unsigned char *a, *t;
+	int r, rc;
+
+	r = prepare(db, "SELECT agent, task, micro, tokens FROM llm_reservation WHERE id = ?1", &st,
+		    err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return orch_err(err, -ENOENT, "llm ledger: no reservation %lld", (long long)id);
+	if (rc != SQLITE_ROW)
+		return sql_err(db, err, rc, "read reservation");
+	a = sqlite3_column_text(st, 0);
+	t = sqlite3_column_text(st, 1);
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->agent, sizeof(ret->agent), "%s", a ? (const char *)a : "");
+	ret->has_task = t != NULL;
+	snprintf(ret->task, sizeof(ret->task), "%s", t ? (const char *)t : "");
+	ret->micro = sqlite3_column_int64(st, 2);
+	ret->tokens = sqlite3_column_int64(st, 3);
+	return 0;
+}
+
+/* Inside a transaction: turns reservation id into spend (micro/tokens, may be 0). */
+static int finish(sqlite3 *db, int64_t id, const char *model, const struct llm_usage *u,
+		  int64_t micro, const char *outcome, bool record, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	struct reservation res;
+	int64_t tokens = u ? llm_usage_tokens(u) : 0;
+	int r;
+
+	r = load_reservation(db, id, &res, err);
+	if (r < 0)
+		return r;
+	r = adjust(db, "agent", res.agent, -res.micro, -res.tokens, micro, tokens, err);
+	if (r >= 0 && res.has_task)
+		r = adjust(db, "task", res.task, -res.micro, -res.tokens, micro, tokens, err);
+	if (r >= 0)
+		r = prepare(db, "DELETE FROM llm_reservation WHERE id = ?1", &del, err);
+	if (r >= 0) {
+		sqlite3_bind_int64(del, 1, id);
+		r = step_done(db, del, "delete reservation", err);
+	}
+	if (r < 0 || !record)
+		return r;
+	r = prepare(db,
+		    "INSERT INTO llm_spend(agent, task, model, input_tokens, output_tokens,"
+		    " cache_write_tokens, cache_read_tokens, micro, outcome, at_ms)"
+		    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+		    &ins, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(ins, 1, res.agent, -1, SQLITE_STATIC);
+	if (res.has_task)
+		sqlite3_bind_text(ins, 2, res.task, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(ins, 2);
+	sqlite3_bind_text(ins, 3, model ? model : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 4, u ? u->input : 0);
+	sqlite3_bind_int64(ins, 5, u ? u->output : 0);
+	sqlite3_bind_int64(ins, 6, u ? u->cache_write : 0);
+	sqlite3_bind_int64(ins, 7, u ? u->cache_read : 0);
+	sqlite3_bind_int64(ins, 8, micro);
+	sqlite3_bind_text(ins, 9, outcome ? outcome : "ok", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 10, wall_ms());
+	return step_done(db, ins, "record spend", err);
+}
+
+static int in_transaction(sqlite3 *db, int64_t id, const char *model, const struct llm_usage *u,
+			  int64_t micro, const char *outcome, bool record, struct orch_error *err)
+{
+	int r;
+
+	r = exec(db, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	r = finish(db, id, model, u, micro, outcome, record, err);
+	if (r >= 0)
+		r = exec(db, "COMMIT", err);
+	if (r < 0)
+		rollback(db);
+	return r;
+}
+
+int llm_ledger_settle(sqlite3 *db, int64_t id, const char *model, const struct llm_usage *u,
+		      int64_t micro, const char *outcome, struct orch_error *err)
+{
+	if (micro < 0 || !u)
+		return orch_err(err, -EINVAL, "llm ledger: bad settlement");
+	return in_transaction(db, id, model, u, micro, outcome, true, err);
+}
+
+int llm_ledger_release(sqlite3 *db, int64_t id, struct orch_error *err)
+{
+	return in_transaction(db, id, NULL, NULL, 0, NULL, false, err);
+}
+
+int llm_ledger_settle_stale(sqlite3 *db, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ int64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int r, rc = SQLITE_DONE;
+
+	r = exec(db, "BEGIN IMMEDIATE", err);
+	if (r < 0)
+		return r;
+	r = prepare(db, "SELECT id FROM llm_reservation", &st, err);
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			int64_t *nv = reallocarray(ids, cap ? cap * 2 : 16, sizeof(*ids));
+			if (!nv) {
+				r = orch_err(err, -ENOMEM, "out of memory");
+				break;
+			}
+			ids = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sql_err(db, err, rc, "read reservations");
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct reservation res;
+		struct llm_usage u = {0};
+		r = load_reservation(db, ids[i], &res, err);
+		if (r < 0)
+			break;
+		u.input = res.tokens;
+		r = finish(db, ids[i], "", &u, res.micro, "stale", true, err);
+	}
+	if (r >= 0)
+		r = exec(db, "COMMIT", err);
+	if (r < 0) {
+		rollback(db);
+		return r;
+	}
+	return (int)n;
+}

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "llm-policy.h"
+
+int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
+{
+	static const struct {
+		const char *method, *path;
+		enum llm_route route;
+	} routes[] = {
+		{"POST", "/v1/messages", LLM_ROUTE_MESSAGES},
+		{"POST", "/v1/messages/count_tokens", LLM_ROUTE_COUNT_TOKENS},
+		{"GET", "/v1/models", LLM_ROUTE_MODELS},
+		{"POST", "/v1/chat/completions", LLM_ROUTE_CHAT},
+	};
+
+	if (!method || !path)
+		return -EINVAL;
+	for (size_t i = 0; i < ELEMENTSOF(routes); i++)
+		if (strcmp(method, routes[i].method) == 0 && strcmp(path, routes[i].path) == 0) {
+			*ret = routes[i].route;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+enum llm_api llm_route_api(enum llm_route r)
+{
+	return r == LLM_ROUTE_CHAT ? LLM_API_OPENAI : LLM_API_ANTHROPIC;
+}
+
+const char *llm_api_name(enum llm_api api)
+{
+	return api == LLM_API_OPENAI ? "openai" : "anthropic";
+}
+
+bool llm_model_name_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= LLM_MODEL_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("._:/@-", c)))
+			return false;
+	}
+	return n > 0;
+}
+
+int llm_policy_add_strip(struct llm_policy *p, const char *prefix, struct orch_error *err)
+{
+	char *s;
+
+	if (!prefix || !*prefix || strlen(prefix) > 64)
+		return orch_err(err, -EINVAL, "strip_tools: entries must be 1..64 characters");
+	if (p->n_strip >= LLM_MAX_STRIP)
+		return orch_err(err, -E2BIG, "strip_tools: at most %d entries", LLM_MAX_STRIP);
+	s = strdup(prefix);
+	if (!s)
+		return orch_err(err, -ENOMEM, "out of memory");
+	p->strip_tools[p->n_strip++] = s;
+	return 0;
+}
+
+int llm_policy_init_default(struct llm_policy *p)
+{
+	static const char *const def[] = {"web_search", "web_fetch", "code_execution"};
+
+	memset(p, 0, sizeof(*p));
+	p->max_tokens_cap = 32000;
+	p->max_request_bytes = 4u * 1024 * 1024;
+	for (size_t i = 0; i < ELEMENTSOF(def); i++)
+		if (llm_policy_add_strip(p, def[i], NULL) < 0) {
+			llm_policy_done(p);
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+void llm_policy_done(struct llm_policy *p)
+{
+	for (size_t i = 0; i < p->n_strip; i++)
+		free(p->strip_tools[i]);
+	p->n_strip = 0;
+}
+
+bool llm_policy_strips(const struct llm_policy *p, const char *type)
+{
+	for (size_t i = 0; type && i < p->n_strip; i++) {
+		size_t n = strlen(p->strip_tools[i]);
+		if (strncmp(type, p->strip_tools[i], n) == 0 && (type[n] == '\0' || type[n] == '_'))
+			return true;
+	}
+	return false;
+}
+
+/* Removes matching tools; drops tool_choice when it named a removed tool or no tool is
+ * left. Returns the number removed or -EINVAL. */
+static int strip_tools(const struct llm_policy *p, json_t *body, bool openai,
+		       struct orch_error *err)
+{
+	json_t *tools = json_object_get(body, "tools");
+	json_t *choice = json_object_get(body, "tool_choice");
+	const char *choice_name = NULL;
+	bool choice_gone = false;
+	int removed = 0;
+
+	if (!tools)
+		return 0;
+	if (!json_is_array(tools))
+		return orch_err(err, -EINVAL, "tools: expected an array");
+	if (json_is_object(choice)) {
+		json_t *fn = openai ? json_object_get(choice, "function") : choice;
+		choice_name = json_string_value(json_object_get(fn, "name"));
+	}
+	for (size_t i = 0; i < json_array_size(tools);) {
+		json_t *t = json_array_get(tools, i);
+		const char *type, *name;
+
+		if (!json_is_object(t))
+			return orch_err(err, -EINVAL, "tools[%zu]: expected an object", i);
+		type = json_string_value(json_object_get(t, "type"));
+		if (json_object_get(t, "type") && !type)
+			return orch_err(err, -EINVAL, "tools[%zu].type: expected a string", i);
+		if (!llm_policy_strips(p, type)) {
+			i++;
+			continue;
+		}
+		name = json_string_value(json_object_get(t, "name"));
+		if (choice_name && name && strcmp(choice_name, name) == 0)
+			choice_gone = true;
+		json_array_remove(tools, i);
+		removed++;
+	}
+	if (removed && json_array_size(tools) == 0) {
+		json_object_del(body, "tools");
+		choice_gone = true;
+	}
+	if (choice_gone)
+		json_object_del(body, "tool_choice");
+	return removed;
+}
+
+static int get_int(json_t *body, const char *key, int64_t *ret, struct orch_error *err)
+{
+	json_t *v = json_object_get(body, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return orch_err(err, -EINVAL, "%s: expected a positive integer", key);
+	*ret = json_integer_value(v);
+	return 1;
+}
+
+static int check_common(json_t *body, bool need_messages, struct llm_request_info *info,
+			struct orch_error *err)
+{
+	json_t *model = json_object_get(body, "model");
+	json_t *stream = json_object_get(body, "stream");
+
+	if (!json_is_string(model) || !llm_model_name_valid(json_string_value(model)))
+		return orch_err(err, -EINVAL, "model: expected a model name");
+	strcpy(info->model, json_string_value(model));
+	if (need_messages && !json_is_array(json_object_get(body, "messages")))
+		return orch_err(err, -EINVAL, "messages: expected an array");
+	if (stream && !json_is_boolean(stream) && !json_is_null(stream))
+		return orch_err(err, -EINVAL, "stream: expected a boolean");
+	info->stream = json_is_true(stream);
+	return 0;
+}
+
+static int apply_anthropic(const struct llm_policy *p, json_t *body, struct llm_request_info *info,
+			   struct orch_error *err)
+{
+	int64_t mt = 0;
+	int r;
+
+	r = check_common(body, true, info, err);
+	if (r < 0)
+		return r;
+	if (info->route == LLM_ROUTE_MESSAGES) {
+		r = get_int(body, "max_tokens", &mt, err);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return orch_err(err, -EINVAL, "max_tokens: required");
+		if (mt > p->max_tokens_cap) {
+			mt = p->max_tokens_cap;
+			json_object_set_new(body, "max_tokens", json_integer(mt));
+		}
+		info->max_tokens = mt;
+	} else {
+		info->stream = false; /* count_tokens never streams */
+	}
+	/* The MCP connector lets the upstream call remote servers on the agent's behalf. */
+	if (json_object_get(body, "mcp_servers") && llm_policy_strips(p, "mcp")) {
+		json_object_del(body, "mcp_servers");
+		info->stripped++;
+	}
+	r = strip_tools(p, body, false, err);
+	if (r < 0)
+		return r;
+	info->stripped += (unsigned)r;
+	return 0;
+}
+
+static int apply_openai(const struct llm_policy *p, json_t *body, struct llm_request_info *info,
+			struct orch_error *err)
+{
+	int64_t mt = 0, mct = 0, n = 1;
+	json_t *so;
+	int r;
+
+	r = check_common(body, true, info, err);
+	if (r < 0)
+		return r;
+	if (get_int(body, "n", &n, err) < 0 || n != 1)
+		return orch_err(err, -EINVAL, "n: only 1 completion per request is allowed");
+	if (get_int(body, "max_tokens", &mt, err) < 0 ||
+	    get_int(body, "max_completion_tokens", &mct, err) < 0)
+		return err ? err->code : -EINVAL;
+	if (mt > p->max_tokens_cap) {
+		mt = p->max_tokens_cap;
+		json_object_set_new(body, "max_tokens", json_integer(mt));
+	}
+	if (mct > p->max_tokens_cap || (mct == 0 && mt == 0)) {
+		mct = p->max_tokens_cap;
+		json_object_set_new(body, "max_completion_tokens", json_integer(mct));
+	}
+	/* When both are present either may apply: bound by the larger. */
+	info->max_tokens = mct > mt ? mct : mt;
+	if (json_object_get(body, "web_search_options") && llm_policy_strips(p, "web_search")) {
+		json_object_del(body, "web_search_options");
+		info->stripped++;
+	}
+	so = json_object_get(body, "stream_options");
+	if (so && !json_is_object(so) && !json_is_null(so))
+		return orch_err(err, -EINVAL, "stream_options: expected an object");
+	if (info->stream) {
+		if (!json_is_object(so)) {
+			so = json_object();
+			if (!so || json_object_set_new(body, "stream_options", so) < 0)
+				return orch_err(err, -ENOMEM, "out of memory");
+		}
+		json_object_set_new(so, "include_usage", json_true());
+	}
+	r = strip_tools(p, body, true, err);
+	if (r < 0)
+		return r;
+	info->stripped += (unsigned)r;
+	return 0;
+}
+
+int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body,
+		     size_t len, char **ret_body, size_t *ret_len, struct llm_request_info *ret,
+		     struct orch_error *err)
+{
+	struct llm_request_info info = {.route = route, .api = llm_route_api(route)};
+	_cleanup_json_ json_t *j = NULL;
+	json_error_t jerr;
+	char *out;
+	int r;
+
+	if (len > p->max_request_bytes)
+		return orch_err(err, -EMSGSIZE, "request body of %zu bytes exceeds the limit of %zu",
+				len, p->max_request_bytes);
+	if (route == LLM_ROUTE_MODELS) {
+		*ret_body = NULL;
+		*ret_len = 0;
+		*ret = info;
+		return 0;
+	}
+	j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return orch_err(err, -EINVAL, "request body is not valid JSON: %s (line %d)",
+				jerr.text, jerr.line);
+	if (!json_is_object(j))
+		return orch_err(err, -EINVAL, "request body must be a JSON object");
+	r = info.api == LLM_API_OPENAI ? apply_openai(p, j, &info, err)
+				       : apply_anthropic(p, j, &info, err);
+	if (r < 0)
+		return r;
+	out = json_dumps(j, JSON_COMPACT);
+	if (!out)
+		return orch_err(err, -ENOMEM, "out of memory");
+	info.input_estimate = (int64_t)strlen(out);
+	*ret_len = strlen(out);
+	*ret_body = out;
+	*ret = info;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Request policy applied before anything is forwarded upstream: the body must be a JSON
+ * object of the route's shape (validated strictly enough to know the model, the output
+ * bound and whether it streams), max_tokens is capped (and set when the client left it
+ * open), server-side tools whose type matches a configured prefix are removed, and for
+ * OpenAI streams usage is requested (stream_options.include_usage). Pure: no I/O. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "llm-types.h"
+
+#define LLM_MODEL_MAX 128
+#define LLM_MAX_STRIP 64
+
+struct llm_policy {
+	int64_t max_tokens_cap;	  /* >= 1 */
+	size_t max_request_bytes; /* bodies above this are refused (-EMSGSIZE) */
+	size_t n_strip;
+	char *strip_tools[LLM_MAX_STRIP]; /* tool type prefixes, owned */
+};
+
+/* Defaults: cap 32000, 4 MiB, strip web_search, web_fetch, code_execution. */
+int llm_policy_init_default(struct llm_policy *p);
+int llm_policy_add_strip(struct llm_policy *p, const char *prefix, struct orch_error *err);
+void llm_policy_done(struct llm_policy *p);
+
+/* True when a tool type matches a strip prefix ("web_search" matches "web_search" and
+ * "web_search_20250305", not "web_searcher"). */
+bool llm_policy_strips(const struct llm_policy *p, const char *type);
+
+struct llm_request_info {
+	enum llm_route route;
+	enum llm_api api;
+	char model[LLM_MODEL_MAX + 1]; /* "" for /v1/models */
+	bool stream;
+	int64_t max_tokens;	/* output bound after capping (0: route produces none) */
+	int64_t input_estimate; /* upper bound of input tokens: bytes of the forwarded body */
+	unsigned stripped;	/* server-side tools removed */
+};
+
+/* Validates and rewrites one request body. On success *ret_body (malloc'ed, may be NULL
+ * for bodiless routes) and *ret_len are what to forward. Errors: -EMSGSIZE (too large),
+ * -EINVAL (malformed: err names the field), -ENOMEM. */
+int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body,
+		     size_t len, char **ret_body, size_t *ret_len, struct llm_request_info *ret,
+		     struct orch_error *err);
+
+/* [A-Za-z0-9._:/@-]{1,LLM_MODEL_MAX} */
+bool llm_model_name_valid(const char *s);

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small shared types of the host LLM proxy: API dialects, routes and token usage. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum llm_api {
+	LLM_API_ANTHROPIC = 1, /* Anthropic Messages */
+	LLM_API_OPENAI,	       /* OpenAI Chat Completions */
+};
+
+enum llm_route {
+	LLM_ROUTE_MESSAGES = 1,	  /* POST /v1/messages */
+	LLM_ROUTE_COUNT_TOKENS,	  /* POST /v1/messages/count_tokens */
+	LLM_ROUTE_MODELS,	  /* GET /v1/models */
+	LLM_ROUTE_CHAT,		  /* POST /v1/chat/completions */
+};
+
+/* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,
+ * cache_creation_input_tokens, cache_read_input_tokens; OpenAI: prompt_tokens (input),
+ * completion_tokens (output). */
+struct llm_usage {
+	int64_t input;
+	int64_t output;
+	int64_t cache_write;
+	int64_t cache_read;
+	bool seen; /* some usage was reported */
+};
+
+static inline int64_t llm_usage_tokens(const struct llm_usage *u)
+{
+	return u->input + u->output + u->cache_write + u->cache_read;
+}
+
+/* Maps method + path to a route; -ENOENT for anything else (path without query string). */
+int llm_route_parse(const char *method, const char *path, enum llm_route *ret);
+enum llm_api llm_route_api(enum llm_route r);
+const char *llm_api_name(enum llm_api api);

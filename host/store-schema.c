@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Ordered schema migrations of orchd's store. Append only: never edit a released entry.
+ * Migration i brings the schema to version i + 1; each runs in its own transaction. */
+#include <stddef.h>
+
+#include "cleanup.h"
+#include "store.h"
+
+const char *const store_migrations[] = {
+	/* 1: tasks, VMs, output index */
+	"CREATE TABLE vms ("
+	"  name TEXT PRIMARY KEY,"
+	"  backend TEXT NOT NULL,"
+	"  slots INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'down',"
+	"  boot_id TEXT,"
+	"  cid INTEGER,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE tasks ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  state TEXT NOT NULL CHECK (state IN ('queued','leased','running','succeeded',"
+	"    'failed','timed_out','cancelled','lost')),"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  argv TEXT NOT NULL,"
+	"  env TEXT NOT NULL DEFAULT '[]',"
+	"  cwd TEXT,"
+	"  want_vm TEXT,"
+	"  want_slot INTEGER,"
+	"  vm TEXT,"
+	"  slot INTEGER,"
+	"  profile TEXT,"
+	"  limits TEXT NOT NULL DEFAULT '{}',"
+	"  retries_left INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  lost_count INTEGER NOT NULL DEFAULT 0,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  leased_at INTEGER,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  exit_code INTEGER,"
+	"  signal INTEGER,"
+	"  duration_ms INTEGER,"
+	"  utime_ms INTEGER,"
+	"  stime_ms INTEGER,"
+	"  maxrss_kb INTEGER,"
+	"  reason TEXT,"
+	"  spend_usd REAL NOT NULL DEFAULT 0,"
+	"  spend_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  output_seq INTEGER NOT NULL DEFAULT 0,"
+	"  output_bytes INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX tasks_queue ON tasks (state, priority DESC, id);"
+	"CREATE TABLE output ("
+	"  task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  stream INTEGER NOT NULL CHECK (stream IN (1, 2)),"
+	"  offset INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL,"
+	"  PRIMARY KEY (task, seq)"
+	") WITHOUT ROWID;",
+	/* Append new migrations here (e.g. the LLM ledger). */
+};
+
+const size_t store_n_migrations = ELEMENTSOF(store_migrations);
