@@ -148,10 +148,11 @@ int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t
 
 	if (!scope_valid(scope) || !id || limit_micro < 0 || limit_tokens < 0)
 		return orch_err(err, -EINVAL, "llm ledger: bad scope or negative limit");
-	r = prepare(db,
-		    "INSERT INTO llm_budget(scope, id, limit_micro, limit_tokens) VALUES (?1,?2,?3,?4)"
-		    " ON CONFLICT(scope, id) DO UPDATE SET limit_micro = ?3, limit_tokens = ?4",
-		    &st, err);
+	r = prepare(
+		db,
+		"INSERT INTO llm_budget(scope, id, limit_micro, limit_tokens) VALUES (?1,?2,?3,?4)"
+		" ON CONFLICT(scope, id) DO UPDATE SET limit_micro = ?3, limit_tokens = ?4",
+		&st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
@@ -207,8 +208,8 @@ static int check_room(sqlite3 *db, const char *scope, const char *id, int64_t de
 		return orch_err(err, -EDQUOT,
 				"llm budget of %s %s exhausted: spent $%.6f of $%.6f, this request "
 				"may cost up to $%.6f",
-				scope, id, (double)b.spent_micro / 1e6,
-				(double)b.limit_micro / 1e6, (double)micro / 1e6);
+				scope, id, (double)b.spent_micro / 1e6, (double)b.limit_micro / 1e6,
+				(double)micro / 1e6);
 	if (b.limit_tokens > 0 && b.spent_tokens + tokens > b.limit_tokens)
 		return orch_err(err, -EDQUOT,
 				"llm token budget of %s %s exhausted: spent %lld of %lld tokens, "

@@ -259,8 +259,8 @@ static int apply_openai(const struct llm_policy *p, json_t *body, struct llm_req
 	return 0;
 }
 
-int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body,
-		     size_t len, char **ret_body, size_t *ret_len, struct llm_request_info *ret,
+int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body, size_t len,
+		     char **ret_body, size_t *ret_len, struct llm_request_info *ret,
 		     struct orch_error *err)
 {
 	struct llm_request_info info = {.route = route, .api = llm_route_api(route)};
@@ -270,8 +270,9 @@ int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const voi
 	int r;
 
 	if (len > p->max_request_bytes)
-		return orch_err(err, -EMSGSIZE, "request body of %zu bytes exceeds the limit of %zu",
-				len, p->max_request_bytes);
+		return orch_err(err, -EMSGSIZE,
+				"request body of %zu bytes exceeds the limit of %zu", len,
+				p->max_request_bytes);
 	if (route == LLM_ROUTE_MODELS) {
 		*ret_body = NULL;
 		*ret_len = 0;

@@ -44,8 +44,8 @@ struct llm_request_info {
 /* Validates and rewrites one request body. On success *ret_body (malloc'ed, may be NULL
  * for bodiless routes) and *ret_len are what to forward. Errors: -EMSGSIZE (too large),
  * -EINVAL (malformed: err names the field), -ENOMEM. */
-int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body,
-		     size_t len, char **ret_body, size_t *ret_len, struct llm_request_info *ret,
+int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body, size_t len,
+		     char **ret_body, size_t *ret_len, struct llm_request_info *ret,
 		     struct orch_error *err);
 
 /* [A-Za-z0-9._:/@-]{1,LLM_MODEL_MAX} */

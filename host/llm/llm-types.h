@@ -11,10 +11,10 @@ enum llm_api {
 };
 
 enum llm_route {
-	LLM_ROUTE_MESSAGES = 1,	  /* POST /v1/messages */
-	LLM_ROUTE_COUNT_TOKENS,	  /* POST /v1/messages/count_tokens */
-	LLM_ROUTE_MODELS,	  /* GET /v1/models */
-	LLM_ROUTE_CHAT,		  /* POST /v1/chat/completions */
+	LLM_ROUTE_MESSAGES = 1, /* POST /v1/messages */
+	LLM_ROUTE_COUNT_TOKENS, /* POST /v1/messages/count_tokens */
+	LLM_ROUTE_MODELS,	/* GET /v1/models */
+	LLM_ROUTE_CHAT,		/* POST /v1/chat/completions */
 };
 
 /* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,
