@@ -93,6 +93,7 @@ void orch_rpc_close(struct orch_rpc *rpc);
 
 void orch_rpc_set_close_cb(struct orch_rpc *rpc, orch_rpc_close_cb cb);
 void orch_rpc_set_drain_cb(struct orch_rpc *rpc, orch_rpc_drain_cb cb);
+/* The initial state is 1u (ORCH_STATE_NEW in schema.h). */
 void orch_rpc_set_state(struct orch_rpc *rpc, uint32_t state);
 uint32_t orch_rpc_get_state(const struct orch_rpc *rpc);
 void *orch_rpc_get_data(const struct orch_rpc *rpc);
@@ -101,6 +102,16 @@ int orch_rpc_fd(const struct orch_rpc *rpc);
 bool orch_rpc_is_closed(const struct orch_rpc *rpc);
 /* Bytes waiting in the outgoing queue. */
 size_t orch_rpc_queued(const struct orch_rpc *rpc);
+
+/* Counters of what the peer sent that was dropped or refused (never a crash). */
+struct orch_rpc_stats {
+	uint64_t dropped_responses;	/* responses to unknown/expired ids, duplicates */
+	uint64_t invalid_messages;	/* parse errors, invalid requests/responses */
+	uint64_t oversized_lines;	/* lines over max_line, skipped */
+	uint64_t dropped_notifications; /* unknown or not-allowed notifications */
+	uint64_t busy_refusals;		/* requests refused because max_inflight was reached */
+};
+void orch_rpc_get_stats(const struct orch_rpc *rpc, struct orch_rpc_stats *ret);
 
 /* Sends a request; params_new is stolen (may be NULL). cb may be NULL (reply ignored).
  * timeout_ms 0 takes the default. Returns 0 or -ENOBUFS/-ENOTCONN/-EBUSY (too many
