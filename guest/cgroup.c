@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+
+static const char *const ctrl_names[_SV_CG_MAX] = {"memory", "pids", "cpu"};
+
+const char *sv_cg_ctrl_name(enum sv_cg_ctrl c)
+{
+	return c < _SV_CG_MAX ? ctrl_names[c] : "?";
+}
+
+const char *sv_cg_kind_name(enum sv_cg_kind k)
+{
+	switch (k) {
+	case SV_CG_V1:
+		return "v1";
+	case SV_CG_V2:
+		return "v2";
+	case SV_CG_NONE:
+		break;
+	}
+	return NULL;
+}
+
+static void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+static int write_file(const char *dir, const char *file, const char *value)
+{
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = strlen(value);
+	ssize_t n = write(fd, value, len);
+	int r = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
+	close(fd);
+	return r;
+}
+
+static int read_small(const char *dir, const char *file, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path))
+		return -ENAMETOOLONG;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, size - 1);
+	int r = n < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return r;
+	buf[n] = 0;
+	return 0;
+}
+
+static bool word_in(const char *list, const char *word, const char *seps)
+{
+	size_t wl = strlen(word);
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, seps);
+		if (n == wl && strncmp(p, word, wl) == 0)
+			return true;
+		p += n;
+		p += strspn(p, seps);
+	}
+	return false;
+}
+
+static int mkdir_ok(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Mount point of the cgroup2 filesystem, and of each v1 controller. */
+struct mounts {
+	char v2[PATH_MAX];
+	char v1[_SV_CG_MAX][PATH_MAX];
+};
+
+static void find_mounts(struct mounts *m)
+{
+	_cleanup_(fclosep) FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	*m = (struct mounts){0};
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], fstype[64], superopts[1024];
+		/* id parent maj:min root mountpoint opts [optional...] - fstype source superopts */
+		char *dash = strstr(line, " - ");
+		if (!dash)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		if (sscanf(dash + 3, "%63s %*s %1023s", fstype, superopts) != 2)
+			continue;
+		if (strchr(mnt, '\\'))
+			continue; /* escaped names: not a cgroup mount we use */
+		if (strcmp(fstype, "cgroup2") == 0 && !m->v2[0])
+			snprintf(m->v2, sizeof(m->v2), "%s", mnt);
+		else if (strcmp(fstype, "cgroup") == 0)
+			for (int c = 0; c < _SV_CG_MAX; c++)
+				if (!m->v1[c][0] && word_in(superopts, ctrl_names[c], ","))
+					snprintf(m->v1[c], sizeof(m->v1[c]), "%s", mnt);
+	}
+}
+
+/* This process's path in the v2 tree ("0::/x") or in the v1 hierarchy of ctrl. */
+static int own_path(const char *ctrl, char *buf, size_t size)
+{
+	_cleanup_(fclosep) FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096];
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = 0;
+		bool match = ctrl ? word_in(c1 + 1, ctrl, ",") : (strcmp(line, "0") == 0 && !c1[1]);
+		if (match) {
+			snprintf(buf, size, "%s", strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int setup_v2(struct sv_cgroups *cg, const struct mounts *m, const char *name)
+{
+	char own[PATH_MAX], base[PATH_MAX], buf[512];
+	int r;
+	if (!m->v2[0])
+		return -ENOENT;
+	if ((r = own_path(NULL, own, sizeof(own))) < 0)
+		return r;
+	if (strlen(m->v2) + strlen(own) >= sizeof(base))
+		return -ENAMETOOLONG;
+	strcpy(stpcpy(base, m->v2), own);
+
+	bool want[_SV_CG_MAX] = {0};
+	bool any = false;
+	if (read_small(base, "cgroup.controllers", buf, sizeof(buf)) >= 0)
+		for (int c = 0; c < _SV_CG_MAX; c++)
+			any |= want[c] = word_in(buf, ctrl_names[c], " \n");
+
+	/* Enabling controllers below a non-root cgroup needs it to hold no processes:
+	 * move the supervisor into a leaf of its own first. */
+	if (any && own[0]) {
+		char leaf[PATH_MAX + 16];
+		snprintf(leaf, sizeof(leaf), "%s/supervisor", base);
+		snprintf(buf, sizeof(buf), "%d", (int)getpid());
+		if (mkdir_ok(leaf) < 0 || write_file(leaf, "cgroup.procs", buf) < 0)
+			any = false;
+	}
+	char parent[PATH_MAX + 64];
+	snprintf(parent, sizeof(parent), "%s/%s", base, name);
+	if ((r = mkdir_ok(parent)) < 0)
+		return r;
+	for (int c = 0; any && c < _SV_CG_MAX; c++) {
+		if (!want[c])
+			continue;
+		snprintf(buf, sizeof(buf), "+%s", ctrl_names[c]);
+		if (write_file(base, "cgroup.subtree_control", buf) >= 0 &&
+		    write_file(parent, "cgroup.subtree_control", buf) >= 0)
+			cg->ctrl[c] = SV_CG_V2;
+	}
+	cg->v2_parent = strdup(parent);
+	if (!cg->v2_parent)
+		return -ENOMEM;
+	char kill_path[PATH_MAX + 80];
+	snprintf(kill_path, sizeof(kill_path), "%s/cgroup.kill", parent);
+	cg->v2_kill = access(kill_path, F_OK) == 0;
+	return 0;
+}
+
+static void setup_v1(struct sv_cgroups *cg, const struct mounts *m, const char *name)
+{
+	for (int c = 0; c < _SV_CG_MAX; c++) {
+		char own[PATH_MAX], parent[2 * PATH_MAX + 256];
+		if (cg->ctrl[c] != SV_CG_NONE || !m->v1[c][0])
+			continue;
+		if (own_path(ctrl_names[c], own, sizeof(own)) < 0)
+			continue;
+		snprintf(parent, sizeof(parent), "%s%s/%.200s", m->v1[c], own, name);
+		if (mkdir_ok(parent) < 0)
+			continue;
+		cg->v1_parent[c] = strdup(parent);
+		if (cg->v1_parent[c])
+			cg->ctrl[c] = SV_CG_V1;
+	}
+}
+
+int sv_cgroups_init(struct sv_cgroups *cg, const char *name, struct orch_error *err)
+{
+	struct mounts m;
+	*cg = (struct sv_cgroups){0};
+	find_mounts(&m);
+	int r = setup_v2(cg, &m, name);
+	if (r == -ENOMEM)
+		return orch_err(err, r, "out of memory");
+	setup_v1(cg, &m, name);
+
+	size_t off = 0;
+	if (!cg->v2_parent)
+		off += (size_t)snprintf(cg->why, sizeof(cg->why), "no writable cgroup v2 tree; ");
+	for (int c = 0; c < _SV_CG_MAX && off < sizeof(cg->why); c++)
+		if (cg->ctrl[c] == SV_CG_NONE)
+			off += (size_t)snprintf(cg->why + off, sizeof(cg->why) - off,
+						"no %s controller in cgroup v2 or v1; ",
+						ctrl_names[c]);
+	if (off >= 2 && off < sizeof(cg->why))
+		cg->why[off - 2] = 0;
+	return 0;
+}
+
+void sv_cgroups_done(struct sv_cgroups *cg)
+{
+	free(cg->v2_parent);
+	for (int c = 0; c < _SV_CG_MAX; c++)
+		free(cg->v1_parent[c]);
+	*cg = (struct sv_cgroups){0};
+}
+
+json_t *sv_cgroups_describe(const struct sv_cgroups *cg)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "v2", json_boolean(cg->v2_parent != NULL));
+	json_object_set_new(o, "kill", json_string(cg->v2_kill ? "cgroup.kill" : "pid-namespace"));
+	for (int c = 0; c < _SV_CG_MAX; c++) {
+		const char *k = sv_cg_kind_name(cg->ctrl[c]);
+		json_object_set_new(o, ctrl_names[c], k ? json_string(k) : json_null());
+	}
+	if (cg->why[0])
+		json_object_set_new(o, "missing", json_string(cg->why));
+	return o;
+}
+
+int sv_cgroup_create(const struct sv_cgroups *cg, unsigned slot, struct sv_cgroup *ret,
+		     struct orch_error *err)
+{
+	struct sv_cgroup c = {0};
+	int r;
+	if (cg->v2_parent) {
+		if (asprintf(&c.v2, "%s/agent-%u", cg->v2_parent, slot) < 0)
+			return -ENOMEM;
+		if ((r = mkdir_ok(c.v2)) < 0) {
+			orch_errno(err, r, "cannot create cgroup %s", c.v2);
+			sv_cgroup_done(&c);
+			return r;
+		}
+	}
+	for (int i = 0; i < _SV_CG_MAX; i++) {
+		if (cg->ctrl[i] != SV_CG_V1)
+			continue;
+		if (asprintf(&c.v1[i], "%s/agent-%u", cg->v1_parent[i], slot) < 0) {
+			sv_cgroup_done(&c);
+			return -ENOMEM;
+		}
+		if ((r = mkdir_ok(c.v1[i])) < 0) {
+			orch_errno(err, r, "cannot create cgroup %s", c.v1[i]);
+			sv_cgroup_done(&c);
+			return r;
+		}
+	}
+	*ret = c;
+	return 0;
+}
+
+void sv_cgroup_done(struct sv_cgroup *c)
+{
+	free(c->v2);
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		free(c->v1[i]);
+	*c = (struct sv_cgroup){0};
+}
+
+static int apply_one(const struct sv_cgroup *c, enum sv_cg_ctrl ctrl, int64_t v,
+		     struct orch_error *err)
+{
+	char buf[64];
+	int r = 0;
+	const char *dir = c->v1[ctrl] ? c->v1[ctrl] : c->v2;
+	bool v1 = c->v1[ctrl] != NULL;
+	switch (ctrl) {
+	case SV_CG_MEMORY:
+		if (v1) {
+			snprintf(buf, sizeof(buf), "%" PRId64, v ? v : (int64_t)-1);
+			r = write_file(dir, "memory.limit_in_bytes", buf);
+			/* No swap escape: memsw is absent without swap accounting (fine). */
+			if (r >= 0)
+				(void)write_file(dir, "memory.memsw.limit_in_bytes", buf);
+		} else {
+			if (v)
+				snprintf(buf, sizeof(buf), "%" PRId64, v);
+			else
+				snprintf(buf, sizeof(buf), "max");
+			r = write_file(dir, "memory.max", buf);
+			if (r >= 0)
+				(void)write_file(dir, "memory.swap.max", v ? "0" : "max");
+		}
+		break;
+	case SV_CG_PIDS:
+		if (v)
+			snprintf(buf, sizeof(buf), "%" PRId64, v);
+		else
+			snprintf(buf, sizeof(buf), "max");
+		r = write_file(dir, "pids.max", buf);
+		break;
+	case SV_CG_CPU: {
+		const int64_t period = 100000;
+		int64_t quota = v ? v * period / 100 : -1;
+		if (v && quota < 1000)
+			quota = 1000;
+		if (v1) {
+			snprintf(buf, sizeof(buf), "%" PRId64, period);
+			r = write_file(dir, "cpu.cfs_period_us", buf);
+			snprintf(buf, sizeof(buf), "%" PRId64, quota);
+			if (r >= 0)
+				r = write_file(dir, "cpu.cfs_quota_us", buf);
+		} else {
+			if (v)
+				snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, quota, period);
+			else
+				snprintf(buf, sizeof(buf), "max %" PRId64, period);
+			r = write_file(dir, "cpu.max", buf);
+		}
+		break;
+	}
+	case _SV_CG_MAX:
+		break;
+	}
+	if (r < 0)
+		return orch_errno(err, r, "cannot set the %s limit in %s", ctrl_names[ctrl], dir);
+	return 0;
+}
+
+int sv_cgroup_apply(const struct sv_cgroup *c, const struct orch_limits *l,
+		    bool ret_enforced[_SV_CG_MAX], struct orch_error *err)
+{
+	const int64_t values[_SV_CG_MAX] = {l->memory_bytes, l->pids, l->cpu_percent};
+	/* Which controllers exist for this cgroup is known by the caller's sv_cgroups. */
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		ret_enforced[i] = false;
+	for (int i = 0; i < _SV_CG_MAX; i++) {
+		if (!c->v1[i] && !c->v2)
+			continue;
+		int r = apply_one(c, (enum sv_cg_ctrl)i, values[i], err);
+		if (r < 0) {
+			if (c->v1[i])
+				return r;
+			/* v2 without that controller: the file does not exist. */
+			if (r == -ENOENT || r == -EACCES) {
+				orch_err_clear(err);
+				continue;
+			}
+			return r;
+		}
+		ret_enforced[i] = values[i] != 0;
+	}
+	return 0;
+}
+
+static int enter_one(const char *dir, const char *pid)
+{
+	char path[PATH_MAX];
+	size_t dl = strlen(dir);
+	if (dl + sizeof("/cgroup.procs") > sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, dl);
+	memcpy(path + dl, "/cgroup.procs", sizeof("/cgroup.procs"));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, pid, strlen(pid));
+	int r = n < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+int sv_cgroup_enter(const struct sv_cgroup *c)
+{
+	char pid[24];
+	/* No snprintf: stay async-signal-safe. */
+	unsigned long v = (unsigned long)getpid();
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (int i = 0; i < n; i++)
+		pid[i] = tmp[n - 1 - i];
+	pid[n] = 0;
+
+	int r;
+	if (c->v2 && (r = enter_one(c->v2, pid)) < 0)
+		return r;
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (c->v1[i] && (r = enter_one(c->v1[i], pid)) < 0)
+			return r;
+	return 0;
+}
+
+static int kill_listed(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	int killed = 0;
+	for (int pass = 0; pass < 16; pass++) {
+		_cleanup_(fclosep) FILE *f = fopen(path, "re");
+		if (!f)
+			return -errno;
+		int n = 0, pid;
+		while (fscanf(f, "%d", &pid) == 1)
+			if (pid > 0 && kill(pid, SIGKILL) == 0)
+				n++;
+		killed += n;
+		if (n == 0)
+			break;
+	}
+	return killed;
+}
+
+int sv_cgroup_kill(const struct sv_cgroup *c)
+{
+	if (c->v2 && write_file(c->v2, "cgroup.kill", "1") >= 0)
+		return 1;
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (c->v1[i] && kill_listed(c->v1[i]) >= 0)
+			return 1;
+	return 0;
+}
+
+int sv_cgroup_count(const struct sv_cgroup *c)
+{
+	const char *dir = c->v2;
+	for (int i = 0; !dir && i < _SV_CG_MAX; i++)
+		dir = c->v1[i];
+	if (!dir)
+		return -ENOENT;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_(fclosep) FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = 0, pid;
+	while (fscanf(f, "%d", &pid) == 1)
+		n++;
+	return n;
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "jail.h"
+
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+static int strv_push(struct strv *s, const char *a)
+{
+	if (s->n + 2 > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		char **v = realloc(s->v, cap * sizeof(char *));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n] = strdup(a);
+	if (!s->v[s->n])
+		return -ENOMEM;
+	s->v[++s->n] = NULL;
+	return 0;
+}
+
+static int strv_pushv(struct strv *s, const char *const *a)
+{
+	int r;
+	for (; *a; a++)
+		if ((r = strv_push(s, *a)) < 0)
+			return r;
+	return 0;
+}
+
+void sv_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *err)
+{
+	struct strv v = {0};
+	char buf[64];
+	int r = 0;
+
+	if (!s->argv || !s->argv[0])
+		return orch_err(err, -EINVAL, "empty command");
+
+	const char *const head[] = {
+		s->bwrap,
+		/* user, pid, ipc, uts, cgroup namespaces; the network namespace is the slot's
+		 * own (already joined by the caller). */
+		"--unshare-all", "--share-net", "--unshare-user", "--disable-userns",
+		"--die-with-parent", "--new-session", "--cap-drop", "ALL", NULL};
+	if ((r = strv_pushv(&v, head)) < 0)
+		goto fail;
+	snprintf(buf, sizeof(buf), "agent-%u", s->slot);
+	if ((r = strv_pushv(&v, (const char *const[]){"--hostname", buf, NULL})) < 0)
+		goto fail;
+
+	for (size_t i = 0; i < s->n_ro_paths; i++) {
+		const char *p = s->ro_paths[i];
+		struct stat st;
+		if (lstat(p, &st) < 0)
+			continue; /* optional: absent on this system */
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlink(p, target, sizeof(target) - 1);
+			if (n <= 0)
+				continue;
+			target[n] = 0;
+			r = strv_pushv(&v, (const char *const[]){"--symlink", target, p, NULL});
+		} else {
+			r = strv_pushv(&v, (const char *const[]){"--ro-bind", p, p, NULL});
+		}
+		if (r < 0)
+			goto fail;
+	}
+	const char *const mounts[] = {"--proc",
+				      "/proc",
+				      "--dev",
+				      "/dev",
+				      "--tmpfs",
+				      "/tmp",
+				      "--bind",
+				      s->workspace,
+				      "/workspace",
+				      "--ro-bind",
+				      s->exec_helper,
+				      SV_JAIL_HELPER_PATH,
+				      "--chdir",
+				      s->cwd ? s->cwd : "/workspace",
+				      NULL};
+	if ((r = strv_pushv(&v, mounts)) < 0)
+		goto fail;
+	if (s->seccomp) {
+		snprintf(buf, sizeof(buf), "%d", SV_JAIL_FD_SECCOMP);
+		if ((r = strv_pushv(&v, (const char *const[]){"--seccomp", buf, NULL})) < 0)
+			goto fail;
+	}
+	snprintf(buf, sizeof(buf), "%d", SV_JAIL_FD_STATUS);
+	if ((r = strv_pushv(&v, (const char *const[]){"--", SV_JAIL_HELPER_PATH, buf, NULL})) < 0 ||
+	    (r = strv_pushv(&v, s->argv)) < 0)
+		goto fail;
+	*ret = v.v;
+	return 0;
+fail:
+	sv_strv_free(v.v);
+	return orch_errno(err, r, "cannot build the bwrap command line");
+}
+
+int sv_workspace_prepare(const char *root, unsigned slot, uid_t uid, gid_t gid, char **ret,
+			 struct orch_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/agent-%u", root, slot) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return orch_errno(err, -errno, "cannot open workspace root %s", root);
+	char name[32];
+	snprintf(name, sizeof(name), "agent-%u", slot);
+	if (mkdirat(rootfd, name, 0700) < 0 && errno != EEXIST)
+		return orch_errno(err, -errno, "cannot create workspace %s", path);
+	/* O_NOFOLLOW: a symlink planted in place of the workspace is refused. */
+	_cleanup_close_ int fd =
+		openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return orch_errno(err, -errno, "workspace %s is not a directory", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return orch_errno(err, -errno, "cannot stat workspace %s", path);
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return orch_errno(err, -errno, "cannot give workspace %s to uid %u", path,
+				  (unsigned)uid);
+	if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
+		return orch_errno(err, -errno, "cannot chmod workspace %s", path);
+	*ret = TAKE_PTR(path);
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The bubblewrap command line for one task, and the agent's workspace directory. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Fixed descriptor numbers in the child that execs bwrap. */
+#define SV_JAIL_FD_SECCOMP 3
+#define SV_JAIL_FD_STATUS 4
+
+/* Where the exec helper appears inside the jail. */
+#define SV_JAIL_HELPER_PATH "/run/orch/exec"
+
+struct sv_jail_spec {
+	const char *bwrap;
+	const char *exec_helper; /* host path */
+	unsigned slot;
+	const char *workspace; /* host path of <root>/agent-N */
+	char *const *ro_paths;
+	size_t n_ro_paths;
+	bool seccomp;
+	const char *cwd;	 /* NULL: /workspace */
+	const char *const *argv; /* the task's command, NULL-terminated */
+};
+
+/* Builds the NULL-terminated argv for execve(bwrap). Free with sv_strv_free. */
+int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *err);
+void sv_strv_free(char **v);
+
+/* Creates <root>/agent-N if missing, makes it a directory (not a symlink) owned by uid:gid
+ * with mode 0700. Returns the path in *ret. */
+int sv_workspace_prepare(const char *root, unsigned slot, uid_t uid, gid_t gid, char **ret,
+			 struct orch_error *err);

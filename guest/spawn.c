@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "jail.h"
+#include "privdrop.h"
+#include "spawn.h"
+
+#define FD_EXEC_ERR 5
+
+enum child_step {
+	STEP_SIGNALS = 1,
+	STEP_NETNS,
+	STEP_CGROUP,
+	STEP_FDS,
+	STEP_RLIMITS,
+	STEP_PRIVS,
+	STEP_SECCOMP,
+	STEP_EXEC,
+};
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_SIGNALS:
+		return "reset signals";
+	case STEP_NETNS:
+		return "join the agent's network namespace";
+	case STEP_CGROUP:
+		return "join the agent's cgroup";
+	case STEP_FDS:
+		return "set up descriptors";
+	case STEP_RLIMITS:
+		return "set rlimits";
+	case STEP_PRIVS:
+		return "switch to the agent's uid";
+	case STEP_SECCOMP:
+		return "prepare the seccomp filter";
+	case STEP_EXEC:
+		return "execute bwrap";
+	default:
+		return "start the jail";
+	}
+}
+
+static _Noreturn void child_fail(int efd, int step, int r)
+{
+	int msg[2] = {step, r < 0 ? -r : r};
+	ssize_t n = write(efd, msg, sizeof(msg));
+	(void)n;
+	_exit(127);
+}
+
+static _Noreturn void child(const struct sv_spawn_spec *s, int out_w, int err_w, int status_w,
+			    int exec_err_w)
+{
+	int r;
+	sigset_t all;
+	sigemptyset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
+		_exit(127);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	int efd = exec_err_w;
+
+	if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
+		child_fail(efd, STEP_NETNS, -errno);
+	if (s->cgroup && (r = sv_cgroup_enter(s->cgroup)) < 0)
+		child_fail(efd, STEP_CGROUP, r);
+
+	int seccomp_fd = -1;
+	if (s->seccomp && (seccomp_fd = sv_seccomp_memfd(s->seccomp)) < 0)
+		child_fail(efd, STEP_SECCOMP, seccomp_fd);
+
+	/* Descriptors: 0 /dev/null, 1 stdout, 2 stderr, 3 seccomp, 4 status, 5 exec error
+	 * (close-on-exec). Park everything at 16 or above first so that no dup2 below
+	 * clobbers a source. */
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		child_fail(efd, STEP_FDS, -errno);
+	int src[6] = {devnull, out_w, err_w, seccomp_fd, status_w, efd};
+	for (int i = 0; i < 6; i++) {
+		if (src[i] < 0)
+			continue;
+		int moved = fcntl(src[i], F_DUPFD_CLOEXEC, 16);
+		if (moved < 0)
+			child_fail(efd, STEP_FDS, -errno);
+		src[i] = moved;
+	}
+	efd = src[5];
+	for (int i = 0; i < 5; i++)
+		if (src[i] >= 0 && dup2(src[i], i) < 0)
+			child_fail(efd, STEP_FDS, -errno);
+	if (dup3(efd, FD_EXEC_ERR, O_CLOEXEC) < 0)
+		child_fail(efd, STEP_FDS, -errno);
+	efd = FD_EXEC_ERR;
+	if (syscall(SYS_close_range, FD_EXEC_ERR + 1, ~0U, 0) < 0)
+		for (int fd = FD_EXEC_ERR + 1; fd < 1024; fd++)
+			close(fd);
+
+	if ((r = sv_apply_rlimits(&s->limits, s->nproc_rlimit)) < 0)
+		child_fail(efd, STEP_RLIMITS, r);
+	if ((r = sv_drop_privileges(s->uid, s->gid)) < 0)
+		child_fail(efd, STEP_PRIVS, r);
+	/* The jail dies with the supervisor (set after the uid change, which clears it). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(efd, STEP_PRIVS, -errno);
+	if (getppid() == 1)
+		_exit(127);
+
+	execve(s->bwrap_argv[0], s->bwrap_argv, s->envp);
+	child_fail(efd, STEP_EXEC, -errno);
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_error *err)
+{
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, st[2] = {-1, -1}, ex[2] = {-1, -1};
+	_cleanup_pid_ pid_t owned = 0; /* killed and reaped on failure */
+	int r;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0 ||
+	    pipe2(ex, O_CLOEXEC) < 0) {
+		r = orch_errno(err, -errno, "cannot create pipes for the task");
+		goto fail;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = orch_errno(err, -errno, "cannot fork");
+		goto fail;
+	}
+	if (pid == 0) {
+		close(out[0]);
+		close(errp[0]);
+		close(st[0]);
+		close(ex[0]);
+		child(s, out[1], errp[1], st[1], ex[1]);
+	}
+	owned = pid;
+	close(out[1]);
+	close(errp[1]);
+	close(st[1]);
+	close(ex[1]);
+	out[1] = errp[1] = st[1] = ex[1] = -1;
+
+	/* Blocks only until the child execs bwrap or fails a setup step (no I/O waits). */
+	int msg[2];
+	ssize_t n;
+	do
+		n = read(ex[0], msg, sizeof(msg));
+	while (n < 0 && errno == EINTR);
+	close(ex[0]);
+	ex[0] = -1;
+	if (n == (ssize_t)sizeof(msg)) {
+		r = orch_errno(err, -msg[1], "cannot %s", step_name(msg[0]));
+		goto fail; /* the cleanup reaps the child */
+	}
+	if (n != 0) {
+		r = orch_err(err, -EIO, "the jail's child died before exec");
+		goto fail;
+	}
+	int pidfd = pidfd_open_(pid);
+	if (pidfd < 0) {
+		r = orch_errno(err, -errno, "pidfd_open");
+		goto fail;
+	}
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? out[0] : i == 1 ? errp[0] : st[0];
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+			r = orch_errno(err, -errno, "fcntl");
+			close(pidfd);
+			goto fail;
+		}
+	}
+	*ret = (struct sv_spawned){
+		.pid = pid,
+		.pidfd = pidfd,
+		.out_fd = out[0],
+		.err_fd = errp[0],
+		.status_fd = st[0],
+	};
+	owned = 0;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+		if (st[i] >= 0)
+			close(st[i]);
+		if (ex[i] >= 0)
+			close(ex[i]);
+	}
+	return r;
+}
+
+int sv_kill_uid(uid_t uid, int sig)
+{
+	if (uid == 0)
+		return -EINVAL;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+			_exit(1);
+		/* As the agent's uid, -1 reaches exactly that uid's processes. */
+		(void)kill(-1, sig);
+		_exit(0);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+}
+
+static void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+int sv_signal_jailed(uid_t uid, pid_t except_pid, int sig)
+{
+	_cleanup_(closedirp) DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == except_pid)
+			continue;
+		char path[64], line[256];
+		snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+		_cleanup_(fclosep) FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		bool uid_match = false, ns_init = false;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned ruid;
+			if (sscanf(line, "Uid: %u", &ruid) == 1)
+				uid_match = ruid == uid;
+			else if (strncmp(line, "NSpid:", 6) == 0) {
+				line[strcspn(line, "\n")] = 0;
+				const char *last = strrchr(line, '\t');
+				if (!last)
+					last = strrchr(line, ' ');
+				ns_init = last && strcmp(last + 1, "1") == 0 &&
+					  strchr(line + 7, '\t');
+			}
+		}
+		if (uid_match && !ns_init && kill((pid_t)pid, sig) == 0)
+			n++;
+	}
+	return n;
+}

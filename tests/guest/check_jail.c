@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the jail pieces: bwrap argv, seccomp export, network namespace, cgroups,
+ * privilege drop, workspace preparation, and one real jailed spawn. Needs root. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "jail-seccomp.h"
+#include "jail.h"
+#include "netns.h"
+#include "privdrop.h"
+#include "spawn.h"
+
+#define TEST_UID 10071
+
+static bool is_root(void)
+{
+	return geteuid() == 0;
+}
+
+static size_t strv_find(char **v, const char *s)
+{
+	for (size_t i = 0; v[i]; i++)
+		if (strcmp(v[i], s) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+START_TEST(test_argv)
+{
+	char *ro[] = {"/usr", "/bin", "/nonexistent-orch-path"};
+	const char *cmd[] = {"make", "test", NULL};
+	struct sv_jail_spec s = {
+		.bwrap = "/usr/bin/bwrap",
+		.exec_helper = "/opt/orch-jail-exec",
+		.slot = 3,
+		.workspace = "/srv/ws/agent-3",
+		.ro_paths = ro,
+		.n_ro_paths = 3,
+		.seccomp = true,
+		.argv = cmd,
+	};
+	char **v = NULL;
+	struct orch_error err = {0};
+	ck_assert_int_eq(sv_jail_argv(&s, &v, &err), 0);
+	ck_assert_str_eq(v[0], "/usr/bin/bwrap");
+	ck_assert_uint_ne(strv_find(v, "--unshare-all"), (size_t)-1);
+	ck_assert_uint_ne(strv_find(v, "--share-net"), (size_t)-1);
+	ck_assert_uint_ne(strv_find(v, "--disable-userns"), (size_t)-1);
+	ck_assert_uint_ne(strv_find(v, "--die-with-parent"), (size_t)-1);
+	ck_assert_uint_ne(strv_find(v, "--new-session"), (size_t)-1);
+	size_t i = strv_find(v, "/srv/ws/agent-3");
+	ck_assert_uint_ne(i, (size_t)-1);
+	ck_assert_str_eq(v[i - 1], "--bind");
+	ck_assert_str_eq(v[i + 1], "/workspace");
+	i = strv_find(v, "--seccomp");
+	ck_assert_str_eq(v[i + 1], "3");
+	ck_assert_uint_eq(strv_find(v, "/nonexistent-orch-path"), (size_t)-1);
+	i = strv_find(v, "--hostname");
+	ck_assert_str_eq(v[i + 1], "agent-3");
+	/* The command comes last, after the helper and its status fd. */
+	i = strv_find(v, "--");
+	ck_assert_str_eq(v[i + 1], SV_JAIL_HELPER_PATH);
+	ck_assert_str_eq(v[i + 2], "4");
+	ck_assert_str_eq(v[i + 3], "make");
+	ck_assert_str_eq(v[i + 4], "test");
+	ck_assert_ptr_null(v[i + 5]);
+	struct stat st;
+	if (lstat("/bin", &st) == 0 && S_ISLNK(st.st_mode)) {
+		i = strv_find(v, "/bin");
+		ck_assert_str_eq(v[i - 2], "--symlink");
+	}
+	sv_strv_free(v);
+
+	const char *empty[] = {NULL};
+	s.argv = empty;
+	ck_assert_int_eq(sv_jail_argv(&s, &v, &err), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_seccomp)
+{
+	struct sv_seccomp sc = {0};
+	struct orch_error err = {0};
+	ck_assert_msg(sv_seccomp_build(&sc, &err) == 0, "%s", err.msg);
+	ck_assert_uint_gt(sc.len, 0);
+	ck_assert_uint_eq(sc.len % 8, 0); /* struct sock_filter */
+	int fd = sv_seccomp_memfd(&sc);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	unsigned char *buf = malloc(sc.len + 1);
+	ck_assert_int_eq(read(fd, buf, sc.len + 1), (ssize_t)sc.len);
+	ck_assert_mem_eq(buf, sc.bpf, sc.len);
+	free(buf);
+	close(fd);
+	sv_seccomp_done(&sc);
+}
+END_TEST
+
+START_TEST(test_netns)
+{
+	if (!is_root())
+		return;
+	struct orch_error err = {0};
+	int ns = sv_netns_new(&err);
+	ck_assert_msg(ns >= 0, "%s", err.msg);
+	/* The supervisor stayed in its own namespace. */
+	char a[64] = "", b[64] = "";
+	ck_assert_int_gt(readlink("/proc/self/ns/net", a, sizeof(a) - 1), 0);
+	snprintf(b, sizeof(b), "/proc/self/fd/%d", ns);
+	char c[64] = "";
+	ck_assert_int_gt(readlink(b, c, sizeof(c) - 1), 0);
+	ck_assert_str_ne(a, c);
+
+	/* lo is up inside: a listener on 127.0.0.1 accepts a connection made inside. */
+	int ls = sv_netns_socket(ns, AF_INET, SOCK_STREAM, &err);
+	ck_assert_msg(ls >= 0, "%s", err.msg);
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons(4000),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	int cs = sv_netns_socket(ns, AF_INET, SOCK_STREAM, &err);
+	ck_assert_int_ge(cs, 0);
+	ck_assert_int_eq(connect(cs, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	ck_assert_int_eq(ioctl(cs, SIOCGIFFLAGS, &ifr), 0);
+	ck_assert(ifr.ifr_flags & IFF_UP);
+	/* Only lo exists. */
+	ck_assert_int_eq(if_nametoindex("lo") > 0, 1);
+	struct ifreq e = {.ifr_ifindex = 2};
+	ck_assert_int_lt(ioctl(cs, SIOCGIFNAME, &e), 0);
+	close(cs);
+	close(ls);
+	close(ns);
+}
+END_TEST
+
+START_TEST(test_cgroups)
+{
+	if (!is_root())
+		return;
+	struct sv_cgroups cg;
+	struct orch_error err = {0};
+	ck_assert_int_eq(sv_cgroups_init(&cg, "orch-unit", &err), 0);
+	json_t *d = sv_cgroups_describe(&cg);
+	ck_assert_ptr_nonnull(json_object_get(d, "kill"));
+	ck_assert_ptr_nonnull(json_object_get(d, "memory"));
+	json_decref(d);
+	struct sv_cgroup c = {0};
+	ck_assert_msg(sv_cgroup_create(&cg, 5, &c, &err) == 0, "%s", err.msg);
+	struct orch_limits l = {.memory_bytes = 64 << 20, .pids = 50, .cpu_percent = 50};
+	bool enforced[_SV_CG_MAX];
+	ck_assert_msg(sv_cgroup_apply(&c, &l, enforced, &err) == 0, "%s", err.msg);
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		ck_assert_int_eq(enforced[i], cg.ctrl[i] != SV_CG_NONE);
+	/* A child joins and is killed through the cgroup. */
+	if (c.v2 || c.v1[0] || c.v1[1]) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (sv_cgroup_enter(&c) < 0)
+				_exit(3);
+			pause();
+			_exit(0);
+		}
+		for (int i = 0; i < 200 && sv_cgroup_count(&c) < 1; i++)
+			usleep(10000);
+		ck_assert_int_eq(sv_cgroup_count(&c), 1);
+		ck_assert_int_eq(sv_cgroup_kill(&c), 1);
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	}
+	sv_cgroup_done(&c);
+	sv_cgroups_done(&cg);
+}
+END_TEST
+
+START_TEST(test_privdrop)
+{
+	if (!is_root())
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (sv_drop_privileges(TEST_UID, TEST_UID) < 0)
+			_exit(2);
+		if (getuid() != TEST_UID || geteuid() != TEST_UID || getgid() != TEST_UID)
+			_exit(3);
+		if (setuid(0) == 0 || setresuid(0, 0, 0) == 0)
+			_exit(4);
+		gid_t groups[4];
+		if (getgroups(4, groups) != 1 || groups[0] != TEST_UID)
+			_exit(5);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(sv_drop_privileges(0, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_workspace)
+{
+	if (!is_root())
+		return;
+	char root[] = "/tmp/orch-ws-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	struct orch_error err = {0};
+	char *p = NULL;
+	ck_assert_int_eq(sv_workspace_prepare(root, 2, TEST_UID, TEST_UID, &p, &err), 0);
+	struct stat st;
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_uid, TEST_UID);
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	rmdir(p);
+	free(p);
+	/* A symlink in place of the workspace is refused. */
+	char link[PATH_MAX];
+	snprintf(link, sizeof(link), "%s/agent-4", root);
+	ck_assert_int_eq(symlink("/etc", link), 0);
+	ck_assert_int_lt(sv_workspace_prepare(root, 4, TEST_UID, TEST_UID, &p, &err), 0);
+	unlink(link);
+	rmdir(root);
+}
+END_TEST
+
+static size_t read_all(int fd, char *buf, size_t size)
+{
+	size_t off = 0;
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (poll(&pfd, 1, 20000) <= 0)
+			break;
+		ssize_t n = read(fd, buf + off, size - 1 - off);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = 0;
+	return off;
+}
+
+START_TEST(test_spawn)
+{
+	if (!is_root())
+		return;
+	const char *bd = getenv("ORCH_BUILDDIR");
+	ck_assert_ptr_nonnull(bd);
+	char helper[PATH_MAX];
+	snprintf(helper, sizeof(helper), "%s/guest/orch-jail-exec", bd);
+	char root[] = "/tmp/orch-ws-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	chmod(root, 0711);
+	struct orch_error err = {0};
+	char *ws = NULL;
+	ck_assert_int_eq(sv_workspace_prepare(root, 1, TEST_UID, TEST_UID, &ws, &err), 0);
+
+	struct sv_seccomp sc = {0};
+	ck_assert_int_eq(sv_seccomp_build(&sc, &err), 0);
+	int ns = sv_netns_new(&err);
+	ck_assert_int_ge(ns, 0);
+	char *ro[] = {"/usr", "/bin", "/lib", "/lib64", "/etc"};
+	const char *cmd[] = {"sh", "-c", "id -u; touch /workspace/made; echo oops >&2; exit 7",
+			     NULL};
+	struct sv_jail_spec js = {.bwrap = "/usr/bin/bwrap",
+				  .exec_helper = helper,
+				  .slot = 1,
+				  .workspace = ws,
+				  .ro_paths = ro,
+				  .n_ro_paths = 5,
+				  .seccomp = true,
+				  .argv = cmd};
+	char **argv = NULL;
+	ck_assert_int_eq(sv_jail_argv(&js, &argv, &err), 0);
+	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	struct sv_spawn_spec ss = {.bwrap_argv = argv,
+				   .envp = envp,
+				   .seccomp = &sc,
+				   .netns_fd = ns,
+				   .uid = TEST_UID,
+				   .gid = TEST_UID,
+				   .limits = {.nofile = 256}};
+	struct sv_spawned sp;
+	ck_assert_msg(sv_spawn(&ss, &sp, &err) == 0, "%s", err.msg);
+	char out[4096], errb[4096], st[256];
+	read_all(sp.out_fd, out, sizeof(out));
+	read_all(sp.err_fd, errb, sizeof(errb));
+	read_all(sp.status_fd, st, sizeof(st));
+	int status;
+	ck_assert_int_eq(waitpid(sp.pid, &status, 0), sp.pid);
+	ck_assert_str_eq(out, "10071\n");
+	ck_assert_msg(strstr(errb, "oops") != NULL, "stderr: %s", errb);
+	ck_assert_str_eq(st, "exited 7\n");
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+
+	char made[PATH_MAX];
+	snprintf(made, sizeof(made), "%s/made", ws);
+	struct stat sb;
+	ck_assert_int_eq(stat(made, &sb), 0);
+	ck_assert_uint_eq(sb.st_uid, TEST_UID);
+	unlink(made);
+	close(sp.out_fd);
+	close(sp.err_fd);
+	close(sp.status_fd);
+	close(sp.pidfd);
+
+	/* A setup failure is reported, not exec'd: a bad namespace fd. */
+	ss.netns_fd = 1000;
+	ck_assert_int_lt(sv_spawn(&ss, &sp, &err), 0);
+	ck_assert_msg(strstr(err.msg, "network namespace") != NULL, "%s", err.msg);
+
+	sv_strv_free(argv);
+	sv_seccomp_done(&sc);
+	close(ns);
+	rmdir(ws);
+	rmdir(root);
+	free(ws);
+}
+END_TEST
+
+static Suite *jail_suite(void)
+{
+	Suite *s = suite_create("guest-jail");
+	TCase *tc = tcase_create("jail");
+	tcase_add_test(tc, test_argv);
+	tcase_add_test(tc, test_seccomp);
+	tcase_add_test(tc, test_netns);
+	tcase_add_test(tc, test_cgroups);
+	tcase_add_test(tc, test_privdrop);
+	tcase_add_test(tc, test_workspace);
+	tcase_add_test(tc, test_spawn);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	if (!is_root())
+		fprintf(stderr, "not root: the namespace, cgroup and spawn cases do nothing\n");
+	SRunner *sr = srunner_create(jail_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
