@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The proxy's configuration: the "llm" object of orchd's configuration file
+ * (docs/CONFIG.md), parsed strictly, plus a few internal knobs with defaults. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "error.h"
+#include "llm-ledger.h"
+#include "llm-policy.h"
+#include "llm-price.h"
+#include "llm-types.h"
+
+#define LLM_MAX_UPSTREAMS 16
+#define LLM_MAX_MODELS 256
+
+struct llm_upstream {
+	char name[65];
+	enum llm_api kind;
+	char *base_url; /* without a trailing slash */
+	char *key_file;
+	char *key;     /* filled by llm_config_load_keys; never logged */
+	char *ca_file; /* NULL: system trust store (tests point it at their own CA) */
+};
+
+struct llm_model {
+	char name[LLM_MODEL_MAX + 1];
+	size_t upstream; /* index into upstreams */
+	struct llm_price price;
+};
+
+struct llm_config {
+	struct llm_policy policy;
+	size_t n_upstreams;
+	struct llm_upstream upstreams[LLM_MAX_UPSTREAMS];
+	size_t n_models;
+	struct llm_model *models;
+	int64_t timeout_ms;	    /* total time of one upstream request */
+	int64_t connect_timeout_ms; /* 10000 */
+	uint32_t agent_rpm, task_rpm;
+	struct llm_limits limits;
+	size_t drain_max_bytes;	   /* read on after the agent left, to learn the usage: 8 MiB */
+	size_t max_response_bytes; /* non-streamed answers kept for usage parsing: 16 MiB */
+	unsigned max_inflight;	   /* concurrent exchanges: 256 */
+};
+
+/* Defaults, no upstreams and no models (everything refused). */
+int llm_config_init(struct llm_config *c);
+/* Parses an "llm" object (NULL: defaults). Unknown keys, wrong types and out-of-range
+ * values are errors naming the key ("llm.models.x.upstream: unknown upstream 'y'"). */
+int llm_config_parse(json_t *llm, struct llm_config *ret, struct orch_error *err);
+/* Reads every upstream's key file (mode checked, see llm-key.h). */
+int llm_config_load_keys(struct llm_config *c, struct orch_error *err);
+void llm_config_done(struct llm_config *c);
+
+const struct llm_model *llm_config_model(const struct llm_config *c, const char *name);
+/* Adds an upstream / a model programmatically (tests, benchmarks). */
+int llm_config_add_upstream(struct llm_config *c, const char *name, enum llm_api kind,
+			    const char *base_url, const char *key_file, struct orch_error *err);
+int llm_config_add_model(struct llm_config *c, const char *name, const char *upstream,
+			 double in_usd_per_mtok, double out_usd_per_mtok, struct orch_error *err);
