@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The local backend: orch-supervisor runs on the host as orchd's child, connected over a
+ * socketpair (its fd 3), agents in bubblewrap jails. No VM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "log.h"
+#include "orchd.h"
+
+struct local {
+	pid_t pid;
+	int pidfd;
+	struct orch_io *pid_io;
+	struct orch_timer *kill_timer;
+	bool stopping;
+};
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void reaped(struct vm *vm, struct local *l)
+{
+	siginfo_t si = {0};
+	char why[128];
+
+	(void)waitid(P_PIDFD, (id_t)l->pidfd, &si, WEXITED | WNOHANG);
+	if (si.si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "supervisor exited with status %d", si.si_status);
+	else
+		snprintf(why, sizeof(why), "supervisor killed by signal %d", si.si_status);
+	orch_io_free(l->pid_io);
+	l->pid_io = NULL;
+	close(l->pidfd);
+	l->pidfd = -1;
+	l->pid = 0;
+	orch_timer_free(l->kill_timer);
+	l->kill_timer = NULL;
+	if (!l->stopping)
+		vm_gone(vm, why);
+	l->stopping = false;
+}
+
+static void on_pidfd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		     void *data)
+{
+	struct vm *vm = data;
+
+	reaped(vm, vm->backend);
+}
+
+static int local_start(struct vm *vm, struct orch_error *err)
+{
+	struct local *l = vm->backend;
+	_cleanup_close_ int a = -1, b = -1;
+	char slots[32], uid_base[32], level[16];
+	int sv[2], r, pidfd;
+	pid_t pid;
+
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return orch_err(err, -ENOMEM, "out of memory");
+		l->pidfd = -1;
+		vm->backend = l;
+	}
+	if (l->pid > 0)
+		return orch_err(err, -EBUSY, "vm %s: supervisor already running (pid %d)",
+				vm->cfg->name, (int)l->pid);
+	if (!vm->d->supervisor_path)
+		return orch_err(err, -ENOENT,
+				"orch-supervisor not found next to orchd, in the libexec directory "
+				"or the build tree; set \"supervisor\" in the config");
+	r = mkdir_p(vm->cfg->workspace, 0755);
+	if (r < 0)
+		return orch_errno(err, r, "vm %s: cannot create workspace %s", vm->cfg->name,
+				  vm->cfg->workspace);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return orch_errno(err, -errno, "socketpair");
+	a = sv[0];
+	b = sv[1];
+	if (fcntl(a, F_SETFL, O_NONBLOCK) < 0)
+		return orch_errno(err, -errno, "fcntl");
+	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
+	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
+	snprintf(level, sizeof(level), "%s",
+		 orch_log_level >= ORCH_LOG_DEBUG  ? "debug"
+		 : orch_log_level >= ORCH_LOG_INFO ? "info"
+						   : "warn");
+
+	pid = fork();
+	if (pid < 0)
+		return orch_errno(err, -errno, "fork");
+	if (pid == 0) {
+		const char *argv[] = {
+			vm->d->supervisor_path, "--connect",	    "fd:3",	  "--slots", slots,
+			"--workspace-root",	vm->cfg->workspace, "--uid-base", uid_base,  NULL};
+		sigset_t all;
+
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(127);
+		setsid();
+		if (dup2(b, 3) < 0)
+			_exit(127);
+		setenv("ORCH_LOG_LEVEL", level, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return orch_errno(err, r, "pidfd_open");
+	}
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	l->pid = pid;
+	l->pidfd = pidfd;
+	l->stopping = false;
+	r = orch_io_add(vm->d->loop, pidfd, EPOLLIN, on_pidfd, vm, &l->pid_io);
+	if (r < 0)
+		return orch_errno(err, r, "watching the supervisor");
+	orch_log(ORCH_LOG_INFO, "local", "supervisor started", "vm", vm->cfg->name, "path",
+		 vm->d->supervisor_path, NULL);
+	return vm_attach_channel(vm, TAKE_FD(a), err);
+}
+
+static void on_kill_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct local *l = data;
+
+	if (l->pid > 0)
+		kill(l->pid, SIGKILL);
+}
+
+static void local_stop(struct vm *vm, bool force)
+{
+	struct local *l = vm->backend;
+
+	if (!l || l->pid <= 0)
+		return;
+	l->stopping = true;
+	kill(l->pid, force ? SIGKILL : SIGTERM);
+	if (!force && !l->kill_timer)
+		orch_timer_add(vm->d->loop, 3000, 0, on_kill_timer, l, &l->kill_timer);
+}
+
+static void local_free(struct vm *vm)
+{
+	struct local *l = vm->backend;
+
+	if (!l)
+		return;
+	if (l->pid > 0) {
+		kill(l->pid, SIGKILL);
+		while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	orch_io_free(l->pid_io);
+	orch_timer_free(l->kill_timer);
+	if (l->pidfd >= 0)
+		close(l->pidfd);
+	free(l);
+	vm->backend = NULL;
+}
+
+/* Waits (bounded) for a stopping supervisor, for a clean shutdown of orchd. */
+static void local_shutdown(struct orchd *d)
+{
+	uint64_t deadline = orch_now_ms() + 3000;
+
+	for (size_t i = 0; i < d->n_vms; i++) {
+		struct local *l = d->vms[i]->backend;
+		if (d->vms[i]->ops != &orchd_backend_local || !l || l->pid <= 0)
+			continue;
+		kill(l->pid, SIGTERM);
+		while (orch_now_ms() < deadline) {
+			if (waitpid(l->pid, NULL, WNOHANG) == l->pid) {
+				l->pid = 0;
+				break;
+			}
+			usleep(10000);
+		}
+	}
+}
+
+static void local_describe(const struct vm *vm, json_t *obj)
+{
+	const struct local *l = vm->backend;
+
+	json_object_set_new(obj, "pid", l && l->pid > 0 ? json_integer(l->pid) : json_null());
+}
+
+const struct orchd_backend_ops orchd_backend_local = {
+	.name = "local",
+	.shutdown = local_shutdown,
+	.start = local_start,
+	.stop = local_stop,
+	.free = local_free,
+	.describe = local_describe,
+};

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* VM backends behind one interface. A backend starts and stops the thing that runs a
+ * supervisor (a local child process, a libvirt domain) and hands orchd the channel to it:
+ * it calls vm_attach_channel(vm, fd) when a connection to the supervisor exists and
+ * vm_gone(vm, reason) when the VM/supervisor disappeared. Everything runs on orchd's
+ * loop (vm->d->loop). Backends keep their own state in vm->backend. */
+#pragma once
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "error.h"
+
+struct vm;
+struct orchd;
+
+struct orchd_backend_ops {
+	const char *name; /* "local", "libvirt": the config's vms.<name>.backend */
+	/* Once per orchd before any VM starts (e.g. connect to libvirtd); may be NULL. */
+	int (*init)(struct orchd *d, struct orch_error *err);
+	void (*shutdown)(struct orchd *d);
+	/* Start the VM; the channel arrives later through vm_attach_channel. */
+	int (*start)(struct vm *vm, struct orch_error *err);
+	/* Stop it (force: at once). vm_gone is NOT called for a stop requested here. */
+	void (*stop)(struct vm *vm, bool force);
+	/* Release vm->backend (after stop). */
+	void (*free)(struct vm *vm);
+	/* Path of the console log, NULL when there is none. */
+	const char *(*console_path)(const struct vm *vm);
+	/* Extra fields for `orch status` (e.g. pid, domain id); may be NULL. */
+	void (*describe)(const struct vm *vm, json_t *obj);
+};
+
+/* The table of compiled-in backends (backend.c); NULL when unknown. */
+const struct orchd_backend_ops *orchd_backend_find(const char *name);
+extern const struct orchd_backend_ops orchd_backend_local;

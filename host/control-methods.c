@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control socket methods (docs/CONTROL.md). Params are validated strictly: unknown
+ * members, wrong types and out-of-range values are INVALID_PARAMS naming the member. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "config-util.h"
+#include "control.h"
+#include "log.h"
+#include "orch-config.h"
+
+#define LIST_MAX 10000
+
+static int bad(struct orch_error *err, int r)
+{
+	/* config-util reports -EINVAL with the member named: make it a JSON-RPC error. */
+	if (r == -EINVAL)
+		err->code = ORCH_RPC_INVALID_PARAMS;
+	return err->code;
+}
+
+static int need_object(json_t *params, const char *const *keys, struct orch_error *err)
+{
+	int r;
+
+	if (!params)
+		return 0;
+	if (!json_is_object(params))
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params: expected an object");
+	r = cfg_check_keys(params, "params", keys, err);
+	return r < 0 ? bad(err, r) : 0;
+}
+
+static int get_task_id(json_t *params, int64_t *ret, struct orch_error *err)
+{
+	int64_t id = 0;
+	int r = cfg_int(params, "params", "id", 1, INT64_MAX, &id, err);
+
+	if (r < 0)
+		return bad(err, r);
+	if (!id)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.id: required (a task id)");
+	*ret = id;
+	return 0;
+}
+
+static bool env_name_ok(const char *k)
+{
+	if (!*k || (*k >= '0' && *k <= '9') || strlen(k) > 256)
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_'))
+			return false;
+	return true;
+}
+
+static int m_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err)
+{
+	static const char *const keys[] = {"argv",     "env",	     "cwd",	"vm",	   "slot",
+					   "priority", "timeout_ms", "retries", "profile", NULL};
+	struct orchd *d = control_orchd(rpc);
+	const struct orchd_profile_config *prof = NULL;
+	_cleanup_free_ const char **argv = NULL, **env = NULL;
+	_cleanup_free_ char *vm = NULL, *cwd = NULL, *profile = NULL;
+	char **env_own = NULL;
+	size_t n_env_own = 0, argc = 0, n_env = 0;
+	struct task_spec spec = {.slot = -1, .retries = d->cfg->scheduler.retries};
+	json_t *a, *v, *e;
+	const char *k;
+	int64_t id, counts[_TASK_STATE_MAX];
+	size_t i;
+	int r;
+
+	if (!params)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.argv: required");
+	if ((r = need_object(params, keys, err)) < 0)
+		return r;
+	a = json_object_get(params, "argv");
+	if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ORCH_MAX_ARGV)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"params.argv: expected an array of 1..%d strings", ORCH_MAX_ARGV);
+	if ((r = cfg_string(params, "params", "vm", ORCHD_NAME_MAX, false, &vm, err)) < 0 ||
+	    (r = cfg_string(params, "params", "cwd", 4095, false, &cwd, err)) < 0 ||
+	    (r = cfg_string(params, "params", "profile", ORCHD_NAME_MAX, false, &profile, err)) <
+		    0 ||
+	    (r = cfg_int(params, "params", "slot", 0, ORCH_MAX_SLOTS - 1, &spec.slot, err)) < 0 ||
+	    (r = cfg_int(params, "params", "priority", -1000000, 1000000, &spec.priority, err)) <
+		    0 ||
+	    (r = cfg_int(params, "params", "timeout_ms", 0, 604800000, &spec.limits.timeout_ms,
+			 err)) < 0 ||
+	    (r = cfg_int(params, "params", "retries", 0, 10, &spec.retries, err)) < 0)
+		return bad(err, r);
+	if (vm && !orchd_find_vm(d, vm))
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"", vm);
+	if (vm && spec.slot >= orchd_find_vm(d, vm)->n_slots)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.slot: VM %s has %lld slots",
+				vm, (long long)orchd_find_vm(d, vm)->n_slots);
+	if (profile && !(prof = orchd_config_profile(d->cfg, profile)))
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
+				profile);
+	if (cwd && cwd[0] != '/')
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"params.cwd: expected an absolute path");
+
+	argv = calloc(json_array_size(a) + (prof ? prof->n_command : 0) + 1, sizeof(char *));
+	if (!argv)
+		return orch_err(err, -ENOMEM, "out of memory");
+	for (i = 0; prof && i < prof->n_command; i++)
+		argv[argc++] = prof->command[i];
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) > ORCH_MAX_ARG_LEN ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"params.argv[%zu]: expected a string without NUL bytes", i);
+		argv[argc++] = json_string_value(v);
+	}
+	if (argc > ORCH_MAX_ARGV)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.argv: too many arguments");
+
+	e = json_object_get(params, "env");
+	if (e && (!json_is_object(e) || json_object_size(e) > ORCH_MAX_ENV))
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"params.env: expected an object of at most %d strings",
+				ORCH_MAX_ENV);
+	env = calloc((e ? json_object_size(e) : 0) + (prof ? prof->n_env : 0) + 1, sizeof(char *));
+	env_own = calloc((e ? json_object_size(e) : 0) + 1, sizeof(char *));
+	if (!env || !env_own) {
+		free(env_own);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
+	for (i = 0; prof && i < prof->n_env; i++)
+		env[n_env++] = prof->env[i];
+	r = 0;
+	if (e)
+		json_object_foreach(e, k, v)
+		{
+			if (!env_name_ok(k) || !json_is_string(v) ||
+			    json_string_length(v) > ORCH_MAX_ARG_LEN ||
+			    strlen(json_string_value(v)) != json_string_length(v)) {
+				r = orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					     "params.env.%.64s: expected NAME (letters, digits, _) "
+					     "and a string value",
+					     k);
+				break;
+			}
+			if (asprintf(&env_own[n_env_own], "%s=%s", k, json_string_value(v)) < 0) {
+				r = orch_err(err, -ENOMEM, "out of memory");
+				break;
+			}
+			env[n_env++] = env_own[n_env_own++];
+		}
+	if (r >= 0 && n_env > ORCH_MAX_ENV)
+		r = orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.env: too many variables");
+	if (r >= 0 && d->n_queued >= d->cfg->scheduler.max_queue) {
+		/* refresh the cached count before refusing */
+		if (store_task_counts(d->store, counts, err) >= 0)
+			d->n_queued = counts[TASK_QUEUED];
+		if (d->n_queued >= d->cfg->scheduler.max_queue)
+			r = orch_err(err, ORCH_RPC_BUSY,
+				     "the queue is full (%lld tasks; scheduler.max_queue)",
+				     (long long)d->n_queued);
+	}
+	if (r >= 0) {
+		if (prof) {
+			int64_t t = spec.limits.timeout_ms;
+			spec.limits = prof->limits;
+			if (t)
+				spec.limits.timeout_ms = t;
+		}
+		spec.argv = argv;
+		spec.argc = argc;
+		spec.env = env;
+		spec.n_env = n_env;
+		spec.cwd = cwd;
+		spec.vm = vm;
+		spec.profile = profile;
+		r = store_task_insert(d->store, &spec, &id, err);
+	}
+	cfg_strv_free(env_own);
+	if (r < 0)
+		return r;
+	d->n_queued++;
+	sched_kick(d);
+	return orch_rpc_reply(req, json_pack("{sIss}", "id", (json_int_t)id, "state", "queued"));
+}
+
+static int m_get(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		 struct orch_error *err)
+{
+	static const char *const keys[] = {"id", NULL};
+	struct orchd *d = control_orchd(rpc);
+	struct task_row *t;
+	int64_t id;
+	json_t *res;
+	int r;
+
+	if ((r = need_object(params, keys, err)) < 0 || (r = get_task_id(params, &id, err)) < 0)
+		return r;
+	r = store_task_get(d->store, id, &t, err);
+	if (r == -ENOENT)
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "no task %lld", (long long)id);
+	if (r < 0)
+		return r;
+	res = task_row_to_json(t);
+	task_row_free(t);
+	return orch_rpc_reply(req, res);
+}
+
+static int m_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err)
+{
+	static const char *const keys[] = {"state", "limit", NULL};
+	struct orchd *d = control_orchd(rpc);
+	_cleanup_free_ char *state = NULL;
+	int64_t limit = 100;
+	json_t *tasks;
+	int r, st = -1;
+
+	if ((r = need_object(params, keys, err)) < 0)
+		return r;
+	if ((r = cfg_string(params, "params", "state", 32, false, &state, err)) < 0 ||
+	    (r = cfg_int(params, "params", "limit", 1, LIST_MAX, &limit, err)) < 0)
+		return bad(err, r);
+	if (state && (st = task_state_from_name(state)) < 0)
+		return orch_err(
+			err, ORCH_RPC_INVALID_PARAMS,
+			"params.state: expected queued, leased, running, succeeded, failed, "
+			"timed_out, cancelled or lost");
+	r = store_task_list(d->store, st, limit, &tasks, err);
+	if (r < 0)
+		return r;
+	return orch_rpc_reply(req, json_pack("{so}", "tasks", tasks));
+}
+
+static int wait_or_logs(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			enum waiter_kind kind, struct orch_error *err)
+{
+	static const char *const wkeys[] = {"id", NULL};
+	static const char *const lkeys[] = {"id", "from_seq", "follow", NULL};
+	struct orchd *d = control_orchd(rpc);
+	struct task_row *t;
+	int64_t id, from = 0;
+	bool follow = false;
+	int r;
+
+	if ((r = need_object(params, kind == WAITER_WAIT ? wkeys : lkeys, err)) < 0 ||
+	    (r = get_task_id(params, &id, err)) < 0)
+		return r;
+	if ((r = cfg_int(params, "params", "from_seq", 0, INT64_MAX, &from, err)) < 0 ||
+	    (r = cfg_bool(params, "params", "follow", &follow, err)) < 0)
+		return bad(err, r);
+	r = store_task_get(d->store, id, &t, err);
+	if (r == -ENOENT)
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "no task %lld", (long long)id);
+	if (r < 0)
+		return r;
+	task_row_free(t);
+	r = waiter_add(d, kind, id, from, follow, req);
+	if (r < 0)
+		return orch_err(err, r, "out of memory");
+	return 0;
+}
+
+static int m_wait(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err)
+{
+	return wait_or_logs(rpc, req, params, WAITER_WAIT, err);
+}
+
+static int m_logs(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err)
+{
+	return wait_or_logs(rpc, req, params, WAITER_LOGS, err);
+}
+
+static int m_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err)
+{
+	static const char *const keys[] = {"id", NULL};
+	struct orchd *d = control_orchd(rpc);
+	struct task_row *t;
+	int64_t id;
+	int r;
+
+	if ((r = need_object(params, keys, err)) < 0 || (r = get_task_id(params, &id, err)) < 0)
+		return r;
+	r = store_task_get(d->store, id, &t, err);
+	if (r == -ENOENT)
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "no task %lld", (long long)id);
+	if (r < 0)
+		return r;
+	if (task_state_final(t->state)) {
+		r = orch_err(err, ORCH_RPC_CONFLICT, "task %lld already finished (%s)",
+			     (long long)id, task_state_name(t->state));
+	} else if (t->state == TASK_QUEUED) {
+		struct task_result res = {.state = TASK_CANCELLED,
+					  .exit_code = -1,
+					  .reason = "cancelled before it started"};
+		r = store_task_finish(d->store, id, &res, err);
+		if (r >= 0)
+			orchd_task_changed(d, id);
+	} else {
+		struct vm *vm = t->vm ? orchd_find_vm(d, t->vm) : NULL;
+		r = store_task_set_cancel(d->store, id, err);
+		if (r >= 0 && vm)
+			vm_cancel_task(vm, id);
+	}
+	task_row_free(t);
+	if (r < 0)
+		return r;
+	return orch_rpc_reply(req, json_pack("{sIsb}", "id", (json_int_t)id, "cancelling", 1));
+}
+
+static int m_status(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err)
+{
+	static const char *const keys[] = {NULL};
+	struct orchd *d = control_orchd(rpc);
+	int64_t counts[_TASK_STATE_MAX];
+	json_t *res, *vms, *tasks, *backends;
+	int r;
+
+	if ((r = need_object(params, keys, err)) < 0)
+		return r;
+	if ((r = store_task_counts(d->store, counts, err)) < 0)
+		return r;
+	d->n_queued = counts[TASK_QUEUED];
+	vms = json_array();
+	for (size_t i = 0; i < d->n_vms; i++)
+		json_array_append_new(vms, vm_to_json(d->vms[i]));
+	tasks = json_object();
+	for (int i = 0; i < _TASK_STATE_MAX; i++)
+		json_object_set_new(tasks, task_state_name((enum task_state)i),
+				    json_integer(counts[i]));
+	backends = json_array();
+	json_array_append_new(backends, json_string("local"));
+	if (orchd_backend_find("libvirt"))
+		json_array_append_new(backends, json_string("libvirt"));
+	res = json_pack("{sssIsIsssssIsoso}", "version", ORCH_VERSION, "pid", (json_int_t)getpid(),
+			"uptime_ms", (json_int_t)(orch_now_ms() - d->started_ms), "state_dir",
+			d->cfg->state_dir, "socket", d->cfg->socket, "queue_depth",
+			(json_int_t)counts[TASK_QUEUED], "tasks", tasks, "vms", vms);
+	if (res)
+		json_object_set_new(res, "backends", backends);
+	else
+		json_decref(backends);
+	return orch_rpc_reply(req, res);
+}
+
+const struct orch_rpc_method control_methods[] = {
+	{"task.submit", ORCH_RPC_M_REQUEST, 0, m_submit},
+	{"task.get", ORCH_RPC_M_REQUEST, 0, m_get},
+	{"task.list", ORCH_RPC_M_REQUEST, 0, m_list},
+	{"task.wait", ORCH_RPC_M_REQUEST, 0, m_wait},
+	{"task.logs", ORCH_RPC_M_REQUEST, 0, m_logs},
+	{"task.cancel", ORCH_RPC_M_REQUEST, 0, m_cancel},
+	{"status", ORCH_RPC_M_REQUEST, 0, m_status},
+};
+
+const size_t control_n_methods = ELEMENTSOF(control_methods);

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The control socket: AF_UNIX stream, mode 0660 (group: the configured group), NDJSON
+ * JSON-RPC. Each connection is authorised once by SO_PEERCRED: root, or a user whose
+ * primary or supplementary groups include the configured group. Anyone else gets one
+ * JSON-RPC error (-32005) and the connection is closed; nothing else happens. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "control.h"
+#include "log.h"
+
+struct client {
+	struct client *prev, *next;
+	struct control *c;
+	struct orch_rpc *rpc;
+};
+
+struct control {
+	struct orchd *d;
+	int fd;
+	struct orch_io *io;
+	char *path;
+	bool has_group;
+	gid_t gid;
+	struct client *clients;
+	size_t n_clients;
+};
+
+static bool peer_allowed(struct control *c, uid_t uid, gid_t gid)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+	gid_t groups[256];
+	int n = (int)ELEMENTSOF(groups);
+
+	if (uid == 0)
+		return true;
+	if (!c->has_group)
+		return false;
+	if (gid == c->gid)
+		return true;
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
+		return false;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == c->gid)
+			return true;
+	return false;
+}
+
+static void client_free(struct client *cl)
+{
+	struct control *c = cl->c;
+
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		c->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	c->n_clients--;
+	waiters_drop_client(c->d, cl->rpc);
+	orch_rpc_set_close_cb(cl->rpc, NULL);
+	orch_rpc_unref(cl->rpc);
+	free(cl);
+}
+
+static void on_client_close(struct orch_rpc *rpc, int code, void *data)
+{
+	struct client *cl = data;
+
+	client_free(cl);
+}
+
+static void on_client_drain(struct orch_rpc *rpc, void *data)
+{
+	struct client *cl = data;
+
+	waiters_drain(cl->c->d, rpc);
+}
+
+static void refuse(int fd, const char *msg)
+{
+	_cleanup_json_ json_t *e = orch_rpc_make_error(json_null(), ORCH_RPC_DENIED, msg, NULL);
+	_cleanup_free_ char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+
+	if (s) {
+		size_t len = strlen(s);
+		s[len] = '\n'; /* replaces the NUL: write len + 1 bytes */
+		(void)!write(fd, s, len + 1);
+	}
+	close(fd);
+}
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,
+		      void *data)
+{
+	struct control *c = data;
+
+	for (;;) {
+		struct orch_rpc_opts opts = {.max_line = 2 * 1024 * 1024, .name = "control"};
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		struct client *cl;
+		char msg[256], ids[64];
+		int fd, r;
+
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				orch_logf(ORCH_LOG_WARN, "control", "accept: %s", strerror(errno));
+			return;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			close(fd);
+			continue;
+		}
+		snprintf(ids, sizeof(ids), "uid=%u gid=%u pid=%d", (unsigned)cred.uid,
+			 (unsigned)cred.gid, (int)cred.pid);
+		if (!peer_allowed(c, cred.uid, cred.gid)) {
+			snprintf(msg, sizeof(msg), "permission denied: uid %u is not root%s%s%s",
+				 (unsigned)cred.uid, c->has_group ? " or a member of group " : "",
+				 c->has_group ? c->d->cfg->group : "",
+				 c->has_group ? "" : " (no \"group\" is configured)");
+			orch_log(ORCH_LOG_WARN, "control", "client refused", "peer", ids, NULL);
+			refuse(fd, msg);
+			continue;
+		}
+		if (c->n_clients >= (size_t)c->d->cfg->scheduler.max_clients) {
+			orch_log(ORCH_LOG_WARN, "control", "too many clients", "peer", ids, NULL);
+			close(fd);
+			continue;
+		}
+		cl = calloc(1, sizeof(*cl));
+		if (!cl) {
+			close(fd);
+			continue;
+		}
+		r = orch_rpc_new(c->d->loop, fd, control_methods, control_n_methods, &opts, cl,
+				 &cl->rpc);
+		if (r < 0) {
+			close(fd);
+			free(cl);
+			continue;
+		}
+		orch_rpc_set_close_cb(cl->rpc, on_client_close);
+		orch_rpc_set_drain_cb(cl->rpc, on_client_drain);
+		orch_rpc_set_state(cl->rpc, ORCH_STATE_READY);
+		cl->c = c;
+		cl->next = c->clients;
+		if (c->clients)
+			c->clients->prev = cl;
+		c->clients = cl;
+		c->n_clients++;
+		orch_log(ORCH_LOG_DEBUG, "control", "client connected", "peer", ids, NULL);
+	}
+}
+
+struct orchd *control_orchd(struct orch_rpc *rpc)
+{
+	struct client *cl = orch_rpc_get_data(rpc);
+
+	return cl->c->d;
+}
+
+static int mkdir_parent(const char *path)
+{
+	_cleanup_free_ char *p = strdup(path);
+	char *slash;
+
+	if (!p)
+		return -ENOMEM;
+	slash = strrchr(p, '/');
+	if (!slash || slash == p)
+		return 0;
+	*slash = 0;
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct control *c;
+	int r;
+
+	if (strlen(d->cfg->socket) >= sizeof(sa.sun_path))
+		return orch_err(err, -ENAMETOOLONG, "socket path %s is too long (max %zu bytes)",
+				d->cfg->socket, sizeof(sa.sun_path) - 1);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return orch_err(err, -ENOMEM, "out of memory");
+	c->d = d;
+	c->fd = -1;
+	c->path = strdup(d->cfg->socket);
+	if (d->cfg->group) {
+		struct group gr, *grp = NULL;
+		char buf[4096];
+		if (getgrnam_r(d->cfg->group, &gr, buf, sizeof(buf), &grp) != 0 || !grp) {
+			control_free(c);
+			return orch_err(err, -ENOENT,
+					"group: no group named \"%s\" on this host; create it "
+					"(groupadd %s) or set \"group\" to null",
+					d->cfg->group, d->cfg->group);
+		}
+		c->has_group = true;
+		c->gid = grp->gr_gid;
+	}
+	r = mkdir_parent(d->cfg->socket);
+	if (r < 0) {
+		control_free(c);
+		return orch_errno(err, r, "cannot create the directory of %s", d->cfg->socket);
+	}
+	strcpy(sa.sun_path, d->cfg->socket);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		control_free(c);
+		return orch_errno(err, r, "socket");
+	}
+	(void)unlink(d->cfg->socket);
+	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(d->cfg->socket, 0660) < 0 ||
+	    (c->has_group && chown(d->cfg->socket, (uid_t)-1, c->gid) < 0) ||
+	    listen(c->fd, 128) < 0) {
+		r = -errno;
+		control_free(c);
+		return orch_errno(err, r, "cannot listen on %s", d->cfg->socket);
+	}
+	r = orch_io_add(d->loop, c->fd, EPOLLIN, on_listen, c, &c->io);
+	if (r < 0) {
+		control_free(c);
+		return orch_errno(err, r, "watching the control socket");
+	}
+	*ret = c;
+	return 0;
+}
+
+void control_free(struct control *c)
+{
+	if (!c)
+		return;
+	while (c->clients)
+		client_free(c->clients);
+	orch_io_free(c->io);
+	if (c->fd >= 0) {
+		close(c->fd);
+		(void)unlink(c->path);
+	}
+	free(c->path);
+	free(c);
+}
+
+size_t control_n_clients(const struct control *c)
+{
+	return c->n_clients;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd's control socket (docs/CONTROL.md). */
+#pragma once
+
+#include "orchd.h"
+#include "rpc.h"
+
+int control_new(struct orchd *d, struct control **ret, struct orch_error *err);
+void control_free(struct control *c);
+size_t control_n_clients(const struct control *c);
+/* The orchd behind a control connection (for method handlers). */
+struct orchd *control_orchd(struct orch_rpc *rpc);
+
+/* control-methods.c */
+extern const struct orch_rpc_method control_methods[];
+extern const size_t control_n_methods;

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd: the host daemon. One event loop for the control socket, the supervisor
+ * channels, timers and (through event-libvirt.c) libvirt. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "control.h"
+#include "event-libvirt.h"
+#include "log.h"
+#include "orch-config.h"
+#include "orchd.h"
+
+struct args {
+	const char *config;
+	const char *check_config;
+	const char *state_dir;
+	const char *socket;
+	int verbose;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: orchd [OPTIONS]\n"
+		"Runs the orch host daemon in the foreground (use a service manager to detach).\n"
+		"\n"
+		"  -c, --config FILE        configuration file (docs/CONFIG.md); default: none,\n"
+		"                           every key takes its default (local backend)\n"
+		"      --check-config FILE  validate FILE, print the result, exit 0 (ok) or 1\n"
+		"  -s, --state-dir DIR      state directory (default %s)\n"
+		"  -S, --socket PATH        control socket (default %s)\n"
+		"  -f, --foreground         run in the foreground (the default; accepted for "
+		"clarity)\n"
+		"  -v, --verbose            more log output (repeat for debug)\n"
+		"  -h, --help               this text\n"
+		"  -V, --version            print the version\n",
+		ORCHD_DEFAULT_STATE_DIR, ORCHD_DEFAULT_SOCKET);
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", required_argument, NULL, 'C'},
+		{"state-dir", required_argument, NULL, 's'},
+		{"socket", required_argument, NULL, 'S'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:s:S:fvhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'C':
+			a->check_config = optarg;
+			break;
+		case 's':
+			a->state_dir = optarg;
+			break;
+		case 'S':
+			a->socket = optarg;
+			break;
+		case 'f':
+			break;
+		case 'v':
+			a->verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("orchd %s\n", ORCH_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "orchd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (a->state_dir && a->state_dir[0] != '/') {
+		fprintf(stderr, "orchd: --state-dir must be an absolute path\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static char *find_supervisor(const struct orchd_config *cfg)
+{
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	const char *env = getenv("ORCH_LIBEXECDIR");
+	ssize_t n;
+
+	if (cfg->supervisor)
+		return access(cfg->supervisor, X_OK) == 0 ? strdup(cfg->supervisor) : NULL;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(path, sizeof(path), "%s/orch-supervisor", self);
+			if (access(path, X_OK) == 0)
+				return strdup(path);
+			snprintf(path, sizeof(path), "%s/../guest/orch-supervisor", self);
+			if (access(path, X_OK) == 0)
+				return realpath(path, NULL);
+		}
+	}
+	if (env && *env) {
+		snprintf(path, sizeof(path), "%s/orch-supervisor", env);
+		if (access(path, X_OK) == 0)
+			return strdup(path);
+	}
+	snprintf(path, sizeof(path), "%s/orch-supervisor", ORCH_LIBEXECDIR);
+	if (access(path, X_OK) == 0)
+		return strdup(path);
+	snprintf(path, sizeof(path), "%s/guest/orch-supervisor", ORCH_BUILDDIR);
+	if (access(path, X_OK) == 0)
+		return strdup(path);
+	return NULL;
+}
+
+static void on_signal(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct orchd *d = data;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		orch_logf(ORCH_LOG_INFO, "orchd", "signal %u: shutting down", si.ssi_signo);
+		d->quitting = true;
+		orch_loop_quit(loop);
+	}
+}
+
+static int mkdir_mode(const char *path, mode_t mode, struct orch_error *err)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return orch_errno(err, -errno, "cannot create %s", path);
+	return 0;
+}
+
+/* Tasks a previous orchd left leased/running wait in their slots for the supervisor's
+ * hello, which says whether they still run; tasks of VMs that are gone are lost now. */
+static int reconcile_store(struct orchd *d, struct orch_error *err)
+{
+	_cleanup_free_ int64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	r = store_tasks_active(d->store, &ids, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct task_row *t = NULL;
+		struct vm *vm;
+
+		if (store_task_get(d->store, ids[i], &t, err) < 0)
+			continue;
+		vm = t->vm ? orchd_find_vm(d, t->vm) : NULL;
+		if (vm && t->slot >= 0 && t->slot < vm->n_slots && !vm->slots[t->slot].task) {
+			vm_adopt_orphan(vm, t->slot, t->id, t->attempts);
+		} else {
+			bool requeued;
+			store_task_lost(d->store, t->id, "lost: its VM is no longer configured",
+					&requeued, err);
+		}
+		task_row_free(t);
+	}
+	if (n)
+		orch_logf(ORCH_LOG_INFO, "orchd",
+			  "%zu task(s) from before the restart await "
+			  "reconciliation",
+			  n);
+	return 0;
+}
+
+static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
+{
+	_cleanup_free_ char *db = NULL;
+	sigset_t mask;
+	int r, sfd;
+	struct orch_io *sio;
+
+	d->started_ms = orch_now_ms();
+	if ((r = mkdir_mode(d->cfg->state_dir, 0750, err)) < 0)
+		return r;
+	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
+	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
+		return orch_err(err, -ENOMEM, "out of memory");
+	if ((r = mkdir_mode(d->spool_dir, 0750, err)) < 0)
+		return r;
+	if ((r = mkdir_mode(d->cfg->workspace_root, 0755, err)) < 0)
+		return r;
+	r = store_open(db, &d->store, err);
+	if (r < 0)
+		return r;
+	r = orch_loop_new(&d->loop);
+	if (r < 0)
+		return orch_errno(err, r, "cannot create the event loop");
+	orchd_event_libvirt_register(d->loop);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return orch_errno(err, -errno, "signalfd");
+	r = orch_io_add(d->loop, sfd, EPOLLIN, on_signal, d, &sio);
+	if (r < 0)
+		return orch_errno(err, r, "watching signals");
+
+	d->supervisor_path = find_supervisor(d->cfg);
+	d->vms = calloc(d->cfg->n_vms, sizeof(*d->vms));
+	if (!d->vms)
+		return orch_err(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < d->cfg->n_vms; i++) {
+		r = vm_new(d, &d->cfg->vms[i], &d->vms[i], err);
+		if (r < 0)
+			return r;
+		d->n_vms++;
+	}
+	for (size_t i = 0; i < d->n_vms; i++)
+		if (d->vms[i]->ops->init && (i == 0 || d->vms[i]->ops != d->vms[0]->ops)) {
+			r = d->vms[i]->ops->init(d, err);
+			if (r < 0)
+				return r;
+		}
+	if (!d->supervisor_path)
+		for (size_t i = 0; i < d->n_vms; i++)
+			if (d->vms[i]->ops == &orchd_backend_local)
+				return orch_err(err, -ENOENT,
+						"orch-supervisor not found (next to orchd, in "
+						"$ORCH_LIBEXECDIR, %s or the build tree); set "
+						"\"supervisor\" in the config",
+						ORCH_LIBEXECDIR);
+	r = reconcile_store(d, err);
+	if (r < 0)
+		return r;
+	r = control_new(d, &d->control, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < d->n_vms; i++)
+		if (d->vms[i]->cfg->autostart)
+			vm_start(d->vms[i]);
+	sched_kick(d);
+	return 0;
+}
+
+static void teardown(struct orchd *d)
+{
+	d->quitting = true;
+	waiters_free_all(d);
+	control_free(d->control);
+	for (size_t i = 0; i < d->n_vms; i++)
+		if (d->vms[i]->ops->shutdown && (i == 0 || d->vms[i]->ops != d->vms[0]->ops))
+			d->vms[i]->ops->shutdown(d);
+	for (size_t i = 0; i < d->n_vms; i++)
+		vm_free(d->vms[i]);
+	free(d->vms);
+	orch_timer_free(d->sched_timer);
+	store_close(d->store);
+	free(d->supervisor_path);
+	free(d->spool_dir);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	struct orchd d = {0};
+	struct orch_error err = {0};
+	enum orch_log_level lvl;
+	int r;
+
+	if (parse_args(argc, argv, &a) < 0)
+		return 2;
+	if (a.check_config) {
+		struct orchd_config *c = NULL;
+		r = orchd_config_load(a.check_config, NULL, &c, &err);
+		if (r < 0) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 1;
+		}
+		orchd_config_free(c);
+		printf("%s: ok\n", a.check_config);
+		return 0;
+	}
+	r = orchd_config_load(a.config, a.state_dir, &d.cfg, &err);
+	if (r < 0) {
+		fprintf(stderr, "orchd: %s\n", err.msg);
+		return 1;
+	}
+	if (a.socket) {
+		free(d.cfg->socket);
+		d.cfg->socket = strdup(a.socket);
+	}
+	if (orch_log_level_parse(d.cfg->log_level, &lvl) == 0)
+		orch_log_level = lvl;
+	for (int i = 0; i < a.verbose && orch_log_level < ORCH_LOG_DEBUG; i++)
+		orch_log_level++;
+
+	r = setup(&d, &a, &err);
+	if (r < 0) {
+		orch_log(ORCH_LOG_ERROR, "orchd", "cannot start", "error", err.msg, NULL);
+		teardown(&d);
+		orch_loop_free(d.loop);
+		orchd_config_free(d.cfg);
+		return 1;
+	}
+	orch_log(ORCH_LOG_INFO, "orchd", "ready", "socket", d.cfg->socket, "state_dir",
+		 d.cfg->state_dir, NULL);
+	r = orch_loop_run(d.loop);
+	if (r < 0)
+		orch_logf(ORCH_LOG_ERROR, "orchd", "event loop failed: %s", strerror(-r));
+	teardown(&d);
+	orch_loop_free(d.loop);
+	orchd_config_free(d.cfg);
+	return r < 0 ? 1 : 0;
+}

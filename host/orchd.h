@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd's runtime state: one struct orchd passed everywhere (no globals), its VMs with
+ * their agent slots, and the clients waiting on tasks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "loop.h"
+#include "rpc.h"
+#include "schema.h"
+#include "store.h"
+
+struct orchd_backend_ops;
+struct control;
+
+enum vm_state {
+	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
+	VM_STARTING, /* backend started, waiting for the supervisor's hello */
+	VM_READY,    /* hello done: tasks may be leased */
+	VM_STOPPED,  /* stopped on purpose (orch vm down / shutdown) */
+};
+const char *vm_state_name(enum vm_state s);
+
+struct slot {
+	int64_t task; /* 0: free */
+	int64_t attempt;
+	char wire_id[ORCH_MAX_ID_LEN + 1]; /* "<task>.<attempt>" on the guest channel */
+	bool running;			   /* task.run acknowledged */
+	bool orphan;			   /* from before an orchd restart: wait for hello */
+	bool cancel_sent;
+	int spool_fd;
+	int64_t spool_off;
+	int64_t next_guest_seq;
+	int64_t next_store_seq;
+	struct orch_timer *lease_timer;
+};
+
+struct vm {
+	struct orchd *d;
+	const struct orchd_vm_config *cfg;
+	const struct orchd_backend_ops *ops;
+	void *backend; /* the backend's own state */
+	enum vm_state state;
+	struct orch_rpc *rpc; /* the supervisor channel, NULL when none */
+	struct slot *slots;
+	int64_t n_slots;
+	char boot_id[ORCH_MAX_ID_LEN + 1];
+	uint64_t last_heartbeat; /* orch_now_ms */
+	struct orch_timer *hb_timer;
+	struct orch_timer *restart_timer;
+	unsigned failures; /* consecutive, for the restart backoff */
+	char last_error[256];
+};
+
+enum waiter_kind { WAITER_WAIT, WAITER_LOGS };
+
+/* A control client waiting for a task to finish (task.wait) or following its output
+ * (task.logs). */
+struct waiter {
+	struct waiter *prev, *next;
+	enum waiter_kind kind;
+	int64_t task;
+	struct orch_rpc_req *req; /* reply when done */
+	struct orch_rpc *rpc;	  /* the client (not referenced: dropped on close) */
+	int64_t next_seq;
+	bool follow;
+	bool blocked; /* output queue full: resume on drain */
+};
+
+struct orchd {
+	struct orch_loop *loop;
+	struct orchd_config *cfg;
+	struct store *store;
+	char *supervisor_path;
+	char *spool_dir;
+	struct vm **vms;
+	size_t n_vms;
+	struct control *control;
+	struct waiter *waiters;
+	struct orch_timer *sched_timer;
+	bool sched_pending;
+	bool quitting;
+	uint64_t started_ms;
+	int64_t n_queued; /* cached count of queued tasks for max_queue */
+};
+
+/* vm.c: the supervisor channel of one VM. */
+int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
+	   struct orch_error *err);
+void vm_free(struct vm *vm);
+/* Starts the VM through its backend (state -> STARTING). */
+int vm_start(struct vm *vm);
+/* Stops it on purpose; running tasks become lost (and are retried elsewhere/later). */
+void vm_stop(struct vm *vm, const char *reason);
+/* Backends call these: a channel to the supervisor is up (fd is taken) / the VM is gone. */
+int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err);
+void vm_gone(struct vm *vm, const char *reason);
+struct vm *orchd_find_vm(struct orchd *d, const char *name);
+/* Puts a task left leased/running by a previous orchd into its slot until hello. */
+void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt);
+/* Sends task.cancel for a task running in this VM. */
+int vm_cancel_task(struct vm *vm, int64_t task);
+/* JSON view for status. */
+json_t *vm_to_json(const struct vm *vm);
+
+/* sched.c */
+void sched_kick(struct orchd *d); /* run the scheduler soon (coalesced) */
+int sched_run(struct orchd *d);	  /* lease queued tasks to free slots now */
+/* A task changed state (finished, lost, requeued): wake waiters and the scheduler. */
+void orchd_task_changed(struct orchd *d, int64_t task);
+
+/* waiters.c */
+void waiters_output(struct orchd *d, int64_t task);
+void waiters_finished(struct orchd *d, int64_t task);
+void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc);
+void waiters_drain(struct orchd *d, struct orch_rpc *rpc);
+int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t from_seq, bool follow,
+	       struct orch_rpc_req *req);
+void waiters_free_all(struct orchd *d);
+
+/* spool.c: task output files under <state_dir>/spool/<task>.out */
+int spool_open(struct orchd *d, int64_t task, int64_t *ret_size, struct orch_error *err);
+/* Appends data and indexes it with seq. */
+int spool_append(struct orchd *d, struct slot *s, int stream, const void *data, size_t len,
+		 struct orch_error *err);
+int spool_read(struct orchd *d, int64_t task, int64_t offset, int64_t len, void **ret,
+	       struct orch_error *err);

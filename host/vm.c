@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One VM as orchd sees it: the supervisor channel (hello, heartbeats, task output and
+ * exits), its agent slots, liveness and restarts. Everything the guest sends is
+ * validated by proto/schema.c before it touches the store. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "log.h"
+#include "orchd.h"
+
+static const char *const vm_state_names[] = {
+	[VM_DOWN] = "down",
+	[VM_STARTING] = "starting",
+	[VM_READY] = "ready",
+	[VM_STOPPED] = "stopped",
+};
+
+const char *vm_state_name(enum vm_state s)
+{
+	return vm_state_names[s];
+}
+
+struct vm *orchd_find_vm(struct orchd *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_vms; i++)
+		if (strcmp(d->vms[i]->cfg->name, name) == 0)
+			return d->vms[i];
+	return NULL;
+}
+
+static char *task_str(int64_t id, char buf[static 24])
+{
+	snprintf(buf, 24, "%lld", (long long)id);
+	return buf;
+}
+
+static void slot_clear(struct slot *s)
+{
+	if (s->spool_fd >= 0)
+		close(s->spool_fd);
+	orch_timer_free(s->lease_timer);
+	*s = (struct slot){.spool_fd = -1};
+}
+
+static struct slot *slot_by_wire(struct vm *vm, const char *wire)
+{
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		if (vm->slots[i].task && strcmp(vm->slots[i].wire_id, wire) == 0)
+			return &vm->slots[i];
+	return NULL;
+}
+
+/* The task in slot s was lost (channel gone, heartbeats missed, not in hello). */
+static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
+{
+	struct orch_error err = {0};
+	char tb[24], why[300];
+	bool requeued = false;
+	int64_t task = s->task;
+
+	snprintf(why, sizeof(why), "lost: %s", reason);
+	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0)
+		orch_log(ORCH_LOG_WARN, "vm", "cannot mark task lost", "vm", vm->cfg->name, "task",
+			 task_str(task, tb), "error", err.msg, NULL);
+	else
+		orch_log(ORCH_LOG_WARN, "vm", requeued ? "task lost, re-queued" : "task lost", "vm",
+			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
+	slot_clear(s);
+	orchd_task_changed(vm->d, task);
+}
+
+static void on_restart_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct vm *vm = data;
+
+	if (vm->state == VM_DOWN && !vm->d->quitting)
+		vm_start(vm);
+}
+
+static void drop_channel(struct vm *vm)
+{
+	struct orch_rpc *rpc = vm->rpc;
+
+	vm->rpc = NULL;
+	orch_timer_free(vm->hb_timer);
+	vm->hb_timer = NULL;
+	if (rpc) {
+		orch_rpc_set_close_cb(rpc, NULL);
+		orch_rpc_close(rpc);
+		orch_rpc_unref(rpc);
+	}
+}
+
+void vm_gone(struct vm *vm, const char *reason)
+{
+	uint64_t backoff;
+
+	if (vm->state == VM_DOWN || vm->state == VM_STOPPED)
+		return;
+	orch_log(ORCH_LOG_WARN, "vm", "vm down", "vm", vm->cfg->name, "reason", reason, NULL);
+	snprintf(vm->last_error, sizeof(vm->last_error), "%s", reason);
+	drop_channel(vm);
+	vm->ops->stop(vm, true);
+	vm->state = VM_DOWN;
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		if (vm->slots[i].task)
+			slot_lost(vm, &vm->slots[i], reason);
+	if (vm->d->quitting)
+		return;
+	vm->failures++;
+	backoff = vm->failures > 5 ? 30000 : 500ull << vm->failures;
+	if (!vm->restart_timer)
+		orch_timer_add(vm->d->loop, backoff, 0, on_restart_timer, vm, &vm->restart_timer);
+	else
+		orch_timer_rearm(vm->restart_timer, backoff);
+}
+
+void vm_stop(struct vm *vm, const char *reason)
+{
+	if (vm->state == VM_STOPPED)
+		return;
+	drop_channel(vm);
+	vm->ops->stop(vm, false);
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		if (vm->slots[i].task)
+			slot_lost(vm, &vm->slots[i], reason);
+	vm->state = VM_STOPPED;
+}
+
+int vm_start(struct vm *vm)
+{
+	struct orch_error err = {0};
+	int r;
+
+	vm->state = VM_STARTING;
+	r = vm->ops->start(vm, &err);
+	if (r < 0) {
+		orch_log(ORCH_LOG_ERROR, "vm", "cannot start vm", "vm", vm->cfg->name, "error",
+			 err.msg, NULL);
+		vm->state = VM_STARTING; /* so that vm_gone schedules a retry */
+		vm_gone(vm, err.msg);
+	}
+	return r;
+}
+
+static void on_heartbeat_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct vm *vm = data;
+	const struct orchd_scheduler_config *sc = &vm->d->cfg->scheduler;
+	uint64_t limit = (uint64_t)(sc->heartbeat_ms * sc->heartbeat_misses);
+
+	if (vm->state == VM_READY && orch_now_ms() - vm->last_heartbeat > limit + 50)
+		vm_gone(vm, "missed heartbeats");
+}
+
+static void on_channel_close(struct orch_rpc *rpc, int code, void *data)
+{
+	struct vm *vm = data;
+	char why[128];
+
+	snprintf(why, sizeof(why), "channel closed%s%s", code ? ": " : "",
+		 code ? strerror(-code) : "");
+	vm_gone(vm, why);
+}
+
+/* Reconciles the tasks orchd thinks run here with the ones the supervisor reports. */
+static void reconcile(struct vm *vm, const struct orch_hello *h)
+{
+	for (int64_t i = 0; i < vm->n_slots; i++) {
+		struct slot *s = &vm->slots[i];
+		bool found = false;
+
+		if (!s->task)
+			continue;
+		for (size_t j = 0; j < h->n_running; j++)
+			if (strcmp(h->running[j].task, s->wire_id) == 0 && h->running[j].slot == i)
+				found = true;
+		if (found) {
+			s->orphan = false;
+			s->running = true;
+		} else {
+			slot_lost(vm, s, "the supervisor does not know it after reconnecting");
+		}
+	}
+	for (size_t j = 0; j < h->n_running; j++)
+		if (!slot_by_wire(vm, h->running[j].task)) {
+			json_t *p = json_pack("{ss}", "task", h->running[j].task);
+			if (p)
+				orch_rpc_call(vm->rpc, "task.cancel", p, 0, NULL, NULL);
+		}
+}
+
+static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		   struct orch_error *err)
+{
+	struct vm *vm = data;
+	struct orch_hello h = {0};
+	struct orch_hello_reply rep = {
+		.protocol = ORCH_PROTOCOL_VERSION,
+		.heartbeat_ms = vm->d->cfg->scheduler.heartbeat_ms,
+		.name = vm->cfg->name,
+	};
+	int r;
+
+	r = orch_hello_parse(params, &h, err);
+	if (r < 0)
+		return r;
+	if (h.protocol != ORCH_PROTOCOL_VERSION || h.slots != vm->n_slots) {
+		r = orch_err(err, ORCH_RPC_INVALID_PARAMS,
+			     "hello: expected protocol %d and %lld slots, got %lld and %lld",
+			     ORCH_PROTOCOL_VERSION, (long long)vm->n_slots, (long long)h.protocol,
+			     (long long)h.slots);
+		orch_hello_done(&h);
+		return r;
+	}
+	snprintf(vm->boot_id, sizeof(vm->boot_id), "%s", h.boot_id);
+	orch_rpc_reply(req, orch_hello_reply_build(&rep));
+	orch_rpc_set_state(rpc, ORCH_STATE_READY);
+	vm->state = VM_READY;
+	vm->failures = 0;
+	vm->last_error[0] = 0;
+	vm->last_heartbeat = orch_now_ms();
+	if (!vm->hb_timer)
+		orch_timer_add(vm->d->loop, (uint64_t)vm->d->cfg->scheduler.heartbeat_ms,
+			       (uint64_t)vm->d->cfg->scheduler.heartbeat_ms, on_heartbeat_timer, vm,
+			       &vm->hb_timer);
+	reconcile(vm, &h);
+	orch_hello_done(&h);
+	orch_log(ORCH_LOG_INFO, "vm", "supervisor ready", "vm", vm->cfg->name, "boot_id",
+		 vm->boot_id, NULL);
+	sched_kick(vm->d);
+	return 0;
+}
+
+static int m_heartbeat(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err)
+{
+	struct vm *vm = data;
+	struct orch_heartbeat hb;
+	int r = orch_heartbeat_parse(params, &hb, err);
+
+	if (r < 0)
+		return r;
+	vm->last_heartbeat = orch_now_ms();
+	return 0;
+}
+
+static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err)
+{
+	struct vm *vm = data;
+	struct orch_task_output o = {0};
+	struct slot *s;
+	int r;
+
+	r = orch_task_output_parse(params, &o, err);
+	if (r < 0)
+		return r;
+	vm->last_heartbeat = orch_now_ms();
+	s = slot_by_wire(vm, o.task);
+	if (!s || o.seq < s->next_guest_seq) { /* stale attempt or a duplicate */
+		orch_task_output_done(&o);
+		return 0;
+	}
+	if (o.seq > s->next_guest_seq)
+		orch_logf(ORCH_LOG_WARN, "vm", "task %s: output seq %lld, expected %lld",
+			  s->wire_id, (long long)o.seq, (long long)s->next_guest_seq);
+	s->next_guest_seq = o.seq + 1;
+	r = spool_append(vm->d, s, (int)o.stream, o.data, o.len, err);
+	orch_task_output_done(&o);
+	if (r < 0) {
+		orch_log(ORCH_LOG_ERROR, "spool", "cannot spool output", "task", s->wire_id,
+			 "error", err->msg, NULL);
+		return 0;
+	}
+	waiters_output(vm->d, s->task);
+	return 0;
+}
+
+static enum task_state exit_state(const struct orch_task_exit *e)
+{
+	switch (e->status) {
+	case ORCH_EXIT_EXITED:
+		return e->exit_code == 0 ? TASK_SUCCEEDED : TASK_FAILED;
+	case ORCH_EXIT_TIMED_OUT:
+		return TASK_TIMED_OUT;
+	case ORCH_EXIT_CANCELLED:
+		return TASK_CANCELLED;
+	case ORCH_EXIT_SIGNALED:
+	case ORCH_EXIT_FAILED:
+	default:
+		return TASK_FAILED;
+	}
+}
+
+static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err)
+{
+	struct vm *vm = data;
+	struct orch_task_exit e = {0};
+	struct orch_error serr = {0};
+	struct task_result res;
+	struct slot *s;
+	int64_t task;
+	char tb[24];
+	int r;
+
+	r = orch_task_exit_parse(params, &e, err);
+	if (r < 0)
+		return r;
+	s = slot_by_wire(vm, e.task);
+	if (!s) /* already settled (a re-sent exit) or from a stale attempt: acknowledge */
+		return orch_rpc_reply(req, json_object());
+	res = (struct task_result){
+		.state = exit_state(&e),
+		.exit_code = e.status == ORCH_EXIT_EXITED ? e.exit_code : -1,
+		.signal = e.signal,
+		.duration_ms = e.duration_ms,
+		.utime_ms = e.rusage.utime_ms,
+		.stime_ms = e.rusage.stime_ms,
+		.maxrss_kb = e.rusage.maxrss_kb,
+		.reason = e.reason,
+	};
+	task = s->task;
+	r = store_task_finish(vm->d->store, task, &res, &serr);
+	if (r < 0 && r != -ESTALE) {
+		orch_log(ORCH_LOG_ERROR, "store", "cannot record exit", "task", task_str(task, tb),
+			 "error", serr.msg, NULL);
+		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "cannot record the exit");
+	}
+	orch_log(ORCH_LOG_INFO, "vm", "task finished", "vm", vm->cfg->name, "task",
+		 task_str(task, tb), "state", task_state_name(res.state), NULL);
+	slot_clear(s);
+	orch_rpc_reply(req, json_object());
+	orchd_task_changed(vm->d, task);
+	return 0;
+}
+
+static const struct orch_rpc_method guest_methods[] = {
+	{"hello", ORCH_RPC_M_REQUEST, ORCH_STATE_NEW, m_hello},
+	{"heartbeat", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_heartbeat},
+	{"task.output", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_output},
+	{"task.exit", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, m_exit},
+};
+
+int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
+{
+	struct orch_rpc_opts opts = {
+		.max_line = 512 * 1024,
+		.max_inflight = 256,
+		.name = vm->cfg->name,
+	};
+	int r;
+
+	drop_channel(vm);
+	r = orch_rpc_new(vm->d->loop, fd, guest_methods, ELEMENTSOF(guest_methods), &opts, vm,
+			 &vm->rpc);
+	if (r < 0) {
+		close(fd);
+		return orch_errno(err, r, "vm %s: cannot set up the channel", vm->cfg->name);
+	}
+	orch_rpc_set_close_cb(vm->rpc, on_channel_close);
+	return 0;
+}
+
+void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
+{
+	struct slot *s;
+
+	if (slot < 0 || slot >= vm->n_slots)
+		return;
+	s = &vm->slots[slot];
+	slot_clear(s);
+	s->task = task;
+	s->attempt = attempt;
+	s->orphan = true;
+	s->running = true;
+	snprintf(s->wire_id, sizeof(s->wire_id), "%lld.%lld", (long long)task, (long long)attempt);
+}
+
+int vm_cancel_task(struct vm *vm, int64_t task)
+{
+	for (int64_t i = 0; i < vm->n_slots; i++) {
+		struct slot *s = &vm->slots[i];
+		if (s->task != task)
+			continue;
+		if (!vm->rpc || vm->state != VM_READY)
+			return -ENOTCONN;
+		s->cancel_sent = true;
+		return orch_rpc_call(
+			vm->rpc, "task.cancel",
+			json_pack("{sssI}", "task", s->wire_id, "grace_ms", (json_int_t)2000), 0,
+			NULL, NULL);
+	}
+	return -ENOENT;
+}
+
+json_t *vm_to_json(const struct vm *vm)
+{
+	json_t *o = json_object(), *slots = json_array();
+
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		json_array_append_new(slots,
+				      json_pack("{sIso}", "slot", (json_int_t)i, "task",
+						vm->slots[i].task ? json_integer(vm->slots[i].task)
+								  : json_null()));
+	json_object_set_new(o, "name", json_string(vm->cfg->name));
+	json_object_set_new(o, "backend", json_string(vm->ops->name));
+	json_object_set_new(o, "state", json_string(vm_state_name(vm->state)));
+	json_object_set_new(o, "boot_id", vm->boot_id[0] ? json_string(vm->boot_id) : json_null());
+	json_object_set_new(o, "last_error",
+			    vm->last_error[0] ? json_string(vm->last_error) : json_null());
+	json_object_set_new(o, "workspace", json_string(vm->cfg->workspace));
+	json_object_set_new(o, "slots", slots);
+	if (vm->ops->describe)
+		vm->ops->describe(vm, o);
+	return o;
+}
+
+int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
+	   struct orch_error *err)
+{
+	struct vm *vm;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return orch_err(err, -ENOMEM, "out of memory");
+	vm->d = d;
+	vm->cfg = cfg;
+	vm->ops = orchd_backend_find(orchd_backend_name(cfg->backend));
+	if (!vm->ops) {
+		free(vm);
+		return orch_err(err, -EOPNOTSUPP,
+				"vms.%s.backend: the %s backend is not built into this orchd",
+				cfg->name, orchd_backend_name(cfg->backend));
+	}
+	vm->n_slots = cfg->slots;
+	vm->slots = calloc((size_t)cfg->slots, sizeof(*vm->slots));
+	if (!vm->slots) {
+		free(vm);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		vm->slots[i].spool_fd = -1;
+	vm->state = VM_STOPPED;
+	*ret = vm;
+	return 0;
+}
+
+void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	drop_channel(vm);
+	if (vm->ops->free)
+		vm->ops->free(vm);
+	orch_timer_free(vm->restart_timer);
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		slot_clear(&vm->slots[i]);
+	free(vm->slots);
+	free(vm);
+}

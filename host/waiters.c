@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control clients waiting on tasks: task.wait (reply when the task is final) and
+ * task.logs (replay the spool from a seq as task.output notifications, then follow
+ * until the task is final). A client whose output queue is full is paused and resumed
+ * from the same seq when it drains: nothing is lost or sent twice. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "orchd.h"
+
+#define PUMP_BATCH 64
+
+static void waiter_remove(struct orchd *d, struct waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		d->waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	orch_rpc_req_unref(w->req);
+	free(w);
+}
+
+static void reply_error(struct orchd *d, struct waiter *w, const struct orch_error *err)
+{
+	orch_rpc_reply_error(w->req, ORCH_RPC_INTERNAL_ERROR, err->msg, NULL);
+	waiter_remove(d, w);
+}
+
+/* Sends what is spooled from w->next_seq; finishes the waiter when the task is final (or
+ * right away without follow). Returns true when w was removed. */
+static bool pump(struct orchd *d, struct waiter *w)
+{
+	struct orch_error err = {0};
+	struct task_row *t = NULL;
+	bool final;
+
+	if (w->blocked)
+		return false;
+	/* Read the state first: output spooled before a final state is complete. */
+	if (store_task_get(d->store, w->task, &t, &err) < 0) {
+		reply_error(d, w, &err);
+		return true;
+	}
+	final = task_state_final(t->state);
+	if (w->kind == WAITER_LOGS) {
+		for (;;) {
+			_cleanup_free_ struct output_ref *refs = NULL;
+			size_t n = 0;
+
+			if (store_output_list(d->store, w->task, w->next_seq, PUMP_BATCH, &refs, &n,
+					      &err) < 0) {
+				task_row_free(t);
+				reply_error(d, w, &err);
+				return true;
+			}
+			for (size_t i = 0; i < n; i++) {
+				_cleanup_free_ void *buf = NULL;
+				_cleanup_free_ char *b64 = NULL;
+				json_t *p;
+				int r;
+
+				if (spool_read(d, w->task, refs[i].offset, refs[i].length, &buf,
+					       &err) < 0) {
+					task_row_free(t);
+					reply_error(d, w, &err);
+					return true;
+				}
+				b64 = orch_b64_encode(buf, (size_t)refs[i].length);
+				p = json_pack("{sIsIsss?}", "id", (json_int_t)w->task, "seq",
+					      (json_int_t)refs[i].seq, "stream",
+					      refs[i].stream == 2 ? "stderr" : "stdout", "data",
+					      b64);
+				r = p ? orch_rpc_notify(w->rpc, "task.output", p) : -ENOMEM;
+				if (r == -ENOBUFS) {
+					w->blocked = true;
+					task_row_free(t);
+					return false;
+				}
+				if (r < 0) { /* client gone */
+					task_row_free(t);
+					waiter_remove(d, w);
+					return true;
+				}
+				w->next_seq = refs[i].seq + 1;
+			}
+			if (n < PUMP_BATCH)
+				break;
+		}
+	}
+	if (final || (w->kind == WAITER_LOGS && !w->follow)) {
+		json_t *res = task_row_to_json(t);
+		if (res)
+			json_object_set_new(res, "next_seq", json_integer(w->next_seq));
+		orch_rpc_reply(w->req, res);
+		task_row_free(t);
+		waiter_remove(d, w);
+		return true;
+	}
+	task_row_free(t);
+	return false;
+}
+
+int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t from_seq, bool follow,
+	       struct orch_rpc_req *req)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->kind = kind;
+	w->task = task;
+	w->next_seq = from_seq;
+	w->follow = follow;
+	w->req = orch_rpc_req_ref(req);
+	w->rpc = orch_rpc_req_rpc(req);
+	w->next = d->waiters;
+	if (d->waiters)
+		d->waiters->prev = w;
+	d->waiters = w;
+	pump(d, w);
+	return 0;
+}
+
+void waiters_output(struct orchd *d, int64_t task)
+{
+	struct waiter *w, *next;
+
+	for (w = d->waiters; w; w = next) {
+		next = w->next;
+		if (w->task == task && w->kind == WAITER_LOGS)
+			pump(d, w);
+	}
+}
+
+void waiters_finished(struct orchd *d, int64_t task)
+{
+	struct waiter *w, *next;
+
+	for (w = d->waiters; w; w = next) {
+		next = w->next;
+		if (w->task == task)
+			pump(d, w);
+	}
+}
+
+void waiters_drain(struct orchd *d, struct orch_rpc *rpc)
+{
+	struct waiter *w, *next;
+
+	for (w = d->waiters; w; w = next) {
+		next = w->next;
+		if (w->rpc == rpc && w->blocked) {
+			w->blocked = false;
+			pump(d, w);
+		}
+	}
+}
+
+void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc)
+{
+	struct waiter *w, *next;
+
+	for (w = d->waiters; w; w = next) {
+		next = w->next;
+		if (w->rpc == rpc)
+			waiter_remove(d, w);
+	}
+}
+
+void waiters_free_all(struct orchd *d)
+{
+	while (d->waiters)
+		waiter_remove(d, d->waiters);
+}
