@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "schema.h"
+#include "llm-serve.h"
+
+struct call {
+	struct llm_serve *s;
+	char req[ORCH_MAX_ID_LEN + 1];
+	struct orch_rpc_req *rpc_req; /* until replied */
+	struct llm_exchange *ex;      /* NULL once done */
+	int64_t seq;
+	bool broken; /* a chunk could not be queued: the agent gets a cut stream */
+	struct call *next, *prev;
+};
+
+struct llm_serve {
+	struct llm_proxy *proxy;
+	struct orch_rpc *rpc;
+	char vm[65];
+	llm_slot_resolver resolve;
+	void *resolve_data;
+	struct call *calls;
+	unsigned n_calls;
+};
+
+int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_name,
+		  llm_slot_resolver resolve, void *resolve_data, struct llm_serve **ret)
+{
+	struct llm_serve *s;
+
+	if (!vm_name || strlen(vm_name) > 64)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->proxy = proxy;
+	s->rpc = rpc;
+	strcpy(s->vm, vm_name);
+	s->resolve = resolve;
+	s->resolve_data = resolve_data;
+	*ret = s;
+	return 0;
+}
+
+static void call_unlink(struct call *c)
+{
+	struct llm_serve *s = c->s;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (s->calls == c)
+		s->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	s->n_calls--;
+}
+
+static void call_free(struct call *c)
+{
+	if (c->rpc_req) {
+		orch_rpc_reply_error(c->rpc_req, ORCH_RPC_CLOSED, "llm call abandoned", NULL);
+		orch_rpc_req_unref(c->rpc_req);
+	}
+	free(c);
+}
+
+void llm_serve_free(struct llm_serve *s)
+{
+	if (!s)
+		return;
+	while (s->calls) {
+		struct call *c = s->calls;
+		call_unlink(c);
+		llm_exchange_detach(c->ex);
+		call_free(c);
+	}
+	free(s);
+}
+
+unsigned llm_serve_inflight(const struct llm_serve *s)
+{
+	return s->n_calls;
+}
+
+static struct call *find(struct llm_serve *s, const char *req)
+{
+	for (struct call *c = s->calls; c; c = c->next)
+		if (strcmp(c->req, req) == 0)
+			return c;
+	return NULL;
+}
+
+static void on_head(void *data, int status, json_t *headers)
+{
+	struct call *c = data;
+	struct orch_llm_response r = {.status = status, .headers = headers};
+	_cleanup_json_ json_t *empty = NULL;
+
+	if (!c->rpc_req)
+		return;
+	if (!headers)
+		r.headers = empty = json_object();
+	if (orch_rpc_reply(c->rpc_req, orch_llm_response_build(&r)) < 0)
+		c->broken = true;
+	orch_rpc_req_unref(c->rpc_req);
+	c->rpc_req = NULL;
+}
+
+static void on_body(void *data, const void *buf, size_t len)
+{
+	struct call *c = data;
+	const char *p = buf;
+
+	while (!c->broken && len > 0) {
+		size_t n = len > ORCH_MAX_LLM_CHUNK ? ORCH_MAX_LLM_CHUNK : len;
+		json_t *m = orch_llm_chunk_build(c->req, c->seq, p, n);
+		if (!m || orch_rpc_notify(c->s->rpc, "llm.chunk", m) < 0) {
+			/* The guest does not keep up (or left): stop forwarding, keep billing. */
+			c->broken = true;
+			llm_exchange_detach(c->ex);
+			break;
+		}
+		c->seq++;
+		p += n;
+		len -= n;
+	}
+}
+
+static void on_done(void *data, const struct llm_outcome *o)
+{
+	struct call *c = data;
+	struct orch_llm_done d = {.req = c->req};
+
+	if (c->broken) {
+		d.error_code = -EPIPE;
+		d.error_message = "the answer could not be forwarded in full";
+	} else if (o->code < 0 && o->status < 400) {
+		d.error_code = o->code;
+		d.error_message = o->msg && *o->msg ? o->msg : "the upstream answer was cut short";
+	}
+	orch_rpc_notify(c->s->rpc, "llm.done", orch_llm_done_build(&d));
+	c->ex = NULL;
+	call_unlink(c);
+	call_free(c);
+}
+
+static const struct llm_sink sink = {
+	.head = on_head,
+	.body = on_body,
+	.done = on_done,
+};
+
+int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *params,
+		      struct orch_error *err)
+{
+	struct orch_llm_request r;
+	struct llm_call call = {0};
+	const char *task = NULL;
+	char agent[96];
+	struct call *c;
+	int ret;
+
+	ret = orch_llm_request_parse(params, &r, err);
+	if (ret < 0)
+		return ret;
+	if (find(s, r.req)) {
+		ret = orch_err(err, ORCH_RPC_CONFLICT, "llm.request: request id '%s' is in use",
+			       r.req);
+		goto out;
+	}
+	if (s->n_calls >= LLM_SERVE_MAX_INFLIGHT) {
+		ret = orch_err(err, ORCH_RPC_BUSY, "llm.request: too many requests in flight");
+		goto out;
+	}
+	if (s->resolve && s->resolve(s->resolve_data, r.slot, &task) < 0) {
+		ret = orch_err(err, ORCH_RPC_NOT_FOUND, "llm.request: no slot %lld on vm %s",
+			       (long long)r.slot, s->vm);
+		goto out;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		ret = orch_err(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(agent, sizeof(agent), "%s/%lld", s->vm, (long long)r.slot);
+	c->s = s;
+	snprintf(c->req, sizeof(c->req), "%s", r.req);
+	c->rpc_req = orch_rpc_req_ref(req);
+	c->next = s->calls;
+	if (s->calls)
+		s->calls->prev = c;
+	s->calls = c;
+	s->n_calls++;
+	call = (struct llm_call){
+		.agent = agent,
+		.task = task,
+		.method = r.method,
+		.path = r.path,
+		.headers = r.headers,
+		.body = r.body,
+		.body_len = r.body_len,
+	};
+	/* Refusals complete (and free c) inside this call. */
+	ret = llm_proxy_start(s->proxy, &call, &sink, c, &c->ex);
+	if (ret < 0) {
+		call_unlink(c);
+		orch_rpc_req_unref(c->rpc_req);
+		c->rpc_req = NULL;
+		free(c);
+		ret = orch_err(err, ret, "llm.request: out of memory");
+	}
+out:
+	orch_llm_request_done(&r);
+	return ret;
+}
+
+int llm_serve_cancel(struct llm_serve *s, json_t *params, struct orch_error *err)
+{
+	struct orch_llm_cancel cn;
+	struct call *c;
+	int r;
+
+	r = orch_llm_cancel_parse(params, &cn, err);
+	if (r < 0)
+		return r;
+	c = find(s, cn.req);
+	if (!c)
+		return 0; /* finished already */
+	llm_exchange_detach(c->ex);
+	call_unlink(c);
+	call_free(c);
+	return 0;
+}
+
+int llm_serve_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			 struct orch_error *err)
+{
+	return llm_serve_request(orch_rpc_get_data(rpc), req, params, err);
+}
+
+int llm_serve_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err)
+{
+	return llm_serve_cancel(orch_rpc_get_data(rpc), params, err);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd's side of one guest LLM channel: llm.request (guest -> host request) becomes an
+ * llm_proxy call; its result {status, headers} is the reply, the body follows as
+ * llm.chunk notifications and ends with llm.done. llm.cancel (the agent hung up) detaches
+ * the call so that the upstream is drained and billed without forwarding.
+ *
+ * The agent's identity is "<vm>/<slot>", where the slot comes from the llm.request and is
+ * checked by orchd's resolver (which also names the task running in it): the guest's own
+ * "task" member is ignored. */
+#pragma once
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "error.h"
+#include "rpc.h"
+#include "llm-proxy.h"
+
+struct llm_serve;
+
+/* Maps a slot of this VM to the task running in it (*ret_task NULL when idle; the string
+ * must stay valid until the call returns). Returns < 0 for a slot that does not exist. */
+typedef int (*llm_slot_resolver)(void *data, int64_t slot, const char **ret_task);
+
+#define LLM_SERVE_MAX_INFLIGHT 256
+
+/* rpc is the LLM channel of VM vm_name (borrowed; free the serve before the rpc). */
+int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_name,
+		  llm_slot_resolver resolve, void *resolve_data, struct llm_serve **ret);
+/* Detaches every call in flight (they are drained and billed). */
+void llm_serve_free(struct llm_serve *s);
+unsigned llm_serve_inflight(const struct llm_serve *s);
+
+/* Handlers for orchd's method table; they expect orch_rpc_get_data(rpc) to be the
+ * struct llm_serve (or call llm_serve_request/llm_serve_cancel from your own handlers):
+ *   {"llm.request", ORCH_RPC_M_REQUEST, <state>, llm_serve_on_request}
+ *   {"llm.cancel",  ORCH_RPC_M_NOTIFY,  <state>, llm_serve_on_cancel} */
+int llm_serve_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			 struct orch_error *err);
+int llm_serve_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err);
+
+int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *params,
+		      struct orch_error *err);
+int llm_serve_cancel(struct llm_serve *s, json_t *params, struct orch_error *err);
