@@ -15,13 +15,23 @@
 #define ORCH_PROTOCOL_VERSION 1
 
 /* Bounds applied by the parsers. */
-#define ORCH_MAX_SLOTS 64
+#define ORCH_MAX_SLOTS 64  /* slot numbers are 0-based: 0..slots-1 */
 #define ORCH_MAX_ID_LEN 64 /* task / request ids: [A-Za-z0-9._:-]{1,64} */
 #define ORCH_MAX_ARGV 256
 #define ORCH_MAX_ARG_LEN (64 * 1024)
 #define ORCH_MAX_ENV 256
 #define ORCH_MAX_OUTPUT_CHUNK (64 * 1024) /* decoded bytes per task.output */
 #define ORCH_MAX_REASON_LEN 1024
+#define ORCH_MAX_PATH_LEN 4096 /* task.run cwd */
+#define ORCH_MAX_ENV_KEY_LEN 256
+#define ORCH_MAX_LLM_BODY (4 * 1024 * 1024) /* decoded llm.request body */
+#define ORCH_MAX_LLM_CHUNK (64 * 1024)	    /* decoded bytes per llm.chunk */
+#define ORCH_MAX_LLM_HEADERS 64
+#define ORCH_MAX_LLM_HEADER_LEN 8192 /* one header value */
+#define ORCH_MAX_LLM_PATH_LEN 2048
+/* max_line for the host <-> guest channel: an llm.request body of ORCH_MAX_LLM_BODY bytes
+ * is about 5.6 MB once base64-encoded. Both ends set orch_rpc_opts.max_line to this. */
+#define ORCH_PROTOCOL_MAX_LINE (8 * 1024 * 1024)
 
 /* Connection states for method tables (bit masks). */
 #define ORCH_STATE_NEW (1u << 0)   /* before hello */
@@ -151,6 +161,42 @@ struct orch_llm_request {
 int orch_llm_request_parse(json_t *params, struct orch_llm_request *ret, struct orch_error *err);
 void orch_llm_request_done(struct orch_llm_request *r);
 json_t *orch_llm_request_build(const struct orch_llm_request *r);
+
+/* llm.request result: host -> guest, once the upstream's status and headers are known. */
+struct orch_llm_response {
+	int64_t status;	 /* HTTP status 100..599 */
+	json_t *headers; /* borrowed object of string -> string */
+};
+int orch_llm_response_parse(json_t *result, struct orch_llm_response *ret, struct orch_error *err);
+json_t *orch_llm_response_build(const struct orch_llm_response *r);
+
+/* llm.chunk: host -> guest notification, body bytes in order (seq from 0, no gaps). */
+struct orch_llm_chunk {
+	const char *req;
+	int64_t seq;
+	size_t len;
+	unsigned char *data; /* decoded, allocated (freed by done) */
+};
+int orch_llm_chunk_parse(json_t *params, struct orch_llm_chunk *ret, struct orch_error *err);
+void orch_llm_chunk_done(struct orch_llm_chunk *c);
+json_t *orch_llm_chunk_build(const char *req, int64_t seq, const void *data, size_t len);
+
+/* llm.done: host -> guest notification, the end of one llm.request's body. error_code 0
+ * means success; otherwise error_message says why (upstream failure, budget, cancel). */
+struct orch_llm_done {
+	const char *req;
+	int64_t error_code;
+	const char *error_message; /* NULL when error_code is 0 */
+};
+int orch_llm_done_parse(json_t *params, struct orch_llm_done *ret, struct orch_error *err);
+json_t *orch_llm_done_build(const struct orch_llm_done *d);
+
+/* llm.cancel: guest -> host notification, the agent hung up. */
+struct orch_llm_cancel {
+	const char *req;
+};
+int orch_llm_cancel_parse(json_t *params, struct orch_llm_cancel *ret, struct orch_error *err);
+json_t *orch_llm_cancel_build(const struct orch_llm_cancel *c);
 
 /* base64 helpers (RFC 4648, with padding). decode rejects invalid input. */
 char *orch_b64_encode(const void *data, size_t len);
