@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "domain-xml.h"
+#include "strbuf.h"
+
+const char *lv_transport_name(enum lv_transport t)
+{
+	switch (t) {
+	case LV_TRANSPORT_VSOCK:
+		return "vsock";
+	case LV_TRANSPORT_VIRTIO_SERIAL:
+		return "virtio-serial";
+	}
+	return "unknown";
+}
+
+const char *lv_accel_name(enum lv_accel a)
+{
+	switch (a) {
+	case LV_ACCEL_KVM:
+		return "kvm";
+	case LV_ACCEL_TCG:
+		return "tcg";
+	}
+	return "unknown";
+}
+
+static bool charset_ok(const char *s, const char *extra, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (; *s; s++) {
+		char ch = *s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr(extra, ch))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/* Printable ASCII only: no control bytes (XML 1.0 cannot carry most of them) and no
+ * bytes libvirt or the guest would interpret. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+static int check_path(const char *field, const char *p, size_t max, struct orch_error *err)
+{
+	if (!p || p[0] != '/')
+		return orch_err(err, -EINVAL, "%s must be an absolute path", field);
+	if (strlen(p) > max)
+		return orch_err(err, -EINVAL, "%s is longer than %zu bytes", field, max);
+	if (!printable(p))
+		return orch_err(err, -EINVAL, "%s contains control or non-ASCII bytes", field);
+	return 0;
+}
+
+static int validate(const struct lv_domain_config *c, struct orch_error *err)
+{
+	int r;
+	static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ._-";
+
+	if (!c->name || !charset_ok(c->name, upper, 64) || c->name[0] == '.' || c->name[0] == '-')
+		return orch_err(err, -EINVAL, "domain name must be 1-64 of [A-Za-z0-9._-]");
+	if (c->uuid && !charset_ok(c->uuid, "ABCDEF-", 36))
+		return orch_err(err, -EINVAL, "uuid is not a UUID");
+	if (c->accel != LV_ACCEL_KVM && c->accel != LV_ACCEL_TCG)
+		return orch_err(err, -EINVAL, "accel must be kvm or tcg");
+	if (c->vcpus < 1 || c->vcpus > LV_MAX_VCPUS)
+		return orch_err(err, -EINVAL, "vcpus must be 1..%d", LV_MAX_VCPUS);
+	if (c->memory_mib < 16 || c->memory_mib > LV_MAX_MEMORY_MIB)
+		return orch_err(err, -EINVAL, "memory_mib must be 16..%d", LV_MAX_MEMORY_MIB);
+	if (c->machine && !charset_ok(c->machine, "._-", 64))
+		return orch_err(err, -EINVAL, "machine type must be [a-z0-9._-]");
+	if (c->emulator && (r = check_path("emulator", c->emulator, 4096, err)) < 0)
+		return r;
+	if ((r = check_path("kernel", c->kernel, 4096, err)) < 0)
+		return r;
+	if (c->initrd && (r = check_path("initrd", c->initrd, 4096, err)) < 0)
+		return r;
+	if (c->cmdline && (!printable(c->cmdline) || strlen(c->cmdline) > 4096))
+		return orch_err(err, -EINVAL,
+				"cmdline must be printable ASCII, at most 4096 bytes");
+	if (c->rootfs && (r = check_path("rootfs", c->rootfs, 4096, err)) < 0)
+		return r;
+	if (c->workspace_dir) {
+		if ((r = check_path("workspace", c->workspace_dir, 4096, err)) < 0)
+			return r;
+		if (c->workspace_tag && !charset_ok(c->workspace_tag, "._-", 36))
+			return orch_err(err, -EINVAL, "workspace tag must be 1-36 of [a-z0-9._-]");
+		if (c->virtiofsd && (r = check_path("virtiofsd", c->virtiofsd, 4096, err)) < 0)
+			return r;
+	}
+	if (c->console_log && (r = check_path("console log", c->console_log, 4096, err)) < 0)
+		return r;
+
+	switch (c->transport) {
+	case LV_TRANSPORT_VSOCK:
+		if (c->cid < 3 || c->cid == 0xffffffffu)
+			return orch_err(err, -EINVAL,
+					"vsock CID %u is reserved (use 3..4294967294)", c->cid);
+		if (c->n_ports)
+			return orch_err(err, -EINVAL, "virtio-serial ports given with vsock");
+		break;
+	case LV_TRANSPORT_VIRTIO_SERIAL:
+		if (c->n_ports < 1 || c->n_ports > LV_MAX_PORTS || !c->ports)
+			return orch_err(err, -EINVAL,
+					"virtio-serial needs 1..%d ports (control first)",
+					LV_MAX_PORTS);
+		for (size_t i = 0; i < c->n_ports; i++) {
+			if (!c->ports[i].name || !charset_ok(c->ports[i].name, "._-", 64))
+				return orch_err(err, -EINVAL,
+						"port %zu: name must be 1-64 of [a-z0-9._-]", i);
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(c->ports[i].name, c->ports[j].name))
+					return orch_err(err, -EINVAL, "port name %s given twice",
+							c->ports[i].name);
+			if ((r = check_path("port path", c->ports[i].path, LV_UNIX_PATH_MAX, err)) <
+			    0)
+				return orch_err_prefix(err, "port %s", c->ports[i].name);
+		}
+		break;
+	default:
+		return orch_err(err, -EINVAL, "transport must be vsock or virtio-serial");
+	}
+	return 0;
+}
+
+static void elem(struct lv_buf *b, const char *indent, const char *tag, const char *text)
+{
+	lv_buf_appendf(b, "%s<%s>", indent, tag);
+	lv_buf_append_xml(b, text);
+	lv_buf_appendf(b, "</%s>\n", tag);
+}
+
+static void attr(struct lv_buf *b, const char *name, const char *value)
+{
+	lv_buf_appendf(b, " %s='", name);
+	lv_buf_append_xml(b, value);
+	lv_buf_append(b, "'");
+}
+
+static void devices(struct lv_buf *b, const struct lv_domain_config *c)
+{
+	lv_buf_append(b, "  <devices>\n");
+	if (c->emulator)
+		elem(b, "    ", "emulator", c->emulator);
+	if (c->rootfs) {
+		lv_buf_append(b, "    <disk type='file' device='disk'>\n"
+				 "      <driver name='qemu' type='raw'/>\n"
+				 "      <source");
+		attr(b, "file", c->rootfs);
+		lv_buf_append(b, "/>\n"
+				 "      <target dev='vda' bus='virtio'/>\n"
+				 "      <readonly/>\n"
+				 "    </disk>\n");
+	}
+	if (c->workspace_dir) {
+		lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
+				 "      <driver type='virtiofs'/>\n"
+				 "      <binary");
+		attr(b, "path", c->virtiofsd ? c->virtiofsd : LV_VIRTIOFSD_DEFAULT);
+		lv_buf_append(b, "/>\n      <source");
+		attr(b, "dir", c->workspace_dir);
+		lv_buf_append(b, "/>\n      <target");
+		attr(b, "dir", c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
+		lv_buf_append(b, "/>\n    </filesystem>\n");
+	}
+	lv_buf_append(b, "    <controller type='usb' model='none'/>\n");
+	if (c->console_log) {
+		lv_buf_append(b, "    <serial type='file'>\n      <source");
+		attr(b, "path", c->console_log);
+		lv_buf_append(b, " append='on'/>\n"
+				 "      <target port='0'/>\n"
+				 "    </serial>\n"
+				 "    <console type='file'>\n      <source");
+		attr(b, "path", c->console_log);
+		lv_buf_append(b, " append='on'/>\n"
+				 "      <target type='serial' port='0'/>\n"
+				 "    </console>\n");
+	}
+	if (c->transport == LV_TRANSPORT_VSOCK) {
+		lv_buf_appendf(b,
+			       "    <vsock model='virtio'>\n"
+			       "      <cid auto='no' address='%u'/>\n"
+			       "    </vsock>\n",
+			       c->cid);
+	} else {
+		for (size_t i = 0; i < c->n_ports; i++) {
+			lv_buf_append(b, "    <channel type='unix'>\n      <source mode='bind'");
+			attr(b, "path", c->ports[i].path);
+			lv_buf_append(b, "/>\n      <target type='virtio'");
+			attr(b, "name", c->ports[i].name);
+			lv_buf_append(b, "/>\n    </channel>\n");
+		}
+	}
+	/* No <interface>, no <graphics>, no <sound>, no balloon: nothing the guest does not
+	 * need. (libvirt adds the machine's built-in controllers itself.) */
+	lv_buf_append(b, "    <memballoon model='none'/>\n");
+	lv_buf_append(b, "  </devices>\n");
+}
+
+int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err)
+{
+	int r;
+	if ((r = validate(c, err)) < 0)
+		return r;
+
+	struct lv_buf b = {0};
+	lv_buf_appendf(&b, "<domain type='%s'>\n", c->accel == LV_ACCEL_KVM ? "kvm" : "qemu");
+	elem(&b, "  ", "name", c->name);
+	if (c->uuid)
+		elem(&b, "  ", "uuid", c->uuid);
+	lv_buf_appendf(&b, "  <memory unit='MiB'>%llu</memory>\n",
+		       (unsigned long long)c->memory_mib);
+	lv_buf_appendf(&b, "  <vcpu placement='static'>%u</vcpu>\n", c->vcpus);
+	/* virtio-fs needs guest memory that virtiofsd can map. */
+	lv_buf_append(&b, "  <memoryBacking>\n"
+			  "    <source type='memfd'/>\n"
+			  "    <access mode='shared'/>\n"
+			  "  </memoryBacking>\n");
+	lv_buf_append(&b, "  <os>\n    <type arch='x86_64'");
+	attr(&b, "machine", c->machine ? c->machine : LV_MACHINE_DEFAULT);
+	lv_buf_append(&b, ">hvm</type>\n");
+	elem(&b, "    ", "kernel", c->kernel);
+	if (c->initrd)
+		elem(&b, "    ", "initrd", c->initrd);
+	if (c->cmdline)
+		elem(&b, "    ", "cmdline", c->cmdline);
+	lv_buf_append(&b, "  </os>\n");
+	/* ACPI: without it the guest cannot power itself off through libvirt. */
+	lv_buf_append(&b, "  <features>\n    <acpi/>\n  </features>\n");
+	if (c->accel == LV_ACCEL_KVM)
+		lv_buf_append(&b, "  <cpu mode='host-passthrough'/>\n");
+	lv_buf_append(&b, "  <clock offset='utc'/>\n"
+			  "  <on_poweroff>destroy</on_poweroff>\n"
+			  "  <on_reboot>destroy</on_reboot>\n"
+			  "  <on_crash>destroy</on_crash>\n");
+	devices(&b, c);
+	lv_buf_append(&b, "</domain>\n");
+	return lv_buf_steal(&b, ret);
+}
+
+int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,
+		      char **ret, struct orch_error *err)
+{
+	int r;
+	if ((r = validate(c, err)) < 0)
+		return r;
+	if (base && !printable(base))
+		return orch_err(err, -EINVAL, "base cmdline must be printable ASCII");
+
+	struct lv_buf b = {0};
+	if (base && base[0])
+		lv_buf_appendf(&b, "%s ", base);
+	lv_buf_appendf(&b, "orch.name=%s", c->name);
+	if (c->transport == LV_TRANSPORT_VSOCK)
+		lv_buf_append(&b, " orch.connect=vsock:2:5000");
+	else
+		lv_buf_appendf(&b, " orch.connect=serial:/dev/virtio-ports/%s", c->ports[0].name);
+	if (slots)
+		lv_buf_appendf(&b, " orch.slots=%u", slots);
+	if (c->workspace_dir)
+		lv_buf_appendf(&b, " orch.workspace=%s",
+			       c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
+	else
+		lv_buf_append(&b, " orch.workspace=none");
+	return lv_buf_steal(&b, ret);
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libvirt domain XML for an orch microVM: a pure function from a config struct to text.
+ * Direct kernel boot, a read-only root disk, the workspace shared with virtio-fs
+ * (memfd + shared memory backing), no network interface, no USB, no graphics, the serial
+ * console to a log file, ACPI on, on_poweroff/on_reboot/on_crash = destroy, and the host
+ * channel either as a vsock device (with a CID) or as virtio-serial unix channels.
+ * Every string is validated (no control bytes, absolute paths) and XML-escaped. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+enum lv_transport {
+	LV_TRANSPORT_VSOCK = 1,
+	LV_TRANSPORT_VIRTIO_SERIAL,
+};
+
+enum lv_accel {
+	LV_ACCEL_KVM = 1,
+	LV_ACCEL_TCG,
+};
+
+#define LV_VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
+#define LV_WORKSPACE_TAG_DEFAULT "workspace"
+#define LV_MACHINE_DEFAULT "pc"
+#define LV_MAX_PORTS 80
+#define LV_MAX_VCPUS 256
+#define LV_MAX_MEMORY_MIB (1024 * 1024)
+#define LV_UNIX_PATH_MAX 107
+
+/* Names of the virtio-serial ports (the guest sees /dev/virtio-ports/<name>). */
+#define LV_PORT_CONTROL "org.orch.control"
+#define LV_PORT_LLM "org.orch.llm"
+#define LV_PORT_SHELL_PREFIX "org.orch.shell." /* + agent slot */
+
+/* One virtio-serial channel: libvirt binds a unix socket at path (host side). */
+struct lv_port {
+	const char *name; /* [a-z0-9._-]{1,64} */
+	const char *path; /* absolute, < 108 bytes */
+};
+
+struct lv_domain_config {
+	const char *name; /* domain name: [A-Za-z0-9._-]{1,64} */
+	const char *uuid; /* NULL: libvirt picks one */
+	enum lv_accel accel;
+	unsigned vcpus;	      /* 1..LV_MAX_VCPUS */
+	uint64_t memory_mib;  /* 16..LV_MAX_MEMORY_MIB */
+	const char *machine;  /* NULL: LV_MACHINE_DEFAULT */
+	const char *emulator; /* NULL: libvirt's default */
+
+	const char *kernel;  /* required */
+	const char *initrd;  /* NULL: none */
+	const char *cmdline; /* NULL: none; printable ASCII */
+	const char *rootfs;  /* read-only raw root image as /dev/vda; NULL: none */
+
+	const char *workspace_dir; /* virtio-fs source; NULL: no shared folder */
+	const char *workspace_tag; /* NULL: LV_WORKSPACE_TAG_DEFAULT */
+	const char *virtiofsd;	   /* NULL: LV_VIRTIOFSD_DEFAULT */
+
+	const char *console_log; /* serial console appended to this file; NULL: none */
+
+	enum lv_transport transport;
+	uint32_t cid;		     /* VSOCK: 3..0xfffffffe */
+	const struct lv_port *ports; /* VIRTIO_SERIAL: the channels, control first */
+	size_t n_ports;
+};
+
+/* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
+ * field named in err, or -ENOMEM. */
+int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err);
+
+/* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
+ * "orch.name=NAME orch.connect=ADDR [orch.slots=N] [orch.workspace=TAG|none]".
+ * ADDR is vsock:2:5000 or serial:/dev/virtio-ports/org.orch.control. slots 0: omitted. */
+int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,
+		      char **ret, struct orch_error *err);
+
+const char *lv_transport_name(enum lv_transport t);
+const char *lv_accel_name(enum lv_accel a);
