@@ -1,26 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The backend table. The libvirt backend (host/libvirt/) adds itself when built: it
- * defines orchd_backend_libvirt and the build sets ORCHD_HAVE_LIBVIRT_BACKEND. */
+/* The backend table. The libvirt backend (host/libvirt/, linked in when it exists)
+ * defines `const struct orchd_backend_ops orchd_backend_libvirt`; the reference is weak,
+ * so orchd links and runs without it. */
 #include <string.h>
 
 #include "backend.h"
 #include "cleanup.h"
 
-#ifdef ORCHD_HAVE_LIBVIRT_BACKEND
-extern const struct orchd_backend_ops orchd_backend_libvirt;
-#endif
-
-static const struct orchd_backend_ops *const backends[] = {
-	&orchd_backend_local,
-#ifdef ORCHD_HAVE_LIBVIRT_BACKEND
-	&orchd_backend_libvirt,
-#endif
-};
+extern const struct orchd_backend_ops orchd_backend_libvirt __attribute__((weak));
 
 const struct orchd_backend_ops *orchd_backend_find(const char *name)
 {
+	const struct orchd_backend_ops *const backends[] = {
+		&orchd_backend_local, &orchd_backend_libvirt, /* NULL when not linked in */
+	};
+
 	for (size_t i = 0; i < ELEMENTSOF(backends); i++)
-		if (strcmp(backends[i]->name, name) == 0)
+		if (backends[i] && strcmp(backends[i]->name, name) == 0)
 			return backends[i];
 	return NULL;
 }

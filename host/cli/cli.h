@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The orch CLI: one verb per file (cmd-<verb>.c), each exporting a struct cli_cmd that
+ * orch.c gathers in cmd_table[]. Exit codes are documented in docs/CLI.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "error.h"
+#include "loop.h"
+#include "rpc.h"
+
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,	 /* orchd answered with an error */
+	CLI_EXIT_USAGE = 2,	 /* bad command line */
+	CLI_EXIT_NO_DAEMON = 3,	 /* cannot reach orchd (not running, permission) */
+	CLI_EXIT_NOT_FOUND = 4,	 /* no such task */
+	CLI_EXIT_LOST = 75,	 /* --wait: the task was lost */
+	CLI_EXIT_NEVER_RAN = 70, /* --wait: failed without an exit code */
+	CLI_EXIT_TIMED_OUT = 124,
+	CLI_EXIT_CANCELLED = 130,
+};
+
+struct cli;
+/* Called for each task.output notification (logs, dispatch --follow). */
+typedef void (*cli_output_cb)(struct cli *c, json_t *params);
+
+struct cli {
+	const char *socket;
+	bool json;
+	struct orch_loop *loop;
+	struct orch_rpc *rpc;
+	cli_output_cb on_output;
+	void *data;
+	bool closed;
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *summary;
+	/* argv[0] is the verb; returns an exit code. */
+	int (*run)(struct cli *c, int argc, char **argv);
+};
+
+/* Connects to orchd (once); on failure prints why and how to start it, returns -errno. */
+int cli_connect(struct cli *c);
+void cli_disconnect(struct cli *c);
+/* Calls a method and waits for the reply (params_new stolen). On an error reply prints
+ * "orch: <message>" unless quiet, and returns the mapped exit code (> 0); 0 on success
+ * with *ret_result a new reference. timeout_ms 0: no timeout (waits forever). */
+int cli_call(struct cli *c, const char *method, json_t *params_new, uint64_t timeout_ms,
+	     json_t **ret_result);
+/* Prints a JSON value (--json). */
+void cli_print_json(json_t *v);
+/* Parses a task id argument; prints an error and returns -EINVAL if bad. */
+int cli_parse_id(const char *s, int64_t *ret);
+/* Writes a task.output notification's data to stdout/stderr (or as JSON with --json). */
+void cli_write_output(struct cli *c, json_t *params);
+/* Exit code for a finished task object (dispatch --wait, result). */
+int cli_task_exit_code(json_t *task);
+/* A duration like "30s", "5m", "1h", "1500ms" or plain seconds; -EINVAL if bad. */
+int cli_parse_duration_ms(const char *s, int64_t *ret);
+
+/* task.logs: replays output from from_seq (printing it), follows when asked; *ret_task is
+ * the final task object. */
+int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task);
+
+extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel;

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch dispatch: submit a task; optionally wait for it or follow its output. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: orch dispatch [OPTIONS] -- CMD [ARGS...]\n"
+		   "Queues CMD as a task and prints its id.\n\n"
+		   "  --vm NAME          run on this VM (default: any)\n"
+		   "  --agent N          run in agent slot N (default: any free one)\n"
+		   "  --priority P       higher runs first (default 0)\n"
+		   "  --timeout D        wall-clock limit: 30s, 5m, 1h, 1500ms (default: none)\n"
+		   "  --env K=V          extra environment (repeatable)\n"
+		   "  --cwd DIR          working directory in the jail (default /workspace)\n"
+		   "  --retries N        re-queues after the task is lost (default: orchd's)\n"
+		   "  --profile NAME     agent profile from orchd's config\n"
+		   "  --wait             wait for the task; exit with its exit code\n"
+		   "  --follow           stream its output live, then exit with its exit code\n"
+		   "  --json             print JSON\n"
+		   "  -h, --help         this text\n");
+}
+
+static void on_output(struct cli *c, json_t *params)
+{
+	cli_write_output(c, params);
+}
+
+int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task)
+{
+	c->on_output = on_output;
+	return cli_call(c, "task.logs",
+			json_pack("{sIsIsb}", "id", (json_int_t)id, "from_seq",
+				  (json_int_t)from_seq, "follow", follow),
+			0, ret_task);
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"vm", required_argument, NULL, 'm'},
+		{"agent", required_argument, NULL, 'a'},
+		{"priority", required_argument, NULL, 'p'},
+		{"timeout", required_argument, NULL, 't'},
+		{"env", required_argument, NULL, 'e'},
+		{"cwd", required_argument, NULL, 'C'},
+		{"retries", required_argument, NULL, 'r'},
+		{"profile", required_argument, NULL, 'P'},
+		{"wait", no_argument, NULL, 'w'},
+		{"follow", no_argument, NULL, 'f'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{},
+	};
+	_cleanup_json_ json_t *params = json_object(), *env = json_object(), *argv_j = json_array();
+	json_t *res = NULL, *task = NULL;
+	bool wait = false, follow = false;
+	int64_t id, ms;
+	char *end;
+	int o, r;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm':
+			json_object_set_new(params, "vm", json_string(optarg));
+			break;
+		case 'a':
+		case 'p':
+		case 'r': {
+			long long v = strtoll(optarg, &end, 10);
+			if (end == optarg || *end) {
+				fprintf(stderr, "orch dispatch: '%s' is not a number\n", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			json_object_set_new(params,
+					    o == 'a'   ? "slot"
+					    : o == 'p' ? "priority"
+						       : "retries",
+					    json_integer(v));
+			break;
+		}
+		case 't':
+			if (cli_parse_duration_ms(optarg, &ms) < 0) {
+				fprintf(stderr,
+					"orch dispatch: bad --timeout '%s' (e.g. 30s, 5m)\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			json_object_set_new(params, "timeout_ms", json_integer(ms));
+			break;
+		case 'e': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) {
+				fprintf(stderr, "orch dispatch: --env expects K=V, got '%s'\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			*eq = 0;
+			json_object_set_new(env, optarg, json_string(eq + 1));
+			break;
+		}
+		case 'C':
+			json_object_set_new(params, "cwd", json_string(optarg));
+			break;
+		case 'P':
+			json_object_set_new(params, "profile", json_string(optarg));
+			break;
+		case 'w':
+			wait = true;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "orch dispatch: missing command (orch dispatch -- CMD ARGS...)\n");
+		return CLI_EXIT_USAGE;
+	}
+	for (int i = optind; i < argc; i++)
+		json_array_append_new(argv_j, json_string(argv[i]));
+	json_object_set(params, "argv", argv_j);
+	if (json_object_size(env))
+		json_object_set(params, "env", env);
+
+	r = cli_call(c, "task.submit", json_incref(params), 30000, &res);
+	if (r)
+		return r;
+	id = json_integer_value(json_object_get(res, "id"));
+	if (!wait && !follow) {
+		if (c->json)
+			cli_print_json(res);
+		else
+			printf("%lld\n", (long long)id);
+		json_decref(res);
+		return 0;
+	}
+	json_decref(res);
+	if (follow) {
+		r = cli_follow_task(c, id, 0, true, &task);
+	} else {
+		r = cli_call(c, "task.wait", json_pack("{sI}", "id", (json_int_t)id), 0, &task);
+		if (!r && !c->json) {
+			/* print the output after the fact */
+			json_t *t2 = NULL;
+			r = cli_follow_task(c, id, 0, false, &t2);
+			json_decref(t2);
+		}
+	}
+	if (r)
+		return r;
+	if (c->json)
+		cli_print_json(task);
+	r = cli_task_exit_code(task);
+	json_decref(task);
+	return r;
+}
+
+const struct cli_cmd cmd_dispatch = {
+	.name = "dispatch",
+	.summary = "queue a command as a task (--wait, --follow)",
+	.run = run,
+};

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch result ID: a task's state, exit status, rusage, reason and spend. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void field(const char *name, json_t *v)
+{
+	char *s;
+
+	if (!v || json_is_null(v))
+		return;
+	if (json_is_string(v)) {
+		printf("%-12s %s\n", name, json_string_value(v));
+		return;
+	}
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	printf("%-12s %s\n", name, s ? s : "?");
+	free(s);
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	const char *idarg = NULL;
+	json_t *t = NULL;
+	int64_t id;
+	int r;
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--json") == 0)
+			c->json = true;
+		else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+			printf("Usage: orch result [--json] ID\n"
+			       "Shows a task's state, exit status, timing, rusage, reason and "
+			       "spend.\n"
+			       "Exit code: the task's (as dispatch --wait) once it is final, 0 "
+			       "while it\n"
+			       "is queued or running.\n");
+			return 0;
+		} else if (!idarg)
+			idarg = argv[a];
+		else {
+			fprintf(stderr, "orch result: unexpected argument '%s'\n", argv[a]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!idarg || cli_parse_id(idarg, &id) < 0) {
+		fprintf(stderr, "Usage: orch result [--json] ID\n");
+		return CLI_EXIT_USAGE;
+	}
+	r = cli_call(c, "task.get", json_pack("{sI}", "id", (json_int_t)id), 30000, &t);
+	if (r)
+		return r;
+	if (c->json) {
+		cli_print_json(t);
+	} else {
+		const char *k[] = {"id",	  "state",	  "argv",	  "vm",
+				   "slot",	  "exit_code",	  "signal",	  "reason",
+				   "duration_ms", "rusage",	  "attempts",	  "lost_count",
+				   "spend_usd",	  "spend_tokens", "output_bytes", NULL};
+		for (size_t i = 0; k[i]; i++)
+			field(k[i], json_object_get(t, k[i]));
+	}
+	{
+		const char *st = json_string_value(json_object_get(t, "state"));
+		bool final =
+			st && strcmp(st, "queued") && strcmp(st, "leased") && strcmp(st, "running");
+		r = final ? cli_task_exit_code(t) : 0;
+	}
+	json_decref(t);
+	return r;
+}
+
+const struct cli_cmd cmd_result = {
+	.name = "result",
+	.summary = "show a task's result",
+	.run = run,
+};
