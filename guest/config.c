@@ -197,7 +197,7 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 
 	int r;
 	if ((r = check_int("slots", slots, 1, ORCH_MAX_SLOTS, err)) < 0 ||
-	    (r = check_int("uid_base", uid_base, 1000, 0x7fff0000, err)) < 0 ||
+	    (r = check_int("uid_base", uid_base, 1000, 4294000000LL, err)) < 0 ||
 	    (r = check_int("heartbeat_ms", hb, 100, 600000, err)) < 0 ||
 	    (r = check_int("output_buffer_bytes", obuf, 4096, 1 << 30, err)) < 0 ||
 	    (r = check_int("output_chunk_bytes", ochunk, 512, ORCH_MAX_OUTPUT_CHUNK, err)) < 0 ||
@@ -405,7 +405,8 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 				c->slots = (unsigned)v;
 			break;
 		case OPT_UID_BASE:
-			if ((r = parse_range("--uid-base", optarg, 1000, 0x7fff0000, &v, err)) >= 0)
+			if ((r = parse_range("--uid-base", optarg, 1000, 4294000000LL, &v, err)) >=
+			    0)
 				c->uid_base = (uid_t)v;
 			break;
 		case OPT_WORKSPACE_ROOT:
@@ -518,7 +519,7 @@ int sv_config_finish(struct sv_config *c, struct orch_error *err)
 	if (!c->cgroup_name[0] || strchr(c->cgroup_name, '/') || c->cgroup_name[0] == '.')
 		return orch_err(err, -EINVAL, "cgroup name '%s' must be one path component",
 				c->cgroup_name);
-	if ((uint64_t)c->uid_base + c->slots > 0x7fffffff)
+	if ((uint64_t)c->uid_base + c->slots >= 0xffffffffULL)
 		return orch_err(err, -ERANGE, "uid base %u + %u slots is out of range",
 				(unsigned)c->uid_base, c->slots);
 	if (!c->bwrap) {

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The supervisor's state: slots (one jail at a time each), the host channel, the exits
+ * awaiting acknowledgement. One struct, passed everywhere; no globals. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "jail-seccomp.h"
+#include "loop.h"
+#include "rpc.h"
+#include "schema.h"
+#include "transport.h"
+
+struct sv_task;
+
+struct sv_slot {
+	unsigned index;
+	uid_t uid; /* uid_base + index; gid is the same number */
+	int netns_fd;
+	struct sv_cgroup cgroup;
+	bool enforced_pids;   /* by a cgroup (else RLIMIT_NPROC per uid) */
+	struct sv_task *task; /* NULL: free */
+};
+
+/* A task.exit request kept until the host acknowledges it (re-sent after reconnects). */
+struct sv_exit {
+	struct sv_exit *next;
+	char task[ORCH_MAX_ID_LEN + 1];
+	json_t *params; /* the task.exit params */
+	bool inflight;	/* sent on the current connection, reply pending */
+	struct supervisor *sv;
+};
+
+struct supervisor {
+	struct sv_config *cfg;
+	struct orch_loop *loop;
+	struct orch_addr addr;
+	char boot_id[40];
+
+	struct sv_cgroups cgroups;
+	struct sv_seccomp seccomp;
+	bool have_seccomp;
+	struct sv_slot slots[ORCH_MAX_SLOTS];
+
+	/* channel */
+	struct orch_rpc *rpc; /* NULL while disconnected */
+	bool ready;	      /* hello answered */
+	uint64_t heartbeat_ms;
+	int64_t heartbeat_seq;
+	struct orch_timer *heartbeat;
+	struct orch_timer *reconnect;
+	uint64_t backoff_ms;
+	bool fd_transport_used; /* fd:N cannot be dialled twice */
+	char host_name[128];
+
+	struct sv_exit *exits; /* oldest first */
+	size_t n_exits;
+
+	struct orch_io *signal_io;
+	int signal_fd;
+	bool quitting;
+	int exit_code;
+};
+
+/* channel.c */
+int sv_channel_start(struct supervisor *sv);
+void sv_channel_stop(struct supervisor *sv);
+/* The channel can take messages now (connected and past hello). */
+bool sv_channel_ready(const struct supervisor *sv);
+/* Queues a finished task's exit (params stolen) and sends it when possible. */
+void sv_exit_queue(struct supervisor *sv, const char *task, json_t *params_new);
+bool sv_exit_pending(const struct supervisor *sv, const char *task);
+/* Called when the channel has room again (drain) or became ready. */
+void sv_tasks_flush_all(struct supervisor *sv);
+json_t *sv_capabilities(const struct supervisor *sv);
