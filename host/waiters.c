@@ -71,7 +71,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 					return true;
 				}
 				b64 = orch_b64_encode(buf, (size_t)refs[i].length);
-				p = json_pack("{sIsIsss?}", "id", (json_int_t)w->task, "seq",
+				p = json_pack("{sIsIssss?}", "id", (json_int_t)w->task, "seq",
 					      (json_int_t)refs[i].seq, "stream",
 					      refs[i].stream == 2 ? "stderr" : "stdout", "data",
 					      b64);
