@@ -203,7 +203,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	struct orch_io *sio;
 
 	d->started_ms = orch_now_ms();
-	if ((r = mkdir_mode(d->cfg->state_dir, 0750, err)) < 0)
+	/* 0711: agents' jails must traverse it to reach workspace_root (by default inside);
+	 * the store and the spool below are not readable for them. */
+	if ((r = mkdir_mode(d->cfg->state_dir, 0711, err)) < 0)
 		return r;
 	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
 	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
