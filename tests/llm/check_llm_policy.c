@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests: request policy (routes, validation, max_tokens cap, stripped tools, OpenAI
+ * usage in streams) and prices. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "llm-policy.h"
+#include "llm-price.h"
+#include "llm-errors.h"
+
+static struct llm_policy pol;
+
+static void setup(void)
+{
+	ck_assert_int_eq(llm_policy_init_default(&pol), 0);
+}
+
+static void teardown(void)
+{
+	llm_policy_done(&pol);
+}
+
+/* Applies the policy and returns the rewritten body as JSON (or NULL with *ret_r set). */
+static json_t *apply(enum llm_route route, const char *body, struct llm_request_info *info,
+		     int *ret_r)
+{
+	struct orch_error err = {0};
+	char *out = NULL;
+	size_t len = 0;
+	json_t *j;
+
+	*ret_r = llm_policy_apply(&pol, route, body, strlen(body), &out, &len, info, &err);
+	if (*ret_r < 0) {
+		ck_assert_str_ne(err.msg, "");
+		return NULL;
+	}
+	j = json_loadb(out, len, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(info->input_estimate, (int64_t)len);
+	free(out);
+	return j;
+}
+
+START_TEST(test_routes)
+{
+	enum llm_route r;
+
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/messages", &r), 0);
+	ck_assert_int_eq(r, LLM_ROUTE_MESSAGES);
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/messages/count_tokens", &r), 0);
+	ck_assert_int_eq(r, LLM_ROUTE_COUNT_TOKENS);
+	ck_assert_int_eq(llm_route_parse("GET", "/v1/models", &r), 0);
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/chat/completions", &r), 0);
+	ck_assert_int_eq(llm_route_api(r), LLM_API_OPENAI);
+	ck_assert_int_eq(llm_route_parse("GET", "/v1/messages", &r), -ENOENT);
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/messages/../models", &r), -ENOENT);
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/files", &r), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_anthropic_strip_and_cap)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j = apply(LLM_ROUTE_MESSAGES,
+			  "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64000,\"stream\":true,"
+			  "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+			  "\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"},"
+			  "{\"name\":\"read_file\",\"input_schema\":{\"type\":\"object\"}},"
+			  "{\"type\":\"web_fetch_20250910\",\"name\":\"web_fetch\"},"
+			  "{\"type\":\"code_execution_20250825\",\"name\":\"code_execution\"},"
+			  "{\"type\":\"custom\",\"name\":\"x\",\"input_schema\":{}}],"
+			  "\"tool_choice\":{\"type\":\"tool\",\"name\":\"web_search\"}}",
+			  &info, &r);
+	json_t *tools;
+
+	ck_assert_int_eq(r, 0);
+	ck_assert_str_eq(info.model, "claude-sonnet-4-5");
+	ck_assert(info.stream);
+	ck_assert_int_eq(info.max_tokens, 32000);
+	ck_assert_int_eq(info.stripped, 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_tokens")), 32000);
+	tools = json_object_get(j, "tools");
+	ck_assert_int_eq(json_array_size(tools), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tools, 0), "name")),
+			 "read_file");
+	ck_assert_ptr_null(json_object_get(j, "tool_choice"));
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_anthropic_only_server_tools)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j = apply(LLM_ROUTE_MESSAGES,
+			  "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[],"
+			  "\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}],"
+			  "\"tool_choice\":{\"type\":\"any\"}}",
+			  &info, &r);
+
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.max_tokens, 10);
+	ck_assert_ptr_null(json_object_get(j, "tools"));
+	ck_assert_ptr_null(json_object_get(j, "tool_choice"));
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_strip_prefix)
+{
+	ck_assert(llm_policy_strips(&pol, "web_search"));
+	ck_assert(llm_policy_strips(&pol, "web_search_20250305"));
+	ck_assert(!llm_policy_strips(&pol, "web_searcher"));
+	ck_assert(!llm_policy_strips(&pol, "bash_20250124"));
+	ck_assert(!llm_policy_strips(&pol, NULL));
+	ck_assert_int_eq(llm_policy_add_strip(&pol, "bash", NULL), 0);
+	ck_assert(llm_policy_strips(&pol, "bash_20250124"));
+	ck_assert_int_eq(llm_policy_add_strip(&pol, "", NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_invalid_bodies)
+{
+	static const char *const bad[] = {
+		"",
+		"[]",
+		"{\"model\":\"m\"",
+		"{\"model\":\"m\",\"model\":\"n\",\"max_tokens\":1,\"messages\":[]}",
+		"{\"model\":\"m\",\"messages\":[]}",
+		"{\"model\":\"m\",\"max_tokens\":0,\"messages\":[]}",
+		"{\"model\":\"m\",\"max_tokens\":\"9\",\"messages\":[]}",
+		"{\"model\":\"m\",\"max_tokens\":1}",
+		"{\"model\":\"bad model\",\"max_tokens\":1,\"messages\":[]}",
+		"{\"model\":7,\"max_tokens\":1,\"messages\":[]}",
+		"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[],\"stream\":\"yes\"}",
+		"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[],\"tools\":{}}",
+		"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[],\"tools\":[1]}",
+		"{\"model\":\"m\",\"max_tokens\":1,\"messages\":[],\"tools\":[{\"type\":3}]}",
+	};
+	struct llm_request_info info;
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		json_t *j = apply(LLM_ROUTE_MESSAGES, bad[i], &info, &r);
+		ck_assert_msg(r == -EINVAL, "case %zu: %d", i, r);
+		ck_assert_ptr_null(j);
+	}
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+	struct orch_error err = {0};
+	struct llm_request_info info;
+	char *out = NULL;
+	size_t len;
+	char *big;
+
+	pol.max_request_bytes = 1024;
+	big = calloc(1, 2048);
+	memset(big, ' ', 2047);
+	ck_assert_int_eq(
+		llm_policy_apply(&pol, LLM_ROUTE_MESSAGES, big, 2047, &out, &len, &info, &err),
+		-EMSGSIZE);
+	ck_assert_ptr_nonnull(strstr(err.msg, "exceeds"));
+	free(big);
+}
+END_TEST
+
+START_TEST(test_openai)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j = apply(LLM_ROUTE_CHAT,
+			  "{\"model\":\"gpt-4.1\",\"stream\":true,\"messages\":[],"
+			  "\"web_search_options\":{},"
+			  "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
+			  &info, &r);
+
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.api, LLM_API_OPENAI);
+	ck_assert(info.stream);
+	ck_assert_int_eq(info.max_tokens, 32000);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_completion_tokens")), 32000);
+	ck_assert(json_is_true(
+		json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+	ck_assert_ptr_null(json_object_get(j, "web_search_options"));
+	ck_assert_int_eq(json_array_size(json_object_get(j, "tools")), 1);
+	json_decref(j);
+
+	j = apply(LLM_ROUTE_CHAT,
+		  "{\"model\":\"gpt-4.1\",\"max_tokens\":100,\"messages\":[],"
+		  "\"stream_options\":{\"include_usage\":false},\"stream\":true}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.max_tokens, 100);
+	ck_assert_ptr_null(json_object_get(j, "max_completion_tokens"));
+	ck_assert(json_is_true(
+		json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+	json_decref(j);
+
+	j = apply(LLM_ROUTE_CHAT, "{\"model\":\"gpt-4.1\",\"n\":2,\"messages\":[]}", &info, &r);
+	ck_assert_int_eq(r, -EINVAL);
+	j = apply(LLM_ROUTE_CHAT,
+		  "{\"model\":\"gpt-4.1\",\"max_tokens\":50,\"max_completion_tokens\":900000,"
+		  "\"messages\":[]}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.max_tokens, 32000);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_count_tokens_and_models)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j = apply(LLM_ROUTE_COUNT_TOKENS,
+			  "{\"model\":\"m\",\"messages\":[],\"stream\":true,"
+			  "\"tools\":[{\"type\":\"web_fetch\",\"name\":\"web_fetch\"}]}",
+			  &info, &r);
+	struct orch_error err = {0};
+	char *out = (char *)1;
+	size_t len = 1;
+
+	ck_assert_int_eq(r, 0);
+	ck_assert(!info.stream);
+	ck_assert_int_eq(info.max_tokens, 0);
+	ck_assert_ptr_null(json_object_get(j, "tools"));
+	json_decref(j);
+	ck_assert_int_eq(llm_policy_apply(&pol, LLM_ROUTE_MODELS, NULL, 0, &out, &len, &info, &err),
+			 0);
+	ck_assert_ptr_null(out);
+	ck_assert_int_eq(len, 0);
+}
+END_TEST
+
+START_TEST(test_prices)
+{
+	struct llm_price p;
+	struct llm_usage u = {.input = 1000, .output = 100};
+	int64_t v;
+
+	ck_assert_int_eq(llm_usd_to_micro(3.0, &p.in_micro_per_mtok), 0);
+	ck_assert_int_eq(llm_usd_to_micro(15.0, &p.out_micro_per_mtok), 0);
+	ck_assert_int_eq(p.in_micro_per_mtok, 3000000);
+	/* 1000 * $3/M + 100 * $15/M = $0.003 + $0.0015 */
+	ck_assert_int_eq(llm_cost_micro(&p, &u), 4500);
+	u = (struct llm_usage){.cache_write = 1000, .cache_read = 1000};
+	ck_assert_int_eq(llm_cost_micro(&p, &u), 3750 + 300);
+	u = (struct llm_usage){.input = 1};
+	ck_assert_int_eq(llm_cost_micro(&p, &u), 3); /* $0.000003 */
+	ck_assert_int_eq(llm_usd_to_micro(0.15, &v), 0);
+	p.in_micro_per_mtok = v;
+	ck_assert_int_eq(llm_cost_micro(&p, &u), 1); /* 0.15 micro rounds up */
+	ck_assert_int_eq(llm_cost_worst_micro(&p, 0, 0), 0);
+	p = (struct llm_price){3000000, 15000000};
+	ck_assert_int_eq(llm_cost_worst_micro(&p, 1000, 1000), 3750 + 15000);
+	ck_assert_int_eq(llm_usd_to_micro(-1, &v), -ERANGE);
+	ck_assert_int_eq(llm_usd_to_micro(1e300, &v), -ERANGE);
+	u = (struct llm_usage){.input = INT64_MAX, .output = INT64_MAX};
+	ck_assert_int_eq(llm_cost_micro(&p, &u), INT64_MAX);
+}
+END_TEST
+
+START_TEST(test_error_shapes)
+{
+	json_t *a = llm_error_json(LLM_API_ANTHROPIC, 429, NULL, "slow down");
+	json_t *o = llm_error_json(LLM_API_OPENAI, 403, "insufficient_quota", "no money");
+
+	ck_assert_str_eq(json_string_value(json_object_get(a, "type")), "error");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "error"), "type")),
+			 "rate_limit_error");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "error"), "message")),
+			 "slow down");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+			 "insufficient_quota");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "message")),
+			 "no money");
+	ck_assert_str_eq(llm_anthropic_error_type(403), "permission_error");
+	json_decref(a);
+	json_decref(o);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("llm_policy");
+	TCase *tc = tcase_create("policy");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_routes);
+	tcase_add_test(tc, test_anthropic_strip_and_cap);
+	tcase_add_test(tc, test_anthropic_only_server_tools);
+	tcase_add_test(tc, test_strip_prefix);
+	tcase_add_test(tc, test_invalid_bodies);
+	tcase_add_test(tc, test_too_large);
+	tcase_add_test(tc, test_openai);
+	tcase_add_test(tc, test_count_tokens_and_models);
+	tcase_add_test(tc, test_prices);
+	tcase_add_test(tc, test_error_shapes);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
