@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd configuration: defaults, the example file, and strict errors naming the key. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static int parse(const char *text, struct orchd_config **c, struct orch_error *err)
+{
+	return orchd_config_parse(text, strlen(text), NULL, c, err);
+}
+
+START_TEST(test_defaults)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(orchd_config_load(NULL, NULL, &c, &err), 0);
+	ck_assert_str_eq(c->state_dir, "/var/lib/orch");
+	ck_assert_str_eq(c->socket, "/run/orch/orch.sock");
+	ck_assert_str_eq(c->workspace_root, "/var/lib/orch/workspaces");
+	ck_assert_ptr_null(c->group);
+	ck_assert_int_eq(c->n_vms, 1);
+	ck_assert_str_eq(c->vms[0].name, "local");
+	ck_assert_int_eq(c->vms[0].backend, ORCHD_BACKEND_LOCAL);
+	ck_assert_int_eq(c->vms[0].slots, 4);
+	ck_assert_str_eq(c->vms[0].workspace, "/var/lib/orch/workspaces/local");
+	ck_assert_int_eq(c->scheduler.retries, 1);
+	ck_assert_int_eq(c->uid_base, 100000);
+	orchd_config_free(c);
+
+	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
+	ck_assert_str_eq(c->workspace_root, "/tmp/x/workspaces");
+	orchd_config_free(c);
+}
+END_TEST
+
+START_TEST(test_example_file)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+	char path[4096];
+	const struct orchd_vm_config *vm;
+
+	snprintf(path, sizeof(path), "%s/host/orchd.example.json", getenv("ORCH_SOURCEDIR"));
+	ck_assert_msg(orchd_config_load(path, NULL, &c, &err) == 0, "%s", err.msg);
+	vm = orchd_config_vm(c, "dev");
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_int_eq(vm->backend, ORCHD_BACKEND_LIBVIRT);
+	ck_assert_int_eq(vm->memory_mib, 8192);
+	ck_assert_int_eq(vm->limits.memory_mib, 2048);
+	ck_assert_int_eq(vm->n_profiles, 2);
+	vm = orchd_config_vm(c, "scratch");
+	ck_assert_int_eq(vm->backend, ORCHD_BACKEND_LOCAL);
+	ck_assert_int_eq(vm->slots, 2);
+	ck_assert_ptr_nonnull(orchd_config_profile(c, "claude"));
+	ck_assert_int_eq(orchd_config_profile(c, "claude")->n_env, 1);
+	ck_assert_str_eq(orchd_config_profile(c, "claude")->env[0], "DISABLE_AUTOUPDATER=1");
+	ck_assert_int_eq(c->llm.n_upstreams, 2);
+	ck_assert_int_eq(c->llm.n_models, 3);
+	ck_assert_int_eq(c->llm.n_strip_tools, 3);
+	orchd_config_free(c);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	const char *msg; /* expected prefix of the error */
+} bad[] = {
+	{"[]", "(top level): expected an object"},
+	{"{\"a\":1,\"a\":2}", "line 1"},
+	{"{\"statedir\":\"/x\"}", "statedir: unknown key"},
+	{"{\"state_dir\":\"relative\"}", "state_dir: expected an absolute path"},
+	{"{\"log_level\":\"loud\"}", "log_level: expected one of"},
+	{"{\"uid_base\":5}", "uid_base: expected an integer 1000..4294000000"},
+	{"{\"scheduler\":{\"retires\":1}}", "scheduler.retires: unknown key"},
+	{"{\"scheduler\":{\"retries\":11}}", "scheduler.retries: expected an integer 0..10"},
+	{"{\"vms\":{}}", "vms: expected at least one VM"},
+	{"{\"vms\":{\"bad name\":{}}}", "vms.bad name: names must match"},
+	{"{\"vms\":{\"dev\":{\"memory_mib\":5}}}",
+	 "vms.dev.memory_mib: expected an integer 64..1048576"},
+	{"{\"vms\":{\"dev\":{\"memory_mib\":\"5\"}}}", "vms.dev.memory_mib: expected an integer"},
+	{"{\"vms\":{\"dev\":{\"slots\":65}}}", "vms.dev.slots: expected an integer 1..64"},
+	{"{\"vms\":{\"dev\":{\"backend\":\"xen\"}}}",
+	 "vms.dev.backend: expected one of \"local\", \"libvirt\""},
+	{"{\"vms\":{\"dev\":{\"transport\":\"tcp\"}}}", "vms.dev.transport: expected one of"},
+	{"{\"vms\":{\"dev\":{\"limits\":{\"pids\":-1}}}}",
+	 "vms.dev.limits.pids: expected an integer"},
+	{"{\"vms\":{\"dev\":{\"limits\":{\"memory\":1}}}}", "vms.dev.limits.memory: unknown key"},
+	{"{\"vms\":{\"dev\":{\"profiles\":[\"nope\"]}}}", "vms.dev.profiles[0]: no profile named"},
+	{"{\"vms\":{\"dev\":{\"autostart\":1}}}", "vms.dev.autostart: expected true or false"},
+	{"{\"profiles\":{\"p\":{\"env\":{\"1X\":\"v\"}}}}", "profiles.p.env.1X: expected a name"},
+	{"{\"profiles\":{\"p\":{\"command\":[1]}}}", "profiles.p.command[0]: expected a string"},
+	{"{\"llm\":{\"upstreams\":{\"a\":{\"kind\":\"anthropic\"}}}}",
+	 "llm.upstreams.a.key_file: required"},
+	{"{\"llm\":{\"upstreams\":{\"a\":{\"kind\":\"x\",\"key_file\":\"/k\"}}}}",
+	 "llm.upstreams.a.kind: expected one of"},
+	{"{\"llm\":{\"upstreams\":{\"a\":{\"kind\":\"openai\",\"key_file\":\"/"
+	 "k\",\"base_url\":\"ftp://x\"}}}}",
+	 "llm.upstreams.a.base_url: expected an http"},
+	{"{\"llm\":{\"models\":{\"m\":{\"upstream\":\"a\",\"input_usd_per_mtok\":1,\"output_usd_"
+	 "per_mtok\":1}}}}",
+	 "llm.models.m.upstream: no upstream named"},
+	{"{\"llm\":{\"models\":{\"m\":{\"upstream\":\"a\"}}}}",
+	 "llm.models.m.input_usd_per_mtok: required"},
+	{"{\"llm\":{\"budgets\":{\"agent_usd\":-1}}}", "llm.budgets.agent_usd: expected a number"},
+	{"{\"llm\":{\"rate_limits\":{\"rpm\":1}}}", "llm.rate_limits.rpm: unknown key"},
+	{"{\"llm\":{\"max_tokens_cap\":0}}", "llm.max_tokens_cap: expected an integer 1..1000000"},
+	{"{\"group\":\"\"}", "group: expected a group name or null"},
+};
+
+START_TEST(test_bad)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_int_lt(parse(bad[_i].text, &c, &err), 0);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strncmp(err.msg, bad[_i].msg, strlen(bad[_i].msg)) == 0,
+		      "for %s: got \"%s\", expected \"%s...\"", bad[_i].text, err.msg, bad[_i].msg);
+}
+END_TEST
+
+START_TEST(test_nulls_and_overrides)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(
+		parse("{\"group\":null,\"supervisor\":null,\"backend\":\"libvirt\","
+		      "\"vms\":{\"a\":{},\"b\":{\"backend\":\"local\",\"workspace\":\"/w\"}}}",
+		      &c, &err),
+		0);
+	ck_assert_int_eq(orchd_config_vm(c, "a")->backend, ORCHD_BACKEND_LIBVIRT);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->backend, ORCHD_BACKEND_LOCAL);
+	ck_assert_str_eq(orchd_config_vm(c, "b")->workspace, "/w");
+	orchd_config_free(c);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("host_config");
+	TCase *tc = tcase_create("config");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_example_file);
+	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_test(tc, test_nulls_and_overrides);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
