@@ -1,0 +1,318 @@
+# NixOS host module: services.orch runs orchd (docs/CONFIG.md is the format it
+# renders). See docs/NIXOS.md for a complete example.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib)
+    all attrNames attrValues concatLists concatMap filter foldl' genList hasPrefix
+    literalExpression mapAttrsToList mkEnableOption mkIf mkOption optional
+    optionals types unique;
+
+  cfg = config.services.orch;
+  render = import ./render.nix { inherit lib; };
+  settingsFormat = pkgs.formats.json { };
+
+  nameOk = n: builtins.match "[A-Za-z0-9_-]{1,32}" n != null;
+  absPath = p: hasPrefix "/" p;
+  inStore = p: hasPrefix "${builtins.storeDir}/" p || p == builtins.storeDir;
+
+  uidMax = 4294967294; # 2^32-1 is the invalid uid
+
+  vmBackend = vm: if vm.backend != null then vm.backend else cfg.settings.backend;
+  usesLibvirt = cfg.vms != { } && lib.any (vm: vmBackend vm == "libvirt") (attrValues cfg.vms);
+  vmWorkspace = name: vm: if vm.workspace != null then vm.workspace else "${cfg.workspaceRoot}/${name}";
+
+  finalSettings = render.finalize cfg.settings;
+  rawConfigFile = settingsFormat.generate "orchd.json" finalSettings;
+  checkedConfigFile = pkgs.runCommand "orchd-checked.json" { nativeBuildInputs = [ cfg.package ]; } ''
+    orchd --check-config ${rawConfigFile}
+    cp ${rawConfigFile} $out
+  '';
+
+  nullOrInt = lo: hi: types.nullOr (types.ints.between lo hi);
+
+  limitsOptions = {
+    options = {
+      timeoutMs = mkOption { type = nullOrInt 0 604800000; default = null; description = "Wall-clock timeout of a task in ms (`timeout_ms`); 0: none, null: inherit."; };
+      memoryMiB = mkOption { type = nullOrInt 0 1048576; default = null; description = "cgroup `memory.max` of a jail in MiB (`memory_mib`)."; };
+      pids = mkOption { type = nullOrInt 0 1000000; default = null; description = "cgroup `pids.max` of a jail (`pids`)."; };
+      cpuPercent = mkOption { type = nullOrInt 0 6400; default = null; description = "cgroup `cpu.max`, 100 = one CPU (`cpu_percent`)."; };
+      nofile = mkOption { type = nullOrInt 0 1048576; default = null; description = "RLIMIT_NOFILE (`nofile`)."; };
+      fsizeMiB = mkOption { type = nullOrInt 0 1048576; default = null; description = "RLIMIT_FSIZE in MiB (`fsize_mib`)."; };
+    };
+  };
+
+  vmOptions = { name, ... }: {
+    options = {
+      backend = mkOption { type = types.nullOr (types.enum [ "local" "libvirt" ]); default = null; description = "`libvirt`: a QEMU microVM; `local`: the supervisor runs on the host (no VM). null: `settings.backend`."; };
+      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `uidBase + N`."; };
+      vcpus = mkOption { type = types.ints.between 1 256; default = 2; description = "Virtual CPUs."; };
+      memoryMiB = mkOption { type = types.ints.between 64 1048576; default = 2048; description = "Guest memory in MiB."; };
+      workspace = mkOption { type = types.nullOr types.str; default = null; defaultText = literalExpression ''"''${workspaceRoot}/<name>"''; description = "Host directory shared with the VM; agent N works in `<workspace>/agent-N`."; };
+      autostart = mkOption { type = types.bool; default = true; description = "Start the VM with orchd (otherwise `orch vm up ${name}`)."; };
+      profiles = mkOption { type = types.listOf types.str; default = [ ]; description = "Agent profiles allowed on this VM (names in `settings.profiles`); empty: all."; };
+      transport = mkOption { type = types.nullOr (types.enum [ "auto" "vsock" "virtio-serial" ]); default = null; description = "Host-guest channel; null: orchd's default (`auto`)."; };
+      accel = mkOption { type = types.nullOr (types.enum [ "auto" "kvm" "tcg" ]); default = null; description = "Accelerator; null: orchd's default (`auto`)."; };
+      bootTimeoutMs = mkOption { type = nullOrInt 1000 3600000; default = null; description = "Boot to the supervisor's hello, in ms."; };
+      kernel = mkOption { type = types.nullOr types.str; default = null; description = "Guest kernel; null: the one of `services.orch.guestImage`."; };
+      initrd = mkOption { type = types.nullOr types.str; default = null; description = "Guest initrd; null: the one of `services.orch.guestImage`."; };
+      cmdline = mkOption { type = types.nullOr types.str; default = null; description = "Kernel command line; null: the one of `services.orch.guestImage`."; };
+      limits = mkOption { type = types.submodule limitsOptions; default = { }; description = "Task limits of this VM."; };
+    };
+  };
+
+  upstreamOptions = { name, ... }: {
+    options = {
+      kind = mkOption { type = types.enum [ "anthropic" "openai" ]; description = "API dialect of upstream ${name}."; };
+      baseUrl = mkOption { type = types.nullOr types.str; default = null; example = "https://api.anthropic.com"; description = "Base URL; null: the kind's public API."; };
+      keyFile = mkOption {
+        # A string, not a path: a path value would be copied into the world-readable store.
+        type = types.str;
+        example = "/run/secrets/anthropic-key";
+        description = ''
+          File holding the API key (one line), read when orchd starts. It reaches
+          orchd as the systemd credential `${render.credentialName name}` (LoadCredential),
+          never through the Nix store or the environment. Use a secrets manager
+          (agenix, sops-nix) or a root-only file; never a Nix path literal.
+        '';
+      };
+    };
+  };
+
+  modelOptions = {
+    options = {
+      upstream = mkOption { type = types.str; description = "Name of an upstream in `llm.upstreams`."; };
+      inputUsdPerMtok = mkOption { type = types.addCheck types.number (x: x >= 0 && x <= 10000); description = "USD per million input tokens."; };
+      outputUsdPerMtok = mkOption { type = types.addCheck types.number (x: x >= 0 && x <= 10000); description = "USD per million output tokens."; };
+    };
+  };
+
+  nullOrNum = hi: types.nullOr (types.addCheck types.number (x: x >= 0 && x <= hi));
+
+  vmAssertions = concatLists (mapAttrsToList (name: vm: [
+    {
+      assertion = nameOk name;
+      message = "services.orch.vms.\"${name}\": VM names must match [A-Za-z0-9_-]{1,32}.";
+    }
+    {
+      assertion = vm.slots <= cfg.uidCount;
+      message = "services.orch.vms.${name}: ${toString vm.slots} agent slots do not fit the agents' uid range of ${toString cfg.uidCount} uids (services.orch.uidCount, from uidBase ${toString cfg.uidBase}); lower the slots or raise uidCount.";
+    }
+    {
+      assertion = vmBackend vm != "libvirt" || vm.kernel != null || cfg.guestImage != null;
+      message = "services.orch.vms.${name} runs on the libvirt backend but has no guest image: set services.orch.guestImage (the flake's nixosModules.default does) or vms.${name}.kernel and .initrd.";
+    }
+    {
+      assertion = vm.kernel == null || (absPath vm.kernel && (vm.initrd != null));
+      message = "services.orch.vms.${name}.kernel must be an absolute path and comes with vms.${name}.initrd.";
+    }
+    {
+      assertion = all (p: (cfg.settings.profiles or { }) ? ${p}) vm.profiles;
+      message = "services.orch.vms.${name}.profiles names profiles that are not in services.orch.settings.profiles: ${toString (filter (p: !((cfg.settings.profiles or { }) ? ${p})) vm.profiles)}.";
+    }
+  ]) cfg.vms);
+
+  upstreamAssertions = concatLists (mapAttrsToList (name: u: [
+    {
+      assertion = nameOk name;
+      message = "services.orch.llm.upstreams.\"${name}\": upstream names must match [A-Za-z0-9_-]{1,32} (the name becomes a systemd credential id).";
+    }
+    {
+      assertion = !inStore u.keyFile;
+      message = "services.orch.llm.upstreams.${name}.keyFile is inside the Nix store (${u.keyFile}), where every user can read it: keep the key outside the store (e.g. /run/secrets/${name}) and give its path as a string.";
+    }
+    {
+      assertion = absPath u.keyFile;
+      message = "services.orch.llm.upstreams.${name}.keyFile must be an absolute path, not \"${u.keyFile}\".";
+    }
+  ]) cfg.llm.upstreams);
+
+  modelAssertions = mapAttrsToList (model: m: {
+    assertion = cfg.llm.upstreams ? ${m.upstream};
+    message = "services.orch.llm.models.\"${model}\".upstream: \"${m.upstream}\" is not in services.orch.llm.upstreams.";
+  }) cfg.llm.models;
+
+  # Users declared with a fixed uid inside the agents' uid range would share files with agents.
+  agentUidEnd = cfg.uidBase + cfg.uidCount; # exclusive
+  # systemd's DynamicUser= range (61184..65519).
+  dynamicUidsOverlap = cfg.uidBase <= 65519 && agentUidEnd > 61184;
+  clashingUsers = attrNames (lib.filterAttrs (_: u: (u.uid or null) != null && u.uid >= cfg.uidBase && u.uid < agentUidEnd) config.users.users);
+
+  workspaceRules = concatLists (mapAttrsToList (name: vm:
+    let ws = vmWorkspace name vm; in
+    [ "d ${ws} 0755 root root - -" ]
+    ++ genList (n: let uid = toString (cfg.uidBase + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
+  ) cfg.vms);
+
+  writablePaths = unique ([ cfg.stateDir cfg.workspaceRoot (dirOf cfg.socket) ]
+    ++ mapAttrsToList vmWorkspace cfg.vms);
+in
+{
+  options.services.orch = {
+    enable = mkEnableOption "orch, LLM coding agents in QEMU microVMs (orchd)";
+
+    package = lib.mkPackageOption pkgs "orch" { };
+
+    guestImage = mkOption {
+      type = types.nullOr types.package;
+      default = null;
+      defaultText = literalExpression "the flake's packages.\${system}.orch-guest";
+      description = ''
+        The guest image (kernel, initrd and its command line in passthru `cmdline`) that
+        VMs on the libvirt backend boot unless they name their own kernel. The flake's
+        `nixosModules.default` sets it to the image built from `nixosModules.guest`.
+      '';
+    };
+
+    stateDir = mkOption { type = types.str; default = "/var/lib/orch"; description = "SQLite store, output spool and console logs (`state_dir`)."; };
+    socket = mkOption { type = types.str; default = "/run/orch/orch.sock"; description = "Control socket of the `orch` CLI (`socket`), mode 0660, group `group`."; };
+    group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket); created by the module."; };
+    workspaceRoot = mkOption { type = types.str; default = "${cfg.stateDir}/workspaces"; defaultText = literalExpression ''"''${stateDir}/workspaces"''; description = "Agent workspaces live in `<workspaceRoot>/<vm>/agent-N` (`workspace_root`)."; };
+    uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Agent N of a VM runs as uid/gid `uidBase + N` (`uid_base`)."; };
+    uidCount = mkOption {
+      type = types.ints.between 1 65536;
+      default = 64;
+      description = ''
+        Size of the uid/gid range reserved for agents, from `uidBase`. No VM may have more
+        slots; no user declared in `users.users` may have a uid in it, and it must not
+        overlap systemd's DynamicUser range (61184-65519).
+      '';
+    };
+    checkConfig = mkOption { type = types.bool; default = true; description = "Validate the rendered file with `orchd --check-config` at build time."; };
+
+    limits = mkOption { type = types.submodule limitsOptions; default = { }; description = "Default task limits (`limits`)."; };
+
+    vms = mkOption {
+      type = types.attrsOf (types.submodule vmOptions);
+      default = { default = { }; };
+      example = literalExpression ''{ dev = { vcpus = 4; memoryMiB = 8192; slots = 4; profiles = [ "claude" ]; }; }'';
+      description = "The VMs orchd manages, by name (`vms`).";
+    };
+
+    llm = {
+      upstreams = mkOption { type = types.attrsOf (types.submodule upstreamOptions); default = { }; description = "LLM upstream APIs by name (`llm.upstreams`); their keys stay on the host."; };
+      models = mkOption { type = types.attrsOf (types.submodule modelOptions); default = { }; description = "Model allowlist and price table (`llm.models`); models not listed are refused."; };
+      budgets = {
+        agentUsd = mkOption { type = nullOrNum 1000000; default = null; description = "Spend per agent slot in USD (`llm.budgets.agent_usd`); 0: unlimited."; };
+        taskUsd = mkOption { type = nullOrNum 1000000; default = null; description = "Spend per task in USD (`llm.budgets.task_usd`); 0: unlimited."; };
+        agentTokens = mkOption { type = nullOrInt 0 1000000000000; default = null; description = "Tokens per agent slot (`llm.budgets.agent_tokens`)."; };
+        taskTokens = mkOption { type = nullOrInt 0 1000000000000; default = null; description = "Tokens per task (`llm.budgets.task_tokens`)."; };
+      };
+    };
+
+    settings = mkOption {
+      type = types.submodule {
+        freeformType = settingsFormat.type;
+        options = {
+          log_level = mkOption { type = types.enum [ "error" "warn" "info" "debug" ]; default = "warn"; description = "orchd's stderr log level (in the journal)."; };
+          backend = mkOption { type = types.enum [ "local" "libvirt" ]; default = "libvirt"; description = "Backend of VMs that name none."; };
+          profiles = mkOption { type = types.attrsOf settingsFormat.type; default = { }; description = "Agent profiles (`profiles`, see docs/CONFIG.md)."; };
+        };
+      };
+      default = { };
+      example = literalExpression ''{ scheduler.retries = 2; llm.rate_limits.agent_rpm = 60; }'';
+      description = ''
+        orchd's configuration (docs/CONFIG.md), rendered to JSON. The typed options above
+        fill their keys; anything else (scheduler, llm.rate_limits, strip_tools, ...) goes
+        here verbatim.
+      '';
+    };
+
+    configFile = mkOption {
+      type = types.package;
+      readOnly = true;
+      description = "The rendered configuration file orchd runs with.";
+    };
+    renderedSettings = mkOption {
+      type = settingsFormat.type;
+      readOnly = true;
+      internal = true;
+      description = "The configuration as it is written to `configFile`.";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    services.orch.settings = render.settingsFragment cfg
+      // lib.optionalAttrs (render.renderLimits cfg.limits != { }) { limits = render.renderLimits cfg.limits; };
+    services.orch.renderedSettings = finalSettings;
+    services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
+
+    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ [
+      { assertion = cfg.vms != { }; message = "services.orch.vms is empty: orchd needs at least one VM."; }
+      {
+        assertion = clashingUsers == [ ];
+        message = "services.orch: users ${toString clashingUsers} have uids inside the agents' range ${toString cfg.uidBase}..${toString (agentUidEnd - 1)} (services.orch.uidBase, uidCount); move the range or the users.";
+      }
+      {
+        assertion = !dynamicUidsOverlap;
+        message = "services.orch: the agents' uid range ${toString cfg.uidBase}..${toString (agentUidEnd - 1)} overlaps systemd's DynamicUser range 61184..65519; move services.orch.uidBase.";
+      }
+      {
+        assertion = agentUidEnd - 1 <= uidMax;
+        message = "services.orch: the agents' uid range ends at ${toString (agentUidEnd - 1)}, beyond the last valid uid ${toString uidMax}; lower services.orch.uidBase or uidCount.";
+      }
+      { assertion = all absPath ([ cfg.stateDir cfg.socket cfg.workspaceRoot ] ++ mapAttrsToList vmWorkspace cfg.vms); message = "services.orch: stateDir, socket, workspaceRoot and vms.*.workspace must be absolute paths."; }
+    ];
+
+    users.groups.${cfg.group} = { };
+
+    environment.systemPackages = [ cfg.package ];
+
+    virtualisation.libvirtd = mkIf usesLibvirt {
+      enable = true;
+      # libvirt starts virtiofsd for the workspace share.
+      qemu.vhostUserPackages = [ pkgs.virtiofsd ];
+    };
+    boot.kernelModules = optionals usesLibvirt [ "vhost_vsock" ];
+
+    systemd.tmpfiles.rules = [
+      "d ${cfg.stateDir} 0750 root ${cfg.group} - -"
+      "d ${cfg.workspaceRoot} 0755 root root - -"
+      "d ${dirOf cfg.socket} 0755 root root - -"
+    ] ++ workspaceRules;
+
+    systemd.services.orchd = {
+      description = "orch daemon: LLM coding agents in microVMs";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ] ++ optional usesLibvirt "libvirtd.service";
+      after = [ "network-online.target" "systemd-tmpfiles-setup.service" ] ++ optional usesLibvirt "libvirtd.service";
+      # The local backend's supervisor finds bwrap in PATH.
+      path = [ pkgs.bubblewrap ];
+      restartTriggers = [ config.services.orch.configFile ];
+      unitConfig = {
+        StartLimitIntervalSec = 300;
+        StartLimitBurst = 10;
+      };
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/orchd --config ${config.services.orch.configFile}";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        # API keys: copied by systemd to /run/credentials/orchd.service/llm-<name>,
+        # readable by this service only; the file names are in the rendered config.
+        LoadCredential = render.loadCredentials cfg.llm.upstreams;
+        UMask = "0027";
+        LimitNOFILE = 65536;
+        # orchd stays root: it talks to qemu:///system and, for the local backend,
+        # runs bubblewrap jails that switch to the agents' uids and make cgroups.
+        Delegate = true;
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ReadWritePaths = writablePaths;
+        ProtectHome = "read-only";
+        PrivateTmp = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        SystemCallArchitectures = "native";
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" "AF_VSOCK" ];
+        # Not set on purpose: PrivateDevices (libvirt and bwrap need /dev), RestrictNamespaces
+        # and ProtectControlGroups (jails need namespaces and cgroups), ProtectKernelTunables,
+        # ProtectProc and ProtectHostname (they would confine the jails' own /proc and UTS
+        # namespaces), MemoryDenyWriteExecute (inherited by agents; breaks JITs like node),
+        # PrivateNetwork (the LLM proxy calls the upstream), PrivateUsers.
+      };
+    };
+  };
+}

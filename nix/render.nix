@@ -1,0 +1,102 @@
+# Renders the typed parts of services.orch into orchd's JSON configuration
+# (docs/CONFIG.md). Pure functions of the module's config; no pkgs.
+{ lib }:
+
+let
+  inherit (lib) filterAttrs mapAttrs optionalAttrs;
+
+  # Credentials reach orchd through systemd's LoadCredential; for a system
+  # service their directory is /run/credentials/<unit> ($CREDENTIALS_DIRECTORY).
+  credentialsDir = "/run/credentials/orchd.service";
+
+  dropNulls = filterAttrs (_: v: v != null);
+in
+rec {
+  inherit credentialsDir;
+
+  # The credential id of an upstream's key file (a file name in credentialsDir).
+  credentialName = name: "llm-${name}";
+
+  # `name:path` entries for LoadCredential.
+  loadCredentials = upstreams:
+    lib.mapAttrsToList (name: u: "${credentialName name}:${u.keyFile}") upstreams;
+
+  renderLimits = l: dropNulls {
+    timeout_ms = l.timeoutMs;
+    memory_mib = l.memoryMiB;
+    pids = l.pids;
+    cpu_percent = l.cpuPercent;
+    nofile = l.nofile;
+    fsize_mib = l.fsizeMiB;
+  };
+
+  # guestImage: the package built from nix/guest.nix (or null); a VM on the
+  # libvirt backend that names no kernel boots it.
+  renderVm = { backend, guestImage }: name: vm:
+    let
+      effectiveBackend = if vm.backend != null then vm.backend else backend;
+      useImage = effectiveBackend == "libvirt" && guestImage != null;
+      pick = own: fromImage: if own != null then own else if useImage then fromImage else null;
+    in
+    dropNulls {
+      backend = vm.backend;
+      slots = vm.slots;
+      vcpus = vm.vcpus;
+      memory_mib = vm.memoryMiB;
+      workspace = vm.workspace;
+      autostart = vm.autostart;
+      profiles = vm.profiles;
+      transport = vm.transport;
+      accel = vm.accel;
+      boot_timeout_ms = vm.bootTimeoutMs;
+      kernel = pick vm.kernel "${guestImage}/${guestImage.kernelFile or "vmlinuz"}";
+      initrd = pick vm.initrd "${guestImage}/${guestImage.initrdFile or "initrd"}";
+      cmdline = pick vm.cmdline (guestImage.cmdline or null);
+    }
+    // optionalAttrs (renderLimits vm.limits != { }) { limits = renderLimits vm.limits; };
+
+  renderUpstream = name: u: dropNulls {
+    kind = u.kind;
+    base_url = u.baseUrl;
+    key_file = "${credentialsDir}/${credentialName name}";
+  };
+
+  renderModel = _: m: {
+    upstream = m.upstream;
+    input_usd_per_mtok = m.inputUsdPerMtok;
+    output_usd_per_mtok = m.outputUsdPerMtok;
+  };
+
+  renderBudgets = b: dropNulls {
+    agent_usd = b.agentUsd;
+    task_usd = b.taskUsd;
+    agent_tokens = b.agentTokens;
+    task_tokens = b.taskTokens;
+  };
+
+  # The typed options as a fragment of the configuration file; merged with
+  # services.orch.settings (the freeform part) by the module system.
+  settingsFragment = cfg:
+    {
+      state_dir = cfg.stateDir;
+      socket = cfg.socket;
+      group = cfg.group;
+      workspace_root = cfg.workspaceRoot;
+      uid_base = cfg.uidBase;
+      vms = mapAttrs (renderVm { inherit (cfg) guestImage; backend = cfg.settings.backend; }) cfg.vms;
+    }
+    // optionalAttrs (cfg.llm.upstreams != { } || cfg.llm.models != { }) {
+      llm = {
+        upstreams = mapAttrs renderUpstream cfg.llm.upstreams;
+        models = mapAttrs renderModel cfg.llm.models;
+      }
+      // optionalAttrs (renderBudgets cfg.llm.budgets != { }) {
+        budgets = renderBudgets cfg.llm.budgets;
+      };
+    };
+
+  # Removes the nulls that stand for "not set" in the options. orchd's keys that
+  # accept null (supervisor, kernel, initrd, cmdline) default to null, so leaving
+  # them out means the same.
+  finalize = settings: lib.filterAttrsRecursive (_: v: v != null) settings;
+}

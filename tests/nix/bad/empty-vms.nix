@@ -1,0 +1,7 @@
+# expect: services.orch.vms is empty
+{ lib, ... }: {
+  services.orch = {
+    enable = true;
+    vms = lib.mkForce { };
+  };
+}

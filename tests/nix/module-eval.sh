@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Evaluates nix/module.nix with nixpkgs' lib and the NixOS option stubs of
+# tests/nix/stubs.nix:
+#  - the example renders exactly nix/tests/example-settings.json (no drift);
+#  - every configuration in tests/nix/bad/ fails the assertion named in its
+#    "# expect:" line;
+#  - the orchd unit gets the keys through LoadCredential and never through its
+#    environment; the system parts (group, libvirtd, vhost_vsock, tmpfiles) are set.
+. "$(dirname "$0")/lib.sh"
+need_nix
+need_lib
+command -v jq >/dev/null || skip "jq not found"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+example=$src/nix/tests/example.nix
+
+# 1. No drift between the module and the committed rendering.
+eval_module "$example" settings >"$tmp/rendered.json" || fail "cannot evaluate the example"
+jq -S . "$tmp/rendered.json" >"$tmp/a"
+jq -S . "$src/nix/tests/example-settings.json" >"$tmp/b"
+if ! diff -u "$tmp/b" "$tmp/a"; then
+	fail "nix/tests/example-settings.json differs from what the module renders (diff above); regenerate it with tests/nix/render-example.sh and check it with orchd"
+fi
+echo "ok: the example renders nix/tests/example-settings.json"
+
+# 2. Assertions fire with their messages; a good configuration passes them.
+[ "$(eval_module "$example" assertions)" = "[]" ] || fail "the example fails assertions: $(eval_module "$example" assertions)"
+for f in "$src"/tests/nix/bad/*.nix; do
+	want=$(sed -n 's/^# expect: //p' "$f" | head -1)
+	[ -n "$want" ] || fail "$f has no '# expect:' line"
+	got=$(eval_module "$f" assertions) || fail "cannot evaluate $f"
+	if ! jq -e --arg w "$want" 'any(.[]; contains($w))' <<<"$got" >/dev/null; then
+		fail "$(basename "$f"): expected an assertion containing '$want', got $got"
+	fi
+	echo "ok: $(basename "$f") fails with: $(jq -r '.[0]' <<<"$got")"
+done
+
+# 3. The unit: keys as credentials, nothing secret in the environment or the command.
+eval_module "$example" unit >"$tmp/unit.json" || fail "cannot evaluate the unit"
+jq -e '.serviceConfig.LoadCredential == ["llm-anthropic:/run/secrets/anthropic-api-key", "llm-openai:/run/secrets/openai-api-key"]' "$tmp/unit.json" >/dev/null ||
+	fail "LoadCredential is not the two key files: $(jq -c .serviceConfig.LoadCredential "$tmp/unit.json")"
+if jq -e '[.environment, .serviceConfig.Environment, .serviceConfig.EnvironmentFile] | tostring | test("secrets|KEY|key")' "$tmp/unit.json" >/dev/null; then
+	fail "the unit's environment mentions a key: $(jq -c '[.environment, .serviceConfig.Environment]' "$tmp/unit.json")"
+fi
+jq -e '.serviceConfig.ExecStart | test("secrets") | not' "$tmp/unit.json" >/dev/null || fail "ExecStart mentions the key file"
+jq -e '.serviceConfig.Restart == "on-failure" and .serviceConfig.ProtectSystem == "strict" and .serviceConfig.NoNewPrivileges and (.after | index("libvirtd.service"))' "$tmp/unit.json" >/dev/null ||
+	fail "restart policy, hardening or ordering after libvirtd missing: $(jq -c . "$tmp/unit.json")"
+jq -e '[.llm.upstreams[].key_file] | all(startswith("/run/credentials/orchd.service/"))' "$tmp/rendered.json" >/dev/null ||
+	fail "key_file does not point at the credentials directory"
+echo "ok: keys reach orchd as credentials only"
+
+eval_module "$example" system >"$tmp/system.json" || fail "cannot evaluate the system parts"
+jq -e '.libvirtd and (.groups | index("orch")) and (.kernelModules | index("vhost_vsock"))
+	and (.tmpfiles | index("d /var/lib/orch/workspaces/dev/agent-3 0700 100003 100003 - -"))
+	and (.tmpfiles | index("d /var/lib/orch 0750 root orch - -"))' "$tmp/system.json" >/dev/null ||
+	fail "group, libvirtd, vhost_vsock or tmpfiles rules missing: $(jq -c . "$tmp/system.json")"
+echo "ok: group, libvirtd, vhost_vsock, tmpfiles"
