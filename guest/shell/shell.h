@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Per-agent debug shells. One sv_shell per agent slot: a listener (AF_UNIX path for the
+ * local backend, AF_VSOCK port 6000+N accepting only the host's CID, or a virtio-serial
+ * port) whose every connection gets an interactive shell on a real PTY, started INSIDE
+ * that agent's jail (same uid, bwrap mounts and namespaces, network namespace, seccomp
+ * filter, cgroup and rlimits as the agent's tasks).
+ *
+ * On connect the server asks the client's terminal for its size (cursor-position report
+ * after moving the cursor to 999;999, as xterm's resize(1) does) and waits briefly for
+ * the answer; a client that is not a terminal gets 24x80. ^C, ^Z, ^\ reach the
+ * foreground job through the PTY line discipline (the shell is a session leader with
+ * the PTY as its controlling terminal). Closing the connection SIGKILLs bwrap; its pid
+ * namespace dies with it, so nothing the shell started survives.
+ *
+ * Everything runs on the caller's orch_loop; child exits are observed through pidfds,
+ * so the caller must not reap unknown children with waitpid(-1). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "orch-config.h"
+#include "cgroup.h"
+#include "error.h"
+#include "jail-seccomp.h"
+#include "loop.h"
+#include "schema.h"
+
+#define SV_SHELL_VSOCK_PORT_BASE 6000u
+#define SV_SHELL_MAX_CONNS 4u
+#define SV_SHELL_DEFAULT_INIT ORCH_LIBEXECDIR "/orch-shell-init"
+
+/* The agent's jail, as the supervisor builds it for a task of this slot. Every pointer is
+ * borrowed and must stay valid until sv_shell_free. */
+struct sv_shell_jail {
+	const char *bwrap;	 /* absolute path of bwrap */
+	const char *exec_helper; /* host path of orch-jail-exec */
+	const char *shell_init;	 /* host path of orch-shell-init; NULL: SV_SHELL_DEFAULT_INIT */
+	const char *workspace;	 /* host path of <root>/agent-N */
+	char *const *ro_paths;
+	size_t n_ro_paths;
+	const struct sv_seccomp *seccomp; /* NULL: no filter */
+	int netns_fd;			  /* the slot's network namespace; < 0: none */
+	const struct sv_cgroup *cgroup;	  /* the slot's cgroup (shares its limits); NULL */
+	uid_t uid;
+	gid_t gid;
+	struct orch_limits limits; /* rlimits (nofile, fsize; pids when nproc_rlimit) */
+	bool nproc_rlimit;
+	const char *shell; /* program inside the jail; NULL: /bin/bash, else /bin/sh */
+};
+
+struct sv_shell_opts {
+	unsigned slot;
+	/* "unix:/path", "vsock:any:PORT" (default port 6000+slot) or "serial:/dev/..." */
+	const char *listen;
+	uint32_t allow_cid;	  /* VSOCK: the only peer CID accepted (2 = host) */
+	unsigned max_conns;	  /* 0: SV_SHELL_MAX_CONNS */
+	unsigned winsize_wait_ms; /* 0: 700 */
+};
+
+struct sv_shell;
+
+int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
+		 const struct sv_shell_jail *j, struct sv_shell **ret, struct orch_error *err);
+/* Closes the listener and kills every shell of this slot (SIGKILL, then reaped). */
+void sv_shell_free(struct sv_shell *s);
+
+/* Live connections (for status reports and tests). */
+unsigned sv_shell_count(const struct sv_shell *s);
+
+/* Last error of a connection that failed after accept (exec of bwrap, jail setup), ""
+ * when none; for the caller's log. */
+const char *sv_shell_last_error(const struct sv_shell *s);

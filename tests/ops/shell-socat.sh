@@ -1,0 +1,94 @@
+#!/bin/bash
+# Debug shells through real socat in a real terminal (tmux): type commands, see output,
+# the jailed uid, window size, line editing, ^C, isolation from other agents, and that
+# closing the connection kills everything the shell started.
+set -u
+. "$(dirname "$0")/lib.sh"
+TESTD=$1
+[ "$(id -u)" = 0 ] || skip "needs root (agent uids, namespaces)"
+need bwrap socat tmux pgrep
+UID_BASE=47100
+
+T=$(mktemp -d /tmp/orch-ops-shell.XXXXXX)
+TMUX_SOCK=$T/tmux.sock
+cleanup() {
+	tmux -S "$TMUX_SOCK" kill-server 2>/dev/null
+	[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	pkill -KILL -u $UID_BASE 2>/dev/null; pkill -KILL -u $((UID_BASE + 1)) 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+mkdir -p "$T/ws" "$T/sock"
+chmod 755 "$T"
+
+mkfifo "$T/ready"
+"$TESTD" "$T/ws" "$T/sock" 2 $UID_BASE >"$T/ready" 2>"$T/testd.err" &
+PID=$!
+read -r -t 30 line <"$T/ready" || { cat "$T/testd.err"; fail "shell server did not start"; }
+[ "$line" = ready ] || fail "shell server said '$line'"
+echo "agent-one-secret" >"$T/ws/agent-1/secret"
+chown $((UID_BASE + 1)) "$T/ws/agent-1/secret"
+
+tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s t -x 100 -y 30 \
+	"socat -,raw,echo=0 UNIX-CONNECT:$T/sock/shell-0.sock; echo socat-ended; sleep 60"
+pane_wait t 'agent-0:.*\$ ?$' 30
+echo "ok: prompt"
+
+k() { tmux -S "$TMUX_SOCK" send-keys -t t "$@"; }
+k 'id' Enter
+pane_wait t "uid=$UID_BASE\\b"
+echo "ok: id shows the agent's uid $UID_BASE"
+
+k 'echo "size-$(stty size | tr " " x)"' Enter
+pane_wait t 'size-30x100'
+echo "ok: window size 30x100 from the client's terminal"
+
+k 'echo abX' BSpace 'c-$((6*7))' Enter
+pane_wait t '^abc-42'
+echo "ok: line editing"
+
+k 'sleep 300' Enter
+sleep 0.5
+k C-c
+k 'echo "after-$((40+2))"' Enter
+pane_wait t '^after-42'
+echo "ok: ^C interrupts the foreground job"
+
+k "cat $T/ws/agent-1/secret; echo cat-rc-\$?" Enter
+pane_wait t 'cat-rc-1'
+tmux -S "$TMUX_SOCK" capture-pane -p -t t | grep -q agent-one-secret && fail "agent 0 read agent 1's file"
+k 'echo "procs-$(ls /proc | grep -c "^[0-9]")"; echo "ws-$(ls -A /workspace | wc -l)"' Enter
+pane_wait t '^ws-0'
+n=$(tmux -S "$TMUX_SOCK" capture-pane -p -t t | sed -n 's/^procs-\([0-9]*\)$/\1/p' | tail -1)
+[ -n "$n" ] && [ "$n" -lt 10 ] || fail "the shell sees $n processes (expected only its own jail)"
+echo "ok: cannot see agent 1's workspace nor other processes ($n pids visible)"
+
+k 'touch /workspace/made-by-shell; (sleep 1000 &) ; sleep 1000 &' Enter
+sleep 0.5
+[ "$(stat -c %u "$T/ws/agent-0/made-by-shell" 2>/dev/null)" = $UID_BASE ] ||
+	fail "a file made in the shell is not owned by uid $UID_BASE on the host"
+pgrep -u $UID_BASE -x sleep >/dev/null || fail "background sleep not running"
+# Close the connection: kill socat only.
+pkill -TERM -f "^socat -,raw,echo=0 UNIX-CONNECT:$T/sock/shell-0.sock"
+pane_wait t 'socat-ended'
+for i in $(seq 100); do
+	pgrep -u $UID_BASE >/dev/null || break
+	sleep 0.1
+done
+pgrep -u $UID_BASE -a && fail "processes of the agent survived the closed connection"
+echo "ok: closing the connection killed the shell and its background jobs"
+
+# A second connection to agent 1 works, and sees its own workspace.
+tmux -S "$TMUX_SOCK" new-window -t t -n a1 \
+	"socat -,raw,echo=0 UNIX-CONNECT:$T/sock/shell-1.sock"
+pane_wait t:a1 'agent-1:.*\$ ?$' 30
+tmux -S "$TMUX_SOCK" send-keys -t t:a1 'cat /workspace/secret; id -u' Enter
+pane_wait t:a1 "^$((UID_BASE + 1))\$"
+pane_wait t:a1 '^agent-one-secret'
+echo "ok: agent 1's shell"
+
+# A client that is not a terminal gets 24x80; its EOF ends the shell's input.
+out=$(printf 'stty size\n' | timeout 20 socat -t 15 - UNIX-CONNECT:$T/sock/shell-0.sock 2>&1)
+echo "$out" | grep -q "24 80" || fail "non-terminal client: '$out'"
+echo "ok: non-terminal client gets 24x80 and exit ends the session"
+echo PASS
