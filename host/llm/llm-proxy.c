@@ -36,7 +36,8 @@ struct llm_exchange {
 	bool reserved;
 	int64_t reservation, reserved_micro;
 	struct llm_http *http;
-	int status;
+	int status;	  /* the upstream's */
+	int agent_status; /* what the agent was given */
 	bool sse_mode;
 	struct llm_sse *sse;
 	char *resp;
@@ -104,10 +105,10 @@ unsigned llm_proxy_inflight(const struct llm_proxy *p)
 
 static void sink_head(struct llm_exchange *ex, int status, json_t *headers)
 {
-	ex->status = status;
 	if (ex->head_sent)
 		return;
 	ex->head_sent = true;
+	ex->agent_status = status;
 	if (!ex->detached && ex->sink->head)
 		ex->sink->head(ex->data, status, headers);
 }
@@ -148,7 +149,7 @@ static void settle(struct llm_exchange *ex, int code, const char *msg)
 	struct llm_outcome o = {
 		.code = code,
 		.msg = msg ? msg : "",
-		.status = ex->status,
+		.status = ex->agent_status,
 		.model = ex->info.model,
 		.settled = "ok",
 	};
@@ -202,6 +203,7 @@ static void up_head(void *data, int status, json_t *headers)
 	struct llm_exchange *ex = data;
 	const char *ct = json_string_value(json_object_get(headers, "content-type"));
 
+	ex->status = status;
 	ex->sse_mode = ct && strncasecmp(ct, "text/event-stream", 17) == 0;
 	if (ex->sse_mode && llm_sse_new(ex->info.api, 0, &ex->sse) < 0)
 		ex->sse_mode = false; /* no usage then: charged at worst case */
@@ -250,11 +252,15 @@ static void up_done(void *data, int code, const char *msg)
 
 	ex->http = NULL;
 	if (code < 0 && !ex->head_sent) {
+		/* Nothing came back: the agent gets a 502 in its provider's shape; the ledger
+		 * still settles (a timeout after sending may have been billed). */
+		_cleanup_free_ char *body = NULL;
+		_cleanup_json_ json_t *h = json_pack("{s:s}", "content-type", "application/json");
 		snprintf(buf, sizeof(buf), "the LLM upstream could not be reached: %s", msg);
-		/* Still settle: a timeout after sending may have been billed. */
-		answer_error(ex, 502, "upstream_error", code, buf, NULL);
-		ex->detached = true; /* the agent has its answer; settle quietly */
-		ex->status = 0;
+		body = llm_error_body(ex->info.api, 502, "upstream_error", buf);
+		sink_head(ex, 502, h);
+		if (body && !ex->detached && ex->sink->body)
+			ex->sink->body(ex->data, body, strlen(body));
 		settle(ex, code, buf);
 	} else {
 		settle(ex, code, msg);

@@ -11,8 +11,9 @@
  * --latency-ms  delay before the first byte of each answer
  * --event-delay-ms  delay between streamed events
  * --error       answer every request with this HTTP status and the provider's error JSON
- * Per request, these headers override: x-fake-latency-ms, x-fake-error, x-fake-events
- * (number of text deltas in a stream, default 6). */
+ * Per request, these headers override: x-fake-latency-ms, x-fake-error,
+ * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6), and
+ * so does a directive in the body (see struct req) that survives a proxy. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -44,6 +45,10 @@ struct req {
 	char *body;
 	size_t len;
 	int too_big;
+	/* Knobs of this request: the options, then x-fake-* headers, then a directive in the
+	 * body's metadata.user_id (Anthropic) or user (OpenAI), which a proxy passes through:
+	 * "fake:events=N;delay=N;latency=N;error=N". */
+	unsigned latency, events, delay, error;
 };
 
 /* One streamed answer: a list of pre-rendered events handed out one by one. */
@@ -235,14 +240,34 @@ static json_int_t input_tokens(size_t body_len)
 	return (json_int_t)(body_len / 4 + 1);
 }
 
+static void directive(struct req *r, const char *d)
+{
+	static const char *const keys[] = {"events=", "delay=", "latency=", "error="};
+	unsigned *dst[] = {&r->events, &r->delay, &r->latency, &r->error};
+
+	if (!d || strncmp(d, "fake:", 5) != 0)
+		return;
+	for (const char *p = d + 5; *p;) {
+		for (size_t i = 0; i < 4; i++)
+			if (strncmp(p, keys[i], strlen(keys[i])) == 0) {
+				unsigned long v = strtoul(p + strlen(keys[i]), NULL, 10);
+				*dst[i] = v > 600000 ? 600000 : (unsigned)v;
+			}
+		p = strchr(p, ';');
+		if (!p)
+			break;
+		p++;
+	}
+}
+
 static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection *c, json_t *body,
-					  size_t body_len, unsigned latency)
+					  struct req *r)
 {
 	const char *model = NULL;
 	json_int_t max_tokens = 0;
 	int stream = 0;
-	unsigned n_events = hdr_uint(c, "x-fake-events", 6, MAX_EVENTS);
-	json_int_t in = input_tokens(body_len), out;
+	unsigned n_events = r->events, latency = r->latency;
+	json_int_t in = input_tokens(r->len), out;
 	struct stream *s;
 
 	if (json_unpack(body, "{s:s, s:I, s?b}", "model", &model, "max_tokens", &max_tokens,
@@ -268,7 +293,7 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 	s = calloc(1, sizeof(*s));
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
-	s->delay_ms = f->event_delay_ms;
+	s->delay_ms = r->delay;
 	stream_add(
 		s, "message_start",
 		json_pack("{s:s, s:{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:{s:I, s:I, s:I, s:I}}}",
@@ -297,17 +322,22 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 }
 
 static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, json_t *body,
-				   size_t body_len, unsigned latency)
+				   struct req *r)
 {
 	const char *model = NULL;
 	int stream = 0, include_usage = 0;
-	unsigned n_events = hdr_uint(c, "x-fake-events", 6, MAX_EVENTS);
-	json_int_t in = input_tokens(body_len), out = 2 * (json_int_t)n_events;
+	unsigned n_events = r->events, latency = r->latency;
+	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
 	json_t *so;
 	struct stream *s;
 
 	if (json_unpack(body, "{s:s, s?b}", "model", &model, "stream", &stream) < 0)
 		return send_error(c, 1, 400, "model is required", latency);
+	mt = json_integer_value(json_object_get(body, "max_completion_tokens"));
+	if (!mt)
+		mt = json_integer_value(json_object_get(body, "max_tokens"));
+	if (mt > 0 && out > mt)
+		out = mt;
 	so = json_object_get(body, "stream_options");
 	include_usage = json_is_true(json_object_get(so, "include_usage"));
 	if (!stream)
@@ -324,7 +354,7 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	s = calloc(1, sizeof(*s));
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
-	s->delay_ms = f->event_delay_ms;
+	s->delay_ms = r->delay;
 	for (unsigned i = 0; i <= n_events; i++) {
 		json_t *delta =
 			i == 0 ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
@@ -372,44 +402,52 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 			      const char *url, struct req *r)
 {
 	int openai = strncmp(url, "/v1/chat/", 9) == 0;
-	unsigned latency = hdr_uint(c, "x-fake-latency-ms", f->latency_ms, 600000);
-	unsigned forced = hdr_uint(c, "x-fake-error", (unsigned)f->error_status, 599);
 	json_t *body = NULL;
 	json_error_t jerr;
 	enum MHD_Result ret;
+	unsigned latency;
 
 	record(f, c, method, url, r);
-	if (r->too_big)
-		return send_error(c, openai, 413, "request too large", latency);
-	if (forced >= 400)
-		return send_error(c, openai, forced, "injected error", latency);
-	if (!key_ok(f, c, openai))
-		return send_error(c, openai, 401, "invalid x-api-key", latency);
-	if (!openai && !hdr(c, "anthropic-version"))
-		return send_error(c, 0, 400, "anthropic-version: header is required", latency);
-
-	if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/models") == 0)
-		return send_json(c, 200,
-				 json_pack("{s:[{s:s, s:s, s:s, s:s}], s:b, s:s, s:s}", "data",
-					   "type", "model", "id", "claude-sonnet-4-5",
-					   "display_name", "Claude Sonnet 4.5", "created_at",
-					   "2025-09-29T00:00:00Z", "has_more", 0, "first_id",
-					   "claude-sonnet-4-5", "last_id", "claude-sonnet-4-5"),
-				 latency);
-	if (strcmp(method, "POST") != 0)
-		return send_error(c, openai, 404, "not found", latency);
-	body = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(body)) {
-		json_decref(body);
-		return send_error(c, openai, 400, "body is not a JSON object", latency);
+	r->latency = hdr_uint(c, "x-fake-latency-ms", f->latency_ms, 600000);
+	r->error = hdr_uint(c, "x-fake-error", (unsigned)f->error_status, 599);
+	r->delay = hdr_uint(c, "x-fake-event-delay-ms", f->event_delay_ms, 600000);
+	r->events = hdr_uint(c, "x-fake-events", 6, MAX_EVENTS);
+	if (r->len && !r->too_big) {
+		body = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+		directive(r, json_string_value(json_object_get(body, "user")));
+		directive(r, json_string_value(json_object_get(json_object_get(body, "metadata"),
+							       "user_id")));
+		if (r->events > MAX_EVENTS)
+			r->events = MAX_EVENTS;
 	}
-	if (strcmp(url, "/v1/messages") == 0)
-		ret = anthropic_messages(f, c, body, r->len, latency);
+	latency = r->latency;
+	if (r->too_big)
+		ret = send_error(c, openai, 413, "request too large", latency);
+	else if (r->error >= 400 && r->error <= 599)
+		ret = send_error(c, openai, r->error, "injected error", latency);
+	else if (!key_ok(f, c, openai))
+		ret = send_error(c, openai, 401, "invalid x-api-key", latency);
+	else if (!openai && !hdr(c, "anthropic-version"))
+		ret = send_error(c, 0, 400, "anthropic-version: header is required", latency);
+	else if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/models") == 0)
+		ret = send_json(c, 200,
+				json_pack("{s:[{s:s, s:s, s:s, s:s}], s:b, s:s, s:s}", "data",
+					  "type", "model", "id", "claude-sonnet-4-5",
+					  "display_name", "Claude Sonnet 4.5", "created_at",
+					  "2025-09-29T00:00:00Z", "has_more", 0, "first_id",
+					  "claude-sonnet-4-5", "last_id", "claude-sonnet-4-5"),
+				latency);
+	else if (strcmp(method, "POST") != 0)
+		ret = send_error(c, openai, 404, "not found", latency);
+	else if (!json_is_object(body))
+		ret = send_error(c, openai, 400, "body is not a JSON object", latency);
+	else if (strcmp(url, "/v1/messages") == 0)
+		ret = anthropic_messages(f, c, body, r);
 	else if (strcmp(url, "/v1/messages/count_tokens") == 0)
 		ret = send_json(c, 200, json_pack("{s:I}", "input_tokens", input_tokens(r->len)),
 				latency);
 	else if (strcmp(url, "/v1/chat/completions") == 0)
-		ret = openai_chat(f, c, body, r->len, latency);
+		ret = openai_chat(f, c, body, r);
 	else
 		ret = send_error(c, openai, 404, "not found", latency);
 	json_decref(body);

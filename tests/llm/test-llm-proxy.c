@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Integration test of the host proxy pieces: llm_proxy with real libcurl (multi interface
+ * on orch_loop), a real SQLite ledger, against the fake upstream started here. Checks both
+ * APIs streamed and not, usage settled in the ledger, the real key sent upstream and never
+ * shown to the agent, stripped tools, refusals (model, size, budget) in the provider's
+ * shape with nothing forwarded, concurrent requests against a small budget, a disconnect
+ * mid-stream that is still billed, upstream errors and an unreachable upstream.
+ *   test-llm-proxy <path to llm-fake-upstream> */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "cleanup.h"
+#include "loop.h"
+#include "llm-ledger.h"
+#include "llm-proxy.h"
+#include "llm-test-util.h"
+
+static const char *fake_path;
+static unsigned fake_port;
+static char tmpdir[64], keypath[128], recpath[128];
+
+struct fixture {
+	struct orch_loop *loop;
+	sqlite3 *db;
+	struct llm_config cfg;
+	struct llm_proxy *proxy;
+	struct orch_timer *guard;
+};
+static struct fixture fx;
+
+struct result {
+	bool done;
+	int status;
+	json_t *headers;
+	char *body;
+	size_t len;
+	int chunks;
+	int detach_after;
+	struct llm_exchange *ex;
+	struct llm_outcome o;
+	char settled[32];
+};
+
+static void on_guard(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	orch_loop_quit(loop);
+}
+
+static void setup(void)
+{
+	struct orch_error err = {0};
+	char url[64];
+
+	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
+	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
+	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", fake_port);
+	ck_assert_int_eq(llm_config_add_upstream(&fx.cfg, "anthropic", LLM_API_ANTHROPIC, url,
+						 keypath, &err),
+			 0);
+	ck_assert_int_eq(
+		llm_config_add_upstream(&fx.cfg, "openai", LLM_API_OPENAI, url, keypath, &err), 0);
+	ck_assert_int_eq(llm_config_add_upstream(&fx.cfg, "down", LLM_API_ANTHROPIC,
+						 "http://127.0.0.1:1", keypath, &err),
+			 0);
+	ck_assert_int_eq(
+		llm_config_add_model(&fx.cfg, "claude-sonnet-4-5", "anthropic", 3, 15, &err), 0);
+	ck_assert_int_eq(llm_config_add_model(&fx.cfg, "gpt-4.1", "openai", 2, 8, &err), 0);
+	ck_assert_int_eq(llm_config_add_model(&fx.cfg, "claude-down", "down", 3, 15, &err), 0);
+	fx.cfg.policy.max_request_bytes = 64 * 1024;
+	fx.cfg.policy.max_tokens_cap = 4096;
+	ck_assert_int_eq(llm_config_load_keys(&fx.cfg, &err), 0);
+	ck_assert_int_eq(llm_proxy_new(fx.loop, fx.db, &fx.cfg, &fx.proxy, &err), 0);
+	ck_assert_int_eq(orch_timer_add(fx.loop, 30000, 0, on_guard, NULL, &fx.guard), 0);
+}
+
+static void teardown(void)
+{
+	llm_proxy_free(fx.proxy);
+	orch_timer_free(fx.guard);
+	llm_config_done(&fx.cfg);
+	sqlite3_close(fx.db);
+	orch_loop_free(fx.loop);
+}
+
+static void s_head(void *data, int status, json_t *headers)
+{
+	struct result *r = data;
+
+	r->status = status;
+	r->headers = json_deep_copy(headers);
+}
+
+static void s_body(void *data, const void *buf, size_t len)
+{
+	struct result *r = data;
+
+	r->body = realloc(r->body, r->len + len + 1);
+	memcpy(r->body + r->len, buf, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	r->chunks++;
+	if (r->detach_after && r->chunks == r->detach_after)
+		llm_exchange_detach(r->ex);
+}
+
+static void s_done(void *data, const struct llm_outcome *o)
+{
+	struct result *r = data;
+
+	r->done = true;
+	r->o = *o;
+	r->o.msg = NULL;
+	r->o.model = NULL;
+	snprintf(r->settled, sizeof(r->settled), "%s", o->settled);
+	r->o.settled = r->settled;
+}
+
+static const struct llm_sink sink = {s_head, s_body, s_done};
+
+static void result_free(struct result *r)
+{
+	json_decref(r->headers);
+	free(r->body);
+}
+
+static size_t record_count(void)
+{
+	_cleanup_free_ char *s = llm_test_read_file(recpath, NULL);
+	size_t n = 0;
+
+	for (char *p = s; p && (p = strchr(p, '\n')); p++)
+		n++;
+	return n;
+}
+
+/* The last request the fake upstream saw. */
+static json_t *last_record(void)
+{
+	_cleanup_free_ char *s = llm_test_read_file(recpath, NULL);
+	char *last, *end;
+
+	ck_assert_ptr_nonnull(s);
+	end = s + strlen(s) - 1; /* the final '\n' */
+	*end = '\0';
+	last = strrchr(s, '\n');
+	return json_loads(last ? last + 1 : s, 0, NULL);
+}
+
+static void start(struct result *r, const char *agent, const char *task, const char *method,
+		  const char *path, const char *body)
+{
+	_cleanup_json_ json_t *h =
+		json_pack("{s:s, s:s, s:s}", "anthropic-version", "2023-06-01", "x-api-key",
+			  "placeholder-key", "authorization", "Bearer placeholder-key");
+	struct llm_call call = {
+		.agent = agent,
+		.task = task,
+		.method = method,
+		.path = path,
+		.headers = h,
+		.body = body,
+		.body_len = body ? strlen(body) : 0,
+	};
+
+	memset(r, 0, sizeof(*r));
+	ck_assert_int_eq(llm_proxy_start(fx.proxy, &call, &sink, r, &r->ex), 0);
+}
+
+static void run_until_idle(void)
+{
+	while (llm_proxy_inflight(fx.proxy) > 0)
+		ck_assert_int_ge(orch_loop_run_once(fx.loop, 1000), 0);
+}
+
+/* Runs one call to completion and checks that the key never reached the agent. */
+static void call(struct result *r, const char *agent, const char *task, const char *method,
+		 const char *path, const char *body)
+{
+	_cleanup_free_ char *h = NULL;
+
+	start(r, agent, task, method, path, body);
+	run_until_idle();
+	ck_assert(r->done);
+	h = r->headers ? json_dumps(r->headers, 0) : NULL;
+	ck_assert(!r->body || !strstr(r->body, LLM_TEST_KEY));
+	ck_assert(!h || !strstr(h, LLM_TEST_KEY));
+}
+
+static int64_t spent(const char *scope, const char *id)
+{
+	struct llm_budget b = {0};
+
+	llm_ledger_get(fx.db, scope, id, &b, NULL);
+	ck_assert_int_eq(b.reserved_micro, 0);
+	return b.spent_micro;
+}
+
+static json_t *body_json(const struct result *r)
+{
+	json_t *j = json_loadb(r->body, r->len, 0, NULL);
+
+	ck_assert_msg(j != NULL, "body is not JSON: %s", r->body);
+	return j;
+}
+
+#define ANTHROPIC_BODY(extra)                                                                    \
+	"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1000,\"messages\":[{\"role\":\"user\"," \
+	"\"content\":\"Say hello\"}]" extra "}"
+
+START_TEST(test_anthropic_stream)
+{
+	struct result r;
+	_cleanup_json_ json_t *rec = NULL;
+	json_t *hdrs, *tools;
+	int64_t cost;
+
+	call(&r, "vm/0", "t-1", "POST", "/v1/messages",
+	     ANTHROPIC_BODY(",\"stream\":true,\"tools\":[{\"type\":\"web_search_20250305\","
+			    "\"name\":\"web_search\",\"max_uses\":5},{\"name\":\"get_weather\","
+			    "\"input_schema\":{\"type\":\"object\"}}]"));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.headers, "content-type")),
+			 "text/event-stream");
+	ck_assert_ptr_nonnull(strstr(r.body, "event: message_start"));
+	ck_assert_ptr_nonnull(strstr(r.body, "event: message_stop"));
+	ck_assert_int_eq(r.o.code, 0);
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 12);
+	ck_assert_int_gt(r.o.usage.input, 0);
+	cost = r.o.usage.input * 3 + 12 * 15;
+	ck_assert_int_eq(r.o.cost_micro, cost);
+	ck_assert_int_eq(spent("agent", "vm/0"), cost);
+	ck_assert_int_eq(spent("task", "t-1"), cost);
+
+	rec = last_record();
+	hdrs = json_object_get(rec, "headers");
+	ck_assert_str_eq(json_string_value(json_object_get(hdrs, "x-api-key")), LLM_TEST_KEY);
+	ck_assert_ptr_null(json_object_get(hdrs, "authorization"));
+	ck_assert_ptr_null(json_object_get(hdrs, "Authorization"));
+	ck_assert_str_eq(json_string_value(json_object_get(hdrs, "anthropic-version")),
+			 "2023-06-01");
+	json_t *sent = json_loads(json_string_value(json_object_get(rec, "body")), 0, NULL);
+	tools = json_object_get(sent, "tools");
+	ck_assert_int_eq(json_array_size(tools), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tools, 0), "name")),
+			 "get_weather");
+	json_decref(sent);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_anthropic_json)
+{
+	struct result r;
+	_cleanup_json_ json_t *j = NULL;
+
+	call(&r, "vm/0", NULL, "POST", "/v1/messages", ANTHROPIC_BODY(""));
+	ck_assert_int_eq(r.status, 200);
+	j = body_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "message");
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 12);
+	ck_assert_int_eq(spent("agent", "vm/0"), r.o.cost_micro);
+	result_free(&r);
+
+	call(&r, "vm/0", NULL, "POST", "/v1/messages/count_tokens",
+	     "{\"model\":\"claude-sonnet-4-5\",\"messages\":[]}");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.settled, "free");
+	ck_assert_ptr_nonnull(strstr(r.body, "input_tokens"));
+	result_free(&r);
+
+	call(&r, "vm/0", NULL, "GET", "/v1/models", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"claude-sonnet-4-5\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"gpt-4.1\""));
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_openai)
+{
+	struct result r;
+	_cleanup_json_ json_t *rec = NULL, *sent = NULL, *j = NULL;
+	json_t *hdrs;
+
+	call(&r, "vm/1", "t-2", "POST", "/v1/chat/completions",
+	     "{\"model\":\"gpt-4.1\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+	     "\"content\":\"hi\"}]}");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "data: [DONE]"));
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 12);
+	ck_assert_int_eq(r.o.cost_micro, r.o.usage.input * 2 + 12 * 8);
+	ck_assert_int_eq(spent("task", "t-2"), r.o.cost_micro);
+	rec = last_record();
+	hdrs = json_object_get(rec, "headers");
+	ck_assert_str_eq(json_string_value(json_object_get(hdrs, "Authorization")),
+			 "Bearer " LLM_TEST_KEY);
+	sent = json_loads(json_string_value(json_object_get(rec, "body")), 0, NULL);
+	ck_assert(json_is_true(
+		json_object_get(json_object_get(sent, "stream_options"), "include_usage")));
+	ck_assert_int_eq(json_integer_value(json_object_get(sent, "max_completion_tokens")), 4096);
+	result_free(&r);
+
+	call(&r, "vm/1", "t-2", "POST", "/v1/chat/completions",
+	     "{\"model\":\"gpt-4.1\",\"max_tokens\":10,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 200);
+	j = body_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "object")), "chat.completion");
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 10);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_refusals_forward_nothing)
+{
+	struct result r;
+	_cleanup_json_ json_t *j = NULL, *o = NULL;
+	size_t before = record_count();
+	char *big;
+
+	call(&r, "vm/2", NULL, "POST", "/v1/messages",
+	     "{\"model\":\"claude-opus-4-1\",\"max_tokens\":10,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 403);
+	j = body_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "error");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "type")),
+			 "permission_error");
+	ck_assert_ptr_nonnull(
+		strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+		       "claude-opus-4-1"));
+	result_free(&r);
+
+	big = malloc(100 * 1024);
+	memset(big, 'a', 100 * 1024 - 1);
+	big[100 * 1024 - 1] = '\0';
+	memcpy(big, "{\"model\":\"gpt-4.1\",\"messages\":[],\"x\":\"", 38);
+	call(&r, "vm/2", NULL, "POST", "/v1/chat/completions", big);
+	free(big);
+	ck_assert_msg(r.status == 413, "%d %s", r.status, r.body);
+	o = body_json(&r);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(o, "error"), "message"));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+			 "request_too_large");
+	result_free(&r);
+
+	call(&r, "vm/2", NULL, "POST", "/v1/files", "{}");
+	ck_assert_int_eq(r.status, 404);
+	result_free(&r);
+	call(&r, "vm/2", NULL, "POST", "/v1/messages", "{\"model\":\"claude-sonnet-4-5\"}");
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "invalid_request_error"));
+	result_free(&r);
+
+	/* A budget smaller than the worst case: refused before the upstream. */
+	ck_assert_int_eq(llm_ledger_set_limit(fx.db, "agent", "vm/3", 100, 0, NULL), 0);
+	call(&r, "vm/3", NULL, "POST", "/v1/messages", ANTHROPIC_BODY(""));
+	ck_assert_int_eq(r.status, 403);
+	ck_assert_ptr_nonnull(strstr(r.body, "permission_error"));
+	ck_assert_ptr_nonnull(strstr(r.body, "exhausted"));
+	result_free(&r);
+	call(&r, "vm/3", NULL, "POST", "/v1/chat/completions",
+	     "{\"model\":\"gpt-4.1\",\"messages\":[]}");
+	ck_assert_int_eq(r.status, 403);
+	ck_assert_ptr_nonnull(strstr(r.body, "insufficient_quota"));
+	result_free(&r);
+
+	ck_assert_int_eq(record_count(), before);
+	ck_assert_int_eq(spent("agent", "vm/3"), 0);
+}
+END_TEST
+
+#define N_CONCURRENT 20
+
+START_TEST(test_concurrent_budget)
+{
+	static struct result r[N_CONCURRENT];
+	const char *body =
+		ANTHROPIC_BODY(",\"stream\":true,\"metadata\":{\"user_id\":\"fake:latency=200\"}");
+	struct llm_budget b;
+	int64_t worst;
+	int ok = 0, refused = 0;
+
+	/* Worst case of one request: its bytes as input at 1.25 x $3, 1000 output at $15. */
+	worst = (int64_t)strlen(body) * 375 / 100 + 1000 * 15;
+	ck_assert_int_eq(
+		llm_ledger_set_limit(fx.db, "task", "t-budget", worst * 5 + worst / 2, 0, NULL), 0);
+	for (int i = 0; i < N_CONCURRENT; i++)
+		start(&r[i], "vm/4", "t-budget", "POST", "/v1/messages", body);
+	run_until_idle();
+	for (int i = 0; i < N_CONCURRENT; i++) {
+		ck_assert(r[i].done);
+		if (r[i].status == 200) {
+			ck_assert_str_eq(r[i].settled, "ok");
+			ok++;
+		} else {
+			ck_assert_int_eq(r[i].status, 429);
+			ck_assert_ptr_nonnull(strstr(r[i].body, "rate_limit_error"));
+			ck_assert_ptr_nonnull(strstr(r[i].body, "in flight"));
+			refused++;
+		}
+		result_free(&r[i]);
+	}
+	ck_assert_int_eq(ok, 5);
+	ck_assert_int_eq(refused, 15);
+	ck_assert_int_eq(llm_ledger_get(fx.db, "task", "t-budget", &b, NULL), 0);
+	ck_assert_int_le(b.spent_micro, b.limit_micro);
+	ck_assert_int_eq(b.reserved_micro, 0);
+}
+END_TEST
+
+START_TEST(test_disconnect_still_bills)
+{
+	struct result r;
+	sqlite3_stmt *st;
+	const char *body = ANTHROPIC_BODY(
+		",\"stream\":true,\"metadata\":{\"user_id\":\"fake:events=300;delay=2\"}");
+
+	start(&r, "vm/5", "t-5", "POST", "/v1/messages", body);
+	r.detach_after = 1;
+	run_until_idle();
+	ck_assert(!r.done); /* detached: the agent is not told anything more */
+	ck_assert_int_ge(r.chunks, 1);
+	ck_assert_ptr_null(strstr(r.body, "message_stop"));
+	ck_assert_int_eq(sqlite3_prepare_v2(fx.db,
+					    "SELECT outcome, output_tokens, micro FROM llm_spend "
+					    "WHERE agent = 'vm/5'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "disconnected");
+	ck_assert_int_eq(sqlite3_column_int64(st, 1), 600);
+	ck_assert_int_eq(spent("agent", "vm/5"), sqlite3_column_int64(st, 2));
+	ck_assert_int_gt(sqlite3_column_int64(st, 2), 600 * 15 - 1);
+	sqlite3_finalize(st);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_upstream_failures)
+{
+	struct result r;
+
+	call(&r, "vm/6", NULL, "POST", "/v1/messages",
+	     ANTHROPIC_BODY(",\"metadata\":{\"user_id\":\"fake:error=529\"}"));
+	ck_assert_int_eq(r.status, 529);
+	ck_assert_ptr_nonnull(strstr(r.body, "overloaded_error"));
+	ck_assert_str_eq(r.settled, "released");
+	ck_assert_int_eq(spent("agent", "vm/6"), 0);
+	result_free(&r);
+
+	call(&r, "vm/6", NULL, "POST", "/v1/messages",
+	     "{\"model\":\"claude-down\",\"max_tokens\":10,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_ptr_nonnull(strstr(r.body, "api_error"));
+	ck_assert_ptr_nonnull(strstr(r.body, "could not be reached"));
+	ck_assert_str_eq(r.settled, "released");
+	ck_assert_int_eq(spent("agent", "vm/6"), 0);
+	result_free(&r);
+}
+END_TEST
+
+START_TEST(test_rate_limit)
+{
+	struct result r;
+	struct llm_proxy *p2;
+	struct llm_proxy *saved = fx.proxy;
+
+	fx.cfg.agent_rpm = 2;
+	ck_assert_int_eq(llm_proxy_new(fx.loop, fx.db, &fx.cfg, &p2, NULL), 0);
+	fx.proxy = p2;
+	for (int i = 0; i < 2; i++) {
+		call(&r, "vm/7", NULL, "GET", "/v1/models", NULL);
+		ck_assert_int_eq(r.status, 200);
+		result_free(&r);
+	}
+	call(&r, "vm/7", NULL, "GET", "/v1/models", NULL);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_ptr_nonnull(json_object_get(r.headers, "retry-after"));
+	ck_assert_ptr_nonnull(strstr(r.body, "rate_limit_error"));
+	result_free(&r);
+	call(&r, "vm/8", NULL, "GET", "/v1/models", NULL);
+	ck_assert_int_eq(r.status, 200);
+	result_free(&r);
+	fx.proxy = saved;
+	llm_proxy_free(p2);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
+	Suite *s = suite_create("llm_proxy");
+	TCase *tc = tcase_create("proxy");
+	SRunner *sr;
+	pid_t pid = 0;
+	int failed;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s <llm-fake-upstream>\n", argv[0]);
+		return 2;
+	}
+	fake_path = argv[1];
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/orch-llm-proxy-XXXXXX");
+	if (!mkdtemp(tmpdir) || llm_test_write_key(tmpdir, keypath, sizeof(keypath)) < 0)
+		return 1;
+	snprintf(recpath, sizeof(recpath), "%s/requests.jsonl", tmpdir);
+	if (llm_test_spawn_fake(fake_path, args, &pid, &fake_port) < 0) {
+		fprintf(stderr, "cannot start %s\n", fake_path);
+		return 1;
+	}
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_anthropic_stream);
+	tcase_add_test(tc, test_anthropic_json);
+	tcase_add_test(tc, test_openai);
+	tcase_add_test(tc, test_refusals_forward_nothing);
+	tcase_add_test(tc, test_concurrent_budget);
+	tcase_add_test(tc, test_disconnect_still_bills);
+	tcase_add_test(tc, test_upstream_failures);
+	tcase_add_test(tc, test_rate_limit);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	llm_test_stop(pid);
+	llm_test_rmtree(tmpdir);
+	return failed ? 1 : 0;
+}
