@@ -138,8 +138,11 @@ static int own_path(const char *ctrl, char *buf, size_t size)
 		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2)
 			continue;
+		*c1 = 0;
 		*c2 = 0;
-		bool match = ctrl ? word_in(c1 + 1, ctrl, ",") : (strcmp(line, "0") == 0 && !c1[1]);
+		/* "ID:controllers:path"; cgroup v2 is "0::path". */
+		bool match =
+			ctrl ? word_in(c1 + 1, ctrl, ",") : (strcmp(line, "0") == 0 && c1[1] == 0);
 		if (match) {
 			snprintf(buf, size, "%s", strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1);
 			return 0;

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Integration tests: the real orch-supervisor over a socketpair, real bwrap jails. */
+#include <check.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct host H;
+
+static void setup(void)
+{
+	h_start(&H, NULL);
+}
+
+static void teardown(void)
+{
+	h_stop(&H);
+}
+
+#define RUN(id, slot, timeout, ...) \
+	h_run(&H, id, slot, (const char *const[]){__VA_ARGS__, NULL}, timeout, NULL)
+
+START_TEST(test_hello)
+{
+	json_t *caps = json_object_get(H.hello, "capabilities");
+	ck_assert_ptr_nonnull(caps);
+	ck_assert(json_is_true(json_object_get(caps, "seccomp")));
+	ck_assert_int_eq(json_integer_value(json_object_get(H.hello, "slots")), H_SLOTS);
+	ck_assert_ptr_nonnull(json_object_get(caps, "limits"));
+	/* Every limit announced is backed by a mechanism; pids always (cgroup or rlimit). */
+	ck_assert_ptr_nonnull(h_limit_mode(&H, "pids"));
+}
+END_TEST
+
+START_TEST(test_success)
+{
+	struct h_task *t = RUN("ok-1", 0, 0, "sh", "-c", "echo hello; echo warn >&2");
+	ck_assert_msg(t->result, "task.run failed: %s", t->run_err.msg);
+	ck_assert(json_is_true(json_object_get(t->result, "started")));
+	t = h_wait_exit(&H, "ok-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_EXITED);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert_str_eq(t->out, "hello\n");
+	ck_assert_str_eq(t->err, "warn\n");
+	ck_assert(!t->bad_seq);
+	ck_assert_int_eq(t->output_seq, t->next_seq);
+}
+END_TEST
+
+START_TEST(test_failure)
+{
+	RUN("fail-1", 1, 0, "sh", "-c", "exit 3");
+	struct h_task *t = h_wait_exit(&H, "fail-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_EXITED);
+	ck_assert_int_eq(t->exit_code, 3);
+}
+END_TEST
+
+START_TEST(test_order)
+{
+	RUN("order-1", 0, 0, "sh", "-c",
+	    "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done");
+	struct h_task *t = h_wait_exit(&H, "order-1", 60000);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert(!t->bad_seq);
+	ck_assert_int_eq(t->output_seq, t->next_seq);
+	/* Every line, in order. */
+	char *p = t->out;
+	for (int i = 0; i < 3000; i++) {
+		char want[32];
+		int n = snprintf(want, sizeof(want), "line %d\n", i);
+		ck_assert_msg(p && strncmp(p, want, (size_t)n) == 0,
+			      "line %d missing or out of order", i);
+		p += n;
+	}
+	ck_assert_int_eq(*p, 0);
+}
+END_TEST
+
+START_TEST(test_large_output)
+{
+	/* 8 MiB through a 1 MiB buffer: throttled, complete, in order. */
+	RUN("big-1", 2, 0, "sh", "-c", "head -c 8388608 /dev/zero | tr '\\0' x");
+	struct h_task *t = h_wait_exit(&H, "big-1", 60000);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert_msg(t->out_len == 8388608, "got %zu bytes, seq %lld/%lld, bad_seq %d, err %s",
+		      t->out_len, (long long)t->next_seq, (long long)t->output_seq, t->bad_seq,
+		      t->err);
+	ck_assert(!t->bad_seq);
+}
+END_TEST
+
+START_TEST(test_signal)
+{
+	RUN("sig-1", 0, 0, "sh", "-c", "kill -SEGV $$");
+	struct h_task *t = h_wait_exit(&H, "sig-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_SIGNALED);
+	ck_assert_int_eq(t->signal, SIGSEGV);
+}
+END_TEST
+
+START_TEST(test_missing_program)
+{
+	RUN("missing-1", 0, 0, "/no/such/program", "arg");
+	struct h_task *t = h_wait_exit(&H, "missing-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_FAILED);
+	ck_assert_msg(strstr(t->reason, "/no/such/program") && strstr(t->reason, "No such file"),
+		      "reason: %s", t->reason);
+	/* Exactly one exit, also a while later. */
+	for (int i = 0; i < 5; i++)
+		orch_loop_run_once(H.loop, 100);
+	ck_assert_int_eq(t->exits, 1);
+}
+END_TEST
+
+START_TEST(test_busy_and_duplicate)
+{
+	RUN("busy-1", 0, 0, "sleep", "5");
+	struct h_task *t = RUN("busy-2", 0, 0, "true");
+	ck_assert_ptr_null(t->result);
+	ck_assert_int_eq(t->run_err.code, ORCH_RPC_BUSY);
+	t = RUN("busy-1", 1, 0, "true");
+	ck_assert_int_eq(t->run_err.code, ORCH_RPC_CONFLICT);
+	t = RUN("busy-3", 7, 0, "true");
+	ck_assert_int_eq(t->run_err.code, ORCH_RPC_INVALID_PARAMS);
+	ck_assert_int_eq(h_cancel(&H, "busy-1", 0), 0);
+	t = h_wait_exit(&H, "busy-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_CANCELLED);
+	ck_assert_int_eq(h_cancel(&H, "nope", 0), ORCH_RPC_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_timeout_kills_grandchildren)
+{
+	RUN("to-1", 1, 700, "sh", "-c",
+	    "sleep 1000 & (sleep 1000 &) ; setsid sleep 1000 & echo started; wait");
+	struct h_task *t = h_wait_exit(&H, "to-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_TIMED_OUT);
+	ck_assert_str_eq(t->out, "started\n");
+	ck_assert(h_uid_gone(H_UID_BASE + 1, 5000));
+}
+END_TEST
+
+START_TEST(test_cancel_kills_grandchildren)
+{
+	/* The shell ignores SIGTERM: the grace period ends with a kill of the tree. */
+	RUN("cancel-1", 2, 0, "sh", "-c",
+	    "trap '' TERM; sleep 1000 & (trap '' TERM; sleep 1000) & echo started; wait; wait");
+	struct h_task *t = h_task(&H, "cancel-1");
+	for (int i = 0; i < 100 && !t->out; i++)
+		orch_loop_run_once(H.loop, 100);
+	ck_assert_int_eq(h_cancel(&H, "cancel-1", 300), 0);
+	t = h_wait_exit(&H, "cancel-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_CANCELLED);
+	ck_assert(h_uid_gone(H_UID_BASE + 2, 5000));
+}
+END_TEST
+
+START_TEST(test_file_ownership)
+{
+	RUN("own-1", 1, 0, "sh", "-c", "echo x > /workspace/f && mkdir /workspace/d && id -u");
+	struct h_task *t = h_wait_exit(&H, "own-1", 20000);
+	ck_assert_int_eq(t->exit_code, 0);
+	char want[16];
+	snprintf(want, sizeof(want), "%d\n", H_UID_BASE + 1);
+	ck_assert_str_eq(t->out, want);
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/agent-1/f", H.root);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, H_UID_BASE + 1);
+	ck_assert_uint_eq(st.st_gid, H_UID_BASE + 1);
+	snprintf(path, sizeof(path), "%s/agent-1/d", H.root);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, H_UID_BASE + 1);
+	snprintf(path, sizeof(path), "%s/agent-1", H.root);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_uid, H_UID_BASE + 1);
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+}
+END_TEST
+
+START_TEST(test_transcript)
+{
+	RUN("tr-1", 0, 0, "sh", "-c", "echo one; echo two >&2");
+	h_wait_exit(&H, "tr-1", 20000);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/agent-0/transcript.jsonl", H.root);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	char line[4096];
+	int n = 0, start = 0, exit_ = 0;
+	while (fgets(line, sizeof(line), f)) {
+		json_error_t jerr;
+		json_t *o = json_loads(line, 0, &jerr);
+		ck_assert_msg(o, "bad transcript line: %s", line);
+		const char *ev = json_string_value(json_object_get(o, "event"));
+		ck_assert_ptr_nonnull(ev);
+		start += !strcmp(ev, "start");
+		exit_ += !strcmp(ev, "exit");
+		json_decref(o);
+		n++;
+	}
+	fclose(f);
+	ck_assert_int_eq(start, 1);
+	ck_assert_int_eq(exit_, 1);
+	ck_assert_int_ge(n, 3);
+}
+END_TEST
+
+START_TEST(test_env_and_cwd)
+{
+	json_t *p = json_pack("{s:s, s:i, s:[s,s,s], s:{s:s}, s:s}", "task", "env-1", "slot", 0,
+			      "argv", "sh", "-c", "echo $FOO $ORCH_TASK $HOME; pwd", "env", "FOO",
+			      "bar", "cwd", "/tmp");
+	struct h_task *t = h_task(&H, "env-1");
+	ck_assert_int_eq(orch_rpc_call(H.rpc, "task.run", p, 10000, NULL, NULL), 0);
+	t = h_wait_exit(&H, "env-1", 20000);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert_str_eq(t->out, "bar env-1 /workspace\n/tmp\n");
+}
+END_TEST
+
+static bool heartbeats(struct host *h, void *arg)
+{
+	return h->heartbeats >= 2;
+}
+
+START_TEST(test_heartbeat)
+{
+	ck_assert(h_wait(&H, heartbeats, NULL, 5000));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("guest-supervisor");
+	TCase *tc = tcase_create("tasks");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_hello);
+	tcase_add_test(tc, test_success);
+	tcase_add_test(tc, test_failure);
+	tcase_add_test(tc, test_order);
+	tcase_add_test(tc, test_large_output);
+	tcase_add_test(tc, test_signal);
+	tcase_add_test(tc, test_missing_program);
+	tcase_add_test(tc, test_busy_and_duplicate);
+	tcase_add_test(tc, test_timeout_kills_grandchildren);
+	tcase_add_test(tc, test_cancel_kills_grandchildren);
+	tcase_add_test(tc, test_file_ownership);
+	tcase_add_test(tc, test_transcript);
+	tcase_add_test(tc, test_env_and_cwd);
+	tcase_add_test(tc, test_heartbeat);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: orch-supervisor needs root (uid switch, namespaces)\n");
+		return 77;
+	}
+	if (access("/usr/bin/bwrap", X_OK) != 0) {
+		fprintf(stderr, "SKIP: bubblewrap (/usr/bin/bwrap) is not installed\n");
+		return 77;
+	}
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
