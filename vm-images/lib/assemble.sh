@@ -89,10 +89,10 @@ pack_cpio() {
 	(cd "$1" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet) >"$2"
 }
 
-# build_rootfs DEBS ROOT SUPERVISOR PKG...: the guest's read-only root.
+# build_rootfs DEBS ROOT SUPERVISOR JAIL_EXEC PKG...: the guest's read-only root.
 build_rootfs() {
-	local debs=$1 root=$2 sup=$3 p applet i
-	shift 3
+	local debs=$1 root=$2 sup=$3 jexec=$4 p applet i
+	shift 4
 	mkdir -p "$root/usr"/{bin,sbin,lib,lib64}
 	for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
 	for p in "$@"; do
@@ -106,6 +106,7 @@ build_rootfs() {
 	done < <("$root/bin/busybox" --list-full)
 	ln -sf /bin/busybox "$root/sbin/init"
 	install -m 0755 "$sup" "$root/usr/bin/orch-supervisor"
+	install -m 0755 "$jexec" "$root/usr/bin/orch-jail-exec"
 
 	mkdir -p "$root"/{proc,sys,dev,run,tmp,var,workspace,root,etc/orch}
 	install -m 0644 "$here/rootfs/inittab" "$root/etc/inittab"

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
+#include <libvirt/virterror.h>
+
+#include "cleanup.h"
+#include "domain.h"
+
+const char *lv_last_error(void)
+{
+	const char *m = virGetLastErrorMessage();
+	return m && m[0] ? m : "unknown libvirt error";
+}
+
+/* libvirt prints every error to stderr by default; orch reports them itself. */
+static void quiet_errors(void *data, virErrorPtr e)
+{
+}
+
+int lv_connect(const char *uri, virConnectPtr *ret, struct orch_error *err)
+{
+	virSetErrorFunc(NULL, quiet_errors);
+	if (!uri)
+		uri = LV_URI_DEFAULT;
+	virConnectPtr c = virConnectOpen(uri);
+	if (!c)
+		return orch_err(err, -ECONNREFUSED,
+				"cannot connect to libvirt at %s: %s (is libvirtd running? "
+				"scripts/libvirtd-up starts it)",
+				uri, lv_last_error());
+	*ret = c;
+	return 0;
+}
+
+int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool autodestroy,
+		    virDomainPtr *ret, struct orch_error *err)
+{
+	int r;
+	_cleanup_free_ char *xml = NULL;
+	if ((r = lv_domain_xml(c, &xml, err)) < 0)
+		return orch_err_prefix(err, "vm %s", c->name ? c->name : "?");
+
+	virDomainPtr old = virDomainLookupByName(conn, c->name);
+	if (old) {
+		int active = virDomainIsActive(old);
+		virDomainFree(old);
+		if (active == 1)
+			return orch_err(err, -EEXIST,
+					"a libvirt domain named %s is already running (virsh "
+					"destroy %s)",
+					c->name, c->name);
+	}
+	virDomainPtr dom =
+		virDomainCreateXML(conn, xml, autodestroy ? VIR_DOMAIN_START_AUTODESTROY : 0);
+	if (!dom)
+		return orch_err(err, -EIO, "cannot start vm %s: %s", c->name, lv_last_error());
+	*ret = dom;
+	return 0;
+}
+
+int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err)
+{
+	int active = virDomainIsActive(dom);
+	if (active == 0)
+		return 0;
+	int r = force ? virDomainDestroy(dom)
+		      : virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+	if (r < 0) {
+		virErrorPtr e = virGetLastError();
+		if (e && e->code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom) == 0)
+			return 0; /* it went away meanwhile */
+		return orch_err(err, -EIO, "cannot %s vm %s: %s", force ? "destroy" : "shut down",
+				virDomainGetName(dom), lv_last_error());
+	}
+	return 0;
+}

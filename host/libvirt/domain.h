@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Connecting to libvirt and starting/stopping an orch microVM as a transient domain. */
+#pragma once
+
+#include <stdbool.h>
+#include <libvirt/libvirt.h>
+
+#include "cleanup.h"
+#include "domain-xml.h"
+#include "error.h"
+
+#define LV_URI_DEFAULT "qemu:///system"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(virConnectPtr, virConnectClose)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
+
+/* Opens uri (NULL: LV_URI_DEFAULT). Register an event implementation first when events
+ * are wanted. Errors name the fix (scripts/libvirtd-up). */
+int lv_connect(const char *uri, virConnectPtr *ret, struct orch_error *err);
+
+/* Creates and starts a transient domain from c. A running domain of the same name is an
+ * error (-EEXIST). autodestroy: libvirt destroys it when this connection closes. */
+int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool autodestroy,
+		    virDomainPtr *ret, struct orch_error *err);
+
+/* force: destroy at once; else ask the guest (ACPI power button). A domain that is
+ * already gone is success. */
+int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err);
+
+/* The last libvirt error message, or "unknown libvirt error". */
+const char *lv_last_error(void);
