@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The whole LLM path in one process, for tests and the benchmark:
+ *   HTTP client -> llm_endpoint (guest library, 127.0.0.1:port) -> llm.request over an
+ *   AF_UNIX socketpair (orch_rpc both ends) -> llm_serve + llm_proxy (host library) ->
+ *   libcurl -> the fake upstream (a child process).
+ * Agent slot 3 of VM "vm" runs task "t-e2e". */
+#pragma once
+
+#include <sys/types.h>
+#include <sqlite3.h>
+
+#include "loop.h"
+#include "rpc.h"
+#include "llm-config.h"
+#include "llm-endpoint.h"
+#include "llm-proxy.h"
+#include "llm-serve.h"
+
+#define LLM_STACK_SLOT 3
+#define LLM_STACK_TASK "t-e2e"
+
+struct llm_stack {
+	char tmpdir[64], keypath[128], recpath[128], dbpath[128];
+	pid_t fake_pid;
+	unsigned fake_port; /* the upstream, for direct baselines */
+	unsigned port;	    /* the in-jail endpoint */
+	struct orch_loop *loop;
+	sqlite3 *db;
+	struct llm_config cfg;
+	struct llm_proxy *proxy;
+	struct orch_rpc *host_rpc, *guest_rpc;
+	struct llm_serve *serve;
+	struct llm_bridge *bridge;
+	struct llm_endpoint *ep;
+};
+
+/* fake_args: extra arguments of the fake upstream (NULL-terminated, may be NULL). */
+int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *const *fake_args);
+void llm_stack_stop(struct llm_stack *s);

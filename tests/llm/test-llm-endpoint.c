@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The in-jail endpoint driven by real HTTP clients, with the host proxy behind it through
+ * an in-process bridge over a socketpair (llm-test-stack.h), against the fake upstream.
+ *   test-llm-endpoint <llm-fake-upstream> curl   the curl binary: both APIs, streamed and
+ *                                                not, refusals, a stripped tool, a hang-up
+ *                                                mid-stream that is still billed
+ *   test-llm-endpoint <llm-fake-upstream> sdk    @anthropic-ai/sdk and openai under node
+ * The real key must never appear in anything a client receives. Exits 77 (skip) when the
+ * clients are missing. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "llm-ledger.h"
+#include "llm-test-stack.h"
+#include "llm-test-util.h"
+
+static struct llm_stack st;
+static int failures;
+static const char *mode;
+static int efd = -1;
+
+static void check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, ok ? "ok   " : "FAIL ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	if (!ok)
+		failures++;
+}
+
+static char *run_curl(const char *path, const char *body, const char *extra)
+{
+	char url[128];
+	const char *argv[24] = {"curl",	      "-sS",
+				"-i",	      "-N",
+				"--max-time", "20",
+				"-H",	      "x-api-key: orch-placeholder-key",
+				"-H",	      "anthropic-version: 2023-06-01",
+				"-H",	      "content-type: application/json"};
+	size_t n = 12;
+	char *out = NULL;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", st.port, path);
+	if (extra) {
+		argv[n++] = "-H";
+		argv[n++] = extra;
+	}
+	if (body) {
+		argv[n++] = "--data-binary";
+		argv[n++] = body;
+	}
+	argv[n++] = url;
+	argv[n] = NULL;
+	llm_test_run(argv, NULL, &out);
+	check(!strstr(out, LLM_TEST_KEY), "%s: the real key is not in the answer", path);
+	return out;
+}
+
+#define MSG(extra)                                                                              \
+	"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":300,\"messages\":[{\"role\":\"user\"," \
+	"\"content\":\"hi\"}]" extra "}"
+
+static void curl_cases(void)
+{
+	char *o, big[200];
+	const char *argv[16];
+	int rc;
+
+	o = run_curl("/v1/messages", MSG(""), NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"type\":\"message\"") &&
+		      strstr(o, "Hello from the fake upstream."),
+	      "anthropic non-streaming");
+	free(o);
+	o = run_curl("/v1/messages?beta=true", MSG(",\"stream\":true"), NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "text/event-stream") &&
+		      strstr(o, "event: message_start") && strstr(o, "event: message_stop"),
+	      "anthropic streaming");
+	free(o);
+	o = run_curl("/v1/chat/completions",
+		     "{\"model\":\"gpt-4.1\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+		     "\"content\":\"hi\"}]}",
+		     NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "data: [DONE]") &&
+		      strstr(o, "\"completion_tokens\":12"),
+	      "openai streaming with the usage chunk");
+	free(o);
+	o = run_curl("/v1/chat/completions", "{\"model\":\"gpt-4.1\",\"messages\":[]}", NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"chat.completion\""),
+	      "openai non-streaming");
+	free(o);
+	o = run_curl("/v1/models", NULL, NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"gpt-4.1\""), "models from the allowlist");
+	free(o);
+	o = run_curl("/v1/messages",
+		     "{\"model\":\"claude-opus-4-1\",\"max_tokens\":10,\"messages\":[]}", NULL);
+	check(strstr(o, "HTTP/1.1 403") && strstr(o, "permission_error") &&
+		      strstr(o, "not allowed"),
+	      "a denied model: 403 permission_error");
+	free(o);
+	o = run_curl("/v1/messages",
+		     MSG(",\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"},"
+			 "{\"type\":\"code_execution_20250825\",\"name\":\"code_execution\"},"
+			 "{\"name\":\"local_tool\",\"input_schema\":{\"type\":\"object\"}}]"),
+		     NULL);
+	check(strstr(o, "HTTP/1.1 200"), "a request with server tools is answered");
+	free(o);
+	{
+		_cleanup_free_ char *rec = llm_test_read_file(st.recpath, NULL);
+		char *last = rec ? strstr(rec, "local_tool") : NULL;
+		check(last && !strstr(rec, "web_search_2025") &&
+			      !strstr(rec, "code_execution_2025"),
+		      "server tools never reach the upstream, the local one does");
+		check(rec && strstr(rec, "\"x-api-key\":\"" LLM_TEST_KEY "\"") &&
+			      !strstr(rec, "orch-placeholder-key"),
+		      "the upstream got the real key and never the placeholder");
+	}
+	o = run_curl("/v1/secrets", "{}", NULL);
+	check(strstr(o, "HTTP/1.1 404") != NULL, "an unknown path: 404");
+	free(o);
+	argv[0] = "curl";
+	argv[1] = "-sS";
+	argv[2] = "-i";
+	argv[3] = "-X";
+	argv[4] = "DELETE";
+	snprintf(big, sizeof(big), "http://127.0.0.1:%u/v1/messages", st.port);
+	argv[5] = big;
+	argv[6] = NULL;
+	llm_test_run(argv, NULL, &o);
+	check(strstr(o, "HTTP/1.1 405") != NULL, "DELETE: 405");
+	free(o);
+
+	/* 5 MiB body: refused by the endpoint itself (413) before anything is forwarded. */
+	{
+		char path[160], at[170];
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/big.json", st.tmpdir);
+		f = fopen(path, "we");
+		fputs("{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1,\"messages\":[],\"x\":\"",
+		      f);
+		for (int i = 0; i < 5 * 1024; i++)
+			fputs("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			      "xxx"
+			      "xxxxxxxxxxxxxx",
+			      f);
+		fputs("\"}", f);
+		fclose(f);
+		snprintf(at, sizeof(at), "@%s", path);
+		o = run_curl("/v1/messages", at, NULL);
+		check(strstr(o, "HTTP/1.1 413") && strstr(o, "request_too_large"),
+		      "a 5 MiB request: 413 request_too_large");
+		free(o);
+	}
+
+	/* The agent hangs up after a second of a 3-second stream: still billed. */
+	argv[0] = "curl";
+	argv[1] = "-sS";
+	argv[2] = "-N";
+	argv[3] = "--max-time";
+	argv[4] = "1";
+	argv[5] = "-H";
+	argv[6] = "anthropic-version: 2023-06-01";
+	argv[7] = "--data-binary";
+	argv[8] = MSG(",\"stream\":true,\"metadata\":{\"user_id\":\"fake:events=150;delay=20\"}");
+	argv[9] = big;
+	argv[10] = NULL;
+	rc = llm_test_run(argv, NULL, &o);
+	check(rc == 28 && strstr(o, "message_start") && !strstr(o, "message_stop"),
+	      "hang-up mid-stream (curl exit %d)", rc);
+	free(o);
+}
+
+static void sdk_cases(void)
+{
+	char env_a[128], env_o[128], script[512];
+	const char *env[] = {env_a, env_o, NULL};
+	const char *src = getenv("ORCH_SOURCEDIR");
+	const char *argv[] = {"node", script, NULL};
+	char *o;
+	int rc;
+
+	snprintf(env_a, sizeof(env_a), "ANTHROPIC_BASE_URL=http://127.0.0.1:%u", st.port);
+	snprintf(env_o, sizeof(env_o), "OPENAI_BASE_URL=http://127.0.0.1:%u/v1", st.port);
+	snprintf(script, sizeof(script), "%s/tests/llm/sdk-anthropic.mjs", src);
+	rc = llm_test_run(argv, env, &o);
+	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
+	      "@anthropic-ai/sdk: create, stream, countTokens, models, denied model\n%s", o);
+	free(o);
+	snprintf(script, sizeof(script), "%s/tests/llm/sdk-openai.mjs", src);
+	rc = llm_test_run(argv, env, &o);
+	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
+	      "openai: create, stream with usage, denied model\n%s", o);
+	free(o);
+}
+
+static void *client_thread(void *arg)
+{
+	uint64_t one = 1;
+
+	if (strcmp(mode, "sdk") == 0)
+		sdk_cases();
+	else
+		curl_cases();
+	if (write(efd, &one, sizeof(one)) < 0)
+		failures++;
+	return NULL;
+}
+
+static void on_clients_done(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t ev,
+			    void *data)
+{
+	orch_loop_quit(loop);
+}
+
+static void on_guard(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	check(false, "the test did not finish within its time limit");
+	orch_loop_quit(loop);
+}
+
+static bool have_sdk(void)
+{
+	const char *src = getenv("ORCH_SOURCEDIR");
+	char p[512];
+	struct stat s;
+	char *o = NULL;
+	const char *argv[] = {"node", "--version", NULL};
+	int rc;
+
+	if (!src)
+		return false;
+	snprintf(p, sizeof(p), "%s/tests/llm/node_modules/@anthropic-ai/sdk/package.json", src);
+	if (stat(p, &s) < 0)
+		return false;
+	snprintf(p, sizeof(p), "%s/tests/llm/node_modules/openai/package.json", src);
+	if (stat(p, &s) < 0)
+		return false;
+	rc = llm_test_run(argv, NULL, &o);
+	free(o);
+	return rc == 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct orch_io *io = NULL;
+	struct orch_timer *guard = NULL;
+	pthread_t th;
+	char *o = NULL;
+	const char *curl_v[] = {"curl", "--version", NULL};
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s <llm-fake-upstream> curl|sdk\n", argv[0]);
+		return 2;
+	}
+	mode = argv[2];
+	if (strcmp(mode, "sdk") == 0 && !have_sdk()) {
+		printf("SKIP: node or the SDKs are missing; run: npm ci --prefix tests/llm\n");
+		return 77;
+	}
+	if (strcmp(mode, "curl") == 0 && llm_test_run(curl_v, NULL, &o) != 0) {
+		free(o);
+		printf("SKIP: no curl binary\n");
+		return 77;
+	}
+	free(o);
+	if (llm_stack_start(&st, argv[1], NULL) < 0) {
+		fprintf(stderr, "cannot start the LLM stack\n");
+		return 1;
+	}
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	orch_io_add(st.loop, efd, EPOLLIN, on_clients_done, NULL, &io);
+	orch_timer_add(st.loop, 120000, 0, on_guard, NULL, &guard);
+	pthread_create(&th, NULL, client_thread, NULL);
+	orch_loop_run(st.loop);
+	pthread_join(th, NULL);
+	/* Let hung-up calls drain and settle. */
+	while (llm_proxy_inflight(st.proxy) > 0 && failures == 0)
+		if (orch_loop_run_once(st.loop, 5000) < 0)
+			break;
+	if (strcmp(mode, "curl") == 0) {
+		struct llm_budget b = {0};
+		sqlite3_stmt *q = NULL;
+		llm_ledger_get(st.db, "agent", "vm/3", &b, NULL);
+		check(b.spent_micro > 0 && b.reserved_micro == 0,
+		      "the slot's spend is recorded ($%.6f) and nothing stays reserved",
+		      (double)b.spent_micro / 1e6);
+		llm_ledger_get(st.db, "task", LLM_STACK_TASK, &b, NULL);
+		check(b.spent_micro > 0, "the task's spend is recorded");
+		sqlite3_prepare_v2(st.db,
+				   "SELECT count(*) FROM llm_spend WHERE outcome = 'disconnected' "
+				   "AND output_tokens = 300",
+				   -1, &q, NULL);
+		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1,
+		      "the hung-up stream was read to its end and billed");
+		sqlite3_finalize(q);
+	}
+	orch_io_free(io);
+	orch_timer_free(guard);
+	close(efd);
+	llm_stack_stop(&st);
+	fprintf(stderr, "%s\n", failures ? "FAILED" : "PASSED");
+	return failures ? 1 : 0;
+}
