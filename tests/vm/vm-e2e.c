@@ -264,11 +264,10 @@ static bool file_owned_by(const char *path, uid_t uid)
 	return st.st_uid == uid;
 }
 
-/* capabilities.cgroup.<ctrl> (or capabilities.<ctrl>) == "v2" */
+/* capabilities.cgroup_detail.<ctrl> == "v2" */
 static bool cgroup_v2(json_t *caps, const char *ctrl)
 {
-	json_t *cg = json_object_get(caps, "cgroup");
-	json_t *v = json_object_get(json_is_object(cg) ? cg : caps, ctrl);
+	json_t *v = json_object_get(json_object_get(caps, "cgroup_detail"), ctrl);
 	return json_is_string(v) && !strcmp(json_string_value(v), "v2");
 }
 
