@@ -313,8 +313,11 @@ static int apply_one(const struct sv_cgroup *c, enum sv_cg_ctrl ctrl, int64_t v,
 	case SV_CG_MEMORY:
 		if (v1) {
 			snprintf(buf, sizeof(buf), "%" PRId64, v ? v : (int64_t)-1);
+			/* memory <= memory+swap must hold at every step, whichever way the
+			 * limit moves: memsw, memory, memsw again. memsw is absent without
+			 * swap accounting (then there is no swap to escape to either). */
+			(void)write_file(dir, "memory.memsw.limit_in_bytes", buf);
 			r = write_file(dir, "memory.limit_in_bytes", buf);
-			/* No swap escape: memsw is absent without swap accounting (fine). */
 			if (r >= 0)
 				(void)write_file(dir, "memory.memsw.limit_in_bytes", buf);
 		} else {
@@ -475,4 +478,22 @@ int sv_cgroup_count(const struct sv_cgroup *c)
 	while (fscanf(f, "%d", &pid) == 1)
 		n++;
 	return n;
+}
+
+void sv_cgroup_remove(const struct sv_cgroup *c)
+{
+	if (c->v2)
+		(void)rmdir(c->v2);
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (c->v1[i])
+			(void)rmdir(c->v1[i]);
+}
+
+void sv_cgroups_remove(const struct sv_cgroups *cg)
+{
+	if (cg->v2_parent)
+		(void)rmdir(cg->v2_parent);
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (cg->v1_parent[i])
+			(void)rmdir(cg->v1_parent[i]);
 }

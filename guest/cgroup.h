@@ -56,5 +56,10 @@ int sv_cgroup_enter(const struct sv_cgroup *c);
  * in the v1 directories. Returns 1 when a cgroup-wide kill was possible, 0 if not. */
 int sv_cgroup_kill(const struct sv_cgroup *c);
 
+/* Removes the (empty) agent directories / the parent directories; errors are ignored:
+ * a cgroup that still holds processes stays. */
+void sv_cgroup_remove(const struct sv_cgroup *c);
+void sv_cgroups_remove(const struct sv_cgroups *cg);
+
 /* Number of processes still in the cgroup (v2 or first v1 directory), or -errno. */
 int sv_cgroup_count(const struct sv_cgroup *c);

@@ -90,21 +90,12 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 		if (r < 0)
 			goto fail;
 	}
-	const char *const mounts[] = {"--proc",
-				      "/proc",
-				      "--dev",
-				      "/dev",
-				      "--tmpfs",
-				      "/tmp",
-				      "--bind",
-				      s->workspace,
-				      "/workspace",
-				      "--ro-bind",
-				      s->exec_helper,
-				      SV_JAIL_HELPER_PATH,
-				      "--chdir",
-				      s->cwd ? s->cwd : "/workspace",
-				      NULL};
+	const char *const mounts[] = {
+		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", s->workspace,
+		"/workspace", "--ro-bind", s->exec_helper, SV_JAIL_HELPER_PATH,
+		/* the jail's root tmpfs: nothing is writable outside
+				       * /workspace and /tmp */
+		"--remount-ro", "/", "--chdir", s->cwd ? s->cwd : "/workspace", NULL};
 	if ((r = strv_pushv(&v, mounts)) < 0)
 		goto fail;
 	if (s->seccomp) {

@@ -136,8 +136,9 @@ static void teardown(struct supervisor *sv)
 		struct sv_slot *s = &sv->slots[i];
 		if (s->task)
 			sv_task_destroy(s->task);
-		if (s->netns_fd > 0)
+		if (s->netns_fd >= 0)
 			close(s->netns_fd);
+		sv_cgroup_remove(&s->cgroup);
 		sv_cgroup_done(&s->cgroup);
 	}
 	if (sv->loop)
@@ -147,6 +148,7 @@ static void teardown(struct supervisor *sv)
 		close(sv->signal_fd);
 	if (sv->loop)
 		orch_loop_free(sv->loop);
+	sv_cgroups_remove(&sv->cgroups);
 	sv_cgroups_done(&sv->cgroups);
 	sv_seccomp_done(&sv->seccomp);
 }

@@ -187,7 +187,9 @@ START_TEST(test_cgroups)
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 		ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	}
+	sv_cgroup_remove(&c);
 	sv_cgroup_done(&c);
+	sv_cgroups_remove(&cg);
 	sv_cgroups_done(&cg);
 }
 END_TEST
