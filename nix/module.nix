@@ -14,7 +14,8 @@ let
 
   nameOk = n: builtins.match "[A-Za-z0-9_-]{1,32}" n != null;
   absPath = p: hasPrefix "/" p;
-  inStore = p: hasPrefix "${builtins.storeDir}/" p || p == builtins.storeDir;
+  # Also the literal /nix/store when the evaluator's store lives elsewhere (tests).
+  inStore = p: lib.any (d: hasPrefix "${d}/" p || p == d) (unique [ builtins.storeDir "/nix/store" ]);
 
   uidMax = 4294967294; # 2^32-1 is the invalid uid
 
@@ -269,7 +270,10 @@ in
       "d ${cfg.stateDir} 0750 root ${cfg.group} - -"
       "d ${cfg.workspaceRoot} 0755 root root - -"
       "d ${dirOf cfg.socket} 0755 root root - -"
-    ] ++ workspaceRules;
+    ] ++ workspaceRules
+    # orchd's libvirt backend names virtiofsd by its Debian path and the configuration
+    # has no key for it yet; give it that path on NixOS.
+    ++ optional usesLibvirt "L+ /usr/lib/qemu/virtiofsd - - - - ${pkgs.virtiofsd}/bin/virtiofsd";
 
     systemd.services.orchd = {
       description = "orch daemon: LLM coding agents in microVMs";
