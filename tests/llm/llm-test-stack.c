@@ -73,7 +73,8 @@ int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *cons
 		return r;
 	if (orch_loop_new(&s->loop) < 0 || sqlite3_open(s->dbpath, &s->db) != SQLITE_OK)
 		return -EIO;
-	sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	/* As orchd's store runs it: WAL, fsync at checkpoints only. */
+	sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	if (llm_ledger_migrate(s->db, &err) < 0 || llm_config_init(&s->cfg) < 0)
 		goto fail;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", s->fake_port);
