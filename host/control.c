@@ -22,6 +22,8 @@ struct client {
 	struct client *prev, *next;
 	struct control *c;
 	struct orch_rpc *rpc;
+	struct orch_timer *close_timer; /* refused peers: closed soon after their answer */
+	char deny_msg[256];		/* non-empty: this peer is refused */
 };
 
 struct control {
@@ -70,6 +72,7 @@ static void client_free(struct client *cl)
 		cl->next->prev = cl->prev;
 	c->n_clients--;
 	waiters_drop_client(c->d, cl->rpc);
+	orch_timer_free(cl->close_timer);
 	orch_rpc_set_close_cb(cl->rpc, NULL);
 	orch_rpc_unref(cl->rpc);
 	free(cl);
@@ -89,18 +92,33 @@ static void on_client_drain(struct orch_rpc *rpc, void *data)
 	waiters_drain(cl->c->d, rpc);
 }
 
-static void refuse(int fd, const char *msg)
+static void on_close_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 {
-	_cleanup_json_ json_t *e = orch_rpc_make_error(json_null(), ORCH_RPC_DENIED, msg, NULL);
-	_cleanup_free_ char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	struct client *cl = data;
 
-	if (s) {
-		size_t len = strlen(s);
-		s[len] = '\n'; /* replaces the NUL: write len + 1 bytes */
-		(void)!write(fd, s, len + 1);
-	}
-	close(fd);
+	orch_rpc_close(cl->rpc); /* flushes the answer; on_client_close frees cl */
 }
+
+/* Every method of a refused peer answers ORCH_RPC_DENIED and does nothing else. */
+static int m_denied(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err)
+{
+	struct client *cl = data;
+
+	if (cl->close_timer)
+		orch_timer_rearm(cl->close_timer, 0);
+	return orch_err(err, ORCH_RPC_DENIED, "%s", cl->deny_msg);
+}
+
+static const struct orch_rpc_method denied_methods[] = {
+	{"task.submit", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"task.get", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"task.list", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"task.wait", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"task.logs", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"task.cancel", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"status", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+};
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,
 		      void *data)
@@ -112,7 +130,8 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		struct client *cl;
-		char msg[256], ids[64];
+		char ids[64];
+		bool denied;
 		int fd, r;
 
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -127,15 +146,9 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 		}
 		snprintf(ids, sizeof(ids), "uid=%u gid=%u pid=%d", (unsigned)cred.uid,
 			 (unsigned)cred.gid, (int)cred.pid);
-		if (!peer_allowed(c, cred.uid, cred.gid)) {
-			snprintf(msg, sizeof(msg), "permission denied: uid %u is not root%s%s%s",
-				 (unsigned)cred.uid, c->has_group ? " or a member of group " : "",
-				 c->has_group ? c->d->cfg->group : "",
-				 c->has_group ? "" : " (no \"group\" is configured)");
+		denied = !peer_allowed(c, cred.uid, cred.gid);
+		if (denied)
 			orch_log(ORCH_LOG_WARN, "control", "client refused", "peer", ids, NULL);
-			refuse(fd, msg);
-			continue;
-		}
 		if (c->n_clients >= (size_t)c->d->cfg->scheduler.max_clients) {
 			orch_log(ORCH_LOG_WARN, "control", "too many clients", "peer", ids, NULL);
 			close(fd);
@@ -146,10 +159,26 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 			close(fd);
 			continue;
 		}
-		r = orch_rpc_new(c->d->loop, fd, control_methods, control_n_methods, &opts, cl,
+		if (denied) {
+			snprintf(cl->deny_msg, sizeof(cl->deny_msg),
+				 "permission denied: uid %u is not root%s%s%s", (unsigned)cred.uid,
+				 c->has_group ? " or a member of group " : "",
+				 c->has_group ? c->d->cfg->group : "",
+				 c->has_group ? "" : " (orchd has no \"group\" configured)");
+			opts.max_line = 64 * 1024;
+			opts.max_inflight = 1;
+		}
+		r = orch_rpc_new(c->d->loop, fd, denied ? denied_methods : control_methods,
+				 denied ? ELEMENTSOF(denied_methods) : control_n_methods, &opts, cl,
 				 &cl->rpc);
+		if (r >= 0 && denied)
+			r = orch_timer_add(c->d->loop, 2000, 0, on_close_timer, cl,
+					   &cl->close_timer);
 		if (r < 0) {
-			close(fd);
+			if (cl->rpc)
+				orch_rpc_unref(cl->rpc);
+			else
+				close(fd);
 			free(cl);
 			continue;
 		}

@@ -167,7 +167,7 @@ static int run(struct cli *c, int argc, char **argv)
 	if (c->json)
 		cli_print_json(task);
 	else if (!json_is_integer(json_object_get(task, "exit_code")))
-		fprintf(stderr, "orch: task %lld %s%s%s\n", (long long)id,
+		fprintf(stderr, "orch: task %lld ended %s%s%s\n", (long long)id,
 			json_string_value(json_object_get(task, "state")),
 			json_is_string(json_object_get(task, "reason")) ? ": " : "",
 			json_is_string(json_object_get(task, "reason"))

@@ -1,0 +1,50 @@
+#!/bin/bash
+# A supervisor that disappears mid-task: its running task becomes lost and is re-queued
+# once (then succeeds on the restarted supervisor); without retries it ends `lost` with
+# the reason. A supervisor that stops sending heartbeats (SIGSTOP) is treated the same.
+. "$(dirname "$0")/lib.sh"
+
+cat >"$T/orchd.json" <<JSON
+{ "scheduler": { "heartbeat_ms": 200, "heartbeat_misses": 3 }, "vms": { "local": { "slots": 2 } } }
+JSON
+start_orchd --config "$T/orchd.json"
+sup_pid() { o --json status | jq -r '.vms[0].pid'; }
+
+# 1. killed supervisor, task with a retry left
+pid1=$(sup_pid)
+id=$(o dispatch --retries 1 -- sh -c 'sleep 1; echo finished')
+wait_for 10 "task $id running" state_is "$id" running
+kill -9 "$pid1"
+wait_for 20 "task $id succeeded after the retry" state_is "$id" succeeded
+[ "$(task_field "$id" lost_count)" = 1 ] || fail "lost_count $(task_field "$id" lost_count)"
+[ "$(task_field "$id" attempts)" = 2 ] || fail "attempts $(task_field "$id" attempts)"
+[ "$(o logs "$id")" = finished ] || fail "output after retry"
+[ "$(sup_pid)" != "$pid1" ] || fail "supervisor was not restarted"
+grep -q 'msg="task lost, re-queued"' "$T/orchd.log" || fail "no log line for the loss"
+
+# 2. killed supervisor, no retries: ends lost with a reason; dispatch --wait exits 75
+wait_for 20 "supervisor back" orchd_ready
+o dispatch --wait --retries 0 -- sleep 30 >/dev/null 2>"$T/err" &
+w=$!
+wait_for 10 "a running task" sh -c "[ \"\$('$ORCH' --socket '$SOCK' --json tasks --state running | jq length)\" = 1 ]"
+id=$(o --json tasks --state running | jq -r '.[0].id')
+kill -9 "$(sup_pid)"
+set +e
+wait $w; rc=$?
+set -e
+[ $rc = 75 ] || fail "dispatch --wait of a lost task exited $rc"
+[ "$(task_field "$id" state)" = lost ] || fail "state $(task_field "$id" state)"
+task_field "$id" reason | grep -q "^lost: channel closed" || fail "reason: $(task_field "$id" reason)"
+grep -q "task $id ended lost" "$T/err" || fail "dispatch --wait did not say the task was lost: $(cat "$T/err")"
+
+# 3. missed heartbeats: a stopped supervisor is replaced
+wait_for 20 "supervisor back" orchd_ready
+pid3=$(sup_pid)
+id=$(o dispatch --retries 1 -- sh -c 'sleep 0.5; echo hb')
+wait_for 10 "task $id running" state_is "$id" running
+kill -STOP "$pid3"
+wait_for 20 "task $id succeeded after missed heartbeats" state_is "$id" succeeded
+[ "$(task_field "$id" lost_count)" = 1 ] || fail "heartbeat loss not counted"
+grep -q 'reason="missed heartbeats"' "$T/orchd.log" || fail "no missed-heartbeats log line"
+kill -0 "$pid3" 2>/dev/null && fail "stopped supervisor $pid3 still exists"
+echo PASS
