@@ -140,6 +140,9 @@ in
     fileSystems."/workspace" = {
       device = "workspace"; # the virtio-fs tag orchd gives the VM's workspace
       fsType = "virtiofs";
+      # Without the share the supervisor does not start (RequiresMountsFor) and orchd
+      # reports the boot timeout with the console's tail; no emergency shell.
+      options = [ "nofail" ];
     };
 
     system.build.orchStore = pkgs.callPackage (modulesPath + "/../lib/make-squashfs.nix") {
