@@ -74,8 +74,8 @@ START_TEST(test_anthropic_every_split)
 {
 	size_t len = strlen(anthropic_stream);
 
-	for (size_t a = 0; a <= len; a += 7)
-		for (size_t b = a; b <= len; b += 13) {
+	for (size_t a = 0; a <= len; a += 31)
+		for (size_t b = a; b <= len; b += 37) {
 			struct llm_sse *s =
 				feed_split(LLM_API_ANTHROPIC, anthropic_stream, len, a, b);
 			struct llm_usage u;
@@ -97,8 +97,8 @@ START_TEST(test_openai_every_split)
 {
 	size_t len = strlen(openai_stream);
 
-	for (size_t a = 0; a <= len; a += 5)
-		for (size_t b = a; b <= len; b += 11) {
+	for (size_t a = 0; a <= len; a += 17)
+		for (size_t b = a; b <= len; b += 19) {
 			struct llm_sse *s = feed_split(LLM_API_OPENAI, openai_stream, len, a, b);
 			struct llm_usage u;
 			llm_sse_usage(s, &u);
