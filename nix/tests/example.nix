@@ -1,24 +1,29 @@
-# An example host configuration (the one of docs/NIXOS.md, and the same setup as
-# host/orchd.example.json). tests/nix renders it with nix/module.nix and checks the
+# The complete host configuration of docs/NIXOS.md (kept identical to it by
+# tests/nix/module-eval.sh). tests/nix renders it with nix/module.nix and checks the
 # result against example-settings.json, which `orchd --check-config` must accept.
 { ... }:
 
 {
   services.orch = {
     enable = true;
-    group = "orch";
-    uidBase = 100000;
 
+    # Members of this group may use the `orch` CLI (the control socket is 0660 root:orch).
+    group = "orch";
+
+    # Agent N of every VM runs as uid/gid 100000 + N; the range 100000..100063 is reserved.
+    uidBase = 100000;
+    uidCount = 64;
+
+    # Default limits of every task.
     limits = {
       timeoutMs = 3600000;
       memoryMiB = 4096;
       pids = 1024;
       cpuPercent = 200;
-      nofile = 4096;
-      fsizeMiB = 8192;
     };
 
     vms = {
+      # A QEMU microVM booting the NixOS guest of this flake, four agents.
       dev = {
         vcpus = 4;
         memoryMiB = 8192;
@@ -26,6 +31,7 @@
         profiles = [ "claude" "shell" ];
         limits.memoryMiB = 2048;
       };
+      # No VM: the supervisor runs on the host (bubblewrap jails only).
       scratch = {
         backend = "local";
         slots = 2;
@@ -36,7 +42,8 @@
       upstreams = {
         anthropic = {
           kind = "anthropic";
-          baseUrl = "https://api.anthropic.com";
+          # A path as a string: read when orchd starts, handed over as a systemd
+          # credential, never copied into the Nix store.
           keyFile = "/run/secrets/anthropic-api-key";
         };
         openai = {
@@ -44,6 +51,7 @@
           keyFile = "/run/secrets/openai-api-key";
         };
       };
+      # The model allowlist and price table (USD per million tokens).
       models = {
         "claude-sonnet-4-5" = { upstream = "anthropic"; inputUsdPerMtok = 3.0; outputUsdPerMtok = 15.0; };
         "claude-haiku-4-5" = { upstream = "anthropic"; inputUsdPerMtok = 1.0; outputUsdPerMtok = 5.0; };
@@ -55,12 +63,10 @@
       };
     };
 
+    # Everything else of docs/CONFIG.md, verbatim.
     settings = {
       log_level = "info";
-      scheduler = {
-        retries = 1;
-        heartbeat_ms = 2000;
-      };
+      scheduler.retries = 1;
       profiles = {
         claude = {
           description = "Claude Code, non-interactive";
@@ -73,11 +79,10 @@
           command = [ "/bin/sh" "-c" ];
         };
       };
-      llm = {
-        max_tokens_cap = 32000;
-        strip_tools = [ "web_search" "web_fetch" "code_execution" ];
-        rate_limits = { agent_rpm = 60; task_rpm = 60; };
-      };
+      llm.rate_limits = { agent_rpm = 60; task_rpm = 60; };
     };
   };
+
+  # Who may dispatch tasks.
+  users.users.alice.extraGroups = [ "orch" ];
 }

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # orchd accepts the configuration nix/module.nix renders from nix/tests/example.nix
-# (committed as nix/tests/example-settings.json; module-eval.sh keeps the two equal).
+# (committed as nix/tests/example-settings.json; module-eval.sh keeps the two equal),
+# and that example is the one of docs/NIXOS.md.
 . "$(dirname "$0")/lib.sh"
+
+# The example is the one docs/NIXOS.md shows (compared without leading comments).
+doc_block=$(sed -n '/^# orch.nix: a complete host configuration/,/^```/p' "$src/docs/NIXOS.md" | sed '1d;$d')
+file_body=$(sed -n '/^[^#]/,$p' "$src/nix/tests/example.nix")
+[ -n "$doc_block" ] || fail "docs/NIXOS.md has no '# orch.nix: a complete host configuration' block"
+if [ "$doc_block" != "$file_body" ]; then
+	diff -u <(echo "$doc_block") <(echo "$file_body") || true
+	fail "nix/tests/example.nix and the example in docs/NIXOS.md differ (diff above)"
+fi
+echo "ok: nix/tests/example.nix is the example of docs/NIXOS.md"
 
 orchd=$build/host/orchd
 json=$src/nix/tests/example-settings.json
