@@ -21,9 +21,9 @@ static const struct orch_rpc_method host_methods[] = {
 
 static int resolve(void *data, int64_t slot, const char **ret_task)
 {
-	if (slot != LLM_STACK_SLOT)
+	if (slot != LLM_STACK_SLOT && slot != LLM_STACK_SLOT + 1)
 		return -ENOENT;
-	*ret_task = LLM_STACK_TASK;
+	*ret_task = slot == LLM_STACK_SLOT ? LLM_STACK_TASK : NULL;
 	return 0;
 }
 
@@ -104,6 +104,11 @@ int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *cons
 	if (llm_endpoint_new(s->bridge, fd, LLM_STACK_SLOT, 0, &s->ep, &err) < 0)
 		goto fail;
 	llm_endpoint_set_task(s->ep, LLM_STACK_TASK);
+	fd = listen_loopback(&s->port2);
+	if (fd < 0)
+		return fd;
+	if (llm_endpoint_new(s->bridge, fd, LLM_STACK_SLOT + 1, 0, &s->ep2, &err) < 0)
+		goto fail;
 	return 0;
 fail:
 	fprintf(stderr, "llm stack: %s\n", err.msg);
@@ -113,6 +118,7 @@ fail:
 void llm_stack_stop(struct llm_stack *s)
 {
 	llm_endpoint_free(s->ep);
+	llm_endpoint_free(s->ep2);
 	llm_bridge_set_rpc(s->bridge, NULL);
 	llm_serve_free(s->serve);
 	if (s->guest_rpc) {

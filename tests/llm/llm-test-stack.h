@@ -3,7 +3,7 @@
  *   HTTP client -> llm_endpoint (guest library, 127.0.0.1:port) -> llm.request over an
  *   AF_UNIX socketpair (orch_rpc both ends) -> llm_serve + llm_proxy (host library) ->
  *   libcurl -> the fake upstream (a child process).
- * Agent slot 3 of VM "vm" runs task "t-e2e". */
+ * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) is idle. */
 #pragma once
 
 #include <sys/types.h>
@@ -23,7 +23,8 @@ struct llm_stack {
 	char tmpdir[64], keypath[128], recpath[128], dbpath[128];
 	pid_t fake_pid;
 	unsigned fake_port; /* the upstream, for direct baselines */
-	unsigned port;	    /* the in-jail endpoint */
+	unsigned port;	    /* the in-jail endpoint of slot 3 */
+	unsigned port2;	    /* the endpoint of slot 4 */
 	struct orch_loop *loop;
 	sqlite3 *db;
 	struct llm_config cfg;
@@ -31,7 +32,7 @@ struct llm_stack {
 	struct orch_rpc *host_rpc, *guest_rpc;
 	struct llm_serve *serve;
 	struct llm_bridge *bridge;
-	struct llm_endpoint *ep;
+	struct llm_endpoint *ep, *ep2;
 };
 
 /* fake_args: extra arguments of the fake upstream (NULL-terminated, may be NULL). */

@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 
 #include "cleanup.h"
@@ -40,6 +44,8 @@ static void check(bool ok, const char *fmt, ...)
 		failures++;
 }
 
+static unsigned curl_port;
+
 static char *run_curl(const char *path, const char *body, const char *extra)
 {
 	char url[128];
@@ -52,7 +58,7 @@ static char *run_curl(const char *path, const char *body, const char *extra)
 	size_t n = 12;
 	char *out = NULL;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", st.port, path);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", curl_port ? curl_port : st.port, path);
 	if (extra) {
 		argv[n++] = "-H";
 		argv[n++] = extra;
@@ -71,6 +77,65 @@ static char *run_curl(const char *path, const char *body, const char *extra)
 #define MSG(extra)                                                                              \
 	"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":300,\"messages\":[{\"role\":\"user\"," \
 	"\"content\":\"hi\"}]" extra "}"
+
+/* Sends raw bytes to the endpoint and returns what came back before it closed. */
+static char *raw(const void *req, size_t len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.port)};
+	struct timeval tv = {.tv_sec = 5};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char *out = calloc(1, 65536);
+	size_t got = 0;
+	ssize_t n;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		for (size_t off = 0; off < len; off += (size_t)n) {
+			n = send(fd, (const char *)req + off, len - off, MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+		}
+		shutdown(fd, SHUT_WR);
+		while (got < 65535 && (n = read(fd, out + got, 65535 - got)) > 0)
+			got += (size_t)n;
+	}
+	close(fd);
+	return out;
+}
+
+static void hostile_cases(void)
+{
+	static const char garbage[] = "\x16\x03\x01\x00\xff\xfe GARBAGE \r\n\x00\r\n\r\n";
+	static const char smuggle[] =
+		"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+	static const char bad_len[] = "POST /v1/messages HTTP/1.1\r\nHost: x\r\n"
+				      "Content-Length: 99999999999999999999999\r\n\r\n{}";
+	char *flood = malloc(300 * 1024), *o;
+	size_t n = 0;
+
+	o = raw(garbage, sizeof(garbage) - 1);
+	check(!strstr(o, "200 OK"), "binary garbage is refused");
+	free(o);
+	o = raw(smuggle, sizeof(smuggle) - 1);
+	check(!strstr(o, "HTTP/1.1 200"), "Content-Length with Transfer-Encoding is not served");
+	free(o);
+	o = raw(bad_len, sizeof(bad_len) - 1);
+	check(!strstr(o, "HTTP/1.1 200"), "an absurd Content-Length is refused");
+	free(o);
+	n += (size_t)sprintf(flood, "GET /v1/models HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < 250; i++)
+		n += (size_t)sprintf(flood + n, "X-Flood-%d: %01000d\r\n", i, 0);
+	n += (size_t)sprintf(flood + n, "\r\n");
+	o = raw(flood, n);
+	check(!strstr(o, "HTTP/1.1 200"), "250 KB of headers are refused");
+	free(o);
+	free(flood);
+	o = run_curl("/v1/models", NULL, NULL);
+	check(strstr(o, "HTTP/1.1 200") != NULL, "the endpoint still serves after hostile input");
+	free(o);
+}
 
 static void curl_cases(void)
 {
@@ -205,6 +270,14 @@ static void curl_cases(void)
 	check(rc == 28 && strstr(o, "message_start") && !strstr(o, "message_stop"),
 	      "hang-up mid-stream (curl exit %d)", rc);
 	free(o);
+
+	/* Identity is the listener: the same request on slot 4's endpoint bills slot 4. */
+	curl_port = st.port2;
+	o = run_curl("/v1/messages", MSG(""), NULL);
+	check(strstr(o, "HTTP/1.1 200") != NULL, "slot 4's endpoint answers");
+	free(o);
+	curl_port = 0;
+	hostile_cases();
 }
 
 static void sdk_cases(void)
@@ -329,6 +402,14 @@ int main(int argc, char **argv)
 				   -1, &q, NULL);
 		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1,
 		      "the hung-up stream was read to its end and billed");
+		sqlite3_finalize(q);
+		q = NULL;
+		sqlite3_prepare_v2(
+			st.db, "SELECT count(*), count(task) FROM llm_spend WHERE agent = 'vm/4'",
+			-1, &q, NULL);
+		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1 &&
+			      sqlite3_column_int(q, 1) == 0,
+		      "slot 4's request was billed to vm/4 (no task), not to slot 3");
 		sqlite3_finalize(q);
 	}
 	orch_io_free(io);
