@@ -53,7 +53,7 @@ static uint64_t now_ms(void)
 static char *which(const char *name)
 {
 	if (strchr(name, '/'))
-		return strdup(name);
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
 	const char *path = getenv("PATH");
 	_cleanup_free_ char *copy = strdup(path && path[0] ? path : "/usr/bin:/bin");
 	if (!copy)
