@@ -89,6 +89,7 @@
         guest-image = self.packages.${system}.orch-guest;
         nix-parse = nixScriptCheck "nix-parse" "parse.sh";
         module-eval = nixScriptCheck "module-eval" "module-eval.sh";
+        guest-eval = nixScriptCheck "guest-eval" "guest-eval.sh";
         # A NixOS host running orchd dispatches tasks into a NixOS guest (TCG inside
         # the test VM).
         vm-test = import ./nix/tests/vm-test.nix { inherit pkgs self; };

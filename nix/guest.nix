@@ -115,7 +115,7 @@ in
     boot.loader.grub.enable = false;
     boot.initrd.systemd.enable = mkDefault false; # the scripted stage 1 mounts the store below
     boot.initrd.includeDefaultModules = false;
-    boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_console" "squashfs" "loop" ];
+    boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_console" "squashfs" ];
     boot.initrd.kernelModules = [ "loop" ];
     boot.initrd.checkJournalingFS = false;
     boot.kernelModules = [ "vsock" "vmw_vsock_virtio_transport" "virtio_console" "virtiofs" "fuse" ];
@@ -145,6 +145,7 @@ in
       options = [ "nofail" ];
     };
 
+    system.build.orchSupervisorConfig = supervisorConfig;
     system.build.orchStore = pkgs.callPackage (modulesPath + "/../lib/make-squashfs.nix") {
       storeContents = [ config.system.build.toplevel ];
       comp = "zstd -Xcompression-level 6";

@@ -17,7 +17,7 @@ need_nix() {
 # nixpkgs or of nix-community/nixpkgs.lib (the directory holding lib/, or lib/ itself).
 need_lib() {
 	[ -n "${ORCH_NIXPKGS_LIB:-}" ] ||
-		skip "ORCH_NIXPKGS_LIB is not set; point it at a nixpkgs (or nixpkgs.lib) checkout to evaluate nix/module.nix"
+		skip "ORCH_NIXPKGS_LIB is not set; point it at a nixpkgs (or nixpkgs.lib) checkout to evaluate nix/module.nix and nix/guest.nix"
 	[ -f "$ORCH_NIXPKGS_LIB/lib/default.nix" ] || [ -f "$ORCH_NIXPKGS_LIB/default.nix" ] ||
 		fail "ORCH_NIXPKGS_LIB=$ORCH_NIXPKGS_LIB holds neither lib/default.nix nor default.nix"
 	nixpkgs_lib=$(realpath "$ORCH_NIXPKGS_LIB")

@@ -1,0 +1,2 @@
+# Stand-in for nixpkgs' nixos/modules/profiles/minimal.nix (tests/nix/eval-guest.nix).
+{ }
