@@ -89,6 +89,23 @@ static void send_head(struct llm_http *h)
 		h->ops->head(h->data, (int)status, h->resp_headers);
 }
 
+/* -ECONNREFUSED means the request never left: no connection, or TLS refused the peer. */
+static int curl_code(CURLcode rc)
+{
+	static const CURLcode never_sent[] = {
+		CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,    CURLE_COULDNT_CONNECT,
+		CURLE_UNSUPPORTED_PROTOCOL, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR,
+		CURLE_SSL_CERTPROBLEM,	    CURLE_SSL_CACERT_BADFILE,
+	};
+
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return -ETIMEDOUT;
+	for (size_t i = 0; i < ELEMENTSOF(never_sent); i++)
+		if (rc == never_sent[i])
+			return -ECONNREFUSED;
+	return -EIO;
+}
+
 static void check_done(struct llm_curl *c)
 {
 	CURLMsg *m;
@@ -105,11 +122,7 @@ static void check_done(struct llm_curl *c)
 		if (!h || h->aborted)
 			continue;
 		if (m->data.result != CURLE_OK) {
-			code = m->data.result == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-			       : m->data.result == CURLE_COULDNT_CONNECT ||
-					       m->data.result == CURLE_COULDNT_RESOLVE_HOST
-				       ? -ECONNREFUSED
-				       : -EIO;
+			code = curl_code(m->data.result);
 			msg = h->errbuf[0] ? h->errbuf : curl_easy_strerror(m->data.result);
 		} else {
 			send_head(h);

@@ -11,6 +11,8 @@
  * --latency-ms  delay before the first byte of each answer
  * --event-delay-ms  delay between streamed events
  * --error       answer every request with this HTTP status and the provider's error JSON
+ * --tls-cert, --tls-key  serve HTTPS with this PEM certificate and key (exit 3 when this
+ *               libmicrohttpd has no TLS)
  * Per request, these headers override: x-fake-latency-ms, x-fake-error,
  * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6), and
  * so does a directive in the body (see struct req) that survives a proxy. */
@@ -59,6 +61,24 @@ struct stream {
 	unsigned first_delay_ms, delay_ms;
 	int started;
 };
+
+static char *read_pem(const char *path)
+{
+	FILE *fp = fopen(path, "re");
+	char *buf = calloc(1, 65536);
+	size_t n = 0;
+
+	if (!fp || !buf) {
+		if (fp)
+			fclose(fp);
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, 65535, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
 
 static void sleep_ms(unsigned ms)
 {
@@ -503,6 +523,8 @@ int main(int argc, char **argv)
 		{"latency-ms", required_argument, NULL, 'l'},
 		{"event-delay-ms", required_argument, NULL, 'd'},
 		{"error", required_argument, NULL, 'e'},
+		{"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'K'},
 		{0},
 	};
 	struct fake f = {.record_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -510,6 +532,9 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
 	unsigned port = 0;
+	char *tls_cert = NULL, *tls_key = NULL;
+	unsigned flags =
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	sigset_t ss;
 	int c, sig;
 
@@ -537,6 +562,12 @@ int main(int argc, char **argv)
 		case 'e':
 			f.error_status = atoi(optarg);
 			break;
+		case 'c':
+			tls_cert = read_pem(optarg);
+			break;
+		case 'K':
+			tls_key = read_pem(optarg);
+			break;
 		default:
 			fprintf(stderr,
 				"usage: %s [--port N] [--key K] [--record FILE] "
@@ -552,10 +583,26 @@ int main(int argc, char **argv)
 	sigaddset(&ss, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, handler, &f, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
-		completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+	if (tls_cert || tls_key) {
+		if (!tls_cert || !tls_key) {
+			fprintf(stderr,
+				"--tls-cert and --tls-key go together (and must be readable)\n");
+			return 2;
+		}
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			fprintf(stderr, "this libmicrohttpd has no TLS support\n");
+			return 3;
+		}
+		d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, &f,
+				     MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+				     completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+				     MHD_OPTION_HTTPS_MEM_CERT, tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
+				     tls_key, MHD_OPTION_END);
+	} else {
+		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, &f, MHD_OPTION_SOCK_ADDR, &sa,
+				     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				     MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+	}
 	if (!d) {
 		fprintf(stderr, "cannot start the fake upstream on 127.0.0.1:%u\n", port);
 		return 1;

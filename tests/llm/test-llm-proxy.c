@@ -5,7 +5,10 @@
  * shown to the agent, stripped tools, refusals (model, size, budget) in the provider's
  * shape with nothing forwarded, concurrent requests against a small budget, a disconnect
  * mid-stream that is still billed, upstream errors and an unreachable upstream.
- *   test-llm-proxy <path to llm-fake-upstream> */
+ *   test-llm-proxy <path to llm-fake-upstream>
+ *   test-llm-proxy <path to llm-fake-upstream> tls   HTTPS upstreams: a certificate the
+ *                                                    client trusts, one it does not, and
+ *                                                    one for another host name */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -496,6 +499,140 @@ START_TEST(test_rate_limit)
 }
 END_TEST
 
+/* ---- TLS ---- */
+
+static unsigned tls_port_ok, tls_port_wrong_host;
+static char cert_ok[160], cert_wrong[160];
+
+static void add_tls_upstream(const char *name, unsigned port, const char *ca, const char *model)
+{
+	struct orch_error err = {0};
+	char url[64];
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", port);
+	ck_assert_int_eq(
+		llm_config_add_upstream(&fx.cfg, name, LLM_API_ANTHROPIC, url, keypath, &err), 0);
+	if (ca)
+		fx.cfg.upstreams[fx.cfg.n_upstreams - 1].ca_file = strdup(ca);
+	ck_assert_int_eq(llm_config_add_model(&fx.cfg, model, name, 3, 15, &err), 0);
+}
+
+static void setup_tls(void)
+{
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
+	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
+	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
+	add_tls_upstream("trusted", tls_port_ok, cert_ok, "m-trusted");
+	add_tls_upstream("system-cas", tls_port_ok, NULL, "m-untrusted");
+	add_tls_upstream("wrong-host", tls_port_wrong_host, cert_wrong, "m-wrong-host");
+	ck_assert_int_eq(llm_config_load_keys(&fx.cfg, &err), 0);
+	ck_assert_int_eq(llm_proxy_new(fx.loop, fx.db, &fx.cfg, &fx.proxy, &err), 0);
+	ck_assert_int_eq(orch_timer_add(fx.loop, 30000, 0, on_guard, NULL, &fx.guard), 0);
+}
+
+START_TEST(test_tls_verified)
+{
+	struct result r;
+
+	call(&r, "vm/0", NULL, "POST", "/v1/messages",
+	     "{\"model\":\"m-trusted\",\"max_tokens\":10,\"stream\":true,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "message_stop"));
+	ck_assert_str_eq(r.settled, "ok");
+	result_free(&r);
+
+	call(&r, "vm/0", NULL, "POST", "/v1/messages",
+	     "{\"model\":\"m-untrusted\",\"max_tokens\":10,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_msg(strstr(r.body, "certificate") != NULL, "%s", r.body);
+	ck_assert_str_eq(r.settled, "released");
+	result_free(&r);
+
+	call(&r, "vm/0", NULL, "POST", "/v1/messages",
+	     "{\"model\":\"m-wrong-host\",\"max_tokens\":10,\"messages\":[]}");
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_str_eq(r.settled, "released");
+	result_free(&r);
+	ck_assert_int_gt(spent("agent", "vm/0"), 0); /* only the trusted call was billed */
+}
+END_TEST
+
+static int make_cert(const char *name, const char *san, char *ret_cert, size_t len)
+{
+	char key[160], subj[64];
+	char *out = NULL;
+	int rc;
+
+	snprintf(ret_cert, len, "%s/%s.crt", tmpdir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", tmpdir, name);
+	snprintf(subj, sizeof(subj), "/CN=%s", name);
+	const char *argv[] = {"openssl",
+			      "req",
+			      "-x509",
+			      "-newkey",
+			      "ec",
+			      "-pkeyopt",
+			      "ec_paramgen_curve:prime256v1",
+			      "-nodes",
+			      "-keyout",
+			      key,
+			      "-out",
+			      ret_cert,
+			      "-days",
+			      "1",
+			      "-subj",
+			      subj,
+			      "-addext",
+			      san,
+			      NULL};
+	rc = llm_test_run(argv, NULL, &out);
+	free(out);
+	return rc;
+}
+
+static int run_tls(void)
+{
+	char key_ok[160], key_wrong[160];
+	const char *a1[] = {"--key",	 LLM_TEST_KEY, "--tls-cert", cert_ok,
+			    "--tls-key", key_ok,       NULL};
+	const char *a2[] = {"--key",	 LLM_TEST_KEY, "--tls-cert", cert_wrong,
+			    "--tls-key", key_wrong,    NULL};
+	pid_t p1 = 0, p2 = 0;
+	Suite *s = suite_create("llm_proxy_tls");
+	TCase *tc = tcase_create("tls");
+	SRunner *sr;
+	int failed;
+
+	if (make_cert("ok", "subjectAltName=IP:127.0.0.1", cert_ok, sizeof(cert_ok)) != 0 ||
+	    make_cert("wrong", "subjectAltName=DNS:upstream.example", cert_wrong,
+		      sizeof(cert_wrong)) != 0) {
+		printf("SKIP: openssl could not make test certificates\n");
+		return 77;
+	}
+	snprintf(key_ok, sizeof(key_ok), "%s/ok.key", tmpdir);
+	snprintf(key_wrong, sizeof(key_wrong), "%s/wrong.key", tmpdir);
+	if (llm_test_spawn_fake(fake_path, a1, &p1, &tls_port_ok) < 0 ||
+	    llm_test_spawn_fake(fake_path, a2, &p2, &tls_port_wrong_host) < 0) {
+		llm_test_stop(p1);
+		printf("SKIP: the fake upstream can not serve TLS (libmicrohttpd without TLS?)\n");
+		return 77;
+	}
+	tcase_add_checked_fixture(tc, setup_tls, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_tls_verified);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	llm_test_stop(p1);
+	llm_test_stop(p2);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
@@ -514,6 +651,11 @@ int main(int argc, char **argv)
 	if (!mkdtemp(tmpdir) || llm_test_write_key(tmpdir, keypath, sizeof(keypath)) < 0)
 		return 1;
 	snprintf(recpath, sizeof(recpath), "%s/requests.jsonl", tmpdir);
+	if (argc > 2 && strcmp(argv[2], "tls") == 0) {
+		int rc = run_tls();
+		llm_test_rmtree(tmpdir);
+		return rc;
+	}
 	if (llm_test_spawn_fake(fake_path, args, &pid, &fake_port) < 0) {
 		fprintf(stderr, "cannot start %s\n", fake_path);
 		return 1;
