@@ -25,9 +25,13 @@
           ORCH_SOURCEDIR = self;
           ORCH_NIXPKGS_LIB = nixpkgs;
         } ''
-        export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix/var NIX_LOG_DIR=$TMPDIR/nix/log
-        export NIX_CONF_DIR=$TMPDIR/nix/etc NIX_STORE_DIR=$TMPDIR/nix/store
+        # A private, empty Nix store for the evaluator (as nixpkgs' lib tests do).
+        export HOME=$TMPDIR NIX_BUILD_HOOK= PAGER=cat
+        export NIX_CONF_DIR=$TMPDIR/nix/etc NIX_LOCALSTATE_DIR=$TMPDIR/nix/var
+        export NIX_STATE_DIR=$TMPDIR/nix/var/nix NIX_LOG_DIR=$TMPDIR/nix/var/log/nix
+        export NIX_STORE_DIR=$TMPDIR/nix/store
         mkdir -p $NIX_CONF_DIR
+        nix-store --init
         bash ${self}/tests/nix/${script}
         touch $out
       '';
@@ -73,7 +77,7 @@
           libvirt
           virtiofsd
           erofs-utils
-          squashfs-tools-ng
+          squashfsTools
           cpio
           jq
           nodejs
