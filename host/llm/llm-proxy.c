@@ -24,6 +24,7 @@ struct llm_proxy {
 	struct llm_curl *curl;
 	struct llm_ratelimit *rl_agent, *rl_task;
 	unsigned inflight;
+	struct llm_exchange *list;
 };
 
 struct llm_exchange {
@@ -44,12 +45,19 @@ struct llm_exchange {
 	size_t resp_len;
 	bool resp_overflow;
 	size_t drained;
+	struct llm_exchange *next, *prev;
 };
 
 static void ex_free(struct llm_exchange *ex)
 {
 	if (!ex)
 		return;
+	if (ex->prev)
+		ex->prev->next = ex->next;
+	else if (ex->p->list == ex)
+		ex->p->list = ex->next;
+	if (ex->next)
+		ex->next->prev = ex->prev;
 	llm_sse_free(ex->sse);
 	free(ex->resp);
 	ex->p->inflight--;
@@ -88,8 +96,13 @@ void llm_proxy_free(struct llm_proxy *p)
 {
 	if (!p)
 		return;
-	/* Exchanges still running are not called back; their memory goes with the process
-	 * (orchd frees the proxy only on exit). */
+	/* Exchanges still running are not called back; their reservations stay in the ledger
+	 * (llm_ledger_settle_stale charges them at the next start). */
+	while (p->list) {
+		struct llm_exchange *ex = p->list;
+		llm_http_abort(ex->http);
+		ex_free(ex);
+	}
 	llm_curl_free(p->curl);
 	llm_ratelimit_free(p->rl_agent);
 	llm_ratelimit_free(p->rl_task);
@@ -492,6 +505,10 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 	ex->sink = sink;
 	ex->data = data;
 	p->inflight++;
+	ex->next = p->list;
+	if (p->list)
+		p->list->prev = ex;
+	p->list = ex;
 	if (admit(ex, call) > 0) {
 		ex_free(ex);
 		return 0;

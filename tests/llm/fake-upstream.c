@@ -612,6 +612,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	sigwait(&ss, &sig);
 	MHD_stop_daemon(d);
+	free(tls_cert);
+	free(tls_key);
 	if (f.record)
 		fclose(f.record);
 	return 0;

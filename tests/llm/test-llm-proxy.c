@@ -499,6 +499,31 @@ START_TEST(test_rate_limit)
 }
 END_TEST
 
+START_TEST(test_free_in_flight)
+{
+	struct result r;
+	struct orch_error err = {0};
+
+	start(&r, "vm/9", "t-9", "POST", "/v1/messages",
+	      ANTHROPIC_BODY(",\"metadata\":{\"user_id\":\"fake:latency=3000\"}"));
+	ck_assert_ptr_nonnull(r.ex);
+	ck_assert_int_ge(orch_loop_run_once(fx.loop, 50), 0);
+	/* orchd stops with a call in flight: nothing is called back, the reservation stays... */
+	llm_proxy_free(fx.proxy);
+	fx.proxy = NULL;
+	ck_assert(!r.done);
+	struct llm_budget b;
+	ck_assert_int_eq(llm_ledger_get(fx.db, "agent", "vm/9", &b, NULL), 0);
+	ck_assert_int_gt(b.reserved_micro, 0);
+	/* ...and the next start charges it at its worst case. */
+	ck_assert_int_eq(llm_ledger_settle_stale(fx.db, &err), 1);
+	ck_assert_int_eq(llm_ledger_get(fx.db, "agent", "vm/9", &b, NULL), 0);
+	ck_assert_int_eq(b.reserved_micro, 0);
+	ck_assert_int_gt(b.spent_micro, 0);
+	result_free(&r);
+}
+END_TEST
+
 /* ---- TLS ---- */
 
 static unsigned tls_port_ok, tls_port_wrong_host;
@@ -636,8 +661,8 @@ static int run_tls(void)
 int main(int argc, char **argv)
 {
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
-	Suite *s = suite_create("llm_proxy");
-	TCase *tc = tcase_create("proxy");
+	Suite *s;
+	TCase *tc;
 	SRunner *sr;
 	pid_t pid = 0;
 	int failed;
@@ -660,6 +685,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot start %s\n", fake_path);
 		return 1;
 	}
+	s = suite_create("llm_proxy");
+	tc = tcase_create("proxy");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_anthropic_stream);
@@ -670,6 +697,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_disconnect_still_bills);
 	tcase_add_test(tc, test_upstream_failures);
 	tcase_add_test(tc, test_rate_limit);
+	tcase_add_test(tc, test_free_in_flight);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
