@@ -4,7 +4,7 @@
 
 let
   inherit (lib)
-    all attrNames attrValues concatLists concatMap filter foldl' genList hasPrefix
+    all attrNames attrValues concatLists filter genList hasPrefix
     literalExpression mapAttrsToList mkEnableOption mkIf mkOption optional
     optionals types unique;
 
