@@ -23,6 +23,7 @@
 
 #include "cleanup.h"
 #include "llm-ledger.h"
+#include "llm-price.h"
 #include "llm-test-stack.h"
 #include "llm-test-util.h"
 
@@ -134,6 +135,46 @@ static void hostile_cases(void)
 	free(flood);
 	o = run_curl("/v1/models", NULL, NULL);
 	check(strstr(o, "HTTP/1.1 200") != NULL, "the endpoint still serves after hostile input");
+	free(o);
+}
+
+#define RACE_BODY MSG(",\"stream\":true,\"metadata\":{\"user_id\":\"fake:latency=300\"}")
+
+/* 20 requests at once on slot 4, whose budget covers 5.5 worst cases (set by main). */
+static void budget_race(void)
+{
+	const char *argv[80] = {"curl",
+				"-sS",
+				"-Z",
+				"--parallel-max",
+				"20",
+				"--parallel-immediate",
+				"-w",
+				"%{http_code}\n",
+				"-H",
+				"anthropic-version: 2023-06-01",
+				"--data-binary",
+				RACE_BODY};
+	char url[96];
+	size_t n = 12;
+	int ok = 0, refused = 0;
+	char *o, *p;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/messages", st.port2);
+	for (int i = 0; i < 20; i++) {
+		argv[n++] = "-o";
+		argv[n++] = "/dev/null";
+		argv[n++] = url;
+	}
+	argv[n] = NULL;
+	llm_test_run(argv, NULL, &o);
+	for (p = o; (p = strstr(p, "200\n")); p++)
+		ok++;
+	for (p = o; (p = strstr(p, "429\n")); p++)
+		refused++;
+	check(ok >= 1 && ok <= 5 && ok + refused == 20,
+	      "20 concurrent requests, a budget for 5: %d answered, %d refused with 429", ok,
+	      refused);
 	free(o);
 }
 
@@ -277,6 +318,7 @@ static void curl_cases(void)
 	check(strstr(o, "HTTP/1.1 200") != NULL, "slot 4's endpoint answers");
 	free(o);
 	curl_port = 0;
+	budget_race();
 	hostile_cases();
 }
 
@@ -377,6 +419,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot start the LLM stack\n");
 		return 1;
 	}
+	{
+		const struct llm_model *m = llm_config_model(&st.cfg, "claude-sonnet-4-5");
+		int64_t worst = llm_cost_worst_micro(&m->price, (int64_t)strlen(RACE_BODY), 300);
+		/* slot 4 spends one small request first (identity check), then the race */
+		llm_ledger_set_limit(st.db, "agent", "vm/4", worst * 11 / 2, 0, NULL);
+	}
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	orch_io_add(st.loop, efd, EPOLLIN, on_clients_done, NULL, &io);
 	orch_timer_add(st.loop, 120000, 0, on_guard, NULL, &guard);
@@ -407,10 +455,14 @@ int main(int argc, char **argv)
 		sqlite3_prepare_v2(
 			st.db, "SELECT count(*), count(task) FROM llm_spend WHERE agent = 'vm/4'",
 			-1, &q, NULL);
-		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1 &&
+		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) >= 2 &&
 			      sqlite3_column_int(q, 1) == 0,
-		      "slot 4's request was billed to vm/4 (no task), not to slot 3");
+		      "slot 4's requests were billed to vm/4 (no task), not to slot 3");
 		sqlite3_finalize(q);
+		llm_ledger_get(st.db, "agent", "vm/4", &b, NULL);
+		check(b.spent_micro <= b.limit_micro && b.reserved_micro == 0,
+		      "slot 4 spent $%.6f of its $%.6f budget", (double)b.spent_micro / 1e6,
+		      (double)b.limit_micro / 1e6);
 	}
 	orch_io_free(io);
 	orch_timer_free(guard);
