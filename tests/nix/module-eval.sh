@@ -36,6 +36,24 @@ for f in "$src"/tests/nix/bad/*.nix; do
 	echo "ok: $(basename "$f") fails with: $(jq -r '.[0]' <<<"$got")"
 done
 
+# 2b. Other good configurations pass their assertions, render what orchd accepts (when
+# it is built) and set what their "# expect-system:" line says.
+orchd=$build/host/orchd
+for f in "$src"/tests/nix/good/*.nix; do
+	name=$(basename "$f")
+	[ "$(eval_module "$f" assertions)" = "[]" ] || fail "$name fails assertions: $(eval_module "$f" assertions)"
+	eval_module "$f" settings >"$tmp/$name.json" || fail "cannot render $name"
+	if [ -x "$orchd" ]; then
+		out=$("$orchd" --check-config "$tmp/$name.json" 2>&1) || fail "orchd --check-config rejects $name: $out"
+	fi
+	want=$(sed -n 's/^# expect-system: //p' "$f" | head -1)
+	if [ -n "$want" ]; then
+		eval_module "$f" system | jq -e "$want" >/dev/null ||
+			fail "$name: expected $want, got $(eval_module "$f" system)"
+	fi
+	echo "ok: $name renders$([ -x "$orchd" ] && echo " what orchd accepts")"
+done
+
 # 3. The unit: keys as credentials, nothing secret in the environment or the command.
 eval_module "$example" unit >"$tmp/unit.json" || fail "cannot evaluate the unit"
 jq -e '.serviceConfig.LoadCredential == ["llm-anthropic:/run/secrets/anthropic-api-key", "llm-openai:/run/secrets/openai-api-key"]' "$tmp/unit.json" >/dev/null ||
