@@ -80,7 +80,8 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 	    (r = cfg_int(o, p, "max_queue", 1, 10000000, &s->max_queue, err)) < 0 ||
 	    (r = cfg_int(o, p, "lease_timeout_ms", 100, 600000, &s->lease_timeout_ms, err)) < 0 ||
 	    (r = cfg_int(o, p, "max_clients", 1, 4096, &s->max_clients, err)) < 0 ||
-	    (r = cfg_int(o, p, "keep_finished", 0, 100000000, &s->keep_finished, err)) < 0)
+	    (r = cfg_int(o, p, "keep_finished", 0, 100000000, &s->keep_finished, err)) < 0 ||
+	    (r = cfg_int(o, p, "max_output_mib", 1, 1048576, &s->max_output_mib, err)) < 0)
 		return r;
 	return 0;
 }
@@ -211,6 +212,7 @@ static void set_defaults(struct orchd_config *c)
 		.lease_timeout_ms = 30000,
 		.max_clients = 256,
 		.keep_finished = 0,
+		.max_output_mib = 1024,
 	};
 	orchd_config_llm_defaults(&c->llm);
 }

@@ -111,6 +111,7 @@ struct orchd_scheduler_config {
 	int64_t lease_timeout_ms;
 	int64_t max_clients;
 	int64_t keep_finished;
+	int64_t max_output_mib;
 };
 
 struct orchd_config {

@@ -59,6 +59,25 @@ static bool env_name_ok(const char *k)
 	return true;
 }
 
+/* Refuses a task that no configured VM could ever run. */
+static int check_placement(struct orchd *d, const char *vm, int64_t slot, const char *profile,
+			   struct orch_error *err)
+{
+	for (size_t i = 0; i < d->n_vms; i++) {
+		const struct orchd_vm_config *c = d->vms[i]->cfg;
+		bool prof_ok = !profile || c->n_profiles == 0;
+
+		for (size_t j = 0; !prof_ok && j < c->n_profiles; j++)
+			prof_ok = strcmp(c->profiles[j], profile) == 0;
+		if ((!vm || strcmp(vm, c->name) == 0) && slot < c->slots && prof_ok)
+			return 0;
+	}
+	return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+			"no configured VM can run this task (%s%s%s%s slot %lld)", vm ? "vm " : "",
+			vm ? vm : "", profile ? " profile " : "", profile ? profile : "",
+			(long long)slot);
+}
+
 static int m_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		    struct orch_error *err)
 {
@@ -98,12 +117,11 @@ static int m_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 		return bad(err, r);
 	if (vm && !orchd_find_vm(d, vm))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"", vm);
-	if (vm && spec.slot >= orchd_find_vm(d, vm)->n_slots)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.slot: VM %s has %lld slots",
-				vm, (long long)orchd_find_vm(d, vm)->n_slots);
 	if (profile && !(prof = orchd_config_profile(d->cfg, profile)))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);
+	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0)
+		return r;
 	if (cwd && cwd[0] != '/')
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 				"params.cwd: expected an absolute path");

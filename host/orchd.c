@@ -218,6 +218,25 @@ static int reconcile_store(struct orchd *d, struct orch_error *err)
 	return 0;
 }
 
+static void on_prune_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct orchd *d = data;
+	struct orch_error err = {0};
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (store_task_prune(d->store, d->cfg->scheduler.keep_finished, &ids, &n, &err) < 0) {
+		orch_log(ORCH_LOG_WARN, "store", "cannot prune finished tasks", "error", err.msg,
+			 NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		spool_remove(d, ids[i]);
+	if (n)
+		orch_logf(ORCH_LOG_INFO, "store", "pruned %zu finished task(s)", n);
+	free(ids);
+}
+
 static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 {
 	_cleanup_free_ char *db = NULL;
@@ -294,6 +313,11 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->cfg->autostart)
 			vm_start(d->vms[i]);
+	if (d->cfg->scheduler.keep_finished > 0) {
+		r = orch_timer_add(d->loop, 0, 60000, on_prune_timer, d, &d->prune_timer);
+		if (r < 0)
+			return orch_errno(err, r, "prune timer");
+	}
 	sched_kick(d);
 	return 0;
 }
@@ -310,6 +334,7 @@ static void teardown(struct orchd *d)
 		vm_free(d->vms[i]);
 	free(d->vms);
 	orch_timer_free(d->sched_timer);
+	orch_timer_free(d->prune_timer);
 	store_close(d->store);
 	free(d->supervisor_path);
 	free(d->spool_dir);

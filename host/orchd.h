@@ -35,7 +35,7 @@ struct slot {
 	int64_t spool_off;
 	int64_t next_guest_seq;
 	int64_t next_store_seq;
-	struct orch_timer *lease_timer;
+	bool output_capped; /* max_output reached: further output is dropped */
 };
 
 struct vm {
@@ -51,7 +51,9 @@ struct vm {
 	uint64_t last_heartbeat; /* orch_now_ms */
 	struct orch_timer *hb_timer;
 	struct orch_timer *restart_timer;
-	unsigned failures; /* consecutive, for the restart backoff */
+	struct orch_timer *hello_timer; /* boot_timeout_ms from start to hello */
+	unsigned failures;		/* consecutive, for the restart backoff */
+	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */
 	char last_error[256];
 };
 
@@ -81,6 +83,7 @@ struct orchd {
 	struct control *control;
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
+	struct orch_timer *prune_timer;
 	bool sched_pending;
 	bool quitting;
 	uint64_t started_ms;
@@ -126,5 +129,7 @@ int spool_open(struct orchd *d, int64_t task, int64_t *ret_size, struct orch_err
 /* Appends data and indexes it with seq. */
 int spool_append(struct orchd *d, struct slot *s, int stream, const void *data, size_t len,
 		 struct orch_error *err);
+/* Removes a task's spool file (pruning); ENOENT is not an error. */
+void spool_remove(struct orchd *d, int64_t task);
 int spool_read(struct orchd *d, int64_t task, int64_t offset, int64_t len, void **ret,
 	       struct orch_error *err);

@@ -37,8 +37,6 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 	snprintf(tb, sizeof(tb), "%lld", (long long)c->task);
 	if (!s)
 		return; /* settled meanwhile (exit arrived first, or the VM went away) */
-	orch_timer_free(s->lease_timer);
-	s->lease_timer = NULL;
 	if (!rerr) {
 		s->running = true;
 		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
@@ -50,7 +48,13 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 	}
 	if (rerr->code == ORCH_RPC_CLOSED)
 		return; /* vm_gone handles the slot */
-	if (rerr->code == ORCH_RPC_BUSY || rerr->code == ORCH_RPC_TIMEOUT) {
+	if (rerr->code == ORCH_RPC_TIMEOUT) {
+		/* The supervisor may or may not run it: the channel cannot be trusted any more.
+		 * vm_gone makes the task lost (retried per policy) and restarts the VM. */
+		vm_gone(c->vm, "task.run not acknowledged in time");
+		return;
+	}
+	if (rerr->code == ORCH_RPC_BUSY) {
 		orch_log(ORCH_LOG_WARN, "sched", "task.run refused, re-queued", "task", tb, "error",
 			 rerr->msg, NULL);
 		store_task_unlease(d->store, c->task, &err);
@@ -69,14 +73,6 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		close(s->spool_fd);
 	s->spool_fd = -1;
 	orchd_task_changed(d, c->task);
-}
-
-static void on_lease_timeout(struct orch_loop *loop, struct orch_timer *t, void *data)
-{
-	struct vm *vm = data;
-
-	/* The supervisor did not answer task.run in time: treat the channel as broken. */
-	vm_gone(vm, "task.run not acknowledged in time");
 }
 
 static int64_t pick(int64_t a, int64_t b)
@@ -162,8 +158,6 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 		free(c);
 		return orch_errno(err, r, "cannot send task.run");
 	}
-	orch_timer_add(vm->d->loop, (uint64_t)vm->d->cfg->scheduler.lease_timeout_ms + 1000, 0,
-		       on_lease_timeout, vm, &s->lease_timer);
 	return 0;
 }
 
@@ -177,7 +171,7 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	char tb[24];
 	int r;
 
-	r = store_task_next(d->store, vm->cfg->name, slot_idx, &id, err);
+	r = store_task_next(d->store, vm->cfg->name, slot_idx, vm->profiles_json, &id, err);
 	if (r < 0 || id == 0)
 		return r;
 	r = store_task_lease(d->store, id, vm->cfg->name, slot_idx, err);

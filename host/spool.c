@@ -66,6 +66,14 @@ int spool_append(struct orchd *d, struct slot *s, int stream, const void *data, 
 	return 0;
 }
 
+void spool_remove(struct orchd *d, int64_t task)
+{
+	char path[4200];
+
+	spool_path(d, task, path, sizeof(path));
+	(void)unlink(path);
+}
+
 int spool_read(struct orchd *d, int64_t task, int64_t offset, int64_t len, void **ret,
 	       struct orch_error *err)
 {

@@ -283,8 +283,8 @@ json_t *task_row_to_json(const struct task_row *t)
 	return o;
 }
 
-int store_task_next(struct store *s, const char *vm, int64_t slot, int64_t *ret_id,
-		    struct orch_error *err)
+int store_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
+		    int64_t *ret_id, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
@@ -292,12 +292,16 @@ int store_task_next(struct store *s, const char *vm, int64_t slot, int64_t *ret_
 	r = prep(s,
 		 "SELECT id FROM tasks WHERE state = 'queued'"
 		 " AND (want_vm IS NULL OR want_vm = ?1) AND (want_slot IS NULL OR want_slot = ?2)"
+		 " AND (profile IS NULL OR ?3 IS NULL OR profile IN (SELECT value FROM "
+		 "json_each(?3)))"
 		 " ORDER BY priority DESC, id LIMIT 1",
 		 &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, slot);
+	if (profiles_json)
+		sqlite3_bind_text(st, 3, profiles_json, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW)
 		*ret_id = sqlite3_column_int64(st, 0);

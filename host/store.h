@@ -109,9 +109,10 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 /* -ENOENT when there is no such task. */
 int store_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 /* The next queued task that may run on vm/slot (priority, then FIFO); 0 and *ret_id = 0
- * when there is none. */
-int store_task_next(struct store *s, const char *vm, int64_t slot, int64_t *ret_id,
-		    struct orch_error *err);
+ * when there is none. profiles_json: NULL, or a JSON array of the profile names the VM
+ * allows (tasks without a profile always may run). */
+int store_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
+		    int64_t *ret_id, struct orch_error *err);
 /* queued -> leased on vm/slot; attempts += 1. -ESTALE when not queued any more. */
 int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 		     struct orch_error *err);
@@ -135,6 +136,16 @@ int store_task_list(struct store *s, int state, int64_t limit, json_t **ret,
 		    struct orch_error *err);
 /* Counts per state into counts[_TASK_STATE_MAX]. */
 int store_task_counts(struct store *s, int64_t counts[], struct orch_error *err);
+
+/* --- VMs and pruning (store-vm.c) --- */
+int store_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
+		    const char *state, const char *boot_id, struct orch_error *err);
+/* For backends that allocate a vsock CID per VM and must keep it across restarts. */
+int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err);
+/* Deletes all but the newest `keep` final tasks (and their output index rows); the ids
+ * deleted are returned (malloc'd) so their spool files can be removed. keep <= 0: none. */
+int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
+		     struct orch_error *err);
 
 /* --- output spool index (store-task.c) --- */
 int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,

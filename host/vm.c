@@ -43,7 +43,6 @@ static void slot_clear(struct slot *s)
 {
 	if (s->spool_fd >= 0)
 		close(s->spool_fd);
-	orch_timer_free(s->lease_timer);
 	*s = (struct slot){.spool_fd = -1};
 }
 
@@ -72,6 +71,18 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
 	slot_clear(s);
 	orchd_task_changed(vm->d, task);
+}
+
+/* Records the VM's state in the store (vms table) and in memory. */
+static void set_state(struct vm *vm, enum vm_state st)
+{
+	struct orch_error err = {0};
+
+	vm->state = st;
+	if (store_vm_update(vm->d->store, vm->cfg->name, vm->ops->name, vm->n_slots,
+			    vm_state_name(st), vm->boot_id[0] ? vm->boot_id : NULL, &err) < 0)
+		orch_log(ORCH_LOG_WARN, "store", "cannot record the vm state", "vm", vm->cfg->name,
+			 "error", err.msg, NULL);
 }
 
 static void on_restart_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -105,8 +116,9 @@ void vm_gone(struct vm *vm, const char *reason)
 	orch_log(ORCH_LOG_WARN, "vm", "vm down", "vm", vm->cfg->name, "reason", reason, NULL);
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", reason);
 	drop_channel(vm);
+	orch_timer_disarm(vm->hello_timer);
 	vm->ops->stop(vm, true);
-	vm->state = VM_DOWN;
+	set_state(vm, VM_DOWN);
 	for (int64_t i = 0; i < vm->n_slots; i++)
 		if (vm->slots[i].task)
 			slot_lost(vm, &vm->slots[i], reason);
@@ -125,19 +137,35 @@ void vm_stop(struct vm *vm, const char *reason)
 	if (vm->state == VM_STOPPED)
 		return;
 	drop_channel(vm);
+	orch_timer_disarm(vm->hello_timer);
+	orch_timer_disarm(vm->restart_timer);
 	vm->ops->stop(vm, false);
 	for (int64_t i = 0; i < vm->n_slots; i++)
 		if (vm->slots[i].task)
 			slot_lost(vm, &vm->slots[i], reason);
-	vm->state = VM_STOPPED;
+	set_state(vm, VM_STOPPED);
+}
+
+static void on_hello_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct vm *vm = data;
+
+	if (vm->state == VM_STARTING)
+		vm_gone(vm, "no hello from the supervisor within boot_timeout_ms");
 }
 
 int vm_start(struct vm *vm)
 {
 	struct orch_error err = {0};
+	uint64_t timeout = (uint64_t)vm->cfg->boot_timeout_ms;
 	int r;
 
-	vm->state = VM_STARTING;
+	vm->boot_id[0] = 0;
+	set_state(vm, VM_STARTING);
+	if (!vm->hello_timer)
+		orch_timer_add(vm->d->loop, timeout, 0, on_hello_timer, vm, &vm->hello_timer);
+	else
+		orch_timer_rearm(vm->hello_timer, timeout);
 	r = vm->ops->start(vm, &err);
 	if (r < 0) {
 		orch_log(ORCH_LOG_ERROR, "vm", "cannot start vm", "vm", vm->cfg->name, "error",
@@ -221,7 +249,8 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	snprintf(vm->boot_id, sizeof(vm->boot_id), "%s", h.boot_id);
 	orch_rpc_reply(req, orch_hello_reply_build(&rep));
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
-	vm->state = VM_READY;
+	orch_timer_disarm(vm->hello_timer);
+	set_state(vm, VM_READY);
 	vm->failures = 0;
 	vm->last_error[0] = 0;
 	vm->last_heartbeat = orch_now_ms();
@@ -271,6 +300,15 @@ static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 		orch_logf(ORCH_LOG_WARN, "vm", "task %s: output seq %lld, expected %lld",
 			  s->wire_id, (long long)o.seq, (long long)s->next_guest_seq);
 	s->next_guest_seq = o.seq + 1;
+	if (s->spool_off + (int64_t)o.len > vm->d->cfg->scheduler.max_output_mib * 1024 * 1024) {
+		if (!s->output_capped)
+			orch_log(ORCH_LOG_WARN, "vm",
+				 "task output over max_output_mib: dropping the rest", "task",
+				 s->wire_id, NULL);
+		s->output_capped = true;
+		orch_task_output_done(&o);
+		return 0;
+	}
 	r = spool_append(vm->d, s, (int)o.stream, o.data, o.len, err);
 	orch_task_output_done(&o);
 	if (r < 0) {
@@ -447,6 +485,18 @@ int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
 	}
 	for (int64_t i = 0; i < vm->n_slots; i++)
 		vm->slots[i].spool_fd = -1;
+	if (cfg->n_profiles) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < cfg->n_profiles; i++)
+			json_array_append_new(a, json_string(cfg->profiles[i]));
+		vm->profiles_json = json_dumps(a, JSON_COMPACT);
+		json_decref(a);
+		if (!vm->profiles_json) {
+			free(vm->slots);
+			free(vm);
+			return orch_err(err, -ENOMEM, "out of memory");
+		}
+	}
 	vm->state = VM_STOPPED;
 	*ret = vm;
 	return 0;
@@ -460,8 +510,11 @@ void vm_free(struct vm *vm)
 	if (vm->ops->free)
 		vm->ops->free(vm);
 	orch_timer_free(vm->restart_timer);
+	orch_timer_free(vm->hello_timer);
+	orch_timer_free(vm->hb_timer);
 	for (int64_t i = 0; i < vm->n_slots; i++)
 		slot_clear(&vm->slots[i]);
 	free(vm->slots);
+	free(vm->profiles_json);
 	free(vm);
 }

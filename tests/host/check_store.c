@@ -70,7 +70,7 @@ static int64_t next(const char *vm, int64_t slot)
 {
 	int64_t id = -1;
 
-	ck_assert_int_eq(store_task_next(s, vm, slot, &id, NULL), 0);
+	ck_assert_int_eq(store_task_next(s, vm, slot, NULL, &id, NULL), 0);
 	return id;
 }
 
@@ -236,6 +236,51 @@ START_TEST(test_output_index)
 }
 END_TEST
 
+START_TEST(test_profiles_filter)
+{
+	const char *argv[] = {"x"};
+	struct task_spec spec = {.argv = argv, .argc = 1, .slot = -1, .profile = "claude"};
+	int64_t plain = submit(NULL, -1, 0, 0), prof = 0, id = -1;
+
+	ck_assert_int_eq(store_task_insert(s, &spec, &prof, NULL), 0);
+	ck_assert_int_eq(store_task_lease(s, plain, "a", 0, NULL), 0);
+	/* a VM that only allows "shell" does not take the claude task */
+	ck_assert_int_eq(store_task_next(s, "a", 0, "[\"shell\"]", &id, NULL), 0);
+	ck_assert_int_eq(id, 0);
+	ck_assert_int_eq(store_task_next(s, "a", 0, "[\"shell\",\"claude\"]", &id, NULL), 0);
+	ck_assert_int_eq(id, prof);
+	ck_assert_int_eq(next("a", 0), prof);
+}
+END_TEST
+
+START_TEST(test_prune_and_vms)
+{
+	struct task_result res = {.state = TASK_SUCCEEDED, .exit_code = 0};
+	int64_t ids[5], *gone = NULL;
+	size_t n = 0;
+
+	for (int i = 0; i < 5; i++) {
+		ids[i] = submit(NULL, -1, 0, 0);
+		ck_assert_int_eq(store_output_add(s, ids[i], 0, 1, 0, 1, NULL), 0);
+		if (i < 4)
+			ck_assert_int_eq(store_task_finish(s, ids[i], &res, NULL), 0);
+	}
+	ck_assert_int_eq(store_task_prune(s, 2, &gone, &n, NULL), 0);
+	ck_assert_int_eq(n, 2); /* the two oldest finished; the queued one stays */
+	free(gone);
+	ck_assert_int_eq(store_task_get(s, ids[0], &(struct task_row *){NULL}, NULL), -ENOENT);
+	ck_assert_int_eq(state_of(ids[2]), TASK_SUCCEEDED);
+	ck_assert_int_eq(state_of(ids[4]), TASK_QUEUED);
+	ck_assert_int_eq(store_task_prune(s, 0, &gone, &n, NULL), 0);
+	ck_assert_int_eq(n, 0);
+
+	ck_assert_int_eq(store_vm_update(s, "dev", "local", 4, "starting", NULL, NULL), 0);
+	ck_assert_int_eq(store_vm_update(s, "dev", "local", 4, "ready", "b1", NULL), 0);
+	ck_assert_int_eq(store_vm_set_cid(s, "dev", 42, NULL), 0);
+	ck_assert_int_eq(store_exec(s, "SELECT 1", NULL), 0);
+}
+END_TEST
+
 START_TEST(test_reopen)
 {
 	char path[256];
@@ -264,6 +309,8 @@ int main(void)
 	tcase_add_test(tc, test_ordering);
 	tcase_add_test(tc, test_active_and_list);
 	tcase_add_test(tc, test_output_index);
+	tcase_add_test(tc, test_profiles_filter);
+	tcase_add_test(tc, test_prune_and_vms);
 	tcase_add_test(tc, test_reopen);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
