@@ -64,9 +64,9 @@ static int parse_limits(json_t *o, const char *path, struct orchd_limits *l, str
 
 static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct orch_error *err)
 {
-	static const char *const keys[] = {
-		"retries",	    "heartbeat_ms", "heartbeat_misses", "max_queue",
-		"lease_timeout_ms", "max_clients",  "keep_finished",	NULL};
+	static const char *const keys[] = {"retries",	    "heartbeat_ms",	"heartbeat_misses",
+					   "max_queue",	    "lease_timeout_ms", "max_clients",
+					   "keep_finished", "max_output_mib",	NULL};
 	const char *p = "scheduler";
 	int r;
 
