@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <libvirt/virterror.h>
 
@@ -58,19 +59,32 @@ int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool a
 	return 0;
 }
 
+static bool no_domain(void)
+{
+	virErrorPtr e = virGetLastError();
+	return e && e->code == VIR_ERR_NO_DOMAIN;
+}
+
 int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err)
 {
+	char name[128];
+	const char *n = virDomainGetName(dom);
+	snprintf(name, sizeof(name), "%s", n ? n : "?");
+
 	int active = virDomainIsActive(dom);
-	if (active == 0)
-		return 0;
+	if (active == 0 || (active < 0 && no_domain()))
+		return 0; /* already gone (a transient domain vanishes when it stops) */
 	int r = force ? virDomainDestroy(dom)
 		      : virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
-	if (r < 0) {
-		virErrorPtr e = virGetLastError();
-		if (e && e->code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom) == 0)
-			return 0; /* it went away meanwhile */
-		return orch_err(err, -EIO, "cannot %s vm %s: %s", force ? "destroy" : "shut down",
-				virDomainGetName(dom), lv_last_error());
-	}
-	return 0;
+	if (r == 0)
+		return 0;
+	if (no_domain())
+		return 0;
+	/* Copy the message before any other libvirt call resets it. */
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s", lv_last_error());
+	if (virDomainIsActive(dom) != 1)
+		return 0; /* it went away meanwhile */
+	return orch_err(err, -EIO, "cannot %s vm %s: %s", force ? "destroy" : "shut down", name,
+			msg);
 }

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The libvirt backend (host/backend.h): every VM is a transient libvirt domain named
+ * "orch-<vm>" booted from the guest image, its supervisor reached over the virtio-serial
+ * control port (a unix socket libvirt binds under <state_dir>/vm/<vm>/chan/). Readiness is
+ * the supervisor's hello (vm.c); this file adds the boot timeout (with the console's tail
+ * in the error) and turns libvirt lifecycle events into vm_gone. Compiled into orchd. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "choose.h"
+#include "cleanup.h"
+#include "console.h"
+#include "domain.h"
+#include "event-libvirt.h"
+#include "events.h"
+#include "image.h"
+#include "log.h"
+#include "orch-config.h"
+#include "orchd.h"
+
+#define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
+#define LV_PROBE_TIMEOUT_MS 10000
+
+struct lvb {
+	struct vm *vm;
+	virConnectPtr conn;
+	int ev_id;
+	virDomainPtr dom;
+	bool stopping; /* a stop we asked for: its lifecycle event is not a failure */
+	struct orch_timer *boot_timer;
+	char domain[80];
+	char dir[PATH_MAX];
+	char console[PATH_MAX + 32];
+	char sock[PATH_MAX + 32];
+	enum lv_accel accel;
+	enum lv_transport transport;
+};
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int lvb_init(struct orchd *d, struct orch_error *err)
+{
+	/* libvirt's events (lifecycle, keepalive) run on orchd's loop. */
+	int r = orchd_event_libvirt_register(d->loop);
+	if (r < 0 && r != -EALREADY)
+		return orch_errno(err, r, "cannot register the event loop with libvirt");
+	return 0;
+}
+
+static void drop_domain(struct lvb *l)
+{
+	orch_timer_free(l->boot_timer);
+	l->boot_timer = NULL;
+	if (l->dom) {
+		virDomainFree(l->dom);
+		l->dom = NULL;
+	}
+}
+
+static void on_event(const char *domain, const struct lv_event *ev, void *data)
+{
+	struct lvb *l = data;
+	if (strcmp(domain, l->domain) != 0 || ev->kind != LV_EV_STOPPED)
+		return;
+	if (l->stopping || !l->dom)
+		return;
+	char why[ORCH_ERROR_MSG_MAX];
+	struct orch_error err = {0};
+	snprintf(why, sizeof(why), "domain %s stopped: %s", domain, ev->reason);
+	if (ev->crashed)
+		snprintf(why, sizeof(why), "%s",
+			 (lv_console_error(&err, -EIO, l->console, "domain crashed"), err.msg));
+	drop_domain(l);
+	vm_gone(l->vm, why);
+}
+
+static void on_boot_timeout(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct lvb *l = data;
+	if (l->vm->state != VM_STARTING)
+		return;
+	struct orch_error err = {0};
+	char what[128];
+	snprintf(what, sizeof(what), "no hello from the supervisor within %lld ms",
+		 (long long)l->vm->cfg->boot_timeout_ms);
+	lv_console_error(&err, -ETIMEDOUT, l->console, what);
+	vm_gone(l->vm, err.msg);
+}
+
+/* The image: ORCH_VM_IMAGE, <state_dir>/image, the build tree's vm-images/out/image. */
+static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *err)
+{
+	_cleanup_free_ char *state = NULL, *src = NULL;
+	if (asprintf(&state, "%s/image", vm->d->cfg->state_dir) < 0 ||
+	    asprintf(&src, "%s/vm-images/out/image", ORCH_SOURCEDIR) < 0)
+		return -ENOMEM;
+	const char *cands[] = {getenv("ORCH_VM_IMAGE"), state, src};
+	return lv_image_find(cands, ELEMENTSOF(cands), ret, err);
+}
+
+/* The directory for the channel sockets: QEMU (libvirt's qemu user) binds them. */
+static int make_chan_dir(const char *dir, struct orch_error *err)
+{
+	int r = mkdir_p(dir, 0750);
+	if (r < 0)
+		return orch_errno(err, r, "cannot create %s", dir);
+	struct passwd *pw = getpwnam("libvirt-qemu");
+	if (pw && chown(dir, pw->pw_uid, 0) < 0)
+		return orch_errno(err, -errno, "cannot hand %s to libvirt-qemu", dir);
+	return 0;
+}
+
+static int dial(const char *path, struct orch_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return orch_err(err, -ENAMETOOLONG, "socket path %s is too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return orch_errno(err, -errno, "socket");
+	/* libvirt has bound and is listening by the time the domain runs: no EINPROGRESS
+	 * for a local stream socket. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return orch_errno(err, -errno, "cannot connect to %s", path);
+	return TAKE_FD(fd);
+}
+
+static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *err)
+{
+	const struct orchd_vm_config *c = l->vm->cfg;
+	char why[256];
+	int forced = c->transport == ORCHD_TRANSPORT_VSOCK	     ? LV_TRANSPORT_VSOCK
+		     : c->transport == ORCHD_TRANSPORT_VIRTIO_SERIAL ? LV_TRANSPORT_VIRTIO_SERIAL
+								     : 0;
+	lv_transport_choose(forced, NULL, &l->transport, why, sizeof(why));
+	if (l->transport == LV_TRANSPORT_VSOCK) {
+		if (forced)
+			return orch_err(err, -EOPNOTSUPP,
+					"vm %s: the vsock transport is not implemented in orchd's "
+					"libvirt backend yet; set transport to virtio-serial",
+					c->name);
+		orch_log(ORCH_LOG_INFO, "libvirt", "vsock is available; using virtio-serial", "vm",
+			 c->name, NULL);
+		l->transport = LV_TRANSPORT_VIRTIO_SERIAL;
+	} else {
+		orch_log(ORCH_LOG_INFO, "libvirt", "transport virtio-serial", "vm", c->name, "why",
+			 why, NULL);
+	}
+
+	_cleanup_free_ char *cache = NULL;
+	if (asprintf(&cache, "%s/vm/accel-probe.json", l->vm->d->cfg->state_dir) < 0)
+		return -ENOMEM;
+	struct lv_accel_probe p = {.kernel = im->kernel,
+				   .initrd = im->baseline,
+				   .timeout_ms = LV_PROBE_TIMEOUT_MS,
+				   .cache_path = cache};
+	int fa = c->accel == ORCHD_ACCEL_KVM   ? LV_ACCEL_KVM
+		 : c->accel == ORCHD_ACCEL_TCG ? LV_ACCEL_TCG
+					       : 0;
+	bool cached = false;
+	int r = lv_accel_choose(fa, &p, &l->accel, &cached, why, sizeof(why), err);
+	if (r < 0)
+		return r;
+	orch_log(l->accel == LV_ACCEL_KVM ? ORCH_LOG_INFO : ORCH_LOG_WARN, "libvirt",
+		 l->accel == LV_ACCEL_KVM ? "accelerator kvm" : "accelerator tcg (slow: no KVM)",
+		 "vm", c->name, "why", why, NULL);
+	return 0;
+}
+
+static int lvb_start(struct vm *vm, struct orch_error *err)
+{
+	const struct orchd_vm_config *c = vm->cfg;
+	struct lvb *l = vm->backend;
+	int r;
+
+	if (!l) {
+		if (!(l = calloc(1, sizeof(*l))))
+			return -ENOMEM;
+		l->vm = vm;
+		l->ev_id = -1;
+		vm->backend = l;
+	}
+	if (l->dom)
+		return orch_err(err, -EBUSY, "vm %s: domain %s is already running", c->name,
+				l->domain);
+	snprintf(l->domain, sizeof(l->domain), "orch-%s", c->name);
+	if ((size_t)snprintf(l->dir, sizeof(l->dir), "%s/vm/%s", vm->d->cfg->state_dir, c->name) >=
+	    sizeof(l->dir))
+		return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
+	snprintf(l->console, sizeof(l->console), "%s/console.log", l->dir);
+	snprintf(l->sock, sizeof(l->sock), "%s/chan/control.sock", l->dir);
+
+	if (!l->conn) {
+		if ((r = lv_connect(NULL, &l->conn, err)) < 0)
+			return r;
+		if ((r = lv_events_subscribe(l->conn, NULL, on_event, l, &l->ev_id, err)) < 0)
+			return r;
+	}
+	struct lv_image im;
+	if ((r = find_image(vm, &im, err)) < 0)
+		return r;
+	if ((r = mkdir_p(l->dir, 0755)) < 0)
+		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
+	if ((r = choose(l, &im, err)) < 0)
+		return r;
+
+	char chan[PATH_MAX + 8];
+	snprintf(chan, sizeof(chan), "%s/chan", l->dir);
+	if ((r = make_chan_dir(chan, err)) < 0)
+		return r;
+	if ((r = mkdir_p(c->workspace, 0755)) < 0)
+		return orch_errno(err, r, "vm %s: cannot create workspace %s", c->name,
+				  c->workspace);
+	unlink(l->console); /* this boot's console only */
+	unlink(l->sock);
+
+	/* A domain left running by an earlier orchd cannot be re-adopted yet: replace it. */
+	virDomainPtr old = virDomainLookupByName(l->conn, l->domain);
+	if (old) {
+		orch_log(ORCH_LOG_WARN, "libvirt", "destroying a stale domain", "vm", c->name,
+			 "domain", l->domain, NULL);
+		virDomainDestroy(old);
+		virDomainFree(old);
+	}
+
+	struct lv_port ports[] = {{LV_PORT_CONTROL, l->sock}};
+	struct lv_domain_config dc = {
+		.name = l->domain,
+		.accel = l->accel,
+		.vcpus = (unsigned)c->vcpus,
+		.memory_mib = (uint64_t)c->memory_mib,
+		.kernel = c->kernel ? c->kernel : im.kernel,
+		.initrd = c->initrd ? c->initrd : im.initrd,
+		.rootfs = im.rootfs,
+		.workspace_dir = c->workspace,
+		.console_log = l->console,
+		.transport = l->transport,
+		.ports = ports,
+		.n_ports = 1,
+	};
+	_cleanup_free_ char *base = NULL, *cmdline = NULL;
+	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
+		     c->cmdline ? c->cmdline : LV_DEFAULT_CMDLINE, im.rootfs_type,
+		     (long long)vm->d->cfg->uid_base,
+		     orch_log_level >= ORCH_LOG_DEBUG ? " orch.loglevel=debug" : "") < 0)
+		return -ENOMEM;
+	if ((r = lv_kernel_cmdline(base, &dc, (unsigned)c->slots, &cmdline, err)) < 0)
+		return orch_err_prefix(err, "vm %s", c->name);
+	dc.cmdline = cmdline;
+
+	l->stopping = false;
+	if ((r = lv_domain_start(l->conn, &dc, false, &l->dom, err)) < 0)
+		return lv_console_error(err, r, l->console, err->msg);
+	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
+		 "accel", lv_accel_name(l->accel), NULL);
+
+	if ((r = orch_timer_add(vm->d->loop, (uint64_t)c->boot_timeout_ms, 0, on_boot_timeout, l,
+				&l->boot_timer)) < 0)
+		return orch_errno(err, r, "boot timer");
+	int fd = dial(l->sock, err);
+	if (fd < 0)
+		return fd;
+	return vm_attach_channel(vm, fd, err);
+}
+
+static void lvb_stop(struct vm *vm, bool force)
+{
+	struct lvb *l = vm->backend;
+	struct orch_error err = {0};
+	if (!l || !l->dom)
+		return;
+	/* The guest keeps nothing that a power cut would lose (the root is read-only, the
+	 * workspace is the host's own directory), so a stop is a destroy. */
+	l->stopping = true;
+	if (lv_domain_stop(l->dom, true, &err) < 0)
+		orch_log(ORCH_LOG_WARN, "libvirt", "cannot stop domain", "vm", vm->cfg->name,
+			 "error", err.msg, NULL);
+	drop_domain(l);
+}
+
+static void lvb_free(struct vm *vm)
+{
+	struct lvb *l = vm->backend;
+	if (!l)
+		return;
+	lvb_stop(vm, true);
+	if (l->conn) {
+		lv_events_unsubscribe(l->conn, l->ev_id);
+		virConnectClose(l->conn);
+	}
+	free(l);
+	vm->backend = NULL;
+}
+
+static const char *lvb_console_path(const struct vm *vm)
+{
+	const struct lvb *l = vm->backend;
+	return l && l->console[0] ? l->console : NULL;
+}
+
+static void lvb_describe(const struct vm *vm, json_t *obj)
+{
+	const struct lvb *l = vm->backend;
+	if (!l)
+		return;
+	json_object_set_new(obj, "domain", json_string(l->domain));
+	json_object_set_new(obj, "running", json_boolean(l->dom != NULL));
+	if (l->dom) {
+		json_object_set_new(obj, "accel", json_string(lv_accel_name(l->accel)));
+		json_object_set_new(obj, "transport", json_string(lv_transport_name(l->transport)));
+	}
+	if (l->console[0])
+		json_object_set_new(obj, "console", json_string(l->console));
+}
+
+const struct orchd_backend_ops orchd_backend_libvirt = {
+	.name = "libvirt",
+	.init = lvb_init,
+	.start = lvb_start,
+	.stop = lvb_stop,
+	.free = lvb_free,
+	.console_path = lvb_console_path,
+	.describe = lvb_describe,
+};
