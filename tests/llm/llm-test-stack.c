@@ -21,7 +21,7 @@ static const struct orch_rpc_method host_methods[] = {
 
 static int resolve(void *data, int64_t slot, const char **ret_task)
 {
-	if (slot != LLM_STACK_SLOT && slot != LLM_STACK_SLOT + 1)
+	if (slot < LLM_STACK_SLOT || slot > LLM_STACK_SLOT + 2)
 		return -ENOENT;
 	*ret_task = slot == LLM_STACK_SLOT ? LLM_STACK_TASK : NULL;
 	return 0;

@@ -3,7 +3,8 @@
  *   HTTP client -> llm_endpoint (guest library, 127.0.0.1:port) -> llm.request over an
  *   AF_UNIX socketpair (orch_rpc both ends) -> llm_serve + llm_proxy (host library) ->
  *   libcurl -> the fake upstream (a child process).
- * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) is idle. */
+ * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) is idle;
+ * the host also accepts slot 5 (tests may add an endpoint for it). */
 #pragma once
 
 #include <sys/types.h>

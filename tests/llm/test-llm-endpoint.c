@@ -16,7 +16,12 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/stat.h>
@@ -178,6 +183,122 @@ static void budget_race(void)
 	free(o);
 }
 
+/* ---- an agent in its own network namespace ---- */
+
+struct netns_agent {
+	pid_t pid;
+	int go_w;  /* parent writes: run curl now */
+	int out_r; /* curl's output */
+	struct llm_endpoint *ep;
+	bool ok;
+};
+static struct netns_agent agent = {.pid = -1, .go_w = -1, .out_r = -1};
+
+static int lo_up(void)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = 0;
+
+	strcpy(ifr.ifr_name, "lo");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		r = -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (r == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		r = -1;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* A child in a new network namespace (lo up) that runs curl against 127.0.0.1:4000 when
+ * told to; the endpoint for slot 5 listens inside that namespace, created from here with
+ * setns() the way the supervisor does it. */
+static void netns_agent_start(void)
+{
+	int ready[2], go[2], out[2], self = -1, ns = -1, fd = -1;
+	char c, path[64];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(4000)};
+	struct orch_error err = {0};
+
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+		return;
+	agent.pid = fork();
+	if (agent.pid == 0) {
+		const char *argv[] = {"curl",
+				      "-sS",
+				      "-i",
+				      "--max-time",
+				      "10",
+				      "-H",
+				      "anthropic-version: 2023-06-01",
+				      "--data-binary",
+				      MSG(""),
+				      "http://127.0.0.1:4000/v1/messages",
+				      NULL};
+		c = (unshare(CLONE_NEWNET) == 0 && lo_up() == 0) ? 'y' : 'n';
+		if (write(ready[1], &c, 1) != 1 || c != 'y' || read(go[0], &c, 1) != 1)
+			_exit(1);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execvp("curl", (char *const *)argv);
+		_exit(127);
+	}
+	close(ready[1]);
+	close(go[0]);
+	close(out[1]);
+	agent.go_w = go[1];
+	agent.out_r = out[0];
+	if (read(ready[0], &c, 1) != 1 || c != 'y') {
+		close(ready[0]);
+		return;
+	}
+	close(ready[0]);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)agent.pid);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (self >= 0 && ns >= 0 && setns(ns, CLONE_NEWNET) == 0) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0 &&
+		    (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)) {
+			close(fd);
+			fd = -1;
+		}
+		if (setns(self, CLONE_NEWNET) < 0)
+			abort(); /* the test can not go on in the wrong namespace */
+	}
+	if (self >= 0)
+		close(self);
+	if (ns >= 0)
+		close(ns);
+	if (fd >= 0 && llm_endpoint_new(st.bridge, fd, LLM_STACK_SLOT + 2, 0, &agent.ep, &err) == 0)
+		agent.ok = true;
+}
+
+static void netns_case(void)
+{
+	char *o = calloc(1, 65536);
+	size_t got = 0;
+	ssize_t n;
+	int status = 0;
+
+	if (!agent.ok) {
+		fprintf(stderr, "SKIP network namespace case: cannot make one here (not root?)\n");
+		free(o);
+		return;
+	}
+	if (write(agent.go_w, "g", 1) != 1)
+		failures++;
+	while (got < 65535 && (n = read(agent.out_r, o + got, 65535 - got)) > 0)
+		got += (size_t)n;
+	waitpid(agent.pid, &status, 0);
+	agent.pid = -1;
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(o, "HTTP/1.1 200") &&
+		      strstr(o, "Hello from the fake upstream.") && !strstr(o, LLM_TEST_KEY),
+	      "an agent in its own network namespace reaches 127.0.0.1:4000 there");
+	free(o);
+}
+
 static void curl_cases(void)
 {
 	char *o, big[200];
@@ -320,6 +441,7 @@ static void curl_cases(void)
 	curl_port = 0;
 	budget_race();
 	hostile_cases();
+	netns_case();
 }
 
 static void sdk_cases(void)
@@ -425,6 +547,8 @@ int main(int argc, char **argv)
 		/* slot 4 spends one small request first (identity check), then the race */
 		llm_ledger_set_limit(st.db, "agent", "vm/4", worst * 11 / 2, 0, NULL);
 	}
+	if (strcmp(mode, "curl") == 0)
+		netns_agent_start();
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	orch_io_add(st.loop, efd, EPOLLIN, on_clients_done, NULL, &io);
 	orch_timer_add(st.loop, 120000, 0, on_guard, NULL, &guard);
@@ -464,6 +588,24 @@ int main(int argc, char **argv)
 		      "slot 4 spent $%.6f of its $%.6f budget", (double)b.spent_micro / 1e6,
 		      (double)b.limit_micro / 1e6);
 	}
+	if (strcmp(mode, "curl") == 0) {
+		sqlite3_stmt *q = NULL;
+		sqlite3_prepare_v2(st.db, "SELECT count(*) FROM llm_spend WHERE agent = 'vm/5'", -1,
+				   &q, NULL);
+		check(!agent.ok ||
+			      (q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1),
+		      "the namespaced agent's call was billed to its slot (vm/5)");
+		sqlite3_finalize(q);
+	}
+	if (agent.pid > 0) {
+		kill(agent.pid, SIGKILL);
+		waitpid(agent.pid, NULL, 0);
+	}
+	if (agent.go_w >= 0)
+		close(agent.go_w);
+	if (agent.out_r >= 0)
+		close(agent.out_r);
+	llm_endpoint_free(agent.ep);
 	orch_io_free(io);
 	orch_timer_free(guard);
 	close(efd);
