@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch dashboard: a tmux session with live status, a window per VM (console log and each
+ * agent's live output) and a debug window that opens `orch shell`; re-attaches when it
+ * exists. The tmux layout is scripts/orch-dashboard; this verb asks orchd for the VMs and
+ * runs it. `orch dashboard --follow-slot VM N` is what each agent pane runs. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "orch-config.h"
+
+#define MAX_VMS 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: orch dashboard [--session NAME] [--tmux-socket PATH] [--no-attach]\n"
+		"                      [--interval SECONDS]\n"
+		"Creates (or re-attaches to) a tmux session, on its own tmux server (-L orch):\n"
+		"  status   live `orch status`\n"
+		"  vm:NAME  the VM's console log and each agent's live task output\n"
+		"  debug    pick an agent and get `orch shell`; prefix+S does it from anywhere\n"
+		"Detach with prefix+d; everything keeps running. --no-attach only creates it.\n");
+}
+
+static const char *script_path(void)
+{
+	const char *e = getenv("ORCH_DASHBOARD_SCRIPT");
+	if (e && *e)
+		return e;
+	if (access(ORCH_LIBEXECDIR "/orch-dashboard", X_OK) == 0)
+		return ORCH_LIBEXECDIR "/orch-dashboard";
+	return ORCH_SOURCEDIR "/scripts/orch-dashboard";
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* The task running in slot of vm, 0 when none, < 0 when orchd cannot be asked. */
+static int64_t slot_task(struct cli *c, const char *vm_name, long slot)
+{
+	json_t *res = NULL, *vm;
+	size_t i;
+	if (cli_call(c, "status", NULL, 10000, &res) != 0)
+		return -1;
+	int64_t id = 0;
+	json_array_foreach(json_object_get(res, "vms"), i, vm)
+	{
+		if (!json_is_string(json_object_get(vm, "name")) ||
+		    strcmp(json_string_value(json_object_get(vm, "name")), vm_name) != 0)
+			continue;
+		json_t *t = json_object_get(
+			json_array_get(json_object_get(vm, "slots"), (size_t)slot), "task");
+		if (json_is_integer(t))
+			id = json_integer_value(t);
+	}
+	json_decref(res);
+	return id;
+}
+
+static int follow_slot(struct cli *c, const char *vm, const char *slot_s)
+{
+	char *end;
+	long slot = strtol(slot_s, &end, 10);
+	if (*end || slot < 0 || slot > 63) {
+		fprintf(stderr, "orch dashboard: bad slot '%s'\n", slot_s);
+		return CLI_EXIT_USAGE;
+	}
+	printf("agent %ld of VM %s: waiting for a task\n", slot, vm);
+	fflush(stdout);
+	int64_t last = 0;
+	for (;;) {
+		int64_t id = slot_task(c, vm, slot);
+		if (id < 0) {
+			cli_disconnect(c);
+			sleep_ms(2000);
+			continue;
+		}
+		if (id == 0 || id == last) {
+			sleep_ms(1000);
+			continue;
+		}
+		printf("\033[1m--- task %lld ---\033[0m\n", (long long)id);
+		fflush(stdout);
+		json_t *task = NULL;
+		int r = cli_follow_task(c, id, 0, true, &task);
+		if (r == 0 && task)
+			printf("\033[1m--- task %lld %s ---\033[0m\n", (long long)id,
+			       json_string_value(json_object_get(task, "state")));
+		json_decref(task);
+		fflush(stdout);
+		if (c->closed)
+			cli_disconnect(c);
+		last = id;
+	}
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"session", required_argument, NULL, 's'},
+		{"tmux-socket", required_argument, NULL, 't'},
+		{"no-attach", no_argument, NULL, 'n'},
+		{"interval", required_argument, NULL, 'i'},
+		{"follow-slot", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *session = "orch", *tsock = NULL, *interval = "2";
+	bool no_attach = false, follow = false;
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "s:t:ni:fh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			session = optarg;
+			break;
+		case 't':
+			tsock = optarg;
+			break;
+		case 'n':
+			no_attach = true;
+			break;
+		case 'i':
+			interval = optarg;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (follow) {
+		if (argc - optind != 2) {
+			fprintf(stderr, "Usage: orch dashboard --follow-slot VM AGENT\n");
+			return CLI_EXIT_USAGE;
+		}
+		return follow_slot(c, argv[optind], argv[optind + 1]);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "orch dashboard: unexpected argument '%s'\n", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+
+	json_t *res = NULL, *vm;
+	size_t i;
+	int r = cli_call(c, "status", NULL, 30000, &res);
+	if (r)
+		return r;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		json_decref(res);
+		fprintf(stderr, "orch dashboard: cannot find my own binary: %s\n", strerror(errno));
+		return CLI_EXIT_ERROR;
+	}
+	self[n] = 0;
+	const char *sd = json_string_value(json_object_get(res, "state_dir"));
+	const char *args[16 + 2 * MAX_VMS];
+	char vmargs[MAX_VMS][600];
+	size_t k = 0;
+	args[k++] = script_path();
+	args[k++] = "--orch";
+	args[k++] = self;
+	args[k++] = "--socket";
+	args[k++] = c->socket;
+	args[k++] = "--state-dir";
+	args[k++] = sd ? sd : "";
+	args[k++] = "--session";
+	args[k++] = session;
+	args[k++] = "--interval";
+	args[k++] = interval;
+	if (tsock) {
+		args[k++] = "--tmux-socket";
+		args[k++] = tsock;
+	}
+	if (no_attach)
+		args[k++] = "--no-attach";
+	json_array_foreach(json_object_get(res, "vms"), i, vm)
+	{
+		if (i >= MAX_VMS)
+			break;
+		const char *name = json_string_value(json_object_get(vm, "name"));
+		const char *backend = json_string_value(json_object_get(vm, "backend"));
+		const char *console = json_string_value(json_object_get(vm, "console_log"));
+		char def[512] = "-";
+		if (!console && backend && strcmp(backend, "local") != 0 && sd)
+			snprintf(def, sizeof(def), "%s/vms/%s/console.log", sd, name);
+		snprintf(vmargs[i], sizeof(vmargs[i]), "%s:%zu:%s", name ? name : "?",
+			 json_array_size(json_object_get(vm, "slots")), console ? console : def);
+		args[k++] = "--vm";
+		args[k++] = vmargs[i];
+	}
+	args[k] = NULL;
+	cli_disconnect(c);
+	fflush(stdout);
+	execv(args[0], (char *const *)args);
+	r = -errno;
+	json_decref(res);
+	fprintf(stderr, "orch dashboard: cannot run %s: %s\n", args[0], strerror(-r));
+	return CLI_EXIT_ERROR;
+}
+
+const struct cli_cmd cmd_dashboard = {
+	.name = "dashboard",
+	.summary = "tmux dashboard: status, VM consoles, live output, debug shells",
+	.run = run,
+};

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch profiles [list] | show NAME [--prompt TEXT]: the agent profiles (shipped and from
+ * orchd's config) and the exact task a profile generates. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "cli.h"
+#include "profile.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: orch profiles [--json] [--config FILE] [--dir DIR] [list]\n"
+		"       orch profiles [--json] [--config FILE] [--dir DIR] show NAME "
+		"[--prompt TEXT]\n"
+		"Lists the agent profiles (shipped ones and `profiles` of orchd's config "
+		"FILE,\n"
+		"default $ORCH_CONFIG), or shows one with the command and environment it "
+		"generates\n"
+		"for a prompt. DIR: shipped profiles (default: $ORCH_PROFILES_DIR, else "
+		"%s).\n"
+		"See docs/PROFILES.md.\n",
+		orch_profiles_default_dir());
+}
+
+/* Prints s quoted for a POSIX shell when it needs it. */
+static void put_quoted(const char *s)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			    "_-./=:,+@%") == strlen(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	putchar('\'');
+}
+
+static json_t *strv_json(char **v)
+{
+	json_t *a = json_array();
+	for (; a && v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
+{
+	struct orch_error err = {0};
+	struct orch_profile_cmd cmd = {0};
+	if (orch_profile_command(p, prompt ? prompt : "PROMPT", NULL, &cmd, &err) < 0) {
+		fprintf(stderr, "orch profiles: %s\n", err.msg);
+		return CLI_EXIT_USAGE;
+	}
+	if (c->json) {
+		json_t *j = json_pack("{s:o, s:o, s:o, s:o}", "profile", orch_profile_to_json(p),
+				      "argv", strv_json(cmd.argv), "env", strv_json(cmd.env),
+				      "ro_paths", strv_json(cmd.ro_paths));
+		cli_print_json(j);
+		json_decref(j);
+		orch_profile_cmd_done(&cmd);
+		return 0;
+	}
+	printf("name         %s (%s)\n", p->name, p->from_config ? "config" : "shipped");
+	printf("description  %s\n", p->description);
+	const struct orchd_limits *l = &p->limits;
+	printf("limits       timeout_ms=%lld memory_mib=%lld pids=%lld cpu_percent=%lld\n",
+	       (long long)l->timeout_ms, (long long)l->memory_mib, (long long)l->pids,
+	       (long long)l->cpu_percent);
+	for (size_t i = 0; i < p->n_ro_paths; i++)
+		printf("ro_path      %s\n", p->ro_paths[i]);
+	for (size_t i = 0; i < p->n_files; i++)
+		printf("file         $HOME/%s (%zu bytes)\n", p->files[i].path,
+		       strlen(p->files[i].content));
+	printf("\nenvironment:\n");
+	for (char **e = cmd.env; *e; e++) {
+		if (!strncmp(*e, "ORCH_FILE_", 10) && strstr(*e, "_DATA="))
+			continue; /* the file contents, listed above */
+		printf("  ");
+		put_quoted(*e);
+		putchar('\n');
+	}
+	printf("\ncommand%s:\n ", p->n_files ? " (the /bin/sh -c writer creates the files, then "
+					       "execs the agent)"
+					     : "");
+	/* The writer script is long; show it by name. */
+	for (size_t i = 0; cmd.argv[i]; i++) {
+		putchar(' ');
+		if (p->n_files && i == 2)
+			fputs("<writer>", stdout);
+		else
+			put_quoted(cmd.argv[i]);
+	}
+	putchar('\n');
+	orch_profile_cmd_done(&cmd);
+	return 0;
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	const char *config = getenv("ORCH_CONFIG"), *dir = NULL, *prompt = NULL;
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},      {"config", required_argument, NULL, 'c'},
+		{"dir", required_argument, NULL, 'd'}, {"prompt", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},      {0},
+	};
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "+jc:d:p:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'p':
+			prompt = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	const char *verb = optind < argc ? argv[optind++] : "list";
+	const char *name = NULL;
+	if (!strcmp(verb, "show")) {
+		if (optind >= argc) {
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		name = argv[optind++];
+		while ((o = getopt_long(argc, argv, "jp:", opts, NULL)) != -1) {
+			if (o == 'j')
+				c->json = true;
+			else if (o == 'p')
+				prompt = optarg;
+			else
+				return CLI_EXIT_USAGE;
+		}
+	} else if (strcmp(verb, "list") != 0) {
+		fprintf(stderr, "orch profiles: unknown subcommand '%s'\n", verb);
+		return CLI_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "orch profiles: unexpected argument '%s'\n", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+
+	struct orch_error err = {0};
+	struct orchd_config *cfg = NULL;
+	if (config && *config && orchd_config_load(config, NULL, &cfg, &err) < 0) {
+		fprintf(stderr, "orch profiles: %s\n", err.msg);
+		return CLI_EXIT_ERROR;
+	}
+	struct orch_profiles ps = {0};
+	int r = orch_profiles_load(&ps, dir, cfg, &err);
+	orchd_config_free(cfg);
+	if (r < 0) {
+		fprintf(stderr, "orch profiles: %s\n", err.msg);
+		return CLI_EXIT_ERROR;
+	}
+	if (name) {
+		const struct orch_profile *p = orch_profiles_find(&ps, name);
+		if (!p) {
+			fprintf(stderr,
+				"orch profiles: no profile named '%s' (see orch profiles)\n", name);
+			orch_profiles_done(&ps);
+			return CLI_EXIT_NOT_FOUND;
+		}
+		r = show(c, p, prompt);
+		orch_profiles_done(&ps);
+		return r;
+	}
+	if (c->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < ps.n; i++)
+			json_array_append_new(a, orch_profile_to_json(&ps.v[i]));
+		cli_print_json(a);
+		json_decref(a);
+	} else {
+		printf("%-12s %-8s %s\n", "PROFILE", "SOURCE", "DESCRIPTION");
+		for (size_t i = 0; i < ps.n; i++)
+			printf("%-12s %-8s %s\n", ps.v[i].name,
+			       ps.v[i].from_config ? "config" : "shipped", ps.v[i].description);
+	}
+	orch_profiles_done(&ps);
+	return 0;
+}
+
+const struct cli_cmd cmd_profiles = {
+	.name = "profiles",
+	.summary = "list agent profiles, show the task one generates",
+	.run = run,
+};

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch shell VM AGENT: an interactive shell inside agent AGENT's jail, through socat.
+ * The address of the agent's debug-shell listener comes from orchd's `status`: the VM's
+ * "shell" array (one transport address per slot: "unix:/PATH" or "vsock:CID:PORT") when
+ * the backend reports it, else the convention <state_dir>/vms/VM/shell-AGENT.sock (the
+ * local backend's Unix socket, or the Unix end of the slot's virtio-serial channel). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: orch shell [--print] [--address ADDR] VM AGENT\n"
+		"Opens a shell inside agent AGENT's jail in VM (same uid, mounts, "
+		"namespaces,\n"
+		"seccomp filter and limits as its tasks) by running socat on this terminal.\n"
+		"Ctrl-] quits; closing the connection ends the shell and everything it "
+		"started.\n"
+		"  --print         print the socat command instead of running it\n"
+		"  --address ADDR  connect to ADDR (unix:/PATH or vsock:CID:PORT) without "
+		"asking orchd\n"
+		"Raw equivalents: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:PATH\n"
+		"                 socat -,raw,echo=0,escape=0x1d VSOCK-CONNECT:CID:6000+AGENT\n");
+}
+
+/* "unix:/p" -> "UNIX-CONNECT:/p", "vsock:C:P" -> "VSOCK-CONNECT:C:P". */
+static int socat_address(const char *addr, char *buf, size_t len)
+{
+	if (!strncmp(addr, "unix:/", 6))
+		return snprintf(buf, len, "UNIX-CONNECT:%s", addr + 5) < (int)len ? 0
+										  : -ENAMETOOLONG;
+	unsigned cid, port;
+	char tail;
+	if (sscanf(addr, "vsock:%u:%u%c", &cid, &port, &tail) == 2)
+		return snprintf(buf, len, "VSOCK-CONNECT:%u:%u", cid, port) < (int)len ? 0
+										       : -EINVAL;
+	return -EINVAL;
+}
+
+static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, size_t len)
+{
+	json_t *res = NULL, *vm, *found = NULL;
+	size_t i;
+	int r = cli_call(c, "status", NULL, 30000, &res);
+	if (r)
+		return r;
+	json_array_foreach(json_object_get(res, "vms"), i, vm)
+	{
+		if (json_is_string(json_object_get(vm, "name")) &&
+		    !strcmp(json_string_value(json_object_get(vm, "name")), vm_name))
+			found = vm;
+	}
+	if (!found) {
+		fprintf(stderr, "orch shell: no VM named '%s' (see orch status)\n", vm_name);
+		json_decref(res);
+		return CLI_EXIT_NOT_FOUND;
+	}
+	size_t n_slots = json_array_size(json_object_get(found, "slots"));
+	if (agent < 0 || (size_t)agent >= n_slots) {
+		fprintf(stderr, "orch shell: VM %s has agents 0..%zu\n", vm_name,
+			n_slots ? n_slots - 1 : 0);
+		json_decref(res);
+		return CLI_EXIT_NOT_FOUND;
+	}
+	json_t *shells = json_object_get(found, "shell");
+	const char *sd = json_string_value(json_object_get(res, "state_dir"));
+	if (json_is_string(json_array_get(shells, (size_t)agent)))
+		snprintf(addr, len, "%s", json_string_value(json_array_get(shells, (size_t)agent)));
+	else
+		snprintf(addr, len, "unix:%s/vms/%s/shell-%ld.sock", sd ? sd : "/var/lib/orch",
+			 vm_name, agent);
+	json_decref(res);
+	return 0;
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"print", no_argument, NULL, 'p'},
+		{"address", required_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	bool print = false;
+	const char *address = NULL;
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "pa:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			print = true;
+			break;
+		case 'a':
+			address = optarg;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	char *end;
+	long agent = strtol(argv[optind + 1], &end, 10);
+	if (*end || end == argv[optind + 1] || agent < 0 || agent > 63) {
+		fprintf(stderr, "orch shell: AGENT must be a slot number 0..63\n");
+		return CLI_EXIT_USAGE;
+	}
+	char addr[512], sa[560];
+	if (address)
+		snprintf(addr, sizeof(addr), "%s", address);
+	else {
+		int r = lookup(c, argv[optind], agent, addr, sizeof(addr));
+		if (r)
+			return r;
+	}
+	if (socat_address(addr, sa, sizeof(sa)) < 0) {
+		fprintf(stderr,
+			"orch shell: cannot use shell address '%s' (expected unix:/PATH "
+			"or vsock:CID:PORT)\n",
+			addr);
+		return CLI_EXIT_USAGE;
+	}
+	bool tty = isatty(0) && isatty(1);
+	const char *local = tty ? "-,raw,echo=0,escape=0x1d" : "-";
+	if (c->json) {
+		json_t *j = json_pack("{s:s, s:s, s:[s, s, s]}", "vm", argv[optind], "address",
+				      addr, "argv", "socat", local, sa);
+		cli_print_json(j);
+		json_decref(j);
+		return 0;
+	}
+	if (print) {
+		printf("socat %s %s\n", local, sa);
+		return 0;
+	}
+	if (!strncmp(addr, "unix:", 5)) {
+		struct stat st;
+		if (stat(addr + 5, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			fprintf(stderr,
+				"orch shell: no debug shell listens at %s (is VM %s up? see orch "
+				"status)\n",
+				addr + 5, argv[optind]);
+			return CLI_EXIT_ERROR;
+		}
+	}
+	cli_disconnect(c);
+	if (tty)
+		fprintf(stderr, "orch: shell of agent %ld in VM %s; Ctrl-] quits\r\n", agent,
+			argv[optind]);
+	execlp("socat", "socat", local, sa, (char *)NULL);
+	fprintf(stderr, "orch shell: cannot run socat: %s (apt-get install socat)\n",
+		strerror(errno));
+	return CLI_EXIT_ERROR;
+}
+
+const struct cli_cmd cmd_shell = {
+	.name = "shell",
+	.summary = "open a shell inside an agent's jail (through socat)",
+	.run = run,
+};
