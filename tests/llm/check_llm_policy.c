@@ -3,6 +3,7 @@
  * usage in streams) and prices. */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -288,6 +289,58 @@ START_TEST(test_error_shapes)
 }
 END_TEST
 
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Mutated bodies: either a clear error or a rewritten body that is valid JSON and still
+ * within the cap. */
+START_TEST(test_mutations)
+{
+	static const char base[] =
+		"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":99999,\"stream\":true,"
+		"\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":"
+		"\"web_search_20250305\",\"name\":\"web_search\"},{\"name\":\"t\"}],"
+		"\"tool_choice\":{\"type\":\"tool\",\"name\":\"web_search\"}}";
+	static const char charset[] = "{}[]\":,0123456789abc_\\ \x01\xff";
+	char buf[sizeof(base)];
+
+	for (int it = 0; it < 5000; it++) {
+		struct orch_error err = {0};
+		struct llm_request_info info;
+		char *out = NULL;
+		size_t len = 0;
+		int r;
+
+		memcpy(buf, base, sizeof(base));
+		for (int m = 0; m < 1 + it % 4; m++)
+			buf[next_rand() % (sizeof(base) - 1)] =
+				charset[next_rand() % (sizeof(charset) - 1)];
+		r = llm_policy_apply(&pol, it % 2 ? LLM_ROUTE_MESSAGES : LLM_ROUTE_CHAT, buf,
+				     sizeof(base) - 1, &out, &len, &info, &err);
+		if (r < 0) {
+			ck_assert_str_ne(err.msg, "");
+			continue;
+		}
+		json_t *j = json_loadb(out, len, 0, NULL);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_int_le(info.max_tokens, pol.max_tokens_cap);
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(j, "tools"), i, t) ck_assert(
+			!llm_policy_strips(&pol, json_string_value(json_object_get(t, "type"))));
+		json_decref(j);
+		free(out);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("llm_policy");
@@ -306,6 +359,7 @@ int main(void)
 	tcase_add_test(tc, test_count_tokens_and_models);
 	tcase_add_test(tc, test_prices);
 	tcase_add_test(tc, test_error_shapes);
+	tcase_add_test(tc, test_mutations);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

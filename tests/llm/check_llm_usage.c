@@ -3,6 +3,7 @@
  * in every possible split) and not, and hostile streams. */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +210,54 @@ START_TEST(test_json_answers)
 }
 END_TEST
 
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Mutated realistic streams in random splits: never a crash, never a negative count. */
+START_TEST(test_mutations)
+{
+	size_t len = strlen(anthropic_stream);
+	char *buf = malloc(len);
+
+	for (int it = 0; it < 3000; it++) {
+		struct llm_sse *s;
+		struct llm_usage u;
+		size_t off = 0;
+
+		memcpy(buf, it % 2 ? anthropic_stream : openai_stream,
+		       it % 2 ? len : strlen(openai_stream));
+		size_t n = it % 2 ? len : strlen(openai_stream);
+		for (int m = 0; m < 1 + it % 8; m++)
+			buf[next_rand() % n] = (char)next_rand();
+		ck_assert_int_eq(llm_sse_new(it % 3 ? LLM_API_ANTHROPIC : LLM_API_OPENAI,
+					     64 + next_rand() % 512, &s),
+				 0);
+		while (off < n) {
+			size_t k = 1 + next_rand() % 97;
+			if (k > n - off)
+				k = n - off;
+			llm_sse_feed(s, buf + off, k);
+			off += k;
+		}
+		llm_sse_usage(s, &u);
+		ck_assert_int_ge(u.input, 0);
+		ck_assert_int_ge(u.output, 0);
+		ck_assert_int_ge(u.cache_read, 0);
+		ck_assert_int_ge(u.cache_write, 0);
+		llm_sse_free(s);
+		ck_assert_int_le(llm_usage_parse_json(LLM_API_ANTHROPIC, buf, n, &u), 0);
+	}
+	free(buf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("llm_usage");
@@ -222,6 +271,7 @@ int main(void)
 	tcase_add_test(tc, test_hostile);
 	tcase_add_test(tc, test_multiline_data);
 	tcase_add_test(tc, test_json_answers);
+	tcase_add_test(tc, test_mutations);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
