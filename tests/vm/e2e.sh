@@ -31,10 +31,8 @@ work=$(mktemp -d /tmp/orch-vm-e2e.XXXXXX)
 # ORCH_E2E_KEEP=1 keeps the work directory (console log, workspaces) for a look.
 if [ "${ORCH_E2E_KEEP:-0}" = 1 ]; then echo "# work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
 chmod 0755 "$work"
-mkdir -p "$work/workspace/agent-0" "$work/workspace/agent-1" "$work/chan"
-chown 10000:10000 "$work/workspace/agent-0"
-chown 10001:10001 "$work/workspace/agent-1"
-chmod 0700 "$work/workspace/agent-0" "$work/workspace/agent-1"
+# The supervisor makes workspace/agent-N itself, owned by the agent (through virtio-fs).
+mkdir -p "$work/workspace" "$work/chan"
 # QEMU (the libvirt-qemu user) binds the channel sockets here.
 if getent passwd libvirt-qemu >/dev/null; then chown libvirt-qemu "$work/chan"; fi
 

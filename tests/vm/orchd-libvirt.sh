@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# orchd with the libvirt backend, end to end (meson suite 'e2e'): a VM declared in the
+# config boots from the guest image, `orch dispatch` runs tasks on two agents, files they
+# write appear in the VM's workspace with the agents' uids, and `virsh destroy` of the
+# domain mid-task makes the task lost and retried on the restarted VM. Exits 77 (skip)
+# with a reason when libvirt/QEMU cannot run here.
+set -uo pipefail
+src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
+build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
+
+skip() { echo "SKIP: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, virtiofsd)"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+command -v virsh >/dev/null || skip "libvirt clients not installed"
+sup=$build/guest/orch-supervisor
+orchd=$build/host/orchd
+orch=$build/host/orch
+[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || skip "orchd, orch or orch-supervisor not built"
+"$src/scripts/libvirtd-up" || skip "libvirtd cannot be started here"
+image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
+	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
+
+st=$(mktemp -d /tmp/orch-lv-e2e.XXXXXX)
+chmod 0755 "$st"
+vm=e2e$$
+orchd_pid=
+failures=0
+cleanup() {
+	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
+	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	if [ "$failures" != 0 ]; then
+		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
+		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
+	fi
+	rm -rf "$st"
+}
+trap cleanup EXIT
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
+
+cat >"$st/orchd.json" <<JSON
+{
+  "state_dir": "$st",
+  "uid_base": 10000,
+  "scheduler": { "retries": 1, "heartbeat_ms": 1000, "heartbeat_misses": 5 },
+  "vms": { "$vm": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "slots": 2,
+                    "autostart": true, "boot_timeout_ms": 180000 } }
+}
+JSON
+ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
+	2>"$st/orchd.log" &
+orchd_pid=$!
+for _ in $(seq 1 100); do [ -S "$st/orch.sock" ] && break; sleep 0.1; done
+o() { "$orch" --socket "$st/orch.sock" "$@"; }
+
+out0=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 0 --wait -- \
+	sh -c 'echo agent0 > /workspace/f0; echo "uid=$(id -u)"')
+rc0=$?
+out1=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 1 --wait -- \
+	sh -c 'echo agent1 > /workspace/f1; echo "uid=$(id -u)"; ls /workspace/../agent-0 2>&1 || true')
+rc1=$?
+[ "$rc0" = 0 ] && [ "$out0" = "uid=10000" ] && ok "agent 0 ran in the VM" || fail "agent 0: rc $rc0 out '$out0'"
+case "$out1" in uid=10001*) [ "$rc1" = 0 ] && ok "agent 1 ran in the VM" || fail "agent 1 rc $rc1" ;;
+*) fail "agent 1: rc $rc1 out '$out1'" ;; esac
+ws=$st/workspaces/$vm
+[ "$(stat -c %u "$ws/agent-0/f0" 2>/dev/null)" = 10000 ] && ok "agent 0's file is uid 10000 on the host" || fail "agent 0's file: $(ls -ln "$ws/agent-0" 2>&1)"
+[ "$(stat -c %u "$ws/agent-1/f1" 2>/dev/null)" = 10001 ] && ok "agent 1's file is uid 10001 on the host" || fail "agent 1's file: $(ls -ln "$ws/agent-1" 2>&1)"
+case "$out1" in *f0*) fail "agent 1 sees agent 0's workspace" ;; *) ok "agent 1 does not see agent 0's workspace" ;; esac
+
+# virsh destroy mid-task: the task is lost, re-queued, and runs again on the restarted VM.
+id=$(o dispatch --vm "$vm" --agent 0 -- sh -c 'echo run >> /workspace/runs; sleep 6; echo finished')
+for _ in $(seq 1 300); do
+	[ "$(cat "$ws/agent-0/runs" 2>/dev/null | wc -l)" -ge 1 ] && break
+	sleep 0.1
+done
+virsh -c qemu:///system destroy "orch-$vm" >/dev/null && ok "domain destroyed mid-task" || fail "virsh destroy"
+timeout 300 "$orch" --socket "$st/orch.sock" result "$id" >/dev/null
+for _ in $(seq 1 600); do
+	state=$(o --json result "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("state",""))' 2>/dev/null)
+	[ "$state" = succeeded ] || [ "$state" = failed ] && break
+	sleep 0.5
+done
+[ "$state" = succeeded ] && ok "task succeeded after the VM was destroyed and restarted" || fail "task state '$state'"
+[ "$(wc -l <"$ws/agent-0/runs")" = 2 ] && ok "it ran twice (lost, then retried)" || fail "runs: $(cat "$ws/agent-0/runs")"
+grep -q 'task lost, re-queued' "$st/orchd.log" && ok "orchd logged the loss" || fail "no loss in orchd's log"
+
+echo "$((9 - failures)) passed, $failures failed"
+[ "$failures" = 0 ]
