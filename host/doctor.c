@@ -395,13 +395,19 @@ static void check_state_dir(const struct orch_doctor_opts *o, struct orch_doctor
 		fix(it, "install -d -m 0700 -o root %s (or let orchd create it)", d);
 		return;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0027)) {
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022)) {
 		set(it, ORCH_DOCTOR_MISSING,
-		    "%s: %s, owner uid %u, mode %04o (task output and the store must not be "
-		    "writable by others nor world-readable)",
+		    "%s: %s, owner uid %u, mode %04o (the store and task output must not be "
+		    "writable by anyone but orchd)",
 		    d, S_ISDIR(st.st_mode) ? "directory" : "not a directory", (unsigned)st.st_uid,
 		    (unsigned)(st.st_mode & 07777));
-		fix(it, "chown %u %s && chmod 0750 %s", (unsigned)geteuid(), d, d);
+		fix(it, "chown %u %s && chmod 0711 %s", (unsigned)geteuid(), d, d);
+		return;
+	}
+	if (st.st_mode & 0004) {
+		set(it, ORCH_DOCTOR_DEGRADED, "%s, mode %04o: anyone can list task spools", d,
+		    (unsigned)(st.st_mode & 07777));
+		fix(it, "chmod o-r %s (orchd keeps o+x when the workspaces live inside it)", d);
 		return;
 	}
 	set(it, ORCH_DOCTOR_OK, "%s, mode %04o", d, (unsigned)(st.st_mode & 07777));
