@@ -275,6 +275,44 @@ static void netns_agent_start(void)
 		agent.ok = true;
 }
 
+/* A long stream left running when the test ends: main frees the endpoint under it. */
+static pid_t bg_curl = -1;
+static int bg_out = -1;
+
+static void start_background_stream(void)
+{
+	char url[96];
+	int p[2];
+	const char *argv[] = {"curl",
+			      "-sS",
+			      "-N",
+			      "--max-time",
+			      "30",
+			      "-H",
+			      "anthropic-version: 2023-06-01",
+			      "--data-binary",
+			      MSG(",\"stream\":true,\"metadata\":{\"user_id\":"
+				  "\"fake:events=500;delay=10\"}"),
+			      url,
+			      NULL};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/messages", st.port);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	bg_curl = fork();
+	if (bg_curl == 0) {
+		dup2(p[1], 1);
+		execvp("curl", (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	bg_out = p[0];
+	/* Wait for the first bytes: the stream is flowing. */
+	char c;
+	if (read(bg_out, &c, 1) != 1)
+		failures++;
+}
+
 static void netns_case(void)
 {
 	char *o = calloc(1, 65536);
@@ -442,6 +480,7 @@ static void curl_cases(void)
 	budget_race();
 	hostile_cases();
 	netns_case();
+	start_background_stream();
 }
 
 static void sdk_cases(void)
@@ -555,6 +594,21 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, client_thread, NULL);
 	orch_loop_run(st.loop);
 	pthread_join(th, NULL);
+	if (bg_curl > 0) {
+		/* The slot goes away mid-stream: the agent's response is cut, the host call is
+		 * cancelled, drained and billed. */
+		int status = 0;
+		llm_endpoint_free(st.ep);
+		st.ep = NULL;
+		while (llm_proxy_inflight(st.proxy) > 0)
+			if (orch_loop_run_once(st.loop, 5000) < 0)
+				break;
+		waitpid(bg_curl, &status, 0);
+		check(WIFEXITED(status) && WEXITSTATUS(status) != 0,
+		      "freeing an endpoint cuts its running stream (curl exit %d)",
+		      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		close(bg_out);
+	}
 	/* Let hung-up calls drain and settle. */
 	while (llm_proxy_inflight(st.proxy) > 0 && failures == 0)
 		if (orch_loop_run_once(st.loop, 5000) < 0)
@@ -572,8 +626,9 @@ int main(int argc, char **argv)
 				   "SELECT count(*) FROM llm_spend WHERE outcome = 'disconnected' "
 				   "AND output_tokens = 300",
 				   -1, &q, NULL);
-		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1,
-		      "the hung-up stream was read to its end and billed");
+		/* the curl that hung up and the stream cut by freeing its endpoint */
+		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 2,
+		      "both cut streams were read to their end and billed in full");
 		sqlite3_finalize(q);
 		q = NULL;
 		sqlite3_prepare_v2(
