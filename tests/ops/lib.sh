@@ -13,3 +13,30 @@ pane_wait() {
 	done
 	PANE=$pane fail "pane $pane never showed /$pat/"
 }
+
+# orchd with the local backend on a private state dir and socket (start_orchd [args]).
+B=${ORCH_BUILDDIR:-}
+ORCHD=$B/host/orchd
+ORCH=$B/host/orch
+o() { "$ORCH" --socket "$SOCK" "$@"; }
+start_orchd() {
+	[ -x "$ORCHD" ] && [ -x "$ORCH" ] || skip "orchd or orch is not built"
+	[ -x "$B/guest/orch-supervisor" ] || skip "orch-supervisor is not built yet"
+	SOCK=$T/orch.sock
+	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" "$@" 2>>"$T/orchd.log" &
+	ORCHD_PID=$!
+	local i
+	for i in $(seq 200); do
+		o --json status 2>/dev/null | jq -e '.vms | all(.state == "ready")' >/dev/null 2>&1 && return 0
+		kill -0 "$ORCHD_PID" 2>/dev/null || { tail -20 "$T/orchd.log"; fail "orchd exited"; }
+		sleep 0.05
+	done
+	tail -20 "$T/orchd.log"
+	fail "orchd did not get ready"
+}
+stop_orchd() {
+	if [ -n "${ORCHD_PID:-}" ] && kill -0 "$ORCHD_PID" 2>/dev/null; then
+		kill "$ORCHD_PID"
+		wait "$ORCHD_PID" 2>/dev/null
+	fi
+}
