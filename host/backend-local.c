@@ -46,9 +46,23 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+static void release(struct local *l)
+{
+	orch_io_free(l->pid_io);
+	l->pid_io = NULL;
+	orch_timer_free(l->kill_timer);
+	l->kill_timer = NULL;
+	if (l->pidfd >= 0)
+		close(l->pidfd);
+	l->pidfd = -1;
+	l->pid = 0;
+	l->stopping = false;
+}
+
 static void reaped(struct vm *vm, struct local *l)
 {
 	siginfo_t si = {0};
+	bool stopping = l->stopping;
 	char why[128];
 
 	(void)waitid(P_PIDFD, (id_t)l->pidfd, &si, WEXITED | WNOHANG);
@@ -56,16 +70,9 @@ static void reaped(struct vm *vm, struct local *l)
 		snprintf(why, sizeof(why), "supervisor exited with status %d", si.si_status);
 	else
 		snprintf(why, sizeof(why), "supervisor killed by signal %d", si.si_status);
-	orch_io_free(l->pid_io);
-	l->pid_io = NULL;
-	close(l->pidfd);
-	l->pidfd = -1;
-	l->pid = 0;
-	orch_timer_free(l->kill_timer);
-	l->kill_timer = NULL;
-	if (!l->stopping)
+	release(l);
+	if (!stopping)
 		vm_gone(vm, why);
-	l->stopping = false;
 }
 
 static void on_pidfd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
@@ -163,6 +170,8 @@ static void on_kill_timer(struct orch_loop *loop, struct orch_timer *t, void *da
 		kill(l->pid, SIGKILL);
 }
 
+/* force: SIGKILL and reap now (the VM can be started again at once); otherwise SIGTERM,
+ * SIGKILL after 3 s, reaped from the loop. */
 static void local_stop(struct vm *vm, bool force)
 {
 	struct local *l = vm->backend;
@@ -170,8 +179,15 @@ static void local_stop(struct vm *vm, bool force)
 	if (!l || l->pid <= 0)
 		return;
 	l->stopping = true;
-	kill(l->pid, force ? SIGKILL : SIGTERM);
-	if (!force && !l->kill_timer)
+	if (force) {
+		kill(l->pid, SIGKILL);
+		while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		release(l);
+		return;
+	}
+	kill(l->pid, SIGTERM);
+	if (!l->kill_timer)
 		orch_timer_add(vm->d->loop, 3000, 0, on_kill_timer, l, &l->kill_timer);
 }
 
@@ -186,10 +202,7 @@ static void local_free(struct vm *vm)
 		while (waitpid(l->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	orch_io_free(l->pid_io);
-	orch_timer_free(l->kill_timer);
-	if (l->pidfd >= 0)
-		close(l->pidfd);
+	release(l);
 	free(l);
 	vm->backend = NULL;
 }

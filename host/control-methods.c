@@ -380,6 +380,11 @@ const struct orch_rpc_method control_methods[] = {
 	{"task.logs", ORCH_RPC_M_REQUEST, 0, m_logs},
 	{"task.cancel", ORCH_RPC_M_REQUEST, 0, m_cancel},
 	{"status", ORCH_RPC_M_REQUEST, 0, m_status},
+	{"vm.list", ORCH_RPC_M_REQUEST, 0, control_vm_list},
+	{"vm.up", ORCH_RPC_M_REQUEST, 0, control_vm_up},
+	{"vm.down", ORCH_RPC_M_REQUEST, 0, control_vm_down},
+	{"vm.restart", ORCH_RPC_M_REQUEST, 0, control_vm_restart},
+	{"vm.console", ORCH_RPC_M_REQUEST, 0, control_vm_console},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

@@ -118,6 +118,11 @@ static const struct orch_rpc_method denied_methods[] = {
 	{"task.logs", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"task.cancel", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"status", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"vm.list", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"vm.up", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"vm.down", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"vm.restart", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"vm.console", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 };
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,

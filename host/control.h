@@ -11,6 +11,18 @@ size_t control_n_clients(const struct control *c);
 /* The orchd behind a control connection (for method handlers). */
 struct orchd *control_orchd(struct orch_rpc *rpc);
 
+/* control-vm.c */
+int control_vm_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err);
+int control_vm_up(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err);
+int control_vm_down(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err);
+int control_vm_restart(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err);
+int control_vm_console(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err);
+
 /* control-methods.c */
 extern const struct orch_rpc_method control_methods[];
 extern const size_t control_n_methods;

@@ -237,6 +237,15 @@ static void on_prune_timer(struct orch_loop *loop, struct orch_timer *t, void *d
 	free(ids);
 }
 
+/* True when vms[i] is the first VM using its backend (init/shutdown run once each). */
+static bool first_of_backend(struct orchd *d, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (d->vms[j]->ops == d->vms[i]->ops)
+			return false;
+	return true;
+}
+
 static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 {
 	_cleanup_free_ char *db = NULL;
@@ -291,7 +300,7 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 		d->n_vms++;
 	}
 	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->ops->init && (i == 0 || d->vms[i]->ops != d->vms[0]->ops)) {
+		if (d->vms[i]->ops->init && first_of_backend(d, i)) {
 			r = d->vms[i]->ops->init(d, err);
 			if (r < 0)
 				return r;
@@ -328,7 +337,7 @@ static void teardown(struct orchd *d)
 	waiters_free_all(d);
 	control_free(d->control);
 	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->ops->shutdown && (i == 0 || d->vms[i]->ops != d->vms[0]->ops))
+		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);

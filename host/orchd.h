@@ -96,8 +96,9 @@ int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
 void vm_free(struct vm *vm);
 /* Starts the VM through its backend (state -> STARTING). */
 int vm_start(struct vm *vm);
-/* Stops it on purpose; running tasks become lost (and are retried elsewhere/later). */
-void vm_stop(struct vm *vm, const char *reason);
+/* Stops it on purpose (state -> STOPPED); running tasks become lost (and are retried
+ * elsewhere/later). force: at once (so that vm_start may follow immediately). */
+void vm_stop(struct vm *vm, const char *reason, bool force);
 /* Backends call these: a channel to the supervisor is up (fd is taken) / the VM is gone. */
 int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err);
 void vm_gone(struct vm *vm, const char *reason);

@@ -132,14 +132,14 @@ void vm_gone(struct vm *vm, const char *reason)
 		orch_timer_rearm(vm->restart_timer, backoff);
 }
 
-void vm_stop(struct vm *vm, const char *reason)
+void vm_stop(struct vm *vm, const char *reason, bool force)
 {
 	if (vm->state == VM_STOPPED)
 		return;
 	drop_channel(vm);
 	orch_timer_disarm(vm->hello_timer);
 	orch_timer_disarm(vm->restart_timer);
-	vm->ops->stop(vm, false);
+	vm->ops->stop(vm, force);
 	for (int64_t i = 0; i < vm->n_slots; i++)
 		if (vm->slots[i].task)
 			slot_lost(vm, &vm->slots[i], reason);

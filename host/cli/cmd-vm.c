@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orch vm list | up NAME | down NAME | restart NAME | console NAME */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "schema.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: orch vm list [--json]\n"
+		   "       orch vm up|down|restart NAME [--json]\n"
+		   "       orch vm console NAME [--bytes N] [--json]\n"
+		   "list     VMs with backend, state, agent slots and last error\n"
+		   "up       start a stopped VM (or restart a down one now)\n"
+		   "down     stop it; its running tasks are lost (and re-queued per retries)\n"
+		   "restart  stop it at once and start it again\n"
+		   "console  the tail of its console log (VM backend; default 16384 bytes)\n");
+}
+
+static void print_vm(json_t *vm)
+{
+	size_t j;
+	json_t *slot;
+
+	printf("%-16s %-8s %-9s", json_string_value(json_object_get(vm, "name")),
+	       json_string_value(json_object_get(vm, "backend")),
+	       json_string_value(json_object_get(vm, "state")));
+	json_array_foreach(json_object_get(vm, "slots"), j, slot)
+	{
+		json_t *t = json_object_get(slot, "task");
+		if (json_is_integer(t))
+			printf(" %zu:%lld", j, (long long)json_integer_value(t));
+		else
+			printf(" %zu:-", j);
+	}
+	if (json_is_string(json_object_get(vm, "last_error")))
+		printf("  (%s)", json_string_value(json_object_get(vm, "last_error")));
+	printf("\n");
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+	const char *sub = NULL, *name = NULL;
+	long long bytes = -1;
+	json_t *res = NULL, *params;
+	char method[32];
+	int r;
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--json") == 0)
+			c->json = true;
+		else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[a], "--bytes") == 0 && a + 1 < argc)
+			bytes = atoll(argv[++a]);
+		else if (!sub)
+			sub = argv[a];
+		else if (!name)
+			name = argv[a];
+		else {
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!sub || (strcmp(sub, "list") == 0) != !name ||
+	    (strcmp(sub, "list") && strcmp(sub, "up") && strcmp(sub, "down") &&
+	     strcmp(sub, "restart") && strcmp(sub, "console"))) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	snprintf(method, sizeof(method), "vm.%s", sub);
+	params = name ? json_pack("{ss}", "name", name) : NULL;
+	if (params && bytes >= 0)
+		json_object_set_new(params, "bytes", json_integer(bytes));
+	r = cli_call(c, method, params, 120000, &res);
+	if (r)
+		return r;
+	if (c->json) {
+		cli_print_json(strcmp(sub, "list") == 0 ? json_object_get(res, "vms") : res);
+	} else if (strcmp(sub, "list") == 0) {
+		size_t i;
+		json_t *vm;
+		printf("%-16s %-8s %-9s %s\n", "VM", "BACKEND", "STATE", "SLOTS (agent:task)");
+		json_array_foreach(json_object_get(res, "vms"), i, vm) print_vm(vm);
+	} else if (strcmp(sub, "console") == 0) {
+		const char *tail = json_string_value(json_object_get(res, "tail"));
+		const char *b64 = json_string_value(json_object_get(res, "tail_b64"));
+		unsigned char *raw = NULL;
+		size_t len = 0;
+
+		if (tail)
+			fputs(tail, stdout);
+		else if (b64 && orch_b64_decode(b64, strlen(b64), &raw, &len) == 0) {
+			fwrite(raw, 1, len, stdout);
+			free(raw);
+		}
+	} else {
+		print_vm(res);
+	}
+	json_decref(res);
+	return 0;
+}
+
+const struct cli_cmd cmd_vm = {
+	.name = "vm",
+	.summary = "list, start, stop, restart VMs; show a console",
+	.run = run,
+};

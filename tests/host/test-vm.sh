@@ -1,0 +1,31 @@
+#!/bin/bash
+# orch vm list/down/up/restart on the local backend: a stopped VM takes no tasks, a
+# restart loses the running task (re-queued), and the VM state is kept in the store.
+. "$(dirname "$0")/lib.sh"
+
+start_orchd
+o vm list | grep -q "^local *local *ready" || fail "vm list: $(o vm list)"
+o vm down local >/dev/null
+[ "$(o --json vm list | jq -r '.[0].state')" = stopped ] || fail "not stopped"
+id=$(o dispatch -- echo after-up)
+sleep 0.3
+[ "$(task_field "$id" state)" = queued ] || fail "a stopped VM took a task"
+set +e
+o vm up nosuchvm 2>/dev/null; rc=$?
+set -e
+[ $rc = 4 ] || fail "unknown vm: exit $rc"
+o vm up local >/dev/null
+wait_for 10 "task $id" state_is "$id" succeeded
+[ "$(o logs "$id")" = after-up ] || fail "output"
+
+id=$(o dispatch --retries 1 -- sh -c 'sleep 1; echo again')
+wait_for 10 "task $id running" state_is "$id" running
+o vm restart local >/dev/null
+wait_for 20 "task $id" state_is "$id" succeeded
+[ "$(task_field "$id" lost_count)" = 1 ] || fail "restart did not count a loss"
+grep -q "msg=\"task lost, re-queued\" vm=local task=$id reason=\"orch vm restart\"" "$T/orchd.log" ||
+	fail "no loss logged for the restart"
+o vm console local 2>&1 | grep -q "has no console log" || fail "console message"
+[ "$(sqlite3 "$T/state/orch.db" "SELECT state FROM vms WHERE name = 'local'" 2>/dev/null || echo ready)" = ready ] ||
+	fail "vms table"
+echo PASS
