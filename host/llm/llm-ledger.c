@@ -180,6 +180,67 @@ int llm_ledger_reset_spend(sqlite3 *db, const char *scope, const char *id, struc
 	return step_done(db, st, "reset spend", err);
 }
 
+int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *data,
+		       struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (scope && !scope_valid(scope))
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	r = prepare(db,
+		    "SELECT scope, id, limit_micro, limit_tokens, spent_micro, spent_tokens,"
+		    " reserved_micro, reserved_tokens FROM llm_budget"
+		    " WHERE ?1 IS NULL OR scope = ?1 ORDER BY scope, id",
+		    &st, err);
+	if (r < 0)
+		return r;
+	if (scope)
+		sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct llm_budget b = {
+			.limit_micro = sqlite3_column_int64(st, 2),
+			.limit_tokens = sqlite3_column_int64(st, 3),
+			.spent_micro = sqlite3_column_int64(st, 4),
+			.spent_tokens = sqlite3_column_int64(st, 5),
+			.reserved_micro = sqlite3_column_int64(st, 6),
+			.reserved_tokens = sqlite3_column_int64(st, 7),
+		};
+		r = cb((const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1), &b, data);
+		if (r < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, "list budgets");
+}
+
+int llm_ledger_drop(sqlite3 *db, const char *scope, const char *id, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!scope_valid(scope) || !id)
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	r = prepare(db,
+		    "DELETE FROM llm_budget WHERE scope = ?1 AND id = ?2"
+		    " AND reserved_micro = 0 AND reserved_tokens = 0",
+		    &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	r = step_done(db, st, "drop budget", err);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(db) == 0) {
+		struct llm_budget b;
+		if (llm_ledger_get(db, scope, id, &b, NULL) == 0)
+			return orch_err(err, -EBUSY, "llm budget of %s %s has requests in flight",
+					scope, id);
+	}
+	return 0;
+}
+
 /* Inside a transaction: makes sure the row exists, then checks room for micro/tokens. */
 static int check_room(sqlite3 *db, const char *scope, const char *id, int64_t def_micro,
 		      int64_t def_tokens, int64_t micro, int64_t tokens, struct orch_error *err)

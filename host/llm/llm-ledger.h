@@ -39,6 +39,16 @@ int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t
 /* Zeroes the spend of one scope (e.g. `orch budget set --reset`). */
 int llm_ledger_reset_spend(sqlite3 *db, const char *scope, const char *id, struct orch_error *err);
 
+/* Calls cb for every budget of scope ("agent", "task", or NULL for both), ordered by scope
+ * and id; a cb returning < 0 stops and is returned (for `orch budget show`). */
+typedef int (*llm_budget_cb)(const char *scope, const char *id, const struct llm_budget *b,
+			     void *data);
+int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *data,
+		       struct orch_error *err);
+/* Forgets a scope's budget row (e.g. a pruned task); its llm_spend rows stay. -EBUSY while
+ * reservations are held against it. */
+int llm_ledger_drop(sqlite3 *db, const char *scope, const char *id, struct orch_error *err);
+
 /* Reserves micro/tokens against agent and task (task may be NULL). Returns 0 and the
  * reservation id, -EDQUOT when the spend alone leaves no room (the budget is exhausted),
  * -EAGAIN when only in-flight reservations are in the way (retry later), -EBUSY when the

@@ -141,6 +141,42 @@ START_TEST(test_stale)
 }
 END_TEST
 
+static int collect(const char *scope, const char *id, const struct llm_budget *b, void *data)
+{
+	char *out = data;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s:%s:%lld;", scope, id,
+		 (long long)b->spent_micro);
+	return 0;
+}
+
+START_TEST(test_foreach_drop)
+{
+	sqlite3 *db = open_db();
+	struct orch_error err = {0};
+	char out[256] = "";
+	int64_t id;
+	struct llm_usage u = {.input = 1, .seen = true};
+
+	ck_assert_int_eq(llm_ledger_reserve(db, NULL, "vm/1", "t-b", 10, 1, &id, &err), 0);
+	ck_assert_int_eq(llm_ledger_settle(db, id, "m", &u, 7, "ok", &err), 0);
+	ck_assert_int_eq(llm_ledger_reserve(db, NULL, "vm/0", "t-a", 10, 1, &id, &err), 0);
+	ck_assert_int_eq(llm_ledger_foreach(db, NULL, collect, out, &err), 0);
+	ck_assert_str_eq(out, "agent:vm/0:0;agent:vm/1:7;task:t-a:0;task:t-b:7;");
+	out[0] = '\0';
+	ck_assert_int_eq(llm_ledger_foreach(db, "task", collect, out, &err), 0);
+	ck_assert_str_eq(out, "task:t-a:0;task:t-b:7;");
+	ck_assert_int_eq(llm_ledger_drop(db, "task", "t-a", &err), -EBUSY);
+	ck_assert_int_eq(llm_ledger_drop(db, "task", "t-b", &err), 0);
+	ck_assert_int_eq(llm_ledger_drop(db, "task", "t-none", &err), 0);
+	out[0] = '\0';
+	ck_assert_int_eq(llm_ledger_foreach(db, "task", collect, out, &err), 0);
+	ck_assert_str_eq(out, "task:t-a:0;");
+	ck_assert_int_eq(llm_ledger_foreach(db, "vm", collect, out, &err), -EINVAL);
+	sqlite3_close(db);
+}
+END_TEST
+
 #define N_THREADS 20
 #define LIMIT 10000
 #define COST 2000 /* worst case per request: the budget covers 5 */
@@ -237,6 +273,7 @@ int main(void)
 	tcase_add_test(tc, test_reserve_settle_release);
 	tcase_add_test(tc, test_tokens_and_unlimited);
 	tcase_add_test(tc, test_stale);
+	tcase_add_test(tc, test_foreach_drop);
 	tcase_add_loop_test(tc, test_concurrent_never_overshoots, 0, 3);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
