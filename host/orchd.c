@@ -202,7 +202,7 @@ static int reconcile_store(struct orchd *d, struct orch_error *err)
 			continue;
 		vm = t->vm ? orchd_find_vm(d, t->vm) : NULL;
 		if (vm && t->slot >= 0 && t->slot < vm->n_slots && !vm->slots[t->slot].task) {
-			vm_adopt_orphan(vm, t->slot, t->id, t->attempts);
+			vm_adopt_orphan(vm, t->slot, t->id, t->attempts, t->output_seq);
 		} else {
 			bool requeued;
 			store_task_lost(d->store, t->id, "lost: its VM is no longer configured",

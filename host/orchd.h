@@ -104,7 +104,8 @@ int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err);
 void vm_gone(struct vm *vm, const char *reason);
 struct vm *orchd_find_vm(struct orchd *d, const char *name);
 /* Puts a task left leased/running by a previous orchd into its slot until hello. */
-void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt);
+void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
+		     int64_t output_seq);
 /* Sends task.cancel for a task running in this VM. */
 int vm_cancel_task(struct vm *vm, int64_t task);
 /* JSON view for status. */

@@ -406,9 +406,12 @@ int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
 	return 0;
 }
 
-void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
+void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt, int64_t output_seq)
 {
+	struct orch_error err = {0};
 	struct slot *s;
+	int64_t size = 0;
+	int fd;
 
 	if (slot < 0 || slot >= vm->n_slots)
 		return;
@@ -418,6 +421,15 @@ void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
 	s->attempt = attempt;
 	s->orphan = true;
 	s->running = true;
+	s->next_store_seq = output_seq;
+	/* The guest's own seq is unknown after a restart: accept from 0 on. */
+	fd = spool_open(vm->d, task, &size, &err);
+	if (fd >= 0) {
+		s->spool_fd = fd;
+		s->spool_off = size;
+	} else {
+		orch_log(ORCH_LOG_WARN, "spool", "cannot reopen the spool", "error", err.msg, NULL);
+	}
 	snprintf(s->wire_id, sizeof(s->wire_id), "%lld.%lld", (long long)task, (long long)attempt);
 }
 
