@@ -45,26 +45,35 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The task running in slot of vm, 0 when none, < 0 when orchd cannot be asked. */
-static int64_t slot_task(struct cli *c, const char *vm_name, long slot)
+/* The oldest task of vm/slot with an id above after (one that ran or runs there), 0 when
+ * none, < 0 when orchd cannot be asked. With finished_max, instead returns the newest
+ * finished task's id there (where following starts). */
+static int64_t slot_next(struct cli *c, const char *vm_name, long slot, int64_t after,
+			 bool finished_max)
 {
-	json_t *res = NULL, *vm;
+	json_t *res = NULL, *t;
 	size_t i;
-	if (cli_call(c, "status", NULL, 10000, &res) != 0)
+	if (cli_call(c, "task.list", json_pack("{sI}", "limit", (json_int_t)200), 10000, &res) != 0)
 		return -1;
-	int64_t id = 0;
-	json_array_foreach(json_object_get(res, "vms"), i, vm)
+	int64_t best = 0;
+	json_array_foreach(json_object_get(res, "tasks"), i, t)
 	{
-		if (!json_is_string(json_object_get(vm, "name")) ||
-		    strcmp(json_string_value(json_object_get(vm, "name")), vm_name) != 0)
+		json_t *vm = json_object_get(t, "vm"), *sl = json_object_get(t, "slot");
+		int64_t id = json_integer_value(json_object_get(t, "id"));
+		const char *st = json_string_value(json_object_get(t, "state"));
+		if (!json_is_string(vm) || strcmp(json_string_value(vm), vm_name) != 0 ||
+		    !json_is_integer(sl) || json_integer_value(sl) != slot || !st)
 			continue;
-		json_t *t = json_object_get(
-			json_array_get(json_object_get(vm, "slots"), (size_t)slot), "task");
-		if (json_is_integer(t))
-			id = json_integer_value(t);
+		bool active = !strcmp(st, "leased") || !strcmp(st, "running");
+		if (finished_max) {
+			if (!active && strcmp(st, "queued") != 0 && id > best)
+				best = id;
+		} else if (id > after && strcmp(st, "queued") != 0 && (best == 0 || id < best)) {
+			best = id;
+		}
 	}
 	json_decref(res);
-	return id;
+	return best;
 }
 
 static int follow_slot(struct cli *c, const char *vm, const char *slot_s)
@@ -77,16 +86,24 @@ static int follow_slot(struct cli *c, const char *vm, const char *slot_s)
 	}
 	printf("agent %ld of VM %s: waiting for a task\n", slot, vm);
 	fflush(stdout);
-	int64_t last = 0;
+	int64_t last = -1;
 	for (;;) {
-		int64_t id = slot_task(c, vm, slot);
+		if (last < 0) {
+			last = slot_next(c, vm, slot, 0, true);
+			if (last < 0) {
+				cli_disconnect(c);
+				sleep_ms(2000);
+			}
+			continue;
+		}
+		int64_t id = slot_next(c, vm, slot, last, false);
 		if (id < 0) {
 			cli_disconnect(c);
 			sleep_ms(2000);
 			continue;
 		}
-		if (id == 0 || id == last) {
-			sleep_ms(1000);
+		if (id == 0) {
+			sleep_ms(500);
 			continue;
 		}
 		printf("\033[1m--- task %lld ---\033[0m\n", (long long)id);
