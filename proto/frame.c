@@ -24,7 +24,7 @@ struct orch_frame {
 	void *data;
 
 	struct frame_buf in;
-	size_t scan;	 /* in.p[start..scan) is known to hold no '\n' */
+	size_t scanned;	 /* in.p[start..start+scanned) is known to hold no '\n' */
 	bool discarding; /* inside an over-long line: drop up to the next '\n' */
 
 	struct frame_buf out;
@@ -109,29 +109,31 @@ static int process(struct orch_frame *f)
 {
 	struct frame_buf *b = &f->in;
 
+	if (!b->p)
+		return 0;
 	for (;;) {
 		char *base = b->p + b->start;
 		size_t avail = b->end - b->start;
-		size_t from = f->scan - b->start;
+		size_t from = f->scanned;
 		char *nl = avail > from ? memchr(base + from, '\n', avail - from) : NULL;
 
 		if (!nl) {
-			f->scan = b->end;
+			f->scanned = avail;
 			if (f->discarding) {
-				b->start = b->end = f->scan = 0;
+				b->start = b->end = f->scanned = 0;
 			} else if (avail > f->max_line) {
 				f->discarding = true;
-				b->start = b->end = f->scan = 0;
+				b->start = b->end = f->scanned = 0;
 				report(f, -EMSGSIZE, "line exceeds the maximum length; skipped");
 			}
 			if (b->start == b->end)
-				b->start = b->end = f->scan = 0;
+				b->start = b->end = f->scanned = 0;
 			return 0;
 		}
 
 		size_t len = (size_t)(nl - base);
 		b->start += len + 1;
-		f->scan = b->start;
+		f->scanned = 0;
 		if (f->discarding) {
 			f->discarding = false;
 			continue;
@@ -203,7 +205,7 @@ int orch_frame_read(struct orch_frame *f, int fd)
 		if (n == 0) {
 			if (f->in.end > f->in.start && !f->discarding)
 				report(f, -EPIPE, "connection closed mid-line");
-			f->in.start = f->in.end = f->scan = 0;
+			f->in.start = f->in.end = f->scanned = 0;
 			f->discarding = false;
 			return -EPIPE;
 		}

@@ -175,6 +175,65 @@ START_TEST(test_eof_mid_line)
 }
 END_TEST
 
+struct seqrec {
+	unsigned next;
+	bool bad;
+};
+
+static int on_seq_line(void *data, const char *line, size_t len)
+{
+	struct seqrec *r = data;
+	char want[64];
+	int n = snprintf(want, sizeof(want), "{\"seq\":%u,\"pad\":\"%.*s\"}", r->next,
+			 (int)(r->next % 37), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	if ((size_t)n != len || memcmp(line, want, len) != 0)
+		r->bad = true;
+	r->next++;
+	return 0;
+}
+
+/* Many lines of varying length, written to a socket in chunks of varying size, so that
+ * partial lines sit in the buffer whenever it is compacted or grown. */
+START_TEST(test_stream_chunks_no_loss)
+{
+	struct seqrec r = {0};
+	struct orch_frame *f;
+	unsigned total = 50000, made = 0;
+	size_t len = 0, off = 0, chunk = 1;
+	char *buf = malloc(total * 64);
+	int sv[2];
+
+	for (; made < total; made++)
+		len += (size_t)sprintf(buf + len, "{\"seq\":%u,\"pad\":\"%.*s\"}\n", made,
+				       (int)(made % 37),
+				       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(orch_frame_new(200, 0, on_seq_line, NULL, &r, &f), 0);
+	while (off < len) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		ssize_t w = write(sv[1], buf + off, n);
+		if (w > 0)
+			off += (size_t)w;
+		ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+		chunk = chunk * 7 % 70001 + 1;
+	}
+	ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+	ck_assert(!r.bad);
+	ck_assert_uint_eq(r.next, total);
+	/* the same bytes fed in odd pieces */
+	r.next = 0;
+	for (off = 0, chunk = 3; off < len; off += chunk, chunk = chunk * 5 % 9001 + 1)
+		ck_assert_int_eq(
+			orch_frame_feed(f, buf + off, len - off < chunk ? len - off : chunk), 0);
+	ck_assert(!r.bad);
+	ck_assert_uint_eq(r.next, total);
+	orch_frame_free(f);
+	close(sv[0]);
+	close(sv[1]);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_callback_stops)
 {
 	struct rec r = {.stop_after = 1};
@@ -310,6 +369,7 @@ int main(void)
 	tcase_add_test(tc, test_huge_line_resync);
 	tcase_add_test(tc, test_huge_line_from_fd);
 	tcase_add_test(tc, test_eof_mid_line);
+	tcase_add_test(tc, test_stream_chunks_no_loss);
 	tcase_add_test(tc, test_callback_stops);
 	tcase_add_test(tc, test_queue_backpressure);
 	tcase_add_test(tc, test_rpc_hostile_lines);
