@@ -87,6 +87,19 @@ pane_wait t:a1 "^$((UID_BASE + 1))\$"
 pane_wait t:a1 '^agent-one-secret'
 echo "ok: agent 1's shell"
 
+# orch shell runs the same socat: --print shows it, and it works in a terminal.
+ORCH=${ORCH_BUILDDIR:?}/host/orch
+if [ -x "$ORCH" ]; then
+	p=$("$ORCH" shell --print --address "unix:$T/sock/shell-1.sock" test 1 </dev/null)
+	[ "$p" = "socat - UNIX-CONNECT:$T/sock/shell-1.sock" ] || fail "orch shell --print: $p"
+	tmux -S "$TMUX_SOCK" new-window -t t -n cli "$ORCH shell --address unix:$T/sock/shell-1.sock test 1"
+	pane_wait t:cli 'Ctrl-\] quits' 10
+	pane_wait t:cli 'agent-1:.*\$ ?$' 30
+	tmux -S "$TMUX_SOCK" send-keys -t t:cli 'echo "cli-$((5*5))"' Enter
+	pane_wait t:cli '^cli-25'
+	echo "ok: orch shell --address opens the shell through socat"
+fi
+
 # A client that is not a terminal gets 24x80; its EOF ends the shell's input.
 out=$(printf 'stty size\n' | timeout 20 socat -t 15 - UNIX-CONNECT:$T/sock/shell-0.sock 2>&1)
 echo "$out" | grep -q "24 80" || fail "non-terminal client: '$out'"
