@@ -213,10 +213,10 @@ static int run(struct cli *c, int argc, char **argv)
 			break;
 		const char *name = json_string_value(json_object_get(vm, "name"));
 		const char *backend = json_string_value(json_object_get(vm, "backend"));
-		const char *console = json_string_value(json_object_get(vm, "console_log"));
+		const char *console = json_string_value(json_object_get(vm, "console"));
 		char def[512] = "-";
 		if (!console && backend && strcmp(backend, "local") != 0 && sd)
-			snprintf(def, sizeof(def), "%s/vms/%s/console.log", sd, name);
+			snprintf(def, sizeof(def), "%s/vm/%s/console.log", sd, name);
 		snprintf(vmargs[i], sizeof(vmargs[i]), "%s:%zu:%s", name ? name : "?",
 			 json_array_size(json_object_get(vm, "slots")), console ? console : def);
 		args[k++] = "--vm";

@@ -2,7 +2,8 @@
 /* orch shell VM AGENT: an interactive shell inside agent AGENT's jail, through socat.
  * The address of the agent's debug-shell listener comes from orchd's `status`: the VM's
  * "shell" array (one transport address per slot: "unix:/PATH" or "vsock:CID:PORT") when
- * the backend reports it, else the convention <state_dir>/vms/VM/shell-AGENT.sock (the
+ * the backend reports it, else VSOCK port 6000+AGENT of its "cid" when its "transport" is
+ * "vsock", else the convention <state_dir>/vm/VM/chan/shell-AGENT.sock (the
  * local backend's Unix socket, or the Unix end of the slot's virtio-serial channel). */
 #include <errno.h>
 #include <getopt.h>
@@ -71,10 +72,15 @@ static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, si
 	}
 	json_t *shells = json_object_get(found, "shell");
 	const char *sd = json_string_value(json_object_get(res, "state_dir"));
+	const char *transport = json_string_value(json_object_get(found, "transport"));
+	json_t *cid = json_object_get(found, "cid");
 	if (json_is_string(json_array_get(shells, (size_t)agent)))
 		snprintf(addr, len, "%s", json_string_value(json_array_get(shells, (size_t)agent)));
+	else if (transport && !strcmp(transport, "vsock") && json_is_integer(cid))
+		snprintf(addr, len, "vsock:%lld:%ld", (long long)json_integer_value(cid),
+			 6000 + agent);
 	else
-		snprintf(addr, len, "unix:%s/vms/%s/shell-%ld.sock", sd ? sd : "/var/lib/orch",
+		snprintf(addr, len, "unix:%s/vm/%s/chan/shell-%ld.sock", sd ? sd : "/var/lib/orch",
 			 vm_name, agent);
 	json_decref(res);
 	return 0;

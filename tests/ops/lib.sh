@@ -25,9 +25,10 @@ start_orchd() {
 	SOCK=$T/orch.sock
 	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" "$@" 2>>"$T/orchd.log" &
 	ORCHD_PID=$!
-	local i
+	local i s
 	for i in $(seq 200); do
-		o --json status 2>/dev/null | jq -e '.vms | all(.state == "ready")' >/dev/null 2>&1 && return 0
+		s=$(o --json status 2>/dev/null) && [ -n "$s" ] &&
+			echo "$s" | jq -e '.vms | all(.state == "ready")' >/dev/null 2>&1 && return 0
 		kill -0 "$ORCHD_PID" 2>/dev/null || { tail -20 "$T/orchd.log"; fail "orchd exited"; }
 		sleep 0.05
 	done
