@@ -24,7 +24,7 @@ struct llm_http {
 	const struct llm_http_ops *ops;
 	void *data;
 	json_t *resp_headers;
-	bool head_sent, aborted;
+	bool head_sent, aborted, paused;
 	char errbuf[CURL_ERROR_SIZE];
 	struct llm_http *next, *prev;
 };
@@ -250,8 +250,12 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	if (h->aborted)
 		return 0; /* ends the transfer; swept afterwards */
 	send_head(h);
-	if (!h->aborted && h->ops->body && len)
-		h->ops->body(h->data, ptr, len);
+	if (!h->aborted && h->ops->body && len && h->ops->body(h->data, ptr, len)) {
+		if (h->aborted)
+			return 0;
+		h->paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
 	return h->aborted ? 0 : len;
 }
 
@@ -358,6 +362,22 @@ int llm_http_start(struct llm_curl *c, const struct llm_http_req *req,
 	if (ret)
 		*ret = h;
 	return 0;
+}
+
+void llm_http_resume(struct llm_http *h)
+{
+	struct llm_curl *c;
+
+	if (!h || h->aborted || !h->paused)
+		return;
+	c = h->curl;
+	h->paused = false;
+	c->in_action++;
+	curl_easy_pause(h->easy, CURLPAUSE_CONT);
+	c->in_action--;
+	/* Unpausing may have finished it, or another pause may be pending: let the loop
+	 * look (curl set a timer), and collect what is done. */
+	check_done(c);
 }
 
 void llm_http_abort(struct llm_http *h)

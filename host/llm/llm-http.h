@@ -35,8 +35,9 @@ struct llm_http_ops {
 	/* The response head (status and the allowlisted headers, lowercase names; borrowed).
 	 * Called once, before the first body bytes or before done. */
 	void (*head)(void *data, int status, json_t *headers);
-	/* Body bytes. */
-	void (*body)(void *data, const char *buf, size_t len);
+	/* Body bytes. Returning true pauses the transfer: the bytes were NOT taken and are
+	 * delivered again after llm_http_resume (the upstream is not read meanwhile). */
+	bool (*body)(void *data, const char *buf, size_t len);
 	/* The end: code 0 when the response was complete, else -errno with msg (never holds
 	 * request headers, so no key). The transfer is freed after this returns. */
 	void (*done)(void *data, int code, const char *msg);
@@ -46,5 +47,8 @@ struct llm_http_ops {
 int llm_http_start(struct llm_curl *c, const struct llm_http_req *req,
 		   const struct llm_http_ops *ops, void *data, struct llm_http **ret,
 		   struct orch_error *err);
+/* Resumes a transfer paused by its body callback (may deliver the held bytes at once).
+ * Not from inside the transfer's own callbacks. */
+void llm_http_resume(struct llm_http *h);
 /* Stops a transfer: no callback is called after this. Safe from inside its callbacks. */
 void llm_http_abort(struct llm_http *h);

@@ -31,7 +31,7 @@ struct llm_exchange {
 	struct llm_proxy *p;
 	const struct llm_sink *sink;
 	void *data;
-	bool detached, head_sent;
+	bool detached, head_sent, paused;
 	struct llm_request_info info;
 	const struct llm_model *model;
 	bool reserved;
@@ -150,7 +150,7 @@ static void answer_error(struct llm_exchange *ex, int status, const char *code, 
 		json_object_set_new(h, "retry-after", json_string(retry_after));
 	sink_head(ex, status, h);
 	if (body && !ex->detached && ex->sink->body)
-		ex->sink->body(ex->data, body, strlen(body));
+		ex->sink->body(ex->data, body, strlen(body), false);
 	sink_done(ex, &o);
 }
 
@@ -223,10 +223,16 @@ static void up_head(void *data, int status, json_t *headers)
 	sink_head(ex, status, headers);
 }
 
-static void up_body(void *data, const char *buf, size_t len)
+static bool up_body(void *data, const char *buf, size_t len)
 {
 	struct llm_exchange *ex = data;
 
+	if (!ex->detached && ex->sink->body && ex->sink->body(ex->data, buf, len, true)) {
+		if (!ex->detached) {
+			ex->paused = true;
+			return true; /* not taken: comes again after llm_exchange_resume */
+		}
+	}
 	if (ex->sse_mode) {
 		llm_sse_feed(ex->sse, buf, len);
 	} else if (!ex->resp_overflow) {
@@ -243,11 +249,8 @@ static void up_body(void *data, const char *buf, size_t len)
 			}
 		}
 	}
-	if (!ex->detached) {
-		if (ex->sink->body)
-			ex->sink->body(ex->data, buf, len);
-		return;
-	}
+	if (!ex->detached)
+		return false;
 	ex->drained += len;
 	if (ex->drained > ex->p->cfg->drain_max_bytes) {
 		llm_http_abort(ex->http);
@@ -256,6 +259,7 @@ static void up_body(void *data, const char *buf, size_t len)
 		       "the agent left and the rest of the answer was too long to read");
 		ex_free(ex);
 	}
+	return false;
 }
 
 static void up_done(void *data, int code, const char *msg)
@@ -273,7 +277,7 @@ static void up_done(void *data, int code, const char *msg)
 		body = llm_error_body(ex->info.api, 502, "upstream_error", buf);
 		sink_head(ex, 502, h);
 		if (body && !ex->detached && ex->sink->body)
-			ex->sink->body(ex->data, body, strlen(body));
+			ex->sink->body(ex->data, body, strlen(body), false);
 		settle(ex, code, buf);
 	} else {
 		settle(ex, code, msg);
@@ -364,7 +368,7 @@ static void answer_models(struct llm_exchange *ex)
 	h = json_pack("{s:s}", "content-type", "application/json");
 	sink_head(ex, 200, h);
 	if (s && ex->sink->body)
-		ex->sink->body(ex->data, s, strlen(s));
+		ex->sink->body(ex->data, s, strlen(s), false);
 	sink_done(ex, &o);
 }
 
@@ -519,6 +523,17 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 
 void llm_exchange_detach(struct llm_exchange *ex)
 {
-	if (ex)
-		ex->detached = true;
+	if (!ex)
+		return;
+	ex->detached = true;
+	/* A paused transfer must go on so that it is drained and billed. */
+	llm_exchange_resume(ex);
+}
+
+void llm_exchange_resume(struct llm_exchange *ex)
+{
+	if (!ex || !ex->paused)
+		return;
+	ex->paused = false;
+	llm_http_resume(ex->http); /* may deliver, finish and free ex */
 }

@@ -53,8 +53,11 @@ struct llm_outcome {
 struct llm_sink {
 	/* Response head: status and headers (borrowed). Called once. */
 	void (*head)(void *data, int status, json_t *headers);
-	/* Response bytes. */
-	void (*body)(void *data, const void *buf, size_t len);
+	/* Response bytes. When can_pause is true the sink may return true for "not taken,
+	 * pause": the same bytes come again after llm_exchange_resume (backpressure when the
+	 * guest channel is full). When can_pause is false (answers orch makes itself) the
+	 * sink must take the bytes. */
+	bool (*body)(void *data, const void *buf, size_t len, bool can_pause);
 	/* The end; the exchange is freed after it returns. */
 	void (*done)(void *data, const struct llm_outcome *o);
 };
@@ -67,3 +70,5 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 		    void *data, struct llm_exchange **ret);
 /* The agent hung up: no sink callback after this; the upstream is drained and billed. */
 void llm_exchange_detach(struct llm_exchange *ex);
+/* Continues an exchange whose sink paused it. Not from inside its own sink callbacks. */
+void llm_exchange_resume(struct llm_exchange *ex);

@@ -8,13 +8,23 @@
 #include "schema.h"
 #include "llm-serve.h"
 
+/* Body bytes orch answered itself that did not fit the channel: kept until it drains. */
+#define PENDING_MAX (1024 * 1024)
+
 struct call {
 	struct llm_serve *s;
 	char req[ORCH_MAX_ID_LEN + 1];
 	struct orch_rpc_req *rpc_req; /* until replied */
 	struct llm_exchange *ex;      /* NULL once done */
 	int64_t seq;
-	bool broken; /* a chunk could not be queued: the agent gets a cut stream */
+	bool broken;		/* bytes were lost: the agent gets a cut stream */
+	bool paused;		/* the exchange waits for the channel to drain */
+	unsigned char *pending; /* bytes not yet sent as llm.chunk */
+	size_t pending_len;
+	bool finishing; /* done, but pending bytes and llm.done are still to be sent */
+	int64_t done_code;
+	char done_msg[ORCH_ERROR_MSG_MAX];
+	unsigned gen;
 	struct call *next, *prev;
 };
 
@@ -26,7 +36,10 @@ struct llm_serve {
 	void *resolve_data;
 	struct call *calls;
 	unsigned n_calls;
+	unsigned gen;
 };
+
+static void on_drain(struct orch_rpc *rpc, void *data);
 
 int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_name,
 		  llm_slot_resolver resolve, void *resolve_data, struct llm_serve **ret)
@@ -43,6 +56,9 @@ int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_
 	strcpy(s->vm, vm_name);
 	s->resolve = resolve;
 	s->resolve_data = resolve_data;
+	/* The LLM channel is the serve's own: it takes the channel's drain callback (which
+	 * gets the rpc's data: that must be the serve, see llm-serve.h). */
+	orch_rpc_set_drain_cb(rpc, on_drain);
 	*ret = s;
 	return 0;
 }
@@ -63,6 +79,7 @@ static void call_unlink(struct call *c)
 
 static void call_free(struct call *c)
 {
+	free(c->pending);
 	if (c->rpc_req) {
 		orch_rpc_reply_error(c->rpc_req, ORCH_RPC_CLOSED, "llm call abandoned", NULL);
 		orch_rpc_req_unref(c->rpc_req);
@@ -112,42 +129,165 @@ static void on_head(void *data, int status, json_t *headers)
 	c->rpc_req = NULL;
 }
 
-static void on_body(void *data, const void *buf, size_t len)
+static int send_chunk(struct call *c, const unsigned char *p, size_t n)
 {
-	struct call *c = data;
-	const char *p = buf;
+	json_t *m = orch_llm_chunk_build(c->req, c->seq, p, n);
+	int r;
 
-	while (!c->broken && len > 0) {
-		size_t n = len > ORCH_MAX_LLM_CHUNK ? ORCH_MAX_LLM_CHUNK : len;
-		json_t *m = orch_llm_chunk_build(c->req, c->seq, p, n);
-		if (!m || orch_rpc_notify(c->s->rpc, "llm.chunk", m) < 0) {
-			/* The guest does not keep up (or left): stop forwarding, keep billing. */
-			c->broken = true;
-			llm_exchange_detach(c->ex);
-			break;
-		}
+	if (!m)
+		return -ENOMEM;
+	r = orch_rpc_notify(c->s->rpc, "llm.chunk", m);
+	if (r >= 0)
 		c->seq++;
-		p += n;
-		len -= n;
-	}
+	return r;
 }
 
-static void on_done(void *data, const struct llm_outcome *o)
+/* Sends pending bytes; 0 when all went, -ENOBUFS when the channel is full again. */
+static int flush_pending(struct call *c)
+{
+	size_t off = 0;
+	int r = 0;
+
+	while (off < c->pending_len) {
+		size_t n = c->pending_len - off;
+		if (n > ORCH_MAX_LLM_CHUNK)
+			n = ORCH_MAX_LLM_CHUNK;
+		r = send_chunk(c, c->pending + off, n);
+		if (r < 0)
+			break;
+		off += n;
+	}
+	memmove(c->pending, c->pending + off, c->pending_len - off);
+	c->pending_len -= off;
+	if (r < 0 && r != -ENOBUFS) {
+		c->broken = true;
+		c->pending_len = 0;
+		return 0;
+	}
+	return r;
+}
+
+static bool keep(struct call *c, const void *buf, size_t len)
+{
+	unsigned char *n;
+
+	if (c->pending_len + len > PENDING_MAX) {
+		c->broken = true;
+		return false;
+	}
+	n = realloc(c->pending, c->pending_len + len);
+	if (!n) {
+		c->broken = true;
+		return false;
+	}
+	memcpy(n + c->pending_len, buf, len);
+	c->pending = n;
+	c->pending_len += len;
+	return true;
+}
+
+static bool on_body(void *data, const void *buf, size_t len, bool can_pause)
 {
 	struct call *c = data;
+	const unsigned char *p = buf;
+	size_t off = 0;
+	int r = 0;
+
+	if (c->broken)
+		return false;
+	if (c->pending_len == 0) {
+		while (off < len) {
+			size_t n = len - off > ORCH_MAX_LLM_CHUNK ? ORCH_MAX_LLM_CHUNK : len - off;
+			r = send_chunk(c, p + off, n);
+			if (r < 0)
+				break;
+			off += n;
+		}
+		if (off == len)
+			return false;
+		if (r != -ENOBUFS) {
+			/* The channel is gone: stop forwarding, keep billing. */
+			c->broken = true;
+			llm_exchange_detach(c->ex);
+			return false;
+		}
+		if (off == 0 && can_pause) {
+			c->paused = true; /* resumed by on_drain */
+			return true;
+		}
+	}
+	if (!keep(c, p + off, len - off)) {
+		llm_exchange_detach(c->ex);
+		return false;
+	}
+	if (can_pause)
+		c->paused = true; /* taken, but nothing more until the pending bytes went */
+	return false;
+}
+
+static void finish(struct call *c)
+{
 	struct orch_llm_done d = {.req = c->req};
 
 	if (c->broken) {
 		d.error_code = -EPIPE;
 		d.error_message = "the answer could not be forwarded in full";
-	} else if (o->code < 0 && o->status < 400) {
-		d.error_code = o->code;
-		d.error_message = o->msg && *o->msg ? o->msg : "the upstream answer was cut short";
+	} else if (c->done_code) {
+		d.error_code = c->done_code;
+		d.error_message = c->done_msg;
 	}
-	orch_rpc_notify(c->s->rpc, "llm.done", orch_llm_done_build(&d));
-	c->ex = NULL;
+	if (orch_rpc_notify(c->s->rpc, "llm.done", orch_llm_done_build(&d)) == -ENOBUFS) {
+		c->finishing = true; /* sent by on_drain */
+		return;
+	}
 	call_unlink(c);
 	call_free(c);
+}
+
+static void on_done(void *data, const struct llm_outcome *o)
+{
+	struct call *c = data;
+
+	c->ex = NULL;
+	c->paused = false;
+	if (o->code < 0 && o->status < 400) {
+		c->done_code = o->code;
+		snprintf(c->done_msg, sizeof(c->done_msg), "%s",
+			 o->msg && *o->msg ? o->msg : "the upstream answer was cut short");
+	}
+	if (c->pending_len) {
+		c->finishing = true;
+		return;
+	}
+	finish(c);
+}
+
+/* The channel has room again: pending bytes first, then paused exchanges, in turn. */
+static void on_drain(struct orch_rpc *rpc, void *data)
+{
+	llm_serve_drained(data);
+}
+
+void llm_serve_drained(struct llm_serve *s)
+{
+	unsigned gen = ++s->gen;
+
+	for (;;) {
+		struct call *c = s->calls;
+		while (c && (c->gen == gen || !(c->paused || c->finishing)))
+			c = c->next;
+		if (!c)
+			return;
+		c->gen = gen;
+		if (c->pending_len && flush_pending(c) == -ENOBUFS)
+			return; /* full again: the next drain goes on */
+		if (c->finishing) {
+			finish(c); /* may free c */
+			continue;
+		}
+		c->paused = false;
+		llm_exchange_resume(c->ex); /* may pause it again, or finish and free c */
+	}
 }
 
 static const struct llm_sink sink = {

@@ -24,12 +24,17 @@ typedef int (*llm_slot_resolver)(void *data, int64_t slot, const char **ret_task
 
 #define LLM_SERVE_MAX_INFLIGHT 256
 
-/* rpc is the LLM channel of VM vm_name (borrowed; free the serve before the rpc). */
+/* rpc is the LLM channel of VM vm_name (borrowed; free the serve before the rpc). The
+ * serve installs the channel's drain callback (backpressure: a stream whose chunks do not
+ * fit the channel's queue pauses its upstream transfer until the queue drains); that
+ * callback expects the rpc's data to be the serve. If orchd keeps other data on the rpc,
+ * it sets its own drain callback after this and calls llm_serve_drained from it. */
 int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_name,
 		  llm_slot_resolver resolve, void *resolve_data, struct llm_serve **ret);
 /* Detaches every call in flight (they are drained and billed). */
 void llm_serve_free(struct llm_serve *s);
 unsigned llm_serve_inflight(const struct llm_serve *s);
+void llm_serve_drained(struct llm_serve *s);
 
 /* Handlers for orchd's method table; they expect orch_rpc_get_data(rpc) to be the
  * struct llm_serve (or call llm_serve_request/llm_serve_cancel from your own handlers):

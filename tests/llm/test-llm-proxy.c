@@ -100,7 +100,7 @@ static void s_head(void *data, int status, json_t *headers)
 	r->headers = json_deep_copy(headers);
 }
 
-static void s_body(void *data, const void *buf, size_t len)
+static bool s_body(void *data, const void *buf, size_t len, bool can_pause)
 {
 	struct result *r = data;
 
@@ -111,6 +111,7 @@ static void s_body(void *data, const void *buf, size_t len)
 	r->chunks++;
 	if (r->detach_after && r->chunks == r->detach_after)
 		llm_exchange_detach(r->ex);
+	return false;
 }
 
 static void s_done(void *data, const struct llm_outcome *o)
