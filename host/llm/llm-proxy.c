@@ -273,7 +273,7 @@ static void up_done(void *data, int code, const char *msg)
 		 * still settles (a timeout after sending may have been billed). */
 		_cleanup_free_ char *body = NULL;
 		_cleanup_json_ json_t *h = json_pack("{s:s}", "content-type", "application/json");
-		snprintf(buf, sizeof(buf), "the LLM upstream could not be reached: %s", msg);
+		snprintf(buf, sizeof(buf), "the LLM upstream did not answer: %s", msg);
 		body = llm_error_body(ex->info.api, 502, "upstream_error", buf);
 		sink_head(ex, 502, h);
 		if (body && !ex->detached && ex->sink->body)

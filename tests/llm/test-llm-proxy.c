@@ -466,7 +466,7 @@ START_TEST(test_upstream_failures)
 	     "{\"model\":\"claude-down\",\"max_tokens\":10,\"messages\":[]}");
 	ck_assert_int_eq(r.status, 502);
 	ck_assert_ptr_nonnull(strstr(r.body, "api_error"));
-	ck_assert_ptr_nonnull(strstr(r.body, "could not be reached"));
+	ck_assert_ptr_nonnull(strstr(r.body, "did not answer"));
 	ck_assert_str_eq(r.settled, "released");
 	ck_assert_int_eq(spent("agent", "vm/6"), 0);
 	result_free(&r);
@@ -497,6 +497,25 @@ START_TEST(test_rate_limit)
 	result_free(&r);
 	fx.proxy = saved;
 	llm_proxy_free(p2);
+}
+END_TEST
+
+START_TEST(test_timeout_charges_worst_case)
+{
+	struct result r;
+	struct llm_budget b;
+
+	fx.cfg.timeout_ms = 300; /* read per call */
+	call(&r, "vm/10", NULL, "POST", "/v1/messages",
+	     ANTHROPIC_BODY(",\"metadata\":{\"user_id\":\"fake:latency=3000\"}"));
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_ptr_nonnull(strstr(r.body, "did not answer"));
+	/* The request was sent: the upstream may bill it, so the worst case is charged. */
+	ck_assert_str_eq(r.settled, "incomplete");
+	ck_assert_int_eq(llm_ledger_get(fx.db, "agent", "vm/10", &b, NULL), 0);
+	ck_assert_int_eq(b.reserved_micro, 0);
+	ck_assert_int_gt(b.spent_micro, 1000 * 15 - 1);
+	result_free(&r);
 }
 END_TEST
 
@@ -699,6 +718,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_upstream_failures);
 	tcase_add_test(tc, test_rate_limit);
 	tcase_add_test(tc, test_free_in_flight);
+	tcase_add_test(tc, test_timeout_charges_worst_case);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
