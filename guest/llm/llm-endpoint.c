@@ -313,6 +313,8 @@ static enum MHD_Result forward(struct conn *c, const char *url, const char *meth
 	if (!params)
 		return queue_error(c, 500, "orch: cannot encode the request");
 	ret = orch_rpc_call(b->rpc, "llm.request", params, HOST_TIMEOUT_MS, on_reply, c);
+	if (ret == -EMSGSIZE)
+		return queue_error(c, 413, "request too large for orch's channel to the host");
 	if (ret < 0)
 		return queue_error(c, 503, "orch: the LLM channel to the host is busy; retry");
 	free(c->body);
