@@ -347,7 +347,9 @@ static void wipe_headers(char **h, size_t max)
 	}
 }
 
-/* GET /v1/models is answered from the allowlist, in Anthropic's list shape. */
+/* GET /v1/models is answered from the allowlist, in a shape both SDKs read: Anthropic's
+ * list (type, display_name, has_more, first_id/last_id) and OpenAI's (object, owned_by,
+ * created). */
 static void answer_models(struct llm_exchange *ex)
 {
 	_cleanup_json_ json_t *list = json_array(), *h = NULL;
@@ -357,12 +359,13 @@ static void answer_models(struct llm_exchange *ex)
 	struct llm_outcome o = {.status = 200, .settled = "free", .msg = "", .model = ""};
 
 	for (size_t i = 0; list && i < c->n_models; i++)
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "type", "model", "id",
-						      c->models[i].name, "display_name",
-						      c->models[i].name, "created_at",
-						      "1970-01-01T00:00:00Z"));
-	j = json_pack("{s:O, s:b, s:s?, s:s?}", "data", list, "has_more", 0, "first_id",
-		      c->n_models ? c->models[0].name : NULL, "last_id",
+		json_array_append_new(
+			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "model",
+					"id", c->models[i].name, "display_name", c->models[i].name,
+					"created_at", "1970-01-01T00:00:00Z", "object", "model",
+					"created", 0, "owned_by", "orch"));
+	j = json_pack("{s:s, s:O, s:b, s:s?, s:s?}", "object", "list", "data", list, "has_more", 0,
+		      "first_id", c->n_models ? c->models[0].name : NULL, "last_id",
 		      c->n_models ? c->models[c->n_models - 1].name : NULL);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	h = json_pack("{s:s}", "content-type", "application/json");

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The official OpenAI SDK against orch's in-jail endpoint (OPENAI_BASE_URL), with a
-// placeholder key: non-streaming, streaming with usage, and a denied model.
+// placeholder key: non-streaming, streaming with usage, models, and a denied model.
 import OpenAI from 'openai';
 
 const fail = (what, got) => {
@@ -30,6 +30,10 @@ for await (const chunk of stream) {
 }
 if (text !== expected) fail('stream text', text);
 if (!usage || usage.completion_tokens !== 12) fail('stream usage', usage);
+
+const ids = [];
+for await (const m of client.models.list()) ids.push(m.id);
+if (!ids.includes('gpt-4.1')) fail('models', ids);
 
 try {
   await client.chat.completions.create({ model: 'gpt-5-pro', messages });

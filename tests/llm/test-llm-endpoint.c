@@ -502,7 +502,7 @@ static void sdk_cases(void)
 	snprintf(script, sizeof(script), "%s/tests/llm/sdk-openai.mjs", src);
 	rc = llm_test_run(argv, env, &o);
 	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
-	      "openai: create, stream with usage, denied model\n%s", o);
+	      "openai: create, stream with usage, models, denied model\n%s", o);
 	free(o);
 }
 
