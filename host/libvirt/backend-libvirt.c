@@ -89,14 +89,17 @@ static void on_event(const char *domain, const struct lv_event *ev, void *data)
 		return;
 	if (l->stopping || !l->dom)
 		return;
-	char why[ORCH_ERROR_MSG_MAX];
+	char what[160];
 	struct orch_error err = {0};
-	snprintf(why, sizeof(why), "domain %s stopped: %s", domain, ev->reason);
-	if (ev->crashed)
-		snprintf(why, sizeof(why), "%s",
-			 (lv_console_error(&err, -EIO, l->console, "domain crashed"), err.msg));
+	snprintf(what, sizeof(what), "domain %s stopped (%s)%s", domain, ev->reason,
+		 l->vm->state == VM_STARTING ? " before the supervisor's hello" : "");
+	/* A crash, or a guest that gave up while booting: the console says why. */
+	if (ev->crashed || l->vm->state == VM_STARTING)
+		lv_console_error(&err, -EIO, l->console, what);
+	else
+		orch_err(&err, -EIO, "%s", what);
 	drop_domain(l);
-	vm_gone(l->vm, why);
+	vm_gone(l->vm, err.msg);
 }
 
 static void on_boot_timeout(struct orch_loop *loop, struct orch_timer *t, void *data)

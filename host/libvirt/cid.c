@@ -61,7 +61,8 @@ int lv_cid_for_vm(const struct lv_cid_store *s, const char *vm, uint32_t *ret,
 		free(u.cids);
 		return orch_errno(err, r, "cannot list the vsock CIDs in use");
 	}
-	qsort(u.cids, u.n, sizeof(*u.cids), cmp_u32);
+	if (u.n)
+		qsort(u.cids, u.n, sizeof(*u.cids), cmp_u32);
 	cid = LV_CID_MIN;
 	for (size_t i = 0; i < u.n; i++) {
 		if (u.cids[i] == cid)
@@ -159,7 +160,8 @@ int lv_cid_file_open(const char *path, struct lv_cid_file **ret, struct orch_err
 			return r;
 		}
 	}
-	qsort(u.cids, u.n, sizeof(*u.cids), cmp_u32);
+	if (u.n)
+		qsort(u.cids, u.n, sizeof(*u.cids), cmp_u32);
 	for (size_t i = 1; i < u.n; i++)
 		if (u.cids[i] == u.cids[i - 1]) {
 			uint32_t dup = u.cids[i];

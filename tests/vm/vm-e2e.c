@@ -331,6 +331,31 @@ static void tasks_and_checks(struct e2e *e, const char *ws)
 	      "memory.max stops a 64 MiB allocation under a 32 MiB limit");
 }
 
+/* A guest that cannot find its root powers off; the console log says why. */
+static void boot_failure(struct e2e *e, virConnectPtr conn, const struct lv_domain_config *good)
+{
+	struct orch_error err = {0};
+	struct lv_domain_config c = *good;
+	c.cmdline = "console=ttyS0 panic=-1 quiet root=/dev/vdz orch.rootwait=1 "
+		    "orch.workspace=none";
+	c.workspace_dir = NULL;
+	unlink(c.console_log);
+	e->domain_stopped = false;
+	_cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+	if (lv_domain_start(conn, &c, true, &dom, &err) < 0) {
+		check(e, false, "start with a missing root: %s", err.msg);
+		return;
+	}
+	run_until(e, &e->domain_stopped, 120);
+	check(e, e->domain_stopped && !strcmp(e->stop_reason, "shutdown"),
+	      "a guest without its root powers off (%s)", e->stop_reason);
+	lv_console_error(&err, -EIO, c.console_log, "boot failed");
+	printf("# %s\n", err.msg);
+	check(e, strstr(err.msg, "root device /dev/vdz did not appear") != NULL,
+	      "the console tail names the missing root device");
+	lv_domain_stop(dom, true, &err);
+}
+
 int main(int argc, char **argv)
 {
 	const char *image = NULL, *work = NULL;
@@ -475,6 +500,8 @@ int main(int argc, char **argv)
 	}
 
 	lv_domain_stop(dom, true, &err);
+	virDomainFree(TAKE_PTR(dom));
+	boot_failure(&e, conn, &c);
 	if (e.rpc)
 		orch_rpc_unref(e.rpc);
 	json_decref(e.capabilities);
