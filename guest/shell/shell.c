@@ -365,6 +365,39 @@ static void on_serial_poll(struct orch_loop *loop, struct orch_timer *t, void *d
 		orch_timer_rearm(t, SERIAL_POLL_MS);
 }
 
+static void jail_free(struct sv_shell_jail *j)
+{
+	free((char *)j->bwrap);
+	free((char *)j->exec_helper);
+	free((char *)j->shell_init);
+	free((char *)j->workspace);
+	free((char *)j->shell);
+	for (size_t i = 0; j->ro_paths && i < j->n_ro_paths; i++)
+		free(j->ro_paths[i]);
+	free((char **)j->ro_paths);
+	*j = (struct sv_shell_jail){0};
+}
+
+/* The strings are copied; seccomp and cgroup stay borrowed. */
+static int jail_copy(struct sv_shell_jail *d, const struct sv_shell_jail *j)
+{
+	*d = *j;
+	d->bwrap = strdup(j->bwrap);
+	d->exec_helper = strdup(j->exec_helper);
+	d->workspace = strdup(j->workspace);
+	d->shell_init = j->shell_init ? strdup(j->shell_init) : NULL;
+	d->shell = j->shell ? strdup(j->shell) : NULL;
+	char **ro = calloc(j->n_ro_paths + 1, sizeof(char *));
+	d->ro_paths = ro;
+	if (!d->bwrap || !d->exec_helper || !d->workspace || (j->shell_init && !d->shell_init) ||
+	    (j->shell && !d->shell) || !ro)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->n_ro_paths; i++)
+		if (!(ro[i] = strdup(j->ro_paths[i])))
+			return -ENOMEM;
+	return 0;
+}
+
 int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		 const struct sv_shell_jail *j, struct sv_shell **ret, struct orch_error *err)
 {
@@ -378,17 +411,22 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		return -ENOMEM;
 	s->loop = loop;
 	s->opts = *o;
-	s->jail = *j;
+	if (jail_copy(&s->jail, j) < 0) {
+		jail_free(&s->jail);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
 	s->lfd = -1;
 	if (!s->opts.max_conns)
 		s->opts.max_conns = SV_SHELL_MAX_CONNS;
 	if (!s->opts.winsize_wait_ms)
 		s->opts.winsize_wait_ms = DEFAULT_WINSIZE_WAIT_MS;
 	int r = sv_shell_addr_parse(o->listen, o->slot, &s->addr, err);
-	if (r < 0)
+	if (r >= 0)
+		r = sv_shell_listen(&s->addr, err);
+	if (r < 0) {
+		jail_free(&s->jail);
 		return r;
-	if ((r = sv_shell_listen(&s->addr, err)) < 0)
-		return r;
+	}
 	s->lfd = r;
 	if (s->addr.kind == SV_SHELL_SERIAL)
 		r = orch_timer_add(loop, 0, 0, on_serial_poll, s, &s->t_serial);
@@ -396,6 +434,7 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		r = orch_io_add(loop, s->lfd, EPOLLIN, on_listen, s, &s->io_listen);
 	if (r < 0) {
 		close(s->lfd);
+		jail_free(&s->jail);
 		return orch_errno(err, r, "cannot watch agent %u's shell listener", o->slot);
 	}
 	*ret = TAKE_PTR(s);
@@ -420,6 +459,7 @@ void sv_shell_free(struct sv_shell *s)
 		close(s->lfd);
 	if (s->addr.kind == SV_SHELL_UNIX)
 		(void)unlink(s->addr.path);
+	jail_free(&s->jail);
 	free(s);
 }
 

@@ -31,8 +31,8 @@
 #define SV_SHELL_MAX_CONNS 4u
 #define SV_SHELL_DEFAULT_INIT ORCH_LIBEXECDIR "/orch-shell-init"
 
-/* The agent's jail, as the supervisor builds it for a task of this slot. Every pointer is
- * borrowed and must stay valid until sv_shell_free. */
+/* The agent's jail, as the supervisor builds it for a task of this slot. sv_shell_new
+ * copies the strings; seccomp and cgroup are borrowed and must outlive the sv_shell. */
 struct sv_shell_jail {
 	const char *bwrap;	 /* absolute path of bwrap */
 	const char *exec_helper; /* host path of orch-jail-exec */

@@ -4,7 +4,8 @@
  * the agent's uid) and serves a debug shell per slot on unix:SOCKDIR/shell-N.sock until
  * SIGTERM/SIGINT.
  *   orch-shell-testd WORKSPACE_ROOT SOCKDIR SLOTS UID_BASE
- * Prints "ready" on stdout once every listener exists. */
+ * Prints "ready" on stdout once every listener exists. The shells are started through
+ * sv_shell_start_slot, the call orch-supervisor makes per slot. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "jail.h"
 #include "loop.h"
 #include "netns.h"
+#include "shell-supervisor.h"
 #include "shell.h"
 
 #define MAX_SLOTS 8
@@ -46,55 +48,46 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bad SLOTS or UID_BASE\n");
 		return 2;
 	}
-	static char *ro[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"};
-	struct sv_seccomp sc = {0};
-	struct sv_cgroups cgs = {0};
-	struct sv_cgroup cg[MAX_SLOTS] = {0};
-	int netns[MAX_SLOTS];
-	char *ws[MAX_SLOTS] = {0};
+	struct sv_config cfg;
+	sv_config_init(&cfg);
+	free(cfg.workspace_root);
+	cfg.workspace_root = strdup(root);
+	cfg.bwrap = strdup("/usr/bin/bwrap");
+	cfg.exec_helper = strdup(ORCH_BUILDDIR "/guest/orch-jail-exec");
+	cfg.limits = (struct orch_limits){.nofile = 1024, .pids = 512};
+	cfg.slots = slots;
+	cfg.uid_base = base;
+
+	/* What orch-supervisor's setup builds (guest/main.c), without the host channel. */
+	struct supervisor sv = {.cfg = &cfg, .signal_fd = -1};
 	struct sv_shell *sh[MAX_SLOTS] = {0};
-	struct orch_loop *loop = NULL;
 	int rc = 1;
 	_cleanup_close_ int sfd = -1;
 	for (unsigned i = 0; i < MAX_SLOTS; i++)
-		netns[i] = -1;
-
+		sv.slots[i].netns_fd = -1;
 	char cgname[64];
 	snprintf(cgname, sizeof(cgname), "orch-shell-test-%d", (int)getpid());
-	if (sv_seccomp_build(&sc, &err) < 0 || sv_cgroups_init(&cgs, cgname, &err) < 0 ||
-	    orch_loop_new(&loop) < 0)
+	if (sv_seccomp_build(&sv.seccomp, &err) < 0 ||
+	    sv_cgroups_init(&sv.cgroups, cgname, &err) < 0 || orch_loop_new(&sv.loop) < 0)
 		goto out;
-	struct orch_limits lim = {.nofile = 1024, .pids = 512};
+	sv.have_seccomp = true;
 	for (unsigned i = 0; i < slots; i++) {
-		uid_t uid = base + i;
-		if (sv_workspace_prepare(root, i, uid, uid, &ws[i], &err) < 0 ||
-		    (netns[i] = sv_netns_new(&err)) < 0 ||
-		    sv_cgroup_create(&cgs, i, &cg[i], &err) < 0)
-			goto out;
+		struct sv_slot *s = &sv.slots[i];
+		s->index = i;
+		s->uid = base + i;
 		bool enforced[_SV_CG_MAX];
-		if (sv_cgroup_apply(&cg[i], &lim, enforced, &err) < 0)
+		if ((s->netns_fd = sv_netns_new(&err)) < 0 ||
+		    sv_cgroup_create(&sv.cgroups, i, &s->cgroup, &err) < 0 ||
+		    sv_cgroup_apply(&s->cgroup, &cfg.limits, enforced, &err) < 0)
 			goto out;
-		struct sv_shell_jail j = {
-			.bwrap = "/usr/bin/bwrap",
-			.exec_helper = ORCH_BUILDDIR "/guest/orch-jail-exec",
-			.shell_init = ORCH_BUILDDIR "/guest/shell/orch-shell-init",
-			.workspace = ws[i],
-			.ro_paths = ro,
-			.n_ro_paths = ELEMENTSOF(ro),
-			.seccomp = &sc,
-			.netns_fd = netns[i],
-			.cgroup = &cg[i],
-			.uid = uid,
-			.gid = uid,
-			.limits = lim,
-			.nproc_rlimit = !enforced[SV_CG_PIDS],
-		};
-		char addr[200];
-		snprintf(addr, sizeof(addr), "unix:%s/shell-%u.sock", sockdir, i);
-		struct sv_shell_opts o = {.slot = i, .listen = addr};
-		if (sv_shell_new(loop, &o, &j, &sh[i], &err) < 0)
-			goto out;
+		s->enforced_pids = enforced[SV_CG_PIDS];
 	}
+	char listen[200];
+	snprintf(listen, sizeof(listen), "unix:%s/shell-%%u.sock", sockdir);
+	for (unsigned i = 0; i < slots; i++)
+		if (sv_shell_start_slot(&sv, &sv.slots[i], listen, &sh[i], &err) < 0)
+			goto out;
+
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
@@ -102,26 +95,33 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	struct orch_io *sio = NULL;
-	if (sfd < 0 || orch_io_add(loop, sfd, EPOLLIN, on_signal, NULL, &sio) < 0) {
+	if (sfd < 0 || orch_io_add(sv.loop, sfd, EPOLLIN, on_signal, NULL, &sio) < 0) {
 		orch_errno(&err, -errno, "signalfd");
 		goto out;
 	}
 	printf("ready\n");
 	fflush(stdout);
-	rc = orch_loop_run(loop) < 0 ? 1 : 0;
+	rc = orch_loop_run(sv.loop) < 0 ? 1 : 0;
 	orch_io_free(sio);
 out:
 	if (rc && err.msg[0])
 		fprintf(stderr, "orch-shell-testd: %s\n", err.msg);
-	for (unsigned i = 0; i < MAX_SLOTS; i++) {
+	for (unsigned i = 0; i < MAX_SLOTS; i++)
 		sv_shell_free(sh[i]);
-		if (netns[i] >= 0)
-			close(netns[i]);
-		sv_cgroup_done(&cg[i]);
-		free(ws[i]);
+	/* A killed jail's pid namespace empties asynchronously: wait (bounded) for it. */
+	for (unsigned i = 0; i < slots && i < MAX_SLOTS; i++)
+		for (int k = 0; k < 200 && sv_cgroup_count(&sv.slots[i].cgroup) > 0; k++)
+			usleep(10000);
+	for (unsigned i = 0; i < MAX_SLOTS; i++) {
+		if (sv.slots[i].netns_fd >= 0)
+			close(sv.slots[i].netns_fd);
+		sv_cgroup_remove(&sv.slots[i].cgroup);
+		sv_cgroup_done(&sv.slots[i].cgroup);
 	}
-	sv_cgroups_done(&cgs);
-	sv_seccomp_done(&sc);
-	orch_loop_free(loop);
+	sv_cgroups_remove(&sv.cgroups);
+	sv_cgroups_done(&sv.cgroups);
+	sv_seccomp_done(&sv.seccomp);
+	orch_loop_free(sv.loop);
+	sv_config_done(&cfg);
 	return rc;
 }
