@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-llm.h"
 #include "orchd.h"
 
 struct local {
@@ -86,7 +87,7 @@ static void on_pidfd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_
 static int local_start(struct vm *vm, struct orch_error *err)
 {
 	struct local *l = vm->backend;
-	_cleanup_close_ int a = -1, b = -1;
+	_cleanup_close_ int a = -1, b = -1, la = -1, lb = -1;
 	char slots[32], uid_base[32], level[16];
 	int sv[2], r, pidfd;
 	pid_t pid;
@@ -115,6 +116,14 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	b = sv[1];
 	if (fcntl(a, F_SETFL, O_NONBLOCK) < 0)
 		return orch_errno(err, -errno, "fcntl");
+	if (orchd_llm_enabled(vm->d) && vm->d->supervisor_llm) { /* LLM channel: its fd 4 */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return orch_errno(err, -errno, "socketpair");
+		la = sv[0];
+		lb = sv[1];
+		if (fcntl(la, F_SETFL, O_NONBLOCK) < 0)
+			return orch_errno(err, -errno, "fcntl");
+	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
 	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
 	snprintf(level, sizeof(level), "%s",
@@ -137,7 +146,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		if (getppid() == 1)
 			_exit(127);
 		setsid();
-		if (dup2(b, 3) < 0)
+		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0))
 			_exit(127);
 		setenv("ORCH_LOG_LEVEL", level, 1);
 		execv(argv[0], (char *const *)argv);
@@ -159,7 +168,10 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		return orch_errno(err, r, "watching the supervisor");
 	orch_log(ORCH_LOG_INFO, "local", "supervisor started", "vm", vm->cfg->name, "path",
 		 vm->d->supervisor_path, NULL);
-	return vm_attach_channel(vm, TAKE_FD(a), err);
+	r = vm_attach_channel(vm, TAKE_FD(a), err);
+	if (r >= 0 && la >= 0)
+		r = vm_attach_llm_channel(vm, TAKE_FD(la), err);
+	return r;
 }
 
 static void on_kill_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -234,8 +246,55 @@ static void local_describe(const struct vm *vm, json_t *obj)
 	json_object_set_new(obj, "pid", l && l->pid > 0 ? json_integer(l->pid) : json_null());
 }
 
+/* Whether the supervisor takes `--llm-connect` (its --help says so). */
+static int local_init(struct orchd *d, struct orch_error *err)
+{
+	char buf[16384];
+	size_t len = 0;
+	int p[2], st;
+	pid_t pid;
+
+	if (!d->supervisor_path || !orchd_llm_enabled(d))
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return orch_errno(err, -errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return orch_errno(err, -errno, "fork");
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl(d->supervisor_path, d->supervisor_path, "--help", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		ssize_t n = read(p[0], buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(buf) - 1)
+			break;
+	}
+	buf[len] = 0;
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	d->supervisor_llm = strstr(buf, "--llm-connect") != NULL;
+	if (!d->supervisor_llm)
+		orch_log(ORCH_LOG_WARN, "local",
+			 "this orch-supervisor has no --llm-connect: agents get no LLM channel",
+			 "path", d->supervisor_path, NULL);
+	return 0;
+}
+
 const struct orchd_backend_ops orchd_backend_local = {
 	.name = "local",
+	.init = local_init,
 	.shutdown = local_shutdown,
 	.start = local_start,
 	.stop = local_stop,

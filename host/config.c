@@ -349,6 +349,7 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	v = json_object_get(root, "llm");
 	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
 		return r;
+	c->llm_json = json_incref(v);
 	return cross_checks(c, err);
 }
 
@@ -452,6 +453,7 @@ void orchd_config_free(struct orchd_config *c)
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);
+	json_decref(c->llm_json);
 	free(c);
 }
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
@@ -130,6 +132,7 @@ struct orchd_config {
 	struct orchd_profile_config *profiles;
 	size_t n_profiles;
 	struct orchd_llm_config llm;
+	json_t *llm_json; /* the validated "llm" object, for the LLM proxy's own parser */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

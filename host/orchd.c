@@ -18,6 +18,7 @@
 #include "event-libvirt.h"
 #include "log.h"
 #include "orch-config.h"
+#include "orchd-llm.h"
 #include "orchd.h"
 
 struct args {
@@ -299,6 +300,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 			return r;
 		d->n_vms++;
 	}
+	r = orchd_llm_new(d, err);
+	if (r < 0)
+		return orch_err_prefix(err, "llm");
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->ops->init && first_of_backend(d, i)) {
 			r = d->vms[i]->ops->init(d, err);
@@ -339,6 +343,7 @@ static void teardown(struct orchd *d)
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);
+	orchd_llm_free(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);
 	free(d->vms);

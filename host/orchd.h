@@ -15,6 +15,8 @@
 
 struct orchd_backend_ops;
 struct control;
+struct orchd_llm;
+struct llm_serve;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -36,6 +38,7 @@ struct slot {
 	int64_t next_guest_seq;
 	int64_t next_store_seq;
 	bool output_capped; /* max_output reached: further output is dropped */
+	char task_str[24];  /* the task id as text, for the LLM proxy's resolver */
 };
 
 struct vm {
@@ -44,7 +47,9 @@ struct vm {
 	const struct orchd_backend_ops *ops;
 	void *backend; /* the backend's own state */
 	enum vm_state state;
-	struct orch_rpc *rpc; /* the supervisor channel, NULL when none */
+	struct orch_rpc *rpc;	  /* the supervisor channel, NULL when none */
+	struct orch_rpc *llm_rpc; /* its LLM channel (orchd-llm.c), NULL when none */
+	struct llm_serve *llm_serve;
 	struct slot *slots;
 	int64_t n_slots;
 	char boot_id[ORCH_MAX_ID_LEN + 1];
@@ -77,10 +82,12 @@ struct orchd {
 	struct orchd_config *cfg;
 	struct store *store;
 	char *supervisor_path;
+	bool supervisor_llm; /* it takes --llm-connect */
 	char *spool_dir;
 	struct vm **vms;
 	size_t n_vms;
 	struct control *control;
+	struct orchd_llm *llm; /* NULL: no LLM proxy */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;

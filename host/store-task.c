@@ -429,6 +429,20 @@ int store_task_unlease(struct store *s, int64_t id, struct orch_error *err)
 	return update1(s, st, id, err);
 }
 
+int store_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens,
+			 struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = prep(s, "UPDATE tasks SET spend_usd = ?2, spend_tokens = ?3 WHERE id = ?1", &st,
+		     err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_double(st, 2, usd);
+	sqlite3_bind_int64(st, 3, tokens);
+	return update1(s, st, id, err);
+}
+
 int store_task_set_cancel(struct store *s, int64_t id, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;

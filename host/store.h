@@ -128,6 +128,9 @@ int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_r
 		    struct orch_error *err);
 /* leased -> queued without using a retry (the run was never acknowledged). */
 int store_task_unlease(struct store *s, int64_t id, struct orch_error *err);
+/* Records a task's LLM spend (totals, from the LLM ledger). */
+int store_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens,
+			 struct orch_error *err);
 int store_task_set_cancel(struct store *s, int64_t id, struct orch_error *err);
 /* Ids of tasks in state leased or running (for reconciliation), malloc'd array. */
 int store_tasks_active(struct store *s, int64_t **ret_ids, size_t *ret_n, struct orch_error *err);

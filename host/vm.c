@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-llm.h"
 #include "orchd.h"
 
 static const char *const vm_state_names[] = {
@@ -97,6 +98,7 @@ static void drop_channel(struct vm *vm)
 {
 	struct orch_rpc *rpc = vm->rpc;
 
+	vm_drop_llm_channel(vm);
 	vm->rpc = NULL;
 	orch_timer_free(vm->hb_timer);
 	vm->hb_timer = NULL;
@@ -375,6 +377,7 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 		 task_str(task, tb), "state", task_state_name(res.state), NULL);
 	slot_clear(s);
 	orch_rpc_reply(req, json_object());
+	orchd_llm_task_done(vm->d, task);
 	orchd_task_changed(vm->d, task);
 	return 0;
 }

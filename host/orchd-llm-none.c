@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd built without host/llm: no LLM proxy, no LLM channels. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "orchd-llm.h"
+
+int orchd_llm_new(struct orchd *d, struct orch_error *err)
+{
+	return 0;
+}
+
+void orchd_llm_free(struct orchd *d)
+{
+}
+
+bool orchd_llm_enabled(const struct orchd *d)
+{
+	return false;
+}
+
+int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
+{
+	close(fd);
+	return orch_err(err, -EOPNOTSUPP, "this orchd was built without the LLM proxy");
+}
+
+void vm_drop_llm_channel(struct vm *vm)
+{
+}
+
+void orchd_llm_task_done(struct orchd *d, int64_t task)
+{
+}

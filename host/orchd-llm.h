@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* orchd's hook for the LLM proxy (host/llm/, docs/LLM.md). When orchd is built with
+ * host/llm and the config has llm.upstreams, orchd_llm_new loads the proxy's config and
+ * keys, migrates the ledger into orchd's store and starts the proxy on orchd's loop. Each
+ * VM then gets a second channel to its supervisor that carries llm.request / llm.cancel
+ * (for the local backend: a second socketpair, the supervisor's fd 4, passed as
+ * `--llm-connect fd:4`). Without host/llm (orchd-llm-none.c) all of this is a no-op. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct orchd;
+struct vm;
+
+int orchd_llm_new(struct orchd *d, struct orch_error *err);
+void orchd_llm_free(struct orchd *d);
+/* True when VMs should be given an LLM channel. */
+bool orchd_llm_enabled(const struct orchd *d);
+/* Serves llm.request on fd (taken) for vm. */
+int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err);
+void vm_drop_llm_channel(struct vm *vm);
+/* Copies the task's LLM spend from the ledger into its task row (after it finished). */
+void orchd_llm_task_done(struct orchd *d, int64_t task);

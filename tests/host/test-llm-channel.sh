@@ -1,0 +1,39 @@
+#!/bin/bash
+# orchd's LLM channel (orchd-llm.c): with llm.upstreams configured, orchd starts the proxy
+# on its loop with the ledger in its own store, gives the supervisor a second channel
+# (fd 4), answers llm.request with the upstream's answer (the real key injected, never
+# sent to the guest), and records the spend per agent slot and task in the task's row.
+. "$(dirname "$0")/lib.sh"
+FAKE=$B/tests/llm/llm-fake-upstream
+[ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
+command -v python3 >/dev/null || skip "python3 is not installed"
+command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+
+echo "sk-real-key-$$" >"$T/key"
+chmod 600 "$T/key"
+port=$((20000 + $$ % 20000))
+"$FAKE" --port $port --key "sk-real-key-$$" --record "$T/rec.jsonl" >"$T/fake.out" 2>&1 &
+FAKE_PID=$!
+trap 'kill $FAKE_PID 2>/dev/null; cleanup' EXIT
+wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
+port=$(head -1 "$T/fake.out")
+cat >"$T/orchd.json" <<JSON
+{ "supervisor": "$(cd "$(dirname "$0")" && pwd)/llm-channel-double.py",
+  "vms": { "local": { "slots": 2 } },
+  "llm": { "upstreams": { "fake": { "kind": "anthropic", "base_url": "http://127.0.0.1:$port",
+                                    "key_file": "$T/key" } },
+           "models": { "claude-x": { "upstream": "fake", "input_usd_per_mtok": 3,
+                                     "output_usd_per_mtok": 15 } } } }
+JSON
+start_orchd --config "$T/orchd.json"
+grep -q 'LLM proxy ready: 1 upstream' "$T/orchd.log" || fail "proxy not started"
+out=$(o dispatch --wait --agent 1 -- any)
+echo "$out" | grep -q "Hello from the fake upstream" || fail "answer: $out"
+id=$(o --json tasks | jq -r '.[0].id')
+[ "$(task_field "$id" spend_tokens)" = 33 ] || fail "spend_tokens $(task_field "$id" spend_tokens)"
+[ "$(task_field "$id" spend_usd)" = 0.000243 ] || fail "spend_usd $(task_field "$id" spend_usd)"
+[ "$(sqlite3 "$T/state/orch.db" "SELECT spent_micro FROM llm_budget WHERE scope='agent' AND id='local/1'")" = 243 ] ||
+	fail "agent ledger"
+grep -q "sk-real-key-$$" "$T/rec.jsonl" || fail "the upstream did not get the real key"
+! grep -rq "sk-real-key-$$" "$T/orchd.log" || fail "the key appears in orchd's log"
+echo PASS
