@@ -129,6 +129,7 @@ build_rootfs() {
 	ln -sf /bin/busybox "$root/sbin/init"
 	install -m 0755 "$sup" "$root/usr/bin/orch-supervisor"
 	install -m 0755 "$jexec" "$root/usr/bin/orch-jail-exec"
+	[ -z "${ORCH_SHELL_INIT:-}" ] || install -m 0755 "$ORCH_SHELL_INIT" "$root/usr/bin/orch-shell-init"
 
 	mkdir -p "$root"/{proc,sys,dev,run,tmp,var,workspace,root,etc/orch}
 	install -m 0644 "$here/rootfs/inittab" "$root/etc/inittab"
