@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "control.h"
+#include "orchd-llm.h"
 #include "log.h"
 #include "orch-config.h"
 
@@ -385,6 +386,8 @@ const struct orch_rpc_method control_methods[] = {
 	{"vm.down", ORCH_RPC_M_REQUEST, 0, control_vm_down},
 	{"vm.restart", ORCH_RPC_M_REQUEST, 0, control_vm_restart},
 	{"vm.console", ORCH_RPC_M_REQUEST, 0, control_vm_console},
+	{"budget.show", ORCH_RPC_M_REQUEST, 0, control_budget_show},
+	{"budget.set", ORCH_RPC_M_REQUEST, 0, control_budget_set},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

@@ -123,6 +123,8 @@ static const struct orch_rpc_method denied_methods[] = {
 	{"vm.down", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"vm.restart", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"vm.console", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"budget.show", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"budget.set", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 };
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,

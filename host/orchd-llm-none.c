@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "orchd-llm.h"
+#include "rpc.h"
 
 int orchd_llm_new(struct orchd *d, struct orch_error *err)
 {
@@ -31,4 +32,16 @@ void vm_drop_llm_channel(struct vm *vm)
 
 void orchd_llm_task_done(struct orchd *d, int64_t task)
 {
+}
+
+int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err)
+{
+	return orch_err(err, ORCH_RPC_NOT_FOUND, "this orchd was built without the LLM proxy");
+}
+
+int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err)
+{
+	return orch_err(err, ORCH_RPC_NOT_FOUND, "this orchd was built without the LLM proxy");
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 struct orchd;
@@ -22,5 +24,14 @@ bool orchd_llm_enabled(const struct orchd *d);
 /* Serves llm.request on fd (taken) for vm. */
 int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err);
 void vm_drop_llm_channel(struct vm *vm);
+/* Control methods budget.show / budget.set (docs/CONTROL.md); without the proxy they
+ * answer that it is not configured. */
+struct orch_rpc;
+struct orch_rpc_req;
+int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err);
+int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err);
+
 /* Copies the task's LLM spend from the ledger into its task row (after it finished). */
 void orchd_llm_task_done(struct orchd *d, int64_t task);

@@ -68,4 +68,4 @@ int cli_parse_duration_ms(const char *s, int64_t *ret);
 int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task);
 
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
-	cmd_vm;
+	cmd_vm, cmd_budget;

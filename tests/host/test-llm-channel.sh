@@ -36,4 +36,19 @@ id=$(o --json tasks | jq -r '.[0].id')
 	fail "agent ledger"
 grep -q "sk-real-key-$$" "$T/rec.jsonl" || fail "the upstream did not get the real key"
 ! grep -rq "sk-real-key-$$" "$T/orchd.log" || fail "the key appears in orchd's log"
+
+# orch budget show / set
+o budget show | grep -q "^agent  *local/1 " || fail "budget show: $(o budget show)"
+[ "$(o --json budget show --scope task "$id" | jq -r '.[0].spent_tokens')" = 33 ] || fail "task budget"
+o budget set agent local/1 --usd 0.0001 >/dev/null
+[ "$(o --json budget show local/1 | jq -r '.[0].limit_usd')" = 0.0001 ] || fail "budget set"
+set +e
+o budget set agent nosuch/9 --usd 1 2>/dev/null; rc=$?
+set -e
+[ $rc = 4 ] || fail "unknown agent slot: exit $rc"
+# the slot's budget is spent: the next call is refused in Anthropic's error shape
+out=$(o dispatch --wait --agent 1 -- any)
+echo "$out" | grep -q '"type":"error"' || fail "over-budget answer: $out"
+o budget set agent local/1 --reset --usd 0 >/dev/null
+[ "$(o --json budget show local/1 | jq -r '.[0].spent_usd')" = 0 ] || fail "reset"
 echo PASS
