@@ -196,6 +196,55 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	return 0;
 }
 
+static int connect_channel(struct lvb *l, struct orch_error *err)
+{
+	int r = orch_timer_add(l->vm->d->loop, (uint64_t)l->vm->cfg->boot_timeout_ms, 0,
+			       on_boot_timeout, l, &l->boot_timer);
+	if (r < 0)
+		return orch_errno(err, r, "boot timer");
+	int fd = dial(l->sock, err);
+	if (fd < 0)
+		return fd;
+	return vm_attach_channel(l->vm, fd, err);
+}
+
+/* A domain of this VM that is still running (orchd was restarted, even by kill -9) is
+ * adopted when it is ours, i.e. its control channel is this VM's socket: the supervisor
+ * says hello again with its running tasks, and orchd reconciles them. Anything else with
+ * the name is destroyed. Returns 1 when adopted, 0 when a fresh start is needed. */
+static int adopt_or_clear(struct lvb *l, struct orch_error *err)
+{
+	const char *name = l->vm->cfg->name;
+	virDomainPtr old = virDomainLookupByName(l->conn, l->domain);
+	if (!old)
+		return 0;
+	bool ours = false;
+	if (virDomainIsActive(old) == 1) {
+		_cleanup_free_ char *xml = virDomainGetXMLDesc(old, 0);
+		_cleanup_free_ char *want = NULL;
+		if (xml && asprintf(&want, "path='%s'", l->sock) >= 0)
+			ours = strstr(xml, want) != NULL;
+		if (ours) {
+			l->accel = strstr(xml, "<domain type='kvm'") ? LV_ACCEL_KVM : LV_ACCEL_TCG;
+			l->transport = strstr(xml, "<vsock") ? LV_TRANSPORT_VSOCK
+							     : LV_TRANSPORT_VIRTIO_SERIAL;
+		}
+	}
+	if (ours) {
+		l->dom = old;
+		l->stopping = false;
+		orch_log(ORCH_LOG_INFO, "libvirt", "adopted a running domain", "vm", name, "domain",
+			 l->domain, NULL);
+		int r = connect_channel(l, err);
+		return r < 0 ? r : 1;
+	}
+	orch_log(ORCH_LOG_WARN, "libvirt", "destroying a stale domain", "vm", name, "domain",
+		 l->domain, NULL);
+	virDomainDestroy(old);
+	virDomainFree(old);
+	return 0;
+}
+
 static int lvb_start(struct vm *vm, struct orch_error *err)
 {
 	const struct orchd_vm_config *c = vm->cfg;
@@ -225,6 +274,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		if ((r = lv_events_subscribe(l->conn, NULL, on_event, l, &l->ev_id, err)) < 0)
 			return r;
 	}
+	if ((r = adopt_or_clear(l, err)) != 0)
+		return r < 0 ? r : 0;
+
 	struct lv_image im;
 	if ((r = find_image(vm, &im, err)) < 0)
 		return r;
@@ -242,15 +294,6 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 				  c->workspace);
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
-
-	/* A domain left running by an earlier orchd cannot be re-adopted yet: replace it. */
-	virDomainPtr old = virDomainLookupByName(l->conn, l->domain);
-	if (old) {
-		orch_log(ORCH_LOG_WARN, "libvirt", "destroying a stale domain", "vm", c->name,
-			 "domain", l->domain, NULL);
-		virDomainDestroy(old);
-		virDomainFree(old);
-	}
 
 	struct lv_port ports[] = {{LV_PORT_CONTROL, l->sock}};
 	struct lv_domain_config dc = {
@@ -283,13 +326,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
 		 "accel", lv_accel_name(l->accel), NULL);
 
-	if ((r = orch_timer_add(vm->d->loop, (uint64_t)c->boot_timeout_ms, 0, on_boot_timeout, l,
-				&l->boot_timer)) < 0)
-		return orch_errno(err, r, "boot timer");
-	int fd = dial(l->sock, err);
-	if (fd < 0)
-		return fd;
-	return vm_attach_channel(vm, fd, err);
+	return connect_channel(l, err);
 }
 
 static void lvb_stop(struct vm *vm, bool force)

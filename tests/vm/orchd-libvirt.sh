@@ -84,5 +84,27 @@ done
 [ "$(wc -l <"$ws/agent-0/runs")" = 2 ] && ok "it ran twice (lost, then retried)" || fail "runs: $(cat "$ws/agent-0/runs")"
 grep -q 'task lost, re-queued' "$st/orchd.log" && ok "orchd logged the loss" || fail "no loss in orchd's log"
 
-echo "$((9 - failures)) passed, $failures failed"
+# kill -9 of orchd mid-task: the domain keeps running, the restarted orchd adopts it, the
+# supervisor says hello again with the task still running, and it finishes once.
+id=$(o dispatch --vm "$vm" --agent 1 -- sh -c 'echo run >> /workspace/runs; sleep 8; echo finished')
+for _ in $(seq 1 600); do
+	[ -s "$ws/agent-1/runs" ] && break
+	sleep 0.1
+done
+kill -KILL "$orchd_pid"; wait "$orchd_pid" 2>/dev/null
+ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
+	2>>"$st/orchd.log" &
+orchd_pid=$!
+for _ in $(seq 1 100); do o status >/dev/null 2>&1 && break; sleep 0.1; done
+out=$(timeout 300 "$orch" --socket "$st/orch.sock" logs -f "$id" 2>&1)
+for _ in $(seq 1 600); do
+	state=$(o --json result "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("state",""))' 2>/dev/null)
+	[ "$state" = succeeded ] || [ "$state" = failed ] && break
+	sleep 0.5
+done
+grep -q 'adopted a running domain' "$st/orchd.log" && ok "the restarted orchd adopted the running domain" || fail "no adoption in orchd's log"
+[ "$state" = succeeded ] && [ "$(wc -l <"$ws/agent-1/runs")" = 1 ] &&
+	ok "the task survived orchd's kill -9 and ran once" || fail "task state '$state', runs $(wc -l <"$ws/agent-1/runs"), output '$out'"
+
+echo "$((11 - failures)) passed, $failures failed"
 [ "$failures" = 0 ]
