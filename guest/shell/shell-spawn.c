@@ -119,23 +119,16 @@ int sv_shell_spawn(const struct sv_shell_jail *j, unsigned slot, int pty_slave,
 	if (access(init, X_OK) < 0)
 		return orch_errno(err, -errno, "shell helper %s is not executable", init);
 
-	/* The helper must be visible inside the jail: bind it read-only where it is. */
-	size_t n_ro = j->n_ro_paths + 1;
-	_cleanup_free_ char **ro = calloc(n_ro, sizeof(char *));
-	if (!ro)
-		return -ENOMEM;
-	for (size_t i = 0; i < j->n_ro_paths; i++)
-		ro[i] = j->ro_paths[i];
-	ro[j->n_ro_paths] = (char *)init;
-
-	const char *cmd[] = {init, pick_shell(j), NULL};
+	/* orch-shell-init takes orch-jail-exec's place at /run/orch/exec (a fixed path inside
+	 * the jail, whatever the host path). */
+	const char *cmd[] = {pick_shell(j), NULL};
 	struct sv_jail_spec spec = {
 		.bwrap = j->bwrap,
-		.exec_helper = j->exec_helper,
+		.exec_helper = init,
 		.slot = slot,
 		.workspace = j->workspace,
-		.ro_paths = ro,
-		.n_ro_paths = n_ro,
+		.ro_paths = j->ro_paths,
+		.n_ro_paths = j->n_ro_paths,
 		.seccomp = j->seccomp != NULL,
 		.cwd = NULL,
 		.argv = cmd,

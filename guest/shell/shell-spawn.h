@@ -20,11 +20,11 @@ int sv_shell_pty_open(uid_t uid, gid_t gid, struct sv_shell_pty *ret, struct orc
 struct sv_shell_child {
 	pid_t pid;     /* bwrap */
 	int pidfd;     /* CLOEXEC */
-	int status_fd; /* orch-jail-exec's status line, CLOEXEC|NONBLOCK */
+	int status_fd; /* orch-shell-init's "exec ERRNO" line on failure, CLOEXEC|NONBLOCK */
 };
 
 /* Starts bwrap for the slot's jail with the pty slave as stdin/stdout/stderr, running
- * orch-jail-exec -> orch-shell-init -> the shell. */
+ * orch-shell-init (in orch-jail-exec's place) -> the shell. */
 int sv_shell_spawn(const struct sv_shell_jail *j, unsigned slot, int pty_slave,
 		   struct sv_shell_child *ret, struct orch_error *err);
 

@@ -61,7 +61,6 @@ int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char 
 		return r;
 	struct sv_shell_jail j = {
 		.bwrap = cfg->bwrap,
-		.exec_helper = cfg->exec_helper,
 		.shell_init = init,
 		.workspace = ws,
 		.ro_paths = cfg->ro_paths,

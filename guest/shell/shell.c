@@ -368,7 +368,6 @@ static void on_serial_poll(struct orch_loop *loop, struct orch_timer *t, void *d
 static void jail_free(struct sv_shell_jail *j)
 {
 	free((char *)j->bwrap);
-	free((char *)j->exec_helper);
 	free((char *)j->shell_init);
 	free((char *)j->workspace);
 	free((char *)j->shell);
@@ -383,13 +382,12 @@ static int jail_copy(struct sv_shell_jail *d, const struct sv_shell_jail *j)
 {
 	*d = *j;
 	d->bwrap = strdup(j->bwrap);
-	d->exec_helper = strdup(j->exec_helper);
 	d->workspace = strdup(j->workspace);
 	d->shell_init = j->shell_init ? strdup(j->shell_init) : NULL;
 	d->shell = j->shell ? strdup(j->shell) : NULL;
 	char **ro = calloc(j->n_ro_paths + 1, sizeof(char *));
 	d->ro_paths = ro;
-	if (!d->bwrap || !d->exec_helper || !d->workspace || (j->shell_init && !d->shell_init) ||
+	if (!d->bwrap || !d->workspace || (j->shell_init && !d->shell_init) ||
 	    (j->shell && !d->shell) || !ro)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->n_ro_paths; i++)
@@ -401,9 +399,8 @@ static int jail_copy(struct sv_shell_jail *d, const struct sv_shell_jail *j)
 int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		 const struct sv_shell_jail *j, struct sv_shell **ret, struct orch_error *err)
 {
-	if (!j->bwrap || !j->exec_helper || !j->workspace)
-		return orch_err(err, -EINVAL,
-				"shell jail: bwrap, exec_helper and workspace needed");
+	if (!j->bwrap || !j->workspace)
+		return orch_err(err, -EINVAL, "shell jail: bwrap and workspace needed");
 	if (j->uid == 0)
 		return orch_err(err, -EINVAL, "refusing a debug shell as root");
 	_cleanup_free_ struct sv_shell *s = calloc(1, sizeof(*s));

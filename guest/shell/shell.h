@@ -34,10 +34,9 @@
 /* The agent's jail, as the supervisor builds it for a task of this slot. sv_shell_new
  * copies the strings; seccomp and cgroup are borrowed and must outlive the sv_shell. */
 struct sv_shell_jail {
-	const char *bwrap;	 /* absolute path of bwrap */
-	const char *exec_helper; /* host path of orch-jail-exec */
-	const char *shell_init;	 /* host path of orch-shell-init; NULL: SV_SHELL_DEFAULT_INIT */
-	const char *workspace;	 /* host path of <root>/agent-N */
+	const char *bwrap;	/* absolute path of bwrap */
+	const char *shell_init; /* host path of orch-shell-init; NULL: SV_SHELL_DEFAULT_INIT */
+	const char *workspace;	/* host path of <root>/agent-N */
 	char *const *ro_paths;
 	size_t n_ro_paths;
 	const struct sv_seccomp *seccomp; /* NULL: no filter */

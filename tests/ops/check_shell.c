@@ -103,7 +103,6 @@ START_TEST(test_cap_and_jail_error)
 	snprintf(addr, sizeof(addr), "unix:%s", path);
 	struct sv_shell_jail j = {
 		.bwrap = "/nonexistent/bwrap",
-		.exec_helper = "/bin/true",
 		.shell_init = "/bin/true",
 		.workspace = dir,
 		.netns_fd = -1,
