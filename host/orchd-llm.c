@@ -33,8 +33,7 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	if (!l)
 		return orch_err(err, -ENOMEM, "out of memory");
 	d->llm = l;
-	if ((r = llm_config_init(&l->cfg)) < 0)
-		return orch_errno(err, r, "llm: config");
+	/* llm_config_parse initialises l->cfg itself */
 	if ((r = llm_config_parse(d->cfg->llm_json, &l->cfg, err)) < 0 ||
 	    (r = llm_config_load_keys(&l->cfg, err)) < 0)
 		return r;

@@ -21,11 +21,21 @@ SOCK=$T/orch.sock
 ORCHD_PID=
 
 cleanup() {
+	local rc=$?
 	if [ -n "$ORCHD_PID" ] && kill -0 "$ORCHD_PID" 2>/dev/null; then
 		kill "$ORCHD_PID" 2>/dev/null || true
 		wait "$ORCHD_PID" 2>/dev/null || true
 	fi
+	# Under ASan/UBSan builds: any report from orchd (or the supervisor) fails the test.
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected memory leaks" \
+		"$T/orchd.log" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected" \
+			"$T/orchd.log" | head -60 >&2
+		echo "FAIL: sanitizer report in orchd.log" >&2
+		rc=1
+	fi
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
+	exit $rc
 }
 trap cleanup EXIT
 
