@@ -365,8 +365,8 @@ static int apply_one(const struct sv_cgroup *c, enum sv_cg_ctrl ctrl, int64_t v,
 	return 0;
 }
 
-int sv_cgroup_apply(const struct sv_cgroup *c, const struct orch_limits *l,
-		    bool ret_enforced[_SV_CG_MAX], struct orch_error *err)
+int sv_cgroup_apply(struct sv_cgroup *c, const struct orch_limits *l, bool ret_enforced[_SV_CG_MAX],
+		    struct orch_error *err)
 {
 	const int64_t values[_SV_CG_MAX] = {l->memory_bytes, l->pids, l->cpu_percent};
 	/* Which controllers exist for this cgroup is known by the caller's sv_cgroups. */
@@ -375,6 +375,10 @@ int sv_cgroup_apply(const struct sv_cgroup *c, const struct orch_limits *l,
 	for (int i = 0; i < _SV_CG_MAX; i++) {
 		if (!c->v1[i] && !c->v2)
 			continue;
+		if (c->applied[i] == values[i]) {
+			ret_enforced[i] = values[i] != 0;
+			continue;
+		}
 		int r = apply_one(c, (enum sv_cg_ctrl)i, values[i], err);
 		if (r < 0) {
 			if (c->v1[i])
@@ -384,8 +388,10 @@ int sv_cgroup_apply(const struct sv_cgroup *c, const struct orch_limits *l,
 				orch_err_clear(err);
 				continue;
 			}
+			c->applied[i] = -1;
 			return r;
 		}
+		c->applied[i] = values[i];
 		ret_enforced[i] = values[i] != 0;
 	}
 	return 0;

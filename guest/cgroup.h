@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
 
@@ -28,6 +29,8 @@ struct sv_cgroups {
 struct sv_cgroup {
 	char *v2;
 	char *v1[_SV_CG_MAX];
+	int64_t applied[_SV_CG_MAX]; /* last value written (-1: unknown): unchanged limits
+				      * are not written again (cgroup writes are slow) */
 };
 
 /* Finds the hierarchies this process lives in and prepares <own cgroup>/<name>.
@@ -45,8 +48,8 @@ void sv_cgroup_done(struct sv_cgroup *c);
 
 /* Writes the limits (0 = unlimited); which ones were enforced is returned in
  * ret_enforced[SV_CG_*]. A limit without a controller is left to the caller. */
-int sv_cgroup_apply(const struct sv_cgroup *c, const struct orch_limits *l,
-		    bool ret_enforced[_SV_CG_MAX], struct orch_error *err);
+int sv_cgroup_apply(struct sv_cgroup *c, const struct orch_limits *l, bool ret_enforced[_SV_CG_MAX],
+		    struct orch_error *err);
 
 /* In a forked child: moves the calling process into every directory of c.
  * Async-signal-safe (no allocation). */

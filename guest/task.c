@@ -470,12 +470,19 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		sv_strv_free(argv);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
+	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
+	 * only those that hold a limit for this task. v2 (cheap) is always joined. */
+	struct sv_cgroup join = slot->cgroup;
+	const int64_t want[_SV_CG_MAX] = {lim.memory_bytes, lim.pids, lim.cpu_percent};
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (!want[i])
+			join.v1[i] = NULL;
 	struct sv_spawn_spec ss = {
 		.bwrap_argv = argv,
 		.envp = env,
 		.seccomp = sv->have_seccomp ? &sv->seccomp : NULL,
 		.netns_fd = slot->netns_fd,
-		.cgroup = &slot->cgroup,
+		.cgroup = &join,
 		.uid = slot->uid,
 		.gid = slot->uid,
 		.limits = lim,

@@ -227,6 +227,32 @@ START_TEST(test_env_and_cwd)
 }
 END_TEST
 
+START_TEST(test_cgroup_membership)
+{
+	/* The jail is in the slot's own cgroup (v2 when there is a v2 tree). */
+	json_t *v2 = json_object_get(
+		json_object_get(json_object_get(H.hello, "capabilities"), "cgroup_detail"), "v2");
+	struct h_task *t = RUN("cg-1", 2, 0, "sleep", "30");
+	ck_assert_ptr_nonnull(t->result);
+	int pid = (int)json_integer_value(json_object_get(t->result, "pid"));
+	ck_assert_int_gt(pid, 0);
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	bool found = false;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0)
+			found = strstr(line, "/orch-test/agent-2") != NULL;
+	fclose(f);
+	if (json_is_true(v2))
+		ck_assert_msg(found, "bwrap is not in the slot's v2 cgroup");
+	ck_assert_int_eq(h_cancel(&H, "cg-1", 0), 0);
+	t = h_wait_exit(&H, "cg-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_CANCELLED);
+}
+END_TEST
+
 static bool heartbeats(struct host *h, void *arg)
 {
 	return h->heartbeats >= 2;
@@ -258,6 +284,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_transcript);
 	tcase_add_test(tc, test_env_and_cwd);
 	tcase_add_test(tc, test_heartbeat);
+	tcase_add_test(tc, test_cgroup_membership);
 	suite_add_tcase(s, tc);
 	return s;
 }

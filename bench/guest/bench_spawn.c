@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Jailed spawn overhead: time from task.run to task.exit for /bin/true through the real
+ * orch-supervisor, next to baselines measured in the same run: bare fork+exec, bare bwrap
+ * (as the agent uid), and bwrap + seccomp + orch-jail-exec (the supervisor's exact jail
+ * without the daemon). Also the supervisor's idle RSS.
+ *   bench-guest-spawn [RUNS]        (root; default 200 runs each) */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "jail-seccomp.h"
+#include "jail.h"
+#include "netns.h"
+#include "spawn.h"
+
+#define UID 10190
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report(const char *name, double *v, int n, double base)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp);
+	double p50 = v[n / 2], p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+	printf("%-34s p50 %7.2f ms  p99 %7.2f ms", name, p50, p99);
+	if (base > 0)
+		printf("  (%.2fx of bwrap+seccomp p50)", p50 / base);
+	printf("\n");
+}
+
+static void wait_child(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static double one_exec(void)
+{
+	double t0 = now_ms();
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	wait_child(pid);
+	return now_ms() - t0;
+}
+
+static double one_bwrap(void)
+{
+	{
+		double t0 = now_ms();
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (setgroups(0, NULL) < 0 || setresgid(UID, UID, UID) < 0 ||
+			    setresuid(UID, UID, UID) < 0)
+				_exit(127);
+			/* --share-net: like the jails, which join a network namespace made once
+			 * per slot (creating and destroying one per run costs far more, in a
+			 * kernel worker, and would slow down whatever runs next). */
+			execl("/usr/bin/bwrap", "bwrap", "--unshare-all", "--share-net",
+			      "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr",
+			      "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+			      "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev",
+			      "/dev", "--tmpfs", "/tmp", "/bin/true", (char *)NULL);
+			_exit(127);
+		}
+		wait_child(pid);
+		return now_ms() - t0;
+	}
+}
+
+struct jail {
+	struct sv_seccomp sc;
+	int ns;
+	char **argv;
+	struct sv_spawn_spec ss;
+};
+
+static char *jail_env[] = {"PATH=/usr/bin:/bin", NULL};
+
+static int jail_init(struct jail *j, const char *helper, const char *ws)
+{
+	struct orch_error err = {0};
+	static char *ro[] = {"/usr", "/bin", "/lib", "/lib64", "/etc"};
+	static const char *cmd[] = {"/bin/true", NULL};
+	memset(j, 0, sizeof(*j));
+	if (sv_seccomp_build(&j->sc, &err) < 0 || (j->ns = sv_netns_new(&err)) < 0)
+		return fprintf(stderr, "%s\n", err.msg), -1;
+	struct sv_jail_spec js = {.bwrap = "/usr/bin/bwrap",
+				  .exec_helper = helper,
+				  .slot = 0,
+				  .workspace = ws,
+				  .ro_paths = ro,
+				  .n_ro_paths = 5,
+				  .seccomp = true,
+				  .argv = cmd};
+	if (sv_jail_argv(&js, &j->argv, &err) < 0)
+		return fprintf(stderr, "%s\n", err.msg), -1;
+	j->ss = (struct sv_spawn_spec){.bwrap_argv = j->argv,
+				       .envp = jail_env,
+				       .seccomp = &j->sc,
+				       .netns_fd = j->ns,
+				       .uid = UID,
+				       .gid = UID,
+				       .limits = {.nofile = 1024}};
+	return 0;
+}
+
+static double one_jail(struct jail *j)
+{
+	struct orch_error err = {0};
+	double t0 = now_ms();
+	struct sv_spawned sp;
+	if (sv_spawn(&j->ss, &sp, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	char buf[256];
+	while (read(sp.status_fd, buf, sizeof(buf)) != 0) {
+		struct pollfd p = {sp.status_fd, POLLIN, 0};
+		poll(&p, 1, 1000);
+	}
+	wait_child(sp.pid);
+	double d = now_ms() - t0;
+	close(sp.out_fd);
+	close(sp.err_fd);
+	close(sp.status_fd);
+	close(sp.pidfd);
+	return d;
+}
+
+static void jail_done(struct jail *j)
+{
+	sv_strv_free(j->argv);
+	sv_seccomp_done(&j->sc);
+	close(j->ns);
+}
+
+/* ---- a minimal synchronous host ---- */
+
+struct conn {
+	int fd;
+	char buf[1 << 16];
+	size_t len;
+};
+
+static json_t *conn_read(struct conn *c)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t l = (size_t)(nl - c->buf);
+			json_t *j = json_loadb(c->buf, l, 0, NULL);
+			memmove(c->buf, nl + 1, c->len - l - 1);
+			c->len -= l + 1;
+			return j;
+		}
+		if (c->len == sizeof(c->buf))
+			return NULL;
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (n <= 0)
+			return NULL;
+		c->len += (size_t)n;
+	}
+}
+
+static void conn_send(struct conn *c, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	size_t len = strlen(s);
+	s[len] = '\n';
+	if (write(c->fd, s, len + 1) != (ssize_t)(len + 1))
+		perror("write");
+	free(s);
+}
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+struct sup {
+	pid_t pid;
+	struct conn c;
+	int n;
+};
+
+static int sup_start(struct sup *s, const char *exe, const char *root, long *ret_rss)
+{
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	char uid[16];
+	snprintf(uid, sizeof(uid), "%d", UID + 1); /* its own uid: no interference */
+	s->pid = fork();
+	if (s->pid == 0) {
+		dup2(sp[1], 3);
+		execl(exe, exe, "--connect", "fd:3", "--slots", "1", "--workspace-root", root,
+		      "--uid-base", uid, "--cgroup-name", "orch-bench", "--heartbeat-ms", "600000",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(sp[1]);
+	s->c.fd = sp[0];
+	json_t *hello = conn_read(&s->c);
+	if (!hello)
+		return -1;
+	conn_send(&s->c, json_pack("{s:s, s:O, s:{s:i, s:i, s:s}}", "jsonrpc", "2.0", "id",
+				   json_object_get(hello, "id"), "result", "protocol", 1,
+				   "heartbeat_ms", 600000, "name", "bench"));
+	json_decref(hello);
+	usleep(200000);
+	*ret_rss = rss_kb(s->pid);
+	return 0;
+}
+
+static double one_sup(struct sup *s)
+{
+	char id[32];
+	int i = s->n++;
+	snprintf(id, sizeof(id), "b-%d", i);
+	double t0 = now_ms();
+	conn_send(&s->c, json_pack("{s:s, s:i, s:s, s:{s:s, s:i, s:[s]}}", "jsonrpc", "2.0", "id",
+				   i + 1, "method", "task.run", "params", "task", id, "slot", 0,
+				   "argv", "/bin/true"));
+	for (;;) {
+		json_t *m = conn_read(&s->c);
+		if (!m)
+			return -1;
+		const char *method = json_string_value(json_object_get(m, "method"));
+		if (method && !strcmp(method, "task.exit")) {
+			double d = now_ms() - t0;
+			conn_send(&s->c, json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id",
+						   json_object_get(m, "id"), "result"));
+			json_decref(m);
+			return d;
+		}
+		json_decref(m);
+	}
+}
+
+static void sup_stop(struct sup *s)
+{
+	kill(s->pid, SIGTERM);
+	wait_child(s->pid);
+	close(s->c.fd);
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 200;
+	if (n < 10 || n > 100000)
+		n = 200;
+	if (geteuid() != 0) {
+		fprintf(stderr, "bench-guest-spawn needs root\n");
+		return 77;
+	}
+	const char *bd = getenv("ORCH_BUILDDIR");
+	char exe[PATH_MAX], helper[PATH_MAX];
+	snprintf(exe, sizeof(exe), "%s/guest/orch-supervisor", bd ? bd : ".");
+	snprintf(helper, sizeof(helper), "%s/guest/orch-jail-exec", bd ? bd : ".");
+	char root[] = "/tmp/orch-bench-XXXXXX";
+	if (!mkdtemp(root))
+		return 1;
+	chmod(root, 0711);
+	char *ws = NULL;
+	struct orch_error err = {0};
+	if (sv_workspace_prepare(root, 0, UID, UID, &ws, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+
+	double *v[4];
+	for (int k = 0; k < 4; k++)
+		v[k] = calloc((size_t)n, sizeof(double));
+	long rss = -1;
+	struct jail j;
+	struct sup sup = {0};
+	if (jail_init(&j, helper, ws) < 0 || sup_start(&sup, exe, root, &rss) < 0) {
+		fprintf(stderr, "setup failed\n");
+		return 1;
+	}
+	/* Interleaved, and in a rotating order: load from elsewhere, and the kernel's
+	 * deferred teardown of the namespaces of the run before, hit every variant alike. */
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < 4; k++) {
+			int which = (i + k) % 4;
+			double d = which == 0	? one_exec()
+				   : which == 1 ? one_bwrap()
+				   : which == 2 ? one_jail(&j)
+						: one_sup(&sup);
+			if (d < 0) {
+				fprintf(stderr, "run %d failed\n", i);
+				return 1;
+			}
+			v[which][i] = d;
+		}
+	}
+	sup_stop(&sup);
+	jail_done(&j);
+	printf("orch-supervisor spawn overhead, /bin/true, %d interleaved runs each\n", n);
+	report("fork+exec (baseline)", v[0], n, 0);
+	report("bwrap as agent uid (baseline)", v[1], n, 0);
+	report("bwrap+seccomp+helper (baseline)", v[2], n, 0);
+	double base = v[2][n / 2];
+	report("supervisor task.run -> task.exit", v[3], n, base);
+	printf("supervisor idle RSS: %ld KiB (target <= 4096 KiB)\n", rss);
+	printf("target: supervisor p50 within 1.3x of bwrap+seccomp+helper p50\n");
+	for (int k = 0; k < 4; k++)
+		free(v[k]);
+
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system %s", root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", root);
+	free(ws);
+	return 0;
+}
