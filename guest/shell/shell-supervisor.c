@@ -43,7 +43,8 @@ static int expand(const char *t, unsigned slot, char *buf, size_t len)
 }
 
 int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char *listen,
-			struct sv_shell **ret, struct orch_error *err)
+			sv_shell_event_cb on_event, void *event_data, struct sv_shell **ret,
+			struct orch_error *err)
 {
 	const struct sv_config *cfg = sv->cfg;
 	char addr[256];
@@ -77,6 +78,8 @@ int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char 
 		.slot = slot->index,
 		.listen = addr,
 		.allow_cid = ORCH_VSOCK_CID_HOST,
+		.on_event = on_event,
+		.event_data = event_data,
 	};
 	return sv_shell_new(sv->loop, &o, &j, ret, err);
 }

@@ -13,7 +13,8 @@
  * Call after the slot's netns and cgroup exist and the seccomp filter is built; free the
  * result with sv_shell_free before the slot is torn down. */
 int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char *listen,
-			struct sv_shell **ret, struct orch_error *err);
+			sv_shell_event_cb on_event, void *event_data, struct sv_shell **ret,
+			struct orch_error *err);
 
 /* orch-shell-init next to orch-jail-exec (installed: libexecdir; build tree:
  * guest/shell/), or NULL. */

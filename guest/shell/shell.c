@@ -54,6 +54,12 @@ struct sv_shell {
 };
 
 static void conn_update(struct conn *c);
+
+static void event(struct sv_shell *s, enum sv_shell_event ev, const char *detail)
+{
+	if (s->opts.on_event)
+		s->opts.on_event(s->opts.slot, ev, detail, s->opts.event_data);
+}
 static void conn_close(struct conn *c);
 static void on_pty(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data);
 
@@ -90,6 +96,11 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == C_CLOSED)
 		return;
+	if (c->state == C_RUNNING)
+		event(c->srv, SV_SHELL_CLOSED,
+		      c->fd_eof	   ? "client disconnected"
+		      : c->pty_eof ? "shell exited"
+				   : "closed");
 	c->state = C_CLOSED;
 	orch_timer_free(c->t_size);
 	c->t_size = NULL;
@@ -175,6 +186,7 @@ static void start_shell(struct conn *c)
 	c->pty.slave = -1;
 	if (r < 0) {
 		char msg[ORCH_ERROR_MSG_MAX + 32];
+		event(s, SV_SHELL_FAILED, s->last.msg);
 		int n = snprintf(msg, sizeof(msg), "orch: %s\r\n", s->last.msg);
 		ssize_t w = write(c->fd, msg, (size_t)n);
 		(void)w;
@@ -187,6 +199,9 @@ static void start_shell(struct conn *c)
 		return;
 	}
 	c->state = C_RUNNING;
+	char d[32];
+	snprintf(d, sizeof(d), "pid %d", (int)c->child.pid);
+	event(s, SV_SHELL_OPENED, d);
 	conn_update(c);
 }
 
@@ -304,6 +319,7 @@ static void conn_start(struct sv_shell *s, int fd)
 {
 	if (live(s) >= s->opts.max_conns) {
 		static const char msg[] = "orch: too many debug shells for this agent\r\n";
+		event(s, SV_SHELL_REFUSED, "too many debug shells");
 		ssize_t w = write(fd, msg, sizeof(msg) - 1);
 		(void)w;
 		if (fd != s->lfd)
@@ -340,6 +356,10 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	struct sv_shell *s = data;
 	for (int i = 0; i < 16; i++) {
 		int c = sv_shell_accept(fd, &s->addr, s->opts.allow_cid, &s->last);
+		if (c == -EPERM) {
+			event(s, SV_SHELL_REFUSED, s->last.msg);
+			continue;
+		}
 		if (c < 0)
 			return;
 		conn_start(s, c);

@@ -49,13 +49,26 @@ struct sv_shell_jail {
 	const char *shell; /* program inside the jail; NULL: /bin/bash, else /bin/sh */
 };
 
+enum sv_shell_event {
+	SV_SHELL_OPENED = 1, /* a shell started (detail: "pid N") */
+	SV_SHELL_CLOSED,     /* a session ended (detail: why) */
+	SV_SHELL_REFUSED,    /* a connection was refused (detail: why) */
+	SV_SHELL_FAILED,     /* a shell could not start (detail: the error) */
+};
+
+/* Called on the loop for each event, so the caller can log an audit line. */
+typedef void (*sv_shell_event_cb)(unsigned slot, enum sv_shell_event ev, const char *detail,
+				  void *data);
+
 struct sv_shell_opts {
 	unsigned slot;
 	/* "unix:/path", "vsock:any:PORT" (default port 6000+slot) or "serial:/dev/..." */
 	const char *listen;
-	uint32_t allow_cid;	  /* VSOCK: the only peer CID accepted (2 = host) */
-	unsigned max_conns;	  /* 0: SV_SHELL_MAX_CONNS */
-	unsigned winsize_wait_ms; /* 0: 700 */
+	uint32_t allow_cid;	    /* VSOCK: the only peer CID accepted (2 = host) */
+	unsigned max_conns;	    /* 0: SV_SHELL_MAX_CONNS */
+	unsigned winsize_wait_ms;   /* 0: 700 */
+	sv_shell_event_cb on_event; /* may be NULL */
+	void *event_data;
 };
 
 struct sv_shell;

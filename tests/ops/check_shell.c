@@ -64,6 +64,16 @@ START_TEST(test_addr)
 }
 END_TEST
 
+static int events[8];
+
+static void on_event(unsigned slot, enum sv_shell_event ev, const char *detail, void *data)
+{
+	ck_assert_uint_eq(slot, 0);
+	ck_assert_ptr_nonnull(detail);
+	if ((unsigned)ev < ELEMENTSOF(events))
+		events[ev]++;
+}
+
 static int dial(const char *path)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -109,8 +119,11 @@ START_TEST(test_cap_and_jail_error)
 		.uid = 47999,
 		.gid = 47999,
 	};
-	struct sv_shell_opts o = {
-		.slot = 0, .listen = addr, .max_conns = 1, .winsize_wait_ms = 60000};
+	struct sv_shell_opts o = {.slot = 0,
+				  .listen = addr,
+				  .max_conns = 1,
+				  .winsize_wait_ms = 60000,
+				  .on_event = on_event};
 	struct sv_shell *s;
 	j.uid = 0;
 	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), -EINVAL);
@@ -137,6 +150,9 @@ START_TEST(test_cap_and_jail_error)
 		orch_loop_run_once(loop, 10);
 	ck_assert_uint_eq(sv_shell_count(s), 0);
 	ck_assert(strstr(sv_shell_last_error(s), "No such file") != NULL);
+	ck_assert_int_eq(events[SV_SHELL_REFUSED], 1);
+	ck_assert_int_eq(events[SV_SHELL_FAILED], 1);
+	ck_assert_int_eq(events[SV_SHELL_OPENED], 0);
 
 	sv_shell_free(s);
 	ck_assert_int_eq(access(path, F_OK), -1); /* the socket file is removed */

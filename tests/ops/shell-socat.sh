@@ -104,4 +104,7 @@ fi
 out=$(printf 'stty size\n' | timeout 20 socat -t 15 - UNIX-CONNECT:$T/sock/shell-0.sock 2>&1)
 echo "$out" | grep -q "24 80" || fail "non-terminal client: '$out'"
 echo "ok: non-terminal client gets 24x80 and exit ends the session"
+grep -q 'shell slot=0 event=opened detail="pid [0-9]*"' "$T/testd.err" || fail "no opened event: $(cat "$T/testd.err")"
+grep -q 'shell slot=0 event=closed detail="client disconnected"' "$T/testd.err" || fail "no closed event: $(cat "$T/testd.err")"
+echo "ok: open and close events for the audit log"
 echo PASS

@@ -34,6 +34,14 @@ static void on_signal(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 		orch_loop_quit(loop);
 }
 
+/* Audit lines on stderr, as the supervisor would log them. */
+static void on_event(unsigned slot, enum sv_shell_event ev, const char *detail, void *data)
+{
+	static const char *const names[] = {"?", "opened", "closed", "refused", "failed"};
+	fprintf(stderr, "shell slot=%u event=%s detail=\"%s\"\n", slot,
+		names[ev <= SV_SHELL_FAILED ? ev : 0], detail);
+}
+
 int main(int argc, char **argv)
 {
 	struct orch_error err = {0};
@@ -85,7 +93,8 @@ int main(int argc, char **argv)
 	char listen[200];
 	snprintf(listen, sizeof(listen), "unix:%s/shell-%%u.sock", sockdir);
 	for (unsigned i = 0; i < slots; i++)
-		if (sv_shell_start_slot(&sv, &sv.slots[i], listen, &sh[i], &err) < 0)
+		if (sv_shell_start_slot(&sv, &sv.slots[i], listen, on_event, NULL, &sh[i], &err) <
+		    0)
 			goto out;
 
 	sigset_t ss;
