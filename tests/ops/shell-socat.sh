@@ -63,6 +63,16 @@ n=$(tmux -S "$TMUX_SOCK" capture-pane -p -t t | sed -n 's/^procs-\([0-9]*\)$/\1/
 [ -n "$n" ] && [ "$n" -lt 10 ] || fail "the shell sees $n processes (expected only its own jail)"
 echo "ok: cannot see agent 1's workspace nor other processes ($n pids visible)"
 
+# The agent's jail: seccomp (unshare denied), its own network namespace with only lo,
+# the agent's rlimits.
+k 'unshare -r true 2>/dev/null; echo "unshare-rc-$?"' Enter
+pane_wait t '^unshare-rc-[1-9]'
+k 'echo "ifs-$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\n" ,)"' Enter
+pane_wait t '^ifs-lo,$'
+k 'echo "nofile-$(ulimit -n)"' Enter
+pane_wait t '^nofile-1024$'
+echo "ok: seccomp denies unshare, only lo in its network namespace, the agent's rlimits"
+
 k 'touch /workspace/made-by-shell; (sleep 1000 &) ; sleep 1000 &' Enter
 sleep 0.5
 [ "$(stat -c %u "$T/ws/agent-0/made-by-shell" 2>/dev/null)" = $UID_BASE ] ||
