@@ -9,7 +9,7 @@ need bwrap jq tmux
 T=$(mktemp -d /tmp/orch-ops-dash.XXXXXX)
 chmod 0711 "$T"
 TMUX_SOCK=$T/tmux.sock
-trap 'tmux -S "$TMUX_SOCK" kill-server 2>/dev/null; stop_orchd; rm -rf "$T"' EXIT
+trap 'tmux -S "$T/outer.sock" kill-server 2>/dev/null; tmux -S "$TMUX_SOCK" kill-server 2>/dev/null; stop_orchd; rm -rf "$T"' EXIT
 cat >"$T/orchd.json" <<CFG
 { "vms": { "local": { "backend": "local", "slots": 2 } } }
 CFG
@@ -67,4 +67,17 @@ grep -q "exists; attaching" "$T/dash2.err" || fail "second call: $(cat "$T/dash2
 [ "$(tmux -S "$TMUX_SOCK" list-sessions | wc -l)" = 1 ] || fail "a second session"
 [ "$(tmux -S "$TMUX_SOCK" list-windows -t orch | wc -l)" = 3 ] || fail "windows changed"
 echo "ok: a second call re-uses the session"
+
+# Attaching for real, from a terminal (a pane of a second tmux server), shows the status.
+OUTER=$T/outer.sock
+tmux -S "$OUTER" -f /dev/null new-session -d -s outer -x 120 -y 40 \
+	"$ORCH --socket $SOCK dashboard --tmux-socket $TMUX_SOCK; echo detached-rc-\$?; sleep 60"
+TMUX_SOCK_SAVE=$TMUX_SOCK
+TMUX_SOCK=$OUTER pane_wait outer 'orchd .* pid [0-9]+' 20
+[ "$(tmux -S "$TMUX_SOCK_SAVE" list-clients | wc -l)" = 1 ] || fail "no client attached"
+tmux -S "$TMUX_SOCK_SAVE" detach-client -s orch
+TMUX_SOCK=$OUTER pane_wait outer 'detached-rc-0' 10
+[ "$(tmux -S "$TMUX_SOCK_SAVE" list-windows -t orch | wc -l)" = 3 ] || fail "detaching changed the session"
+tmux -S "$OUTER" kill-server
+echo "ok: attach from a terminal, detach leaves everything running"
 echo PASS
