@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <poll.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -89,7 +92,10 @@ static size_t read_until(struct orch_loop *loop, int fd, char *buf, size_t cap, 
 	size_t len = 0;
 	for (int i = 0; i < 200; i++) {
 		orch_loop_run_once(loop, 10);
-		ssize_t n = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		ssize_t n = -1;
+		if (poll(&pf, 1, 0) == 1)
+			n = read(fd, buf + len, cap - 1 - len);
 		if (n > 0)
 			len += (size_t)n;
 		buf[len] = 0;
@@ -161,6 +167,65 @@ START_TEST(test_cap_and_jail_error)
 }
 END_TEST
 
+/* serial: a virtio-serial port stands for the listener: a session starts whenever the
+ * host side is connected, ends when it hangs up, and the port is polled again. A pty in
+ * raw mode plays the port here (its master is "the host"). */
+START_TEST(test_serial)
+{
+	if (geteuid() != 0)
+		return;
+	struct orch_error err = {0};
+	struct orch_loop *loop;
+	ck_assert_int_eq(orch_loop_new(&loop), 0);
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(m, 0);
+	ck_assert_int_eq(grantpt(m), 0);
+	ck_assert_int_eq(unlockpt(m), 0);
+	char name[64], addr[80];
+	ck_assert_int_eq(ptsname_r(m, name, sizeof(name)), 0);
+	int keep = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC); /* to set raw mode */
+	struct termios t;
+	ck_assert_int_eq(tcgetattr(keep, &t), 0);
+	cfmakeraw(&t);
+	ck_assert_int_eq(tcsetattr(keep, TCSANOW, &t), 0);
+	snprintf(addr, sizeof(addr), "serial:%s", name);
+	char dir[] = "/tmp/orch-check-shell.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	struct sv_shell_jail j = {.bwrap = "/nonexistent/bwrap",
+				  .shell_init = "/bin/true",
+				  .workspace = dir,
+				  .netns_fd = -1,
+				  .uid = 47999,
+				  .gid = 47999};
+	struct sv_shell_opts o = {
+		.slot = 0, .listen = addr, .winsize_wait_ms = 60000, .on_event = on_event};
+	struct sv_shell *s;
+	memset(events, 0, sizeof(events));
+	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), 0);
+	close(keep);
+
+	char buf[1024];
+	read_until(loop, m, buf, sizeof(buf), "[6n");
+	ck_assert_msg(strstr(buf, "\033[6n") != NULL, "no size query on the port");
+	ck_assert_int_eq(write(m, "\033[40;120R", 9), 9);
+	read_until(loop, m, buf, sizeof(buf), "\n");
+	ck_assert_msg(strstr(buf, "cannot start the jail") != NULL, "got '%s'", buf);
+	/* The host is still there: the next session starts by itself. */
+	read_until(loop, m, buf, sizeof(buf), "[6n");
+	ck_assert_msg(strstr(buf, "\033[6n") != NULL, "no second session on the port");
+	ck_assert_uint_eq(sv_shell_count(s), 1);
+	/* The host hangs up: the session ends, the port stays open and is polled. */
+	close(m);
+	for (int i = 0; i < 100 && sv_shell_count(s) > 0; i++)
+		orch_loop_run_once(loop, 10);
+	ck_assert_uint_eq(sv_shell_count(s), 0);
+	ck_assert_int_eq(events[SV_SHELL_FAILED], 1);
+	sv_shell_free(s);
+	orch_loop_free(loop);
+	rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shell");
@@ -168,6 +233,7 @@ int main(void)
 	tcase_add_test(tc, test_cpr);
 	tcase_add_test(tc, test_addr);
 	tcase_add_test(tc, test_cap_and_jail_error);
+	tcase_add_test(tc, test_serial);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
