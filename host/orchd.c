@@ -275,7 +275,6 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = orch_loop_new(&d->loop);
 	if (r < 0)
 		return orch_errno(err, r, "cannot create the event loop");
-	orchd_event_libvirt_register(d->loop);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -300,6 +299,13 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 			return r;
 		d->n_vms++;
 	}
+	/* libvirt's events run on our loop; registered before any backend connects (and
+	 * only when a VM uses libvirt: it costs memory otherwise). */
+	for (size_t i = 0; i < d->cfg->n_vms; i++)
+		if (d->cfg->vms[i].backend == ORCHD_BACKEND_LIBVIRT) {
+			orchd_event_libvirt_register(d->loop);
+			break;
+		}
 	r = orchd_llm_new(d, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm");

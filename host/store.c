@@ -130,7 +130,8 @@ int store_open(const char *path, struct store **ret, struct orch_error *err)
 	r = store_exec(s,
 		       "PRAGMA journal_mode = WAL;"
 		       "PRAGMA synchronous = NORMAL;"
-		       "PRAGMA foreign_keys = ON;",
+		       "PRAGMA foreign_keys = ON;"
+		       "PRAGMA cache_size = -1024;",
 		       err);
 	if (r >= 0)
 		r = migrate(s, err);

@@ -199,13 +199,13 @@ static json_t *rpc(const char *method, json_t *params)
 	return NULL;
 }
 
-static long rss_kb(pid_t pid, const char *key)
+static long rss_kb(pid_t pid, const char *file, const char *key)
 {
 	char path[64], line[256];
 	long kb = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
@@ -314,7 +314,10 @@ int main(int argc, char **argv)
 	/* 3. RSS */
 	printf("%-40s %6ld KiB  (%d+%d finished tasks in the store; anonymous %ld KiB, the\n"
 	       "%-40s rest is shared library pages: libvirt, libcurl, sqlite)\n",
-	       "orchd RSS", rss_kb(pid, "VmRSS:"), tasks, runs, rss_kb(pid, "RssAnon:"), "");
+	       "orchd RSS", rss_kb(pid, "status", "VmRSS:"), tasks, runs,
+	       rss_kb(pid, "status", "RssAnon:"), "");
+	printf("%-40s %6ld KiB  (proportional: shared pages divided among their users)\n",
+	       "orchd PSS", rss_kb(pid, "smaps_rollup", "Pss:"));
 	printf("target: <= 16384 KiB\n");
 
 	kill(pid, SIGTERM);
