@@ -78,7 +78,7 @@ static void reap(struct conn *c, bool wait)
 {
 	if (c->child.pid <= 0)
 		return;
-	siginfo_t si;
+	siginfo_t si = {0};
 	int r = waitid(P_PIDFD, (id_t)c->child.pidfd, &si, WEXITED | (wait ? 0 : WNOHANG));
 	if (r < 0 && errno != ECHILD)
 		return;
@@ -217,8 +217,10 @@ static void flush_out(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
-				c->fd_eof = true, c->out_len = 0;
+			if (errno != EAGAIN) { /* the client is gone: drop what it cannot get */
+				c->fd_eof = true;
+				c->out_len = 0;
+			}
 			return;
 		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
