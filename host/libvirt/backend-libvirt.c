@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "choose.h"
+#include "cid.h"
 #include "cleanup.h"
 #include "console.h"
 #include "domain.h"
@@ -26,9 +27,13 @@
 #include "log.h"
 #include "orch-config.h"
 #include "orchd.h"
+#include "transport.h"
 
 #define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
 #define LV_PROBE_TIMEOUT_MS 10000
+/* With vsock each VM's supervisor dials the host on its own port, 5000 + CID, so that
+ * every VM has its own listener (accepting only its CID) and no state is shared. */
+#define LV_VSOCK_PORT_BASE 5000u
 
 struct lvb {
 	struct vm *vm;
@@ -43,6 +48,9 @@ struct lvb {
 	char sock[PATH_MAX + 32];
 	enum lv_accel accel;
 	enum lv_transport transport;
+	uint32_t cid;  /* vsock */
+	int listen_fd; /* vsock: the listener for this VM's port, -1 when none */
+	struct orch_io *listen_io;
 };
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -162,18 +170,25 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 		     : c->transport == ORCHD_TRANSPORT_VIRTIO_SERIAL ? LV_TRANSPORT_VIRTIO_SERIAL
 								     : 0;
 	lv_transport_choose(forced, NULL, &l->transport, why, sizeof(why));
+	orch_log(ORCH_LOG_INFO, "libvirt",
+		 l->transport == LV_TRANSPORT_VSOCK ? "transport vsock" : "transport virtio-serial",
+		 "vm", c->name, "why", why, NULL);
 	if (l->transport == LV_TRANSPORT_VSOCK) {
-		if (forced)
-			return orch_err(err, -EOPNOTSUPP,
-					"vm %s: the vsock transport is not implemented in orchd's "
-					"libvirt backend yet; set transport to virtio-serial",
-					c->name);
-		orch_log(ORCH_LOG_INFO, "libvirt", "vsock is available; using virtio-serial", "vm",
-			 c->name, NULL);
-		l->transport = LV_TRANSPORT_VIRTIO_SERIAL;
-	} else {
-		orch_log(ORCH_LOG_INFO, "libvirt", "transport virtio-serial", "vm", c->name, "why",
-			 why, NULL);
+		_cleanup_free_ char *path = NULL;
+		struct lv_cid_file *f = NULL;
+		if (asprintf(&path, "%s/vm/cids.json", l->vm->d->cfg->state_dir) < 0)
+			return -ENOMEM;
+		int r = lv_cid_file_open(path, &f, err);
+		if (r < 0)
+			return r;
+		struct lv_cid_store st = lv_cid_file_store(f);
+		r = lv_cid_for_vm(&st, c->name, &l->cid, err);
+		lv_cid_file_free(f);
+		if (r < 0)
+			return r;
+		if (l->cid > 0xffff0000u - LV_VSOCK_PORT_BASE)
+			return orch_err(err, -ERANGE, "vm %s: CID %u leaves no vsock port", c->name,
+					l->cid);
 	}
 
 	_cleanup_free_ char *cache = NULL;
@@ -196,16 +211,80 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	return 0;
 }
 
+static void on_vsock_accept(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+			    void *data)
+{
+	struct lvb *l = data;
+	struct orch_error err = {0};
+	for (;;) {
+		uint32_t peer = 0;
+		int c = orch_transport_accept(fd, ORCH_TRANSPORT_VSOCK, l->cid, &peer, &err);
+		if (c == -EAGAIN)
+			return;
+		if (c < 0) {
+			char cid[16];
+			snprintf(cid, sizeof(cid), "%u", peer);
+			orch_log(ORCH_LOG_WARN, "libvirt", "vsock connection refused", "vm",
+				 l->vm->cfg->name, "peer_cid", cid, "error", err.msg, NULL);
+			if (c == -EPERM)
+				continue;
+			return;
+		}
+		if (vm_attach_channel(l->vm, c, &err) < 0)
+			orch_log(ORCH_LOG_WARN, "libvirt", "cannot attach the channel", "vm",
+				 l->vm->cfg->name, "error", err.msg, NULL);
+	}
+}
+
+/* vsock: listens on this VM's port (once; kept across restarts of the domain). */
+static int vsock_listen(struct lvb *l, struct orch_error *err)
+{
+	if (l->listen_fd >= 0)
+		return 0;
+	struct orch_addr a = {.kind = ORCH_TRANSPORT_VSOCK,
+			      .cid = ORCH_VSOCK_CID_ANY,
+			      .port = LV_VSOCK_PORT_BASE + l->cid};
+	int fd = orch_transport_listen(&a, 0, err);
+	if (fd < 0)
+		return fd;
+	int r = orch_io_add(l->vm->d->loop, fd, EPOLLIN, on_vsock_accept, l, &l->listen_io);
+	if (r < 0) {
+		close(fd);
+		return orch_errno(err, r, "watching the vsock listener");
+	}
+	l->listen_fd = fd;
+	return 0;
+}
+
 static int connect_channel(struct lvb *l, struct orch_error *err)
 {
 	int r = orch_timer_add(l->vm->d->loop, (uint64_t)l->vm->cfg->boot_timeout_ms, 0,
 			       on_boot_timeout, l, &l->boot_timer);
 	if (r < 0)
 		return orch_errno(err, r, "boot timer");
+	if (l->transport == LV_TRANSPORT_VSOCK)
+		return vsock_listen(l, err); /* the guest dials in */
 	int fd = dial(l->sock, err);
 	if (fd < 0)
 		return fd;
 	return vm_attach_channel(l->vm, fd, err);
+}
+
+/* The vsock CID recorded for this VM, 0 when none. */
+static uint32_t recorded_cid(struct vm *vm)
+{
+	_cleanup_free_ char *path = NULL;
+	struct lv_cid_file *f = NULL;
+	struct orch_error err = {0};
+	uint32_t cid = 0;
+	if (asprintf(&path, "%s/vm/cids.json", vm->d->cfg->state_dir) < 0 ||
+	    lv_cid_file_open(path, &f, &err) < 0)
+		return 0;
+	struct lv_cid_store st = lv_cid_file_store(f);
+	if (st.get(st.data, vm->cfg->name, &cid) < 0)
+		cid = 0;
+	lv_cid_file_free(f);
+	return cid;
 }
 
 /* A domain of this VM that is still running (orchd was restarted, even by kill -9) is
@@ -222,8 +301,13 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 	if (virDomainIsActive(old) == 1) {
 		_cleanup_free_ char *xml = virDomainGetXMLDesc(old, 0);
 		_cleanup_free_ char *want = NULL;
+		char cid[48];
+		snprintf(cid, sizeof(cid), "<cid auto='no' address='%u'/>", l->cid);
 		if (xml && asprintf(&want, "path='%s'", l->sock) >= 0)
 			ours = strstr(xml, want) != NULL;
+		/* With vsock: the CID recorded for this VM. */
+		if (xml && !ours && l->cid)
+			ours = strstr(xml, cid) != NULL;
 		if (ours) {
 			l->accel = strstr(xml, "<domain type='kvm'") ? LV_ACCEL_KVM : LV_ACCEL_TCG;
 			l->transport = strstr(xml, "<vsock") ? LV_TRANSPORT_VSOCK
@@ -256,6 +340,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 			return -ENOMEM;
 		l->vm = vm;
 		l->ev_id = -1;
+		l->listen_fd = -1;
 		vm->backend = l;
 	}
 	if (l->dom)
@@ -274,6 +359,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		if ((r = lv_events_subscribe(l->conn, NULL, on_event, l, &l->ev_id, err)) < 0)
 			return r;
 	}
+	l->cid = recorded_cid(vm);
 	if ((r = adopt_or_clear(l, err)) != 0)
 		return r < 0 ? r : 0;
 
@@ -307,8 +393,10 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.workspace_dir = c->workspace,
 		.console_log = l->console,
 		.transport = l->transport,
-		.ports = ports,
-		.n_ports = 1,
+		.cid = l->cid,
+		.vsock_port = LV_VSOCK_PORT_BASE + l->cid,
+		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
+		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? 1 : 0,
 	};
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
@@ -350,6 +438,9 @@ static void lvb_free(struct vm *vm)
 	if (!l)
 		return;
 	lvb_stop(vm, true);
+	orch_io_free(l->listen_io);
+	if (l->listen_fd >= 0)
+		close(l->listen_fd);
 	if (l->conn) {
 		lv_events_unsubscribe(l->conn, l->ev_id);
 		virConnectClose(l->conn);
@@ -374,6 +465,8 @@ static void lvb_describe(const struct vm *vm, json_t *obj)
 	if (l->dom) {
 		json_object_set_new(obj, "accel", json_string(lv_accel_name(l->accel)));
 		json_object_set_new(obj, "transport", json_string(lv_transport_name(l->transport)));
+		if (l->transport == LV_TRANSPORT_VSOCK)
+			json_object_set_new(obj, "cid", json_integer(l->cid));
 	}
 	if (l->console[0])
 		json_object_set_new(obj, "console", json_string(l->console));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,8 +65,11 @@ int lv_console_tail(const char *path, size_t max_bytes, char **ret, struct orch_
 	return 0;
 }
 
-int lv_console_error(struct orch_error *err, int code, const char *path, const char *what)
+int lv_console_error(struct orch_error *err, int code, const char *path, const char *what_in)
 {
+	/* what may be err->msg itself: copy it before err is rewritten. */
+	char what[ORCH_ERROR_MSG_MAX];
+	snprintf(what, sizeof(what), "%s", what_in);
 	_cleanup_free_ char *tail = NULL;
 	struct orch_error ignored = {0};
 	/* The message buffer is fixed: keep the end of the log, which says the most. */

@@ -263,7 +263,8 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 		lv_buf_appendf(&b, "%s ", base);
 	lv_buf_appendf(&b, "orch.name=%s", c->name);
 	if (c->transport == LV_TRANSPORT_VSOCK)
-		lv_buf_append(&b, " orch.connect=vsock:2:5000");
+		lv_buf_appendf(&b, " orch.connect=vsock:2:%u",
+			       c->vsock_port ? c->vsock_port : 5000);
 	else
 		lv_buf_appendf(&b, " orch.connect=serial:/dev/virtio-ports/%s", c->ports[0].name);
 	if (slots)

@@ -63,6 +63,7 @@ struct lv_domain_config {
 
 	enum lv_transport transport;
 	uint32_t cid;		     /* VSOCK: 3..0xfffffffe */
+	uint32_t vsock_port;	     /* VSOCK: the host port the guest dials; 0: 5000 */
 	const struct lv_port *ports; /* VIRTIO_SERIAL: the channels, control first */
 	size_t n_ports;
 };
@@ -73,7 +74,8 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
  * "orch.name=NAME orch.connect=ADDR [orch.slots=N] [orch.workspace=TAG|none]".
- * ADDR is vsock:2:5000 or serial:/dev/virtio-ports/org.orch.control. slots 0: omitted. */
+ * ADDR is vsock:2:PORT (vsock_port, default 5000) or
+ * serial:/dev/virtio-ports/<first port>. slots 0: omitted. */
 int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,
 		      char **ret, struct orch_error *err);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <libvirt/virterror.h>
 
 #include "cleanup.h"
@@ -53,8 +54,13 @@ int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool a
 	}
 	virDomainPtr dom =
 		virDomainCreateXML(conn, xml, autodestroy ? VIR_DOMAIN_START_AUTODESTROY : 0);
-	if (!dom)
-		return orch_err(err, -EIO, "cannot start vm %s: %s", c->name, lv_last_error());
+	if (!dom) {
+		const char *m = lv_last_error();
+		return orch_err(err, -EIO, "cannot start vm %s: %s%s", c->name, m,
+				c->transport == LV_TRANSPORT_VSOCK && strstr(m, "vhost-vsock")
+					? " (load vhost_vsock or set transport to virtio-serial)"
+					: "");
+	}
 	*ret = dom;
 	return 0;
 }

@@ -89,6 +89,11 @@ START_TEST(test_error_message_keeps_the_end)
 	ck_assert_ptr_nonnull(strstr(err.msg, "vm dev: no hello within 60 s; console ("));
 	ck_assert_ptr_nonnull(strstr(err.msg, "Kernel panic"));
 
+	/* The message may come from err itself. */
+	orch_err(&err, -EIO, "cannot start vm dev: boom");
+	ck_assert_int_eq(lv_console_error(&err, -EIO, p, err.msg), -EIO);
+	ck_assert_ptr_nonnull(strstr(err.msg, "cannot start vm dev: boom; console ("));
+
 	_cleanup_free_ char *e = write_file("empty", "", 0);
 	ck_assert_int_eq(lv_console_error(&err, -ETIMEDOUT, e, "boot"), -ETIMEDOUT);
 	ck_assert_ptr_nonnull(strstr(err.msg, "is empty"));

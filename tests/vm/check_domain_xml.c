@@ -223,6 +223,11 @@ START_TEST(test_cmdline)
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &b, &err), 0);
 	ck_assert_str_eq(b, "orch.name=orch-dev orch.connect=vsock:2:5000 orch.workspace=none");
 
+	c.vsock_port = 5007;
+	_cleanup_free_ char *p = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &p, &err), 0);
+	ck_assert_str_eq(p, "orch.name=orch-dev orch.connect=vsock:2:5007 orch.workspace=none");
+
 	char *bad = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline("x\ty", &c, 0, &bad, &err), -EINVAL);
 	ck_assert_ptr_null(bad);

@@ -3,7 +3,8 @@
 # config boots from the guest image, `orch dispatch` runs tasks on two agents, files they
 # write appear in the VM's workspace with the agents' uids, and `virsh destroy` of the
 # domain mid-task makes the task lost and retried on the restarted VM. Exits 77 (skip)
-# with a reason when libvirt/QEMU cannot run here.
+# with a reason when libvirt/QEMU cannot run here. ORCH_E2E_TRANSPORT=vsock|virtio-serial
+# forces the channel (default auto).
 set -uo pipefail
 src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
 build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
@@ -44,6 +45,7 @@ cat >"$st/orchd.json" <<JSON
   "uid_base": 10000,
   "scheduler": { "retries": 1, "heartbeat_ms": 1000, "heartbeat_misses": 5 },
   "vms": { "$vm": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "slots": 2,
+                    "transport": "${ORCH_E2E_TRANSPORT:-auto}",
                     "autostart": true, "boot_timeout_ms": 180000 } }
 }
 JSON
