@@ -75,6 +75,7 @@ struct waiter {
 	int64_t next_seq;
 	bool follow;
 	bool blocked; /* output queue full: resume on drain */
+	bool dead;    /* its client closed: removed at the next safe point */
 };
 
 struct orchd {

@@ -196,6 +196,11 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 		r = send_run(vm, slot_idx, t, err);
 	}
 	snprintf(tb, sizeof(tb), "%lld", (long long)id);
+	if (r < 0 && s->task != id) {
+		/* sending failed and closed the channel: vm_gone already settled the slot */
+		task_row_free(t);
+		return 1;
+	}
 	if (r < 0) {
 		struct task_result res = {
 			.state = TASK_FAILED, .exit_code = -1, .reason = err->msg};

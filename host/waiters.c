@@ -39,6 +39,10 @@ static bool pump(struct orchd *d, struct waiter *w)
 	struct task_row *t = NULL;
 	bool final;
 
+	if (w->dead) {
+		waiter_remove(d, w);
+		return true;
+	}
 	if (w->blocked)
 		return false;
 	/* Read the state first: output spooled before a final state is complete. */
@@ -81,7 +85,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 					task_row_free(t);
 					return false;
 				}
-				if (r < 0) { /* client gone */
+				if (r < 0 || w->dead) { /* client gone (maybe closed just now) */
 					task_row_free(t);
 					waiter_remove(d, w);
 					return true;
@@ -132,7 +136,9 @@ void waiters_output(struct orchd *d, int64_t task)
 
 	for (w = d->waiters; w; w = next) {
 		next = w->next;
-		if (w->task == task && w->kind == WAITER_LOGS)
+		if (w->dead)
+			waiter_remove(d, w);
+		else if (w->task == task && w->kind == WAITER_LOGS)
 			pump(d, w);
 	}
 }
@@ -143,7 +149,9 @@ void waiters_finished(struct orchd *d, int64_t task)
 
 	for (w = d->waiters; w; w = next) {
 		next = w->next;
-		if (w->task == task)
+		if (w->dead)
+			waiter_remove(d, w);
+		else if (w->task == task)
 			pump(d, w);
 	}
 }
@@ -154,22 +162,24 @@ void waiters_drain(struct orchd *d, struct orch_rpc *rpc)
 
 	for (w = d->waiters; w; w = next) {
 		next = w->next;
-		if (w->rpc == rpc && w->blocked) {
+		if (w->dead)
+			waiter_remove(d, w);
+		else if (w->rpc == rpc && w->blocked) {
 			w->blocked = false;
 			pump(d, w);
 		}
 	}
 }
 
+/* Called from the client's close callback, which may run inside pump() (a send that
+ * fails closes the connection at once): only mark; pump and the loops below remove. */
 void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc)
 {
-	struct waiter *w, *next;
-
-	for (w = d->waiters; w; w = next) {
-		next = w->next;
-		if (w->rpc == rpc)
-			waiter_remove(d, w);
-	}
+	for (struct waiter *w = d->waiters; w; w = w->next)
+		if (w->rpc == rpc) {
+			w->dead = true;
+			w->rpc = NULL;
+		}
 }
 
 void waiters_free_all(struct orchd *d)
