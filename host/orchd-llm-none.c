@@ -34,6 +34,10 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 {
 }
 
+void orchd_llm_task_pruned(struct orchd *d, int64_t task)
+{
+}
+
 int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 			struct orch_error *err)
 {

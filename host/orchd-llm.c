@@ -162,6 +162,16 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 			 "error", err.msg, NULL);
 }
 
+void orchd_llm_task_pruned(struct orchd *d, int64_t task)
+{
+	char id[24];
+
+	if (!orchd_llm_enabled(d))
+		return;
+	snprintf(id, sizeof(id), "%lld", (long long)task);
+	(void)llm_ledger_drop(store_db(d->store), "task", id, NULL);
+}
+
 static json_t *budget_json(const char *scope, const char *id, const struct llm_budget *b)
 {
 	return json_pack("{sssssfsIsfsIsfsI}", "scope", scope, "id", id, "limit_usd",

@@ -33,5 +33,7 @@ int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		       struct orch_error *err);
 
+/* A pruned task's budget row goes too (its spend records stay). */
+void orchd_llm_task_pruned(struct orchd *d, int64_t task);
 /* Copies the task's LLM spend from the ledger into its task row (after it finished). */
 void orchd_llm_task_done(struct orchd *d, int64_t task);

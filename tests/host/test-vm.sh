@@ -28,4 +28,16 @@ grep -q "msg=\"task lost, re-queued\" vm=local task=$id reason=\"orch vm restart
 o vm console local 2>&1 | grep -q "has no console log" || fail "console message"
 [ "$(sqlite3 "$T/state/orch.db" "SELECT state FROM vms WHERE name = 'local'" 2>/dev/null || echo ready)" = ready ] ||
 	fail "vms table"
+
+# keep_finished: at start (and every minute) only the newest N finished tasks are kept,
+# with their spool files
+for i in 1 2 3; do o dispatch --wait -- echo $i >/dev/null; done
+n=$(o --json tasks --limit 1000 | jq length)
+[ "$n" -gt 2 ] || fail "expected more than 2 tasks, got $n"
+kill "$ORCHD_PID"; wait "$ORCHD_PID" || true
+echo '{ "scheduler": { "keep_finished": 2 } }' >"$T/keep.json"
+start_orchd --config "$T/keep.json"
+[ "$(o --json tasks --limit 1000 | jq length)" = 2 ] || fail "pruning kept $(o --json tasks | jq length)"
+[ "$(ls "$T/state/spool" | wc -l)" = 2 ] || fail "spool files: $(ls "$T/state/spool")"
+grep -q "pruned $((n - 2)) finished task" "$T/orchd.log" || fail "no pruning log line"
 echo PASS
