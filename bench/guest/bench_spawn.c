@@ -99,7 +99,16 @@ struct jail {
 	struct sv_spawn_spec ss;
 };
 
-static char *jail_env[] = {"PATH=/usr/bin:/bin", NULL};
+/* The environment the supervisor gives a task (task.c build_env), so that the program
+ * does the same work (LANG makes libc load a locale). */
+static char *jail_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+			   "HOME=/workspace",
+			   "TMPDIR=/tmp",
+			   "LANG=C.UTF-8",
+			   "USER=agent",
+			   "ORCH_TASK=b",
+			   "ORCH_SLOT=0",
+			   NULL};
 
 static int jail_init(struct jail *j, const char *helper, const char *ws)
 {
@@ -230,7 +239,9 @@ static int sup_start(struct sup *s, const char *exe, const char *root, long *ret
 		dup2(sp[1], 3);
 		execl(exe, exe, "--connect", "fd:3", "--slots", "1", "--workspace-root", root,
 		      "--uid-base", uid, "--cgroup-name", "orch-bench", "--heartbeat-ms", "600000",
-		      (char *)NULL);
+		      /* the baseline's read-only paths */
+		      "--ro-path", "/usr", "--ro-path", "/bin", "--ro-path", "/lib", "--ro-path",
+		      "/lib64", "--ro-path", "/etc", (char *)NULL);
 		_exit(127);
 	}
 	close(sp[1]);
