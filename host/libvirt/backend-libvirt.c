@@ -43,6 +43,7 @@ struct lvb {
 	bool stopping; /* a stop we asked for: its lifecycle event is not a failure */
 	struct orch_timer *boot_timer;
 	char domain[80];
+	char uuid[VIR_UUID_STRING_BUFLEN]; /* of l->dom */
 	char dir[PATH_MAX];
 	char console[PATH_MAX + 32];
 	char sock[PATH_MAX + 32];
@@ -97,6 +98,8 @@ static void on_event(const char *domain, const struct lv_event *ev, void *data)
 		return;
 	if (l->stopping || !l->dom)
 		return;
+	if (ev->uuid[0] && l->uuid[0] && strcmp(ev->uuid, l->uuid) != 0)
+		return; /* a late event of an earlier domain of this name */
 	char what[160];
 	struct orch_error err = {0};
 	snprintf(what, sizeof(what), "domain %s stopped (%s)%s", domain, ev->reason,
@@ -258,6 +261,8 @@ static int vsock_listen(struct lvb *l, struct orch_error *err)
 
 static int connect_channel(struct lvb *l, struct orch_error *err)
 {
+	if (virDomainGetUUIDString(l->dom, l->uuid) < 0)
+		l->uuid[0] = 0;
 	int r = orch_timer_add(l->vm->d->loop, (uint64_t)l->vm->cfg->boot_timeout_ms, 0,
 			       on_boot_timeout, l, &l->boot_timer);
 	if (r < 0)

@@ -73,6 +73,8 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 	struct sub *s = opaque;
 	struct lv_event ev;
 	lv_event_classify(event, detail, &ev);
+	if (virDomainGetUUIDString(dom, ev.uuid) < 0)
+		ev.uuid[0] = 0;
 	const char *name = virDomainGetName(dom);
 	s->cb(name ? name : "", &ev, s->data);
 	return 0;

@@ -20,6 +20,8 @@ struct lv_event {
 	const char *reason; /* static: "shutdown", "destroyed", "crashed", "failed", ... */
 	bool crashed;	    /* the guest crashed or QEMU failed (worth a backoff) */
 	int event, detail;  /* libvirt's raw values */
+	char uuid[VIR_UUID_STRING_BUFLEN]; /* the domain's ("" when unknown): a domain
+					      started later under the same name differs */
 };
 
 /* Maps libvirt's (event, detail) pair; pure. */
