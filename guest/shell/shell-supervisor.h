@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The glue between orch-supervisor and its debug shells: one call per slot builds the
- * shell's jail from exactly what the supervisor uses for that slot's tasks. */
+ * shell's jail from exactly what the supervisor uses for that slot's tasks.
+ *
+ * Wiring (guest/main.c), once the loop exists and the slots are built in setup():
+ *     for (unsigned i = 0; cfg->shell_listen && i < cfg->slots; i++)
+ *             if ((r = sv_shell_start_slot(sv, &sv->slots[i], cfg->shell_listen,
+ *                                          on_shell_event, sv, &sv->slots[i].shell,
+ *                                          err)) < 0)
+ *                     return r;
+ * and in teardown(), before the slots go: sv_shell_free(sv->slots[i].shell).
+ * orchd's local backend passes unix:<state_dir>/vm/<vm>/chan/shell-%u.sock (the path
+ * `orch shell` uses); in a VM: "vsock" with vhost-vsock, else
+ * serial:/dev/virtio-ports/org.orch.shell.%u (the libvirt backend's port names).
+ * A debug shell shares the slot's cgroup and uid: cancelling or timing out the slot's
+ * task (cgroup.kill, the uid sweep) ends it too; a task that exits normally does not. */
 #pragma once
 
 #include "shell.h"
