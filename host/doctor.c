@@ -359,7 +359,10 @@ static void check_keys(const struct orch_doctor_opts *o, struct orch_doctor_repo
 	size_t n = o->cfg ? o->cfg->llm.n_upstreams : 0;
 	struct orch_doctor_item *it = add(r, "keys", "API key files private", n > 0);
 	if (n == 0) {
-		set(it, ORCH_DOCTOR_OK, "no LLM upstream configured (no key files)");
+		set(it, ORCH_DOCTOR_OK, "%s",
+		    o->cfg ? "no LLM upstream configured (no key files)"
+			   : "no configuration given (--config or $ORCH_CONFIG): no key files to "
+			     "check");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
