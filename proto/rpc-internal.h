@@ -45,6 +45,8 @@ struct orch_rpc_req {
 struct orch_rpc {
 	unsigned ref;
 	bool closed, freeing, want_drain;
+	bool reading;	       /* inside orch_frame_read */
+	int deferred_close_fd; /* closed once orch_frame_read returns */
 	struct orch_loop *loop;
 	int fd;
 	struct orch_io *io;

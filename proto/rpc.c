@@ -167,7 +167,13 @@ static void rpc_io_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 			maybe_drain(rpc);
 	}
 	if (!rpc->closed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) {
+		rpc->reading = true;
 		r = orch_frame_read(rpc->frame, rpc->fd);
+		rpc->reading = false;
+		if (rpc->deferred_close_fd >= 0) {
+			close(rpc->deferred_close_fd);
+			rpc->deferred_close_fd = -1;
+		}
 		if (r == -EPIPE)
 			rpc_close_code(rpc, 0);
 		else if (r < 0 && r != -ECANCELED)
@@ -193,6 +199,7 @@ int orch_rpc_new(struct orch_loop *loop, int fd, const struct orch_rpc_method *m
 	rpc->ref = 1;
 	rpc->loop = loop;
 	rpc->fd = -1;
+	rpc->deferred_close_fd = -1;
 	rpc->methods = methods;
 	rpc->n_methods = n_methods;
 	if (opts)
@@ -242,7 +249,15 @@ static void rpc_shutdown(struct orch_rpc *rpc)
 		(void)orch_frame_flush(rpc->frame, rpc->fd);
 		orch_io_free(rpc->io);
 		rpc->io = NULL;
-		close(rpc->fd);
+		if (rpc->reading) {
+			/* orch_frame_read is still using this fd number: close it when it
+			 * returns, so a new fd opened meanwhile (a reconnect in the close
+			 * callback) can never be read in its place. */
+			(void)shutdown(rpc->fd, SHUT_RDWR);
+			rpc->deferred_close_fd = rpc->fd;
+		} else {
+			close(rpc->fd);
+		}
 		rpc->fd = -1;
 	}
 }

@@ -4,6 +4,7 @@
  * batches), bounded in-flight requests, output backpressure, oversized lines, and
  * handlers that close or free the rpc from inside callbacks. */
 #include <check.h>
+#include <fcntl.h>
 #include <stdlib.h>
 
 #include "cleanup.h"
@@ -513,6 +514,51 @@ START_TEST(test_peer_eof_and_unref_in_close_cb)
 }
 END_TEST
 
+static int reopen_old_fd, reopen_new[2] = {-1, -1};
+
+static void close_reopen_cb(struct orch_rpc *rpc, int code, void *data)
+{
+	/* a "reconnect" from inside the close callback, while the rpc is still reading */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, reopen_new), 0);
+}
+
+static int m_close(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		   struct orch_error *err)
+{
+	orch_rpc_close(rpc);
+	return 0;
+}
+
+START_TEST(test_close_inside_read_keeps_fd_until_read_ends)
+{
+	static const struct orch_rpc_method m[] = {{"close", ORCH_RPC_M_NOTIFY, 0, m_close}};
+	struct orch_loop *loop;
+	struct orch_rpc *rpc;
+	int sv[2];
+
+	ck_assert_int_eq(orch_loop_new(&loop), 0);
+	pair(sv);
+	ck_assert_int_eq(orch_rpc_new(loop, sv[0], m, 1, NULL, NULL, &rpc), 0);
+	orch_rpc_set_close_cb(rpc, close_reopen_cb);
+	reopen_old_fd = sv[0];
+	ck_assert_int_eq(write(sv[1], "{\"jsonrpc\":\"2.0\",\"method\":\"close\"}\nmore\n", 40),
+			 40);
+	for (int i = 0; i < 50 && reopen_new[0] < 0; i++)
+		orch_loop_run_once(loop, 5);
+	ck_assert_int_ge(reopen_new[0], 0);
+	ck_assert_int_ne(reopen_new[0], reopen_old_fd);
+	ck_assert_int_ne(reopen_new[1], reopen_old_fd);
+	ck_assert_int_eq(orch_rpc_fd(rpc), -1);
+	/* the old fd is closed now that the read is over */
+	ck_assert_int_lt(fcntl(reopen_old_fd, F_GETFD), 0);
+	orch_rpc_unref(rpc);
+	close(reopen_new[0]);
+	close(reopen_new[1]);
+	close(sv[1]);
+	orch_loop_free(loop);
+}
+END_TEST
+
 START_TEST(test_outstanding_limit_and_helpers)
 {
 	struct orch_rpc_opts o = {.max_outstanding = 2, .name = "t"};
@@ -566,6 +612,7 @@ int main(void)
 	tcase_add_test(tc, test_free_inside_handler);
 	tcase_add_test(tc, test_peer_eof_and_unref_in_close_cb);
 	tcase_add_test(tc, test_outstanding_limit_and_helpers);
+	tcase_add_test(tc, test_close_inside_read_keeps_fd_until_read_ends);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
