@@ -9,6 +9,7 @@
 
 #include "orch-config.h"
 #include "cleanup.h"
+#include "extras.h"
 #include "log.h"
 #include "supervisor.h"
 #include "task.h"
@@ -167,10 +168,11 @@ static int h_task_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t 
 	return r;
 }
 
-static const struct orch_rpc_method methods[] = {
+static const struct orch_rpc_method own_methods[] = {
 	{"task.run", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_run},
 	{"task.cancel", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_cancel},
 };
+#define SV_MAX_METHODS 16
 
 /* ---- connection ---- */
 
@@ -215,6 +217,7 @@ static void close_cb(struct orch_rpc *rpc, int code, void *data)
 	orch_logf(ORCH_LOG_INFO, "channel", "host channel closed (%d)", code);
 	sv->ready = false;
 	sv->rpc = NULL;
+	sv_extras_set_rpc(sv, NULL);
 	orch_timer_disarm(sv->heartbeat);
 	for (struct sv_exit *e = sv->exits; e; e = e->next)
 		e->inflight = false;
@@ -255,6 +258,7 @@ static void hello_reply_cb(struct orch_rpc *rpc, json_t *result, const struct or
 			   &sv->heartbeat) < 0)
 		sv->heartbeat = NULL;
 	orch_log(ORCH_LOG_INFO, "channel", "hello accepted", "host", sv->host_name, NULL);
+	sv_extras_set_rpc(sv, rpc);
 	send_exits(sv);
 	sv_tasks_flush_all(sv);
 }
@@ -293,7 +297,7 @@ static int dial(struct supervisor *sv, struct orch_error *err)
 	if (sv->addr.kind == ORCH_TRANSPORT_FD)
 		sv->fd_transport_used = true;
 	struct orch_rpc_opts opts = {.max_queued = 4 * 1024 * 1024, .name = "host"};
-	int r = orch_rpc_new(sv->loop, fd, methods, ELEMENTSOF(methods), &opts, sv, &sv->rpc);
+	int r = orch_rpc_new(sv->loop, fd, sv->methods, sv->n_methods, &opts, sv, &sv->rpc);
 	if (r < 0)
 		return orch_errno(err, r, "cannot set up the channel");
 	orch_rpc_set_close_cb(sv->rpc, close_cb);
@@ -322,6 +326,12 @@ static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
 
 int sv_channel_start(struct supervisor *sv)
 {
+	/* The table: our methods, then those of the extras (LLM endpoint). */
+	sv->n_methods = 0;
+	for (size_t i = 0; i < ELEMENTSOF(own_methods); i++)
+		sv->methods[sv->n_methods++] = own_methods[i];
+	for (size_t i = 0; i < sv_extras_n_methods && sv->n_methods < SV_MAX_METHODS; i++)
+		sv->methods[sv->n_methods++] = sv_extras_methods[i];
 	int r = orch_timer_add(sv->loop, 0, 0, connect_cb, sv, &sv->reconnect);
 	if (r < 0)
 		return r;
@@ -334,6 +344,7 @@ void sv_channel_stop(struct supervisor *sv)
 	sv->reconnect = NULL;
 	orch_timer_free(sv->heartbeat);
 	sv->heartbeat = NULL;
+	sv_extras_set_rpc(sv, NULL);
 	if (sv->rpc) {
 		struct orch_rpc *rpc = sv->rpc;
 		sv->rpc = NULL;

@@ -32,6 +32,7 @@ void sv_config_init(struct sv_config *c)
 		.output_chunk = SV_DEFAULT_OUTPUT_CHUNK,
 		.kill_grace_ms = SV_DEFAULT_KILL_GRACE_MS,
 		.limits = {.nofile = SV_DEFAULT_NOFILE},
+		.llm_port = SV_DEFAULT_LLM_PORT,
 	};
 	c->connect = strdup(SV_DEFAULT_CONNECT);
 	c->workspace_root = strdup(SV_DEFAULT_WORKSPACE_ROOT);
@@ -55,6 +56,7 @@ void sv_config_done(struct sv_config *c)
 	free(c->bwrap);
 	free(c->exec_helper);
 	free(c->cgroup_name);
+	free(c->shell_listen);
 	*c = (struct sv_config){0};
 }
 
@@ -179,20 +181,21 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 		return orch_err(err, -EINVAL, "config: line %d: %s", jerr.line, jerr.text);
 
 	const char *connect = NULL, *ws = NULL, *bwrap = NULL, *helper = NULL, *cgname = NULL,
-		   *level = NULL;
+		   *level = NULL, *shell = NULL;
+	json_int_t llm_port = c->llm_port;
 	json_int_t slots = c->slots, uid_base = c->uid_base, hb = (json_int_t)c->heartbeat_ms,
 		   obuf = (json_int_t)c->output_buffer, ochunk = (json_int_t)c->output_chunk,
 		   grace = (json_int_t)c->kill_grace_ms;
 	json_t *ro = NULL, *limits = NULL;
 	int no_seccomp = c->no_seccomp;
 	if (json_unpack_ex(root, &jerr, JSON_STRICT,
-			   "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b}",
+			   "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b s?I s?s}",
 			   "connect", &connect, "slots", &slots, "uid_base", &uid_base,
 			   "workspace_root", &ws, "ro_paths", &ro, "limits", &limits,
 			   "heartbeat_ms", &hb, "output_buffer_bytes", &obuf, "output_chunk_bytes",
 			   &ochunk, "kill_grace_ms", &grace, "bwrap", &bwrap, "exec_helper",
 			   &helper, "cgroup_name", &cgname, "log_level", &level, "no_seccomp",
-			   &no_seccomp) < 0)
+			   &no_seccomp, "llm_port", &llm_port, "shell_listen", &shell) < 0)
 		return orch_err(err, -EINVAL, "config: %s", jerr.text);
 
 	int r;
@@ -201,7 +204,8 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	    (r = check_int("heartbeat_ms", hb, 100, 600000, err)) < 0 ||
 	    (r = check_int("output_buffer_bytes", obuf, 4096, 1 << 30, err)) < 0 ||
 	    (r = check_int("output_chunk_bytes", ochunk, 512, ORCH_MAX_OUTPUT_CHUNK, err)) < 0 ||
-	    (r = check_int("kill_grace_ms", grace, 0, 600000, err)) < 0)
+	    (r = check_int("kill_grace_ms", grace, 0, 600000, err)) < 0 ||
+	    (r = check_int("llm_port", llm_port, 0, 65535, err)) < 0)
 		return r;
 	if (ro && !json_is_array(ro))
 		return orch_err(err, -EINVAL, "config: ro_paths must be an array of strings");
@@ -240,8 +244,10 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	    (ws && (r = set_str(&c->workspace_root, ws)) < 0) ||
 	    (bwrap && (r = set_str(&c->bwrap, bwrap)) < 0) ||
 	    (helper && (r = set_str(&c->exec_helper, helper)) < 0) ||
-	    (cgname && (r = set_str(&c->cgroup_name, cgname)) < 0))
+	    (cgname && (r = set_str(&c->cgroup_name, cgname)) < 0) ||
+	    (shell && (r = set_str(&c->shell_listen, shell)) < 0))
 		return orch_errno(err, r, "config");
+	c->llm_port = (unsigned)llm_port;
 	c->slots = (unsigned)slots;
 	c->uid_base = (uid_t)uid_base;
 	c->heartbeat_ms = (uint64_t)hb;
@@ -318,6 +324,12 @@ void sv_config_usage(FILE *f, const char *prog)
 		"                         %s/orch-jail-exec)\n"
 		"  --cgroup-name NAME     cgroup directory for the agents (default orch)\n"
 		"  --no-seccomp           do not install the seccomp filter (debugging only)\n"
+		"  --llm-port PORT        in-jail LLM endpoint on 127.0.0.1:PORT in every agent's\n"
+		"                         network namespace (default 4000; 0: none)\n"
+		"  --shell-listen ADDR    per-agent debug shells: unix:/path-%%u.sock (%%u: "
+		"slot),\n"
+		"                         vsock (port 6000+slot, host only), serial:/dev/...%%u\n"
+		"                         (default: none)\n"
 		"  --log-level LEVEL      error|warn|info|debug (default warn)\n"
 		"  --help, --version\n",
 		prog, SV_DEFAULT_CONNECT, ORCH_MAX_SLOTS, SV_DEFAULT_UID_BASE,
@@ -347,6 +359,8 @@ enum {
 	OPT_CGROUP_NAME,
 	OPT_NO_SECCOMP,
 	OPT_LOG_LEVEL,
+	OPT_LLM_PORT,
+	OPT_SHELL_LISTEN,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -372,6 +386,8 @@ static const struct option options[] = {
 	{"cgroup-name", required_argument, NULL, OPT_CGROUP_NAME},
 	{"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"llm-port", required_argument, NULL, OPT_LLM_PORT},
+	{"shell-listen", required_argument, NULL, OPT_SHELL_LISTEN},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{0},
@@ -472,6 +488,13 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 				r = orch_err(err, -EINVAL,
 					     "--log-level: '%s' is not error|warn|info|debug",
 					     optarg);
+			break;
+		case OPT_LLM_PORT:
+			if ((r = parse_range("--llm-port", optarg, 0, 65535, &v, err)) >= 0)
+				c->llm_port = (unsigned)v;
+			break;
+		case OPT_SHELL_LISTEN:
+			r = set_str(&c->shell_listen, optarg);
 			break;
 		case OPT_HELP:
 			sv_config_usage(stdout, argv[0]);

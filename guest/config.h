@@ -20,6 +20,7 @@
 #define SV_DEFAULT_OUTPUT_CHUNK (16 * 1024)
 #define SV_DEFAULT_KILL_GRACE_MS 2000
 #define SV_DEFAULT_NOFILE 1024
+#define SV_DEFAULT_LLM_PORT 4000
 
 struct sv_config {
 	char *connect;	      /* transport address (proto/transport.h syntax) */
@@ -37,6 +38,8 @@ struct sv_config {
 	char *exec_helper;	   /* path of orch-jail-exec */
 	char *cgroup_name;	   /* name of the cgroup directory made for the agents */
 	bool no_seccomp;	   /* for debugging only; reported in hello */
+	unsigned llm_port;	   /* in-jail LLM endpoint on 127.0.0.1 (0: none) */
+	char *shell_listen;	   /* debug shells: "unix:/x-%u.sock", "vsock", "serial:..." */
 };
 
 void sv_config_init(struct sv_config *c);

@@ -13,6 +13,7 @@
 #include "orch-config.h"
 #include "cleanup.h"
 #include "log.h"
+#include "extras.h"
 #include "netns.h"
 #include "supervisor.h"
 #include "task.h"
@@ -36,11 +37,15 @@ json_t *sv_capabilities(const struct supervisor *sv)
 	json_object_set_new(limits, "nofile", json_string("rlimit"));
 	json_object_set_new(limits, "fsize", json_string("rlimit"));
 	json_object_set_new(limits, "core", json_string("rlimit-zero"));
-	return json_pack("{s:o, s:o, s:o, s:b, s:s, s:s, s:I, s:b, s:s}", "cgroup", cg,
-			 "cgroup_detail", sv_cgroups_describe(&sv->cgroups), "limits", limits,
-			 "seccomp", sv->have_seccomp, "network", "loopback-only", "jail",
-			 "bubblewrap", "uid_base", (json_int_t)sv->cfg->uid_base, "timeout", 1,
-			 "kill", sv->cgroups.v2_kill ? "cgroup.kill" : "pid-namespace");
+	json_t *caps =
+		json_pack("{s:o, s:o, s:o, s:b, s:s, s:s, s:I, s:b, s:s}", "cgroup", cg,
+			  "cgroup_detail", sv_cgroups_describe(&sv->cgroups), "limits", limits,
+			  "seccomp", sv->have_seccomp, "network", "loopback-only", "jail",
+			  "bubblewrap", "uid_base", (json_int_t)sv->cfg->uid_base, "timeout", 1,
+			  "kill", sv->cgroups.v2_kill ? "cgroup.kill" : "pid-namespace");
+	if (caps)
+		sv_extras_capabilities(sv, caps);
+	return caps;
 }
 
 static void signal_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
@@ -124,6 +129,8 @@ static int setup(struct supervisor *sv, struct orch_error *err)
 		return orch_errno(err, r, "cannot create the event loop");
 	if ((r = orch_io_add(sv->loop, sv->signal_fd, EPOLLIN, signal_cb, sv, &sv->signal_io)) < 0)
 		return orch_errno(err, r, "cannot watch signals");
+	if ((r = sv_extras_start(sv, err)) < 0)
+		return r;
 	sv->heartbeat_ms = cfg->heartbeat_ms;
 	if ((r = sv_channel_start(sv)) < 0)
 		return orch_errno(err, r, "cannot start the channel");
@@ -132,6 +139,8 @@ static int setup(struct supervisor *sv, struct orch_error *err)
 
 static void teardown(struct supervisor *sv)
 {
+	if (sv->loop)
+		sv_extras_stop(sv);
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
 		struct sv_slot *s = &sv->slots[i];
 		if (s->task)

@@ -16,14 +16,19 @@
 #include "transport.h"
 
 struct sv_task;
+struct sv_shell;
+struct llm_bridge;
+struct llm_endpoint;
 
 struct sv_slot {
 	unsigned index;
 	uid_t uid; /* uid_base + index; gid is the same number */
 	int netns_fd;
 	struct sv_cgroup cgroup;
-	bool enforced_pids;   /* by a cgroup (else RLIMIT_NPROC per uid) */
-	struct sv_task *task; /* NULL: free */
+	bool enforced_pids;	  /* by a cgroup (else RLIMIT_NPROC per uid) */
+	struct sv_task *task;	  /* NULL: free */
+	struct sv_shell *shell;	  /* debug shell listener (extras.c), or NULL */
+	struct llm_endpoint *llm; /* in-jail LLM endpoint (extras.c), or NULL */
 };
 
 /* A task.exit request kept until the host acknowledges it (re-sent after reconnects). */
@@ -45,8 +50,11 @@ struct supervisor {
 	struct sv_seccomp seccomp;
 	bool have_seccomp;
 	struct sv_slot slots[ORCH_MAX_SLOTS];
+	struct llm_bridge *llm; /* NULL without the LLM endpoint */
 
 	/* channel */
+	struct orch_rpc_method methods[16]; /* the method table (channel.c) */
+	size_t n_methods;
 	struct orch_rpc *rpc; /* NULL while disconnected */
 	bool ready;	      /* hello answered */
 	uint64_t heartbeat_ms;

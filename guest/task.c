@@ -12,6 +12,7 @@
 #include "orch-config.h"
 #include "cleanup.h"
 #include "jail.h"
+#include "extras.h"
 #include "log.h"
 #include "spawn.h"
 #include "task.h"
@@ -86,8 +87,10 @@ static void task_free(struct sv_task *t)
 	}
 	if (t->transcript >= 0)
 		close(t->transcript);
-	if (t->slot->task == t)
+	if (t->slot->task == t) {
 		t->slot->task = NULL;
+		sv_extras_set_task(t->sv, t->slot, NULL);
+	}
 	free(t);
 }
 
@@ -376,10 +379,16 @@ void sv_task_destroy(struct sv_task *t)
 
 static char **build_env(const struct sv_task *t, const struct orch_task_run *run)
 {
-	char **env = calloc(run->n_env + 10, sizeof(char *));
+	const char *const *extra = sv_extras_env(t->sv);
+	size_t n_extra = 0;
+	while (extra[n_extra])
+		n_extra++;
+	char **env = calloc(run->n_env + n_extra + 10, sizeof(char *));
 	size_t n = 0;
 	if (!env)
 		return NULL;
+	for (size_t i = 0; i < n_extra; i++)
+		env[n++] = strdup(extra[i]);
 	const char *defaults[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
 				  "HOME=/workspace",
 				  "TMPDIR=/tmp",
@@ -536,6 +545,7 @@ int sv_task_start(struct supervisor *sv, struct sv_slot *slot, const struct orch
 	t->start_ms = orch_now_ms();
 	t->timeout_ms = run->timeout_ms;
 	slot->task = t;
+	sv_extras_set_task(sv, slot, t->id);
 
 	struct orch_error lerr = {0};
 	int r = launch(t, run, unenforced, &lerr);

@@ -253,6 +253,26 @@ START_TEST(test_cgroup_membership)
 }
 END_TEST
 
+START_TEST(test_llm_endpoint)
+{
+	/* The in-jail LLM endpoint listens on the agent's own loopback. */
+	json_t *llm = json_object_get(json_object_get(H.hello, "capabilities"), "llm");
+	if (!json_is_string(llm)) {
+		fprintf(stderr, "SKIP llm endpoint: this build has no guest/llm\n");
+		return;
+	}
+	char probe[PATH_MAX];
+	snprintf(probe, sizeof(probe), "%s/tests/guest/orch-escape-probe", h_builddir());
+	RUN("llm-1", 1, 0, probe, "connect", "127.0.0.1", "4000");
+	struct h_task *t = h_wait_exit(&H, "llm-1", 20000);
+	ck_assert_msg(t->out && strstr(t->out, "ESCAPED connect"), "cannot reach :4000: %s",
+		      t->out ? t->out : "");
+	RUN("llm-2", 1, 0, "sh", "-c", "echo $ANTHROPIC_BASE_URL");
+	t = h_wait_exit(&H, "llm-2", 20000);
+	ck_assert_str_eq(t->out, "http://127.0.0.1:4000\n");
+}
+END_TEST
+
 static bool heartbeats(struct host *h, void *arg)
 {
 	return h->heartbeats >= 2;
@@ -285,6 +305,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_env_and_cwd);
 	tcase_add_test(tc, test_heartbeat);
 	tcase_add_test(tc, test_cgroup_membership);
+	tcase_add_test(tc, test_llm_endpoint);
 	suite_add_tcase(s, tc);
 	return s;
 }

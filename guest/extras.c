@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "extras.h"
+#include "log.h"
+#include "netns.h"
+
+#if ORCH_HAVE_LLM
+#include "llm-endpoint.h"
+#endif
+#if ORCH_HAVE_SHELL
+#include "shell-supervisor.h"
+#endif
+
+#if ORCH_HAVE_LLM
+static int llm_listen(struct supervisor *sv, struct sv_slot *slot, struct orch_error *err)
+{
+	_cleanup_close_ int fd =
+		sv_netns_socket(slot->netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, err);
+	if (fd < 0)
+		return fd;
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)sv->cfg->llm_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 64) < 0)
+		return orch_errno(err, -errno, "slot %u: cannot listen on 127.0.0.1:%u",
+				  slot->index, sv->cfg->llm_port);
+	return llm_endpoint_new(sv->llm, TAKE_FD(fd), slot->index, 0, &slot->llm, err);
+}
+
+static int m_llm_chunk(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		       struct orch_error *err)
+{
+	struct supervisor *sv = data;
+	return llm_bridge_on_chunk(sv->llm, params, err);
+}
+
+static int m_llm_done(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err)
+{
+	struct supervisor *sv = data;
+	return llm_bridge_on_done(sv->llm, params, err);
+}
+
+const struct orch_rpc_method sv_extras_methods[] = {
+	{"llm.chunk", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_llm_chunk},
+	{"llm.done", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_llm_done},
+};
+const size_t sv_extras_n_methods = ELEMENTSOF(sv_extras_methods);
+#else
+const struct orch_rpc_method sv_extras_methods[] = {{NULL, 0, 0, NULL}};
+const size_t sv_extras_n_methods = 0;
+#endif
+
+#if ORCH_HAVE_SHELL
+static void shell_event(unsigned slot, enum sv_shell_event ev, const char *detail, void *data)
+{
+	char s[16];
+	snprintf(s, sizeof(s), "%u", slot);
+	const char *what = ev == SV_SHELL_OPENED    ? "debug shell opened"
+			   : ev == SV_SHELL_CLOSED  ? "debug shell closed"
+			   : ev == SV_SHELL_REFUSED ? "debug shell refused"
+						    : "debug shell failed";
+	orch_log(ORCH_LOG_INFO, "shell", what, "slot", s, "detail", detail ? detail : "", NULL);
+}
+#endif
+
+int sv_extras_start(struct supervisor *sv, struct orch_error *err)
+{
+	int r = 0;
+#if ORCH_HAVE_LLM
+	if (sv->cfg->llm_port) {
+		if ((r = llm_bridge_new(sv->loop, &sv->llm, err)) < 0)
+			return r;
+		for (unsigned i = 0; i < sv->cfg->slots; i++)
+			if ((r = llm_listen(sv, &sv->slots[i], err)) < 0)
+				return r;
+	}
+#endif
+#if ORCH_HAVE_SHELL
+	if (sv->cfg->shell_listen)
+		for (unsigned i = 0; i < sv->cfg->slots; i++)
+			if ((r = sv_shell_start_slot(sv, &sv->slots[i], sv->cfg->shell_listen,
+						     shell_event, sv, &sv->slots[i].shell, err)) <
+			    0)
+				return r;
+#else
+	if (sv->cfg->shell_listen)
+		return orch_err(err, -EOPNOTSUPP,
+				"--shell-listen: this build has no debug shells (guest/shell/)");
+#endif
+	return r;
+}
+
+void sv_extras_stop(struct supervisor *sv)
+{
+	for (unsigned i = 0; i < sv->cfg->slots; i++) {
+#if ORCH_HAVE_SHELL
+		sv_shell_free(sv->slots[i].shell);
+#endif
+#if ORCH_HAVE_LLM
+		if (sv->slots[i].llm)
+			llm_endpoint_free(sv->slots[i].llm);
+#endif
+		sv->slots[i].shell = NULL;
+		sv->slots[i].llm = NULL;
+	}
+#if ORCH_HAVE_LLM
+	if (sv->llm)
+		llm_bridge_free(sv->llm);
+#endif
+	sv->llm = NULL;
+}
+
+void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc)
+{
+#if ORCH_HAVE_LLM
+	if (sv->llm)
+		llm_bridge_set_rpc(sv->llm, rpc);
+#endif
+}
+
+void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task)
+{
+#if ORCH_HAVE_LLM
+	if (slot->llm)
+		(void)llm_endpoint_set_task(slot->llm, task);
+#endif
+}
+
+const char *const *sv_extras_env(const struct supervisor *sv)
+{
+	/* The agent's tools talk to the in-jail endpoint with a placeholder key; the host
+	 * holds the real one. (Only the default port 4000 is spelled out here.) */
+	static const char *const llm_env[] = {
+		"ANTHROPIC_BASE_URL=http://127.0.0.1:4000",
+		"ANTHROPIC_API_KEY=orch-placeholder",
+		"OPENAI_BASE_URL=http://127.0.0.1:4000/v1",
+		"OPENAI_API_KEY=orch-placeholder",
+		NULL,
+	};
+	static const char *const none[] = {NULL};
+#if ORCH_HAVE_LLM
+	if (sv->llm && sv->cfg->llm_port == 4000)
+		return llm_env;
+#endif
+	return none;
+}
+
+void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
+{
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", sv->cfg->llm_port);
+	json_object_set_new(caps, "llm", sv->llm ? json_string(url) : json_null());
+#if ORCH_HAVE_SHELL
+	json_object_set_new(caps, "shell",
+			    sv->cfg->shell_listen ? json_string(sv->cfg->shell_listen)
+						  : json_null());
+#else
+	json_object_set_new(caps, "shell", json_null());
+#endif
+}

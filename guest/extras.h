@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Optional parts of the supervisor, compiled in when their libraries exist
+ * (guest/llm/: the in-jail LLM endpoint; guest/shell/: per-agent debug shells). Without
+ * them these calls do nothing and the capabilities say so. */
+#pragma once
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "error.h"
+#include "rpc.h"
+#include "supervisor.h"
+
+/* Per slot: the LLM listener on 127.0.0.1:<llm_port> in the slot's network namespace and
+ * the debug shell listener (when --shell-listen is set). */
+int sv_extras_start(struct supervisor *sv, struct orch_error *err);
+void sv_extras_stop(struct supervisor *sv);
+/* The host channel for llm.request (NULL while disconnected). */
+void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc);
+/* The task now running in slot (NULL: none). */
+void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task);
+/* Environment entries for a task ("K=V", static strings), NULL-terminated. */
+const char *const *sv_extras_env(const struct supervisor *sv);
+/* Adds "llm" / "shell" members to the hello capabilities. */
+void sv_extras_capabilities(const struct supervisor *sv, json_t *caps);
+
+/* Host -> guest methods of the extras (llm.chunk, llm.done), for the channel's table. */
+extern const struct orch_rpc_method sv_extras_methods[];
+extern const size_t sv_extras_n_methods;
