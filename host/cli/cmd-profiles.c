@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* orch profiles [list] | show NAME [--prompt TEXT]: the agent profiles (shipped and from
- * orchd's config) and the exact task a profile generates. */
+/* orch profiles [list] | show NAME [--prompt TEXT] | dispatch NAME --prompt TEXT [...]:
+ * the agent profiles (shipped and from orchd's config), the exact task a profile
+ * generates, and dispatching it through `orch dispatch`. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "cli.h"
@@ -103,6 +106,65 @@ static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
 	return 0;
 }
 
+/* Runs `orch dispatch` with the profile's task: pass (NULL-terminated) goes first, then
+ * the profile's timeout unless pass has one, its environment and -- argv. */
+static int dispatch(struct cli *c, const struct orch_profile *p, const char *prompt, char **pass,
+		    int n_pass)
+{
+	struct orch_error err = {0};
+	struct orch_profile_cmd cmd = {0};
+	if (orch_profile_command(p, prompt, NULL, &cmd, &err) < 0) {
+		fprintf(stderr, "orch profiles: %s\n", err.msg);
+		return CLI_EXIT_USAGE;
+	}
+	size_t n_env = 0, n_argv = 0;
+	while (cmd.env[n_env])
+		n_env++;
+	while (cmd.argv[n_argv])
+		n_argv++;
+	bool has_timeout = false;
+	for (int i = 0; i < n_pass; i++)
+		has_timeout |= !strcmp(pass[i], "--timeout") || !strncmp(pass[i], "--timeout=", 10);
+	const char **args = calloc((size_t)n_pass + 2 * n_env + n_argv + 16, sizeof(char *));
+	char self[4096], timeout[64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (!args || n <= 0) {
+		free(args);
+		orch_profile_cmd_done(&cmd);
+		fprintf(stderr, "orch profiles: cannot run orch dispatch\n");
+		return CLI_EXIT_ERROR;
+	}
+	self[n] = 0;
+	size_t k = 0;
+	args[k++] = self;
+	args[k++] = "--socket";
+	args[k++] = c->socket;
+	if (c->json)
+		args[k++] = "--json";
+	args[k++] = "dispatch";
+	for (int i = 0; i < n_pass; i++)
+		args[k++] = pass[i];
+	if (!has_timeout && p->limits.timeout_ms > 0) {
+		snprintf(timeout, sizeof(timeout), "%lldms", (long long)p->limits.timeout_ms);
+		args[k++] = "--timeout";
+		args[k++] = timeout;
+	}
+	for (size_t i = 0; i < n_env; i++) {
+		args[k++] = "--env";
+		args[k++] = cmd.env[i];
+	}
+	args[k++] = "--";
+	for (size_t i = 0; i < n_argv; i++)
+		args[k++] = cmd.argv[i];
+	args[k] = NULL;
+	fflush(stdout);
+	execv(self, (char *const *)args);
+	fprintf(stderr, "orch profiles: cannot run %s: %s\n", self, strerror(errno));
+	free(args);
+	orch_profile_cmd_done(&cmd);
+	return CLI_EXIT_ERROR;
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
 	const char *config = getenv("ORCH_CONFIG"), *dir = NULL, *prompt = NULL;
@@ -137,6 +199,8 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 	const char *verb = optind < argc ? argv[optind++] : "list";
 	const char *name = NULL;
+	_cleanup_free_ char **pass = NULL;
+	int n_pass = 0;
 	if (!strcmp(verb, "show")) {
 		if (optind >= argc) {
 			usage(stderr);
@@ -150,6 +214,30 @@ static int run(struct cli *c, int argc, char **argv)
 				prompt = optarg;
 			else
 				return CLI_EXIT_USAGE;
+		}
+	} else if (!strcmp(verb, "dispatch")) {
+		if (optind >= argc) {
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		name = argv[optind++];
+		/* Everything but --prompt goes to orch dispatch. */
+		n_pass = 0;
+		pass = calloc((size_t)argc + 1, sizeof(char *));
+		if (!pass)
+			return CLI_EXIT_ERROR;
+		for (int i = optind; i < argc; i++) {
+			if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
+				prompt = argv[++i];
+			else if (!strncmp(argv[i], "--prompt=", 9))
+				prompt = argv[i] + 9;
+			else
+				pass[n_pass++] = argv[i];
+		}
+		optind = argc;
+		if (!prompt) {
+			fprintf(stderr, "orch profiles dispatch: --prompt TEXT is required\n");
+			return CLI_EXIT_USAGE;
 		}
 	} else if (strcmp(verb, "list") != 0) {
 		fprintf(stderr, "orch profiles: unknown subcommand '%s'\n", verb);
@@ -181,7 +269,7 @@ static int run(struct cli *c, int argc, char **argv)
 			orch_profiles_done(&ps);
 			return CLI_EXIT_NOT_FOUND;
 		}
-		r = show(c, p, prompt);
+		r = pass ? dispatch(c, p, prompt, pass, n_pass) : show(c, p, prompt);
 		orch_profiles_done(&ps);
 		return r;
 	}

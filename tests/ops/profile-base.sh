@@ -31,6 +31,15 @@ uid=$(echo "$out" | sed -n 2p)
 [ "$uid" -ge 1000 ] || fail "the task ran as uid $uid"
 echo "ok: base profile end to end (uid $uid, HOME=/tmp/home)"
 
+# orch profiles dispatch: the same through `orch dispatch` (other options pass through).
+out=$(o profiles dispatch base --prompt 'echo "pd-$((3 * 14))"; exit 3' --wait --agent 1); rc=$?
+[ $rc = 3 ] || fail "profiles dispatch --wait exited $rc"
+[ "$out" = pd-42 ] || fail "profiles dispatch printed '$out'"
+id=$(o profiles dispatch base --prompt true)
+[[ $id =~ ^[0-9]+$ ]] || fail "profiles dispatch printed '$id'"
+o --json result "$id" | jq -e '.env | index("HOME=/tmp/home")' >/dev/null || fail "env not passed"
+echo "ok: orch profiles dispatch base --prompt ... --wait"
+
 # A profile with a config file: written under $HOME inside the jail before the command.
 mkdir "$T/prof"
 cat >"$T/prof/cfg.json" <<'P'
