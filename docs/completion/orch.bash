@@ -41,7 +41,7 @@ _orch() {
 	fi
 	local opts=""
 	case $verb in
-	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --wait --follow --json --help --" ;;
+	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --wait --follow --json --help --" ;;
 	status) opts="--json --help" ;;
 	tasks) opts="--state --limit --json --help" ;;
 	result | cancel) opts="--json --help" ;;
@@ -49,7 +49,7 @@ _orch() {
 	vm) opts="list up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --help" ;;
-	profiles) opts="list show --prompt --config --dir --json --help" ;;
+	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;
 	esac
 	# Positional VM names: orch shell VM, orch vm up|down|restart|console VM.
@@ -58,7 +58,7 @@ _orch() {
 		shell:shell | vm:up | vm:down | vm:restart | vm:console)
 			COMPREPLY=($(compgen -W "$(_orch_vms "$orch")" -- "$cur"))
 			return ;;
-		profiles:show)
+		profiles:show | profiles:dispatch)
 			COMPREPLY=($(compgen -W "$("$orch" profiles 2>/dev/null | awk 'NR > 1 { print $1 }')" -- "$cur"))
 			return ;;
 		esac
