@@ -213,7 +213,8 @@ enum orch_kvm_verdict orch_boot_probe(const char *kernel, const char *qemu, cons
 	bool seen = false, eof = false;
 	while (!seen && !eof && now_ms() < deadline) {
 		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		int r = poll(&pf, 1, (int)(deadline - now_ms()));
+		int64_t left = deadline - now_ms();
+		int r = poll(&pf, 1, left > 0 ? (int)left : 0);
 		if (r <= 0)
 			continue;
 		if (used >= sizeof(buf) - 1) /* keep the tail */
