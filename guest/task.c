@@ -236,7 +236,7 @@ void sv_task_flush(struct sv_task *t)
 		t->head = c->next;
 		if (!t->head)
 			t->tail = NULL;
-		t->pending -= c->len;
+		t->pending -= c->len + sizeof(*c);
 		free(c);
 	}
 	if (t->pending < sv->cfg->output_buffer)
@@ -251,27 +251,28 @@ static void close_stream(struct sv_task *t, int i)
 	t->eof[i] = true;
 }
 
-static void output_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data)
+/* Reads stream i until it would block, hits EOF or the buffer is full. */
+static void read_stream(struct sv_task *t, int i)
 {
-	struct sv_task *t = data;
 	struct supervisor *sv = t->sv;
-	int i = io == t->io[0] ? 0 : 1;
-	size_t chunk = sv->cfg->output_chunk;
+	int fd = i == 0 ? t->sp.out_fd : t->sp.err_fd;
+	unsigned char buf[ORCH_MAX_OUTPUT_CHUNK];
+	size_t chunk = sv->cfg->output_chunk < sizeof(buf) ? sv->cfg->output_chunk : sizeof(buf);
 
-	while (t->pending < sv->cfg->output_buffer) {
-		struct sv_chunk *c = malloc(sizeof(*c) + chunk);
-		if (!c)
-			break;
-		ssize_t n = read(fd, c->data, chunk);
+	while (!t->eof[i] && t->pending < sv->cfg->output_buffer) {
+		ssize_t n = read(fd, buf, chunk);
 		if (n <= 0) {
-			int e = errno;
-			free(c);
-			if (n < 0 && (e == EAGAIN || e == EINTR))
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
 			close_stream(t, i);
 			break;
 		}
+		/* Sized to the data: many small writes cannot inflate memory beyond the
+		 * bound, which also counts each chunk's overhead. */
+		struct sv_chunk *c = malloc(sizeof(*c) + (size_t)n);
+		if (!c)
+			break;
+		memcpy(c->data, buf, (size_t)n);
 		c->len = (size_t)n;
 		c->seq = t->next_seq++;
 		c->stream = i == 0 ? ORCH_STREAM_STDOUT : ORCH_STREAM_STDERR;
@@ -281,7 +282,7 @@ static void output_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 		else
 			t->head = c;
 		t->tail = c;
-		t->pending += c->len;
+		t->pending += c->len + sizeof(*c);
 		if (t->transcript >= 0)
 			(void)sv_transcript_write(t->transcript, "output",
 						  json_pack("{s:s, s:I, s:s, s:I}", "task", t->id,
@@ -291,16 +292,21 @@ static void output_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	}
 	if (t->pending >= sv->cfg->output_buffer)
 		set_paused(t, true);
-	sv_task_flush(t); /* may finish and free t */
 }
 
-static void status_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+static void output_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
 		      void *data)
 {
 	struct sv_task *t = data;
+	read_stream(t, io == t->io[0] ? 0 : 1);
+	sv_task_flush(t); /* may finish and free t */
+}
+
+static void read_status(struct sv_task *t)
+{
 	for (;;) {
 		char buf[64];
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = read(t->sp.status_fd, buf, sizeof(buf));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0)
@@ -314,6 +320,13 @@ static void status_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	orch_io_free(t->status_io);
 	t->status_io = NULL;
 	t->status_eof = true;
+}
+
+static void status_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct sv_task *t = data;
+	read_status(t);
 	maybe_finish(t);
 }
 
@@ -332,7 +345,14 @@ static void pid_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t 
 	t->timeout = NULL;
 	orch_timer_free(t->grace);
 	t->grace = NULL;
-	maybe_finish(t);
+	/* bwrap is gone, and with it every process of the jail: what is left in the pipes
+	 * is all there is. Drain it now rather than in further loop iterations. */
+	for (int i = 0; i < 2; i++)
+		if (!t->paused)
+			read_stream(t, i);
+	if (!t->status_eof)
+		read_status(t);
+	sv_task_flush(t); /* may finish and free t */
 }
 
 static void timeout_cb(struct orch_loop *loop, struct orch_timer *timer, void *data)
