@@ -96,6 +96,39 @@ START_TEST(test_large_output)
 }
 END_TEST
 
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+START_TEST(test_backpressure)
+{
+	/* The host stops reading while the agent floods: the supervisor's memory stays
+	 * bounded (1 MiB per task + a 4 MiB channel queue), the agent is throttled, and
+	 * nothing is lost once the host reads again. */
+	RUN("flood-1", 1, 0, "sh", "-c", "head -c 33554432 /dev/zero");
+	long before = rss_kb(H.pid);
+	for (int i = 0; i < 30; i++)
+		usleep(50000); /* not reading: the flood meets a full channel */
+	long during = rss_kb(H.pid);
+	ck_assert_msg(during - before < 16 * 1024, "supervisor grew from %ld to %ld KiB", before,
+		      during);
+	struct h_task *t = h_wait_exit(&H, "flood-1", 120000);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert_uint_eq(t->out_len, 33554432);
+	ck_assert(!t->bad_seq);
+}
+END_TEST
+
 START_TEST(test_signal)
 {
 	RUN("sig-1", 0, 0, "sh", "-c", "kill -SEGV $$");
@@ -116,6 +149,23 @@ START_TEST(test_missing_program)
 	for (int i = 0; i < 5; i++)
 		orch_loop_run_once(H.loop, 100);
 	ck_assert_int_eq(t->exits, 1);
+}
+END_TEST
+
+START_TEST(test_jail_fails)
+{
+	/* A working directory that does not exist in the jail: bwrap cannot build it. */
+	json_t *p = json_pack("{s:s, s:i, s:[s], s:s}", "task", "nojail-1", "slot", 2, "argv",
+			      "true", "cwd", "/no/such/dir");
+	ck_assert_int_eq(orch_rpc_call(H.rpc, "task.run", p, 10000, NULL, NULL), 0);
+	struct h_task *t = h_wait_exit(&H, "nojail-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_FAILED);
+	ck_assert_msg(strstr(t->reason, "jail could not be built"), "reason: %s", t->reason);
+	ck_assert_int_eq(t->exits, 1);
+	/* The slot is free again. */
+	RUN("nojail-2", 2, 0, "true");
+	t = h_wait_exit(&H, "nojail-2", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_EXITED);
 }
 END_TEST
 
@@ -295,8 +345,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_failure);
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_large_output);
+	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_signal);
 	tcase_add_test(tc, test_missing_program);
+	tcase_add_test(tc, test_jail_fails);
 	tcase_add_test(tc, test_busy_and_duplicate);
 	tcase_add_test(tc, test_timeout_kills_grandchildren);
 	tcase_add_test(tc, test_cancel_kills_grandchildren);
