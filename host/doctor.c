@@ -17,6 +17,9 @@
 #include "cleanup.h"
 #include "doctor-kvm.h"
 #include "doctor.h"
+#ifdef ORCH_HAVE_LV_PROBE
+#include "choose.h"
+#endif
 
 #define NOBODY 65534
 #define LIBVIRT_SOCK "/var/run/libvirt/libvirt-sock"
@@ -108,24 +111,56 @@ static bool needs_libvirt(const struct orchd_config *c)
 	return false;
 }
 
-static void check_kvm(const struct orch_doctor_opts *o, const char *kernel, const char *qemu,
-		      struct orch_doctor_report *r)
+#ifdef ORCH_HAVE_LV_PROBE
+/* The libvirt backend's own probe (host/libvirt/choose.h), so that doctor reports what
+ * orchd will choose: a boot of the kernel with the baseline initrd must reach its init. */
+static enum orch_kvm_verdict lv_probe(const char *kernel, const char *initrd, const char *qemu,
+				      unsigned timeout_ms, char *d, size_t len)
+{
+	struct lv_accel_probe p = {
+		.qemu = qemu, .kernel = kernel, .initrd = initrd, .timeout_ms = timeout_ms};
+	struct orch_error err = {0};
+	enum lv_accel accel;
+	char why[300];
+	if (lv_accel_choose(0, &p, &accel, NULL, why, sizeof(why), &err) < 0) {
+		snprintf(d, len, "the libvirt backend's probe failed: %.300s", err.msg);
+		return ORCH_KVM_UNUSABLE;
+	}
+	snprintf(d, len, "%.250s (the libvirt backend's probe, as orchd runs it)", why);
+	return accel == LV_ACCEL_KVM ? ORCH_KVM_OK : ORCH_KVM_UNUSABLE;
+}
+#endif
+
+static void check_kvm(const struct orch_doctor_opts *o, const char *dir, bool image,
+		      const char *qemu, struct orch_doctor_report *r)
 {
 	struct orch_doctor_item *it = add(r, "kvm", "KVM usable", false);
 	unsigned timeout = o->kvm_timeout_ms ? o->kvm_timeout_ms : 10000;
+	char kernel[600], initrd[600], d[400];
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", dir);
+	snprintf(initrd, sizeof(initrd), "%s/baseline-initrd.img", dir);
 	if (!o->no_boot && o->progress)
 		o->progress("KVM: test boot of the guest kernel", o->progress_data);
-	char d[400];
-	enum orch_kvm_verdict v =
-		orch_kvm_probe(o->no_boot ? NULL : kernel, qemu, timeout, d, sizeof(d));
+	/* Step 1 (a 5-byte guest on a vCPU) always; step 2, the test boot, when possible. */
+	enum orch_kvm_verdict v = orch_kvm_probe(NULL, NULL, timeout, d, sizeof(d));
+	if (v == ORCH_KVM_UNTESTED && !o->no_boot && image && qemu) {
+#ifdef ORCH_HAVE_LV_PROBE
+		if (access(initrd, R_OK) == 0)
+			v = lv_probe(kernel, initrd, qemu, timeout, d, sizeof(d));
+		else
+#endif
+			v = orch_boot_probe(kernel, qemu, "kvm", timeout, d, sizeof(d));
+	}
 	switch (v) {
 	case ORCH_KVM_OK:
 		set(it, ORCH_DOCTOR_OK, "%s", d);
 		break;
 	case ORCH_KVM_UNTESTED:
-		set(it, ORCH_DOCTOR_DEGRADED, "%s", d);
-		fix(it, "build the guest image (vm-images/build) and run orch doctor again to "
-			"test-boot it under KVM");
+		set(it, ORCH_DOCTOR_DEGRADED, "a test guest ran on a vCPU; %s",
+		    o->no_boot ? "the test boot was skipped (--no-boot)"
+			       : "no guest kernel or QEMU to test-boot");
+		fix(it, "build the guest image (vm-images/build), install QEMU, and run orch "
+			"doctor again to test-boot it under KVM");
 		break;
 	case ORCH_KVM_ABSENT:
 		set(it, ORCH_DOCTOR_DEGRADED,
@@ -419,11 +454,10 @@ static void check_state_dir(const struct orch_doctor_opts *o, struct orch_doctor
 void orch_doctor_run(const struct orch_doctor_opts *o, struct orch_doctor_report *r)
 {
 	*r = (struct orch_doctor_report){0};
-	char dir[512], kernel[600], qemu[512];
+	char dir[512], qemu[512];
 	orch_doctor_image_dir(dir, sizeof(dir));
 	if (o->image_dir)
 		snprintf(dir, sizeof(dir), "%s", o->image_dir);
-	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", dir);
 	bool have_qemu = o->qemu ? (snprintf(qemu, sizeof(qemu), "%s", o->qemu), true)
 				 : find_in_path("qemu-system-x86_64", qemu, sizeof(qemu));
 
@@ -444,7 +478,7 @@ void orch_doctor_run(const struct orch_doctor_opts *o, struct orch_doctor_report
 	check_libvirtd(o, r);
 	check_virtiofsd(o, r);
 	check_vhost_vsock(r);
-	check_kvm(o, image ? kernel : NULL, have_qemu ? qemu : NULL, r);
+	check_kvm(o, dir, image, have_qemu ? qemu : NULL, r);
 	for (size_t i = 0; i < r->n; i++)
 		if (r->items[i].required && r->items[i].status == ORCH_DOCTOR_MISSING)
 			r->failed = true;
