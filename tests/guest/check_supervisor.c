@@ -38,6 +38,32 @@ START_TEST(test_hello)
 }
 END_TEST
 
+START_TEST(test_limits_reported)
+{
+	/* A limit is either enforced (announced in hello) or listed as unenforced in the
+	 * task.run reply: never silently claimed. */
+	json_t *limits = json_pack("{s:I, s:i, s:i}", "memory_bytes", (json_int_t)256 << 20, "pids",
+				   200, "cpu_percent", 50);
+	struct h_task *t = h_run(&H, "lim-1", 0, (const char *const[]){"true", NULL}, 0, limits);
+	ck_assert_ptr_nonnull(t->result);
+	json_t *un = json_object_get(t->result, "unenforced");
+	ck_assert(json_is_array(un));
+	const char *names[] = {"memory", "cpu"};
+	for (int i = 0; i < 2; i++) {
+		bool listed = false;
+		size_t k;
+		json_t *v;
+		json_array_foreach(un, k, v) listed |= strcmp(json_string_value(v), names[i]) == 0;
+		ck_assert_msg(listed == (h_limit_mode(&H, names[i]) == NULL),
+			      "%s: announced %s, listed as unenforced %d", names[i],
+			      h_limit_mode(&H, names[i]) ? h_limit_mode(&H, names[i]) : "null",
+			      listed);
+	}
+	t = h_wait_exit(&H, "lim-1", 20000);
+	ck_assert_int_eq(t->exit_code, 0);
+}
+END_TEST
+
 START_TEST(test_success)
 {
 	struct h_task *t = RUN("ok-1", 0, 0, "sh", "-c", "echo hello; echo warn >&2");
@@ -342,6 +368,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_hello);
 	tcase_add_test(tc, test_success);
+	tcase_add_test(tc, test_limits_reported);
 	tcase_add_test(tc, test_failure);
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_large_output);
