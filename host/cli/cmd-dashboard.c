@@ -19,14 +19,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: orch dashboard [--session NAME] [--tmux-socket PATH] [--no-attach]\n"
-		"                      [--interval SECONDS]\n"
-		"Creates (or re-attaches to) a tmux session, on its own tmux server (-L orch):\n"
-		"  status   live `orch status`\n"
-		"  vm:NAME  the VM's console log and each agent's live task output\n"
-		"  debug    pick an agent and get `orch shell`; prefix+S does it from anywhere\n"
-		"Detach with prefix+d; everything keeps running. --no-attach only creates it.\n");
+	fprintf(f, "Usage: orch dashboard [--session NAME] [--tmux-socket PATH] [--no-attach]\n"
+		   "                      [--interval SECONDS] [--json]\n"
+		   "Creates (or re-attaches to) a tmux session, on its own tmux server (-L orch):\n"
+		   "  status   live `orch status`\n"
+		   "  vm:NAME  the VM's console log and each agent's live task output\n"
+		   "  debug    pick an agent and get `orch shell`; prefix+S does it from anywhere\n"
+		   "Detach with prefix+d; everything keeps running. --no-attach only creates it;\n"
+		   "--json prints {\"session\",\"tmux\",\"created\",\"windows\"} first.\n");
 }
 
 static const char *script_path(void)
@@ -129,6 +129,7 @@ static int run(struct cli *c, int argc, char **argv)
 		{"no-attach", no_argument, NULL, 'n'},
 		{"interval", required_argument, NULL, 'i'},
 		{"follow-slot", no_argument, NULL, 'f'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -136,8 +137,11 @@ static int run(struct cli *c, int argc, char **argv)
 	bool no_attach = false, follow = false;
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "s:t:ni:fh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:t:ni:fjh", opts, NULL)) != -1) {
 		switch (o) {
+		case 'j':
+			c->json = true;
+			break;
 		case 's':
 			session = optarg;
 			break;
@@ -207,6 +211,8 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 	if (no_attach)
 		args[k++] = "--no-attach";
+	if (c->json)
+		args[k++] = "--json";
 	json_array_foreach(json_object_get(res, "vms"), i, vm)
 	{
 		if (i >= MAX_VMS)

@@ -62,8 +62,10 @@ else
 fi
 
 # A second call finds the session: no second session, same windows.
-o dashboard --tmux-socket "$TMUX_SOCK" --no-attach 2>"$T/dash2.err" || fail "second call"
+j=$(o dashboard --json --tmux-socket "$TMUX_SOCK" --no-attach 2>"$T/dash2.err") || fail "second call"
 grep -q "exists; attaching" "$T/dash2.err" || fail "second call: $(cat "$T/dash2.err")"
+[ "$(echo "$j" | jq -c '[.created, .session, .windows]')" = '[false,"orch",["status","vm:local","debug"]]' ] ||
+	fail "--json: $j"
 [ "$(tmux -S "$TMUX_SOCK" list-sessions | wc -l)" = 1 ] || fail "a second session"
 [ "$(tmux -S "$TMUX_SOCK" list-windows -t orch | wc -l)" = 3 ] || fail "windows changed"
 echo "ok: a second call re-uses the session"
