@@ -48,7 +48,7 @@ _orch() {
 	logs) opts="-f --from-seq --json --help" ;;
 	vm) opts="list up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --json --help" ;;
-	dashboard) opts="--session --tmux-socket --no-attach --interval --help" ;;
+	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;
 	esac
