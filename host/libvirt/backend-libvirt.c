@@ -386,7 +386,26 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
 
-	struct lv_port ports[] = {{LV_PORT_CONTROL, l->sock}};
+	/* virtio-serial: the control port, then one debug-shell port per agent slot
+	 * (host side <dir>/chan/shell-N.sock). */
+	struct port_names {
+		char name[32];
+		char path[PATH_MAX + 48];
+	};
+	int64_t n_shells = c->slots < ORCH_MAX_SLOTS ? c->slots : ORCH_MAX_SLOTS;
+	struct lv_port ports[1 + ORCH_MAX_SLOTS];
+	_cleanup_free_ struct port_names *pn = calloc((size_t)n_shells, sizeof(*pn));
+	size_t n_ports = 0;
+	if (!pn)
+		return -ENOMEM;
+	ports[n_ports++] = (struct lv_port){LV_PORT_CONTROL, l->sock};
+	for (int64_t i = 0; i < n_shells; i++) {
+		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
+		snprintf(pn[i].path, sizeof(pn[i].path), "%s/chan/shell-%lld.sock", l->dir,
+			 (long long)i);
+		unlink(pn[i].path);
+		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
+	}
 	struct lv_domain_config dc = {
 		.name = l->domain,
 		.accel = l->accel,
@@ -401,7 +420,8 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.cid = l->cid,
 		.vsock_port = LV_VSOCK_PORT_BASE + l->cid,
 		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
-		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? 1 : 0,
+		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? n_ports : 0,
+		.shells = true,
 	};
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",

@@ -274,5 +274,8 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 			       c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
 	else
 		lv_buf_append(&b, " orch.workspace=none");
+	if (c->shells)
+		lv_buf_appendf(&b, " orch.shell=%s",
+			       c->transport == LV_TRANSPORT_VSOCK ? "vsock" : "serial");
 	return lv_buf_steal(&b, ret);
 }

@@ -7,6 +7,7 @@
  * Every string is validated (no control bytes, absolute paths) and XML-escaped. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,9 @@ struct lv_domain_config {
 	uint32_t vsock_port;	     /* VSOCK: the host port the guest dials; 0: 5000 */
 	const struct lv_port *ports; /* VIRTIO_SERIAL: the channels, control first */
 	size_t n_ports;
+	/* Per-agent debug shells in the guest: with VIRTIO_SERIAL the ports must include
+	 * LV_PORT_SHELL_PREFIX<slot> for each slot; with VSOCK they listen on 6000+slot. */
+	bool shells;
 };
 
 /* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
@@ -73,7 +77,8 @@ struct lv_domain_config {
 int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err);
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
- * "orch.name=NAME orch.connect=ADDR [orch.slots=N] [orch.workspace=TAG|none]".
+ * "orch.name=NAME orch.connect=ADDR [orch.slots=N] [orch.workspace=TAG|none]
+ * [orch.shell=serial|vsock]".
  * ADDR is vsock:2:PORT (vsock_port, default 5000) or
  * serial:/dev/virtio-ports/<first port>. slots 0: omitted. */
 int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,

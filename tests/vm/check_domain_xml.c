@@ -228,6 +228,16 @@ START_TEST(test_cmdline)
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &p, &err), 0);
 	ck_assert_str_eq(p, "orch.name=orch-dev orch.connect=vsock:2:5007 orch.workspace=none");
 
+	c.shells = true;
+	_cleanup_free_ char *v = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &v, &err), 0);
+	ck_assert_ptr_nonnull(strstr(v, " orch.shell=vsock"));
+	struct lv_domain_config s = base_config();
+	s.shells = true;
+	_cleanup_free_ char *w = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &s, 2, &w, &err), 0);
+	ck_assert_ptr_nonnull(strstr(w, " orch.shell=serial"));
+
 	char *bad = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline("x\ty", &c, 0, &bad, &err), -EINVAL);
 	ck_assert_ptr_null(bad);

@@ -69,6 +69,13 @@ ws=$st/workspaces/$vm
 [ "$(stat -c %u "$ws/agent-1/f1" 2>/dev/null)" = 10001 ] && ok "agent 1's file is uid 10001 on the host" || fail "agent 1's file: $(ls -ln "$ws/agent-1" 2>&1)"
 case "$out1" in *f0*) fail "agent 1 sees agent 0's workspace" ;; *) ok "agent 1 does not see agent 0's workspace" ;; esac
 
+# Agent 1's debug shell: orchd's domain has a virtio-serial port per slot, bound at
+# <state_dir>/vm/<vm>/chan/shell-N.sock.
+shell_out=$( (for _ in 1 2 3 4 5 6; do echo 'echo shell-$((40+2)) uid-$(id -u)'; sleep 1; done; echo exit) |
+	timeout 30 socat - "UNIX-CONNECT:$st/vm/$vm/chan/shell-1.sock" 2>&1)
+case "$shell_out" in *"shell-42 uid-10001"*) ok "agent 1's debug shell over virtio-serial" ;;
+*) fail "debug shell: '$shell_out'" ;; esac
+
 # virsh destroy mid-task: the task is lost, re-queued, and runs again on the restarted VM.
 id=$(o dispatch --vm "$vm" --agent 0 -- sh -c 'echo run >> /workspace/runs; sleep 6; echo finished')
 for _ in $(seq 1 300); do
@@ -108,5 +115,5 @@ grep -q 'adopted a running domain' "$st/orchd.log" && ok "the restarted orchd ad
 [ "$state" = succeeded ] && [ "$(wc -l <"$ws/agent-1/runs")" = 1 ] &&
 	ok "the task survived orchd's kill -9 and ran once" || fail "task state '$state', runs $(wc -l <"$ws/agent-1/runs"), output '$out'"
 
-echo "$((11 - failures)) passed, $failures failed"
+echo "$((12 - failures)) passed, $failures failed"
 [ "$failures" = 0 ]

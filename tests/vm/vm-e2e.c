@@ -331,6 +331,45 @@ static void tasks_and_checks(struct e2e *e, const char *ws)
 	      "memory.max stops a 64 MiB allocation under a 32 MiB limit");
 }
 
+/* Agent 0's debug shell over its virtio-serial port: a shell in the agent's jail. */
+static void debug_shell(struct e2e *e, const char *path)
+{
+	int fd = dial_unix(path, 10);
+	if (fd < 0) {
+		check(e, false, "connect %s: %s", path, strerror(-fd));
+		return;
+	}
+	static const char cmd[] = "echo shell-$((40+2)) uid-$(id -u)\n";
+	char buf[8192];
+	size_t n = 0;
+	bool sent = false, found = false;
+	uint64_t deadline = orch_now_ms() + 60000, next_send = 0;
+	while (!found && orch_now_ms() < deadline) {
+		/* The shell starts when the guest notices the connection: say it again until
+		 * an answer comes. */
+		if (orch_now_ms() >= next_send) {
+			sent = write(fd, cmd, sizeof(cmd) - 1) == (ssize_t)(sizeof(cmd) - 1) ||
+			       sent;
+			next_send = orch_now_ms() + 3000;
+		}
+		orch_loop_run_once(e->loop, 50);
+		ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (k > 0) {
+			n += (size_t)k;
+			buf[n] = 0;
+			found = strstr(buf, "shell-42 uid-10000") != NULL;
+			if (n > sizeof(buf) / 2) {
+				memmove(buf, buf + n - 64, 64);
+				n = 64;
+			}
+		}
+	}
+	check(e, sent && found, "agent 0's debug shell runs commands as uid 10000");
+	if (write(fd, "exit\n", 5) < 0)
+		printf("# shell: %s\n", strerror(errno));
+	close(fd);
+}
+
 /* A guest that cannot find its root powers off; the console log says why. */
 static void boot_failure(struct e2e *e, virConnectPtr conn, const struct lv_domain_config *good)
 {
@@ -434,7 +473,13 @@ int main(int argc, char **argv)
 	printf("# transport: %s (%s); this test drives virtio-serial\n", lv_transport_name(tr),
 	       why);
 
-	struct lv_port ports[] = {{LV_PORT_CONTROL, sock}};
+	_cleanup_free_ char *shell0 = NULL, *shell1 = NULL;
+	if (asprintf(&shell0, "%s/chan/shell-0.sock", work) < 0 ||
+	    asprintf(&shell1, "%s/chan/shell-1.sock", work) < 0)
+		return 1;
+	struct lv_port ports[] = {{LV_PORT_CONTROL, sock},
+				  {LV_PORT_SHELL_PREFIX "0", shell0},
+				  {LV_PORT_SHELL_PREFIX "1", shell1}};
 	struct lv_domain_config c = {
 		.name = name,
 		.accel = accel,
@@ -447,7 +492,8 @@ int main(int argc, char **argv)
 		.console_log = console,
 		.transport = LV_TRANSPORT_VIRTIO_SERIAL,
 		.ports = ports,
-		.n_ports = 1,
+		.n_ports = ELEMENTSOF(ports),
+		.shells = true,
 	};
 	_cleanup_free_ char *cmdline = NULL;
 	if ((r = lv_kernel_cmdline("console=ttyS0 panic=-1 quiet root=/dev/vda rootfstype=erofs",
@@ -485,6 +531,7 @@ int main(int argc, char **argv)
 		printf("# boot to hello: %llu ms\n", (unsigned long long)(orch_now_ms() - t0));
 		check(&e, true, "supervisor said hello over virtio-serial");
 		tasks_and_checks(&e, ws);
+		debug_shell(&e, shell0);
 
 		/* destroy mid-task: the lifecycle event and the closed channel say the VM is
 		 * gone (orchd marks the task lost). */
