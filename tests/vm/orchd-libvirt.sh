@@ -28,6 +28,7 @@ orchd_pid=
 failures=0
 cleanup() {
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
+	[ -z "$fake_pid" ] || { kill "$fake_pid" 2>/dev/null; wait "$fake_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
@@ -36,8 +37,27 @@ cleanup() {
 	rm -rf "$st"
 }
 trap cleanup EXIT
-ok() { echo "ok - $*"; }
+passed=0
+ok() { echo "ok - $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
+
+# The LLM path from inside the VM, when the fake upstream is built (host/llm present).
+fake=$build/tests/llm/llm-fake-upstream
+fake_pid=
+llm_json=
+key="sk-real-key-vm-$$"
+if [ -x "$fake" ]; then
+	echo "$key" >"$st/key"
+	chmod 600 "$st/key"
+	"$fake" --port 0 --key "$key" --record "$st/rec.jsonl" >"$st/fake.out" 2>&1 &
+	fake_pid=$!
+	for _ in $(seq 1 50); do [ -s "$st/fake.out" ] && break; sleep 0.1; done
+	port=$(head -1 "$st/fake.out")
+	llm_json=', "llm": { "upstreams": { "fake": { "kind": "anthropic",
+	  "base_url": "http://127.0.0.1:'$port'", "key_file": "'$st/key'" } },
+	  "models": { "claude-x": { "upstream": "fake", "input_usd_per_mtok": 3,
+	                            "output_usd_per_mtok": 15 } } }'
+fi
 
 cat >"$st/orchd.json" <<JSON
 {
@@ -47,6 +67,7 @@ cat >"$st/orchd.json" <<JSON
   "vms": { "$vm": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "slots": 2,
                     "transport": "${ORCH_E2E_TRANSPORT:-auto}",
                     "autostart": true, "boot_timeout_ms": 180000 } }
+  $llm_json
 }
 JSON
 ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
@@ -68,6 +89,30 @@ ws=$st/workspaces/$vm
 [ "$(stat -c %u "$ws/agent-0/f0" 2>/dev/null)" = 10000 ] && ok "agent 0's file is uid 10000 on the host" || fail "agent 0's file: $(ls -ln "$ws/agent-0" 2>&1)"
 [ "$(stat -c %u "$ws/agent-1/f1" 2>/dev/null)" = 10001 ] && ok "agent 1's file is uid 10001 on the host" || fail "agent 1's file: $(ls -ln "$ws/agent-1" 2>&1)"
 case "$out1" in *f0*) fail "agent 1 sees agent 0's workspace" ;; *) ok "agent 1 does not see agent 0's workspace" ;; esac
+
+# orch vm list / console with this backend.
+o vm list | grep -q "^$vm *libvirt *ready" && ok "orch vm list shows the VM ready" || fail "vm list: $(o vm list)"
+o vm console "$vm" >/dev/null && ok "orch vm console reads the console log" || fail "vm console: $(o vm console "$vm" 2>&1)"
+
+# An agent in the VM calls its in-jail LLM endpoint (busybox wget); the supervisor
+# forwards llm.request over the channel and orchd answers from the (fake) upstream with
+# the real key, which never enters the VM.
+if [ -n "$fake_pid" ]; then
+	llm_out=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 0 --wait -- sh -c '
+		env | grep -q "'"$key"'" && echo KEY-LEAKED
+		wget -q -O - --header "content-type: application/json" \
+			--header "anthropic-version: 2023-06-01" --header "x-api-key: $ANTHROPIC_API_KEY" \
+			--post-data "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
+			http://127.0.0.1:4000/v1/messages' 2>&1)
+	case "$llm_out" in
+	*KEY-LEAKED*) fail "the real key is inside the VM" ;;
+	*"Hello from the fake upstream"*) ok "an agent in the VM reached the LLM through orchd" ;;
+	*) fail "llm answer: '$llm_out'" ;;
+	esac
+	grep -q "$key" "$st/rec.jsonl" 2>/dev/null && ok "the upstream got the real key" || fail "no real key upstream"
+else
+	echo "# LLM checks skipped: $fake is not built (host/llm absent)"
+fi
 
 # Agent 1's debug shell: orchd's domain has a virtio-serial port per slot, bound at
 # <state_dir>/vm/<vm>/chan/shell-N.sock.
@@ -115,5 +160,5 @@ grep -q 'adopted a running domain' "$st/orchd.log" && ok "the restarted orchd ad
 [ "$state" = succeeded ] && [ "$(wc -l <"$ws/agent-1/runs")" = 1 ] &&
 	ok "the task survived orchd's kill -9 and ran once" || fail "task state '$state', runs $(wc -l <"$ws/agent-1/runs"), output '$out'"
 
-echo "$((12 - failures)) passed, $failures failed"
+echo "$passed passed, $failures failed"
 [ "$failures" = 0 ]
