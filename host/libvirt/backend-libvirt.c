@@ -126,14 +126,19 @@ static void on_boot_timeout(struct orch_loop *loop, struct orch_timer *t, void *
 	vm_gone(l->vm, err.msg);
 }
 
-/* The image: ORCH_VM_IMAGE, <state_dir>/image, the build tree's vm-images/out/image. */
+/* The image: $ORCH_VM_IMAGE, $ORCH_VM_OUT/image (vm-images/build's output directory),
+ * <state_dir>/image, <datadir>/orch/image (installed), the build tree's
+ * vm-images/out/image (as `orch doctor` looks, plus the first and the third). */
 static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *err)
 {
-	_cleanup_free_ char *state = NULL, *src = NULL;
-	if (asprintf(&state, "%s/image", vm->d->cfg->state_dir) < 0 ||
+	_cleanup_free_ char *out = NULL, *state = NULL, *data = NULL, *src = NULL;
+	const char *o = getenv("ORCH_VM_OUT");
+	if ((o && o[0] && asprintf(&out, "%s/image", o) < 0) ||
+	    asprintf(&state, "%s/image", vm->d->cfg->state_dir) < 0 ||
+	    asprintf(&data, "%s/image", ORCH_DATADIR) < 0 ||
 	    asprintf(&src, "%s/vm-images/out/image", ORCH_SOURCEDIR) < 0)
 		return -ENOMEM;
-	const char *cands[] = {getenv("ORCH_VM_IMAGE"), state, src};
+	const char *cands[] = {getenv("ORCH_VM_IMAGE"), out, state, data, src};
 	return lv_image_find(cands, ELEMENTSOF(cands), ret, err);
 }
 
