@@ -88,7 +88,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 {
 	struct local *l = vm->backend;
 	_cleanup_close_ int a = -1, b = -1, la = -1, lb = -1;
-	char slots[32], uid_base[32], level[16];
+	char slots[32], uid_base[32], level[16], cgname[80];
 	int sv[2], r, pidfd;
 	pid_t pid;
 
@@ -126,6 +126,9 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
 	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
+	/* One cgroup directory per orchd and VM: several orchds (tests, users) may share a
+	 * host, and a supervisor removes its directory when it exits. */
+	snprintf(cgname, sizeof(cgname), "orch-%s-%d", vm->cfg->name, (int)getpid());
 	snprintf(level, sizeof(level), "%s",
 		 orch_log_level >= ORCH_LOG_DEBUG  ? "debug"
 		 : orch_log_level >= ORCH_LOG_INFO ? "info"
@@ -285,10 +288,10 @@ static int local_init(struct orchd *d, struct orch_error *err)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	d->supervisor_llm = strstr(buf, "--llm-connect") != NULL;
-	if (!d->supervisor_llm)
-		orch_log(ORCH_LOG_WARN, "local",
-			 "this orch-supervisor has no --llm-connect: agents get no LLM channel",
-			 "path", d->supervisor_path, NULL);
+	orch_log(ORCH_LOG_DEBUG, "local",
+		 d->supervisor_llm ? "LLM requests on a channel of their own (fd 4)"
+				   : "LLM requests on the main channel",
+		 "path", d->supervisor_path, NULL);
 	return 0;
 }
 

@@ -244,11 +244,13 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 
 	for (size_t i = 0; i < c->n_vms; i++) {
 		struct orchd_vm_config *vm = &c->vms[i];
+		/* names only: shipped profiles are not known here (orchd warns at start) */
 		for (size_t j = 0; j < vm->n_profiles; j++)
-			if (!orchd_config_profile(c, vm->profiles[j]))
+			if (!orchd_name_valid(vm->profiles[j]))
 				return orch_err(err, -EINVAL,
-						"vms.%s.profiles[%zu]: no profile named \"%s\"",
-						vm->name, j, vm->profiles[j]);
+						"vms.%s.profiles[%zu]: expected a profile name "
+						"([A-Za-z0-9_-]{1,32})",
+						vm->name, j);
 		if (vm->slots > max_slots)
 			max_slots = vm->slots;
 		if (!vm->workspace &&

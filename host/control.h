@@ -11,6 +11,10 @@ size_t control_n_clients(const struct control *c);
 /* The orchd behind a control connection (for method handlers). */
 struct orchd *control_orchd(struct orch_rpc *rpc);
 
+/* control-submit.c */
+int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err);
+
 /* control-vm.c */
 int control_vm_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		    struct orch_error *err);

@@ -49,3 +49,24 @@ int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 {
 	return orch_err(err, ORCH_RPC_NOT_FOUND, "this orchd was built without the LLM proxy");
 }
+
+int vm_llm_main_attach(struct vm *vm, struct orch_error *err)
+{
+	return 0;
+}
+
+void vm_llm_main_detach(struct vm *vm)
+{
+}
+
+int vm_llm_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err)
+{
+	return orch_err(err, ORCH_RPC_NOT_FOUND, "this orchd was built without the LLM proxy");
+}
+
+int vm_llm_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		     struct orch_error *err)
+{
+	return 0;
+}

@@ -95,6 +95,61 @@ static const struct orch_rpc_method llm_methods[] = {
 	{"llm.cancel", ORCH_RPC_M_NOTIFY, 0, llm_serve_on_cancel},
 };
 
+static void on_main_drain(struct orch_rpc *rpc, void *data)
+{
+	struct vm *vm = data;
+
+	if (vm->llm_main)
+		llm_serve_drained(vm->llm_main);
+}
+
+int vm_llm_main_attach(struct vm *vm, struct orch_error *err)
+{
+	int r;
+
+	vm_llm_main_detach(vm);
+	if (!orchd_llm_enabled(vm->d) || !vm->rpc)
+		return 0;
+	r = llm_serve_new(vm->d->llm->proxy, vm->rpc, vm->cfg->name, resolve_slot, vm,
+			  &vm->llm_main);
+	if (r < 0)
+		return orch_errno(err, r, "vm %s: LLM requests", vm->cfg->name);
+	/* llm_serve_new took the drain callback expecting the serve as the rpc's data; the
+	 * main channel's data is the VM, so drain through it. */
+	orch_rpc_set_drain_cb(vm->rpc, on_main_drain);
+	return 0;
+}
+
+void vm_llm_main_detach(struct vm *vm)
+{
+	if (!vm->llm_main)
+		return;
+	llm_serve_free(vm->llm_main);
+	vm->llm_main = NULL;
+}
+
+int vm_llm_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err)
+{
+	struct vm *vm = data;
+
+	if (!vm->llm_main)
+		return orch_err(err, ORCH_RPC_NOT_FOUND,
+				"the LLM proxy is not configured (no llm.upstreams in orchd's "
+				"config)");
+	return llm_serve_request(vm->llm_main, req, params, err);
+}
+
+int vm_llm_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		     struct orch_error *err)
+{
+	struct vm *vm = data;
+
+	if (!vm->llm_main)
+		return 0;
+	return llm_serve_cancel(vm->llm_main, params, err);
+}
+
 void vm_drop_llm_channel(struct vm *vm)
 {
 	struct orch_rpc *rpc = vm->llm_rpc;

@@ -16,18 +16,26 @@
 
 struct orchd;
 struct vm;
+struct orch_rpc;
+struct orch_rpc_req;
 
 int orchd_llm_new(struct orchd *d, struct orch_error *err);
 void orchd_llm_free(struct orchd *d);
 /* True when VMs should be given an LLM channel. */
 bool orchd_llm_enabled(const struct orchd *d);
-/* Serves llm.request on fd (taken) for vm. */
+/* llm.request / llm.cancel arriving on the VM's main channel (the supervisor multiplexes
+ * them there): attach when the channel is set up, detach before it goes. */
+int vm_llm_main_attach(struct vm *vm, struct orch_error *err);
+void vm_llm_main_detach(struct vm *vm);
+int vm_llm_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err);
+int vm_llm_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		     struct orch_error *err);
+/* Serves llm.request on a separate channel fd (taken) for vm. */
 int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err);
 void vm_drop_llm_channel(struct vm *vm);
 /* Control methods budget.show / budget.set (docs/CONTROL.md); without the proxy they
  * answer that it is not configured. */
-struct orch_rpc;
-struct orch_rpc_req;
 int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 			struct orch_error *err);
 int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "orch-config.h"
 #include "orchd-llm.h"
+#include "profiles.h"
 #include "orchd.h"
 
 struct args {
@@ -311,6 +312,16 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = orchd_llm_new(d, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm");
+	r = orchd_profiles_init(d, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < d->cfg->n_vms; i++)
+		for (size_t j = 0; j < d->cfg->vms[i].n_profiles; j++)
+			if (!orchd_profile_known(d, d->cfg->vms[i].profiles[j]))
+				orch_log(ORCH_LOG_WARN, "profiles",
+					 "unknown profile in vms.*.profiles", "vm",
+					 d->cfg->vms[i].name, "profile", d->cfg->vms[i].profiles[j],
+					 NULL);
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->ops->init && first_of_backend(d, i)) {
 			r = d->vms[i]->ops->init(d, err);
@@ -352,6 +363,7 @@ static void teardown(struct orchd *d)
 		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);
 	orchd_llm_free(d);
+	orchd_profiles_free(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);
 	free(d->vms);

@@ -17,6 +17,7 @@ struct orchd_backend_ops;
 struct control;
 struct orchd_llm;
 struct llm_serve;
+struct orch_profiles;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -50,6 +51,7 @@ struct vm {
 	struct orch_rpc *rpc;	  /* the supervisor channel, NULL when none */
 	struct orch_rpc *llm_rpc; /* its LLM channel (orchd-llm.c), NULL when none */
 	struct llm_serve *llm_serve;
+	struct llm_serve *llm_main; /* llm.request on the main channel (orchd-llm.c) */
 	struct slot *slots;
 	int64_t n_slots;
 	char boot_id[ORCH_MAX_ID_LEN + 1];
@@ -88,7 +90,8 @@ struct orchd {
 	struct vm **vms;
 	size_t n_vms;
 	struct control *control;
-	struct orchd_llm *llm; /* NULL: no LLM proxy */
+	struct orchd_llm *llm;		/* NULL: no LLM proxy */
+	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;

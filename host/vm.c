@@ -99,6 +99,7 @@ static void drop_channel(struct vm *vm)
 	struct orch_rpc *rpc = vm->rpc;
 
 	vm_drop_llm_channel(vm);
+	vm_llm_main_detach(vm);
 	vm->rpc = NULL;
 	orch_timer_free(vm->hb_timer);
 	vm->hb_timer = NULL;
@@ -387,6 +388,8 @@ static const struct orch_rpc_method guest_methods[] = {
 	{"heartbeat", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_heartbeat},
 	{"task.output", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_output},
 	{"task.exit", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, m_exit},
+	{"llm.request", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, vm_llm_on_request},
+	{"llm.cancel", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, vm_llm_on_cancel},
 };
 
 int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
@@ -406,7 +409,7 @@ int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
 		return orch_errno(err, r, "vm %s: cannot set up the channel", vm->cfg->name);
 	}
 	orch_rpc_set_close_cb(vm->rpc, on_channel_close);
-	return 0;
+	return vm_llm_main_attach(vm, err);
 }
 
 void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt, int64_t output_seq)

@@ -51,6 +51,7 @@ static int run(struct cli *c, int argc, char **argv)
 		{"cwd", required_argument, NULL, 'C'},
 		{"retries", required_argument, NULL, 'r'},
 		{"profile", required_argument, NULL, 'P'},
+		{"prompt", required_argument, NULL, 'T'},
 		{"wait", no_argument, NULL, 'w'},
 		{"follow", no_argument, NULL, 'f'},
 		{"json", no_argument, NULL, 'j'},
@@ -111,6 +112,9 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'P':
 			json_object_set_new(params, "profile", json_string(optarg));
 			break;
+		case 'T':
+			json_object_set_new(params, "prompt", json_string(optarg));
+			break;
 		case 'w':
 			wait = true;
 			break;
@@ -128,13 +132,14 @@ static int run(struct cli *c, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !json_object_get(params, "profile")) {
 		fprintf(stderr, "orch dispatch: missing command (orch dispatch -- CMD ARGS...)\n");
 		return CLI_EXIT_USAGE;
 	}
 	for (int i = optind; i < argc; i++)
 		json_array_append_new(argv_j, json_string(argv[i]));
-	json_object_set(params, "argv", argv_j);
+	if (json_array_size(argv_j))
+		json_object_set(params, "argv", argv_j);
 	if (json_object_size(env))
 		json_object_set(params, "env", env);
 

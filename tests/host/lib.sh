@@ -19,6 +19,9 @@ T=$(mktemp -d /tmp/orch-host-test.XXXXXX)
 chmod 0711 "$T"
 SOCK=$T/orch.sock
 ORCHD_PID=
+# Agent uids of this test only: the supervisor kills a finished jail's leftovers by uid,
+# so orchds sharing a host (other tests, other users) must not share a uid range.
+UIDB=$((200000 + ($$ % 5000) * 70))
 
 cleanup() {
 	local rc=$?
@@ -42,7 +45,15 @@ trap cleanup EXIT
 o() { "$ORCH" --socket "$SOCK" "$@"; }
 
 # start_orchd [orchd args...]: starts orchd on $T/state and waits until it answers.
+# Without --config it gets one that only sets uid_base; configs of tests set it too.
 start_orchd() {
+	case " $* " in
+	*" --config "*) ;;
+	*)
+		echo "{ \"uid_base\": $UIDB }" >"$T/base.json"
+		set -- --config "$T/base.json" "$@"
+		;;
+	esac
 	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" -v "$@" \
 		2>>"$T/orchd.log" &
 	ORCHD_PID=$!

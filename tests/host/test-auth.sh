@@ -33,7 +33,7 @@ echo "$out" | grep -q "permission denied on $SOCK" || fail "message: $out"
 
 # with "group": "nogroup", nobody (primary group nogroup) is a member and may use it
 kill "$ORCHD_PID"; wait "$ORCHD_PID" || true
-echo '{ "group": "nogroup" }' >"$T/orchd.json"
+echo "{ \"uid_base\": $UIDB, \"group\": \"nogroup\" }" >"$T/orchd.json"
 start_orchd --config "$T/orchd.json"
 ls -ln "$SOCK" | awk '{print $4}' | grep -qx 65534 || fail "socket group: $(ls -ln "$SOCK")"
 out=$(setpriv --reuid 65534 --regid 65534 --clear-groups "$ORCH" --socket "$SOCK" dispatch --wait -- echo member)

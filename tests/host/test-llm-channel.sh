@@ -18,7 +18,7 @@ trap 'kill $FAKE_PID 2>/dev/null; cleanup' EXIT
 wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
 port=$(head -1 "$T/fake.out")
 cat >"$T/orchd.json" <<JSON
-{ "supervisor": "$(cd "$(dirname "$0")" && pwd)/llm-channel-double.py",
+{ "uid_base": $UIDB, "supervisor": "$(cd "$(dirname "$0")" && pwd)/llm-channel-double.py",
   "vms": { "local": { "slots": 2 } },
   "llm": { "upstreams": { "fake": { "kind": "anthropic", "base_url": "http://127.0.0.1:$port",
                                     "key_file": "$T/key" } },

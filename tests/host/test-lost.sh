@@ -5,7 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 
 cat >"$T/orchd.json" <<JSON
-{ "scheduler": { "heartbeat_ms": 200, "heartbeat_misses": 3 }, "vms": { "local": { "slots": 2 } } }
+{ "uid_base": $UIDB, "scheduler": { "heartbeat_ms": 200, "heartbeat_misses": 3 },
+  "vms": { "local": { "slots": 2 } } }
 JSON
 start_orchd --config "$T/orchd.json"
 sup_pid() { o --json status | jq -r '.vms[0].pid'; }

@@ -35,7 +35,7 @@ for i in 1 2 3; do o dispatch --wait -- echo $i >/dev/null; done
 n=$(o --json tasks --limit 1000 | jq length)
 [ "$n" -gt 2 ] || fail "expected more than 2 tasks, got $n"
 kill "$ORCHD_PID"; wait "$ORCHD_PID" || true
-echo '{ "scheduler": { "keep_finished": 2 } }' >"$T/keep.json"
+echo "{ \"uid_base\": $UIDB, \"scheduler\": { \"keep_finished\": 2 } }" >"$T/keep.json"
 start_orchd --config "$T/keep.json"
 [ "$(o --json tasks --limit 1000 | jq length)" = 2 ] || fail "pruning kept $(o --json tasks | jq length)"
 [ "$(ls "$T/state/spool" | wc -l)" = 2 ] || fail "spool files: $(ls "$T/state/spool")"

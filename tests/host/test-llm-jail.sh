@@ -1,0 +1,42 @@
+#!/bin/bash
+# The LLM path through the real supervisor: a jailed agent calls the in-jail endpoint
+# (127.0.0.1:4000, placeholder key) with curl; orch-supervisor forwards llm.request on its
+# channel, orchd's proxy calls the fake upstream with the real key, and the task's spend
+# is recorded. The real key never reaches the jail.
+. "$(dirname "$0")/lib.sh"
+FAKE=$B/tests/llm/llm-fake-upstream
+[ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
+command -v curl >/dev/null || skip "curl is not installed"
+
+key="sk-real-key-jail-$$"
+echo "$key" >"$T/key"
+chmod 600 "$T/key"
+"$FAKE" --port 0 --key "$key" --record "$T/rec.jsonl" >"$T/fake.out" 2>&1 &
+FAKE_PID=$!
+trap 'kill $FAKE_PID 2>/dev/null; cleanup' EXIT
+wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
+port=$(head -1 "$T/fake.out")
+cat >"$T/orchd.json" <<JSON
+{ "uid_base": $UIDB, "llm": { "upstreams": { "fake": { "kind": "anthropic", "base_url": "http://127.0.0.1:$port",
+                                    "key_file": "$T/key" } },
+           "models": { "claude-x": { "upstream": "fake", "input_usd_per_mtok": 3,
+                                     "output_usd_per_mtok": 15 } } } }
+JSON
+start_orchd --config "$T/orchd.json"
+out=$(o dispatch --wait -- sh -c '
+	env | grep -q "'"$key"'" && echo KEY-LEAKED
+	curl -s http://127.0.0.1:4000/v1/messages -H "content-type: application/json" \
+		-H "anthropic-version: 2023-06-01" -H "x-api-key: $ANTHROPIC_API_KEY" \
+		-d "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"')
+echo "$out" | grep -q "Hello from the fake upstream" || fail "answer: $out"
+echo "$out" | grep -q KEY-LEAKED && fail "the real key is in the jail's environment"
+id=$(o --json tasks | jq -r '.[0].id')
+[ "$(task_field "$id" spend_tokens)" = 33 ] || fail "spend_tokens $(task_field "$id" spend_tokens)"
+grep -q "$key" "$T/rec.jsonl" || fail "the upstream did not get the real key"
+# a model outside the allowlist is refused in the provider's shape, nothing forwarded
+n=$(wc -l <"$T/rec.jsonl")
+out=$(o dispatch --wait -- curl -s http://127.0.0.1:4000/v1/messages -H "content-type: application/json" \
+	-d '{"model":"gpt-nope","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}')
+echo "$out" | grep -q '"type":"error"' || fail "denied model answer: $out"
+[ "$(wc -l <"$T/rec.jsonl")" = "$n" ] || fail "a denied request reached the upstream"
+echo PASS
