@@ -458,10 +458,12 @@ static int kill_listed(const char *dir)
 	return killed;
 }
 
-int sv_cgroup_kill(const struct sv_cgroup *c)
+int sv_cgroup_kill(struct sv_cgroup *c)
 {
-	if (c->v2 && write_file(c->v2, "cgroup.kill", "1") >= 0)
+	if (c->v2 && write_file(c->v2, "cgroup.kill", "1") >= 0) {
+		c->killed = true;
 		return 1;
+	}
 	for (int i = 0; i < _SV_CG_MAX; i++)
 		if (c->v1[i] && kill_listed(c->v1[i]) >= 0)
 			return 1;

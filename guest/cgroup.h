@@ -30,7 +30,9 @@ struct sv_cgroup {
 	char *v2;
 	char *v1[_SV_CG_MAX];
 	int64_t applied[_SV_CG_MAX]; /* last value written (-1: unknown): unchanged limits
-				      * are not written again (cgroup writes are slow) */
+				      * are not written again (cgroup writes are slow) */	/* cgroup.kill was used: from then on children are moved in, not born in
+	 * (CLONE_INTO_CGROUP), see spawn.c. */
+	bool killed;
 };
 
 /* Finds the hierarchies this process lives in and prepares <own cgroup>/<name>.
@@ -57,7 +59,7 @@ int sv_cgroup_enter(const struct sv_cgroup *c);
 
 /* Kills every process in the cgroup: cgroup.kill on v2, else SIGKILL to each pid listed
  * in the v1 directories. Returns 1 when a cgroup-wide kill was possible, 0 if not. */
-int sv_cgroup_kill(const struct sv_cgroup *c);
+int sv_cgroup_kill(struct sv_cgroup *c);
 
 /* Removes the (empty) agent directories / the parent directories; errors are ignored:
  * a cgroup that still holds processes stays. */

@@ -154,7 +154,10 @@ int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_
 	struct sv_spawn_spec spec = *s;
 	int cgfd = -1;
 	pid_t pid = -1;
-	if (s->cgroup && s->cgroup->v2)
+	/* Not after a cgroup.kill of that cgroup: this kernel then kills every child born
+	 * into it with CLONE_INTO_CGROUP (the kill generation is compared with the parent's
+	 * cgroup, not the target's); a child moved in after fork is not affected. */
+	if (s->cgroup && s->cgroup->v2 && !s->cgroup->killed)
 		cgfd = open(s->cgroup->v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cgfd >= 0) {
 		struct sv_clone_args args = {.flags = SV_CLONE_INTO_CGROUP,

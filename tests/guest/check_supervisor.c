@@ -223,6 +223,19 @@ START_TEST(test_timeout_kills_grandchildren)
 }
 END_TEST
 
+START_TEST(test_slot_reuse_after_kill)
+{
+	/* The next task of a slot whose task was just killed runs normally. */
+	RUN("reuse-1", 0, 300, "sleep", "100");
+	struct h_task *t = h_wait_exit(&H, "reuse-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_TIMED_OUT);
+	RUN("reuse-2", 0, 0, "sh", "-c", "sleep 0.3; echo ok");
+	t = h_wait_exit(&H, "reuse-2", 20000);
+	ck_assert_msg(t->status == ORCH_EXIT_EXITED, "status %d reason %s", t->status, t->reason);
+	ck_assert_str_eq(t->out, "ok\n");
+}
+END_TEST
+
 START_TEST(test_cancel_kills_grandchildren)
 {
 	/* The shell ignores SIGTERM: the grace period ends with a kill of the tree. */
@@ -379,6 +392,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_busy_and_duplicate);
 	tcase_add_test(tc, test_timeout_kills_grandchildren);
 	tcase_add_test(tc, test_cancel_kills_grandchildren);
+	tcase_add_test(tc, test_slot_reuse_after_kill);
 	tcase_add_test(tc, test_file_ownership);
 	tcase_add_test(tc, test_transcript);
 	tcase_add_test(tc, test_env_and_cwd);
