@@ -64,6 +64,24 @@ START_TEST(test_limits_reported)
 }
 END_TEST
 
+START_TEST(test_rlimits)
+{
+	json_t *limits = json_pack("{s:i, s:I}", "nofile", 77, "fsize_bytes", (json_int_t)1 << 20);
+	h_run(&H, "rl-1", 1,
+	      (const char *const[]){"sh", "-c",
+				    "ulimit -n; ulimit -c; head -c 2097152 /dev/zero > /tmp/big; "
+				    "echo rc=$?; wc -c < /tmp/big",
+				    NULL},
+	      0, limits);
+	struct h_task *t = h_wait_exit(&H, "rl-1", 20000);
+	/* Writing past RLIMIT_FSIZE fails; the file stops at the limit. */
+	ck_assert_msg(t->out && strncmp(t->out, "77\n0\n", 5) == 0, "out: %s", t->out);
+	ck_assert_msg(strstr(t->out, "rc=0") == NULL, "write past RLIMIT_FSIZE succeeded: %s",
+		      t->out);
+	ck_assert_msg(strstr(t->out, "1048576"), "out: %s", t->out);
+}
+END_TEST
+
 START_TEST(test_success)
 {
 	struct h_task *t = RUN("ok-1", 0, 0, "sh", "-c", "echo hello; echo warn >&2");
@@ -382,6 +400,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_hello);
 	tcase_add_test(tc, test_success);
 	tcase_add_test(tc, test_limits_reported);
+	tcase_add_test(tc, test_rlimits);
 	tcase_add_test(tc, test_failure);
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_large_output);
