@@ -57,8 +57,8 @@ o dispatch --wait --timeout 300ms -- sleep 5; rc=$?
 set -e
 [ $rc = 124 ] || fail "--timeout: exit $rc"
 # the slot of a timed-out task takes the next task normally
-out=$(o dispatch --wait -- echo after-timeout 2>&1) || true
-[ "$out" = after-timeout ] || fail "the task after a timed-out one: $out"
+out=$(o dispatch --wait -- echo after-timeout 2>"$T/err") || true
+[ "$out" = after-timeout ] || fail "the task after a timed-out one: $out $(cat "$T/err")"
 
 # cancel: a running task ends cancelled
 id=$(o dispatch -- sleep 30)
