@@ -37,6 +37,7 @@ void orchd_config_llm_done(struct orchd_llm_config *l)
 		free(l->upstreams[i].name);
 		free(l->upstreams[i].base_url);
 		free(l->upstreams[i].key_file);
+		free(l->upstreams[i].ca_file);
 	}
 	free(l->upstreams);
 	for (size_t i = 0; i < l->n_models; i++) {
@@ -55,7 +56,7 @@ static bool url_ok(const char *s)
 static int parse_upstream(const char *name, json_t *o, struct orchd_llm_upstream *u,
 			  struct orch_error *err)
 {
-	static const char *const keys[] = {"kind", "base_url", "key_file", NULL};
+	static const char *const keys[] = {"kind", "base_url", "key_file", "ca_file", NULL};
 	static const char *const kinds[] = {"anthropic", "openai", NULL};
 	char p[96];
 	int r, k = -1;
@@ -81,7 +82,8 @@ static int parse_upstream(const char *name, json_t *o, struct orchd_llm_upstream
 								    : "https://api.openai.com");
 	if (!json_object_get(o, "key_file"))
 		return orch_err(err, -EINVAL, "%s.key_file: required (an absolute path)", p);
-	if ((r = cfg_path(o, p, "key_file", false, &u->key_file, err)) < 0)
+	if ((r = cfg_path(o, p, "key_file", false, &u->key_file, err)) < 0 ||
+	    (r = cfg_path(o, p, "ca_file", true, &u->ca_file, err)) < 0)
 		return r;
 	if (!u->base_url)
 		return orch_err(err, -ENOMEM, "out of memory");

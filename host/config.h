@@ -81,6 +81,7 @@ struct orchd_llm_upstream {
 	enum orchd_llm_kind kind;
 	char *base_url;
 	char *key_file;
+	char *ca_file; /* NULL: the system trust store */
 };
 
 struct orchd_llm_model {
