@@ -150,8 +150,18 @@ int rpc_send_json(struct orch_rpc *rpc, json_t *msg, bool is_reply)
 	r = orch_frame_queue(rpc->frame, s, len);
 	if (r < 0)
 		return r;
-	if (orch_frame_queued(rpc->frame) == len + 1)
-		return rpc_flush(rpc); /* queue was empty: try to write at once */
+	if (orch_frame_queued(rpc->frame) == len + 1) {
+		/* The queue was empty: try to write at once. A write error does not close
+		 * here (the caller may hold no reference, and close callbacks must not run
+		 * inside orch_rpc_call/notify/reply): EPOLLOUT stays on and the loop's next
+		 * flush fails again and closes. */
+		if (orch_frame_flush(rpc->frame, rpc->fd) < 0) {
+			if (rpc->io)
+				(void)orch_io_set_events(rpc->io, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+			return 0;
+		}
+	}
+	update_events(rpc);
 	return 0;
 }
 

@@ -559,6 +559,33 @@ START_TEST(test_close_inside_read_keeps_fd_until_read_ends)
 }
 END_TEST
 
+static void close_unref_b_cb(struct orch_rpc *rpc, int code, void *data)
+{
+	struct ctx *c = data;
+	c->closes_b++;
+	c->close_code = code;
+	orch_rpc_unref(c->b);
+	c->b = NULL;
+}
+
+/* A write error inside orch_rpc_notify must not run the close callback there (it may
+ * drop the last reference while notify still uses the rpc): the loop closes later. */
+START_TEST(test_send_to_gone_peer_closes_from_loop)
+{
+	struct ctx *c = ctx_raw(NULL);
+
+	orch_rpc_set_close_cb(c->b, close_unref_b_cb);
+	close(c->raw.fd);
+	c->raw.fd = -1;
+	ck_assert_int_eq(orch_rpc_notify(c->b, "n", json_array()), 0);
+	ck_assert_int_eq(c->closes_b, 0);
+	run_until(c, &c->closes_b, 1);
+	ck_assert_ptr_null(c->b);
+	ck_assert_int_ne(c->close_code, 0);
+	ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_outstanding_limit_and_helpers)
 {
 	struct orch_rpc_opts o = {.max_outstanding = 2, .name = "t"};
@@ -613,6 +640,7 @@ int main(void)
 	tcase_add_test(tc, test_peer_eof_and_unref_in_close_cb);
 	tcase_add_test(tc, test_outstanding_limit_and_helpers);
 	tcase_add_test(tc, test_close_inside_read_keeps_fd_until_read_ends);
+	tcase_add_test(tc, test_send_to_gone_peer_closes_from_loop);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
