@@ -12,6 +12,11 @@
  * the PTY as its controlling terminal). Closing the connection SIGKILLs bwrap; its pid
  * namespace dies with it, so nothing the shell started survives.
  *
+ * Who can connect: the host only. The Unix socket is 0600 (root) and lives outside every
+ * jail; VSOCK peers other than allow_cid are closed at accept, and jailed processes cannot
+ * create AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's
+ * chardev on the host, and the jails' /dev holds no virtio ports.
+ *
  * Everything runs on the caller's orch_loop; child exits are observed through pidfds,
  * so the caller must not reap unknown children with waitpid(-1). */
 #pragma once
