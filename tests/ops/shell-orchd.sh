@@ -1,7 +1,7 @@
 #!/bin/bash
 # orch shell against the real orchd and orch-supervisor (local backend): the shell of
 # agent 0 sees what agent 0's tasks wrote, runs as its uid, and survives a finished task.
-# Skips while the supervisor does not serve debug shells. ORCH_OPS_ORCHD_ARGS adds orchd
+# Skips while orchd's local backend does not ask the supervisor for debug shells. ORCH_OPS_ORCHD_ARGS adds orchd
 # arguments (e.g. --config with another "supervisor").
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +14,7 @@ trap 'tmux -S "$TMUX_SOCK" kill-server 2>/dev/null; stop_orchd; rm -rf "$T"' EXI
 start_orchd ${ORCH_OPS_ORCHD_ARGS:-}
 S=$T/state/vm/local/chan/shell-0.sock
 for i in $(seq 20); do [ -S "$S" ] && break; sleep 0.1; done
-[ -S "$S" ] || skip "orch-supervisor does not serve debug shells yet: guest/main.c must call sv_shell_start_slot per slot and orchd's local backend must pass the listen address unix:<state_dir>/vm/<vm>/chan/shell-%u.sock"
+[ -S "$S" ] || skip "no debug shell at $S: orchd's local backend does not pass --shell-listen unix:<state_dir>/vm/<vm>/chan/shell-%u.sock to orch-supervisor yet"
 
 o dispatch --agent 0 --wait -- sh -c 'echo "from-task" >/workspace/task-file' || fail "task"
 tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s t -x 100 -y 30 "$ORCH --socket $SOCK shell local 0; echo shell-ended; sleep 60"
