@@ -203,11 +203,14 @@ static int reconcile_store(struct orchd *d, struct orch_error *err)
 		if (store_task_get(d->store, ids[i], &t, err) < 0)
 			continue;
 		vm = t->vm ? orchd_find_vm(d, t->vm) : NULL;
-		if (vm && t->slot >= 0 && t->slot < vm->n_slots && !vm->slots[t->slot].task) {
+		if (vm && vm->cfg->autostart && t->slot >= 0 && t->slot < vm->n_slots &&
+		    !vm->slots[t->slot].task) {
 			vm_adopt_orphan(vm, t->slot, t->id, t->attempts, t->output_seq);
 		} else {
 			bool requeued;
-			store_task_lost(d->store, t->id, "lost: its VM is no longer configured",
+			store_task_lost(d->store, t->id,
+					vm ? "lost: its VM does not start with orchd"
+					   : "lost: its VM is no longer configured",
 					&requeued, err);
 		}
 		task_row_free(t);
