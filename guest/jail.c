@@ -103,6 +103,26 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 		if ((r = strv_pushv(&v, (const char *const[]){"--seccomp", buf, NULL})) < 0)
 			goto fail;
 	}
+	/* With env, the jail's environment is exactly env: nothing of bwrap's own is
+	 * inherited. Without, bwrap passes its environment on. */
+	if (s->env && (r = strv_push(&v, "--clearenv")) < 0)
+		goto fail;
+	for (size_t i = 0; s->env && s->env[i]; i++) {
+		const char *eq = strchr(s->env[i], '=');
+		if (!eq || eq == s->env[i]) {
+			r = -EINVAL;
+			goto fail;
+		}
+		char *name = strndup(s->env[i], (size_t)(eq - s->env[i]));
+		if (!name) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = strv_pushv(&v, (const char *const[]){"--setenv", name, eq + 1, NULL});
+		free(name);
+		if (r < 0)
+			goto fail;
+	}
 	snprintf(buf, sizeof(buf), "%d", SV_JAIL_FD_STATUS);
 	if ((r = strv_pushv(&v, (const char *const[]){"--", SV_JAIL_HELPER_PATH, buf, NULL})) < 0 ||
 	    (r = strv_pushv(&v, s->argv)) < 0)

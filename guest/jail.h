@@ -25,6 +25,8 @@ struct sv_jail_spec {
 	bool seccomp;
 	const char *cwd;	 /* NULL: /workspace */
 	const char *const *argv; /* the task's command, NULL-terminated */
+	const char *const *env;	 /* "K=V": the jail's whole environment (--clearenv, --setenv);
+				  * NULL: bwrap's own environment is passed on */
 };
 
 /* Builds the NULL-terminated argv for execve(bwrap). Free with sv_strv_free. */

@@ -480,6 +480,9 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 						    "timeout_ms", (json_int_t)run->timeout_ms));
 	}
 
+	char **env = build_env(t, run);
+	if (!env)
+		return orch_err(err, -ENOMEM, "out of memory");
 	struct sv_jail_spec js = {
 		.bwrap = cfg->bwrap,
 		.exec_helper = cfg->exec_helper,
@@ -490,15 +493,13 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.seccomp = sv->have_seccomp,
 		.cwd = run->cwd,
 		.argv = run->argv,
+		.env = (const char *const *)env,
 	};
 	char **argv = NULL;
-	if ((r = sv_jail_argv(&js, &argv, err)) < 0)
+	r = sv_jail_argv(&js, &argv, err);
+	sv_strv_free(env);
+	if (r < 0)
 		return r;
-	char **env = build_env(t, run);
-	if (!env) {
-		sv_strv_free(argv);
-		return orch_err(err, -ENOMEM, "out of memory");
-	}
 	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
 	 * only those that hold a limit for this task. v2 (cheap) is always joined. */
 	struct sv_cgroup join = slot->cgroup;
@@ -506,9 +507,12 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	for (int i = 0; i < _SV_CG_MAX; i++)
 		if (!want[i])
 			join.v1[i] = NULL;
+	/* bwrap itself runs with a fixed environment: the task's variables are set inside
+	 * the jail (--setenv), so that none of them (LD_PRELOAD...) acts on bwrap. */
+	static char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
 	struct sv_spawn_spec ss = {
 		.bwrap_argv = argv,
-		.envp = env,
+		.envp = bwrap_env,
 		.seccomp = sv->have_seccomp ? &sv->seccomp : NULL,
 		.netns_fd = slot->netns_fd,
 		.cgroup = &join,
@@ -519,7 +523,6 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	};
 	r = sv_spawn(&ss, &t->sp, err);
 	sv_strv_free(argv);
-	sv_strv_free(env);
 	if (r < 0) {
 		t->sp.pid = 0;
 		return r;

@@ -125,6 +125,7 @@ static int jail_init(struct jail *j, const char *helper, const char *ws)
 				  .ro_paths = ro,
 				  .n_ro_paths = 5,
 				  .seccomp = true,
+				  .env = (const char *const *)jail_env,
 				  .argv = cmd};
 	if (sv_jail_argv(&js, &j->argv, &err) < 0)
 		return fprintf(stderr, "%s\n", err.msg), -1;

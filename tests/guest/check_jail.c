@@ -283,8 +283,12 @@ START_TEST(test_spawn)
 	int ns = sv_netns_new(&err);
 	ck_assert_int_ge(ns, 0);
 	char *ro[] = {"/usr", "/bin", "/lib", "/lib64", "/etc"};
-	const char *cmd[] = {"sh", "-c", "id -u; touch /workspace/made; echo oops >&2; exit 7",
+	const char *cmd[] = {"sh", "-c",
+			     "id -u; echo \"$FOO-$LEAK\"; touch /workspace/made; echo oops >&2; "
+			     "exit 7",
 			     NULL};
+	/* The task's environment is set inside the jail; bwrap's own does not leak in. */
+	const char *env[] = {"PATH=/usr/bin:/bin", "FOO=bar", NULL};
 	struct sv_jail_spec js = {.bwrap = "/usr/bin/bwrap",
 				  .exec_helper = helper,
 				  .slot = 1,
@@ -292,10 +296,11 @@ START_TEST(test_spawn)
 				  .ro_paths = ro,
 				  .n_ro_paths = 5,
 				  .seccomp = true,
-				  .argv = cmd};
+				  .argv = cmd,
+				  .env = env};
 	char **argv = NULL;
 	ck_assert_int_eq(sv_jail_argv(&js, &argv, &err), 0);
-	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	char *envp[] = {"PATH=/usr/bin:/bin", "LEAK=1", NULL};
 	struct sv_spawn_spec ss = {.bwrap_argv = argv,
 				   .envp = envp,
 				   .seccomp = &sc,
@@ -311,7 +316,7 @@ START_TEST(test_spawn)
 	read_all(sp.status_fd, st, sizeof(st));
 	int status;
 	ck_assert_int_eq(waitpid(sp.pid, &status, 0), sp.pid);
-	ck_assert_str_eq(out, "10071\n");
+	ck_assert_str_eq(out, "10071\nbar-\n");
 	ck_assert_msg(strstr(errb, "oops") != NULL, "stderr: %s", errb);
 	ck_assert_str_eq(st, "exited 7\n");
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7);
