@@ -11,6 +11,7 @@
 #include "frame.h"
 
 #define READ_CHUNK (64 * 1024)
+#define READ_BUDGET 16 /* reads per orch_frame_read call */
 
 struct frame_buf {
 	char *p;
@@ -187,7 +188,9 @@ int orch_frame_read(struct orch_frame *f, int fd)
 	r = process(f);
 	if (r < 0)
 		return r;
-	for (;;) {
+	for (unsigned reads = 0;; reads++) {
+		if (reads == READ_BUDGET)
+			return 0; /* fairness: a flooding peer must not starve the loop */
 		size_t space;
 		ssize_t n;
 

@@ -33,8 +33,10 @@ void orch_frame_free(struct orch_frame *f);
 /* Feeds bytes (for tests, fuzzers and transports that read themselves). */
 int orch_frame_feed(struct orch_frame *f, const void *buf, size_t len);
 
-/* Reads from a non-blocking fd until EAGAIN. Returns 0 when the fd would block,
- * -EPIPE at EOF (a partial last line is dropped and reported through on_error as
+/* Reads from a non-blocking fd until EAGAIN, or until a budget of 16 reads (1 MiB) so
+ * that one flooding peer cannot starve the loop: with level-triggered epoll (orch_io) the
+ * rest is read on the next iteration. Returns 0 when the fd would block or the budget is
+ * used, -EPIPE at EOF (a partial last line is dropped and reported through on_error as
  * -EPIPE "connection closed mid-line"), another -errno on error, or a callback's < 0. */
 int orch_frame_read(struct orch_frame *f, int fd);
 
