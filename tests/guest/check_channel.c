@@ -392,6 +392,47 @@ START_TEST(test_reconnect)
 }
 END_TEST
 
+START_TEST(test_hello_refused)
+{
+	/* A host that refuses hello is dialled again (with backoff); the next hello works. */
+	struct raw r;
+	raw_init(&r);
+	char path[128], addr[160];
+	snprintf(path, sizeof(path), "%s/host.sock", r.root);
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	ck_assert_uint_lt(strlen(path), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(ls, 4), 0);
+	r.pid = start_supervisor(r.root, addr, -1);
+
+	r.fd = accept_one(ls);
+	json_t *h = raw_hello(&r, false);
+	raw_sendj(&r, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
+				json_object_get(h, "id"), "error", "code", -32005, "message",
+				"not this one"));
+	json_decref(h);
+	/* Methods stay refused on the refused connection; it is closed by the supervisor. */
+	json_t *m;
+	while ((m = raw_read(&r, 5000)))
+		json_decref(m);
+	close(r.fd);
+	r.len = 0;
+
+	r.fd = accept_one(ls);
+	json_decref(raw_hello(&r, true));
+	raw_send(&r, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"task.run\",\"params\":{\"task\":"
+		     "\"after-refusal\",\"slot\":0,\"argv\":[\"true\"]}}\n");
+	json_t *resp = raw_next_response(&r, 10000);
+	ck_assert_msg(resp && json_object_get(resp, "result"), "task.run refused after hello");
+	json_decref(resp);
+	close(ls);
+	raw_done(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("guest-channel");
@@ -400,6 +441,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_before_hello);
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_reconnect);
+	tcase_add_test(tc, test_hello_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
