@@ -47,7 +47,7 @@ _orch() {
 	result | cancel) opts="--json --help" ;;
 	logs) opts="-f --from-seq --json --help" ;;
 	vm) opts="list up down restart console --bytes --json --help" ;;
-	shell) opts="--print --address --json --help" ;;
+	shell) opts="--print --address --wait --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,7 +19,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: orch shell [--print] [--address ADDR] VM AGENT\n"
+		"Usage: orch shell [--print] [--address ADDR] [--wait SECONDS] VM AGENT\n"
 		"Opens a shell inside agent AGENT's jail in VM (same uid, mounts, "
 		"namespaces,\n"
 		"seccomp filter and limits as its tasks) by running socat on this terminal.\n"
@@ -27,6 +28,7 @@ static void usage(FILE *f)
 		"  --print         print the socat command instead of running it\n"
 		"  --address ADDR  connect to ADDR (unix:/PATH or vsock:CID:PORT) without "
 		"asking orchd\n"
+		"  --wait SECONDS  wait this long for a booting VM to be ready (default 300)\n"
 		"Raw equivalents: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:PATH\n"
 		"                 socat -,raw,echo=0,escape=0x1d VSOCK-CONNECT:CID:6000+AGENT\n");
 }
@@ -45,7 +47,8 @@ static int socat_address(const char *addr, char *buf, size_t len)
 	return -EINVAL;
 }
 
-static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, size_t len)
+static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, size_t len,
+		  char *state, size_t state_len)
 {
 	json_t *res = NULL, *vm, *found = NULL;
 	size_t i;
@@ -72,6 +75,8 @@ static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, si
 	}
 	json_t *shells = json_object_get(found, "shell");
 	const char *sd = json_string_value(json_object_get(res, "state_dir"));
+	const char *st = json_string_value(json_object_get(found, "state"));
+	snprintf(state, state_len, "%s", st ? st : "unknown");
 	const char *transport = json_string_value(json_object_get(found, "transport"));
 	json_t *cid = json_object_get(found, "cid");
 	if (json_is_string(json_array_get(shells, (size_t)agent)))
@@ -86,21 +91,68 @@ static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, si
 	return 0;
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Waits until the VM is ready (its supervisor serves the shells), with a spinner on a
+ * terminal and one line otherwise. */
+static int wait_ready(struct cli *c, const char *vm, long agent, char *addr, size_t len,
+		      char *state, size_t state_len, long wait_s)
+{
+	static const char spin[] = "|/-\\";
+	bool tty = isatty(2);
+	if (!tty)
+		fprintf(stderr, "orch shell: VM %s is %s; waiting up to %lds for it to be ready\n",
+			vm, state, wait_s);
+	for (long i = 0; strcmp(state, "ready") != 0; i++) {
+		if (i >= wait_s * 4) {
+			if (tty)
+				fprintf(stderr, "\r\033[K");
+			fprintf(stderr,
+				"orch shell: VM %s is still %s after %lds (see orch status, "
+				"orch vm console %s)\n",
+				vm, state, wait_s, vm);
+			return CLI_EXIT_ERROR;
+		}
+		if (tty)
+			fprintf(stderr, "\r%c waiting for VM %s (%s) %lds", spin[i % 4], vm, state,
+				i / 4);
+		sleep_ms(250);
+		int r = lookup(c, vm, agent, addr, len, state, state_len);
+		if (r)
+			return r;
+	}
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	return 0;
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"print", no_argument, NULL, 'p'},
-		{"address", required_argument, NULL, 'a'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"print", no_argument, NULL, 'p'}, {"address", required_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},  {"wait", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},  {0},
 	};
 	bool print = false;
+	long wait_s = 300;
 	const char *address = NULL;
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "pa:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "pa:jw:h", opts, NULL)) != -1) {
 		switch (o) {
+		case 'w': {
+			char *e;
+			wait_s = strtol(optarg, &e, 10);
+			if (*e || e == optarg || wait_s < 0 || wait_s > 3600) {
+				fprintf(stderr, "orch shell: --wait takes 0..3600 seconds\n");
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		}
 		case 'p':
 			print = true;
 			break;
@@ -128,11 +180,14 @@ static int run(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "orch shell: AGENT must be a slot number 0..63\n");
 		return CLI_EXIT_USAGE;
 	}
-	char addr[512], sa[560];
+	char addr[512], sa[560], state[32] = "ready";
 	if (address)
 		snprintf(addr, sizeof(addr), "%s", address);
 	else {
-		int r = lookup(c, argv[optind], agent, addr, sizeof(addr));
+		int r = lookup(c, argv[optind], agent, addr, sizeof(addr), state, sizeof(state));
+		if (!r && !print && !c->json && strcmp(state, "ready") != 0)
+			r = wait_ready(c, argv[optind], agent, addr, sizeof(addr), state,
+				       sizeof(state), wait_s);
 		if (r)
 			return r;
 	}

@@ -32,6 +32,17 @@ JSON
 SOCK=$T/orch.sock
 ORCH_VM_IMAGE=$image "$ORCHD" -v -c "$T/orchd.json" -s "$T" -S "$SOCK" 2>"$T/orchd.log" &
 ORCHD_PID=$!
+for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+# orch shell started while the VM boots waits for it (a spinner on the terminal).
+tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s t -x 100 -y 30 \
+	"$ORCH --socket $SOCK shell $vm 1; echo shell-ended; sleep 60"
+for i in $(seq 50); do
+	if tmux -S "$TMUX_SOCK" capture-pane -p -t t | grep -q 'waiting for VM'; then
+		echo "ok: orch shell waits for the booting VM (spinner)"
+		break
+	fi
+	sleep 0.1
+done
 for i in $(seq 1800); do
 	s=$(o --json status 2>/dev/null) && [ -n "$s" ] &&
 		echo "$s" | jq -e '.vms | all(.state == "ready")' >/dev/null 2>&1 && break
@@ -41,8 +52,6 @@ done
 [ "$i" -lt 1800 ] || { tail -20 "$T/orchd.log"; fail "the VM did not become ready"; }
 echo "ok: VM $vm ready ($(o --json status | jq -r '.vms[0].accel // "?"'), $(o --json status | jq -r '.vms[0].transport // "?"'))"
 
-tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s t -x 100 -y 30 \
-	"$ORCH --socket $SOCK shell $vm 1; echo shell-ended; sleep 60"
 pane_wait t 'agent-1:.*\$ ?$' 60
 k() { tmux -S "$TMUX_SOCK" send-keys -t t "$@"; }
 k 'echo "id-$(id -u)"; echo "size-$(stty size | tr " " x)"' Enter
