@@ -30,7 +30,7 @@ static void batch_maybe_send(struct rpc_batch *b)
 							     NULL),
 					 true);
 	else if (r == -ENOBUFS)
-		rpc_close_code(rpc, -ENOBUFS);
+		rpc_fail_later(rpc, -ENOBUFS);
 }
 
 void rpc_batch_answered(struct rpc_batch *b)
@@ -322,7 +322,7 @@ int rpc_on_line(void *data, const char *line, size_t len)
 	json_error_t jerr;
 	size_t i;
 
-	if (rpc->closed)
+	if (rpc->closed || rpc->fail_code)
 		return -ECANCELED;
 	for (i = 0; i < len; i++)
 		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
@@ -339,7 +339,7 @@ int rpc_on_line(void *data, const char *line, size_t len)
 	} else {
 		handle_message(rpc, root, NULL);
 	}
-	return rpc->closed ? -ECANCELED : 0;
+	return rpc->closed || rpc->fail_code ? -ECANCELED : 0;
 }
 
 void rpc_on_frame_error(void *data, int code, const char *msg)

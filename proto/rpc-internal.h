@@ -47,6 +47,7 @@ struct orch_rpc {
 	bool closed, freeing, want_drain;
 	bool reading;	       /* inside orch_frame_read */
 	int deferred_close_fd; /* closed once orch_frame_read returns */
+	int fail_code;	       /* != 0: close with it from the loop (rpc_fail_later) */
 	struct orch_loop *loop;
 	int fd;
 	struct orch_io *io;
@@ -70,6 +71,9 @@ int rpc_send_json(struct orch_rpc *rpc, json_t *msg, bool is_reply);
 /* Steals msg (NULL: -ENOMEM). A reply that cannot be queued closes the connection. */
 int rpc_send_json_stolen(struct orch_rpc *rpc, json_t *msg, bool is_reply);
 void rpc_close_code(struct orch_rpc *rpc, int code);
+/* Closes from the loop's next io callback instead of here, so close callbacks never run
+ * inside orch_rpc_reply and friends. Incoming lines are ignored meanwhile. */
+void rpc_fail_later(struct orch_rpc *rpc, int code);
 struct rpc_pending *rpc_pending_take(struct orch_rpc *rpc, int64_t id);
 
 /* rpc-dispatch.c */

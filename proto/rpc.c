@@ -98,7 +98,7 @@ static void update_events(struct orch_rpc *rpc)
 
 	if (!rpc->io)
 		return;
-	if (orch_frame_queued(rpc->frame) > 0)
+	if (orch_frame_queued(rpc->frame) > 0 || rpc->fail_code)
 		ev |= EPOLLOUT;
 	(void)orch_io_set_events(rpc->io, ev);
 }
@@ -165,6 +165,15 @@ int rpc_send_json(struct orch_rpc *rpc, json_t *msg, bool is_reply)
 	return 0;
 }
 
+void rpc_fail_later(struct orch_rpc *rpc, int code)
+{
+	if (rpc->closed || rpc->fail_code)
+		return;
+	rpc->fail_code = code;
+	if (rpc->io) /* wakes the loop at once: the socket is writable or has failed */
+		(void)orch_io_set_events(rpc->io, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+}
+
 static void rpc_io_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
 		      void *data)
 {
@@ -172,6 +181,11 @@ static void rpc_io_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	int r;
 
 	orch_rpc_ref(rpc);
+	if (rpc->fail_code) {
+		rpc_close_code(rpc, rpc->fail_code);
+		orch_rpc_unref(rpc);
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (rpc_flush(rpc) == 0)
 			maybe_drain(rpc);
@@ -491,7 +505,7 @@ static int req_answer(struct orch_rpc_req *req, json_t *resp)
 	json_decref(resp);
 	if (r == -ENOBUFS || r == -EMSGSIZE) {
 		if (r == -ENOBUFS) {
-			rpc_close_code(rpc, -ENOBUFS); /* the peer does not read its replies */
+			rpc_fail_later(rpc, -ENOBUFS); /* the peer does not read its replies */
 			return r;
 		}
 		/* The result does not fit in one line: tell the peer instead. */
@@ -535,6 +549,6 @@ int rpc_send_json_stolen(struct orch_rpc *rpc, json_t *msg, bool is_reply)
 	r = rpc_send_json(rpc, msg, is_reply);
 	json_decref(msg);
 	if (r == -ENOBUFS && is_reply)
-		rpc_close_code(rpc, -ENOBUFS);
+		rpc_fail_later(rpc, -ENOBUFS);
 	return r;
 }

@@ -586,6 +586,31 @@ START_TEST(test_send_to_gone_peer_closes_from_loop)
 }
 END_TEST
 
+/* A peer that sends requests but never reads the replies is disconnected (-ENOBUFS)
+ * once replies exceed twice max_queued, instead of growing memory. */
+START_TEST(test_peer_not_reading_replies)
+{
+	struct orch_rpc_opts o = {.max_queued = 4096};
+	struct ctx *c = ctx_raw(&o);
+	char req[1200];
+	int n = snprintf(req, sizeof(req),
+			 "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"%01000d\"],"
+			 "\"id\":1}\n",
+			 0);
+
+	orch_rpc_set_close_cb(c->b, close_unref_b_cb);
+	for (int i = 0; i < 20000 && c->closes_b == 0; i++) {
+		ssize_t w = write(c->raw.fd, req, (size_t)n);
+		ck_assert(w == n ||
+			  (w < 0 && (errno == EAGAIN || errno == EPIPE || errno == ECONNRESET)));
+		orch_loop_run_once(c->loop, w < 0 ? 5 : 0);
+	}
+	ck_assert_int_eq(c->closes_b, 1);
+	ck_assert_int_eq(c->close_code, -ENOBUFS);
+	ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_outstanding_limit_and_helpers)
 {
 	struct orch_rpc_opts o = {.max_outstanding = 2, .name = "t"};
@@ -641,6 +666,7 @@ int main(void)
 	tcase_add_test(tc, test_outstanding_limit_and_helpers);
 	tcase_add_test(tc, test_close_inside_read_keeps_fd_until_read_ends);
 	tcase_add_test(tc, test_send_to_gone_peer_closes_from_loop);
+	tcase_add_test(tc, test_peer_not_reading_replies);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
