@@ -19,6 +19,7 @@ TMUX_SOCK=$T/tmux.sock
 vm=ops$$
 cleanup() {
 	tmux -S "$TMUX_SOCK" kill-server 2>/dev/null
+	tmux -S "$T/dash.sock" kill-server 2>/dev/null
 	stop_orchd
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
 	rm -rf "$T"
@@ -75,4 +76,15 @@ out=$( (sleep 3; echo 'echo "again-$((2 * 21))"'; sleep 3; echo exit) |
 	timeout 60 "$ORCH" --socket "$SOCK" shell "$vm" 1 2>&1)
 echo "$out" | grep -q 'again-42' || fail "second connection: $out"
 echo "ok: a second connection after the hang-up"
+# The dashboard's window for this VM: its console log and a pane per agent.
+DASH=$T/dash.sock
+o dashboard --tmux-socket "$DASH" --no-attach 2>/dev/null || fail "orch dashboard"
+n=$(tmux -S "$DASH" list-panes -t "orch:vm:$vm" | wc -l)
+[ "$n" = 3 ] || fail "vm:$vm has $n panes"
+TMUX_SOCK=$DASH pane_wait "orch:vm:$vm.0" "console of VM $vm" 10
+# (The pane follows the file; its content is whatever the guest printed.)
+cmd=$(tmux -S "$DASH" display-message -p -t "orch:vm:$vm.0" '#{pane_current_command}')
+[ "$cmd" = tail ] || fail "the console pane runs '$cmd'"
+tmux -S "$DASH" kill-server
+echo "ok: the dashboard has the VM's window: its console log followed, a pane per agent"
 echo PASS
