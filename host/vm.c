@@ -165,16 +165,25 @@ int vm_start(struct vm *vm)
 
 	vm->boot_id[0] = 0;
 	set_state(vm, VM_STARTING);
-	if (!vm->hello_timer)
-		orch_timer_add(vm->d->loop, timeout, 0, on_hello_timer, vm, &vm->hello_timer);
-	else
-		orch_timer_rearm(vm->hello_timer, timeout);
+	orch_timer_disarm(vm->hello_timer);
 	r = vm->ops->start(vm, &err);
 	if (r < 0) {
 		orch_log(ORCH_LOG_ERROR, "vm", "cannot start vm", "vm", vm->cfg->name, "error",
 			 err.msg, NULL);
 		vm->state = VM_STARTING; /* so that vm_gone schedules a retry */
 		vm_gone(vm, err.msg);
+		return r;
+	}
+	/* The fallback when no hello comes: armed after start (which may take a while) and a
+	 * little later than boot_timeout_ms, so that a backend's own boot timeout, which can
+	 * say more (the console's tail), fires first. */
+	if (vm->state == VM_STARTING) {
+		timeout += 500;
+		if (!vm->hello_timer)
+			orch_timer_add(vm->d->loop, timeout, 0, on_hello_timer, vm,
+				       &vm->hello_timer);
+		else
+			orch_timer_rearm(vm->hello_timer, timeout);
 	}
 	return r;
 }
