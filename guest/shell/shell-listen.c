@@ -34,7 +34,7 @@ int sv_shell_addr_parse(const char *s, unsigned slot, struct sv_shell_addr *ret,
 		   !strncmp(s, "vsock:any:", 10)) {
 		a.kind = SV_SHELL_VSOCK;
 		a.port = SV_SHELL_VSOCK_PORT_BASE + slot;
-		if (s[9] == ':') {
+		if (!strncmp(s, "vsock:any:", 10)) {
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(s + 10, &end, 10);
