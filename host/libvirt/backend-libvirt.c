@@ -42,6 +42,7 @@ struct lvb {
 	virDomainPtr dom;
 	bool stopping; /* a stop we asked for: its lifecycle event is not a failure */
 	struct orch_timer *boot_timer;
+	uint64_t start_ms; /* when lvb_start began (vm.c's hello timer runs from about then) */
 	char domain[80];
 	char uuid[VIR_UUID_STRING_BUFLEN]; /* of l->dom */
 	char dir[PATH_MAX];
@@ -268,7 +269,13 @@ static int connect_channel(struct lvb *l, struct orch_error *err)
 {
 	if (virDomainGetUUIDString(l->dom, l->uuid) < 0)
 		l->uuid[0] = 0;
-	int r = orch_timer_add(l->vm->d->loop, (uint64_t)l->vm->cfg->boot_timeout_ms, 0,
+	/* vm.c arms a generic hello timer of boot_timeout_ms just before calling start; this
+	 * one fires a moment earlier (counted from the start of lvb_start) so that the VM's
+	 * error carries the console's last lines. */
+	uint64_t timeout = (uint64_t)l->vm->cfg->boot_timeout_ms;
+	uint64_t early = timeout / 100 < 200 ? timeout / 100 : 200;
+	uint64_t spent = orch_now_ms() - l->start_ms + (early ? early : 1);
+	int r = orch_timer_add(l->vm->d->loop, spent < timeout ? timeout - spent : 0, 0,
 			       on_boot_timeout, l, &l->boot_timer);
 	if (r < 0)
 		return orch_errno(err, r, "boot timer");
@@ -356,6 +363,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	if (l->dom)
 		return orch_err(err, -EBUSY, "vm %s: domain %s is already running", c->name,
 				l->domain);
+	l->start_ms = orch_now_ms();
 	snprintf(l->domain, sizeof(l->domain), "orch-%s", c->name);
 	if ((size_t)snprintf(l->dir, sizeof(l->dir), "%s/vm/%s", vm->d->cfg->state_dir, c->name) >=
 	    sizeof(l->dir))

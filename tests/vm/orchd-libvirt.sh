@@ -160,5 +160,25 @@ grep -q 'adopted a running domain' "$st/orchd.log" && ok "the restarted orchd ad
 [ "$state" = succeeded ] && [ "$(wc -l <"$ws/agent-1/runs")" = 1 ] &&
 	ok "the task survived orchd's kill -9 and ran once" || fail "task state '$state', runs $(wc -l <"$ws/agent-1/runs"), output '$out'"
 
+# A boot that does not reach hello in time: the VM is marked down with the console's
+# last lines in its error (and retried with backoff).
+kill -TERM "$orchd_pid"; wait "$orchd_pid" 2>/dev/null
+cat >"$st/slow.json" <<JSON
+{ "state_dir": "$st", "uid_base": 10000,
+  "vms": { "$vm": { "backend": "libvirt", "vcpus": 1, "memory_mib": 256, "slots": 1,
+                    "autostart": true, "boot_timeout_ms": 1000 } } }
+JSON
+ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/slow.json" -s "$st" -S "$st/orch.sock" \
+	2>>"$st/orchd.log" &
+orchd_pid=$!
+err=
+for _ in $(seq 1 200); do
+	err=$(o --json vm list 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("last_error") or "")' 2>/dev/null)
+	case "$err" in *"no hello from the supervisor within 1000 ms; console"*) break ;; esac
+	sleep 0.1
+done
+case "$err" in *"no hello from the supervisor within 1000 ms; console"*) ok "a boot timeout names the console log in the VM's error" ;;
+*) fail "boot timeout error: '$err'" ;; esac
+
 echo "$passed passed, $failures failed"
 [ "$failures" = 0 ]
