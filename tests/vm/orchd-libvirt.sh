@@ -116,10 +116,21 @@ fi
 
 # Agent 1's debug shell: orchd's domain has a virtio-serial port per slot, bound at
 # <state_dir>/vm/<vm>/chan/shell-N.sock.
-shell_out=$( (for _ in 1 2 3 4 5 6; do echo 'echo shell-$((40+2)) uid-$(id -u)'; sleep 1; done; echo exit) |
-	timeout 30 socat - "UNIX-CONNECT:$st/vm/$vm/chan/shell-1.sock" 2>&1)
-case "$shell_out" in *"shell-42 uid-10001"*) ok "agent 1's debug shell over virtio-serial" ;;
-*) fail "debug shell: '$shell_out'" ;; esac
+# The shell starts when the guest notices the connection: repeat the command until the
+# answer comes (bounded).
+coproc SHELL { timeout 90 socat - "UNIX-CONNECT:$st/vm/$vm/chan/shell-1.sock" 2>&1; }
+shell_ok=0 shell_out=
+for _ in $(seq 1 60); do
+	echo 'echo shell-$((40+2)) uid-$(id -u)' >&"${SHELL[1]}" 2>/dev/null || break
+	while IFS= read -r -t 1 line <&"${SHELL[0]}"; do
+		shell_out="$shell_out$line"
+		case "$line" in *"shell-42 uid-10001"*) shell_ok=1; break ;; esac
+	done
+	[ "$shell_ok" = 1 ] && break
+done
+echo exit >&"${SHELL[1]}" 2>/dev/null
+kill "$SHELL_PID" 2>/dev/null; wait "$SHELL_PID" 2>/dev/null
+[ "$shell_ok" = 1 ] && ok "agent 1's debug shell over virtio-serial" || fail "debug shell: '${shell_out: -300}'"
 
 # virsh destroy mid-task: the task is lost, re-queued, and runs again on the restarted VM.
 id=$(o dispatch --vm "$vm" --agent 0 -- sh -c 'echo run >> /workspace/runs; sleep 6; echo finished')
