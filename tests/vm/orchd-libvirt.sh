@@ -73,7 +73,7 @@ JSON
 ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
 	2>"$st/orchd.log" &
 orchd_pid=$!
-for _ in $(seq 1 100); do [ -S "$st/orch.sock" ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ -S "$st/orch.sock" ] && break; sleep 0.1; done
 o() { "$orch" --socket "$st/orch.sock" "$@"; }
 
 out0=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 0 --wait -- \
@@ -160,7 +160,7 @@ kill -KILL "$orchd_pid"; wait "$orchd_pid" 2>/dev/null
 ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
 	2>>"$st/orchd.log" &
 orchd_pid=$!
-for _ in $(seq 1 100); do o status >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 600); do o status >/dev/null 2>&1 && break; sleep 0.1; done
 out=$(timeout 300 "$orch" --socket "$st/orch.sock" logs -f "$id" 2>&1)
 for _ in $(seq 1 600); do
 	state=$(o --json result "$id" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("state",""))' 2>/dev/null)
