@@ -448,7 +448,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 
 	l->stopping = false;
 	if ((r = lv_domain_start(l->conn, &dc, false, &l->dom, err)) < 0)
-		return lv_console_error(err, r, l->console, err->msg);
+		return r; /* nothing ran yet: libvirt's message says why */
 	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
 		 "accel", lv_accel_name(l->accel), NULL);
 
