@@ -151,7 +151,6 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		setsid();
 		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0))
 			_exit(127);
-		setenv("ORCH_LOG_LEVEL", level, 1);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}

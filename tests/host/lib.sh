@@ -91,4 +91,11 @@ wait_for() {
 	done
 }
 
+# no_agents_left: no live (non-zombie) process runs as one of this test's agent uids.
+# Used before restarting a supervisor: a jail of the old one may outlive it briefly, and
+# orch-supervisor kills leftovers by uid, which would hit the new supervisor's jails.
+no_agents_left() {
+	! ps -eo stat=,uid= | awk -v lo="$UIDB" '$1 !~ /^Z/ && $2 >= lo && $2 < lo + 64 { f = 1 } END { exit !f }'
+}
+
 task_field() { { o --json result "$1" || true; } | jq -r ".$2"; }

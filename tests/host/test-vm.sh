@@ -1,6 +1,6 @@
 #!/bin/bash
 # orch vm list/down/up/restart on the local backend: a stopped VM takes no tasks, a
-# restart loses the running task (re-queued), and the VM state is kept in the store.
+# stop loses the running task (re-queued and run after `vm restart`), pruning works.
 . "$(dirname "$0")/lib.sh"
 
 start_orchd
@@ -20,11 +20,13 @@ wait_for 10 "task $id" state_is "$id" succeeded
 
 id=$(o dispatch --retries 1 -- sh -c 'sleep 1; echo again')
 wait_for 10 "task $id running" state_is "$id" running
+o vm down local >/dev/null
+wait_for 10 "the old jails to end" no_agents_left
 o vm restart local >/dev/null
 wait_for 20 "task $id" state_is "$id" succeeded
-[ "$(task_field "$id" lost_count)" = 1 ] || fail "restart did not count a loss"
-grep -q "msg=\"task lost, re-queued\" vm=local task=$id reason=\"orch vm restart\"" "$T/orchd.log" ||
-	fail "no loss logged for the restart"
+[ "$(task_field "$id" lost_count)" = 1 ] || fail "vm down did not count a loss"
+grep -q "msg=\"task lost, re-queued\" vm=local task=$id reason=\"orch vm down\"" "$T/orchd.log" ||
+	fail "no loss logged for vm down"
 o vm console local 2>&1 | grep -q "has no console log" || fail "console message"
 [ "$(sqlite3 "$T/state/orch.db" "SELECT state FROM vms WHERE name = 'local'" 2>/dev/null || echo ready)" = ready ] ||
 	fail "vms table"
