@@ -54,7 +54,7 @@ start_orchd() {
 		set -- --config "$T/base.json" "$@"
 		;;
 	esac
-	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" -v "$@" \
+	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" ${ORCHD_VERBOSE:--v} "$@" \
 		2>>"$T/orchd.log" &
 	ORCHD_PID=$!
 	wait_for 10 "orchd ready" orchd_ready
