@@ -8,13 +8,14 @@
  * so the supervisor tells a missing program or a signal from an exit code, which bwrap's
  * own exit status cannot (it maps both to numbers). SIGTERM, SIGINT, SIGHUP, SIGQUIT,
  * SIGUSR1 and SIGUSR2 are forwarded to PROGRAM. The status fd is close-on-exec and the
- * helper is not dumpable, so PROGRAM cannot write to it. */
+ * helper is not dumpable, so PROGRAM cannot write to it.
+ * Built without sanitizers (see guest/meson.build): a sanitizer runtime would print its
+ * reports on the task's stderr, and LeakSanitizer cannot work in a jail anyway. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,7 +84,8 @@ int main(int argc, char **argv)
 		if (errno != EINTR)
 			return 127;
 	if (n == (ssize_t)sizeof(e)) {
-		fprintf(stderr, "orch-jail-exec: cannot execute %s: %s\n", argv[2], strerror(e));
+		/* Reported on the status fd only: the task's stdout and stderr carry nothing
+		 * but what the task itself wrote. */
 		dprintf((int)sfd, "exec %d\n", e);
 		return 127;
 	}

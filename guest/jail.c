@@ -51,6 +51,58 @@ void sv_strv_free(char **v)
 	free(v);
 }
 
+/* True when p names something strictly below /tmp ("/tmp/x", "//tmp/./x"; not "/tmp",
+ * "/tmp/" or "/tmp/."), by its components ("" and "." skipped). Such paths are bound
+ * after the jail's own tmpfs /tmp, which would hide them otherwise; all others are bound
+ * before it, so no read-only path can cover the private /tmp. A path with ".." is never
+ * counted as below /tmp. */
+static bool below_tmp(const char *p)
+{
+	if (p[0] != '/')
+		return false;
+	unsigned named = 0;
+	for (const char *c = p; *c;) {
+		c += strspn(c, "/");
+		size_t n = strcspn(c, "/");
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return false;
+		if (n > 0 && !(n == 1 && c[0] == '.')) {
+			if (named == 0 && (n != 3 || strncmp(c, "tmp", 3) != 0))
+				return false;
+			named++;
+		}
+		c += n;
+	}
+	return named >= 2;
+}
+
+/* Adds the read-only paths below /tmp (tmp) or all the others (!tmp). */
+static int push_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool tmp)
+{
+	for (size_t i = 0; i < s->n_ro_paths; i++) {
+		const char *p = s->ro_paths[i];
+		struct stat st;
+		int r;
+		if (below_tmp(p) != tmp)
+			continue;
+		if (lstat(p, &st) < 0)
+			continue; /* optional: absent on this system */
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlink(p, target, sizeof(target) - 1);
+			if (n <= 0)
+				continue;
+			target[n] = 0;
+			r = strv_pushv(v, (const char *const[]){"--symlink", target, p, NULL});
+		} else {
+			r = strv_pushv(v, (const char *const[]){"--ro-bind", p, p, NULL});
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *err)
 {
 	struct strv v = {0};
@@ -72,31 +124,25 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 	if ((r = strv_pushv(&v, (const char *const[]){"--hostname", buf, NULL})) < 0)
 		goto fail;
 
-	for (size_t i = 0; i < s->n_ro_paths; i++) {
-		const char *p = s->ro_paths[i];
-		struct stat st;
-		if (lstat(p, &st) < 0)
-			continue; /* optional: absent on this system */
-		if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t n = readlink(p, target, sizeof(target) - 1);
-			if (n <= 0)
-				continue;
-			target[n] = 0;
-			r = strv_pushv(&v, (const char *const[]){"--symlink", target, p, NULL});
-		} else {
-			r = strv_pushv(&v, (const char *const[]){"--ro-bind", p, p, NULL});
-		}
-		if (r < 0)
-			goto fail;
-	}
-	const char *const mounts[] = {
-		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", s->workspace,
-		"/workspace", "--ro-bind", s->exec_helper, SV_JAIL_HELPER_PATH,
-		/* the jail's root tmpfs: nothing is writable outside
-				       * /workspace and /tmp */
-		"--remount-ro", "/", "--chdir", s->cwd ? s->cwd : "/workspace", NULL};
-	if ((r = strv_pushv(&v, mounts)) < 0)
+	if ((r = push_ro_paths(&v, s, false)) < 0)
+		goto fail;
+	const char *const mounts[] = {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", NULL};
+	/* After them: the workspace and the helper cannot be covered by a read-only path,
+	 * and the jail's root tmpfs is read-only (nothing is writable outside /workspace
+	 * and /tmp). */
+	const char *const last[] = {"--bind",
+				    s->workspace,
+				    "/workspace",
+				    "--ro-bind",
+				    s->exec_helper,
+				    SV_JAIL_HELPER_PATH,
+				    "--remount-ro",
+				    "/",
+				    "--chdir",
+				    s->cwd ? s->cwd : "/workspace",
+				    NULL};
+	if ((r = strv_pushv(&v, mounts)) < 0 || (r = push_ro_paths(&v, s, true)) < 0 ||
+	    (r = strv_pushv(&v, last)) < 0)
 		goto fail;
 	if (s->seccomp) {
 		snprintf(buf, sizeof(buf), "%d", SV_JAIL_FD_SECCOMP);

@@ -93,6 +93,69 @@ START_TEST(test_argv)
 }
 END_TEST
 
+/* Index of the read-only bind of path p (its source), or -1. */
+static size_t ro_bind_at(char **v, const char *p)
+{
+	for (size_t i = 1; v[i] && v[i + 1]; i++)
+		if (strcmp(v[i - 1], "--ro-bind") == 0 && strcmp(v[i], p) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+START_TEST(test_argv_tmp)
+{
+	/* A read-only path below /tmp is bound after the jail's tmpfs /tmp (else it would be
+	 * hidden); /tmp itself, spelled in any way, and everything else come before it, so
+	 * no read-only path can cover the private /tmp, the workspace or the helper. */
+	char dir[] = "/tmp/orch-ro-XXXXXX", dot[64], dotdot[64], slashes[64];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(dot, sizeof(dot), "%s/./", dir);
+	snprintf(dotdot, sizeof(dotdot), "%s/..", dir);
+	snprintf(slashes, sizeof(slashes), "/.//%s", dir + 1);
+	char *ro[] = {"/usr", "/tmp",  "/tmp/", "//tmp/./", "/tmp/x/..",
+		      dotdot, "/tmpx", dir,	dot,	    slashes};
+	const char *cmd[] = {"true", NULL};
+	struct sv_jail_spec s = {
+		.bwrap = "/usr/bin/bwrap",
+		.exec_helper = "/opt/orch-jail-exec",
+		.slot = 0,
+		.workspace = "/srv/ws/agent-0",
+		.ro_paths = ro,
+		.n_ro_paths = sizeof(ro) / sizeof(ro[0]),
+		.argv = cmd,
+	};
+	char **v = NULL;
+	struct orch_error err = {0};
+	ck_assert_int_eq(sv_jail_argv(&s, &v, &err), 0);
+	size_t tmpfs = strv_find(v, "--tmpfs");
+	ck_assert_uint_ne(tmpfs, (size_t)-1);
+	ck_assert_str_eq(v[tmpfs + 1], "/tmp");
+	size_t ws = strv_find(v, "/srv/ws/agent-0");
+	size_t helper = strv_find(v, "/opt/orch-jail-exec");
+	ck_assert_uint_gt(ws, tmpfs);
+	ck_assert_uint_gt(helper, tmpfs);
+	ck_assert_uint_lt(ro_bind_at(v, "/usr"), tmpfs);
+	size_t i = ro_bind_at(v, dir);
+	ck_assert_uint_gt(i, tmpfs);
+	ck_assert_uint_lt(i, ws);
+	ck_assert_str_eq(v[i + 1], dir);
+	i = ro_bind_at(v, dot);
+	ck_assert_uint_gt(i, tmpfs);
+	ck_assert_uint_lt(i, ws);
+	i = ro_bind_at(v, slashes);
+	ck_assert_uint_gt(i, tmpfs);
+	ck_assert_uint_lt(i, ws);
+	const char *before[] = {"/tmp", "/tmp/", "//tmp/./", dotdot};
+	for (size_t k = 0; k < sizeof(before) / sizeof(before[0]); k++)
+		ck_assert_msg(ro_bind_at(v, before[k]) < tmpfs, "%s bound after the tmpfs",
+			      before[k]);
+	/* Absent paths ("/tmp/x/..": no /tmp/x here) are skipped. */
+	ck_assert_uint_eq(ro_bind_at(v, "/tmp/x/.."), (size_t)-1);
+	sv_strv_free(v);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_seccomp)
 {
 	struct sv_seccomp sc = {0};
@@ -351,6 +414,7 @@ static Suite *jail_suite(void)
 	Suite *s = suite_create("guest-jail");
 	TCase *tc = tcase_create("jail");
 	tcase_add_test(tc, test_argv);
+	tcase_add_test(tc, test_argv_tmp);
 	tcase_add_test(tc, test_seccomp);
 	tcase_add_test(tc, test_netns);
 	tcase_add_test(tc, test_cgroups);
