@@ -21,6 +21,7 @@
 #include "orchd.h"
 
 struct local {
+	unsigned starts; /* for a fresh cgroup name per supervisor */
 	pid_t pid;
 	int pidfd;
 	struct orch_io *pid_io;
@@ -126,9 +127,11 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
 	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
-	/* One cgroup directory per orchd and VM: several orchds (tests, users) may share a
-	 * host, and a supervisor removes its directory when it exits. */
-	snprintf(cgname, sizeof(cgname), "orch-%s-%d", vm->cfg->name, (int)getpid());
+	/* A cgroup directory of its own for every supervisor: several orchds (tests, users)
+	 * may share a host, a supervisor removes its directory when it exits, and a directory
+	 * an earlier supervisor killed (cgroup.kill) must not be reused. */
+	snprintf(cgname, sizeof(cgname), "orch-%s-%d-%u", vm->cfg->name, (int)getpid(),
+		 ++l->starts);
 	snprintf(level, sizeof(level), "%s",
 		 orch_log_level >= ORCH_LOG_DEBUG  ? "debug"
 		 : orch_log_level >= ORCH_LOG_INFO ? "info"
