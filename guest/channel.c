@@ -330,7 +330,9 @@ int sv_channel_start(struct supervisor *sv)
 	sv->n_methods = 0;
 	for (size_t i = 0; i < ELEMENTSOF(own_methods); i++)
 		sv->methods[sv->n_methods++] = own_methods[i];
-	for (size_t i = 0; i < sv_extras_n_methods && sv->n_methods < SV_MAX_METHODS; i++)
+	/* With --llm-connect, llm.* travel on their own channel (llm-channel.c) only. */
+	size_t n_extras = sv->cfg->llm_connect ? 0 : sv_extras_n_methods;
+	for (size_t i = 0; i < n_extras && sv->n_methods < SV_MAX_METHODS; i++)
 		sv->methods[sv->n_methods++] = sv_extras_methods[i];
 	int r = orch_timer_add(sv->loop, 0, 0, connect_cb, sv, &sv->reconnect);
 	if (r < 0)

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "transport.h"
 
 static void fclosep(FILE **f)
 {
@@ -57,6 +58,7 @@ void sv_config_done(struct sv_config *c)
 	free(c->exec_helper);
 	free(c->cgroup_name);
 	free(c->shell_listen);
+	free(c->llm_connect);
 	*c = (struct sv_config){0};
 }
 
@@ -181,21 +183,22 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 		return orch_err(err, -EINVAL, "config: line %d: %s", jerr.line, jerr.text);
 
 	const char *connect = NULL, *ws = NULL, *bwrap = NULL, *helper = NULL, *cgname = NULL,
-		   *level = NULL, *shell = NULL;
+		   *level = NULL, *shell = NULL, *llm_connect = NULL;
 	json_int_t llm_port = c->llm_port;
 	json_int_t slots = c->slots, uid_base = c->uid_base, hb = (json_int_t)c->heartbeat_ms,
 		   obuf = (json_int_t)c->output_buffer, ochunk = (json_int_t)c->output_chunk,
 		   grace = (json_int_t)c->kill_grace_ms;
 	json_t *ro = NULL, *limits = NULL;
 	int no_seccomp = c->no_seccomp;
-	if (json_unpack_ex(root, &jerr, JSON_STRICT,
-			   "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b s?I s?s}",
-			   "connect", &connect, "slots", &slots, "uid_base", &uid_base,
-			   "workspace_root", &ws, "ro_paths", &ro, "limits", &limits,
-			   "heartbeat_ms", &hb, "output_buffer_bytes", &obuf, "output_chunk_bytes",
-			   &ochunk, "kill_grace_ms", &grace, "bwrap", &bwrap, "exec_helper",
-			   &helper, "cgroup_name", &cgname, "log_level", &level, "no_seccomp",
-			   &no_seccomp, "llm_port", &llm_port, "shell_listen", &shell) < 0)
+	if (json_unpack_ex(
+		    root, &jerr, JSON_STRICT,
+		    "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b s?I s?s s?s}",
+		    "connect", &connect, "slots", &slots, "uid_base", &uid_base, "workspace_root",
+		    &ws, "ro_paths", &ro, "limits", &limits, "heartbeat_ms", &hb,
+		    "output_buffer_bytes", &obuf, "output_chunk_bytes", &ochunk, "kill_grace_ms",
+		    &grace, "bwrap", &bwrap, "exec_helper", &helper, "cgroup_name", &cgname,
+		    "log_level", &level, "no_seccomp", &no_seccomp, "llm_port", &llm_port,
+		    "shell_listen", &shell, "llm_connect", &llm_connect) < 0)
 		return orch_err(err, -EINVAL, "config: %s", jerr.text);
 
 	int r;
@@ -245,7 +248,8 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	    (bwrap && (r = set_str(&c->bwrap, bwrap)) < 0) ||
 	    (helper && (r = set_str(&c->exec_helper, helper)) < 0) ||
 	    (cgname && (r = set_str(&c->cgroup_name, cgname)) < 0) ||
-	    (shell && (r = set_str(&c->shell_listen, shell)) < 0))
+	    (shell && (r = set_str(&c->shell_listen, shell)) < 0) ||
+	    (llm_connect && (r = set_str(&c->llm_connect, llm_connect)) < 0))
 		return orch_errno(err, r, "config");
 	c->llm_port = (unsigned)llm_port;
 	c->slots = (unsigned)slots;
@@ -326,6 +330,10 @@ void sv_config_usage(FILE *f, const char *prog)
 		"  --no-seccomp           do not install the seccomp filter (debugging only)\n"
 		"  --llm-port PORT        in-jail LLM endpoint on 127.0.0.1:PORT in every agent's\n"
 		"                         network namespace (default 4000; 0: none)\n"
+		"  --llm-connect ADDR     a channel of its own for llm.request/llm.chunk/llm.done\n"
+		"                         (same syntax as --connect; fd:N is not redialled), so\n"
+		"                         a long stream never delays the main channel (default:\n"
+		"                         none, LLM traffic on the main channel)\n"
 		"  --shell-listen ADDR    per-agent debug shells: unix:/path-%%u.sock (%%u: "
 		"slot),\n"
 		"                         vsock (port 6000+slot, host only), serial:/dev/...%%u\n"
@@ -361,6 +369,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LLM_PORT,
 	OPT_SHELL_LISTEN,
+	OPT_LLM_CONNECT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -388,6 +397,7 @@ static const struct option options[] = {
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"llm-port", required_argument, NULL, OPT_LLM_PORT},
 	{"shell-listen", required_argument, NULL, OPT_SHELL_LISTEN},
+	{"llm-connect", required_argument, NULL, OPT_LLM_CONNECT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{0},
@@ -496,6 +506,9 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 		case OPT_SHELL_LISTEN:
 			r = set_str(&c->shell_listen, optarg);
 			break;
+		case OPT_LLM_CONNECT:
+			r = set_str(&c->llm_connect, optarg);
+			break;
 		case OPT_HELP:
 			sv_config_usage(stdout, argv[0]);
 			return 1;
@@ -542,6 +555,15 @@ int sv_config_finish(struct sv_config *c, struct orch_error *err)
 	if (!c->cgroup_name[0] || strchr(c->cgroup_name, '/') || c->cgroup_name[0] == '.')
 		return orch_err(err, -EINVAL, "cgroup name '%s' must be one path component",
 				c->cgroup_name);
+	if (c->llm_connect) {
+		struct orch_addr a;
+		if ((r = orch_addr_parse(c->llm_connect, &a, err)) < 0)
+			return orch_err_prefix(err, "--llm-connect");
+		if (!c->llm_port)
+			return orch_err(err, -EINVAL,
+					"--llm-connect needs the in-jail LLM endpoint (--llm-port "
+					"is 0)");
+	}
 	if ((uint64_t)c->uid_base + c->slots >= 0xffffffffULL)
 		return orch_err(err, -ERANGE, "uid base %u + %u slots is out of range",
 				(unsigned)c->uid_base, c->slots);

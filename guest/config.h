@@ -39,6 +39,7 @@ struct sv_config {
 	char *cgroup_name;	   /* name of the cgroup directory made for the agents */
 	bool no_seccomp;	   /* for debugging only; reported in hello */
 	unsigned llm_port;	   /* in-jail LLM endpoint on 127.0.0.1 (0: none) */
+	char *llm_connect;	   /* LLM channel of its own (transport address); NULL: main */
 	char *shell_listen;	   /* debug shells: "unix:/x-%u.sock", "vsock", "serial:..." */
 };
 

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "extras.h"
+#include "llm-channel.h"
 #include "log.h"
 #include "netns.h"
 
@@ -87,6 +88,8 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 				return r;
 	}
 #endif
+	if ((r = sv_llm_channel_start(sv, err)) < 0) /* --llm-connect */
+		return r;
 #if ORCH_HAVE_SHELL
 	if (sv->cfg->shell_listen)
 		for (unsigned i = 0; i < sv->cfg->slots; i++)
@@ -104,6 +107,7 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 
 void sv_extras_stop(struct supervisor *sv)
 {
+	sv_llm_channel_stop(sv);
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
 #if ORCH_HAVE_SHELL
 		sv_shell_free(sv->slots[i].shell);
@@ -125,7 +129,7 @@ void sv_extras_stop(struct supervisor *sv)
 void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc)
 {
 #if ORCH_HAVE_LLM
-	if (sv->llm)
+	if (sv->llm && !sv->cfg->llm_connect) /* else the LLM channel of its own */
 		llm_bridge_set_rpc(sv->llm, rpc);
 #endif
 }
@@ -162,6 +166,10 @@ void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", sv->cfg->llm_port);
 	json_object_set_new(caps, "llm", sv->llm ? json_string(url) : json_null());
+	json_object_set_new(caps, "llm_channel",
+			    !sv->llm	   ? json_null()
+			    : sv->llm_chan ? json_string("separate")
+					   : json_string("main"));
 #if ORCH_HAVE_SHELL
 	json_object_set_new(caps, "shell",
 			    sv->cfg->shell_listen ? json_string(sv->cfg->shell_listen)

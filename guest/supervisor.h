@@ -19,6 +19,7 @@ struct sv_task;
 struct sv_shell;
 struct llm_bridge;
 struct llm_endpoint;
+struct sv_llm_channel;
 
 struct sv_slot {
 	unsigned index;
@@ -50,7 +51,8 @@ struct supervisor {
 	struct sv_seccomp seccomp;
 	bool have_seccomp;
 	struct sv_slot slots[ORCH_MAX_SLOTS];
-	struct llm_bridge *llm; /* NULL without the LLM endpoint */
+	struct llm_bridge *llm;		 /* NULL without the LLM endpoint */
+	struct sv_llm_channel *llm_chan; /* --llm-connect (llm-channel.c), or NULL */
 
 	/* channel */
 	struct orch_rpc_method methods[16]; /* the method table (channel.c) */
