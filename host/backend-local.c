@@ -141,9 +141,11 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	if (pid < 0)
 		return orch_errno(err, -errno, "fork");
 	if (pid == 0) {
-		const char *argv[] = {
-			vm->d->supervisor_path, "--connect",	    "fd:3",	  "--slots", slots,
-			"--workspace-root",	vm->cfg->workspace, "--uid-base", uid_base,  NULL};
+		const char *argv[] = {vm->d->supervisor_path, "--connect", "fd:3", "--slots", slots,
+				      "--workspace-root", vm->cfg->workspace, "--uid-base",
+				      uid_base,
+				      /* the LLM channel of its own, when there is one */
+				      lb >= 0 ? "--llm-connect" : NULL, "fd:4", NULL};
 		sigset_t all;
 
 		sigemptyset(&all);

@@ -22,13 +22,17 @@ cat >"$T/orchd.json" <<JSON
            "models": { "claude-x": { "upstream": "fake", "input_usd_per_mtok": 3,
                                      "output_usd_per_mtok": 15 } } } }
 JSON
-start_orchd --config "$T/orchd.json"
+# debug: orchd says which channel the LLM requests take; info: the supervisor's own word
+ORCHD_VERBOSE=-vv ORCH_LOG_LEVEL=info start_orchd --config "$T/orchd.json"
 out=$(o dispatch --wait -- sh -c '
 	env | grep -q "'"$key"'" && echo KEY-LEAKED
 	curl -s http://127.0.0.1:4000/v1/messages -H "content-type: application/json" \
 		-H "anthropic-version: 2023-06-01" -H "x-api-key: $ANTHROPIC_API_KEY" \
 		-d "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"')
 echo "$out" | grep -q "Hello from the fake upstream" || fail "answer: $out"
+grep -q "LLM requests on a channel of their own" "$T/orchd.log" ||
+	fail "orchd did not give the supervisor an LLM channel of its own"
+grep -q "LLM channel connected" "$T/orchd.log" || fail "the supervisor did not use its LLM channel"
 echo "$out" | grep -q KEY-LEAKED && fail "the real key is in the jail's environment"
 id=$(o --json tasks | jq -r '.[0].id')
 [ "$(task_field "$id" spend_tokens)" = 33 ] || fail "spend_tokens $(task_field "$id" spend_tokens)"
