@@ -63,6 +63,23 @@ static int check_path(const char *field, const char *p, size_t max, struct orch_
 	return 0;
 }
 
+static bool has_port(const struct lv_domain_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_ports; i++)
+		if (c->ports[i].name && !strcmp(c->ports[i].name, name))
+			return true;
+	return false;
+}
+
+/* The host port the guest dials for the LLM channel: given, else the control port's
+ * neighbour. */
+static uint32_t llm_vsock_port(const struct lv_domain_config *c)
+{
+	if (c->vsock_llm_port)
+		return c->vsock_llm_port;
+	return (c->vsock_port ? c->vsock_port : 5000) + 1;
+}
+
 static int validate(const struct lv_domain_config *c, struct orch_error *err)
 {
 	int r;
@@ -109,6 +126,9 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 					"vsock CID %u is reserved (use 3..4294967294)", c->cid);
 		if (c->n_ports)
 			return orch_err(err, -EINVAL, "virtio-serial ports given with vsock");
+		if (c->llm && llm_vsock_port(c) == (c->vsock_port ? c->vsock_port : 5000))
+			return orch_err(err, -EINVAL,
+					"the vsock LLM port must differ from the control port");
 		break;
 	case LV_TRANSPORT_VIRTIO_SERIAL:
 		if (c->n_ports < 1 || c->n_ports > LV_MAX_PORTS || !c->ports)
@@ -127,6 +147,12 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 			    0)
 				return orch_err_prefix(err, "port %s", c->ports[i].name);
 		}
+		if (c->llm && !has_port(c, LV_PORT_LLM))
+			return orch_err(err, -EINVAL, "an LLM channel needs the port %s",
+					LV_PORT_LLM);
+		if (c->n_ports > 0 && !strcmp(c->ports[0].name, LV_PORT_LLM))
+			return orch_err(err, -EINVAL, "the first port is the control port, not %s",
+					LV_PORT_LLM);
 		break;
 	default:
 		return orch_err(err, -EINVAL, "transport must be vsock or virtio-serial");
@@ -267,6 +293,10 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 			       c->vsock_port ? c->vsock_port : 5000);
 	else
 		lv_buf_appendf(&b, " orch.connect=serial:/dev/virtio-ports/%s", c->ports[0].name);
+	if (c->llm && c->transport == LV_TRANSPORT_VSOCK)
+		lv_buf_appendf(&b, " orch.llm=vsock:2:%u", llm_vsock_port(c));
+	else if (c->llm)
+		lv_buf_append(&b, " orch.llm=serial:/dev/virtio-ports/" LV_PORT_LLM);
 	if (slots)
 		lv_buf_appendf(&b, " orch.slots=%u", slots);
 	if (c->workspace_dir)

@@ -70,6 +70,11 @@ struct lv_domain_config {
 	/* Per-agent debug shells in the guest: with VIRTIO_SERIAL the ports must include
 	 * LV_PORT_SHELL_PREFIX<slot> for each slot; with VSOCK they listen on 6000+slot. */
 	bool shells;
+	/* The LLM channel of its own (llm.*, so a stream never delays the control channel):
+	 * with VIRTIO_SERIAL the ports must include LV_PORT_LLM; with VSOCK the guest dials
+	 * vsock_llm_port (0: the control port's neighbour, vsock_port + 1). */
+	bool llm;
+	uint32_t vsock_llm_port;
 };
 
 /* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
@@ -77,10 +82,11 @@ struct lv_domain_config {
 int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err);
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
- * "orch.name=NAME orch.connect=ADDR [orch.slots=N] [orch.workspace=TAG|none]
- * [orch.shell=serial|vsock]".
+ * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.slots=N]
+ * [orch.workspace=TAG|none] [orch.shell=serial|vsock]".
  * ADDR is vsock:2:PORT (vsock_port, default 5000) or
- * serial:/dev/virtio-ports/<first port>. slots 0: omitted. */
+ * serial:/dev/virtio-ports/<first port>; orch.llm's is vsock:2:<vsock_llm_port> or
+ * serial:/dev/virtio-ports/org.orch.llm. slots 0: omitted. */
 int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,
 		      char **ret, struct orch_error *err);
 

@@ -205,6 +205,64 @@ START_TEST(test_invalid)
 }
 END_TEST
 
+/* The LLM channel of its own: a virtio-serial port org.orch.llm bound on the host, or a
+ * vsock port next to the control port, and orch.llm=ADDR for run-supervisor. */
+START_TEST(test_llm_channel)
+{
+	struct orch_error err = {0};
+	struct lv_domain_config c = base_config();
+	c.llm = true;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(xml, "<source mode='bind' path='/run/orch/vm/dev/llm.sock'/>\n"
+					  "      <target type='virtio' name='org.orch.llm'/>"));
+	_cleanup_free_ char *a = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 2, &a, &err), 0);
+	ck_assert_str_eq(a, "orch.name=orch-dev "
+			    "orch.connect=serial:/dev/virtio-ports/org.orch.control "
+			    "orch.llm=serial:/dev/virtio-ports/org.orch.llm orch.slots=2 "
+			    "orch.workspace=workspace");
+
+	/* without the flag: no orch.llm, the port is just a port */
+	c.llm = false;
+	_cleanup_free_ char *b = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 2, &b, &err), 0);
+	ck_assert_ptr_null(strstr(b, "orch.llm"));
+
+	/* the LLM port is required, and it is never the control port */
+	c.llm = true;
+	c.n_ports = 2; /* control, shell.0 */
+	ck_assert_int_eq(xml_fails(&c, "needs the port org.orch.llm"), -EINVAL);
+	static const struct lv_port llm_first[] = {
+		{LV_PORT_LLM, "/run/orch/vm/dev/llm.sock"},
+		{LV_PORT_CONTROL, "/run/orch/vm/dev/control.sock"},
+	};
+	c.ports = llm_first;
+	c.n_ports = ELEMENTSOF(llm_first);
+	ck_assert_int_eq(xml_fails(&c, "the first port is the control port"), -EINVAL);
+
+	/* vsock: the control port's neighbour unless given */
+	struct lv_domain_config v = base_config();
+	v.transport = LV_TRANSPORT_VSOCK;
+	v.cid = 7;
+	v.n_ports = 0;
+	v.ports = NULL;
+	v.llm = true;
+	v.vsock_port = 5014;
+	_cleanup_free_ char *vx = xml_of(&v);
+	ck_assert_ptr_nonnull(strstr(vx, "<cid auto='no' address='7'/>"));
+	ck_assert_ptr_null(strstr(vx, "<channel"));
+	_cleanup_free_ char *p = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(p, " orch.connect=vsock:2:5014 orch.llm=vsock:2:5015 "));
+	v.vsock_llm_port = 9000;
+	_cleanup_free_ char *q = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &q, &err), 0);
+	ck_assert_ptr_nonnull(strstr(q, " orch.llm=vsock:2:9000 "));
+	v.vsock_llm_port = 5014;
+	ck_assert_int_eq(xml_fails(&v, "must differ from the control port"), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_cmdline)
 {
 	struct orch_error err = {0};
@@ -253,6 +311,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_escaping);
 	tcase_add_test(tc, test_invalid);
 	tcase_add_test(tc, test_cmdline);
+	tcase_add_test(tc, test_llm_channel);
 	suite_add_tcase(s, tc);
 	return s;
 }
