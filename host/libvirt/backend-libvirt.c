@@ -26,14 +26,17 @@
 #include "image.h"
 #include "log.h"
 #include "orch-config.h"
+#include "orchd-llm.h"
 #include "orchd.h"
 #include "transport.h"
 
 #define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
 #define LV_PROBE_TIMEOUT_MS 10000
-/* With vsock each VM's supervisor dials the host on its own port, 5000 + CID, so that
- * every VM has its own listener (accepting only its CID) and no state is shared. */
+/* With vsock each VM's supervisor dials the host on its own ports, 5000 + 2 * CID for the
+ * control channel and the neighbour, 5001 + 2 * CID, for the LLM channel, so that every VM
+ * has its own listeners (accepting only its CID) and no state is shared. */
 #define LV_VSOCK_PORT_BASE 5000u
+#define LV_VSOCK_PORT(cid) (LV_VSOCK_PORT_BASE + 2u * (cid))
 
 struct lvb {
 	struct vm *vm;
@@ -48,11 +51,15 @@ struct lvb {
 	char dir[PATH_MAX];
 	char console[PATH_MAX + 32];
 	char sock[PATH_MAX + 32];
+	char llm_sock[PATH_MAX + 32]; /* virtio-serial: the LLM channel's port */
+	bool llm; /* the guest has an LLM channel of its own (orchd has an LLM proxy) */
 	enum lv_accel accel;
 	enum lv_transport transport;
 	uint32_t cid;  /* vsock */
 	int listen_fd; /* vsock: the listener for this VM's port, -1 when none */
 	struct orch_io *listen_io;
+	int llm_listen_fd; /* vsock: the listener for its LLM port, -1 when none */
+	struct orch_io *llm_listen_io;
 };
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -195,7 +202,7 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 		lv_cid_file_free(f);
 		if (r < 0)
 			return r;
-		if (l->cid > 0xffff0000u - LV_VSOCK_PORT_BASE)
+		if (l->cid > (0xffff0000u - LV_VSOCK_PORT_BASE) / 2 - 1)
 			return orch_err(err, -ERANGE, "vm %s: CID %u leaves no vsock port", c->name,
 					l->cid);
 	}
@@ -220,10 +227,8 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	return 0;
 }
 
-static void on_vsock_accept(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-			    void *data)
+static void accept_all(struct lvb *l, int fd, bool llm)
 {
-	struct lvb *l = data;
 	struct orch_error err = {0};
 	for (;;) {
 		uint32_t peer = 0;
@@ -239,30 +244,55 @@ static void on_vsock_accept(struct orch_loop *loop, struct orch_io *io, int fd, 
 				continue;
 			return;
 		}
-		if (vm_attach_channel(l->vm, c, &err) < 0)
-			orch_log(ORCH_LOG_WARN, "libvirt", "cannot attach the channel", "vm",
-				 l->vm->cfg->name, "error", err.msg, NULL);
+		if ((llm ? vm_attach_llm_channel(l->vm, c, &err)
+			 : vm_attach_channel(l->vm, c, &err)) < 0)
+			orch_log(ORCH_LOG_WARN, "libvirt",
+				 llm ? "cannot attach the LLM channel"
+				     : "cannot attach the channel",
+				 "vm", l->vm->cfg->name, "error", err.msg, NULL);
 	}
 }
 
-/* vsock: listens on this VM's port (once; kept across restarts of the domain). */
-static int vsock_listen(struct lvb *l, struct orch_error *err)
+static void on_vsock_accept(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+			    void *data)
 {
-	if (l->listen_fd >= 0)
+	accept_all(data, fd, false);
+}
+
+static void on_vsock_accept_llm(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+				void *data)
+{
+	accept_all(data, fd, true);
+}
+
+/* vsock: listens on one of this VM's ports (once; kept across restarts of the domain). */
+static int vsock_listen_port(struct lvb *l, uint32_t port, orch_io_cb cb, int *listen_fd,
+			     struct orch_io **io, struct orch_error *err)
+{
+	if (*listen_fd >= 0)
 		return 0;
-	struct orch_addr a = {.kind = ORCH_TRANSPORT_VSOCK,
-			      .cid = ORCH_VSOCK_CID_ANY,
-			      .port = LV_VSOCK_PORT_BASE + l->cid};
+	struct orch_addr a = {
+		.kind = ORCH_TRANSPORT_VSOCK, .cid = ORCH_VSOCK_CID_ANY, .port = port};
 	int fd = orch_transport_listen(&a, 0, err);
 	if (fd < 0)
 		return fd;
-	int r = orch_io_add(l->vm->d->loop, fd, EPOLLIN, on_vsock_accept, l, &l->listen_io);
+	int r = orch_io_add(l->vm->d->loop, fd, EPOLLIN, cb, l, io);
 	if (r < 0) {
 		close(fd);
 		return orch_errno(err, r, "watching the vsock listener");
 	}
-	l->listen_fd = fd;
+	*listen_fd = fd;
 	return 0;
+}
+
+static int vsock_listen(struct lvb *l, struct orch_error *err)
+{
+	int r = vsock_listen_port(l, LV_VSOCK_PORT(l->cid), on_vsock_accept, &l->listen_fd,
+				  &l->listen_io, err);
+	if (r < 0 || !l->llm)
+		return r;
+	return vsock_listen_port(l, LV_VSOCK_PORT(l->cid) + 1, on_vsock_accept_llm,
+				 &l->llm_listen_fd, &l->llm_listen_io, err);
 }
 
 static int connect_channel(struct lvb *l, struct orch_error *err)
@@ -284,7 +314,12 @@ static int connect_channel(struct lvb *l, struct orch_error *err)
 	int fd = dial(l->sock, err);
 	if (fd < 0)
 		return fd;
-	return vm_attach_channel(l->vm, fd, err);
+	r = vm_attach_channel(l->vm, fd, err); /* drops any LLM channel: attach it after */
+	if (r < 0 || !l->llm)
+		return r;
+	if ((fd = dial(l->llm_sock, err)) < 0)
+		return orch_err_prefix(err, "LLM channel");
+	return vm_attach_llm_channel(l->vm, fd, err);
 }
 
 /* The vsock CID recorded for this VM, 0 when none. */
@@ -329,6 +364,7 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 			l->accel = strstr(xml, "<domain type='kvm'") ? LV_ACCEL_KVM : LV_ACCEL_TCG;
 			l->transport = strstr(xml, "<vsock") ? LV_TRANSPORT_VSOCK
 							     : LV_TRANSPORT_VIRTIO_SERIAL;
+			l->llm = strstr(xml, "orch.llm=") != NULL; /* as it was booted */
 		}
 	}
 	if (ours) {
@@ -358,6 +394,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		l->vm = vm;
 		l->ev_id = -1;
 		l->listen_fd = -1;
+		l->llm_listen_fd = -1;
 		vm->backend = l;
 	}
 	if (l->dom)
@@ -370,6 +407,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
 	snprintf(l->console, sizeof(l->console), "%s/console.log", l->dir);
 	snprintf(l->sock, sizeof(l->sock), "%s/chan/control.sock", l->dir);
+	snprintf(l->llm_sock, sizeof(l->llm_sock), "%s/chan/llm.sock", l->dir);
 
 	if (!l->conn) {
 		if ((r = lv_connect(NULL, &l->conn, err)) < 0)
@@ -398,20 +436,25 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 				  c->workspace);
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
+	unlink(l->llm_sock);
+	/* The LLM channel of its own when orchd answers LLM calls at all. */
+	l->llm = orchd_llm_enabled(vm->d);
 
-	/* virtio-serial: the control port, then one debug-shell port per agent slot
-	 * (host side <dir>/chan/shell-N.sock). */
+	/* virtio-serial: the control port, the LLM port (host side <dir>/chan/llm.sock), then
+	 * one debug-shell port per agent slot (host side <dir>/chan/shell-N.sock). */
 	struct port_names {
 		char name[32];
 		char path[PATH_MAX + 48];
 	};
 	int64_t n_shells = c->slots < ORCH_MAX_SLOTS ? c->slots : ORCH_MAX_SLOTS;
-	struct lv_port ports[1 + ORCH_MAX_SLOTS];
+	struct lv_port ports[2 + ORCH_MAX_SLOTS];
 	_cleanup_free_ struct port_names *pn = calloc((size_t)n_shells, sizeof(*pn));
 	size_t n_ports = 0;
 	if (!pn)
 		return -ENOMEM;
 	ports[n_ports++] = (struct lv_port){LV_PORT_CONTROL, l->sock};
+	if (l->llm)
+		ports[n_ports++] = (struct lv_port){LV_PORT_LLM, l->llm_sock};
 	for (int64_t i = 0; i < n_shells; i++) {
 		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
 		snprintf(pn[i].path, sizeof(pn[i].path), "%s/chan/shell-%lld.sock", l->dir,
@@ -431,10 +474,12 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,
-		.vsock_port = LV_VSOCK_PORT_BASE + l->cid,
+		.vsock_port = LV_VSOCK_PORT(l->cid),
+		.vsock_llm_port = LV_VSOCK_PORT(l->cid) + 1,
 		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
 		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? n_ports : 0,
 		.shells = true,
+		.llm = l->llm,
 	};
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
@@ -479,6 +524,9 @@ static void lvb_free(struct vm *vm)
 	orch_io_free(l->listen_io);
 	if (l->listen_fd >= 0)
 		close(l->listen_fd);
+	orch_io_free(l->llm_listen_io);
+	if (l->llm_listen_fd >= 0)
+		close(l->llm_listen_fd);
 	if (l->conn) {
 		lv_events_unsubscribe(l->conn, l->ev_id);
 		virConnectClose(l->conn);
