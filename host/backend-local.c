@@ -2,6 +2,7 @@
 /* The local backend: orch-supervisor runs on the host as orchd's child, connected over a
  * socketpair (its fd 3), agents in bubblewrap jails. No VM. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,7 +90,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 {
 	struct local *l = vm->backend;
 	_cleanup_close_ int a = -1, b = -1, la = -1, lb = -1;
-	char slots[32], uid_base[32], level[16], cgname[80];
+	char slots[32], uid_base[32], level[16], cgname[80], shell[PATH_MAX + 64];
 	int sv[2], r, pidfd;
 	pid_t pid;
 
@@ -111,6 +112,20 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	if (r < 0)
 		return orch_errno(err, r, "vm %s: cannot create workspace %s", vm->cfg->name,
 				  vm->cfg->workspace);
+	/* Debug shells: <state_dir>/vm/<vm>/chan/shell-N.sock, where `orch shell` looks. */
+	shell[0] = '\0';
+	{
+		char chan[PATH_MAX];
+		int n = snprintf(chan, sizeof(chan), "%s/vm/%s/chan", vm->d->cfg->state_dir,
+				 vm->cfg->name);
+		if (n > 0 && (size_t)n < sizeof(chan) - 32 && mkdir_p(chan, 0700) >= 0)
+			snprintf(shell, sizeof(shell), "unix:%s/shell-%%u.sock", chan);
+		else
+			orch_log(ORCH_LOG_WARN, "local",
+				 "no debug shells: cannot create the channel "
+				 "directory",
+				 "vm", vm->cfg->name, "path", chan, NULL);
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return orch_errno(err, -errno, "socketpair");
 	a = sv[0];
@@ -141,11 +156,31 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	if (pid < 0)
 		return orch_errno(err, -errno, "fork");
 	if (pid == 0) {
-		const char *argv[] = {vm->d->supervisor_path, "--connect", "fd:3", "--slots", slots,
-				      "--workspace-root", vm->cfg->workspace, "--uid-base",
-				      uid_base,
-				      /* the LLM channel of its own, when there is one */
-				      lb >= 0 ? "--llm-connect" : NULL, "fd:4", NULL};
+		const char *argv[24];
+		size_t n = 0;
+
+		argv[n++] = vm->d->supervisor_path;
+		argv[n++] = "--connect";
+		argv[n++] = "fd:3";
+		argv[n++] = "--slots";
+		argv[n++] = slots;
+		argv[n++] = "--workspace-root";
+		argv[n++] = vm->cfg->workspace;
+		argv[n++] = "--uid-base";
+		argv[n++] = uid_base;
+		argv[n++] = "--cgroup-name";
+		argv[n++] = cgname;
+		argv[n++] = "--log-level";
+		argv[n++] = level;
+		if (shell[0]) { /* per-agent debug shells: one Unix socket per slot */
+			argv[n++] = "--shell-listen";
+			argv[n++] = shell;
+		}
+		if (lb >= 0) { /* the LLM channel of its own */
+			argv[n++] = "--llm-connect";
+			argv[n++] = "fd:4";
+		}
+		argv[n] = NULL;
 		sigset_t all;
 
 		sigemptyset(&all);
