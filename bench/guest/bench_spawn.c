@@ -2,7 +2,8 @@
 /* Jailed spawn overhead: time from task.run to task.exit for /bin/true through the real
  * orch-supervisor, next to baselines measured in the same run: bare fork+exec, bare bwrap
  * (as the agent uid), and bwrap + seccomp + orch-jail-exec (the supervisor's exact jail
- * without the daemon). Also the supervisor's idle RSS.
+ * without the daemon), and a supervisor RPC that does no work (the cost of the daemon
+ * round trip alone). Also the supervisor's idle RSS.
  *   bench-guest-spawn [RUNS]        (root; default 200 runs each) */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +141,8 @@ static int jail_init(struct jail *j, const char *helper, const char *ws)
 	return 0;
 }
 
-static double one_jail(struct jail *j)
+/* *ret_spawn: until bwrap is running (sv_spawn returns once bwrap was executed). */
+static double one_jail(struct jail *j, double *ret_spawn)
 {
 	struct orch_error err = {0};
 	double t0 = now_ms();
@@ -148,6 +151,7 @@ static double one_jail(struct jail *j)
 		fprintf(stderr, "%s\n", err.msg);
 		return -1;
 	}
+	*ret_spawn = now_ms() - t0;
 	char buf[256];
 	while (read(sp.status_fd, buf, sizeof(buf)) != 0) {
 		struct pollfd p = {sp.status_fd, POLLIN, 0};
@@ -259,7 +263,8 @@ static int sup_start(struct sup *s, const char *exe, const char *root, long *ret
 	return 0;
 }
 
-static double one_sup(struct sup *s)
+/* *ret_spawn: until task.run's response, sent once bwrap was executed. */
+static double one_sup(struct sup *s, double *ret_spawn)
 {
 	char id[32];
 	int i = s->n++;
@@ -273,6 +278,8 @@ static double one_sup(struct sup *s)
 		if (!m)
 			return -1;
 		const char *method = json_string_value(json_object_get(m, "method"));
+		if (!method)
+			*ret_spawn = now_ms() - t0;
 		if (method && !strcmp(method, "task.exit")) {
 			double d = now_ms() - t0;
 			conn_send(&s->c, json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id",
@@ -281,6 +288,26 @@ static double one_sup(struct sup *s)
 			return d;
 		}
 		json_decref(m);
+	}
+}
+
+/* A request that does no work (task.cancel of an unknown task, answered with an error):
+ * the cost of the daemon round trip itself, host -> supervisor -> host. */
+static double one_rpc(struct sup *s)
+{
+	int i = s->n++;
+	double t0 = now_ms();
+	conn_send(&s->c, json_pack("{s:s, s:i, s:s, s:{s:s}}", "jsonrpc", "2.0", "id", i + 1,
+				   "method", "task.cancel", "params", "task", "no-such-task"));
+	for (;;) {
+		json_t *m = conn_read(&s->c);
+		if (!m)
+			return -1;
+		bool mine = json_integer_value(json_object_get(m, "id")) == i + 1 &&
+			    !json_object_get(m, "method");
+		json_decref(m);
+		if (mine)
+			return now_ms() - t0;
 	}
 }
 
@@ -315,8 +342,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	double *v[4];
-	for (int k = 0; k < 4; k++)
+	enum { NV = 5, NA = 7 }; /* 5 variants; 2 more arrays: the spawn part of 2 and 3 */
+	double *v[NA];
+	for (int k = 0; k < NA; k++)
 		v[k] = calloc((size_t)n, sizeof(double));
 	long rss = -1;
 	struct jail j;
@@ -328,12 +356,13 @@ int main(int argc, char **argv)
 	/* Interleaved, and in a rotating order: load from elsewhere, and the kernel's
 	 * deferred teardown of the namespaces of the run before, hit every variant alike. */
 	for (int i = 0; i < n; i++) {
-		for (int k = 0; k < 4; k++) {
-			int which = (i + k) % 4;
+		for (int k = 0; k < NV; k++) {
+			int which = (i + k) % NV;
 			double d = which == 0	? one_exec()
 				   : which == 1 ? one_bwrap()
-				   : which == 2 ? one_jail(&j)
-						: one_sup(&sup);
+				   : which == 2 ? one_jail(&j, &v[5][i])
+				   : which == 3 ? one_sup(&sup, &v[6][i])
+						: one_rpc(&sup);
 			if (d < 0) {
 				fprintf(stderr, "run %d failed\n", i);
 				return 1;
@@ -349,9 +378,15 @@ int main(int argc, char **argv)
 	report("bwrap+seccomp+helper (baseline)", v[2], n, 0);
 	double base = v[2][n / 2];
 	report("supervisor task.run -> task.exit", v[3], n, base);
+	report("supervisor RPC round trip, no task", v[4], n, 0);
+	report("  until bwrap runs: baseline jail", v[5], n, 0);
+	report("  until bwrap runs: supervisor", v[6], n, 0);
+	printf("supervisor round trip minus RPC round trip: p50 %.2f ms (%.2fx of bwrap+seccomp "
+	       "p50)\n",
+	       v[3][n / 2] - v[4][n / 2], (v[3][n / 2] - v[4][n / 2]) / base);
 	printf("supervisor idle RSS: %ld KiB (target <= 4096 KiB)\n", rss);
 	printf("target: supervisor p50 within 1.3x of bwrap+seccomp+helper p50\n");
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < NA; k++)
 		free(v[k]);
 
 	char cmd[PATH_MAX + 32];
