@@ -167,8 +167,9 @@ void vm_drop_llm_channel(struct vm *vm)
 int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
 {
 	struct orch_rpc_opts opts = {
-		.max_line = 4 * 1024 * 1024,
-		.max_queued = 4 * 1024 * 1024,
+		/* an llm.request carries a body of up to ORCH_MAX_LLM_BODY, base64-encoded */
+		.max_line = ORCH_PROTOCOL_MAX_LINE,
+		.max_queued = 2 * ORCH_PROTOCOL_MAX_LINE,
 		.max_inflight = LLM_SERVE_MAX_INFLIGHT,
 		.name = vm->cfg->name,
 	};

@@ -404,7 +404,8 @@ static const struct orch_rpc_method guest_methods[] = {
 int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
 {
 	struct orch_rpc_opts opts = {
-		.max_line = 512 * 1024,
+		/* a supervisor without an LLM channel of its own sends llm.request here */
+		.max_line = ORCH_PROTOCOL_MAX_LINE,
 		.max_inflight = 256,
 		.name = vm->cfg->name,
 	};
