@@ -129,6 +129,39 @@ START_TEST(test_file_then_flags)
 }
 END_TEST
 
+START_TEST(test_llm_connect)
+{
+	struct sv_config c;
+	struct orch_error err = {0};
+	sv_config_init(&c);
+	ck_assert_ptr_null(c.llm_connect); /* default: LLM traffic on the main channel */
+	char **argv = ARGS("--llm-connect", "unix:/run/orch/llm.sock");
+	ck_assert_int_eq(sv_config_parse_args(&c, NARGS("--llm-connect", "unix:/run/orch/llm.sock"),
+					      argv, &err),
+			 0);
+	ck_assert_str_eq(c.llm_connect, "unix:/run/orch/llm.sock");
+	const char js[] = "{\"llm_connect\": \"vsock:2:5001\"}";
+	ck_assert_int_eq(sv_config_load_json(&c, js, sizeof(js) - 1, &err), 0);
+	ck_assert_str_eq(c.llm_connect, "vsock:2:5001");
+	const char bad[] = "{\"llm_connect\": 5001}";
+	ck_assert_int_lt(sv_config_load_json(&c, bad, sizeof(bad) - 1, &err), 0);
+	ck_assert_str_eq(c.llm_connect, "vsock:2:5001");
+
+	/* checked when the configuration is finished: an address, and an endpoint to serve */
+	free(c.llm_connect);
+	c.llm_connect = strdup("tcp:1.2.3.4:5");
+	ck_assert_int_lt(sv_config_finish(&c, &err), 0);
+	ck_assert_msg(strstr(err.msg, "--llm-connect"), "%s", err.msg);
+	free(c.llm_connect);
+	c.llm_connect = strdup("fd:4");
+	c.llm_port = 0;
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(sv_config_finish(&c, &err), 0);
+	ck_assert_msg(strstr(err.msg, "needs the in-jail LLM endpoint"), "%s", err.msg);
+	sv_config_done(&c);
+}
+END_TEST
+
 START_TEST(test_limits_merge)
 {
 	struct orch_limits cfg = {.memory_bytes = 100, .pids = 0, .cpu_percent = 50};
@@ -151,6 +184,7 @@ int main(void)
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_file_then_flags);
 	tcase_add_test(tc, test_limits_merge);
+	tcase_add_test(tc, test_llm_connect);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
