@@ -25,6 +25,8 @@ UIDB=$((200000 + ($$ % 5000) * 70))
 
 cleanup() {
 	local rc=$?
+	# a helper process a test started (e.g. the fake LLM upstream)
+	[ -z "${FAKE_PID:-}" ] || kill "$FAKE_PID" 2>/dev/null || true
 	if [ -n "$ORCHD_PID" ] && kill -0 "$ORCHD_PID" 2>/dev/null; then
 		kill "$ORCHD_PID" 2>/dev/null || true
 		wait "$ORCHD_PID" 2>/dev/null || true

@@ -14,7 +14,6 @@ chmod 600 "$T/key"
 port=$((20000 + $$ % 20000))
 "$FAKE" --port $port --key "sk-real-key-$$" --record "$T/rec.jsonl" >"$T/fake.out" 2>&1 &
 FAKE_PID=$!
-trap 'kill $FAKE_PID 2>/dev/null; cleanup' EXIT
 wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
 port=$(head -1 "$T/fake.out")
 cat >"$T/orchd.json" <<JSON

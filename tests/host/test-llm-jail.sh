@@ -13,7 +13,6 @@ echo "$key" >"$T/key"
 chmod 600 "$T/key"
 "$FAKE" --port 0 --key "$key" --record "$T/rec.jsonl" >"$T/fake.out" 2>&1 &
 FAKE_PID=$!
-trap 'kill $FAKE_PID 2>/dev/null; cleanup' EXIT
 wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
 port=$(head -1 "$T/fake.out")
 cat >"$T/orchd.json" <<JSON
@@ -24,11 +23,15 @@ cat >"$T/orchd.json" <<JSON
 JSON
 # debug: orchd says which channel the LLM requests take; info: the supervisor's own word
 ORCHD_VERBOSE=-vv ORCH_LOG_LEVEL=info start_orchd --config "$T/orchd.json"
+# The key reaches tasks in two halves, so that no task's command line (which the
+# transcript records) contains it.
+k1=${key:0:8}
+k2=${key:8}
 out=$(o dispatch --wait -- sh -c '
-	env | grep -q "'"$key"'" && echo KEY-LEAKED
+	env | grep -qF -e "$1$2" && echo KEY-LEAKED
 	curl -s http://127.0.0.1:4000/v1/messages -H "content-type: application/json" \
 		-H "anthropic-version: 2023-06-01" -H "x-api-key: $ANTHROPIC_API_KEY" \
-		-d "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"')
+		-d "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"' env-check "$k1" "$k2")
 echo "$out" | grep -q "Hello from the fake upstream" || fail "answer: $out"
 grep -q "LLM requests on a channel of their own" "$T/orchd.log" ||
 	fail "orchd did not give the supervisor an LLM channel of its own"
@@ -43,4 +46,17 @@ out=$(o dispatch --wait -- curl -s http://127.0.0.1:4000/v1/messages -H "content
 	-d '{"model":"gpt-nope","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}')
 echo "$out" | grep -q '"type":"error"' || fail "denied model answer: $out"
 [ "$(wc -l <"$T/rec.jsonl")" = "$n" ] || fail "a denied request reached the upstream"
+# The real key is nowhere the agent can read: not in any process environment it can see,
+# not in the files of its jail (workspace, /tmp, /etc, /run, /var, /home, /root), and not
+# in what orchd keeps for it (transcript, output spool, orchd's own log).
+out=$(o dispatch --wait -- sh -c '
+	k="$1$2"
+	for e in /proc/[0-9]*/environ; do tr "\0" "\n" <"$e" 2>/dev/null; done | grep -qF -e "$k" && echo KEY-IN-ENV
+	grep -rIlF -e "$k" /workspace /tmp /etc /run /var /home /root 2>/dev/null | sed "s/^/KEY-IN-FILE /"
+	echo SEARCHED' search "$k1" "$k2")
+echo "$out" | grep -q SEARCHED || fail "the search in the jail did not run: $out"
+echo "$out" | grep -q "KEY-IN-" && fail "the real key is readable in the jail: $out"
+grep -rIl -e "$key" "$T/state/workspaces" "$T/state/spool" "$T/orchd.log" 2>/dev/null &&
+	fail "the real key is in a transcript, the spool or orchd's log"
+ls "$T"/state/workspaces/*/agent-*/transcript.jsonl >/dev/null 2>&1 || fail "no transcript was searched"
 echo PASS
