@@ -97,19 +97,35 @@ o vm console "$vm" >/dev/null && ok "orch vm console reads the console log" || f
 # An agent in the VM calls its in-jail LLM endpoint (busybox wget); the supervisor
 # forwards llm.request over the channel and orchd answers from the (fake) upstream with
 # the real key, which never enters the VM.
-if [ -n "$fake_pid" ]; then
-	llm_out=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 0 --wait -- sh -c '
+llm_call() {
+	timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --agent 0 --wait -- sh -c '
 		env | grep -q "'"$key"'" && echo KEY-LEAKED
 		wget -q -O - --header "content-type: application/json" \
 			--header "anthropic-version: 2023-06-01" --header "x-api-key: $ANTHROPIC_API_KEY" \
 			--post-data "{\"model\":\"claude-x\",\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
-			http://127.0.0.1:4000/v1/messages' 2>&1)
+			http://127.0.0.1:4000/v1/messages' 2>&1
+}
+if [ -n "$fake_pid" ]; then
+	llm_out=$(llm_call)
 	case "$llm_out" in
 	*KEY-LEAKED*) fail "the real key is inside the VM" ;;
 	*"Hello from the fake upstream"*) ok "an agent in the VM reached the LLM through orchd" ;;
 	*) fail "llm answer: '$llm_out'" ;;
 	esac
 	grep -q "$key" "$st/rec.jsonl" 2>/dev/null && ok "the upstream got the real key" || fail "no real key upstream"
+	# ... on the LLM channel of its own: the guest was told orch.llm=ADDR (run-supervisor
+	# passes it as --llm-connect, and then the control channel carries no llm.*), and with
+	# virtio-serial the domain has the port org.orch.llm.
+	dom_xml=$(virsh -c qemu:///system dumpxml "orch-$vm" 2>/dev/null)
+	case "$dom_xml" in
+	*orch.llm=*) ok "the guest has an LLM channel of its own" ;;
+	*) fail "no orch.llm= on the guest's cmdline" ;;
+	esac
+	case "$dom_xml" in
+	*"<vsock"*) ;;
+	*"name='org.orch.llm'"*) ok "the domain has the virtio-serial port org.orch.llm" ;;
+	*) fail "no org.orch.llm port in the domain" ;;
+	esac
 else
 	echo "# LLM checks skipped: $fake is not built (host/llm absent)"
 fi
@@ -170,6 +186,20 @@ done
 grep -q 'adopted a running domain' "$st/orchd.log" && ok "the restarted orchd adopted the running domain" || fail "no adoption in orchd's log"
 [ "$state" = succeeded ] && [ "$(wc -l <"$ws/agent-1/runs")" = 1 ] &&
 	ok "the task survived orchd's kill -9 and ran once" || fail "task state '$state', runs $(wc -l <"$ws/agent-1/runs"), output '$out'"
+# The adopted domain's LLM channel: orchd connects to its port again and the supervisor,
+# which saw the old connection go, opens its end again.
+if [ -n "$fake_pid" ]; then
+	llm_out=
+	for _ in 1 2 3 4 5; do
+		llm_out=$(llm_call)
+		case "$llm_out" in *"Hello from the fake upstream"*) break ;; esac
+		sleep 2 # the guest reopens its end with backoff (up to 5 s)
+	done
+	case "$llm_out" in
+	*"Hello from the fake upstream"*) ok "the adopted domain's agents reach the LLM" ;;
+	*) fail "llm answer after adoption: '$llm_out'" ;;
+	esac
+fi
 
 # A boot that does not reach hello in time: the VM is marked down with the console's
 # last lines in its error (and retried with backoff).
