@@ -86,6 +86,86 @@ static bool scope_valid(const char *scope)
 	return scope && (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0);
 }
 
+static int check_scope(const char *scope, const char *id, struct orch_error *err)
+{
+	if (!scope_valid(scope) || !id)
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	return 0;
+}
+
+/* Prepares sql whose ?1 and ?2 are a budget's scope and id, and binds them. */
+static int prepare_scoped(sqlite3 *db, const char *sql, const char *scope, const char *id,
+			  sqlite3_stmt **ret, struct orch_error *err)
+{
+	int r = prepare(db, sql, ret, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(*ret, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(*ret, 2, id, -1, SQLITE_STATIC);
+	return 0;
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct orch_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, what);
+}
+
+/* Runs one statement on a caller's budget (?1 scope, ?2 id, both checked first). */
+static int exec_scoped(sqlite3 *db, const char *sql, const char *scope, const char *id,
+		       const char *what, struct orch_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	r = check_scope(scope, id, err);
+	if (r < 0)
+		return r;
+	r = prepare_scoped(db, sql, scope, id, &st, err);
+	if (r < 0)
+		return r;
+	return step_done(db, st, what, err);
+}
+
+/* A reservation's or spend's task column: NULL when it has none. */
+static void bind_task(sqlite3_stmt *st, int i, const char *task)
+{
+	if (task)
+		sqlite3_bind_text(st, i, task, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* The budget columns, in the order column_budget() reads them. */
+#define BUDGET_COLUMNS \
+	"limit_micro, limit_tokens, spent_micro, spent_tokens, reserved_micro, reserved_tokens"
+
+/* Reads BUDGET_COLUMNS from column col on. */
+static struct llm_budget column_budget(sqlite3_stmt *st, int col)
+{
+	return (struct llm_budget){
+		.limit_micro = sqlite3_column_int64(st, col),
+		.limit_tokens = sqlite3_column_int64(st, col + 1),
+		.spent_micro = sqlite3_column_int64(st, col + 2),
+		.spent_tokens = sqlite3_column_int64(st, col + 3),
+		.reserved_micro = sqlite3_column_int64(st, col + 4),
+		.reserved_tokens = sqlite3_column_int64(st, col + 5),
+	};
+}
+
+/* Ends a transaction begun with BEGIN IMMEDIATE: commits when r >= 0; rolls back when r < 0
+ * or the commit fails. Returns r or the commit's error. */
+static int end_transaction(sqlite3 *db, int r, struct orch_error *err)
+{
+	if (r >= 0)
+		r = exec(db, "COMMIT", err);
+	if (r < 0)
+		rollback(db);
+	return r;
+}
+
 int llm_ledger_migrate(sqlite3 *db, struct orch_error *err)
 {
 	int r;
@@ -107,37 +187,21 @@ int llm_ledger_get(sqlite3 *db, const char *scope, const char *id, struct llm_bu
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if (!scope_valid(scope) || !id)
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
-	r = prepare(db,
-		    "SELECT limit_micro, limit_tokens, spent_micro, spent_tokens, reserved_micro,"
-		    " reserved_tokens FROM llm_budget WHERE scope = ?1 AND id = ?2",
-		    &st, err);
+	r = check_scope(scope, id, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	r = prepare_scoped(db,
+			   "SELECT " BUDGET_COLUMNS " FROM llm_budget WHERE scope = ?1 AND id = ?2",
+			   scope, id, &st, err);
+	if (r < 0)
+		return r;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		return orch_err(err, -ENOENT, "no llm budget for %s %s", scope, id);
 	if (rc != SQLITE_ROW)
 		return sql_err(db, err, rc, "read budget");
-	*ret = (struct llm_budget){
-		.limit_micro = sqlite3_column_int64(st, 0),
-		.limit_tokens = sqlite3_column_int64(st, 1),
-		.spent_micro = sqlite3_column_int64(st, 2),
-		.spent_tokens = sqlite3_column_int64(st, 3),
-		.reserved_micro = sqlite3_column_int64(st, 4),
-		.reserved_tokens = sqlite3_column_int64(st, 5),
-	};
+	*ret = column_budget(st, 0);
 	return 0;
-}
-
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct orch_error *err)
-{
-	int rc = sqlite3_step(st);
-
-	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, what);
 }
 
 int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t limit_micro,
@@ -148,15 +212,13 @@ int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t
 
 	if (!scope_valid(scope) || !id || limit_micro < 0 || limit_tokens < 0)
 		return orch_err(err, -EINVAL, "llm ledger: bad scope or negative limit");
-	r = prepare(
+	r = prepare_scoped(
 		db,
 		"INSERT INTO llm_budget(scope, id, limit_micro, limit_tokens) VALUES (?1,?2,?3,?4)"
 		" ON CONFLICT(scope, id) DO UPDATE SET limit_micro = ?3, limit_tokens = ?4",
-		&st, err);
+		scope, id, &st, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, limit_micro);
 	sqlite3_bind_int64(st, 4, limit_tokens);
 	return step_done(db, st, "set budget", err);
@@ -164,20 +226,10 @@ int llm_ledger_set_limit(sqlite3 *db, const char *scope, const char *id, int64_t
 
 int llm_ledger_reset_spend(sqlite3 *db, const char *scope, const char *id, struct orch_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r;
-
-	if (!scope_valid(scope) || !id)
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
-	r = prepare(db,
-		    "UPDATE llm_budget SET spent_micro = 0, spent_tokens = 0"
-		    " WHERE scope = ?1 AND id = ?2",
-		    &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	return step_done(db, st, "reset spend", err);
+	return exec_scoped(db,
+			   "UPDATE llm_budget SET spent_micro = 0, spent_tokens = 0"
+			   " WHERE scope = ?1 AND id = ?2",
+			   scope, id, "reset spend", err);
 }
 
 int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *data,
@@ -189,8 +241,7 @@ int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *d
 	if (scope && !scope_valid(scope))
 		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
 	r = prepare(db,
-		    "SELECT scope, id, limit_micro, limit_tokens, spent_micro, spent_tokens,"
-		    " reserved_micro, reserved_tokens FROM llm_budget"
+		    "SELECT scope, id, " BUDGET_COLUMNS " FROM llm_budget"
 		    " WHERE ?1 IS NULL OR scope = ?1 ORDER BY scope, id",
 		    &st, err);
 	if (r < 0)
@@ -198,14 +249,7 @@ int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *d
 	if (scope)
 		sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct llm_budget b = {
-			.limit_micro = sqlite3_column_int64(st, 2),
-			.limit_tokens = sqlite3_column_int64(st, 3),
-			.spent_micro = sqlite3_column_int64(st, 4),
-			.spent_tokens = sqlite3_column_int64(st, 5),
-			.reserved_micro = sqlite3_column_int64(st, 6),
-			.reserved_tokens = sqlite3_column_int64(st, 7),
-		};
+		struct llm_budget b = column_budget(st, 2);
 		r = cb((const char *)sqlite3_column_text(st, 0),
 		       (const char *)sqlite3_column_text(st, 1), &b, data);
 		if (r < 0)
@@ -216,20 +260,13 @@ int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *d
 
 int llm_ledger_drop(sqlite3 *db, const char *scope, const char *id, struct orch_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	if (!scope_valid(scope) || !id)
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
-	r = prepare(db,
-		    "DELETE FROM llm_budget WHERE scope = ?1 AND id = ?2"
-		    " AND reserved_micro = 0 AND reserved_tokens = 0",
-		    &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	r = step_done(db, st, "drop budget", err);
+	/* Only while nothing is reserved against it. */
+	r = exec_scoped(db,
+			"DELETE FROM llm_budget WHERE scope = ?1 AND id = ?2"
+			" AND reserved_micro = 0 AND reserved_tokens = 0",
+			scope, id, "drop budget", err);
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(db) == 0) {
@@ -249,14 +286,12 @@ static int check_room(sqlite3 *db, const char *scope, const char *id, int64_t de
 	struct llm_budget b;
 	int r;
 
-	r = prepare(db,
-		    "INSERT OR IGNORE INTO llm_budget(scope, id, limit_micro, limit_tokens)"
-		    " VALUES (?1,?2,?3,?4)",
-		    &ins, err);
+	r = prepare_scoped(db,
+			   "INSERT OR IGNORE INTO llm_budget(scope, id, limit_micro, limit_tokens)"
+			   " VALUES (?1,?2,?3,?4)",
+			   scope, id, &ins, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(ins, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(ins, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(ins, 3, def_micro > 0 ? def_micro : 0);
 	sqlite3_bind_int64(ins, 4, def_tokens > 0 ? def_tokens : 0);
 	r = step_done(db, ins, "create budget", err);
@@ -298,16 +333,14 @@ static int adjust(sqlite3 *db, const char *scope, const char *id, int64_t d_res_
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(db,
-		    "UPDATE llm_budget SET reserved_micro = max(0, reserved_micro + ?3),"
-		    " reserved_tokens = max(0, reserved_tokens + ?4),"
-		    " spent_micro = spent_micro + ?5, spent_tokens = spent_tokens + ?6"
-		    " WHERE scope = ?1 AND id = ?2",
-		    &st, err);
+	r = prepare_scoped(db,
+			   "UPDATE llm_budget SET reserved_micro = max(0, reserved_micro + ?3),"
+			   " reserved_tokens = max(0, reserved_tokens + ?4),"
+			   " spent_micro = spent_micro + ?5, spent_tokens = spent_tokens + ?6"
+			   " WHERE scope = ?1 AND id = ?2",
+			   scope, id, &st, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, d_res_micro);
 	sqlite3_bind_int64(st, 4, d_res_tokens);
 	sqlite3_bind_int64(st, 5, d_spent_micro);
@@ -346,21 +379,15 @@ int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const cha
 			    &st, err);
 	if (r >= 0) {
 		sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
-		if (task)
-			sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 2);
+		bind_task(st, 2, task);
 		sqlite3_bind_int64(st, 3, micro);
 		sqlite3_bind_int64(st, 4, tokens);
 		sqlite3_bind_int64(st, 5, wall_ms());
 		r = step_done(db, st, "insert reservation", err);
 	}
-	if (r >= 0)
-		r = exec(db, "COMMIT", err);
-	if (r < 0) {
-		rollback(db);
+	r = end_transaction(db, r, err);
+	if (r < 0)
 		return r;
-	}
 	*ret_id = sqlite3_last_insert_rowid(db);
 	return 0;
 }
@@ -431,10 +458,7 @@ static int finish(sqlite3 *db, int64_t id, const char *model, const struct llm_u
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(ins, 1, res.agent, -1, SQLITE_STATIC);
-	if (res.has_task)
-		sqlite3_bind_text(ins, 2, res.task, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(ins, 2);
+	bind_task(ins, 2, res.has_task ? res.task : NULL);
 	sqlite3_bind_text(ins, 3, model ? model : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(ins, 4, u ? u->input : 0);
 	sqlite3_bind_int64(ins, 5, u ? u->output : 0);
@@ -454,12 +478,7 @@ static int in_transaction(sqlite3 *db, int64_t id, const char *model, const stru
 	r = exec(db, "BEGIN IMMEDIATE", err);
 	if (r < 0)
 		return r;
-	r = finish(db, id, model, u, micro, outcome, record, err);
-	if (r >= 0)
-		r = exec(db, "COMMIT", err);
-	if (r < 0)
-		rollback(db);
-	return r;
+	return end_transaction(db, finish(db, id, model, u, micro, outcome, record, err), err);
 }
 
 int llm_ledger_settle(sqlite3 *db, int64_t id, const char *model, const struct llm_usage *u,
@@ -509,11 +528,6 @@ int llm_ledger_settle_stale(sqlite3 *db, struct orch_error *err)
 		u.input = res.tokens;
 		r = finish(db, ids[i], "", &u, res.micro, "stale", true, err);
 	}
-	if (r >= 0)
-		r = exec(db, "COMMIT", err);
-	if (r < 0) {
-		rollback(db);
-		return r;
-	}
-	return (int)n;
+	r = end_transaction(db, r, err);
+	return r < 0 ? r : (int)n;
 }
