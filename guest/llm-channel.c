@@ -24,7 +24,8 @@ struct sv_llm_channel {
 	struct orch_rpc *rpc; /* NULL while disconnected */
 	struct orch_timer *reconnect;
 	uint64_t backoff_ms;
-	bool fd_used; /* fd:N cannot be dialled twice */
+	uint64_t connected_ms; /* when the current connection was made */
+	bool fd_used;	       /* fd:N cannot be dialled twice */
 	bool stopping;
 };
 
@@ -71,6 +72,10 @@ static void on_close(struct orch_rpc *rpc, int code, void *data)
 	if (lc->rpc != rpc)
 		return;
 	orch_logf(ORCH_LOG_INFO, "llm", "LLM channel closed (%d)", code);
+	/* A connection that ends at once (a virtio-serial port nobody holds on the host side
+	 * opens fine and reads EOF) keeps the backoff growing; one that lasted starts over. */
+	if (orch_now_ms() - lc->connected_ms >= LLM_BACKOFF_MAX_MS)
+		lc->backoff_ms = 0;
 	lc->rpc = NULL;
 	llm_bridge_set_rpc(sv->llm, NULL); /* calls in flight end; new ones get 503 */
 	orch_rpc_unref(rpc);
@@ -96,7 +101,7 @@ static int dial(struct sv_llm_channel *lc, struct orch_error *err)
 	}
 	orch_rpc_set_close_cb(lc->rpc, on_close);
 	orch_rpc_set_state(lc->rpc, ORCH_STATE_READY);
-	lc->backoff_ms = 0;
+	lc->connected_ms = orch_now_ms();
 	llm_bridge_set_rpc(sv->llm, lc->rpc);
 	orch_log(ORCH_LOG_INFO, "llm", "LLM channel connected", "connect", sv->cfg->llm_connect,
 		 NULL);
