@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #include "error.h"
@@ -21,6 +22,7 @@ enum {
 	CLI_EXIT_NEVER_RAN = 70, /* --wait: failed without an exit code */
 	CLI_EXIT_TIMED_OUT = 124,
 	CLI_EXIT_CANCELLED = 130,
+	CLI_GO_ON = -1, /* not an exit code: the argument parsers' "carry on" */
 };
 
 struct cli;
@@ -60,6 +62,24 @@ int cli_parse_id(const char *s, int64_t *ret);
 void cli_write_output(struct cli *c, json_t *params);
 /* Exit code for a finished task object (dispatch --wait, result). */
 int cli_task_exit_code(json_t *task);
+/* For the default of a verb's getopt_long switch, the options every verb takes: 'j'
+ * (--json) sets c->json and returns CLI_GO_ON; 'h' (--help) prints usage to stdout and
+ * returns 0; anything else prints it to stderr and returns CLI_EXIT_USAGE. */
+int cli_common_opt(struct cli *c, int opt, void (*usage)(FILE *f));
+/* Parses the arguments of a verb that takes --json, --help (-h) and, when ret_arg is
+ * given, one more argument (*ret_arg, NULL when absent). --help prints "Usage: orch
+ * <verb><synopsis>" and help. Returns CLI_GO_ON, or the exit code to return at once. */
+int cli_simple_args(struct cli *c, int argc, char **argv, const char *synopsis, const char *help,
+		    const char **ret_arg);
+/* cli_simple_args() for a verb taking [--json] ID: *ret_id is the parsed task id. */
+int cli_id_args(struct cli *c, int argc, char **argv, const char *help, int64_t *ret_id);
+/* A VM of orchd's `status` (or vm.*) as one table row: name, backend, state, its slots'
+ * tasks and its last error; the header goes first. */
+void cli_print_vm_header(void);
+void cli_print_vm(json_t *vm);
+/* The path of the running orch binary (to run it again); -errno when unknown. */
+int cli_self_path(char *buf, size_t size);
+void cli_sleep_ms(long ms);
 /* A duration like "30s", "5m", "1h", "1500ms" or plain seconds; -EINVAL if bad. */
 int cli_parse_duration_ms(const char *s, int64_t *ret);
 

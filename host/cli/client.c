@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The CLI's connection to orchd: an orch_rpc peer on a private loop, driven until the
- * awaited reply arrives. */
+ * awaited reply arrives; and the argument parsing and output the verbs share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -265,4 +266,101 @@ int cli_parse_duration_ms(const char *s, int64_t *ret)
 		return -ERANGE;
 	*ret = (int64_t)v;
 	return 0;
+}
+
+int cli_common_opt(struct cli *c, int opt, void (*usage)(FILE *f))
+{
+	switch (opt) {
+	case 'j':
+		c->json = true;
+		return CLI_GO_ON;
+	case 'h':
+		usage(stdout);
+		return 0;
+	default:
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+}
+
+int cli_simple_args(struct cli *c, int argc, char **argv, const char *synopsis, const char *help,
+		    const char **ret_arg)
+{
+	const char *arg = NULL;
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--json") == 0)
+			c->json = true;
+		else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+			printf("Usage: orch %s%s\n%s", argv[0], synopsis, help);
+			return 0;
+		} else if (ret_arg && !arg)
+			arg = argv[a];
+		else {
+			fprintf(stderr, "orch %s: unexpected argument '%s'\n", argv[0], argv[a]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (ret_arg)
+		*ret_arg = arg;
+	return CLI_GO_ON;
+}
+
+int cli_id_args(struct cli *c, int argc, char **argv, const char *help, int64_t *ret_id)
+{
+	const char *idarg;
+	int r;
+
+	r = cli_simple_args(c, argc, argv, " [--json] ID", help, &idarg);
+	if (r != CLI_GO_ON)
+		return r;
+	if (!idarg || cli_parse_id(idarg, ret_id) < 0) {
+		fprintf(stderr, "Usage: orch %s [--json] ID\n", argv[0]);
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_GO_ON;
+}
+
+void cli_print_vm_header(void)
+{
+	printf("%-16s %-8s %-9s %s\n", "VM", "BACKEND", "STATE", "SLOTS (agent:task)");
+}
+
+void cli_print_vm(json_t *vm)
+{
+	size_t j;
+	json_t *slot;
+
+	printf("%-16s %-8s %-9s", json_string_value(json_object_get(vm, "name")),
+	       json_string_value(json_object_get(vm, "backend")),
+	       json_string_value(json_object_get(vm, "state")));
+	json_array_foreach(json_object_get(vm, "slots"), j, slot)
+	{
+		json_t *t = json_object_get(slot, "task");
+		if (json_is_integer(t))
+			printf(" %zu:%lld", j, (long long)json_integer_value(t));
+		else
+			printf(" %zu:-", j);
+	}
+	if (json_is_string(json_object_get(vm, "last_error")))
+		printf("  (%s)", json_string_value(json_object_get(vm, "last_error")));
+	printf("\n");
+}
+
+int cli_self_path(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ENOENT;
+	buf[n] = 0;
+	return 0;
+}
+
+void cli_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
 }

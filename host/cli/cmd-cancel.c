@@ -7,33 +7,17 @@
 
 static int run(struct cli *c, int argc, char **argv)
 {
-	const char *idarg = NULL;
 	json_t *res = NULL;
 	int64_t id;
 	int r;
 
-	for (int a = 1; a < argc; a++) {
-		if (strcmp(argv[a], "--json") == 0)
-			c->json = true;
-		else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
-			printf("Usage: orch cancel [--json] ID\n"
-			       "Cancels a task: a queued one ends `cancelled` at once; a running "
-			       "one\n"
-			       "is signalled (SIGTERM, then SIGKILL after 2 s) and ends "
-			       "`cancelled`.\n"
-			       "Exit code 1 when the task already finished.\n");
-			return 0;
-		} else if (!idarg)
-			idarg = argv[a];
-		else {
-			fprintf(stderr, "orch cancel: unexpected argument '%s'\n", argv[a]);
-			return CLI_EXIT_USAGE;
-		}
-	}
-	if (!idarg || cli_parse_id(idarg, &id) < 0) {
-		fprintf(stderr, "Usage: orch cancel [--json] ID\n");
-		return CLI_EXIT_USAGE;
-	}
+	r = cli_id_args(c, argc, argv,
+			"Cancels a task: a queued one ends `cancelled` at once; a running one\n"
+			"is signalled (SIGTERM, then SIGKILL after 2 s) and ends `cancelled`.\n"
+			"Exit code 1 when the task already finished.\n",
+			&id);
+	if (r != CLI_GO_ON)
+		return r;
 	r = cli_call(c, "task.cancel", json_pack("{sI}", "id", (json_int_t)id), 30000, &res);
 	if (r)
 		return r;

@@ -23,33 +23,17 @@ static void field(const char *name, json_t *v)
 
 static int run(struct cli *c, int argc, char **argv)
 {
-	const char *idarg = NULL;
 	json_t *t = NULL;
 	int64_t id;
 	int r;
 
-	for (int a = 1; a < argc; a++) {
-		if (strcmp(argv[a], "--json") == 0)
-			c->json = true;
-		else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
-			printf("Usage: orch result [--json] ID\n"
-			       "Shows a task's state, exit status, timing, rusage, reason and "
-			       "spend.\n"
-			       "Exit code: the task's (as dispatch --wait) once it is final, 0 "
-			       "while it\n"
-			       "is queued or running.\n");
-			return 0;
-		} else if (!idarg)
-			idarg = argv[a];
-		else {
-			fprintf(stderr, "orch result: unexpected argument '%s'\n", argv[a]);
-			return CLI_EXIT_USAGE;
-		}
-	}
-	if (!idarg || cli_parse_id(idarg, &id) < 0) {
-		fprintf(stderr, "Usage: orch result [--json] ID\n");
-		return CLI_EXIT_USAGE;
-	}
+	r = cli_id_args(c, argc, argv,
+			"Shows a task's state, exit status, timing, rusage, reason and spend.\n"
+			"Exit code: the task's (as dispatch --wait) once it is final, 0 while it\n"
+			"is queued or running.\n",
+			&id);
+	if (r != CLI_GO_ON)
+		return r;
 	r = cli_call(c, "task.get", json_pack("{sI}", "id", (json_int_t)id), 30000, &t);
 	if (r)
 		return r;

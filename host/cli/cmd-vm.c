@@ -20,27 +20,6 @@ static void usage(FILE *f)
 		   "console  the tail of its console log (VM backend; default 16384 bytes)\n");
 }
 
-static void print_vm(json_t *vm)
-{
-	size_t j;
-	json_t *slot;
-
-	printf("%-16s %-8s %-9s", json_string_value(json_object_get(vm, "name")),
-	       json_string_value(json_object_get(vm, "backend")),
-	       json_string_value(json_object_get(vm, "state")));
-	json_array_foreach(json_object_get(vm, "slots"), j, slot)
-	{
-		json_t *t = json_object_get(slot, "task");
-		if (json_is_integer(t))
-			printf(" %zu:%lld", j, (long long)json_integer_value(t));
-		else
-			printf(" %zu:-", j);
-	}
-	if (json_is_string(json_object_get(vm, "last_error")))
-		printf("  (%s)", json_string_value(json_object_get(vm, "last_error")));
-	printf("\n");
-}
-
 static int run(struct cli *c, int argc, char **argv)
 {
 	const char *sub = NULL, *name = NULL;
@@ -84,8 +63,8 @@ static int run(struct cli *c, int argc, char **argv)
 	} else if (strcmp(sub, "list") == 0) {
 		size_t i;
 		json_t *vm;
-		printf("%-16s %-8s %-9s %s\n", "VM", "BACKEND", "STATE", "SLOTS (agent:task)");
-		json_array_foreach(json_object_get(res, "vms"), i, vm) print_vm(vm);
+		cli_print_vm_header();
+		json_array_foreach(json_object_get(res, "vms"), i, vm) cli_print_vm(vm);
 	} else if (strcmp(sub, "console") == 0) {
 		const char *tail = json_string_value(json_object_get(res, "tail"));
 		const char *b64 = json_string_value(json_object_get(res, "tail_b64"));
@@ -99,7 +78,7 @@ static int run(struct cli *c, int argc, char **argv)
 			free(raw);
 		}
 	} else {
-		print_vm(res);
+		cli_print_vm(res);
 	}
 	json_decref(res);
 	return 0;
