@@ -57,8 +57,8 @@ static pid_t start_supervisor(const char *root, const char *connect, int fd3)
 		if (fd3 >= 0 && dup2(fd3, 3) < 0)
 			_exit(127);
 		execl(exe, exe, "--connect", connect, "--slots", "2", "--workspace-root", root,
-		      "--uid-base", uid, "--cgroup-name", "orch-test-ch", "--heartbeat-ms", "200",
-		      (char *)NULL);
+		      "--uid-base", uid, "--cgroup-name", h_cgroup_name("ch"), "--heartbeat-ms",
+		      "200", (char *)NULL);
 		_exit(127);
 	}
 	return pid;

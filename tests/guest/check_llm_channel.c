@@ -318,8 +318,8 @@ START_TEST(test_stream_does_not_delay_main)
 	ck_assert_ptr_null(strstr(t0->out, "BOGUS"));
 	ck_assert_int_eq(L.requests, 1);
 
+	llm_host_done(&L); /* first: its io belongs to H's loop, which h_stop frees */
 	h_stop(&H);
-	llm_host_done(&L);
 }
 END_TEST
 
@@ -356,8 +356,8 @@ START_TEST(test_llm_channel_redialled)
 	/* On the supervisor's exit the LLM channel closes too. */
 	kill(H.pid, SIGTERM);
 	ck_assert_msg(h_wait(&H, llm_eof, &L, 15000), "the LLM channel outlived the supervisor");
+	llm_host_done(&L); /* first: its io belongs to H's loop, which h_stop frees */
 	h_stop(&H);
-	llm_host_done(&L);
 }
 END_TEST
 

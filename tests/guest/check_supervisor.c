@@ -343,14 +343,15 @@ START_TEST(test_cgroup_membership)
 	ck_assert_ptr_nonnull(t->result);
 	int pid = (int)json_integer_value(json_object_get(t->result, "pid"));
 	ck_assert_int_gt(pid, 0);
-	char path[64], line[512];
+	char path[64], line[512], want[96];
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	snprintf(want, sizeof(want), "/%s/agent-2\n", h_cgroup_name(NULL));
 	FILE *f = fopen(path, "re");
 	ck_assert_ptr_nonnull(f);
 	bool found = false;
 	while (fgets(line, sizeof(line), f))
 		if (strncmp(line, "0::", 3) == 0)
-			found = strstr(line, "/orch-test/agent-2") != NULL;
+			found = strstr(line, want) != NULL;
 	fclose(f);
 	if (json_is_true(v2))
 		ck_assert_msg(found, "bwrap is not in the slot's v2 cgroup");

@@ -42,6 +42,23 @@ static void h_sanitizer_env(void)
 #endif
 }
 
+int h_uid_base(void)
+{
+	static int base; /* inherited by check's forked test processes */
+	if (!base)
+		base = 10100 + 16 * (int)(getpid() % 40);
+	return base;
+}
+
+const char *h_cgroup_name(const char *suffix)
+{
+	static char name[2][64];
+	char *n = name[suffix != NULL];
+	snprintf(n, sizeof(name[0]), "orch-test-%s%s%d", suffix ? suffix : "", suffix ? "-" : "",
+		 h_uid_base());
+	return n;
+}
+
 struct h_task *h_task(struct host *h, const char *id)
 {
 	for (size_t i = 0; i < h->n_tasks; i++)
@@ -182,12 +199,31 @@ void h_start(struct host *h, const char *const *extra)
 	snprintf(probe_dir, sizeof(probe_dir), "%s/tests/guest", h_builddir());
 	snprintf(uid, sizeof(uid), "%d", H_UID_BASE);
 	snprintf(slots, sizeof(slots), "%d", H_SLOTS);
-	const char *argv[64] = {
-		exe,	  "--connect",	"fd:3",	  "--slots",	   slots,	"--workspace-root",
-		h->root,  "--uid-base", uid,	  "--cgroup-name", "orch-test", "--ro-path",
-		"/usr",	  "--ro-path",	"/bin",	  "--ro-path",	   "/sbin",	"--ro-path",
-		"/lib",	  "--ro-path",	"/lib64", "--ro-path",	   "/etc",	"--ro-path",
-		probe_dir};
+	const char *argv[64] = {exe,
+				"--connect",
+				"fd:3",
+				"--slots",
+				slots,
+				"--workspace-root",
+				h->root,
+				"--uid-base",
+				uid,
+				"--cgroup-name",
+				h_cgroup_name(NULL),
+				"--ro-path",
+				"/usr",
+				"--ro-path",
+				"/bin",
+				"--ro-path",
+				"/sbin",
+				"--ro-path",
+				"/lib",
+				"--ro-path",
+				"/lib64",
+				"--ro-path",
+				"/etc",
+				"--ro-path",
+				probe_dir};
 	size_t n = 0;
 	while (argv[n])
 		n++;

@@ -13,7 +13,15 @@
 #include "rpc.h"
 #include "schema.h"
 
-#define H_UID_BASE 10100
+/* Agents run as H_UID_BASE + slot (the channel tests' own supervisor at + 10). The base
+ * is picked once per test program from its pid, in 10100..10739 by steps of 16, and the
+ * supervisor's cgroup is named after it (h_cgroup_name), so that two runs of the tests at
+ * the same time (two build trees on one machine) do not kill each other's agents or
+ * share cgroups. */
+int h_uid_base(void);
+#define H_UID_BASE h_uid_base()
+/* "orch-test-<H_UID_BASE>"; with a suffix: "orch-test-<suffix>-<H_UID_BASE>". */
+const char *h_cgroup_name(const char *suffix);
 #define H_SLOTS 3
 #define H_MAX_TASKS 32
 
