@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "loop.h"
 
 static const char *const ctrl_names[_SV_CG_MAX] = {"memory", "pids", "cpu"};
 
@@ -89,6 +91,26 @@ static int mkdir_ok(const char *path)
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* Creates a directory this supervisor alone owns: DIR/NAME, else DIR/NAME.1, DIR/NAME.2...
+ * An existing directory is never adopted: it belongs to another supervisor (which would
+ * kill our jails with its cgroup.kill, and we its), or is the leftover of an earlier one
+ * whose cgroup.kill this kernel remembers (every child born into it with
+ * CLONE_INTO_CGROUP is then killed at once). */
+static int mkdir_own(const char *dir, const char *name, char *ret, size_t size)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		int n = i == 0 ? snprintf(ret, size, "%s/%s", dir, name)
+			       : snprintf(ret, size, "%s/%s.%u", dir, name, i);
+		if (n < 0 || (size_t)n >= size)
+			return -ENAMETOOLONG;
+		if (mkdir(ret, 0755) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
 }
 
 /* Mount point of the cgroup2 filesystem, and of each v1 controller. */
@@ -179,8 +201,7 @@ static int setup_v2(struct sv_cgroups *cg, const struct mounts *m, const char *n
 			any = false;
 	}
 	char parent[PATH_MAX + 64];
-	snprintf(parent, sizeof(parent), "%s/%s", base, name);
-	if ((r = mkdir_ok(parent)) < 0)
+	if ((r = mkdir_own(base, name, parent, sizeof(parent))) < 0)
 		return r;
 	for (int c = 0; any && c < _SV_CG_MAX; c++) {
 		if (!want[c])
@@ -202,13 +223,13 @@ static int setup_v2(struct sv_cgroups *cg, const struct mounts *m, const char *n
 static void setup_v1(struct sv_cgroups *cg, const struct mounts *m, const char *name)
 {
 	for (int c = 0; c < _SV_CG_MAX; c++) {
-		char own[PATH_MAX], parent[2 * PATH_MAX + 256];
+		char own[PATH_MAX], dir[2 * PATH_MAX], parent[2 * PATH_MAX + 256];
 		if (cg->ctrl[c] != SV_CG_NONE || !m->v1[c][0])
 			continue;
 		if (own_path(ctrl_names[c], own, sizeof(own)) < 0)
 			continue;
-		snprintf(parent, sizeof(parent), "%s%s/%.200s", m->v1[c], own, name);
-		if (mkdir_ok(parent) < 0)
+		snprintf(dir, sizeof(dir), "%s%s", m->v1[c], own);
+		if (mkdir_own(dir, name, parent, sizeof(parent)) < 0)
 			continue;
 		cg->v1_parent[c] = strdup(parent);
 		if (cg->v1_parent[c])
@@ -271,7 +292,7 @@ int sv_cgroup_create(const struct sv_cgroups *cg, unsigned slot, struct sv_cgrou
 	if (cg->v2_parent) {
 		if (asprintf(&c.v2, "%s/agent-%u", cg->v2_parent, slot) < 0)
 			return -ENOMEM;
-		if ((r = mkdir_ok(c.v2)) < 0) {
+		if ((r = mkdir(c.v2, 0755) < 0 ? -errno : 0) < 0) {
 			orch_errno(err, r, "cannot create cgroup %s", c.v2);
 			sv_cgroup_done(&c);
 			return r;
@@ -284,7 +305,7 @@ int sv_cgroup_create(const struct sv_cgroups *cg, unsigned slot, struct sv_cgrou
 			sv_cgroup_done(&c);
 			return -ENOMEM;
 		}
-		if ((r = mkdir_ok(c.v1[i])) < 0) {
+		if ((r = mkdir(c.v1[i], 0755) < 0 ? -errno : 0) < 0) {
 			orch_errno(err, r, "cannot create cgroup %s", c.v1[i]);
 			sv_cgroup_done(&c);
 			return r;
@@ -488,10 +509,42 @@ int sv_cgroup_count(const struct sv_cgroup *c)
 	return n;
 }
 
+/* Waits (bounded) until no process is left in the v2 cgroup dir: processes killed by
+ * cgroup.kill or with their pid namespace are still exiting for a moment after the kill,
+ * and a directory that cannot be removed would be left behind. */
+static void wait_unpopulated(const char *dir, int timeout_ms)
+{
+	char path[PATH_MAX], buf[256];
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	uint64_t end = orch_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n < 0)
+			return;
+		buf[n] = 0;
+		if (strstr(buf, "populated 0"))
+			return;
+		uint64_t now = orch_now_ms();
+		if (now >= end)
+			return;
+		/* cgroup.events signals every change with POLLPRI. */
+		struct pollfd p = {.fd = fd, .events = POLLPRI};
+		if (poll(&p, 1, (int)(end - now)) < 0 && errno != EINTR)
+			return;
+	}
+}
+
 void sv_cgroup_remove(const struct sv_cgroup *c)
 {
-	if (c->v2)
-		(void)rmdir(c->v2);
+	if (c->v2) {
+		if (rmdir(c->v2) < 0 && errno == EBUSY) {
+			wait_unpopulated(c->v2, 2000);
+			(void)rmdir(c->v2);
+		}
+	}
 	for (int i = 0; i < _SV_CG_MAX; i++)
 		if (c->v1[i])
 			(void)rmdir(c->v1[i]);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +75,10 @@ static _Noreturn void child(const struct sv_spawn_spec *s, int out_w, int err_w,
 			    int exec_err_w)
 {
 	int r;
+	/* First of all: "this child runs". A child the kernel kills before it runs a single
+	 * instruction (see sv_spawn) never says so. */
+	if (write(exec_err_w, "", 1) != 1)
+		_exit(127);
 	sigset_t all;
 	sigemptyset(&all);
 	if (sigprocmask(SIG_SETMASK, &all, NULL) < 0)
@@ -151,13 +156,22 @@ int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_
 	 * CLONE_INTO_CGROUP): moving a running process takes a global lock whose wait grows
 	 * with other cgroup and namespace activity; being born there does not. */
 	struct sv_cgroup cg_rest = {0};
-	struct sv_spawn_spec spec = *s;
+	struct sv_spawn_spec spec;
+	bool into_cgroup = s->cgroup && s->cgroup->v2 && !s->cgroup->killed;
+	bool refused = false;
+	pid_t pid;
+	bool born_in;
+again:
+	spec = *s;
+	pid = -1;
+	born_in = false;
 	int cgfd = -1;
-	pid_t pid = -1;
 	/* Not after a cgroup.kill of that cgroup: this kernel then kills every child born
 	 * into it with CLONE_INTO_CGROUP (the kill generation is compared with the parent's
-	 * cgroup, not the target's); a child moved in after fork is not affected. */
-	if (s->cgroup && s->cgroup->v2 && !s->cgroup->killed)
+	 * cgroup, not the target's); a child moved in after fork is not affected. The same
+	 * happens when the supervisor's own cgroup was killed once: such a child is noticed
+	 * below (it never runs) and the spawn is done again with a fork. */
+	if (into_cgroup)
 		cgfd = open(s->cgroup->v2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cgfd >= 0) {
 		struct sv_clone_args args = {.flags = SV_CLONE_INTO_CGROUP,
@@ -165,6 +179,7 @@ int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_
 					     .cgroup = (uint64_t)cgfd};
 		pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 		if (pid >= 0) {
+			born_in = true;
 			cg_rest = *s->cgroup;
 			cg_rest.v2 = NULL; /* joined already */
 			spec.cgroup = &cg_rest;
@@ -197,6 +212,40 @@ int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_
 	/* Blocks only until the child execs bwrap or fails a setup step (no I/O waits). */
 	int msg[2];
 	ssize_t n;
+	char alive;
+	do
+		n = read(ex[0], &alive, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 0 && born_in && !refused) {
+		/* Died before its first instruction: killed by the kernel at birth in the
+		 * cgroup. Nothing of the task ran; reap it and fork instead. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		owned = 0;
+		close(ex[0]);
+		ex[0] = -1;
+		for (int i = 0; i < 2; i++) {
+			if (out[i] >= 0)
+				close(out[i]);
+			if (errp[i] >= 0)
+				close(errp[i]);
+			if (st[i] >= 0)
+				close(st[i]);
+			out[i] = errp[i] = st[i] = -1;
+		}
+		if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+		    pipe2(st, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0) {
+			r = orch_errno(err, -errno, "cannot create pipes for the task");
+			goto fail;
+		}
+		refused = true;
+		into_cgroup = false;
+		goto again;
+	}
+	if (n != 1) {
+		r = orch_err(err, -EIO, "the jail's child was killed before it ran");
+		goto fail;
+	}
 	do
 		n = read(ex[0], msg, sizeof(msg));
 	while (n < 0 && errno == EINTR);
@@ -229,6 +278,7 @@ int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_
 		.out_fd = out[0],
 		.err_fd = errp[0],
 		.status_fd = st[0],
+		.cgroup_refused = refused,
 	};
 	owned = 0;
 	return 0;
@@ -246,41 +296,54 @@ fail:
 	return r;
 }
 
-int sv_kill_uid(uid_t uid, int sig)
-{
-	if (uid == 0)
-		return -EINVAL;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
-			_exit(1);
-		/* As the agent's uid, -1 reaches exactly that uid's processes. */
-		(void)kill(-1, sig);
-		_exit(0);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
-}
-
-static void fclosep(FILE **f)
-{
-	if (*f)
-		fclose(*f);
-}
-
 static void closedirp(DIR **d)
 {
 	if (*d)
 		closedir(*d);
 }
 
-int sv_signal_jailed(uid_t uid, pid_t except_pid, int sig)
+static int pid_ns_of(long pid, struct stat *ret)
 {
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+	return stat(path, ret) < 0 ? -errno : 0;
+}
+
+static bool same_ns(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* The one child of bwrap's monitor: pid 1 of the jail's pid namespace. */
+static long jail_init(pid_t monitor)
+{
+	char path[96], buf[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)monitor, (int)monitor);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -ESRCH;
+	buf[n] = 0;
+	char *end;
+	long pid = strtol(buf, &end, 10);
+	return pid > 0 && (*end == ' ' || *end == 0 || *end == '\n') ? pid : -ESRCH;
+}
+
+int sv_signal_jail(pid_t monitor, int sig)
+{
+	long init = jail_init(monitor);
+	if (init < 0)
+		return (int)init;
+	struct stat ns, self, st;
+	int r;
+	if ((r = pid_ns_of(init, &ns)) < 0 || (r = pid_ns_of((long)getpid(), &self)) < 0)
+		return r;
+	/* Never our own namespace (the init's pid was reused meanwhile, or it has none of
+	 * its own): that would signal every process of the machine. */
+	if (same_ns(&ns, &self))
+		return -ESRCH;
 	_cleanup_(closedirp) DIR *d = opendir("/proc");
 	if (!d)
 		return -errno;
@@ -289,28 +352,14 @@ int sv_signal_jailed(uid_t uid, pid_t except_pid, int sig)
 	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid == except_pid)
+		if (*end || pid <= 0 || pid == init || pid == monitor)
 			continue;
-		char path[64], line[256];
-		snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-		_cleanup_(fclosep) FILE *f = fopen(path, "re");
-		if (!f)
+		/* Checked after the pidfd is held: the process signalled is the one whose
+		 * namespace was looked at, even if its pid is reused in between. */
+		_cleanup_close_ int pfd = pidfd_open_((pid_t)pid);
+		if (pfd < 0 || pid_ns_of(pid, &st) < 0 || !same_ns(&st, &ns))
 			continue;
-		bool uid_match = false, ns_init = false;
-		while (fgets(line, sizeof(line), f)) {
-			unsigned ruid;
-			if (sscanf(line, "Uid: %u", &ruid) == 1)
-				uid_match = ruid == uid;
-			else if (strncmp(line, "NSpid:", 6) == 0) {
-				line[strcspn(line, "\n")] = 0;
-				const char *last = strrchr(line, '\t');
-				if (!last)
-					last = strrchr(line, ' ');
-				ns_init = last && strcmp(last + 1, "1") == 0 &&
-					  strchr(line + 7, '\t');
-			}
-		}
-		if (uid_match && !ns_init && kill((pid_t)pid, sig) == 0)
+		if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) == 0)
 			n++;
 	}
 	return n;

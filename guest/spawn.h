@@ -30,14 +30,16 @@ struct sv_spawned {
 	int out_fd; /* read ends, CLOEXEC|NONBLOCK */
 	int err_fd;
 	int status_fd; /* orch-jail-exec's status lines */
+	/* The kernel killed the child born into the cgroup (CLONE_INTO_CGROUP) before it
+	 * ran; it was started again with a fork. The caller should set the cgroup's
+	 * `killed` so that later spawns fork at once. */
+	bool cgroup_refused;
 };
 
 int sv_spawn(const struct sv_spawn_spec *s, struct sv_spawned *ret, struct orch_error *err);
 
-/* Sends sig to every process of uid (from a child that switched to it: kill(-1)). Used as
- * the last sweep after the jail was killed; no process of an agent uid may survive. */
-int sv_kill_uid(uid_t uid, int sig);
-
-/* Sends sig to the processes of uid except except_pid and namespace inits (NSpid ending
- * in 1): the jailed tree without bwrap's own monitor, for a graceful SIGTERM. */
-int sv_signal_jailed(uid_t uid, pid_t except_pid, int sig);
+/* Sends sig to every process in the jail's pid namespace except its init (bwrap's child,
+ * which takes the namespace down when it dies): the jail's processes and nothing else,
+ * whatever their uid. monitor is bwrap (a child of the caller, not yet reaped). Returns
+ * how many were signalled, or -errno (-ESRCH: no namespace found). */
+int sv_signal_jail(pid_t monitor, int sig);

@@ -99,12 +99,13 @@ static void kill_tree(struct sv_task *t)
 	if (t->sp.pid <= 0 || t->reaped)
 		return;
 	t->kill_signal = SIGKILL;
+	/* Only what this supervisor started: the slot's cgroup (its own directory) and the
+	 * jail's pid namespace, never a uid (other supervisors may use the same ones). */
 	(void)sv_cgroup_kill(&t->slot->cgroup);
+	(void)sv_signal_jail(t->sp.pid, SIGKILL);
 	/* bwrap's monitor dies; its child (pid 1 of the jail's pid namespace) follows through
 	 * --die-with-parent, which takes every process in the namespace with it. */
 	kill(t->sp.pid, SIGKILL);
-	/* And whatever else runs as the agent's uid. */
-	(void)sv_kill_uid(t->slot->uid, SIGKILL);
 }
 
 static int parse_status(const struct sv_task *t, const char *word, int *ret)
@@ -380,7 +381,7 @@ void sv_task_cancel(struct sv_task *t, uint64_t grace_ms)
 	if (t->reaped || t->cancelled || t->timed_out || t->reason[0])
 		return;
 	t->cancelled = true;
-	if (grace_ms == 0 || sv_signal_jailed(t->slot->uid, t->sp.pid, SIGTERM) <= 0) {
+	if (grace_ms == 0 || sv_signal_jail(t->sp.pid, SIGTERM) <= 0) {
 		kill_tree(t);
 		return;
 	}
@@ -526,6 +527,11 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	if (r < 0) {
 		t->sp.pid = 0;
 		return r;
+	}
+	if (t->sp.cgroup_refused) {
+		slot->cgroup.killed = true;
+		orch_log(ORCH_LOG_WARN, "task", "the kernel refused children born into the cgroup",
+			 "task", t->id, "cgroup", slot->cgroup.v2, NULL);
 	}
 	if ((r = orch_io_add(sv->loop, t->sp.out_fd, EPOLLIN, output_cb, t, &t->io[0])) < 0 ||
 	    (r = orch_io_add(sv->loop, t->sp.err_fd, EPOLLIN, output_cb, t, &t->io[1])) < 0 ||
