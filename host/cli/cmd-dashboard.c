@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -37,12 +36,6 @@ static const char *script_path(void)
 	if (access(ORCH_LIBEXECDIR "/orch-dashboard", X_OK) == 0)
 		return ORCH_LIBEXECDIR "/orch-dashboard";
 	return ORCH_SOURCEDIR "/scripts/orch-dashboard";
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
 }
 
 /* The oldest task of vm/slot with an id above after (one that ran or runs there), 0 when
@@ -92,18 +85,18 @@ static int follow_slot(struct cli *c, const char *vm, const char *slot_s)
 			last = slot_next(c, vm, slot, 0, true);
 			if (last < 0) {
 				cli_disconnect(c);
-				sleep_ms(2000);
+				cli_sleep_ms(2000);
 			}
 			continue;
 		}
 		int64_t id = slot_next(c, vm, slot, last, false);
 		if (id < 0) {
 			cli_disconnect(c);
-			sleep_ms(2000);
+			cli_sleep_ms(2000);
 			continue;
 		}
 		if (id == 0) {
-			sleep_ms(500);
+			cli_sleep_ms(500);
 			continue;
 		}
 		printf("\033[1m--- task %lld ---\033[0m\n", (long long)id);
@@ -135,13 +128,10 @@ static int run(struct cli *c, int argc, char **argv)
 	};
 	const char *session = "orch", *tsock = NULL, *interval = "2";
 	bool no_attach = false, follow = false;
-	int o;
+	int o, r;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "s:t:ni:fjh", opts, NULL)) != -1) {
 		switch (o) {
-		case 'j':
-			c->json = true;
-			break;
 		case 's':
 			session = optarg;
 			break;
@@ -157,12 +147,11 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'f':
 			follow = true;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (follow) {
@@ -179,17 +168,16 @@ static int run(struct cli *c, int argc, char **argv)
 
 	json_t *res = NULL, *vm;
 	size_t i;
-	int r = cli_call(c, "status", NULL, 30000, &res);
+	r = cli_call(c, "status", NULL, 30000, &res);
 	if (r)
 		return r;
 	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
+	r = cli_self_path(self, sizeof(self));
+	if (r < 0) {
 		json_decref(res);
-		fprintf(stderr, "orch dashboard: cannot find my own binary: %s\n", strerror(errno));
+		fprintf(stderr, "orch dashboard: cannot find my own binary: %s\n", strerror(-r));
 		return CLI_EXIT_ERROR;
 	}
-	self[n] = 0;
 	const char *sd = json_string_value(json_object_get(res, "state_dir"));
 	const char *args[16 + 2 * MAX_VMS];
 	char vmargs[MAX_VMS][600];

@@ -121,15 +121,11 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'f':
 			follow = true;
 			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (optind >= argc && !json_object_get(params, "profile")) {

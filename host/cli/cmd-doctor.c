@@ -46,13 +46,10 @@ static int run(struct cli *c, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	int opt;
+	int opt, r;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "jc:i:nt:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'j':
-			c->json = true;
-			break;
 		case 'c':
 			config = optarg;
 			break;
@@ -72,12 +69,11 @@ static int run(struct cli *c, int argc, char **argv)
 			o.kvm_timeout_ms = (unsigned)v;
 			break;
 		}
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, opt, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (optind < argc) {

@@ -43,15 +43,11 @@ static int run(struct cli *c, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (optind + 1 != argc || cli_parse_id(argv[optind], &id) < 0) {

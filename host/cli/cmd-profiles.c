@@ -127,14 +127,12 @@ static int dispatch(struct cli *c, const struct orch_profile *p, const char *pro
 		has_timeout |= !strcmp(pass[i], "--timeout") || !strncmp(pass[i], "--timeout=", 10);
 	const char **args = calloc((size_t)n_pass + 2 * n_env + n_argv + 16, sizeof(char *));
 	char self[4096], timeout[64];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (!args || n <= 0) {
+	if (!args || cli_self_path(self, sizeof(self)) < 0) {
 		free(args);
 		orch_profile_cmd_done(&cmd);
 		fprintf(stderr, "orch profiles: cannot run orch dispatch\n");
 		return CLI_EXIT_ERROR;
 	}
-	self[n] = 0;
 	size_t k = 0;
 	args[k++] = self;
 	args[k++] = "--socket";
@@ -173,13 +171,10 @@ static int run(struct cli *c, int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'}, {"prompt", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},      {0},
 	};
-	int o;
+	int o, r;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "+jc:d:p:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'j':
-			c->json = true;
-			break;
 		case 'c':
 			config = optarg;
 			break;
@@ -189,12 +184,11 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'p':
 			prompt = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	const char *verb = optind < argc ? argv[optind++] : "list";
@@ -255,7 +249,7 @@ static int run(struct cli *c, int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	struct orch_profiles ps = {0};
-	int r = orch_profiles_load(&ps, dir, cfg, &err);
+	r = orch_profiles_load(&ps, dir, cfg, &err);
 	orchd_config_free(cfg);
 	if (r < 0) {
 		fprintf(stderr, "orch profiles: %s\n", err.msg);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -91,12 +90,6 @@ static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, si
 	return 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
-}
-
 /* Waits until the VM is ready (its supervisor serves the shells), with a spinner on a
  * terminal and one line otherwise. */
 static int wait_ready(struct cli *c, const char *vm, long agent, char *addr, size_t len,
@@ -120,7 +113,7 @@ static int wait_ready(struct cli *c, const char *vm, long agent, char *addr, siz
 		if (tty)
 			fprintf(stderr, "\r%c waiting for VM %s (%s) %lds", spin[i % 4], vm, state,
 				i / 4);
-		sleep_ms(250);
+		cli_sleep_ms(250);
 		int r = lookup(c, vm, agent, addr, len, state, state_len);
 		if (r)
 			return r;
@@ -140,7 +133,7 @@ static int run(struct cli *c, int argc, char **argv)
 	bool print = false;
 	long wait_s = 300;
 	const char *address = NULL;
-	int o;
+	int o, r;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "pa:jw:h", opts, NULL)) != -1) {
 		switch (o) {
@@ -159,15 +152,11 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'a':
 			address = optarg;
 			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (argc - optind != 2) {
@@ -184,7 +173,7 @@ static int run(struct cli *c, int argc, char **argv)
 	if (address)
 		snprintf(addr, sizeof(addr), "%s", address);
 	else {
-		int r = lookup(c, argv[optind], agent, addr, sizeof(addr), state, sizeof(state));
+		r = lookup(c, argv[optind], agent, addr, sizeof(addr), state, sizeof(state));
 		if (!r && !print && !c->json && strcmp(state, "ready") != 0)
 			r = wait_ready(c, argv[optind], agent, addr, sizeof(addr), state,
 				       sizeof(state), wait_s);

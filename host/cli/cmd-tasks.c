@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -41,7 +42,8 @@ static int run(struct cli *c, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	json_t *params = json_object(), *res = NULL, *t;
+	_cleanup_json_ json_t *params = json_object();
+	json_t *res = NULL, *t;
 	size_t i;
 	int o, r;
 
@@ -54,25 +56,18 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'n':
 			json_object_set_new(params, "limit", json_integer(atoll(optarg)));
 			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			json_decref(params);
-			return 0;
 		default:
-			usage(stderr);
-			json_decref(params);
-			return CLI_EXIT_USAGE;
+			r = cli_common_opt(c, o, usage);
+			if (r != CLI_GO_ON)
+				return r;
+			break;
 		}
 	}
 	if (optind < argc) {
 		usage(stderr);
-		json_decref(params);
 		return CLI_EXIT_USAGE;
 	}
-	r = cli_call(c, "task.list", params, 30000, &res);
+	r = cli_call(c, "task.list", TAKE_PTR(params), 30000, &res);
 	if (r)
 		return r;
 	if (c->json) {
