@@ -265,6 +265,20 @@ static void on_vsock_accept_llm(struct orch_loop *loop, struct orch_io *io, int 
 	accept_all(data, fd, true);
 }
 
+/* The guest was booted with an LLM channel (orch.llm=) and orchd can serve it (an adopted
+ * domain may have been booted by an orchd with an LLM proxy that this one lacks). */
+static bool want_llm(const struct lvb *l)
+{
+	return l->llm && orchd_llm_enabled(l->vm->d);
+}
+
+/* The VM runs without its LLM channel (its agents' LLM calls get 503): said, not fatal. */
+static void llm_channel_failed(struct lvb *l, const struct orch_error *err)
+{
+	orch_log(ORCH_LOG_WARN, "libvirt", "no LLM channel", "vm", l->vm->cfg->name, "error",
+		 err->msg, NULL);
+}
+
 /* vsock: listens on one of this VM's ports (once; kept across restarts of the domain). */
 static int vsock_listen_port(struct lvb *l, uint32_t port, orch_io_cb cb, int *listen_fd,
 			     struct orch_io **io, struct orch_error *err)
@@ -289,10 +303,13 @@ static int vsock_listen(struct lvb *l, struct orch_error *err)
 {
 	int r = vsock_listen_port(l, LV_VSOCK_PORT(l->cid), on_vsock_accept, &l->listen_fd,
 				  &l->listen_io, err);
-	if (r < 0 || !l->llm)
+	if (r < 0 || !want_llm(l))
 		return r;
-	return vsock_listen_port(l, LV_VSOCK_PORT(l->cid) + 1, on_vsock_accept_llm,
-				 &l->llm_listen_fd, &l->llm_listen_io, err);
+	struct orch_error lerr = {0};
+	if (vsock_listen_port(l, LV_VSOCK_PORT(l->cid) + 1, on_vsock_accept_llm, &l->llm_listen_fd,
+			      &l->llm_listen_io, &lerr) < 0)
+		llm_channel_failed(l, &lerr);
+	return 0;
 }
 
 static int connect_channel(struct lvb *l, struct orch_error *err)
@@ -315,11 +332,12 @@ static int connect_channel(struct lvb *l, struct orch_error *err)
 	if (fd < 0)
 		return fd;
 	r = vm_attach_channel(l->vm, fd, err); /* drops any LLM channel: attach it after */
-	if (r < 0 || !l->llm)
+	if (r < 0 || !want_llm(l))
 		return r;
-	if ((fd = dial(l->llm_sock, err)) < 0)
-		return orch_err_prefix(err, "LLM channel");
-	return vm_attach_llm_channel(l->vm, fd, err);
+	struct orch_error lerr = {0};
+	if ((fd = dial(l->llm_sock, &lerr)) < 0 || vm_attach_llm_channel(l->vm, fd, &lerr) < 0)
+		llm_channel_failed(l, &lerr);
+	return 0;
 }
 
 /* The vsock CID recorded for this VM, 0 when none. */
