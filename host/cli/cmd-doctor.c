@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli-ops.h"
 #include "doctor.h"
 
 static void usage(FILE *f)
@@ -80,12 +80,10 @@ static int run(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "orch doctor: unexpected argument '%s'\n", argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
-	struct orch_error err = {0};
-	struct orchd_config *cfg = NULL;
-	if (config && *config && orchd_config_load(config, NULL, &cfg, &err) < 0) {
-		fprintf(stderr, "orch doctor: %s\n", err.msg);
-		return CLI_EXIT_ERROR;
-	}
+	struct orchd_config *cfg;
+	r = cli_load_config("doctor", config, &cfg);
+	if (r != CLI_GO_ON)
+		return r;
 	o.cfg = cfg;
 	if (c->json)
 		o.progress = NULL;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "cli.h"
+#include "cli-ops.h"
 #include "profile.h"
 
 static void usage(FILE *f)
@@ -243,11 +243,10 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 
 	struct orch_error err = {0};
-	struct orchd_config *cfg = NULL;
-	if (config && *config && orchd_config_load(config, NULL, &cfg, &err) < 0) {
-		fprintf(stderr, "orch profiles: %s\n", err.msg);
-		return CLI_EXIT_ERROR;
-	}
+	struct orchd_config *cfg;
+	r = cli_load_config("profiles", config, &cfg);
+	if (r != CLI_GO_ON)
+		return r;
 	struct orch_profiles ps = {0};
 	r = orch_profiles_load(&ps, dir, cfg, &err);
 	orchd_config_free(cfg);
