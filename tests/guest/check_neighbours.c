@@ -7,7 +7,9 @@
  * - a supervisor started from a cgroup that was killed once (same kernel behaviour,
  *   whatever the target cgroup): its tasks still run;
  * - a second live supervisor with the same uids and cgroup name: killing its tasks
- *   (timeout, cancel) must not touch ours. */
+ *   (timeout, cancel) must not touch ours;
+ * - and since jails are found by pid namespace rather than by uid: a cancel's SIGTERM
+ *   still reaches the jail's processes. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -187,6 +189,22 @@ START_TEST(test_neighbour_kills_only_its_own)
 }
 END_TEST
 
+START_TEST(test_cancel_sigterm_reaches_the_jail)
+{
+	struct host h;
+	h_start(&h, NULL);
+	RUN(&h, "term-1", 1, 0, "sh", "-c",
+	    "trap 'echo got-term; exit 7' TERM; echo started; while :; do sleep 0.1; done");
+	struct h_task *t = h_task(&h, "term-1");
+	ck_assert(h_wait(&h, has_output, t, 20000));
+	ck_assert_int_eq(h_cancel(&h, "term-1", 10000), 0);
+	t = h_wait_exit(&h, "term-1", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_CANCELLED);
+	ck_assert_msg(strstr(t->out, "got-term"), "no SIGTERM seen in the jail: '%s'", t->out);
+	h_stop(&h);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("guest-neighbours");
@@ -195,6 +213,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_killed_leftover_cgroup);
 	tcase_add_test(tc, test_started_from_killed_cgroup);
 	tcase_add_test(tc, test_neighbour_kills_only_its_own);
+	tcase_add_test(tc, test_cancel_sigterm_reaches_the_jail);
 	suite_add_tcase(s, tc);
 	return s;
 }
