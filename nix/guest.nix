@@ -11,7 +11,12 @@
 #   orch.name=NAME      (hostname; not used here), orch.workspace=TAG (this guest
 #                       always mounts the tag "workspace", orchd's default)
 #   orch.slots=N        agent slots
-#   orch.uid_base=UID   first agent uid (default services.orch-supervisor.uidBase)
+#   orch.uidbase=UID    first agent uid (default services.orch-supervisor.uidBase)
+#   orch.llm=ADDR       the LLM channel of its own (serial:/dev/virtio-ports/org.orch.llm
+#                       or vsock:2:PORT); without it LLM calls use the control channel
+#   orch.shell=serial|vsock  per-agent debug shells (virtio-serial org.orch.shell.N,
+#                       or vsock port 6000+N)
+#   orch.loglevel=L     the supervisor's log level
 #
 # system.build.orchImage is the image orchd boots: bzImage, initrd, cmdline (also
 # as passthru: kernelFile, initrdFile, cmdline).
@@ -33,11 +38,17 @@ let
     connect=
     slots=
     uid_base=
+    llm=
+    shell=
+    loglevel=
     for arg in $(< /proc/cmdline); do
       case "$arg" in
         orch.connect=*) connect=''${arg#orch.connect=} ;;
         orch.slots=*) slots=''${arg#orch.slots=} ;;
-        orch.uid_base=*) uid_base=''${arg#orch.uid_base=} ;;
+        orch.uidbase=*) uid_base=''${arg#orch.uidbase=} ;;
+        orch.llm=*) llm=''${arg#orch.llm=} ;;
+        orch.shell=*) shell=''${arg#orch.shell=} ;;
+        orch.loglevel=*) loglevel=''${arg#orch.loglevel=} ;;
       esac
     done
     # The supervisor may start before udev made /dev/virtio-ports/NAME: find the
@@ -58,9 +69,20 @@ let
         name=''${connect#serial:/dev/virtio-ports/}
         if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then connect=serial:$dev; fi ;;
     esac
+    case "$llm" in
+      serial:/dev/virtio-ports/*)
+        name=''${llm#serial:/dev/virtio-ports/}
+        if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then llm=serial:$dev; fi ;;
+    esac
     set -- --config ${supervisorConfig} --connect "$connect"
     [ -z "$slots" ] || set -- "$@" --slots "$slots"
     [ -z "$uid_base" ] || set -- "$@" --uid-base "$uid_base"
+    [ -z "$llm" ] || set -- "$@" --llm-connect "$llm"
+    [ -z "$loglevel" ] || set -- "$@" --log-level "$loglevel"
+    case "$shell" in
+      serial) set -- "$@" --shell-listen 'serial:/dev/virtio-ports/org.orch.shell.%u' ;;
+      vsock) set -- "$@" --shell-listen vsock ;;
+    esac
     exec ${lib.getExe' cfg.package "orch-supervisor"} "$@" ${lib.escapeShellArgs cfg.extraArgs}
   '';
 

@@ -72,7 +72,12 @@ expect_start "quiet orch.name=dev orch.connect=serial:/dev/virtio-ports/org.orch
 	"$tmp/sys" "--connect serial:/dev/vport1p2 --slots 4"
 expect_start "quiet" "$tmp/sys" "--connect serial:/dev/vport1p2"
 expect_start "quiet" "$tmp/nosys" "--connect vsock:2:5000"
-expect_start "orch.connect=vsock:2:5000 orch.uid_base=200000" "$tmp/sys" "--connect vsock:2:5000 --uid-base 200000"
+expect_start "orch.connect=vsock:2:5000 orch.uidbase=200000" "$tmp/sys" "--connect vsock:2:5000 --uid-base 200000"
 if run_start "orch.slots=2" "$tmp/sys" | grep -q -- "--uid-base"; then
-	fail "the start script passes --uid-base without orch.uid_base"
+	fail "the start script passes --uid-base without orch.uidbase"
 fi
+# what orchd's lv_kernel_cmdline writes for the LLM channel and the debug shells
+expect_start "orch.connect=vsock:2:5004 orch.llm=vsock:2:5005 orch.shell=vsock" "$tmp/nosys" \
+	"--llm-connect vsock:2:5005 --shell-listen vsock"
+expect_start "orch.shell=serial orch.loglevel=debug" "$tmp/sys" \
+	"--log-level debug --shell-listen serial:/dev/virtio-ports/org.orch.shell.%u"
