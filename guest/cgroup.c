@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,22 +95,72 @@ static int mkdir_ok(const char *path)
 	return 0;
 }
 
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/* Removes a leftover parent directory: its (empty) subdirectories, then itself. A
+ * directory still holding processes stays (rmdir fails). */
+static void remove_leftover(const char *path, int fd)
+{
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return;
+	_cleanup_(closedirp) DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			(void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	(void)rmdir(path);
+}
+
 /* Creates a directory this supervisor alone owns: DIR/NAME, else DIR/NAME.1, DIR/NAME.2...
- * An existing directory is never adopted: it belongs to another supervisor (which would
- * kill our jails with its cgroup.kill, and we its), or is the leftover of an earlier one
- * whose cgroup.kill this kernel remembers (every child born into it with
- * CLONE_INTO_CGROUP is then killed at once). */
-static int mkdir_own(const char *dir, const char *name, char *ret, size_t size)
+ * and holds it locked (flock) in *ret_lock until it exits. An existing directory is never
+ * adopted: it belongs to another live supervisor (which would kill our jails with its
+ * cgroup.kill, and we its), or is the leftover of an earlier one whose cgroup.kill this
+ * kernel remembers (every child born into it with CLONE_INTO_CGROUP is then killed at
+ * once). Leftovers (directories nobody holds locked: their supervisor is gone, maybe
+ * SIGKILLed before it could remove them) are removed first when empty. */
+static int mkdir_own(const char *dir, const char *name, char *ret, size_t size, int *ret_lock)
 {
 	for (unsigned i = 0; i < 64; i++) {
 		int n = i == 0 ? snprintf(ret, size, "%s/%s", dir, name)
 			       : snprintf(ret, size, "%s/%s.%u", dir, name, i);
 		if (n < 0 || (size_t)n >= size)
 			return -ENAMETOOLONG;
-		if (mkdir(ret, 0755) == 0)
-			return 0;
-		if (errno != EEXIST)
-			return -errno;
+		_cleanup_close_ int old = open(ret, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (old >= 0 && flock(old, LOCK_EX | LOCK_NB) == 0)
+			remove_leftover(ret, old);
+	}
+	for (unsigned i = 0; i < 64; i++) {
+		int n = i == 0 ? snprintf(ret, size, "%s/%s", dir, name)
+			       : snprintf(ret, size, "%s/%s.%u", dir, name, i);
+		if (n < 0 || (size_t)n >= size)
+			return -ENAMETOOLONG;
+		if (mkdir(ret, 0755) < 0) {
+			if (errno != EEXIST)
+				return -errno;
+			continue;
+		}
+		int fd = open(ret, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* removed at once as a leftover by another supervisor */
+		struct stat a, b;
+		/* Blocks only while another starting supervisor checks it (above). */
+		if (flock(fd, LOCK_EX) < 0 || fstat(fd, &a) < 0 || stat(ret, &b) < 0 ||
+		    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+			close(fd);
+			continue;
+		}
+		*ret_lock = fd;
+		return 0;
 	}
 	return -EEXIST;
 }
@@ -201,8 +253,10 @@ static int setup_v2(struct sv_cgroups *cg, const struct mounts *m, const char *n
 			any = false;
 	}
 	char parent[PATH_MAX + 64];
-	if ((r = mkdir_own(base, name, parent, sizeof(parent))) < 0)
+	int lock;
+	if ((r = mkdir_own(base, name, parent, sizeof(parent), &lock)) < 0)
 		return r;
+	cg->locks[cg->n_locks++] = lock;
 	for (int c = 0; any && c < _SV_CG_MAX; c++) {
 		if (!want[c])
 			continue;
@@ -229,8 +283,10 @@ static void setup_v1(struct sv_cgroups *cg, const struct mounts *m, const char *
 		if (own_path(ctrl_names[c], own, sizeof(own)) < 0)
 			continue;
 		snprintf(dir, sizeof(dir), "%s%s", m->v1[c], own);
-		if (mkdir_own(dir, name, parent, sizeof(parent)) < 0)
+		int lock;
+		if (mkdir_own(dir, name, parent, sizeof(parent), &lock) < 0)
 			continue;
+		cg->locks[cg->n_locks++] = lock;
 		cg->v1_parent[c] = strdup(parent);
 		if (cg->v1_parent[c])
 			cg->ctrl[c] = SV_CG_V1;
@@ -262,6 +318,8 @@ int sv_cgroups_init(struct sv_cgroups *cg, const char *name, struct orch_error *
 
 void sv_cgroups_done(struct sv_cgroups *cg)
 {
+	for (unsigned i = 0; i < cg->n_locks; i++)
+		close(cg->locks[i]);
 	free(cg->v2_parent);
 	for (int c = 0; c < _SV_CG_MAX; c++)
 		free(cg->v1_parent[c]);

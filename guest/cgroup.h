@@ -23,6 +23,10 @@ struct sv_cgroups {
 	enum sv_cg_kind ctrl[_SV_CG_MAX];
 	char *v1_parent[_SV_CG_MAX]; /* directory holding agent-N in that v1 hierarchy */
 	char why[256];		     /* human summary of what is missing */
+	/* flock(LOCK_EX) on each parent directory, held while the supervisor lives: a
+	 * directory nobody holds locked is a leftover (sv_cgroups_init removes those). */
+	int locks[1 + _SV_CG_MAX];
+	unsigned n_locks;
 };
 
 /* One agent's cgroup directories (NULL where not used). */
