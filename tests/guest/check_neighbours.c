@@ -4,6 +4,8 @@
  *   behind (its jails were still exiting when it removed its directories): a new
  *   supervisor with the same --cgroup-name must not adopt it (this kernel kills every
  *   child born into such a cgroup with CLONE_INTO_CGROUP);
+ * - the directory of a live supervisor (it holds a flock on it) is left alone, a
+ *   leftover nobody holds is removed and its name reused;
  * - a supervisor started from a cgroup that was killed once (same kernel behaviour,
  *   whatever the target cgroup): its tasks still run;
  * - a second live supervisor with the same uids and cgroup name: killing its tasks
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,7 +116,42 @@ START_TEST(test_killed_leftover_cgroup)
 	h_start(&h, (const char *const[]){"--cgroup-name", name, NULL});
 	assert_runs(&h, "left-1", 0);
 	assert_runs(&h, "left-2", 0); /* and every task after it */
+	/* Nobody held the leftover: it was removed and the name made afresh. */
+	char next[PATH_MAX + 80];
+	snprintf(next, sizeof(next), "%s.1", dir);
+	ck_assert_msg(access(next, F_OK) != 0, "%s made instead of reusing the name", next);
 	h_stop(&h);
+	rmdir(agent);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_held_directory_left_alone)
+{
+	char own[PATH_MAX], dir[PATH_MAX + 64], agent[PATH_MAX + 80], next[PATH_MAX + 80];
+	if (!own_v2_dir(own, sizeof(own))) {
+		fprintf(stderr, "note: no writable cgroup v2 tree; nothing to test here\n");
+		return;
+	}
+	/* A live supervisor's directory (it holds the lock) that is idle (no process). */
+	char name[64];
+	snprintf(name, sizeof(name), "orch-test-held-%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "%s/%s", own, name);
+	snprintf(agent, sizeof(agent), "%s/agent-0", dir);
+	snprintf(next, sizeof(next), "%s.1", dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(mkdir(agent, 0755), 0);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+
+	struct host h;
+	h_start(&h, (const char *const[]){"--cgroup-name", name, NULL});
+	assert_runs(&h, "held-1", 0);
+	ck_assert_msg(access(agent, F_OK) == 0, "the held directory was removed");
+	ck_assert_msg(access(next, F_OK) == 0, "no directory of its own: %s", next);
+	h_stop(&h);
+	close(fd);
 	rmdir(agent);
 	rmdir(dir);
 }
@@ -217,6 +255,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("neighbours");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_killed_leftover_cgroup);
+	tcase_add_test(tc, test_held_directory_left_alone);
 	tcase_add_test(tc, test_started_from_killed_cgroup);
 	tcase_add_test(tc, test_neighbour_kills_only_its_own);
 	tcase_add_test(tc, test_cancel_sigterm_reaches_the_jail);
