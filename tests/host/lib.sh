@@ -19,8 +19,8 @@ T=$(mktemp -d /tmp/orch-host-test.XXXXXX)
 chmod 0711 "$T"
 SOCK=$T/orch.sock
 ORCHD_PID=
-# Agent uids of this test only: the supervisor kills a finished jail's leftovers by uid,
-# so orchds sharing a host (other tests, other users) must not share a uid range.
+# Agent uids of this test only: orchds sharing a host (other tests, other users) keep
+# apart, also where the per-uid process limit stands in for a missing pids cgroup.
 UIDB=$((200000 + ($$ % 5000) * 70))
 
 cleanup() {
@@ -91,13 +91,6 @@ wait_for() {
 		[ $i -lt $((secs * 20)) ] || fail "timed out waiting for $what"
 		sleep 0.05
 	done
-}
-
-# no_agents_left: no live (non-zombie) process runs as one of this test's agent uids.
-# Used before restarting a supervisor: a jail of the old one may outlive it briefly, and
-# orch-supervisor kills leftovers by uid, which would hit the new supervisor's jails.
-no_agents_left() {
-	! ps -eo stat=,uid= | awk -v lo="$UIDB" '$1 !~ /^Z/ && $2 >= lo && $2 < lo + 64 { f = 1 } END { exit !f }'
 }
 
 task_field() { { o --json result "$1" || true; } | jq -r ".$2"; }
