@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Fuzz target: an agent's request body through the request policy of host/llm/ for every
+ * route (Anthropic messages and count_tokens, OpenAI chat completions), with a fixed
+ * configuration: two upstreams, a model allowlist, max_tokens_cap 1000, a 3000-byte size
+ * cap and strip_tools = the defaults plus "mcp" and "bash". Then, as the proxy does, the
+ * model is looked up in the allowlist. Invariants (violations trap):
+ *   - a body over the size cap is refused with -EMSGSIZE; refusals carry a message;
+ *   - an accepted body is a JSON object whose tools contain no stripped type, without
+ *     Anthropic mcp_servers or OpenAI web_search_options, whose max_tokens and
+ *     max_completion_tokens never exceed the cap (messages and chat: the bound reported
+ *     in the info is 1..cap);
+ *   - OpenAI streams ask for usage; the input estimate is the forwarded length;
+ *   - a model the allowlist accepts is one of the configured names, for its API. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "llm-config.h"
+#include "llm-policy.h"
+
+#define CAP 1000
+#define MAX_BYTES 3000
+
+static const char *const stripped[] = {"web_search", "web_fetch", "code_execution", "mcp", "bash"};
+
+static const struct {
+	const char *name, *upstream;
+} models[] = {
+	{"claude-sonnet-4-5", "anthropic"},
+	{"claude-haiku-4-5-20251001", "anthropic"},
+	{"gpt-4o-mini", "openai"},
+	{"openai/gpt-5", "openai"},
+};
+
+/* Independent of llm_policy_strips: the prefix itself or the prefix followed by '_'. */
+static bool is_stripped(const char *type)
+{
+	for (size_t i = 0; type && i < ELEMENTSOF(stripped); i++) {
+		size_t n = strlen(stripped[i]);
+		if (strncmp(type, stripped[i], n) == 0 && (type[n] == '\0' || type[n] == '_'))
+			return true;
+	}
+	return false;
+}
+
+static void setup(struct llm_config *c)
+{
+	if (llm_config_init(c) < 0)
+		abort();
+	c->policy.max_tokens_cap = CAP;
+	c->policy.max_request_bytes = MAX_BYTES;
+	if (llm_policy_add_strip(&c->policy, "mcp", NULL) < 0 ||
+	    llm_policy_add_strip(&c->policy, "bash", NULL) < 0 ||
+	    llm_config_add_upstream(c, "anthropic", LLM_API_ANTHROPIC, "http://127.0.0.1:1",
+				    "/nonexistent/anthropic.key", NULL) < 0 ||
+	    llm_config_add_upstream(c, "openai", LLM_API_OPENAI, "http://127.0.0.1:2",
+				    "/nonexistent/openai.key", NULL) < 0)
+		abort();
+	for (size_t i = 0; i < ELEMENTSOF(models); i++)
+		if (llm_config_add_model(c, models[i].name, models[i].upstream, 3.0, 15.0, NULL) <
+		    0)
+			abort();
+}
+
+static void check_bound(json_t *body, const char *key)
+{
+	json_t *v = json_object_get(body, key);
+
+	if (v && json_is_integer(v) && json_integer_value(v) > CAP)
+		__builtin_trap();
+	if (v && !json_is_integer(v) && !json_is_null(v))
+		__builtin_trap(); /* get_int accepted something that is not a count */
+}
+
+static void check_accepted(const struct llm_config *c, enum llm_route route, const char *out,
+			   size_t out_len, const struct llm_request_info *info)
+{
+	_cleanup_json_ json_t *j = json_loadb(out, out_len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *tools, *t;
+	size_t i;
+
+	if (!json_is_object(j) || info->input_estimate != (int64_t)out_len)
+		__builtin_trap();
+	if (!llm_model_name_valid(info->model) || !json_is_string(json_object_get(j, "model")) ||
+	    strcmp(info->model, json_string_value(json_object_get(j, "model"))) != 0)
+		__builtin_trap();
+	tools = json_object_get(j, "tools");
+	json_array_foreach(tools, i,
+			   t) if (is_stripped(json_string_value(json_object_get(t, "type"))))
+		__builtin_trap();
+	if (tools && json_array_size(tools) == 0 && info->stripped)
+		__builtin_trap(); /* emptied tools are removed with their tool_choice */
+	/* Each API's own server-side extras (the other API's keys mean nothing upstream). */
+	if (info->api == LLM_API_ANTHROPIC ? json_object_get(j, "mcp_servers") != NULL
+					   : json_object_get(j, "web_search_options") != NULL)
+		__builtin_trap();
+	if (route != LLM_ROUTE_COUNT_TOKENS) {
+		check_bound(j, "max_tokens");
+		check_bound(j, "max_completion_tokens");
+		if (info->max_tokens < 1 || info->max_tokens > CAP)
+			__builtin_trap();
+	}
+	if (route == LLM_ROUTE_CHAT && info->stream &&
+	    !json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")))
+		__builtin_trap();
+	if (route == LLM_ROUTE_COUNT_TOKENS && info->stream)
+		__builtin_trap();
+
+	/* The allowlist, as llm-proxy.c consults it. */
+	const struct llm_model *m = llm_config_model(c, info->model);
+	if (m) {
+		bool known = false;
+		for (size_t k = 0; k < ELEMENTSOF(models); k++)
+			known |= strcmp(models[k].name, info->model) == 0 &&
+				 strcmp(c->upstreams[m->upstream].name, models[k].upstream) == 0;
+		if (!known || strcmp(m->name, info->model) != 0)
+			__builtin_trap();
+	}
+}
+
+static void run(const struct llm_config *c, enum llm_route route, const uint8_t *data, size_t size)
+{
+	struct orch_error err = {0};
+	struct llm_request_info info;
+	char *out = NULL;
+	size_t out_len = 0;
+	int r;
+
+	r = llm_policy_apply(&c->policy, route, data, size, &out, &out_len, &info, &err);
+	if (r < 0) {
+		if ((r != -EMSGSIZE && r != -EINVAL && r != -ENOMEM) || err.msg[0] == '\0' ||
+		    out != NULL)
+			__builtin_trap();
+		if ((size > MAX_BYTES) != (r == -EMSGSIZE))
+			__builtin_trap();
+		return;
+	}
+	if (size > MAX_BYTES || info.route != route || info.api != llm_route_api(route))
+		__builtin_trap();
+	if (route == LLM_ROUTE_MODELS) {
+		if (out || out_len || info.max_tokens)
+			__builtin_trap();
+		return;
+	}
+	check_accepted(c, route, out, out_len, &info);
+	free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const enum llm_route routes[] = {LLM_ROUTE_MESSAGES, LLM_ROUTE_COUNT_TOKENS,
+						LLM_ROUTE_CHAT, LLM_ROUTE_MODELS};
+	struct llm_config c;
+
+	setup(&c);
+	for (size_t i = 0; i < ELEMENTSOF(routes); i++)
+		run(&c, routes[i], data, size);
+	llm_config_done(&c);
+	return 0;
+}
