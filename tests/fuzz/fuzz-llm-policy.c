@@ -6,8 +6,8 @@
  * model is looked up in the allowlist. Invariants (violations trap):
  *   - a body over the size cap is refused with -EMSGSIZE; refusals carry a message;
  *   - an accepted body is a JSON object whose tools contain no stripped type, without
- *     Anthropic mcp_servers or OpenAI web_search_options, whose max_tokens and
- *     max_completion_tokens never exceed the cap (messages and chat: the bound reported
+ *     Anthropic mcp_servers or OpenAI web_search_options, whose max_tokens (OpenAI: and
+ *     max_completion_tokens) never exceed the cap (messages and chat: the bound reported
  *     in the info is 1..cap);
  *   - OpenAI streams ask for usage; the input estimate is the forwarded length;
  *   - a model the allowlist accepts is one of the configured names, for its API. */
@@ -99,7 +99,8 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 		__builtin_trap();
 	if (route != LLM_ROUTE_COUNT_TOKENS) {
 		check_bound(j, "max_tokens");
-		check_bound(j, "max_completion_tokens");
+		if (info->api == LLM_API_OPENAI) /* Anthropic has no such field */
+			check_bound(j, "max_completion_tokens");
 		if (info->max_tokens < 1 || info->max_tokens > CAP)
 			__builtin_trap();
 	}

@@ -35,7 +35,9 @@ static void run_sse(enum llm_api api, const uint8_t *data, size_t size, size_t s
 	struct llm_sse *whole = NULL, *pieces = NULL, *bytes = NULL;
 	struct llm_usage uw, up, ub;
 
-	if (llm_sse_new(api, 0, &whole) < 0 || llm_sse_new(api, 0, &pieces) < 0 ||
+	/* 64 KiB lines rather than the proxy's 1 MiB: the same code for inputs of fuzzing
+	 * size, and eight times the executions per second under ASan. */
+	if (llm_sse_new(api, 65536, &whole) < 0 || llm_sse_new(api, 65536, &pieces) < 0 ||
 	    llm_sse_new(api, 64, &bytes) < 0)
 		abort();
 	llm_sse_feed(whole, data, size);
