@@ -6,8 +6,13 @@
 start_orchd
 N=200
 for i in $(seq 1 $N); do
-	# odd tasks fail with their own code; every task prints 20 numbered lines
-	o dispatch -- sh -c "for l in \$(seq 1 20); do echo task-$i-line-\$l; done; exit \$(( $i % 2 ))" \
+	# odd tasks fail with their own code; every task prints 20 numbered lines. The first
+	# four take a second, so that all four slots are busy at once however slowly the
+	# tasks are submitted (a slow submitter, e.g. an ASan build, otherwise keeps at most
+	# three in flight and the lowest free slots take every task).
+	pause=0
+	[ "$i" -gt 4 ] || pause=1
+	o dispatch -- sh -c "sleep $pause; for l in \$(seq 1 20); do echo task-$i-line-\$l; done; exit \$(( $i % 2 ))" \
 		>>"$T/ids"
 done
 [ "$(wc -l <"$T/ids")" = $N ] || fail "not all submitted"
