@@ -75,12 +75,21 @@ static void check_bound(json_t *body, const char *key)
 		__builtin_trap(); /* get_int accepted something that is not a count */
 }
 
-static void check_accepted(const struct llm_config *c, enum llm_route route, const char *out,
-			   size_t out_len, const struct llm_request_info *info)
+static void check_accepted(const struct llm_config *c, enum llm_route route, const uint8_t *in,
+			   size_t in_len, const char *out, size_t out_len,
+			   const struct llm_request_info *info)
 {
 	_cleanup_json_ json_t *j = json_loadb(out, out_len, JSON_REJECT_DUPLICATES, NULL);
+	_cleanup_json_ json_t *orig = json_loadb((const char *)in, in_len, 0, NULL);
 	json_t *tools, *t;
-	size_t i;
+	size_t i, in_tools, n_stripped = 0;
+	bool all_stripped;
+
+	/* What the agent sent: how many tools, how many of them to strip. */
+	in_tools = json_array_size(json_object_get(orig, "tools"));
+	json_array_foreach(json_object_get(orig, "tools"), i, t) n_stripped +=
+		is_stripped(json_string_value(json_object_get(t, "type")));
+	all_stripped = in_tools > 0 && n_stripped == in_tools;
 
 	if (!json_is_object(j) || info->input_estimate != (int64_t)out_len)
 		__builtin_trap();
@@ -91,8 +100,12 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 	json_array_foreach(tools, i,
 			   t) if (is_stripped(json_string_value(json_object_get(t, "type"))))
 		__builtin_trap();
-	if (tools && json_array_size(tools) == 0 && info->stripped)
+	if (all_stripped && (tools || json_object_get(j, "tool_choice")))
 		__builtin_trap(); /* emptied tools are removed with their tool_choice */
+	if (info->stripped < n_stripped)
+		__builtin_trap();
+	if (tools && json_array_size(tools) + n_stripped != in_tools)
+		__builtin_trap(); /* only stripped tools are removed */
 	/* Each API's own server-side extras (the other API's keys mean nothing upstream). */
 	if (info->api == LLM_API_ANTHROPIC ? json_object_get(j, "mcp_servers") != NULL
 					   : json_object_get(j, "web_search_options") != NULL)
@@ -146,7 +159,7 @@ static void run(const struct llm_config *c, enum llm_route route, const uint8_t 
 			__builtin_trap();
 		return;
 	}
-	check_accepted(c, route, out, out_len, &info);
+	check_accepted(c, route, data, size, out, out_len, &info);
 	free(out);
 }
 
