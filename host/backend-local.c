@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fs-util.h"
 #include "cleanup.h"
 #include "log.h"
 #include "orchd-llm.h"
@@ -29,25 +30,6 @@ struct local {
 	struct orch_timer *kill_timer;
 	bool stopping;
 };
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static void release(struct local *l)
 {
@@ -108,7 +90,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		return orch_err(err, -ENOENT,
 				"orch-supervisor not found next to orchd, in the libexec directory "
 				"or the build tree; set \"supervisor\" in the config");
-	r = mkdir_p(vm->cfg->workspace, 0755);
+	r = orchd_mkdir_p(vm->cfg->workspace, 0755);
 	if (r < 0)
 		return orch_errno(err, r, "vm %s: cannot create workspace %s", vm->cfg->name,
 				  vm->cfg->workspace);
@@ -118,7 +100,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		char chan[PATH_MAX];
 		int n = snprintf(chan, sizeof(chan), "%s/vm/%s/chan", vm->d->cfg->state_dir,
 				 vm->cfg->name);
-		if (n > 0 && (size_t)n < sizeof(chan) - 32 && mkdir_p(chan, 0700) >= 0)
+		if (n > 0 && (size_t)n < sizeof(chan) - 32 && orchd_mkdir_p(chan, 0700) >= 0)
 			snprintf(shell, sizeof(shell), "unix:%s/shell-%%u.sock", chan);
 		else
 			orch_log(ORCH_LOG_WARN, "local",

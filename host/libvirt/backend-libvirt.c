@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fs-util.h"
 #include "choose.h"
 #include "cid.h"
 #include "cleanup.h"
@@ -61,24 +62,6 @@ struct lvb {
 	int llm_listen_fd; /* vsock: the listener for its LLM port, -1 when none */
 	struct orch_io *llm_listen_io;
 };
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int lvb_init(struct orchd *d, struct orch_error *err)
 {
@@ -153,7 +136,7 @@ static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *er
 /* The directory for the channel sockets: QEMU (libvirt's qemu user) binds them. */
 static int make_chan_dir(const char *dir, struct orch_error *err)
 {
-	int r = mkdir_p(dir, 0750);
+	int r = orchd_mkdir_p(dir, 0750);
 	if (r < 0)
 		return orch_errno(err, r, "cannot create %s", dir);
 	struct passwd *pw = getpwnam("libvirt-qemu");
@@ -440,7 +423,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	struct lv_image im;
 	if ((r = find_image(vm, &im, err)) < 0)
 		return r;
-	if ((r = mkdir_p(l->dir, 0755)) < 0)
+	if ((r = orchd_mkdir_p(l->dir, 0755)) < 0)
 		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
 	if ((r = choose(l, &im, err)) < 0)
 		return r;
@@ -449,7 +432,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	snprintf(chan, sizeof(chan), "%s/chan", l->dir);
 	if ((r = make_chan_dir(chan, err)) < 0)
 		return r;
-	if ((r = mkdir_p(c->workspace, 0755)) < 0)
+	if ((r = orchd_mkdir_p(c->workspace, 0755)) < 0)
 		return orch_errno(err, r, "vm %s: cannot create workspace %s", c->name,
 				  c->workspace);
 	unlink(l->console); /* this boot's console only */
