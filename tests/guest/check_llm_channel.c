@@ -374,18 +374,9 @@ static Suite *suite(void)
 
 int main(void)
 {
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: orch-supervisor needs root (uid switch, namespaces)\n");
-		return 77;
-	}
 	if (access("/usr/bin/curl", X_OK) != 0) {
 		fprintf(stderr, "SKIP: /usr/bin/curl is not installed (the jailed LLM client)\n");
 		return 77;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return h_run_suite(suite(), false);
 }

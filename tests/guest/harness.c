@@ -402,3 +402,21 @@ bool h_uid_gone(uid_t uid, uint64_t timeout_ms)
 	}
 	return true;
 }
+
+int h_run_suite(Suite *s, bool need_bwrap)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: orch-supervisor needs root (uid switch, namespaces)\n");
+		return 77;
+	}
+	if (need_bwrap && access("/usr/bin/bwrap", X_OK) != 0) {
+		fprintf(stderr, "SKIP: bubblewrap (/usr/bin/bwrap) is not installed\n");
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -73,3 +73,8 @@ bool h_uid_gone(uid_t uid, uint64_t timeout_ms);
 const char *h_builddir(void);
 /* "memory" / "pids" / "cpu" enforcement as announced in hello (NULL: not enforced). */
 const char *h_limit_mode(struct host *h, const char *name);
+
+/* The main() of a supervisor test program: SKIP (77) unless root, SIGPIPE ignored, runs
+ * the suite and returns the exit status (frees s). need_bwrap: SKIP without bwrap. */
+struct Suite;
+int h_run_suite(struct Suite *s, bool need_bwrap);
