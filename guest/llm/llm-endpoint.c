@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -6,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <microhttpd.h>
 
 #include "cleanup.h"
+#include "log.h"
 #include "schema.h"
 #include "llm-endpoint.h"
 
@@ -48,14 +52,100 @@ struct llm_bridge {
 
 struct llm_endpoint {
 	struct llm_bridge *b;
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d; /* NULL until the first connection */
+	int listen_fd;	      /* until then: watched by the loop itself */
+	struct orch_io *listen_io;
 	struct orch_io *io;
 	struct orch_timer *timer;
 	int64_t slot;
 	size_t max_body;
 	char *task;
 	bool stopping;
+	bool warned; /* "unavailable" logged */
 };
+
+/* ---- libmicrohttpd, loaded on first use ----
+ * Debian's libmicrohttpd pulls in GnuTLS and its dependencies (p11-kit, nettle, gmp...),
+ * about 2.3 MiB of resident pages in every process that maps them, although the endpoint
+ * never speaks TLS. The supervisor maps the library only when an agent first connects to
+ * its endpoint: until then each endpoint's listening socket waits on the supervisor's own
+ * loop (connections queue in its backlog), so an idle supervisor, or one whose agents
+ * never call an LLM, does not pay for it. Once loaded it stays loaded. */
+
+#define MHD_FUNCS(X)                         \
+	X(MHD_start_daemon)                  \
+	X(MHD_stop_daemon)                   \
+	X(MHD_run)                           \
+	X(MHD_get_timeout)                   \
+	X(MHD_get_daemon_info)               \
+	X(MHD_resume_connection)             \
+	X(MHD_suspend_connection)            \
+	X(MHD_create_response_from_buffer)   \
+	X(MHD_create_response_from_callback) \
+	X(MHD_add_response_header)           \
+	X(MHD_queue_response)                \
+	X(MHD_destroy_response)              \
+	X(MHD_get_connection_values)         \
+	X(MHD_lookup_connection_value)
+
+#define MHD_DECLARE(f) static __typeof__(f) *sym_##f;
+MHD_FUNCS(MHD_DECLARE)
+#undef MHD_DECLARE
+
+static const char *mhd_path = ORCH_MHD_LIBRARY;
+static int mhd_state; /* 0: not tried, 1: loaded, -errno: failed (not retried) */
+static char mhd_error[256];
+
+const char *llm_endpoint_library(void)
+{
+	return mhd_path;
+}
+
+int llm_endpoint_set_library(const char *path)
+{
+	if (mhd_state)
+		return -EBUSY;
+	mhd_path = path;
+	return 0;
+}
+
+bool llm_endpoint_library_loaded(void)
+{
+	return mhd_state == 1;
+}
+
+static int mhd_load(struct orch_error *err)
+{
+	void *h;
+	const char *missing = NULL;
+
+	if (mhd_state == 1)
+		return 0;
+	if (mhd_state < 0)
+		return orch_err(err, mhd_state, "%s", mhd_error);
+	h = dlopen(mhd_path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *e = dlerror();
+		snprintf(mhd_error, sizeof(mhd_error), "cannot load libmicrohttpd: %s",
+			 e ? e : mhd_path);
+		mhd_state = -ENOENT;
+		return orch_err(err, mhd_state, "%s", mhd_error);
+	}
+#define MHD_RESOLVE(f)                                              \
+	if (!missing && !(sym_##f = (__typeof__(f) *)dlsym(h, #f))) \
+		missing = #f;
+	MHD_FUNCS(MHD_RESOLVE)
+#undef MHD_RESOLVE
+	if (missing) {
+		snprintf(mhd_error, sizeof(mhd_error), "%s has no %s", mhd_path, missing);
+		dlclose(h);
+		mhd_state = -ENOSYS;
+		return orch_err(err, mhd_state, "%s", mhd_error);
+	}
+	mhd_state = 1;
+	orch_log(ORCH_LOG_INFO, "llm", "libmicrohttpd loaded", "path", mhd_path, NULL);
+	return 0;
+}
 
 /* ---- helpers ---- */
 
@@ -68,8 +158,8 @@ static void run(struct llm_endpoint *ep)
 {
 	MHD_UNSIGNED_LONG_LONG to = 0;
 
-	MHD_run(ep->d);
-	if (MHD_get_timeout(ep->d, &to) == MHD_YES)
+	sym_MHD_run(ep->d);
+	if (sym_MHD_get_timeout(ep->d, &to) == MHD_YES)
 		orch_timer_rearm(ep->timer, (uint64_t)to);
 	else
 		orch_timer_disarm(ep->timer);
@@ -137,7 +227,7 @@ static void resume(struct conn *c)
 	if (!c->suspended)
 		return;
 	c->suspended = false;
-	MHD_resume_connection(c->mc);
+	sym_MHD_resume_connection(c->mc);
 	kick(c->ep);
 }
 
@@ -167,15 +257,15 @@ static enum MHD_Result queue_error(struct conn *c, int status, const char *msg)
 
 	if (!s)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	r = sym_MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(s);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", "application/json");
+	sym_MHD_add_response_header(r, "Content-Type", "application/json");
 	c->state = C_LOCAL;
-	ret = MHD_queue_response(c->mc, (unsigned)status, r);
-	MHD_destroy_response(r);
+	ret = sym_MHD_queue_response(c->mc, (unsigned)status, r);
+	sym_MHD_destroy_response(r);
 	return ret;
 }
 
@@ -197,7 +287,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 	if (c->done)
 		return c->failed ? MHD_CONTENT_READER_END_WITH_ERROR
 				 : MHD_CONTENT_READER_END_OF_STREAM;
-	MHD_suspend_connection(c->mc);
+	sym_MHD_suspend_connection(c->mc);
 	c->suspended = true;
 	return 0;
 }
@@ -237,7 +327,7 @@ static void on_reply(struct orch_rpc *rpc, json_t *result, const struct orch_err
 		resume(c);
 		return;
 	}
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader, c, NULL);
+	r = sym_MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader, c, NULL);
 	if (!r) {
 		route_del(c);
 		queue_error(c, 502, "orch: out of memory");
@@ -245,10 +335,10 @@ static void on_reply(struct orch_rpc *rpc, json_t *result, const struct orch_err
 		return;
 	}
 	json_object_foreach(resp.headers, k, v) if (pass_response_header(k))
-		MHD_add_response_header(r, k, json_string_value(v));
+		sym_MHD_add_response_header(r, k, json_string_value(v));
 	c->state = C_STREAMING;
-	MHD_queue_response(c->mc, (unsigned)resp.status, r);
-	MHD_destroy_response(r);
+	sym_MHD_queue_response(c->mc, (unsigned)resp.status, r);
+	sym_MHD_destroy_response(r);
 	resume(c);
 }
 
@@ -297,7 +387,7 @@ static enum MHD_Result forward(struct conn *c, const char *url, const char *meth
 		return queue_error(c, 503, "orch: the LLM channel to the host is down; retry");
 	if (!headers)
 		return MHD_NO;
-	MHD_get_connection_values(c->mc, MHD_HEADER_KIND, collect_header, headers);
+	sym_MHD_get_connection_values(c->mc, MHD_HEADER_KIND, collect_header, headers);
 	snprintf(c->req, sizeof(c->req), "s%" PRId64 "-%" PRIu64, ep->slot, ++b->counter);
 	r = (struct orch_llm_request){
 		.req = c->req,
@@ -322,7 +412,7 @@ static enum MHD_Result forward(struct conn *c, const char *url, const char *meth
 	c->state = C_SENT;
 	c->awaiting = true;
 	route_add(c);
-	MHD_suspend_connection(c->mc);
+	sym_MHD_suspend_connection(c->mc);
 	c->suspended = true;
 	return MHD_YES;
 }
@@ -335,7 +425,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 	struct conn *c = *con_cls;
 
 	if (!c) {
-		const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
+		const char *cl =
+			sym_MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return MHD_NO;
@@ -538,12 +629,95 @@ const struct orch_rpc_method llm_bridge_methods[2] = {
 
 /* ---- endpoints ---- */
 
+static int start_daemon(struct llm_endpoint *ep, struct orch_error *err)
+{
+	const union MHD_DaemonInfo *info;
+	int r;
+
+	if ((r = mhd_load(err)) < 0)
+		return r;
+	ep->d = sym_MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_access, ep,
+		MHD_OPTION_LISTEN_SOCKET, ep->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		ep, MHD_OPTION_CONNECTION_LIMIT, (unsigned)LLM_ENDPOINT_MAX_CONNS,
+		MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)128 * 1024, MHD_OPTION_EXTERNAL_LOGGER, no_log, NULL, MHD_OPTION_END);
+	if (!ep->d)
+		return orch_err(err, -EIO,
+				"libmicrohttpd refused the listening socket of slot %lld",
+				(long long)ep->slot);
+	info = sym_MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_EPOLL_FD);
+	r = info ? orch_io_add(ep->b->loop, info->epoll_fd, EPOLLIN, on_io, ep, &ep->io) : -EIO;
+	if (r < 0) {
+		/* Stopping the daemon would close the listening socket: keep serving the
+		 * waiting connections with errors instead. */
+		sym_MHD_stop_daemon(ep->d);
+		ep->d = NULL;
+		return orch_errno(err, r, "cannot watch the HTTP server of slot %lld",
+				  (long long)ep->slot);
+	}
+	orch_io_free(ep->listen_io); /* the daemon owns the socket now */
+	ep->listen_io = NULL;
+	ep->listen_fd = -1;
+	run(ep); /* accepts what waits in the backlog */
+	return 0;
+}
+
+/* Without a usable HTTP server: every waiting connection gets a fixed 503 and is closed,
+ * so clients fail at once instead of hanging. The request is not parsed; what already
+ * arrived of it is discarded, so that closing does not reset the connection before the
+ * client read the answer. */
+static void refuse_waiting(struct llm_endpoint *ep)
+{
+	static const char body[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+				   "\"message\":\"orch: the LLM endpoint is unavailable; see the "
+				   "supervisor's log\"}}";
+	char head[192];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			  sizeof(body) - 1);
+
+	for (int i = 0; i < LLM_ENDPOINT_MAX_CONNS; i++) {
+		int c = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, sizeof(body) - 1}};
+		char junk[4096];
+		ssize_t n = writev(c, iov, 2);
+		shutdown(c, SHUT_WR);
+		for (int k = 0; k < 16 && n > 0; k++)
+			n = recv(c, junk, sizeof(junk), MSG_DONTWAIT);
+		close(c);
+	}
+}
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct llm_endpoint *ep = data;
+	struct orch_error err = {0};
+	char slot[24];
+
+	if (start_daemon(ep, &err) == 0)
+		return;
+	if (!ep->warned) {
+		snprintf(slot, sizeof(slot), "%lld", (long long)ep->slot);
+		orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint unavailable", "slot", slot, "error",
+			 err.msg, NULL);
+		ep->warned = true;
+	}
+	refuse_waiting(ep);
+}
+
 int llm_endpoint_new(struct llm_bridge *b, int listen_fd, int64_t slot, size_t max_body,
 		     struct llm_endpoint **ret, struct orch_error *err)
 {
 	_cleanup_close_ int fd = listen_fd;
 	struct llm_endpoint *ep;
-	const union MHD_DaemonInfo *info;
 	int r;
 
 	if (slot < 0 || slot >= ORCH_MAX_SLOTS)
@@ -555,37 +729,21 @@ int llm_endpoint_new(struct llm_bridge *b, int listen_fd, int64_t slot, size_t m
 	ep->b = b;
 	ep->slot = slot;
 	ep->max_body = max_body ? max_body : LLM_ENDPOINT_MAX_BODY;
+	ep->listen_fd = fd;
 	r = orch_timer_add(b->loop, 0, 0, on_timer, ep, &ep->timer);
 	if (r < 0) {
 		free(ep);
 		return orch_errno(err, r, "llm endpoint: cannot add a timer");
 	}
 	orch_timer_disarm(ep->timer);
-	ep->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_access,
-				 ep, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-				 on_completed, ep, MHD_OPTION_CONNECTION_LIMIT,
-				 (unsigned)LLM_ENDPOINT_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-				 600u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
-				 MHD_OPTION_EXTERNAL_LOGGER, no_log, NULL, MHD_OPTION_END);
-	if (!ep->d) {
-		orch_timer_free(ep->timer);
-		free(ep);
-		return orch_err(err, -EIO,
-				"llm endpoint: libmicrohttpd refused the listening socket of slot "
-				"%lld",
-				(long long)slot);
-	}
-	fd = -1; /* the daemon owns it now */
-	info = MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_EPOLL_FD);
-	r = info ? orch_io_add(b->loop, info->epoll_fd, EPOLLIN, on_io, ep, &ep->io) : -EIO;
+	r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io);
 	if (r < 0) {
-		MHD_stop_daemon(ep->d);
 		orch_timer_free(ep->timer);
 		free(ep);
-		return orch_errno(err, r, "llm endpoint: cannot watch the HTTP server");
+		return orch_errno(err, r, "llm endpoint: cannot watch the listening socket");
 	}
+	fd = -1; /* the endpoint's now */
 	b->n_endpoints++;
-	run(ep);
 	*ret = ep;
 	return 0;
 }
@@ -607,6 +765,12 @@ void llm_endpoint_free(struct llm_endpoint *ep)
 
 	if (!ep)
 		return;
+	if (!ep->d) {
+		/* Never started: no connection was ever accepted. */
+		orch_io_free(ep->listen_io);
+		close(ep->listen_fd);
+		goto done;
+	}
 	/* Cancel this slot's calls, let MHD finish their responses with an error. */
 	for (c = ep->b->conns; c; c = next) {
 		next = c->next;
@@ -624,12 +788,13 @@ void llm_endpoint_free(struct llm_endpoint *ep)
 		}
 		if (c->suspended) {
 			c->suspended = false;
-			MHD_resume_connection(c->mc);
+			sym_MHD_resume_connection(c->mc);
 		}
 	}
-	MHD_run(ep->d);
+	sym_MHD_run(ep->d);
 	orch_io_free(ep->io);
-	MHD_stop_daemon(ep->d);
+	sym_MHD_stop_daemon(ep->d);
+done:
 	orch_timer_free(ep->timer);
 	ep->b->n_endpoints--;
 	free(ep->task);

@@ -7,9 +7,14 @@
  * and llm.done ends it. When the agent hangs up first, llm.cancel tells the host.
  *
  * One struct llm_bridge per supervisor holds the LLM channel (an orch_rpc) and routes
- * llm.chunk / llm.done by request id to the endpoint connections. */
+ * llm.chunk / llm.done by request id to the endpoint connections.
+ *
+ * libmicrohttpd is loaded (dlopen) when an agent first connects to any endpoint; until
+ * then the listening sockets wait on the supervisor's loop. If it cannot be loaded, each
+ * connection gets a fixed 503 answer and the reason is logged once per endpoint. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
 
@@ -36,6 +41,13 @@ int llm_bridge_on_chunk(struct llm_bridge *b, json_t *params, struct orch_error 
 int llm_bridge_on_done(struct llm_bridge *b, json_t *params, struct orch_error *err);
 /* Ready-made method table entries whose rpc data (orch_rpc_get_data) is the bridge. */
 extern const struct orch_rpc_method llm_bridge_methods[2];
+
+/* The libmicrohttpd file the endpoints load (ORCH_MHD_LIBRARY, set at build time), for
+ * packagers: orch-supervisor --dlopen-list prints it. */
+const char *llm_endpoint_library(void);
+/* Another file to load instead (tests); -EBUSY once loading was tried. path is borrowed. */
+int llm_endpoint_set_library(const char *path);
+bool llm_endpoint_library_loaded(void);
 
 /* Serves slot's listener; listen_fd (a listening TCP socket, CLOEXEC) is taken over, also
  * on failure. max_body 0: LLM_ENDPOINT_MAX_BODY. */

@@ -5,6 +5,10 @@
  *                                                not, refusals, a stripped tool, a hang-up
  *                                                mid-stream that is still billed
  *   test-llm-endpoint <llm-fake-upstream> sdk    @anthropic-ai/sdk and openai under node
+ *   test-llm-endpoint <llm-fake-upstream> unavailable
+ *                                                libmicrohttpd cannot be loaded: each
+ *                                                request gets a clear 503, nothing hangs
+ * libmicrohttpd is loaded on the first connection: not before (checked in every mode).
  * The real key must never appear in anything a client receives. Exits 77 (skip) when the
  * clients are missing. */
 #include <errno.h>
@@ -479,12 +483,29 @@ static void sdk_cases(void)
 	free(o);
 }
 
+/* The endpoints without their HTTP library: a fixed 503 per connection, on both slots,
+ * as often as asked. */
+static void unavailable_cases(void)
+{
+	for (int i = 0; i < 3; i++) {
+		curl_port = i == 2 ? st.port2 : 0;
+		char *o = run_curl("/v1/messages", MSG(""), NULL);
+		check(strstr(o, "HTTP/1.1 503") && strstr(o, "the LLM endpoint is unavailable") &&
+			      strstr(o, "\"type\":\"error\""),
+		      "without libmicrohttpd: request %d gets a clear 503\n%s", i, o);
+		free(o);
+	}
+	curl_port = 0;
+}
+
 static void *client_thread(void *arg)
 {
 	uint64_t one = 1;
 
 	if (strcmp(mode, "sdk") == 0)
 		sdk_cases();
+	else if (strcmp(mode, "unavailable") == 0)
+		unavailable_cases();
 	else
 		curl_cases();
 	if (write(efd, &one, sizeof(one)) < 0)
@@ -535,7 +556,7 @@ int main(int argc, char **argv)
 	const char *curl_v[] = {"curl", "--version", NULL};
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s <llm-fake-upstream> curl|sdk\n", argv[0]);
+		fprintf(stderr, "usage: %s <llm-fake-upstream> curl|sdk|unavailable\n", argv[0]);
 		return 2;
 	}
 	mode = argv[2];
@@ -543,16 +564,23 @@ int main(int argc, char **argv)
 		printf("SKIP: node or the SDKs are missing; run: npm ci --prefix tests/llm\n");
 		return 77;
 	}
-	if (strcmp(mode, "curl") == 0 && llm_test_run(curl_v, NULL, &o) != 0) {
+	if (strcmp(mode, "sdk") != 0 && llm_test_run(curl_v, NULL, &o) != 0) {
 		free(o);
 		printf("SKIP: no curl binary\n");
 		return 77;
 	}
 	free(o);
+	if (strcmp(mode, "unavailable") == 0 &&
+	    llm_endpoint_set_library("/nonexistent/libmicrohttpd.so.12") < 0) {
+		fprintf(stderr, "cannot choose the library\n");
+		return 1;
+	}
 	if (llm_stack_start(&st, argv[1], NULL) < 0) {
 		fprintf(stderr, "cannot start the LLM stack\n");
 		return 1;
 	}
+	check(!llm_endpoint_library_loaded(),
+	      "libmicrohttpd is not loaded while no agent has connected");
 	{
 		const struct llm_model *m = llm_config_model(&st.cfg, "claude-sonnet-4-5");
 		int64_t worst = llm_cost_worst_micro(&m->price, (int64_t)strlen(RACE_BODY), 300);
@@ -582,6 +610,9 @@ int main(int argc, char **argv)
 		      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		close(bg_out);
 	}
+	check(llm_endpoint_library_loaded() == (strcmp(mode, "unavailable") != 0),
+	      "libmicrohttpd is %s once agents connected",
+	      strcmp(mode, "unavailable") != 0 ? "loaded" : "still not loaded");
 	/* Let hung-up calls drain and settle. */
 	while (llm_proxy_inflight(st.proxy) > 0 && failures == 0)
 		if (orch_loop_run_once(st.loop, 5000) < 0)
