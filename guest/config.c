@@ -339,6 +339,7 @@ void sv_config_usage(FILE *f, const char *prog)
 		"                         vsock (port 6000+slot, host only), serial:/dev/...%%u\n"
 		"                         (default: none)\n"
 		"  --log-level LEVEL      error|warn|info|debug (default warn)\n"
+		"  --dlopen-list          print the libraries loaded at run time (for packaging)\n"
 		"  --help, --version\n",
 		prog, SV_DEFAULT_CONNECT, ORCH_MAX_SLOTS, SV_DEFAULT_UID_BASE,
 		SV_DEFAULT_WORKSPACE_ROOT, SV_DEFAULT_NOFILE, SV_DEFAULT_HEARTBEAT_MS,
@@ -372,6 +373,7 @@ enum {
 	OPT_LLM_CONNECT,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_DLOPEN_LIST,
 };
 
 static const struct option options[] = {
@@ -400,6 +402,7 @@ static const struct option options[] = {
 	{"llm-connect", required_argument, NULL, OPT_LLM_CONNECT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
+	{"dlopen-list", no_argument, NULL, OPT_DLOPEN_LIST},
 	{0},
 };
 
@@ -514,6 +517,9 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 			return 1;
 		case OPT_VERSION:
 			printf("orch-supervisor %s\n", ORCH_VERSION);
+			return 1;
+		case OPT_DLOPEN_LIST:
+			c->dlopen_list = true;
 			return 1;
 		default:
 			return orch_err(err, -EINVAL, "unknown or incomplete option; see --help");

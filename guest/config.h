@@ -41,6 +41,7 @@ struct sv_config {
 	unsigned llm_port;	   /* in-jail LLM endpoint on 127.0.0.1 (0: none) */
 	char *llm_connect;	   /* LLM channel of its own (transport address); NULL: main */
 	char *shell_listen;	   /* debug shells: "unix:/x-%u.sock", "vsock", "serial:..." */
+	bool dlopen_list;	   /* --dlopen-list was given (parse returned 1) */
 };
 
 void sv_config_init(struct sv_config *c);
@@ -51,7 +52,8 @@ int sv_config_load_file(struct sv_config *c, const char *path, struct orch_error
 int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struct orch_error *err);
 
 /* Parses argv (flags override the file named by --config, wherever it appears).
- * Returns 0 to run, 1 when --help/--version was handled (printed to stdout), or < 0. */
+ * Returns 0 to run, 1 when --help/--version was handled (printed to stdout) or
+ * --dlopen-list was asked for (c->dlopen_list; the caller prints it), or < 0. */
 int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch_error *err);
 
 /* Checks consistency and fills derived defaults (bwrap, exec helper paths). */

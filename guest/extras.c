@@ -21,6 +21,13 @@
 #include "shell-supervisor.h"
 #endif
 
+void sv_extras_print_dlopen(FILE *f)
+{
+#if ORCH_HAVE_LLM
+	fprintf(f, "%s\n", llm_endpoint_library());
+#endif
+}
+
 #if ORCH_HAVE_LLM
 static int llm_listen(struct supervisor *sv, struct sv_slot *slot, struct orch_error *err)
 {

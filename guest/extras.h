@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #include "error.h"
@@ -21,6 +22,10 @@ void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc);
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task);
 /* Environment entries for a task ("K=V", static strings), NULL-terminated. */
 const char *const *sv_extras_env(const struct supervisor *sv);
+/* The shared libraries the extras load with dlopen (the LLM endpoint's libmicrohttpd,
+ * on first use), one path per line: what an image of the guest must contain besides
+ * the supervisor's own DT_NEEDED libraries. */
+void sv_extras_print_dlopen(FILE *f);
 /* Adds "llm" / "shell" members to the hello capabilities. */
 void sv_extras_capabilities(const struct supervisor *sv, json_t *caps);
 

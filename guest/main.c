@@ -176,6 +176,8 @@ int main(int argc, char **argv)
 	r = sv_config_parse_args(&cfg, argc, argv, &err);
 	if (r == 0)
 		r = sv_config_finish(&cfg, &err);
+	if (r > 0 && cfg.dlopen_list)
+		sv_extras_print_dlopen(stdout);
 	if (r != 0) {
 		if (r < 0)
 			orch_log(ORCH_LOG_ERROR, "main", "bad configuration", "error",

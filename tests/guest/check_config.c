@@ -162,6 +162,39 @@ START_TEST(test_llm_connect)
 }
 END_TEST
 
+/* --dlopen-list: parsed as a request to print and exit; the real binary prints the
+ * libraries it loads at run time, absolute paths that exist (vm-images/build copies them
+ * into the guest). */
+START_TEST(test_dlopen_list)
+{
+	struct sv_config c;
+	struct orch_error err = {0};
+	sv_config_init(&c);
+	char **argv = ARGS("--dlopen-list");
+	ck_assert_int_eq(sv_config_parse_args(&c, NARGS("--dlopen-list"), argv, &err), 1);
+	ck_assert(c.dlopen_list);
+	sv_config_done(&c);
+
+	const char *bd = getenv("ORCH_BUILDDIR");
+	if (!bd)
+		return; /* run outside meson: the binary's place is unknown */
+	char cmd[4096], line[4096];
+	snprintf(cmd, sizeof(cmd), "%s/guest/orch-supervisor --dlopen-list", bd);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	int n = 0;
+	while (fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = 0;
+		ck_assert_msg(line[0] == '/', "not an absolute path: %s", line);
+		ck_assert_msg(access(line, R_OK) == 0, "%s: %s", line, strerror(errno));
+		ck_assert_msg(strstr(line, "libmicrohttpd"), "unexpected library %s", line);
+		n++;
+	}
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_int_eq(n, 1);
+}
+END_TEST
+
 START_TEST(test_limits_merge)
 {
 	struct orch_limits cfg = {.memory_bytes = 100, .pids = 0, .cpu_percent = 50};
@@ -185,6 +218,7 @@ int main(void)
 	tcase_add_test(tc, test_file_then_flags);
 	tcase_add_test(tc, test_limits_merge);
 	tcase_add_test(tc, test_llm_connect);
+	tcase_add_test(tc, test_dlopen_list);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -158,6 +158,14 @@ build_rootfs() {
 			die "orch-supervisor has unresolved libraries in the root"
 		fi
 	fi
+	# And every library it loads at run time (the LLM endpoint's libmicrohttpd).
+	local lib
+	while read -r lib; do
+		[ -e "$root$lib" ] || die "$lib (loaded by orch-supervisor at run time) is not in the root"
+		if chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$lib" 2>&1 | grep -q 'not found'; then
+			die "$lib has unresolved libraries in the root"
+		fi
+	done < <(chroot "$root" /usr/bin/orch-supervisor --dlopen-list)
 }
 
 # pack_rootfs ROOT erofs|squashfs OUTPUT

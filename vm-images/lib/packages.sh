@@ -12,14 +12,30 @@ kernel_package() {
 	echo "$p"
 }
 
-# Debian packages holding the shared libraries an ELF binary needs (as the host's dynamic
-# loader resolves them), one per line. Statically linked binaries need none.
+# The shared libraries an ELF file needs (as the host's dynamic loader resolves them), one
+# path per line; none for a statically linked one.
+needed_libs() {
+	ldd "$1" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'
+}
+
+# Debian packages holding the shared libraries an ELF binary needs, one per line: its
+# DT_NEEDED closure and, for orch-supervisor, the libraries it loads with dlopen (listed
+# by --dlopen-list) with their own closure. Statically linked binaries need none.
 supervisor_packages() {
 	local bin=$1 lib pkg
 	if ! ldd "$bin" >/dev/null 2>&1; then
 		return 0
 	fi
-	ldd "$bin" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }' | sort -u |
+	{
+		needed_libs "$bin"
+		if [ "$(basename "$bin")" = orch-supervisor ]; then
+			"$bin" --dlopen-list | while read -r lib; do
+				[ -e "$lib" ] || { echo "vm-images/build: $bin loads $lib, which is missing" >&2; exit 1; }
+				echo "$lib"
+				needed_libs "$lib"
+			done
+		fi
+	} | sort -u |
 		while read -r lib; do
 			pkg=$(owner_of "$lib") || { echo "vm-images/build: no package owns $lib" >&2; return 1; }
 			echo "$pkg"
