@@ -3,7 +3,11 @@
  * orch-supervisor, next to baselines measured in the same run: bare fork+exec, bare bwrap
  * (as the agent uid), and bwrap + seccomp + orch-jail-exec (the supervisor's exact jail
  * without the daemon), and a supervisor RPC that does no work (the cost of the daemon
- * round trip alone). Also the supervisor's idle RSS.
+ * round trip alone). Also the supervisor's RSS: idle, and once an agent used its LLM
+ * endpoint (which loads libmicrohttpd and GnuTLS).
+ * Every run must succeed (exit status 0, and for the jails the helper's "exited 0"), or the
+ * benchmark stops: a jail that fails early is faster than one that works. The baseline
+ * jail has a workspace root of its own (the supervisor gives its agent-0 to its own uid).
  *   bench-guest-spawn [RUNS]        (root; default 200 runs each) */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include "jail-seccomp.h"
 #include "jail.h"
 #include "netns.h"
+#include "schema.h"
 #include "spawn.h"
 
 #define UID 10190
@@ -52,10 +57,14 @@ static void report(const char *name, double *v, int n, double base)
 	printf("\n");
 }
 
-static void wait_child(pid_t pid)
+/* 0 when the child exited with status 0. */
+static int wait_child(pid_t pid)
 {
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
 static double one_exec(void)
@@ -66,7 +75,8 @@ static double one_exec(void)
 		execl("/bin/true", "true", (char *)NULL);
 		_exit(127);
 	}
-	wait_child(pid);
+	if (wait_child(pid) < 0)
+		return fprintf(stderr, "fork+exec of /bin/true failed\n"), -1;
 	return now_ms() - t0;
 }
 
@@ -89,7 +99,8 @@ static double one_bwrap(void)
 			      "/dev", "--tmpfs", "/tmp", "/bin/true", (char *)NULL);
 			_exit(127);
 		}
-		wait_child(pid);
+		if (wait_child(pid) < 0)
+			return fprintf(stderr, "bare bwrap failed\n"), -1;
 		return now_ms() - t0;
 	}
 }
@@ -152,13 +163,28 @@ static double one_jail(struct jail *j, double *ret_spawn)
 		return -1;
 	}
 	*ret_spawn = now_ms() - t0;
-	char buf[256];
-	while (read(sp.status_fd, buf, sizeof(buf)) != 0) {
+	char status[64] = "";
+	size_t len = 0;
+	for (;;) {
+		ssize_t r = read(sp.status_fd, status + len, sizeof(status) - 1 - len);
+		if (r > 0 && (len += (size_t)r) < sizeof(status) - 1)
+			continue;
+		if (r == 0 || r > 0 || errno != EAGAIN)
+			break;
 		struct pollfd p = {sp.status_fd, POLLIN, 0};
 		poll(&p, 1, 1000);
 	}
-	wait_child(sp.pid);
+	status[len] = 0;
+	int ok = wait_child(sp.pid);
 	double d = now_ms() - t0;
+	if (ok < 0 || strcmp(status, "exited 0\n") != 0) {
+		char msg[512];
+		ssize_t r = read(sp.err_fd, msg, sizeof(msg) - 1);
+		msg[r > 0 ? r : 0] = 0;
+		fprintf(stderr, "baseline jail failed (status '%.*s'): %s\n",
+			(int)strcspn(status, "\n"), status, msg);
+		d = -1;
+	}
 	close(sp.out_fd);
 	close(sp.err_fd);
 	close(sp.status_fd);
@@ -212,18 +238,31 @@ static void conn_send(struct conn *c, json_t *j)
 	free(s);
 }
 
-static long rss_kb(pid_t pid)
+/* Resident memory in KiB: all of it, anonymous (heap, stacks, written data) and
+ * file-backed (mapped code and read-only data, which the kernel can drop and reread). */
+struct rss {
+	long total, anon, file;
+};
+
+static struct rss rss_of(pid_t pid)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "re");
-	long kb = -1;
+	struct rss r = {-1, -1, -1};
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
+		if (sscanf(line, "VmRSS: %ld", &r.total) != 1 &&
+		    sscanf(line, "RssAnon: %ld", &r.anon) != 1)
+			(void)sscanf(line, "RssFile: %ld", &r.file);
 	if (f)
 		fclose(f);
-	return kb;
+	return r;
+}
+
+static void print_rss(const char *what, struct rss r)
+{
+	printf("%s: %ld KiB (anonymous %ld KiB, file-backed %ld KiB)\n", what, r.total, r.anon,
+	       r.file);
 }
 
 struct sup {
@@ -232,7 +271,7 @@ struct sup {
 	int n;
 };
 
-static int sup_start(struct sup *s, const char *exe, const char *root, long *ret_rss)
+static int sup_start(struct sup *s, const char *exe, const char *root, struct rss *ret_rss)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -259,20 +298,20 @@ static int sup_start(struct sup *s, const char *exe, const char *root, long *ret
 				   "heartbeat_ms", 600000, "name", "bench"));
 	json_decref(hello);
 	usleep(200000);
-	*ret_rss = rss_kb(s->pid);
+	*ret_rss = rss_of(s->pid);
 	return 0;
 }
 
 /* *ret_spawn: until task.run's response, sent once bwrap was executed. */
-static double one_sup(struct sup *s, double *ret_spawn)
+static double sup_run(struct sup *s, json_t *argv_new, double *ret_spawn)
 {
 	char id[32];
 	int i = s->n++;
 	snprintf(id, sizeof(id), "b-%d", i);
 	double t0 = now_ms();
-	conn_send(&s->c, json_pack("{s:s, s:i, s:s, s:{s:s, s:i, s:[s]}}", "jsonrpc", "2.0", "id",
+	conn_send(&s->c, json_pack("{s:s, s:i, s:s, s:{s:s, s:i, s:o}}", "jsonrpc", "2.0", "id",
 				   i + 1, "method", "task.run", "params", "task", id, "slot", 0,
-				   "argv", "/bin/true"));
+				   "argv", argv_new));
 	for (;;) {
 		json_t *m = conn_read(&s->c);
 		if (!m)
@@ -280,8 +319,29 @@ static double one_sup(struct sup *s, double *ret_spawn)
 		const char *method = json_string_value(json_object_get(m, "method"));
 		if (!method)
 			*ret_spawn = now_ms() - t0;
+		if (method && !strcmp(method, "task.output")) {
+			/* Kept for the report of a failed run (the tasks here print nothing). */
+			const char *d = json_string_value(
+				json_object_get(json_object_get(m, "params"), "data"));
+			size_t dl = 0;
+			unsigned char *raw = NULL;
+			if (d && orch_b64_decode(d, strlen(d), &raw, &dl) == 0 && dl)
+				fprintf(stderr, "task output: %.*s\n", (int)dl, (const char *)raw);
+			free(raw);
+		}
 		if (method && !strcmp(method, "task.exit")) {
 			double d = now_ms() - t0;
+			json_t *p = json_object_get(m, "params");
+			const char *st = json_string_value(json_object_get(p, "status"));
+			if (!st || strcmp(st, "exited") != 0 ||
+			    json_integer_value(json_object_get(p, "exit_code")) != 0) {
+				fprintf(stderr, "supervisor task failed: %s %lld (%s)\n",
+					st ? st : "?",
+					(long long)json_integer_value(
+						json_object_get(p, "exit_code")),
+					json_string_value(json_object_get(p, "reason")));
+				d = -1;
+			}
 			conn_send(&s->c, json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id",
 						   json_object_get(m, "id"), "result"));
 			json_decref(m);
@@ -289,6 +349,28 @@ static double one_sup(struct sup *s, double *ret_spawn)
 		}
 		json_decref(m);
 	}
+}
+
+static double one_sup(struct sup *s, double *ret_spawn)
+{
+	return sup_run(s, json_pack("[s]", "/bin/true"), ret_spawn);
+}
+
+/* The supervisor's RSS once an agent used its LLM endpoint (which loads libmicrohttpd):
+ * a request answered by the endpoint itself (405), from curl in the jail. */
+static struct rss rss_after_llm(struct sup *s)
+{
+	double spawn;
+	struct rss none = {-1, -1, -1};
+	if (access("/usr/bin/curl", X_OK) < 0)
+		return none;
+	if (sup_run(s,
+		    json_pack("[s, s, s, s, s, s, s]", "/usr/bin/curl", "-sS", "-o", "/dev/null",
+			      "-X", "DELETE", "http://127.0.0.1:4000/"),
+		    &spawn) < 0)
+		return none;
+	usleep(100000);
+	return rss_of(s->pid);
 }
 
 /* A request that does no work (task.cancel of an unknown task, answered with an error):
@@ -335,9 +417,15 @@ int main(int argc, char **argv)
 	if (!mkdtemp(root))
 		return 1;
 	chmod(root, 0711);
+	/* One workspace root each: the supervisor gives its agent-0 to its own uid. */
+	char base_root[PATH_MAX], sup_root[PATH_MAX];
+	snprintf(base_root, sizeof(base_root), "%s/base", root);
+	snprintf(sup_root, sizeof(sup_root), "%s/sup", root);
+	if (mkdir(base_root, 0711) < 0 || mkdir(sup_root, 0711) < 0)
+		return perror("mkdir"), 1;
 	char *ws = NULL;
 	struct orch_error err = {0};
-	if (sv_workspace_prepare(root, 0, UID, UID, &ws, &err) < 0) {
+	if (sv_workspace_prepare(base_root, 0, UID, UID, &ws, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
@@ -346,10 +434,10 @@ int main(int argc, char **argv)
 	double *v[NA];
 	for (int k = 0; k < NA; k++)
 		v[k] = calloc((size_t)n, sizeof(double));
-	long rss = -1;
+	struct rss rss = {-1, -1, -1};
 	struct jail j;
 	struct sup sup = {0};
-	if (jail_init(&j, helper, ws) < 0 || sup_start(&sup, exe, root, &rss) < 0) {
+	if (jail_init(&j, helper, ws) < 0 || sup_start(&sup, exe, sup_root, &rss) < 0) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
@@ -370,6 +458,7 @@ int main(int argc, char **argv)
 			v[which][i] = d;
 		}
 	}
+	struct rss rss_llm = rss_after_llm(&sup);
 	sup_stop(&sup);
 	jail_done(&j);
 	printf("orch-supervisor spawn overhead, /bin/true, %d interleaved runs each\n", n);
@@ -384,7 +473,14 @@ int main(int argc, char **argv)
 	printf("supervisor round trip minus RPC round trip: p50 %.2f ms (%.2fx of bwrap+seccomp "
 	       "p50)\n",
 	       v[3][n / 2] - v[4][n / 2], (v[3][n / 2] - v[4][n / 2]) / base);
-	printf("supervisor idle RSS: %ld KiB (target <= 4096 KiB)\n", rss);
+	print_rss("supervisor idle RSS (target <= 4096 KiB)", rss);
+	if (rss_llm.total > 0)
+		print_rss("supervisor RSS once an agent used the LLM endpoint (libmicrohttpd "
+			  "loaded)",
+			  rss_llm);
+	else
+		printf("supervisor RSS after LLM use: not measured (no /usr/bin/curl, or the "
+		       "request failed)\n");
 	printf("target: supervisor p50 within 1.3x of bwrap+seccomp+helper p50\n");
 	for (int k = 0; k < NA; k++)
 		free(v[k]);
