@@ -23,7 +23,6 @@
 #include "orchd.h"
 
 struct local {
-	unsigned starts; /* for a fresh cgroup name per supervisor */
 	pid_t pid;
 	int pidfd;
 	struct orch_io *pid_io;
@@ -124,11 +123,13 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
 	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
-	/* A cgroup directory of its own for every supervisor: several orchds (tests, users)
-	 * may share a host, a supervisor removes its directory when it exits, and a directory
-	 * an earlier supervisor killed (cgroup.kill) must not be reused. */
-	snprintf(cgname, sizeof(cgname), "orch-%s-%d-%u", vm->cfg->name, (int)getpid(),
-		 ++l->starts);
+	/* One name per VM. The supervisor makes a directory of its own from it (NAME, or
+	 * NAME.1, NAME.2... while live supervisors hold the others: several orchds may share
+	 * a host), never reuses one (an earlier cgroup.kill would kill its jails at birth),
+	 * and first removes those of that name nobody holds any more: the leftovers of
+	 * supervisors killed before they could remove theirs (guest/cgroup.c). A name of its
+	 * own per start would leave those behind for good. */
+	snprintf(cgname, sizeof(cgname), "orch-%s", vm->cfg->name);
 	snprintf(level, sizeof(level), "%s",
 		 orch_log_level >= ORCH_LOG_DEBUG  ? "debug"
 		 : orch_log_level >= ORCH_LOG_INFO ? "info"

@@ -2,11 +2,14 @@
 # A supervisor that disappears mid-task: its running task becomes lost and is re-queued
 # once (then succeeds on the restarted supervisor); without retries it ends `lost` with
 # the reason. A supervisor that stops sending heartbeats (SIGSTOP) is treated the same.
+# The cgroup directories of the killed supervisors do not pile up: each restart removes
+# them.
 . "$(dirname "$0")/lib.sh"
 
+VM=lost-$$ # a name no other test's supervisors use: their cgroup directories are not ours
 cat >"$T/orchd.json" <<JSON
 { "uid_base": $UIDB, "scheduler": { "heartbeat_ms": 200, "heartbeat_misses": 3 },
-  "vms": { "local": { "slots": 2 } } }
+  "vms": { "$VM": { "slots": 2 } } }
 JSON
 start_orchd --config "$T/orchd.json"
 sup_pid() { o --json status | jq -r '.vms[0].pid'; }
@@ -48,4 +51,17 @@ wait_for 20 "task $id succeeded after missed heartbeats" state_is "$id" succeede
 [ "$(task_field "$id" lost_count)" = 1 ] || fail "heartbeat loss not counted"
 grep -q 'reason="missed heartbeats"' "$T/orchd.log" || fail "no missed-heartbeats log line"
 kill -0 "$pid3" 2>/dev/null && fail "stopped supervisor $pid3 still exists"
+
+# 4. three supervisors died without cleaning up; the one running now removed their
+# cgroup directories (orch-$VM, or orch-$VM.N while another held that) when it started:
+# one is left in each hierarchy, the live supervisor's, and it holds it locked.
+wait_for 20 "supervisor back" orchd_ready
+live=$(sup_pid)
+v2=$(awk '$(NF-2) == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+[ -n "$v2" ] || skip "no cgroup2 mount"
+mapfile -t dirs < <(find "$v2" -maxdepth 8 -type d -name "orch-$VM*" -prune 2>/dev/null)
+[ "${#dirs[@]}" = 1 ] || fail "cgroup v2 directories of this VM: ${dirs[*]:-none} (want 1)"
+ino=$(stat -c %i "${dirs[0]}")
+grep -Eq "FLOCK +ADVISORY +WRITE +$live +[0-9a-f]+:[0-9a-f]+:$ino " /proc/locks ||
+	fail "${dirs[0]} is not held by the live supervisor $live"
 echo PASS
