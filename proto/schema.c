@@ -215,23 +215,68 @@ static int parse_env(json_t *env, struct orch_task_run *r, struct orch_error *er
 	return 0;
 }
 
+bool orch_path_normalised(const char *p)
+{
+	if (!p || p[0] != '/' || p[1] == '\0')
+		return false;
+	for (const char *c = p; *c;) {
+		/* c is at a '/': the component after it must be non-empty, not "." or "..". */
+		const char *n = c + 1, *e = strchrnul(n, '/');
+		size_t len = (size_t)(e - n);
+		if (len == 0 || (len == 1 && n[0] == '.') ||
+		    (len == 2 && n[0] == '.' && n[1] == '.'))
+			return false;
+		c = e;
+	}
+	return true;
+}
+
+static int parse_ro_paths(json_t *a, struct orch_task_run *t, struct orch_error *err)
+{
+	json_t *v;
+	size_t i;
+	int r;
+
+	if (json_array_size(a) > ORCH_MAX_RO_PATHS)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"task.run: member 'ro_paths' has more than %d paths",
+				ORCH_MAX_RO_PATHS);
+	json_array_foreach(a, i, v)
+	{
+		if ((r = check_string("task.run", "ro_paths", v, ORCH_MAX_PATH_LEN, false, err)) <
+		    0)
+			return r;
+		if (!orch_path_normalised(json_string_value(v)))
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"task.run: ro_paths entry '%.128s' is not an absolute, "
+					"normalised path other than /",
+					json_string_value(v));
+	}
+	t->ro_paths = calloc(json_array_size(a) + 1, sizeof(char *));
+	if (!t->ro_paths)
+		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "task.run: out of memory");
+	json_array_foreach(a, i, v) t->ro_paths[i] = json_string_value(v);
+	t->n_ro_paths = json_array_size(a);
+	return 0;
+}
+
 int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_error *err)
 {
 	static const struct member m[] = {
-		{"task", M_STR, true},	  {"slot", M_INT, true}, {"argv", M_ARR, true},
-		{"env", M_OBJ, false},	  {"cwd", M_STR, false}, {"timeout_ms", M_INT, false},
-		{"limits", M_OBJ, false},
+		{"task", M_STR, true},	  {"slot", M_INT, true},      {"argv", M_ARR, true},
+		{"env", M_OBJ, false},	  {"cwd", M_STR, false},      {"timeout_ms", M_INT, false},
+		{"limits", M_OBJ, false}, {"ro_paths", M_ARR, false},
 	};
 	struct orch_task_run t = {0};
-	json_t *argv, *env = NULL, *cwd = NULL, *limits = NULL, *v;
+	json_t *argv, *env = NULL, *cwd = NULL, *limits = NULL, *ro = NULL, *v;
 	json_int_t slot, timeout = 0;
 	size_t i;
 	int r;
 
 	if ((r = check_members(params, "task.run", m, ELEMENTSOF(m), err)) < 0 ||
-	    (r = strict_unpack(params, "task.run", err, "{s:s,s:I,s:o,s?o,s?o,s?I,s?o}", "task",
+	    (r = strict_unpack(params, "task.run", err, "{s:s,s:I,s:o,s?o,s?o,s?I,s?o,s?o}", "task",
 			       &t.task, "slot", &slot, "argv", &argv, "env", &env, "cwd", &cwd,
-			       "timeout_ms", &timeout, "limits", &limits)) < 0 ||
+			       "timeout_ms", &timeout, "limits", &limits, "ro_paths", &ro)) < 0 ||
 	    (r = check_id("task.run", "task", t.task, err)) < 0 ||
 	    (r = check_range("task.run", "slot", slot, 0, ORCH_MAX_SLOTS - 1, err)) < 0 ||
 	    (r = check_range("task.run", "timeout_ms", timeout, 0, MAX_TIMEOUT_MS, err)) < 0)
@@ -269,6 +314,10 @@ int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_e
 		orch_task_run_done(&t);
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "task.run: out of memory");
 	}
+	if (ro && (r = parse_ro_paths(ro, &t, err)) < 0) {
+		orch_task_run_done(&t);
+		return r;
+	}
 	*ret = t;
 	return 0;
 }
@@ -284,7 +333,9 @@ void orch_task_run_done(struct orch_task_run *r)
 			free((char *)r->env[i]);
 	free(r->env);
 	r->env = NULL;
-	r->argc = r->n_env = 0;
+	free(r->ro_paths);
+	r->ro_paths = NULL;
+	r->argc = r->n_env = r->n_ro_paths = 0;
 }
 
 json_t *orch_task_run_build(const struct orch_task_run *r)
@@ -314,6 +365,14 @@ json_t *orch_task_run_build(const struct orch_task_run *r)
 			(json_int_t)r->limits.fsize_bytes);
 	if (msg && r->cwd && json_object_set_new(msg, "cwd", json_string(r->cwd)) < 0)
 		return NULL;
+	if (msg && r->n_ro_paths) {
+		json_t *ro = json_array();
+		if (!ro || json_object_set_new(msg, "ro_paths", ro) < 0)
+			return NULL;
+		for (size_t i = 0; i < r->n_ro_paths; i++)
+			if (json_array_append_new(ro, json_string(r->ro_paths[i])) < 0)
+				return NULL;
+	}
 	return TAKE_PTR(msg);
 }
 

@@ -22,7 +22,8 @@
 #define ORCH_MAX_ENV 256
 #define ORCH_MAX_OUTPUT_CHUNK (64 * 1024) /* decoded bytes per task.output */
 #define ORCH_MAX_REASON_LEN 1024
-#define ORCH_MAX_PATH_LEN 4096 /* task.run cwd */
+#define ORCH_MAX_PATH_LEN 4096 /* task.run cwd, ro_paths */
+#define ORCH_MAX_RO_PATHS 16   /* task.run ro_paths */
 #define ORCH_MAX_ENV_KEY_LEN 256
 #define ORCH_MAX_LLM_BODY (4 * 1024 * 1024) /* decoded llm.request body */
 #define ORCH_MAX_LLM_CHUNK (64 * 1024)	    /* decoded bytes per llm.chunk */
@@ -93,7 +94,14 @@ struct orch_task_run {
 	const char *cwd; /* NULL: /workspace */
 	int64_t timeout_ms; /* 0: none */
 	struct orch_limits limits;
+	/* Extra read-only binds (the task's profile): absolute, normalised paths ("/a/b": no
+	 * ".", "..", "//" or trailing "/"), not "/"; bound at the same place when they exist.
+	 * Allocated array (NULL-terminated), strings borrowed. */
+	size_t n_ro_paths;
+	const char **ro_paths;
 };
+/* Whether path is absolute and normalised as ro_paths requires. */
+bool orch_path_normalised(const char *path);
 int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_error *err);
 void orch_task_run_done(struct orch_task_run *r);
 json_t *orch_task_run_build(const struct orch_task_run *r);

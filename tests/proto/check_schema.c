@@ -214,6 +214,43 @@ START_TEST(test_parsed_values)
 }
 END_TEST
 
+START_TEST(test_ro_paths)
+{
+	static const char *const good[] = {"/opt", "/opt/claude-code", "/a/.b/c..", "/x/y.z"};
+	static const char *const bad[] = {"",	   "/",	     "opt",	"/opt/", "//opt",
+					  "/a//b", "/a/./b", "/a/../b", "/a/..", "/.",
+					  "/..",   "./a",    NULL};
+	for (size_t i = 0; i < ELEMENTSOF(good); i++)
+		ck_assert_msg(orch_path_normalised(good[i]), "%s refused", good[i]);
+	for (size_t i = 0; bad[i]; i++)
+		ck_assert_msg(!orch_path_normalised(bad[i]), "%s accepted", bad[i]);
+	ck_assert(!orch_path_normalised(NULL));
+
+	_cleanup_json_ json_t *in = json_loads("{\"task\":\"t\",\"slot\":0,\"argv\":[\"a\"],"
+					       "\"ro_paths\":[\"/opt/a\",\"/srv\"]}",
+					       0, NULL);
+	struct orch_task_run t;
+	struct orch_error err;
+	ck_assert_int_eq(orch_task_run_parse(in, &t, &err), 0);
+	ck_assert_uint_eq(t.n_ro_paths, 2);
+	ck_assert_str_eq(t.ro_paths[1], "/srv");
+	ck_assert_ptr_null(t.ro_paths[2]);
+	_cleanup_json_ json_t *out = orch_task_run_build(&t);
+	ck_assert(json_equal(json_object_get(out, "ro_paths"), json_object_get(in, "ro_paths")));
+	orch_task_run_done(&t);
+
+	/* none: no member on the wire */
+	json_decref(in);
+	in = json_loads("{\"task\":\"t\",\"slot\":0,\"argv\":[\"a\"]}", 0, NULL);
+	ck_assert_int_eq(orch_task_run_parse(in, &t, &err), 0);
+	ck_assert_uint_eq(t.n_ro_paths, 0);
+	json_decref(out);
+	out = orch_task_run_build(&t);
+	ck_assert_ptr_null(json_object_get(out, "ro_paths"));
+	orch_task_run_done(&t);
+}
+END_TEST
+
 START_TEST(test_exit_defaults_and_names)
 {
 	_cleanup_json_ json_t *in =
@@ -336,6 +373,7 @@ int main(void)
 	tcase_add_test(tc, test_valid_cases);
 	tcase_add_test(tc, test_invalid_cases);
 	tcase_add_test(tc, test_parsed_values);
+	tcase_add_test(tc, test_ro_paths);
 	tcase_add_test(tc, test_exit_defaults_and_names);
 	tcase_add_test(tc, test_binary_output_round_trip);
 	tcase_add_test(tc, test_base64);
