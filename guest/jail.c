@@ -103,6 +103,63 @@ static int push_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool tmp)
 	return 0;
 }
 
+/* Whether a and b (absolute, no trailing '/') are the same path or one lies below the
+ * other. */
+static bool overlaps(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (strcmp(a, "/") == 0 || strcmp(b, "/") == 0)
+		return true;
+	if (strncmp(a, b, la < lb ? la : lb) != 0)
+		return false;
+	return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
+}
+
+/* Checks and adds the task's read-only paths below /tmp (tmp) or all the others (!tmp). */
+static int push_task_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool tmp,
+			      struct orch_error *err)
+{
+	static const char *const jail_own[] = {"/proc",	     "/sys",	  "/dev",
+					       "/workspace", "/run/orch", NULL};
+	static const char *const host_own[] = {"/proc", "/sys", "/dev", NULL};
+	for (size_t i = 0; i < s->n_task_ro_paths; i++) {
+		const char *p = s->task_ro_paths[i];
+		char real[PATH_MAX], other[PATH_MAX];
+		if (below_tmp(p) != tmp)
+			continue;
+		if (strcmp(p, "/tmp") == 0)
+			return orch_err(err, -EPERM, "read-only path /tmp: the jail's own /tmp");
+		for (size_t k = 0; jail_own[k]; k++)
+			if (overlaps(p, jail_own[k]))
+				return orch_err(err, -EPERM,
+						"read-only path %s: overlaps the jail's own %s", p,
+						jail_own[k]);
+		if (!realpath(p, real)) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue; /* optional: absent on this system */
+			return orch_errno(err, -errno, "read-only path %s", p);
+		}
+		for (size_t k = 0; host_own[k]; k++)
+			if (overlaps(real, host_own[k]))
+				return orch_err(err, -EPERM, "read-only path %s (%s): overlaps %s",
+						p, real, host_own[k]);
+		for (size_t k = 0; s->deny && s->deny[k]; k++) {
+			/* What does not exist cannot be exposed; compared resolved too. */
+			if (!realpath(s->deny[k], other))
+				continue;
+			if (overlaps(real, other))
+				return orch_err(err, -EPERM,
+						"read-only path %s (%s): overlaps %s, which jails "
+						"must not see",
+						p, real, other);
+		}
+		int r = strv_pushv(v, (const char *const[]){"--ro-bind", real, p, NULL});
+		if (r < 0)
+			return orch_errno(err, r, "cannot build the bwrap command line");
+	}
+	return 0;
+}
+
 int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *err)
 {
 	struct strv v = {0};
@@ -126,6 +183,10 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 
 	if ((r = push_ro_paths(&v, s, false)) < 0)
 		goto fail;
+	if ((r = push_task_ro_paths(&v, s, false, err)) < 0) {
+		sv_strv_free(v.v);
+		return r;
+	}
 	const char *const mounts[] = {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", NULL};
 	/* After them: the workspace and the helper cannot be covered by a read-only path,
 	 * and the jail's root tmpfs is read-only (nothing is writable outside /workspace
@@ -141,8 +202,13 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 				    "--chdir",
 				    s->cwd ? s->cwd : "/workspace",
 				    NULL};
-	if ((r = strv_pushv(&v, mounts)) < 0 || (r = push_ro_paths(&v, s, true)) < 0 ||
-	    (r = strv_pushv(&v, last)) < 0)
+	if ((r = strv_pushv(&v, mounts)) < 0 || (r = push_ro_paths(&v, s, true)) < 0)
+		goto fail;
+	if ((r = push_task_ro_paths(&v, s, true, err)) < 0) {
+		sv_strv_free(v.v);
+		return r;
+	}
+	if ((r = strv_pushv(&v, last)) < 0)
 		goto fail;
 	if (s->seccomp) {
 		snprintf(buf, sizeof(buf), "%d", SV_JAIL_FD_SECCOMP);

@@ -20,8 +20,17 @@ struct sv_jail_spec {
 	const char *exec_helper; /* host path */
 	unsigned slot;
 	const char *workspace; /* host path of <root>/agent-N */
-	char *const *ro_paths;
+	char *const *ro_paths; /* the supervisor's configured list */
 	size_t n_ro_paths;
+	/* The task's own (task.run ro_paths, normalised): bound where they exist, at the same
+	 * place, with the source resolved (realpath); refused with an error when the place
+	 * overlaps the jail's own mounts (/proc, /sys, /dev, /tmp itself, /workspace,
+	 * /run/orch) or the source overlaps /proc, /sys, /dev or a path in deny ("overlap":
+	 * the same, below or above). */
+	const char *const *task_ro_paths;
+	size_t n_task_ro_paths;
+	const char *const *deny; /* NULL-terminated; NULL: none (the supervisor: its
+				  * workspace root and its debug shells' socket directory) */
 	bool seccomp;
 	const char *cwd;	 /* NULL: /workspace */
 	const char *const *argv; /* the task's command, NULL-terminated */

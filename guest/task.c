@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -484,6 +485,15 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	char **env = build_env(t, run);
 	if (!env)
 		return orch_err(err, -ENOMEM, "out of memory");
+	/* What a task's read-only path must not expose: every agent's workspace, and the
+	 * debug shells' sockets (unix:DIR/NAME-%u.sock). */
+	char shell_dir[PATH_MAX] = "";
+	const char *sl = cfg->shell_listen;
+	if (sl && strncmp(sl, "unix:", 5) == 0 && strrchr(sl + 5, '/') &&
+	    (size_t)(strrchr(sl + 5, '/') - (sl + 5)) < sizeof(shell_dir))
+		snprintf(shell_dir, sizeof(shell_dir), "%.*s",
+			 (int)(strrchr(sl + 5, '/') - (sl + 5)), sl + 5);
+	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
 	struct sv_jail_spec js = {
 		.bwrap = cfg->bwrap,
 		.exec_helper = cfg->exec_helper,
@@ -491,6 +501,9 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.workspace = ws,
 		.ro_paths = cfg->ro_paths,
 		.n_ro_paths = cfg->n_ro_paths,
+		.task_ro_paths = run->ro_paths,
+		.n_task_ro_paths = run->n_ro_paths,
+		.deny = deny,
 		.seccomp = sv->have_seccomp,
 		.cwd = run->cwd,
 		.argv = run->argv,

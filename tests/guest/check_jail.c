@@ -156,6 +156,93 @@ START_TEST(test_argv_tmp)
 }
 END_TEST
 
+/* The task's own read-only paths (task.run ro_paths): bound from their resolved source
+ * at the asked place, absent ones skipped, below /tmp after the tmpfs; refused when the
+ * place is one of the jail's own mounts or the source is /proc, /sys, /dev or overlaps a
+ * denied path (the workspace root), also through a symlink. */
+START_TEST(test_argv_task_ro_paths)
+{
+	char top[] = "/tmp/orch-tro-XXXXXX", opt[PATH_MAX], link[PATH_MAX], root[PATH_MAX],
+	     ws[PATH_MAX + 16], sub[PATH_MAX + 32];
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	snprintf(opt, sizeof(opt), "%s/opt", top);
+	snprintf(link, sizeof(link), "%s/link", top);
+	snprintf(root, sizeof(root), "%s/ws-root", top);
+	snprintf(ws, sizeof(ws), "%s/agent-0", root);
+	snprintf(sub, sizeof(sub), "%s/inside", ws);
+	ck_assert_int_eq(mkdir(opt, 0755), 0);
+	ck_assert_int_eq(symlink(opt, link), 0);
+	ck_assert_int_eq(mkdir(root, 0711), 0);
+	ck_assert_int_eq(mkdir(ws, 0700), 0);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	const char *cmd[] = {"true", NULL};
+	const char *deny[] = {root, "/nonexistent-orch-deny", NULL};
+	struct sv_jail_spec s = {
+		.bwrap = "/usr/bin/bwrap",
+		.exec_helper = "/opt/orch-jail-exec",
+		.workspace = ws,
+		.argv = cmd,
+		.deny = deny,
+	};
+	const char *good[] = {"/usr/share", opt, link, "/nonexistent-orch-ro", NULL};
+	s.task_ro_paths = good;
+	s.n_task_ro_paths = 4;
+	char **v = NULL;
+	struct orch_error err = {0};
+	ck_assert_msg(sv_jail_argv(&s, &v, &err) == 0, "%s", err.msg);
+	size_t tmpfs = strv_find(v, "--tmpfs"), i;
+	ck_assert_uint_lt(ro_bind_at(v, "/usr/share"), tmpfs);
+	i = ro_bind_at(v, opt);
+	ck_assert_uint_gt(i, tmpfs); /* below /tmp: after the tmpfs */
+	ck_assert_str_eq(v[i + 1], opt);
+	/* the symlink: its target, at the link's place */
+	for (i = 1; v[i + 1]; i++)
+		if (strcmp(v[i - 1], "--ro-bind") == 0 && strcmp(v[i + 1], link) == 0)
+			break;
+	ck_assert_ptr_nonnull(v[i + 1]);
+	ck_assert_str_eq(v[i], opt);
+	ck_assert_uint_eq(strv_find(v, "/nonexistent-orch-ro"), (size_t)-1);
+	sv_strv_free(v);
+
+	char below_link[PATH_MAX];
+	snprintf(below_link, sizeof(below_link), "%s/ws-link", top);
+	ck_assert_int_eq(symlink(ws, below_link), 0);
+	const struct {
+		const char *path, *msg;
+	} bad[] = {
+		{"/proc", "jail's own /proc"},
+		{"/proc/1", "jail's own /proc"},
+		{"/dev", "jail's own /dev"},
+		{"/sys/kernel", "jail's own /sys"},
+		{"/workspace/x", "jail's own /workspace"},
+		{"/run", "jail's own /run/orch"},
+		{"/tmp", "the jail's own /tmp"},
+		{root, "must not see"},
+		{ws, "must not see"},
+		{sub, "must not see"},
+		{top, "must not see"}, /* above the workspace root */
+		{below_link, "must not see"},
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		const char *one[] = {bad[k].path, NULL};
+		s.task_ro_paths = one;
+		s.n_task_ro_paths = 1;
+		v = NULL;
+		memset(&err, 0, sizeof(err));
+		ck_assert_msg(sv_jail_argv(&s, &v, &err) == -EPERM, "%s accepted", bad[k].path);
+		ck_assert_ptr_null(v);
+		ck_assert_msg(strstr(err.msg, bad[k].msg), "%s: %s", bad[k].path, err.msg);
+	}
+	unlink(below_link);
+	unlink(link);
+	rmdir(sub);
+	rmdir(ws);
+	rmdir(root);
+	rmdir(opt);
+	rmdir(top);
+}
+END_TEST
+
 START_TEST(test_seccomp)
 {
 	struct sv_seccomp sc = {0};
@@ -415,6 +502,7 @@ static Suite *jail_suite(void)
 	TCase *tc = tcase_create("jail");
 	tcase_add_test(tc, test_argv);
 	tcase_add_test(tc, test_argv_tmp);
+	tcase_add_test(tc, test_argv_task_ro_paths);
 	tcase_add_test(tc, test_seccomp);
 	tcase_add_test(tc, test_netns);
 	tcase_add_test(tc, test_cgroups);

@@ -334,6 +334,44 @@ START_TEST(test_env_and_cwd)
 }
 END_TEST
 
+/* task.run ro_paths: a host directory appears read-only at its own path in the jail; one
+ * that would expose the workspace root fails the task with the reason, and the slot
+ * serves the next task. */
+START_TEST(test_ro_paths)
+{
+	char dir[] = "/tmp/orch-ro-XXXXXX", file[64], script[256];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(file, sizeof(file), "%s/f", dir);
+	FILE *f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("hello-ro\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(file, 0644), 0);
+	snprintf(script, sizeof(script),
+		 "cat %s; touch %s/new 2>/dev/null && echo WROTE || echo READ-ONLY", file, dir);
+	json_t *p = json_pack("{s:s, s:i, s:[s,s,s], s:[s,s]}", "task", "ro-1", "slot", 1, "argv",
+			      "sh", "-c", script, "ro_paths", dir, "/nonexistent-orch-ro");
+	ck_assert_int_eq(orch_rpc_call(H.rpc, "task.run", p, 10000, NULL, NULL), 0);
+	struct h_task *t = h_wait_exit(&H, "ro-1", 20000);
+	ck_assert_msg(t->status == ORCH_EXIT_EXITED && t->exit_code == 0, "%s / %s", t->reason,
+		      t->err ? t->err : "");
+	ck_assert_str_eq(t->out, "hello-ro\nREAD-ONLY\n");
+
+	p = json_pack("{s:s, s:i, s:[s], s:[s]}", "task", "ro-2", "slot", 1, "argv", "true",
+		      "ro_paths", H.root);
+	ck_assert_int_eq(orch_rpc_call(H.rpc, "task.run", p, 10000, NULL, NULL), 0);
+	t = h_wait_exit(&H, "ro-2", 20000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_FAILED);
+	ck_assert_msg(strstr(t->reason, "must not see"), "%s", t->reason);
+	t = h_run(&H, "ro-3", 1, (const char *[]){"true", NULL}, 0, NULL);
+	t = h_wait_exit(&H, "ro-3", 20000);
+	ck_assert_int_eq(t->exit_code, 0);
+	unlink(file);
+	rmdir(dir);
+}
+END_TEST
+
 /* line ends with dir + ["." digits] + leaf */
 static bool in_cgroup(const char *line, const char *dir, const char *leaf)
 {
@@ -434,6 +472,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_file_ownership);
 	tcase_add_test(tc, test_transcript);
 	tcase_add_test(tc, test_env_and_cwd);
+	tcase_add_test(tc, test_ro_paths);
 	tcase_add_test(tc, test_heartbeat);
 	tcase_add_test(tc, test_cgroup_membership);
 	tcase_add_test(tc, test_llm_endpoint);
