@@ -100,9 +100,17 @@ static int on_heartbeat(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	return r;
 }
 
-static void append(char **buf, size_t *len, const void *data, size_t n)
+static void append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
 {
-	*buf = realloc(*buf, *len + n + 1);
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		while (c < *len + n + 1)
+			c *= 2;
+		char *b = realloc(*buf, c);
+		ck_assert_ptr_nonnull(b);
+		*buf = b;
+		*cap = c;
+	}
 	memcpy(*buf + *len, data, n);
 	*len += n;
 	(*buf)[*len] = 0;
@@ -122,9 +130,9 @@ static int on_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 			t->bad_seq = true;
 		t->next_seq = o.seq + 1;
 		if (o.stream == ORCH_STREAM_STDOUT)
-			append(&t->out, &t->out_len, o.data, o.len);
+			append(&t->out, &t->out_len, &t->out_cap, o.data, o.len);
 		else
-			append(&t->err, &t->err_len, o.data, o.len);
+			append(&t->err, &t->err_len, &t->err_cap, o.data, o.len);
 	}
 	orch_task_output_done(&o);
 	return 0;

@@ -29,6 +29,8 @@ struct h_task {
 	char id[ORCH_MAX_ID_LEN + 1];
 	char *out, *err;
 	size_t out_len, err_len;
+	size_t out_cap, err_cap; /* allocated: grown by doubling (a 32 MiB flood arrives in
+				  * thousands of chunks; ASan's realloc always copies) */
 	int64_t next_seq;
 	bool bad_seq;
 	bool exited;

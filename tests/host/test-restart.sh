@@ -7,13 +7,20 @@
 start_orchd
 N=24
 for i in $(seq 1 $N); do
-	o dispatch -- sh -c "sleep 0.2; echo done-$i" >>"$T/ids"
+	o dispatch -- sh -c "sleep 0.5; echo done-$i" >>"$T/ids"
 done
-# let some finish, some run
-wait_for 20 "some finished" sh -c "[ \"\$('$ORCH' --socket '$SOCK' --json tasks --state succeeded | jq length)\" -ge 4 ]"
-o --json tasks --state succeeded >"$T/before"
 sup=$(o --json status | jq -r '.vms[0].pid')
+# let some finish while others run: the kill follows the one listing that shows both (a
+# running task has most of its 0.5 s left; checking the two states one after the other
+# could miss the running ones on a slow machine)
+some_done_some_running() {
+	o --json tasks --limit 1000 >"$T/now" &&
+		jq -e '([.[] | select(.state == "succeeded")] | length) >= 4 and
+		       ([.[] | select(.state == "running")] | length) >= 1' "$T/now" >/dev/null
+}
+wait_for 30 "some finished, some running" some_done_some_running
 kill -9 "$ORCHD_PID"
+jq '[.[] | select(.state == "succeeded")]' "$T/now" >"$T/before"
 wait "$ORCHD_PID" 2>/dev/null || true
 ORCHD_PID=
 # the supervisor follows its parent (PR_SET_PDEATHSIG) and its jails with it
