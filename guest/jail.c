@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "jail.h"
+#include "schema.h"
 
 struct strv {
 	char **v;
@@ -103,18 +104,6 @@ static int push_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool tmp)
 	return 0;
 }
 
-/* Whether a and b (absolute, no trailing '/') are the same path or one lies below the
- * other. */
-static bool overlaps(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (strcmp(a, "/") == 0 || strcmp(b, "/") == 0)
-		return true;
-	if (strncmp(a, b, la < lb ? la : lb) != 0)
-		return false;
-	return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
-}
-
 /* Checks and adds the task's read-only paths below /tmp (tmp) or all the others (!tmp). */
 static int push_task_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool tmp,
 			      struct orch_error *err)
@@ -130,7 +119,7 @@ static int push_task_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool
 		if (strcmp(p, "/tmp") == 0)
 			return orch_err(err, -EPERM, "read-only path /tmp: the jail's own /tmp");
 		for (size_t k = 0; jail_own[k]; k++)
-			if (overlaps(p, jail_own[k]))
+			if (orch_paths_overlap(p, jail_own[k]))
 				return orch_err(err, -EPERM,
 						"read-only path %s: overlaps the jail's own %s", p,
 						jail_own[k]);
@@ -140,14 +129,14 @@ static int push_task_ro_paths(struct strv *v, const struct sv_jail_spec *s, bool
 			return orch_errno(err, -errno, "read-only path %s", p);
 		}
 		for (size_t k = 0; host_own[k]; k++)
-			if (overlaps(real, host_own[k]))
+			if (orch_paths_overlap(real, host_own[k]))
 				return orch_err(err, -EPERM, "read-only path %s (%s): overlaps %s",
 						p, real, host_own[k]);
 		for (size_t k = 0; s->deny && s->deny[k]; k++) {
 			/* What does not exist cannot be exposed; compared resolved too. */
 			if (!realpath(s->deny[k], other))
 				continue;
-			if (overlaps(real, other))
+			if (orch_paths_overlap(real, other))
 				return orch_err(err, -EPERM,
 						"read-only path %s (%s): overlaps %s, which jails "
 						"must not see",

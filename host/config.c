@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "config.h"
+#include "schema.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define MAX_VMS 256
@@ -153,7 +154,8 @@ static bool env_key_valid(const char *k)
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command", "env", "limits", NULL};
+	static const char *const keys[] = {"description", "command",  "env",
+					   "limits",	  "ro_paths", NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -170,8 +172,17 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 		return r;
 	if ((r = cfg_string(o, p, "description", 256, false, &pr->description, err)) < 0 ||
 	    (r = cfg_strv(o, p, "command", 256, 65536, &pr->command, &pr->n_command, err)) < 0 ||
-	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0)
+	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0 ||
+	    (r = cfg_strv(o, p, "ro_paths", ORCH_MAX_RO_PATHS, ORCH_MAX_PATH_LEN, &pr->ro_paths,
+			  &pr->n_ro_paths, err)) < 0)
 		return r;
+	for (i = 0; i < pr->n_ro_paths; i++)
+		if (!orch_path_normalised(pr->ro_paths[i]))
+			return orch_err(err, -EINVAL,
+					"%s.ro_paths[%zu]: '%.128s' is not an absolute, normalised "
+					"path other than / (no '.', '..', '//' or trailing '/')",
+					p, i, pr->ro_paths[i]);
+	i = 0;
 	env = json_object_get(o, "env");
 	if (!env)
 		return 0;
@@ -452,6 +463,7 @@ void orchd_config_free(struct orchd_config *c)
 		free(c->profiles[i].description);
 		cfg_strv_free(c->profiles[i].command);
 		cfg_strv_free(c->profiles[i].env);
+		cfg_strv_free(c->profiles[i].ro_paths);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);

@@ -68,6 +68,8 @@ struct orchd_profile_config {
 	size_t n_command;
 	char **env; /* "K=V", NULL-terminated */
 	size_t n_env;
+	char **ro_paths; /* absolute, normalised; NULL-terminated (NULL: none) */
+	size_t n_ro_paths;
 	struct orchd_limits limits;
 };
 

@@ -208,15 +208,23 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		return r;
 	if (profile) {
 		r = orchd_profile_apply(d, profile, prompt, args, &cmd, err);
-		if (r < 0)
-			return orch_err(err, ORCH_RPC_INVALID_PARAMS, "profile %s: %s", profile,
-					err->msg);
+		if (r < 0) {
+			/* err->msg is both the message and an argument: prefix it in place. */
+			orch_err_prefix(err, "profile %s", profile);
+			return err->code = ORCH_RPC_INVALID_PARAMS;
+		}
 		if (!cmd.argv[0] || strv_len(cmd.argv) > ORCH_MAX_ARGV) {
 			task_cmd_done(&cmd);
 			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 					"profile %s: the command is empty or too long", profile);
 		}
 		spec.limits = cmd.limits;
+		for (size_t i = 0; cmd.ro_paths && cmd.ro_paths[i]; i++)
+			if ((r = orchd_ro_path_check(d->cfg, cmd.ro_paths[i], err)) < 0) {
+				task_cmd_done(&cmd);
+				orch_err_prefix(err, "profile %s", profile);
+				return err->code = ORCH_RPC_INVALID_PARAMS;
+			}
 	}
 	if (timeout)
 		spec.limits.timeout_ms = timeout;
@@ -231,6 +239,8 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		spec.cwd = cwd;
 		spec.vm = vm;
 		spec.profile = profile;
+		spec.ro_paths = (const char *const *)cmd.ro_paths;
+		spec.n_ro_paths = cmd.ro_paths ? strv_len(cmd.ro_paths) : 0;
 		r = store_task_insert(d->store, &spec, &id, err);
 	}
 	task_cmd_done(&cmd);

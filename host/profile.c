@@ -11,6 +11,7 @@
 #include "orch-config.h"
 #include "cleanup.h"
 #include "profile.h"
+#include "schema.h"
 
 #define MAX_PROFILE_BYTES (512 * 1024)
 #define MAX_STRING 4096
@@ -98,8 +99,11 @@ static int get_strv(json_t *v, const char *what, bool need_abs, char ***ret, siz
 		char w[64];
 		snprintf(w, sizeof(w), "%s[%zu]", what, i);
 		int r = get_string(json_array_get(v, i), MAX_STRING, w, &out[i], err);
-		if (r >= 0 && need_abs && out[i][0] != '/')
-			r = orch_err(err, -EINVAL, "%s: '%s' is not an absolute path", w, out[i]);
+		if (r >= 0 && need_abs && !orch_path_normalised(out[i]))
+			r = orch_err(err, -EINVAL,
+				     "%s: '%s' is not an absolute, normalised path other than / "
+				     "(no '.', '..', '//' or trailing '/')",
+				     w, out[i]);
 		if (r < 0) {
 			strv_free(out);
 			return r;
@@ -227,9 +231,12 @@ static int parse_into(json_t *root, struct orch_profile *p, struct orch_error *e
 			r = get_strv(v, "prompt", false, &p->prompt, &p->n_prompt, err);
 		else if (!strcmp(k, "env"))
 			r = get_env(v, p, err);
-		else if (!strcmp(k, "ro_paths"))
+		else if (!strcmp(k, "ro_paths")) {
 			r = get_strv(v, "ro_paths", true, &p->ro_paths, &p->n_ro_paths, err);
-		else if (!strcmp(k, "files"))
+			if (r >= 0 && p->n_ro_paths > ORCH_MAX_RO_PATHS)
+				r = orch_err(err, -EINVAL, "ro_paths: at most %d paths",
+					     ORCH_MAX_RO_PATHS);
+		} else if (!strcmp(k, "files"))
 			r = get_files(v, p, err);
 		else if (!strcmp(k, "limits"))
 			r = get_limits(v, &p->limits, err);
@@ -390,6 +397,7 @@ int orch_profiles_add_config(struct orch_profiles *ps, const struct orchd_config
 			.n_command = pc->n_command,
 			.n_env = pc->n_env,
 			.n_prompt = 1,
+			.n_ro_paths = pc->n_ro_paths,
 		};
 		char *const tmpl[] = {ORCH_PROFILE_PROMPT_TOKEN};
 		p.name = strdup(pc->name);
@@ -397,7 +405,8 @@ int orch_profiles_add_config(struct orch_profiles *ps, const struct orchd_config
 		p.command = strv_dup(pc->command, pc->n_command);
 		p.env = strv_dup(pc->env, pc->n_env);
 		p.prompt = strv_dup(tmpl, 1);
-		p.ro_paths = calloc(1, sizeof(char *));
+		p.ro_paths = pc->ro_paths ? strv_dup(pc->ro_paths, pc->n_ro_paths)
+					  : calloc(1, sizeof(char *));
 		int r = -ENOMEM;
 		if (p.name && p.description && p.command && p.env && p.prompt && p.ro_paths)
 			r = push(ps, &p);

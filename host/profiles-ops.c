@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Shipped profiles plus the config's (host/profile.h), loaded once at start. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "orchd.h"
 #include "profile.h"
 #include "profiles.h"
+#include "schema.h"
 
 int orchd_profiles_init(struct orchd *d, struct orch_error *err)
 {
@@ -58,11 +60,49 @@ int orchd_profile_apply(struct orchd *d, const char *name, const char *prompt,
 	r = orch_profile_command(p, prompt, args, &pc, err);
 	if (r < 0)
 		return r;
-	ret->argv = pc.argv; /* transferred */
-	ret->env = pc.env;   /* transferred */
-	pc.argv = pc.env = NULL;
+	ret->argv = pc.argv;	     /* transferred */
+	ret->env = pc.env;	     /* transferred */
+	ret->ro_paths = pc.ro_paths; /* transferred */
+	pc.argv = pc.env = pc.ro_paths = NULL;
 	ret->limits = p->limits;
 	orch_profile_cmd_done(&pc);
+	return 0;
+}
+
+/* Resolved when it exists (symlinks followed), else as written. */
+static const char *resolved(const char *p, char buf[PATH_MAX])
+{
+	return realpath(p, buf) ? buf : p;
+}
+
+static int ro_path_check_one(const char *path, const char *what, const char *which,
+			     struct orch_error *err)
+{
+	char rp[PATH_MAX], rw[PATH_MAX];
+	if (!which)
+		return 0;
+	if (orch_paths_overlap(resolved(path, rp), resolved(which, rw)) ||
+	    orch_paths_overlap(path, which))
+		return orch_err(err, -EPERM, "read-only path %s overlaps %s (%s)", path, what,
+				which);
+	return 0;
+}
+
+int orchd_ro_path_check(const struct orchd_config *c, const char *path, struct orch_error *err)
+{
+	int r;
+	if ((r = ro_path_check_one(path, "orchd's state directory", c->state_dir, err)) < 0 ||
+	    (r = ro_path_check_one(path, "orchd's socket", c->socket, err)) < 0 ||
+	    (r = ro_path_check_one(path, "the workspace root", c->workspace_root, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_vms; i++)
+		if ((r = ro_path_check_one(path, "a VM's workspaces", c->vms[i].workspace, err)) <
+		    0)
+			return r;
+	for (size_t i = 0; i < c->llm.n_upstreams; i++)
+		if ((r = ro_path_check_one(path, "an LLM key file", c->llm.upstreams[i].key_file,
+					   err)) < 0)
+			return r;
 	return 0;
 }
 
@@ -70,5 +110,6 @@ void task_cmd_done(struct task_cmd *c)
 {
 	cfg_strv_free(c->argv);
 	cfg_strv_free(c->env);
-	c->argv = c->env = NULL;
+	cfg_strv_free(c->ro_paths);
+	c->argv = c->env = c->ro_paths = NULL;
 }

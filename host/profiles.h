@@ -17,10 +17,14 @@ struct orchd;
 struct task_cmd {
 	char **argv;
 	char **env; /* "K=V" */
+	char **ro_paths;
 	struct orchd_limits limits;
 };
 
 int orchd_profiles_init(struct orchd *d, struct orch_error *err);
+/* A profile's read-only path must not expose orchd's own files: its state directory,
+ * socket, workspaces and LLM key files (the same, below or above them; -EPERM). */
+int orchd_ro_path_check(const struct orchd_config *c, const char *path, struct orch_error *err);
 void orchd_profiles_free(struct orchd *d);
 bool orchd_profile_known(const struct orchd *d, const char *name);
 /* The profile's command, then the prompt arguments (prompt may be NULL), then args

@@ -114,8 +114,8 @@ static const char **strv_from_json(const char *text, size_t *ret_n, json_t **kee
 /* Sends task.run for a freshly leased task. */
 static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch_error *err)
 {
-	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL;
-	_cleanup_free_ const char **argv = NULL, **env = NULL;
+	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL, *ro_j = NULL;
+	_cleanup_free_ const char **argv = NULL, **env = NULL, **ro = NULL;
 	struct slot *s = &vm->slots[slot];
 	struct orchd_limits lim = t->limits;
 	struct orch_task_run run = {0};
@@ -127,14 +127,16 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 	merge_limits(&lim, &vm->d->cfg->limits);
 	argv = strv_from_json(t->argv_json, &run.argc, &argv_j);
 	env = strv_from_json(t->env_json, &run.n_env, &env_j);
-	if (!argv || !env || run.argc == 0)
-		return orch_err(err, -EINVAL, "task %lld: bad argv/env in the store",
+	ro = strv_from_json(t->ro_paths_json, &run.n_ro_paths, &ro_j);
+	if (!argv || !env || !ro || run.argc == 0)
+		return orch_err(err, -EINVAL, "task %lld: bad argv/env/ro_paths in the store",
 				(long long)t->id);
 	run.task = s->wire_id;
 	run.slot = slot;
 	run.argv = argv;
 	run.env = env;
 	run.cwd = t->cwd;
+	run.ro_paths = ro;
 	run.timeout_ms = lim.timeout_ms;
 	run.limits = (struct orch_limits){
 		.memory_bytes = lim.memory_mib * 1024 * 1024,

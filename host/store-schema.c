@@ -60,6 +60,8 @@ const char *const store_migrations[] = {
 	"  length INTEGER NOT NULL,"
 	"  PRIMARY KEY (task, seq)"
 	") WITHOUT ROWID;",
+	/* 2: the extra read-only paths of the task's profile (task.run ro_paths). */
+	"ALTER TABLE tasks ADD COLUMN ro_paths TEXT NOT NULL DEFAULT '[]';",
 	/* Append new migrations here (e.g. the LLM ledger). */
 };
 

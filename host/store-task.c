@@ -97,17 +97,19 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 		      struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_free_ char *argv = NULL, *env = NULL, *lim = NULL;
+	_cleanup_free_ char *argv = NULL, *env = NULL, *lim = NULL, *ro = NULL;
 	int r;
 
 	argv = strv_json(spec->argv, spec->argc);
 	env = strv_json(spec->env, spec->n_env);
 	lim = limits_json(&spec->limits);
-	if (!argv || !env || !lim)
+	ro = strv_json(spec->ro_paths, spec->n_ro_paths);
+	if (!argv || !env || !lim || !ro)
 		return orch_err(err, -ENOMEM, "out of memory");
 	r = prep(s,
 		 "INSERT INTO tasks (state, priority, argv, env, cwd, want_vm, want_slot, profile,"
-		 " limits, retries_left, created_at) VALUES ('queued',?,?,?,?,?,?,?,?,?,?)",
+		 " limits, retries_left, created_at, ro_paths)"
+		 " VALUES ('queued',?,?,?,?,?,?,?,?,?,?,?)",
 		 &st, err);
 	if (r < 0)
 		return r;
@@ -122,6 +124,7 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 	sqlite3_bind_text(st, 8, lim, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, spec->retries);
 	sqlite3_bind_int64(st, 10, store_now_ms());
+	sqlite3_bind_text(st, 11, ro, -1, SQLITE_STATIC);
 	if ((r = step_done(s, st, err)) < 0)
 		return r;
 	*ret_id = sqlite3_last_insert_rowid(store_db(s));
@@ -138,6 +141,7 @@ void task_row_free(struct task_row *t)
 	free(t->want_vm);
 	free(t->vm);
 	free(t->profile);
+	free(t->ro_paths_json);
 	free(t->reason);
 	free(t);
 }
@@ -146,7 +150,7 @@ void task_row_free(struct task_row *t)
 	"id, state, priority, argv, env, cwd, want_vm, want_slot, vm, slot, profile, limits," \
 	" retries_left, attempts, lost_count, cancel_requested, created_at, leased_at,"       \
 	" started_at, finished_at, exit_code, signal, duration_ms, utime_ms, stime_ms,"       \
-	" maxrss_kb, reason, spend_usd, spend_tokens, output_seq, output_bytes"
+	" maxrss_kb, reason, spend_usd, spend_tokens, output_seq, output_bytes, ro_paths"
 
 static char *col_str(sqlite3_stmt *st, int i)
 {
@@ -198,7 +202,8 @@ static struct task_row *row_from_stmt(sqlite3_stmt *st)
 	t->spend_tokens = col_int(st, 28, 0);
 	t->output_seq = col_int(st, 29, 0);
 	t->output_bytes = col_int(st, 30, 0);
-	if (!t->argv_json || !t->env_json) {
+	t->ro_paths_json = col_str(st, 31);
+	if (!t->argv_json || !t->env_json || !t->ro_paths_json) {
 		task_row_free(t);
 		return NULL;
 	}
@@ -255,6 +260,10 @@ json_t *task_row_to_json(const struct task_row *t)
 	json_object_set_new(o, "vm", json_str_or_null(t->vm));
 	json_object_set_new(o, "slot", t->slot >= 0 ? json_integer(t->slot) : json_null());
 	json_object_set_new(o, "profile", json_str_or_null(t->profile));
+	json_t *ro = json_loads(t->ro_paths_json, 0, NULL);
+	json_object_set_new(o, "ro_paths", json_is_array(ro) ? ro : json_array());
+	if (ro && !json_is_array(ro))
+		json_decref(ro);
 	json_object_set_new(o, "timeout_ms", json_integer(t->limits.timeout_ms));
 	json_object_set_new(o, "retries_left", json_integer(t->retries_left));
 	json_object_set_new(o, "attempts", json_integer(t->attempts));

@@ -47,6 +47,8 @@ struct task_spec {
 	int64_t retries;     /* re-queues after "lost" */
 	const char *profile; /* NULL: none */
 	struct orchd_limits limits;
+	const char *const *ro_paths; /* the profile's extra read-only paths */
+	size_t n_ro_paths;
 };
 
 /* A task as stored. Owned strings; free with task_row_free. */
@@ -63,6 +65,7 @@ struct task_row {
 	int64_t slot;
 	char *profile;
 	struct orchd_limits limits;
+	char *ro_paths_json; /* JSON array of absolute paths */
 	int64_t retries_left, attempts, lost_count;
 	bool cancel_requested;
 	int64_t created_at, leased_at, started_at, finished_at; /* ms since the epoch; 0 unset */

@@ -231,6 +231,16 @@ bool orch_path_normalised(const char *p)
 	return true;
 }
 
+bool orch_paths_overlap(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (strcmp(a, "/") == 0 || strcmp(b, "/") == 0)
+		return true;
+	if (strncmp(a, b, la < lb ? la : lb) != 0)
+		return false;
+	return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
+}
+
 static int parse_ro_paths(json_t *a, struct orch_task_run *t, struct orch_error *err)
 {
 	json_t *v;

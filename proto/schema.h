@@ -102,6 +102,9 @@ struct orch_task_run {
 };
 /* Whether path is absolute and normalised as ro_paths requires. */
 bool orch_path_normalised(const char *path);
+/* Whether a and b (absolute, no trailing '/' but "/" itself) are the same path or one lies
+ * below the other. */
+bool orch_paths_overlap(const char *a, const char *b);
 int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_error *err);
 void orch_task_run_done(struct orch_task_run *r);
 json_t *orch_task_run_build(const struct orch_task_run *r);

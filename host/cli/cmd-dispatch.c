@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		   "  --cwd DIR          working directory in the jail (default /workspace)\n"
 		   "  --retries N        re-queues after the task is lost (default: orchd's)\n"
 		   "  --profile NAME     agent profile from orchd's config\n"
+		   "  --prompt TEXT      the task for the profile's agent (with --profile)\n"
 		   "  --wait             wait for the task; exit with its exit code\n"
 		   "  --follow           stream its output live, then exit with its exit code\n"
 		   "  --json             print JSON\n"

@@ -106,6 +106,40 @@ static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
 	return 0;
 }
 
+/* A profile with read-only paths is dispatched as orchd's profile of that name
+ * (`orch dispatch --profile NAME --prompt TEXT`): a client may not choose host paths for a
+ * jail, only orchd's configuration can. */
+static int dispatch_by_name(struct cli *c, const struct orch_profile *p, const char *prompt,
+			    char **pass, int n_pass)
+{
+	const char **args = calloc((size_t)n_pass + 16, sizeof(char *));
+	char self[4096];
+	if (!args || cli_self_path(self, sizeof(self)) < 0) {
+		free(args);
+		fprintf(stderr, "orch profiles: cannot run orch dispatch\n");
+		return CLI_EXIT_ERROR;
+	}
+	size_t k = 0;
+	args[k++] = self;
+	args[k++] = "--socket";
+	args[k++] = c->socket;
+	if (c->json)
+		args[k++] = "--json";
+	args[k++] = "dispatch";
+	for (int i = 0; i < n_pass; i++)
+		args[k++] = pass[i];
+	args[k++] = "--profile";
+	args[k++] = p->name;
+	args[k++] = "--prompt";
+	args[k++] = prompt;
+	args[k] = NULL;
+	fflush(stdout);
+	execv(self, (char *const *)args);
+	fprintf(stderr, "orch profiles: cannot run %s: %s\n", self, strerror(errno));
+	free(args);
+	return CLI_EXIT_ERROR;
+}
+
 /* Runs `orch dispatch` with the profile's task: pass (NULL-terminated) goes first, then
  * the profile's timeout unless pass has one, its environment and -- argv. */
 static int dispatch(struct cli *c, const struct orch_profile *p, const char *prompt, char **pass,
@@ -113,6 +147,8 @@ static int dispatch(struct cli *c, const struct orch_profile *p, const char *pro
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd cmd = {0};
+	if (p->n_ro_paths > 0)
+		return dispatch_by_name(c, p, prompt, pass, n_pass);
 	if (orch_profile_command(p, prompt, NULL, &cmd, &err) < 0) {
 		fprintf(stderr, "orch profiles: %s\n", err.msg);
 		return CLI_EXIT_USAGE;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 
 static char dir[] = "/tmp/orch-check-store-XXXXXX";
@@ -294,6 +296,49 @@ START_TEST(test_reopen)
 }
 END_TEST
 
+/* A store made by an orchd of schema version 1 (before ro_paths): its tasks survive the
+ * migration with no read-only paths; new ones keep theirs. */
+START_TEST(test_migrate_from_v1)
+{
+	char path[256];
+	sqlite3 *db = NULL;
+	struct task_row *t = NULL;
+
+	store_close(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/v1.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, store_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+				      "INSERT INTO schema_version VALUES (1);"
+				      "INSERT INTO tasks (state, argv, created_at) "
+				      "VALUES ('queued', '[\"old\"]', 1);",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open(path, &s, NULL), 0);
+	ck_assert_int_eq(store_schema_version(s), (int)store_n_migrations);
+	ck_assert_int_eq(store_task_get(s, 1, &t, NULL), 0);
+	ck_assert_str_eq(t->argv_json, "[\"old\"]");
+	ck_assert_str_eq(t->ro_paths_json, "[]");
+	json_t *j = task_row_to_json(t);
+	ck_assert(json_is_array(json_object_get(j, "ro_paths")));
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "ro_paths")), 0);
+	json_decref(j);
+	task_row_free(t);
+
+	const char *argv[] = {"claude"}, *ro[] = {"/opt/claude-code", "/srv/tools"};
+	struct task_spec spec = {
+		.argv = argv, .argc = 1, .slot = -1, .ro_paths = ro, .n_ro_paths = 2};
+	int64_t id = 0;
+	ck_assert_int_eq(store_task_insert(s, &spec, &id, NULL), 0);
+	ck_assert_int_eq(store_task_get(s, id, &t, NULL), 0);
+	ck_assert_str_eq(t->ro_paths_json, "[\"/opt/claude-code\",\"/srv/tools\"]");
+	task_row_free(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *su = suite_create("host_store");
@@ -312,6 +357,7 @@ int main(void)
 	tcase_add_test(tc, test_profiles_filter);
 	tcase_add_test(tc, test_prune_and_vms);
 	tcase_add_test(tc, test_reopen);
+	tcase_add_test(tc, test_migrate_from_v1);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);

@@ -280,6 +280,11 @@ START_TEST(test_invalid)
 		"{\"command\":[\"a\"],\"files\":{\"a/./b\":\"v\"}}",
 		"{\"command\":[\"a\"],\"files\":{\"a b\":\"v\"}}",
 		"{\"command\":[\"a\"],\"ro_paths\":[\"relative\"]}",
+		"{\"command\":[\"a\"],\"ro_paths\":[\"/opt/../etc\"]}",
+		"{\"command\":[\"a\"],\"ro_paths\":[\"/\"]}",
+		"{\"command\":[\"a\"],\"ro_paths\":[\"/opt/\"]}",
+		"{\"command\":[\"a\"],\"ro_paths\":[\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\","
+		"\"/g\",\"/h\",\"/i\",\"/j\",\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\",\"/q\"]}",
 		"{\"command\":[\"a\"],\"limits\":{\"pids\":-1}}",
 		"{\"command\":[\"a\"],\"limits\":{\"bogus\":1}}",
 		"{\"command\":[\"a\"],\"command\":[\"b\"]}",
