@@ -432,7 +432,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 			return MHD_NO;
 		c->ep = ep;
 		c->mc = mc;
-		c->openai = url && strncmp(url, "/v1/chat/", 9) == 0;
+		c->openai = url && (strncmp(url, "/v1/chat/", 9) == 0 ||
+				    strncmp(url, "/v1/responses", 13) == 0);
 		*con_cls = c;
 		if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 			c->reject = 405;

@@ -15,6 +15,7 @@ int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 		{"POST", "/v1/messages/count_tokens", LLM_ROUTE_COUNT_TOKENS},
 		{"GET", "/v1/models", LLM_ROUTE_MODELS},
 		{"POST", "/v1/chat/completions", LLM_ROUTE_CHAT},
+		{"POST", "/v1/responses", LLM_ROUTE_RESPONSES},
 	};
 
 	if (!method || !path)
@@ -29,7 +30,7 @@ int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 
 enum llm_api llm_route_api(enum llm_route r)
 {
-	return r == LLM_ROUTE_CHAT ? LLM_API_OPENAI : LLM_API_ANTHROPIC;
+	return r == LLM_ROUTE_CHAT || r == LLM_ROUTE_RESPONSES ? LLM_API_OPENAI : LLM_API_ANTHROPIC;
 }
 
 const char *llm_api_name(enum llm_api api)
@@ -259,6 +260,87 @@ static int apply_openai(const struct llm_policy *p, json_t *body, struct llm_req
 	return 0;
 }
 
+/* Responses API tools the client runs itself; every other type is a hosted tool the
+ * upstream would run on the agent's behalf (web and file search, code interpreter, image
+ * generation, remote MCP servers...) and is removed, whatever strip_tools says. */
+static bool responses_tool_kept(const struct llm_policy *p, const char *type)
+{
+	static const char *const client_side[] = {"function", "custom", "local_shell"};
+	if (!type || llm_policy_strips(p, type))
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(client_side); i++)
+		if (strcmp(type, client_side[i]) == 0)
+			return true;
+	return false;
+}
+
+/* POST /v1/responses: the model, max_output_tokens capped (set to the cap when absent,
+ * so that the worst case is bounded), no background runs (they outlive the connection
+ * and its accounting), hosted tools removed. */
+static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_request_info *info,
+			   struct orch_error *err)
+{
+	json_t *input = json_object_get(body, "input"), *tools = json_object_get(body, "tools");
+	json_t *choice = json_object_get(body, "tool_choice"),
+	       *bg = json_object_get(body, "background");
+	int64_t mt = 0;
+	bool choice_gone = false;
+	int r, removed = 0;
+
+	r = check_common(body, false, info, err);
+	if (r < 0)
+		return r;
+	if (input && !json_is_string(input) && !json_is_array(input))
+		return orch_err(err, -EINVAL, "input: expected a string or an array");
+	if (bg && !json_is_boolean(bg) && !json_is_null(bg))
+		return orch_err(err, -EINVAL, "background: expected a boolean");
+	if (json_is_true(bg))
+		return orch_err(err, -EINVAL,
+				"background: orch does not allow background responses (their "
+				"cost could not be accounted to the request)");
+	/* The Chat Completions bounds mean nothing here: refused rather than passed on
+	 * unchecked. */
+	if (json_object_get(body, "max_tokens") || json_object_get(body, "max_completion_tokens"))
+		return orch_err(err, -EINVAL,
+				"max_tokens, max_completion_tokens: not Responses API members; use "
+				"max_output_tokens");
+	if (get_int(body, "max_output_tokens", &mt, err) < 0)
+		return err ? err->code : -EINVAL;
+	if (mt == 0 || mt > p->max_tokens_cap) {
+		mt = p->max_tokens_cap;
+		json_object_set_new(body, "max_output_tokens", json_integer(mt));
+	}
+	info->max_tokens = mt;
+	if (tools && !json_is_array(tools))
+		return orch_err(err, -EINVAL, "tools: expected an array");
+	for (size_t i = 0; i < json_array_size(tools);) {
+		json_t *t = json_array_get(tools, i);
+		if (!json_is_object(t) || !json_is_string(json_object_get(t, "type")))
+			return orch_err(err, -EINVAL, "tools[%zu]: expected an object with a type",
+					i);
+		if (responses_tool_kept(p, json_string_value(json_object_get(t, "type")))) {
+			i++;
+			continue;
+		}
+		json_array_remove(tools, i);
+		removed++;
+	}
+	/* tool_choice naming a hosted tool ({"type": "web_search_preview"}) goes with it. */
+	if (json_is_object(choice)) {
+		const char *ct = json_string_value(json_object_get(choice, "type"));
+		if (ct && strcmp(ct, "allowed_tools") != 0 && !responses_tool_kept(p, ct))
+			choice_gone = true;
+	}
+	if (removed && json_array_size(tools) == 0) {
+		json_object_del(body, "tools");
+		choice_gone = choice != NULL;
+	}
+	if (choice_gone)
+		json_object_del(body, "tool_choice");
+	info->stripped += (unsigned)removed;
+	return 0;
+}
+
 int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body, size_t len,
 		     char **ret_body, size_t *ret_len, struct llm_request_info *ret,
 		     struct orch_error *err)
@@ -285,8 +367,9 @@ int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const voi
 				jerr.text, jerr.line);
 	if (!json_is_object(j))
 		return orch_err(err, -EINVAL, "request body must be a JSON object");
-	r = info.api == LLM_API_OPENAI ? apply_openai(p, j, &info, err)
-				       : apply_anthropic(p, j, &info, err);
+	r = route == LLM_ROUTE_RESPONSES ? apply_responses(p, j, &info, err)
+	    : info.api == LLM_API_OPENAI ? apply_openai(p, j, &info, err)
+					 : apply_anthropic(p, j, &info, err);
 	if (r < 0)
 		return r;
 	out = json_dumps(j, JSON_COMPACT);

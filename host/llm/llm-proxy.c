@@ -398,8 +398,10 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	int r;
 
 	qlen = call->path ? strcspn(call->path, "?") : 0;
-	ex->info.api = call->path && strncmp(call->path, "/v1/chat/", 9) == 0 ? LLM_API_OPENAI
-									      : LLM_API_ANTHROPIC;
+	ex->info.api = call->path && (strncmp(call->path, "/v1/chat/", 9) == 0 ||
+				      strncmp(call->path, "/v1/responses", 13) == 0)
+			       ? LLM_API_OPENAI
+			       : LLM_API_ANTHROPIC;
 	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task))) {
 		answer_error(ex, 404, "not_found", -ENOENT, "no such endpoint", NULL);
 		return 1;

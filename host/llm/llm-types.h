@@ -15,11 +15,12 @@ enum llm_route {
 	LLM_ROUTE_COUNT_TOKENS, /* POST /v1/messages/count_tokens */
 	LLM_ROUTE_MODELS,	/* GET /v1/models */
 	LLM_ROUTE_CHAT,		/* POST /v1/chat/completions */
+	LLM_ROUTE_RESPONSES,	/* POST /v1/responses (OpenAI Responses API) */
 };
 
 /* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,
  * cache_creation_input_tokens, cache_read_input_tokens; OpenAI: prompt_tokens (input),
- * completion_tokens (output). */
+ * completion_tokens (output); its Responses API: input_tokens, output_tokens. */
 struct llm_usage {
 	int64_t input;
 	int64_t output;

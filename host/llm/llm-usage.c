@@ -97,9 +97,10 @@ static bool openai_usage(json_t *usage, struct llm_usage *u)
 
 	if (!json_is_object(usage))
 		return false;
-	if (get_count(usage, "prompt_tokens", &v))
+	/* Chat Completions names them prompt/completion, the Responses API input/output. */
+	if (get_count(usage, "prompt_tokens", &v) || get_count(usage, "input_tokens", &v))
 		max_into(&u->input, v), any = true;
-	if (get_count(usage, "completion_tokens", &v))
+	if (get_count(usage, "completion_tokens", &v) || get_count(usage, "output_tokens", &v))
 		max_into(&u->output, v), any = true;
 	if (any)
 		u->seen = true;
@@ -122,7 +123,23 @@ static void dispatch(struct llm_sse *s)
 	if (!json_is_object(j))
 		goto out;
 	if (s->api == LLM_API_OPENAI) {
-		if (json_object_get(j, "error"))
+		type = json_string_value(json_object_get(j, "type"));
+		if (type && strncmp(type, "response.", 9) == 0) {
+			/* Responses API: the final event carries the response with its usage
+			 * (also when it ended incomplete or failed); there is no [DONE]. */
+			if (strcmp(type, "response.completed") == 0 ||
+			    strcmp(type, "response.incomplete") == 0 ||
+			    strcmp(type, "response.failed") == 0) {
+				openai_usage(
+					json_object_get(json_object_get(j, "response"), "usage"),
+					&s->usage);
+				s->complete = true;
+				if (strcmp(type, "response.failed") == 0)
+					s->error = true;
+			}
+			goto out;
+		}
+		if (json_object_get(j, "error") || (type && strcmp(type, "error") == 0))
 			s->error = true;
 		openai_usage(json_object_get(j, "usage"), &s->usage);
 		goto out;

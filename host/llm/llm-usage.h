@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Reading token usage out of upstream answers, streamed (Server-Sent Events) or not.
  * Anthropic streams report input (and cache) tokens in message_start and cumulative
- * output tokens in message_delta; OpenAI streams report usage in a final chunk when the
- * request asked for stream_options.include_usage. The SSE parser is incremental (feed any
+ * output tokens in message_delta; OpenAI Chat Completions streams report usage in a
+ * final chunk when the request asked for stream_options.include_usage, Responses API
+ * streams in their final response.completed (.incomplete, .failed) event. The SSE parser is incremental (feed any
  * split of the bytes), bounded (an over-long line is skipped, never buffered without
  * limit) and tolerant: upstream bytes that are not valid events are ignored. */
 #pragma once

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: an agent's request body through the request policy of host/llm/ for every
- * route (Anthropic messages and count_tokens, OpenAI chat completions), with a fixed
+ * route (Anthropic messages and count_tokens, OpenAI chat completions and responses), with a fixed
  * configuration: two upstreams, a model allowlist, max_tokens_cap 1000, a 3000-byte size
  * cap and strip_tools = the defaults plus "mcp" and "bash". Then, as the proxy does, the
  * model is looked up in the allowlist. Invariants (violations trap):
@@ -10,6 +10,8 @@
  *     max_completion_tokens) never exceed the cap (messages and chat: the bound reported
  *     in the info is 1..cap);
  *   - OpenAI streams ask for usage; the input estimate is the forwarded length;
+ *   - responses: only client-side tools (function, custom, local_shell) not stripped are
+ *     left, max_output_tokens is set and within the cap, never a background run;
  *   - a model the allowlist accepts is one of the configured names, for its API. */
 #include <errno.h>
 #include <stdint.h>
@@ -43,6 +45,16 @@ static bool is_stripped(const char *type)
 		if (strncmp(type, stripped[i], n) == 0 && (type[n] == '\0' || type[n] == '_'))
 			return true;
 	}
+	return false;
+}
+
+/* What the Responses API route keeps: client-side tool types that are not stripped. */
+static bool responses_kept(const char *type)
+{
+	static const char *const client_side[] = {"function", "custom", "local_shell"};
+	for (size_t i = 0; type && !is_stripped(type) && i < ELEMENTSOF(client_side); i++)
+		if (strcmp(type, client_side[i]) == 0)
+			return true;
 	return false;
 }
 
@@ -88,7 +100,9 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 	/* What the agent sent: how many tools, how many of them to strip. */
 	in_tools = json_array_size(json_object_get(orig, "tools"));
 	json_array_foreach(json_object_get(orig, "tools"), i, t) n_stripped +=
-		is_stripped(json_string_value(json_object_get(t, "type")));
+		route == LLM_ROUTE_RESPONSES
+			? !responses_kept(json_string_value(json_object_get(t, "type")))
+			: is_stripped(json_string_value(json_object_get(t, "type")));
 	all_stripped = in_tools > 0 && n_stripped == in_tools;
 
 	if (!json_is_object(j) || info->input_estimate != (int64_t)out_len)
@@ -97,9 +111,12 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 	    strcmp(info->model, json_string_value(json_object_get(j, "model"))) != 0)
 		__builtin_trap();
 	tools = json_object_get(j, "tools");
-	json_array_foreach(tools, i,
-			   t) if (is_stripped(json_string_value(json_object_get(t, "type"))))
-		__builtin_trap();
+	json_array_foreach(tools, i, t)
+	{
+		const char *type = json_string_value(json_object_get(t, "type"));
+		if (route == LLM_ROUTE_RESPONSES ? !responses_kept(type) : is_stripped(type))
+			__builtin_trap();
+	}
 	if (all_stripped && (tools || json_object_get(j, "tool_choice")))
 		__builtin_trap(); /* emptied tools are removed with their tool_choice */
 	if (info->stripped < n_stripped)
@@ -108,12 +125,19 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 		__builtin_trap(); /* only stripped tools are removed */
 	/* Each API's own server-side extras (the other API's keys mean nothing upstream). */
 	if (info->api == LLM_API_ANTHROPIC ? json_object_get(j, "mcp_servers") != NULL
-					   : json_object_get(j, "web_search_options") != NULL)
+	    : route == LLM_ROUTE_CHAT	   ? json_object_get(j, "web_search_options") != NULL
+					   : json_is_true(json_object_get(j, "background")))
 		__builtin_trap();
 	if (route != LLM_ROUTE_COUNT_TOKENS) {
 		check_bound(j, "max_tokens");
 		if (info->api == LLM_API_OPENAI) /* Anthropic has no such field */
 			check_bound(j, "max_completion_tokens");
+		if (route == LLM_ROUTE_RESPONSES) {
+			check_bound(j, "max_output_tokens");
+			if (json_integer_value(json_object_get(j, "max_output_tokens")) !=
+			    info->max_tokens)
+				__builtin_trap();
+		}
 		if (info->max_tokens < 1 || info->max_tokens > CAP)
 			__builtin_trap();
 	}
@@ -168,7 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum llm_route routes[] = {LLM_ROUTE_MESSAGES, LLM_ROUTE_COUNT_TOKENS,
-						LLM_ROUTE_CHAT, LLM_ROUTE_MODELS};
+						LLM_ROUTE_CHAT, LLM_ROUTE_RESPONSES,
+						LLM_ROUTE_MODELS};
 	struct llm_config c;
 
 	setup(&c);

@@ -57,9 +57,92 @@ START_TEST(test_routes)
 	ck_assert_int_eq(llm_route_parse("GET", "/v1/models", &r), 0);
 	ck_assert_int_eq(llm_route_parse("POST", "/v1/chat/completions", &r), 0);
 	ck_assert_int_eq(llm_route_api(r), LLM_API_OPENAI);
+	ck_assert_int_eq(llm_route_parse("POST", "/v1/responses", &r), 0);
+	ck_assert_int_eq(r, LLM_ROUTE_RESPONSES);
+	ck_assert_int_eq(llm_route_api(r), LLM_API_OPENAI);
+	ck_assert_int_eq(llm_route_parse("GET", "/v1/responses", &r), -ENOENT);
 	ck_assert_int_eq(llm_route_parse("GET", "/v1/messages", &r), -ENOENT);
 	ck_assert_int_eq(llm_route_parse("POST", "/v1/messages/../models", &r), -ENOENT);
 	ck_assert_int_eq(llm_route_parse("POST", "/v1/files", &r), -ENOENT);
+}
+END_TEST
+
+/* The Responses API: max_output_tokens capped or set, hosted tools removed whatever
+ * strip_tools says (client-side function/custom/local_shell kept), a tool_choice naming
+ * a removed tool dropped, background runs and malformed members refused. */
+START_TEST(test_responses)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j = apply(LLM_ROUTE_RESPONSES,
+			  "{\"model\":\"gpt-4.1\",\"input\":[{\"role\":\"user\",\"content\":"
+			  "\"hi\"}],\"max_output_tokens\":900000,\"stream\":true,\"tools\":["
+			  "{\"type\":\"web_search_preview\"},{\"type\":\"file_search\","
+			  "\"vector_store_ids\":[\"v\"]},{\"type\":\"code_interpreter\","
+			  "\"container\":{\"type\":\"auto\"}},{\"type\":\"image_generation\"},"
+			  "{\"type\":\"mcp\",\"server_label\":\"s\",\"server_url\":\"https://x\"},"
+			  "{\"type\":\"computer_use_preview\"},{\"type\":\"function\",\"name\":"
+			  "\"f\",\"parameters\":{}},{\"type\":\"custom\",\"name\":\"apply_patch\"},"
+			  "{\"type\":\"local_shell\"}],\"tool_choice\":{\"type\":"
+			  "\"file_search\"}}",
+			  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.api, LLM_API_OPENAI);
+	ck_assert_str_eq(info.model, "gpt-4.1");
+	ck_assert(info.stream);
+	ck_assert_int_eq(info.max_tokens, 32000);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_output_tokens")), 32000);
+	json_t *tools = json_object_get(j, "tools");
+	ck_assert_uint_eq(json_array_size(tools), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tools, 0), "type")),
+			 "function");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tools, 2), "type")),
+			 "local_shell");
+	ck_assert_uint_eq(info.stripped, 6);
+	ck_assert_ptr_null(json_object_get(j, "tool_choice"));
+	json_decref(j);
+
+	/* no max_output_tokens: the cap is set; a function tool_choice stays */
+	j = apply(LLM_ROUTE_RESPONSES,
+		  "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[{\"type\":\"function\","
+		  "\"name\":\"f\"}],\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"}}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_output_tokens")), 32000);
+	ck_assert_ptr_nonnull(json_object_get(j, "tool_choice"));
+	ck_assert(!info.stream);
+	json_decref(j);
+
+	/* only hosted tools: tools and tool_choice ("required") both go */
+	j = apply(LLM_ROUTE_RESPONSES,
+		  "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"max_output_tokens\":50,"
+		  "\"tools\":[{\"type\":\"web_search\"}],\"tool_choice\":\"required\"}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(info.max_tokens, 50);
+	ck_assert_ptr_null(json_object_get(j, "tools"));
+	ck_assert_ptr_null(json_object_get(j, "tool_choice"));
+	json_decref(j);
+
+	static const char *const bad[] = {
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"background\":true}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"background\":\"yes\"}",
+		"{\"model\":\"gpt-4.1\",\"input\":7}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"max_output_tokens\":0}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"max_output_tokens\":\"9\"}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":{}}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[{\"name\":\"x\"}]}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[7]}",
+		"{\"model\":\"bad model\",\"input\":\"hi\"}",
+		"{\"input\":\"hi\"}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"stream\":1}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"max_tokens\":10}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"max_completion_tokens\":10}",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		j = apply(LLM_ROUTE_RESPONSES, bad[i], &info, &r);
+		ck_assert_msg(r == -EINVAL && !j, "accepted: %s", bad[i]);
+	}
 }
 END_TEST
 
@@ -350,6 +433,7 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_routes);
+	tcase_add_test(tc, test_responses);
 	tcase_add_test(tc, test_anthropic_strip_and_cap);
 	tcase_add_test(tc, test_anthropic_only_server_tools);
 	tcase_add_test(tc, test_strip_prefix);

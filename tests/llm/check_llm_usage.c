@@ -60,6 +60,24 @@ static const char openai_stream[] =
 	"{\"cached_tokens\":0}}}\r\n\r\n"
 	"data: [DONE]\r\n\r\n";
 
+/* The Responses API: typed events, the usage in the final response.completed; a text
+ * delta that looks like usage is not usage, and there is no [DONE]. */
+static const char responses_stream[] =
+	"event: response.created\n"
+	"data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":"
+	"\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[],"
+	"\"usage\":null}}\n\n"
+	"event: response.output_text.delta\n"
+	"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":"
+	"\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\",\"usage\":"
+	"{\"output_tokens\":99999}}\n\n"
+	"event: response.completed\n"
+	"data: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":"
+	"\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[],"
+	"\"usage\":{\"input_tokens\":31,\"input_tokens_details\":{\"cached_tokens\":0},"
+	"\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":2},"
+	"\"total_tokens\":38}}}\n\n";
+
 static struct llm_sse *feed_split(enum llm_api api, const char *s, size_t len, size_t a, size_t b)
 {
 	struct llm_sse *sse;
@@ -109,6 +127,48 @@ START_TEST(test_openai_every_split)
 			ck_assert(llm_sse_complete(s));
 			llm_sse_free(s);
 		}
+}
+END_TEST
+
+START_TEST(test_responses_every_split)
+{
+	size_t len = strlen(responses_stream);
+
+	for (size_t a = 0; a <= len; a += 13)
+		for (size_t b = a; b <= len; b += 23) {
+			struct llm_sse *s = feed_split(LLM_API_OPENAI, responses_stream, len, a, b);
+			struct llm_usage u;
+			llm_sse_usage(s, &u);
+			ck_assert(u.seen);
+			ck_assert_int_eq(u.input, 31);
+			ck_assert_int_eq(u.output, 7);
+			ck_assert(llm_sse_complete(s));
+			ck_assert(!llm_sse_saw_error(s));
+			ck_assert_int_eq(llm_sse_events(s), 3);
+			llm_sse_free(s);
+		}
+
+	/* Cut before the final event: no usage, not complete. A failed response: its usage,
+	 * complete, an error. */
+	struct llm_sse *s;
+	struct llm_usage u;
+	const char *end = strstr(responses_stream, "event: response.completed");
+	ck_assert_int_eq(llm_sse_new(LLM_API_OPENAI, 0, &s), 0);
+	llm_sse_feed(s, responses_stream, (size_t)(end - responses_stream));
+	llm_sse_usage(s, &u);
+	ck_assert(!u.seen);
+	ck_assert(!llm_sse_complete(s));
+	llm_sse_free(s);
+	static const char failed[] =
+		"data: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\","
+		"\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+	ck_assert_int_eq(llm_sse_new(LLM_API_OPENAI, 0, &s), 0);
+	llm_sse_feed(s, failed, strlen(failed));
+	llm_sse_usage(s, &u);
+	ck_assert_int_eq(u.input, 5);
+	ck_assert(llm_sse_complete(s));
+	ck_assert(llm_sse_saw_error(s));
+	llm_sse_free(s);
 }
 END_TEST
 
@@ -203,6 +263,12 @@ START_TEST(test_json_answers)
 	ck_assert_int_eq(llm_usage_parse_json(LLM_API_OPENAI, o, strlen(o), &u), 0);
 	ck_assert_int_eq(u.input, 9);
 	ck_assert_int_eq(u.output, 12);
+	static const char r[] = "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":[],"
+				"\"usage\":{\"input_tokens\":40,\"output_tokens\":3,"
+				"\"total_tokens\":43}}";
+	ck_assert_int_eq(llm_usage_parse_json(LLM_API_OPENAI, r, strlen(r), &u), 0);
+	ck_assert_int_eq(u.input, 40);
+	ck_assert_int_eq(u.output, 3);
 	ck_assert_int_eq(llm_usage_parse_json(LLM_API_OPENAI, "{}", 2, &u), -ENOENT);
 	ck_assert_int_eq(llm_usage_parse_json(LLM_API_OPENAI, "{", 1, &u), -EINVAL);
 	ck_assert_int_eq(llm_usage_parse_json(LLM_API_ANTHROPIC, "{\"usage\":{\"x\":1}}", 17, &u),
@@ -267,6 +333,7 @@ int main(void)
 
 	tcase_add_test(tc, test_anthropic_every_split);
 	tcase_add_test(tc, test_openai_every_split);
+	tcase_add_test(tc, test_responses_every_split);
 	tcase_add_test(tc, test_cut_stream);
 	tcase_add_test(tc, test_hostile);
 	tcase_add_test(tc, test_multiline_data);

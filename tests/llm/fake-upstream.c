@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A loopback fake of the Anthropic Messages API and the OpenAI Chat Completions API, for
- * tests and benchmarks. Listens on 127.0.0.1:<port> (0: any free port), prints the port on
+/* A loopback fake of the Anthropic Messages API and the OpenAI Chat Completions and
+ * Responses APIs, for tests and benchmarks. Listens on 127.0.0.1:<port> (0: any free port), prints the port on
  * stdout, and serves until killed.
  *
  *   llm-fake-upstream [--port N] [--key KEY] [--record FILE] [--latency-ms N]
@@ -404,6 +404,89 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	return send_stream(c, s);
 }
 
+/* POST /v1/responses: a message output item; streamed as the Responses API's typed
+ * events, the last (response.completed) carrying the usage. */
+static json_t *response_object(const char *model, const char *status, json_t *output_new,
+			       json_int_t in, json_int_t out)
+{
+	json_t *usage =
+		in < 0 ? json_null()
+		       : json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", in,
+				   "input_tokens_details", "cached_tokens", (json_int_t)0,
+				   "output_tokens", out, "output_tokens_details",
+				   "reasoning_tokens", (json_int_t)0, "total_tokens", in + out);
+	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o}", "id", "resp_fake_0001", "object",
+			 "response", "created_at", (json_int_t)1700000000, "status", status,
+			 "model", model, "output", output_new, "usage", usage);
+}
+
+static json_t *message_item(const char *text, const char *status)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:[]}]}", "type", "message", "id",
+			 "msg_fake_0001", "status", status, "role", "assistant", "content", "type",
+			 "output_text", "text", text, "annotations");
+}
+
+static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c, json_t *body,
+					struct req *r)
+{
+	const char *model = NULL;
+	int stream = 0;
+	unsigned n_events = r->events, latency = r->latency;
+	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	struct stream *s;
+	char text[4096] = "";
+	int seq = 0;
+
+	if (json_unpack(body, "{s:s, s?b}", "model", &model, "stream", &stream) < 0 ||
+	    !json_object_get(body, "input"))
+		return send_error(c, 1, 400, "model and input are required", latency);
+	mt = json_integer_value(json_object_get(body, "max_output_tokens"));
+	if (mt > 0 && out > mt)
+		out = mt;
+	if (!stream)
+		return send_json(c, 200,
+				 response_object(model, "completed",
+						 json_pack("[o]", message_item("Hello from the "
+									       "fake upstream.",
+									       "completed")),
+						 in, out),
+				 latency);
+	s = calloc(1, sizeof(*s));
+	s->events = calloc(n_events + 10, sizeof(char *));
+	s->first_delay_ms = latency;
+	s->delay_ms = r->delay;
+	stream_add(s, "response.created",
+		   json_pack("{s:s, s:i, s:o}", "type", "response.created", "sequence_number",
+			     seq++, "response",
+			     response_object(model, "in_progress", json_array(), -1, 0)));
+	stream_add(s, "response.output_item.added",
+		   json_pack("{s:s, s:i, s:i, s:o}", "type", "response.output_item.added",
+			     "sequence_number", seq++, "output_index", 0, "item",
+			     message_item("", "in_progress")));
+	for (unsigned i = 0; i < n_events; i++) {
+		const char *w = words[i % (sizeof(words) / sizeof(words[0]))];
+		if (strlen(text) + strlen(w) < sizeof(text))
+			strcat(text, w);
+		stream_add(s, "response.output_text.delta",
+			   json_pack("{s:s, s:i, s:s, s:i, s:i, s:s}", "type",
+				     "response.output_text.delta", "sequence_number", seq++,
+				     "item_id", "msg_fake_0001", "output_index", 0, "content_index",
+				     0, "delta", w));
+	}
+	stream_add(s, "response.output_text.done",
+		   json_pack("{s:s, s:i, s:s, s:i, s:i, s:s}", "type", "response.output_text.done",
+			     "sequence_number", seq++, "item_id", "msg_fake_0001", "output_index",
+			     0, "content_index", 0, "text", text));
+	stream_add(s, "response.completed",
+		   json_pack("{s:s, s:i, s:o}", "type", "response.completed", "sequence_number",
+			     seq++, "response",
+			     response_object(model, "completed",
+					     json_pack("[o]", message_item(text, "completed")), in,
+					     out)));
+	return send_stream(c, s);
+}
+
 static int key_ok(struct fake *f, struct MHD_Connection *c, int openai)
 {
 	const char *v;
@@ -421,7 +504,7 @@ static int key_ok(struct fake *f, struct MHD_Connection *c, int openai)
 static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const char *method,
 			      const char *url, struct req *r)
 {
-	int openai = strncmp(url, "/v1/chat/", 9) == 0;
+	int openai = strncmp(url, "/v1/chat/", 9) == 0 || strcmp(url, "/v1/responses") == 0;
 	json_t *body = NULL;
 	json_error_t jerr;
 	enum MHD_Result ret;
@@ -468,6 +551,8 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 				latency);
 	else if (strcmp(url, "/v1/chat/completions") == 0)
 		ret = openai_chat(f, c, body, r);
+	else if (strcmp(url, "/v1/responses") == 0)
+		ret = openai_responses(f, c, body, r);
 	else
 		ret = send_error(c, openai, 404, "not found", latency);
 	json_decref(body);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The official OpenAI SDK against orch's in-jail endpoint (OPENAI_BASE_URL), with a
-// placeholder key: non-streaming, streaming with usage, models, and a denied model.
+// placeholder key: chat completions non-streaming and streaming with usage, the Responses
+// API (what Codex speaks) non-streaming and streaming, models, and a denied model.
 import OpenAI from 'openai';
 
 const fail = (what, got) => {
@@ -30,6 +31,20 @@ for await (const chunk of stream) {
 }
 if (text !== expected) fail('stream text', text);
 if (!usage || usage.completion_tokens !== 12) fail('stream usage', usage);
+
+const r = await client.responses.create({ model: 'gpt-4.1', input: 'Say hello' });
+if (r.output_text !== expected) fail('responses.create', r);
+if (!(r.usage.output_tokens > 0)) fail('responses usage', r.usage);
+
+const rs = await client.responses.create({ model: 'gpt-4.1', input: 'Say hello', stream: true });
+let rtext = '';
+let rusage = null;
+for await (const ev of rs) {
+  if (ev.type === 'response.output_text.delta') rtext += ev.delta;
+  if (ev.type === 'response.completed') rusage = ev.response.usage;
+}
+if (rtext !== expected) fail('responses stream text', rtext);
+if (!rusage || rusage.output_tokens !== 12) fail('responses stream usage', rusage);
 
 const ids = [];
 for await (const m of client.models.list()) ids.push(m.id);

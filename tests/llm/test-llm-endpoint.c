@@ -369,6 +369,37 @@ static void curl_cases(void)
 	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"chat.completion\""),
 	      "openai non-streaming");
 	free(o);
+	/* The Responses API (Codex): answered and streamed; hosted tools never reach the
+	 * upstream, the function tool does; background runs are refused. */
+	o = run_curl("/v1/responses",
+		     "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[{\"type\":"
+		     "\"web_search_preview\"},{\"type\":\"mcp\",\"server_label\":\"x\","
+		     "\"server_url\":\"https://mcp.example\"},{\"type\":\"function\",\"name\":"
+		     "\"resp_fn_tool\",\"parameters\":{}}]}",
+		     NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"object\":\"response\"") &&
+		      strstr(o, "Hello from the fake upstream."),
+	      "responses non-streaming");
+	free(o);
+	{
+		_cleanup_free_ char *rec = llm_test_read_file(st.recpath, NULL);
+		check(rec && strstr(rec, "resp_fn_tool") && !strstr(rec, "web_search_preview") &&
+			      !strstr(rec, "mcp.example"),
+		      "responses: hosted tools never reach the upstream, the function tool does");
+	}
+	o = run_curl("/v1/responses", "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"stream\":true}",
+		     NULL);
+	check(strstr(o, "HTTP/1.1 200") && strstr(o, "text/event-stream") &&
+		      strstr(o, "event: response.output_text.delta") &&
+		      strstr(o, "event: response.completed") && strstr(o, "\"output_tokens\":12"),
+	      "responses streaming");
+	free(o);
+	o = run_curl("/v1/responses",
+		     "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"background\":true}", NULL);
+	check(strstr(o, "HTTP/1.1 400") && strstr(o, "background") &&
+		      strstr(o, "\"invalid_request_error\""),
+	      "responses: a background run is refused in the OpenAI error shape");
+	free(o);
 	o = run_curl("/v1/models", NULL, NULL);
 	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"gpt-4.1\""), "models from the allowlist");
 	free(o);
@@ -479,7 +510,9 @@ static void sdk_cases(void)
 	snprintf(script, sizeof(script), "%s/tests/llm/sdk-openai.mjs", src);
 	rc = llm_test_run(argv, env, &o);
 	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
-	      "openai: create, stream with usage, models, denied model\n%s", o);
+	      "openai: chat create and stream with usage, responses create and stream, models, "
+	      "denied model\n%s",
+	      o);
 	free(o);
 }
 

@@ -325,6 +325,41 @@ START_TEST(test_openai)
 }
 END_TEST
 
+/* The Responses API (Codex): streamed and not, settled on the usage of the final
+ * response.completed event / the answer's usage, with the real key and the capped bound. */
+START_TEST(test_openai_responses)
+{
+	struct result r;
+	_cleanup_json_ json_t *rec = NULL, *sent = NULL, *j = NULL;
+
+	call(&r, "vm/1", "t-r", "POST", "/v1/responses",
+	     "{\"model\":\"gpt-4.1\",\"stream\":true,\"input\":\"hi\"}");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "event: response.completed"));
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 12);
+	ck_assert_int_gt(r.o.usage.input, 0);
+	ck_assert_int_eq(r.o.cost_micro, r.o.usage.input * 2 + 12 * 8);
+	ck_assert_int_eq(spent("task", "t-r"), r.o.cost_micro);
+	rec = last_record();
+	ck_assert_str_eq(json_string_value(
+				 json_object_get(json_object_get(rec, "headers"), "Authorization")),
+			 "Bearer " LLM_TEST_KEY);
+	sent = json_loads(json_string_value(json_object_get(rec, "body")), 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(sent, "max_output_tokens")), 4096);
+	result_free(&r);
+
+	call(&r, "vm/1", "t-r", "POST", "/v1/responses",
+	     "{\"model\":\"gpt-4.1\",\"max_output_tokens\":10,\"input\":\"hi\"}");
+	ck_assert_int_eq(r.status, 200);
+	j = body_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "object")), "response");
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 10);
+	result_free(&r);
+}
+END_TEST
+
 START_TEST(test_refusals_forward_nothing)
 {
 	struct result r;
@@ -712,6 +747,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_anthropic_stream);
 	tcase_add_test(tc, test_anthropic_json);
 	tcase_add_test(tc, test_openai);
+	tcase_add_test(tc, test_openai_responses);
 	tcase_add_test(tc, test_refusals_forward_nothing);
 	tcase_add_test(tc, test_concurrent_budget);
 	tcase_add_test(tc, test_disconnect_still_bills);
