@@ -57,7 +57,7 @@ static int parse_upstream(const char *name, json_t *o, struct orchd_llm_upstream
 			  struct orch_error *err)
 {
 	static const char *const keys[] = {"kind", "base_url", "key_file", "ca_file", NULL};
-	static const char *const kinds[] = {"anthropic", "openai", NULL};
+	static const char *const kinds[] = {"anthropic", "openai", "gemini", NULL};
 	char p[96];
 	int r, k = -1;
 
@@ -68,7 +68,8 @@ static int parse_upstream(const char *name, json_t *o, struct orchd_llm_upstream
 	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
 		return r;
 	if (!json_object_get(o, "kind"))
-		return orch_err(err, -EINVAL, "%s.kind: required (\"anthropic\" or \"openai\")", p);
+		return orch_err(err, -EINVAL,
+				"%s.kind: required (\"anthropic\", \"openai\" or \"gemini\")", p);
 	if ((r = cfg_enum(o, p, "kind", kinds, &k, err)) < 0)
 		return r;
 	u->kind = (enum orchd_llm_kind)k;
@@ -79,7 +80,9 @@ static int parse_upstream(const char *name, json_t *o, struct orchd_llm_upstream
 				p);
 	if (!u->base_url)
 		u->base_url = strdup(u->kind == ORCHD_LLM_ANTHROPIC ? "https://api.anthropic.com"
-								    : "https://api.openai.com");
+				     : u->kind == ORCHD_LLM_OPENAI
+					     ? "https://api.openai.com"
+					     : "https://generativelanguage.googleapis.com");
 	if (!json_object_get(o, "key_file"))
 		return orch_err(err, -EINVAL, "%s.key_file: required (an absolute path)", p);
 	if ((r = cfg_path(o, p, "key_file", false, &u->key_file, err)) < 0 ||

@@ -76,6 +76,7 @@ struct orchd_profile_config {
 enum orchd_llm_kind {
 	ORCHD_LLM_ANTHROPIC = 0,
 	ORCHD_LLM_OPENAI,
+	ORCHD_LLM_GEMINI,
 };
 
 struct orchd_llm_upstream {

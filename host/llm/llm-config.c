@@ -67,8 +67,9 @@ int llm_config_add_upstream(struct llm_config *c, const char *name, enum llm_api
 	if (c->n_upstreams >= LLM_MAX_UPSTREAMS)
 		return orch_err(err, -E2BIG, "llm.upstreams: at most %d", LLM_MAX_UPSTREAMS);
 	if (!base_url)
-		base_url = kind == LLM_API_OPENAI ? "https://api.openai.com"
-						  : "https://api.anthropic.com";
+		base_url = kind == LLM_API_OPENAI   ? "https://api.openai.com"
+			   : kind == LLM_API_GEMINI ? "https://generativelanguage.googleapis.com"
+						    : "https://api.anthropic.com";
 	if (!url_ok(base_url))
 		return orch_err(err, -EINVAL, "llm.upstreams.%s.base_url: expected an http(s) URL",
 				name);
@@ -193,9 +194,13 @@ static int parse_upstreams(json_t *ups, struct llm_config *c, struct orch_error 
 			api = LLM_API_ANTHROPIC;
 		else if (kind && strcmp(kind, "openai") == 0)
 			api = LLM_API_OPENAI;
+		else if (kind && strcmp(kind, "gemini") == 0)
+			api = LLM_API_GEMINI;
 		else
 			return orch_err(err, -EINVAL,
-					"%s.kind: expected one of \"anthropic\", \"openai\"", path);
+					"%s.kind: expected one of \"anthropic\", \"openai\", "
+					"\"gemini\"",
+					path);
 		if (json_object_get(u, "base_url") &&
 		    !json_is_string(json_object_get(u, "base_url")))
 			return orch_err(err, -EINVAL, "%s.base_url: expected a string", path);

@@ -37,8 +37,35 @@ static const char *openai_type(int status)
 	}
 }
 
+/* google.rpc.Code names, as the Gemini API reports them. */
+static const char *gemini_status(int status)
+{
+	switch (status) {
+	case 400:
+	case 413:
+		return "INVALID_ARGUMENT";
+	case 401:
+		return "UNAUTHENTICATED";
+	case 403:
+		return "PERMISSION_DENIED";
+	case 404:
+		return "NOT_FOUND";
+	case 429:
+		return "RESOURCE_EXHAUSTED";
+	case 503:
+		return "UNAVAILABLE";
+	case 504:
+		return "DEADLINE_EXCEEDED";
+	default:
+		return status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
+	}
+}
+
 json_t *llm_error_json(enum llm_api api, int status, const char *code, const char *msg)
 {
+	if (api == LLM_API_GEMINI)
+		return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", msg,
+				 "status", gemini_status(status));
 	if (api == LLM_API_OPENAI)
 		return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
 				 openai_type(status), "param", "code",

@@ -5,6 +5,44 @@
 #include "cleanup.h"
 #include "llm-policy.h"
 
+/* "/v1beta/models/MODEL:ACTION" (or /v1/): the action, and where the model is. */
+static const char *gemini_action(const char *path, const char **model, size_t *model_len)
+{
+	static const char *const prefixes[] = {"/v1beta/models/", "/v1/models/"};
+
+	for (size_t i = 0; path && i < ELEMENTSOF(prefixes); i++) {
+		size_t n = strlen(prefixes[i]);
+		const char *rest, *colon;
+		if (strncmp(path, prefixes[i], n) != 0)
+			continue;
+		rest = path + n;
+		colon = strrchr(rest, ':');
+		if (!colon)
+			return NULL;
+		*model = rest;
+		*model_len = (size_t)(colon - rest);
+		return colon + 1;
+	}
+	return NULL;
+}
+
+int llm_route_path_model(const char *path, char *ret)
+{
+	const char *m = NULL;
+	size_t n = 0;
+
+	if (!gemini_action(path, &m, &n) || n == 0 || n > LLM_MODEL_MAX)
+		return -EINVAL;
+	memcpy(ret, m, n);
+	ret[n] = '\0';
+	/* One path segment: no '/', and no ':' besides the action's. */
+	if (!llm_model_name_valid(ret) || strpbrk(ret, "/:")) {
+		ret[0] = '\0';
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 {
 	static const struct {
@@ -18,6 +56,18 @@ int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 		{"POST", "/v1/responses", LLM_ROUTE_RESPONSES},
 	};
 
+	static const struct {
+		const char *action;
+		enum llm_route route;
+	} gemini[] = {
+		{"generateContent", LLM_ROUTE_GEMINI_GENERATE},
+		{"streamGenerateContent", LLM_ROUTE_GEMINI_STREAM},
+		{"countTokens", LLM_ROUTE_GEMINI_COUNT},
+	};
+	char model[LLM_MODEL_MAX + 1];
+	const char *action, *m;
+	size_t n;
+
 	if (!method || !path)
 		return -EINVAL;
 	for (size_t i = 0; i < ELEMENTSOF(routes); i++)
@@ -25,17 +75,38 @@ int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 			*ret = routes[i].route;
 			return 0;
 		}
+	action = gemini_action(path, &m, &n);
+	if (!action || strcmp(method, "POST") != 0 || llm_route_path_model(path, model) < 0)
+		return -ENOENT;
+	for (size_t i = 0; i < ELEMENTSOF(gemini); i++)
+		if (strcmp(action, gemini[i].action) == 0) {
+			*ret = gemini[i].route;
+			return 0;
+		}
 	return -ENOENT;
 }
 
 enum llm_api llm_route_api(enum llm_route r)
 {
-	return r == LLM_ROUTE_CHAT || r == LLM_ROUTE_RESPONSES ? LLM_API_OPENAI : LLM_API_ANTHROPIC;
+	switch (r) {
+	case LLM_ROUTE_CHAT:
+	case LLM_ROUTE_RESPONSES:
+		return LLM_API_OPENAI;
+	case LLM_ROUTE_GEMINI_GENERATE:
+	case LLM_ROUTE_GEMINI_STREAM:
+	case LLM_ROUTE_GEMINI_COUNT:
+		return LLM_API_GEMINI;
+	case LLM_ROUTE_MESSAGES:
+	case LLM_ROUTE_COUNT_TOKENS:
+	case LLM_ROUTE_MODELS:
+	default:
+		return LLM_API_ANTHROPIC;
+	}
 }
 
 const char *llm_api_name(enum llm_api api)
 {
-	return api == LLM_API_OPENAI ? "openai" : "anthropic";
+	return api == LLM_API_OPENAI ? "openai" : api == LLM_API_GEMINI ? "gemini" : "anthropic";
 }
 
 bool llm_model_name_valid(const char *s)
@@ -341,9 +412,87 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 	return 0;
 }
 
+/* Gemini generateContent / streamGenerateContent / countTokens (the model is in the path):
+ * contents an array; generationConfig.maxOutputTokens capped (set to the cap when absent),
+ * one candidate only; of the tools only functionDeclarations (run by the client) are
+ * kept: googleSearch, codeExecution, urlContext and every other hosted tool are removed,
+ * with toolConfig when no tool is left. */
+static int apply_gemini(const struct llm_policy *p, json_t *body, struct llm_request_info *info,
+			struct orch_error *err)
+{
+	json_t *contents = json_object_get(body, "contents");
+	json_t *gc = json_object_get(body, "generationConfig"),
+	       *tools = json_object_get(body, "tools");
+	int64_t mt = 0, n = 1;
+	unsigned removed = 0;
+	bool had_tools = json_array_size(tools) > 0;
+
+	info->stream = info->route == LLM_ROUTE_GEMINI_STREAM;
+	if (contents && !json_is_array(contents))
+		return orch_err(err, -EINVAL, "contents: expected an array");
+	if (info->route == LLM_ROUTE_GEMINI_COUNT)
+		return 0; /* produces no output; nothing runs a tool */
+	if (!contents)
+		return orch_err(err, -EINVAL, "contents: expected an array");
+	if (gc && !json_is_object(gc))
+		return orch_err(err, -EINVAL, "generationConfig: expected an object");
+	if (!gc) {
+		gc = json_object();
+		if (!gc || json_object_set_new(body, "generationConfig", gc) < 0)
+			return orch_err(err, -ENOMEM, "out of memory");
+	}
+	if (get_int(gc, "candidateCount", &n, err) < 0 || n != 1)
+		return orch_err(err, -EINVAL,
+				"generationConfig.candidateCount: only 1 candidate per request is "
+				"allowed");
+	if (get_int(gc, "maxOutputTokens", &mt, err) < 0)
+		return orch_err(err, -EINVAL,
+				"generationConfig.maxOutputTokens: expected a "
+				"positive integer");
+	if (mt == 0 || mt > p->max_tokens_cap) {
+		mt = p->max_tokens_cap;
+		json_object_set_new(gc, "maxOutputTokens", json_integer(mt));
+	}
+	info->max_tokens = mt;
+	if (tools && !json_is_array(tools))
+		return orch_err(err, -EINVAL, "tools: expected an array");
+	for (size_t i = 0; i < json_array_size(tools);) {
+		json_t *t = json_array_get(tools, i);
+		const char *k;
+		json_t *v;
+		void *tmp;
+		if (!json_is_object(t))
+			return orch_err(err, -EINVAL, "tools[%zu]: expected an object", i);
+		json_object_foreach_safe(t, tmp, k, v)
+		{
+			if (strcmp(k, "functionDeclarations") == 0)
+				continue;
+			json_object_del(t, k);
+			removed++;
+		}
+		if (json_object_size(t) == 0)
+			json_array_remove(tools, i);
+		else
+			i++;
+	}
+	if (had_tools && json_array_size(tools) == 0) {
+		json_object_del(body, "tools");
+		json_object_del(body, "toolConfig");
+	}
+	info->stripped += removed;
+	return 0;
+}
+
 int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body, size_t len,
 		     char **ret_body, size_t *ret_len, struct llm_request_info *ret,
 		     struct orch_error *err)
+{
+	return llm_policy_apply_path(p, route, NULL, body, len, ret_body, ret_len, ret, err);
+}
+
+int llm_policy_apply_path(const struct llm_policy *p, enum llm_route route, const char *path,
+			  const void *body, size_t len, char **ret_body, size_t *ret_len,
+			  struct llm_request_info *ret, struct orch_error *err)
 {
 	struct llm_request_info info = {.route = route, .api = llm_route_api(route)};
 	_cleanup_json_ json_t *j = NULL;
@@ -367,9 +516,12 @@ int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const voi
 				jerr.text, jerr.line);
 	if (!json_is_object(j))
 		return orch_err(err, -EINVAL, "request body must be a JSON object");
-	r = route == LLM_ROUTE_RESPONSES ? apply_responses(p, j, &info, err)
-	    : info.api == LLM_API_OPENAI ? apply_openai(p, j, &info, err)
-					 : apply_anthropic(p, j, &info, err);
+	if (info.api == LLM_API_GEMINI && llm_route_path_model(path, info.model) < 0)
+		return orch_err(err, -EINVAL, "the request path names no valid model");
+	r = info.api == LLM_API_GEMINI	   ? apply_gemini(p, j, &info, err)
+	    : route == LLM_ROUTE_RESPONSES ? apply_responses(p, j, &info, err)
+	    : info.api == LLM_API_OPENAI   ? apply_openai(p, j, &info, err)
+					   : apply_anthropic(p, j, &info, err);
 	if (r < 0)
 		return r;
 	out = json_dumps(j, JSON_COMPACT);

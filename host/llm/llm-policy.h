@@ -41,12 +41,21 @@ struct llm_request_info {
 	unsigned stripped;	/* server-side tools removed */
 };
 
+/* The model named in a Gemini route's path ("/v1beta/models/MODEL:ACTION"), copied into
+ * ret (LLM_MODEL_MAX + 1 bytes). -EINVAL when path is not such a route. */
+int llm_route_path_model(const char *path, char *ret);
+
 /* Validates and rewrites one request body. On success *ret_body (malloc'ed, may be NULL
  * for bodiless routes) and *ret_len are what to forward. Errors: -EMSGSIZE (too large),
  * -EINVAL (malformed: err names the field), -ENOMEM. */
 int llm_policy_apply(const struct llm_policy *p, enum llm_route route, const void *body, size_t len,
 		     char **ret_body, size_t *ret_len, struct llm_request_info *ret,
 		     struct orch_error *err);
+/* The same for any route; path (the request's, without the query string) is needed by the
+ * Gemini routes, whose model it names. */
+int llm_policy_apply_path(const struct llm_policy *p, enum llm_route route, const char *path,
+			  const void *body, size_t len, char **ret_body, size_t *ret_len,
+			  struct llm_request_info *ret, struct orch_error *err);
 
 /* [A-Za-z0-9._:/@-]{1,LLM_MODEL_MAX} */
 bool llm_model_name_valid(const char *s);

@@ -323,6 +323,9 @@ static int build_headers(const struct llm_upstream *u, json_t *agent_headers, ch
 	if (u->kind == LLM_API_OPENAI) {
 		if (asprintf(&h[n++], "Authorization: Bearer %s", u->key) < 0)
 			return -ENOMEM;
+	} else if (u->kind == LLM_API_GEMINI) {
+		if (asprintf(&h[n++], "x-goog-api-key: %s", u->key) < 0)
+			return -ENOMEM;
 	} else {
 		if (asprintf(&h[n++], "x-api-key: %s", u->key) < 0)
 			return -ENOMEM;
@@ -398,9 +401,15 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	int r;
 
 	qlen = call->path ? strcspn(call->path, "?") : 0;
-	ex->info.api = call->path && (strncmp(call->path, "/v1/chat/", 9) == 0 ||
-				      strncmp(call->path, "/v1/responses", 13) == 0)
+	/* The error shape until the route is known: by the path's look. */
+	ex->info.api = !call->path ? LLM_API_ANTHROPIC
+		       : strncmp(call->path, "/v1/chat/", 9) == 0 ||
+				       strncmp(call->path, "/v1/responses", 13) == 0
 			       ? LLM_API_OPENAI
+		       : strncmp(call->path, "/v1beta/", 8) == 0 ||
+				       (strncmp(call->path, "/v1/models/", 11) == 0 &&
+					strchr(call->path, ':'))
+			       ? LLM_API_GEMINI
 			       : LLM_API_ANTHROPIC;
 	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task))) {
 		answer_error(ex, 404, "not_found", -ENOENT, "no such endpoint", NULL);
@@ -435,8 +444,8 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		answer_models(ex);
 		return 1;
 	}
-	r = llm_policy_apply(&c->policy, route, call->body, call->body_len, &body, &body_len,
-			     &ex->info, &err);
+	r = llm_policy_apply_path(&c->policy, route, path, call->body, call->body_len, &body,
+				  &body_len, &ex->info, &err);
 	if (r < 0) {
 		answer_error(ex, r == -EMSGSIZE ? 413 : 400,
 			     r == -EMSGSIZE ? "request_too_large" : "invalid_request", r, err.msg,
@@ -456,7 +465,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		answer_error(ex, 400, "invalid_request", -EINVAL, msg, NULL);
 		return 1;
 	}
-	if (route != LLM_ROUTE_COUNT_TOKENS) {
+	if (route != LLM_ROUTE_COUNT_TOKENS && route != LLM_ROUTE_GEMINI_COUNT) {
 		int64_t tokens = ex->info.input_estimate + ex->info.max_tokens;
 		ex->reserved_micro = llm_cost_worst_micro(
 			&ex->model->price, ex->info.input_estimate, ex->info.max_tokens);
@@ -472,7 +481,10 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		}
 		ex->reserved = true;
 	}
-	if (asprintf(&url, "%s%s", u->base_url, path) < 0 ||
+	/* Gemini streams Server-Sent Events only when asked (the agent's query string is not
+	 * forwarded). */
+	if (asprintf(&url, "%s%s%s", u->base_url, path,
+		     route == LLM_ROUTE_GEMINI_STREAM ? "?alt=sse" : "") < 0 ||
 	    build_headers(u, call->headers, hdrs, ELEMENTSOF(hdrs)) < 0) {
 		wipe_headers(hdrs, ELEMENTSOF(hdrs));
 		r = -ENOMEM;

@@ -7,7 +7,8 @@
 
 enum llm_api {
 	LLM_API_ANTHROPIC = 1, /* Anthropic Messages */
-	LLM_API_OPENAI,	       /* OpenAI Chat Completions */
+	LLM_API_OPENAI,	       /* OpenAI Chat Completions and Responses */
+	LLM_API_GEMINI,	       /* Google Gemini API (generateContent) */
 };
 
 enum llm_route {
@@ -16,6 +17,10 @@ enum llm_route {
 	LLM_ROUTE_MODELS,	/* GET /v1/models */
 	LLM_ROUTE_CHAT,		/* POST /v1/chat/completions */
 	LLM_ROUTE_RESPONSES,	/* POST /v1/responses (OpenAI Responses API) */
+	/* Gemini: POST /v1beta/models/MODEL:ACTION (or /v1/...); the model is in the path */
+	LLM_ROUTE_GEMINI_GENERATE, /* :generateContent */
+	LLM_ROUTE_GEMINI_STREAM,   /* :streamGenerateContent (forwarded with ?alt=sse) */
+	LLM_ROUTE_GEMINI_COUNT,	   /* :countTokens */
 };
 
 /* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,

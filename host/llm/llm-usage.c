@@ -107,6 +107,45 @@ static bool openai_usage(json_t *usage, struct llm_usage *u)
 	return any;
 }
 
+/* Gemini usageMetadata: promptTokenCount includes the cached part (billed as a cache
+ * read here), thoughts are billed as output. Cumulative: the largest value wins. */
+static bool gemini_usage(json_t *usage, struct llm_usage *u)
+{
+	int64_t prompt = 0, cached = 0, cand = 0, thoughts = 0;
+	bool any = false;
+
+	if (!json_is_object(usage))
+		return false;
+	any |= get_count(usage, "promptTokenCount", &prompt);
+	(void)get_count(usage, "cachedContentTokenCount", &cached);
+	any |= get_count(usage, "candidatesTokenCount", &cand);
+	any |= get_count(usage, "thoughtsTokenCount", &thoughts);
+	if (!any)
+		return false;
+	if (cached > prompt)
+		cached = prompt;
+	max_into(&u->input, prompt - cached);
+	max_into(&u->cache_read, cached);
+	max_into(&u->output, cand + thoughts);
+	u->seen = true;
+	return true;
+}
+
+/* A Gemini answer (or stream chunk) is final once a candidate has a finishReason. */
+static bool gemini_finished(json_t *j)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(j, "candidates"), i, c)
+	{
+		const char *fr = json_string_value(json_object_get(c, "finishReason"));
+		if (fr && *fr && strcmp(fr, "FINISH_REASON_UNSPECIFIED") != 0)
+			return true;
+	}
+	return false;
+}
+
 static void dispatch(struct llm_sse *s)
 {
 	_cleanup_json_ json_t *j = NULL;
@@ -122,6 +161,14 @@ static void dispatch(struct llm_sse *s)
 	j = json_loadb(s->data, s->data_len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(j))
 		goto out;
+	if (s->api == LLM_API_GEMINI) {
+		if (json_object_get(j, "error"))
+			s->error = true;
+		gemini_usage(json_object_get(j, "usageMetadata"), &s->usage);
+		if (gemini_finished(j))
+			s->complete = true;
+		goto out;
+	}
 	if (s->api == LLM_API_OPENAI) {
 		type = json_string_value(json_object_get(j, "type"));
 		if (type && strncmp(type, "response.", 9) == 0) {
@@ -254,8 +301,9 @@ int llm_usage_parse_json(enum llm_api api, const void *body, size_t len, struct 
 
 	if (!json_is_object(j))
 		return -EINVAL;
-	ok = api == LLM_API_OPENAI ? openai_usage(json_object_get(j, "usage"), &u)
-				   : anthropic_usage(json_object_get(j, "usage"), &u);
+	ok = api == LLM_API_OPENAI   ? openai_usage(json_object_get(j, "usage"), &u)
+	     : api == LLM_API_GEMINI ? gemini_usage(json_object_get(j, "usageMetadata"), &u)
+				     : anthropic_usage(json_object_get(j, "usage"), &u);
 	if (!ok)
 		return -ENOENT;
 	*ret = u;

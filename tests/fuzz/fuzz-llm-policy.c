@@ -12,6 +12,9 @@
  *   - OpenAI streams ask for usage; the input estimate is the forwarded length;
  *   - responses: only client-side tools (function, custom, local_shell) not stripped are
  *     left, max_output_tokens is set and within the cap, never a background run;
+ *   - Gemini (model from the fixed paths): the info's model is the path's,
+ *     generationConfig.maxOutputTokens is set within the cap, one candidate, tools hold
+ *     nothing but functionDeclarations (none left: no tools, no toolConfig);
  *   - a model the allowlist accepts is one of the configured names, for its API. */
 #include <errno.h>
 #include <stdint.h>
@@ -87,6 +90,43 @@ static void check_bound(json_t *body, const char *key)
 		__builtin_trap(); /* get_int accepted something that is not a count */
 }
 
+static void check_gemini(enum llm_route route, const char *path, const uint8_t *in, size_t in_len,
+			 const char *out, size_t out_len, const struct llm_request_info *info)
+{
+	_cleanup_json_ json_t *j = json_loadb(out, out_len, JSON_REJECT_DUPLICATES, NULL);
+	_cleanup_json_ json_t *orig = json_loadb((const char *)in, in_len, 0, NULL);
+	const char *m = strrchr(path, '/') + 1;
+	json_t *gc, *tools, *t;
+	size_t i;
+
+	if (!json_is_object(j) || info->input_estimate != (int64_t)out_len ||
+	    strncmp(info->model, m, strlen(info->model)) != 0 || m[strlen(info->model)] != ':' ||
+	    info->stream != (route == LLM_ROUTE_GEMINI_STREAM))
+		__builtin_trap();
+	if (route == LLM_ROUTE_GEMINI_COUNT)
+		return;
+	gc = json_object_get(j, "generationConfig");
+	if (!json_is_integer(json_object_get(gc, "maxOutputTokens")) ||
+	    json_integer_value(json_object_get(gc, "maxOutputTokens")) != info->max_tokens ||
+	    info->max_tokens < 1 || info->max_tokens > CAP)
+		__builtin_trap();
+	if (json_object_get(gc, "candidateCount") &&
+	    json_integer_value(json_object_get(gc, "candidateCount")) != 1)
+		__builtin_trap();
+	tools = json_object_get(j, "tools");
+	json_array_foreach(tools, i, t)
+	{
+		if (json_object_size(t) != 1 || !json_object_get(t, "functionDeclarations"))
+			__builtin_trap();
+	}
+	if (json_array_size(json_object_get(orig, "tools")) > 0 && tools &&
+	    json_array_size(tools) == 0)
+		__builtin_trap(); /* an emptied list is removed */
+	if (!tools && json_array_size(json_object_get(orig, "tools")) > 0 &&
+	    json_object_get(j, "toolConfig"))
+		__builtin_trap();
+}
+
 static void check_accepted(const struct llm_config *c, enum llm_route route, const uint8_t *in,
 			   size_t in_len, const char *out, size_t out_len,
 			   const struct llm_request_info *info)
@@ -159,7 +199,8 @@ static void check_accepted(const struct llm_config *c, enum llm_route route, con
 	}
 }
 
-static void run(const struct llm_config *c, enum llm_route route, const uint8_t *data, size_t size)
+static void run(const struct llm_config *c, enum llm_route route, const char *path,
+		const uint8_t *data, size_t size)
 {
 	struct orch_error err = {0};
 	struct llm_request_info info;
@@ -167,7 +208,7 @@ static void run(const struct llm_config *c, enum llm_route route, const uint8_t 
 	size_t out_len = 0;
 	int r;
 
-	r = llm_policy_apply(&c->policy, route, data, size, &out, &out_len, &info, &err);
+	r = llm_policy_apply_path(&c->policy, route, path, data, size, &out, &out_len, &info, &err);
 	if (r < 0) {
 		if ((r != -EMSGSIZE && r != -EINVAL && r != -ENOMEM) || err.msg[0] == '\0' ||
 		    out != NULL)
@@ -183,7 +224,10 @@ static void run(const struct llm_config *c, enum llm_route route, const uint8_t 
 			__builtin_trap();
 		return;
 	}
-	check_accepted(c, route, data, size, out, out_len, &info);
+	if (info.api == LLM_API_GEMINI)
+		check_gemini(route, path, data, size, out, out_len, &info);
+	else
+		check_accepted(c, route, data, size, out, out_len, &info);
 	free(out);
 }
 
@@ -191,14 +235,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum llm_route routes[] = {LLM_ROUTE_MESSAGES, LLM_ROUTE_COUNT_TOKENS,
-						LLM_ROUTE_CHAT, LLM_ROUTE_RESPONSES,
-						LLM_ROUTE_MODELS};
+	static const struct {
+		enum llm_route route;
+		const char *path;
+	} routes[] = {
+		{LLM_ROUTE_MESSAGES, "/v1/messages"},
+		{LLM_ROUTE_COUNT_TOKENS, "/v1/messages/count_tokens"},
+		{LLM_ROUTE_CHAT, "/v1/chat/completions"},
+		{LLM_ROUTE_RESPONSES, "/v1/responses"},
+		{LLM_ROUTE_MODELS, "/v1/models"},
+		{LLM_ROUTE_GEMINI_GENERATE, "/v1beta/models/gemini-2.5-pro:generateContent"},
+		{LLM_ROUTE_GEMINI_STREAM, "/v1beta/models/gemini-2.5-pro:streamGenerateContent"},
+		{LLM_ROUTE_GEMINI_COUNT, "/v1/models/gemini-2.5-flash:countTokens"},
+	};
 	struct llm_config c;
 
 	setup(&c);
 	for (size_t i = 0; i < ELEMENTSOF(routes); i++)
-		run(&c, routes[i], data, size);
+		run(&c, routes[i].route, routes[i].path, data, size);
 	llm_config_done(&c);
 	return 0;
 }

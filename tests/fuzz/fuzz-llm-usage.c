@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: upstream answer bytes through the usage extraction of host/llm/llm-usage.c.
- * The input (after its first byte) is fed to the incremental SSE parser of both APIs in
+ * The input (after its first byte) is fed to the incremental SSE parser of each API in
  * two pieces, split at a position taken from the first byte (streams arrive in arbitrary
  * pieces), then byte by byte with a small line limit (over-long lines), and finally
- * parsed as a complete JSON answer of both APIs. Usage counts must stay in range and the
+ * parsed as a complete JSON answer of each API (Anthropic, OpenAI, Gemini). Usage counts must stay in range and the
  * same bytes must give the same usage however they are split. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,7 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		split = size;
 	run_sse(LLM_API_ANTHROPIC, data, size, split);
 	run_sse(LLM_API_OPENAI, data, size, split);
+	run_sse(LLM_API_GEMINI, data, size, split);
 	run_json(LLM_API_ANTHROPIC, data, size);
 	run_json(LLM_API_OPENAI, data, size);
+	run_json(LLM_API_GEMINI, data, size);
 	return 0;
 }

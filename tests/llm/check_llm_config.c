@@ -146,7 +146,7 @@ START_TEST(test_config_errors)
 		const char *json, *needle;
 	} cases[] = {
 		{"{\"upstream\":{}}", "llm.upstream: unknown key"},
-		{"{\"upstreams\":{\"a\":{\"kind\":\"gemini\",\"key_file\":\"/k\"}}}",
+		{"{\"upstreams\":{\"a\":{\"kind\":\"mistral\",\"key_file\":\"/k\"}}}",
 		 "llm.upstreams.a.kind"},
 		{"{\"upstreams\":{\"a\":{\"kind\":\"openai\",\"key_file\":\"k\"}}}", "key_file"},
 		{"{\"upstreams\":{\"a\":{\"kind\":\"openai\",\"key_file\":\"/k\",\"base_url\":"

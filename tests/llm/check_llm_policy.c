@@ -67,6 +67,116 @@ START_TEST(test_routes)
 }
 END_TEST
 
+/* Gemini: routes by path (the model in it), maxOutputTokens capped or set, only
+ * functionDeclarations kept, one candidate, countTokens unbounded and never streamed. */
+START_TEST(test_gemini)
+{
+	static const struct {
+		const char *method, *path;
+		int r;
+		enum llm_route route;
+	} routes[] = {
+		{"POST", "/v1beta/models/gemini-2.5-pro:generateContent", 0,
+		 LLM_ROUTE_GEMINI_GENERATE},
+		{"POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", 0,
+		 LLM_ROUTE_GEMINI_STREAM},
+		{"POST", "/v1/models/gemini-2.5-flash:countTokens", 0, LLM_ROUTE_GEMINI_COUNT},
+		{"GET", "/v1beta/models/gemini-2.5-pro:generateContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/gemini-2.5-pro:embedContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/:generateContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/a/b:generateContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/a:b:generateContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/gemini 2:generateContent", -ENOENT, 0},
+		{"POST", "/v1beta/models/gemini-2.5-pro", -ENOENT, 0},
+		{"POST", "/v1beta/tunedModels/x:generateContent", -ENOENT, 0},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+		enum llm_route r = 0;
+		ck_assert_msg(llm_route_parse(routes[i].method, routes[i].path, &r) == routes[i].r,
+			      "%s %s", routes[i].method, routes[i].path);
+		if (routes[i].r == 0) {
+			ck_assert_int_eq(r, routes[i].route);
+			ck_assert_int_eq(llm_route_api(r), LLM_API_GEMINI);
+		}
+	}
+
+	struct llm_request_info info;
+	struct orch_error err = {0};
+	char *out = NULL;
+	size_t len = 0;
+	static const char body[] =
+		"{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\"}]}],"
+		"\"generationConfig\":{\"maxOutputTokens\":900000,\"temperature\":0.5},"
+		"\"tools\":[{\"googleSearch\":{}},{\"functionDeclarations\":[{\"name\":\"ls\"}],"
+		"\"codeExecution\":{}},{\"urlContext\":{}}],\"toolConfig\":{}}";
+	ck_assert_int_eq(
+		llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_STREAM,
+				      "/v1beta/models/gemini-2.5-pro:streamGenerateContent", body,
+				      strlen(body), &out, &len, &info, &err),
+		0);
+	json_t *j = json_loadb(out, len, 0, NULL);
+	free(out);
+	ck_assert_str_eq(info.model, "gemini-2.5-pro");
+	ck_assert_int_eq(info.api, LLM_API_GEMINI);
+	ck_assert(info.stream);
+	ck_assert_int_eq(info.max_tokens, 32000);
+	ck_assert_uint_eq(info.stripped, 3);
+	json_t *gc = json_object_get(j, "generationConfig");
+	ck_assert_int_eq(json_integer_value(json_object_get(gc, "maxOutputTokens")), 32000);
+	ck_assert_ptr_nonnull(json_object_get(gc, "temperature"));
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "tools")), 1);
+	ck_assert_ptr_nonnull(json_object_get(j, "toolConfig"));
+	json_decref(j);
+
+	/* only hosted tools: tools and toolConfig go; no generationConfig: one is made */
+	static const char hosted[] =
+		"{\"contents\":[],\"tools\":[{\"googleSearch\":{}}],\"toolConfig\":{}}";
+	ck_assert_int_eq(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_GENERATE,
+					       "/v1beta/models/gemini-2.5-pro:generateContent",
+					       hosted, strlen(hosted), &out, &len, &info, &err),
+			 0);
+	j = json_loadb(out, len, 0, NULL);
+	free(out);
+	ck_assert(!info.stream);
+	ck_assert_ptr_null(json_object_get(j, "tools"));
+	ck_assert_ptr_null(json_object_get(j, "toolConfig"));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "generationConfig"),
+							    "maxOutputTokens")),
+			 32000);
+	json_decref(j);
+
+	static const char *const bad[] = {
+		"{}",
+		"{\"contents\":{}}",
+		"{\"contents\":[],\"generationConfig\":[]}",
+		"{\"contents\":[],\"generationConfig\":{\"candidateCount\":2}}",
+		"{\"contents\":[],\"generationConfig\":{\"maxOutputTokens\":-1}}",
+		"{\"contents\":[],\"tools\":{}}",
+		"{\"contents\":[],\"tools\":[7]}",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		out = NULL;
+		ck_assert_msg(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_GENERATE,
+						    "/v1beta/models/gemini-2.5-pro:generateContent",
+						    bad[i], strlen(bad[i]), &out, &len, &info,
+						    &err) == -EINVAL,
+			      "accepted: %s", bad[i]);
+		ck_assert_ptr_null(out);
+	}
+	/* the model comes from the path: none, none valid */
+	ck_assert_int_eq(llm_policy_apply(&pol, LLM_ROUTE_GEMINI_GENERATE, "{\"contents\":[]}", 15,
+					  &out, &len, &info, &err),
+			 -EINVAL);
+	ck_assert_int_eq(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_COUNT,
+					       "/v1beta/models/gemini-2.5-pro:countTokens",
+					       "{\"contents\":[]}", 15, &out, &len, &info, &err),
+			 0);
+	ck_assert_int_eq(info.max_tokens, 0);
+	ck_assert(!info.stream);
+	free(out);
+}
+END_TEST
+
 /* The Responses API: max_output_tokens capped or set, hosted tools removed whatever
  * strip_tools says (client-side function/custom/local_shell kept), a tool_choice naming
  * a removed tool dropped, background runs and malformed members refused. */
@@ -434,6 +544,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_routes);
 	tcase_add_test(tc, test_responses);
+	tcase_add_test(tc, test_gemini);
 	tcase_add_test(tc, test_anthropic_strip_and_cap);
 	tcase_add_test(tc, test_anthropic_only_server_tools);
 	tcase_add_test(tc, test_strip_prefix);

@@ -172,6 +172,49 @@ START_TEST(test_responses_every_split)
 }
 END_TEST
 
+/* Gemini: usageMetadata in the last chunk (the one with a finishReason); cached prompt
+ * tokens billed as cache reads, thoughts as output. */
+START_TEST(test_gemini)
+{
+	static const char stream[] =
+		"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":"
+		"\"Hel\"}]},\"index\":0}]}\r\n\r\n"
+		"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":"
+		"\"lo\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{"
+		"\"promptTokenCount\":20,\"cachedContentTokenCount\":5,\"candidatesTokenCount\":4,"
+		"\"thoughtsTokenCount\":6,\"totalTokenCount\":30}}\r\n\r\n";
+	size_t len = strlen(stream);
+
+	for (size_t a = 0; a <= len; a += 11)
+		for (size_t b = a; b <= len; b += 29) {
+			struct llm_sse *s = feed_split(LLM_API_GEMINI, stream, len, a, b);
+			struct llm_usage u;
+			llm_sse_usage(s, &u);
+			ck_assert(u.seen);
+			ck_assert_int_eq(u.input, 15);
+			ck_assert_int_eq(u.cache_read, 5);
+			ck_assert_int_eq(u.output, 10);
+			ck_assert(llm_sse_complete(s));
+			ck_assert(!llm_sse_saw_error(s));
+			llm_sse_free(s);
+		}
+	struct llm_sse *s;
+	struct llm_usage u;
+	ck_assert_int_eq(llm_sse_new(LLM_API_GEMINI, 0, &s), 0);
+	llm_sse_feed(s, stream, (size_t)(strstr(stream, "\r\n\r\n") - stream) + 4);
+	ck_assert(!llm_sse_complete(s)); /* no finishReason yet */
+	llm_sse_free(s);
+
+	static const char json[] =
+		"{\"candidates\":[{\"finishReason\":\"MAX_TOKENS\"}],\"usageMetadata\":"
+		"{\"promptTokenCount\":7,\"candidatesTokenCount\":3}}";
+	ck_assert_int_eq(llm_usage_parse_json(LLM_API_GEMINI, json, strlen(json), &u), 0);
+	ck_assert_int_eq(u.input, 7);
+	ck_assert_int_eq(u.output, 3);
+	ck_assert_int_eq(llm_usage_parse_json(LLM_API_GEMINI, "{\"usage\":{}}", 12, &u), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_cut_stream)
 {
 	struct llm_sse *s;
@@ -334,6 +377,7 @@ int main(void)
 	tcase_add_test(tc, test_anthropic_every_split);
 	tcase_add_test(tc, test_openai_every_split);
 	tcase_add_test(tc, test_responses_every_split);
+	tcase_add_test(tc, test_gemini);
 	tcase_add_test(tc, test_cut_stream);
 	tcase_add_test(tc, test_hostile);
 	tcase_add_test(tc, test_multiline_data);

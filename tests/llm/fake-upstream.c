@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A loopback fake of the Anthropic Messages API and the OpenAI Chat Completions and
- * Responses APIs, for tests and benchmarks. Listens on 127.0.0.1:<port> (0: any free port), prints the port on
+/* A loopback fake of the Anthropic Messages API, the OpenAI Chat Completions and
+ * Responses APIs and the Gemini API (generateContent, streamGenerateContent?alt=sse,
+ * countTokens), for tests and benchmarks. Listens on 127.0.0.1:<port> (0: any free port), prints the port on
  * stdout, and serves until killed.
  *
  *   llm-fake-upstream [--port N] [--key KEY] [--record FILE] [--latency-ms N]
  *                     [--event-delay-ms N] [--error STATUS]
  *
- * --key         the key a request must carry (x-api-key or Authorization: Bearer)
+ * --key         the key a request must carry (x-api-key, Authorization: Bearer or
+ *               x-goog-api-key)
  * --record      each request is appended as one JSON line {method,path,headers,body}
  * --latency-ms  delay before the first byte of each answer
  * --event-delay-ms  delay between streamed events
@@ -178,6 +180,15 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int openai, unsigned
 			    : status >= 500 ? "api_error"
 					    : "invalid_request_error";
 
+	if (openai == 2)
+		return send_json(c, status,
+				 json_pack("{s:{s:i, s:s, s:s}}", "error", "code", (int)status,
+					   "message", msg, "status",
+					   status == 401   ? "UNAUTHENTICATED"
+					   : status == 429 ? "RESOURCE_EXHAUSTED"
+					   : status >= 500 ? "INTERNAL"
+							   : "INVALID_ARGUMENT"),
+				 latency);
 	if (openai)
 		return send_json(
 			c, status,
@@ -487,12 +498,62 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 	return send_stream(c, s);
 }
 
+/* Gemini: one candidate; a stream is one chunk per text delta, the last with the
+ * finishReason and the usageMetadata. */
+static json_t *gemini_chunk(const char *text, const char *finish, json_int_t in, json_int_t out)
+{
+	json_t *cand = json_pack("{s:{s:s, s:[{s:s}]}, s:i}", "content", "role", "model", "parts",
+				 "text", text, "index", 0);
+	json_t *j = json_pack("{s:[o], s:s}", "candidates", cand, "modelVersion", "fake");
+	if (finish)
+		json_object_set_new(cand, "finishReason", json_string(finish));
+	if (in >= 0)
+		json_object_set_new(j, "usageMetadata",
+				    json_pack("{s:I, s:I, s:I}", "promptTokenCount", in,
+					      "candidatesTokenCount", out, "totalTokenCount",
+					      in + out));
+	return j;
+}
+
+static enum MHD_Result gemini_generate(struct fake *f, struct MHD_Connection *c, json_t *body,
+				       struct req *r, int stream)
+{
+	unsigned n_events = r->events, latency = r->latency;
+	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	struct stream *s;
+
+	if (!json_is_array(json_object_get(body, "contents")))
+		return send_error(c, 2, 400, "contents is required", latency);
+	mt = json_integer_value(
+		json_object_get(json_object_get(body, "generationConfig"), "maxOutputTokens"));
+	if (mt > 0 && out > mt)
+		out = mt;
+	if (!stream)
+		return send_json(c, 200,
+				 gemini_chunk("Hello from the fake upstream.", "STOP", in, out),
+				 latency);
+	s = calloc(1, sizeof(*s));
+	s->events = calloc(n_events + 4, sizeof(char *));
+	s->first_delay_ms = latency;
+	s->delay_ms = r->delay;
+	for (unsigned i = 0; i < n_events; i++)
+		stream_add(s, NULL,
+			   gemini_chunk(words[i % (sizeof(words) / sizeof(words[0]))],
+					i + 1 == n_events ? "STOP" : NULL,
+					i + 1 == n_events ? in : -1, out));
+	return send_stream(c, s);
+}
+
 static int key_ok(struct fake *f, struct MHD_Connection *c, int openai)
 {
 	const char *v;
 
 	if (!f->key)
 		return 1;
+	if (openai == 2) {
+		v = hdr(c, "x-goog-api-key");
+		return v && strcmp(v, f->key) == 0;
+	}
 	if (openai) {
 		v = hdr(c, "Authorization");
 		return v && strncmp(v, "Bearer ", 7) == 0 && strcmp(v + 7, f->key) == 0;
@@ -504,7 +565,11 @@ static int key_ok(struct fake *f, struct MHD_Connection *c, int openai)
 static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const char *method,
 			      const char *url, struct req *r)
 {
-	int openai = strncmp(url, "/v1/chat/", 9) == 0 || strcmp(url, "/v1/responses") == 0;
+	/* 1: an OpenAI path, 2: a Gemini one (their keys and error shapes) */
+	int openai = strncmp(url, "/v1/chat/", 9) == 0 || strcmp(url, "/v1/responses") == 0 ? 1
+		     : strncmp(url, "/v1beta/models/", 15) == 0				    ? 2
+											    : 0;
+	const char *action = openai == 2 ? strrchr(url, ':') : NULL;
 	json_t *body = NULL;
 	json_error_t jerr;
 	enum MHD_Result ret;
@@ -530,7 +595,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 		ret = send_error(c, openai, r->error, "injected error", latency);
 	else if (!key_ok(f, c, openai))
 		ret = send_error(c, openai, 401, "invalid x-api-key", latency);
-	else if (!openai && !hdr(c, "anthropic-version"))
+	else if (openai == 0 && !hdr(c, "anthropic-version"))
 		ret = send_error(c, 0, 400, "anthropic-version: header is required", latency);
 	else if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/models") == 0)
 		ret = send_json(c, 200,
@@ -553,6 +618,19 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 		ret = openai_chat(f, c, body, r);
 	else if (strcmp(url, "/v1/responses") == 0)
 		ret = openai_responses(f, c, body, r);
+	else if (action && strcmp(action, ":generateContent") == 0)
+		ret = gemini_generate(f, c, body, r, 0);
+	else if (action && strcmp(action, ":streamGenerateContent") == 0) {
+		/* The real API streams Server-Sent Events only with alt=sse (else one JSON
+		 * array); this fake answers only that form. */
+		const char *alt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "alt");
+		ret = alt && strcmp(alt, "sse") == 0
+			      ? gemini_generate(f, c, body, r, 1)
+			      : send_error(c, 2, 400, "streamGenerateContent needs alt=sse",
+					   latency);
+	} else if (action && strcmp(action, ":countTokens") == 0)
+		ret = send_json(c, 200, json_pack("{s:I}", "totalTokens", input_tokens(r->len)),
+				latency);
 	else
 		ret = send_error(c, openai, 404, "not found", latency);
 	json_decref(body);

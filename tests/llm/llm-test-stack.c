@@ -81,6 +81,8 @@ int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *cons
 	if (llm_config_add_upstream(&s->cfg, "anthropic", LLM_API_ANTHROPIC, url, s->keypath,
 				    &err) < 0 ||
 	    llm_config_add_upstream(&s->cfg, "openai", LLM_API_OPENAI, url, s->keypath, &err) < 0 ||
+	    llm_config_add_upstream(&s->cfg, "gemini", LLM_API_GEMINI, url, s->keypath, &err) < 0 ||
+	    llm_config_add_model(&s->cfg, "gemini-2.5-pro", "gemini", 1, 10, &err) < 0 ||
 	    llm_config_add_model(&s->cfg, "claude-sonnet-4-5", "anthropic", 3, 15, &err) < 0 ||
 	    llm_config_add_model(&s->cfg, "gpt-4.1", "openai", 2, 8, &err) < 0 ||
 	    llm_config_load_keys(&s->cfg, &err) < 0 ||

@@ -493,8 +493,8 @@ static void curl_cases(void)
 
 static void sdk_cases(void)
 {
-	char env_a[128], env_o[128], script[512];
-	const char *env[] = {env_a, env_o, NULL};
+	char env_a[128], env_o[128], env_g[128], script[512];
+	const char *env[] = {env_a, env_o, env_g, NULL};
 	const char *src = getenv("ORCH_SOURCEDIR");
 	const char *argv[] = {"node", script, NULL};
 	char *o;
@@ -502,6 +502,7 @@ static void sdk_cases(void)
 
 	snprintf(env_a, sizeof(env_a), "ANTHROPIC_BASE_URL=http://127.0.0.1:%u", st.port);
 	snprintf(env_o, sizeof(env_o), "OPENAI_BASE_URL=http://127.0.0.1:%u/v1", st.port);
+	snprintf(env_g, sizeof(env_g), "GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:%u", st.port);
 	snprintf(script, sizeof(script), "%s/tests/llm/sdk-anthropic.mjs", src);
 	rc = llm_test_run(argv, env, &o);
 	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
@@ -513,6 +514,11 @@ static void sdk_cases(void)
 	      "openai: chat create and stream with usage, responses create and stream, models, "
 	      "denied model\n%s",
 	      o);
+	free(o);
+	snprintf(script, sizeof(script), "%s/tests/llm/sdk-gemini.mjs", src);
+	rc = llm_test_run(argv, env, &o);
+	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
+	      "@google/genai: generateContent, stream, countTokens, denied model\n%s", o);
 	free(o);
 }
 
@@ -573,6 +579,9 @@ static bool have_sdk(void)
 	if (stat(p, &s) < 0)
 		return false;
 	snprintf(p, sizeof(p), "%s/tests/llm/node_modules/openai/package.json", src);
+	if (stat(p, &s) < 0)
+		return false;
+	snprintf(p, sizeof(p), "%s/tests/llm/node_modules/@google/genai/package.json", src);
 	if (stat(p, &s) < 0)
 		return false;
 	rc = llm_test_run(argv, NULL, &o);

@@ -76,6 +76,9 @@ static void setup(void)
 		llm_config_add_model(&fx.cfg, "claude-sonnet-4-5", "anthropic", 3, 15, &err), 0);
 	ck_assert_int_eq(llm_config_add_model(&fx.cfg, "gpt-4.1", "openai", 2, 8, &err), 0);
 	ck_assert_int_eq(llm_config_add_model(&fx.cfg, "claude-down", "down", 3, 15, &err), 0);
+	ck_assert_int_eq(
+		llm_config_add_upstream(&fx.cfg, "gemini", LLM_API_GEMINI, url, keypath, &err), 0);
+	ck_assert_int_eq(llm_config_add_model(&fx.cfg, "gemini-2.5-pro", "gemini", 1, 10, &err), 0);
 	fx.cfg.policy.max_request_bytes = 64 * 1024;
 	fx.cfg.policy.max_tokens_cap = 4096;
 	ck_assert_int_eq(llm_config_load_keys(&fx.cfg, &err), 0);
@@ -356,6 +359,69 @@ START_TEST(test_openai_responses)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "object")), "response");
 	ck_assert_str_eq(r.settled, "ok");
 	ck_assert_int_eq(r.o.usage.output, 10);
+	result_free(&r);
+}
+END_TEST
+
+/* The Gemini API (Gemini CLI): the model from the path, the key as x-goog-api-key, a
+ * stream asked for as SSE (alt=sse), billed on usageMetadata; hosted tools removed;
+ * countTokens free; errors in Gemini's shape. */
+START_TEST(test_gemini)
+{
+	struct result r;
+	_cleanup_json_ json_t *rec = NULL, *sent = NULL, *j = NULL;
+	static const char body[] =
+		"{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\"}]}],"
+		"\"tools\":[{\"googleSearch\":{}},{\"functionDeclarations\":[{\"name\":\"ls\"}],"
+		"\"codeExecution\":{}}]}";
+
+	call(&r, "vm/1", "t-g", "POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent",
+	     body);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"finishReason\":\"STOP\""));
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 12);
+	ck_assert_int_gt(r.o.usage.input, 0);
+	ck_assert_int_eq(r.o.cost_micro, r.o.usage.input * 1 + 12 * 10);
+	ck_assert_int_eq(spent("task", "t-g"), r.o.cost_micro);
+	rec = last_record();
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rec, "headers"),
+							   "x-goog-api-key")),
+			 LLM_TEST_KEY);
+	sent = json_loads(json_string_value(json_object_get(rec, "body")), 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(sent, "generationConfig"), "maxOutputTokens")),
+			 4096);
+	ck_assert_uint_eq(json_array_size(json_object_get(sent, "tools")), 1);
+	ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(sent, "tools"), 0),
+					      "functionDeclarations"));
+	ck_assert_ptr_null(json_object_get(json_array_get(json_object_get(sent, "tools"), 0),
+					   "codeExecution"));
+	result_free(&r);
+
+	call(&r, "vm/1", "t-g", "POST", "/v1beta/models/gemini-2.5-pro:generateContent",
+	     "{\"contents\":[],\"generationConfig\":{\"maxOutputTokens\":10}}");
+	ck_assert_int_eq(r.status, 200);
+	j = body_json(&r);
+	ck_assert_ptr_nonnull(json_object_get(j, "usageMetadata"));
+	ck_assert_str_eq(r.settled, "ok");
+	ck_assert_int_eq(r.o.usage.output, 10);
+	result_free(&r);
+
+	call(&r, "vm/1", "t-g", "POST", "/v1beta/models/gemini-2.5-pro:countTokens",
+	     "{\"contents\":[]}");
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "totalTokens"));
+	result_free(&r);
+
+	/* A model not in the allowlist, in Gemini's error shape. */
+	call(&r, "vm/1", "t-g", "POST", "/v1beta/models/gemini-9-ultra:generateContent",
+	     "{\"contents\":[]}");
+	ck_assert_int_eq(r.status, 403);
+	json_decref(j);
+	j = body_json(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "status")),
+			 "PERMISSION_DENIED");
 	result_free(&r);
 }
 END_TEST
@@ -748,6 +814,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_anthropic_json);
 	tcase_add_test(tc, test_openai);
 	tcase_add_test(tc, test_openai_responses);
+	tcase_add_test(tc, test_gemini);
 	tcase_add_test(tc, test_refusals_forward_nothing);
 	tcase_add_test(tc, test_concurrent_budget);
 	tcase_add_test(tc, test_disconnect_still_bills);
