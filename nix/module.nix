@@ -64,7 +64,7 @@ let
 
   upstreamOptions = { name, ... }: {
     options = {
-      kind = mkOption { type = types.enum [ "anthropic" "openai" ]; description = "API dialect of upstream ${name}."; };
+      kind = mkOption { type = types.enum [ "anthropic" "openai" "gemini" ]; description = "API dialect of upstream ${name}: Anthropic Messages, OpenAI (Chat Completions and Responses) or the Gemini API."; };
       baseUrl = mkOption { type = types.nullOr types.str; default = null; example = "https://api.anthropic.com"; description = "Base URL; null: the kind's public API."; };
       keyFile = mkOption {
         # A string, not a path: a path value would be copied into the world-readable store.
