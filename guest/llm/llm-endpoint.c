@@ -32,7 +32,7 @@ struct conn {
 	enum conn_state state;
 	char req[ORCH_MAX_ID_LEN + 1];
 	int reject; /* HTTP status to answer with instead of forwarding */
-	bool openai;
+	enum dialect { D_ANTHROPIC = 0, D_OPENAI, D_GEMINI } dialect; /* of the path: errors */
 	char *body;
 	size_t body_len;
 	bool too_big, awaiting, orphan, suspended, done, failed, routed;
@@ -232,17 +232,24 @@ static void resume(struct conn *c)
 }
 
 /* Error answers in the provider's shape, so SDKs raise their usual exceptions. */
-static char *error_body(bool openai, int status, const char *msg)
+static char *error_body(enum dialect d, int status, const char *msg)
 {
 	const char *type = status == 413   ? "request_too_large"
 			   : status == 404 ? "not_found_error"
 			   : status >= 500 ? "api_error"
 					   : "invalid_request_error";
-	json_t *j = openai ? json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
-				       status >= 500 ? "server_error" : "invalid_request_error",
-				       "param", "code", type)
-			   : json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-				       type, "message", msg);
+	json_t *j = d == D_GEMINI ? json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status,
+					      "message", msg, "status",
+					      status == 404   ? "NOT_FOUND"
+					      : status == 503 ? "UNAVAILABLE"
+					      : status >= 500 ? "INTERNAL"
+							      : "INVALID_ARGUMENT")
+		    : d == D_OPENAI
+			    ? json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+					status >= 500 ? "server_error" : "invalid_request_error",
+					"param", "code", type)
+			    : json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+					type, "message", msg);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
@@ -251,7 +258,7 @@ static char *error_body(bool openai, int status, const char *msg)
 
 static enum MHD_Result queue_error(struct conn *c, int status, const char *msg)
 {
-	char *s = error_body(c->openai, status, msg);
+	char *s = error_body(c->dialect, status, msg);
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
@@ -432,8 +439,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 			return MHD_NO;
 		c->ep = ep;
 		c->mc = mc;
-		c->openai = url && (strncmp(url, "/v1/chat/", 9) == 0 ||
-				    strncmp(url, "/v1/responses", 13) == 0);
+		c->dialect = !url ? D_ANTHROPIC
+			     : strncmp(url, "/v1/chat/", 9) == 0 ||
+					     strncmp(url, "/v1/responses", 13) == 0
+				     ? D_OPENAI
+			     : strncmp(url, "/v1beta/", 8) == 0 ? D_GEMINI
+								: D_ANTHROPIC;
 		*con_cls = c;
 		if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 			c->reject = 405;

@@ -54,6 +54,7 @@ int llm_route_parse(const char *method, const char *path, enum llm_route *ret)
 		{"GET", "/v1/models", LLM_ROUTE_MODELS},
 		{"POST", "/v1/chat/completions", LLM_ROUTE_CHAT},
 		{"POST", "/v1/responses", LLM_ROUTE_RESPONSES},
+		{"GET", "/v1beta/models", LLM_ROUTE_GEMINI_MODELS},
 	};
 
 	static const struct {
@@ -95,6 +96,7 @@ enum llm_api llm_route_api(enum llm_route r)
 	case LLM_ROUTE_GEMINI_GENERATE:
 	case LLM_ROUTE_GEMINI_STREAM:
 	case LLM_ROUTE_GEMINI_COUNT:
+	case LLM_ROUTE_GEMINI_MODELS:
 		return LLM_API_GEMINI;
 	case LLM_ROUTE_MESSAGES:
 	case LLM_ROUTE_COUNT_TOKENS:
@@ -504,7 +506,7 @@ int llm_policy_apply_path(const struct llm_policy *p, enum llm_route route, cons
 		return orch_err(err, -EMSGSIZE,
 				"request body of %zu bytes exceeds the limit of %zu", len,
 				p->max_request_bytes);
-	if (route == LLM_ROUTE_MODELS) {
+	if (route == LLM_ROUTE_MODELS || route == LLM_ROUTE_GEMINI_MODELS) {
 		*ret_body = NULL;
 		*ret_len = 0;
 		*ret = info;

@@ -361,15 +361,32 @@ static void answer_models(struct llm_exchange *ex)
 	const struct llm_config *c = ex->p->cfg;
 	struct llm_outcome o = {.status = 200, .settled = "free", .msg = "", .model = ""};
 
-	for (size_t i = 0; list && i < c->n_models; i++)
-		json_array_append_new(
-			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "model",
-					"id", c->models[i].name, "display_name", c->models[i].name,
-					"created_at", "1970-01-01T00:00:00Z", "object", "model",
-					"created", 0, "owned_by", "orch"));
-	j = json_pack("{s:s, s:O, s:b, s:s?, s:s?}", "object", "list", "data", list, "has_more", 0,
-		      "first_id", c->n_models ? c->models[0].name : NULL, "last_id",
-		      c->n_models ? c->models[c->n_models - 1].name : NULL);
+	if (ex->info.route == LLM_ROUTE_GEMINI_MODELS) {
+		/* Gemini's shape, its models only ("models/NAME"). */
+		for (size_t i = 0; list && i < c->n_models; i++) {
+			char name[LLM_MODEL_MAX + 16];
+			if (c->upstreams[c->models[i].upstream].kind != LLM_API_GEMINI)
+				continue;
+			snprintf(name, sizeof(name), "models/%s", c->models[i].name);
+			json_array_append_new(
+				list, json_pack("{s:s, s:s, s:[s, s, s]}", "name", name,
+						"displayName", c->models[i].name,
+						"supportedGenerationMethods", "generateContent",
+						"streamGenerateContent", "countTokens"));
+		}
+		j = json_pack("{s:O}", "models", list);
+	} else {
+		for (size_t i = 0; list && i < c->n_models; i++)
+			json_array_append_new(
+				list,
+				json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "model",
+					  "id", c->models[i].name, "display_name",
+					  c->models[i].name, "created_at", "1970-01-01T00:00:00Z",
+					  "object", "model", "created", 0, "owned_by", "orch"));
+		j = json_pack("{s:s, s:O, s:b, s:s?, s:s?}", "object", "list", "data", list,
+			      "has_more", 0, "first_id", c->n_models ? c->models[0].name : NULL,
+			      "last_id", c->n_models ? c->models[c->n_models - 1].name : NULL);
+	}
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	h = json_pack("{s:s}", "content-type", "application/json");
 	sink_head(ex, 200, h);
@@ -390,7 +407,8 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	struct llm_proxy *p = ex->p;
 	const struct llm_config *c = p->cfg;
 	struct orch_error err = {0};
-	char path[64], msg[ORCH_ERROR_MSG_MAX], retry[32];
+	/* Gemini paths carry the model: "/v1beta/models/" + 128 + ":streamGenerateContent". */
+	char path[256], msg[ORCH_ERROR_MSG_MAX], retry[32];
 	_cleanup_free_ char *body = NULL;
 	size_t body_len = 0, qlen;
 	enum llm_route route;
@@ -440,7 +458,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		answer_error(ex, 429, "rate_limit_exceeded", -EAGAIN, msg, retry);
 		return 1;
 	}
-	if (route == LLM_ROUTE_MODELS) {
+	if (route == LLM_ROUTE_MODELS || route == LLM_ROUTE_GEMINI_MODELS) {
 		answer_models(ex);
 		return 1;
 	}

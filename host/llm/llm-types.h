@@ -21,6 +21,7 @@ enum llm_route {
 	LLM_ROUTE_GEMINI_GENERATE, /* :generateContent */
 	LLM_ROUTE_GEMINI_STREAM,   /* :streamGenerateContent (forwarded with ?alt=sse) */
 	LLM_ROUTE_GEMINI_COUNT,	   /* :countTokens */
+	LLM_ROUTE_GEMINI_MODELS,   /* GET /v1beta/models: answered from the allowlist */
 };
 
 /* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,

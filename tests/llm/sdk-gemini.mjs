@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Google's Gen AI SDK (what Gemini CLI uses) against orch's in-jail endpoint
-// (GOOGLE_GEMINI_BASE_URL), with a placeholder key: generateContent, a stream, countTokens
-// and a denied model.
+// (GOOGLE_GEMINI_BASE_URL), with a placeholder key: generateContent, a stream, the model
+// list, countTokens and a denied model.
 import { GoogleGenAI } from '@google/genai';
 
 const fail = (what, got) => {
@@ -28,6 +28,10 @@ for await (const chunk of stream) {
 }
 if (text !== expected) fail('stream text', text);
 if (!usage || usage.candidatesTokenCount !== 12) fail('stream usage', usage);
+
+const names = [];
+for await (const m of await ai.models.list()) names.push(m.name);
+if (!names.includes('models/gemini-2.5-pro')) fail('models.list', names);
 
 const n = await ai.models.countTokens({ model: 'gemini-2.5-pro', contents });
 if (!(n.totalTokens > 0)) fail('countTokens', n);

@@ -403,6 +403,19 @@ static void curl_cases(void)
 	o = run_curl("/v1/models", NULL, NULL);
 	check(strstr(o, "HTTP/1.1 200") && strstr(o, "\"gpt-4.1\""), "models from the allowlist");
 	free(o);
+	{
+		/* The endpoint's own answers come in the dialect of the path: Gemini here. */
+		char url[160];
+		snprintf(url, sizeof(url),
+			 "http://127.0.0.1:%u/v1beta/models/gemini-2.5-pro:generateContent",
+			 st.port);
+		const char *put[] = {"curl", "-sS", "-i", "-X", "PUT", url, NULL};
+		llm_test_run(put, NULL, &o);
+		check(strstr(o, "HTTP/1.1 405") && strstr(o, "\"code\":405") &&
+			      strstr(o, "\"status\":\"INVALID_ARGUMENT\""),
+		      "a refused method on a Gemini path: the error in Gemini's shape\n%s", o);
+		free(o);
+	}
 	o = run_curl("/v1/messages",
 		     "{\"model\":\"claude-opus-4-1\",\"max_tokens\":10,\"messages\":[]}", NULL);
 	check(strstr(o, "HTTP/1.1 403") && strstr(o, "permission_error") &&
@@ -518,7 +531,8 @@ static void sdk_cases(void)
 	snprintf(script, sizeof(script), "%s/tests/llm/sdk-gemini.mjs", src);
 	rc = llm_test_run(argv, env, &o);
 	check(rc == 0 && strstr(o, "\"ok\":true") && !strstr(o, LLM_TEST_KEY),
-	      "@google/genai: generateContent, stream, countTokens, denied model\n%s", o);
+	      "@google/genai: generateContent, stream, models.list, countTokens, denied model\n%s",
+	      o);
 	free(o);
 }
 

@@ -414,6 +414,22 @@ START_TEST(test_gemini)
 	ck_assert_ptr_nonnull(strstr(r.body, "totalTokens"));
 	result_free(&r);
 
+	/* The model list in Gemini's shape, Gemini models only. */
+	call(&r, "vm/1", NULL, "GET", "/v1beta/models", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"name\":\"models/gemini-2.5-pro\""));
+	ck_assert_ptr_null(strstr(r.body, "claude-sonnet-4-5"));
+	result_free(&r);
+
+	/* A long model name (the path is longer than the other APIs' paths): judged by the
+	 * allowlist, not refused as an unknown endpoint. */
+	call(&r, "vm/1", "t-g", "POST",
+	     "/v1beta/models/gemini-2.5-flash-preview-09-2025-with-a-much-longer-name-than-"
+	     "usual:streamGenerateContent",
+	     "{\"contents\":[]}");
+	ck_assert_int_eq(r.status, 403);
+	result_free(&r);
+
 	/* A model not in the allowlist, in Gemini's error shape. */
 	call(&r, "vm/1", "t-g", "POST", "/v1beta/models/gemini-9-ultra:generateContent",
 	     "{\"contents\":[]}");
