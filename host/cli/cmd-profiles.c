@@ -106,58 +106,28 @@ static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
 	return 0;
 }
 
-/* A profile with read-only paths is dispatched as orchd's profile of that name
- * (`orch dispatch --profile NAME --prompt TEXT`): a client may not choose host paths for a
- * jail, only orchd's configuration can. */
-static int dispatch_by_name(struct cli *c, const struct orch_profile *p, const char *prompt,
-			    char **pass, int n_pass)
-{
-	const char **args = calloc((size_t)n_pass + 16, sizeof(char *));
-	char self[4096];
-	if (!args || cli_self_path(self, sizeof(self)) < 0) {
-		free(args);
-		fprintf(stderr, "orch profiles: cannot run orch dispatch\n");
-		return CLI_EXIT_ERROR;
-	}
-	size_t k = 0;
-	args[k++] = self;
-	args[k++] = "--socket";
-	args[k++] = c->socket;
-	if (c->json)
-		args[k++] = "--json";
-	args[k++] = "dispatch";
-	for (int i = 0; i < n_pass; i++)
-		args[k++] = pass[i];
-	args[k++] = "--profile";
-	args[k++] = p->name;
-	args[k++] = "--prompt";
-	args[k++] = prompt;
-	args[k] = NULL;
-	fflush(stdout);
-	execv(self, (char *const *)args);
-	fprintf(stderr, "orch profiles: cannot run %s: %s\n", self, strerror(errno));
-	free(args);
-	return CLI_EXIT_ERROR;
-}
-
 /* Runs `orch dispatch` with the profile's task: pass (NULL-terminated) goes first, then
- * the profile's timeout unless pass has one, its environment and -- argv. */
+ * the profile's timeout unless pass has one, its environment and -- argv. A profile with
+ * read-only paths is dispatched as orchd's profile of that name instead (`--profile NAME
+ * --prompt TEXT`): a client may not choose host paths for a jail, only orchd's
+ * configuration can. */
 static int dispatch(struct cli *c, const struct orch_profile *p, const char *prompt, char **pass,
 		    int n_pass)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd cmd = {0};
-	if (p->n_ro_paths > 0)
-		return dispatch_by_name(c, p, prompt, pass, n_pass);
-	if (orch_profile_command(p, prompt, NULL, &cmd, &err) < 0) {
-		fprintf(stderr, "orch profiles: %s\n", err.msg);
-		return CLI_EXIT_USAGE;
-	}
+	bool by_name = p->n_ro_paths > 0;
 	size_t n_env = 0, n_argv = 0;
-	while (cmd.env[n_env])
-		n_env++;
-	while (cmd.argv[n_argv])
-		n_argv++;
+	if (!by_name) {
+		if (orch_profile_command(p, prompt, NULL, &cmd, &err) < 0) {
+			fprintf(stderr, "orch profiles: %s\n", err.msg);
+			return CLI_EXIT_USAGE;
+		}
+		while (cmd.env[n_env])
+			n_env++;
+		while (cmd.argv[n_argv])
+			n_argv++;
+	}
 	bool has_timeout = false;
 	for (int i = 0; i < n_pass; i++)
 		has_timeout |= !strcmp(pass[i], "--timeout") || !strncmp(pass[i], "--timeout=", 10);
@@ -178,18 +148,26 @@ static int dispatch(struct cli *c, const struct orch_profile *p, const char *pro
 	args[k++] = "dispatch";
 	for (int i = 0; i < n_pass; i++)
 		args[k++] = pass[i];
-	if (!has_timeout && p->limits.timeout_ms > 0) {
-		snprintf(timeout, sizeof(timeout), "%lldms", (long long)p->limits.timeout_ms);
-		args[k++] = "--timeout";
-		args[k++] = timeout;
+	if (by_name) {
+		args[k++] = "--profile";
+		args[k++] = p->name;
+		args[k++] = "--prompt";
+		args[k++] = prompt;
+	} else {
+		if (!has_timeout && p->limits.timeout_ms > 0) {
+			snprintf(timeout, sizeof(timeout), "%lldms",
+				 (long long)p->limits.timeout_ms);
+			args[k++] = "--timeout";
+			args[k++] = timeout;
+		}
+		for (size_t i = 0; i < n_env; i++) {
+			args[k++] = "--env";
+			args[k++] = cmd.env[i];
+		}
+		args[k++] = "--";
+		for (size_t i = 0; i < n_argv; i++)
+			args[k++] = cmd.argv[i];
 	}
-	for (size_t i = 0; i < n_env; i++) {
-		args[k++] = "--env";
-		args[k++] = cmd.env[i];
-	}
-	args[k++] = "--";
-	for (size_t i = 0; i < n_argv; i++)
-		args[k++] = cmd.argv[i];
 	args[k] = NULL;
 	fflush(stdout);
 	execv(self, (char *const *)args);
