@@ -333,6 +333,23 @@ static int apply_openai(const struct llm_policy *p, json_t *body, struct llm_req
 	return 0;
 }
 
+/* The output bound obj.key (what: its name in messages): a positive integer, lowered to
+ * the cap, set to the cap when absent so that the worst case is bounded. */
+static int cap_output(const struct llm_policy *p, json_t *obj, const char *key, const char *what,
+		      int64_t *ret, struct orch_error *err)
+{
+	int64_t mt = 0;
+
+	if (get_int(obj, key, &mt, err) < 0)
+		return orch_err(err, -EINVAL, "%s: expected a positive integer", what);
+	if (mt == 0 || mt > p->max_tokens_cap) {
+		mt = p->max_tokens_cap;
+		json_object_set_new(obj, key, json_integer(mt));
+	}
+	*ret = mt;
+	return 0;
+}
+
 /* Responses API tools the client runs itself; every other type is a hosted tool the
  * upstream would run on the agent's behalf (web and file search, code interpreter, image
  * generation, remote MCP servers...) and is removed, whatever strip_tools says. */
@@ -356,7 +373,6 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 	json_t *input = json_object_get(body, "input"), *tools = json_object_get(body, "tools");
 	json_t *choice = json_object_get(body, "tool_choice"),
 	       *bg = json_object_get(body, "background");
-	int64_t mt = 0;
 	bool choice_gone = false;
 	int r, removed = 0;
 
@@ -377,13 +393,9 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 		return orch_err(err, -EINVAL,
 				"max_tokens, max_completion_tokens: not Responses API members; use "
 				"max_output_tokens");
-	if (get_int(body, "max_output_tokens", &mt, err) < 0)
-		return err ? err->code : -EINVAL;
-	if (mt == 0 || mt > p->max_tokens_cap) {
-		mt = p->max_tokens_cap;
-		json_object_set_new(body, "max_output_tokens", json_integer(mt));
-	}
-	info->max_tokens = mt;
+	if ((r = cap_output(p, body, "max_output_tokens", "max_output_tokens", &info->max_tokens,
+			    err)) < 0)
+		return r;
 	if (tools && !json_is_array(tools))
 		return orch_err(err, -EINVAL, "tools: expected an array");
 	for (size_t i = 0; i < json_array_size(tools);) {
@@ -425,8 +437,9 @@ static int apply_gemini(const struct llm_policy *p, json_t *body, struct llm_req
 	json_t *contents = json_object_get(body, "contents");
 	json_t *gc = json_object_get(body, "generationConfig"),
 	       *tools = json_object_get(body, "tools");
-	int64_t mt = 0, n = 1;
+	int64_t n = 1;
 	unsigned removed = 0;
+	int r;
 	bool had_tools = json_array_size(tools) > 0;
 
 	info->stream = info->route == LLM_ROUTE_GEMINI_STREAM;
@@ -447,15 +460,10 @@ static int apply_gemini(const struct llm_policy *p, json_t *body, struct llm_req
 		return orch_err(err, -EINVAL,
 				"generationConfig.candidateCount: only 1 candidate per request is "
 				"allowed");
-	if (get_int(gc, "maxOutputTokens", &mt, err) < 0)
-		return orch_err(err, -EINVAL,
-				"generationConfig.maxOutputTokens: expected a "
-				"positive integer");
-	if (mt == 0 || mt > p->max_tokens_cap) {
-		mt = p->max_tokens_cap;
-		json_object_set_new(gc, "maxOutputTokens", json_integer(mt));
-	}
-	info->max_tokens = mt;
+	r = cap_output(p, gc, "maxOutputTokens", "generationConfig.maxOutputTokens",
+		       &info->max_tokens, err);
+	if (r < 0)
+		return r;
 	if (tools && !json_is_array(tools))
 		return orch_err(err, -EINVAL, "tools: expected an array");
 	for (size_t i = 0; i < json_array_size(tools);) {
