@@ -176,13 +176,12 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 	    (r = cfg_strv(o, p, "ro_paths", ORCH_MAX_RO_PATHS, ORCH_MAX_PATH_LEN, &pr->ro_paths,
 			  &pr->n_ro_paths, err)) < 0)
 		return r;
-	for (i = 0; i < pr->n_ro_paths; i++)
-		if (!orch_path_normalised(pr->ro_paths[i]))
+	for (size_t j = 0; j < pr->n_ro_paths; j++)
+		if (!orch_path_normalised(pr->ro_paths[j]))
 			return orch_err(err, -EINVAL,
 					"%s.ro_paths[%zu]: '%.128s' is not an absolute, normalised "
 					"path other than / (no '.', '..', '//' or trailing '/')",
-					p, i, pr->ro_paths[i]);
-	i = 0;
+					p, j, pr->ro_paths[j]);
 	env = json_object_get(o, "env");
 	if (!env)
 		return 0;
