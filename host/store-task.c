@@ -541,34 +541,40 @@ int store_task_counts(struct store *s, int64_t counts[], struct orch_error *err)
 	return 0;
 }
 
-int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
-		     int64_t length, struct orch_error *err)
+int store_output_add_rows(struct store *s, int64_t task, int64_t first_seq, int64_t offset,
+			  const struct output_seg *rows, size_t n, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
+	int64_t at = offset;
 	int r;
 
+	if (n == 0)
+		return 0;
 	r = prep(s, "INSERT INTO output (task, seq, stream, offset, length) VALUES (?,?,?,?,?)",
 		 &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, task);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int(st, 3, stream);
-	sqlite3_bind_int64(st, 4, offset);
-	sqlite3_bind_int64(st, 5, length);
-	if ((r = store_begin(s, err)) < 0)
-		return r;
-	r = step_done(s, st, err);
 	if (r >= 0)
 		r = prep(s,
-			 "UPDATE tasks SET output_seq = ?2 + 1, output_bytes = ?3 + ?4"
+			 "UPDATE tasks SET output_seq = ?2, output_bytes = ?3"
 			 " WHERE id = ?1",
 			 &up, err);
+	if (r < 0)
+		return r;
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, task);
+		sqlite3_bind_int64(st, 2, first_seq + (int64_t)i);
+		sqlite3_bind_int(st, 3, rows[i].stream);
+		sqlite3_bind_int64(st, 4, at);
+		sqlite3_bind_int64(st, 5, rows[i].len);
+		r = step_done(s, st, err);
+		at += rows[i].len;
+	}
 	if (r >= 0) {
 		sqlite3_bind_int64(up, 1, task);
-		sqlite3_bind_int64(up, 2, seq);
-		sqlite3_bind_int64(up, 3, offset);
-		sqlite3_bind_int64(up, 4, length);
+		sqlite3_bind_int64(up, 2, first_seq + (int64_t)n);
+		sqlite3_bind_int64(up, 3, at);
 		r = step_done(s, up, err);
 	}
 	if (r < 0) {
@@ -576,6 +582,14 @@ int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int
 		return r;
 	}
 	return store_commit(s, err);
+}
+
+int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
+		     int64_t length, struct orch_error *err)
+{
+	struct output_seg row = {stream, length};
+
+	return store_output_add_rows(s, task, seq, offset, &row, 1, err);
 }
 
 int store_output_list(struct store *s, int64_t task, int64_t from_seq, size_t max,

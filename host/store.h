@@ -156,6 +156,15 @@ int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *r
 /* --- output spool index (store-task.c) --- */
 int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
 		     int64_t length, struct orch_error *err);
+/* One run of bytes of one stream. */
+struct output_seg {
+	int stream;
+	int64_t len;
+};
+/* Indexes n consecutive runs (seq first_seq.., the first at spool offset `offset`) in one
+ * transaction and moves the task's output_seq / output_bytes past them. */
+int store_output_add_rows(struct store *s, int64_t task, int64_t first_seq, int64_t offset,
+			  const struct output_seg *rows, size_t n, struct orch_error *err);
 struct output_ref {
 	int64_t seq;
 	int stream;
