@@ -72,6 +72,7 @@ struct vm {
 	struct orch_timer *restart_timer;
 	struct orch_timer *hello_timer; /* boot_timeout_ms from start to hello */
 	unsigned failures;		/* consecutive, for the restart backoff */
+	uint64_t ready_ms;		/* orch_now_ms of the last hello, 0 when down */
 	struct orch_timer *out_timer;	/* output.c: flushes the slots' pending output */
 	uint64_t out_due;		/* when it fires, 0: not armed */
 	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */

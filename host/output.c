@@ -211,7 +211,8 @@ void output_take(struct vm *vm, struct slot *s, int stream, const void *data, si
 		output_compact(s);
 		last = &p->segs[p->n_segs - 1];
 	}
-	if (p->len + len > OUTPUT_BUF_MAX || (p->n_segs == OUTPUT_MAX_SEGS && last->stream != stream)) {
+	if (p->len + len > OUTPUT_BUF_MAX ||
+	    (p->n_segs == OUTPUT_MAX_SEGS && last->stream != stream)) {
 		output_flush(vm, s);
 		if (s->output_capped)
 			return;
@@ -258,8 +259,7 @@ static void output_compact(struct slot *s)
 	p->n_segs = 0;
 	for (int i = 0; i < 2; i++)
 		if (lens[i])
-			p->segs[p->n_segs++] =
-				(struct output_seg){ORCH_STREAM_STDOUT + i, lens[i]};
+			p->segs[p->n_segs++] = (struct output_seg){ORCH_STREAM_STDOUT + i, lens[i]};
 }
 
 void output_release(struct slot *s)

@@ -14,6 +14,9 @@
 #include "orchd-llm.h"
 #include "orchd.h"
 
+/* A VM up this long before it went down restarts without the accumulated backoff. */
+#define VM_STABLE_MS 30000
+
 static const char *const vm_state_names[] = {
 	[VM_DOWN] = "down",
 	[VM_STARTING] = "starting",
@@ -119,6 +122,11 @@ void vm_gone(struct vm *vm, const char *reason)
 	if (vm->state == VM_DOWN || vm->state == VM_STOPPED)
 		return;
 	orch_log(ORCH_LOG_WARN, "vm", "vm down", "vm", vm->cfg->name, "reason", reason, NULL);
+	/* The restart backoff starts over only after a VM that stayed up for a while: a guest
+	 * that says hello and goes at once is restarted ever more slowly, not every second. */
+	if (vm->ready_ms && orch_now_ms() - vm->ready_ms >= VM_STABLE_MS)
+		vm->failures = 0;
+	vm->ready_ms = 0;
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", reason);
 	drop_channel(vm);
 	orch_timer_disarm(vm->hello_timer);
@@ -265,7 +273,7 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
 	orch_timer_disarm(vm->hello_timer);
 	set_state(vm, VM_READY);
-	vm->failures = 0;
+	vm->ready_ms = orch_now_ms();
 	vm->last_error[0] = 0;
 	vm->last_heartbeat = orch_now_ms();
 	if (!vm->hb_timer)
