@@ -135,22 +135,27 @@ def done(**what):
     log("done: %s" % json.dumps(what)[:200])
 
 def heartbeats(forever=True):
-    seq = 0
     while True:
         if not ctl.send({"jsonrpc": "2.0", "method": "heartbeat",
-                         "params": {"seq": seq, "running": 0}}):
+                         "params": {"seq": hb_seq[0], "running": 0}}):
             sys.exit(0)
-        seq += 1
+        hb_seq[0] += 1
         if not forever:
             return
         time.sleep(0.5)
 
+hb_seq = [0]
+
 def batched(msgs, per=2000):
-    """Sends many messages in few writes (a flood is about orchd, not about Python)."""
+    """Sends many messages in few writes (a flood is about orchd, not about Python), with
+    a heartbeat now and then: a flood that looks alive is the harder case for orchd."""
     buf = []
     for m in msgs:
         buf.append(m)
         if len(buf) == per:
+            buf.append((json.dumps({"jsonrpc": "2.0", "method": "heartbeat", "params":
+                                    {"seq": hb_seq[0], "running": 1}}) + "\n").encode())
+            hb_seq[0] += 1
             ctl.send(b"".join(buf))
             buf = []
     if buf:
