@@ -172,6 +172,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		if (getppid() == 1)
 			_exit(127);
 		setsid();
+		umask(022); /* the supervisor's own default, not orchd's 077 */
 		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0))
 			_exit(127);
 		execv(argv[0], (char *const *)argv);

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "control.h"
+#include "fs-util.h"
 #include "log.h"
 
 struct client {
@@ -209,19 +210,35 @@ struct orchd *control_orchd(struct orch_rpc *rpc)
 	return cl->c->d;
 }
 
-static int mkdir_parent(const char *path)
+/* The socket's directory: created 0755 if missing; one that others may write to is
+ * refused (they could put their own socket in orchd's place, or remove it). */
+static int socket_dir(const char *path, struct orch_error *err)
 {
 	_cleanup_free_ char *p = strdup(path);
+	struct stat st;
 	char *slash;
+	int r;
 
 	if (!p)
-		return -ENOMEM;
+		return orch_err(err, -ENOMEM, "out of memory");
 	slash = strrchr(p, '/');
-	if (!slash || slash == p)
+	if (!slash)
 		return 0;
-	*slash = 0;
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if (slash == p)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	if ((r = orchd_mkdir(p, 0755)) < 0)
+		return orch_errno(err, r, "cannot create the directory of %s", path);
+	if (stat(p, &st) < 0)
+		return orch_errno(err, -errno, "cannot stat %s", p);
+	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()))
+		return orch_err(err, -EPERM,
+				"the control socket's directory %s may be written by others "
+				"(owner uid %u, mode %04o); use a directory of root's, e.g. "
+				"/run/orch (0755)",
+				p, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -253,10 +270,10 @@ int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
 		c->has_group = true;
 		c->gid = grp->gr_gid;
 	}
-	r = mkdir_parent(d->cfg->socket);
+	r = socket_dir(d->cfg->socket, err);
 	if (r < 0) {
 		control_free(c);
-		return orch_errno(err, r, "cannot create the directory of %s", d->cfg->socket);
+		return r;
 	}
 	strcpy(sa.sun_path, d->cfg->socket);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -266,9 +283,12 @@ int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
 		return orch_errno(err, r, "socket");
 	}
 	(void)unlink(d->cfg->socket);
-	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(d->cfg->socket, 0660) < 0 ||
-	    (c->has_group && chown(d->cfg->socket, (uid_t)-1, c->gid) < 0) ||
+	/* Born 0660 root:root (nobody else can connect), then given to the group, and only
+	 * then listening. */
+	mode_t old = umask(0117);
+	r = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || (c->has_group && chown(d->cfg->socket, (uid_t)-1, c->gid) < 0) ||
 	    listen(c->fd, 128) < 0) {
 		r = -errno;
 		control_free(c);

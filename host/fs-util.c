@@ -6,9 +6,20 @@
 #include "cleanup.h"
 #include "fs-util.h"
 
+int orchd_mkdir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	/* Exactly mode, whatever orchd's umask (077) took away. */
+	if (chmod(path, mode) < 0)
+		return -errno;
+	return 1;
+}
+
 int orchd_mkdir_p(const char *path, mode_t mode)
 {
 	_cleanup_free_ char *p = strdup(path);
+	int r;
 
 	if (!p)
 		return -ENOMEM;
@@ -16,11 +27,10 @@ int orchd_mkdir_p(const char *path, mode_t mode)
 		if (*s != '/')
 			continue;
 		*s = 0;
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
+		if ((r = orchd_mkdir(p, mode)) < 0)
+			return r;
 		*s = '/';
 	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	r = orchd_mkdir(p, mode);
+	return r < 0 ? r : 0;
 }

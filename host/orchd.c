@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "control.h"
 #include "event-libvirt.h"
+#include "fs-util.h"
 #include "log.h"
 #include "orch-config.h"
 #include "orchd-llm.h"
@@ -157,8 +158,10 @@ static void on_signal(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 
 static int mkdir_mode(const char *path, mode_t mode, struct orch_error *err)
 {
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return orch_errno(err, -errno, "cannot create %s", path);
+	int r = orchd_mkdir(path, mode);
+
+	if (r < 0)
+		return orch_errno(err, r, "cannot create %s", path);
 	return 0;
 }
 
@@ -271,7 +274,7 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
 	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
-	if ((r = mkdir_mode(d->spool_dir, 0750, err)) < 0)
+	if ((r = mkdir_mode(d->spool_dir, 0700, err)) < 0)
 		return r;
 	if ((r = mkdir_mode(d->cfg->workspace_root, 0755, err)) < 0)
 		return r;
@@ -385,6 +388,10 @@ int main(int argc, char **argv)
 	enum orch_log_level lvl;
 	int r;
 
+	/* Everything orchd creates is its own unless it says otherwise (the store holds task
+	 * argv, env and prompts; the spool their output): directories that others must
+	 * traverse get their mode explicitly (orchd_mkdir). */
+	umask(077);
 	if (parse_args(argc, argv, &a) < 0)
 		return 2;
 	if (a.check_config) {

@@ -66,6 +66,19 @@ START_TEST(test_key_modes)
 		ck_assert_ptr_nonnull(strstr(err.msg, "chmod 600"));
 		ck_assert_ptr_null(strstr(err.msg, "SECRET"));
 	}
+
+	/* Mode 0600 but owned by someone else: they could swap the key (needs root). */
+	if (geteuid() == 0) {
+		write_key(SECRET "\n", 0600);
+		ck_assert_int_eq(chown(keyfile, 65534, 65534), 0);
+		key = NULL;
+		ck_assert_int_eq(llm_key_read(keyfile, &key, &err), -EPERM);
+		ck_assert_ptr_null(key);
+		ck_assert_ptr_nonnull(strstr(err.msg, "chown root"));
+		ck_assert_int_eq(chown(keyfile, 0, 0), 0);
+	} else {
+		fprintf(stderr, "test_key_modes: the owner check needs root; not run\n");
+	}
 }
 END_TEST
 
