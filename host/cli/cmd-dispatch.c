@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "visible.h"
 
 static void usage(FILE *f)
 {
@@ -168,13 +169,15 @@ static int run(struct cli *c, int argc, char **argv)
 		return r;
 	if (c->json)
 		cli_print_json(task);
-	else if (!json_is_integer(json_object_get(task, "exit_code")))
+	else if (!json_is_integer(json_object_get(task, "exit_code"))) {
+		/* the reason may come from the guest: shown with its control bytes visible */
+		const char *why = json_string_value(json_object_get(task, "reason"));
+		char *vis = why ? cli_visible_str(why) : NULL;
 		fprintf(stderr, "orch: task %lld ended %s%s%s\n", (long long)id,
-			json_string_value(json_object_get(task, "state")),
-			json_is_string(json_object_get(task, "reason")) ? ": " : "",
-			json_is_string(json_object_get(task, "reason"))
-				? json_string_value(json_object_get(task, "reason"))
-				: "");
+			json_string_value(json_object_get(task, "state")), vis ? ": " : "",
+			vis ? vis : "");
+		free(vis);
+	}
 	r = cli_task_exit_code(task);
 	json_decref(task);
 	return r;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "visible.h"
 
 static void field(const char *name, json_t *v)
 {
@@ -12,11 +13,10 @@ static void field(const char *name, json_t *v)
 
 	if (!v || json_is_null(v))
 		return;
-	if (json_is_string(v)) {
-		printf("%-12s %s\n", name, json_string_value(v));
-		return;
-	}
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (json_is_string(v))
+		s = cli_visible_str(json_string_value(v)); /* the reason comes from the guest */
+	else
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	printf("%-12s %s\n", name, s ? s : "?");
 	free(s);
 }

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "visible.h"
 
 static void usage(FILE *f)
 {
@@ -23,13 +24,15 @@ static void print_cmd(json_t *argv)
 
 	json_array_foreach(argv, i, v)
 	{
-		const char *s = json_string_value(v);
+		char *s = cli_visible_str(json_string_value(v));
 		int room = 48 - (int)n;
 		if (room <= 3) {
+			free(s);
 			printf("...");
 			break;
 		}
 		n += (size_t)printf("%s%.*s", i ? " " : "", room - 1, s ? s : "");
+		free(s);
 	}
 }
 

@@ -115,11 +115,11 @@ def output(task, seq, data, stream="stdout"):
         "task": task, "seq": seq, "stream": stream,
         "data": base64.b64encode(data).decode()}}
 
-def exit_msg(task, rid, code=0):
+def exit_msg(task, rid, code=0, reason=""):
     return {"jsonrpc": "2.0", "id": rid, "method": "task.exit", "params": {
         "task": task, "status": "exited", "exit_code": code, "signal": 0,
         "duration_ms": 1, "rusage": {"utime_ms": 0, "stime_ms": 0, "maxrss_kb": 0},
-        "reason": ""}}
+        "reason": reason}}
 
 def next_run(timeout=60):
     n = len(ctl.runs)
@@ -194,7 +194,8 @@ def seq():
     ctl.send(output(t, 2**63 - 1, b"E"))        # INT64_MAX: refused
     ctl.send(output(t, 0, b"F"))                # duplicates: dropped
     ctl.send(output(t, 5, b"G"))
-    ctl.send(exit_msg(t, 50))
+    # a reason that would retitle the operator's terminal and clear the screen
+    ctl.send(exit_msg(t, 50, reason="\x1b]0;owned\x07\x1b[2Jdone"))
     ctl.wait(lambda: 50 in ctl.replies)
     done(task=t)
     heartbeats()

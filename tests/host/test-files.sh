@@ -22,6 +22,22 @@ for f in orch.db orch.db-wal orch.db-shm spool; do
 done
 for f in "$T"/state/spool/*; do private "$f"; done
 [ "$(mode "$SOCK")" = 660 ] || fail "socket mode $(mode "$SOCK")"
+
+# Task output on a terminal has its control bytes made visible (colours kept); through
+# a pipe it is the task's bytes exactly.
+id=$(o dispatch -- printf '\033]0;owned\007\033[31mred\033[0m\n')
+wait_for 10 "the escape task" state_is "$id" succeeded
+if command -v script >/dev/null; then
+	tty=$(script -qec "$ORCH --socket $SOCK logs $id" /dev/null)
+	case "$tty" in
+	*'^[]0;owned^G'$'\033''[31mred'$'\033''[0m'*) ;;
+	*) fail "logs on a terminal: $(printf %s "$tty" | od -c | head -5)" ;;
+	esac
+else
+	echo "note: script(1) is not installed; the terminal case is not checked"
+fi
+[ "$(o logs "$id" | od -An -c | tr -d ' \n')" = '033]0;owned\a033[31mred033[0m\n' ] ||
+	fail "logs through a pipe: $(o logs "$id" | od -c | head -3)"
 # an unprivileged user can read none of it
 if runuser -u nobody -- cat "$T/state/orch.db" >/dev/null 2>&1; then fail "nobody read orch.db"; fi
 if runuser -u nobody -- ls "$T/state/spool" >/dev/null 2>&1; then fail "nobody listed the spool"; fi

@@ -99,6 +99,9 @@ done
 # Seqs: A (0), B (2^53-2), C (2^53-1); D and E refused, F and G duplicates.
 [ "$(o logs "$seq_id")" = ABC ] || fail "seq task output: '$(o logs "$seq_id")'"
 [ "$(task_field "$seq_id" state)" = succeeded ] || fail "seq task state"
+# Its exit reason reaches the operator's terminal with the control bytes visible.
+o result "$seq_id" | grep -qF 'reason       ^[]0;owned^G^[[2Jdone' ||
+	fail "reason shown as: $(o result "$seq_id" | grep reason | od -c | head -3)"
 
 # The flood: every byte kept, in a bounded number of index rows.
 rows=$(sqlite3 "$T/state/orch.db" "SELECT COUNT(*) FROM output WHERE task = $flood_id")
