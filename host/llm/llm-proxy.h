@@ -68,7 +68,9 @@ struct llm_sink {
  * memory). */
 int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
 		    void *data, struct llm_exchange **ret);
-/* The agent hung up: no sink callback after this; the upstream is drained and billed. */
+/* The agent hung up: no sink callback after this; the upstream is drained and billed and
+ * the exchange freed by the proxy (the caller must forget ex). Safe from inside the
+ * exchange's own sink callbacks (the exchange is never paused then). NULL is a no-op. */
 void llm_exchange_detach(struct llm_exchange *ex);
 /* Continues an exchange whose sink paused it. Not from inside its own sink callbacks. */
 void llm_exchange_resume(struct llm_exchange *ex);
