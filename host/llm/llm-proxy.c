@@ -400,6 +400,19 @@ static bool id_ok(const char *s)
 	return s && *s && strlen(s) <= ID_MAX;
 }
 
+/* The error shape until the route is known: by the path's look. */
+static enum llm_api api_by_look(const char *path)
+{
+	if (!path)
+		return LLM_API_ANTHROPIC;
+	if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/v1/responses", 13) == 0)
+		return LLM_API_OPENAI;
+	if (strncmp(path, "/v1beta/", 8) == 0 ||
+	    (strncmp(path, "/v1/models/", 11) == 0 && strchr(path, ':')))
+		return LLM_API_GEMINI;
+	return LLM_API_ANTHROPIC;
+}
+
 /* Everything before the upstream: returns 0 when the upstream request was started, 1 when
  * the call was answered already. */
 static int admit(struct llm_exchange *ex, const struct llm_call *call)
@@ -419,16 +432,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	int r;
 
 	qlen = call->path ? strcspn(call->path, "?") : 0;
-	/* The error shape until the route is known: by the path's look. */
-	ex->info.api = !call->path ? LLM_API_ANTHROPIC
-		       : strncmp(call->path, "/v1/chat/", 9) == 0 ||
-				       strncmp(call->path, "/v1/responses", 13) == 0
-			       ? LLM_API_OPENAI
-		       : strncmp(call->path, "/v1beta/", 8) == 0 ||
-				       (strncmp(call->path, "/v1/models/", 11) == 0 &&
-					strchr(call->path, ':'))
-			       ? LLM_API_GEMINI
-			       : LLM_API_ANTHROPIC;
+	ex->info.api = api_by_look(call->path);
 	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task))) {
 		answer_error(ex, 404, "not_found", -ENOENT, "no such endpoint", NULL);
 		return 1;
@@ -532,14 +536,12 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	return 0;
 }
 
-int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
-		    void *data, struct llm_exchange **ret)
+static struct llm_exchange *ex_new(struct llm_proxy *p, const struct llm_sink *sink, void *data)
 {
 	struct llm_exchange *ex = calloc(1, sizeof(*ex));
 
-	*ret = NULL;
 	if (!ex)
-		return -ENOMEM;
+		return NULL;
 	ex->p = p;
 	ex->sink = sink;
 	ex->data = data;
@@ -548,11 +550,35 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 	if (p->list)
 		p->list->prev = ex;
 	p->list = ex;
+	return ex;
+}
+
+int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
+		    void *data, struct llm_exchange **ret)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	*ret = NULL;
+	if (!ex)
+		return -ENOMEM;
 	if (admit(ex, call) > 0) {
 		ex_free(ex);
 		return 0;
 	}
 	*ret = ex;
+	return 0;
+}
+
+int llm_proxy_refuse(struct llm_proxy *p, const struct llm_call *call, int status, const char *code,
+		     const char *msg, const struct llm_sink *sink, void *data)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	if (!ex)
+		return -ENOMEM;
+	ex->info.api = api_by_look(call->path);
+	answer_error(ex, status, code, -EACCES, msg, NULL);
+	ex_free(ex);
 	return 0;
 }
 

@@ -68,6 +68,12 @@ struct llm_sink {
  * memory). */
 int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
 		    void *data, struct llm_exchange **ret);
+/* Answers a call its caller refuses itself (orchd: no task runs in the slot) with status
+ * and msg in the error shape of the call's path (code: OpenAI's error.code), through the
+ * sink before this returns, as llm_proxy_start answers its own refusals. Nothing is
+ * forwarded, reserved or billed. Returns < 0 only when nothing was delivered. */
+int llm_proxy_refuse(struct llm_proxy *p, const struct llm_call *call, int status, const char *code,
+		     const char *msg, const struct llm_sink *sink, void *data);
 /* The agent hung up: no sink callback after this; the upstream is drained and billed and
  * the exchange freed by the proxy (the caller must forget ex). Safe from inside the
  * exchange's own sink callbacks (the exchange is never paused then). NULL is a no-op. */

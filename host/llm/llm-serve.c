@@ -58,7 +58,7 @@ int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_
 {
 	struct llm_serve *s;
 
-	if (!vm_name || strlen(vm_name) > 64)
+	if (!vm_name || strlen(vm_name) > 64 || !resolve)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -357,7 +357,7 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 	struct llm_call call = {0};
 	struct llm_exchange *ex = NULL;
 	const char *task = NULL;
-	char agent[96];
+	char agent[96], msg[128];
 	struct call *c;
 	int ret;
 
@@ -373,7 +373,7 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 		ret = orch_err(err, ORCH_RPC_BUSY, "llm.request: too many requests in flight");
 		goto out;
 	}
-	if (s->resolve && s->resolve(s->resolve_data, r.slot, &task) < 0) {
+	if (s->resolve(s->resolve_data, r.slot, &task) < 0) {
 		ret = orch_err(err, ORCH_RPC_NOT_FOUND, "llm.request: no slot %lld on vm %s",
 			       (long long)r.slot, s->vm);
 		goto out;
@@ -401,9 +401,18 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 		.body = r.body,
 		.body_len = r.body_len,
 	};
-	/* Refusals complete (and may free c) inside this call: c is touched again only when an
-	 * exchange was started (no sink callback has run then). */
-	ret = llm_proxy_start(s->proxy, &call, &sink, c, &ex);
+	/* Refusals complete (and may free c) inside these calls: c is touched again only when
+	 * an exchange was started (no sink callback has run then). */
+	if (!task) {
+		/* Between tasks nothing may spend: there is no task to bill it to. */
+		snprintf(msg, sizeof(msg),
+			 "no task is running in agent slot %lld; orch serves LLM requests to "
+			 "running tasks only",
+			 (long long)r.slot);
+		ret = llm_proxy_refuse(s->proxy, &call, 403, "no_running_task", msg, &sink, c);
+	} else {
+		ret = llm_proxy_start(s->proxy, &call, &sink, c, &ex);
+	}
 	if (ret >= 0 && ex)
 		c->ex = ex;
 	if (ret < 0) {

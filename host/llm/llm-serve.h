@@ -6,7 +6,8 @@
  *
  * The agent's identity is "<vm>/<slot>", where the slot comes from the llm.request and is
  * checked by orchd's resolver (which also names the task running in it): the guest's own
- * "task" member is ignored.
+ * "task" member is ignored. A slot with no task running is refused (403 in the provider's
+ * shape, "no task is running in agent slot N"): nothing is forwarded, reserved or billed.
  *
  * Ownership: each call in flight holds its llm_exchange until the exchange ends (the
  * sink's done) or the call detaches it; a detached exchange never calls back, and the
@@ -25,7 +26,8 @@
 struct llm_serve;
 
 /* Maps a slot of this VM to the task running in it (*ret_task NULL when idle; the string
- * must stay valid until the call returns). Returns < 0 for a slot that does not exist. */
+ * must stay valid until the call returns). Returns < 0 for a slot that does not exist.
+ * Required. */
 typedef int (*llm_slot_resolver)(void *data, int64_t slot, const char **ret_task);
 
 #define LLM_SERVE_MAX_INFLIGHT 256

@@ -4,6 +4,8 @@
 # task's output and ends the task. Tests orchd's side of the channel. The task's argv[0]
 # picks what the guest does:
 #   (anything else)   a request for the task's slot; the body from llm.chunk until llm.done
+#   idle-slot         a request for another slot (no task runs there): the refusal's
+#                     status and body
 #   leave-mid-stream  a streamed request; the guest closes its LLM channel right after the
 #                     reply head, waits 2 s (the stream ends upstream), ends the task and
 #                     exits: orchd restarts it (a reboot mid-stream; the new one connects
@@ -40,7 +42,7 @@ for line in f:
         finish(p, b"left mid-stream")
         time.sleep(0.2)
         sys.exit(0)
-    request(p["slot"], body)
+    request((p["slot"] + 1) % slots if mode == "idle-slot" else p["slot"], body)
     out = b""
     for ll in lf:
         mm = json.loads(ll); sys.stderr.write("LLM: %s\n" % ll[:300])

@@ -6,6 +6,8 @@
 #    ends the call with the channel (the upstream is drained and billed), releases the
 #    channel, serves the guest's new one, and never touches freed memory (under ASan any
 #    report in orchd's log fails the test, see lib.sh).
+# 2. A request for an agent slot with no task running is refused in the provider's shape
+#    (403); nothing reaches the upstream, nothing is reserved or billed.
 . "$(dirname "$0")/lib.sh"
 FAKE=$B/tests/llm/llm-fake-upstream
 [ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
@@ -46,4 +48,16 @@ wait_for 10 "the stream billed" sh -c "[ \"\$(sqlite3 '$T/state/orch.db' \"SELEC
 out=$(o dispatch --wait --agent 1 -- any)
 echo "$out" | grep -q "Hello from the fake upstream" || fail "answer after the reconnect: $out"
 
+# 2. a slot with no task: refused, nothing forwarded, reserved or billed
+n=$(wc -l <"$T/rec.jsonl")
+spent=$(db "SELECT count(*) FROM llm_spend")
+out=$(o dispatch --wait --agent 1 -- idle-slot)
+echo "$out" | grep -q "^status 403" || fail "idle slot: $out"
+echo "$out" | grep -q '"type":"error".*"permission_error".*no task is running in agent slot 0' ||
+	fail "idle slot's refusal: $out"
+[ "$(wc -l <"$T/rec.jsonl")" = "$n" ] || fail "a request of an idle slot reached the upstream"
+[ "$(db "SELECT count(*) FROM llm_spend")" = "$spent" ] || fail "an idle slot's request was billed"
+[ "$(db "SELECT count(*) FROM llm_budget WHERE id = 'local/0' AND (spent_micro > 0 OR reserved_micro > 0)")" = 0 ] ||
+	fail "the idle slot was charged"
+[ "$(db "SELECT count(*) FROM llm_reservation")" = 0 ] || fail "a reservation was left"
 echo PASS

@@ -11,7 +11,8 @@
  *                 serve freed): the call was ended and billed, nothing points at the freed
  *                 exchange (ASan reports the use after free otherwise), the new channel
  *                 serves.
- */
+ *   idle_slot     an llm.request for a slot with no task running is refused in the
+ *                 provider's shape; nothing is forwarded, reserved or billed. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@
 
 static const char *fake_path;
 static unsigned fake_port;
-static char tmpdir[64], keypath[128];
+static char tmpdir[64], keypath[128], recpath[128];
 
 static const struct orch_rpc_method methods[] = {
 	{"llm.request", ORCH_RPC_M_REQUEST, 0, llm_serve_on_request},
@@ -306,6 +307,16 @@ static int count_rows(const char *sql)
 	return n;
 }
 
+static size_t record_count(void)
+{
+	_cleanup_free_ char *s = llm_test_read_file(recpath, NULL);
+	size_t n = 0;
+
+	for (char *p = s; p && (p = strchr(p, '\n')); p++)
+		n++;
+	return n;
+}
+
 #define SMALL_BODY                                                                              \
 	"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\"," \
 	"\"content\":\"hi\"}]}"
@@ -413,9 +424,45 @@ START_TEST(test_guest_leaves)
 }
 END_TEST
 
+START_TEST(test_idle_slot)
+{
+	struct chan c;
+	struct greq *r = &c.g.r[0];
+	size_t n;
+
+	fixture_up();
+	proxy_up();
+	chan_open(&c, "vm", 0, 0);
+	chan_read(&c);
+	n = record_count();
+	send_request(&c, 0, 5, SMALL_BODY);
+	run_until(got_done, r, 10000, "the refusal");
+	ck_assert_int_eq(r->status, 403);
+	ck_assert_ptr_nonnull(r->body);
+	ck_assert_ptr_nonnull(strstr(r->body, "\"type\":\"error\""));
+	ck_assert_ptr_nonnull(strstr(r->body, "permission_error"));
+	ck_assert_msg(strstr(r->body, "no task is running in agent slot 5"), "body: %s", r->body);
+	/* nothing forwarded, reserved or billed, for the slot or anyone */
+	ck_assert_int_eq(record_count(), n);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_reservation"), 0);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_spend"), 0);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_budget WHERE reserved_micro != 0 OR "
+				    "spent_micro != 0"),
+			 0);
+	/* a slot that runs a task is served on the same channel */
+	send_request(&c, 1, 0, SMALL_BODY);
+	run_until(got_done, &c.g.r[1], 10000, "the answer");
+	ck_assert_int_eq(c.g.r[1].status, 200);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_spend WHERE task = 't-vm-0'"), 1);
+
+	chan_close(&c);
+	fixture_down();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
-	const char *args[] = {"--key", LLM_TEST_KEY, NULL};
+	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
 	Suite *s;
 	TCase *tc;
 	SRunner *sr;
@@ -430,6 +477,7 @@ int main(int argc, char **argv)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/orch-llm-serve-XXXXXX");
 	if (!mkdtemp(tmpdir) || llm_test_write_key(tmpdir, keypath, sizeof(keypath)) < 0)
 		return 1;
+	snprintf(recpath, sizeof(recpath), "%s/requests.jsonl", tmpdir);
 	if (llm_test_spawn_fake(fake_path, args, &pid, &fake_port) < 0)
 		return 1;
 	s = suite_create("llm_serve");
@@ -442,6 +490,7 @@ int main(int argc, char **argv)
 	} while (0)
 	ADD(backpressure);
 	ADD(guest_leaves);
+	ADD(idle_slot);
 	sr = srunner_create(s);
 	srunner_run(sr, NULL, argc > 2 ? argv[2] : NULL, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
