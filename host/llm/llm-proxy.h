@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The LLM proxy: one call from an agent becomes at most one upstream request.
  *
- *   route -> rate limits (agent, task) -> policy (size, JSON shape, max_tokens cap,
- *   stripped tools) -> model allowlist -> worst-case reservation in the ledger ->
- *   upstream with the real key -> stream back -> read usage -> settle.
+ *   route -> requests in flight (host, VM, agent) -> rate limits (agent, task) -> policy
+ *   (size, JSON shape, max_tokens cap, stripped tools) -> model allowlist -> worst-case
+ *   reservation in the ledger -> upstream with the real key -> stream back -> read usage
+ *   -> settle.
+ *
+ * Every exchange counts as in flight until it is freed, also after its agent left (while
+ * it is drained): so one VM or one agent can not hold the host's places by starting and
+ * abandoning streams. The caps are llm_config's max_inflight (host), vm_inflight and
+ * agent_inflight; a refusal is 429 with retry-after.
  *
  * Refusals are answered in the provider's error shape (llm-errors.h) and nothing is
  * forwarded. If the agent leaves mid-stream (llm_exchange_detach) the upstream is read on,
@@ -32,6 +38,7 @@ unsigned llm_proxy_inflight(const struct llm_proxy *p);
 
 struct llm_call {
 	const char *agent;  /* budget scope of the slot, e.g. "dev/2" (required) */
+	const char *vm;	    /* the VM the agent runs in (its in-flight cap); NULL: none */
 	const char *task;   /* task id or NULL */
 	const char *method; /* "GET" / "POST" */
 	const char *path;   /* "/v1/messages" ... (a query string is ignored) */

@@ -394,6 +394,7 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 	s->n_calls++;
 	call = (struct llm_call){
 		.agent = agent,
+		.vm = s->vm,
 		.task = task,
 		.method = r.method,
 		.path = r.path,

@@ -12,7 +12,10 @@
  *                 exchange (ASan reports the use after free otherwise), the new channel
  *                 serves.
  *   idle_slot     an llm.request for a slot with no task running is refused in the
- *                 provider's shape; nothing is forwarded, reserved or billed. */
+ *                 provider's shape; nothing is forwarded, reserved or billed.
+ *   caps          per-agent and per-VM in-flight caps: stalled streams of one agent and one
+ *                 VM up to their caps, the next is refused (429, retry-after), another
+ *                 agent of the VM and another VM are still served. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -295,6 +298,11 @@ static bool proxy_idle(void *arg)
 	return llm_proxy_inflight(fx.proxy) == 0;
 }
 
+static bool proxy_inflight_is(void *arg)
+{
+	return llm_proxy_inflight(fx.proxy) == *(unsigned *)arg;
+}
+
 static int count_rows(const char *sql)
 {
 	sqlite3_stmt *q;
@@ -460,6 +468,64 @@ START_TEST(test_idle_slot)
 }
 END_TEST
 
+/* Requests of VM "a" that stall after their head hold its caps; refusals are 429 in
+ * Anthropic's shape with retry-after, and nothing of them is forwarded or reserved. */
+START_TEST(test_caps)
+{
+	struct chan a, b;
+	unsigned n = 3;
+	size_t rec;
+
+	fixture_up();
+	fx.cfg.agent_inflight = 2;
+	fx.cfg.vm_inflight = 3;
+	proxy_up();
+	chan_open(&a, "a", 0, 0);
+	chan_open(&b, "b", 0, 0);
+	chan_read(&a);
+	chan_read(&b);
+
+	/* agent a/0: two stalled streams, the third is refused */
+	send_request(&a, 0, 0, STREAM_BODY("stall=1"));
+	send_request(&a, 1, 0, STREAM_BODY("stall=1"));
+	run_until(got_head, &a.g.r[0], 10000, "the head of a/0's first stream");
+	run_until(got_head, &a.g.r[1], 10000, "the head of a/0's second stream");
+	rec = record_count();
+	send_request(&a, 2, 0, SMALL_BODY);
+	run_until(got_done, &a.g.r[2], 10000, "a/0's third request");
+	ck_assert_int_eq(a.g.r[2].status, 429);
+	ck_assert_str_eq(a.g.r[2].retry_after, "1");
+	ck_assert_ptr_nonnull(strstr(a.g.r[2].body, "rate_limit_error"));
+	ck_assert_msg(strstr(a.g.r[2].body, "agent slot"), "body: %s", a.g.r[2].body);
+
+	/* agent a/1 of the same VM is still served: its stream takes the VM's last place */
+	send_request(&a, 3, 1, STREAM_BODY("stall=1"));
+	run_until(got_head, &a.g.r[3], 10000, "the head of a/1's stream");
+	ck_assert_int_eq(a.g.r[3].status, 200);
+	run_until(proxy_inflight_is, &n, 10000, "three exchanges in flight");
+
+	/* the VM is at its cap: a/2 is refused */
+	send_request(&a, 4, 2, SMALL_BODY);
+	run_until(got_done, &a.g.r[4], 10000, "a/2's request");
+	ck_assert_int_eq(a.g.r[4].status, 429);
+	ck_assert_str_eq(a.g.r[4].retry_after, "1");
+	ck_assert_msg(strstr(a.g.r[4].body, "this VM"), "body: %s", a.g.r[4].body);
+	ck_assert_int_eq(record_count(), rec + 1); /* only a/1's stream went out */
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_reservation"), 3);
+
+	/* another VM is not starved */
+	send_request(&b, 0, 0, SMALL_BODY);
+	run_until(got_done, &b.g.r[0], 10000, "b/0's answer");
+	ck_assert_int_eq(b.g.r[0].status, 200);
+	ck_assert_int_eq(b.g.r[0].done_code, 0);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM llm_spend WHERE agent = 'b/0'"), 1);
+
+	chan_close(&a);
+	chan_close(&b);
+	fixture_down();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
@@ -491,6 +557,7 @@ int main(int argc, char **argv)
 	ADD(backpressure);
 	ADD(guest_leaves);
 	ADD(idle_slot);
+	ADD(caps);
 	sr = srunner_create(s);
 	srunner_run(sr, NULL, argc > 2 ? argv[2] : NULL, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
