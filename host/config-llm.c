@@ -20,6 +20,8 @@ void orchd_config_llm_defaults(struct orchd_llm_config *l)
 	l->max_tokens_cap = 32000;
 	l->max_request_bytes = 4194304;
 	l->timeout_ms = 600000;
+	l->agent_inflight = 16;
+	l->vm_inflight = 64;
 	l->strip_tools = calloc(ELEMENTSOF(default_strip) + 1, sizeof(char *));
 	if (!l->strip_tools)
 		return;
@@ -121,7 +123,8 @@ static int parse_model(const char *name, json_t *o, struct orchd_llm_model *m,
 
 static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct orch_error *err)
 {
-	static const char *const rkeys[] = {"agent_rpm", "task_rpm", NULL};
+	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
+					    "vm_inflight", NULL};
 	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
 					    NULL};
 	json_t *rl = json_object_get(llm, "rate_limits"), *b = json_object_get(llm, "budgets");
@@ -132,7 +135,9 @@ static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct or
 		if ((r = cfg_object(rl, rp, err)) < 0 ||
 		    (r = cfg_check_keys(rl, rp, rkeys, err)) < 0 ||
 		    (r = cfg_int(rl, rp, "agent_rpm", 0, 100000, &l->agent_rpm, err)) < 0 ||
-		    (r = cfg_int(rl, rp, "task_rpm", 0, 100000, &l->task_rpm, err)) < 0)
+		    (r = cfg_int(rl, rp, "task_rpm", 0, 100000, &l->task_rpm, err)) < 0 ||
+		    (r = cfg_int(rl, rp, "agent_inflight", 0, 256, &l->agent_inflight, err)) < 0 ||
+		    (r = cfg_int(rl, rp, "vm_inflight", 0, 256, &l->vm_inflight, err)) < 0)
 			return r;
 	}
 	if (b) {

@@ -13,7 +13,9 @@ int llm_config_init(struct llm_config *c)
 	c->connect_timeout_ms = 10000;
 	c->drain_max_bytes = 8u * 1024 * 1024;
 	c->max_response_bytes = 16u * 1024 * 1024;
-	c->max_inflight = 256;
+	c->max_inflight = LLM_MAX_INFLIGHT;
+	c->vm_inflight = LLM_DEFAULT_VM_INFLIGHT;
+	c->agent_inflight = LLM_DEFAULT_AGENT_INFLIGHT;
 	return llm_policy_init_default(&c->policy);
 }
 
@@ -257,7 +259,8 @@ static int parse_models(json_t *models, struct llm_config *c, struct orch_error 
 
 static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch_error *err)
 {
-	static const char *const rkeys[] = {"agent_rpm", "task_rpm", NULL};
+	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
+					    "vm_inflight", NULL};
 	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
 					    NULL};
 	int64_t v;
@@ -276,6 +279,16 @@ static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch
 			return r;
 		if (r)
 			c->task_rpm = (uint32_t)v;
+		if ((r = get_range(rl, "agent_inflight", "llm.rate_limits", 0, LLM_MAX_INFLIGHT, &v,
+				   err)) < 0)
+			return r;
+		if (r)
+			c->agent_inflight = (unsigned)v;
+		if ((r = get_range(rl, "vm_inflight", "llm.rate_limits", 0, LLM_MAX_INFLIGHT, &v,
+				   err)) < 0)
+			return r;
+		if (r)
+			c->vm_inflight = (unsigned)v;
 	}
 	if (!b)
 		return 0;

@@ -15,6 +15,11 @@
 
 #define LLM_MAX_UPSTREAMS 16
 #define LLM_MAX_MODELS 256
+/* Exchanges in flight: on the host (max_inflight), and the defaults per VM and per agent
+ * slot (llm.rate_limits.vm_inflight / agent_inflight, 0..LLM_MAX_INFLIGHT). */
+#define LLM_MAX_INFLIGHT 256
+#define LLM_DEFAULT_VM_INFLIGHT 64
+#define LLM_DEFAULT_AGENT_INFLIGHT 16
 
 struct llm_upstream {
 	char name[65];
@@ -43,7 +48,10 @@ struct llm_config {
 	struct llm_limits limits;
 	size_t drain_max_bytes;	   /* read on after the agent left, to learn the usage: 8 MiB */
 	size_t max_response_bytes; /* non-streamed answers kept for usage parsing: 16 MiB */
-	unsigned max_inflight;	   /* concurrent exchanges: 256 */
+	unsigned max_inflight;	   /* concurrent exchanges on the host: LLM_MAX_INFLIGHT */
+	/* Concurrent exchanges per VM / per agent slot (rate_limits.vm_inflight /
+	 * agent_inflight; 0: no cap of their own, the host's still holds). */
+	unsigned vm_inflight, agent_inflight;
 };
 
 /* Defaults, no upstreams and no models (everything refused). */

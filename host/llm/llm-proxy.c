@@ -31,6 +31,7 @@ struct llm_exchange {
 	struct llm_proxy *p;
 	const struct llm_sink *sink;
 	void *data;
+	char agent[ID_MAX + 1], vm[ID_MAX + 1]; /* "" until admitted that far */
 	bool detached, head_sent, paused;
 	struct llm_request_info info;
 	const struct llm_model *model;
@@ -400,6 +401,53 @@ static bool id_ok(const char *s)
 	return s && *s && strlen(s) <= ID_MAX;
 }
 
+/* The error shape until the route is known: by the path's look. */
+static enum llm_api api_by_look(const char *path)
+{
+	if (!path)
+		return LLM_API_ANTHROPIC;
+	if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/v1/responses", 13) == 0)
+		return LLM_API_OPENAI;
+	if (strncmp(path, "/v1beta/", 8) == 0 ||
+	    (strncmp(path, "/v1/models/", 11) == 0 && strchr(path, ':')))
+		return LLM_API_GEMINI;
+	return LLM_API_ANTHROPIC;
+}
+
+/* The VM's and the agent's caps on exchanges in flight (ex itself not counted): true with
+ * the refusal's text in msg when one is reached. */
+static bool inflight_over(const struct llm_exchange *ex, char *msg, size_t len)
+{
+	const struct llm_config *c = ex->p->cfg;
+	unsigned agent = 0, vm = 0;
+
+	if (!c->agent_inflight && !(c->vm_inflight && ex->vm[0]))
+		return false;
+	for (const struct llm_exchange *o = ex->p->list; o; o = o->next) {
+		if (o == ex)
+			continue;
+		if (strcmp(o->agent, ex->agent) == 0)
+			agent++;
+		if (ex->vm[0] && strcmp(o->vm, ex->vm) == 0)
+			vm++;
+	}
+	if (c->agent_inflight && agent >= c->agent_inflight) {
+		snprintf(msg, len,
+			 "too many LLM requests in flight from this agent slot (at most %u); "
+			 "retry when one has finished",
+			 c->agent_inflight);
+		return true;
+	}
+	if (c->vm_inflight && ex->vm[0] && vm >= c->vm_inflight) {
+		snprintf(msg, len,
+			 "too many LLM requests in flight from this VM (at most %u); retry when "
+			 "one has finished",
+			 c->vm_inflight);
+		return true;
+	}
+	return false;
+}
+
 /* Everything before the upstream: returns 0 when the upstream request was started, 1 when
  * the call was answered already. */
 static int admit(struct llm_exchange *ex, const struct llm_call *call)
@@ -419,20 +467,14 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	int r;
 
 	qlen = call->path ? strcspn(call->path, "?") : 0;
-	/* The error shape until the route is known: by the path's look. */
-	ex->info.api = !call->path ? LLM_API_ANTHROPIC
-		       : strncmp(call->path, "/v1/chat/", 9) == 0 ||
-				       strncmp(call->path, "/v1/responses", 13) == 0
-			       ? LLM_API_OPENAI
-		       : strncmp(call->path, "/v1beta/", 8) == 0 ||
-				       (strncmp(call->path, "/v1/models/", 11) == 0 &&
-					strchr(call->path, ':'))
-			       ? LLM_API_GEMINI
-			       : LLM_API_ANTHROPIC;
-	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task))) {
+	ex->info.api = api_by_look(call->path);
+	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task)) ||
+	    (call->vm && !id_ok(call->vm))) {
 		answer_error(ex, 404, "not_found", -ENOENT, "no such endpoint", NULL);
 		return 1;
 	}
+	snprintf(ex->agent, sizeof(ex->agent), "%s", call->agent);
+	snprintf(ex->vm, sizeof(ex->vm), "%s", call->vm ? call->vm : "");
 	memcpy(path, call->path, qlen);
 	path[qlen] = '\0';
 	if (llm_route_parse(call->method, path, &route) < 0) {
@@ -446,6 +488,10 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	if (p->inflight > c->max_inflight) {
 		answer_error(ex, 429, "rate_limit_exceeded", -EBUSY,
 			     "too many LLM requests in flight on this host; retry shortly", "1");
+		return 1;
+	}
+	if (inflight_over(ex, msg, sizeof(msg))) {
+		answer_error(ex, 429, "rate_limit_exceeded", -EBUSY, msg, "1");
 		return 1;
 	}
 	if (llm_ratelimit_take(p->rl_agent, call->agent, now, &retry_ms) < 0 ||
@@ -532,14 +578,12 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	return 0;
 }
 
-int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
-		    void *data, struct llm_exchange **ret)
+static struct llm_exchange *ex_new(struct llm_proxy *p, const struct llm_sink *sink, void *data)
 {
 	struct llm_exchange *ex = calloc(1, sizeof(*ex));
 
-	*ret = NULL;
 	if (!ex)
-		return -ENOMEM;
+		return NULL;
 	ex->p = p;
 	ex->sink = sink;
 	ex->data = data;
@@ -548,11 +592,35 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 	if (p->list)
 		p->list->prev = ex;
 	p->list = ex;
+	return ex;
+}
+
+int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
+		    void *data, struct llm_exchange **ret)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	*ret = NULL;
+	if (!ex)
+		return -ENOMEM;
 	if (admit(ex, call) > 0) {
 		ex_free(ex);
 		return 0;
 	}
 	*ret = ex;
+	return 0;
+}
+
+int llm_proxy_refuse(struct llm_proxy *p, const struct llm_call *call, int status, const char *code,
+		     const char *msg, const struct llm_sink *sink, void *data)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	if (!ex)
+		return -ENOMEM;
+	ex->info.api = api_by_look(call->path);
+	answer_error(ex, status, code, -EACCES, msg, NULL);
+	ex_free(ex);
 	return 0;
 }
 

@@ -62,6 +62,8 @@ START_TEST(test_example_file)
 	ck_assert_int_eq(c->llm.n_upstreams, 2);
 	ck_assert_int_eq(c->llm.n_models, 3);
 	ck_assert_int_eq(c->llm.n_strip_tools, 3);
+	ck_assert_int_eq(c->llm.agent_inflight, 16);
+	ck_assert_int_eq(c->llm.vm_inflight, 64);
 	orchd_config_free(c);
 }
 END_TEST
@@ -109,6 +111,10 @@ static const struct {
 	 "llm.models.m.input_usd_per_mtok: required"},
 	{"{\"llm\":{\"budgets\":{\"agent_usd\":-1}}}", "llm.budgets.agent_usd: expected a number"},
 	{"{\"llm\":{\"rate_limits\":{\"rpm\":1}}}", "llm.rate_limits.rpm: unknown key"},
+	{"{\"llm\":{\"rate_limits\":{\"vm_inflight\":257}}}",
+	 "llm.rate_limits.vm_inflight: expected an integer 0..256"},
+	{"{\"llm\":{\"rate_limits\":{\"agent_inflight\":-1}}}",
+	 "llm.rate_limits.agent_inflight: expected an integer 0..256"},
 	{"{\"llm\":{\"max_tokens_cap\":0}}", "llm.max_tokens_cap: expected an integer 1..1000000"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
 };

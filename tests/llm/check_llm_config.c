@@ -121,7 +121,8 @@ START_TEST(test_config_example)
 		 "\"output_usd_per_mtok\":8}},"
 		 "\"max_tokens_cap\":32000,\"max_request_bytes\":4194304,"
 		 "\"strip_tools\":[\"web_search\",\"web_fetch\",\"code_execution\"],"
-		 "\"timeout_ms\":600000,\"rate_limits\":{\"agent_rpm\":60,\"task_rpm\":30},"
+		 "\"timeout_ms\":600000,\"rate_limits\":{\"agent_rpm\":60,\"task_rpm\":30,"
+		 "\"agent_inflight\":4,\"vm_inflight\":0},"
 		 "\"budgets\":{\"agent_usd\":20.0,\"task_usd\":5.0,\"agent_tokens\":0,"
 		 "\"task_tokens\":1000000}}",
 		 keyfile, keyfile);
@@ -138,6 +139,9 @@ START_TEST(test_config_example)
 	ck_assert_ptr_null(llm_config_model(&c, "claude-opus-4"));
 	ck_assert_int_eq(c.agent_rpm, 60);
 	ck_assert_int_eq(c.task_rpm, 30);
+	ck_assert_int_eq(c.agent_inflight, 4);
+	ck_assert_int_eq(c.vm_inflight, 0);
+	ck_assert_int_eq(c.max_inflight, 256);
 	ck_assert_int_eq(c.limits.agent_micro, 20000000);
 	ck_assert_int_eq(c.limits.task_micro, 5000000);
 	ck_assert_int_eq(c.limits.task_tokens, 1000000);
@@ -180,6 +184,10 @@ START_TEST(test_config_errors)
 		{"{\"max_request_bytes\":\"4\"}", "llm.max_request_bytes"},
 		{"{\"strip_tools\":[\"web_search\",3]}", "strip_tools[1]"},
 		{"{\"rate_limits\":{\"agent_rpm\":-1}}", "agent_rpm"},
+		{"{\"rate_limits\":{\"vm_inflight\":257}}",
+		 "llm.rate_limits.vm_inflight: expected"},
+		{"{\"rate_limits\":{\"agent_inflight\":\"8\"}}",
+		 "llm.rate_limits.agent_inflight: expected"},
 		{"{\"budgets\":{\"agent_usd\":\"x\"}}", "agent_usd"},
 		{"{\"budgets\":{\"vm_usd\":1}}", "vm_usd: unknown key"},
 	};
@@ -196,6 +204,8 @@ START_TEST(test_config_errors)
 	ck_assert_int_eq(llm_config_parse(NULL, &c, NULL), 0);
 	ck_assert_int_eq(c.n_models, 0);
 	ck_assert_int_eq(c.policy.max_tokens_cap, 32000);
+	ck_assert_int_eq(c.agent_inflight, 16);
+	ck_assert_int_eq(c.vm_inflight, 64);
 	llm_config_done(&c);
 }
 END_TEST

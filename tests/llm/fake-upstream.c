@@ -16,15 +16,19 @@
  * --tls-cert, --tls-key  serve HTTPS with this PEM certificate and key (exit 3 when this
  *               libmicrohttpd has no TLS)
  * Per request, these headers override: x-fake-latency-ms, x-fake-error,
- * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6), and
- * so does a directive in the body (see struct req) that survives a proxy. */
+ * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6),
+ * x-fake-stall (1: a stream stops after its first event and holds the connection open
+ * until the fake is stopped), and so does a directive in the body (see struct req) that
+ * survives a proxy. Waits end at once when the fake is stopped. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -35,6 +39,9 @@
 
 #define MAX_BODY (32u * 1024 * 1024)
 #define MAX_EVENTS 100000
+
+/* Set when the fake stops: every wait ends (MHD_stop_daemon joins the connections). */
+static atomic_int stopping;
 
 struct fake {
 	const char *key;
@@ -51,8 +58,8 @@ struct req {
 	int too_big;
 	/* Knobs of this request: the options, then x-fake-* headers, then a directive in the
 	 * body's metadata.user_id (Anthropic) or user (OpenAI), which a proxy passes through:
-	 * "fake:events=N;delay=N;latency=N;error=N". */
-	unsigned latency, events, delay, error;
+	 * "fake:events=N;delay=N;latency=N;error=N;stall=1". */
+	unsigned latency, events, delay, error, stall;
 };
 
 /* One streamed answer: a list of pre-rendered events handed out one by one. */
@@ -62,6 +69,7 @@ struct stream {
 	size_t off; /* bytes of events[next] already sent */
 	unsigned first_delay_ms, delay_ms;
 	int started;
+	unsigned stall; /* hold after the first event until the fake stops */
 };
 
 static char *read_pem(const char *path)
@@ -82,12 +90,17 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
+/* Sleeps ms (UINT_MAX: until the fake stops), in steps that notice the fake stopping. */
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (ms && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	while (ms && !atomic_load(&stopping)) {
+		unsigned step = ms < 50 ? ms : 50;
+		struct timespec ts = {0, (long)step * 1000000L};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (ms != UINT_MAX)
+			ms -= step;
+	}
 }
 
 static const char *hdr(struct MHD_Connection *c, const char *name)
@@ -205,6 +218,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	if (s->next >= s->n)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (s->stall && s->next >= 1 && s->off == 0) {
+		sleep_ms(UINT_MAX);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	if (!s->started) {
 		sleep_ms(s->first_delay_ms);
 		s->started = 1;
@@ -273,13 +290,13 @@ static json_int_t input_tokens(size_t body_len)
 
 static void directive(struct req *r, const char *d)
 {
-	static const char *const keys[] = {"events=", "delay=", "latency=", "error="};
-	unsigned *dst[] = {&r->events, &r->delay, &r->latency, &r->error};
+	static const char *const keys[] = {"events=", "delay=", "latency=", "error=", "stall="};
+	unsigned *dst[] = {&r->events, &r->delay, &r->latency, &r->error, &r->stall};
 
 	if (!d || strncmp(d, "fake:", 5) != 0)
 		return;
 	for (const char *p = d + 5; *p;) {
-		for (size_t i = 0; i < 4; i++)
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strncmp(p, keys[i], strlen(keys[i])) == 0) {
 				unsigned long v = strtoul(p + strlen(keys[i]), NULL, 10);
 				*dst[i] = v > 600000 ? 600000 : (unsigned)v;
@@ -325,6 +342,7 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	stream_add(
 		s, "message_start",
 		json_pack("{s:s, s:{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:{s:I, s:I, s:I, s:I}}}",
@@ -386,6 +404,7 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	for (unsigned i = 0; i <= n_events; i++) {
 		json_t *delta =
 			i == 0 ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
@@ -467,6 +486,7 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 	s->events = calloc(n_events + 10, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	stream_add(s, "response.created",
 		   json_pack("{s:s, s:i, s:o}", "type", "response.created", "sequence_number",
 			     seq++, "response",
@@ -536,6 +556,7 @@ static enum MHD_Result gemini_generate(struct fake *f, struct MHD_Connection *c,
 	s->events = calloc(n_events + 4, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	for (unsigned i = 0; i < n_events; i++)
 		stream_add(s, NULL,
 			   gemini_chunk(words[i % (sizeof(words) / sizeof(words[0]))],
@@ -580,6 +601,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 	r->error = hdr_uint(c, "x-fake-error", (unsigned)f->error_status, 599);
 	r->delay = hdr_uint(c, "x-fake-event-delay-ms", f->event_delay_ms, 600000);
 	r->events = hdr_uint(c, "x-fake-events", 6, MAX_EVENTS);
+	r->stall = hdr_uint(c, "x-fake-stall", 0, 1);
 	if (r->len && !r->too_big) {
 		body = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
 		directive(r, json_string_value(json_object_get(body, "user")));
@@ -774,6 +796,7 @@ int main(int argc, char **argv)
 	printf("%u\n", info ? info->port : 0);
 	fflush(stdout);
 	sigwait(&ss, &sig);
+	atomic_store(&stopping, 1);
 	MHD_stop_daemon(d);
 	free(tls_cert);
 	free(tls_key);

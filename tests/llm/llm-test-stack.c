@@ -23,7 +23,9 @@ static int resolve(void *data, int64_t slot, const char **ret_task)
 {
 	if (slot < LLM_STACK_SLOT || slot > LLM_STACK_SLOT + 2)
 		return -ENOENT;
-	*ret_task = slot == LLM_STACK_SLOT ? LLM_STACK_TASK : NULL;
+	*ret_task = slot == LLM_STACK_SLOT	 ? LLM_STACK_TASK
+		    : slot == LLM_STACK_SLOT + 1 ? LLM_STACK_TASK "-4"
+						 : LLM_STACK_TASK "-5";
 	return 0;
 }
 

@@ -3,8 +3,9 @@
  *   HTTP client -> llm_endpoint (guest library, 127.0.0.1:port) -> llm.request over an
  *   AF_UNIX socketpair (orch_rpc both ends) -> llm_serve + llm_proxy (host library) ->
  *   libcurl -> the fake upstream (a child process).
- * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) is idle;
- * the host also accepts slot 5 (tests may add an endpoint for it). */
+ * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) runs
+ * "t-e2e-4"; the host also accepts slot 5, running "t-e2e-5" (tests may add an endpoint for
+ * it). The host refuses requests of a slot without a task (test-llm-serve covers that). */
 #pragma once
 
 #include <sys/types.h>

@@ -691,12 +691,13 @@ int main(int argc, char **argv)
 		      "both cut streams were read to their end and billed in full");
 		sqlite3_finalize(q);
 		q = NULL;
-		sqlite3_prepare_v2(
-			st.db, "SELECT count(*), count(task) FROM llm_spend WHERE agent = 'vm/4'",
-			-1, &q, NULL);
+		sqlite3_prepare_v2(st.db,
+				   "SELECT count(*), count(task = '" LLM_STACK_TASK
+				   "-4' OR NULL) FROM llm_spend WHERE agent = 'vm/4'",
+				   -1, &q, NULL);
 		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) >= 2 &&
-			      sqlite3_column_int(q, 1) == 0,
-		      "slot 4's requests were billed to vm/4 (no task), not to slot 3");
+			      sqlite3_column_int(q, 1) == sqlite3_column_int(q, 0),
+		      "slot 4's requests were billed to vm/4 and its task, not to slot 3");
 		sqlite3_finalize(q);
 		llm_ledger_get(st.db, "agent", "vm/4", &b, NULL);
 		check(b.spent_micro <= b.limit_micro && b.reserved_micro == 0,
