@@ -249,8 +249,9 @@ def llm_flood():
             "req": "r%d" % i, "slot": min(s, 63), "method": "POST", "path": "/v1/messages",
             "headers": {"content-type": "application/json",
                         "anthropic-version": "2023-06-01"}, "body": b64}})
-    # wait for a few answers to start streaming, then leave mid-stream
-    llm.wait(lambda: any(m.get("method") == "llm.chunk" for m in llm.notes), 20)
+    # wait until (nearly) every request has its answer's head, then leave, most
+    # likely in the middle of some streams
+    llm.wait(lambda: len(llm.replies) >= n - 5, 30)
     replies = dict(llm.replies)
     llm.sock.shutdown(socket.SHUT_RDWR)
     llm.sock.close()

@@ -118,8 +118,15 @@ spool=$(stat -c %s "$T/state/spool/$big_id.out")
 [ "$bytes" -le $((2 * 1024 * 1024)) ] && [ "$bytes" -gt 0 ] || fail "bigout output_bytes $bytes"
 [ "$spool" -le $((2 * 1024 * 1024)) ] || fail "bigout spool $spool bytes"
 
-# The LLM flood left orchd serving; the task ended as the guest said.
-cat "$T/hostile/evil-llm.done"
+# The LLM flood: a third for slots that do not exist (-32002), a third for an idle slot
+# (403: no task runs there), a third for the task's slot, of which the agent's
+# in-flight cap (16) admits some and refuses the rest (429). orchd served on.
+llm=$(cat "$T/hostile/evil-llm.done")
+echo "llm: $llm"
+[ "$(echo "$llm" | jq '.codes["-32002"]')" = 100 ] || fail "requests for missing slots"
+[ "$(echo "$llm" | jq '.codes["403"]')" = 100 ] || fail "requests for an idle slot"
+[ "$(echo "$llm" | jq '.codes["429"] >= 84')" = true ] || fail "the agent in-flight cap"
+[ "$(echo "$llm" | jq '.codes["200"] >= 1 and .codes["200"] <= 16')" = true ] || fail "admitted"
 [ "$(task_field "$llm_id" state)" = succeeded ] || fail "llm task state"
 
 # The storm: restarted with backoff, not in a loop.
