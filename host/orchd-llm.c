@@ -270,6 +270,21 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 			 "error", err.msg, NULL);
 }
 
+void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
+{
+	struct llm_budget b;
+	char id[24];
+
+	if (!orchd_llm_enabled(d) || !obj)
+		return;
+	snprintf(id, sizeof(id), "%lld", (long long)task);
+	if (llm_ledger_get(store_db(d->store), "task", id, &b, NULL) < 0)
+		return; /* never called the LLM: the row's figure (0) stands */
+	json_object_set_new(obj, "spend_usd", json_real((double)b.spent_micro / 1e6));
+	json_object_set_new(obj, "spend_tokens", json_integer(b.spent_tokens));
+	json_object_set_new(obj, "reserved_usd", json_real((double)b.reserved_micro / 1e6));
+}
+
 void orchd_llm_task_pruned(struct orchd *d, int64_t task)
 {
 	char id[24];

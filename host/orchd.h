@@ -90,6 +90,8 @@ struct waiter {
 	struct orch_rpc_req *req; /* reply when done */
 	struct orch_rpc *rpc;	  /* the client (not referenced: dropped on close) */
 	int64_t next_seq;
+	int64_t attempt; /* WAITER_LOGS: this attempt's output; 0: the task's latest */
+	bool all;	 /* WAITER_LOGS: every attempt's */
 	bool follow;
 	bool blocked; /* output queue full: resume on drain */
 	bool dead;    /* its client closed: removed at the next safe point */
@@ -151,8 +153,9 @@ void waiters_output(struct orchd *d, int64_t task);
 void waiters_finished(struct orchd *d, int64_t task);
 void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc);
 void waiters_drain(struct orchd *d, struct orch_rpc *rpc);
+/* attempt / all: which output a WAITER_LOGS replays (see struct waiter). */
 int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t from_seq, bool follow,
-	       struct orch_rpc_req *req);
+	       int64_t attempt, bool all, struct orch_rpc_req *req);
 void waiters_free_all(struct orchd *d);
 
 /* output.c: task.output from the guest, coalesced into the spool and the store. */

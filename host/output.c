@@ -91,7 +91,8 @@ static int write_out(struct vm *vm, struct slot *s, const unsigned *idx, size_t 
 		}
 	}
 	s->spool_off += (int64_t)total;
-	r = store_output_add_rows(vm->d->store, s->task, s->next_store_seq, at, rows, n_rows, err);
+	r = store_output_add_rows(vm->d->store, s->task, s->attempt, s->next_store_seq, at, rows,
+				  n_rows, err);
 	if (r < 0)
 		return r;
 	s->next_store_seq += (int64_t)n_rows;

@@ -161,15 +161,18 @@ struct output_seg {
 	int stream;
 	int64_t len;
 };
-/* Indexes n consecutive runs (seq first_seq.., the first at spool offset `offset`) in one
- * transaction and moves the task's output_seq / output_bytes past them. */
-int store_output_add_rows(struct store *s, int64_t task, int64_t first_seq, int64_t offset,
-			  const struct output_seg *rows, size_t n, struct orch_error *err);
+/* Indexes n consecutive runs of one attempt (seq first_seq.., the first at spool offset
+ * `offset`) in one transaction, moves the task's output_seq past them and adds their bytes
+ * to output_bytes (the bytes of the task's latest attempt: a lease sets it to 0). */
+int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
+			  int64_t offset, const struct output_seg *rows, size_t n,
+			  struct orch_error *err);
 struct output_ref {
 	int64_t seq;
 	int stream;
 	int64_t offset, length;
+	int64_t attempt;
 };
-/* Entries with seq >= from_seq, at most max, in seq order. */
-int store_output_list(struct store *s, int64_t task, int64_t from_seq, size_t max,
+/* Entries with seq >= from_seq of one attempt (0: of all), at most max, in seq order. */
+int store_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
 		      struct output_ref **ret, size_t *ret_n, struct orch_error *err);

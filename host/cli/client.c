@@ -216,6 +216,12 @@ void cli_write_output(struct cli *c, json_t *params)
 	}
 	if (json_unpack(params, "{s:s, s:s}", "data", &data, "stream", &stream) < 0)
 		return;
+	json_int_t attempt = json_integer_value(json_object_get(params, "attempt"));
+	if (attempt > 0 && attempt != c->shown_attempt) {
+		fflush(stdout);
+		fprintf(stderr, "--- attempt %lld ---\n", (long long)attempt);
+		c->shown_attempt = attempt;
+	}
 	if (orch_b64_decode(data, strlen(data), &buf, &len) < 0)
 		return;
 	fflush(stdout);

@@ -33,13 +33,21 @@ static void on_output(struct cli *c, json_t *params)
 	cli_write_output(c, params);
 }
 
-int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task)
+int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, int64_t attempt,
+		    bool all, json_t **ret_task)
 {
+	json_t *p = json_pack("{sIsIsb}", "id", (json_int_t)id, "from_seq", (json_int_t)from_seq,
+			      "follow", follow);
+
+	if (p && attempt)
+		json_object_set_new(p, "attempt", json_integer(attempt));
+	if (p && all)
+		json_object_set_new(p, "all_attempts", json_true());
+	/* A boundary before the first chunk only when it is not the first attempt (or all
+	 * are shown), and wherever the attempt changes. */
+	c->shown_attempt = all ? 0 : attempt ? attempt : 1;
 	c->on_output = on_output;
-	return cli_call(c, "task.logs",
-			json_pack("{sIsIsb}", "id", (json_int_t)id, "from_seq",
-				  (json_int_t)from_seq, "follow", follow),
-			0, ret_task);
+	return cli_call(c, "task.logs", p, 0, ret_task);
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -155,13 +163,13 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 	json_decref(res);
 	if (follow) {
-		r = cli_follow_task(c, id, 0, true, &task);
+		r = cli_follow_task(c, id, 0, true, 0, false, &task);
 	} else {
 		r = cli_call(c, "task.wait", json_pack("{sI}", "id", (json_int_t)id), 0, &task);
 		if (!r && !c->json) {
 			/* print the output after the fact */
 			json_t *t2 = NULL;
-			r = cli_follow_task(c, id, 0, false, &t2);
+			r = cli_follow_task(c, id, 0, false, 0, false, &t2);
 			json_decref(t2);
 		}
 	}

@@ -8,11 +8,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: orch logs [-f] [--from-seq N] [--json] ID\n"
-		   "Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
-		   "(default 0); with -f keeps following until the task ends. Interrupting and\n"
-		   "re-attaching loses nothing: with --json every chunk carries its seq, and\n"
-		   "--from-seq resumes after the last one seen.\n");
+	fprintf(f,
+		"Usage: orch logs [-f] [--from-seq N] [--attempt N | --all-attempts] [--json] ID\n"
+		"Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
+		"(default 0); with -f keeps following until the task ends. Interrupting and\n"
+		"re-attaching loses nothing: with --json every chunk carries its seq, and\n"
+		"--from-seq resumes after the last one seen.\n"
+		"\n"
+		"A task that was lost and retried has a log per attempt: shown is the attempt\n"
+		"that finished (or runs now); a line \"--- attempt N ---\" on stderr says so\n"
+		"when it is not the first, and where a new attempt begins while following.\n"
+		"  --attempt N       attempt N's output\n"
+		"  --all-attempts    every attempt's, each after its \"--- attempt N ---\"\n"
+		"With --json each chunk carries its attempt.\n");
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -20,12 +28,14 @@ static int run(struct cli *c, int argc, char **argv)
 	static const struct option opts[] = {
 		{"follow", no_argument, NULL, 'f'},
 		{"from-seq", required_argument, NULL, 's'},
+		{"attempt", required_argument, NULL, 'a'},
+		{"all-attempts", no_argument, NULL, 'A'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	bool follow = false;
-	int64_t id, from = 0;
+	bool follow = false, all = false;
+	int64_t id, from = 0, attempt = 0;
 	json_t *t = NULL;
 	char *end;
 	int o, r;
@@ -43,6 +53,17 @@ static int run(struct cli *c, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			break;
+		case 'a':
+			attempt = strtoll(optarg, &end, 10);
+			if (end == optarg || *end || attempt < 1 || attempt > 1000) {
+				fprintf(stderr, "orch logs: bad --attempt '%s' (1..1000)\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'A':
+			all = true;
+			break;
 		default:
 			r = cli_common_opt(c, o, usage);
 			if (r != CLI_GO_ON)
@@ -54,7 +75,11 @@ static int run(struct cli *c, int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	r = cli_follow_task(c, id, from, follow, &t);
+	if (attempt && all) {
+		fprintf(stderr, "orch logs: --attempt and --all-attempts exclude each other\n");
+		return CLI_EXIT_USAGE;
+	}
+	r = cli_follow_task(c, id, from, follow, attempt, all, &t);
 	json_decref(t);
 	return r;
 }

@@ -265,6 +265,42 @@ def llm_flood():
     done(task=t, sent=n, replies=len(replies), codes=codes)
     heartbeats()
 
+def llm_call(slot, req, rid, stream=False, latency=0):
+    body = {"model": "claude-x", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}
+    if latency:
+        body["metadata"] = {"user_id": "fake:latency=%d" % latency}
+    llm.send({"jsonrpc": "2.0", "id": rid, "method": "llm.request", "params": {
+        "req": req, "slot": slot, "method": "POST", "path": "/v1/messages",
+        "headers": {"content-type": "application/json", "anthropic-version": "2023-06-01"},
+        "body": base64.b64encode(json.dumps(body).encode()).decode()}})
+
+def llm_done(req, timeout=30):
+    return llm.wait(lambda: any(m.get("method") == "llm.done" and
+                                m["params"]["req"] == req for m in llm.notes), timeout)
+
+def spend():
+    # the task ends while its LLM answer is still on its way: settled after the exit
+    hello()
+    run = next_run()
+    llm_call(run["slot"], "late", 60, latency=700)
+    time.sleep(0.2)
+    ctl.send(exit_msg(run["task"], 54))
+    ctl.wait(lambda: 54 in ctl.replies)
+    ok = llm_done("late")
+    done(task=run["task"], answered=ok)
+    heartbeats()
+
+def spendlost():
+    # spends, then the VM goes away with the task running: it is lost, never "finished"
+    hello()
+    run = next_run()
+    llm_call(run["slot"], "spent", 61)
+    ok = llm_done("spent")
+    done(task=run["task"], answered=ok)
+    time.sleep(0.3)
+    os._exit(0)
+
 def storm():
     # say hello and go away at once, every time orchd restarts this VM
     hello()
@@ -299,7 +335,8 @@ def garbage():
     heartbeats()
 
 SCENARIOS = {"forge": forge, "seq": seq, "flood": flood, "bigout": bigout,
-             "llm": llm_flood, "storm": storm, "garbage": garbage}
+             "llm": llm_flood, "storm": storm, "garbage": garbage, "spend": spend,
+             "spendlost": spendlost}
 if scenario not in SCENARIOS:
     log("unknown scenario %s" % scenario)
     sys.exit(2)

@@ -13,6 +13,8 @@
 #   evil-storm    hello, then gone, each time orchd restarts it
 #   evil-garbage  over-long lines, invalid JSON and UTF-8, deep nesting, huge numbers,
 #                 a 2,000-call batch, 20,000 requests at once; then a hello that works
+#   evil-spend    ends its task while the task's LLM answer is still coming
+#   evil-spendlost  spends, then vanishes with its task running (the task is lost)
 # Pass: orchd survives (no sanitizer report), `status` answers in <= 100 ms at p99
 # throughout, every task of the honest VM ends as it should with its own output, each
 # hostile task's record is what the rules say, and the state directory grows by less
@@ -39,7 +41,8 @@ cat >"$T/orchd.json" <<JSON
   "vms": { "good": { "slots": 2 }, "evil-forge": { "slots": 2 }, "evil-seq": { "slots": 1 },
            "evil-flood": { "slots": 1 }, "evil-bigout": { "slots": 1 },
            "evil-llm": { "slots": 2 }, "evil-storm": { "slots": 1 },
-           "evil-garbage": { "slots": 1 } },
+           "evil-garbage": { "slots": 1 }, "evil-spend": { "slots": 1 },
+           "evil-spendlost": { "slots": 1 } },
   "llm": { "upstreams": { "fake": { "kind": "anthropic", "base_url": "http://127.0.0.1:$port",
                                     "key_file": "$T/key" } },
            "models": { "claude-x": { "upstream": "fake", "input_usd_per_mtok": 3,
@@ -64,12 +67,14 @@ seq_id=$(o dispatch --vm evil-seq -- true)
 flood_id=$(o dispatch --vm evil-flood -- true)
 big_id=$(o dispatch --vm evil-bigout -- true)
 llm_id=$(o dispatch --vm evil-llm --agent 0 -- true)
+spend_id=$(o dispatch --vm evil-spend -- true)
+lost_id=$(o dispatch --vm evil-spendlost --retries 0 -- true)
 good_ids=()
 for i in $(seq 1 20); do
 	good_ids+=("$(o dispatch --vm good -- sh -c "echo good-$i; seq 1 $((i * 100)) | md5sum")")
 done
 
-for s in forge seq flood bigout llm garbage; do
+for s in forge seq flood bigout llm garbage spend spendlost; do
 	wait_for 180 "hostile scenario $s" test -e "$T/hostile/evil-$s.done"
 done
 for id in "${good_ids[@]}"; do
@@ -128,6 +133,20 @@ echo "llm: $llm"
 [ "$(echo "$llm" | jq '.codes["429"] >= 84')" = true ] || fail "the agent in-flight cap"
 [ "$(echo "$llm" | jq '.codes["200"] >= 1 and .codes["200"] <= 16')" = true ] || fail "admitted"
 [ "$(task_field "$llm_id" state)" = succeeded ] || fail "llm task state"
+
+# Spend settled after the task's exit, and a lost task's spend: orch result and orch
+# tasks show them as the ledger has them.
+wait_for 10 "evil-spendlost's task lost" state_is "$lost_id" lost
+for id in "$spend_id" "$lost_id"; do
+	read -r micro tokens < <(sqlite3 -separator ' ' "$T/state/orch.db" \
+		"SELECT spent_micro, spent_tokens FROM llm_budget WHERE scope='task' AND id='$id'")
+	[ "${micro:-0}" -gt 0 ] || fail "task $id: nothing in the ledger"
+	want=$(jq -n "$micro / 1000000")
+	[ "$(task_field "$id" spend_usd)" = "$want" ] || fail "task $id: result spend $(task_field "$id" spend_usd), ledger $want"
+	[ "$(task_field "$id" spend_tokens)" = "$tokens" ] || fail "task $id: result tokens"
+	[ "$(o --json tasks | jq -r ".[] | select(.id == $id) | .spend_usd")" = "$want" ] ||
+		fail "orch tasks shows another spend for $id"
+done
 
 # The storm: restarted with backoff, not in a loop.
 starts=$(wc -l <"$T/hostile/evil-storm.starts")
