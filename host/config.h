@@ -92,6 +92,7 @@ struct orchd_llm_model {
 	char *upstream; /* an upstream name (checked) */
 	double input_usd_per_mtok;
 	double output_usd_per_mtok;
+	int64_t context_window; /* 0: not given */
 };
 
 struct orchd_llm_config {
@@ -103,6 +104,9 @@ struct orchd_llm_config {
 	int64_t max_request_bytes;
 	char **strip_tools; /* NULL-terminated */
 	size_t n_strip_tools;
+	char **anthropic_betas; /* NULL: the proxy's default list */
+	size_t n_betas;
+	bool allow_remote_input;
 	int64_t timeout_ms;
 	int64_t agent_rpm, task_rpm;
 	int64_t agent_inflight, vm_inflight; /* 16, 64 (host/llm/llm-config.h) */

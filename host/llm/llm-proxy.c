@@ -314,11 +314,41 @@ static bool token_list_ok(const char *s, size_t max)
 	return s && n > 0;
 }
 
+/* The agent's anthropic-beta values that the configuration allows, comma-separated
+ * ("" when none): a beta can turn on what reaches beyond the request (the MCP connector,
+ * the Files API), so unknown ones are dropped, not passed. */
+static void betas_allowed(const struct llm_config *c, const char *beta, char *out, size_t len)
+{
+	char tok[65];
+	size_t o = 0;
+
+	out[0] = '\0';
+	while (beta && *beta) {
+		size_t n = strcspn(beta, ",");
+		const char *t = beta;
+		size_t tn = n;
+		while (tn && (*t == ' ' || *t == '\t'))
+			t++, tn--;
+		while (tn && (t[tn - 1] == ' ' || t[tn - 1] == '\t'))
+			tn--;
+		if (tn && tn < sizeof(tok)) {
+			memcpy(tok, t, tn);
+			tok[tn] = '\0';
+			if (llm_config_beta_allowed(c, tok) && o + tn + 2 < len) {
+				o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", tok);
+			}
+		}
+		beta += n + (beta[n] == ',');
+	}
+}
+
 /* Upstream headers with the real key. Everything is wiped afterwards by the caller. */
-static int build_headers(const struct llm_upstream *u, json_t *agent_headers, char **h, size_t max)
+static int build_headers(const struct llm_config *c, const struct llm_upstream *u,
+			 json_t *agent_headers, char **h, size_t max)
 {
 	const char *version = header_get(agent_headers, "anthropic-version");
 	const char *beta = header_get(agent_headers, "anthropic-beta");
+	char betas[1024];
 	size_t n = 0;
 
 	if (u->kind == LLM_API_OPENAI) {
@@ -333,7 +363,8 @@ static int build_headers(const struct llm_upstream *u, json_t *agent_headers, ch
 		if (asprintf(&h[n++], "anthropic-version: %s",
 			     token_list_ok(version, 64) ? version : "2023-06-01") < 0)
 			return -ENOMEM;
-		if (token_list_ok(beta, 1024) && asprintf(&h[n++], "anthropic-beta: %s", beta) < 0)
+		betas_allowed(c, token_list_ok(beta, 1024) ? beta : NULL, betas, sizeof(betas));
+		if (betas[0] && asprintf(&h[n++], "anthropic-beta: %s", betas) < 0)
 			return -ENOMEM;
 	}
 	if (asprintf(&h[n++], "content-type: application/json") < 0)
@@ -529,6 +560,23 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		answer_error(ex, 400, "invalid_request", -EINVAL, msg, NULL);
 		return 1;
 	}
+	if (ex->info.remote_input) {
+		/* The body is no bound of such a request's input: refused, or (when allowed)
+		 * reserved at the model's whole context window. */
+		if (!c->allow_remote_input) {
+			snprintf(msg, sizeof(msg),
+				 "orch refuses input the request does not carry itself (%s): its "
+				 "cost cannot be bounded before the call (llm.allow_remote_input "
+				 "allows it)",
+				 ex->info.remote_what);
+			answer_error(ex, 400, "invalid_request", -EPERM, msg, NULL);
+			return 1;
+		}
+		int64_t window = ex->model->context_window ? ex->model->context_window
+							   : LLM_DEFAULT_CONTEXT_WINDOW;
+		if (ex->info.input_estimate < window)
+			ex->info.input_estimate = window;
+	}
 	if (route != LLM_ROUTE_COUNT_TOKENS && route != LLM_ROUTE_GEMINI_COUNT) {
 		int64_t tokens = ex->info.input_estimate + ex->info.max_tokens;
 		ex->reserved_micro = llm_cost_worst_micro(
@@ -549,7 +597,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	 * forwarded). */
 	if (asprintf(&url, "%s%s%s", u->base_url, path,
 		     route == LLM_ROUTE_GEMINI_STREAM ? "?alt=sse" : "") < 0 ||
-	    build_headers(u, call->headers, hdrs, ELEMENTSOF(hdrs)) < 0) {
+	    build_headers(c, u, call->headers, hdrs, ELEMENTSOF(hdrs)) < 0) {
 		wipe_headers(hdrs, ELEMENTSOF(hdrs));
 		r = -ENOMEM;
 		snprintf(msg, sizeof(msg), "out of memory");

@@ -116,6 +116,8 @@ static const struct {
 	{"{\"llm\":{\"rate_limits\":{\"agent_inflight\":-1}}}",
 	 "llm.rate_limits.agent_inflight: expected an integer 0..256"},
 	{"{\"llm\":{\"max_tokens_cap\":0}}", "llm.max_tokens_cap: expected an integer 1..1000000"},
+	{"{\"llm\":{\"allow_remote_input\":\"yes\"}}", "llm.allow_remote_input"},
+	{"{\"llm\":{\"anthropic_betas\":[1]}}", "llm.anthropic_betas"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
 };
 

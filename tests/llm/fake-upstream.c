@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -282,10 +283,34 @@ static enum MHD_Result send_stream(struct MHD_Connection *c, struct stream *s)
 
 static const char *const words[] = {"Hello", " from", " the", " fake", " upstream", "."};
 
-/* Deterministic usage: input tokens from the body length, two output tokens per delta. */
-static json_int_t input_tokens(size_t body_len)
+/* Input a request names but does not carry: a stored response, conversation or prompt,
+ * a cached context, an uploaded or remote file, an image or document by URL. A real
+ * upstream bills what it pulls in; the fake bills it as REMOTE_INPUT_TOKENS more. */
+#define REMOTE_INPUT_TOKENS 1900
+static bool names_remote_input(const struct req *r)
 {
-	return (json_int_t)(body_len / 4 + 1);
+	static const char *const marks[] = {
+		"\"previous_response_id\"",
+		"\"conversation\"",
+		"\"prompt\":{",
+		"\"cachedContent\"",
+		"\"fileData\"",
+		"\"file_url\"",
+		"\"file_id\"",
+		"\"url\":\"http",
+		"\"source\":{\"type\":\"url\"",
+	};
+	for (size_t i = 0; r->body && i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (memmem(r->body, r->len, marks[i], strlen(marks[i])))
+			return true;
+	return false;
+}
+
+/* Deterministic usage: input tokens from the body length (plus what it only names), two
+ * output tokens per delta. */
+static json_int_t input_tokens(const struct req *r)
+{
+	return (json_int_t)(r->len / 4 + 1) + (names_remote_input(r) ? REMOTE_INPUT_TOKENS : 0);
 }
 
 static void directive(struct req *r, const char *d)
@@ -315,7 +340,7 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 	json_int_t max_tokens = 0;
 	int stream = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out;
+	json_int_t in = input_tokens(r), out;
 	struct stream *s;
 
 	if (json_unpack(body, "{s:s, s:I, s?b}", "model", &model, "max_tokens", &max_tokens,
@@ -376,7 +401,7 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	const char *model = NULL;
 	int stream = 0, include_usage = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	json_t *so;
 	struct stream *s;
 
@@ -463,7 +488,7 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 	const char *model = NULL;
 	int stream = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	struct stream *s;
 	char text[4096] = "";
 	int seq = 0;
@@ -539,7 +564,7 @@ static enum MHD_Result gemini_generate(struct fake *f, struct MHD_Connection *c,
 				       struct req *r, int stream)
 {
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	struct stream *s;
 
 	if (!json_is_array(json_object_get(body, "contents")))
@@ -634,7 +659,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 	else if (strcmp(url, "/v1/messages") == 0)
 		ret = anthropic_messages(f, c, body, r);
 	else if (strcmp(url, "/v1/messages/count_tokens") == 0)
-		ret = send_json(c, 200, json_pack("{s:I}", "input_tokens", input_tokens(r->len)),
+		ret = send_json(c, 200, json_pack("{s:I}", "input_tokens", input_tokens(r)),
 				latency);
 	else if (strcmp(url, "/v1/chat/completions") == 0)
 		ret = openai_chat(f, c, body, r);
@@ -651,7 +676,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 			      : send_error(c, 2, 400, "streamGenerateContent needs alt=sse",
 					   latency);
 	} else if (action && strcmp(action, ":countTokens") == 0)
-		ret = send_json(c, 200, json_pack("{s:I}", "totalTokens", input_tokens(r->len)),
+		ret = send_json(c, 200, json_pack("{s:I}", "totalTokens", input_tokens(r)),
 				latency);
 	else
 		ret = send_error(c, openai, 404, "not found", latency);
