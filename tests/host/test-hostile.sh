@@ -22,7 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 FAKE=$B/tests/llm/llm-fake-upstream
-[ -x "$FAKE" ] || skip "llm-fake-upstream is not built"
+[ -x "$FAKE" ] || fail "llm-fake-upstream is not built"
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is not installed"
 command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
 P99_MS=${ORCH_HOSTILE_P99_MS:-100}

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_nix
 need_lib
-command -v jq >/dev/null || skip "jq not found"
+command -v jq >/dev/null || skip "jq is not installed (scripts/install-deps)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -20,8 +20,8 @@ ORCHD=$B/host/orchd
 ORCH=$B/host/orch
 o() { "$ORCH" --socket "$SOCK" "$@"; }
 start_orchd() {
-	[ -x "$ORCHD" ] && [ -x "$ORCH" ] || skip "orchd or orch is not built"
-	[ -x "$B/guest/orch-supervisor" ] || skip "orch-supervisor is not built yet"
+	[ -x "$ORCHD" ] && [ -x "$ORCH" ] || fail "orchd or orch is not built"
+	[ -x "$B/guest/orch-supervisor" ] || fail "orch-supervisor is not built yet"
 	SOCK=$T/orch.sock
 	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" "$@" 2>>"$T/orchd.log" &
 	ORCHD_PID=$!

@@ -8,8 +8,8 @@ set -u
 [ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance)"
 need qemu-system-x86_64 virsh tmux socat jq
 src=${ORCH_SOURCEDIR:?}
-[ -x "$B/guest/orch-supervisor" ] && [ -x "$ORCHD" ] && [ -x "$ORCH" ] || skip "orchd, orch or orch-supervisor not built"
-"$src/scripts/libvirtd-up" >/dev/null 2>&1 || skip "libvirtd cannot be started here"
+[ -x "$B/guest/orch-supervisor" ] && [ -x "$ORCHD" ] && [ -x "$ORCH" ] || fail "orchd, orch or orch-supervisor not built"
+"$src/scripts/libvirtd-up" >/dev/null 2>&1 || fail "libvirtd cannot be started (scripts/libvirtd-up failed)"
 image=$("$src/vm-images/build" --quiet --print --supervisor "$B/guest/orch-supervisor" \
 	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || fail "vm-images/build failed"
 

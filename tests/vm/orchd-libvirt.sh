@@ -16,8 +16,8 @@ command -v virsh >/dev/null || skip "libvirt clients not installed"
 sup=$build/guest/orch-supervisor
 orchd=$build/host/orchd
 orch=$build/host/orch
-[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || skip "orchd, orch or orch-supervisor not built"
-"$src/scripts/libvirtd-up" || skip "libvirtd cannot be started here"
+[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || { echo "FAIL: orchd, orch or orch-supervisor not built"; exit 1; }
+"$src/scripts/libvirtd-up" || { echo "FAIL: libvirtd cannot be started (scripts/libvirtd-up failed)"; exit 1; }
 image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
 	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
 
