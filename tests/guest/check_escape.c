@@ -144,6 +144,58 @@ START_TEST(test_vsock)
 }
 END_TEST
 
+/* Socket families a build has no use for: each refused by the filter (EPERM), loaded
+ * module or not. */
+START_TEST(test_socket_families)
+{
+	static const struct {
+		const char *family, *proto;
+	} bad[] = {
+		{"38", NULL},  /* AF_ALG: the kernel's crypto API */
+		{"30", NULL},  /* AF_TIPC */
+		{"15", "2"},   /* AF_KEY, PF_KEY_V2 */
+		{"21", NULL},  /* AF_RDS */
+		{"17", NULL},  /* AF_PACKET: raw frames */
+		{"4", NULL},   /* AF_IPX */
+		{"9", NULL},   /* AF_X25 */
+		{"40", NULL},  /* AF_VSOCK */
+		{"200", NULL}, /* beyond AF_MAX */
+		{"16", "9"},   /* AF_NETLINK, NETLINK_AUDIT */
+		{"16", "15"},  /* AF_NETLINK, NETLINK_KOBJECT_UEVENT */
+		{"16", "12"},  /* AF_NETLINK, NETLINK_NETFILTER */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_blocked(attempt(NULL, "socket", bad[i].family, bad[i].proto), EPERM_TEXT);
+}
+END_TEST
+
+/* ...while what a jail needs still works. */
+START_TEST(test_allowed)
+{
+	struct h_task *t = attempt(NULL, "allowed", NULL, NULL);
+	ck_assert_msg(t->out && strncmp(t->out, "ALLOWED", 7) == 0, "%s", t->out ? t->out : "");
+	ck_assert_int_eq(t->exit_code, 0);
+}
+END_TEST
+
+START_TEST(test_old_syscalls)
+{
+	static const char *const calls[] = {"modify_ldt", "uselib",  "ustat",
+					    "sysfs",	  "tiocsti", "tioclinux"};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		assert_blocked(attempt(NULL, calls[i], NULL, NULL), EPERM_TEXT);
+}
+END_TEST
+
+/* ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, PER_BSD, a high bit: all refused. */
+START_TEST(test_personality)
+{
+	static const char *const bad[] = {"40000", "400000", "6", "80000000", "1", "fffffffe"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_blocked(attempt(NULL, "personality", bad[i], NULL), EPERM_TEXT);
+}
+END_TEST
+
 START_TEST(test_ptrace)
 {
 	assert_blocked(attempt(NULL, "ptrace", NULL, NULL), EPERM_TEXT);
@@ -246,6 +298,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_net_host_loopback);
 	tcase_add_test(tc, test_net_external);
 	tcase_add_test(tc, test_vsock);
+	tcase_add_test(tc, test_socket_families);
+	tcase_add_test(tc, test_allowed);
+	tcase_add_test(tc, test_old_syscalls);
+	tcase_add_test(tc, test_personality);
 	tcase_add_test(tc, test_ptrace);
 	tcase_add_test(tc, test_mount);
 	tcase_add_test(tc, test_unshare);
