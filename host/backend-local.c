@@ -122,7 +122,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 			return orch_errno(err, -errno, "fcntl");
 	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
-	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
+	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->cfg->uid_base);
 	/* One name per VM. The supervisor makes a directory of its own from it (NAME, or
 	 * NAME.1, NAME.2... while live supervisors hold the others: several orchds may share
 	 * a host), never reuses one (an earlier cgroup.kill would kill its jails at birth),

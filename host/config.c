@@ -93,7 +93,7 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	static const char *const keys[] = {
 		"backend",  "slots",   "workspace",  "autostart",	"limits",
 		"profiles", "vcpus",   "memory_mib", "transport",	"kernel",
-		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", NULL};
+		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", "uid_base", NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -135,7 +135,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_path(o, p, "kernel", true, &vm->kernel, err)) < 0 ||
 	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
-	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0)
+	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
+	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0)
 		return r;
 	return 0;
 }
@@ -248,6 +249,38 @@ static int parse_named(json_t *root, const char *key, size_t max, struct orch_er
 	return (int)json_object_size(o);
 }
 
+/* Each VM's uids: its own uid_base, or the top level's plus ORCHD_VM_UIDS per place in
+ * the config. Two VMs sharing uids would share files and the per-uid process limit, so
+ * ranges that overlap are refused. */
+static int vm_uid_ranges(struct orchd_config *c, struct orch_error *err)
+{
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct orchd_vm_config *vm = &c->vms[i];
+		if (!vm->uid_base)
+			vm->uid_base = c->uid_base + (int64_t)i * ORCHD_VM_UIDS;
+		if (vm->uid_base + ORCHD_VM_UIDS >= 4294967295LL)
+			return orch_err(err, -EINVAL,
+					"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
+					"lower uid_base",
+					vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
+	}
+	for (size_t i = 0; i < c->n_vms; i++)
+		for (size_t j = i + 1; j < c->n_vms; j++) {
+			const struct orchd_vm_config *a = &c->vms[i], *b = &c->vms[j];
+			if (a->uid_base < b->uid_base + ORCHD_VM_UIDS &&
+			    b->uid_base < a->uid_base + ORCHD_VM_UIDS)
+				return orch_err(err, -EINVAL,
+						"vms.%s.uid_base: its uids %lld..%lld overlap those "
+						"of VM %s (%lld..%lld); each VM needs %d of its own",
+						b->name, (long long)b->uid_base,
+						(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
+						(long long)a->uid_base,
+						(long long)a->uid_base + ORCHD_VM_UIDS - 1,
+						ORCHD_VM_UIDS);
+		}
+	return 0;
+}
+
 static int cross_checks(struct orchd_config *c, struct orch_error *err)
 {
 	int64_t max_slots = 0;
@@ -271,6 +304,9 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 	}
 	if (c->uid_base + max_slots >= 4294967295LL)
 		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
+	int ur = vm_uid_ranges(c, err);
+	if (ur < 0)
+		return ur;
 	for (size_t i = 0; i < c->llm.n_models; i++) {
 		bool found = false;
 		for (size_t j = 0; j < c->llm.n_upstreams; j++)

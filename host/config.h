@@ -59,7 +59,12 @@ struct orchd_vm_config {
 	char *initrd;  /* NULL: image default */
 	char *cmdline; /* NULL: image default */
 	int64_t boot_timeout_ms;
+	/* Its own uids: agent N is uid_base + N, the supervisor's helpers (privilege
+	 * separation) use up to uid_base + ORCHD_VM_UIDS - 1. Set, or derived from the top
+	 * level's (uid_base + ORCHD_VM_UIDS * the VM's place in the config). */
+	int64_t uid_base;
 };
+#define ORCHD_VM_UIDS 256
 
 struct orchd_profile_config {
 	char *name;

@@ -485,7 +485,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
 		     c->cmdline ? c->cmdline : LV_DEFAULT_CMDLINE, im.rootfs_type,
-		     (long long)vm->d->cfg->uid_base,
+		     (long long)c->uid_base,
 		     orch_log_level >= ORCH_LOG_DEBUG ? " orch.loglevel=debug" : "") < 0)
 		return -ENOMEM;
 	if ((r = lv_kernel_cmdline(base, &dc, (unsigned)c->slots, &cmdline, err)) < 0)

@@ -119,6 +119,11 @@ static const struct {
 	{"{\"llm\":{\"allow_remote_input\":\"yes\"}}", "llm.allow_remote_input"},
 	{"{\"llm\":{\"anthropic_betas\":[1]}}", "llm.anthropic_betas"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
+	{"{\"uid_base\":200000,\"vms\":{\"a\":{},\"b\":{\"uid_base\":200100}}}",
+	 "vms.b.uid_base: its uids 200100..200355 overlap those of VM a (200000..200255)"},
+	{"{\"vms\":{\"a\":{\"uid_base\":300000},\"b\":{\"uid_base\":299900}}}",
+	 "vms.b.uid_base: its uids 299900..300155 overlap those of VM a"},
+	{"{\"vms\":{\"a\":{\"uid_base\":4294000001}}}", "vms.a.uid_base: expected an integer"},
 };
 
 START_TEST(test_bad)
@@ -130,6 +135,24 @@ START_TEST(test_bad)
 	ck_assert_ptr_null(c);
 	ck_assert_msg(strncmp(err.msg, bad[_i].msg, strlen(bad[_i].msg)) == 0,
 		      "for %s: got \"%s\", expected \"%s...\"", bad[_i].text, err.msg, bad[_i].msg);
+}
+END_TEST
+
+/* Every VM has uids of its own: derived from the top level's uid_base by its place in
+ * the config, or its own. */
+START_TEST(test_vm_uids)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(parse("{\"uid_base\":100000,\"vms\":{\"a\":{},\"b\":{},"
+			       "\"c\":{\"uid_base\":900000}}}",
+			       &c, &err),
+			 0);
+	ck_assert_int_eq(orchd_config_vm(c, "a")->uid_base, 100000);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->uid_base, 100000 + ORCHD_VM_UIDS);
+	ck_assert_int_eq(orchd_config_vm(c, "c")->uid_base, 900000);
+	orchd_config_free(c);
 }
 END_TEST
 
@@ -161,6 +184,7 @@ int main(void)
 	tcase_add_test(tc, test_example_file);
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_nulls_and_overrides);
+	tcase_add_test(tc, test_vm_uids);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

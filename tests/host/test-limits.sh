@@ -1,5 +1,6 @@
 #!/bin/bash
-# The limits of orchd's config reach the jail through orchd, with their precedence
+# Every VM has uids of its own (agent 0 of two VMs is not one uid). The limits of
+# orchd's config reach the jail through orchd, with their precedence
 # (host/sched.c): a task's own (dispatch --timeout) over its profile's over its VM's
 # over the top level. Observed from inside a real jail: RLIMIT_NOFILE (ulimit -n),
 # RLIMIT_FSIZE (a write past it fails), the wall-clock timeout, and where the host has a
@@ -21,6 +22,11 @@ run() { # run VM ARGS...: the task's stdout (it must succeed)
 	shift
 	o dispatch --wait --vm "$vm" "$@" || fail "task on $vm ($*) failed"
 }
+
+# every VM has its own uids: agent 0 of "plain" (first in the config) is uid_base, of
+# "tight" uid_base + 256
+[ "$(run plain -- id -u)" = "$UIDB" ] || fail "plain: agent 0 is uid $(run plain -- id -u)"
+[ "$(run tight -- id -u)" = "$((UIDB + 256))" ] || fail "tight: agent 0 is uid $(run tight -- id -u)"
 
 # nofile: top level 111, the VM's 222, the profile's 333 over the VM's
 [ "$(run plain -- sh -c 'ulimit -n')" = 111 ] || fail "plain: nofile $(run plain -- sh -c 'ulimit -n')"
