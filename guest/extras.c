@@ -20,6 +20,7 @@
 #include "llm-helper.h"
 #endif
 #if ORCH_HAVE_SHELL
+#include "shell-relay.h"
 #include "shell-supervisor.h"
 #endif
 
@@ -28,6 +29,10 @@ void sv_extras_helper_main(int argc, char **argv)
 #if ORCH_HAVE_LLM
 	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
 		llm_helper_main(argc, argv);
+#endif
+#if ORCH_HAVE_SHELL
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv);
 #endif
 }
 

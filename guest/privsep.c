@@ -170,26 +170,15 @@ out:
 	return r;
 }
 
-int sv_helper_reap(struct sv_helper *h, int *ret_code, int *ret_status)
+int sv_helper_exited(const struct sv_helper *h, int *ret_code, int *ret_status)
 {
 	siginfo_t si = {0};
 
-	if (!h || h->pid <= 0)
-		return 1;
-	if (waitid(P_PIDFD, (id_t)h->pidfd, &si, WEXITED | WNOHANG) < 0) {
-		if (errno != ECHILD)
-			return 0;
-	} else if (si.si_pid == 0) {
-		return 0; /* still running */
-	}
-	if (ret_code)
-		*ret_code = si.si_code;
-	if (ret_status)
-		*ret_status = si.si_status;
-	close(h->pidfd);
-	if (h->log_fd >= 0)
-		close(h->log_fd);
-	*h = (struct sv_helper){.pidfd = -1, .log_fd = -1};
+	if (!h || h->pid <= 0 ||
+	    waitid(P_PIDFD, (id_t)h->pidfd, &si, WEXITED | WNOWAIT | WNOHANG) < 0 || !si.si_pid)
+		return 0;
+	*ret_code = si.si_code;
+	*ret_status = si.si_status;
 	return 1;
 }
 

@@ -58,9 +58,9 @@ struct sv_helper {
 int sv_helper_spawn(const struct sv_helper_spawn *s, struct sv_helper *ret, struct orch_error *err);
 /* SIGKILL, reap, close (a helper that already exited is only reaped). NULL/pid 0: no-op. */
 void sv_helper_kill(struct sv_helper *h);
-/* Reaps an exited helper without waiting: 1 when reaped (and closed; *ret_status is the
- * waitid status, CLD_* in ret_code), 0 when it still runs. */
-int sv_helper_reap(struct sv_helper *h, int *ret_code, int *ret_status);
+/* 1 when the helper has exited (not reaped: sv_helper_kill does that), with waitid's
+ * si_code (CLD_EXITED, CLD_KILLED...) and si_status; 0 while it runs. */
+int sv_helper_exited(const struct sv_helper *h, int *ret_code, int *ret_status);
 
 /* Lines a helper writes on stderr, logged by the supervisor one by one with the text
  * quoted, bounded in length (SV_HELPER_LOG_LINE) and number (SV_HELPER_LOG_MAX lines per

@@ -356,15 +356,14 @@ static void on_frame_error(void *data, int code, const char *msg)
 static const char *exit_reason(struct llm_endpoint *ep, const char *fallback, char *buf,
 			       size_t size)
 {
-	siginfo_t si = {0};
+	int code, status;
 
-	if (waitid(P_PIDFD, (id_t)ep->proc.pidfd, &si, WEXITED | WNOWAIT | WNOHANG) < 0 ||
-	    !si.si_pid)
+	if (!sv_helper_exited(&ep->proc, &code, &status))
 		return fallback;
-	if (si.si_code == CLD_EXITED)
-		snprintf(buf, size, "exited with status %d", si.si_status);
+	if (code == CLD_EXITED)
+		snprintf(buf, size, "exited with status %d", status);
 	else
-		snprintf(buf, size, "was killed by signal %d", si.si_status);
+		snprintf(buf, size, "was killed by signal %d", status);
 	return buf;
 }
 

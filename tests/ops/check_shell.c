@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "loop.h"
 #include "shell-listen.h"
+#include "shell-relay.h"
 #include "shell-spawn.h"
 #include "shell.h"
 
@@ -129,7 +130,9 @@ START_TEST(test_cap_and_jail_error)
 				  .listen = addr,
 				  .max_conns = 1,
 				  .winsize_wait_ms = 60000,
-				  .on_event = on_event};
+				  .on_event = on_event,
+				  .relay_uid = 47998,
+				  .relay_gid = 47998};
 	struct sv_shell *s;
 	j.uid = 0;
 	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), -EINVAL);
@@ -197,8 +200,12 @@ START_TEST(test_serial)
 				  .netns_fd = -1,
 				  .uid = 47999,
 				  .gid = 47999};
-	struct sv_shell_opts o = {
-		.slot = 0, .listen = addr, .winsize_wait_ms = 60000, .on_event = on_event};
+	struct sv_shell_opts o = {.slot = 0,
+				  .listen = addr,
+				  .winsize_wait_ms = 60000,
+				  .on_event = on_event,
+				  .relay_uid = 47998,
+				  .relay_gid = 47998};
 	struct sv_shell *s;
 	memset(events, 0, sizeof(events));
 	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), 0);
@@ -226,8 +233,10 @@ START_TEST(test_serial)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv); /* a session's relay process */
 	Suite *s = suite_create("shell");
 	TCase *tc = tcase_create("shell");
 	tcase_add_test(tc, test_cpr);
