@@ -134,14 +134,20 @@ tmux -S "$TMUX_SOCK" new-window -t t -n kr \
 pane_wait t:kr 'agent-0:.*\$ ?$' 30
 tmux -S "$TMUX_SOCK" send-keys -t t:kr 'sleep 1000 &' Enter
 sleep 0.5
-pgrep -u $UID_BASE -x sleep >/dev/null || fail "background sleep not running"
+# This session's jail, told apart from any other test's by its pid namespace.
+JAIL=$(pgrep -P "$PID" -f -- "--hostname agent-0 " | head -1)
+INIT=$(pgrep -P "$JAIL" | head -1)
+NS=$(readlink /proc/"$INIT"/ns/pid)
+[ -n "$NS" ] || fail "no jail for the session"
+in_ns() { for p in /proc/[0-9]*; do [ "$(readlink "$p"/ns/pid 2>/dev/null)" = "$NS" ] && return 0; done; return 1; }
+in_ns || fail "the session's jail has no processes"
 kill -KILL "$(pgrep -x -P "$PID" orch-shell-0)"
 pane_wait t:kr 'relay-cut'
 for i in $(seq 100); do
-	pgrep -u $UID_BASE >/dev/null || break
+	in_ns || break
 	sleep 0.1
 done
-pgrep -u $UID_BASE -a && fail "processes of the agent survived their relay"
+in_ns && fail "processes of the session's jail survived its relay"
 grep -q 'shell slot=0 event=closed detail="relay killed by signal 9"' "$T/testd.err" ||
 	fail "no closed event for the killed relay: $(cat "$T/testd.err")"
 echo "ok: killing the relay ends the session and kills the jail"
