@@ -29,6 +29,7 @@ struct conn {
 	struct conn *next;
 	enum conn_state state;
 	int fd;	   /* the client until the shell runs (for an error line); SERIAL: the port */
+	bool port; /* SERIAL: the session holds the server's port (fd or not) */
 	int slave; /* the pty slave, until the shell has it */
 	int ctl;   /* the relay's 'S': start the shell */
 	struct sv_helper relay; /* pid 0: gone */
@@ -87,7 +88,7 @@ static void reap(struct conn *c, bool wait)
 
 static void close_client(struct conn *c)
 {
-	if (c->fd >= 0 && c->fd != c->srv->lfd)
+	if (c->fd >= 0 && !c->port)
 		close(c->fd);
 	c->fd = -1;
 }
@@ -119,9 +120,10 @@ static void conn_close(struct conn *c, const char *why)
 		event(s, SV_SHELL_CLOSED, why);
 	c->state = C_CLOSED;
 	relay_stop(c);
-	if (c->fd >= 0 && c->fd == s->lfd) /* the port: the next session when it is connected */
+	close_client(c); /* never the port */
+	if (c->port)	 /* the next session on the port when it is connected */
 		orch_timer_rearm(s->t_serial, SERIAL_POLL_MS);
-	close_client(c);
+	c->port = false;
 	closep(&c->slave);
 	c->slave = -1;
 	if (c->child.pid > 0) {
@@ -308,6 +310,7 @@ static void conn_start(struct sv_shell *s, int fd)
 	}
 	c->srv = s;
 	c->fd = fd;
+	c->port = fd == s->lfd;
 	c->slave = c->ctl = -1;
 	c->relay = (struct sv_helper){.pidfd = -1, .log_fd = -1};
 	c->state = C_SIZING;
@@ -347,7 +350,7 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 static bool serial_busy(const struct sv_shell *s)
 {
 	for (const struct conn *c = s->conns; c; c = c->next)
-		if (c->fd == s->lfd)
+		if (c->port)
 			return true;
 	return false;
 }
