@@ -12,6 +12,13 @@
  * the PTY as its controlling terminal). Closing the connection SIGKILLs bwrap; its pid
  * namespace dies with it, so nothing the shell started survives.
  *
+ * Privilege separation: the caller (root) accepts, opens the PTY and starts the jailed
+ * shell; it never reads the client's bytes nor the shell's output. Those pass through a
+ * relay process per connection (shell-relay.h: the program itself executed again, as
+ * relay_uid, without privileges, behind a seccomp filter), which also parses the
+ * terminal's size report. When the relay exits the jail is killed; when the jail ends
+ * the relay sends what the PTY still holds and exits (else it is killed after 5 s).
+ *
  * Who can connect: the host only. The Unix socket is 0600 (root) and lives outside every
  * jail; VSOCK peers other than allow_cid are closed at accept, and jailed processes cannot
  * create AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's
@@ -74,6 +81,14 @@ struct sv_shell_opts {
 	unsigned winsize_wait_ms;   /* 0: 700 */
 	sv_shell_event_cb on_event; /* may be NULL */
 	void *event_data;
+	/* The relay processes (shell-relay.h): their uid and gid (sv_privsep_uid, not root
+	 * nor the agent's; ignored when the caller is not root), the program (NULL:
+	 * /proc/self/exe, whose main() must hand SV_SHELL_RELAY_ARG to
+	 * sv_shell_relay_main) and whether their seccomp filter is left out. */
+	uid_t relay_uid;
+	gid_t relay_gid;
+	const char *relay_exe;
+	bool relay_no_seccomp;
 };
 
 struct sv_shell;

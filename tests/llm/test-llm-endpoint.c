@@ -8,7 +8,9 @@
  *   test-llm-endpoint <llm-fake-upstream> unavailable
  *                                                libmicrohttpd cannot be loaded: each
  *                                                request gets a clear 503, nothing hangs
- * libmicrohttpd is loaded on the first connection: not before (checked in every mode).
+ * Each endpoint runs as its own unprivileged process (this program again, llm-helper.h),
+ * started on the slot's first connection: not before, and only it maps libmicrohttpd
+ * (checked in every mode).
  * The real key must never appear in anything a client receives. Exits 77 (skip) when the
  * clients are missing. */
 #include <errno.h>
@@ -275,7 +277,8 @@ static void netns_agent_start(void)
 		close(self);
 	if (ns >= 0)
 		close(ns);
-	if (fd >= 0 && llm_endpoint_new(st.bridge, fd, LLM_STACK_SLOT + 2, 0, &agent.ep, &err) == 0)
+	struct llm_endpoint_opts eo = llm_stack_opts(LLM_STACK_SLOT + 2);
+	if (fd >= 0 && llm_endpoint_new(st.bridge, fd, &eo, &agent.ep, &err) == 0)
 		agent.ok = true;
 }
 
@@ -578,6 +581,15 @@ static void on_guard(struct orch_loop *loop, struct orch_timer *t, void *data)
 	orch_loop_quit(loop);
 }
 
+/* Whether pid maps libmicrohttpd. */
+static bool maps_mhd(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	_cleanup_free_ char *maps = llm_test_read_file(path, NULL);
+	return maps && strstr(maps, "libmicrohttpd") != NULL;
+}
+
 static bool have_sdk(void)
 {
 	const char *src = getenv("ORCH_SOURCEDIR");
@@ -611,6 +623,8 @@ int main(int argc, char **argv)
 	char *o = NULL;
 	const char *curl_v[] = {"curl", "--version", NULL};
 
+	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
+		llm_helper_main(argc, argv); /* an endpoint process of the stack */
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream> curl|sdk|unavailable\n", argv[0]);
 		return 2;
@@ -635,8 +649,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot start the LLM stack\n");
 		return 1;
 	}
-	check(!llm_endpoint_library_loaded(),
-	      "libmicrohttpd is not loaded while no agent has connected");
+	check(!llm_endpoint_pid(st.ep) && !llm_endpoint_pid(st.ep2),
+	      "no endpoint process runs while no agent has connected");
 	{
 		const struct llm_model *m = llm_config_model(&st.cfg, "claude-sonnet-4-5");
 		int64_t worst = llm_cost_worst_micro(&m->price, (int64_t)strlen(RACE_BODY), 300);
@@ -651,6 +665,15 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, client_thread, NULL);
 	orch_loop_run(st.loop);
 	pthread_join(th, NULL);
+	{
+		/* libmicrohttpd lives in the endpoint process only (when it can be loaded). */
+		pid_t pid = llm_endpoint_pid(st.ep);
+		bool unavailable = strcmp(mode, "unavailable") == 0;
+		check(pid > 0, "slot 3's endpoint process runs once agents connected");
+		check(pid > 0 && maps_mhd(pid) == !unavailable,
+		      "the endpoint process %s libmicrohttpd", unavailable ? "lacks" : "maps");
+		check(!maps_mhd(getpid()), "the supervisor's side never maps libmicrohttpd");
+	}
 	if (bg_curl > 0) {
 		/* The slot goes away mid-stream: the agent's response is cut, the host call is
 		 * cancelled, drained and billed. */
@@ -666,9 +689,6 @@ int main(int argc, char **argv)
 		      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		close(bg_out);
 	}
-	check(llm_endpoint_library_loaded() == (strcmp(mode, "unavailable") != 0),
-	      "libmicrohttpd is %s once agents connected",
-	      strcmp(mode, "unavailable") != 0 ? "loaded" : "still not loaded");
 	/* Let hung-up calls drain and settle. */
 	while (llm_proxy_inflight(st.proxy) > 0 && failures == 0)
 		if (orch_loop_run_once(st.loop, 5000) < 0)
