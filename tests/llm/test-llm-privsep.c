@@ -351,12 +351,15 @@ int main(int argc, char **argv)
 		if (orch_loop_run_once(st.loop, 5000) < 0)
 			break;
 
-	/* Who paid: the forged call is slot 4's (no task), never slot 3's or its task's. */
+	/* Who paid: the forged call is slot 4's and its task's, never slot 3's or t-e2e's. */
 	check(count("SELECT count(*) FROM llm_spend WHERE agent = 'vm/4' AND model = "
 		    "'claude-sonnet-4-5'") == 1,
 	      "the double's forged call was billed to the slot of its socketpair (vm/4)");
-	check(count("SELECT count(task) FROM llm_spend WHERE agent = 'vm/4'") == 0,
-	      "without a task (slot 4 runs none), whatever it claimed");
+	check(count("SELECT count(*) FROM llm_spend WHERE agent = 'vm/4' AND task = "
+		    "'" LLM_STACK_TASK "-4'") == 1 &&
+		      count("SELECT count(*) FROM llm_spend WHERE agent = 'vm/4' AND task = "
+			    "'" LLM_STACK_TASK "'") == 0,
+	      "to slot 4's task, whatever task it claimed");
 	check(count("SELECT count(*) FROM llm_spend WHERE task = '" LLM_STACK_TASK
 		    "' AND agent <> 'vm/3'") == 0,
 	      "slot 3's task was billed for slot 3's calls only");
