@@ -13,6 +13,7 @@
 #include "log.h"
 #include "orchd-llm.h"
 #include "orchd.h"
+#include "shell-relay.h"
 
 static const char *const vm_state_names[] = {
 	[VM_DOWN] = "down",
@@ -485,6 +486,8 @@ json_t *vm_to_json(const struct vm *vm)
 	json_object_set_new(o, "slots", slots);
 	if (vm->ops->describe)
 		vm->ops->describe(vm, o);
+	if (vm->d->shells)
+		shell_relay_describe(vm->d->shells, vm, o);
 	return o;
 }
 
