@@ -174,10 +174,14 @@ int main(void)
 	/* The lane port as root: listening works, a second listener is refused. */
 	a = (struct orch_addr){
 		.kind = ORCH_TRANSPORT_VSOCK, .cid = ORCH_VSOCK_CID_ANY, .port = port + 1};
+	fflush(stdout);
 	pid_t pid = fork();
 	CHECK(pid >= 0, "fork");
-	if (pid == 0)
-		_exit(unprivileged(port + 1));
+	if (pid == 0) {
+		int rc = unprivileged(port + 1);
+		fflush(stdout);
+		_exit(rc);
+	}
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "the unprivileged checks failed");
 	a.port = ORCH_VSOCK_CONTROL_PORT;
