@@ -13,7 +13,9 @@ getent group nogroup >/dev/null || skip "no group 'nogroup' on this host"
 T=$(mktemp -d /tmp/orch-ops-relay.XXXXXX)
 chmod 0711 "$T"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; stop_orchd; rm -rf "$T"' EXIT
+# Background clients run in sessions of their own: killing one kills what socat started.
+stop_clients() { for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null; done; PIDS=(); }
+trap 'stop_clients; stop_orchd; rm -rf "$T"' EXIT
 
 # shell_out [setpriv args...]: a non-terminal session on agent 0 printing "hi-42" and the uid.
 shell_out() {
@@ -81,7 +83,7 @@ echo "ok: a non-member who can open the socket is refused by SO_PEERCRED (and lo
 # A flooding shell whose client never reads: orchd's memory stays put, it keeps answering.
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$ORCHD_PID/status"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$ORCHD_PID/stat"; } # utime + stime, in ticks
-socat -u SYSTEM:'sleep 1.5; echo yes; sleep 60' "UNIX-CONNECT:$R/agent-1.sock" &
+setsid socat -u SYSTEM:'sleep 1.5; echo yes; sleep 60' "UNIX-CONNECT:$R/agent-1.sock" </dev/null >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 4
 r0=$(rss)
@@ -101,16 +103,14 @@ echo "ok: a flooding shell with a client that does not read: orchd ${r0}->${r1} 
 
 # The cap per agent: the flood's session and three more are the most agent 1 gets.
 for i in 1 2 3; do
-	socat -u EXEC:"sleep 60" "UNIX-CONNECT:$R/agent-1.sock" &
+	setsid socat -u EXEC:"sleep 60" "UNIX-CONNECT:$R/agent-1.sock" </dev/null >/dev/null 2>&1 &
 	PIDS+=($!)
 done
 sleep 1
 out=$(timeout 10 socat -t 2 - "UNIX-CONNECT:$R/agent-1.sock" </dev/null 2>&1)
 echo "$out" | grep -q 'orch: too many debug shells for this agent' || fail "fifth session: $out"
 echo "ok: at most 4 sessions per agent"
-kill "${PIDS[@]}" 2>/dev/null
-wait "${PIDS[@]}" 2>/dev/null
-PIDS=()
+stop_clients
 for i in $(seq 100); do
 	[ "$(grep -c 'msg="debug shell closed" vm=local agent=1' "$T/orchd.log")" -ge 4 ] && break
 	sleep 0.1
