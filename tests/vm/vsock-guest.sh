@@ -54,6 +54,8 @@ echo "$log" | sed 's/^orch-guest-test: /# guest: /'
 grep -q '^orch-guest-test: FAIL' <<<"$log" && fail "the guest's initramfs failed"
 grep -qx 'orch-guest-test: done' <<<"$log" || fail "the guest did not finish its tests"
 grep -q 'vsock modules: .*vsock_loopback' <<<"$log" || fail "vsock_loopback is not loaded in the guest"
+# Sanitizer builds: a report (UBSan's do not change the exit status) fails the test.
+grep -Eq 'runtime error:|AddressSanitizer|LeakSanitizer' <<<"$log" && fail "a sanitizer report in the guest"
 
 passed=0
 expect() { # NAME PATTERN (grep -E on the program's lines)
