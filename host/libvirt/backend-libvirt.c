@@ -173,6 +173,7 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	int forced = c->transport == ORCHD_TRANSPORT_VSOCK	     ? LV_TRANSPORT_VSOCK
 		     : c->transport == ORCHD_TRANSPORT_VIRTIO_SERIAL ? LV_TRANSPORT_VIRTIO_SERIAL
 								     : 0;
+	bool fell_back = false;
 	lv_transport_choose(forced, NULL, &l->transport, why, sizeof(why));
 	if (l->transport == LV_TRANSPORT_VSOCK) {
 		struct orch_error lerr = {0};
@@ -182,10 +183,10 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 		if (r < 0) {
 			snprintf(why, sizeof(why), "vsock unusable: %.200s", lerr.msg);
 			l->transport = LV_TRANSPORT_VIRTIO_SERIAL;
+			fell_back = true;
 		}
 	}
-	orch_log(l->transport == LV_TRANSPORT_VSOCK || forced ? ORCH_LOG_INFO : ORCH_LOG_WARN,
-		 "libvirt",
+	orch_log(fell_back ? ORCH_LOG_WARN : ORCH_LOG_INFO, "libvirt",
 		 l->transport == LV_TRANSPORT_VSOCK ? "transport vsock" : "transport virtio-serial",
 		 "vm", c->name, "why", why, NULL);
 	if (l->transport == LV_TRANSPORT_VSOCK) {
