@@ -30,7 +30,7 @@ image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
 st=$(mktemp -d /tmp/orch-lanes.XXXXXX)
 chmod 0755 "$st"
 vm=lanes$$
-orchd_pid= holder=
+orchd_pid='' holder=''
 cleanup() {
 	[ -z "$holder" ] || kill "$holder" 2>/dev/null
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
