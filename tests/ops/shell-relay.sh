@@ -111,7 +111,7 @@ out=$(timeout 10 socat -t 2 - "UNIX-CONNECT:$R/agent-1.sock" </dev/null 2>&1)
 echo "$out" | grep -q 'orch: too many debug shells for this agent' || fail "fifth session: $out"
 echo "ok: at most 4 sessions per agent"
 stop_clients
-for i in $(seq 100); do
+for _ in $(seq 100); do
 	[ "$(grep -c 'msg="debug shell closed" vm=local agent=1' "$T/orchd.log")" -ge 4 ] && break
 	sleep 0.1
 done
