@@ -76,6 +76,13 @@ static int lvb_init(struct orchd *d, struct orch_error *err)
 	return 0;
 }
 
+/* orchd stops: its vsock lanes close (the VMs' domains keep running to be adopted). */
+static void lvb_shutdown(struct orchd *d)
+{
+	lv_lanes_free(d->lv_lanes);
+	d->lv_lanes = NULL;
+}
+
 static void drop_domain(struct lvb *l)
 {
 	lanes_unregister(l); /* its CID may go to someone else's VM now */
@@ -609,6 +616,7 @@ static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_ad
 const struct orchd_backend_ops orchd_backend_libvirt = {
 	.name = "libvirt",
 	.init = lvb_init,
+	.shutdown = lvb_shutdown,
 	.start = lvb_start,
 	.stop = lvb_stop,
 	.free = lvb_free,

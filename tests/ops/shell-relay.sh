@@ -15,7 +15,20 @@ chmod 0711 "$T"
 PIDS=()
 # Background clients run in sessions of their own: killing one kills what socat started.
 stop_clients() { for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null; done; PIDS=(); }
-trap 'stop_clients; stop_orchd; rm -rf "$T"' EXIT
+# Under ASan/UBSan builds a report from orchd fails the test (checked once it stopped).
+finish() {
+	local rc=$?
+	stop_clients
+	stop_orchd
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$T/orchd.log" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$T/orchd.log" | head -60
+		echo "FAIL: sanitizer report in orchd's log"
+		rc=1
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap finish EXIT
 
 # shell_out [setpriv args...]: a non-terminal session on agent 0 printing "hi-42" and the uid.
 shell_out() {
