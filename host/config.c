@@ -11,6 +11,7 @@
 #include "config-util.h"
 #include "config.h"
 #include "schema.h"
+#include "transport.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define MAX_VMS 256
@@ -84,6 +85,29 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 	    (r = cfg_int(o, p, "keep_finished", 0, 100000000, &s->keep_finished, err)) < 0 ||
 	    (r = cfg_int(o, p, "max_output_mib", 1, 1048576, &s->max_output_mib, err)) < 0)
 		return r;
+	return 0;
+}
+
+/* The host ports the guests dial (host/libvirt/lanes.h): reserved, distinct. */
+static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_error *err)
+{
+	static const char *const keys[] = {"control_port", "llm_port", NULL};
+	const char *p = "vsock";
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
+		return r;
+	if ((r = cfg_int(o, p, "control_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->control_port,
+			 err)) < 0 ||
+	    (r = cfg_int(o, p, "llm_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->llm_port, err)) <
+		    0)
+		return r;
+	if (v->control_port == v->llm_port)
+		return orch_err(err, -EINVAL,
+				"vsock.llm_port: must differ from vsock.control_port (%lld)",
+				(long long)v->control_port);
 	return 0;
 }
 
@@ -225,6 +249,10 @@ static void set_defaults(struct orchd_config *c)
 		.keep_finished = 0,
 		.max_output_mib = 1024,
 	};
+	c->vsock = (struct orchd_vsock_config){
+		.control_port = ORCH_VSOCK_CONTROL_PORT,
+		.llm_port = ORCH_VSOCK_LLM_PORT,
+	};
 	orchd_config_llm_defaults(&c->llm);
 }
 
@@ -326,7 +354,7 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	static const char *const keys[] = {
 		"state_dir",  "socket",		"group",    "log_level", "backend",
 		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
-		"vms",	      "profiles",	"llm",	    NULL};
+		"vms",	      "profiles",	"llm",	    "vsock",	 NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -340,6 +368,7 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	    (r = cfg_path(root, "", "workspace_root", false, &c->workspace_root, err)) < 0 ||
 	    (r = cfg_int(root, "", "uid_base", 1000, 4294000000LL, &c->uid_base, err)) < 0 ||
 	    (r = parse_scheduler(json_object_get(root, "scheduler"), &c->scheduler, err)) < 0 ||
+	    (r = parse_vsock(json_object_get(root, "vsock"), &c->vsock, err)) < 0 ||
 	    (r = parse_limits(json_object_get(root, "limits"), "limits", &c->limits, err)) < 0)
 		return r;
 	if (c->group && !*c->group)

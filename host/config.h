@@ -130,6 +130,12 @@ struct orchd_scheduler_config {
 	int64_t max_output_mib;
 };
 
+/* The reserved host ports the guests of the libvirt backend dial with vsock. */
+struct orchd_vsock_config {
+	int64_t control_port;
+	int64_t llm_port;
+};
+
 struct orchd_config {
 	char *state_dir;
 	char *socket;
@@ -140,6 +146,7 @@ struct orchd_config {
 	char *workspace_root;
 	int64_t uid_base;
 	struct orchd_scheduler_config scheduler;
+	struct orchd_vsock_config vsock;
 	struct orchd_limits limits;
 	struct orchd_vm_config *vms;
 	size_t n_vms;

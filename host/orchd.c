@@ -22,6 +22,7 @@
 #include "orchd-llm.h"
 #include "profiles.h"
 #include "orchd.h"
+#include "shell-relay.h"
 
 struct args {
 	const char *config;
@@ -348,6 +349,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = control_new(d, &d->control, err);
 	if (r < 0)
 		return r;
+	r = shell_relay_new(d, &d->shells, err);
+	if (r < 0)
+		return orch_err_prefix(err, "debug shells");
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->cfg->autostart)
 			vm_start(d->vms[i]);
@@ -365,6 +369,8 @@ static void teardown(struct orchd *d)
 	d->quitting = true;
 	waiters_free_all(d);
 	control_free(d->control);
+	shell_relay_free(d->shells);
+	d->shells = NULL;
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);

@@ -18,6 +18,8 @@ struct control;
 struct orchd_llm;
 struct llm_serve;
 struct orch_profiles;
+struct lv_lanes;
+struct shell_relay;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -109,6 +111,8 @@ struct orchd {
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
 	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
+	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
+	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;

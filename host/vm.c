@@ -13,6 +13,7 @@
 #include "log.h"
 #include "orchd-llm.h"
 #include "orchd.h"
+#include "shell-relay.h"
 
 /* A VM up this long before it went down restarts without the accumulated backoff. */
 #define VM_STABLE_MS 30000
@@ -483,6 +484,8 @@ json_t *vm_to_json(const struct vm *vm)
 	json_object_set_new(o, "slots", slots);
 	if (vm->ops->describe)
 		vm->ops->describe(vm, o);
+	if (vm->d->shells)
+		shell_relay_describe(vm->d->shells, vm, o);
 	return o;
 }
 

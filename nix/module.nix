@@ -167,7 +167,7 @@ in
 
     stateDir = mkOption { type = types.str; default = "/var/lib/orch"; description = "SQLite store, output spool and console logs (`state_dir`)."; };
     socket = mkOption { type = types.str; default = "/run/orch/orch.sock"; description = "Control socket of the `orch` CLI (`socket`), mode 0660, group `group`."; };
-    group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket); created by the module."; };
+    group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket) and open debug shells (`orch shell`); created by the module."; };
     workspaceRoot = mkOption { type = types.str; default = "${cfg.stateDir}/workspaces"; defaultText = literalExpression ''"''${stateDir}/workspaces"''; description = "Agent workspaces live in `<workspaceRoot>/<vm>/agent-N` (`workspace_root`)."; };
     uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Agent N of a VM runs as uid/gid `uidBase + N` (`uid_base`)."; };
     uidCount = mkOption {

@@ -19,10 +19,12 @@
  * terminal's size report. When the relay exits the jail is killed; when the jail ends
  * the relay sends what the PTY still holds and exits (else it is killed after 5 s).
  *
- * Who can connect: the host only. The Unix socket is 0600 (root) and lives outside every
- * jail; VSOCK peers other than allow_cid are closed at accept, and jailed processes cannot
- * create AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's
- * chardev on the host, and the jails' /dev holds no virtio ports.
+ * Who can connect: orchd only (users reach the shells through orchd's relay, which
+ * checks they may). The Unix socket is 0600 (root) and lives outside every jail; VSOCK
+ * peers other than allow_cid, or from a port that is not reserved (only a privileged host
+ * process can bind one), are closed at accept, and jailed processes cannot create
+ * AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's chardev on the
+ * host, and the jails' /dev holds no virtio ports.
  *
  * Everything runs on the caller's orch_loop; child exits are observed through pidfds,
  * so the caller must not reap unknown children with waitpid(-1). */
@@ -38,8 +40,9 @@
 #include "jail-seccomp.h"
 #include "loop.h"
 #include "schema.h"
+#include "transport.h"
 
-#define SV_SHELL_VSOCK_PORT_BASE 6000u
+#define SV_SHELL_VSOCK_PORT_BASE ORCH_VSOCK_SHELL_PORT_BASE /* + slot */
 #define SV_SHELL_MAX_CONNS 4u
 #define SV_SHELL_DEFAULT_INIT ORCH_LIBEXECDIR "/orch-shell-init"
 

@@ -30,6 +30,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c->vms[0].workspace, "/var/lib/orch/workspaces/local");
 	ck_assert_int_eq(c->scheduler.retries, 1);
 	ck_assert_int_eq(c->uid_base, 100000);
+	ck_assert_int_eq(c->vsock.control_port, 700);
+	ck_assert_int_eq(c->vsock.llm_port, 701);
 	orchd_config_free(c);
 
 	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
@@ -124,6 +126,10 @@ static const struct {
 	{"{\"vms\":{\"a\":{\"uid_base\":300000},\"b\":{\"uid_base\":299900}}}",
 	 "vms.b.uid_base: its uids 299900..300155 overlap those of VM a"},
 	{"{\"vms\":{\"a\":{\"uid_base\":4294000001}}}", "vms.a.uid_base: expected an integer"},
+	{"{\"vsock\":{\"control_port\":5000}}", "vsock.control_port: expected an integer 1..1023"},
+	{"{\"vsock\":{\"llm_port\":0}}", "vsock.llm_port: expected an integer 1..1023"},
+	{"{\"vsock\":{\"control_port\":701}}", "vsock.llm_port: must differ from"},
+	{"{\"vsock\":{\"egress_port\":702}}", "vsock.egress_port: unknown key"},
 };
 
 START_TEST(test_bad)
@@ -169,6 +175,11 @@ START_TEST(test_nulls_and_overrides)
 	ck_assert_int_eq(orchd_config_vm(c, "a")->backend, ORCHD_BACKEND_LIBVIRT);
 	ck_assert_int_eq(orchd_config_vm(c, "b")->backend, ORCHD_BACKEND_LOCAL);
 	ck_assert_str_eq(orchd_config_vm(c, "b")->workspace, "/w");
+	orchd_config_free(c);
+	ck_assert_int_eq(parse("{\"vsock\":{\"control_port\":800,\"llm_port\":1023}}", &c, &err),
+			 0);
+	ck_assert_int_eq(c->vsock.control_port, 800);
+	ck_assert_int_eq(c->vsock.llm_port, 1023);
 	orchd_config_free(c);
 }
 END_TEST

@@ -71,8 +71,8 @@ expect_start() { # expect_start CMDLINE SYSDIR EXPECTED-ARGS
 expect_start "quiet orch.name=dev orch.connect=serial:/dev/virtio-ports/org.orch.control orch.slots=4 orch.workspace=workspace" \
 	"$tmp/sys" "--connect serial:/dev/vport1p2 --slots 4"
 expect_start "quiet" "$tmp/sys" "--connect serial:/dev/vport1p2"
-expect_start "quiet" "$tmp/nosys" "--connect vsock:2:5000"
-expect_start "orch.connect=vsock:2:5000 orch.uidbase=200000" "$tmp/sys" "--connect vsock:2:5000 --uid-base 200000"
+expect_start "quiet" "$tmp/nosys" "--connect vsock:2:700"
+expect_start "orch.connect=vsock:2:700 orch.uidbase=200000" "$tmp/sys" "--connect vsock:2:700 --uid-base 200000"
 if run_start "orch.slots=2" "$tmp/sys" | grep -q -- "--uid-base"; then
 	fail "the start script passes --uid-base without orch.uidbase"
 fi

@@ -70,7 +70,7 @@ tmux -S "$TMUX_SOCK" capture-pane -p -t t | grep -q 'agent-0' && fail "agent 1 s
 echo "ok: ^C, only lo, no other agent"
 
 # Hang up, then connect again: the guest's port serves the next session.
-pkill -TERM -f "^socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:$T/vm/$vm/chan/shell-1.sock"
+pkill -TERM -f "^socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:$T/shell/$vm/agent-1.sock"
 pane_wait t 'shell-ended' 20
 out=$( (sleep 3; echo 'echo "again-$((2 * 21))"'; sleep 3; echo exit) |
 	timeout 60 "$ORCH" --socket "$SOCK" shell "$vm" 1 2>&1)
