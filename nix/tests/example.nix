@@ -7,7 +7,8 @@
   services.orch = {
     enable = true;
 
-    # Members of this group may use the `orch` CLI (the control socket is 0660 root:orch).
+    # Members of this group may use the `orch` CLI (the control socket is 0660 root:orch)
+    # and open debug shells (orch shell).
     group = "orch";
 
     # Agent N of every VM runs as uid/gid 100000 + N; the range 100000..100063 is reserved.
