@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Finding orch-virtiofsd (host/libvirt/virtiofsd.h), and the build tree's copy of it. */
+/* Finding orch-virtiofsd (host/libvirt/virtiofsd.h). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,33 +49,11 @@ START_TEST(test_find)
 }
 END_TEST
 
-/* The copy meson puts beside orchd's libvirt sources in the build tree (what orchd finds
- * there) is executable and adds the options. */
-START_TEST(test_build_tree_wrapper)
-{
-	const char *build = getenv("ORCH_BUILDDIR");
-	char p[4096], text[8192];
-	ck_assert_msg(build != NULL, "ORCH_BUILDDIR is not set (run through meson test)");
-	snprintf(p, sizeof(p), "%s/host/libvirt/" LV_VIRTIOFSD_WRAPPER, build);
-	ck_assert_msg(access(p, X_OK) == 0, "%s: %s", p, strerror(errno));
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ssize_t n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	ck_assert_int_gt(n, 0);
-	text[n] = '\0';
-	ck_assert_ptr_nonnull(strstr(text,
-				     "-o sandbox=namespace -o modcaps=-mknod:-setfcap:-fsetid "
-				     "-o killpriv_v2"));
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("virtiofsd");
 	TCase *tc = tcase_create("wrapper");
 	tcase_add_test(tc, test_find);
-	tcase_add_test(tc, test_build_tree_wrapper);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
