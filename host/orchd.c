@@ -23,6 +23,7 @@
 #include "profiles.h"
 #include "orchd.h"
 #include "shell-relay.h"
+#include "workspace-dirs.h"
 
 struct args {
 	const char *config;
@@ -166,29 +167,6 @@ static int mkdir_mode(const char *path, mode_t mode, struct orch_error *err)
 	return 0;
 }
 
-/* Agents' jails bind their workspace from workspace_root; when that lies inside
- * state_dir, state_dir needs the search bit for others (e.g. a `mktemp -d` dir is 0700).
- * Only x is added: nothing in it becomes listable or readable. */
-static int state_dir_traversable(const struct orchd_config *cfg, struct orch_error *err)
-{
-	size_t n = strlen(cfg->state_dir);
-	struct stat st;
-
-	if (strncmp(cfg->workspace_root, cfg->state_dir, n) != 0 || cfg->workspace_root[n] != '/')
-		return 0;
-	if (stat(cfg->state_dir, &st) < 0)
-		return orch_errno(err, -errno, "cannot stat %s", cfg->state_dir);
-	if ((st.st_mode & S_IXOTH) == 0) {
-		if (chmod(cfg->state_dir, (st.st_mode & 07777) | S_IXOTH | S_IXGRP) < 0)
-			return orch_errno(err, -errno, "cannot make %s traversable for the jails",
-					  cfg->state_dir);
-		orch_log(ORCH_LOG_INFO, "orchd",
-			 "made the state dir traversable (o+x) for the jails", "state_dir",
-			 cfg->state_dir, NULL);
-	}
-	return 0;
-}
-
 /* Tasks a previous orchd left leased/running wait in their slots for the supervisor's
  * hello, which says whether they still run; tasks of VMs that are gone are lost now. */
 static int reconcile_store(struct orchd *d, struct orch_error *err)
@@ -265,19 +243,14 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	struct orch_io *sio;
 
 	d->started_ms = orch_now_ms();
-	/* 0711: agents' jails must traverse it to reach workspace_root (by default inside);
-	 * the store and the spool below are not readable for them. */
-	if ((r = mkdir_mode(d->cfg->state_dir, 0711, err)) < 0)
-		return r;
-	r = state_dir_traversable(d->cfg, err);
-	if (r < 0)
+	/* state_dir 0711, workspace_root 0700; o+x where local agents pass through
+	 * (workspace-dirs.h). The store and the spool are not readable for anyone else. */
+	if ((r = orchd_dirs_prepare(d->cfg, err)) < 0)
 		return r;
 	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
 	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
 	if ((r = mkdir_mode(d->spool_dir, 0700, err)) < 0)
-		return r;
-	if ((r = mkdir_mode(d->cfg->workspace_root, 0755, err)) < 0)
 		return r;
 	r = store_open(db, &d->store, err);
 	if (r < 0)

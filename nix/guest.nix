@@ -164,7 +164,9 @@ in
       fsType = "virtiofs";
       # Without the share the supervisor does not start (RequiresMountsFor) and orchd
       # reports the boot timeout with the console's tail; no emergency shell.
-      options = [ "nofail" ];
+      # nosuid,nodev: a setuid bit or a device node in the host's directory gives nothing
+      # here; not noexec: agents build and run programs in their workspace.
+      options = [ "nofail" "nosuid" "nodev" ];
     };
 
     system.build.orchSupervisorConfig = supervisorConfig;

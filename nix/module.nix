@@ -22,6 +22,14 @@ let
   vmBackend = vm: if vm.backend != null then vm.backend else cfg.settings.backend;
   usesLibvirt = cfg.vms != { } && lib.any (vm: vmBackend vm == "libvirt") (attrValues cfg.vms);
   vmWorkspace = name: vm: if vm.workspace != null then vm.workspace else "${cfg.workspaceRoot}/${name}";
+  # docs/CONFIG.md "Workspaces": a libvirt VM's workspace has a parent private to root (its
+  # guest's root can plant setuid files there); a local VM's agents are host uids that pass
+  # through every directory above theirs.
+  vmsOf = backend: lib.filterAttrs (_: vm: vmBackend vm == backend) cfg.vms;
+  localWorkspaces = mapAttrsToList vmWorkspace (vmsOf "local");
+  localBelow = dir: lib.any (p: p == dir || hasPrefix "${dir}/" p) localWorkspaces;
+  libvirtParents = unique (mapAttrsToList (name: vm: dirOf (vmWorkspace name vm)) (vmsOf "libvirt"));
+  workspaceConflicts = attrNames (lib.filterAttrs (name: vm: localBelow (dirOf (vmWorkspace name vm))) (vmsOf "libvirt"));
 
   finalSettings = render.finalize cfg.settings;
   rawConfigFile = settingsFormat.generate "orchd.json" finalSettings;
@@ -141,7 +149,7 @@ let
 
   workspaceRules = concatLists (mapAttrsToList (name: vm:
     let ws = vmWorkspace name vm; in
-    [ "d ${ws} 0755 root root - -" ]
+    [ "d ${ws} ${if vmBackend vm == "libvirt" then "0711" else "0755"} root root - -" ]
     ++ genList (n: let uid = toString (cfg.uidBase + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
   ) cfg.vms);
 
@@ -253,6 +261,10 @@ in
         message = "services.orch: the agents' uid range ends at ${toString (agentUidEnd - 1)}, beyond the last valid uid ${toString uidMax}; lower services.orch.uidBase or uidCount.";
       }
       { assertion = all absPath ([ cfg.stateDir cfg.socket cfg.workspaceRoot ] ++ mapAttrsToList vmWorkspace cfg.vms); message = "services.orch: stateDir, socket, workspaceRoot and vms.*.workspace must be absolute paths."; }
+      {
+        assertion = workspaceConflicts == [ ];
+        message = "services.orch: the workspaces of the libvirt VMs ${toString workspaceConflicts} lie in a directory the agents of local VMs pass through, but it must be private to root (docs/CONFIG.md, \"Workspaces\"); give them or the local VMs a workspace elsewhere (services.orch.vms.<name>.workspace).";
+      }
     ];
 
     users.groups.${cfg.group} = { };
@@ -268,9 +280,10 @@ in
 
     systemd.tmpfiles.rules = [
       "d ${cfg.stateDir} 0750 root ${cfg.group} - -"
-      "d ${cfg.workspaceRoot} 0755 root root - -"
+      "d ${cfg.workspaceRoot} ${if localBelow cfg.workspaceRoot then "0711" else "0700"} root root - -"
       "d ${dirOf cfg.socket} 0755 root root - -"
-    ] ++ workspaceRules
+    ] ++ map (p: "d ${p} 0700 root root - -") (filter (p: p != cfg.workspaceRoot) libvirtParents)
+    ++ workspaceRules
     # orchd's libvirt backend names virtiofsd by its Debian path and the configuration
     # has no key for it yet; give it that path on NixOS.
     ++ optional usesLibvirt "L+ /usr/lib/qemu/virtiofsd - - - - ${pkgs.virtiofsd}/bin/virtiofsd";

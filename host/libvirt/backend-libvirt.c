@@ -33,6 +33,8 @@
 #include "orchd-llm.h"
 #include "orchd.h"
 #include "transport.h"
+#include "virtiofsd.h"
+#include "workspace-dirs.h"
 
 #define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
 #define LV_PROBE_TIMEOUT_MS 10000
@@ -469,9 +471,17 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	snprintf(chan, sizeof(chan), "%s/chan", l->dir);
 	if ((r = make_chan_dir(chan, err)) < 0)
 		return r;
-	if ((r = orchd_mkdir_p(c->workspace, 0755)) < 0)
-		return orch_errno(err, r, "vm %s: cannot create workspace %s", c->name,
-				  c->workspace);
+	/* Nothing the guest's root plants in the workspace is reachable for other host
+	 * users (workspace-dirs.h); virtiofsd runs through orch-virtiofsd (virtiofsd.h). */
+	bool tightened = false;
+	if ((r = orchd_workspace_private(vm->d->cfg, c, &tightened, err)) < 0)
+		return r;
+	if (tightened)
+		orch_log(ORCH_LOG_INFO, "libvirt", "made the workspace's parent private (0700)",
+			 "vm", c->name, "workspace", c->workspace, NULL);
+	_cleanup_free_ char *virtiofsd = NULL;
+	if ((r = lv_virtiofsd_wrapper(&virtiofsd, err)) < 0)
+		return orch_err_prefix(err, "vm %s", c->name);
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
 	unlink(l->llm_sock);
@@ -509,6 +519,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.initrd = c->initrd ? c->initrd : im.initrd,
 		.rootfs = im.rootfs,
 		.workspace_dir = c->workspace,
+		.virtiofsd = virtiofsd,
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,

@@ -32,10 +32,13 @@
         profiles = [ "claude" "shell" ];
         limits.memoryMiB = 2048;
       };
-      # No VM: the supervisor runs on the host (bubblewrap jails only).
+      # No VM: the supervisor runs on the host (bubblewrap jails only). Its agents are
+      # host uids that pass through every directory above their workspace, so it lives
+      # outside workspaceRoot, which stays private to root (docs/CONFIG.md, "Workspaces").
       scratch = {
         backend = "local";
         slots = 2;
+        workspace = "/var/lib/orch/local/scratch";
       };
     };
 

@@ -29,8 +29,9 @@ check "/ is a tmpfs, the store a read-only squashfs from the initrd" \
 	'.fileSystems["/"].fsType == "tmpfs" and .fileSystems["/nix/store"].fsType == "squashfs"
 	 and (.fileSystems["/nix/store"].options | index("ro")) and .fileSystems["/nix/store"].neededForBoot
 	 and .image.initrdContents == ["/nix-store.squashfs"]' .fileSystems
-check "the workspace is virtio-fs tag 'workspace' on /workspace" \
-	'.fileSystems["/workspace"] | .fsType == "virtiofs" and .device == "workspace"' .fileSystems
+check "the workspace is virtio-fs tag 'workspace' on /workspace, nosuid,nodev, not noexec" \
+	'.fileSystems["/workspace"] | .fsType == "virtiofs" and .device == "workspace"
+	 and (.options | index("nosuid")) and (.options | index("nodev")) and (.options | index("noexec") | not)' .fileSystems
 check "vsock, virtio-serial and virtio-fs modules" \
 	'.kernelModules as $m | ["vsock", "vmw_vsock_virtio_transport", "virtio_console", "virtiofs"] | all(. as $x | $m | index($x))' .kernelModules
 check "the supervisor starts early and is restarted" \

@@ -68,6 +68,9 @@ echo "ok: keys reach orchd as credentials only"
 eval_module "$example" system >"$tmp/system.json" || fail "cannot evaluate the system parts"
 jq -e '.libvirtd and (.groups | index("orch")) and (.kernelModules | index("vhost_vsock"))
 	and (.tmpfiles | index("d /var/lib/orch/workspaces/dev/agent-3 0700 100003 100003 - -"))
-	and (.tmpfiles | index("d /var/lib/orch 0750 root orch - -"))' "$tmp/system.json" >/dev/null ||
+	and (.tmpfiles | index("d /var/lib/orch 0750 root orch - -"))
+	and (.tmpfiles | index("d /var/lib/orch/workspaces 0700 root root - -"))
+	and (.tmpfiles | index("d /var/lib/orch/workspaces/dev 0711 root root - -"))
+	and (.tmpfiles | index("d /var/lib/orch/local/scratch 0755 root root - -"))' "$tmp/system.json" >/dev/null ||
 	fail "group, libvirtd, vhost_vsock or tmpfiles rules missing: $(jq -c . "$tmp/system.json")"
-echo "ok: group, libvirtd, vhost_vsock, tmpfiles"
+echo "ok: group, libvirtd, vhost_vsock, tmpfiles (workspace_root private to root, as orchd keeps it)"
