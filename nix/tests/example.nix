@@ -1,6 +1,6 @@
 # The complete host configuration of docs/NIXOS.md (kept identical to it by
-# tests/nix/module-eval.sh). tests/nix renders it with nix/module.nix and checks the
-# result against example-settings.json, which `orchd --check-config` must accept.
+# tests/nix/check-config.sh), which renders it with nix/module.nix and has
+# `orchd --check-config` judge the result.
 { ... }:
 
 {
