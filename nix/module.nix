@@ -54,7 +54,8 @@ let
   vmOptions = { name, ... }: {
     options = {
       backend = mkOption { type = types.nullOr (types.enum [ "local" "libvirt" ]); default = null; description = "`libvirt`: a QEMU microVM; `local`: the supervisor runs on the host (no VM). null: `settings.backend`."; };
-      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `uidBase + N`."; };
+      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `<the VM's uid base> + N`."; };
+      uidBase = mkOption { type = nullOrInt 1000 4294000000; default = null; description = "The first of this VM's 256 uids (`uid_base`); null: `services.orch.uidBase` + 256 × the VM's place among the VMs sorted by name."; };
       vcpus = mkOption { type = types.ints.between 1 256; default = 2; description = "Virtual CPUs."; };
       memoryMiB = mkOption { type = types.ints.between 64 1048576; default = 2048; description = "Guest memory in MiB."; };
       workspace = mkOption { type = types.nullOr types.str; default = null; defaultText = literalExpression ''"''${workspaceRoot}/<name>"''; description = "Host directory shared with the VM; agent N works in `<workspace>/agent-N`."; };
@@ -104,8 +105,8 @@ let
       message = "services.orch.vms.\"${name}\": VM names must match [A-Za-z0-9_-]{1,32}.";
     }
     {
-      assertion = vm.slots <= cfg.uidCount;
-      message = "services.orch.vms.${name}: ${toString vm.slots} agent slots do not fit the agents' uid range of ${toString cfg.uidCount} uids (services.orch.uidCount, from uidBase ${toString cfg.uidBase}); lower the slots or raise uidCount.";
+      assertion = vmUidBase name >= cfg.uidBase && vmUidBase name + render.vmUids <= agentUidEnd;
+      message = "services.orch.vms.${name}: its uids ${toString (vmUidBase name)}..${toString (vmUidBase name + render.vmUids - 1)} are not inside the agents' uid range ${toString cfg.uidBase}..${toString (agentUidEnd - 1)} (services.orch.uidBase, uidCount); raise uidCount or move the VM's uidBase.";
     }
     {
       assertion = vmBackend vm != "libvirt" || vm.kernel != null || cfg.guestImage != null;
@@ -141,6 +142,7 @@ let
     message = "services.orch.llm.models.\"${model}\".upstream: \"${m.upstream}\" is not in services.orch.llm.upstreams.";
   }) cfg.llm.models;
 
+  vmUidBase = render.vmUidBase cfg;
   # Users declared with a fixed uid inside the agents' uid range would share files with agents.
   agentUidEnd = cfg.uidBase + cfg.uidCount; # exclusive
   # systemd's DynamicUser= range (61184..65519).
@@ -150,7 +152,7 @@ let
   workspaceRules = concatLists (mapAttrsToList (name: vm:
     let ws = vmWorkspace name vm; in
     [ "d ${ws} ${if vmBackend vm == "libvirt" then "0711" else "0755"} root root - -" ]
-    ++ genList (n: let uid = toString (cfg.uidBase + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
+    ++ genList (n: let uid = toString (vmUidBase name + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
   ) cfg.vms);
 
   writablePaths = unique ([ cfg.stateDir cfg.workspaceRoot (dirOf cfg.socket) ]
@@ -177,14 +179,15 @@ in
     socket = mkOption { type = types.str; default = "/run/orch/orch.sock"; description = "Control socket of the `orch` CLI (`socket`), mode 0660, group `group`."; };
     group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket) and open debug shells (`orch shell`); created by the module."; };
     workspaceRoot = mkOption { type = types.str; default = "${cfg.stateDir}/workspaces"; defaultText = literalExpression ''"''${stateDir}/workspaces"''; description = "Agent workspaces live in `<workspaceRoot>/<vm>/agent-N` (`workspace_root`)."; };
-    uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Agent N of a VM runs as uid/gid `uidBase + N` (`uid_base`)."; };
+    uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Where the VMs' uids begin (`uid_base`): each VM has 256 (its agents and the supervisor's unprivileged helpers), by default `uidBase + 256 ×` its place among the VMs sorted by name."; };
     uidCount = mkOption {
-      type = types.ints.between 1 65536;
-      default = 64;
+      type = types.ints.between 256 16777216;
+      default = lib.max 256 (256 * lib.length (attrNames cfg.vms));
+      defaultText = literalExpression "256 * (number of VMs)";
       description = ''
-        Size of the uid/gid range reserved for agents, from `uidBase`. No VM may have more
-        slots; no user declared in `users.users` may have a uid in it, and it must not
-        overlap systemd's DynamicUser range (61184-65519).
+        Size of the uid/gid range reserved for agents and helpers, from `uidBase`: every
+        VM's 256 uids must lie in it; no user declared in `users.users` may have a uid in
+        it, and it must not overlap systemd's DynamicUser range (61184-65519).
       '';
     };
     checkConfig = mkOption { type = types.bool; default = true; description = "Validate the rendered file with `orchd --check-config` at build time."; };

@@ -11,9 +11,10 @@
     # and open debug shells (orch shell).
     group = "orch";
 
-    # Agent N of every VM runs as uid/gid 100000 + N; the range 100000..100063 is reserved.
+    # Each VM has 256 uids of its own from here, in the order of their names (dev from
+    # 100000, scratch from 100256): agent N of dev is uid/gid 100000 + N.
     uidBase = 100000;
-    uidCount = 64;
+    uidCount = 512;
 
     # Default limits of every task.
     limits = {

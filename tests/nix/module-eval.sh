@@ -19,6 +19,9 @@ example=$src/nix/tests/example.nix
 eval_module "$example" settings >"$tmp/rendered.json" || fail "cannot evaluate the example"
 jq -e '.vms.dev.slots >= 1 and (.llm.upstreams | length) >= 1' "$tmp/rendered.json" >/dev/null ||
 	fail "the example's rendering lacks its VM or its upstream: $(cat "$tmp/rendered.json")"
+# Each VM's uids, rendered explicitly: 256 apart in the order of the VMs' names.
+jq -e '.vms.dev.uid_base == 100000 and .vms.scratch.uid_base == 100256' "$tmp/rendered.json" >/dev/null ||
+	fail "the VMs' uid_base: $(jq -c '.vms | map_values(.uid_base)' "$tmp/rendered.json")"
 echo "ok: the example renders"
 
 # 2. Assertions fire with their messages; a good configuration passes them.
