@@ -108,8 +108,6 @@ static size_t read_until(struct orch_loop *loop, int fd, char *buf, size_t cap, 
 
 START_TEST(test_cap_and_jail_error)
 {
-	if (geteuid() != 0)
-		return; /* the pty is given to the agent's uid: root only */
 	struct orch_error err = {0};
 	struct orch_loop *loop;
 	ck_assert_int_eq(orch_loop_new(&loop), 0);
@@ -175,8 +173,6 @@ END_TEST
  * raw mode plays the port here (its master is "the host"). */
 START_TEST(test_serial)
 {
-	if (geteuid() != 0)
-		return;
 	struct orch_error err = {0};
 	struct orch_loop *loop;
 	ck_assert_int_eq(orch_loop_new(&loop), 0);
@@ -296,6 +292,11 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
 		sv_shell_relay_main(argc, argv); /* a session's relay process */
+	if (geteuid() != 0) { /* the pty is given to the agent's uid, the relay drops to its own */
+		printf("SKIP: needs root (ptys given to agent uids, relays that drop "
+		       "privileges)\n");
+		return 77;
+	}
 	Suite *s = suite_create("shell");
 	TCase *tc = tcase_create("shell");
 	tcase_add_test(tc, test_cpr);

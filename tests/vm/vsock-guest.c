@@ -29,6 +29,8 @@
 #include "jail-seccomp.h"
 #include "lanes.h"
 #include "loop.h"
+#include "privsep.h"
+#include "shell-relay.h"
 #include "shell.h"
 #include "transport.h"
 
@@ -284,6 +286,9 @@ static struct sv_shell *shell_new(struct orch_loop *loop, const char *listen, ui
 		.slot = 0,
 		.listen = listen,
 		.allow_cid = allow_cid,
+		/* the relay is this program again (main), as the supervisor's slot 0 relay uid */
+		.relay_uid = sv_privsep_uid(AGENT_UID, SV_PRIVSEP_SHELL, 0),
+		.relay_gid = sv_privsep_uid(AGENT_UID, SV_PRIVSEP_SHELL, 0),
 		.winsize_wait_ms = 300,
 		.on_event = on_shell_event,
 		.event_data = ev,
@@ -360,6 +365,8 @@ static void test_shell(const char *scratch)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv); /* a shell session's relay process */
 	const char *scratch = argc > 1 ? argv[1] : "/tmp/orch-vsock-test";
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
