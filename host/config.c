@@ -115,9 +115,9 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 		    struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"backend",  "slots",   "workspace",  "autostart",	"limits",
-		"profiles", "vcpus",   "memory_mib", "transport",	"kernel",
-		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", "uid_base", NULL};
+		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
+		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
+		"accel",   "boot_timeout_ms", "uid_base",  NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -287,24 +287,25 @@ static int vm_uid_ranges(struct orchd_config *c, struct orch_error *err)
 		if (!vm->uid_base)
 			vm->uid_base = c->uid_base + (int64_t)i * ORCHD_VM_UIDS;
 		if (vm->uid_base + ORCHD_VM_UIDS >= 4294967295LL)
-			return orch_err(err, -EINVAL,
-					"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
-					"lower uid_base",
-					vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
+			return orch_err(
+				err, -EINVAL,
+				"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
+				"lower uid_base",
+				vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
 	}
 	for (size_t i = 0; i < c->n_vms; i++)
 		for (size_t j = i + 1; j < c->n_vms; j++) {
 			const struct orchd_vm_config *a = &c->vms[i], *b = &c->vms[j];
 			if (a->uid_base < b->uid_base + ORCHD_VM_UIDS &&
 			    b->uid_base < a->uid_base + ORCHD_VM_UIDS)
-				return orch_err(err, -EINVAL,
-						"vms.%s.uid_base: its uids %lld..%lld overlap those "
-						"of VM %s (%lld..%lld); each VM needs %d of its own",
-						b->name, (long long)b->uid_base,
-						(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
-						(long long)a->uid_base,
-						(long long)a->uid_base + ORCHD_VM_UIDS - 1,
-						ORCHD_VM_UIDS);
+				return orch_err(
+					err, -EINVAL,
+					"vms.%s.uid_base: its uids %lld..%lld overlap those "
+					"of VM %s (%lld..%lld); each VM needs %d of its own",
+					b->name, (long long)b->uid_base,
+					(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
+					(long long)a->uid_base,
+					(long long)a->uid_base + ORCHD_VM_UIDS - 1, ORCHD_VM_UIDS);
 		}
 	return 0;
 }
