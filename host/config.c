@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "config-util.h"
+#include "egress-config.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -115,9 +116,9 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 		    struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"backend",  "slots",   "workspace",  "autostart",	"limits",
-		"profiles", "vcpus",   "memory_mib", "transport",	"kernel",
-		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", "uid_base", NULL};
+		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
+		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
+		"accel",   "boot_timeout_ms", "uid_base",  "egress",	NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -160,7 +161,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
 	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
-	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0)
+	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) < 0)
 		return r;
 	return 0;
 }
@@ -287,24 +289,25 @@ static int vm_uid_ranges(struct orchd_config *c, struct orch_error *err)
 		if (!vm->uid_base)
 			vm->uid_base = c->uid_base + (int64_t)i * ORCHD_VM_UIDS;
 		if (vm->uid_base + ORCHD_VM_UIDS >= 4294967295LL)
-			return orch_err(err, -EINVAL,
-					"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
-					"lower uid_base",
-					vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
+			return orch_err(
+				err, -EINVAL,
+				"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
+				"lower uid_base",
+				vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
 	}
 	for (size_t i = 0; i < c->n_vms; i++)
 		for (size_t j = i + 1; j < c->n_vms; j++) {
 			const struct orchd_vm_config *a = &c->vms[i], *b = &c->vms[j];
 			if (a->uid_base < b->uid_base + ORCHD_VM_UIDS &&
 			    b->uid_base < a->uid_base + ORCHD_VM_UIDS)
-				return orch_err(err, -EINVAL,
-						"vms.%s.uid_base: its uids %lld..%lld overlap those "
-						"of VM %s (%lld..%lld); each VM needs %d of its own",
-						b->name, (long long)b->uid_base,
-						(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
-						(long long)a->uid_base,
-						(long long)a->uid_base + ORCHD_VM_UIDS - 1,
-						ORCHD_VM_UIDS);
+				return orch_err(
+					err, -EINVAL,
+					"vms.%s.uid_base: its uids %lld..%lld overlap those "
+					"of VM %s (%lld..%lld); each VM needs %d of its own",
+					b->name, (long long)b->uid_base,
+					(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
+					(long long)a->uid_base,
+					(long long)a->uid_base + ORCHD_VM_UIDS - 1, ORCHD_VM_UIDS);
 		}
 	return 0;
 }
@@ -354,7 +357,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	static const char *const keys[] = {
 		"state_dir",  "socket",		"group",    "log_level", "backend",
 		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
-		"vms",	      "profiles",	"llm",	    "vsock",	 NULL};
+		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
+		NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -427,6 +431,15 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
 		return r;
 	c->llm_json = json_incref(v);
+	v = json_object_get(root, "egress");
+	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_vms; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "vms.%s.egress", c->vms[i].name);
+		if ((r = egress_config_check_names(c->egress, c->vms[i].egress, p, err)) < 0)
+			return r;
+	}
 	return cross_checks(c, err);
 }
 
@@ -504,6 +517,7 @@ static void free_vm(struct orchd_vm_config *vm)
 	free(vm->name);
 	free(vm->workspace);
 	cfg_strv_free(vm->profiles);
+	cfg_strv_free(vm->egress);
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->cmdline);
@@ -532,6 +546,7 @@ void orchd_config_free(struct orchd_config *c)
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);
 	json_decref(c->llm_json);
+	egress_config_free(c->egress);
 	free(c);
 }
 
