@@ -132,8 +132,8 @@ static int parse_target(char *t, struct orch_http_head *h, struct orch_error *er
 	return 0;
 }
 
-int orch_http_head_parse(const char *buf, size_t len, struct orch_http_head *ret,
-			 struct orch_error *err)
+static int head_parse(const char *buf, size_t len, bool origin, struct orch_http_head *ret,
+		      struct orch_error *err)
 {
 	struct orch_http_head *h = ret;
 	char *line, *next, *sp1, *sp2;
@@ -168,8 +168,20 @@ int orch_http_head_parse(const char *buf, size_t len, struct orch_http_head *ret
 	memcpy(h->method, line, (size_t)(sp1 - line) + 1);
 	if (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0)
 		return orch_err(err, -EPROTO, "only HTTP/1.0 and HTTP/1.1 are spoken here");
-	if ((r = parse_target(sp1 + 1, h, err)) < 0)
+	if (!origin && (r = parse_target(sp1 + 1, h, err)) < 0)
 		return r;
+	if (origin) {
+		const char *t = sp1 + 1;
+		size_t tl = strlen(t);
+		if ((t[0] != '/' && strcmp(t, "*") != 0) || tl > ORCH_EGRESS_MAX_TARGET)
+			return orch_err(err, -EPROTO, "expected an origin-form request target");
+		for (size_t i = 0; i < tl; i++)
+			if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
+				return orch_err(err, -EPROTO, "control byte in the request target");
+		memcpy(h->target_buf, t, tl + 1);
+		h->target = h->target_buf;
+		h->kind = ORCH_EGRESS_HTTP;
+	}
 
 	for (line = next; *line; line = next) {
 		char *colon, *v, *end;
@@ -204,6 +216,186 @@ int orch_http_head_parse(const char *buf, size_t len, struct orch_http_head *ret
 			if ((unsigned char)*p >= 0x7f)
 				return orch_err(err, -EPROTO, "non-ASCII header value");
 		h->headers[h->n_headers++] = (struct orch_http_header){line, v};
+	}
+	return 0;
+}
+
+int orch_http_head_parse(const char *buf, size_t len, struct orch_http_head *ret,
+			 struct orch_error *err)
+{
+	return head_parse(buf, len, false, ret, err);
+}
+
+int orch_http_origin_parse(const char *buf, size_t len, struct orch_http_head *ret,
+			   struct orch_error *err)
+{
+	return head_parse(buf, len, true, ret, err);
+}
+
+const char *orch_http_header_get(const struct orch_http_head *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_headers; i++)
+		if (!strcasecmp(h->headers[i].name, name))
+			return h->headers[i].value;
+	return NULL;
+}
+
+/* ---- a stream of origin-form requests (an intercepted connection) ---- */
+
+static int reqs_framing(struct orch_http_reqs *s, struct orch_error *err)
+{
+	const struct orch_http_head *h = &s->head;
+	const char *te = NULL, *ce = NULL;
+	bool have_cl = false;
+	uint64_t cl = 0;
+
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const char *n = h->headers[i].name, *v = h->headers[i].value;
+		if (!strcasecmp(n, "transfer-encoding")) {
+			if (te)
+				return orch_err(err, -EPROTO, "two Transfer-Encoding headers");
+			te = v;
+		} else if (!strcasecmp(n, "content-encoding")) {
+			ce = v;
+		} else if (!strcasecmp(n, "content-length")) {
+			uint64_t x = 0;
+			if (!*v || strlen(v) > 18)
+				return orch_err(err, -EPROTO, "bad Content-Length");
+			for (const char *p = v; *p; p++) {
+				if (*p < '0' || *p > '9')
+					return orch_err(err, -EPROTO, "bad Content-Length");
+				x = x * 10 + (uint64_t)(*p - '0');
+			}
+			if (have_cl && x != cl)
+				return orch_err(err, -EPROTO, "conflicting Content-Length headers");
+			have_cl = true;
+			cl = x;
+		}
+	}
+	if (te && have_cl)
+		return orch_err(err, -EPROTO, "both Transfer-Encoding and Content-Length");
+	if (te && strcasecmp(te, "chunked") != 0)
+		return orch_err(err, -EPROTO, "only the chunked transfer coding is accepted");
+	if (ce && strcasecmp(ce, "identity") != 0 && (te || cl > 0))
+		return orch_err(err, -EPROTO,
+				"encoded request bodies (Content-Encoding: %.32s) cannot be checked "
+				"and are not accepted for intercepted hosts",
+				ce);
+	s->state = te ? ORCH_HTTP_RS_CHUNK_SIZE : cl ? ORCH_HTTP_RS_BODY : ORCH_HTTP_RS_HEAD;
+	s->remaining = cl;
+	return 0;
+}
+
+int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n,
+			orch_http_reqs_cb cb, void *data, struct orch_error *err)
+{
+	int r;
+
+	while (n > 0) {
+		switch (s->state) {
+		case ORCH_HTTP_RS_HEAD: {
+			size_t take = ORCH_HTTP_MAX_HEAD - s->head_len < n ? ORCH_HTTP_MAX_HEAD - s->head_len
+									   : n;
+			memcpy(s->hbuf + s->head_len, p, take);
+			int end = orch_http_head_end(s->hbuf, s->head_len + take);
+			if (end < 0)
+				return orch_err(err, -EPROTO, "malformed or too large request head");
+			if (end == 0) {
+				s->head_len += take;
+				p += take;
+				n -= take;
+				continue;
+			}
+			size_t used = (size_t)end - s->head_len;
+			p += used;
+			n -= used;
+			s->head_len = 0;
+			if ((r = orch_http_origin_parse(s->hbuf, (size_t)end, &s->head, err)) < 0 ||
+			    (r = reqs_framing(s, err)) < 0)
+				return r;
+			if ((r = cb(data, ORCH_HTTP_EV_HEAD, &s->head, NULL, 0)) < 0)
+				return r;
+			if (s->state == ORCH_HTTP_RS_HEAD && (r = cb(data, ORCH_HTTP_EV_END, NULL,
+								     NULL, 0)) < 0)
+				return r;
+			continue;
+		}
+		case ORCH_HTTP_RS_BODY:
+		case ORCH_HTTP_RS_CHUNK_DATA: {
+			size_t take = s->remaining < n ? (size_t)s->remaining : n;
+			if ((r = cb(data, ORCH_HTTP_EV_BODY, NULL, p, take)) < 0)
+				return r;
+			p += take;
+			n -= take;
+			s->remaining -= take;
+			if (s->remaining == 0) {
+				if (s->state == ORCH_HTTP_RS_BODY) {
+					s->state = ORCH_HTTP_RS_HEAD;
+					if ((r = cb(data, ORCH_HTTP_EV_END, NULL, NULL, 0)) < 0)
+						return r;
+				} else {
+					s->state = ORCH_HTTP_RS_CHUNK_END;
+					s->line_len = 0;
+				}
+			}
+			continue;
+		}
+		case ORCH_HTTP_RS_CHUNK_SIZE:
+		case ORCH_HTTP_RS_CHUNK_END:
+		case ORCH_HTTP_RS_TRAILER: {
+			/* a line: chunk size (with extensions), the CRLF after data, trailers */
+			const uint8_t *lf = memchr(p, '\n', n);
+			size_t take = lf ? (size_t)(lf - p) + 1 : n;
+			if (s->line_len + take > sizeof(s->line) - 1)
+				return orch_err(err, -EPROTO, "chunk line too long");
+			memcpy(s->line + s->line_len, p, take);
+			s->line_len += take;
+			if ((r = cb(data, ORCH_HTTP_EV_RAW, NULL, p, take)) < 0)
+				return r;
+			p += take;
+			n -= take;
+			if (!lf)
+				continue;
+			s->line[s->line_len] = 0;
+			size_t ll = s->line_len - 1;
+			if (ll > 0 && s->line[ll - 1] == '\r')
+				ll--;
+			s->line[ll] = 0;
+			s->line_len = 0;
+			if (s->state == ORCH_HTTP_RS_CHUNK_END) {
+				if (ll != 0)
+					return orch_err(err, -EPROTO, "missing CRLF after a chunk");
+				s->state = ORCH_HTTP_RS_CHUNK_SIZE;
+			} else if (s->state == ORCH_HTTP_RS_TRAILER) {
+				if (ll != 0)
+					return orch_err(err, -EPROTO,
+							"trailers are not accepted for intercepted "
+							"hosts");
+				s->state = ORCH_HTTP_RS_HEAD;
+				if ((r = cb(data, ORCH_HTTP_EV_END, NULL, NULL, 0)) < 0)
+					return r;
+			} else {
+				uint64_t size = 0;
+				size_t i = 0;
+				for (; i < ll && i < 15; i++) {
+					char c = s->line[i];
+					int d = c >= '0' && c <= '9'   ? c - '0'
+						: c >= 'a' && c <= 'f' ? c - 'a' + 10
+						: c >= 'A' && c <= 'F' ? c - 'A' + 10
+								       : -1;
+					if (d < 0)
+						break;
+					size = size * 16 + (uint64_t)d;
+				}
+				if (i == 0 || (i < ll && s->line[i] != ';' && s->line[i] != ' ' &&
+					       s->line[i] != '\t'))
+					return orch_err(err, -EPROTO, "bad chunk size");
+				s->remaining = size;
+				s->state = size ? ORCH_HTTP_RS_CHUNK_DATA : ORCH_HTTP_RS_TRAILER;
+			}
+			continue;
+		}
+		}
 	}
 	return 0;
 }

@@ -49,6 +49,12 @@ int orch_http_head_end(const char *buf, size_t len);
  * the reason (a one-line text fit for a 400 answer). */
 int orch_http_head_parse(const char *buf, size_t len, struct orch_http_head *ret,
 			 struct orch_error *err);
+/* The same for an origin-form request ("GET /path HTTP/1.1"), as a client sends it
+ * inside an intercepted TLS connection: kind HTTP, target set, host and port not. */
+int orch_http_origin_parse(const char *buf, size_t len, struct orch_http_head *ret,
+			   struct orch_error *err);
+/* The first header of that name (case-insensitive), NULL when none. */
+const char *orch_http_header_get(const struct orch_http_head *h, const char *name);
 /* Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own, which are not forwarded:
  * Connection, Proxy-Connection, Keep-Alive, Proxy-Authorization, Proxy-Authenticate,
  * TE, Trailer, Upgrade, and Host (set from the target). Case-insensitive. */
@@ -61,3 +67,35 @@ bool orch_http_header_hop(const char *name);
  * or the name is malformed (err says why). */
 int orch_tls_sni(const uint8_t *buf, size_t len, char ret[ORCH_EGRESS_MAX_HOST + 1],
 		 struct orch_error *err);
+
+/* A stream of origin-form requests on one connection (what orchd reads from an agent's
+ * intercepted TLS): heads parsed as above, bodies framed by Content-Length or chunked
+ * (anything else, both at once, conflicting lengths, trailers, or an encoded body that
+ * could not be checked, is refused), reported as events in order:
+ *   HEAD (head set: the request's head, to be written anew by the caller),
+ *   BODY (p, n: body bytes, the same on the wire and decoded),
+ *   RAW  (p, n: chunk framing bytes, to be forwarded unchanged),
+ *   END  (the request is complete; the next may follow).
+ * A negative return of the callback stops feeding and is returned. */
+enum orch_http_ev { ORCH_HTTP_EV_HEAD, ORCH_HTTP_EV_BODY, ORCH_HTTP_EV_RAW, ORCH_HTTP_EV_END };
+enum orch_http_rs {
+	ORCH_HTTP_RS_HEAD = 0,
+	ORCH_HTTP_RS_BODY,
+	ORCH_HTTP_RS_CHUNK_SIZE,
+	ORCH_HTTP_RS_CHUNK_DATA,
+	ORCH_HTTP_RS_CHUNK_END,
+	ORCH_HTTP_RS_TRAILER,
+};
+struct orch_http_reqs {
+	enum orch_http_rs state;
+	uint64_t remaining;
+	char hbuf[ORCH_HTTP_MAX_HEAD];
+	size_t head_len;
+	char line[256];
+	size_t line_len;
+	struct orch_http_head head;
+};
+typedef int (*orch_http_reqs_cb)(void *data, enum orch_http_ev ev, const struct orch_http_head *head,
+				 const uint8_t *p, size_t n);
+int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n,
+			orch_http_reqs_cb cb, void *data, struct orch_error *err);

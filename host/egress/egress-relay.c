@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "egress-http.h"
+#include "egress-intercept.h"
+#include "egress-tls.h"
 #include "egress-serve-internal.h"
 #include "log.h"
 
@@ -41,6 +43,8 @@ void egress_hconn_events(struct hconn *c)
 		return;
 	if (c->state == HCONN_CONNECTING)
 		ev = EPOLLOUT;
+	else if (c->state == HCONN_OPEN && c->icpt)
+		ev = egress_icpt_events(c);
 	else if (c->state == HCONN_OPEN) {
 		if (!c->up_eof && c->send_credit > 0 && !c->s->congested)
 			ev |= EPOLLIN | EPOLLRDHUP;
@@ -193,6 +197,10 @@ static void on_upstream(struct orch_loop *loop, struct orch_io *io, int fd, uint
 		}
 		events = EPOLLOUT;
 	}
+	if (c->icpt) {
+		egress_icpt_pump(c);
+		return;
+	}
 	if (events & EPOLLOUT) {
 		if (up_write(c) < 0) {
 			reasonf(c->reason, sizeof(c->reason), "writing to the upstream failed");
@@ -284,7 +292,14 @@ static void check_hello(struct hconn *c)
 		egress_hconn_deny(c, 403, why);
 		return;
 	}
+	int entry = egress_tls_find(c->s->h->tls, c->host, c->port);
+	if (entry >= 0 && egress_icpt_new(c, entry) < 0) {
+		egress_hconn_deny(c, 503, "cannot set up the interception");
+		return;
+	}
 	egress_hconn_connect(c);
+	if (c->icpt && egress_hconn_find(c->s, c->id) == c)
+		egress_icpt_pump(c); /* the agent's handshake needs no upstream */
 }
 
 static int violation(struct hconn *c, const char *what)
@@ -319,6 +334,10 @@ int egress_hconn_on_frame(struct hconn *c, const struct orch_egress_hdr *h, cons
 		}
 		if (limit_reached(c))
 			return 0;
+		if (c->icpt) {
+			egress_icpt_pump(c);
+			return 0;
+		}
 		if (c->state == HCONN_OPEN && up_write(c) < 0) {
 			reasonf(c->reason, sizeof(c->reason), "writing to the upstream failed");
 			egress_hconn_end(c, true);
@@ -333,7 +352,10 @@ int egress_hconn_on_frame(struct hconn *c, const struct orch_egress_hdr *h, cons
 		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW)
 			return violation(c, "credit past the window");
 		c->send_credit += n;
-		egress_hconn_events(c);
+		if (c->icpt)
+			egress_icpt_pump(c);
+		else
+			egress_hconn_events(c);
 		return 0;
 	}
 	case ORCH_EGRESS_EOF:
@@ -342,6 +364,10 @@ int egress_hconn_on_frame(struct hconn *c, const struct orch_egress_hdr *h, cons
 		c->guest_eof = true;
 		if (c->state == HCONN_HELLO || c->state == HCONN_RESOLVING) {
 			egress_hconn_deny(c, 403, "the agent closed before its ClientHello");
+			return 0;
+		}
+		if (c->icpt) {
+			egress_icpt_pump(c);
 			return 0;
 		}
 		if (c->state == HCONN_OPEN) {

@@ -22,7 +22,11 @@
 #define HCONN_LANE_CONGESTED (4u * 1024 * 1024)
 #define HCONN_CREDIT_BATCH (64 * 1024)
 
+struct egress_tls;
+struct icpt;
+
 struct egress_host {
+	struct egress_tls *tls; /* NULL: nothing intercepted */
 	struct orch_loop *loop;
 	const struct egress_config *cfg;
 	sqlite3 *db;
@@ -65,6 +69,7 @@ struct hconn {
 	int64_t bytes_up, bytes_down, task_bytes_base;
 	uint64_t start_ms;
 	int64_t wall_start_ms;
+	struct icpt *icpt; /* an intercepted tunnel (egress-intercept.c), else NULL */
 	char reason[ORCH_EGRESS_MAX_REASON + 1];
 };
 

@@ -14,7 +14,9 @@
 #include "egress-http.h"
 #include "egress-log.h"
 #include "egress-policy.h"
+#include "egress-intercept.h"
 #include "egress-serve-internal.h"
+#include "egress-tls.h"
 #include "log.h"
 
 #define READ_BUDGET (1024 * 1024)
@@ -36,6 +38,13 @@ int egress_host_new(struct orch_loop *loop, const struct egress_config *cfg, sql
 		free(h);
 		return r;
 	}
+	if (cfg->n_injects > 0) {
+		if ((r = egress_tls_new(cfg, state_dir, &h->tls, err)) < 0 ||
+		    !(h->ca_pem = strdup(egress_tls_ca_pem(h->tls)))) {
+			egress_host_free(h);
+			return r < 0 ? r : orch_err(err, -ENOMEM, "out of memory");
+		}
+	}
 	*ret = h;
 	return 0;
 }
@@ -45,6 +54,7 @@ void egress_host_free(struct egress_host *h)
 	if (!h)
 		return;
 	egress_resolver_free(h->resolver);
+	egress_tls_free(h->tls);
 	free(h->ca_pem);
 	free(h);
 }
@@ -177,6 +187,7 @@ void egress_hconn_end(struct hconn *c, bool tell)
 		 "vm", s->vm, "host", c->host, "port", port, "bytes_up", n1, "bytes_down", n2,
 		 "reason", c->reason, NULL);
 	egress_resolve_cancel(c->job);
+	egress_icpt_free(c);
 	orch_io_free(c->io);
 	orch_timer_free(c->timer);
 	if (c->fd >= 0)
