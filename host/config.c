@@ -92,7 +92,7 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 /* The host ports the guests dial (host/libvirt/lanes.h): reserved, distinct. */
 static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_error *err)
 {
-	static const char *const keys[] = {"control_port", "llm_port", NULL};
+	static const char *const keys[] = {"control_port", "llm_port", "egress_port", NULL};
 	const char *p = "vsock";
 	int r;
 
@@ -103,12 +103,18 @@ static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_erro
 	if ((r = cfg_int(o, p, "control_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->control_port,
 			 err)) < 0 ||
 	    (r = cfg_int(o, p, "llm_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->llm_port, err)) <
-		    0)
+		    0 ||
+	    (r = cfg_int(o, p, "egress_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->egress_port,
+			 err)) < 0)
 		return r;
 	if (v->control_port == v->llm_port)
 		return orch_err(err, -EINVAL,
 				"vsock.llm_port: must differ from vsock.control_port (%lld)",
 				(long long)v->control_port);
+	if (v->egress_port == v->control_port || v->egress_port == v->llm_port)
+		return orch_err(err, -EINVAL,
+				"vsock.egress_port: must differ from vsock.control_port and "
+				"vsock.llm_port");
 	return 0;
 }
 
@@ -254,6 +260,7 @@ static void set_defaults(struct orchd_config *c)
 	c->vsock = (struct orchd_vsock_config){
 		.control_port = ORCH_VSOCK_CONTROL_PORT,
 		.llm_port = ORCH_VSOCK_LLM_PORT,
+		.egress_port = ORCH_VSOCK_EGRESS_PORT,
 	};
 	orchd_config_llm_defaults(&c->llm);
 }

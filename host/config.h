@@ -138,6 +138,7 @@ struct orchd_scheduler_config {
 struct orchd_vsock_config {
 	int64_t control_port;
 	int64_t llm_port;
+	int64_t egress_port;
 };
 
 struct orchd_config {
