@@ -38,6 +38,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        if self.path.startswith("/slow/"):
+            import time
+            time.sleep(float(self.path[6:]))
+            self._answer("slept\n")
+            return
         if self.path.startswith("/big/"):
             n = int(self.path[5:])
             record(json.dumps({"path": self.path, "headers": dict(self.headers.items())}), ".headers")
