@@ -24,6 +24,8 @@ struct orch_egress_io {
 	size_t rlen;
 	struct block *head, *tail;
 	size_t queued;
+	struct block *spare; /* orch_egress_io_reserve's, not yet queued */
+	size_t spare_cap;
 };
 
 int orch_egress_io_new(orch_egress_frame_cb cb, void *data, struct orch_egress_io **ret)
@@ -48,8 +50,46 @@ void orch_egress_io_free(struct orch_egress_io *io)
 		n = b->next;
 		free(b);
 	}
+	free(io->spare);
 	free(io->rbuf);
 	free(io);
+}
+
+uint8_t *orch_egress_io_reserve(struct orch_egress_io *io, size_t max)
+{
+	if (max > ORCH_EGRESS_MAX_PAYLOAD)
+		max = ORCH_EGRESS_MAX_PAYLOAD;
+	if (!io->spare || io->spare_cap < max) {
+		free(io->spare);
+		io->spare = malloc(sizeof(struct block) + ORCH_EGRESS_HDR_LEN + max);
+		io->spare_cap = io->spare ? max : 0;
+		if (!io->spare)
+			return NULL;
+	}
+	return io->spare->data + ORCH_EGRESS_HDR_LEN;
+}
+
+int orch_egress_io_commit(struct orch_egress_io *io, uint8_t type, uint32_t conn, size_t len)
+{
+	struct block *b = io->spare;
+
+	if (!b || len > io->spare_cap)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	io->spare = NULL;
+	io->spare_cap = 0;
+	b->next = NULL;
+	b->off = 0;
+	b->len = ORCH_EGRESS_HDR_LEN + len;
+	orch_egress_hdr_put(b->data, type, conn, (uint32_t)len);
+	if (io->tail)
+		io->tail->next = b;
+	else
+		io->head = b;
+	io->tail = b;
+	io->queued += b->len;
+	return 0;
 }
 
 /* Hands on the complete frames at the start of rbuf; keeps the rest. */

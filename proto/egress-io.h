@@ -33,6 +33,10 @@ int orch_egress_io_read(struct orch_egress_io *io, int fd, size_t budget, struct
 /* Queues a frame (the payload copied). -ENOMEM. */
 int orch_egress_io_queue(struct orch_egress_io *io, uint8_t type, uint32_t conn,
 			 const void *payload, size_t len);
+/* Zero-copy queueing: a payload buffer of max bytes to fill (e.g. with recv), then
+ * commit the frame with the bytes used (0: nothing is queued). One at a time. */
+uint8_t *orch_egress_io_reserve(struct orch_egress_io *io, size_t max);
+int orch_egress_io_commit(struct orch_egress_io *io, uint8_t type, uint32_t conn, size_t len);
 /* Queues a CREDIT frame of n bytes. */
 int orch_egress_io_credit(struct orch_egress_io *io, uint32_t conn, uint32_t n);
 /* Bytes queued and not yet written. */

@@ -230,6 +230,39 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 	case ORCH_EGRESS_DATA:
 		if (c->state != ECONN_OPEN || c->host_eof)
 			return orch_err(err, -EPROTO, "data for connection %u out of turn", c->id);
+		if (c->out_len == 0) { /* straight to the agent; only the rest is kept */
+			ssize_t n = send(c->fd, p, h->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				egress_conn_free(c, "the agent closed the connection");
+				return 0;
+			}
+			if (n > 0) {
+				c->owed += (size_t)n;
+				p += n;
+				if ((size_t)n == h->len) {
+					if (c->owed >= CREDIT_BATCH) {
+						(void)egress_lane_credit(c->b, c->id,
+									 (uint32_t)c->owed);
+						c->owed = 0;
+					}
+					conn_events(c);
+					return 0;
+				}
+				struct orch_egress_hdr rest = *h;
+				rest.len -= (uint32_t)n;
+				h = &rest;
+				if (conn_put(c, p, h->len) < 0)
+					return orch_err(err, -EPROTO,
+							"connection %u: orchd sent past the window",
+							c->id);
+				if (conn_write(c) < 0) {
+					egress_conn_free(c, "the agent closed the connection");
+					return 0;
+				}
+				conn_events(c);
+				return 0;
+			}
+		}
 		if (conn_put(c, p, h->len) < 0)
 			return orch_err(err, -EPROTO, "connection %u: orchd sent past the window",
 					c->id);

@@ -256,8 +256,8 @@ static int flush_to_agent(struct hconn *c)
 	uint8_t *buf = c->s->rbuf;
 
 	while (BIO_ctrl_pending(ic->wbio) > 0 && c->send_credit > 0) {
-		size_t want = c->send_credit < sizeof(c->s->rbuf) ? c->send_credit
-								  : sizeof(c->s->rbuf);
+		size_t want =
+			c->send_credit < sizeof(c->s->rbuf) ? c->send_credit : sizeof(c->s->rbuf);
 		int n = BIO_read(ic->wbio, buf, (int)want);
 		if (n <= 0)
 			break;
@@ -274,10 +274,11 @@ static void deny_inside(struct hconn *c)
 {
 	struct icpt *ic = c->icpt;
 	char resp[800];
-	int n = snprintf(resp, sizeof(resp),
-			 "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-			 "X-Orch-Egress: refused\r\nContent-Length: %zu\r\n\r\norch egress: %s\n",
-			 strlen(ic->why) + 14, ic->why);
+	int n = snprintf(
+		resp, sizeof(resp),
+		"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+		"X-Orch-Egress: refused\r\nContent-Length: %zu\r\n\r\norch egress: %s\n",
+		strlen(ic->why) + 14, ic->why);
 	if (ic->srv_done && n > 0) {
 		(void)SSL_write(ic->srv, resp, n);
 		(void)SSL_shutdown(ic->srv);
@@ -350,7 +351,8 @@ void egress_icpt_pump(struct hconn *c)
 		}
 		if (orch_http_reqs_feed(&ic->reqs, buf, (size_t)n, on_req, c, &err) < 0) {
 			if (!ic->refused)
-				refuse(c, "%s", err.msg[0] ? err.msg : "the request cannot be relayed");
+				refuse(c, "%s",
+				       err.msg[0] ? err.msg : "the request cannot be relayed");
 			deny_inside(c);
 			return;
 		}
@@ -377,7 +379,8 @@ void egress_icpt_pump(struct hconn *c)
 	}
 	if (ic->cli_done) {
 		while (ic->pt_off < ic->pt_commit) {
-			n = SSL_write(ic->cli, ic->pt + ic->pt_off, (int)(ic->pt_commit - ic->pt_off));
+			n = SSL_write(ic->cli, ic->pt + ic->pt_off,
+				      (int)(ic->pt_commit - ic->pt_off));
 			if (n <= 0) {
 				e = SSL_get_error(ic->cli, n);
 				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -393,7 +396,8 @@ void egress_icpt_pump(struct hconn *c)
 			c->shut_wr = true;
 		}
 		/* answers: read only what the agent's credit can take once encrypted */
-		while (!ic->host_closed && c->send_credit > REC + 1024 + BIO_ctrl_pending(ic->wbio)) {
+		while (!ic->host_closed &&
+		       c->send_credit > REC + 1024 + BIO_ctrl_pending(ic->wbio)) {
 			n = SSL_read(ic->cli, buf, sizeof(buf));
 			if (n <= 0) {
 				e = SSL_get_error(ic->cli, n);

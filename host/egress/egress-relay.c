@@ -117,7 +117,8 @@ static void upstream_read(struct hconn *c)
 {
 	struct egress_serve *s = c->s;
 	size_t want = c->send_credit < sizeof(s->rbuf) ? c->send_credit : sizeof(s->rbuf);
-	ssize_t n = recv(c->fd, s->rbuf, want, MSG_DONTWAIT);
+	uint8_t *buf = orch_egress_io_reserve(s->eio, want); /* read straight into a frame */
+	ssize_t n = buf ? recv(c->fd, buf, want, MSG_DONTWAIT) : (errno = ENOMEM, -1);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -139,7 +140,7 @@ static void upstream_read(struct hconn *c)
 	}
 	c->send_credit -= (size_t)n;
 	c->bytes_down += n;
-	if (egress_lane_queue(s, ORCH_EGRESS_DATA, c->id, s->rbuf, (size_t)n) < 0) {
+	if (egress_lane_commit(s, ORCH_EGRESS_DATA, c->id, (size_t)n) < 0) {
 		egress_hconn_end(c, false);
 		return;
 	}

@@ -118,6 +118,8 @@ void egress_hconn_end(struct hconn *c, bool tell);
 void egress_hconn_deny(struct hconn *c, int status, const char *reason);
 int egress_lane_queue(struct egress_serve *s, uint8_t type, uint32_t conn, const void *p,
 		      size_t len);
+/* The frame whose payload was read into orch_egress_io_reserve's buffer. */
+int egress_lane_commit(struct egress_serve *s, uint8_t type, uint32_t conn, size_t len);
 int egress_lane_verdict(struct egress_serve *s, uint32_t conn, int status, const char *reason);
 
 /* egress-relay.c */

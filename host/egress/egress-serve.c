@@ -120,6 +120,22 @@ int egress_lane_queue(struct egress_serve *s, uint8_t type, uint32_t conn, const
 	return 0;
 }
 
+int egress_lane_commit(struct egress_serve *s, uint8_t type, uint32_t conn, size_t len)
+{
+	bool was_empty = orch_egress_io_queued(s->eio) == 0;
+	int r;
+
+	if (s->failed)
+		return -EPIPE;
+	if ((r = orch_egress_io_commit(s->eio, type, conn, len)) < 0)
+		return r;
+	if (was_empty && orch_egress_io_flush(s->eio, s->fd) < 0)
+		s->failed = true;
+	lane_events(s);
+	congestion(s);
+	return 0;
+}
+
 int egress_lane_verdict(struct egress_serve *s, uint32_t conn, int status, const char *reason)
 {
 	struct orch_egress_verdict v = {.ok = status == 0, .status = status, .reason = reason};

@@ -62,8 +62,8 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for key, signed by issuer_key (issuer NULL: self-signed). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-		       long days, bool ca, const char *san)
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, long days,
+		       bool ca, const char *san)
 {
 	X509 *x = X509_new();
 	ASN1_INTEGER *serial = ASN1_INTEGER_new();
@@ -110,17 +110,18 @@ static int load_or_make_ca(struct egress_tls *t, const char *state_dir, struct o
 	struct stat st;
 	FILE *f;
 
-	if (asprintf(&dir, "%s/egress", state_dir) < 0 ||
-	    asprintf(&kpath, "%s/ca.key", dir) < 0 || asprintf(&cpath, "%s/ca.pem", dir) < 0)
+	if (asprintf(&dir, "%s/egress", state_dir) < 0 || asprintf(&kpath, "%s/ca.key", dir) < 0 ||
+	    asprintf(&cpath, "%s/ca.pem", dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return orch_errno(err, -errno, "cannot create %s", dir);
 	if (stat(kpath, &st) == 0) {
 		if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid())
-			return orch_err(err, -EPERM,
-					"%s must be a regular file of orchd's user, mode 0600 (chmod "
-					"600 %s)",
-					kpath, kpath);
+			return orch_err(
+				err, -EPERM,
+				"%s must be a regular file of orchd's user, mode 0600 (chmod "
+				"600 %s)",
+				kpath, kpath);
 		if (!(f = fopen(kpath, "re")))
 			return orch_errno(err, -errno, "cannot open %s", kpath);
 		t->ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -165,8 +166,8 @@ static int load_or_make_ca(struct egress_tls *t, const char *state_dir, struct o
 	return 1; /* made */
 }
 
-int egress_tls_new(const struct egress_config *cfg, const char *state_dir,
-		   struct egress_tls **ret, struct orch_error *err)
+int egress_tls_new(const struct egress_config *cfg, const char *state_dir, struct egress_tls **ret,
+		   struct orch_error *err)
 {
 	struct egress_tls *t = calloc(1, sizeof(*t));
 	size_t n = cfg->n_injects;
@@ -203,8 +204,8 @@ int egress_tls_new(const struct egress_config *cfg, const char *state_dir,
 		const struct egress_inject *in = &cfg->injects[i];
 		char san[300], *key = NULL;
 		snprintf(san, sizeof(san), "DNS:%s", in->host);
-		X509 *leaf = make_cert(t->leaf_key, in->host, t->ca, t->ca_key, LEAF_DAYS, false,
-				       san);
+		X509 *leaf =
+			make_cert(t->leaf_key, in->host, t->ca, t->ca_key, LEAF_DAYS, false, san);
 		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 		if (!leaf || !ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 		    SSL_CTX_use_certificate(ctx, leaf) != 1 ||

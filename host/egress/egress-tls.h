@@ -17,8 +17,8 @@
 struct egress_tls;
 
 /* Loads or creates the CA, makes the hosts' certificates, reads the key files. */
-int egress_tls_new(const struct egress_config *cfg, const char *state_dir,
-		   struct egress_tls **ret, struct orch_error *err);
+int egress_tls_new(const struct egress_config *cfg, const char *state_dir, struct egress_tls **ret,
+		   struct orch_error *err);
 void egress_tls_free(struct egress_tls *t);
 /* The CA certificate, PEM. */
 const char *egress_tls_ca_pem(const struct egress_tls *t);
