@@ -148,6 +148,8 @@ void orchd_egress_task_json(struct orchd *d, int64_t task, json_t *obj)
 
 	if (!d->cfg->egress || !obj)
 		return;
+	if (d->egress)
+		egress_host_flush_log(d->egress);
 	if (egress_task_sets_get(store_db(d->store), task, &sets, NULL) < 0)
 		return;
 	a = json_array();
@@ -184,6 +186,8 @@ int control_egress_log(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 		       cfg_int(params, "params", "limit", 1, 10000, &limit, err) < 0))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
 				err->msg[0] ? err->msg : "params: expected an object");
+	if (d->egress)
+		egress_host_flush_log(d->egress);
 	if ((r = egress_log_query(store_db(d->store), task, limit, &rows, err)) < 0)
 		return r;
 	return orch_rpc_reply(req, json_pack("{so}", "connections", rows));

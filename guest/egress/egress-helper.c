@@ -35,6 +35,9 @@ struct pending {
 
 struct helper {
 	struct orch_loop *loop;
+	struct orch_timer *refill; /* re-enables accepting once a token is back */
+	double tokens;
+	uint64_t tokens_ms;
 	long long slot;
 	struct orch_io *listen_io, *sup_io;
 	struct pending *pending;
@@ -205,20 +208,51 @@ static void on_timeout(struct orch_loop *loop, struct orch_timer *t, void *data)
 	pending_free(p);
 }
 
+/* The rate limit's bucket: refilled by elapsed time, at most EGRESS_HELPER_RATE. */
+static bool take_token(struct helper *h)
+{
+	uint64_t now = orch_now_ms();
+
+	h->tokens += (double)(now - h->tokens_ms) * EGRESS_HELPER_RATE / 1000.0;
+	if (h->tokens > EGRESS_HELPER_RATE)
+		h->tokens = EGRESS_HELPER_RATE;
+	h->tokens_ms = now;
+	if (h->tokens < 1)
+		return false;
+	h->tokens -= 1;
+	return true;
+}
+
+static void on_refill(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct helper *h = data;
+
+	if (h->n_pending < EGRESS_HELPER_MAX_PENDING)
+		(void)orch_io_set_events(h->listen_io, EPOLLIN);
+}
+
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
 		      void *data)
 {
 	struct helper *h = data;
 
 	for (int i = 0; i < 16; i++) {
+		if (!take_token(h)) {
+			/* the rest wait in the backlog until a token is back */
+			(void)orch_io_set_events(h->listen_io, 0);
+			orch_timer_rearm(h->refill, 1000 / EGRESS_HELPER_RATE + 1);
+			return;
+		}
 		if (h->n_pending >= EGRESS_HELPER_MAX_PENDING) {
 			/* the backlog holds the rest until a head is done */
 			(void)orch_io_set_events(h->listen_io, 0);
 			return;
 		}
 		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (c < 0)
+		if (c < 0) {
+			h->tokens += 1; /* not used */
 			return;
+		}
 		struct pending *p = calloc(1, sizeof(*p));
 		if (!p) {
 			close(c);
@@ -315,13 +349,17 @@ _Noreturn void egress_helper_main(int argc, char **argv)
 			 err.msg, NULL);
 		_exit(1);
 	}
+	h->tokens = EGRESS_HELPER_RATE;
 	if (orch_loop_new(&h->loop) < 0 ||
+	    orch_timer_add(h->loop, 0, 0, on_refill, h, &h->refill) < 0 ||
 	    orch_io_add(h->loop, FD_LISTEN, EPOLLIN, on_listen, h, &h->listen_io) < 0 ||
 	    orch_io_add(h->loop, FD_SUPERVISOR, EPOLLIN | EPOLLRDHUP, on_supervisor, h,
 			&h->sup_io) < 0) {
 		orch_log(ORCH_LOG_ERROR, "egress", "helper: cannot set up", NULL);
 		_exit(1);
 	}
+	orch_timer_disarm(h->refill);
+	h->tokens_ms = orch_now_ms();
 	r = orch_loop_run(h->loop);
 	_exit(r < 0 ? 1 : 0);
 }

@@ -19,6 +19,10 @@
 #define EGRESS_HELPER_ARG "--egress-helper"
 #define EGRESS_HEAD_TIMEOUT_MS 10000
 #define EGRESS_HELPER_MAX_PENDING 64
+/* New connections an agent may open per second (a token bucket of this many, refilled
+ * continuously); more wait in the listen backlog. One agent's connection flood thus
+ * costs the supervisor and orchd a bounded amount of work, whatever it tries. */
+#define EGRESS_HELPER_RATE 100
 /* One message helper -> supervisor: the open JSON (at most this many bytes) + one fd. */
 #define EGRESS_HELPER_MAX_MSG ORCH_EGRESS_MAX_PAYLOAD
 

@@ -23,6 +23,7 @@ int64_t egress_task_bytes(struct egress_host *h, int64_t task)
 	sqlite3_stmt *st = NULL;
 	int64_t n = 0;
 
+	egress_host_flush_log(h);
 	if (sqlite3_prepare_v2(h->db,
 			       "SELECT COALESCE(SUM(bytes_up + bytes_down), 0) FROM egress_log"
 			       " WHERE task = ?",

@@ -12,6 +12,7 @@
 
 #include "config-util.h"
 #include "egress-io.h"
+#include "egress-log.h"
 #include "egress-resolve.h"
 #include "egress-serve.h"
 #include "egress.h"
@@ -33,6 +34,20 @@ struct egress_host {
 	struct egress_resolver *resolver;
 	char *ca_pem;
 	uint64_t inserts;
+	/* egress log rows not yet in the store: written in one transaction every
+	 * HCONN_LOG_FLUSH_MS (or when HCONN_LOG_MAX wait), so a connection flood costs the
+	 * store one commit per flush, not one per connection */
+	struct pending_row *rows;
+	size_t n_rows;
+	struct orch_timer *log_timer;
+};
+
+#define HCONN_LOG_FLUSH_MS 100
+#define HCONN_LOG_MAX 4096
+
+struct pending_row {
+	struct egress_log_row row; /* vm, kind, host, reason point into text */
+	char vm[64], host[ORCH_EGRESS_MAX_HOST + 1], reason[ORCH_EGRESS_MAX_REASON + 1];
 };
 
 enum hconn_state {

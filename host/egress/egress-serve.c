@@ -23,6 +23,37 @@
 
 /* ---- the host ---- */
 
+void egress_host_flush_log(struct egress_host *h)
+{
+	struct orch_error err = {0};
+	size_t n = h->n_rows;
+
+	if (!n)
+		return;
+	h->n_rows = 0;
+	orch_timer_disarm(h->log_timer);
+	bool tx = sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	for (size_t i = 0; i < n; i++)
+		if (egress_log_insert(h->db, &h->rows[i].row, &err) < 0)
+			break;
+	if (tx && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+		orch_err(&err, -EIO, "commit: %s", sqlite3_errmsg(h->db));
+	}
+	if (err.msg[0])
+		orch_log(ORCH_LOG_WARN, "egress", "cannot log connections", "error", err.msg, NULL);
+	h->inserts += n;
+	if (h->inserts >= 1000) {
+		h->inserts = 0;
+		(void)egress_log_prune(h->db, h->cfg->log_keep, NULL);
+	}
+}
+
+static void on_log_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	egress_host_flush_log(data);
+}
+
 int egress_host_new(struct orch_loop *loop, const struct egress_config *cfg, sqlite3 *db,
 		    const char *state_dir, struct egress_host **ret, struct orch_error *err)
 {
@@ -38,6 +69,12 @@ int egress_host_new(struct orch_loop *loop, const struct egress_config *cfg, sql
 		free(h);
 		return r;
 	}
+	if (!(h->rows = calloc(HCONN_LOG_MAX, sizeof(*h->rows))) ||
+	    orch_timer_add(loop, 0, 0, on_log_timer, h, &h->log_timer) < 0) {
+		egress_host_free(h);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
+	orch_timer_disarm(h->log_timer);
 	if (cfg->n_injects > 0) {
 		if ((r = egress_tls_new(cfg, state_dir, &h->tls, err)) < 0 ||
 		    !(h->ca_pem = strdup(egress_tls_ca_pem(h->tls)))) {
@@ -53,6 +90,10 @@ void egress_host_free(struct egress_host *h)
 {
 	if (!h)
 		return;
+	if (h->rows)
+		egress_host_flush_log(h);
+	orch_timer_free(h->log_timer);
+	free(h->rows);
 	egress_resolver_free(h->resolver);
 	egress_tls_free(h->tls);
 	free(h->ca_pem);
@@ -163,7 +204,6 @@ void egress_hconn_end(struct hconn *c, bool tell)
 {
 	struct egress_serve *s = c->s;
 	struct hconn **pp = &s->buckets[bucket(c->id)];
-	struct orch_error err = {0};
 	char n1[24], n2[24], port[8];
 
 	if (tell && !s->failed) {
@@ -177,25 +217,29 @@ void egress_hconn_end(struct hconn *c, bool tell)
 	s->n_conns--;
 	if (c->slot >= 0 && c->slot < HCONN_MAX_SLOTS)
 		s->slot_conns[c->slot]--;
-	struct egress_log_row row = {
+	struct egress_host *h = s->h;
+	if (h->n_rows == HCONN_LOG_MAX)
+		egress_host_flush_log(h);
+	struct pending_row *pr = &h->rows[h->n_rows++];
+	snprintf(pr->vm, sizeof(pr->vm), "%s", s->vm);
+	snprintf(pr->host, sizeof(pr->host), "%s", c->host);
+	snprintf(pr->reason, sizeof(pr->reason), "%s", c->reason);
+	pr->row = (struct egress_log_row){
 		.ts_ms = c->wall_start_ms,
 		.task = c->task,
-		.vm = s->vm,
+		.vm = pr->vm,
 		.slot = c->slot,
 		.kind = c->kind == ORCH_EGRESS_HTTP ? "http" : "connect",
-		.host = c->host,
+		.host = pr->host,
 		.port = c->port,
 		.allowed = c->allowed,
-		.reason = c->reason,
+		.reason = pr->reason,
 		.bytes_up = c->bytes_up,
 		.bytes_down = c->bytes_down,
 		.duration_ms = (int64_t)(orch_now_ms() - c->start_ms),
 	};
-	if (egress_log_insert(s->h->db, &row, &err) < 0)
-		orch_log(ORCH_LOG_WARN, "egress", "cannot log a connection", "error", err.msg,
-			 NULL);
-	if (++s->h->inserts % 1000 == 0)
-		(void)egress_log_prune(s->h->db, s->h->cfg->log_keep, NULL);
+	if (h->n_rows == 1)
+		orch_timer_rearm(h->log_timer, HCONN_LOG_FLUSH_MS);
 	snprintf(n1, sizeof(n1), "%lld", (long long)c->bytes_up);
 	snprintf(n2, sizeof(n2), "%lld", (long long)c->bytes_down);
 	snprintf(port, sizeof(port), "%u", c->port);

@@ -29,6 +29,9 @@ typedef int (*egress_slot_cb)(void *data, int64_t slot, int64_t *ret_task, char 
 int egress_host_new(struct orch_loop *loop, const struct egress_config *cfg, sqlite3 *db,
 		    const char *state_dir, struct egress_host **ret, struct orch_error *err);
 void egress_host_free(struct egress_host *h);
+/* Writes the connections that ended and are not yet in the store's egress log (they are
+ * written in batches, at most 100 ms late): call before reading the log. */
+void egress_host_flush_log(struct egress_host *h);
 /* The CA certificate (PEM) the guests get, NULL when nothing is intercepted. */
 const char *egress_host_ca_pem(const struct egress_host *h);
 
