@@ -187,8 +187,8 @@ static bool env_key_valid(const char *k)
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command",  "env",
-					   "limits",	  "ro_paths", NULL};
+	static const char *const keys[] = {"description", "command", "env", "limits",
+					   "ro_paths",	  "egress",  NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -207,7 +207,8 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 	    (r = cfg_strv(o, p, "command", 256, 65536, &pr->command, &pr->n_command, err)) < 0 ||
 	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0 ||
 	    (r = cfg_strv(o, p, "ro_paths", ORCH_MAX_RO_PATHS, ORCH_MAX_PATH_LEN, &pr->ro_paths,
-			  &pr->n_ro_paths, err)) < 0)
+			  &pr->n_ro_paths, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &pr->egress, &pr->n_egress, err)) < 0)
 		return r;
 	for (size_t j = 0; j < pr->n_ro_paths; j++)
 		if (!orch_path_normalised(pr->ro_paths[j]))
@@ -447,6 +448,12 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 		if ((r = egress_config_check_names(c->egress, c->vms[i].egress, p, err)) < 0)
 			return r;
 	}
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "profiles.%s.egress", c->profiles[i].name);
+		if ((r = egress_config_check_names(c->egress, c->profiles[i].egress, p, err)) < 0)
+			return r;
+	}
 	return cross_checks(c, err);
 }
 
@@ -549,6 +556,7 @@ void orchd_config_free(struct orchd_config *c)
 		cfg_strv_free(c->profiles[i].command);
 		cfg_strv_free(c->profiles[i].env);
 		cfg_strv_free(c->profiles[i].ro_paths);
+		cfg_strv_free(c->profiles[i].egress);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);

@@ -80,6 +80,8 @@ struct orchd_profile_config {
 	char **ro_paths; /* absolute, normalised; NULL-terminated (NULL: none) */
 	size_t n_ro_paths;
 	struct orchd_limits limits;
+	char **egress; /* egress sets its tasks may use; NULL (key absent): any the VM allows */
+	size_t n_egress;
 };
 
 enum orchd_llm_kind {

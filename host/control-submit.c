@@ -205,7 +205,7 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);
 	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0 ||
-	    (r = orchd_egress_submit_check(d, vm, egress, err)) < 0)
+	    (r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0)
 		return r;
 	if (cwd && cwd[0] != '/')
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,

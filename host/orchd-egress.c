@@ -50,17 +50,33 @@ static bool in(char *const *v, const char *s)
 	return false;
 }
 
-/* The slot's task and the sets it may use: those it asked for that its VM allows. */
+/* The sets of the config's profile name that lists some (NULL: it lists none, or the
+ * profile is not one of the config's: no restriction). */
+static char *const *profile_sets(const struct orchd *d, const char *profile)
+{
+	const struct orchd_profile_config *p =
+		profile ? orchd_config_profile(d->cfg, profile) : NULL;
+	return p ? p->egress : NULL;
+}
+
+/* The slot's task and the sets it may use: those it asked for that its VM allows (and
+ * its profile, when the profile lists sets). */
 static int slot_info(void *data, int64_t slot, int64_t *ret_task, char ***ret_sets)
 {
 	struct vm *vm = data;
 	char **asked = NULL, **v;
+	char *const *prof = NULL;
+	struct task_row *t = NULL;
 	size_t n = 0;
 
 	if (slot < 0 || slot >= vm->n_slots || !vm->slots[slot].task)
 		return -ENOENT;
-	if (egress_task_sets_get(store_db(vm->d->store), vm->slots[slot].task, &asked, NULL) < 0)
+	if (store_task_get(vm->d->store, vm->slots[slot].task, &t, NULL) == 0)
+		prof = profile_sets(vm->d, t->profile);
+	if (egress_task_sets_get(store_db(vm->d->store), vm->slots[slot].task, &asked, NULL) < 0) {
+		task_row_free(t);
 		return -EIO;
+	}
 	for (size_t i = 0; asked[i]; i++)
 		n++;
 	if (!(v = calloc(n + 1, sizeof(*v)))) {
@@ -69,9 +85,10 @@ static int slot_info(void *data, int64_t slot, int64_t *ret_task, char ***ret_se
 	}
 	n = 0;
 	for (size_t i = 0; asked[i]; i++)
-		if (in(vm->cfg->egress, asked[i]))
+		if (in(vm->cfg->egress, asked[i]) && (!prof || in(prof, asked[i])))
 			v[n++] = TAKE_PTR(asked[i]);
 	cfg_strv_free(asked);
+	task_row_free(t);
 	*ret_task = vm->slots[slot].task;
 	*ret_sets = v;
 	return 0;
@@ -107,9 +124,11 @@ void vm_drop_egress_channel(struct vm *vm)
 	egress_serve_free(s);
 }
 
-int orchd_egress_submit_check(struct orchd *d, const char *vm, char *const *sets,
-			      struct orch_error *err)
+int orchd_egress_submit_check(struct orchd *d, const char *vm, const char *profile,
+			      char *const *sets, struct orch_error *err)
 {
+	char *const *prof = profile_sets(d, profile);
+
 	if (!sets || !sets[0])
 		return 0;
 	if (!d->cfg->egress)
@@ -121,6 +140,11 @@ int orchd_egress_submit_check(struct orchd *d, const char *vm, char *const *sets
 		if (!egress_config_set(d->cfg->egress, sets[i]))
 			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 					"params.egress: no egress set named \"%s\"", sets[i]);
+		if (prof && !in(prof, sets[i]))
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"params.egress: set \"%s\" is not allowed for profile %s "
+					"(profiles.<name>.egress)",
+					sets[i], profile);
 		for (size_t j = 0; j < d->n_vms && !ok; j++)
 			ok = (!vm || !strcmp(vm, d->vms[j]->cfg->name)) &&
 			     in(d->vms[j]->cfg->egress, sets[i]);

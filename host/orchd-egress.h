@@ -26,10 +26,10 @@ bool orchd_egress_enabled(const struct orchd *d);
 int vm_attach_egress_channel(struct vm *vm, int fd, struct orch_error *err);
 void vm_drop_egress_channel(struct vm *vm);
 
-/* task.submit's "egress": every name a set, and allowed by the VM named (or by some
- * VM when none is). */
-int orchd_egress_submit_check(struct orchd *d, const char *vm, char *const *sets,
-			      struct orch_error *err);
+/* task.submit's "egress": every name a set, allowed by the VM named (or by some VM when
+ * none is) and by the config's profile when it lists sets. */
+int orchd_egress_submit_check(struct orchd *d, const char *vm, const char *profile,
+			      char *const *sets, struct orch_error *err);
 /* Records the sets a new task asked for. */
 int orchd_egress_task_sets(struct orchd *d, int64_t task, char *const *sets,
 			   struct orch_error *err);

@@ -135,6 +135,8 @@ static const struct {
 	{"{\"vsock\":{\"egress_port\":1024}}", "vsock.egress_port: expected an integer 1..1023"},
 	{"{\"egress\":{\"sets\":{\"a\":[\"x\"]}}}", "egress.sets.a[0]"},
 	{"{\"vms\":{\"a\":{\"egress\":[\"npm\"]}}}", "vms.a.egress: no egress set"},
+	{"{\"profiles\":{\"p\":{\"command\":[\"x\"],\"egress\":[\"npm\"]}}}",
+	 "profiles.p.egress: no egress set"},
 };
 
 START_TEST(test_bad)

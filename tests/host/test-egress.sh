@@ -33,6 +33,7 @@ cat >"$T/config.json" <<EOF
 {
   "uid_base": $UIDB,
   "vms": { "local": { "slots": 2, "egress": ["web", "tls", "priv", "ip"] } },
+  "profiles": { "pkg": { "command": ["sh", "-c"], "egress": ["web"] } },
   "egress": {
     "sets": {
       "web": ["plain.test:$HP", "*.wild.test:$HP"],
@@ -120,6 +121,13 @@ echo "$out" | grep -q "no egress allowed for this task" || fail "no sets reason:
 # 8. a set the VM does not allow is refused at submission
 o dispatch --egress unused -- true 2>"$T/err" && fail "set not allowed on the VM accepted"
 grep -q "not allowed" "$T/err" || fail "submission error: $(cat "$T/err")"
+
+# 8b. a profile that lists sets allows only those
+o dispatch --profile pkg --egress tls -- true 2>"$T/err" && fail "a set outside the profile's accepted"
+grep -q "not allowed for profile pkg" "$T/err" || fail "profile error: $(cat "$T/err")"
+id=$(o dispatch --profile pkg --egress web -- "$CURL http://plain.test:$HP/prof")
+wait_for 30 "task $id" state_in_final "$id"
+o logs "$id" | grep -q "hello from plain.test:$HP/prof" || fail "profile task: $(o logs "$id")"
 
 # 9. the log and the summary
 log=$(o egress log --task "$DENIED_TASK" --json)
