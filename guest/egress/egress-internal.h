@@ -83,6 +83,7 @@ struct egress_bridge {
 	char *ca_dir;
 	char *ca_pem;
 	const char *env[16];
+	char proxy_env[4][48]; /* HTTP_PROXY... with the port */
 	const char *binds[8];
 	char ca_file[300], bundle_file[300];
 	uint8_t rbuf[ORCH_EGRESS_MAX_PAYLOAD];

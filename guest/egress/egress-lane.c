@@ -161,13 +161,8 @@ const char *const *egress_bridge_binds(const struct egress_bridge *b)
 
 static void env_build(struct egress_bridge *b)
 {
-	static const char *const proxy[] = {"HTTP_PROXY=http://127.0.0.1:3128",
-					    "HTTPS_PROXY=http://127.0.0.1:3128",
-					    "http_proxy=http://127.0.0.1:3128",
-					    "https_proxy=http://127.0.0.1:3128",
-					    "NO_PROXY=127.0.0.1,localhost",
-					    "no_proxy=127.0.0.1,localhost",
-					    NULL};
+	static const char *const names[] = {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+					    "https_proxy"};
 	static const char *const ca[] = {"SSL_CERT_FILE=" JAIL_BUNDLE,
 					 "GIT_SSL_CAINFO=" JAIL_BUNDLE,
 					 "CURL_CA_BUNDLE=" JAIL_BUNDLE,
@@ -178,8 +173,13 @@ static void env_build(struct egress_bridge *b)
 	size_t n = 0, k = 0;
 	struct stat st;
 
-	for (size_t i = 0; proxy[i] && b->o.port == 3128; i++)
-		b->env[n++] = proxy[i];
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(b->proxy_env[i], sizeof(b->proxy_env[i]), "%s=http://127.0.0.1:%u",
+			 names[i], b->o.port);
+		b->env[n++] = b->proxy_env[i];
+	}
+	b->env[n++] = "NO_PROXY=127.0.0.1,localhost";
+	b->env[n++] = "no_proxy=127.0.0.1,localhost";
 	for (size_t i = 0; ca[i] && b->ca_dir; i++)
 		b->env[n++] = ca[i];
 	b->env[n] = NULL;

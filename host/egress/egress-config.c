@@ -197,8 +197,8 @@ static int parse_inject(json_t *a, struct egress_config *c, struct orch_error *e
 int egress_config_parse(json_t *o, struct egress_config **ret, struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"port",		"sets",	  "allow_private",    "resolve",  "inject",
-		"dlp_patterns", "limits", "upstream_ca_file", "log_keep", NULL};
+		"sets",	  "allow_private",    "resolve",  "inject", "dlp_patterns",
+		"limits", "upstream_ca_file", "log_keep", NULL};
 	static const char *const lkeys[] = {"connections", "bytes", "duration_ms",
 					    "connect_timeout_ms", NULL};
 	struct egress_config *c = calloc(1, sizeof(*c));
@@ -207,13 +207,11 @@ int egress_config_parse(json_t *o, struct egress_config **ret, struct orch_error
 
 	if (!c)
 		return orch_err(err, -ENOMEM, "out of memory");
-	c->port = 3128;
 	c->limits = (struct egress_limits){
 		.connections = 32, .bytes = 0, .duration_ms = 3600000, .connect_timeout_ms = 10000};
 	c->log_keep = 100000;
 	if ((r = cfg_object(o, "egress", err)) < 0 ||
 	    (r = cfg_check_keys(o, "egress", keys, err)) < 0 ||
-	    (r = cfg_int(o, "egress", "port", 1, 65535, &c->port, err)) < 0 ||
 	    (r = cfg_int(o, "egress", "log_keep", 100, 100000000, &c->log_keep, err)) < 0 ||
 	    (r = parse_sets(json_object_get(o, "sets"), c, err)) < 0 ||
 	    (r = cfg_strv(o, "egress", "allow_private", EGRESS_MAX_NAMES, ORCH_EGRESS_MAX_HOST,

@@ -55,7 +55,6 @@ struct egress_limits {
 };
 
 struct egress_config {
-	int64_t port; /* the in-jail proxy's port */
 	struct egress_set *sets;
 	size_t n_sets;
 	char **allow_private; /* exact names (NULL-terminated) */

@@ -44,7 +44,6 @@ START_TEST(test_config)
 		&err);
 	ck_assert_msg(c, "%s", err.msg);
 	ck_assert_int_eq(c->n_sets, 2);
-	ck_assert_int_eq(c->port, 3128);
 	const struct egress_set *gh = egress_config_set(c, "gh");
 	ck_assert_ptr_nonnull(gh);
 	ck_assert_int_eq(gh->n_rules, 3);
