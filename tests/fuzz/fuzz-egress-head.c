@@ -2,7 +2,10 @@
 /* The egress helper's request-head parser (proto/egress-http.h) and the open message it
  * builds from a parsed head, against arbitrary bytes: the end of the head is looked for
  * as the helper does (at most ORCH_HTTP_MAX_HEAD bytes), then parsed; what parses must
- * give a host and port the lane accepts, and its open message must parse again. */
+ * give a host and port the lane accepts, and its open message must parse again. The
+ * same bytes also go, in two pieces split where the first byte says, through orchd's
+ * parser of intercepted request streams (orch_http_reqs_feed), whose events must account
+ * for every byte. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,35 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct orch_http_head head;
+static struct orch_http_reqs reqs;
+
+struct count {
+	size_t bytes;
+	bool in_head;
+};
+
+static int on_ev(void *data, enum orch_http_ev ev, const struct orch_http_head *h, const uint8_t *p,
+		 size_t n)
+{
+	struct count *c = data;
+	if ((ev == ORCH_HTTP_EV_HEAD) != (h != NULL) || (p == NULL && n))
+		abort();
+	c->bytes += n;
+	return 0;
+}
+
+static void stream(const uint8_t *data, size_t size)
+{
+	struct orch_error err = {0};
+	struct count c = {0};
+	size_t cut = size ? data[0] % (size + 1) : 0;
+
+	memset(&reqs, 0, sizeof(reqs));
+	if (orch_http_reqs_feed(&reqs, data, cut, on_ev, &c, &err) == 0)
+		(void)orch_http_reqs_feed(&reqs, data + cut, size - cut, on_ev, &c, &err);
+	if (c.bytes > size)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = size < ORCH_HTTP_MAX_HEAD ? size : ORCH_HTTP_MAX_HEAD;
 	int end = orch_http_head_end((const char *)data, len);
 
+	stream(data, size);
 	if (end <= 0)
 		return 0;
 	if (orch_http_head_parse((const char *)data, (size_t)end, &head, &err) < 0)
