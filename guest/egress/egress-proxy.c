@@ -45,11 +45,13 @@ struct econn *egress_conn_find(struct egress_bridge *b, uint32_t id)
 
 static void conn_events(struct econn *c)
 {
-	uint32_t ev = EPOLLRDHUP;
+	uint32_t ev = 0;
 	struct egress_bridge *b = c->b;
 
+	/* EPOLLRDHUP only with EPOLLIN: it stays raised once the agent half-closed, and
+	 * nothing is read from it before the verdict (a full close still reports EPOLLHUP) */
 	if (c->state == ECONN_OPEN && !c->client_eof && c->send_credit > 0 && !b->congested)
-		ev |= EPOLLIN;
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
 	if (c->io && ev != orch_io_get_events(c->io))
@@ -390,7 +392,7 @@ static int ep_on_request(struct egress_ep *ep, const char *msg, size_t len, int 
 		egress_conn_free(c, NULL);
 		return 0;
 	}
-	if (orch_io_add(b->loop, c->fd, EPOLLRDHUP, on_client, c, &c->io) < 0)
+	if (orch_io_add(b->loop, c->fd, 0, on_client, c, &c->io) < 0)
 		egress_conn_free(c, "out of memory");
 	return 0;
 }

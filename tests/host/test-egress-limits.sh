@@ -109,5 +109,22 @@ TASK=$(cat "$T/last")
 o egress log --task "$TASK" --json | jq -e '.[0].reason | contains("duration limit")' >/dev/null ||
 	fail "duration limit not logged: $(o egress log --task "$TASK" --json)"
 
+# 5. an agent that half-closes while its answer is on the way costs the supervisor no
+# CPU while it waits (a half-closed socket stays readable: it must not be watched)
+sup=$(o --json status | jq -r '.vms[0].pid')
+[ -n "$sup" ] && [ -r "/proc/$sup/stat" ] || fail "no supervisor pid: $(o --json status)"
+ticks() { awk '{ print $14 + $15 }' "/proc/$sup/stat"; }
+before=$(ticks)
+out=$(run "
+import socket
+s = socket.create_connection(('127.0.0.1', 3128))
+s.sendall(b'GET http://plain.test:$HP/slow/1.4 HTTP/1.1\r\nHost: plain.test\r\n\r\n')
+s.shutdown(socket.SHUT_WR)
+s.settimeout(30)
+print(s.recv(4096).decode().splitlines()[0])")
+echo "$out" | grep -q "^HTTP/1.0 200\|^HTTP/1.1 200" || fail "half-closed request: $out"
+used=$(($(ticks) - before))
+[ "$used" -lt 50 ] || fail "the supervisor spun while the agent's half-closed request waited: $used ticks"
+
 o status >/dev/null || fail "orchd does not answer"
 echo "PASS"
