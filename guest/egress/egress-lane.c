@@ -326,12 +326,15 @@ static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
 
 static int listen_slot(struct egress_bridge *b, unsigned slot, struct orch_error *err)
 {
-	_cleanup_close_ int fd = sv_netns_socket(b->o.netns_fds ? b->o.netns_fds[slot] : -1,
-						 AF_INET, SOCK_STREAM | SOCK_NONBLOCK, err);
+	/* the slot's own network namespace; without one (tests), the caller's */
+	_cleanup_close_ int fd =
+		b->o.netns_fds ? sv_netns_socket(b->o.netns_fds[slot], AF_INET,
+						 SOCK_STREAM | SOCK_NONBLOCK, err)
+			       : socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 
 	if (fd < 0)
-		return fd;
+		return b->o.netns_fds ? fd : orch_errno(err, -errno, "socket");
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_port = htons((uint16_t)b->o.port),
