@@ -277,29 +277,32 @@ static int reqs_framing(struct orch_http_reqs *s, struct orch_error *err)
 	if (te && strcasecmp(te, "chunked") != 0)
 		return orch_err(err, -EPROTO, "only the chunked transfer coding is accepted");
 	if (ce && strcasecmp(ce, "identity") != 0 && (te || cl > 0))
-		return orch_err(err, -EPROTO,
-				"encoded request bodies (Content-Encoding: %.32s) cannot be checked "
-				"and are not accepted for intercepted hosts",
-				ce);
+		return orch_err(
+			err, -EPROTO,
+			"encoded request bodies (Content-Encoding: %.32s) cannot be checked "
+			"and are not accepted for intercepted hosts",
+			ce);
 	s->state = te ? ORCH_HTTP_RS_CHUNK_SIZE : cl ? ORCH_HTTP_RS_BODY : ORCH_HTTP_RS_HEAD;
 	s->remaining = cl;
 	return 0;
 }
 
-int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n,
-			orch_http_reqs_cb cb, void *data, struct orch_error *err)
+int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n, orch_http_reqs_cb cb,
+			void *data, struct orch_error *err)
 {
 	int r;
 
 	while (n > 0) {
 		switch (s->state) {
 		case ORCH_HTTP_RS_HEAD: {
-			size_t take = ORCH_HTTP_MAX_HEAD - s->head_len < n ? ORCH_HTTP_MAX_HEAD - s->head_len
-									   : n;
+			size_t take = ORCH_HTTP_MAX_HEAD - s->head_len < n
+					      ? ORCH_HTTP_MAX_HEAD - s->head_len
+					      : n;
 			memcpy(s->hbuf + s->head_len, p, take);
 			int end = orch_http_head_end(s->hbuf, s->head_len + take);
 			if (end < 0)
-				return orch_err(err, -EPROTO, "malformed or too large request head");
+				return orch_err(err, -EPROTO,
+						"malformed or too large request head");
 			if (end == 0) {
 				s->head_len += take;
 				p += take;
@@ -315,8 +318,8 @@ int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n,
 				return r;
 			if ((r = cb(data, ORCH_HTTP_EV_HEAD, &s->head, NULL, 0)) < 0)
 				return r;
-			if (s->state == ORCH_HTTP_RS_HEAD && (r = cb(data, ORCH_HTTP_EV_END, NULL,
-								     NULL, 0)) < 0)
+			if (s->state == ORCH_HTTP_RS_HEAD &&
+			    (r = cb(data, ORCH_HTTP_EV_END, NULL, NULL, 0)) < 0)
 				return r;
 			continue;
 		}

@@ -95,7 +95,7 @@ struct orch_http_reqs {
 	size_t line_len;
 	struct orch_http_head head;
 };
-typedef int (*orch_http_reqs_cb)(void *data, enum orch_http_ev ev, const struct orch_http_head *head,
-				 const uint8_t *p, size_t n);
-int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n,
-			orch_http_reqs_cb cb, void *data, struct orch_error *err);
+typedef int (*orch_http_reqs_cb)(void *data, enum orch_http_ev ev,
+				 const struct orch_http_head *head, const uint8_t *p, size_t n);
+int orch_http_reqs_feed(struct orch_http_reqs *s, const uint8_t *p, size_t n, orch_http_reqs_cb cb,
+			void *data, struct orch_error *err);
