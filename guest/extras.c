@@ -23,6 +23,10 @@
 #include "shell-relay.h"
 #include "shell-supervisor.h"
 #endif
+#if ORCH_HAVE_EGRESS
+#include "egress-helper.h"
+#include "egress-proxy.h"
+#endif
 
 void sv_extras_helper_main(int argc, char **argv)
 {
@@ -33,6 +37,10 @@ void sv_extras_helper_main(int argc, char **argv)
 #if ORCH_HAVE_SHELL
 	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
 		sv_shell_relay_main(argc, argv);
+#endif
+#if ORCH_HAVE_EGRESS
+	if (argc > 1 && strcmp(argv[1], EGRESS_HELPER_ARG) == 0)
+		egress_helper_main(argc, argv);
 #endif
 }
 
@@ -119,6 +127,25 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 #endif
 	if ((r = sv_llm_channel_start(sv, err)) < 0) /* --llm-connect */
 		return r;
+#if ORCH_HAVE_EGRESS
+	if (sv->cfg->egress_connect && sv->cfg->egress_port) {
+		int netns[ORCH_MAX_SLOTS];
+		for (unsigned i = 0; i < sv->cfg->slots; i++)
+			netns[i] = sv->slots[i].netns_fd;
+		struct egress_bridge_opts eo = {.connect = sv->cfg->egress_connect,
+						.port = sv->cfg->egress_port,
+						.slots = sv->cfg->slots,
+						.uid_base = sv->cfg->uid_base,
+						.netns_fds = netns,
+						.no_seccomp = sv->cfg->no_seccomp};
+		if ((r = egress_bridge_new(sv->loop, &eo, &sv->egress, err)) < 0)
+			return orch_err_prefix(err, "egress");
+	}
+#else
+	if (sv->cfg->egress_connect)
+		return orch_err(err, -EOPNOTSUPP,
+				"--egress-connect: this build has no egress proxy (guest/egress/)");
+#endif
 #if ORCH_HAVE_SHELL
 	if (sv->cfg->shell_listen)
 		for (unsigned i = 0; i < sv->cfg->slots; i++)
@@ -137,6 +164,10 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 void sv_extras_stop(struct supervisor *sv)
 {
 	sv_llm_channel_stop(sv);
+#if ORCH_HAVE_EGRESS
+	egress_bridge_free(sv->egress);
+#endif
+	sv->egress = NULL;
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
 #if ORCH_HAVE_SHELL
 		sv_shell_free(sv->slots[i].shell);
@@ -169,9 +200,13 @@ void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char 
 	if (slot->llm)
 		(void)llm_endpoint_set_task(slot->llm, task);
 #endif
+#if ORCH_HAVE_EGRESS
+	if (sv->egress)
+		egress_bridge_set_task(sv->egress, slot->index, task);
+#endif
 }
 
-const char *const *sv_extras_env(const struct supervisor *sv)
+static const char *const *llm_env(const struct supervisor *sv)
 {
 	/* The agent's tools talk to the in-jail endpoint with a placeholder key; the host
 	 * holds the real one. (Only the default port 4000 is spelled out here.) */
@@ -186,6 +221,32 @@ const char *const *sv_extras_env(const struct supervisor *sv)
 #if ORCH_HAVE_LLM
 	if (sv->llm && sv->cfg->llm_port == 4000)
 		return llm_env;
+#endif
+	return none;
+}
+
+const char *const *sv_extras_env(struct supervisor *sv)
+{
+	const char *const *l = llm_env(sv);
+	size_t n = 0;
+
+	for (size_t i = 0; l[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
+		sv->extras_env[n++] = l[i];
+#if ORCH_HAVE_EGRESS
+	const char *const *e = sv->egress ? egress_bridge_env(sv->egress) : NULL;
+	for (size_t i = 0; e && e[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
+		sv->extras_env[n++] = e[i];
+#endif
+	sv->extras_env[n] = NULL;
+	return sv->extras_env;
+}
+
+const char *const *sv_extras_binds(const struct supervisor *sv)
+{
+	static const char *const none[] = {NULL};
+#if ORCH_HAVE_EGRESS
+	if (sv->egress)
+		return egress_bridge_binds(sv->egress);
 #endif
 	return none;
 }
@@ -206,4 +267,7 @@ void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
 #else
 	json_object_set_new(caps, "shell", json_null());
 #endif
+	char eg[64];
+	snprintf(eg, sizeof(eg), "http://127.0.0.1:%u", sv->cfg->egress_port);
+	json_object_set_new(caps, "egress", sv->egress ? json_string(eg) : json_null());
 }

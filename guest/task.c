@@ -509,6 +509,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.cwd = run->cwd,
 		.argv = run->argv,
 		.env = (const char *const *)env,
+		.extra_ro_binds = sv_extras_binds(sv),
 	};
 	char **argv = NULL;
 	r = sv_jail_argv(&js, &argv, err);

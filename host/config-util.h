@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "cleanup.h"
 #include "error.h"
 
 /* Every key of obj must be in allowed (NULL-terminated). */
@@ -36,3 +37,4 @@ int cfg_strv(json_t *obj, const char *path, const char *key, size_t max_items, s
 	     char ***ret, size_t *ret_n, struct orch_error *err);
 
 void cfg_strv_free(char **v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, cfg_strv_free)

@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "config-util.h"
+#include "egress-config.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -91,7 +92,7 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 /* The host ports the guests dial (host/libvirt/lanes.h): reserved, distinct. */
 static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_error *err)
 {
-	static const char *const keys[] = {"control_port", "llm_port", NULL};
+	static const char *const keys[] = {"control_port", "llm_port", "egress_port", NULL};
 	const char *p = "vsock";
 	int r;
 
@@ -102,12 +103,18 @@ static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_erro
 	if ((r = cfg_int(o, p, "control_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->control_port,
 			 err)) < 0 ||
 	    (r = cfg_int(o, p, "llm_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->llm_port, err)) <
-		    0)
+		    0 ||
+	    (r = cfg_int(o, p, "egress_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->egress_port,
+			 err)) < 0)
 		return r;
 	if (v->control_port == v->llm_port)
 		return orch_err(err, -EINVAL,
 				"vsock.llm_port: must differ from vsock.control_port (%lld)",
 				(long long)v->control_port);
+	if (v->egress_port == v->control_port || v->egress_port == v->llm_port)
+		return orch_err(err, -EINVAL,
+				"vsock.egress_port: must differ from vsock.control_port and "
+				"vsock.llm_port");
 	return 0;
 }
 
@@ -117,7 +124,7 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	static const char *const keys[] = {
 		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
 		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
-		"accel",   "boot_timeout_ms", "uid_base",  NULL};
+		"accel",   "boot_timeout_ms", "uid_base",  "egress",	NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -160,7 +167,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
 	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
-	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0)
+	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) < 0)
 		return r;
 	return 0;
 }
@@ -179,8 +187,8 @@ static bool env_key_valid(const char *k)
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command",  "env",
-					   "limits",	  "ro_paths", NULL};
+	static const char *const keys[] = {"description", "command", "env", "limits",
+					   "ro_paths",	  "egress",  NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -199,7 +207,8 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 	    (r = cfg_strv(o, p, "command", 256, 65536, &pr->command, &pr->n_command, err)) < 0 ||
 	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0 ||
 	    (r = cfg_strv(o, p, "ro_paths", ORCH_MAX_RO_PATHS, ORCH_MAX_PATH_LEN, &pr->ro_paths,
-			  &pr->n_ro_paths, err)) < 0)
+			  &pr->n_ro_paths, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &pr->egress, &pr->n_egress, err)) < 0)
 		return r;
 	for (size_t j = 0; j < pr->n_ro_paths; j++)
 		if (!orch_path_normalised(pr->ro_paths[j]))
@@ -252,6 +261,7 @@ static void set_defaults(struct orchd_config *c)
 	c->vsock = (struct orchd_vsock_config){
 		.control_port = ORCH_VSOCK_CONTROL_PORT,
 		.llm_port = ORCH_VSOCK_LLM_PORT,
+		.egress_port = ORCH_VSOCK_EGRESS_PORT,
 	};
 	orchd_config_llm_defaults(&c->llm);
 }
@@ -355,7 +365,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	static const char *const keys[] = {
 		"state_dir",  "socket",		"group",    "log_level", "backend",
 		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
-		"vms",	      "profiles",	"llm",	    "vsock",	 NULL};
+		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
+		NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -428,6 +439,21 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
 		return r;
 	c->llm_json = json_incref(v);
+	v = json_object_get(root, "egress");
+	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_vms; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "vms.%s.egress", c->vms[i].name);
+		if ((r = egress_config_check_names(c->egress, c->vms[i].egress, p, err)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "profiles.%s.egress", c->profiles[i].name);
+		if ((r = egress_config_check_names(c->egress, c->profiles[i].egress, p, err)) < 0)
+			return r;
+	}
 	return cross_checks(c, err);
 }
 
@@ -505,6 +531,7 @@ static void free_vm(struct orchd_vm_config *vm)
 	free(vm->name);
 	free(vm->workspace);
 	cfg_strv_free(vm->profiles);
+	cfg_strv_free(vm->egress);
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->cmdline);
@@ -529,10 +556,12 @@ void orchd_config_free(struct orchd_config *c)
 		cfg_strv_free(c->profiles[i].command);
 		cfg_strv_free(c->profiles[i].env);
 		cfg_strv_free(c->profiles[i].ro_paths);
+		cfg_strv_free(c->profiles[i].egress);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);
 	json_decref(c->llm_json);
+	egress_config_free(c->egress);
 	free(c);
 }
 

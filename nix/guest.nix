@@ -14,6 +14,8 @@
 #   orch.uidbase=UID    first agent uid (default services.orch-supervisor.uidBase)
 #   orch.llm=ADDR       the LLM channel of its own (serial:/dev/virtio-ports/org.orch.llm
 #                       or vsock:2:PORT); without it LLM calls use the control channel
+#   orch.egress=ADDR    the egress lane (serial:/dev/virtio-ports/org.orch.egress or
+#                       vsock:2:PORT); without it the jails have no way out
 #   orch.shell=serial|vsock  per-agent debug shells (virtio-serial org.orch.shell.N,
 #                       or vsock port 6000+N)
 #   orch.loglevel=L     the supervisor's log level
@@ -39,6 +41,7 @@ let
     slots=
     uid_base=
     llm=
+    egress=
     shell=
     loglevel=
     for arg in $(< /proc/cmdline); do
@@ -47,6 +50,7 @@ let
         orch.slots=*) slots=''${arg#orch.slots=} ;;
         orch.uidbase=*) uid_base=''${arg#orch.uidbase=} ;;
         orch.llm=*) llm=''${arg#orch.llm=} ;;
+        orch.egress=*) egress=''${arg#orch.egress=} ;;
         orch.shell=*) shell=''${arg#orch.shell=} ;;
         orch.loglevel=*) loglevel=''${arg#orch.loglevel=} ;;
       esac
@@ -74,10 +78,16 @@ let
         name=''${llm#serial:/dev/virtio-ports/}
         if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then llm=serial:$dev; fi ;;
     esac
+    case "$egress" in
+      serial:/dev/virtio-ports/*)
+        name=''${egress#serial:/dev/virtio-ports/}
+        if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then egress=serial:$dev; fi ;;
+    esac
     set -- --config ${supervisorConfig} --connect "$connect"
     [ -z "$slots" ] || set -- "$@" --slots "$slots"
     [ -z "$uid_base" ] || set -- "$@" --uid-base "$uid_base"
     [ -z "$llm" ] || set -- "$@" --llm-connect "$llm"
+    [ -z "$egress" ] || set -- "$@" --egress-connect "$egress"
     [ -z "$loglevel" ] || set -- "$@" --log-level "$loglevel"
     case "$shell" in
       serial) set -- "$@" --shell-listen 'serial:/dev/virtio-ports/org.orch.shell.%u' ;;

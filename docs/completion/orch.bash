@@ -12,7 +12,7 @@ _orch() {
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor"
+	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress"
 	local orch=${words[0]} verb="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -41,7 +41,7 @@ _orch() {
 	fi
 	local opts=""
 	case $verb in
-	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --wait --follow --json --help --" ;;
+	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --egress --wait --follow --json --help --" ;;
 	status) opts="--json --help" ;;
 	tasks) opts="--state --limit --json --help" ;;
 	result | cancel) opts="--json --help" ;;
@@ -51,6 +51,7 @@ _orch() {
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;
+	egress) opts="log --task --limit --json --help" ;;
 	esac
 	# Positional VM names: orch shell VM, orch vm up|down|restart|console VM.
 	if [[ $cur != -* ]]; then

@@ -22,6 +22,8 @@ static void usage(FILE *f)
 		   "  --retries N        re-queues after the task is lost (default: orchd's)\n"
 		   "  --profile NAME     agent profile from orchd's config\n"
 		   "  --prompt TEXT      the task for the profile's agent (with --profile)\n"
+		   "  --egress SETS      egress sets the task may use, comma-separated\n"
+		   "                     (orchd's egress.sets; the VM must allow them)\n"
 		   "  --wait             wait for the task; exit with its exit code\n"
 		   "  --follow           stream its output live, then exit with its exit code\n"
 		   "  --json             print JSON\n"
@@ -62,6 +64,7 @@ static int run(struct cli *c, int argc, char **argv)
 		{"retries", required_argument, NULL, 'r'},
 		{"profile", required_argument, NULL, 'P'},
 		{"prompt", required_argument, NULL, 'T'},
+		{"egress", required_argument, NULL, 'E'},
 		{"wait", no_argument, NULL, 'w'},
 		{"follow", no_argument, NULL, 'f'},
 		{"json", no_argument, NULL, 'j'},
@@ -125,6 +128,15 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'T':
 			json_object_set_new(params, "prompt", json_string(optarg));
 			break;
+		case 'E': {
+			json_t *sets = json_object_get(params, "egress");
+			if (!sets)
+				json_object_set_new(params, "egress", sets = json_array());
+			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save))
+				json_array_append_new(sets, json_string(t));
+			break;
+		}
 		case 'w':
 			wait = true;
 			break;

@@ -46,6 +46,18 @@ static int run(struct cli *c, int argc, char **argv)
 				   "spend_usd",	  "spend_tokens", "output_bytes", NULL};
 		for (size_t i = 0; k[i]; i++)
 			field(k[i], json_object_get(t, k[i]));
+		json_t *e = json_object_get(t, "egress");
+		if (json_is_object(e)) /* docs/EGRESS.md: the task's outbound connections */
+			printf("%-12s %lld connection(s): %lld allowed, %lld denied; %lld bytes "
+			       "up, "
+			       "%lld down (orch egress log --task %lld)\n",
+			       "egress",
+			       (long long)json_integer_value(json_object_get(e, "connections")),
+			       (long long)json_integer_value(json_object_get(e, "allowed")),
+			       (long long)json_integer_value(json_object_get(e, "denied")),
+			       (long long)json_integer_value(json_object_get(e, "bytes_up")),
+			       (long long)json_integer_value(json_object_get(e, "bytes_down")),
+			       (long long)id);
 	}
 	{
 		const char *st = json_string_value(json_object_get(t, "state"));

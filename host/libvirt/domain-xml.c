@@ -87,6 +87,14 @@ static uint32_t llm_vsock_port(const struct lv_domain_config *c)
 	return control_vsock_port(c) + 1;
 }
 
+/* The host port the guest dials for the egress lane: given, else control + 2. */
+static uint32_t egress_vsock_port(const struct lv_domain_config *c)
+{
+	if (c->vsock_egress_port)
+		return c->vsock_egress_port;
+	return control_vsock_port(c) + 2;
+}
+
 static int validate(const struct lv_domain_config *c, struct orch_error *err)
 {
 	int r;
@@ -142,6 +150,13 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->llm && llm_vsock_port(c) == control_vsock_port(c))
 			return orch_err(err, -EINVAL,
 					"the vsock LLM port must differ from the control port");
+		if (c->egress && (!orch_vsock_port_reserved(egress_vsock_port(c)) ||
+				  egress_vsock_port(c) == control_vsock_port(c) ||
+				  (c->llm && egress_vsock_port(c) == llm_vsock_port(c))))
+			return orch_err(
+				err, -EINVAL,
+				"the vsock egress port must be reserved and differ from the "
+				"control and LLM ports");
 		break;
 	case LV_TRANSPORT_VIRTIO_SERIAL:
 		if (c->n_ports < 1 || c->n_ports > LV_MAX_PORTS || !c->ports)
@@ -163,6 +178,9 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->llm && !has_port(c, LV_PORT_LLM))
 			return orch_err(err, -EINVAL, "an LLM channel needs the port %s",
 					LV_PORT_LLM);
+		if (c->egress && !has_port(c, LV_PORT_EGRESS))
+			return orch_err(err, -EINVAL, "an egress lane needs the port %s",
+					LV_PORT_EGRESS);
 		if (c->n_ports > 0 && !strcmp(c->ports[0].name, LV_PORT_LLM))
 			return orch_err(err, -EINVAL, "the first port is the control port, not %s",
 					LV_PORT_LLM);
@@ -309,6 +327,10 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 		lv_buf_appendf(&b, " orch.llm=vsock:2:%u", llm_vsock_port(c));
 	else if (c->llm)
 		lv_buf_append(&b, " orch.llm=serial:/dev/virtio-ports/" LV_PORT_LLM);
+	if (c->egress && c->transport == LV_TRANSPORT_VSOCK)
+		lv_buf_appendf(&b, " orch.egress=vsock:2:%u", egress_vsock_port(c));
+	else if (c->egress)
+		lv_buf_append(&b, " orch.egress=serial:/dev/virtio-ports/" LV_PORT_EGRESS);
 	if (slots)
 		lv_buf_appendf(&b, " orch.slots=%u", slots);
 	if (c->workspace_dir)

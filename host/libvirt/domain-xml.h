@@ -34,6 +34,7 @@ enum lv_accel {
 /* Names of the virtio-serial ports (the guest sees /dev/virtio-ports/<name>). */
 #define LV_PORT_CONTROL "org.orch.control"
 #define LV_PORT_LLM "org.orch.llm"
+#define LV_PORT_EGRESS "org.orch.egress"
 #define LV_PORT_SHELL_PREFIX "org.orch.shell." /* + agent slot */
 
 /* One virtio-serial channel: libvirt binds a unix socket at path (host side). */
@@ -77,6 +78,11 @@ struct lv_domain_config {
 	 * vsock_llm_port (0: the control port's neighbour, vsock_port + 1). */
 	bool llm;
 	uint32_t vsock_llm_port;
+	/* The egress lane (the agents' outbound connections): with VIRTIO_SERIAL the ports
+	 * must include LV_PORT_EGRESS; with VSOCK the guest dials vsock_egress_port (0:
+	 * vsock_port + 2). */
+	bool egress;
+	uint32_t vsock_egress_port;
 };
 
 /* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
@@ -84,7 +90,7 @@ struct lv_domain_config {
 int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err);
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
- * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.slots=N]
+ * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.egress=ADDR] [orch.slots=N]
  * [orch.workspace=TAG|none] [orch.shell=serial|vsock]".
  * ADDR is vsock:2:PORT (vsock_port, default ORCH_VSOCK_CONTROL_PORT) or
  * serial:/dev/virtio-ports/<first port>; orch.llm's is vsock:2:<vsock_llm_port> or

@@ -32,6 +32,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->uid_base, 100000);
 	ck_assert_int_eq(c->vsock.control_port, 700);
 	ck_assert_int_eq(c->vsock.llm_port, 701);
+	ck_assert_int_eq(c->vsock.egress_port, 702);
+	ck_assert_ptr_null(c->egress);
 	orchd_config_free(c);
 
 	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
@@ -129,7 +131,12 @@ static const struct {
 	{"{\"vsock\":{\"control_port\":5000}}", "vsock.control_port: expected an integer 1..1023"},
 	{"{\"vsock\":{\"llm_port\":0}}", "vsock.llm_port: expected an integer 1..1023"},
 	{"{\"vsock\":{\"control_port\":701}}", "vsock.llm_port: must differ from"},
-	{"{\"vsock\":{\"egress_port\":702}}", "vsock.egress_port: unknown key"},
+	{"{\"vsock\":{\"egress_port\":700}}", "vsock.egress_port: must differ"},
+	{"{\"vsock\":{\"egress_port\":1024}}", "vsock.egress_port: expected an integer 1..1023"},
+	{"{\"egress\":{\"sets\":{\"a\":[\"x\"]}}}", "egress.sets.a[0]"},
+	{"{\"vms\":{\"a\":{\"egress\":[\"npm\"]}}}", "vms.a.egress: no egress set"},
+	{"{\"profiles\":{\"p\":{\"command\":[\"x\"],\"egress\":[\"npm\"]}}}",
+	 "profiles.p.egress: no egress set"},
 };
 
 START_TEST(test_bad)

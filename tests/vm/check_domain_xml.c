@@ -205,6 +205,47 @@ START_TEST(test_invalid)
 }
 END_TEST
 
+/* The egress lane: a virtio-serial port org.orch.egress, or a reserved vsock port (the
+ * control port + 2 unless given), and orch.egress=ADDR for run-supervisor. */
+START_TEST(test_egress_lane)
+{
+	struct orch_error err = {0};
+	struct lv_domain_config c = base_config();
+	static const struct lv_port ports[] = {
+		{LV_PORT_CONTROL, "/run/orch/vm/dev/control.sock"},
+		{LV_PORT_EGRESS, "/run/orch/vm/dev/egress.sock"},
+	};
+	c.ports = ports;
+	c.n_ports = ELEMENTSOF(ports);
+	c.egress = true;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(xml, "<target type='virtio' name='org.orch.egress'/>"));
+	_cleanup_free_ char *a = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &a, &err), 0);
+	ck_assert_ptr_nonnull(strstr(a, " orch.egress=serial:/dev/virtio-ports/org.orch.egress"));
+	c.n_ports = 1;
+	ck_assert_int_eq(xml_fails(&c, "needs the port org.orch.egress"), -EINVAL);
+
+	struct lv_domain_config v = base_config();
+	v.transport = LV_TRANSPORT_VSOCK;
+	v.cid = 7;
+	v.n_ports = 0;
+	v.ports = NULL;
+	v.llm = true;
+	v.egress = true;
+	_cleanup_free_ char *p = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(
+		p, " orch.connect=vsock:2:700 orch.llm=vsock:2:701 orch.egress=vsock:2:702 "));
+	v.vsock_egress_port = 701;
+	ck_assert_int_eq(xml_fails(&v, "the vsock egress port must be reserved and differ"),
+			 -EINVAL);
+	v.vsock_egress_port = 4000;
+	ck_assert_int_eq(xml_fails(&v, "the vsock egress port must be reserved and differ"),
+			 -EINVAL);
+}
+END_TEST
+
 /* The LLM channel of its own: a virtio-serial port org.orch.llm bound on the host, or a
  * vsock port next to the control port, and orch.llm=ADDR for run-supervisor. */
 START_TEST(test_llm_channel)
@@ -324,6 +365,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_invalid);
 	tcase_add_test(tc, test_cmdline);
 	tcase_add_test(tc, test_llm_channel);
+	tcase_add_test(tc, test_egress_lane);
 	suite_add_tcase(s, tc);
 	return s;
 }
