@@ -30,6 +30,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c->vms[0].workspace, "/var/lib/orch/workspaces/local");
 	ck_assert_int_eq(c->scheduler.retries, 1);
 	ck_assert_int_eq(c->uid_base, 100000);
+	ck_assert_str_eq(c->agents_dir, ORCHD_DEFAULT_AGENTS_DIR);
+	ck_assert_uint_eq(c->n_image_packages, 0);
 	orchd_config_free(c);
 
 	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
@@ -59,8 +61,11 @@ START_TEST(test_example_file)
 	ck_assert_ptr_nonnull(orchd_config_profile(c, "claude"));
 	ck_assert_int_eq(orchd_config_profile(c, "claude")->n_env, 1);
 	ck_assert_str_eq(orchd_config_profile(c, "claude")->env[0], "DISABLE_AUTOUPDATER=1");
-	ck_assert_int_eq(c->llm.n_upstreams, 2);
-	ck_assert_int_eq(c->llm.n_models, 3);
+	ck_assert_str_eq(orchd_config_profile(c, "claude")->agent, "claude");
+	ck_assert_str_eq(c->agents_dir, "/opt/orch/agents");
+	ck_assert_uint_eq(c->n_image_packages, 2);
+	ck_assert_str_eq(c->image_packages[0], "jq");
+	ck_assert_int_eq(c->llm.n_upstreams, 3);
 	ck_assert_int_eq(c->llm.n_strip_tools, 3);
 	orchd_config_free(c);
 }
@@ -111,6 +116,15 @@ static const struct {
 	{"{\"llm\":{\"rate_limits\":{\"rpm\":1}}}", "llm.rate_limits.rpm: unknown key"},
 	{"{\"llm\":{\"max_tokens_cap\":0}}", "llm.max_tokens_cap: expected an integer 1..1000000"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
+	{"{\"agents_dir\":\"opt\"}", "agents_dir: expected an absolute path"},
+	{"{\"agents_dir\":\"/opt/./a\"}", "agents_dir: '/opt/./a' is not an absolute, normalised"},
+	{"{\"agents_dir\":\"/var/lib/orch/agents\"}", "agents_dir: /var/lib/orch/agents overlaps"},
+	{"{\"agents_dir\":\"/var\"}", "agents_dir: /var overlaps"},
+	{"{\"image\":{\"pkgs\":[]}}", "image.pkgs: unknown key"},
+	{"{\"image\":{\"packages\":[\"Bad\"]}}", "image.packages[0]: 'Bad' is not a Debian"},
+	{"{\"image\":{\"packages\":[\"a;b\"]}}", "image.packages[0]: 'a;b' is not a Debian"},
+	{"{\"image\":{\"packages\":\"jq\"}}", "image.packages: expected an array"},
+	{"{\"profiles\":{\"p\":{\"agent\":\"a/b\"}}}", "profiles.p.agent: expected an agent name"},
 };
 
 START_TEST(test_bad)
