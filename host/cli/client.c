@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "render.h"
 #include "schema.h"
 
 static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -217,6 +218,12 @@ void cli_write_output(struct cli *c, json_t *params)
 		return;
 	if (orch_b64_decode(data, strlen(data), &buf, &len) < 0)
 		return;
+	if (c->render && strcmp(stream, "stdout") == 0) {
+		fflush(stderr);
+		cli_render_feed(c->render, (const char *)buf, len);
+		free(buf);
+		return;
+	}
 	fflush(stdout);
 	write_all(strcmp(stream, "stderr") == 0 ? 2 : 1, buf, len);
 	free(buf);

@@ -5,26 +5,27 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "render.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: orch logs [-f] [--from-seq N] [--json] ID\n"
+	fprintf(f, "Usage: orch logs [-f] [--raw] [--from-seq N] [--json] ID\n"
 		   "Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
 		   "(default 0); with -f keeps following until the task ends. Interrupting and\n"
 		   "re-attaching loses nothing: with --json every chunk carries its seq, and\n"
-		   "--from-seq resumes after the last one seen.\n");
+		   "--from-seq resumes after the last one seen. Claude Code's stream-json is\n"
+		   "shown as readable progress; --raw prints the output as the agent wrote it.\n");
 }
 
 static int run(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'},
-		{"from-seq", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{},
+		{"follow", no_argument, NULL, 'f'}, {"from-seq", required_argument, NULL, 's'},
+		{"raw", no_argument, NULL, 'R'},    {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},   {},
 	};
-	bool follow = false;
+	bool follow = false, raw = false;
+	struct cli_render render;
 	int64_t id, from = 0;
 	json_t *t = NULL;
 	char *end;
@@ -35,6 +36,9 @@ static int run(struct cli *c, int argc, char **argv)
 		switch (o) {
 		case 'f':
 			follow = true;
+			break;
+		case 'R':
+			raw = true;
 			break;
 		case 's':
 			from = strtoll(optarg, &end, 10);
@@ -54,7 +58,13 @@ static int run(struct cli *c, int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
+	cli_render_init(&render, stdout);
+	if (!raw && !c->json)
+		c->render = &render;
 	r = cli_follow_task(c, id, from, follow, &t);
+	cli_render_flush(&render);
+	cli_render_done(&render);
+	c->render = NULL;
 	json_decref(t);
 	return r;
 }
