@@ -24,6 +24,7 @@
 #include "domain.h"
 #include "event-libvirt.h"
 #include "events.h"
+#include "helpers.h"
 #include "image.h"
 #include "log.h"
 #include "orch-config.h"
@@ -463,6 +464,17 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		unlink(pn[i].path);
 		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
 	}
+	/* The agents share, read-only on the host (made now, so agents installed later
+	 * appear in the running VM too); never shared without the read-only helper. */
+	char ro[PATH_MAX] = "";
+	const char *agents = vm->d->cfg->agents_dir;
+	bool share = orchd_mkdir_p(agents, 0755) == 0;
+	if (share && lv_virtiofsd_ro_path(ro, sizeof(ro)) < 0) {
+		orch_log(ORCH_LOG_WARN, "libvirt",
+			 "orch-virtiofsd-ro not found: the VM gets no agents share", "vm", c->name,
+			 NULL);
+		share = false;
+	}
 	struct lv_domain_config dc = {
 		.name = l->domain,
 		.accel = l->accel,
@@ -472,6 +484,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.initrd = c->initrd ? c->initrd : im.initrd,
 		.rootfs = im.rootfs,
 		.workspace_dir = c->workspace,
+		.agents_dir = share ? agents : NULL,
+		.agents_path = agents,
+		.agents_virtiofsd = ro,
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,
