@@ -422,7 +422,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return r < 0 ? r : 0;
 
 	struct lv_image im;
-	if ((r = find_image(vm, &im, err)) < 0)
+	if ((r = find_image(vm, &im, err)) < 0 ||
+	    (r = lv_image_check_packages(&im, vm->d->cfg->image_packages,
+					 vm->d->cfg->n_image_packages, err)) < 0)
 		return r;
 	if ((r = orchd_mkdir_p(l->dir, 0755)) < 0)
 		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
