@@ -9,7 +9,8 @@
  *
  * --key         the key a request must carry (x-api-key, Authorization: Bearer or
  *               x-goog-api-key)
- * --record      each request is appended as one JSON line {method,path,headers,body}
+ * --record      each request is appended as one JSON line {method,path,headers,body,t_ms}
+ *               (t_ms: when it arrived, ms since the epoch)
  * --latency-ms  delay before the first byte of each answer
  * --event-delay-ms  delay between streamed events
  * --error       answer every request with this HTTP status and the provider's error JSON
@@ -104,8 +105,11 @@ static void record(struct fake *f, struct MHD_Connection *c, const char *method,
 		return;
 	headers = json_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
-	line = json_pack("{s:s, s:s, s:o, s:s%}", "method", method, "path", url, "headers", headers,
-			 "body", r->body ? r->body : "", r->len);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	line = json_pack("{s:s, s:s, s:o, s:s%, s:I}", "method", method, "path", url, "headers",
+			 headers, "body", r->body ? r->body : "", r->len, "t_ms",
+			 (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	if (s) {
 		pthread_mutex_lock(&f->record_lock);
