@@ -75,7 +75,7 @@ jq -n --arg dir "$dir" --arg url "http://127.0.0.1:$port" --arg key "$T/key" \
 			  openai: {kind: "openai", base_url: $url, key_file: $key},
 			  gemini: {kind: "gemini", base_url: $url, key_file: $key}},
 	      models: $models}}' >"$T/orchd.json"
-"$build/host/orchd" --foreground --config "$T/orchd.json" --state-dir "$T/state" \
+"$build/host/orchd" --foreground -v --config "$T/orchd.json" --state-dir "$T/state" \
 	--socket "$T/orch.sock" 2>"$T/orchd.log" &
 orchd_pid=$!
 for _ in $(seq 1 6000); do
@@ -83,7 +83,7 @@ for _ in $(seq 1 6000); do
 	sleep 0.05
 done
 accel=
-[ "$with_vm" = 0 ] || accel=$(grep -o 'accel=[a-z]*' "$T/orchd.log" | tail -1 | cut -d= -f2)
+[ "$with_vm" = 0 ] || accel=$(grep -o "accel=[a-z]*" "$T/orchd.log" | tail -1 | cut -d= -f2 || true)
 
 prompt="Say hello."
 now_ms() { date +%s%3N; }
