@@ -262,6 +262,10 @@ int orch_agents_lock(const char *dir, int *ret_fd, struct orch_error *err)
 			close(fd);
 			return orch_errno(err, r, "cannot lock %s", path);
 		}
+	/* Whatever an interrupted install or removal left in the staging directory: with
+	 * the lock held nobody else uses it. */
+	snprintf(path, sizeof(path), "%s/.stage", dir);
+	(void)orch_agents_rm_rf(path);
 	*ret_fd = fd;
 	return 0;
 }

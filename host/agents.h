@@ -92,7 +92,8 @@ int orch_agents_remove(const char *dir, const char *name, const char *version,
 /* For orch doctor: "claude 2.1.3, codex 0.1.0" or "" (none), into buf. */
 int orch_agents_summary(const char *dir, char *buf, size_t size);
 
-/* Internal to agents.c / agents-npm.c. */
+/* Internal to agents.c / agents-npm.c. The lock also clears <dir>/.stage (what an
+ * interrupted install left). */
 int orch_agents_lock(const char *dir, int *ret_fd, struct orch_error *err);
 int orch_agents_rm_rf(const char *path);
 int orch_agents_switch_current(const char *agent_dir, const char *version, struct orch_error *err);

@@ -81,7 +81,9 @@ jq -e '.name == "claude" and .version == "1.0.0" and .node == "24.2.0"' "$v/orch
 [ -z "$(ls -A "$D/.stage")" ] || fail "the staging directory was left behind: $(ls "$D/.stage")"
 echo "ok - install: resolved, installed as root, script as nobody, root-owned, linked, current"
 
+mkdir -p "$D/.stage/claude-9.9.9.left-over"
 out=$(a install claude 2>&1) || fail "reinstall: $out"
+[ ! -e "$D/.stage/claude-9.9.9.left-over" ] || fail "an interrupted install's leftovers stay"
 echo "$out" | grep -q "already installed, current" || fail "a present version was installed again: $out"
 a install claude@2.0.0 >/dev/null 2>&1 || fail "install claude@2.0.0"
 [ "$(readlink "$D/claude/current")" = 2.0.0 ] && [ -d "$D/claude/1.0.0" ] ||
