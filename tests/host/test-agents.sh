@@ -20,4 +20,11 @@ for a in $AGENT_NAMES; do
 	agents_run "$a" local "$slot" "$T/state/workspaces/local/agent-$slot" 180s
 	slot=$(((slot + 1) % 4))
 done
+# orch tasks shows a profile's task as its agent's command, one line each.
+tasks=$(o tasks)
+echo "$tasks" | grep -q '\[claude\] claude --dangerously' ||
+	fail "orch tasks does not show the agent's command: $tasks"
+[ "$(echo "$tasks" | wc -l)" = $(($(echo $AGENT_NAMES | wc -w) + 1)) ] ||
+	fail "orch tasks is not one line per task: $tasks"
+echo "ok - orch tasks: one line per task, the agent's command"
 echo PASS
