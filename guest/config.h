@@ -12,7 +12,7 @@
 #include "schema.h"
 
 #define SV_MAX_RO_PATHS 64
-#define SV_DEFAULT_CONNECT "vsock:2:5000"
+#define SV_DEFAULT_CONNECT "vsock:2:700"
 #define SV_DEFAULT_UID_BASE 10000
 #define SV_DEFAULT_WORKSPACE_ROOT "/workspace"
 #define SV_DEFAULT_HEARTBEAT_MS 10000

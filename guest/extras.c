@@ -13,13 +13,28 @@
 #include "llm-channel.h"
 #include "log.h"
 #include "netns.h"
+#include "privsep.h"
 
 #if ORCH_HAVE_LLM
 #include "llm-endpoint.h"
+#include "llm-helper.h"
 #endif
 #if ORCH_HAVE_SHELL
+#include "shell-relay.h"
 #include "shell-supervisor.h"
 #endif
+
+void sv_extras_helper_main(int argc, char **argv)
+{
+#if ORCH_HAVE_LLM
+	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
+		llm_helper_main(argc, argv);
+#endif
+#if ORCH_HAVE_SHELL
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv);
+#endif
+}
 
 void sv_extras_print_dlopen(FILE *f)
 {
@@ -43,7 +58,14 @@ static int llm_listen(struct supervisor *sv, struct sv_slot *slot, struct orch_e
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 64) < 0)
 		return orch_errno(err, -errno, "slot %u: cannot listen on 127.0.0.1:%u",
 				  slot->index, sv->cfg->llm_port);
-	return llm_endpoint_new(sv->llm, TAKE_FD(fd), slot->index, 0, &slot->llm, err);
+	/* Its endpoint process: a uid of its own, in the slot's network namespace. */
+	uid_t uid = sv_privsep_uid(sv->cfg->uid_base, SV_PRIVSEP_LLM, slot->index);
+	struct llm_endpoint_opts o = {.slot = slot->index,
+				      .uid = uid,
+				      .gid = uid,
+				      .netns_fd = slot->netns_fd,
+				      .no_seccomp = sv->cfg->no_seccomp};
+	return llm_endpoint_new(sv->llm, TAKE_FD(fd), &o, &slot->llm, err);
 }
 
 static int m_llm_chunk(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,

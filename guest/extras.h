@@ -12,6 +12,9 @@
 #include "rpc.h"
 #include "supervisor.h"
 
+/* The hidden modes of orch-supervisor: when argv[1] names one of the helper processes
+ * the supervisor starts (guest/privsep.h), runs it and never returns; else returns. */
+void sv_extras_helper_main(int argc, char **argv);
 /* Per slot: the LLM listener on 127.0.0.1:<llm_port> in the slot's network namespace and
  * the debug shell listener (when --shell-listen is set). */
 int sv_extras_start(struct supervisor *sv, struct orch_error *err);

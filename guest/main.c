@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	struct supervisor sv = {.cfg = &cfg, .signal_fd = -1};
 	int r;
 
+	sv_extras_helper_main(argc, argv); /* returns unless this is a helper process */
 	const char *lvl = getenv("ORCH_LOG_LEVEL");
 	if (lvl)
 		(void)orch_log_level_parse(lvl, &orch_log_level);

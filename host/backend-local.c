@@ -28,6 +28,7 @@ struct local {
 	struct orch_io *pid_io;
 	struct orch_timer *kill_timer;
 	bool stopping;
+	bool shells; /* the supervisor serves debug shells in <state_dir>/vm/<vm>/chan/ */
 };
 
 static void release(struct local *l)
@@ -93,15 +94,19 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	if (r < 0)
 		return orch_errno(err, r, "vm %s: cannot create workspace %s", vm->cfg->name,
 				  vm->cfg->workspace);
-	/* Debug shells: <state_dir>/vm/<vm>/chan/shell-N.sock, where `orch shell` looks. */
+	/* Debug shells: <state_dir>/vm/<vm>/chan/shell-N.sock, in a directory only root can
+	 * enter; users reach them through orchd's relay (shell-relay.c). */
 	shell[0] = '\0';
+	l->shells = false;
 	{
 		char chan[PATH_MAX];
 		int n = snprintf(chan, sizeof(chan), "%s/vm/%s/chan", vm->d->cfg->state_dir,
 				 vm->cfg->name);
-		if (n > 0 && (size_t)n < sizeof(chan) - 32 && orchd_mkdir_p(chan, 0700) >= 0)
+		if (n > 0 && (size_t)n < sizeof(chan) - 32 &&
+		    orchd_dir_private(chan, 0, 0, 0700) >= 0) {
 			snprintf(shell, sizeof(shell), "unix:%s/shell-%%u.sock", chan);
-		else
+			l->shells = true;
+		} else
 			orch_log(ORCH_LOG_WARN, "local",
 				 "no debug shells: cannot create the channel "
 				 "directory",
@@ -122,7 +127,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 			return orch_errno(err, -errno, "fcntl");
 	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
-	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->d->cfg->uid_base);
+	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->cfg->uid_base);
 	/* One name per VM. The supervisor makes a directory of its own from it (NAME, or
 	 * NAME.1, NAME.2... while live supervisors hold the others: several orchds may share
 	 * a host), never reuses one (an earlier cgroup.kill would kill its jails at birth),
@@ -172,6 +177,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		if (getppid() == 1)
 			_exit(127);
 		setsid();
+		umask(022); /* the supervisor's own default, not orchd's 077 */
 		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0))
 			_exit(127);
 		execv(argv[0], (char *const *)argv);
@@ -264,6 +270,23 @@ static void local_shutdown(struct orchd *d)
 	}
 }
 
+static int local_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_addr *ret,
+				struct orch_error *err)
+{
+	const struct local *l = vm->backend;
+	struct orch_addr a = {.kind = ORCH_TRANSPORT_UNIX};
+
+	if (!l || l->pid <= 0)
+		return orch_err(err, -ENOTCONN, "its supervisor is not running");
+	if (!l->shells)
+		return orch_err(err, -ENOTCONN, "its supervisor was started without debug shells");
+	if ((size_t)snprintf(a.path, sizeof(a.path), "%s/vm/%s/chan/shell-%u.sock",
+			     vm->d->cfg->state_dir, vm->cfg->name, slot) >= sizeof(a.path))
+		return orch_err(err, -ENAMETOOLONG, "its shell's socket path is too long");
+	*ret = a;
+	return 0;
+}
+
 static void local_describe(const struct vm *vm, json_t *obj)
 {
 	const struct local *l = vm->backend;
@@ -325,4 +348,5 @@ const struct orchd_backend_ops orchd_backend_local = {
 	.stop = local_stop,
 	.free = local_free,
 	.describe = local_describe,
+	.shell_endpoint = local_shell_endpoint,
 };

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "transport.h"
 
 struct vm;
 struct orchd;
@@ -29,6 +30,12 @@ struct orchd_backend_ops {
 	const char *(*console_path)(const struct vm *vm);
 	/* Extra fields for `orch status` (e.g. pid, domain id); may be NULL. */
 	void (*describe)(const struct vm *vm, json_t *obj);
+	/* Where the supervisor serves slot's debug shell, for orchd's relay (shell-relay.c)
+	 * to connect to: a unix: address only root can reach, or vsock:CID:PORT (dialled
+	 * from a reserved port). -ENOTCONN with the reason when the VM runs none now. NULL:
+	 * this backend has no debug shells. Users never reach this address themselves. */
+	int (*shell_endpoint)(const struct vm *vm, unsigned slot, struct orch_addr *ret,
+			      struct orch_error *err);
 };
 
 /* The table of compiled-in backends (backend.c); NULL when unknown. */

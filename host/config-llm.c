@@ -12,14 +12,16 @@ int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *ret, struct orc
 void orchd_config_llm_done(struct orchd_llm_config *l);
 void orchd_config_llm_defaults(struct orchd_llm_config *l);
 
-static const char *const default_strip[] = {"web_search", "web_fetch", "code_execution",
-					    "computer",	  "bash",      "text_editor"};
+/* The LLM proxy's own defaults (host/llm/llm-policy.c): the server-side tools. */
+static const char *const default_strip[] = {"web_search", "web_fetch", "code_execution"};
 
 void orchd_config_llm_defaults(struct orchd_llm_config *l)
 {
 	l->max_tokens_cap = 32000;
 	l->max_request_bytes = 4194304;
 	l->timeout_ms = 600000;
+	l->agent_inflight = 16;
+	l->vm_inflight = 64;
 	l->strip_tools = calloc(ELEMENTSOF(default_strip) + 1, sizeof(char *));
 	if (!l->strip_tools)
 		return;
@@ -46,6 +48,7 @@ void orchd_config_llm_done(struct orchd_llm_config *l)
 	}
 	free(l->models);
 	cfg_strv_free(l->strip_tools);
+	cfg_strv_free(l->anthropic_betas);
 }
 
 static bool url_ok(const char *s)
@@ -97,7 +100,9 @@ static int parse_model(const char *name, json_t *o, struct orchd_llm_model *m,
 		       struct orch_error *err)
 {
 	static const char *const keys[] = {"upstream", "input_usd_per_mtok", "output_usd_per_mtok",
-					   NULL};
+					   "context_window", NULL};
+	static const char *const required[] = {"upstream", "input_usd_per_mtok",
+					       "output_usd_per_mtok", NULL};
 	char p[160];
 	int r;
 
@@ -107,21 +112,23 @@ static int parse_model(const char *name, json_t *o, struct orchd_llm_model *m,
 		return orch_err(err, -ENOMEM, "out of memory");
 	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
 		return r;
-	for (size_t i = 0; keys[i]; i++)
-		if (!json_object_get(o, keys[i]))
-			return orch_err(err, -EINVAL, "%s.%s: required", p, keys[i]);
+	for (size_t i = 0; required[i]; i++)
+		if (!json_object_get(o, required[i]))
+			return orch_err(err, -EINVAL, "%s.%s: required", p, required[i]);
 	if ((r = cfg_string(o, p, "upstream", ORCHD_NAME_MAX, false, &m->upstream, err)) < 0 ||
 	    (r = cfg_double(o, p, "input_usd_per_mtok", 0, 10000, &m->input_usd_per_mtok, err)) <
 		    0 ||
 	    (r = cfg_double(o, p, "output_usd_per_mtok", 0, 10000, &m->output_usd_per_mtok, err)) <
-		    0)
+		    0 ||
+	    (r = cfg_int(o, p, "context_window", 1, 100000000, &m->context_window, err)) < 0)
 		return r;
 	return 0;
 }
 
 static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct orch_error *err)
 {
-	static const char *const rkeys[] = {"agent_rpm", "task_rpm", NULL};
+	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
+					    "vm_inflight", NULL};
 	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
 					    NULL};
 	json_t *rl = json_object_get(llm, "rate_limits"), *b = json_object_get(llm, "budgets");
@@ -132,7 +139,9 @@ static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct or
 		if ((r = cfg_object(rl, rp, err)) < 0 ||
 		    (r = cfg_check_keys(rl, rp, rkeys, err)) < 0 ||
 		    (r = cfg_int(rl, rp, "agent_rpm", 0, 100000, &l->agent_rpm, err)) < 0 ||
-		    (r = cfg_int(rl, rp, "task_rpm", 0, 100000, &l->task_rpm, err)) < 0)
+		    (r = cfg_int(rl, rp, "task_rpm", 0, 100000, &l->task_rpm, err)) < 0 ||
+		    (r = cfg_int(rl, rp, "agent_inflight", 0, 256, &l->agent_inflight, err)) < 0 ||
+		    (r = cfg_int(rl, rp, "vm_inflight", 0, 256, &l->vm_inflight, err)) < 0)
 			return r;
 	}
 	if (b) {
@@ -151,9 +160,10 @@ static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct or
 
 int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *l, struct orch_error *err)
 {
-	static const char *const keys[] = {"upstreams",		"models",      "max_tokens_cap",
-					   "max_request_bytes", "strip_tools", "timeout_ms",
-					   "rate_limits",	"budgets",     NULL};
+	static const char *const keys[] = {"upstreams",		 "models",	"max_tokens_cap",
+					   "max_request_bytes",	 "strip_tools", "timeout_ms",
+					   "rate_limits",	 "budgets",	"anthropic_betas",
+					   "allow_remote_input", NULL};
 	const char *p = "llm", *name;
 	json_t *o, *v;
 	int r;
@@ -166,6 +176,9 @@ int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *l, struct orch_
 	    (r = cfg_int(llm, p, "timeout_ms", 1000, 3600000, &l->timeout_ms, err)) < 0 ||
 	    (r = cfg_strv(llm, p, "strip_tools", 256, 128, &l->strip_tools, &l->n_strip_tools,
 			  err)) < 0 ||
+	    (r = cfg_strv(llm, p, "anthropic_betas", 64, 64, &l->anthropic_betas, &l->n_betas,
+			  err)) < 0 ||
+	    (r = cfg_bool(llm, p, "allow_remote_input", &l->allow_remote_input, err)) < 0 ||
 	    (r = parse_rate_budgets(llm, l, err)) < 0)
 		return r;
 

@@ -11,6 +11,7 @@
 #include "config-util.h"
 #include "config.h"
 #include "schema.h"
+#include "transport.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define MAX_VMS 256
@@ -87,13 +88,36 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 	return 0;
 }
 
+/* The host ports the guests dial (host/libvirt/lanes.h): reserved, distinct. */
+static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_error *err)
+{
+	static const char *const keys[] = {"control_port", "llm_port", NULL};
+	const char *p = "vsock";
+	int r;
+
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
+		return r;
+	if ((r = cfg_int(o, p, "control_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->control_port,
+			 err)) < 0 ||
+	    (r = cfg_int(o, p, "llm_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->llm_port, err)) <
+		    0)
+		return r;
+	if (v->control_port == v->llm_port)
+		return orch_err(err, -EINVAL,
+				"vsock.llm_port: must differ from vsock.control_port (%lld)",
+				(long long)v->control_port);
+	return 0;
+}
+
 static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct orchd_vm_config *vm,
 		    struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"backend",  "slots",   "workspace",  "autostart",	"limits",
-		"profiles", "vcpus",   "memory_mib", "transport",	"kernel",
-		"initrd",   "cmdline", "accel",	     "boot_timeout_ms", NULL};
+		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
+		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
+		"accel",   "boot_timeout_ms", "uid_base",  NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -135,7 +159,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_path(o, p, "kernel", true, &vm->kernel, err)) < 0 ||
 	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
-	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0)
+	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
+	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0)
 		return r;
 	return 0;
 }
@@ -229,6 +254,10 @@ static void set_defaults(struct orchd_config *c)
 		.keep_finished = 0,
 		.max_output_mib = 1024,
 	};
+	c->vsock = (struct orchd_vsock_config){
+		.control_port = ORCH_VSOCK_CONTROL_PORT,
+		.llm_port = ORCH_VSOCK_LLM_PORT,
+	};
 	orchd_config_llm_defaults(&c->llm);
 }
 
@@ -251,6 +280,39 @@ static int parse_named(json_t *root, const char *key, size_t max, struct orch_er
 					name);
 	}
 	return (int)json_object_size(o);
+}
+
+/* Each VM's uids: its own uid_base, or the top level's plus ORCHD_VM_UIDS per place in
+ * the config. Two VMs sharing uids would share files and the per-uid process limit, so
+ * ranges that overlap are refused. */
+static int vm_uid_ranges(struct orchd_config *c, struct orch_error *err)
+{
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct orchd_vm_config *vm = &c->vms[i];
+		if (!vm->uid_base)
+			vm->uid_base = c->uid_base + (int64_t)i * ORCHD_VM_UIDS;
+		if (vm->uid_base + ORCHD_VM_UIDS >= 4294967295LL)
+			return orch_err(
+				err, -EINVAL,
+				"vms.%s.uid_base: its uids (%lld..+%d) must stay below 2^32-1; "
+				"lower uid_base",
+				vm->name, (long long)vm->uid_base, ORCHD_VM_UIDS - 1);
+	}
+	for (size_t i = 0; i < c->n_vms; i++)
+		for (size_t j = i + 1; j < c->n_vms; j++) {
+			const struct orchd_vm_config *a = &c->vms[i], *b = &c->vms[j];
+			if (a->uid_base < b->uid_base + ORCHD_VM_UIDS &&
+			    b->uid_base < a->uid_base + ORCHD_VM_UIDS)
+				return orch_err(
+					err, -EINVAL,
+					"vms.%s.uid_base: its uids %lld..%lld overlap those "
+					"of VM %s (%lld..%lld); each VM needs %d of its own",
+					b->name, (long long)b->uid_base,
+					(long long)b->uid_base + ORCHD_VM_UIDS - 1, a->name,
+					(long long)a->uid_base,
+					(long long)a->uid_base + ORCHD_VM_UIDS - 1, ORCHD_VM_UIDS);
+		}
+	return 0;
 }
 
 static int cross_checks(struct orchd_config *c, struct orch_error *err)
@@ -285,6 +347,9 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 			c->agents_dir);
 	if (c->uid_base + max_slots >= 4294967295LL)
 		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
+	int ur = vm_uid_ranges(c, err);
+	if (ur < 0)
+		return ur;
 	for (size_t i = 0; i < c->llm.n_models; i++) {
 		bool found = false;
 		for (size_t j = 0; j < c->llm.n_upstreams; j++)
@@ -335,11 +400,23 @@ static int parse_image(json_t *o, struct orchd_config *c, struct orch_error *err
 static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
 		      struct orch_error *err)
 {
-	static const char *const keys[] = {
-		"state_dir",  "socket",		"group",    "log_level",  "backend",
-		"supervisor", "workspace_root", "uid_base", "scheduler",  "limits",
-		"vms",	      "profiles",	"llm",	    "agents_dir", "image",
-		NULL};
+	static const char *const keys[] = {"state_dir",
+					   "socket",
+					   "group",
+					   "log_level",
+					   "backend",
+					   "supervisor",
+					   "workspace_root",
+					   "uid_base",
+					   "scheduler",
+					   "limits",
+					   "vms",
+					   "profiles",
+					   "llm",
+					   "vsock",
+					   "agents_dir",
+					   "image",
+					   NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -355,6 +432,7 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	    (r = parse_image(json_object_get(root, "image"), c, err)) < 0 ||
 	    (r = cfg_int(root, "", "uid_base", 1000, 4294000000LL, &c->uid_base, err)) < 0 ||
 	    (r = parse_scheduler(json_object_get(root, "scheduler"), &c->scheduler, err)) < 0 ||
+	    (r = parse_vsock(json_object_get(root, "vsock"), &c->vsock, err)) < 0 ||
 	    (r = parse_limits(json_object_get(root, "limits"), "limits", &c->limits, err)) < 0)
 		return r;
 	if (c->group && !*c->group)

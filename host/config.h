@@ -63,7 +63,12 @@ struct orchd_vm_config {
 	char *initrd;  /* NULL: image default */
 	char *cmdline; /* NULL: image default */
 	int64_t boot_timeout_ms;
+	/* Its own uids: agent N is uid_base + N, the supervisor's helpers (privilege
+	 * separation) use up to uid_base + ORCHD_VM_UIDS - 1. Set, or derived from the top
+	 * level's (uid_base + ORCHD_VM_UIDS * the VM's place in the config). */
+	int64_t uid_base;
 };
+#define ORCHD_VM_UIDS 256
 
 struct orchd_profile_config {
 	char *name;
@@ -97,6 +102,7 @@ struct orchd_llm_model {
 	char *upstream; /* an upstream name (checked) */
 	double input_usd_per_mtok;
 	double output_usd_per_mtok;
+	int64_t context_window; /* 0: not given */
 };
 
 struct orchd_llm_config {
@@ -108,8 +114,12 @@ struct orchd_llm_config {
 	int64_t max_request_bytes;
 	char **strip_tools; /* NULL-terminated */
 	size_t n_strip_tools;
+	char **anthropic_betas; /* NULL: the proxy's default list */
+	size_t n_betas;
+	bool allow_remote_input;
 	int64_t timeout_ms;
 	int64_t agent_rpm, task_rpm;
+	int64_t agent_inflight, vm_inflight; /* 16, 64 (host/llm/llm-config.h) */
 	double agent_usd, task_usd;
 	int64_t agent_tokens, task_tokens;
 };
@@ -125,6 +135,12 @@ struct orchd_scheduler_config {
 	int64_t max_output_mib;
 };
 
+/* The reserved host ports the guests of the libvirt backend dial with vsock. */
+struct orchd_vsock_config {
+	int64_t control_port;
+	int64_t llm_port;
+};
+
 struct orchd_config {
 	char *state_dir;
 	char *socket;
@@ -138,6 +154,7 @@ struct orchd_config {
 	size_t n_image_packages;
 	int64_t uid_base;
 	struct orchd_scheduler_config scheduler;
+	struct orchd_vsock_config vsock;
 	struct orchd_limits limits;
 	struct orchd_vm_config *vms;
 	size_t n_vms;

@@ -67,6 +67,7 @@ static int m_get(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
 	if (r < 0)
 		return r;
 	res = task_row_to_json(t);
+	orchd_llm_task_json(d, t->id, res);
 	task_row_free(t);
 	return orch_rpc_reply(req, res);
 }
@@ -94,6 +95,10 @@ static int m_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 	r = store_task_list(d->store, st, limit, &tasks, err);
 	if (r < 0)
 		return r;
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+		orchd_llm_task_json(d, json_integer_value(json_object_get(t, "id")), t);
 	return orch_rpc_reply(req, json_pack("{so}", "tasks", tasks));
 }
 
@@ -101,26 +106,32 @@ static int wait_or_logs(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 			enum waiter_kind kind, struct orch_error *err)
 {
 	static const char *const wkeys[] = {"id", NULL};
-	static const char *const lkeys[] = {"id", "from_seq", "follow", NULL};
+	static const char *const lkeys[] = {"id",      "from_seq",     "follow",
+					    "attempt", "all_attempts", NULL};
 	struct orchd *d = control_orchd(rpc);
 	struct task_row *t;
-	int64_t id, from = 0;
-	bool follow = false;
+	int64_t id, from = 0, attempt = 0;
+	bool follow = false, all = false;
 	int r;
 
 	if ((r = need_object(params, kind == WAITER_WAIT ? wkeys : lkeys, err)) < 0 ||
 	    (r = get_task_id(params, &id, err)) < 0)
 		return r;
 	if ((r = cfg_int(params, "params", "from_seq", 0, INT64_MAX, &from, err)) < 0 ||
-	    (r = cfg_bool(params, "params", "follow", &follow, err)) < 0)
+	    (r = cfg_bool(params, "params", "follow", &follow, err)) < 0 ||
+	    (r = cfg_int(params, "params", "attempt", 1, 1000, &attempt, err)) < 0 ||
+	    (r = cfg_bool(params, "params", "all_attempts", &all, err)) < 0)
 		return bad(err, r);
+	if (attempt && all)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"params: attempt and all_attempts exclude each other");
 	r = store_task_get(d->store, id, &t, err);
 	if (r == -ENOENT)
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "no task %lld", (long long)id);
 	if (r < 0)
 		return r;
 	task_row_free(t);
-	r = waiter_add(d, kind, id, from, follow, req);
+	r = waiter_add(d, kind, id, from, follow, attempt, all, req);
 	if (r < 0)
 		return orch_err(err, r, "out of memory");
 	return 0;

@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The control socket: AF_UNIX stream, mode 0660 (group: the configured group), NDJSON
- * JSON-RPC. Each connection is authorised once by SO_PEERCRED: root, or a user whose
- * primary or supplementary groups include the configured group. Anyone else gets one
- * JSON-RPC error (-32005) and the connection is closed; nothing else happens. */
+ * JSON-RPC. Each connection is authorised once by SO_PEERCRED with orchd's access rule
+ * (access.h: root, or a member of the configured group). Anyone else gets one JSON-RPC
+ * error (-32005) and the connection is closed; nothing else happens. */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +12,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "cleanup.h"
 #include "control.h"
+#include "fs-util.h"
 #include "log.h"
 
 struct client {
@@ -31,34 +31,10 @@ struct control {
 	int fd;
 	struct orch_io *io;
 	char *path;
-	bool has_group;
-	gid_t gid;
+	struct orchd_access access;
 	struct client *clients;
 	size_t n_clients;
 };
-
-static bool peer_allowed(struct control *c, uid_t uid, gid_t gid)
-{
-	struct passwd pw, *pwp = NULL;
-	char buf[4096];
-	gid_t groups[256];
-	int n = (int)ELEMENTSOF(groups);
-
-	if (uid == 0)
-		return true;
-	if (!c->has_group)
-		return false;
-	if (gid == c->gid)
-		return true;
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
-		return false;
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
-		return false;
-	for (int i = 0; i < n; i++)
-		if (groups[i] == c->gid)
-			return true;
-	return false;
-}
 
 static void client_free(struct client *cl)
 {
@@ -153,7 +129,7 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 		}
 		snprintf(ids, sizeof(ids), "uid=%u gid=%u pid=%d", (unsigned)cred.uid,
 			 (unsigned)cred.gid, (int)cred.pid);
-		denied = !peer_allowed(c, cred.uid, cred.gid);
+		denied = !orchd_access_allowed(&c->access, cred.uid, cred.gid);
 		if (denied)
 			orch_log(ORCH_LOG_WARN, "control", "client refused", "peer", ids, NULL);
 		if (c->n_clients >= (size_t)c->d->cfg->scheduler.max_clients) {
@@ -167,11 +143,8 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 			continue;
 		}
 		if (denied) {
-			snprintf(cl->deny_msg, sizeof(cl->deny_msg),
-				 "permission denied: uid %u is not root%s%s%s", (unsigned)cred.uid,
-				 c->has_group ? " or a member of group " : "",
-				 c->has_group ? c->d->cfg->group : "",
-				 c->has_group ? "" : " (orchd has no \"group\" configured)");
+			orchd_access_deny_msg(&c->access, cred.uid, cl->deny_msg,
+					      sizeof(cl->deny_msg));
 			opts.max_line = 64 * 1024;
 			opts.max_inflight = 1;
 		}
@@ -209,19 +182,35 @@ struct orchd *control_orchd(struct orch_rpc *rpc)
 	return cl->c->d;
 }
 
-static int mkdir_parent(const char *path)
+/* The socket's directory: created 0755 if missing; one that others may write to is
+ * refused (they could put their own socket in orchd's place, or remove it). */
+static int socket_dir(const char *path, struct orch_error *err)
 {
 	_cleanup_free_ char *p = strdup(path);
+	struct stat st;
 	char *slash;
+	int r;
 
 	if (!p)
-		return -ENOMEM;
+		return orch_err(err, -ENOMEM, "out of memory");
 	slash = strrchr(p, '/');
-	if (!slash || slash == p)
+	if (!slash)
 		return 0;
-	*slash = 0;
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if (slash == p)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	if ((r = orchd_mkdir(p, 0755)) < 0)
+		return orch_errno(err, r, "cannot create the directory of %s", path);
+	if (stat(p, &st) < 0)
+		return orch_errno(err, -errno, "cannot stat %s", p);
+	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()))
+		return orch_err(err, -EPERM,
+				"the control socket's directory %s may be written by others "
+				"(owner uid %u, mode %04o); use a directory of root's, e.g. "
+				"/run/orch (0755)",
+				p, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -240,23 +229,14 @@ int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
 	c->d = d;
 	c->fd = -1;
 	c->path = strdup(d->cfg->socket);
-	if (d->cfg->group) {
-		struct group gr, *grp = NULL;
-		char buf[4096];
-		if (getgrnam_r(d->cfg->group, &gr, buf, sizeof(buf), &grp) != 0 || !grp) {
-			control_free(c);
-			return orch_err(err, -ENOENT,
-					"group: no group named \"%s\" on this host; create it "
-					"(groupadd %s) or set \"group\" to null",
-					d->cfg->group, d->cfg->group);
-		}
-		c->has_group = true;
-		c->gid = grp->gr_gid;
+	if ((r = orchd_access_init(&c->access, d->cfg->group, err)) < 0) {
+		control_free(c);
+		return r;
 	}
-	r = mkdir_parent(d->cfg->socket);
+	r = socket_dir(d->cfg->socket, err);
 	if (r < 0) {
 		control_free(c);
-		return orch_errno(err, r, "cannot create the directory of %s", d->cfg->socket);
+		return r;
 	}
 	strcpy(sa.sun_path, d->cfg->socket);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -266,9 +246,12 @@ int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
 		return orch_errno(err, r, "socket");
 	}
 	(void)unlink(d->cfg->socket);
-	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(d->cfg->socket, 0660) < 0 ||
-	    (c->has_group && chown(d->cfg->socket, (uid_t)-1, c->gid) < 0) ||
+	/* Born 0660 root:root (nobody else can connect), then given to the group, and only
+	 * then listening. */
+	mode_t old = umask(0117);
+	r = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || (c->access.has_group && chown(d->cfg->socket, (uid_t)-1, c->access.gid) < 0) ||
 	    listen(c->fd, 128) < 0) {
 		r = -errno;
 		control_free(c);

@@ -38,6 +38,10 @@ void orchd_llm_task_pruned(struct orchd *d, int64_t task)
 {
 }
 
+void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
+{
+}
+
 int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 			struct orch_error *err)
 {

@@ -59,8 +59,11 @@ void orchd_llm_free(struct orchd *d)
 
 	if (!l)
 		return;
-	for (size_t i = 0; i < d->n_vms; i++)
+	/* Every serve goes before the proxy: its calls hold exchanges. */
+	for (size_t i = 0; i < d->n_vms; i++) {
 		vm_drop_llm_channel(d->vms[i]);
+		vm_llm_main_detach(d->vms[i]);
+	}
 	if (l->proxy)
 		llm_proxy_free(l->proxy);
 	llm_config_done(&l->cfg);
@@ -90,10 +93,58 @@ static int resolve_slot(void *data, int64_t slot, const char **ret_task)
 	return 0;
 }
 
+/* The LLM channel's data is its VM (as the main channel's): its serve is vm->llm_serve,
+ * NULL once the channel is dropped. */
+static int chan_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			   void *data, struct orch_error *err)
+{
+	struct vm *vm = data;
+
+	if (!vm->llm_serve)
+		return orch_err(err, ORCH_RPC_CLOSED, "the LLM channel is closing");
+	return llm_serve_request(vm->llm_serve, req, params, err);
+}
+
+static int chan_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			  void *data, struct orch_error *err)
+{
+	struct vm *vm = data;
+
+	if (!vm->llm_serve)
+		return 0;
+	return llm_serve_cancel(vm->llm_serve, params, err);
+}
+
 static const struct orch_rpc_method llm_methods[] = {
-	{"llm.request", ORCH_RPC_M_REQUEST, 0, llm_serve_on_request},
-	{"llm.cancel", ORCH_RPC_M_NOTIFY, 0, llm_serve_on_cancel},
+	{"llm.request", ORCH_RPC_M_REQUEST, 0, chan_on_request},
+	{"llm.cancel", ORCH_RPC_M_NOTIFY, 0, chan_on_cancel},
 };
+
+static void on_chan_drain(struct orch_rpc *rpc, void *data)
+{
+	struct vm *vm = data;
+
+	if (vm->llm_serve)
+		llm_serve_drained(vm->llm_serve);
+}
+
+/* The guest closed its LLM channel (or it failed): its calls are detached (drained and
+ * billed) and freed with the serve, and the channel is released; the guest may connect
+ * again (vm_attach_llm_channel). This runs inside the rpc's close, which holds a reference
+ * of its own: dropping orchd's here is safe. */
+static void on_chan_close(struct orch_rpc *rpc, int code, void *data)
+{
+	struct vm *vm = data;
+	unsigned calls = vm->llm_serve ? llm_serve_inflight(vm->llm_serve) : 0;
+	char n[16];
+
+	if (vm->llm_rpc != rpc)
+		return;
+	snprintf(n, sizeof(n), "%u", calls);
+	orch_log(ORCH_LOG_INFO, "llm", "LLM channel closed", "vm", vm->cfg->name, "calls_detached",
+		 n, "error", code < 0 ? strerror(-code) : "none", NULL);
+	vm_drop_llm_channel(vm);
+}
 
 static void on_main_drain(struct orch_rpc *rpc, void *data)
 {
@@ -181,7 +232,7 @@ int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
 		close(fd);
 		return orch_err(err, -EOPNOTSUPP, "no LLM upstreams are configured");
 	}
-	r = orch_rpc_new(d->loop, fd, llm_methods, ELEMENTSOF(llm_methods), &opts, NULL,
+	r = orch_rpc_new(d->loop, fd, llm_methods, ELEMENTSOF(llm_methods), &opts, vm,
 			 &vm->llm_rpc);
 	if (r < 0) {
 		close(fd);
@@ -195,9 +246,10 @@ int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
 		vm->llm_rpc = NULL;
 		return orch_errno(err, r, "vm %s: LLM channel", vm->cfg->name);
 	}
-	/* The serve's handlers and drain callback expect it as the rpc's data. A closed LLM
-	 * channel is released with the VM's main channel (vm_gone -> vm_drop_llm_channel). */
-	orch_rpc_set_data(vm->llm_rpc, vm->llm_serve);
+	/* llm_serve_new took the drain callback expecting the serve as the rpc's data; this
+	 * channel's data is the VM, so drain through it. */
+	orch_rpc_set_drain_cb(vm->llm_rpc, on_chan_drain);
+	orch_rpc_set_close_cb(vm->llm_rpc, on_chan_close);
 	return 0;
 }
 
@@ -216,6 +268,21 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 				 &err) < 0)
 		orch_log(ORCH_LOG_WARN, "llm", "cannot record the task's spend", "task", id,
 			 "error", err.msg, NULL);
+}
+
+void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
+{
+	struct llm_budget b;
+	char id[24];
+
+	if (!orchd_llm_enabled(d) || !obj)
+		return;
+	snprintf(id, sizeof(id), "%lld", (long long)task);
+	if (llm_ledger_get(store_db(d->store), "task", id, &b, NULL) < 0)
+		return; /* never called the LLM: the row's figure (0) stands */
+	json_object_set_new(obj, "spend_usd", json_real((double)b.spent_micro / 1e6));
+	json_object_set_new(obj, "spend_tokens", json_integer(b.spent_tokens));
+	json_object_set_new(obj, "reserved_usd", json_real((double)b.reserved_micro / 1e6));
 }
 
 void orchd_llm_task_pruned(struct orchd *d, int64_t task)

@@ -45,3 +45,7 @@ int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 void orchd_llm_task_pruned(struct orchd *d, int64_t task);
 /* Copies the task's LLM spend from the ledger into its task row (after it finished). */
 void orchd_llm_task_done(struct orchd *d, int64_t task);
+/* Sets a task object's spend_usd / spend_tokens (and reserved_usd) from the ledger: the
+ * ledger knows streams settled after the task ended (the agent hung up, a timeout, a
+ * cancel) and the spend of lost tasks, which the row's copy made at exit does not. */
+void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj);

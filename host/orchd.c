@@ -16,11 +16,14 @@
 #include "cleanup.h"
 #include "control.h"
 #include "event-libvirt.h"
+#include "fs-util.h"
 #include "log.h"
 #include "orch-config.h"
 #include "orchd-llm.h"
 #include "profiles.h"
 #include "orchd.h"
+#include "shell-relay.h"
+#include "workspace-dirs.h"
 
 struct args {
 	const char *config;
@@ -157,31 +160,10 @@ static void on_signal(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 
 static int mkdir_mode(const char *path, mode_t mode, struct orch_error *err)
 {
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return orch_errno(err, -errno, "cannot create %s", path);
-	return 0;
-}
+	int r = orchd_mkdir(path, mode);
 
-/* Agents' jails bind their workspace from workspace_root; when that lies inside
- * state_dir, state_dir needs the search bit for others (e.g. a `mktemp -d` dir is 0700).
- * Only x is added: nothing in it becomes listable or readable. */
-static int state_dir_traversable(const struct orchd_config *cfg, struct orch_error *err)
-{
-	size_t n = strlen(cfg->state_dir);
-	struct stat st;
-
-	if (strncmp(cfg->workspace_root, cfg->state_dir, n) != 0 || cfg->workspace_root[n] != '/')
-		return 0;
-	if (stat(cfg->state_dir, &st) < 0)
-		return orch_errno(err, -errno, "cannot stat %s", cfg->state_dir);
-	if ((st.st_mode & S_IXOTH) == 0) {
-		if (chmod(cfg->state_dir, (st.st_mode & 07777) | S_IXOTH | S_IXGRP) < 0)
-			return orch_errno(err, -errno, "cannot make %s traversable for the jails",
-					  cfg->state_dir);
-		orch_log(ORCH_LOG_INFO, "orchd",
-			 "made the state dir traversable (o+x) for the jails", "state_dir",
-			 cfg->state_dir, NULL);
-	}
+	if (r < 0)
+		return orch_errno(err, r, "cannot create %s", path);
 	return 0;
 }
 
@@ -261,19 +243,14 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	struct orch_io *sio;
 
 	d->started_ms = orch_now_ms();
-	/* 0711: agents' jails must traverse it to reach workspace_root (by default inside);
-	 * the store and the spool below are not readable for them. */
-	if ((r = mkdir_mode(d->cfg->state_dir, 0711, err)) < 0)
-		return r;
-	r = state_dir_traversable(d->cfg, err);
-	if (r < 0)
+	/* state_dir 0711, workspace_root 0700; o+x where local agents pass through
+	 * (workspace-dirs.h). The store and the spool are not readable for anyone else. */
+	if ((r = orchd_dirs_prepare(d->cfg, err)) < 0)
 		return r;
 	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
 	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
-	if ((r = mkdir_mode(d->spool_dir, 0750, err)) < 0)
-		return r;
-	if ((r = mkdir_mode(d->cfg->workspace_root, 0755, err)) < 0)
+	if ((r = mkdir_mode(d->spool_dir, 0700, err)) < 0)
 		return r;
 	r = store_open(db, &d->store, err);
 	if (r < 0)
@@ -345,6 +322,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = control_new(d, &d->control, err);
 	if (r < 0)
 		return r;
+	r = shell_relay_new(d, &d->shells, err);
+	if (r < 0)
+		return orch_err_prefix(err, "debug shells");
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->cfg->autostart)
 			vm_start(d->vms[i]);
@@ -362,6 +342,8 @@ static void teardown(struct orchd *d)
 	d->quitting = true;
 	waiters_free_all(d);
 	control_free(d->control);
+	shell_relay_free(d->shells);
+	d->shells = NULL;
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);
@@ -385,6 +367,10 @@ int main(int argc, char **argv)
 	enum orch_log_level lvl;
 	int r;
 
+	/* Everything orchd creates is its own unless it says otherwise (the store holds task
+	 * argv, env and prompts; the spool their output): directories that others must
+	 * traverse get their mode explicitly (orchd_mkdir). */
+	umask(077);
 	if (parse_args(argc, argv, &a) < 0)
 		return 2;
 	if (a.check_config) {

@@ -18,6 +18,8 @@ struct control;
 struct orchd_llm;
 struct llm_serve;
 struct orch_profiles;
+struct lv_lanes;
+struct shell_relay;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -26,6 +28,17 @@ enum vm_state {
 	VM_STOPPED,  /* stopped on purpose (orch vm down / shutdown) */
 };
 const char *vm_state_name(enum vm_state s);
+
+/* Output received for a slot's task and not yet spooled (output.c). */
+#define OUTPUT_BUF_MAX (128 * 1024)
+#define OUTPUT_MAX_SEGS 64
+struct output_pending {
+	unsigned char *buf; /* OUTPUT_BUF_MAX bytes once used */
+	size_t len;
+	struct output_seg segs[OUTPUT_MAX_SEGS];
+	unsigned n_segs;
+	uint64_t since; /* orch_now_ms of the batch's first bytes */
+};
 
 struct slot {
 	int64_t task; /* 0: free */
@@ -40,6 +53,7 @@ struct slot {
 	int64_t next_store_seq;
 	bool output_capped; /* max_output reached: further output is dropped */
 	char task_str[24];  /* the task id as text, for the LLM proxy's resolver */
+	struct output_pending out;
 };
 
 struct vm {
@@ -60,6 +74,9 @@ struct vm {
 	struct orch_timer *restart_timer;
 	struct orch_timer *hello_timer; /* boot_timeout_ms from start to hello */
 	unsigned failures;		/* consecutive, for the restart backoff */
+	uint64_t ready_ms;		/* orch_now_ms of the last hello, 0 when down */
+	struct orch_timer *out_timer;	/* output.c: flushes the slots' pending output */
+	uint64_t out_due;		/* when it fires, 0: not armed */
 	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */
 	char last_error[256];
 };
@@ -75,6 +92,8 @@ struct waiter {
 	struct orch_rpc_req *req; /* reply when done */
 	struct orch_rpc *rpc;	  /* the client (not referenced: dropped on close) */
 	int64_t next_seq;
+	int64_t attempt; /* WAITER_LOGS: this attempt's output; 0: the task's latest */
+	bool all;	 /* WAITER_LOGS: every attempt's */
 	bool follow;
 	bool blocked; /* output queue full: resume on drain */
 	bool dead;    /* its client closed: removed at the next safe point */
@@ -92,6 +111,8 @@ struct orchd {
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
 	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
+	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
+	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;
@@ -117,6 +138,9 @@ struct vm *orchd_find_vm(struct orchd *d, const char *name);
 /* Puts a task left leased/running by a previous orchd into its slot until hello. */
 void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 		     int64_t output_seq);
+/* Empties a slot: its spool closed, pending output dropped (output_flush first to keep
+ * it). */
+void vm_slot_release(struct slot *s);
 /* Sends task.cancel for a task running in this VM. */
 int vm_cancel_task(struct vm *vm, int64_t task);
 /* JSON view for status. */
@@ -133,15 +157,20 @@ void waiters_output(struct orchd *d, int64_t task);
 void waiters_finished(struct orchd *d, int64_t task);
 void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc);
 void waiters_drain(struct orchd *d, struct orch_rpc *rpc);
+/* attempt / all: which output a WAITER_LOGS replays (see struct waiter). */
 int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t from_seq, bool follow,
-	       struct orch_rpc_req *req);
+	       int64_t attempt, bool all, struct orch_rpc_req *req);
 void waiters_free_all(struct orchd *d);
+
+/* output.c: task.output from the guest, coalesced into the spool and the store. */
+void output_take(struct vm *vm, struct slot *s, int stream, const void *data, size_t len);
+/* Writes what a slot holds now (before its task's state changes). */
+void output_flush(struct vm *vm, struct slot *s);
+/* Frees the slot's buffer (the slot is cleared). */
+void output_release(struct slot *s);
 
 /* spool.c: task output files under <state_dir>/spool/<task>.out */
 int spool_open(struct orchd *d, int64_t task, int64_t *ret_size, struct orch_error *err);
-/* Appends data and indexes it with seq. */
-int spool_append(struct orchd *d, struct slot *s, int stream, const void *data, size_t len,
-		 struct orch_error *err);
 /* Removes a task's spool file (pruning); ENOENT is not an error. */
 void spool_remove(struct orchd *d, int64_t task);
 int spool_read(struct orchd *d, int64_t task, int64_t offset, int64_t len, void **ret,

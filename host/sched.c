@@ -66,12 +66,10 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		};
 		orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg,
 			 NULL);
+		output_flush(c->vm, s); /* what it printed before failing */
 		store_task_finish(d->store, c->task, &res, &err);
 	}
-	s->task = 0;
-	if (s->spool_fd >= 0)
-		close(s->spool_fd);
-	s->spool_fd = -1;
+	vm_slot_release(s);
 	orchd_task_changed(d, c->task);
 }
 
@@ -211,10 +209,7 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 		orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error",
 			 err->msg, NULL);
 		store_task_finish(d->store, id, &res, &e2);
-		if (s->spool_fd >= 0)
-			close(s->spool_fd);
-		s->spool_fd = -1;
-		s->task = 0;
+		vm_slot_release(s);
 		task_row_free(t);
 		orchd_task_changed(d, id);
 		return 1;

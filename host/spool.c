@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Task output spool: <state_dir>/spool/<task>.out holds the bytes of every chunk in
  * arrival order; the store's output table indexes them (seq, stream, offset, length), so
- * `orch logs` replays by seq and resumes where it stopped. A chunk is written to the file
- * before it is indexed: after a crash the file may hold unindexed bytes, never the
- * reverse. */
+ * `orch logs` replays by seq and resumes where it stopped. Bytes are written to the file
+ * before they are indexed (output.c): after a crash the file may hold unindexed bytes,
+ * never the reverse. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,32 +38,6 @@ int spool_open(struct orchd *d, int64_t task, int64_t *ret_size, struct orch_err
 	}
 	*ret_size = st.st_size;
 	return fd;
-}
-
-int spool_append(struct orchd *d, struct slot *s, int stream, const void *data, size_t len,
-		 struct orch_error *err)
-{
-	const char *p = data;
-	size_t done = 0;
-	int r;
-
-	if (s->spool_fd < 0)
-		return orch_err(err, -EBADF, "no spool open for task %s", s->wire_id);
-	while (done < len) {
-		ssize_t n = write(s->spool_fd, p + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return orch_errno(err, -errno, "cannot write spool of task %s", s->wire_id);
-		done += (size_t)n;
-	}
-	r = store_output_add(d->store, s->task, s->next_store_seq, stream, s->spool_off,
-			     (int64_t)len, err);
-	if (r < 0)
-		return r;
-	s->next_store_seq++;
-	s->spool_off += (int64_t)len;
-	return 0;
 }
 
 void spool_remove(struct orchd *d, int64_t task)

@@ -62,6 +62,9 @@ const char *const store_migrations[] = {
 	") WITHOUT ROWID;",
 	/* 2: the extra read-only paths of the task's profile (task.run ro_paths). */
 	"ALTER TABLE tasks ADD COLUMN ro_paths TEXT NOT NULL DEFAULT '[]';",
+	/* 3: output rows know their attempt: a retried task's logs are per attempt (rows from
+	 * before are counted as the first). */
+	"ALTER TABLE output ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;",
 	/* Append new migrations here (e.g. the LLM ledger). */
 };
 

@@ -340,7 +340,8 @@ int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
 		     "UPDATE tasks SET state = 'leased', vm = ?2, slot = ?3, leased_at = ?4,"
-		     " attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
+		     " attempts = attempts + 1, output_bytes = 0"
+		     " WHERE id = ?1 AND state = 'queued'",
 		     &st, err);
 	if (r < 0)
 		return r;
@@ -541,34 +542,44 @@ int store_task_counts(struct store *s, int64_t counts[], struct orch_error *err)
 	return 0;
 }
 
-int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
-		     int64_t length, struct orch_error *err)
+int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
+			  int64_t offset, const struct output_seg *rows, size_t n,
+			  struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
+	int64_t at = offset;
 	int r;
 
-	r = prep(s, "INSERT INTO output (task, seq, stream, offset, length) VALUES (?,?,?,?,?)",
+	if (n == 0)
+		return 0;
+	r = prep(s,
+		 "INSERT INTO output (task, seq, stream, offset, length, attempt)"
+		 " VALUES (?,?,?,?,?,?)",
 		 &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, task);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int(st, 3, stream);
-	sqlite3_bind_int64(st, 4, offset);
-	sqlite3_bind_int64(st, 5, length);
-	if ((r = store_begin(s, err)) < 0)
-		return r;
-	r = step_done(s, st, err);
 	if (r >= 0)
 		r = prep(s,
-			 "UPDATE tasks SET output_seq = ?2 + 1, output_bytes = ?3 + ?4"
+			 "UPDATE tasks SET output_seq = ?2, output_bytes = output_bytes + ?3"
 			 " WHERE id = ?1",
 			 &up, err);
+	if (r < 0)
+		return r;
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, task);
+		sqlite3_bind_int64(st, 2, first_seq + (int64_t)i);
+		sqlite3_bind_int(st, 3, rows[i].stream);
+		sqlite3_bind_int64(st, 4, at);
+		sqlite3_bind_int64(st, 5, rows[i].len);
+		sqlite3_bind_int64(st, 6, attempt);
+		r = step_done(s, st, err);
+		at += rows[i].len;
+	}
 	if (r >= 0) {
 		sqlite3_bind_int64(up, 1, task);
-		sqlite3_bind_int64(up, 2, seq);
-		sqlite3_bind_int64(up, 3, offset);
-		sqlite3_bind_int64(up, 4, length);
+		sqlite3_bind_int64(up, 2, first_seq + (int64_t)n);
+		sqlite3_bind_int64(up, 3, at - offset);
 		r = step_done(s, up, err);
 	}
 	if (r < 0) {
@@ -578,7 +589,15 @@ int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int
 	return store_commit(s, err);
 }
 
-int store_output_list(struct store *s, int64_t task, int64_t from_seq, size_t max,
+int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
+		     int64_t length, struct orch_error *err)
+{
+	struct output_seg row = {stream, length};
+
+	return store_output_add_rows(s, task, 1, seq, offset, &row, 1, err);
+}
+
+int store_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
 		      struct output_ref **ret, size_t *ret_n, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -590,19 +609,22 @@ int store_output_list(struct store *s, int64_t task, int64_t from_seq, size_t ma
 	if (!v)
 		return orch_err(err, -ENOMEM, "out of memory");
 	r = prep(s,
-		 "SELECT seq, stream, offset, length FROM output WHERE task = ? AND seq >= ?"
-		 " ORDER BY seq LIMIT ?",
+		 "SELECT seq, stream, offset, length, attempt FROM output"
+		 " WHERE task = ?1 AND seq >= ?2 AND (?4 = 0 OR attempt = ?4)"
+		 " ORDER BY seq LIMIT ?3",
 		 &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, task);
 	sqlite3_bind_int64(st, 2, from_seq);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	sqlite3_bind_int64(st, 4, attempt);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW && n < max) {
 		v[n].seq = sqlite3_column_int64(st, 0);
 		v[n].stream = sqlite3_column_int(st, 1);
 		v[n].offset = sqlite3_column_int64(st, 2);
 		v[n].length = sqlite3_column_int64(st, 3);
+		v[n].attempt = sqlite3_column_int64(st, 4);
 		n++;
 	}
 	if (r != SQLITE_DONE && r != SQLITE_ROW)

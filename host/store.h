@@ -156,11 +156,23 @@ int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *r
 /* --- output spool index (store-task.c) --- */
 int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
 		     int64_t length, struct orch_error *err);
+/* One run of bytes of one stream. */
+struct output_seg {
+	int stream;
+	int64_t len;
+};
+/* Indexes n consecutive runs of one attempt (seq first_seq.., the first at spool offset
+ * `offset`) in one transaction, moves the task's output_seq past them and adds their bytes
+ * to output_bytes (the bytes of the task's latest attempt: a lease sets it to 0). */
+int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
+			  int64_t offset, const struct output_seg *rows, size_t n,
+			  struct orch_error *err);
 struct output_ref {
 	int64_t seq;
 	int stream;
 	int64_t offset, length;
+	int64_t attempt;
 };
-/* Entries with seq >= from_seq, at most max, in seq order. */
-int store_output_list(struct store *s, int64_t task, int64_t from_seq, size_t max,
+/* Entries with seq >= from_seq of one attempt (0: of all), at most max, in seq order. */
+int store_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
 		      struct output_ref **ret, size_t *ret_n, struct orch_error *err);

@@ -13,6 +13,10 @@
 #include "log.h"
 #include "orchd-llm.h"
 #include "orchd.h"
+#include "shell-relay.h"
+
+/* A VM up this long before it went down restarts without the accumulated backoff. */
+#define VM_STABLE_MS 30000
 
 static const char *const vm_state_names[] = {
 	[VM_DOWN] = "down",
@@ -40,8 +44,9 @@ static char *task_str(int64_t id, char buf[static 24])
 	return buf;
 }
 
-static void slot_clear(struct slot *s)
+void vm_slot_release(struct slot *s)
 {
+	output_release(s);
 	if (s->spool_fd >= 0)
 		close(s->spool_fd);
 	*s = (struct slot){.spool_fd = -1};
@@ -64,13 +69,14 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 	int64_t task = s->task;
 
 	snprintf(why, sizeof(why), "lost: %s", reason);
+	output_flush(vm, s); /* what arrived before is kept */
 	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0)
 		orch_log(ORCH_LOG_WARN, "vm", "cannot mark task lost", "vm", vm->cfg->name, "task",
 			 task_str(task, tb), "error", err.msg, NULL);
 	else
 		orch_log(ORCH_LOG_WARN, "vm", requeued ? "task lost, re-queued" : "task lost", "vm",
 			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
-	slot_clear(s);
+	vm_slot_release(s);
 	orchd_task_changed(vm->d, task);
 }
 
@@ -117,6 +123,11 @@ void vm_gone(struct vm *vm, const char *reason)
 	if (vm->state == VM_DOWN || vm->state == VM_STOPPED)
 		return;
 	orch_log(ORCH_LOG_WARN, "vm", "vm down", "vm", vm->cfg->name, "reason", reason, NULL);
+	/* The restart backoff starts over only after a VM that stayed up for a while: a guest
+	 * that says hello and goes at once is restarted ever more slowly, not every second. */
+	if (vm->ready_ms && orch_now_ms() - vm->ready_ms >= VM_STABLE_MS)
+		vm->failures = 0;
+	vm->ready_ms = 0;
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", reason);
 	drop_channel(vm);
 	orch_timer_disarm(vm->hello_timer);
@@ -263,7 +274,7 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
 	orch_timer_disarm(vm->hello_timer);
 	set_state(vm, VM_READY);
-	vm->failures = 0;
+	vm->ready_ms = orch_now_ms();
 	vm->last_error[0] = 0;
 	vm->last_heartbeat = orch_now_ms();
 	if (!vm->hb_timer)
@@ -311,24 +322,11 @@ static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 	if (o.seq > s->next_guest_seq)
 		orch_logf(ORCH_LOG_WARN, "vm", "task %s: output seq %lld, expected %lld",
 			  s->wire_id, (long long)o.seq, (long long)s->next_guest_seq);
+	/* o.seq <= ORCH_MAX_SEQ (the schema), so this cannot overflow; a guest that jumped
+	 * to the end has no further seq left, which harms only its own task's output. */
 	s->next_guest_seq = o.seq + 1;
-	if (s->spool_off + (int64_t)o.len > vm->d->cfg->scheduler.max_output_mib * 1024 * 1024) {
-		if (!s->output_capped)
-			orch_log(ORCH_LOG_WARN, "vm",
-				 "task output over max_output_mib: dropping the rest", "task",
-				 s->wire_id, NULL);
-		s->output_capped = true;
-		orch_task_output_done(&o);
-		return 0;
-	}
-	r = spool_append(vm->d, s, (int)o.stream, o.data, o.len, err);
+	output_take(vm, s, (int)o.stream, o.data, o.len);
 	orch_task_output_done(&o);
-	if (r < 0) {
-		orch_log(ORCH_LOG_ERROR, "spool", "cannot spool output", "task", s->wire_id,
-			 "error", err->msg, NULL);
-		return 0;
-	}
-	waiters_output(vm->d, s->task);
 	return 0;
 }
 
@@ -377,6 +375,7 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 		.reason = e.reason,
 	};
 	task = s->task;
+	output_flush(vm, s); /* the output is complete before the task is final */
 	r = store_task_finish(vm->d->store, task, &res, &serr);
 	if (r < 0 && r != -ESTALE) {
 		orch_log(ORCH_LOG_ERROR, "store", "cannot record exit", "task", task_str(task, tb),
@@ -385,7 +384,7 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 	}
 	orch_log(ORCH_LOG_INFO, "vm", "task finished", "vm", vm->cfg->name, "task",
 		 task_str(task, tb), "state", task_state_name(res.state), NULL);
-	slot_clear(s);
+	vm_slot_release(s);
 	orch_rpc_reply(req, json_object());
 	orchd_llm_task_done(vm->d, task);
 	orchd_task_changed(vm->d, task);
@@ -432,7 +431,7 @@ void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 	if (slot < 0 || slot >= vm->n_slots)
 		return;
 	s = &vm->slots[slot];
-	slot_clear(s);
+	vm_slot_release(s);
 	s->task = task;
 	s->attempt = attempt;
 	s->orphan = true;
@@ -485,6 +484,8 @@ json_t *vm_to_json(const struct vm *vm)
 	json_object_set_new(o, "slots", slots);
 	if (vm->ops->describe)
 		vm->ops->describe(vm, o);
+	if (vm->d->shells)
+		shell_relay_describe(vm->d->shells, vm, o);
 	return o;
 }
 
@@ -540,8 +541,12 @@ void vm_free(struct vm *vm)
 	orch_timer_free(vm->restart_timer);
 	orch_timer_free(vm->hello_timer);
 	orch_timer_free(vm->hb_timer);
-	for (int64_t i = 0; i < vm->n_slots; i++)
-		slot_clear(&vm->slots[i]);
+	for (int64_t i = 0; i < vm->n_slots; i++) {
+		if (vm->slots[i].task)
+			output_flush(vm, &vm->slots[i]);
+		vm_slot_release(&vm->slots[i]);
+	}
+	orch_timer_free(vm->out_timer);
 	free(vm->slots);
 	free(vm->profiles_json);
 	free(vm);

@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-llm.h"
 #include "orchd.h"
 
 #define PUMP_BATCH 64
@@ -56,8 +57,12 @@ static bool pump(struct orchd *d, struct waiter *w)
 			_cleanup_free_ struct output_ref *refs = NULL;
 			size_t n = 0;
 
-			if (store_output_list(d->store, w->task, w->next_seq, PUMP_BATCH, &refs, &n,
-					      &err) < 0) {
+			/* By default the latest attempt's output: a retried task's log is the
+			 * attempt that finished (or runs), not the lost one's followed by it. */
+			int64_t attempt = w->all ? 0 : w->attempt ? w->attempt : t->attempts;
+
+			if (store_output_list(d->store, w->task, attempt, w->next_seq, PUMP_BATCH,
+					      &refs, &n, &err) < 0) {
 				task_row_free(t);
 				reply_error(d, w, &err);
 				return true;
@@ -75,8 +80,9 @@ static bool pump(struct orchd *d, struct waiter *w)
 					return true;
 				}
 				b64 = orch_b64_encode(buf, (size_t)refs[i].length);
-				p = json_pack("{sIsIssss?}", "id", (json_int_t)w->task, "seq",
-					      (json_int_t)refs[i].seq, "stream",
+				p = json_pack("{sIsIsIssss?}", "id", (json_int_t)w->task, "seq",
+					      (json_int_t)refs[i].seq, "attempt",
+					      (json_int_t)refs[i].attempt, "stream",
 					      refs[i].stream == 2 ? "stderr" : "stdout", "data",
 					      b64);
 				r = p ? orch_rpc_notify(w->rpc, "task.output", p) : -ENOMEM;
@@ -98,6 +104,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 	}
 	if (final || (w->kind == WAITER_LOGS && !w->follow)) {
 		json_t *res = task_row_to_json(t);
+		orchd_llm_task_json(d, t->id, res);
 		if (res)
 			json_object_set_new(res, "next_seq", json_integer(w->next_seq));
 		orch_rpc_reply(w->req, res);
@@ -110,7 +117,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 }
 
 int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t from_seq, bool follow,
-	       struct orch_rpc_req *req)
+	       int64_t attempt, bool all, struct orch_rpc_req *req)
 {
 	struct waiter *w = calloc(1, sizeof(*w));
 
@@ -119,6 +126,8 @@ int waiter_add(struct orchd *d, enum waiter_kind kind, int64_t task, int64_t fro
 	w->kind = kind;
 	w->task = task;
 	w->next_seq = from_seq;
+	w->attempt = attempt;
+	w->all = all;
 	w->follow = follow;
 	w->req = orch_rpc_req_ref(req);
 	w->rpc = orch_rpc_req_rpc(req);

@@ -5,9 +5,9 @@
 # its channel and the workspace allow, and dials the host.
 #
 # Kernel command line (set by orchd; all optional):
-#   orch.connect=ADDR   vsock:2:5000 | serial:/dev/virtio-ports/NAME (default: the
+#   orch.connect=ADDR   vsock:2:700 | serial:/dev/virtio-ports/NAME (default: the
 #                       virtio-serial port org.orch.control when the VM has one, else
-#                       vsock:2:5000)
+#                       vsock:2:700)
 #   orch.name=NAME      (hostname; not used here), orch.workspace=TAG (this guest
 #                       always mounts the tag "workspace", orchd's default)
 #   orch.slots=N        agent slots
@@ -65,7 +65,7 @@ let
     }
     case "$connect" in
       "")
-        if dev=$(port_dev org.orch.control); then connect=serial:$dev; else connect=vsock:2:5000; fi ;;
+        if dev=$(port_dev org.orch.control); then connect=serial:$dev; else connect=vsock:2:700; fi ;;
       serial:/dev/virtio-ports/*)
         name=''${connect#serial:/dev/virtio-ports/}
         if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then connect=serial:$dev; fi ;;
@@ -175,7 +175,9 @@ in
       fsType = "virtiofs";
       # Without the share the supervisor does not start (RequiresMountsFor) and orchd
       # reports the boot timeout with the console's tail; no emergency shell.
-      options = [ "nofail" ];
+      # nosuid,nodev: a setuid bit or a device node in the host's directory gives nothing
+      # here; not noexec: agents build and run programs in their workspace.
+      options = [ "nofail" "nosuid" "nodev" ];
     };
 
     system.build.orchSupervisorConfig = supervisorConfig;

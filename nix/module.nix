@@ -24,6 +24,14 @@ let
   vmBackend = vm: if vm.backend != null then vm.backend else cfg.settings.backend;
   usesLibvirt = cfg.vms != { } && lib.any (vm: vmBackend vm == "libvirt") (attrValues cfg.vms);
   vmWorkspace = name: vm: if vm.workspace != null then vm.workspace else "${cfg.workspaceRoot}/${name}";
+  # docs/CONFIG.md "Workspaces": a libvirt VM's workspace has a parent private to root (its
+  # guest's root can plant setuid files there); a local VM's agents are host uids that pass
+  # through every directory above theirs.
+  vmsOf = backend: lib.filterAttrs (_: vm: vmBackend vm == backend) cfg.vms;
+  localWorkspaces = mapAttrsToList vmWorkspace (vmsOf "local");
+  localBelow = dir: lib.any (p: p == dir || hasPrefix "${dir}/" p) localWorkspaces;
+  libvirtParents = unique (mapAttrsToList (name: vm: dirOf (vmWorkspace name vm)) (vmsOf "libvirt"));
+  workspaceConflicts = attrNames (lib.filterAttrs (name: vm: localBelow (dirOf (vmWorkspace name vm))) (vmsOf "libvirt"));
 
   finalSettings = render.finalize cfg.settings;
   rawConfigFile = settingsFormat.generate "orchd.json" finalSettings;
@@ -48,7 +56,8 @@ let
   vmOptions = { name, ... }: {
     options = {
       backend = mkOption { type = types.nullOr (types.enum [ "local" "libvirt" ]); default = null; description = "`libvirt`: a QEMU microVM; `local`: the supervisor runs on the host (no VM). null: `settings.backend`."; };
-      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `uidBase + N`."; };
+      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `<the VM's uid base> + N`."; };
+      uidBase = mkOption { type = nullOrInt 1000 4294000000; default = null; description = "The first of this VM's 256 uids (`uid_base`); null: `services.orch.uidBase` + 256 × the VM's place among the VMs sorted by name."; };
       vcpus = mkOption { type = types.ints.between 1 256; default = 2; description = "Virtual CPUs."; };
       memoryMiB = mkOption { type = types.ints.between 64 1048576; default = 2048; description = "Guest memory in MiB."; };
       workspace = mkOption { type = types.nullOr types.str; default = null; defaultText = literalExpression ''"''${workspaceRoot}/<name>"''; description = "Host directory shared with the VM; agent N works in `<workspace>/agent-N`."; };
@@ -98,8 +107,8 @@ let
       message = "services.orch.vms.\"${name}\": VM names must match [A-Za-z0-9_-]{1,32}.";
     }
     {
-      assertion = vm.slots <= cfg.uidCount;
-      message = "services.orch.vms.${name}: ${toString vm.slots} agent slots do not fit the agents' uid range of ${toString cfg.uidCount} uids (services.orch.uidCount, from uidBase ${toString cfg.uidBase}); lower the slots or raise uidCount.";
+      assertion = vmUidBase name >= cfg.uidBase && vmUidBase name + render.vmUids <= agentUidEnd;
+      message = "services.orch.vms.${name}: its uids ${toString (vmUidBase name)}..${toString (vmUidBase name + render.vmUids - 1)} are not inside the agents' uid range ${toString cfg.uidBase}..${toString (agentUidEnd - 1)} (services.orch.uidBase, uidCount); raise uidCount or move the VM's uidBase.";
     }
     {
       assertion = vmBackend vm != "libvirt" || vm.kernel != null || cfg.guestImage != null;
@@ -135,6 +144,7 @@ let
     message = "services.orch.llm.models.\"${model}\".upstream: \"${m.upstream}\" is not in services.orch.llm.upstreams.";
   }) cfg.llm.models;
 
+  vmUidBase = render.vmUidBase cfg;
   # Users declared with a fixed uid inside the agents' uid range would share files with agents.
   agentUidEnd = cfg.uidBase + cfg.uidCount; # exclusive
   # systemd's DynamicUser= range (61184..65519).
@@ -143,8 +153,8 @@ let
 
   workspaceRules = concatLists (mapAttrsToList (name: vm:
     let ws = vmWorkspace name vm; in
-    [ "d ${ws} 0755 root root - -" ]
-    ++ genList (n: let uid = toString (cfg.uidBase + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
+    [ "d ${ws} ${if vmBackend vm == "libvirt" then "0711" else "0755"} root root - -" ]
+    ++ genList (n: let uid = toString (vmUidBase name + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
   ) cfg.vms);
 
   writablePaths = unique ([ cfg.stateDir cfg.workspaceRoot (dirOf cfg.socket) ]
@@ -169,16 +179,17 @@ in
 
     stateDir = mkOption { type = types.str; default = "/var/lib/orch"; description = "SQLite store, output spool and console logs (`state_dir`)."; };
     socket = mkOption { type = types.str; default = "/run/orch/orch.sock"; description = "Control socket of the `orch` CLI (`socket`), mode 0660, group `group`."; };
-    group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket); created by the module."; };
+    group = mkOption { type = types.str; default = "orch"; description = "Group whose members may use the `orch` CLI (the control socket) and open debug shells (`orch shell`); created by the module."; };
     workspaceRoot = mkOption { type = types.str; default = "${cfg.stateDir}/workspaces"; defaultText = literalExpression ''"''${stateDir}/workspaces"''; description = "Agent workspaces live in `<workspaceRoot>/<vm>/agent-N` (`workspace_root`)."; };
-    uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Agent N of a VM runs as uid/gid `uidBase + N` (`uid_base`)."; };
+    uidBase = mkOption { type = types.ints.between 1000 4294000000; default = 100000; description = "Where the VMs' uids begin (`uid_base`): each VM has 256 (its agents and the supervisor's unprivileged helpers), by default `uidBase + 256 ×` its place among the VMs sorted by name."; };
     uidCount = mkOption {
-      type = types.ints.between 1 65536;
-      default = 64;
+      type = types.ints.between 256 16777216;
+      default = lib.max 256 (256 * lib.length (attrNames cfg.vms));
+      defaultText = literalExpression "256 * (number of VMs)";
       description = ''
-        Size of the uid/gid range reserved for agents, from `uidBase`. No VM may have more
-        slots; no user declared in `users.users` may have a uid in it, and it must not
-        overlap systemd's DynamicUser range (61184-65519).
+        Size of the uid/gid range reserved for agents and helpers, from `uidBase`: every
+        VM's 256 uids must lie in it; no user declared in `users.users` may have a uid in
+        it, and it must not overlap systemd's DynamicUser range (61184-65519).
       '';
     };
     checkConfig = mkOption { type = types.bool; default = true; description = "Validate the rendered file with `orchd --check-config` at build time."; };
@@ -286,6 +297,10 @@ in
         message = "services.orch: the agents' uid range ends at ${toString (agentUidEnd - 1)}, beyond the last valid uid ${toString uidMax}; lower services.orch.uidBase or uidCount.";
       }
       { assertion = all absPath ([ cfg.stateDir cfg.socket cfg.workspaceRoot ] ++ mapAttrsToList vmWorkspace cfg.vms); message = "services.orch: stateDir, socket, workspaceRoot and vms.*.workspace must be absolute paths."; }
+      {
+        assertion = workspaceConflicts == [ ];
+        message = "services.orch: the workspaces of the libvirt VMs ${toString workspaceConflicts} lie in a directory the agents of local VMs pass through, but it must be private to root (docs/CONFIG.md, \"Workspaces\"); give them or the local VMs a workspace elsewhere (services.orch.vms.<name>.workspace).";
+      }
     ];
 
     users.groups.${cfg.group} = { };
@@ -301,9 +316,10 @@ in
 
     systemd.tmpfiles.rules = [
       "d ${cfg.stateDir} 0750 root ${cfg.group} - -"
-      "d ${cfg.workspaceRoot} 0755 root root - -"
+      "d ${cfg.workspaceRoot} ${if localBelow cfg.workspaceRoot then "0711" else "0700"} root root - -"
       "d ${dirOf cfg.socket} 0755 root root - -"
-    ] ++ workspaceRules
+    ] ++ map (p: "d ${p} 0700 root root - -") (filter (p: p != cfg.workspaceRoot) libvirtParents)
+    ++ workspaceRules
     # orchd's libvirt backend names virtiofsd by its Debian path and the configuration
     # has no key for it yet; give it that path on NixOS.
     ++ optional usesLibvirt "L+ /usr/lib/qemu/virtiofsd - - - - ${pkgs.virtiofsd}/bin/virtiofsd";

@@ -21,6 +21,16 @@ rec {
   loadCredentials = upstreams:
     lib.mapAttrsToList (name: u: "${credentialName name}:${u.keyFile}") upstreams;
 
+  # orchd gives each VM 256 uids (docs/CONFIG.md, vms.<name>.uid_base): its own uidBase,
+  # else the top level's plus 256 per place among the VMs (sorted by name, as rendered).
+  vmUids = 256;
+  vmUidBase = cfg: name:
+    let
+      vm = cfg.vms.${name};
+      place = lib.lists.findFirstIndex (n: n == name) 0 (lib.attrNames cfg.vms);
+    in
+    if vm.uidBase != null then vm.uidBase else cfg.uidBase + vmUids * place;
+
   renderLimits = l: dropNulls {
     timeout_ms = l.timeoutMs;
     memory_mib = l.memoryMiB;
@@ -32,7 +42,7 @@ rec {
 
   # guestImage: the package built from nix/guest.nix (or null); a VM on the
   # libvirt backend that names no kernel boots it.
-  renderVm = { backend, guestImage }: name: vm:
+  renderVm = { backend, guestImage, uidBase }: name: vm:
     let
       effectiveBackend = if vm.backend != null then vm.backend else backend;
       useImage = effectiveBackend == "libvirt" && guestImage != null;
@@ -49,6 +59,7 @@ rec {
       transport = vm.transport;
       accel = vm.accel;
       boot_timeout_ms = vm.bootTimeoutMs;
+      uid_base = uidBase name;
       kernel = pick vm.kernel "${guestImage}/${guestImage.kernelFile or "vmlinuz"}";
       initrd = pick vm.initrd "${guestImage}/${guestImage.initrdFile or "initrd"}";
       cmdline = pick vm.cmdline (guestImage.cmdline or null);
@@ -84,7 +95,11 @@ rec {
       workspace_root = cfg.workspaceRoot;
       agents_dir = cfg.agents.directory;
       uid_base = cfg.uidBase;
-      vms = mapAttrs (renderVm { inherit (cfg) guestImage; backend = cfg.settings.backend; }) cfg.vms;
+      vms = mapAttrs (renderVm {
+        inherit (cfg) guestImage;
+        backend = cfg.settings.backend;
+        uidBase = vmUidBase cfg;
+      }) cfg.vms;
     }
     // optionalAttrs (cfg.llm.upstreams != { } || cfg.llm.models != { }) {
       llm = {

@@ -12,6 +12,10 @@
 
 #define READ_CHUNK (64 * 1024)
 #define READ_BUDGET 16 /* reads per orch_frame_read call */
+/* Lines delivered per orch_frame_read call, and their bytes: what one peer may make the
+ * loop do before others get a turn (the rest waits in the buffer: orch_frame_backlog). */
+#define LINE_BUDGET 256
+#define LINE_BYTES_BUDGET (256 * 1024)
 
 struct frame_buf {
 	char *p;
@@ -27,6 +31,7 @@ struct orch_frame {
 	struct frame_buf in;
 	size_t scanned;	 /* in.p[start..start+scanned) is known to hold no '\n' */
 	bool discarding; /* inside an over-long line: drop up to the next '\n' */
+	bool backlog;	 /* the last read stopped at its line budget */
 
 	struct frame_buf out;
 	int is_sock; /* -1 unknown, 0 no, 1 yes (send with MSG_NOSIGNAL) */
@@ -104,15 +109,24 @@ static void report(struct orch_frame *f, int code, const char *msg)
 		f->on_error(f->data, code, msg);
 }
 
-/* Delivers the complete lines in the input buffer. Returns 0 or a callback's < 0 (the
- * remaining bytes stay buffered for the next call). */
-static int process(struct orch_frame *f)
+struct budget {
+	size_t lines, bytes;
+};
+
+/* Delivers the complete lines in the input buffer, while budget lasts (NULL: all).
+ * Returns 0 or a callback's < 0 (the remaining bytes stay buffered for the next call). */
+static int process(struct orch_frame *f, struct budget *budget)
 {
 	struct frame_buf *b = &f->in;
 
+	f->backlog = false;
 	if (!b->p)
 		return 0;
 	for (;;) {
+		if (budget && (budget->lines == 0 || budget->bytes == 0)) {
+			f->backlog = b->end > b->start;
+			return 0;
+		}
 		char *base = b->p + b->start;
 		size_t avail = b->end - b->start;
 		size_t from = f->scanned;
@@ -145,6 +159,10 @@ static int process(struct orch_frame *f)
 		}
 		if (len == 0)
 			continue;
+		if (budget) {
+			budget->lines--;
+			budget->bytes = len < budget->bytes ? budget->bytes - len : 0;
+		}
 		int r = f->on_line(f->data, base, len);
 		if (r < 0)
 			return r;
@@ -161,7 +179,7 @@ int orch_frame_feed(struct orch_frame *f, const void *buf, size_t len)
 	const char *p = buf;
 	int r;
 
-	r = process(f);
+	r = process(f, NULL);
 	if (r < 0)
 		return r;
 	while (len > 0) {
@@ -174,7 +192,7 @@ int orch_frame_feed(struct orch_frame *f, const void *buf, size_t len)
 		f->in.end += n;
 		p += n;
 		len -= n;
-		r = process(f);
+		r = process(f, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -183,10 +201,11 @@ int orch_frame_feed(struct orch_frame *f, const void *buf, size_t len)
 
 int orch_frame_read(struct orch_frame *f, int fd)
 {
+	struct budget budget = {LINE_BUDGET, LINE_BYTES_BUDGET};
 	int r;
 
-	r = process(f);
-	if (r < 0)
+	r = process(f, &budget);
+	if (r < 0 || f->backlog)
 		return r;
 	for (unsigned reads = 0;; reads++) {
 		if (reads == READ_BUDGET)
@@ -213,10 +232,15 @@ int orch_frame_read(struct orch_frame *f, int fd)
 			return -EPIPE;
 		}
 		f->in.end += (size_t)n;
-		r = process(f);
-		if (r < 0)
+		r = process(f, &budget);
+		if (r < 0 || f->backlog)
 			return r;
 	}
+}
+
+bool orch_frame_backlog(const struct orch_frame *f)
+{
+	return f->backlog;
 }
 
 int orch_frame_queue(struct orch_frame *f, const char *msg, size_t len)

@@ -35,10 +35,15 @@ int orch_frame_feed(struct orch_frame *f, const void *buf, size_t len);
 
 /* Reads from a non-blocking fd until EAGAIN, or until a budget of 16 reads (1 MiB) so
  * that one flooding peer cannot starve the loop: with level-triggered epoll (orch_io) the
- * rest is read on the next iteration. Returns 0 when the fd would block or the budget is
- * used, -EPIPE at EOF (a partial last line is dropped and reported through on_error as
- * -EPIPE "connection closed mid-line"), another -errno on error, or a callback's < 0. */
+ * rest is read on the next iteration. Lines are delivered within a budget too (256 lines
+ * or 256 KiB of them per call): when it is used up, the complete lines left stay
+ * buffered, orch_frame_backlog() is true and the caller calls again soon (the fd may
+ * have nothing new to say). Returns 0 when the fd would block or a budget is used,
+ * -EPIPE at EOF (a partial last line is dropped and reported through on_error as -EPIPE
+ * "connection closed mid-line"), another -errno on error, or a callback's < 0. */
 int orch_frame_read(struct orch_frame *f, int fd);
+/* The last orch_frame_read stopped at its line budget with bytes still buffered. */
+bool orch_frame_backlog(const struct orch_frame *f);
 
 /* Queues one message (a '\n' is appended; the message must not contain one: -EINVAL).
  * -ENOBUFS when the queue would exceed max_queued; -EMSGSIZE when len > max_line. */

@@ -51,6 +51,7 @@ struct orch_rpc {
 	struct orch_loop *loop;
 	int fd;
 	struct orch_io *io;
+	struct orch_timer *resume; /* reads buffered lines left by the frame's budget */
 	struct orch_frame *frame;
 	const struct orch_rpc_method *methods;
 	size_t n_methods;

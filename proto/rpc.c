@@ -174,11 +174,47 @@ void rpc_fail_later(struct orch_rpc *rpc, int code)
 		(void)orch_io_set_events(rpc->io, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
 }
 
+static void rpc_read(struct orch_rpc *rpc);
+
+static void on_resume(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct orch_rpc *rpc = data;
+
+	orch_rpc_ref(rpc);
+	if (!rpc->closed && !rpc->fail_code)
+		rpc_read(rpc);
+	orch_rpc_unref(rpc);
+}
+
+/* Reads and dispatches what the frame's budget allows; lines it left buffered are taken
+ * on the loop's next turn (a zero-delay timer), after the other connections had theirs. */
+static void rpc_read(struct orch_rpc *rpc)
+{
+	int r;
+
+	rpc->reading = true;
+	r = orch_frame_read(rpc->frame, rpc->fd);
+	rpc->reading = false;
+	if (rpc->deferred_close_fd >= 0) {
+		close(rpc->deferred_close_fd);
+		rpc->deferred_close_fd = -1;
+	}
+	if (r == -EPIPE)
+		rpc_close_code(rpc, 0);
+	else if (r < 0 && r != -ECANCELED)
+		rpc_close_code(rpc, r);
+	if (rpc->closed || !orch_frame_backlog(rpc->frame))
+		return;
+	if (rpc->resume)
+		orch_timer_rearm(rpc->resume, 0);
+	else if (orch_timer_add(rpc->loop, 0, 0, on_resume, rpc, &rpc->resume) < 0)
+		rpc_fail_later(rpc, -ENOMEM); /* cannot go on reading: better closed than stuck */
+}
+
 static void rpc_io_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
 		      void *data)
 {
 	struct orch_rpc *rpc = data;
-	int r;
 
 	orch_rpc_ref(rpc);
 	if (rpc->fail_code) {
@@ -190,19 +226,8 @@ static void rpc_io_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 		if (rpc_flush(rpc) == 0)
 			maybe_drain(rpc);
 	}
-	if (!rpc->closed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) {
-		rpc->reading = true;
-		r = orch_frame_read(rpc->frame, rpc->fd);
-		rpc->reading = false;
-		if (rpc->deferred_close_fd >= 0) {
-			close(rpc->deferred_close_fd);
-			rpc->deferred_close_fd = -1;
-		}
-		if (r == -EPIPE)
-			rpc_close_code(rpc, 0);
-		else if (r < 0 && r != -ECANCELED)
-			rpc_close_code(rpc, r);
-	}
+	if (!rpc->closed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+		rpc_read(rpc);
 	orch_rpc_unref(rpc);
 }
 
@@ -269,6 +294,8 @@ struct orch_rpc *orch_rpc_ref(struct orch_rpc *rpc)
 
 static void rpc_shutdown(struct orch_rpc *rpc)
 {
+	orch_timer_free(rpc->resume);
+	rpc->resume = NULL;
 	if (rpc->fd >= 0) {
 		(void)orch_frame_flush(rpc->frame, rpc->fd);
 		orch_io_free(rpc->io);

@@ -131,7 +131,7 @@ int orch_llm_chunk_parse(json_t *params, struct orch_llm_chunk *ret, struct orch
 	    (r = strict_unpack(params, "llm.chunk", err, "{s:s,s:I,s:o}", "req", &c.req, "seq",
 			       &seq, "data", &data)) < 0 ||
 	    (r = check_id("llm.chunk", "req", c.req, err)) < 0 ||
-	    (r = check_range("llm.chunk", "seq", seq, 0, INT64_MAX, err)) < 0 ||
+	    (r = check_range("llm.chunk", "seq", seq, 0, ORCH_MAX_SEQ, err)) < 0 ||
 	    (r = decode_b64_field("llm.chunk", "data", data, ORCH_MAX_LLM_CHUNK, &c.data, &c.len,
 				  err)) < 0)
 		return r;

@@ -143,7 +143,7 @@ int orch_heartbeat_parse(json_t *params, struct orch_heartbeat *ret, struct orch
 	if ((r = check_members(params, "heartbeat", m, ELEMENTSOF(m), err)) < 0 ||
 	    (r = strict_unpack(params, "heartbeat", err, "{s:I,s:I}", "seq", &seq, "running",
 			       &running)) < 0 ||
-	    (r = check_range("heartbeat", "seq", seq, 0, INT64_MAX, err)) < 0 ||
+	    (r = check_range("heartbeat", "seq", seq, 0, ORCH_MAX_SEQ, err)) < 0 ||
 	    (r = check_range("heartbeat", "running", running, 0, ORCH_MAX_SLOTS, err)) < 0)
 		return r;
 	ret->seq = seq;
@@ -404,7 +404,7 @@ int orch_task_output_parse(json_t *params, struct orch_task_output *ret, struct 
 	    (r = strict_unpack(params, "task.output", err, "{s:s,s:I,s:s,s:o}", "task", &o.task,
 			       "seq", &seq, "stream", &stream, "data", &data)) < 0 ||
 	    (r = check_id("task.output", "task", o.task, err)) < 0 ||
-	    (r = check_range("task.output", "seq", seq, 0, INT64_MAX, err)) < 0)
+	    (r = check_range("task.output", "seq", seq, 0, ORCH_MAX_SEQ, err)) < 0)
 		return r;
 	if (strcmp(stream, "stdout") == 0)
 		o.stream = ORCH_STREAM_STDOUT;
@@ -416,6 +416,11 @@ int orch_task_output_parse(json_t *params, struct orch_task_output *ret, struct 
 	if ((r = decode_b64_field("task.output", "data", data, ORCH_MAX_OUTPUT_CHUNK, &o.data,
 				  &o.len, err)) < 0)
 		return r;
+	if (o.len == 0) { /* an empty chunk says nothing and would cost a store row */
+		free(o.data);
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+				"task.output: member 'data' must not be empty");
+	}
 	o.seq = seq;
 	*ret = o;
 	return 0;

@@ -20,7 +20,10 @@
 #define ORCH_MAX_ARGV 256
 #define ORCH_MAX_ARG_LEN (64 * 1024)
 #define ORCH_MAX_ENV 256
-#define ORCH_MAX_OUTPUT_CHUNK (64 * 1024) /* decoded bytes per task.output */
+#define ORCH_MAX_OUTPUT_CHUNK (64 * 1024) /* decoded bytes per task.output (at least 1) */
+/* Sequence numbers (task.output, heartbeat, llm.chunk): 0..2^53-1, the integers every JSON
+ * reader keeps exactly; a counter that got there has no "next" left and is refused. */
+#define ORCH_MAX_SEQ 9007199254740991LL
 #define ORCH_MAX_REASON_LEN 1024
 #define ORCH_MAX_PATH_LEN 4096 /* task.run cwd, ro_paths */
 #define ORCH_MAX_RO_PATHS 16   /* task.run ro_paths */

@@ -376,17 +376,19 @@ int orch_transport_listen(const struct orch_addr *a, mode_t mode, struct orch_er
 }
 
 int orch_transport_accept(int listen_fd, enum orch_transport_kind kind, uint32_t want_cid,
-			  uint32_t *ret_cid, struct orch_error *err)
+			  struct orch_vsock_peer *ret_peer, struct orch_error *err)
 {
 	struct sockaddr_vm vm;
 	socklen_t len = sizeof(vm);
+	bool vsock = kind == ORCH_TRANSPORT_VSOCK;
 	int fd;
 
+	if (ret_peer)
+		*ret_peer = (struct orch_vsock_peer){ORCH_VSOCK_CID_ANY, 0};
 	for (;;) {
 		len = sizeof(vm);
-		fd = accept4(
-			listen_fd, kind == ORCH_TRANSPORT_VSOCK ? (struct sockaddr *)&vm : NULL,
-			kind == ORCH_TRANSPORT_VSOCK ? &len : NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		fd = accept4(listen_fd, vsock ? (struct sockaddr *)&vm : NULL, vsock ? &len : NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0)
 			break;
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -395,22 +397,69 @@ int orch_transport_accept(int listen_fd, enum orch_transport_kind kind, uint32_t
 			return orch_err(err, -EAGAIN, "no pending connection");
 		return orch_errno(err, -errno, "accept");
 	}
-	if (kind == ORCH_TRANSPORT_VSOCK) {
-		if (len < sizeof(vm) || vm.svm_family != AF_VSOCK) {
-			close(fd);
-			return orch_err(err, -EPROTO, "accept: not a vsock peer");
-		}
-		if (want_cid != ORCH_VSOCK_CID_ANY && vm.svm_cid != want_cid) {
-			close(fd);
-			return orch_err(err, -EPERM, "refused vsock peer CID %u (expected %u)",
-					vm.svm_cid, want_cid);
-		}
-		if (ret_cid)
-			*ret_cid = vm.svm_cid;
-	} else if (ret_cid) {
-		*ret_cid = ORCH_VSOCK_CID_ANY;
+	if (!vsock)
+		return fd;
+	if (len < sizeof(vm) || vm.svm_family != AF_VSOCK) {
+		close(fd);
+		return orch_err(err, -EPROTO, "accept: not a vsock peer");
+	}
+	if (ret_peer)
+		*ret_peer = (struct orch_vsock_peer){vm.svm_cid, vm.svm_port};
+	if (want_cid != ORCH_VSOCK_CID_ANY && vm.svm_cid != want_cid) {
+		close(fd);
+		return orch_err(err, -EPERM, "refused vsock peer CID %u port %u (expected CID %u)",
+				vm.svm_cid, vm.svm_port, want_cid);
 	}
 	return fd;
+}
+
+int orch_vsock_connect_reserved(uint32_t cid, uint32_t port, uint32_t *ret_port,
+				struct orch_error *err)
+{
+	struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
+	_cleanup_close_ int fd = vsock_socket(err);
+	uint32_t p;
+
+	if (fd < 0)
+		return fd;
+	if (cid == ORCH_VSOCK_CID_ANY)
+		return orch_err(err, -EINVAL, "vsock: cannot connect to CID 'any'");
+	for (p = ORCH_VSOCK_LAST_RESERVED_PORT; p >= ORCH_VSOCK_SOURCE_PORT_MIN; p--) {
+		struct sockaddr_vm local = {
+			.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = p};
+		if (bind(fd, (struct sockaddr *)&local, sizeof(local)) == 0)
+			break;
+		if (errno == EACCES || errno == EPERM)
+			return orch_errno(err, -errno,
+					  "vsock: binding the reserved local port %u needs "
+					  "CAP_NET_BIND_SERVICE (run as root)",
+					  p);
+		if (errno != EADDRINUSE)
+			return orch_errno(err, -errno, "vsock: cannot bind local port %u", p);
+	}
+	if (p < ORCH_VSOCK_SOURCE_PORT_MIN)
+		return orch_err(err, -EADDRINUSE,
+				"vsock: every reserved local port %u..%u is in use",
+				ORCH_VSOCK_SOURCE_PORT_MIN, ORCH_VSOCK_LAST_RESERVED_PORT);
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS)
+			break;
+		if (errno != EINTR)
+			return orch_errno(err, -errno, "cannot connect to vsock:%u:%u", cid, port);
+	}
+	if (ret_port)
+		*ret_port = p;
+	return TAKE_FD(fd);
+}
+
+int orch_transport_connect_result(int fd)
+{
+	int e = 0;
+	socklen_t el = sizeof(e);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+		return -errno;
+	return e ? -e : 0;
 }
 
 int orch_transport_peercred(int fd, pid_t *ret_pid, uid_t *ret_uid, gid_t *ret_gid)

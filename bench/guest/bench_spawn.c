@@ -4,7 +4,8 @@
  * (as the agent uid), and bwrap + seccomp + orch-jail-exec (the supervisor's exact jail
  * without the daemon), and a supervisor RPC that does no work (the cost of the daemon
  * round trip alone). Also the supervisor's RSS: idle, and once an agent used its LLM
- * endpoint (which loads libmicrohttpd and GnuTLS).
+ * endpoint (which starts the slot's endpoint process; it loads libmicrohttpd and
+ * GnuTLS, the supervisor does not), and that process's RSS.
  * Every run must succeed (exit status 0, and for the jails the helper's "exited 0"), or the
  * benchmark stops: a jail that fails early is faster than one that works. The baseline
  * jail has a workspace root of its own (the supervisor gives its agent-0 to its own uid).
@@ -356,12 +357,35 @@ static double one_sup(struct sup *s, double *ret_spawn)
 	return sup_run(s, json_pack("[s]", "/bin/true"), ret_spawn);
 }
 
-/* The supervisor's RSS once an agent used its LLM endpoint (which loads libmicrohttpd):
- * a request answered by the endpoint itself (405), from curl in the jail. */
-static struct rss rss_after_llm(struct sup *s)
+/* The endpoint process of slot 0: the supervisor's child named orch-llm-0. */
+static pid_t endpoint_pid(pid_t sup)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sup, (int)sup);
+	FILE *f = fopen(path, "re");
+	int pid;
+	pid_t found = 0;
+	while (f && !found && fscanf(f, "%d", &pid) == 1) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		FILE *c = fopen(path, "re");
+		if (c && fgets(line, sizeof(line), c) && !strcmp(line, "orch-llm-0\n"))
+			found = pid;
+		if (c)
+			fclose(c);
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* The supervisor's RSS once an agent used its LLM endpoint (which starts the slot's
+ * endpoint process, which loads libmicrohttpd): a request answered by the endpoint
+ * itself (405), from curl in the jail. *ret_ep: the endpoint process's RSS. */
+static struct rss rss_after_llm(struct sup *s, struct rss *ret_ep)
 {
 	double spawn;
 	struct rss none = {-1, -1, -1};
+	*ret_ep = none;
 	if (access("/usr/bin/curl", X_OK) < 0)
 		return none;
 	if (sup_run(s,
@@ -370,6 +394,9 @@ static struct rss rss_after_llm(struct sup *s)
 		    &spawn) < 0)
 		return none;
 	usleep(100000);
+	pid_t ep = endpoint_pid(s->pid);
+	if (ep > 0)
+		*ret_ep = rss_of(ep);
 	return rss_of(s->pid);
 }
 
@@ -458,7 +485,8 @@ int main(int argc, char **argv)
 			v[which][i] = d;
 		}
 	}
-	struct rss rss_llm = rss_after_llm(&sup);
+	struct rss rss_ep;
+	struct rss rss_llm = rss_after_llm(&sup, &rss_ep);
 	sup_stop(&sup);
 	jail_done(&j);
 	printf("orch-supervisor spawn overhead, /bin/true, %d interleaved runs each\n", n);
@@ -474,11 +502,10 @@ int main(int argc, char **argv)
 	       "p50)\n",
 	       v[3][n / 2] - v[4][n / 2], (v[3][n / 2] - v[4][n / 2]) / base);
 	print_rss("supervisor idle RSS (target <= 4096 KiB)", rss);
-	if (rss_llm.total > 0)
-		print_rss("supervisor RSS once an agent used the LLM endpoint (libmicrohttpd "
-			  "loaded)",
-			  rss_llm);
-	else
+	if (rss_llm.total > 0) {
+		print_rss("supervisor RSS once an agent used the LLM endpoint", rss_llm);
+		print_rss("  its endpoint process (libmicrohttpd loaded)", rss_ep);
+	} else
 		printf("supervisor RSS after LLM use: not measured (no /usr/bin/curl, or the "
 		       "request failed)\n");
 	printf("target: supervisor p50 within 1.3x of bwrap+seccomp+helper p50\n");

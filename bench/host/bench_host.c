@@ -73,6 +73,8 @@ static int run_wait(char *const argv[], int seccomp_fd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+static int failures; /* runs that did not succeed: a failing run is fast, not a figure */
+
 static void bench_bwrap(double *v, int n, const struct sv_seccomp *sc)
 {
 	for (int i = 0; i < n; i++) {
@@ -108,7 +110,10 @@ static void bench_bwrap(double *v, int n, const struct sv_seccomp *sc)
 
 		snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
 		t0 = now_ms();
-		run_wait(argv, sc ? fd : 0);
+		if (run_wait(argv, sc ? fd : 0) != 0) {
+			fprintf(stderr, "bwrap%s /bin/true failed\n", sc ? "+seccomp" : "");
+			failures++;
+		}
 		v[i] = now_ms() - t0;
 		if (fd >= 0)
 			close(fd);
@@ -127,11 +132,15 @@ static double bench_parallel(const struct sv_seccomp *sc, int total)
 		if (w[k] == 0) {
 			double *v = calloc((size_t)total / 4 + 1, sizeof(double));
 			bench_bwrap(v, total / 4, sc);
-			_exit(0);
+			_exit(failures ? 1 : 0);
 		}
 	}
-	for (int k = 0; k < 4; k++)
-		waitpid(w[k], NULL, 0);
+	for (int k = 0; k < 4; k++) {
+		int st = 0;
+		waitpid(w[k], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			failures++;
+	}
 	return (total / 4 * 4) / ((now_ms() - t0) / 1e3);
 }
 
@@ -272,8 +281,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < runs; i++) {
 		char *a[] = {orch, "--socket", sock, "dispatch", "--wait", "--", "/bin/true", NULL};
 		t0 = now_ms();
-		if (run_wait(a, -1) != 0)
-			fprintf(stderr, "dispatch failed\n");
+		if (run_wait(a, -1) != 0) {
+			fprintf(stderr, "orch dispatch --wait failed\n");
+			failures++;
+		}
 		v[i] = now_ms() - t0;
 	}
 	report("orch dispatch --wait -- /bin/true", v, runs, base);
@@ -286,6 +297,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < tasks; i++) {
 		res = rpc("task.submit", json_pack("{s[s]}", "argv", "/bin/true"));
 		last = (long)json_integer_value(json_object_get(res, "id"));
+		if (last <= 0) {
+			fprintf(stderr, "task.submit failed\n");
+			failures++;
+		}
 		json_decref(res);
 	}
 	t1 = now_ms();
@@ -303,6 +318,16 @@ int main(int argc, char **argv)
 	}
 	t2 = now_ms();
 	double c1 = cpu_ms(pid);
+	{ /* every task of both parts succeeded */
+		json_t *st = rpc("status", json_object());
+		long ok = (long)json_integer_value(
+			json_object_get(json_object_get(st, "tasks"), "succeeded"));
+		if (ok != tasks + runs) {
+			fprintf(stderr, "%ld of %d tasks succeeded\n", ok, tasks + runs);
+			failures++;
+		}
+		json_decref(st);
+	}
 	printf("%-40s %9.0f /s\n", "submissions (one connection)", tasks / ((t1 - t0) / 1e3));
 	printf("%-40s %9.0f /s\n", "completions (4 slots)", tasks / ((t2 - t0) / 1e3));
 	printf("%-40s %9.0f ms  (%.0f%% of the wall time: the rest is jail spawning)\n",
@@ -327,5 +352,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot remove %s\n", state);
 	sv_seccomp_done(&sc);
 	free(v);
+	if (failures) {
+		fprintf(stderr, "bench-host: %d failures: the figures above are not valid\n",
+			failures);
+		return 1;
+	}
 	return 0;
 }

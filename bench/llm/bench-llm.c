@@ -179,6 +179,9 @@ int main(int argc, char **argv)
 	double d50, d99, p50, p99;
 	int efd, failed = 0;
 
+	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
+		llm_helper_main(argc, argv); /* an endpoint process of the stack */
+
 	if (argc < 2 || n < 10) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream> [requests >= 10]\n", argv[0]);
 		return 2;

@@ -60,7 +60,11 @@ static int on_line(void *data, const char *line, size_t len)
 static void on_frame_io(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t ev, void *data)
 {
 	struct orch_frame *f = data;
-	(void)orch_frame_read(f, fd);
+	int r;
+
+	do /* the lines the read's budget left buffered too */
+		r = orch_frame_read(f, fd);
+	while (r >= 0 && orch_frame_backlog(f));
 }
 
 static int on_heartbeat(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -78,6 +82,8 @@ static const struct orch_rpc_method methods[] = {
 	{"heartbeat", ORCH_RPC_M_NOTIFY, 0, on_heartbeat},
 };
 
+#define PUMP_TIMEOUT_S 120
+
 /* Writes total messages (whole blocks) into wfd while the loop reads; returns seconds. */
 static double pump(struct bench *b, struct orch_loop *loop, int wfd, uint64_t blocks)
 {
@@ -87,6 +93,14 @@ static double pump(struct bench *b, struct orch_loop *loop, int wfd, uint64_t bl
 
 	b->received = 0;
 	while (blocks > 0 || b->received < want) {
+		if (now_s() - t0 > PUMP_TIMEOUT_S) {
+			fprintf(stderr,
+				"bench-rpc: %llu of %llu messages arrived in %d s: giving up (a "
+				"stalled reader is a bug, not a figure)\n",
+				(unsigned long long)b->received, (unsigned long long)want,
+				PUMP_TIMEOUT_S);
+			exit(1);
+		}
 		if (blocks > 0) {
 			ssize_t n = write(wfd, b->block + off, b->block_len - off);
 			if (n > 0) {

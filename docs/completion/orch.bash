@@ -45,7 +45,7 @@ _orch() {
 	status) opts="--json --help" ;;
 	tasks) opts="--state --limit --json --help" ;;
 	result | cancel) opts="--json --help" ;;
-	logs) opts="-f --raw --from-seq --json --help" ;;
+	logs) opts="-f --raw --from-seq --attempt --all-attempts --json --help" ;;
 	vm) opts="list up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --wait --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;

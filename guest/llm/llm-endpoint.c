@@ -1,100 +1,75 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <dlfcn.h>
+/* The supervisor's side of the in-jail LLM endpoints: listeners, endpoint processes,
+ * re-validation and routing (see llm-endpoint.h). Nothing here parses HTTP; what comes
+ * from an endpoint process is treated as an agent's words. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
-#include <microhttpd.h>
 
 #include "cleanup.h"
-#include "log.h"
-#include "schema.h"
+#include "frame.h"
 #include "llm-endpoint.h"
+#include "llm-helper.h"
+#include "llm-http.h"
+#include "log.h"
+#include "privsep.h"
+#include "schema.h"
 
 #define HOST_TIMEOUT_MS (15 * 60 * 1000) /* until the host has the upstream's head */
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 5000
+#define STABLE_MS 5000 /* a process that lived this long restarts at once */
+#define PROC_MAX_QUEUED ((size_t)ORCH_PROTOCOL_MAX_LINE) /* towards one endpoint process */
 
-enum conn_state {
-	C_NEW = 0,   /* headers and body arriving */
-	C_SENT,	     /* llm.request sent, waiting for its reply */
-	C_STREAMING, /* response queued, body arriving as llm.chunk */
-	C_LOCAL,     /* answered locally (error) */
-};
+static const char *mhd_path = ORCH_MHD_LIBRARY;
+static bool mhd_path_set;
 
-struct conn {
-	struct llm_endpoint *ep;
-	struct MHD_Connection *mc;
-	enum conn_state state;
-	char req[ORCH_MAX_ID_LEN + 1];
-	int reject; /* HTTP status to answer with instead of forwarding */
-	enum dialect { D_ANTHROPIC = 0, D_OPENAI, D_GEMINI } dialect; /* of the path: errors */
-	char *body;
-	size_t body_len;
-	bool too_big, awaiting, orphan, suspended, done, failed, routed;
-	int64_t next_seq;
-	char *buf; /* response bytes not yet taken by MHD */
-	size_t buf_len, buf_off;
-	struct conn *next, *prev; /* bridge routing list */
+/* One request of an endpoint process, forwarded to the host. */
+struct call {
+	struct llm_endpoint *ep;	    /* NULL: orphaned, freed by the host's reply */
+	json_int_t id;			    /* the endpoint process's JSON-RPC id */
+	char req[ORCH_MAX_ID_LEN + 1];	    /* its req */
+	char host_req[ORCH_MAX_ID_LEN + 1]; /* ours on the host channel: s<slot>-<n> */
+	bool awaiting;			    /* the host's reply is pending (holds a pointer) */
+	bool streaming;			    /* answered: chunks flow until llm.done */
+	struct call *next, *prev;
 };
 
 struct llm_bridge {
 	struct orch_loop *loop;
 	struct orch_rpc *rpc;
-	struct conn *conns;
+	struct llm_endpoint *eps[ORCH_MAX_SLOTS];
 	uint64_t counter;
+	char *helper;
 	unsigned n_endpoints;
 };
 
 struct llm_endpoint {
 	struct llm_bridge *b;
-	struct MHD_Daemon *d; /* NULL until the first connection */
-	int listen_fd;	      /* until then: watched by the loop itself */
-	struct orch_io *listen_io;
-	struct orch_io *io;
-	struct orch_timer *timer;
-	int64_t slot;
-	size_t max_body;
+	struct llm_endpoint_opts o;
 	char *task;
-	bool stopping;
-	bool warned; /* "unavailable" logged */
+	int listen_fd;
+	struct orch_io *listen_io; /* while no process serves the socket */
+	struct orch_timer *restart;
+	uint64_t backoff_ms, refuse_until_ms, started_ms;
+	bool warned; /* "cannot start" logged */
+	/* the endpoint process */
+	struct sv_helper proc; /* pid 0: none */
+	int sock;
+	struct orch_frame *frame;
+	struct orch_io *sock_io, *pid_io, *log_io;
+	struct sv_helper_log log;
+	const char *bad; /* why it must go, found while its line was read */
+	char bad_buf[ORCH_ERROR_MSG_MAX + 64];
+	struct call *calls;
+	unsigned n_calls;
 };
-
-/* ---- libmicrohttpd, loaded on first use ----
- * Debian's libmicrohttpd pulls in GnuTLS and its dependencies (p11-kit, nettle, gmp...),
- * about 2.3 MiB of resident pages in every process that maps them, although the endpoint
- * never speaks TLS. The supervisor maps the library only when an agent first connects to
- * its endpoint: until then each endpoint's listening socket waits on the supervisor's own
- * loop (connections queue in its backlog), so an idle supervisor, or one whose agents
- * never call an LLM, does not pay for it. Once loaded it stays loaded. */
-
-#define MHD_FUNCS(X)                         \
-	X(MHD_start_daemon)                  \
-	X(MHD_stop_daemon)                   \
-	X(MHD_run)                           \
-	X(MHD_get_timeout)                   \
-	X(MHD_get_daemon_info)               \
-	X(MHD_resume_connection)             \
-	X(MHD_suspend_connection)            \
-	X(MHD_create_response_from_buffer)   \
-	X(MHD_create_response_from_callback) \
-	X(MHD_add_response_header)           \
-	X(MHD_queue_response)                \
-	X(MHD_destroy_response)              \
-	X(MHD_get_connection_values)         \
-	X(MHD_lookup_connection_value)
-
-#define MHD_DECLARE(f) static __typeof__(f) *sym_##f;
-MHD_FUNCS(MHD_DECLARE)
-#undef MHD_DECLARE
-
-static const char *mhd_path = ORCH_MHD_LIBRARY;
-static int mhd_state; /* 0: not tried, 1: loaded, -errno: failed (not retried) */
-static char mhd_error[256];
 
 const char *llm_endpoint_library(void)
 {
@@ -103,414 +78,487 @@ const char *llm_endpoint_library(void)
 
 int llm_endpoint_set_library(const char *path)
 {
-	if (mhd_state)
-		return -EBUSY;
 	mhd_path = path;
+	mhd_path_set = true;
 	return 0;
 }
 
-bool llm_endpoint_library_loaded(void)
+static void proc_stop(struct llm_endpoint *ep, const char *why, bool restart);
+
+/* ---- calls ---- */
+
+static void call_link(struct llm_endpoint *ep, struct call *c)
 {
-	return mhd_state == 1;
+	c->ep = ep;
+	c->prev = NULL;
+	c->next = ep->calls;
+	if (ep->calls)
+		ep->calls->prev = c;
+	ep->calls = c;
+	ep->n_calls++;
 }
 
-static int mhd_load(struct orch_error *err)
+/* Out of its endpoint's list; freed now, or by the host's reply when that is pending. */
+static void call_end(struct call *c)
 {
-	void *h;
-	const char *missing = NULL;
+	struct llm_endpoint *ep = c->ep;
 
-	if (mhd_state == 1)
-		return 0;
-	if (mhd_state < 0)
-		return orch_err(err, mhd_state, "%s", mhd_error);
-	h = dlopen(mhd_path, RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		const char *e = dlerror();
-		snprintf(mhd_error, sizeof(mhd_error), "cannot load libmicrohttpd: %s",
-			 e ? e : mhd_path);
-		mhd_state = -ENOENT;
-		return orch_err(err, mhd_state, "%s", mhd_error);
+	if (ep) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			ep->calls = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		ep->n_calls--;
+		c->ep = NULL;
 	}
-#define MHD_RESOLVE(f)                                              \
-	if (!missing && !(sym_##f = (__typeof__(f) *)dlsym(h, #f))) \
-		missing = #f;
-	MHD_FUNCS(MHD_RESOLVE)
-#undef MHD_RESOLVE
-	if (missing) {
-		snprintf(mhd_error, sizeof(mhd_error), "%s has no %s", mhd_path, missing);
-		dlclose(h);
-		mhd_state = -ENOSYS;
-		return orch_err(err, mhd_state, "%s", mhd_error);
-	}
-	mhd_state = 1;
-	orch_log(ORCH_LOG_INFO, "llm", "libmicrohttpd loaded", "path", mhd_path, NULL);
-	return 0;
+	if (!c->awaiting)
+		free(c);
 }
 
-/* ---- helpers ---- */
-
-static void kick(struct llm_endpoint *ep)
+static struct call *call_by_req(struct llm_endpoint *ep, const char *req, json_int_t id)
 {
-	orch_timer_rearm(ep->timer, 0);
-}
-
-static void run(struct llm_endpoint *ep)
-{
-	MHD_UNSIGNED_LONG_LONG to = 0;
-
-	sym_MHD_run(ep->d);
-	if (sym_MHD_get_timeout(ep->d, &to) == MHD_YES)
-		orch_timer_rearm(ep->timer, (uint64_t)to);
-	else
-		orch_timer_disarm(ep->timer);
-}
-
-static void on_io(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
-{
-	run(data);
-}
-
-static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
-{
-	run(data);
-}
-
-static void no_log(void *cls, const char *fmt, va_list ap)
-{
-}
-
-static void route_add(struct conn *c)
-{
-	struct llm_bridge *b = c->ep->b;
-
-	c->next = b->conns;
-	if (b->conns)
-		b->conns->prev = c;
-	b->conns = c;
-	c->routed = true;
-}
-
-static void route_del(struct conn *c)
-{
-	struct llm_bridge *b = c->ep->b;
-
-	if (!c->routed)
-		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		b->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-	c->routed = false;
-}
-
-static struct conn *route_find(struct llm_bridge *b, const char *req)
-{
-	for (struct conn *c = b->conns; c; c = c->next)
-		if (strcmp(c->req, req) == 0)
+	for (struct call *c = ep->calls; c; c = c->next)
+		if (strcmp(c->req, req) == 0 || (id >= 0 && c->id == id))
 			return c;
 	return NULL;
 }
 
-static void conn_free(struct conn *c)
+/* The host's ids name their slot: s<slot>-<n>. */
+static struct call *call_by_host_req(struct llm_bridge *b, const char *host_req)
 {
-	route_del(c);
-	free(c->body);
-	free(c->buf);
-	free(c);
+	char *end;
+	unsigned long slot;
+
+	if (host_req[0] != 's' || host_req[1] < '0' || host_req[1] > '9')
+		return NULL;
+	slot = strtoul(host_req + 1, &end, 10);
+	if (*end != '-' || slot >= ORCH_MAX_SLOTS || !b->eps[slot])
+		return NULL;
+	for (struct call *c = b->eps[slot]->calls; c; c = c->next)
+		if (strcmp(c->host_req, host_req) == 0)
+			return c;
+	return NULL;
 }
 
-static void resume(struct conn *c)
+static void host_cancel(struct llm_bridge *b, struct call *c)
 {
-	if (!c->suspended)
-		return;
-	c->suspended = false;
-	sym_MHD_resume_connection(c->mc);
-	kick(c->ep);
+	struct orch_llm_cancel cn = {.req = c->host_req};
+
+	if (b->rpc)
+		(void)orch_rpc_notify(b->rpc, "llm.cancel", orch_llm_cancel_build(&cn));
 }
 
-/* Error answers in the provider's shape, so SDKs raise their usual exceptions. */
-static char *error_body(enum dialect d, int status, const char *msg)
-{
-	const char *type = status == 413   ? "request_too_large"
-			   : status == 404 ? "not_found_error"
-			   : status >= 500 ? "api_error"
-					   : "invalid_request_error";
-	json_t *j = d == D_GEMINI ? json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status,
-					      "message", msg, "status",
-					      status == 404   ? "NOT_FOUND"
-					      : status == 503 ? "UNAVAILABLE"
-					      : status >= 500 ? "INTERNAL"
-							      : "INVALID_ARGUMENT")
-		    : d == D_OPENAI
-			    ? json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
-					status >= 500 ? "server_error" : "invalid_request_error",
-					"param", "code", type)
-			    : json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-					type, "message", msg);
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+/* ---- towards the endpoint process ---- */
 
-	json_decref(j);
-	return s;
+static void sock_events(struct llm_endpoint *ep)
+{
+	uint32_t ev = EPOLLIN | EPOLLRDHUP;
+
+	if (orch_frame_queued(ep->frame) > 0)
+		ev |= EPOLLOUT;
+	(void)orch_io_set_events(ep->sock_io, ev);
 }
 
-static enum MHD_Result queue_error(struct conn *c, int status, const char *msg)
+/* Queues one message (stolen). < 0: it cannot take it (it does not read: stop it). */
+static int proc_send(struct llm_endpoint *ep, json_t *msg_new)
 {
-	char *s = error_body(c->dialect, status, msg);
-	struct MHD_Response *r;
-	enum MHD_Result ret;
+	_cleanup_json_ json_t *msg = msg_new;
+	_cleanup_free_ char *s = NULL;
+	bool was_empty;
+	int r;
 
-	if (!s)
-		return MHD_NO;
-	r = sym_MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(s);
-		return MHD_NO;
-	}
-	sym_MHD_add_response_header(r, "Content-Type", "application/json");
-	c->state = C_LOCAL;
-	ret = sym_MHD_queue_response(c->mc, (unsigned)status, r);
-	sym_MHD_destroy_response(r);
-	return ret;
-}
-
-/* ---- the response body ---- */
-
-static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct conn *c = cls;
-	size_t n;
-
-	if (c->buf_off < c->buf_len) {
-		n = c->buf_len - c->buf_off < max ? c->buf_len - c->buf_off : max;
-		memcpy(buf, c->buf + c->buf_off, n);
-		c->buf_off += n;
-		if (c->buf_off == c->buf_len)
-			c->buf_off = c->buf_len = 0;
-		return (ssize_t)n;
-	}
-	if (c->done)
-		return c->failed ? MHD_CONTENT_READER_END_WITH_ERROR
-				 : MHD_CONTENT_READER_END_OF_STREAM;
-	sym_MHD_suspend_connection(c->mc);
-	c->suspended = true;
+	if (!ep->frame)
+		return -ENOTCONN;
+	if (!msg || !(s = json_dumps(msg, JSON_COMPACT)))
+		return -ENOMEM;
+	was_empty = orch_frame_queued(ep->frame) == 0;
+	if ((r = orch_frame_queue(ep->frame, s, strlen(s))) < 0)
+		return r;
+	if (was_empty && orch_frame_flush(ep->frame, ep->sock) < 0)
+		return -EPIPE;
+	sock_events(ep);
 	return 0;
 }
 
-static bool pass_response_header(const char *k)
+static json_t *notification(const char *method, json_t *params_new)
 {
-	static const char *const ok[] = {"content-type", "request-id", "x-request-id",
-					 "retry-after"};
-
-	for (size_t i = 0; i < ELEMENTSOF(ok); i++)
-		if (strcasecmp(k, ok[i]) == 0)
-			return true;
-	return false;
+	json_t *m = params_new ? json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method,
+					   "params", params_new)
+			       : NULL;
+	return m;
 }
 
-static void on_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *err,
-		     json_t *err_data, void *data)
+static int proc_reply(struct llm_endpoint *ep, json_int_t id, json_t *result_new)
 {
-	struct conn *c = data;
+	return proc_send(ep, result_new ? json_pack("{s:s, s:I, s:o}", "jsonrpc", "2.0", "id", id,
+						    "result", result_new)
+					: NULL);
+}
+
+static int proc_reply_error(struct llm_endpoint *ep, json_int_t id, int code, const char *msg)
+{
+	_cleanup_json_ json_t *jid = json_integer(id);
+	return proc_send(ep, jid ? orch_rpc_make_error(jid, code, msg, NULL) : NULL);
+}
+
+/* ---- from the endpoint process ---- */
+
+static int misbehaved(struct llm_endpoint *ep, const char *why, const char *detail)
+{
+	if (!ep->bad) {
+		snprintf(ep->bad_buf, sizeof(ep->bad_buf), "%s%s%s", why, detail ? ": " : "",
+			 detail ? detail : "");
+		ep->bad = ep->bad_buf;
+	}
+	return -EPROTO;
+}
+
+static void on_host_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *err,
+			  json_t *err_data, void *data)
+{
+	struct call *c = data;
+	struct llm_endpoint *ep = c->ep;
 	struct orch_llm_response resp;
 	struct orch_error perr = {0};
-	struct MHD_Response *r;
-	char msg[ORCH_ERROR_MSG_MAX + 64];
-	const char *k;
-	json_t *v;
+	int r;
 
 	c->awaiting = false;
-	if (c->orphan) {
-		conn_free(c);
+	if (!ep) { /* its endpoint process left meanwhile */
+		free(c);
 		return;
 	}
-	if (err || orch_llm_response_parse(result, &resp, &perr) < 0) {
-		snprintf(msg, sizeof(msg), "orch could not get an answer from the host: %s",
-			 err ? err->msg : perr.msg);
-		route_del(c);
-		queue_error(c, 502, msg);
-		resume(c);
-		return;
+	if (err) {
+		r = proc_reply_error(ep, c->id,
+				     orch_rpc_is_rpc_code(err->code) ? err->code
+								     : ORCH_RPC_INTERNAL_ERROR,
+				     err->msg);
+		call_end(c);
+	} else if (orch_llm_response_parse(result, &resp, &perr) < 0) {
+		r = proc_reply_error(ep, c->id, ORCH_RPC_INTERNAL_ERROR, perr.msg);
+		host_cancel(ep->b, c);
+		call_end(c);
+	} else {
+		r = proc_reply(ep, c->id, orch_llm_response_build(&resp));
+		c->streaming = true;
 	}
-	r = sym_MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader, c, NULL);
-	if (!r) {
-		route_del(c);
-		queue_error(c, 502, "orch: out of memory");
-		resume(c);
-		return;
-	}
-	json_object_foreach(resp.headers, k, v) if (pass_response_header(k))
-		sym_MHD_add_response_header(r, k, json_string_value(v));
-	c->state = C_STREAMING;
-	sym_MHD_queue_response(c->mc, (unsigned)resp.status, r);
-	sym_MHD_destroy_response(r);
-	resume(c);
+	if (r < 0)
+		proc_stop(ep, "does not read its connection", true);
 }
 
-/* ---- the request ---- */
-
-static bool forward_header(const char *k)
+/* llm.request: validated, then rebuilt for the host with this slot, its task and an id
+ * of ours. */
+static int on_request(struct llm_endpoint *ep, json_int_t id, json_t *params)
 {
-	static const char *const drop[] = {
-		"host",		 "content-length",    "connection",
-		"keep-alive",	 "transfer-encoding", "te",
-		"upgrade",	 "trailer",	      "expect",
-		"authorization", "x-api-key",	      "proxy-authorization",
-		"cookie",
-	};
-
-	for (size_t i = 0; i < ELEMENTSOF(drop); i++)
-		if (strcasecmp(k, drop[i]) == 0)
-			return false;
-	return true;
-}
-
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
-				      const char *value)
-{
-	json_t *h = cls;
-	size_t vl = value ? strlen(value) : 0;
-
-	if (!key || !forward_header(key) || json_object_size(h) >= ORCH_MAX_LLM_HEADERS ||
-	    vl > ORCH_MAX_LLM_HEADER_LEN || strlen(key) > 256 ||
-	    strpbrk(value ? value : "", "\r\n"))
-		return MHD_YES; /* dropped; the host only uses a few headers anyway */
-	json_object_set_new(h, key, json_string(value ? value : ""));
-	return MHD_YES;
-}
-
-static enum MHD_Result forward(struct conn *c, const char *url, const char *method)
-{
-	struct llm_endpoint *ep = c->ep;
 	struct llm_bridge *b = ep->b;
-	_cleanup_json_ json_t *headers = json_object();
-	struct orch_llm_request r;
-	json_t *params;
-	int ret;
+	struct orch_llm_request q;
+	struct orch_error perr = {0};
+	size_t max_body = ep->o.max_body ? ep->o.max_body : LLM_ENDPOINT_MAX_BODY;
+	json_t *hp, *body;
+	struct call *c;
+	int r;
 
+	if (orch_llm_request_parse(params, &q, &perr) < 0)
+		return misbehaved(ep, "sent an invalid llm.request", perr.msg);
+	orch_llm_request_done(&q); /* the decoded body: only its size matters here */
+	if (q.body_len > max_body)
+		return misbehaved(ep, "sent a body over the limit", NULL);
+	if (call_by_req(ep, q.req, id))
+		return misbehaved(ep, "reused a request id", NULL);
+	if (ep->n_calls >= LLM_ENDPOINT_MAX_CONNS)
+		return misbehaved(ep, "has too many requests in flight", NULL);
 	if (!b->rpc)
-		return queue_error(c, 503, "orch: the LLM channel to the host is down; retry");
-	if (!headers)
-		return MHD_NO;
-	sym_MHD_get_connection_values(c->mc, MHD_HEADER_KIND, collect_header, headers);
-	snprintf(c->req, sizeof(c->req), "s%" PRId64 "-%" PRIu64, ep->slot, ++b->counter);
-	r = (struct orch_llm_request){
-		.req = c->req,
-		.slot = ep->slot,
-		.task = ep->task,
-		.method = method,
-		.path = url,
-		.headers = headers,
-		.body_len = c->body_len,
-		.body = (unsigned char *)c->body,
-	};
-	params = orch_llm_request_build(&r);
-	if (!params)
-		return queue_error(c, 500, "orch: cannot encode the request");
-	ret = orch_rpc_call(b->rpc, "llm.request", params, HOST_TIMEOUT_MS, on_reply, c);
-	if (ret == -EMSGSIZE)
-		return queue_error(c, 413, "request too large for orch's channel to the host");
-	if (ret < 0)
-		return queue_error(c, 503, "orch: the LLM channel to the host is busy; retry");
-	free(c->body);
-	c->body = NULL;
-	c->state = C_SENT;
+		return proc_reply_error(ep, id, ORCH_RPC_CLOSED, "no LLM channel to the host") < 0
+			       ? misbehaved(ep, "does not read its connection", NULL)
+			       : 0;
+	if (!(c = calloc(1, sizeof(*c))))
+		return proc_reply_error(ep, id, ORCH_RPC_BUSY, "out of memory") < 0
+			       ? misbehaved(ep, "does not read its connection", NULL)
+			       : 0;
+	c->id = id;
+	snprintf(c->req, sizeof(c->req), "%s", q.req);
+	snprintf(c->host_req, sizeof(c->host_req), "s%" PRId64 "-%" PRIu64, ep->o.slot,
+		 ++b->counter);
+	body = json_object_get(params, "body");
+	hp = json_pack("{s:s, s:I, s:s, s:s, s:o, s:o}", "req", c->host_req, "slot",
+		       (json_int_t)ep->o.slot, "method", q.method, "path", q.path, "headers",
+		       q.headers ? json_incref(q.headers) : json_object(), "body",
+		       body ? json_incref(body) : json_string(""));
+	if (hp && ep->task && json_object_set_new(hp, "task", json_string(ep->task)) < 0) {
+		json_decref(hp);
+		hp = NULL;
+	}
+	r = hp ? orch_rpc_call(b->rpc, "llm.request", hp, HOST_TIMEOUT_MS, on_host_reply, c)
+	       : -ENOMEM;
+	if (r < 0) {
+		free(c);
+		r = proc_reply_error(ep, id,
+				     r == -ENOTCONN   ? ORCH_RPC_CLOSED
+				     : r == -EMSGSIZE ? ORCH_RPC_INTERNAL_ERROR
+						      : ORCH_RPC_BUSY,
+				     r == -EMSGSIZE
+					     ? "request too large for orch's channel to the host"
+					     : "the LLM channel to the host cannot take it");
+		return r < 0 ? misbehaved(ep, "does not read its connection", NULL) : 0;
+	}
 	c->awaiting = true;
-	route_add(c);
-	sym_MHD_suspend_connection(c->mc);
-	c->suspended = true;
-	return MHD_YES;
+	call_link(ep, c);
+	return 0;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
-				 const char *method, const char *version, const char *upload,
-				 size_t *upload_size, void **con_cls)
+static int on_cancel(struct llm_endpoint *ep, json_t *params)
 {
-	struct llm_endpoint *ep = cls;
-	struct conn *c = *con_cls;
+	struct orch_llm_cancel cn;
+	struct orch_error perr = {0};
+	struct call *c;
 
-	if (!c) {
-		const char *cl =
-			sym_MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			return MHD_NO;
-		c->ep = ep;
-		c->mc = mc;
-		c->dialect = !url ? D_ANTHROPIC
-			     : strncmp(url, "/v1/chat/", 9) == 0 ||
-					     strncmp(url, "/v1/responses", 13) == 0
-				     ? D_OPENAI
-			     : strncmp(url, "/v1beta/", 8) == 0 ? D_GEMINI
-								: D_ANTHROPIC;
-		*con_cls = c;
-		if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-			c->reject = 405;
-		else if (!url || url[0] != '/' || strlen(url) > ORCH_MAX_LLM_PATH_LEN)
-			c->reject = 404;
-		else if (cl && strtoull(cl, NULL, 10) > ep->max_body)
-			c->reject = 413;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		size_t n = *upload_size;
-		*upload_size = 0;
-		if (c->too_big || c->reject)
-			return MHD_YES;
-		if (c->body_len + n > ep->max_body) {
-			c->too_big = true;
-			free(c->body);
-			c->body = NULL;
-			c->body_len = 0;
-			return MHD_YES;
-		}
-		char *nb = realloc(c->body, c->body_len + n + 1);
-		if (!nb)
-			return MHD_NO;
-		memcpy(nb + c->body_len, upload, n);
-		c->body = nb;
-		c->body_len += n;
-		return MHD_YES;
-	}
-	if (c->state != C_NEW)
-		return MHD_YES;
-	if (c->too_big)
-		c->reject = 413;
-	switch (c->reject) {
-	case 0:
-		break;
-	case 413:
-		return queue_error(c, 413, "request body too large for orch's LLM endpoint");
-	case 405:
-		return queue_error(c, 405, "method not allowed");
-	default:
-		return queue_error(c, 404, "not found");
-	}
-	return forward(c, url, method);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct conn *c = *con_cls;
-	struct llm_bridge *b;
-
-	*con_cls = NULL;
+	if (orch_llm_cancel_parse(params, &cn, &perr) < 0)
+		return misbehaved(ep, "sent an invalid llm.cancel", perr.msg);
+	c = call_by_req(ep, cn.req, -1);
 	if (!c)
+		return 0; /* ended already */
+	host_cancel(ep->b, c);
+	call_end(c);
+	return 0;
+}
+
+/* One line from the endpoint process: llm.request (a request with an integer id) or
+ * llm.cancel (a notification), nothing else. */
+static int on_line(void *data, const char *line, size_t len)
+{
+	struct llm_endpoint *ep = data;
+	json_error_t jerr;
+	_cleanup_json_ json_t *m = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *v, *method;
+	json_t *id = NULL, *params;
+
+	if (!m ||
+	    json_unpack_ex(m, &jerr, JSON_STRICT, "{s:s, s:s, s?o, s:o}", "jsonrpc", &v, "method",
+			   &method, "id", &id, "params", &params) < 0 ||
+	    strcmp(v, "2.0") != 0)
+		return misbehaved(ep, "sent a malformed message", NULL);
+	if (!strcmp(method, "llm.request") && id && json_is_integer(id) &&
+	    json_integer_value(id) >= 0)
+		return on_request(ep, json_integer_value(id), params);
+	if (!strcmp(method, "llm.cancel") && !id)
+		return on_cancel(ep, params);
+	return misbehaved(ep, "sent an unexpected message", NULL);
+}
+
+static void on_frame_error(void *data, int code, const char *msg)
+{
+	if (code == -EMSGSIZE)
+		(void)misbehaved(data, "sent an over-long line", NULL);
+}
+
+/* Why the process is gone, when it is: its exit status; else fallback. */
+static const char *exit_reason(struct llm_endpoint *ep, const char *fallback, char *buf,
+			       size_t size)
+{
+	int code, status;
+
+	if (!sv_helper_exited(&ep->proc, &code, &status))
+		return fallback;
+	if (code == CLD_EXITED)
+		snprintf(buf, size, "exited with status %d", status);
+	else
+		snprintf(buf, size, "was killed by signal %d", status);
+	return buf;
+}
+
+static void on_sock(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+{
+	struct llm_endpoint *ep = data;
+	char why[64];
+	int r = 0;
+
+	if ((events & EPOLLOUT) && orch_frame_flush(ep->frame, fd) < 0)
+		r = -EPIPE;
+	else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		r = orch_frame_read(ep->frame, fd);
+	if (ep->bad || r < 0) {
+		/* The connection also ends when the process dies: say which. */
+		proc_stop(ep,
+			  ep->bad ? ep->bad
+				  : exit_reason(ep, "closed its connection", why, sizeof(why)),
+			  true);
 		return;
-	b = c->ep->b;
-	if ((c->state == C_SENT || c->state == C_STREAMING) && !c->done && b->rpc) {
-		struct orch_llm_cancel cn = {.req = c->req};
-		orch_rpc_notify(b->rpc, "llm.cancel", orch_llm_cancel_build(&cn));
 	}
-	route_del(c);
-	if (c->awaiting) {
-		c->orphan = true; /* freed when the reply arrives (or the channel fails it) */
+	sock_events(ep);
+}
+
+static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+{
+	struct llm_endpoint *ep = data;
+	char why[64];
+
+	proc_stop(ep, exit_reason(ep, "exited", why, sizeof(why)), true);
+}
+
+static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+{
+	struct llm_endpoint *ep = data;
+
+	if (sv_helper_log_read(fd, &ep->log, "llm", (unsigned)ep->o.slot) < 0) {
+		orch_io_free(ep->log_io); /* EOF; the fd is closed with the process */
+		ep->log_io = NULL;
+	}
+}
+
+/* ---- the endpoint process's life ---- */
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data);
+
+static void watch_listener(struct llm_endpoint *ep)
+{
+	if (!ep->listen_io &&
+	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
+		orch_timer_rearm(ep->restart, RESTART_MAX_MS); /* try again later */
+}
+
+static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct llm_endpoint *ep = data;
+
+	if (!ep->proc.pid)
+		watch_listener(ep);
+}
+
+static uint64_t next_backoff(uint64_t ms)
+{
+	ms = ms ? ms * 2 : RESTART_MIN_MS;
+	return ms > RESTART_MAX_MS ? RESTART_MAX_MS : ms;
+}
+
+/* Ends the process and its requests (cancelled on the host: their agents' connections
+ * end with the process). why: logged (NULL: a deliberate stop, not logged). restart:
+ * serve the next connection with a new one. */
+static void proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
+{
+	char slot[24], pid[24];
+	uint64_t now = orch_now_ms();
+
+	if (!ep->proc.pid)
 		return;
+	snprintf(slot, sizeof(slot), "%" PRId64, ep->o.slot);
+	snprintf(pid, sizeof(pid), "%d", (int)ep->proc.pid);
+	if (why)
+		orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint process stopped", "slot", slot, "pid",
+			 pid, "reason", why, NULL);
+	while (ep->calls) {
+		host_cancel(ep->b, ep->calls);
+		call_end(ep->calls);
 	}
-	conn_free(c);
+	if (ep->log_io)
+		(void)sv_helper_log_read(ep->proc.log_fd, &ep->log, "llm", (unsigned)ep->o.slot);
+	orch_io_free(ep->log_io);
+	orch_io_free(ep->pid_io);
+	orch_io_free(ep->sock_io);
+	ep->log_io = ep->pid_io = ep->sock_io = NULL;
+	sv_helper_kill(&ep->proc);
+	ep->proc.pid = 0;
+	orch_frame_free(ep->frame);
+	ep->frame = NULL;
+	closep(&ep->sock);
+	ep->sock = -1;
+	ep->bad = NULL;
+	if (!restart)
+		return;
+	ep->backoff_ms = now - ep->started_ms >= STABLE_MS ? 0 : next_backoff(ep->backoff_ms);
+	if (ep->backoff_ms)
+		orch_timer_rearm(ep->restart, ep->backoff_ms);
+	else
+		watch_listener(ep);
+}
+
+static int proc_start(struct llm_endpoint *ep, struct orch_error *err)
+{
+	struct llm_bridge *b = ep->b;
+	char slot[24], uid[24], gid[24], max_body[24];
+	const char *argv[16];
+	size_t n = 0;
+	int sp[2], r;
+	bool root = geteuid() == 0;
+
+	snprintf(slot, sizeof(slot), "%" PRId64, ep->o.slot);
+	snprintf(uid, sizeof(uid), "%u", root ? (unsigned)ep->o.uid : (unsigned)getuid());
+	snprintf(gid, sizeof(gid), "%u", root ? (unsigned)ep->o.gid : (unsigned)getgid());
+	snprintf(max_body, sizeof(max_body), "%zu", ep->o.max_body);
+	argv[n++] = "orch-llm-endpoint";
+	argv[n++] = LLM_HELPER_ARG;
+	argv[n++] = "--slot";
+	argv[n++] = slot;
+	argv[n++] = "--uid";
+	argv[n++] = uid;
+	argv[n++] = "--gid";
+	argv[n++] = gid;
+	argv[n++] = "--max-body";
+	argv[n++] = max_body;
+	if (mhd_path_set) {
+		argv[n++] = "--library";
+		argv[n++] = mhd_path;
+	}
+	if (ep->o.no_seccomp)
+		argv[n++] = "--no-seccomp";
+	argv[n] = NULL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return orch_errno(err, -errno, "socketpair");
+	int fds[2] = {ep->listen_fd, sp[1]};
+	struct sv_helper_spawn s = {.exe = b->helper,
+				    .argv = (char *const *)argv,
+				    .fds = fds,
+				    .n_fds = 2,
+				    .netns_fd = ep->o.netns_fd};
+	r = sv_helper_spawn(&s, &ep->proc, err);
+	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		return r;
+	}
+	ep->sock = sp[0];
+	ep->started_ms = orch_now_ms();
+	ep->log = (struct sv_helper_log){0};
+	if (fcntl(ep->sock, F_SETFL, O_NONBLOCK) < 0 ||
+	    orch_frame_new(ORCH_PROTOCOL_MAX_LINE, PROC_MAX_QUEUED, on_line, on_frame_error, ep,
+			   &ep->frame) < 0 ||
+	    orch_io_add(b->loop, ep->sock, EPOLLIN | EPOLLRDHUP, on_sock, ep, &ep->sock_io) < 0 ||
+	    orch_io_add(b->loop, ep->proc.pidfd, EPOLLIN, on_pid, ep, &ep->pid_io) < 0 ||
+	    orch_io_add(b->loop, ep->proc.log_fd, EPOLLIN, on_log, ep, &ep->log_io) < 0) {
+		proc_stop(ep, NULL, false);
+		return orch_err(err, -ENOMEM, "cannot watch the endpoint process");
+	}
+	orch_io_free(ep->listen_io); /* the process accepts from now on */
+	ep->listen_io = NULL;
+	snprintf(uid, sizeof(uid), "%d", (int)ep->proc.pid);
+	orch_log(ORCH_LOG_INFO, "llm", "LLM endpoint process started", "slot", slot, "pid", uid,
+		 NULL);
+	return 0;
+}
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct llm_endpoint *ep = data;
+	struct orch_error err = {0};
+	uint64_t now = orch_now_ms();
+	char slot[24];
+
+	if (now >= ep->refuse_until_ms) {
+		if (proc_start(ep, &err) == 0)
+			return;
+		if (!ep->warned) {
+			snprintf(slot, sizeof(slot), "%" PRId64, ep->o.slot);
+			orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint unavailable", "slot", slot,
+				 "error", err.msg, NULL);
+			ep->warned = true;
+		}
+		ep->backoff_ms = next_backoff(ep->backoff_ms);
+		ep->refuse_until_ms = now + ep->backoff_ms;
+	}
+	llm_refuse_waiting(fd); /* a fixed 503 each, so that clients fail at once */
 }
 
 /* ---- the bridge ---- */
@@ -528,97 +576,96 @@ int llm_bridge_new(struct orch_loop *loop, struct llm_bridge **ret, struct orch_
 
 void llm_bridge_free(struct llm_bridge *b)
 {
+	if (!b)
+		return;
+	free(b->helper);
 	free(b);
 }
 
-static void end_all(struct llm_bridge *b, struct llm_endpoint *only)
+int llm_bridge_set_helper(struct llm_bridge *b, const char *exe)
 {
-	struct conn *c = b->conns, *next;
+	char *e = NULL;
 
-	for (; c; c = next) {
-		next = c->next;
-		if (only && c->ep != only)
-			continue;
-		if (c->state == C_STREAMING) {
-			c->done = true;
-			c->failed = true;
-			route_del(c);
-			resume(c);
-		}
-	}
+	if (exe && !(e = strdup(exe)))
+		return -ENOMEM;
+	free(b->helper);
+	b->helper = e;
+	return 0;
 }
 
 void llm_bridge_set_rpc(struct llm_bridge *b, struct orch_rpc *rpc)
 {
-	if (b->rpc && b->rpc != rpc)
-		end_all(b, NULL); /* their host side is gone */
+	struct orch_rpc *old = b->rpc;
+
 	b->rpc = rpc;
+	if (!old || old == rpc)
+		return;
+	/* The host side of the answers being streamed is gone: they end with an error.
+	 * (Those still waiting for their head were failed by the old channel.) */
+	for (size_t s = 0; s < ORCH_MAX_SLOTS; s++) {
+		struct llm_endpoint *ep = b->eps[s];
+		bool stuck = false;
+		for (struct call *c = ep ? ep->calls : NULL, *next; c; c = next) {
+			next = c->next;
+			if (!c->streaming)
+				continue;
+			struct orch_llm_done d = {.req = c->req,
+						  .error_code = ORCH_RPC_CLOSED,
+						  .error_message =
+							  "the LLM channel to the host closed"};
+			json_t *m = notification("llm.done", orch_llm_done_build(&d));
+			call_end(c);
+			if (stuck)
+				json_decref(m);
+			else if (proc_send(ep, m) < 0)
+				stuck = true;
+		}
+		if (stuck)
+			proc_stop(ep, "does not read its connection", true);
+	}
 }
 
 int llm_bridge_on_chunk(struct llm_bridge *b, json_t *params, struct orch_error *err)
 {
 	struct orch_llm_chunk ch;
-	struct conn *c;
+	struct call *c;
+	int64_t seq;
 	int r;
 
-	r = orch_llm_chunk_parse(params, &ch, err);
-	if (r < 0)
+	if ((r = orch_llm_chunk_parse(params, &ch, err)) < 0)
 		return r;
-	c = route_find(b, ch.req);
-	if (!c || c->state != C_STREAMING || c->done) {
-		orch_llm_chunk_done(&ch);
-		return 0; /* the agent left already */
-	}
-	if (ch.seq != c->next_seq || c->buf_len + ch.len > LLM_ENDPOINT_MAX_BUFFERED) {
-		/* Out of order or the agent does not read: end this response, tell the host. */
-		struct orch_llm_cancel cn = {.req = c->req};
-		if (b->rpc)
-			orch_rpc_notify(b->rpc, "llm.cancel", orch_llm_cancel_build(&cn));
-		c->done = c->failed = true;
-		route_del(c);
-		resume(c);
-		orch_llm_chunk_done(&ch);
-		return 0;
-	}
-	c->next_seq++;
-	if (ch.len) {
-		char *nb = c->buf_off ? NULL : realloc(c->buf, c->buf_len + ch.len);
-		if (c->buf_off) {
-			/* Compact first: the unread part moves to the front. */
-			memmove(c->buf, c->buf + c->buf_off, c->buf_len - c->buf_off);
-			c->buf_len -= c->buf_off;
-			c->buf_off = 0;
-			nb = realloc(c->buf, c->buf_len + ch.len);
-		}
-		if (!nb) {
-			orch_llm_chunk_done(&ch);
-			return orch_err(err, -ENOMEM, "out of memory");
-		}
-		memcpy(nb + c->buf_len, ch.data, ch.len);
-		c->buf = nb;
-		c->buf_len += ch.len;
-	}
+	seq = ch.seq;
+	c = call_by_host_req(b, ch.req);
 	orch_llm_chunk_done(&ch);
-	resume(c);
+	if (!c || !c->streaming)
+		return 0; /* the agent left already */
+	/* The data member is passed on as it came (validated above). */
+	json_t *m = notification("llm.chunk",
+				 json_pack("{s:s, s:I, s:O}", "req", c->req, "seq", (json_int_t)seq,
+					   "data", json_object_get(params, "data")));
+	if (proc_send(c->ep, m) < 0)
+		proc_stop(c->ep, "does not read its connection", true);
 	return 0;
 }
 
 int llm_bridge_on_done(struct llm_bridge *b, json_t *params, struct orch_error *err)
 {
 	struct orch_llm_done d;
-	struct conn *c;
+	struct llm_endpoint *ep;
+	struct call *c;
 	int r;
 
-	r = orch_llm_done_parse(params, &d, err);
-	if (r < 0)
+	if ((r = orch_llm_done_parse(params, &d, err)) < 0)
 		return r;
-	c = route_find(b, d.req);
-	if (!c)
+	c = call_by_host_req(b, d.req);
+	if (!c || c->awaiting)
 		return 0;
-	c->done = true;
-	c->failed = d.error_code != 0;
-	route_del(c);
-	resume(c);
+	d.req = c->req;
+	json_t *m = notification("llm.done", orch_llm_done_build(&d));
+	ep = c->ep;
+	call_end(c);
+	if (proc_send(ep, m) < 0)
+		proc_stop(ep, "does not read its connection", true);
 	return 0;
 }
 
@@ -641,122 +688,39 @@ const struct orch_rpc_method llm_bridge_methods[2] = {
 
 /* ---- endpoints ---- */
 
-static int start_daemon(struct llm_endpoint *ep, struct orch_error *err)
-{
-	const union MHD_DaemonInfo *info;
-	int r;
-
-	if ((r = mhd_load(err)) < 0)
-		return r;
-	ep->d = sym_MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_access, ep,
-		MHD_OPTION_LISTEN_SOCKET, ep->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		ep, MHD_OPTION_CONNECTION_LIMIT, (unsigned)LLM_ENDPOINT_MAX_CONNS,
-		MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)128 * 1024, MHD_OPTION_EXTERNAL_LOGGER, no_log, NULL, MHD_OPTION_END);
-	if (!ep->d)
-		return orch_err(err, -EIO,
-				"libmicrohttpd refused the listening socket of slot %lld",
-				(long long)ep->slot);
-	info = sym_MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_EPOLL_FD);
-	r = info ? orch_io_add(ep->b->loop, info->epoll_fd, EPOLLIN, on_io, ep, &ep->io) : -EIO;
-	if (r < 0) {
-		/* Stopping the daemon would close the listening socket: keep serving the
-		 * waiting connections with errors instead. */
-		sym_MHD_stop_daemon(ep->d);
-		ep->d = NULL;
-		return orch_errno(err, r, "cannot watch the HTTP server of slot %lld",
-				  (long long)ep->slot);
-	}
-	orch_io_free(ep->listen_io); /* the daemon owns the socket now */
-	ep->listen_io = NULL;
-	ep->listen_fd = -1;
-	run(ep); /* accepts what waits in the backlog */
-	return 0;
-}
-
-/* Without a usable HTTP server: every waiting connection gets a fixed 503 and is closed,
- * so clients fail at once instead of hanging. The request is not parsed; what already
- * arrived of it is discarded, so that closing does not reset the connection before the
- * client read the answer. */
-static void refuse_waiting(struct llm_endpoint *ep)
-{
-	static const char body[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-				   "\"message\":\"orch: the LLM endpoint is unavailable; see the "
-				   "supervisor's log\"}}";
-	char head[192];
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			  sizeof(body) - 1);
-
-	for (int i = 0; i < LLM_ENDPOINT_MAX_CONNS; i++) {
-		int c = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			return;
-		}
-		struct iovec iov[2] = {{head, (size_t)hl}, {(void *)body, sizeof(body) - 1}};
-		char junk[4096];
-		ssize_t n = writev(c, iov, 2);
-		shutdown(c, SHUT_WR);
-		for (int k = 0; k < 16 && n > 0; k++)
-			n = recv(c, junk, sizeof(junk), MSG_DONTWAIT);
-		close(c);
-	}
-}
-
-static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data)
-{
-	struct llm_endpoint *ep = data;
-	struct orch_error err = {0};
-	char slot[24];
-
-	if (start_daemon(ep, &err) == 0)
-		return;
-	if (!ep->warned) {
-		snprintf(slot, sizeof(slot), "%lld", (long long)ep->slot);
-		orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint unavailable", "slot", slot, "error",
-			 err.msg, NULL);
-		ep->warned = true;
-	}
-	refuse_waiting(ep);
-}
-
-int llm_endpoint_new(struct llm_bridge *b, int listen_fd, int64_t slot, size_t max_body,
+int llm_endpoint_new(struct llm_bridge *b, int listen_fd, const struct llm_endpoint_opts *o,
 		     struct llm_endpoint **ret, struct orch_error *err)
 {
 	_cleanup_close_ int fd = listen_fd;
-	struct llm_endpoint *ep;
+	_cleanup_free_ struct llm_endpoint *ep = NULL;
 	int r;
 
-	if (slot < 0 || slot >= ORCH_MAX_SLOTS)
+	if (o->slot < 0 || o->slot >= ORCH_MAX_SLOTS)
 		return orch_err(err, -EINVAL, "llm endpoint: slot %lld out of range",
-				(long long)slot);
-	ep = calloc(1, sizeof(*ep));
-	if (!ep)
+				(long long)o->slot);
+	if (b->eps[o->slot])
+		return orch_err(err, -EEXIST, "llm endpoint: slot %lld has one already",
+				(long long)o->slot);
+	if (geteuid() == 0 && (o->uid == 0 || o->gid == 0))
+		return orch_err(err, -EINVAL, "llm endpoint: refusing to run it as root");
+	if (!(ep = calloc(1, sizeof(*ep))))
 		return orch_err(err, -ENOMEM, "out of memory");
 	ep->b = b;
-	ep->slot = slot;
-	ep->max_body = max_body ? max_body : LLM_ENDPOINT_MAX_BODY;
+	ep->o = *o;
 	ep->listen_fd = fd;
-	r = orch_timer_add(b->loop, 0, 0, on_timer, ep, &ep->timer);
-	if (r < 0) {
-		free(ep);
+	ep->sock = -1;
+	ep->proc = (struct sv_helper){.pidfd = -1, .log_fd = -1};
+	if ((r = orch_timer_add(b->loop, 0, 0, on_restart, ep, &ep->restart)) < 0)
 		return orch_errno(err, r, "llm endpoint: cannot add a timer");
-	}
-	orch_timer_disarm(ep->timer);
-	r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io);
-	if (r < 0) {
-		orch_timer_free(ep->timer);
-		free(ep);
+	orch_timer_disarm(ep->restart);
+	if ((r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io)) < 0) {
+		orch_timer_free(ep->restart);
 		return orch_errno(err, r, "llm endpoint: cannot watch the listening socket");
 	}
 	fd = -1; /* the endpoint's now */
+	b->eps[o->slot] = ep;
 	b->n_endpoints++;
-	*ret = ep;
+	*ret = TAKE_PTR(ep);
 	return 0;
 }
 
@@ -771,43 +735,20 @@ int llm_endpoint_set_task(struct llm_endpoint *ep, const char *task)
 	return 0;
 }
 
+pid_t llm_endpoint_pid(const struct llm_endpoint *ep)
+{
+	return ep ? ep->proc.pid : 0;
+}
+
 void llm_endpoint_free(struct llm_endpoint *ep)
 {
-	struct conn *c, *next;
-
 	if (!ep)
 		return;
-	if (!ep->d) {
-		/* Never started: no connection was ever accepted. */
-		orch_io_free(ep->listen_io);
-		close(ep->listen_fd);
-		goto done;
-	}
-	/* Cancel this slot's calls, let MHD finish their responses with an error. */
-	for (c = ep->b->conns; c; c = next) {
-		next = c->next;
-		if (c->ep != ep)
-			continue;
-		if (ep->b->rpc && !c->done) {
-			struct orch_llm_cancel cn = {.req = c->req};
-			orch_rpc_notify(ep->b->rpc, "llm.cancel", orch_llm_cancel_build(&cn));
-		}
-		c->done = c->failed = true;
-		route_del(c);
-		if (c->state == C_SENT && c->suspended) {
-			/* No response yet: give one so MHD can close it. */
-			queue_error(c, 503, "orch: the agent slot is going away");
-		}
-		if (c->suspended) {
-			c->suspended = false;
-			sym_MHD_resume_connection(c->mc);
-		}
-	}
-	sym_MHD_run(ep->d);
-	orch_io_free(ep->io);
-	sym_MHD_stop_daemon(ep->d);
-done:
-	orch_timer_free(ep->timer);
+	proc_stop(ep, NULL, false);
+	orch_io_free(ep->listen_io);
+	orch_timer_free(ep->restart);
+	close(ep->listen_fd);
+	ep->b->eps[ep->o.slot] = NULL;
 	ep->b->n_endpoints--;
 	free(ep->task);
 	free(ep);

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "shell-listen.h"
 #include "shell.h"
+#include "transport.h"
 
 int sv_shell_addr_parse(const char *s, unsigned slot, struct sv_shell_addr *ret,
 			struct orch_error *err)
@@ -108,10 +109,22 @@ int sv_shell_accept(int lfd, const struct sv_shell_addr *a, uint32_t allow_cid,
 			return -EAGAIN;
 		return orch_errno(err, r, "accept");
 	}
-	if (vsock && (svm.svm_family != AF_VSOCK || svm.svm_cid != allow_cid)) {
+	if (!vsock)
+		return fd;
+	if (svm.svm_family != AF_VSOCK || svm.svm_cid != allow_cid) {
 		close(fd);
-		return orch_err(err, -EPERM, "refused a shell connection from vsock cid %u",
-				(unsigned)svm.svm_cid);
+		return orch_err(err, -EPERM, "refused a shell connection from vsock cid %u port %u",
+				(unsigned)svm.svm_cid, (unsigned)svm.svm_port);
+	}
+	/* From the host, but is it orchd? Only a privileged host process can bind a
+	 * reserved port; anyone else's connection comes from a port above them. */
+	if (!orch_vsock_port_reserved(svm.svm_port)) {
+		close(fd);
+		return orch_err(err, -EPERM,
+				"refused a shell connection from vsock cid %u port %u: not a "
+				"reserved port, so not orchd (debug shells go through orchd: "
+				"orch shell)",
+				(unsigned)svm.svm_cid, (unsigned)svm.svm_port);
 	}
 	return fd;
 }

@@ -28,7 +28,8 @@ int sv_shell_addr_parse(const char *s, unsigned slot, struct sv_shell_addr *ret,
 int sv_shell_listen(const struct sv_shell_addr *a, struct orch_error *err);
 
 /* Accepts one connection: -EAGAIN when none is pending, -EPERM (already closed) when a
- * VSOCK peer is not allow_cid. */
+ * VSOCK peer is not allow_cid or its port is not reserved (only a privileged process, on
+ * the host orchd, can bind one: an unprivileged host user's connection is refused). */
 int sv_shell_accept(int lfd, const struct sv_shell_addr *a, uint32_t allow_cid,
 		    struct orch_error *err);
 

@@ -209,36 +209,3 @@ out:
 	sv_strv_free(argv);
 	return r;
 }
-
-int sv_shell_parse_cpr(const char *buf, size_t len, unsigned *ret_rows, unsigned *ret_cols)
-{
-	static const char head[] = "\033[";
-	for (size_t i = 0; i < 2; i++) {
-		if (i >= len)
-			return 0;
-		if (buf[i] != head[i])
-			return -EINVAL;
-	}
-	unsigned v[2] = {0, 0};
-	size_t k = 0, digits = 0;
-	for (size_t i = 2; i < len && i < 16; i++) {
-		char c = buf[i];
-		if (c >= '0' && c <= '9') {
-			if (++digits > 4)
-				return -EINVAL;
-			v[k] = v[k] * 10 + (unsigned)(c - '0');
-		} else if (c == ';' && k == 0 && digits > 0) {
-			k = 1;
-			digits = 0;
-		} else if (c == 'R' && k == 1 && digits > 0) {
-			if (v[0] == 0 || v[1] == 0)
-				return -EINVAL;
-			*ret_rows = v[0];
-			*ret_cols = v[1];
-			return (int)i + 1;
-		} else {
-			return -EINVAL;
-		}
-	}
-	return len >= 16 ? -EINVAL : 0;
-}

@@ -27,11 +27,3 @@ struct sv_shell_child {
  * orch-shell-init (in orch-jail-exec's place) -> the shell. */
 int sv_shell_spawn(const struct sv_shell_jail *j, unsigned slot, int pty_slave,
 		   struct sv_shell_child *ret, struct orch_error *err);
-
-/* Parses a cursor-position report "ESC [ ROW ; COL R" at the start of buf.
- * Returns its length (> 0) with rows/cols set, 0 when more bytes are needed, -EINVAL
- * when buf does not start with one. */
-int sv_shell_parse_cpr(const char *buf, size_t len, unsigned *ret_rows, unsigned *ret_cols);
-
-/* The query sent on connect: save cursor, move to 999;999, report position, restore. */
-#define SV_SHELL_SIZE_QUERY "\0337\033[999;999H\033[6n\0338"

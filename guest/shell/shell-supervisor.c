@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "jail.h"
+#include "privsep.h"
 #include "shell-supervisor.h"
 
 char *sv_shell_find_init(const char *exec_helper)
@@ -74,10 +75,14 @@ int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char 
 		.limits = cfg->limits,
 		.nproc_rlimit = !slot->enforced_pids,
 	};
+	uid_t relay = sv_privsep_uid(cfg->uid_base, SV_PRIVSEP_SHELL, slot->index);
 	struct sv_shell_opts o = {
 		.slot = slot->index,
 		.listen = addr,
 		.allow_cid = ORCH_VSOCK_CID_HOST,
+		.relay_uid = relay,
+		.relay_gid = relay,
+		.relay_no_seccomp = cfg->no_seccomp,
 		.on_event = on_event,
 		.event_data = event_data,
 	};

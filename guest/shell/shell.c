@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,15 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "privsep.h"
 #include "shell-listen.h"
+#include "shell-relay.h"
 #include "shell-spawn.h"
 #include "shell.h"
 
-#define BUF_SIZE (16 * 1024)
 #define SERIAL_POLL_MS 500
 #define DEFAULT_WINSIZE_WAIT_MS 700
+#define RELAY_LINGER_MS 5000 /* the relay's time to send the end of the output */
 
 enum conn_state { C_SIZING, C_RUNNING, C_CLOSED };
 
@@ -25,20 +28,16 @@ struct conn {
 	struct sv_shell *srv;
 	struct conn *next;
 	enum conn_state state;
-	int fd; /* the client; for SERIAL the port, owned by the server */
-	struct orch_io *io_fd;
-	struct sv_shell_pty pty;
-	struct orch_io *io_pty;
-	struct sv_shell_child child; /* pid 0: not started or reaped */
+	int fd;	   /* the client until the shell runs (for an error line); SERIAL: the port */
+	bool port; /* SERIAL: the session holds the server's port (fd or not) */
+	int slave; /* the pty slave, until the shell has it */
+	int ctl;   /* the relay's 'S': start the shell */
+	struct sv_helper relay; /* pid 0: gone */
+	struct orch_io *io_relay, *io_ctl, *io_log;
+	struct sv_helper_log log;
+	struct orch_timer *t_linger;
+	struct sv_shell_child child; /* bwrap; pid 0: not started or reaped */
 	struct orch_io *io_pid;
-	struct orch_timer *t_size;
-	bool fd_eof, pty_eof;
-	bool fd_rd_eof;	   /* the client shut down its sending side */
-	bool eof_sent;	   /* ^D queued for the shell after that */
-	char in[BUF_SIZE]; /* client -> pty */
-	size_t in_len;
-	char out[BUF_SIZE]; /* pty -> client */
-	size_t out_len;
 };
 
 struct sv_shell {
@@ -53,15 +52,11 @@ struct sv_shell {
 	struct orch_error last;
 };
 
-static void conn_update(struct conn *c);
-
 static void event(struct sv_shell *s, enum sv_shell_event ev, const char *detail)
 {
 	if (s->opts.on_event)
 		s->opts.on_event(s->opts.slot, ev, detail, s->opts.event_data);
 }
-static void conn_close(struct conn *c);
-static void on_pty(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data);
 
 static void conn_free(struct conn *c)
 {
@@ -91,31 +86,46 @@ static void reap(struct conn *c, bool wait)
 	c->child.pid = 0;
 }
 
-/* Ends the session: the client is closed, the jail killed; the conn goes once reaped. */
-static void conn_close(struct conn *c)
+static void close_client(struct conn *c)
 {
+	if (c->fd >= 0 && !c->port)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static void relay_stop(struct conn *c)
+{
+	orch_timer_free(c->t_linger);
+	c->t_linger = NULL;
+	orch_io_free(c->io_ctl);
+	orch_io_free(c->io_relay);
+	c->io_ctl = c->io_relay = NULL;
+	closep(&c->ctl);
+	c->ctl = -1;
+	if (c->io_log)
+		(void)sv_helper_log_read(c->relay.log_fd, &c->log, "shell", c->srv->opts.slot);
+	orch_io_free(c->io_log);
+	c->io_log = NULL;
+	sv_helper_kill(&c->relay);
+}
+
+/* Ends the session: the relay and the jail are killed; the conn goes once reaped. */
+static void conn_close(struct conn *c, const char *why)
+{
+	struct sv_shell *s = c->srv;
+
 	if (c->state == C_CLOSED)
 		return;
 	if (c->state == C_RUNNING)
-		event(c->srv, SV_SHELL_CLOSED,
-		      c->fd_eof	   ? "client disconnected"
-		      : c->pty_eof ? "shell exited"
-				   : "closed");
+		event(s, SV_SHELL_CLOSED, why);
 	c->state = C_CLOSED;
-	orch_timer_free(c->t_size);
-	c->t_size = NULL;
-	orch_io_free(c->io_fd);
-	c->io_fd = NULL;
-	orch_io_free(c->io_pty);
-	c->io_pty = NULL;
-	if (c->fd >= 0 && c->fd != c->srv->lfd)
-		close(c->fd);
-	if (c->fd >= 0 && c->fd == c->srv->lfd)
-		orch_timer_rearm(c->srv->t_serial, SERIAL_POLL_MS);
-	c->fd = -1;
-	closep(&c->pty.master);
-	closep(&c->pty.slave);
-	c->pty.master = c->pty.slave = -1;
+	relay_stop(c);
+	close_client(c); /* never the port */
+	if (c->port)	 /* the next session on the port when it is connected */
+		orch_timer_rearm(s->t_serial, SERIAL_POLL_MS);
+	c->port = false;
+	closep(&c->slave);
+	c->slave = -1;
 	if (c->child.pid > 0) {
 		(void)syscall(SYS_pidfd_send_signal, c->child.pidfd, SIGKILL, NULL, 0);
 		reap(c, false);
@@ -124,189 +134,104 @@ static void conn_close(struct conn *c)
 		conn_free(c);
 }
 
+/* The jail ended: the relay sends what the pty still holds, then exits by itself. */
 static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
 {
 	struct conn *c = data;
 	reap(c, false);
 	if (c->child.pid > 0)
 		return;
-	if (c->state == C_CLOSED) {
+	if (c->state == C_CLOSED)
 		conn_free(c);
+	else if (c->relay.pid > 0)
+		orch_timer_rearm(c->t_linger, RELAY_LINGER_MS);
+	else
+		conn_close(c, "shell exited");
+}
+
+static void on_linger(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	conn_close(data, "shell exited");
+}
+
+/* The relay exited: its status says why the session ended. */
+static void on_relay(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		     void *data)
+{
+	struct conn *c = data;
+	int code = 0, status = 0;
+	char why[64];
+
+	if (!sv_helper_exited(&c->relay, &code, &status))
 		return;
-	}
-	/* The jail is gone: whatever the pty still holds goes out, then the client closes. */
-	for (;;) {
-		if (c->out_len == sizeof(c->out))
-			break;
-		ssize_t n = read(c->pty.master, c->out + c->out_len, sizeof(c->out) - c->out_len);
-		if (n <= 0)
-			break;
-		c->out_len += (size_t)n;
-	}
-	c->pty_eof = true;
-	conn_update(c);
+	if (code == CLD_EXITED && status == SV_SHELL_RELAY_CLIENT_GONE)
+		snprintf(why, sizeof(why), "client disconnected");
+	else if (code == CLD_EXITED && status == SV_SHELL_RELAY_SHELL_GONE)
+		snprintf(why, sizeof(why), "shell exited");
+	else if (code == CLD_EXITED)
+		snprintf(why, sizeof(why), "relay failed (exit status %d)", status);
+	else
+		snprintf(why, sizeof(why), "relay killed by signal %d", status);
+	if (c->state == C_SIZING && strncmp(why, "relay", 5) == 0)
+		event(c->srv, SV_SHELL_FAILED, why);
+	conn_close(c, why);
 }
 
-static void set_winsize(struct conn *c, unsigned rows, unsigned cols)
+static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
 {
-	struct winsize ws = {
-		.ws_row = (unsigned short)(rows > 1000 ? 1000 : rows),
-		.ws_col = (unsigned short)(cols > 1000 ? 1000 : cols),
-	};
-	(void)ioctl(c->pty.master, TIOCSWINSZ, &ws);
-}
-
-/* Looks for the terminal's size report among the bytes received so far; removes it. */
-static bool take_size_report(struct conn *c)
-{
-	for (size_t i = 0; i < c->in_len; i++) {
-		if (c->in[i] != '\033')
-			continue;
-		unsigned rows, cols;
-		int n = sv_shell_parse_cpr(c->in + i, c->in_len - i, &rows, &cols);
-		if (n == 0)
-			return false; /* maybe the start of it: wait for more */
-		if (n < 0)
-			continue;
-		set_winsize(c, rows, cols);
-		memmove(c->in + i, c->in + i + (size_t)n, c->in_len - i - (size_t)n);
-		c->in_len -= (size_t)n;
-		return true;
+	struct conn *c = data;
+	if (sv_helper_log_read(fd, &c->log, "shell", c->srv->opts.slot) < 0) {
+		orch_io_free(c->io_log);
+		c->io_log = NULL;
 	}
-	return false;
 }
 
+static void fail_line(struct conn *c, const char *msg)
+{
+	char line[ORCH_ERROR_MSG_MAX + 32];
+	int n = snprintf(line, sizeof(line), "orch: %s\r\n", msg);
+	if (c->fd >= 0) {
+		ssize_t w = write(c->fd, line, (size_t)n);
+		(void)w;
+	}
+}
+
+/* The relay has the terminal's size: the jailed shell starts on the pty. */
 static void start_shell(struct conn *c)
 {
 	struct sv_shell *s = c->srv;
-	orch_timer_free(c->t_size);
-	c->t_size = NULL;
-	int r = sv_shell_spawn(&s->jail, s->opts.slot, c->pty.slave, &c->child, &s->last);
-	closep(&c->pty.slave);
-	c->pty.slave = -1;
+	int r = sv_shell_spawn(&s->jail, s->opts.slot, c->slave, &c->child, &s->last);
+	closep(&c->slave);
+	c->slave = -1;
 	if (r < 0) {
-		char msg[ORCH_ERROR_MSG_MAX + 32];
 		event(s, SV_SHELL_FAILED, s->last.msg);
-		int n = snprintf(msg, sizeof(msg), "orch: %s\r\n", s->last.msg);
-		ssize_t w = write(c->fd, msg, (size_t)n);
-		(void)w;
-		conn_close(c);
+		relay_stop(c); /* first: nothing of it may follow the message */
+		fail_line(c, s->last.msg);
+		conn_close(c, "failed");
 		return;
 	}
-	if (orch_io_add(s->loop, c->child.pidfd, EPOLLIN, on_pid, c, &c->io_pid) < 0 ||
-	    orch_io_add(s->loop, c->pty.master, EPOLLIN, on_pty, c, &c->io_pty) < 0) {
-		conn_close(c);
+	if (orch_io_add(s->loop, c->child.pidfd, EPOLLIN, on_pid, c, &c->io_pid) < 0) {
+		conn_close(c, "failed");
 		return;
 	}
+	close_client(c); /* the relay has it */
 	c->state = C_RUNNING;
 	char d[32];
 	snprintf(d, sizeof(d), "pid %d", (int)c->child.pid);
 	event(s, SV_SHELL_OPENED, d);
-	conn_update(c);
 }
 
-static void on_size_timeout(struct orch_loop *loop, struct orch_timer *t, void *data)
-{
-	start_shell(data);
-}
-
-static void flush_out(struct conn *c)
-{
-	while (c->out_len > 0) {
-		ssize_t n = write(c->fd, c->out, c->out_len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN) { /* the client is gone: drop what it cannot get */
-				c->fd_eof = true;
-				c->out_len = 0;
-			}
-			return;
-		}
-		memmove(c->out, c->out + n, c->out_len - (size_t)n);
-		c->out_len -= (size_t)n;
-	}
-}
-
-static void on_fd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+static void on_ctl(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
 {
 	struct conn *c = data;
-	if (events & EPOLLOUT)
-		flush_out(c);
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && c->in_len < sizeof(c->in) &&
-	    !c->fd_rd_eof) {
-		ssize_t n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
-		if (n > 0)
-			c->in_len += (size_t)n;
-		else if (n == 0 && !(events & (EPOLLHUP | EPOLLERR)))
-			c->fd_rd_eof = true; /* half-close: EOF for the shell, output still flows */
-		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			c->fd_eof = true;
-	} else if (events & (EPOLLHUP | EPOLLERR)) {
-		c->fd_eof = true;
-	}
-	if (c->state == C_SIZING && (take_size_report(c) || c->fd_rd_eof)) {
+	char b = 0;
+	ssize_t n = read(fd, &b, 1);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	orch_io_free(c->io_ctl); /* one byte, once; EOF: the relay's exit tells the rest */
+	c->io_ctl = NULL;
+	if (n == 1 && b == 'S' && c->state == C_SIZING)
 		start_shell(c);
-		return;
-	}
-	conn_update(c);
-}
-
-static void on_pty(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
-{
-	struct conn *c = data;
-	if ((events & EPOLLOUT) && c->in_len > 0) {
-		ssize_t n = write(fd, c->in, c->in_len);
-		if (n > 0) {
-			memmove(c->in, c->in + n, c->in_len - (size_t)n);
-			c->in_len -= (size_t)n;
-		}
-	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->out_len < sizeof(c->out)) {
-		ssize_t n = read(fd, c->out + c->out_len, sizeof(c->out) - c->out_len);
-		if (n > 0)
-			c->out_len += (size_t)n;
-		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			c->pty_eof = true; /* EIO: every slave fd is closed */
-	}
-	conn_update(c);
-}
-
-/* True when the shell's line editor waits for input (non-canonical mode). A ^D written
- * while the line discipline is canonical would turn into a NUL byte when readline then
- * switches it to raw mode, so the end of a half-closed client's input waits for that. */
-static bool shell_reading_raw(const struct conn *c)
-{
-	struct termios t;
-	return tcgetattr(c->pty.master, &t) == 0 && !(t.c_lflag & ICANON);
-}
-
-/* Recomputes what each side waits for, or ends the session. */
-static void conn_update(struct conn *c)
-{
-	if (c->fd_eof || (c->pty_eof && c->out_len == 0)) {
-		conn_close(c);
-		return;
-	}
-	if (c->fd_rd_eof && !c->eof_sent && c->state == C_RUNNING && c->in_len == 0 &&
-	    shell_reading_raw(c)) {
-		c->in[c->in_len++] = 4; /* ^D: end of input for the shell */
-		c->eof_sent = true;
-	}
-	uint32_t ev = c->out_len > 0 ? EPOLLOUT : 0;
-	if (c->in_len < sizeof(c->in) && !c->fd_rd_eof)
-		ev |= EPOLLIN | EPOLLRDHUP;
-	orch_io_set_events(c->io_fd, ev);
-	if (c->io_pty && c->pty_eof) {
-		orch_io_free(c->io_pty); /* a hung-up pty would report EPOLLHUP forever */
-		c->io_pty = NULL;
-	}
-	if (c->io_pty) {
-		ev = c->in_len > 0 ? EPOLLOUT : 0;
-		if (c->out_len < sizeof(c->out))
-			ev |= EPOLLIN;
-		orch_io_set_events(c->io_pty, ev);
-	}
 }
 
 static unsigned live(const struct sv_shell *s)
@@ -315,6 +240,55 @@ static unsigned live(const struct sv_shell *s)
 	for (const struct conn *c = s->conns; c; c = c->next)
 		n += c->state != C_CLOSED;
 	return n;
+}
+
+static int relay_start(struct conn *c, int master, struct orch_error *err)
+{
+	struct sv_shell *s = c->srv;
+	const struct sv_shell_opts *o = &s->opts;
+	char slot[16], uid[16], gid[16], wait[16];
+	const char *argv[16];
+	size_t n = 0;
+	int ctl[2], r;
+	bool root = geteuid() == 0;
+
+	snprintf(slot, sizeof(slot), "%u", o->slot);
+	snprintf(uid, sizeof(uid), "%u", root ? (unsigned)o->relay_uid : (unsigned)getuid());
+	snprintf(gid, sizeof(gid), "%u", root ? (unsigned)o->relay_gid : (unsigned)getgid());
+	snprintf(wait, sizeof(wait), "%u", o->winsize_wait_ms);
+	argv[n++] = "orch-shell-relay";
+	argv[n++] = SV_SHELL_RELAY_ARG;
+	argv[n++] = "--slot";
+	argv[n++] = slot;
+	argv[n++] = "--uid";
+	argv[n++] = uid;
+	argv[n++] = "--gid";
+	argv[n++] = gid;
+	argv[n++] = "--wait-ms";
+	argv[n++] = wait;
+	if (o->relay_no_seccomp)
+		argv[n++] = "--no-seccomp";
+	argv[n] = NULL;
+	if (pipe2(ctl, O_CLOEXEC | O_NONBLOCK) < 0)
+		return orch_errno(err, -errno, "pipe");
+	int fds[3] = {c->fd, master, ctl[1]};
+	struct sv_helper_spawn sp = {.exe = o->relay_exe,
+				     .argv = (char *const *)argv,
+				     .fds = fds,
+				     .n_fds = 3,
+				     .netns_fd = s->jail.netns_fd};
+	r = sv_helper_spawn(&sp, &c->relay, err);
+	close(ctl[1]);
+	c->ctl = ctl[0];
+	if (r < 0)
+		return r;
+	if ((r = orch_io_add(s->loop, c->ctl, EPOLLIN, on_ctl, c, &c->io_ctl)) < 0 ||
+	    (r = orch_io_add(s->loop, c->relay.pidfd, EPOLLIN, on_relay, c, &c->io_relay)) < 0 ||
+	    (r = orch_io_add(s->loop, c->relay.log_fd, EPOLLIN, on_log, c, &c->io_log)) < 0 ||
+	    (r = orch_timer_add(s->loop, 0, 0, on_linger, c, &c->t_linger)) < 0)
+		return orch_errno(err, r, "cannot watch the shell relay");
+	orch_timer_disarm(c->t_linger);
+	return 0;
 }
 
 static void conn_start(struct sv_shell *s, int fd)
@@ -336,20 +310,25 @@ static void conn_start(struct sv_shell *s, int fd)
 	}
 	c->srv = s;
 	c->fd = fd;
-	c->pty.master = c->pty.slave = -1;
+	c->port = fd == s->lfd;
+	c->slave = c->ctl = -1;
+	c->relay = (struct sv_helper){.pidfd = -1, .log_fd = -1};
 	c->state = C_SIZING;
 	c->next = s->conns;
 	s->conns = c;
-	if (sv_shell_pty_open(s->jail.uid, s->jail.gid, &c->pty, &s->last) < 0 ||
-	    orch_io_add(s->loop, fd, EPOLLIN, on_fd, c, &c->io_fd) < 0 ||
-	    orch_timer_add(s->loop, s->opts.winsize_wait_ms, 0, on_size_timeout, c, &c->t_size) <
-		    0) {
-		conn_close(c);
-		return;
+	struct sv_shell_pty pty = {.master = -1, .slave = -1};
+	int r = sv_shell_pty_open(s->jail.uid, s->jail.gid, &pty, &s->last);
+	if (r >= 0) {
+		c->slave = pty.slave;
+		r = relay_start(c, pty.master, &s->last);
+		close(pty.master); /* the relay's alone */
 	}
-	memcpy(c->out, SV_SHELL_SIZE_QUERY, sizeof(SV_SHELL_SIZE_QUERY) - 1);
-	c->out_len = sizeof(SV_SHELL_SIZE_QUERY) - 1;
-	conn_update(c);
+	if (r < 0) {
+		event(s, SV_SHELL_FAILED, s->last.msg);
+		relay_stop(c);
+		fail_line(c, s->last.msg);
+		conn_close(c, "failed");
+	}
 }
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
@@ -371,7 +350,7 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 static bool serial_busy(const struct sv_shell *s)
 {
 	for (const struct conn *c = s->conns; c; c = c->next)
-		if (c->fd == s->lfd)
+		if (c->port)
 			return true;
 	return false;
 }
@@ -425,6 +404,10 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		return orch_err(err, -EINVAL, "shell jail: bwrap and workspace needed");
 	if (j->uid == 0)
 		return orch_err(err, -EINVAL, "refusing a debug shell as root");
+	if (geteuid() == 0 && (o->relay_uid == 0 || o->relay_gid == 0 || o->relay_uid == j->uid))
+		return orch_err(err, -EINVAL,
+				"a debug shell's relay needs a uid of its own (not root, not the "
+				"agent's)");
 	_cleanup_free_ struct sv_shell *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -435,6 +418,11 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
 	s->lfd = -1;
+	s->opts.relay_exe = NULL;
+	if (o->relay_exe && !(s->opts.relay_exe = strdup(o->relay_exe))) {
+		jail_free(&s->jail);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
 	if (!s->opts.max_conns)
 		s->opts.max_conns = SV_SHELL_MAX_CONNS;
 	if (!s->opts.winsize_wait_ms)
@@ -444,6 +432,7 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 		r = sv_shell_listen(&s->addr, err);
 	if (r < 0) {
 		jail_free(&s->jail);
+		free((char *)s->opts.relay_exe);
 		return r;
 	}
 	s->lfd = r;
@@ -454,6 +443,7 @@ int sv_shell_new(struct orch_loop *loop, const struct sv_shell_opts *o,
 	if (r < 0) {
 		close(s->lfd);
 		jail_free(&s->jail);
+		free((char *)s->opts.relay_exe);
 		return orch_errno(err, r, "cannot watch agent %u's shell listener", o->slot);
 	}
 	*ret = TAKE_PTR(s);
@@ -466,7 +456,7 @@ void sv_shell_free(struct sv_shell *s)
 		return;
 	while (s->conns) {
 		struct conn *c = s->conns;
-		conn_close(c);
+		conn_close(c, "closed");
 		if (s->conns == c) { /* still being reaped */
 			reap(c, true);
 			conn_free(c);
@@ -479,6 +469,7 @@ void sv_shell_free(struct sv_shell *s)
 	if (s->addr.kind == SV_SHELL_UNIX)
 		(void)unlink(s->addr.path);
 	jail_free(&s->jail);
+	free((char *)s->opts.relay_exe);
 	free(s);
 }
 

@@ -12,10 +12,19 @@
  * the PTY as its controlling terminal). Closing the connection SIGKILLs bwrap; its pid
  * namespace dies with it, so nothing the shell started survives.
  *
- * Who can connect: the host only. The Unix socket is 0600 (root) and lives outside every
- * jail; VSOCK peers other than allow_cid are closed at accept, and jailed processes cannot
- * create AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's
- * chardev on the host, and the jails' /dev holds no virtio ports.
+ * Privilege separation: the caller (root) accepts, opens the PTY and starts the jailed
+ * shell; it never reads the client's bytes nor the shell's output. Those pass through a
+ * relay process per connection (shell-relay.h: the program itself executed again, as
+ * relay_uid, without privileges, behind a seccomp filter), which also parses the
+ * terminal's size report. When the relay exits the jail is killed; when the jail ends
+ * the relay sends what the PTY still holds and exits (else it is killed after 5 s).
+ *
+ * Who can connect: orchd only (users reach the shells through orchd's relay, which
+ * checks they may). The Unix socket is 0600 (root) and lives outside every jail; VSOCK
+ * peers other than allow_cid, or from a port that is not reserved (only a privileged host
+ * process can bind one), are closed at accept, and jailed processes cannot create
+ * AF_VSOCK sockets (seccomp); the virtio-serial port's other end is QEMU's chardev on the
+ * host, and the jails' /dev holds no virtio ports.
  *
  * Everything runs on the caller's orch_loop; child exits are observed through pidfds,
  * so the caller must not reap unknown children with waitpid(-1). */
@@ -31,8 +40,9 @@
 #include "jail-seccomp.h"
 #include "loop.h"
 #include "schema.h"
+#include "transport.h"
 
-#define SV_SHELL_VSOCK_PORT_BASE 6000u
+#define SV_SHELL_VSOCK_PORT_BASE ORCH_VSOCK_SHELL_PORT_BASE /* + slot */
 #define SV_SHELL_MAX_CONNS 4u
 #define SV_SHELL_DEFAULT_INIT ORCH_LIBEXECDIR "/orch-shell-init"
 
@@ -74,6 +84,14 @@ struct sv_shell_opts {
 	unsigned winsize_wait_ms;   /* 0: 700 */
 	sv_shell_event_cb on_event; /* may be NULL */
 	void *event_data;
+	/* The relay processes (shell-relay.h): their uid and gid (sv_privsep_uid, not root
+	 * nor the agent's; ignored when the caller is not root), the program (NULL:
+	 * /proc/self/exe, whose main() must hand SV_SHELL_RELAY_ARG to
+	 * sv_shell_relay_main) and whether their seccomp filter is left out. */
+	uid_t relay_uid;
+	gid_t relay_gid;
+	const char *relay_exe;
+	bool relay_no_seccomp;
 };
 
 struct sv_shell;

@@ -40,6 +40,7 @@ struct cli {
 	struct cli_render *render;
 	void *data;
 	bool closed;
+	int64_t shown_attempt; /* cli_write_output: the attempt of the last chunk shown */
 };
 
 struct cli_cmd {
@@ -88,7 +89,11 @@ int cli_parse_duration_ms(const char *s, int64_t *ret);
 
 /* task.logs: replays output from from_seq (printing it), follows when asked; *ret_task is
  * the final task object. */
-int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task);
+/* task.logs: replays (and with follow, follows) a task's output: the latest attempt's, or
+ * attempt N's, or with all every attempt's, a line "--- attempt N ---" on stderr where
+ * one ends and the next begins. */
+int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, int64_t attempt,
+		    bool all, json_t **ret_task);
 
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
 	cmd_vm, cmd_budget;

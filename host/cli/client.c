@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "render.h"
+#include "visible.h"
 #include "schema.h"
 
 static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -216,6 +217,12 @@ void cli_write_output(struct cli *c, json_t *params)
 	}
 	if (json_unpack(params, "{s:s, s:s}", "data", &data, "stream", &stream) < 0)
 		return;
+	json_int_t attempt = json_integer_value(json_object_get(params, "attempt"));
+	if (attempt > 0 && attempt != c->shown_attempt) {
+		fflush(stdout);
+		fprintf(stderr, "--- attempt %lld ---\n", (long long)attempt);
+		c->shown_attempt = attempt;
+	}
 	if (orch_b64_decode(data, strlen(data), &buf, &len) < 0)
 		return;
 	if (c->render && strcmp(stream, "stdout") == 0) {
@@ -225,7 +232,11 @@ void cli_write_output(struct cli *c, json_t *params)
 		return;
 	}
 	fflush(stdout);
-	write_all(strcmp(stream, "stderr") == 0 ? 2 : 1, buf, len);
+	int fd = strcmp(stream, "stderr") == 0 ? 2 : 1;
+	if (isatty(fd)) /* a guest's bytes must not drive the operator's terminal */
+		cli_write_visible(fd, buf, len, CLI_VISIBLE_LINES | CLI_VISIBLE_SGR);
+	else
+		write_all(fd, buf, len);
 	free(buf);
 }
 
@@ -349,8 +360,11 @@ void cli_print_vm(json_t *vm)
 		else
 			printf(" %zu:-", j);
 	}
-	if (json_is_string(json_object_get(vm, "last_error")))
-		printf("  (%s)", json_string_value(json_object_get(vm, "last_error")));
+	if (json_is_string(json_object_get(vm, "last_error"))) {
+		char *e = cli_visible_str(json_string_value(json_object_get(vm, "last_error")));
+		printf("  (%s)", e ? e : "?");
+		free(e);
+	}
 	printf("\n");
 }
 

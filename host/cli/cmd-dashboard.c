@@ -102,7 +102,7 @@ static int follow_slot(struct cli *c, const char *vm, const char *slot_s)
 		printf("\033[1m--- task %lld ---\033[0m\n", (long long)id);
 		fflush(stdout);
 		json_t *task = NULL;
-		int r = cli_follow_task(c, id, 0, true, &task);
+		int r = cli_follow_task(c, id, 0, true, 0, false, &task);
 		if (r == 0 && task)
 			printf("\033[1m--- task %lld %s ---\033[0m\n", (long long)id,
 			       json_string_value(json_object_get(task, "state")));

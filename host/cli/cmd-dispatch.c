@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "cli.h"
 #include "render.h"
+#include "visible.h"
 
 static void usage(FILE *f)
 {
@@ -35,13 +37,21 @@ static void on_output(struct cli *c, json_t *params)
 	cli_write_output(c, params);
 }
 
-int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, json_t **ret_task)
+int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, int64_t attempt,
+		    bool all, json_t **ret_task)
 {
+	json_t *p = json_pack("{sIsIsb}", "id", (json_int_t)id, "from_seq", (json_int_t)from_seq,
+			      "follow", follow);
+
+	if (p && attempt)
+		json_object_set_new(p, "attempt", json_integer(attempt));
+	if (p && all)
+		json_object_set_new(p, "all_attempts", json_true());
+	/* A boundary before the first chunk only when it is not the first attempt (or all
+	 * are shown), and wherever the attempt changes. */
+	c->shown_attempt = all ? 0 : attempt ? attempt : 1;
 	c->on_output = on_output;
-	return cli_call(c, "task.logs",
-			json_pack("{sIsIsb}", "id", (json_int_t)id, "from_seq",
-				  (json_int_t)from_seq, "follow", follow),
-			0, ret_task);
+	return cli_call(c, "task.logs", p, 0, ret_task);
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -161,17 +171,17 @@ static int run(struct cli *c, int argc, char **argv)
 		return 0;
 	}
 	json_decref(res);
-	cli_render_init(&render, stdout);
+	cli_render_init(&render, stdout, isatty(1));
 	if (!raw && !c->json)
 		c->render = &render;
 	if (follow) {
-		r = cli_follow_task(c, id, 0, true, &task);
+		r = cli_follow_task(c, id, 0, true, 0, false, &task);
 	} else {
 		r = cli_call(c, "task.wait", json_pack("{sI}", "id", (json_int_t)id), 0, &task);
 		if (!r && !c->json) {
 			/* print the output after the fact */
 			json_t *t2 = NULL;
-			r = cli_follow_task(c, id, 0, false, &t2);
+			r = cli_follow_task(c, id, 0, false, 0, false, &t2);
 			json_decref(t2);
 		}
 	}
@@ -182,13 +192,15 @@ static int run(struct cli *c, int argc, char **argv)
 		return r;
 	if (c->json)
 		cli_print_json(task);
-	else if (!json_is_integer(json_object_get(task, "exit_code")))
+	else if (!json_is_integer(json_object_get(task, "exit_code"))) {
+		/* the reason may come from the guest: shown with its control bytes visible */
+		const char *why = json_string_value(json_object_get(task, "reason"));
+		char *vis = why ? cli_visible_str(why) : NULL;
 		fprintf(stderr, "orch: task %lld ended %s%s%s\n", (long long)id,
-			json_string_value(json_object_get(task, "state")),
-			json_is_string(json_object_get(task, "reason")) ? ": " : "",
-			json_is_string(json_object_get(task, "reason"))
-				? json_string_value(json_object_get(task, "reason"))
-				: "");
+			json_string_value(json_object_get(task, "state")), vis ? ": " : "",
+			vis ? vis : "");
+		free(vis);
+	}
 	r = cli_task_exit_code(task);
 	json_decref(task);
 	return r;

@@ -3,30 +3,44 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "render.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: orch logs [-f] [--raw] [--from-seq N] [--json] ID\n"
+	fprintf(f, "Usage: orch logs [-f] [--raw] [--from-seq N] [--attempt N | --all-attempts] "
+		   "[--json] ID\n"
 		   "Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
 		   "(default 0); with -f keeps following until the task ends. Interrupting and\n"
 		   "re-attaching loses nothing: with --json every chunk carries its seq, and\n"
 		   "--from-seq resumes after the last one seen. Claude Code's stream-json is\n"
-		   "shown as readable progress; --raw prints the output as the agent wrote it.\n");
+		   "shown as readable progress; --raw prints the output as the agent wrote it.\n"
+		   "\n"
+		   "A task that was lost and retried has a log per attempt: shown is the attempt\n"
+		   "that finished (or runs now); a line \"--- attempt N ---\" on stderr says so\n"
+		   "when it is not the first, and where a new attempt begins while following.\n"
+		   "  --attempt N       attempt N's output\n"
+		   "  --all-attempts    every attempt's, each after its \"--- attempt N ---\"\n"
+		   "With --json each chunk carries its attempt.\n");
 }
 
 static int run(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'}, {"from-seq", required_argument, NULL, 's'},
-		{"raw", no_argument, NULL, 'R'},    {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},   {},
+		{"follow", no_argument, NULL, 'f'},
+		{"from-seq", required_argument, NULL, 's'},
+		{"attempt", required_argument, NULL, 'a'},
+		{"all-attempts", no_argument, NULL, 'A'},
+		{"raw", no_argument, NULL, 'R'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{},
 	};
-	bool follow = false, raw = false;
+	bool follow = false, all = false, raw = false;
 	struct cli_render render;
-	int64_t id, from = 0;
+	int64_t id, from = 0, attempt = 0;
 	json_t *t = NULL;
 	char *end;
 	int o, r;
@@ -47,6 +61,17 @@ static int run(struct cli *c, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			break;
+		case 'a':
+			attempt = strtoll(optarg, &end, 10);
+			if (end == optarg || *end || attempt < 1 || attempt > 1000) {
+				fprintf(stderr, "orch logs: bad --attempt '%s' (1..1000)\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'A':
+			all = true;
+			break;
 		default:
 			r = cli_common_opt(c, o, usage);
 			if (r != CLI_GO_ON)
@@ -58,10 +83,14 @@ static int run(struct cli *c, int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	cli_render_init(&render, stdout);
+	if (attempt && all) {
+		fprintf(stderr, "orch logs: --attempt and --all-attempts exclude each other\n");
+		return CLI_EXIT_USAGE;
+	}
+	cli_render_init(&render, stdout, isatty(1));
 	if (!raw && !c->json)
 		c->render = &render;
-	r = cli_follow_task(c, id, from, follow, &t);
+	r = cli_follow_task(c, id, from, follow, attempt, all, &t);
 	cli_render_flush(&render);
 	cli_render_done(&render);
 	c->render = NULL;

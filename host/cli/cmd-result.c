@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "render.h"
 #include "schema.h"
+#include "visible.h"
 
 /* Chunks of the end of the output read for the final message. */
 #define MESSAGE_CHUNKS 64
@@ -18,11 +19,10 @@ static void field(const char *name, json_t *v)
 
 	if (!v || json_is_null(v))
 		return;
-	if (json_is_string(v)) {
-		printf("%-12s %s\n", name, json_string_value(v));
-		return;
-	}
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (json_is_string(v))
+		s = cli_visible_str(json_string_value(v)); /* the reason comes from the guest */
+	else
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	printf("%-12s %s\n", name, s ? s : "?");
 	free(s);
 }
@@ -48,7 +48,7 @@ static char *final_message(struct cli *c, int64_t id, json_t *t)
 	char *msg = NULL;
 	if (json_integer_value(json_object_get(t, "output_bytes")) <= 0)
 		return NULL;
-	cli_render_init(&r, NULL);
+	cli_render_init(&r, NULL, false);
 	c->render = &r;
 	c->on_output = collect;
 	int rc = cli_call(c, "task.logs",
@@ -99,8 +99,12 @@ static int run(struct cli *c, int argc, char **argv)
 				   "spend_usd",	  "spend_tokens", "output_bytes", NULL};
 		for (size_t i = 0; k[i]; i++)
 			field(k[i], json_object_get(t, k[i]));
-		if (msg)
-			printf("message:\n%s\n", msg);
+		if (msg) { /* the agent's text: its control bytes made visible */
+			printf("message:\n");
+			fflush(stdout);
+			cli_write_visible(1, msg, strlen(msg), CLI_VISIBLE_LINES);
+			printf("\n");
+		}
 	}
 	r = final ? cli_task_exit_code(t) : 0;
 	free(msg);

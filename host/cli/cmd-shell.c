@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* orch shell VM AGENT: an interactive shell inside agent AGENT's jail, through socat.
- * The address of the agent's debug-shell listener comes from orchd's `status`: the VM's
- * "shell" array (one transport address per slot: "unix:/PATH" or "vsock:CID:PORT") when
- * the backend reports it, else VSOCK port 6000+AGENT of its "cid" when its "transport" is
- * "vsock", else the convention <state_dir>/vm/VM/chan/shell-AGENT.sock (the
- * local backend's Unix socket, or the Unix end of the slot's virtio-serial channel). */
+ * Every debug shell goes through orchd (host/shell-relay.c), which checks the caller as
+ * the control socket does and relays to the VM on whatever transport it uses. The socket
+ * comes from orchd's `status` (the VM's "shell" array, one "unix:/PATH" per slot), else
+ * the convention <state_dir>/shell/VM/agent-AGENT.sock. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,32 +16,26 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: orch shell [--print] [--address ADDR] [--wait SECONDS] VM AGENT\n"
-		"Opens a shell inside agent AGENT's jail in VM (same uid, mounts, "
-		"namespaces,\n"
-		"seccomp filter and limits as its tasks) by running socat on this terminal.\n"
-		"Ctrl-] quits; closing the connection ends the shell and everything it "
-		"started.\n"
-		"  --print         print the socat command instead of running it\n"
-		"  --address ADDR  connect to ADDR (unix:/PATH or vsock:CID:PORT) without "
-		"asking orchd\n"
-		"  --wait SECONDS  wait this long for a booting VM to be ready (default 300)\n"
-		"Raw equivalents: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:PATH\n"
-		"                 socat -,raw,echo=0,escape=0x1d VSOCK-CONNECT:CID:6000+AGENT\n");
+	fprintf(f, "Usage: orch shell [--print] [--address ADDR] [--wait SECONDS] VM AGENT\n"
+		   "Opens a shell inside agent AGENT's jail in VM (same uid, mounts, "
+		   "namespaces,\n"
+		   "seccomp filter and limits as its tasks) by running socat on this terminal.\n"
+		   "Ctrl-] quits; closing the connection ends the shell and everything it "
+		   "started.\n"
+		   "  --print         print the socat command instead of running it\n"
+		   "  --address ADDR  connect to ADDR (unix:/PATH) without asking orchd\n"
+		   "  --wait SECONDS  wait this long for a booting VM to be ready (default 300)\n"
+		   "Raw equivalent: socat -,raw,echo=0,escape=0x1d "
+		   "UNIX-CONNECT:STATE_DIR/shell/VM/agent-AGENT.sock\n"
+		   "(root and members of orchd's group only, as for the control socket).\n");
 }
 
-/* "unix:/p" -> "UNIX-CONNECT:/p", "vsock:C:P" -> "VSOCK-CONNECT:C:P". */
+/* "unix:/p" -> "UNIX-CONNECT:/p". */
 static int socat_address(const char *addr, char *buf, size_t len)
 {
 	if (!strncmp(addr, "unix:/", 6))
 		return snprintf(buf, len, "UNIX-CONNECT:%s", addr + 5) < (int)len ? 0
 										  : -ENAMETOOLONG;
-	unsigned cid, port;
-	char tail;
-	if (sscanf(addr, "vsock:%u:%u%c", &cid, &port, &tail) == 2)
-		return snprintf(buf, len, "VSOCK-CONNECT:%u:%u", cid, port) < (int)len ? 0
-										       : -EINVAL;
 	return -EINVAL;
 }
 
@@ -76,15 +69,10 @@ static int lookup(struct cli *c, const char *vm_name, long agent, char *addr, si
 	const char *sd = json_string_value(json_object_get(res, "state_dir"));
 	const char *st = json_string_value(json_object_get(found, "state"));
 	snprintf(state, state_len, "%s", st ? st : "unknown");
-	const char *transport = json_string_value(json_object_get(found, "transport"));
-	json_t *cid = json_object_get(found, "cid");
 	if (json_is_string(json_array_get(shells, (size_t)agent)))
 		snprintf(addr, len, "%s", json_string_value(json_array_get(shells, (size_t)agent)));
-	else if (transport && !strcmp(transport, "vsock") && json_is_integer(cid))
-		snprintf(addr, len, "vsock:%lld:%ld", (long long)json_integer_value(cid),
-			 6000 + agent);
 	else
-		snprintf(addr, len, "unix:%s/vm/%s/chan/shell-%ld.sock", sd ? sd : "/var/lib/orch",
+		snprintf(addr, len, "unix:%s/shell/%s/agent-%ld.sock", sd ? sd : "/var/lib/orch",
 			 vm_name, agent);
 	json_decref(res);
 	return 0;
@@ -182,8 +170,8 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 	if (socat_address(addr, sa, sizeof(sa)) < 0) {
 		fprintf(stderr,
-			"orch shell: cannot use shell address '%s' (expected unix:/PATH "
-			"or vsock:CID:PORT)\n",
+			"orch shell: cannot use shell address '%s' (expected unix:/PATH: "
+			"orchd's socket for that agent)\n",
 			addr);
 		return CLI_EXIT_USAGE;
 	}
@@ -202,6 +190,13 @@ static int run(struct cli *c, int argc, char **argv)
 	}
 	if (!strncmp(addr, "unix:", 5)) {
 		struct stat st;
+		if (stat(addr + 5, &st) < 0 && errno == EACCES) {
+			fprintf(stderr,
+				"orch shell: permission denied on %s: debug shells are for root "
+				"and members of orchd's group\n",
+				addr + 5);
+			return CLI_EXIT_NO_DAEMON;
+		}
 		if (stat(addr + 5, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 			fprintf(stderr,
 				"orch shell: no debug shell listens at %s (is VM %s up? see orch "

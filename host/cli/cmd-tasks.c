@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "visible.h"
 
 static void usage(FILE *f)
 {
@@ -17,8 +18,8 @@ static void usage(FILE *f)
 }
 
 /* The command in at most 48 columns on one line: a profile's task as "[NAME] " and the
- * agent's command (not the writer of its files, host/profile-cmd.c), control characters
- * as spaces. */
+ * agent's command (not the writer of its files, host/profile-cmd.c), control bytes made
+ * visible. */
 static void print_cmd(json_t *task)
 {
 	json_t *argv = json_object_get(task, "argv"), *v;
@@ -43,8 +44,11 @@ static void print_cmd(json_t *task)
 		}
 		if (i > first)
 			n += (size_t)printf(" ");
-		for (; s && *s && n + 4 < 48; s++, n++)
-			putchar((unsigned char)*s < 0x20 ? ' ' : *s);
+		/* a guest's bytes never reach the terminal as they are */
+		char *vis = cli_visible_str(s);
+		for (const char *q = vis; q && *q && n + 4 < 48; q++, n++)
+			putchar(*q);
+		free(vis);
 	}
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "visible.h"
 #include "schema.h"
 
 static void usage(FILE *f)
@@ -71,12 +72,18 @@ static int run(struct cli *c, int argc, char **argv)
 		unsigned char *raw = NULL;
 		size_t len = 0;
 
-		if (tail)
-			fputs(tail, stdout);
-		else if (b64 && orch_b64_decode(b64, strlen(b64), &raw, &len) == 0) {
-			fwrite(raw, 1, len, stdout);
-			free(raw);
+		if (tail) {
+			raw = (unsigned char *)strdup(tail);
+			len = raw ? strlen(tail) : 0;
+		} else if (!b64 || orch_b64_decode(b64, strlen(b64), &raw, &len) < 0) {
+			raw = NULL;
 		}
+		fflush(stdout);
+		if (raw && isatty(1)) /* the guest wrote it: no control of the terminal */
+			cli_write_visible(1, raw, len, CLI_VISIBLE_LINES | CLI_VISIBLE_SGR);
+		else if (raw)
+			fwrite(raw, 1, len, stdout);
+		free(raw);
 	} else {
 		cli_print_vm(res);
 	}

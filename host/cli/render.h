@@ -4,7 +4,7 @@
  * (the assistant's text, "→ Bash: make test" for a tool call, "← ..." for its result, a
  * closing summary); every other line passes through unchanged. Also keeps what
  * `orch result` shows as the agent's final message: the stream-json result, else the end
- * of stdout. */
+ * of stdout. On a terminal, all of it has its control bytes made visible. */
 #pragma once
 
 #include <stdbool.h>
@@ -15,7 +15,8 @@
 #define CLI_RENDER_TAIL_MAX 8192	  /* stdout kept for the final message */
 
 struct cli_render {
-	FILE *out; /* NULL: collect only (orch result) */
+	FILE *out;    /* NULL: collect only (orch result) */
+	bool visible; /* out is a terminal: control bytes made visible (visible.h) */
 	char *line;
 	size_t len;
 	bool overflow; /* the current line is longer than CLI_RENDER_LINE_MAX */
@@ -24,7 +25,8 @@ struct cli_render {
 	size_t tail_len;
 };
 
-void cli_render_init(struct cli_render *r, FILE *out);
+/* visible: out is a terminal, where a guest's control bytes must not act (visible.h). */
+void cli_render_init(struct cli_render *r, FILE *out, bool visible);
 /* Feeds stdout bytes. */
 void cli_render_feed(struct cli_render *r, const char *buf, size_t len);
 /* The last, unterminated line. */

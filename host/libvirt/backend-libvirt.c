@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The libvirt backend (host/backend.h): every VM is a transient libvirt domain named
  * "orch-<vm>" booted from the guest image, its supervisor reached over the virtio-serial
- * control port (a unix socket libvirt binds under <state_dir>/vm/<vm>/chan/). Readiness is
- * the supervisor's hello (vm.c); this file adds the boot timeout (with the console's tail
- * in the error) and turns libvirt lifecycle events into vm_gone. Compiled into orchd. */
+ * control port (a unix socket libvirt binds under <state_dir>/vm/<vm>/chan/, a directory
+ * only root and QEMU can enter) or, with vsock, dialling orchd's lanes (lanes.h: reserved
+ * host ports shared by all VMs, connections dispatched by the peer CID). Readiness is the
+ * supervisor's hello (vm.c); this file adds the boot timeout (with the console's tail in
+ * the error) and turns libvirt lifecycle events into vm_gone. Compiled into orchd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -24,21 +26,18 @@
 #include "domain.h"
 #include "event-libvirt.h"
 #include "events.h"
-#include "helpers.h"
 #include "image.h"
+#include "lanes.h"
 #include "log.h"
 #include "orch-config.h"
 #include "orchd-llm.h"
 #include "orchd.h"
 #include "transport.h"
+#include "virtiofsd.h"
+#include "workspace-dirs.h"
 
 #define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
 #define LV_PROBE_TIMEOUT_MS 10000
-/* With vsock each VM's supervisor dials the host on its own ports, 5000 + 2 * CID for the
- * control channel and the neighbour, 5001 + 2 * CID, for the LLM channel, so that every VM
- * has its own listeners (accepting only its CID) and no state is shared. */
-#define LV_VSOCK_PORT_BASE 5000u
-#define LV_VSOCK_PORT(cid) (LV_VSOCK_PORT_BASE + 2u * (cid))
 
 struct lvb {
 	struct vm *vm;
@@ -57,12 +56,18 @@ struct lvb {
 	bool llm; /* the guest has an LLM channel of its own (orchd has an LLM proxy) */
 	enum lv_accel accel;
 	enum lv_transport transport;
-	uint32_t cid;  /* vsock */
-	int listen_fd; /* vsock: the listener for this VM's port, -1 when none */
-	struct orch_io *listen_io;
-	int llm_listen_fd; /* vsock: the listener for its LLM port, -1 when none */
-	struct orch_io *llm_listen_io;
+	uint32_t cid;	 /* vsock */
+	bool registered; /* vsock: connections from cid come to this VM (lanes.h) */
 };
+
+static void lanes_unregister(struct lvb *l)
+{
+	if (l->registered && l->vm->d->lv_lanes)
+		lv_lanes_unregister(l->vm->d->lv_lanes, l->cid);
+	l->registered = false;
+}
+
+static int lanes_open(struct orchd *d, struct orch_error *err);
 
 static int lvb_init(struct orchd *d, struct orch_error *err)
 {
@@ -73,8 +78,16 @@ static int lvb_init(struct orchd *d, struct orch_error *err)
 	return 0;
 }
 
+/* orchd stops: its vsock lanes close (the VMs' domains keep running to be adopted). */
+static void lvb_shutdown(struct orchd *d)
+{
+	lv_lanes_free(d->lv_lanes);
+	d->lv_lanes = NULL;
+}
+
 static void drop_domain(struct lvb *l)
 {
+	lanes_unregister(l); /* its CID may go to someone else's VM now */
 	orch_timer_free(l->boot_timer);
 	l->boot_timer = NULL;
 	if (l->dom) {
@@ -134,15 +147,15 @@ static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *er
 	return lv_image_find(cands, ELEMENTSOF(cands), ret, err);
 }
 
-/* The directory for the channel sockets: QEMU (libvirt's qemu user) binds them. */
+/* The directory for the channel sockets: QEMU (libvirt's qemu user) binds them, and
+ * nobody but root and QEMU may enter it (the debug shells' ports are here: users reach
+ * them only through orchd's relay, shell-relay.c). */
 static int make_chan_dir(const char *dir, struct orch_error *err)
 {
-	int r = orchd_mkdir_p(dir, 0750);
-	if (r < 0)
-		return orch_errno(err, r, "cannot create %s", dir);
 	struct passwd *pw = getpwnam("libvirt-qemu");
-	if (pw && chown(dir, pw->pw_uid, 0) < 0)
-		return orch_errno(err, -errno, "cannot hand %s to libvirt-qemu", dir);
+	int r = orchd_dir_private(dir, pw ? pw->pw_uid : 0, 0, 0750);
+	if (r < 0)
+		return orch_errno(err, r, "cannot make %s (libvirt-qemu:root, 0750)", dir);
 	return 0;
 }
 
@@ -169,8 +182,20 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	int forced = c->transport == ORCHD_TRANSPORT_VSOCK	     ? LV_TRANSPORT_VSOCK
 		     : c->transport == ORCHD_TRANSPORT_VIRTIO_SERIAL ? LV_TRANSPORT_VIRTIO_SERIAL
 								     : 0;
+	bool fell_back = false;
 	lv_transport_choose(forced, NULL, &l->transport, why, sizeof(why));
-	orch_log(ORCH_LOG_INFO, "libvirt",
+	if (l->transport == LV_TRANSPORT_VSOCK) {
+		struct orch_error lerr = {0};
+		int r = lanes_open(l->vm->d, &lerr);
+		if (r < 0 && forced)
+			return orch_err(err, r, "vm %s: transport vsock: %s", c->name, lerr.msg);
+		if (r < 0) {
+			snprintf(why, sizeof(why), "vsock unusable: %.200s", lerr.msg);
+			l->transport = LV_TRANSPORT_VIRTIO_SERIAL;
+			fell_back = true;
+		}
+	}
+	orch_log(fell_back ? ORCH_LOG_WARN : ORCH_LOG_INFO, "libvirt",
 		 l->transport == LV_TRANSPORT_VSOCK ? "transport vsock" : "transport virtio-serial",
 		 "vm", c->name, "why", why, NULL);
 	if (l->transport == LV_TRANSPORT_VSOCK) {
@@ -186,9 +211,6 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 		lv_cid_file_free(f);
 		if (r < 0)
 			return r;
-		if (l->cid > (0xffff0000u - LV_VSOCK_PORT_BASE) / 2 - 1)
-			return orch_err(err, -ERANGE, "vm %s: CID %u leaves no vsock port", c->name,
-					l->cid);
 	}
 
 	_cleanup_free_ char *cache = NULL;
@@ -211,44 +233,6 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	return 0;
 }
 
-static void accept_all(struct lvb *l, int fd, bool llm)
-{
-	struct orch_error err = {0};
-	for (;;) {
-		uint32_t peer = 0;
-		int c = orch_transport_accept(fd, ORCH_TRANSPORT_VSOCK, l->cid, &peer, &err);
-		if (c == -EAGAIN)
-			return;
-		if (c < 0) {
-			char cid[16];
-			snprintf(cid, sizeof(cid), "%u", peer);
-			orch_log(ORCH_LOG_WARN, "libvirt", "vsock connection refused", "vm",
-				 l->vm->cfg->name, "peer_cid", cid, "error", err.msg, NULL);
-			if (c == -EPERM)
-				continue;
-			return;
-		}
-		if ((llm ? vm_attach_llm_channel(l->vm, c, &err)
-			 : vm_attach_channel(l->vm, c, &err)) < 0)
-			orch_log(ORCH_LOG_WARN, "libvirt",
-				 llm ? "cannot attach the LLM channel"
-				     : "cannot attach the channel",
-				 "vm", l->vm->cfg->name, "error", err.msg, NULL);
-	}
-}
-
-static void on_vsock_accept(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-			    void *data)
-{
-	accept_all(data, fd, false);
-}
-
-static void on_vsock_accept_llm(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-				void *data)
-{
-	accept_all(data, fd, true);
-}
-
 /* The guest was booted with an LLM channel (orch.llm=) and orchd can serve it (an adopted
  * domain may have been booted by an orchd with an LLM proxy that this one lacks). */
 static bool want_llm(const struct lvb *l)
@@ -263,36 +247,90 @@ static void llm_channel_failed(struct lvb *l, const struct orch_error *err)
 		 err->msg, NULL);
 }
 
-/* vsock: listens on one of this VM's ports (once; kept across restarts of the domain). */
-static int vsock_listen_port(struct lvb *l, uint32_t port, orch_io_cb cb, int *listen_fd,
-			     struct orch_io **io, struct orch_error *err)
+/* A connection on one of orchd's vsock lanes from this VM's CID. The CID alone says
+ * which VM it is, as long as this VM's domain holds it: while the domain runs, nobody
+ * else can start a guest with that CID. */
+static int on_lane_conn(void *owner, enum lv_lane lane, int fd, const struct orch_vsock_peer *peer,
+			struct orch_error *err)
 {
-	if (*listen_fd >= 0)
-		return 0;
-	struct orch_addr a = {
-		.kind = ORCH_TRANSPORT_VSOCK, .cid = ORCH_VSOCK_CID_ANY, .port = port};
-	int fd = orch_transport_listen(&a, 0, err);
-	if (fd < 0)
-		return fd;
-	int r = orch_io_add(l->vm->d->loop, fd, EPOLLIN, cb, l, io);
-	if (r < 0) {
+	struct lvb *l = owner;
+	if (!l->dom || virDomainIsActive(l->dom) != 1) {
 		close(fd);
-		return orch_errno(err, r, "watching the vsock listener");
+		return orch_err(err, -ESRCH, "vm %s: its domain is not running", l->vm->cfg->name);
 	}
-	*listen_fd = fd;
+	if (lane == LV_LANE_LLM && !want_llm(l)) {
+		close(fd);
+		return orch_err(err, -EOPNOTSUPP, "vm %s was booted without an LLM channel",
+				l->vm->cfg->name);
+	}
+	if (lane == LV_LANE_LLM) {
+		if (vm_attach_llm_channel(l->vm, fd, err) < 0)
+			llm_channel_failed(l, err);
+		return 0;
+	}
+	if (vm_attach_channel(l->vm, fd, err) < 0)
+		orch_log(ORCH_LOG_WARN, "libvirt", "cannot attach the channel", "vm",
+			 l->vm->cfg->name, "error", err->msg, NULL);
 	return 0;
 }
 
+static void on_lane_refused(enum lv_lane lane, const struct orch_vsock_peer *peer, const char *why,
+			    void *data)
+{
+	char cid[16], port[16];
+	snprintf(cid, sizeof(cid), "%u", peer->cid);
+	snprintf(port, sizeof(port), "%u", peer->port);
+	orch_log(ORCH_LOG_WARN, "libvirt", "vsock connection refused", "lane", lv_lane_name(lane),
+		 "peer_cid", cid, "peer_port", port, "why", why, NULL);
+}
+
+/* orchd's vsock lanes, opened by the first VM that uses vsock and kept for orchd's life:
+ * the control port and, when orchd answers LLM calls, the LLM port (vsock.* in the
+ * config). A port that cannot be bound is an error naming it. */
+static int lanes_open(struct orchd *d, struct orch_error *err)
+{
+	if (d->lv_lanes)
+		return 0;
+	struct lv_lanes_opts o = {
+		.port = {[LV_LANE_CONTROL] = (uint32_t)d->cfg->vsock.control_port,
+			 [LV_LANE_LLM] =
+				 orchd_llm_enabled(d) ? (uint32_t)d->cfg->vsock.llm_port : 0},
+		.port_name = {[LV_LANE_CONTROL] = "vsock.control_port",
+			      [LV_LANE_LLM] = "vsock.llm_port"},
+		.listen_cid = ORCH_VSOCK_CID_ANY,
+		.on_conn = on_lane_conn,
+		.on_refused = on_lane_refused,
+	};
+	int r = lv_lanes_new(d->loop, &o, &d->lv_lanes, err);
+	if (r < 0)
+		return r;
+	char cp[16], lp[16];
+	snprintf(cp, sizeof(cp), "%u", o.port[LV_LANE_CONTROL]);
+	snprintf(lp, sizeof(lp), "%u", o.port[LV_LANE_LLM]);
+	orch_log(ORCH_LOG_INFO, "libvirt", "vsock lanes listening", "control_port", cp, "llm_port",
+		 o.port[LV_LANE_LLM] ? lp : "none", NULL);
+	return 0;
+}
+
+/* vsock: the guest dials orchd's lanes; from now on its CID's connections come here. */
 static int vsock_listen(struct lvb *l, struct orch_error *err)
 {
-	int r = vsock_listen_port(l, LV_VSOCK_PORT(l->cid), on_vsock_accept, &l->listen_fd,
-				  &l->listen_io, err);
-	if (r < 0 || !want_llm(l))
-		return r;
-	struct orch_error lerr = {0};
-	if (vsock_listen_port(l, LV_VSOCK_PORT(l->cid) + 1, on_vsock_accept_llm, &l->llm_listen_fd,
-			      &l->llm_listen_io, &lerr) < 0)
+	int r = lanes_open(l->vm->d, err);
+	if (r < 0)
+		return orch_err_prefix(err, "vm %s", l->vm->cfg->name);
+	if (!l->registered) {
+		r = lv_lanes_register(l->vm->d->lv_lanes, l->cid, l);
+		if (r < 0)
+			return orch_errno(err, r,
+					  "vm %s: CID %u is taken by another VM of this orchd",
+					  l->vm->cfg->name, l->cid);
+		l->registered = true;
+	}
+	if (want_llm(l) && !lv_lanes_serves(l->vm->d->lv_lanes, LV_LANE_LLM)) {
+		struct orch_error lerr = {0};
+		orch_err(&lerr, -EOPNOTSUPP, "orchd's vsock LLM lane is not open");
 		llm_channel_failed(l, &lerr);
+	}
 	return 0;
 }
 
@@ -355,13 +393,15 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 	if (virDomainIsActive(old) == 1) {
 		_cleanup_free_ char *xml = virDomainGetXMLDesc(old, 0);
 		_cleanup_free_ char *want = NULL;
-		char cid[48];
+		char cid[48], port[64];
 		snprintf(cid, sizeof(cid), "<cid auto='no' address='%u'/>", l->cid);
+		snprintf(port, sizeof(port), "orch.connect=vsock:2:%u ",
+			 (unsigned)l->vm->d->cfg->vsock.control_port);
 		if (xml && asprintf(&want, "path='%s'", l->sock) >= 0)
 			ours = strstr(xml, want) != NULL;
-		/* With vsock: the CID recorded for this VM. */
+		/* With vsock: the CID recorded for this VM, its guest dialling our lanes. */
 		if (xml && !ours && l->cid)
-			ours = strstr(xml, cid) != NULL;
+			ours = strstr(xml, cid) != NULL && strstr(xml, port) != NULL;
 		if (ours) {
 			l->accel = strstr(xml, "<domain type='kvm'") ? LV_ACCEL_KVM : LV_ACCEL_TCG;
 			l->transport = strstr(xml, "<vsock") ? LV_TRANSPORT_VSOCK
@@ -395,8 +435,6 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 			return -ENOMEM;
 		l->vm = vm;
 		l->ev_id = -1;
-		l->listen_fd = -1;
-		l->llm_listen_fd = -1;
 		vm->backend = l;
 	}
 	if (l->dom)
@@ -435,9 +473,17 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	snprintf(chan, sizeof(chan), "%s/chan", l->dir);
 	if ((r = make_chan_dir(chan, err)) < 0)
 		return r;
-	if ((r = orchd_mkdir_p(c->workspace, 0755)) < 0)
-		return orch_errno(err, r, "vm %s: cannot create workspace %s", c->name,
-				  c->workspace);
+	/* Nothing the guest's root plants in the workspace is reachable for other host
+	 * users (workspace-dirs.h); virtiofsd runs through orch-virtiofsd (virtiofsd.h). */
+	bool tightened = false;
+	if ((r = orchd_workspace_private(vm->d->cfg, c, &tightened, err)) < 0)
+		return r;
+	if (tightened)
+		orch_log(ORCH_LOG_INFO, "libvirt", "made the workspace's parent private (0700)",
+			 "vm", c->name, "workspace", c->workspace, NULL);
+	_cleanup_free_ char *virtiofsd = NULL;
+	if ((r = lv_virtiofsd_wrapper(&virtiofsd, err)) < 0)
+		return orch_err_prefix(err, "vm %s", c->name);
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
 	unlink(l->llm_sock);
@@ -468,13 +514,13 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	}
 	/* The agents share, read-only on the host (made now, so agents installed later
 	 * appear in the running VM too); never shared without the read-only helper. */
-	char ro[PATH_MAX] = "";
 	const char *agents = vm->d->cfg->agents_dir;
+	_cleanup_free_ char *ro = NULL;
+	struct orch_error ro_err = {0};
 	bool share = orchd_mkdir_p(agents, 0755) == 0;
-	if (share && lv_virtiofsd_ro_path(ro, sizeof(ro)) < 0) {
-		orch_log(ORCH_LOG_WARN, "libvirt",
-			 "orch-virtiofsd-ro not found: the VM gets no agents share", "vm", c->name,
-			 NULL);
+	if (share && lv_virtiofsd_ro_wrapper(&ro, &ro_err) < 0) {
+		orch_log(ORCH_LOG_WARN, "libvirt", "the VM gets no agents share", "vm", c->name,
+			 "error", ro_err.msg, NULL);
 		share = false;
 	}
 	struct lv_domain_config dc = {
@@ -486,14 +532,15 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.initrd = c->initrd ? c->initrd : im.initrd,
 		.rootfs = im.rootfs,
 		.workspace_dir = c->workspace,
+		.virtiofsd = virtiofsd,
 		.agents_dir = share ? agents : NULL,
 		.agents_path = agents,
 		.agents_virtiofsd = ro,
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,
-		.vsock_port = LV_VSOCK_PORT(l->cid),
-		.vsock_llm_port = LV_VSOCK_PORT(l->cid) + 1,
+		.vsock_port = (uint32_t)vm->d->cfg->vsock.control_port,
+		.vsock_llm_port = (uint32_t)vm->d->cfg->vsock.llm_port,
 		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
 		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? n_ports : 0,
 		.shells = true,
@@ -502,7 +549,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
 		     c->cmdline ? c->cmdline : LV_DEFAULT_CMDLINE, im.rootfs_type,
-		     (long long)vm->d->cfg->uid_base,
+		     (long long)c->uid_base,
 		     orch_log_level >= ORCH_LOG_DEBUG ? " orch.loglevel=debug" : "") < 0)
 		return -ENOMEM;
 	if ((r = lv_kernel_cmdline(base, &dc, (unsigned)c->slots, &cmdline, err)) < 0)
@@ -539,12 +586,7 @@ static void lvb_free(struct vm *vm)
 	if (!l)
 		return;
 	lvb_stop(vm, true);
-	orch_io_free(l->listen_io);
-	if (l->listen_fd >= 0)
-		close(l->listen_fd);
-	orch_io_free(l->llm_listen_io);
-	if (l->llm_listen_fd >= 0)
-		close(l->llm_listen_fd);
+	lanes_unregister(l);
 	if (l->conn) {
 		lv_events_unsubscribe(l->conn, l->ev_id);
 		virConnectClose(l->conn);
@@ -576,12 +618,36 @@ static void lvb_describe(const struct vm *vm, json_t *obj)
 		json_object_set_new(obj, "console", json_string(l->console));
 }
 
+static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_addr *ret,
+			      struct orch_error *err)
+{
+	const struct lvb *l = vm->backend;
+	struct orch_addr a = {0};
+
+	if (!l || !l->dom)
+		return orch_err(err, -ENOTCONN, "its domain is not running");
+	if (l->transport == LV_TRANSPORT_VSOCK) {
+		a.kind = ORCH_TRANSPORT_VSOCK;
+		a.cid = l->cid;
+		a.port = ORCH_VSOCK_SHELL_PORT_BASE + slot;
+	} else {
+		a.kind = ORCH_TRANSPORT_UNIX;
+		if ((size_t)snprintf(a.path, sizeof(a.path), "%s/chan/shell-%u.sock", l->dir,
+				     slot) >= sizeof(a.path))
+			return orch_err(err, -ENAMETOOLONG, "its shell's socket path is too long");
+	}
+	*ret = a;
+	return 0;
+}
+
 const struct orchd_backend_ops orchd_backend_libvirt = {
 	.name = "libvirt",
 	.init = lvb_init,
+	.shutdown = lvb_shutdown,
 	.start = lvb_start,
 	.stop = lvb_stop,
 	.free = lvb_free,
 	.console_path = lvb_console_path,
 	.describe = lvb_describe,
+	.shell_endpoint = lvb_shell_endpoint,
 };

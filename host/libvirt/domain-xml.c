@@ -5,6 +5,7 @@
 
 #include "domain-xml.h"
 #include "strbuf.h"
+#include "transport.h"
 
 const char *lv_transport_name(enum lv_transport t)
 {
@@ -71,13 +72,19 @@ static bool has_port(const struct lv_domain_config *c, const char *name)
 	return false;
 }
 
+/* The host port the guest dials for the control channel: given, else the default. */
+static uint32_t control_vsock_port(const struct lv_domain_config *c)
+{
+	return c->vsock_port ? c->vsock_port : ORCH_VSOCK_CONTROL_PORT;
+}
+
 /* The host port the guest dials for the LLM channel: given, else the control port's
  * neighbour. */
 static uint32_t llm_vsock_port(const struct lv_domain_config *c)
 {
 	if (c->vsock_llm_port)
 		return c->vsock_llm_port;
-	return (c->vsock_port ? c->vsock_port : 5000) + 1;
+	return control_vsock_port(c) + 1;
 }
 
 static int validate(const struct lv_domain_config *c, struct orch_error *err)
@@ -136,7 +143,13 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 					"vsock CID %u is reserved (use 3..4294967294)", c->cid);
 		if (c->n_ports)
 			return orch_err(err, -EINVAL, "virtio-serial ports given with vsock");
-		if (c->llm && llm_vsock_port(c) == (c->vsock_port ? c->vsock_port : 5000))
+		/* The guest trusts whoever listens there: only a privileged host process can. */
+		if (!orch_vsock_port_reserved(control_vsock_port(c)) ||
+		    (c->llm && !orch_vsock_port_reserved(llm_vsock_port(c))))
+			return orch_err(err, -EINVAL,
+					"the vsock ports the guest dials must be reserved (1..%u)",
+					ORCH_VSOCK_LAST_RESERVED_PORT);
+		if (c->llm && llm_vsock_port(c) == control_vsock_port(c))
 			return orch_err(err, -EINVAL,
 					"the vsock LLM port must differ from the control port");
 		break;
@@ -316,8 +329,7 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 		lv_buf_appendf(&b, "%s ", base);
 	lv_buf_appendf(&b, "orch.name=%s", c->name);
 	if (c->transport == LV_TRANSPORT_VSOCK)
-		lv_buf_appendf(&b, " orch.connect=vsock:2:%u",
-			       c->vsock_port ? c->vsock_port : 5000);
+		lv_buf_appendf(&b, " orch.connect=vsock:2:%u", control_vsock_port(c));
 	else
 		lv_buf_appendf(&b, " orch.connect=serial:/dev/virtio-ports/%s", c->ports[0].name);
 	if (c->llm && c->transport == LV_TRANSPORT_VSOCK)

@@ -75,11 +75,13 @@ struct lv_domain_config {
 
 	enum lv_transport transport;
 	uint32_t cid;		     /* VSOCK: 3..0xfffffffe */
-	uint32_t vsock_port;	     /* VSOCK: the host port the guest dials; 0: 5000 */
+	uint32_t vsock_port;	     /* VSOCK: the host port the guest dials (reserved, < 1024);
+				      * 0: ORCH_VSOCK_CONTROL_PORT */
 	const struct lv_port *ports; /* VIRTIO_SERIAL: the channels, control first */
 	size_t n_ports;
 	/* Per-agent debug shells in the guest: with VIRTIO_SERIAL the ports must include
-	 * LV_PORT_SHELL_PREFIX<slot> for each slot; with VSOCK they listen on 6000+slot. */
+	 * LV_PORT_SHELL_PREFIX<slot> for each slot; with VSOCK they listen on
+	 * ORCH_VSOCK_SHELL_PORT_BASE + slot and accept only reserved peer ports. */
 	bool shells;
 	/* The LLM channel of its own (llm.*, so a stream never delays the control channel):
 	 * with VIRTIO_SERIAL the ports must include LV_PORT_LLM; with VSOCK the guest dials
@@ -95,7 +97,7 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
  * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.slots=N]
  * [orch.workspace=TAG|none] [orch.agents=PATH] [orch.shell=serial|vsock]".
- * ADDR is vsock:2:PORT (vsock_port, default 5000) or
+ * ADDR is vsock:2:PORT (vsock_port, default ORCH_VSOCK_CONTROL_PORT) or
  * serial:/dev/virtio-ports/<first port>; orch.llm's is vsock:2:<vsock_llm_port> or
  * serial:/dev/virtio-ports/org.orch.llm. slots 0: omitted. */
 int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsigned slots,

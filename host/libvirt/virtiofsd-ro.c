@@ -5,9 +5,10 @@
  * keeping the host's agent files read-only. libvirt runs this program as the
  * filesystem's <binary>, with virtiofsd's own arguments; it makes a mount namespace of
  * its own in which the source directory (-o source=DIR) is a read-only, nosuid, nodev
- * bind mount of itself, checks that it is, and execs virtiofsd there. Every write the
- * guest asks for then fails on the host with EROFS. virtiofsd's own sandbox (its mount
- * namespace and pivot_root into DIR) keeps the read-only mount: a bind copies it. */
+ * bind mount of itself, checks that it is, and execs orch-virtiofsd there (virtiofsd.h;
+ * a virtiofsd of its own when that is missing). Every write the guest asks for then
+ * fails on the host with EROFS. virtiofsd's own sandbox (its mount namespace and
+ * pivot_root into DIR) keeps the read-only mount: a bind copies it. */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -63,18 +64,34 @@ static int find_source(int argc, char **argv, char *buf, size_t size)
 	return -ENOENT;
 }
 
+/* What runs after the namespace is set up: orch-virtiofsd beside this program (it adds
+ * the options that drop virtiofsd's mknod, setfcap and fsetid capabilities), else a
+ * virtiofsd of its own. */
+static const char *next_program(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		char *slash = strrchr(buf, '/');
+		if (slash && (size_t)(slash - buf) + sizeof("/orch-virtiofsd") <= size) {
+			strcpy(slash, "/orch-virtiofsd");
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	for (size_t i = 0; i < sizeof(virtiofsd_paths) / sizeof(virtiofsd_paths[0]); i++)
+		if (access(virtiofsd_paths[i], X_OK) == 0)
+			return virtiofsd_paths[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	const char *virtiofsd = NULL;
-	char src[4096];
-	for (size_t i = 0; i < sizeof(virtiofsd_paths) / sizeof(virtiofsd_paths[0]); i++)
-		if (access(virtiofsd_paths[i], X_OK) == 0) {
-			virtiofsd = virtiofsd_paths[i];
-			break;
-		}
+	char src[4096], self[4096];
+	const char *virtiofsd = next_program(self, sizeof(self));
 	if (!virtiofsd) {
-		fprintf(stderr, "orch-virtiofsd-ro: no virtiofsd found (looked in "
-				"/usr/lib/qemu, /usr/libexec, /usr/lib)\n");
+		fprintf(stderr, "orch-virtiofsd-ro: neither orch-virtiofsd beside it nor a "
+				"virtiofsd (in /usr/lib/qemu, /usr/libexec, /usr/lib) found\n");
 		return 1;
 	}
 	argv[0] = (char *)virtiofsd;

@@ -6,20 +6,81 @@
 #include "llm-config.h"
 #include "llm-key.h"
 
+/* Seen from Claude Code 2.1 (claude-code, interleaved-thinking, context-management,
+ * thinking-token-count, advanced-tool-use) and other ordinary features. Not here: MCP
+ * (mcp-client, mcp-servers), files-api, web-search, code-execution, computer-use: they
+ * reach beyond the request. */
+const char *const llm_default_betas[] = {
+	"claude-code-20250219",
+	"interleaved-thinking-2025-05-14",
+	"context-management-2025-06-27",
+	"thinking-token-count-2026-05-13",
+	"advanced-tool-use-2025-11-20",
+	"fine-grained-tool-streaming-2025-05-14",
+	"token-efficient-tools-2025-02-19",
+	"prompt-caching-2024-07-31",
+	"extended-cache-ttl-2025-04-11",
+	"output-128k-2025-02-19",
+	"context-1m-2025-08-07",
+	"effort-2025-11-24",
+	"token-counting-2024-11-01",
+	"structured-outputs-2025-12-15",
+	NULL,
+};
+
+static void betas_free(struct llm_config *c)
+{
+	for (size_t i = 0; i < c->n_betas; i++)
+		free(c->betas[i]);
+	c->n_betas = 0;
+}
+
+static int beta_add(struct llm_config *c, const char *b, struct orch_error *err)
+{
+	size_t n = b ? strlen(b) : 0;
+
+	if (n == 0 || n > 64 || strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+		return orch_err(err, -EINVAL,
+				"llm.anthropic_betas: entries are 1..64 of [a-z0-9-], e.g. "
+				"interleaved-thinking-2025-05-14");
+	if (c->n_betas >= LLM_MAX_BETAS)
+		return orch_err(err, -E2BIG, "llm.anthropic_betas: at most %d", LLM_MAX_BETAS);
+	if (!(c->betas[c->n_betas] = strdup(b)))
+		return orch_err(err, -ENOMEM, "out of memory");
+	c->n_betas++;
+	return 0;
+}
+
+bool llm_config_beta_allowed(const struct llm_config *c, const char *beta)
+{
+	for (size_t i = 0; i < c->n_betas; i++)
+		if (strcmp(c->betas[i], beta) == 0)
+			return true;
+	return false;
+}
+
 int llm_config_init(struct llm_config *c)
 {
 	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; llm_default_betas[i]; i++)
+		if (beta_add(c, llm_default_betas[i], NULL) < 0) {
+			betas_free(c);
+			return -ENOMEM;
+		}
 	c->timeout_ms = 600000;
 	c->connect_timeout_ms = 10000;
 	c->drain_max_bytes = 8u * 1024 * 1024;
 	c->max_response_bytes = 16u * 1024 * 1024;
-	c->max_inflight = 256;
+	c->max_inflight = LLM_MAX_INFLIGHT;
+	c->vm_inflight = LLM_DEFAULT_VM_INFLIGHT;
+	c->agent_inflight = LLM_DEFAULT_AGENT_INFLIGHT;
 	return llm_policy_init_default(&c->policy);
 }
 
 void llm_config_done(struct llm_config *c)
 {
 	llm_policy_done(&c->policy);
+	betas_free(c);
 	for (size_t i = 0; i < c->n_upstreams; i++) {
 		free(c->upstreams[i].base_url);
 		free(c->upstreams[i].key_file);
@@ -222,7 +283,7 @@ static int parse_upstreams(json_t *ups, struct llm_config *c, struct orch_error 
 static int parse_models(json_t *models, struct llm_config *c, struct orch_error *err)
 {
 	static const char *const keys[] = {"upstream", "input_usd_per_mtok", "output_usd_per_mtok",
-					   NULL};
+					   "context_window", NULL};
 	const char *name;
 	json_t *m;
 	int r;
@@ -251,13 +312,18 @@ static int parse_models(json_t *models, struct llm_config *c, struct orch_error 
 					 in, out, err);
 		if (r < 0)
 			return r;
+		r = get_range(m, "context_window", path, 1, 100000000,
+			      &c->models[c->n_models - 1].context_window, err);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
 
 static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch_error *err)
 {
-	static const char *const rkeys[] = {"agent_rpm", "task_rpm", NULL};
+	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
+					    "vm_inflight", NULL};
 	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
 					    NULL};
 	int64_t v;
@@ -276,6 +342,16 @@ static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch
 			return r;
 		if (r)
 			c->task_rpm = (uint32_t)v;
+		if ((r = get_range(rl, "agent_inflight", "llm.rate_limits", 0, LLM_MAX_INFLIGHT, &v,
+				   err)) < 0)
+			return r;
+		if (r)
+			c->agent_inflight = (unsigned)v;
+		if ((r = get_range(rl, "vm_inflight", "llm.rate_limits", 0, LLM_MAX_INFLIGHT, &v,
+				   err)) < 0)
+			return r;
+		if (r)
+			c->vm_inflight = (unsigned)v;
 	}
 	if (!b)
 		return 0;
@@ -299,11 +375,12 @@ static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch
 
 int llm_config_parse(json_t *llm, struct llm_config *ret, struct orch_error *err)
 {
-	static const char *const keys[] = {"upstreams",		"models",      "max_tokens_cap",
-					   "max_request_bytes", "strip_tools", "timeout_ms",
-					   "rate_limits",	"budgets",     NULL};
+	static const char *const keys[] = {"upstreams",		 "models",	"max_tokens_cap",
+					   "max_request_bytes",	 "strip_tools", "timeout_ms",
+					   "rate_limits",	 "budgets",	"anthropic_betas",
+					   "allow_remote_input", NULL};
 	struct llm_config c;
-	json_t *strip;
+	json_t *strip, *betas, *remote;
 	int64_t v;
 	int r;
 
@@ -326,6 +403,21 @@ int llm_config_parse(json_t *llm, struct llm_config *ret, struct orch_error *err
 	if (r >= 0)
 		r = parse_limits(json_object_get(llm, "rate_limits"),
 				 json_object_get(llm, "budgets"), &c, err);
+	remote = json_object_get(llm, "allow_remote_input");
+	if (r >= 0 && remote && !json_is_boolean(remote))
+		r = orch_err(err, -EINVAL, "llm.allow_remote_input: expected true or false");
+	c.allow_remote_input = json_is_true(remote);
+	betas = json_object_get(llm, "anthropic_betas");
+	if (r >= 0 && betas) {
+		size_t i;
+		json_t *b;
+		betas_free(&c);
+		if (!json_is_array(betas))
+			r = orch_err(err, -EINVAL,
+				     "llm.anthropic_betas: expected an array of strings");
+		json_array_foreach(betas, i, b) if (r >= 0) r =
+			beta_add(&c, json_string_value(b), err);
+	}
 	strip = json_object_get(llm, "strip_tools");
 	if (r >= 0 && strip) {
 		size_t i;

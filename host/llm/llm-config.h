@@ -15,6 +15,11 @@
 
 #define LLM_MAX_UPSTREAMS 16
 #define LLM_MAX_MODELS 256
+/* Exchanges in flight: on the host (max_inflight), and the defaults per VM and per agent
+ * slot (llm.rate_limits.vm_inflight / agent_inflight, 0..LLM_MAX_INFLIGHT). */
+#define LLM_MAX_INFLIGHT 256
+#define LLM_DEFAULT_VM_INFLIGHT 64
+#define LLM_DEFAULT_AGENT_INFLIGHT 16
 
 struct llm_upstream {
 	char name[65];
@@ -25,10 +30,16 @@ struct llm_upstream {
 	char *ca_file; /* NULL: system trust store (tests point it at their own CA) */
 };
 
+/* Used for the worst case of a request that pulls in input its body does not hold, when
+ * llm.allow_remote_input lets it through and the model names no context_window. */
+#define LLM_DEFAULT_CONTEXT_WINDOW 1000000
+#define LLM_MAX_BETAS 64
+
 struct llm_model {
 	char name[LLM_MODEL_MAX + 1];
 	size_t upstream; /* index into upstreams */
 	struct llm_price price;
+	int64_t context_window; /* input tokens the model takes at most (0: unknown) */
 };
 
 struct llm_config {
@@ -43,8 +54,23 @@ struct llm_config {
 	struct llm_limits limits;
 	size_t drain_max_bytes;	   /* read on after the agent left, to learn the usage: 8 MiB */
 	size_t max_response_bytes; /* non-streamed answers kept for usage parsing: 16 MiB */
-	unsigned max_inflight;	   /* concurrent exchanges: 256 */
+	unsigned max_inflight;	   /* concurrent exchanges on the host: LLM_MAX_INFLIGHT */
+	/* Concurrent exchanges per VM / per agent slot (rate_limits.vm_inflight /
+	 * agent_inflight; 0: no cap of their own, the host's still holds). */
+	unsigned vm_inflight, agent_inflight;
+	/* anthropic-beta values passed upstream; any other is dropped from the header. */
+	char *betas[LLM_MAX_BETAS];
+	size_t n_betas;
+	/* Requests that pull in input their body does not hold (previous_response_id, files,
+	 * remote URLs, cachedContent...) are refused unless this is set; then their worst
+	 * case is taken at the model's context window. */
+	bool allow_remote_input;
 };
+
+/* The betas passed by default: what the shipped agents send that adds no server-side
+ * tool, file store or remote server (llm-config.c). */
+extern const char *const llm_default_betas[];
+bool llm_config_beta_allowed(const struct llm_config *c, const char *beta);
 
 /* Defaults, no upstreams and no models (everything refused). */
 int llm_config_init(struct llm_config *c);

@@ -33,6 +33,12 @@ int llm_key_read(const char *path, char **ret_key, struct orch_error *err)
 		return orch_errno(err, -errno, "cannot stat key file %s", path);
 	if (!S_ISREG(st.st_mode))
 		return orch_err(err, -EINVAL, "key file %s is not a regular file", path);
+	/* Whoever owns the file can swap the key for another (and read what it was). */
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return orch_err(err, -EPERM,
+				"key file %s is owned by uid %u, not root or orchd's user; "
+				"run chown root %s",
+				path, (unsigned)st.st_uid, path);
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		return orch_err(err, -EPERM,
 				"key file %s is accessible to group or others (mode %04o); "

@@ -165,8 +165,15 @@ void llm_policy_done(struct llm_policy *p)
 	p->n_strip = 0;
 }
 
+static bool is_mcp(const char *type)
+{
+	return type && strncmp(type, "mcp", 3) == 0;
+}
+
 bool llm_policy_strips(const struct llm_policy *p, const char *type)
 {
+	if (is_mcp(type)) /* the MCP connector: never, whatever strip_tools says */
+		return true;
 	for (size_t i = 0; type && i < p->n_strip; i++) {
 		size_t n = strlen(p->strip_tools[i]);
 		if (strncmp(type, p->strip_tools[i], n) == 0 && (type[n] == '\0' || type[n] == '_'))
@@ -222,6 +229,133 @@ static int strip_tools(const struct llm_policy *p, json_t *body, bool openai,
 	return removed;
 }
 
+/* ---- input the body does not hold ---- */
+
+static void remote(struct llm_request_info *info, const char *what)
+{
+	if (!info->remote_input)
+		info->remote_what = what;
+	info->remote_input = true;
+}
+
+static bool is_data_url(const char *url)
+{
+	return url && strncmp(url, "data:", 5) == 0;
+}
+
+/* An Anthropic content block (and the blocks nested in tool results). */
+static void scan_anthropic_block(json_t *b, struct llm_request_info *info, int depth)
+{
+	const char *type = json_string_value(json_object_get(b, "type"));
+	json_t *src = json_object_get(b, "source"), *content = json_object_get(b, "content");
+	const char *st = json_string_value(json_object_get(src, "type"));
+
+	if (!json_is_object(b) || depth > 8)
+		return;
+	if (st && strcmp(st, "url") == 0)
+		remote(info, "a content source of type url");
+	else if (st && strcmp(st, "file") == 0)
+		remote(info, "a content source of type file (Files API)");
+	if (type && strcmp(type, "container_upload") == 0)
+		remote(info, "a container_upload block");
+	if (json_is_array(content)) { /* tool_result and search_result blocks */
+		size_t i;
+		json_t *c;
+		json_array_foreach(content, i, c) scan_anthropic_block(c, info, depth + 1);
+	}
+}
+
+static void scan_anthropic(json_t *body, struct llm_request_info *info)
+{
+	json_t *msgs = json_object_get(body, "messages"), *sys = json_object_get(body, "system");
+	size_t i, j;
+	json_t *m, *b;
+
+	if (json_object_get(body, "container"))
+		remote(info, "container");
+	json_array_foreach(msgs, i, m)
+	{
+		json_t *content = json_object_get(m, "content");
+		json_array_foreach(content, j, b) scan_anthropic_block(b, info, 0);
+	}
+	json_array_foreach(sys, i, b) scan_anthropic_block(b, info, 0);
+}
+
+/* OpenAI content parts, of Chat Completions (image_url, file) and of the Responses API
+ * (input_image, input_file): a URL other than data:, an uploaded file's id. */
+static void scan_openai_part(json_t *p, struct llm_request_info *info)
+{
+	const char *type = json_string_value(json_object_get(p, "type"));
+	json_t *iu = json_object_get(p, "image_url"), *file = json_object_get(p, "file");
+
+	if (!json_is_object(p) || !type)
+		return;
+	if (strcmp(type, "image_url") == 0 &&
+	    !is_data_url(json_string_value(json_object_get(iu, "url"))))
+		remote(info, "an image_url that is not a data: URL");
+	if (strcmp(type, "file") == 0 && json_object_get(file, "file_id"))
+		remote(info, "file.file_id (an uploaded file)");
+	if (strcmp(type, "input_image") == 0 &&
+	    (json_object_get(p, "file_id") ||
+	     (json_is_string(iu) && !is_data_url(json_string_value(iu)))))
+		remote(info, "an input_image by URL or file_id");
+	if (strcmp(type, "input_file") == 0 &&
+	    (json_object_get(p, "file_id") || json_object_get(p, "file_url")))
+		remote(info, "an input_file by file_id or file_url");
+}
+
+static void scan_openai_content(json_t *content, struct llm_request_info *info)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(content, i, p) scan_openai_part(p, info);
+}
+
+static void scan_chat(json_t *body, struct llm_request_info *info)
+{
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(json_object_get(body, "messages"), i, m)
+		scan_openai_content(json_object_get(m, "content"), info);
+}
+
+static void scan_responses(json_t *body, struct llm_request_info *info)
+{
+	static const char *const stored[] = {"previous_response_id", "conversation", "prompt"};
+	size_t i;
+	json_t *it;
+
+	for (size_t k = 0; k < ELEMENTSOF(stored); k++) {
+		json_t *v = json_object_get(body, stored[k]);
+		if (v && !json_is_null(v))
+			remote(info, stored[k]);
+	}
+	json_array_foreach(json_object_get(body, "input"), i, it)
+	{
+		const char *type = json_string_value(json_object_get(it, "type"));
+		if (type && strcmp(type, "item_reference") == 0)
+			remote(info, "an item_reference (a stored item)");
+		scan_openai_content(json_object_get(it, "content"), info);
+		scan_openai_part(it, info);
+	}
+}
+
+static void scan_gemini(json_t *body, struct llm_request_info *info)
+{
+	size_t i, j;
+	json_t *c, *p;
+
+	if (json_object_get(body, "cachedContent"))
+		remote(info, "cachedContent");
+	json_array_foreach(json_object_get(body, "contents"), i, c) json_array_foreach(
+		json_object_get(c, "parts"), j, p) if (json_object_get(p, "fileData"))
+		remote(info, "a fileData part (a file by URI)");
+	json_array_foreach(json_object_get(json_object_get(body, "systemInstruction"), "parts"), j,
+			   p) if (json_object_get(p, "fileData")) remote(info, "a fileData part");
+}
+
 static int get_int(json_t *body, const char *key, int64_t *ret, struct orch_error *err)
 {
 	json_t *v = json_object_get(body, key);
@@ -274,8 +408,9 @@ static int apply_anthropic(const struct llm_policy *p, json_t *body, struct llm_
 	} else {
 		info->stream = false; /* count_tokens never streams */
 	}
-	/* The MCP connector lets the upstream call remote servers on the agent's behalf. */
-	if (json_object_get(body, "mcp_servers") && llm_policy_strips(p, "mcp")) {
+	/* The MCP connector lets the upstream call remote servers on the agent's behalf:
+	 * removed always. */
+	if (json_object_get(body, "mcp_servers")) {
 		json_object_del(body, "mcp_servers");
 		info->stripped++;
 	}
@@ -591,6 +726,14 @@ int llm_policy_apply_path(const struct llm_policy *p, enum llm_route route, cons
 					   : apply_anthropic(p, j, &info, err);
 	if (r < 0)
 		return r;
+	if (info.api == LLM_API_GEMINI)
+		scan_gemini(j, &info);
+	else if (route == LLM_ROUTE_RESPONSES)
+		scan_responses(j, &info);
+	else if (info.api == LLM_API_OPENAI)
+		scan_chat(j, &info);
+	else
+		scan_anthropic(j, &info);
 	out = json_dumps(j, JSON_COMPACT);
 	if (!out)
 		return orch_err(err, -ENOMEM, "out of memory");

@@ -22,7 +22,9 @@ struct llm_policy {
 	char *strip_tools[LLM_MAX_STRIP]; /* tool type prefixes, owned */
 };
 
-/* Defaults: cap 32000, 4 MiB, strip web_search, web_fetch, code_execution. */
+/* Defaults: cap 32000, 4 MiB, strip web_search, web_fetch, code_execution. Whatever the
+ * configuration, the MCP connector (Anthropic mcp_servers, mcp* tool types) is always
+ * removed: it has the upstream call remote servers with the agent's data. */
 int llm_policy_init_default(struct llm_policy *p);
 int llm_policy_add_strip(struct llm_policy *p, const char *prefix, struct orch_error *err);
 void llm_policy_done(struct llm_policy *p);
@@ -36,6 +38,11 @@ struct llm_request_info {
 	enum llm_api api;
 	char model[LLM_MODEL_MAX + 1]; /* "" for /v1/models */
 	bool stream;
+	/* The request pulls in input its body does not hold (a stored response, prompt or
+	 * conversation, an uploaded or remote file, a cached context, a URL to fetch): the
+	 * body's size is then no bound of the input. remote_what names the first found. */
+	bool remote_input;
+	const char *remote_what;
 	int64_t max_tokens;	/* output bound after capping (0: route produces none) */
 	int64_t input_estimate; /* upper bound of input tokens: bytes of the forwarded body */
 	unsigned stripped;	/* server-side tools removed */

@@ -31,6 +31,7 @@ struct llm_exchange {
 	struct llm_proxy *p;
 	const struct llm_sink *sink;
 	void *data;
+	char agent[ID_MAX + 1], vm[ID_MAX + 1]; /* "" until admitted that far */
 	bool detached, head_sent, paused;
 	struct llm_request_info info;
 	const struct llm_model *model;
@@ -313,11 +314,41 @@ static bool token_list_ok(const char *s, size_t max)
 	return s && n > 0;
 }
 
+/* The agent's anthropic-beta values that the configuration allows, comma-separated
+ * ("" when none): a beta can turn on what reaches beyond the request (the MCP connector,
+ * the Files API), so unknown ones are dropped, not passed. */
+static void betas_allowed(const struct llm_config *c, const char *beta, char *out, size_t len)
+{
+	char tok[65];
+	size_t o = 0;
+
+	out[0] = '\0';
+	while (beta && *beta) {
+		size_t n = strcspn(beta, ",");
+		const char *t = beta;
+		size_t tn = n;
+		while (tn && (*t == ' ' || *t == '\t'))
+			t++, tn--;
+		while (tn && (t[tn - 1] == ' ' || t[tn - 1] == '\t'))
+			tn--;
+		if (tn && tn < sizeof(tok)) {
+			memcpy(tok, t, tn);
+			tok[tn] = '\0';
+			if (llm_config_beta_allowed(c, tok) && o + tn + 2 < len) {
+				o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", tok);
+			}
+		}
+		beta += n + (beta[n] == ',');
+	}
+}
+
 /* Upstream headers with the real key. Everything is wiped afterwards by the caller. */
-static int build_headers(const struct llm_upstream *u, json_t *agent_headers, char **h, size_t max)
+static int build_headers(const struct llm_config *c, const struct llm_upstream *u,
+			 json_t *agent_headers, char **h, size_t max)
 {
 	const char *version = header_get(agent_headers, "anthropic-version");
 	const char *beta = header_get(agent_headers, "anthropic-beta");
+	char betas[1024];
 	size_t n = 0;
 
 	if (u->kind == LLM_API_OPENAI) {
@@ -332,7 +363,8 @@ static int build_headers(const struct llm_upstream *u, json_t *agent_headers, ch
 		if (asprintf(&h[n++], "anthropic-version: %s",
 			     token_list_ok(version, 64) ? version : "2023-06-01") < 0)
 			return -ENOMEM;
-		if (token_list_ok(beta, 1024) && asprintf(&h[n++], "anthropic-beta: %s", beta) < 0)
+		betas_allowed(c, token_list_ok(beta, 1024) ? beta : NULL, betas, sizeof(betas));
+		if (betas[0] && asprintf(&h[n++], "anthropic-beta: %s", betas) < 0)
 			return -ENOMEM;
 	}
 	if (asprintf(&h[n++], "content-type: application/json") < 0)
@@ -400,6 +432,53 @@ static bool id_ok(const char *s)
 	return s && *s && strlen(s) <= ID_MAX;
 }
 
+/* The error shape until the route is known: by the path's look. */
+static enum llm_api api_by_look(const char *path)
+{
+	if (!path)
+		return LLM_API_ANTHROPIC;
+	if (strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/v1/responses", 13) == 0)
+		return LLM_API_OPENAI;
+	if (strncmp(path, "/v1beta/", 8) == 0 ||
+	    (strncmp(path, "/v1/models/", 11) == 0 && strchr(path, ':')))
+		return LLM_API_GEMINI;
+	return LLM_API_ANTHROPIC;
+}
+
+/* The VM's and the agent's caps on exchanges in flight (ex itself not counted): true with
+ * the refusal's text in msg when one is reached. */
+static bool inflight_over(const struct llm_exchange *ex, char *msg, size_t len)
+{
+	const struct llm_config *c = ex->p->cfg;
+	unsigned agent = 0, vm = 0;
+
+	if (!c->agent_inflight && !(c->vm_inflight && ex->vm[0]))
+		return false;
+	for (const struct llm_exchange *o = ex->p->list; o; o = o->next) {
+		if (o == ex)
+			continue;
+		if (strcmp(o->agent, ex->agent) == 0)
+			agent++;
+		if (ex->vm[0] && strcmp(o->vm, ex->vm) == 0)
+			vm++;
+	}
+	if (c->agent_inflight && agent >= c->agent_inflight) {
+		snprintf(msg, len,
+			 "too many LLM requests in flight from this agent slot (at most %u); "
+			 "retry when one has finished",
+			 c->agent_inflight);
+		return true;
+	}
+	if (c->vm_inflight && ex->vm[0] && vm >= c->vm_inflight) {
+		snprintf(msg, len,
+			 "too many LLM requests in flight from this VM (at most %u); retry when "
+			 "one has finished",
+			 c->vm_inflight);
+		return true;
+	}
+	return false;
+}
+
 /* Everything before the upstream: returns 0 when the upstream request was started, 1 when
  * the call was answered already. */
 static int admit(struct llm_exchange *ex, const struct llm_call *call)
@@ -419,20 +498,14 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	int r;
 
 	qlen = call->path ? strcspn(call->path, "?") : 0;
-	/* The error shape until the route is known: by the path's look. */
-	ex->info.api = !call->path ? LLM_API_ANTHROPIC
-		       : strncmp(call->path, "/v1/chat/", 9) == 0 ||
-				       strncmp(call->path, "/v1/responses", 13) == 0
-			       ? LLM_API_OPENAI
-		       : strncmp(call->path, "/v1beta/", 8) == 0 ||
-				       (strncmp(call->path, "/v1/models/", 11) == 0 &&
-					strchr(call->path, ':'))
-			       ? LLM_API_GEMINI
-			       : LLM_API_ANTHROPIC;
-	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task))) {
+	ex->info.api = api_by_look(call->path);
+	if (qlen >= sizeof(path) || !id_ok(call->agent) || (call->task && !id_ok(call->task)) ||
+	    (call->vm && !id_ok(call->vm))) {
 		answer_error(ex, 404, "not_found", -ENOENT, "no such endpoint", NULL);
 		return 1;
 	}
+	snprintf(ex->agent, sizeof(ex->agent), "%s", call->agent);
+	snprintf(ex->vm, sizeof(ex->vm), "%s", call->vm ? call->vm : "");
 	memcpy(path, call->path, qlen);
 	path[qlen] = '\0';
 	if (llm_route_parse(call->method, path, &route) < 0) {
@@ -446,6 +519,10 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	if (p->inflight > c->max_inflight) {
 		answer_error(ex, 429, "rate_limit_exceeded", -EBUSY,
 			     "too many LLM requests in flight on this host; retry shortly", "1");
+		return 1;
+	}
+	if (inflight_over(ex, msg, sizeof(msg))) {
+		answer_error(ex, 429, "rate_limit_exceeded", -EBUSY, msg, "1");
 		return 1;
 	}
 	if (llm_ratelimit_take(p->rl_agent, call->agent, now, &retry_ms) < 0 ||
@@ -485,6 +562,23 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		answer_error(ex, 400, "invalid_request", -EINVAL, msg, NULL);
 		return 1;
 	}
+	if (ex->info.remote_input) {
+		/* The body is no bound of such a request's input: refused, or (when allowed)
+		 * reserved at the model's whole context window. */
+		if (!c->allow_remote_input) {
+			snprintf(msg, sizeof(msg),
+				 "orch refuses input the request does not carry itself (%s): its "
+				 "cost cannot be bounded before the call (llm.allow_remote_input "
+				 "allows it)",
+				 ex->info.remote_what);
+			answer_error(ex, 400, "invalid_request", -EPERM, msg, NULL);
+			return 1;
+		}
+		int64_t window = ex->model->context_window ? ex->model->context_window
+							   : LLM_DEFAULT_CONTEXT_WINDOW;
+		if (ex->info.input_estimate < window)
+			ex->info.input_estimate = window;
+	}
 	if (route != LLM_ROUTE_COUNT_TOKENS && route != LLM_ROUTE_GEMINI_COUNT) {
 		int64_t tokens = ex->info.input_estimate + ex->info.max_tokens;
 		ex->reserved_micro = llm_cost_worst_micro(
@@ -505,7 +599,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	 * forwarded). */
 	if (asprintf(&url, "%s%s%s", u->base_url, path,
 		     route == LLM_ROUTE_GEMINI_STREAM ? "?alt=sse" : "") < 0 ||
-	    build_headers(u, call->headers, hdrs, ELEMENTSOF(hdrs)) < 0) {
+	    build_headers(c, u, call->headers, hdrs, ELEMENTSOF(hdrs)) < 0) {
 		wipe_headers(hdrs, ELEMENTSOF(hdrs));
 		r = -ENOMEM;
 		snprintf(msg, sizeof(msg), "out of memory");
@@ -534,14 +628,12 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	return 0;
 }
 
-int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
-		    void *data, struct llm_exchange **ret)
+static struct llm_exchange *ex_new(struct llm_proxy *p, const struct llm_sink *sink, void *data)
 {
 	struct llm_exchange *ex = calloc(1, sizeof(*ex));
 
-	*ret = NULL;
 	if (!ex)
-		return -ENOMEM;
+		return NULL;
 	ex->p = p;
 	ex->sink = sink;
 	ex->data = data;
@@ -550,11 +642,35 @@ int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const stru
 	if (p->list)
 		p->list->prev = ex;
 	p->list = ex;
+	return ex;
+}
+
+int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
+		    void *data, struct llm_exchange **ret)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	*ret = NULL;
+	if (!ex)
+		return -ENOMEM;
 	if (admit(ex, call) > 0) {
 		ex_free(ex);
 		return 0;
 	}
 	*ret = ex;
+	return 0;
+}
+
+int llm_proxy_refuse(struct llm_proxy *p, const struct llm_call *call, int status, const char *code,
+		     const char *msg, const struct llm_sink *sink, void *data)
+{
+	struct llm_exchange *ex = ex_new(p, sink, data);
+
+	if (!ex)
+		return -ENOMEM;
+	ex->info.api = api_by_look(call->path);
+	answer_error(ex, status, code, -EACCES, msg, NULL);
+	ex_free(ex);
 	return 0;
 }
 

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The LLM proxy: one call from an agent becomes at most one upstream request.
  *
- *   route -> rate limits (agent, task) -> policy (size, JSON shape, max_tokens cap,
- *   stripped tools) -> model allowlist -> worst-case reservation in the ledger ->
- *   upstream with the real key -> stream back -> read usage -> settle.
+ *   route -> requests in flight (host, VM, agent) -> rate limits (agent, task) -> policy
+ *   (size, JSON shape, max_tokens cap, stripped tools) -> model allowlist -> worst-case
+ *   reservation in the ledger -> upstream with the real key -> stream back -> read usage
+ *   -> settle.
+ *
+ * Every exchange counts as in flight until it is freed, also after its agent left (while
+ * it is drained): so one VM or one agent can not hold the host's places by starting and
+ * abandoning streams. The caps are llm_config's max_inflight (host), vm_inflight and
+ * agent_inflight; a refusal is 429 with retry-after.
  *
  * Refusals are answered in the provider's error shape (llm-errors.h) and nothing is
  * forwarded. If the agent leaves mid-stream (llm_exchange_detach) the upstream is read on,
@@ -32,6 +38,7 @@ unsigned llm_proxy_inflight(const struct llm_proxy *p);
 
 struct llm_call {
 	const char *agent;  /* budget scope of the slot, e.g. "dev/2" (required) */
+	const char *vm;	    /* the VM the agent runs in (its in-flight cap); NULL: none */
 	const char *task;   /* task id or NULL */
 	const char *method; /* "GET" / "POST" */
 	const char *path;   /* "/v1/messages" ... (a query string is ignored) */
@@ -68,7 +75,15 @@ struct llm_sink {
  * memory). */
 int llm_proxy_start(struct llm_proxy *p, const struct llm_call *call, const struct llm_sink *sink,
 		    void *data, struct llm_exchange **ret);
-/* The agent hung up: no sink callback after this; the upstream is drained and billed. */
+/* Answers a call its caller refuses itself (orchd: no task runs in the slot) with status
+ * and msg in the error shape of the call's path (code: OpenAI's error.code), through the
+ * sink before this returns, as llm_proxy_start answers its own refusals. Nothing is
+ * forwarded, reserved or billed. Returns < 0 only when nothing was delivered. */
+int llm_proxy_refuse(struct llm_proxy *p, const struct llm_call *call, int status, const char *code,
+		     const char *msg, const struct llm_sink *sink, void *data);
+/* The agent hung up: no sink callback after this; the upstream is drained and billed and
+ * the exchange freed by the proxy (the caller must forget ex). Safe from inside the
+ * exchange's own sink callbacks (the exchange is never paused then). NULL is a no-op. */
 void llm_exchange_detach(struct llm_exchange *ex);
 /* Continues an exchange whose sink paused it. Not from inside its own sink callbacks. */
 void llm_exchange_resume(struct llm_exchange *ex);

@@ -11,11 +11,23 @@
 /* Body bytes orch answered itself that did not fit the channel: kept until it drains. */
 #define PENDING_MAX (1024 * 1024)
 
+/* A call and its exchange (llm-proxy.c) point at each other while both live, and the
+ * link is cut from one side only, in one of two ways:
+ *   - the exchange ends: on_done clears c->ex (the proxy frees the exchange after it);
+ *   - the call lets go (call_detach): c->ex is cleared, then llm_exchange_detach, after
+ *     which the exchange never calls the sink again, so its pointer to the call is dead
+ *     and the call may be freed at once (the exchange is drained, billed and freed by
+ *     the proxy on its own).
+ * A call is freed only once it holds no exchange. Every call_detach is followed by the
+ * call's end in the same step: llm.cancel and llm_serve_free free it, a call whose bytes
+ * can no longer be forwarded is ended (call_abandon: llm.done with an error, or
+ * `finishing` until the channel takes it). While llm_proxy_start runs, c->ex is not set
+ * yet: a refusal is delivered inside it and always ends with on_done. */
 struct call {
 	struct llm_serve *s;
 	char req[ORCH_MAX_ID_LEN + 1];
 	struct orch_rpc_req *rpc_req; /* until replied */
-	struct llm_exchange *ex;      /* NULL once done */
+	struct llm_exchange *ex;      /* NULL once done or detached (see above) */
 	int64_t seq;
 	bool broken;		/* bytes were lost: the agent gets a cut stream */
 	bool paused;		/* the exchange waits for the channel to drain */
@@ -46,7 +58,7 @@ int llm_serve_new(struct llm_proxy *proxy, struct orch_rpc *rpc, const char *vm_
 {
 	struct llm_serve *s;
 
-	if (!vm_name || strlen(vm_name) > 64)
+	if (!vm_name || strlen(vm_name) > 64 || !resolve)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -87,6 +99,16 @@ static void call_free(struct call *c)
 	free(c);
 }
 
+/* The call lets go of its exchange (see struct call); the caller ends the call. */
+static void call_detach(struct call *c)
+{
+	struct llm_exchange *ex = c->ex;
+
+	c->ex = NULL;
+	c->paused = false;
+	llm_exchange_detach(ex); /* no sink callback after this; may free ex */
+}
+
 void llm_serve_free(struct llm_serve *s)
 {
 	if (!s)
@@ -94,7 +116,7 @@ void llm_serve_free(struct llm_serve *s)
 	while (s->calls) {
 		struct call *c = s->calls;
 		call_unlink(c);
-		llm_exchange_detach(c->ex);
+		call_detach(c);
 		call_free(c);
 	}
 	free(s);
@@ -113,20 +135,42 @@ static struct call *find(struct llm_serve *s, const char *req)
 	return NULL;
 }
 
+static void finish(struct call *c);
+
+/* The call's bytes can no longer reach the agent (its channel is gone, or they do not fit):
+ * the exchange is detached (drained and billed without forwarding) and the call ends with
+ * an llm.done that says so, now or when the channel drains; c may be freed. Inside
+ * llm_proxy_start (no exchange yet, not finishing) the call is only marked: on_done
+ * follows there. */
+static void call_abandon(struct call *c)
+{
+	c->broken = true;
+	free(c->pending);
+	c->pending = NULL;
+	c->pending_len = 0;
+	if (c->ex)
+		call_detach(c);
+	else if (!c->finishing)
+		return;
+	finish(c);
+}
+
 static void on_head(void *data, int status, json_t *headers)
 {
 	struct call *c = data;
 	struct orch_llm_response r = {.status = status, .headers = headers};
 	_cleanup_json_ json_t *empty = NULL;
+	int ret;
 
 	if (!c->rpc_req)
 		return;
 	if (!headers)
 		r.headers = empty = json_object();
-	if (orch_rpc_reply(c->rpc_req, orch_llm_response_build(&r)) < 0)
-		c->broken = true;
+	ret = orch_rpc_reply(c->rpc_req, orch_llm_response_build(&r));
 	orch_rpc_req_unref(c->rpc_req);
 	c->rpc_req = NULL;
+	if (ret < 0)
+		call_abandon(c); /* may free c */
 }
 
 static int send_chunk(struct call *c, const unsigned char *p, size_t n)
@@ -142,7 +186,8 @@ static int send_chunk(struct call *c, const unsigned char *p, size_t n)
 	return r;
 }
 
-/* Sends pending bytes; 0 when all went, -ENOBUFS when the channel is full again. */
+/* Sends pending bytes; 0 when all went, -ENOBUFS when the channel is full again, another
+ * -errno when the channel can not take them at all. */
 static int flush_pending(struct call *c)
 {
 	size_t off = 0;
@@ -159,33 +204,26 @@ static int flush_pending(struct call *c)
 	}
 	memmove(c->pending, c->pending + off, c->pending_len - off);
 	c->pending_len -= off;
-	if (r < 0 && r != -ENOBUFS) {
-		c->broken = true;
-		c->pending_len = 0;
-		return 0;
-	}
-	return r;
+	return r < 0 ? r : 0;
 }
 
 static bool keep(struct call *c, const void *buf, size_t len)
 {
 	unsigned char *n;
 
-	if (c->pending_len + len > PENDING_MAX) {
-		c->broken = true;
+	if (c->pending_len + len > PENDING_MAX)
 		return false;
-	}
 	n = realloc(c->pending, c->pending_len + len);
-	if (!n) {
-		c->broken = true;
+	if (!n)
 		return false;
-	}
 	memcpy(n + c->pending_len, buf, len);
 	c->pending = n;
 	c->pending_len += len;
 	return true;
 }
 
+/* Returns true for "not taken, pause" (only when can_pause). May free c (call_abandon):
+ * the exchange is detached first, and it touches nothing of the call after this returns. */
 static bool on_body(void *data, const void *buf, size_t len, bool can_pause)
 {
 	struct call *c = data;
@@ -193,8 +231,14 @@ static bool on_body(void *data, const void *buf, size_t len, bool can_pause)
 	size_t off = 0;
 	int r = 0;
 
-	if (c->broken)
+	if (c->broken) {
+		call_abandon(c);
 		return false;
+	}
+	if (c->pending_len > 0 && can_pause) {
+		c->paused = true; /* the same bytes come again once the pending ones went */
+		return true;
+	}
 	if (c->pending_len == 0) {
 		while (off < len) {
 			size_t n = len - off > ORCH_MAX_LLM_CHUNK ? ORCH_MAX_LLM_CHUNK : len - off;
@@ -207,17 +251,16 @@ static bool on_body(void *data, const void *buf, size_t len, bool can_pause)
 			return false;
 		if (r != -ENOBUFS) {
 			/* The channel is gone: stop forwarding, keep billing. */
-			c->broken = true;
-			llm_exchange_detach(c->ex);
+			call_abandon(c);
 			return false;
 		}
 		if (off == 0 && can_pause) {
-			c->paused = true; /* resumed by on_drain */
+			c->paused = true; /* resumed by llm_serve_drained */
 			return true;
 		}
 	}
 	if (!keep(c, p + off, len - off)) {
-		llm_exchange_detach(c->ex);
+		call_abandon(c);
 		return false;
 	}
 	if (can_pause)
@@ -225,6 +268,7 @@ static bool on_body(void *data, const void *buf, size_t len, bool can_pause)
 	return false;
 }
 
+/* Sends llm.done and frees c; when the channel is full, c waits as `finishing`. */
 static void finish(struct call *c)
 {
 	struct orch_llm_done d = {.req = c->req};
@@ -237,7 +281,7 @@ static void finish(struct call *c)
 		d.error_message = c->done_msg;
 	}
 	if (orch_rpc_notify(c->s->rpc, "llm.done", orch_llm_done_build(&d)) == -ENOBUFS) {
-		c->finishing = true; /* sent by on_drain */
+		c->finishing = true; /* sent by llm_serve_drained */
 		return;
 	}
 	call_unlink(c);
@@ -268,25 +312,35 @@ static void on_drain(struct orch_rpc *rpc, void *data)
 	llm_serve_drained(data);
 }
 
+/* Each turn starts again from the list's head: whatever a turn did (a call freed, another
+ * paused or ended by its exchange), only the list is trusted, and `gen` keeps a call from
+ * being served twice in one drain. */
 void llm_serve_drained(struct llm_serve *s)
 {
 	unsigned gen = ++s->gen;
 
 	for (;;) {
 		struct call *c = s->calls;
+		int r = 0;
 		while (c && (c->gen == gen || !(c->paused || c->finishing)))
 			c = c->next;
 		if (!c)
 			return;
 		c->gen = gen;
-		if (c->pending_len && flush_pending(c) == -ENOBUFS)
+		if (c->pending_len)
+			r = flush_pending(c);
+		if (r == -ENOBUFS)
 			return; /* full again: the next drain goes on */
+		if (r < 0) {
+			call_abandon(c); /* may free c */
+			continue;
+		}
 		if (c->finishing) {
 			finish(c); /* may free c */
 			continue;
 		}
 		c->paused = false;
-		llm_exchange_resume(c->ex); /* may pause it again, or finish and free c */
+		llm_exchange_resume(c->ex); /* may pause it again, or end and free c */
 	}
 }
 
@@ -301,8 +355,9 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 {
 	struct orch_llm_request r;
 	struct llm_call call = {0};
+	struct llm_exchange *ex = NULL;
 	const char *task = NULL;
-	char agent[96];
+	char agent[96], msg[128];
 	struct call *c;
 	int ret;
 
@@ -318,7 +373,7 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 		ret = orch_err(err, ORCH_RPC_BUSY, "llm.request: too many requests in flight");
 		goto out;
 	}
-	if (s->resolve && s->resolve(s->resolve_data, r.slot, &task) < 0) {
+	if (s->resolve(s->resolve_data, r.slot, &task) < 0) {
 		ret = orch_err(err, ORCH_RPC_NOT_FOUND, "llm.request: no slot %lld on vm %s",
 			       (long long)r.slot, s->vm);
 		goto out;
@@ -339,6 +394,7 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 	s->n_calls++;
 	call = (struct llm_call){
 		.agent = agent,
+		.vm = s->vm,
 		.task = task,
 		.method = r.method,
 		.path = r.path,
@@ -346,8 +402,20 @@ int llm_serve_request(struct llm_serve *s, struct orch_rpc_req *req, json_t *par
 		.body = r.body,
 		.body_len = r.body_len,
 	};
-	/* Refusals complete (and free c) inside this call. */
-	ret = llm_proxy_start(s->proxy, &call, &sink, c, &c->ex);
+	/* Refusals complete (and may free c) inside these calls: c is touched again only when
+	 * an exchange was started (no sink callback has run then). */
+	if (!task) {
+		/* Between tasks nothing may spend: there is no task to bill it to. */
+		snprintf(msg, sizeof(msg),
+			 "no task is running in agent slot %lld; orch serves LLM requests to "
+			 "running tasks only",
+			 (long long)r.slot);
+		ret = llm_proxy_refuse(s->proxy, &call, 403, "no_running_task", msg, &sink, c);
+	} else {
+		ret = llm_proxy_start(s->proxy, &call, &sink, c, &ex);
+	}
+	if (ret >= 0 && ex)
+		c->ex = ex;
 	if (ret < 0) {
 		call_unlink(c);
 		orch_rpc_req_unref(c->rpc_req);
@@ -372,8 +440,8 @@ int llm_serve_cancel(struct llm_serve *s, json_t *params, struct orch_error *err
 	c = find(s, cn.req);
 	if (!c)
 		return 0; /* finished already */
-	llm_exchange_detach(c->ex);
 	call_unlink(c);
+	call_detach(c);
 	call_free(c);
 	return 0;
 }

@@ -1,18 +1,20 @@
 # The complete host configuration of docs/NIXOS.md (kept identical to it by
-# tests/nix/module-eval.sh). tests/nix renders it with nix/module.nix and checks the
-# result against example-settings.json, which `orchd --check-config` must accept.
+# tests/nix/check-config.sh), which renders it with nix/module.nix and has
+# `orchd --check-config` judge the result.
 { ... }:
 
 {
   services.orch = {
     enable = true;
 
-    # Members of this group may use the `orch` CLI (the control socket is 0660 root:orch).
+    # Members of this group may use the `orch` CLI (the control socket is 0660 root:orch)
+    # and open debug shells (orch shell).
     group = "orch";
 
-    # Agent N of every VM runs as uid/gid 100000 + N; the range 100000..100063 is reserved.
+    # Each VM has 256 uids of its own from here, in the order of their names (dev from
+    # 100000, scratch from 100256): agent N of dev is uid/gid 100000 + N.
     uidBase = 100000;
-    uidCount = 64;
+    uidCount = 512;
 
     # Default limits of every task.
     limits = {
@@ -31,10 +33,13 @@
         profiles = [ "claude" "shell" ];
         limits.memoryMiB = 2048;
       };
-      # No VM: the supervisor runs on the host (bubblewrap jails only).
+      # No VM: the supervisor runs on the host (bubblewrap jails only). Its agents are
+      # host uids that pass through every directory above their workspace, so it lives
+      # outside workspaceRoot, which stays private to root (docs/CONFIG.md, "Workspaces").
       scratch = {
         backend = "local";
         slots = 2;
+        workspace = "/var/lib/orch/local/scratch";
       };
     };
 

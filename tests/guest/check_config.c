@@ -16,7 +16,7 @@ START_TEST(test_defaults)
 {
 	struct sv_config c;
 	sv_config_init(&c);
-	ck_assert_str_eq(c.connect, "vsock:2:5000");
+	ck_assert_str_eq(c.connect, "vsock:2:700");
 	ck_assert_uint_eq(c.slots, 1);
 	ck_assert_uint_eq(c.uid_base, 10000);
 	ck_assert_uint_gt(c.n_ro_paths, 0);

@@ -3,9 +3,11 @@
  * curl streams an LLM answer whose host side is held in the middle of a line (a long
  * llm.chunk in flight); meanwhile task.run, its output and exit, and heartbeats go through
  * the main channel, and an llm.chunk sent on the main channel is ignored. The stream then
- * completes in order. When the LLM channel drops, the supervisor dials it again. Ordering
- * and arrival are asserted, never timing. */
+ * completes in order. When the LLM channel drops, the supervisor dials it again. The
+ * slot's endpoint process is unprivileged and, killed mid-answer, replaced. Ordering and
+ * arrival are asserted, never timing. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,6 +35,8 @@ struct llm_host {
 	size_t len;
 	json_t *request; /* the last llm.request seen */
 	int requests, accepted;
+	int cancels;
+	char cancelled[ORCH_MAX_ID_LEN + 1]; /* the req of the last llm.cancel seen */
 	bool eof;
 };
 
@@ -60,6 +64,12 @@ static void on_llm_read(struct orch_loop *loop, struct orch_io *io, int fd, uint
 				json_decref(l->request);
 				l->request = json_incref(m);
 				l->requests++;
+			}
+			if (method && !strcmp(method, "llm.cancel")) {
+				const char *r = json_string_value(
+					json_object_get(json_object_get(m, "params"), "req"));
+				snprintf(l->cancelled, sizeof(l->cancelled), "%s", r ? r : "");
+				l->cancels++;
 			}
 			json_decref(m);
 			l->len -= (size_t)(nl + 1 - l->buf);
@@ -361,6 +371,127 @@ START_TEST(test_llm_channel_redialled)
 }
 END_TEST
 
+/* The endpoint process of slot, a child of the supervisor named orch-llm-<slot>. */
+static pid_t endpoint_pid(struct host *h, int slot)
+{
+	char want[32], path[64], buf[512];
+	snprintf(want, sizeof(want), "(orch-llm-%d)", slot);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+	while (d && !found && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		char *close_paren = strrchr(buf, ')');
+		int ppid = 0;
+		if (strstr(buf, want) && close_paren &&
+		    sscanf(close_paren + 2, "%*c %d", &ppid) == 1 && ppid == h->pid)
+			found = pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static char *read_text(const char *path)
+{
+	static char buf[8192];
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+static bool cancelled(struct host *h, void *arg)
+{
+	return ((struct llm_host *)arg)->cancels > 0 || h->closed;
+}
+
+/* The real supervisor's endpoint process: its uid (uid_base + 64 + slot), no privileges,
+ * the slot's network namespace; killed in the middle of an answer, that request ends with
+ * an error and is cancelled on the host, and the next one is served by a new process. */
+START_TEST(test_endpoint_process)
+{
+	struct host H;
+	struct llm_host L;
+	static const char part[] = "{\"partial\":";
+	static const char answer[] = "{\"answer\":\"from a new endpoint process\"}";
+	start_with_llm_channel(&H, &L);
+
+	struct h_task *t = h_run(&H, "cut", 1, curl_argv, 60000, NULL);
+	ck_assert_msg(t->result, "task.run: %s", t->run_err.msg);
+	const char *req;
+	json_t *id = take_request(&H, &L, 1, &req);
+	char req_copy[ORCH_MAX_ID_LEN + 1];
+	snprintf(req_copy, sizeof(req_copy), "%s", req);
+	send_result(&L, id);
+	send_chunk(&L, req_copy, 0, part, sizeof(part) - 1);
+	struct out_want w = {"cut", sizeof(part) - 1};
+	ck_assert_msg(h_wait(&H, output_reached, &w, 30000), "the first chunk did not arrive");
+
+	pid_t pid = endpoint_pid(&H, 1);
+	ck_assert_msg(pid > 0, "no endpoint process for slot 1");
+	char path[64], want[96];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	const char *st = read_text(path);
+	unsigned uid = (unsigned)H_UID_BASE + 64 + 1;
+	snprintf(want, sizeof(want), "Uid:\t%u\t%u\t%u\t%u\n", uid, uid, uid, uid);
+	ck_assert_msg(strstr(st, want), "endpoint process: want uid %u in\n%s", uid, st);
+	snprintf(want, sizeof(want), "Gid:\t%u\t%u\t%u\t%u\n", uid, uid, uid, uid);
+	ck_assert_msg(strstr(st, want), "endpoint process: want gid %u", uid);
+	ck_assert(strstr(st, "CapEff:\t0000000000000000") &&
+		  strstr(st, "CapPrm:\t0000000000000000") &&
+		  strstr(st, "CapBnd:\t0000000000000000"));
+	ck_assert(strstr(st, "NoNewPrivs:\t1") && strstr(st, "Seccomp:\t2"));
+	char own[64], its[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)H.pid);
+	ssize_t a = readlink(path, own, sizeof(own) - 1);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	ssize_t b = readlink(path, its, sizeof(its) - 1);
+	ck_assert(a > 0 && b > 0);
+	own[a] = its[b] = 0;
+	ck_assert_msg(strcmp(own, its) != 0, "the endpoint process is in the supervisor's netns");
+
+	/* Killed mid-answer: curl fails, the host is told, the supervisor lives on. */
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	t = h_wait_exit(&H, "cut", 30000);
+	ck_assert_int_eq(t->status, ORCH_EXIT_EXITED);
+	ck_assert_msg(t->exit_code != 0, "curl did not notice the cut answer");
+	ck_assert_msg(h_wait(&H, cancelled, &L, 15000), "no llm.cancel for the cut request");
+	ck_assert_str_eq(L.cancelled, req_copy);
+	ck_assert(!H.closed);
+
+	/* The next request: a new endpoint process. */
+	L.requests = 0;
+	t = h_run(&H, "next", 1, curl_argv, 60000, NULL);
+	ck_assert_msg(t->result, "task.run: %s", t->run_err.msg);
+	id = take_request(&H, &L, 1, &req);
+	snprintf(req_copy, sizeof(req_copy), "%s", req);
+	send_result(&L, id);
+	send_chunk(&L, req_copy, 0, answer, sizeof(answer) - 1);
+	send_done(&L, req_copy);
+	t = h_wait_exit(&H, "next", 30000);
+	ck_assert_int_eq(t->exit_code, 0);
+	ck_assert_str_eq(t->out, answer);
+	pid_t pid2 = endpoint_pid(&H, 1);
+	ck_assert_msg(pid2 > 0 && pid2 != pid, "not a new endpoint process (%d, was %d)", pid2,
+		      pid);
+
+	llm_host_done(&L);
+	h_stop(&H);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("guest-llm-channel");
@@ -368,6 +499,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stream_does_not_delay_main);
 	tcase_add_test(tc, test_llm_channel_redialled);
+	tcase_add_test(tc, test_endpoint_process);
 	suite_add_tcase(s, tc);
 	return s;
 }

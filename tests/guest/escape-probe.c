@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
+#include <linux/netlink.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -93,6 +96,58 @@ static int memory_hog(void)
 	return 1;
 }
 
+/* socket(FAMILY, TYPE, PROTO): blocked means the filter's EPERM, not a missing module. */
+static int try_socket(const char *what, int family, int type, int proto)
+{
+	int s = socket(family, type | SOCK_CLOEXEC, proto);
+	if (s >= 0) {
+		close(s);
+		return escaped(what);
+	}
+	if (errno != EPERM) {
+		printf("NOT-BLOCKED-BY-FILTER %s: %s\n", what, strerror(errno));
+		return 1;
+	}
+	return blocked(what, errno);
+}
+
+/* What a jail must still be able to do: local and IP sockets, routing netlink (ip addr),
+ * the personality query and PER_LINUX. Prints ALLOWED or DENIED <what>. */
+static int allowed(void)
+{
+	static const struct {
+		const char *what;
+		int family, type, proto;
+	} ok[] = {
+		{"AF_UNIX", AF_UNIX, SOCK_STREAM, 0},
+		{"AF_INET", AF_INET, SOCK_STREAM, 0},
+		{"AF_INET6", AF_INET6, SOCK_DGRAM, 0},
+		{"AF_NETLINK/NETLINK_ROUTE", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		int s = socket(ok[i].family, ok[i].type | SOCK_CLOEXEC, ok[i].proto);
+		if (s < 0 && errno == EPERM) {
+			printf("DENIED %s: %s\n", ok[i].what, strerror(errno));
+			return 1;
+		}
+		if (s >= 0)
+			close(s);
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		printf("DENIED socketpair(AF_UNIX): %s\n", strerror(errno));
+		return 1;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	if (personality(0xffffffff) < 0 || personality(PER_LINUX) < 0) {
+		printf("DENIED personality: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("ALLOWED\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -159,6 +214,47 @@ int main(int argc, char **argv)
 		return chroot("/tmp") < 0 ? blocked("chroot", errno) : escaped("chroot");
 	if (!strcmp(a, "setuid"))
 		return setuid(0) < 0 ? blocked("setuid(0)", errno) : escaped("setuid(0)");
+	if (!strcmp(a, "socket")) { /* socket FAMILY [PROTO] */
+		int fam = atoi(arg), proto = argc > 3 ? atoi(argv[3]) : 0;
+		char what[64];
+		snprintf(what, sizeof(what), "socket(%d, %d)", fam, proto);
+		return try_socket(what, fam,
+				  fam == AF_NETLINK || fam == AF_PACKET ? SOCK_RAW : SOCK_SEQPACKET,
+				  proto);
+	}
+	if (!strcmp(a, "allowed"))
+		return allowed();
+	if (!strcmp(a, "modify_ldt")) {
+		char buf[16];
+		long r = syscall(SYS_modify_ldt, 0, buf, sizeof(buf));
+		return r < 0 && errno == EPERM ? blocked("modify_ldt", errno)
+					       : escaped("modify_ldt");
+	}
+	if (!strcmp(a, "uselib")) {
+		long r = syscall(SYS_uselib, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+		return r < 0 && errno == EPERM ? blocked("uselib", errno) : escaped("uselib");
+	}
+	if (!strcmp(a, "ustat")) {
+		char buf[64];
+		long r = syscall(SYS_ustat, 0x801, buf);
+		return r < 0 && errno == EPERM ? blocked("ustat", errno) : escaped("ustat");
+	}
+	if (!strcmp(a, "sysfs")) {
+		long r = syscall(SYS_sysfs, 3);
+		return r < 0 && errno == EPERM ? blocked("sysfs", errno) : escaped("sysfs");
+	}
+	if (!strcmp(a, "personality")) { /* personality VALUE (hex) */
+		unsigned long v = strtoul(arg, NULL, 16);
+		int r = personality(v);
+		return r < 0 && errno == EPERM ? blocked("personality", errno)
+					       : escaped("personality");
+	}
+	if (!strcmp(a, "tiocsti") || !strcmp(a, "tioclinux")) {
+		/* on the jail's stdin (a pipe): without the filter the kernel says ENOTTY */
+		char c[2] = {11, 0};
+		int r = ioctl(0, !strcmp(a, "tiocsti") ? TIOCSTI : TIOCLINUX, c);
+		return r < 0 && errno == EPERM ? blocked(a, errno) : escaped(a);
+	}
 	if (!strcmp(a, "forkbomb"))
 		return fork_bomb();
 	if (!strcmp(a, "memhog"))

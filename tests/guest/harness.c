@@ -239,16 +239,20 @@ void h_start(struct host *h, const char *const *extra)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 
+	snprintf(h->log, sizeof(h->log), "/tmp/orch-sv-log.XXXXXX");
+	int log_fd = mkstemp(h->log);
+	ck_assert_int_ge(log_fd, 0);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (dup2(sp[1], 3) < 0)
+		if (dup2(sp[1], 3) < 0 || dup2(log_fd, 2) < 0)
 			_exit(127);
 		h_sanitizer_env();
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	close(sp[1]);
+	close(log_fd);
 	h->pid = pid;
 	ck_assert_int_eq(fcntl(sp[0], F_SETFL, O_NONBLOCK), 0);
 	ck_assert_int_eq(orch_loop_new(&h->loop), 0);
@@ -270,13 +274,43 @@ static void rm_rf(const char *path)
 	waitpid(pid, NULL, 0);
 }
 
+/* Copies the supervisor's log to stderr; true when it holds a sanitizer report. */
+static bool log_has_report(const char *path)
+{
+	static const char *const marks[] = {"ERROR: AddressSanitizer", "runtime error:",
+					    "LeakSanitizer: detected memory leaks"};
+	char line[4096];
+	bool found = false;
+	FILE *f = path[0] ? fopen(path, "re") : NULL;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		fputs(line, stderr);
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+			found = found || strstr(line, marks[i]);
+	}
+	fclose(f);
+	return found;
+}
+
 void h_stop(struct host *h)
 {
+	int status = 0;
+	bool aborted = false;
+
 	if (h->pid > 0) {
 		kill(h->pid, SIGTERM);
-		waitpid(h->pid, NULL, 0);
+		if (waitpid(h->pid, &status, 0) == h->pid)
+			aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 		h->pid = 0;
 	}
+	bool report = log_has_report(h->log);
+	if (h->log[0])
+		unlink(h->log);
+	h->log[0] = '\0';
+	ck_assert_msg(!report, "a sanitizer report from the supervisor (its log is above)");
+	ck_assert_msg(!aborted, "the supervisor aborted (its log is above)");
 	if (h->rpc)
 		orch_rpc_unref(h->rpc);
 	h->rpc = NULL;

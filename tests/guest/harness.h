@@ -45,6 +45,7 @@ struct h_task {
 
 struct host {
 	pid_t pid;
+	char log[64]; /* the supervisor's stderr: read for sanitizer reports by h_stop */
 	struct orch_loop *loop;
 	struct orch_rpc *rpc;
 	char root[64];
@@ -58,6 +59,8 @@ struct host {
 
 /* Starts orch-supervisor (extra flags appended) and waits for its hello. */
 void h_start(struct host *h, const char *const *extra);
+/* Stops the supervisor; its stderr is copied to ours, and a sanitizer report in it (or
+ * an abort) fails the test. */
 void h_stop(struct host *h);
 /* Sends task.run and waits for the reply; env_json/limits_json may be NULL. */
 struct h_task *h_run(struct host *h, const char *id, int slot, const char *const *argv,

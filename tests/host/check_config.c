@@ -32,6 +32,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->uid_base, 100000);
 	ck_assert_str_eq(c->agents_dir, ORCHD_DEFAULT_AGENTS_DIR);
 	ck_assert_uint_eq(c->n_image_packages, 0);
+	ck_assert_int_eq(c->vsock.control_port, 700);
+	ck_assert_int_eq(c->vsock.llm_port, 701);
 	orchd_config_free(c);
 
 	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
@@ -67,6 +69,8 @@ START_TEST(test_example_file)
 	ck_assert_str_eq(c->image_packages[0], "jq");
 	ck_assert_int_eq(c->llm.n_upstreams, 3);
 	ck_assert_int_eq(c->llm.n_strip_tools, 3);
+	ck_assert_int_eq(c->llm.agent_inflight, 16);
+	ck_assert_int_eq(c->llm.vm_inflight, 64);
 	orchd_config_free(c);
 }
 END_TEST
@@ -114,7 +118,13 @@ static const struct {
 	 "llm.models.m.input_usd_per_mtok: required"},
 	{"{\"llm\":{\"budgets\":{\"agent_usd\":-1}}}", "llm.budgets.agent_usd: expected a number"},
 	{"{\"llm\":{\"rate_limits\":{\"rpm\":1}}}", "llm.rate_limits.rpm: unknown key"},
+	{"{\"llm\":{\"rate_limits\":{\"vm_inflight\":257}}}",
+	 "llm.rate_limits.vm_inflight: expected an integer 0..256"},
+	{"{\"llm\":{\"rate_limits\":{\"agent_inflight\":-1}}}",
+	 "llm.rate_limits.agent_inflight: expected an integer 0..256"},
 	{"{\"llm\":{\"max_tokens_cap\":0}}", "llm.max_tokens_cap: expected an integer 1..1000000"},
+	{"{\"llm\":{\"allow_remote_input\":\"yes\"}}", "llm.allow_remote_input"},
+	{"{\"llm\":{\"anthropic_betas\":[1]}}", "llm.anthropic_betas"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
 	{"{\"agents_dir\":\"opt\"}", "agents_dir: expected an absolute path"},
 	{"{\"agents_dir\":\"/opt/./a\"}", "agents_dir: '/opt/./a' is not an absolute, normalised"},
@@ -125,6 +135,15 @@ static const struct {
 	{"{\"image\":{\"packages\":[\"a;b\"]}}", "image.packages[0]: 'a;b' is not a Debian"},
 	{"{\"image\":{\"packages\":\"jq\"}}", "image.packages: expected an array"},
 	{"{\"profiles\":{\"p\":{\"agent\":\"a/b\"}}}", "profiles.p.agent: expected an agent name"},
+	{"{\"uid_base\":200000,\"vms\":{\"a\":{},\"b\":{\"uid_base\":200100}}}",
+	 "vms.b.uid_base: its uids 200100..200355 overlap those of VM a (200000..200255)"},
+	{"{\"vms\":{\"a\":{\"uid_base\":300000},\"b\":{\"uid_base\":299900}}}",
+	 "vms.b.uid_base: its uids 299900..300155 overlap those of VM a"},
+	{"{\"vms\":{\"a\":{\"uid_base\":4294000001}}}", "vms.a.uid_base: expected an integer"},
+	{"{\"vsock\":{\"control_port\":5000}}", "vsock.control_port: expected an integer 1..1023"},
+	{"{\"vsock\":{\"llm_port\":0}}", "vsock.llm_port: expected an integer 1..1023"},
+	{"{\"vsock\":{\"control_port\":701}}", "vsock.llm_port: must differ from"},
+	{"{\"vsock\":{\"egress_port\":702}}", "vsock.egress_port: unknown key"},
 };
 
 START_TEST(test_bad)
@@ -136,6 +155,24 @@ START_TEST(test_bad)
 	ck_assert_ptr_null(c);
 	ck_assert_msg(strncmp(err.msg, bad[_i].msg, strlen(bad[_i].msg)) == 0,
 		      "for %s: got \"%s\", expected \"%s...\"", bad[_i].text, err.msg, bad[_i].msg);
+}
+END_TEST
+
+/* Every VM has uids of its own: derived from the top level's uid_base by its place in
+ * the config, or its own. */
+START_TEST(test_vm_uids)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(parse("{\"uid_base\":100000,\"vms\":{\"a\":{},\"b\":{},"
+			       "\"c\":{\"uid_base\":900000}}}",
+			       &c, &err),
+			 0);
+	ck_assert_int_eq(orchd_config_vm(c, "a")->uid_base, 100000);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->uid_base, 100000 + ORCHD_VM_UIDS);
+	ck_assert_int_eq(orchd_config_vm(c, "c")->uid_base, 900000);
+	orchd_config_free(c);
 }
 END_TEST
 
@@ -153,6 +190,11 @@ START_TEST(test_nulls_and_overrides)
 	ck_assert_int_eq(orchd_config_vm(c, "b")->backend, ORCHD_BACKEND_LOCAL);
 	ck_assert_str_eq(orchd_config_vm(c, "b")->workspace, "/w");
 	orchd_config_free(c);
+	ck_assert_int_eq(parse("{\"vsock\":{\"control_port\":800,\"llm_port\":1023}}", &c, &err),
+			 0);
+	ck_assert_int_eq(c->vsock.control_port, 800);
+	ck_assert_int_eq(c->vsock.llm_port, 1023);
+	orchd_config_free(c);
 }
 END_TEST
 
@@ -167,6 +209,7 @@ int main(void)
 	tcase_add_test(tc, test_example_file);
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_nulls_and_overrides);
+	tcase_add_test(tc, test_vm_uids);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

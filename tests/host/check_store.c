@@ -225,15 +225,56 @@ START_TEST(test_output_index)
 	ck_assert_int_eq(store_output_add(s, a, 1, 2, 10, 5, NULL), 0);
 	ck_assert_int_eq(store_output_add(s, a, 2, 1, 15, 7, NULL), 0);
 	ck_assert_int_lt(store_output_add(s, a, 2, 1, 15, 7, NULL), 0); /* duplicate seq */
-	ck_assert_int_eq(store_output_list(s, a, 1, 10, &refs, &n, NULL), 0);
+	ck_assert_int_eq(store_output_list(s, a, 0, 1, 10, &refs, &n, NULL), 0);
 	ck_assert_int_eq(n, 2);
 	ck_assert_int_eq(refs[0].seq, 1);
 	ck_assert_int_eq(refs[0].stream, 2);
 	ck_assert_int_eq(refs[1].offset, 15);
+	ck_assert_int_eq(refs[1].attempt, 1);
 	free(refs);
 	ck_assert_int_eq(store_task_get(s, a, &t, NULL), 0);
 	ck_assert_int_eq(t->output_seq, 3);
 	ck_assert_int_eq(t->output_bytes, 22);
+	task_row_free(t);
+}
+END_TEST
+
+/* A retried task: rows carry their attempt, a listing can take one attempt or all, and
+ * output_bytes counts the latest attempt's bytes (what `orch logs` shows). */
+START_TEST(test_output_attempts)
+{
+	int64_t a = submit(NULL, -1, 0, 1);
+	struct output_seg one[] = {{1, 4}, {2, 3}}, two[] = {{1, 6}};
+	struct output_ref *refs = NULL;
+	struct task_row *t = NULL;
+	bool requeued = false;
+	size_t n = 0;
+
+	ck_assert_int_eq(store_task_lease(s, a, "vm", 0, NULL), 0);
+	ck_assert_int_eq(store_output_add_rows(s, a, 1, 0, 0, one, 2, NULL), 0);
+	ck_assert_int_eq(store_task_lost(s, a, "lost: test", &requeued, NULL), 0);
+	ck_assert(requeued);
+	ck_assert_int_eq(store_task_lease(s, a, "vm", 0, NULL), 0);
+	ck_assert_int_eq(store_task_get(s, a, &t, NULL), 0);
+	ck_assert_int_eq(t->attempts, 2);
+	ck_assert_int_eq(t->output_bytes, 0);
+	task_row_free(t);
+	ck_assert_int_eq(store_output_add_rows(s, a, 2, 2, 7, two, 1, NULL), 0);
+	ck_assert_int_eq(store_output_list(s, a, 2, 0, 10, &refs, &n, NULL), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(refs[0].seq, 2);
+	ck_assert_int_eq(refs[0].offset, 7);
+	free(refs);
+	ck_assert_int_eq(store_output_list(s, a, 1, 0, 10, &refs, &n, NULL), 0);
+	ck_assert_int_eq(n, 2);
+	free(refs);
+	ck_assert_int_eq(store_output_list(s, a, 0, 0, 10, &refs, &n, NULL), 0);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(refs[2].attempt, 2);
+	free(refs);
+	ck_assert_int_eq(store_task_get(s, a, &t, NULL), 0);
+	ck_assert_int_eq(t->output_bytes, 6);
+	ck_assert_int_eq(t->output_seq, 3);
 	task_row_free(t);
 }
 END_TEST
@@ -354,6 +395,7 @@ int main(void)
 	tcase_add_test(tc, test_ordering);
 	tcase_add_test(tc, test_active_and_list);
 	tcase_add_test(tc, test_output_index);
+	tcase_add_test(tc, test_output_attempts);
 	tcase_add_test(tc, test_profiles_filter);
 	tcase_add_test(tc, test_prune_and_vms);
 	tcase_add_test(tc, test_reopen);

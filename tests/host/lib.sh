@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; [ -f "${T:-/nonexistent}/orchd.log" ] && tail -30 
 [ "$(id -u)" = 0 ] || skip "needs root (bwrap jails with per-agent uids)"
 command -v bwrap >/dev/null || skip "bwrap is not installed"
 command -v jq >/dev/null || skip "jq is not installed"
-[ -x "$B/guest/orch-supervisor" ] || skip "orch-supervisor is not built"
+[ -x "$B/guest/orch-supervisor" ] || fail "orch-supervisor is not built"
 
 T=$(mktemp -d /tmp/orch-host-test.XXXXXX)
 chmod 0711 "$T"

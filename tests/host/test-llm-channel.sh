@@ -5,7 +5,7 @@
 # sent to the guest), and records the spend per agent slot and task in the task's row.
 . "$(dirname "$0")/lib.sh"
 FAKE=$B/tests/llm/llm-fake-upstream
-[ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
+[ -x "$FAKE" ] || fail "llm-fake-upstream is not built (host/llm absent)"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
 

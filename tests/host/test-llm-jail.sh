@@ -5,7 +5,7 @@
 # is recorded. The real key never reaches the jail.
 . "$(dirname "$0")/lib.sh"
 FAKE=$B/tests/llm/llm-fake-upstream
-[ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
+[ -x "$FAKE" ] || fail "llm-fake-upstream is not built (host/llm absent)"
 command -v curl >/dev/null || skip "curl is not installed"
 
 key="sk-real-key-jail-$$"

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 S=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR is not set}
 FAKE=$B/tests/llm/llm-fake-upstream
-[ -x "$FAKE" ] || skip "llm-fake-upstream is not built (host/llm absent)"
+[ -x "$FAKE" ] || fail "llm-fake-upstream is not built (host/llm absent)"
 command -v node >/dev/null || skip "node is not installed (scripts/install-deps)"
 [ -d "$S/tests/llm/node_modules/@anthropic-ai/sdk" ] && [ -d "$S/tests/llm/node_modules/openai" ] ||
 	skip "the SDKs are not installed (scripts/install-deps runs npm ci in tests/llm)"

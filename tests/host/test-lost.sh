@@ -14,15 +14,24 @@ JSON
 start_orchd --config "$T/orchd.json"
 sup_pid() { o --json status | jq -r '.vms[0].pid'; }
 
-# 1. killed supervisor, task with a retry left
+# 1. killed supervisor, task with a retry left; its log is per attempt
 pid1=$(sup_pid)
-id=$(o dispatch --retries 1 -- sh -c 'sleep 1; echo finished')
+id=$(o dispatch --retries 1 -- sh -c 'echo started; sleep 1; echo finished')
 wait_for 10 "task $id running" state_is "$id" running
+wait_for 10 "its first output" sh -c "'$ORCH' --socket '$SOCK' logs $id | grep -q started"
 kill -9 "$pid1"
 wait_for 20 "task $id succeeded after the retry" state_is "$id" succeeded
 [ "$(task_field "$id" lost_count)" = 1 ] || fail "lost_count $(task_field "$id" lost_count)"
 [ "$(task_field "$id" attempts)" = 2 ] || fail "attempts $(task_field "$id" attempts)"
-[ "$(o logs "$id")" = finished ] || fail "output after retry"
+# the attempt that finished, marked as the second; the lost one on request; both
+[ "$(o logs "$id" 2>"$T/err")" = "$(printf 'started\nfinished')" ] || fail "output after retry: $(o logs "$id")"
+[ "$(cat "$T/err")" = "--- attempt 2 ---" ] || fail "no attempt boundary: $(cat "$T/err")"
+[ "$(o logs --attempt 1 "$id" 2>/dev/null)" = started ] || fail "attempt 1: $(o logs --attempt 1 "$id")"
+[ "$(o logs --all-attempts "$id" 2>&1)" = "$(printf -- '--- attempt 1 ---\nstarted\n--- attempt 2 ---\nstarted\nfinished')" ] ||
+	fail "all attempts: $(o logs --all-attempts "$id" 2>&1)"
+[ "$(o --json logs "$id" | jq -s 'map(.attempt) | unique | tostring' -r 2>/dev/null | tail -1)" = "[2]" ] ||
+	fail "--json: $(o --json logs "$id")"
+[ "$(task_field "$id" output_bytes)" = 17 ] || fail "output_bytes $(task_field "$id" output_bytes)"
 [ "$(sup_pid)" != "$pid1" ] || fail "supervisor was not restarted"
 grep -q 'msg="task lost, re-queued"' "$T/orchd.log" || fail "no log line for the loss"
 

@@ -66,6 +66,19 @@ START_TEST(test_key_modes)
 		ck_assert_ptr_nonnull(strstr(err.msg, "chmod 600"));
 		ck_assert_ptr_null(strstr(err.msg, "SECRET"));
 	}
+
+	/* Mode 0600 but owned by someone else: they could swap the key (needs root). */
+	if (geteuid() == 0) {
+		write_key(SECRET "\n", 0600);
+		ck_assert_int_eq(chown(keyfile, 65534, 65534), 0);
+		key = NULL;
+		ck_assert_int_eq(llm_key_read(keyfile, &key, &err), -EPERM);
+		ck_assert_ptr_null(key);
+		ck_assert_ptr_nonnull(strstr(err.msg, "chown root"));
+		ck_assert_int_eq(chown(keyfile, 0, 0), 0);
+	} else {
+		fprintf(stderr, "test_key_modes: the owner check needs root; not run\n");
+	}
 }
 END_TEST
 
@@ -105,10 +118,13 @@ START_TEST(test_config_example)
 		 "\"models\":{\"claude-sonnet-4-5\":{\"upstream\":\"anthropic\","
 		 "\"input_usd_per_mtok\":3.0,\"output_usd_per_mtok\":15.0},"
 		 "\"gpt-4.1\":{\"upstream\":\"openai\",\"input_usd_per_mtok\":2,"
-		 "\"output_usd_per_mtok\":8}},"
+		 "\"output_usd_per_mtok\":8,\"context_window\":1047576}},"
+		 "\"anthropic_betas\":[\"interleaved-thinking-2025-05-14\"],"
+		 "\"allow_remote_input\":true,"
 		 "\"max_tokens_cap\":32000,\"max_request_bytes\":4194304,"
 		 "\"strip_tools\":[\"web_search\",\"web_fetch\",\"code_execution\"],"
-		 "\"timeout_ms\":600000,\"rate_limits\":{\"agent_rpm\":60,\"task_rpm\":30},"
+		 "\"timeout_ms\":600000,\"rate_limits\":{\"agent_rpm\":60,\"task_rpm\":30,"
+		 "\"agent_inflight\":4,\"vm_inflight\":0},"
 		 "\"budgets\":{\"agent_usd\":20.0,\"task_usd\":5.0,\"agent_tokens\":0,"
 		 "\"task_tokens\":1000000}}",
 		 keyfile, keyfile);
@@ -125,10 +141,19 @@ START_TEST(test_config_example)
 	ck_assert_ptr_null(llm_config_model(&c, "claude-opus-4"));
 	ck_assert_int_eq(c.agent_rpm, 60);
 	ck_assert_int_eq(c.task_rpm, 30);
+	ck_assert_int_eq(c.agent_inflight, 4);
+	ck_assert_int_eq(c.vm_inflight, 0);
+	ck_assert_int_eq(c.max_inflight, 256);
 	ck_assert_int_eq(c.limits.agent_micro, 20000000);
 	ck_assert_int_eq(c.limits.task_micro, 5000000);
 	ck_assert_int_eq(c.limits.task_tokens, 1000000);
 	ck_assert_int_eq(c.policy.n_strip, 3);
+	ck_assert_int_eq(llm_config_model(&c, "gpt-4.1")->context_window, 1047576);
+	ck_assert_int_eq(m->context_window, 0);
+	ck_assert(c.allow_remote_input);
+	ck_assert_int_eq(c.n_betas, 1);
+	ck_assert(llm_config_beta_allowed(&c, "interleaved-thinking-2025-05-14"));
+	ck_assert(!llm_config_beta_allowed(&c, "claude-code-20250219"));
 	write_key(SECRET "\n", 0600);
 	ck_assert_int_eq(llm_config_load_keys(&c, &err), 0);
 	ck_assert_str_eq(c.upstreams[1].key, SECRET);
@@ -167,8 +192,20 @@ START_TEST(test_config_errors)
 		{"{\"max_request_bytes\":\"4\"}", "llm.max_request_bytes"},
 		{"{\"strip_tools\":[\"web_search\",3]}", "strip_tools[1]"},
 		{"{\"rate_limits\":{\"agent_rpm\":-1}}", "agent_rpm"},
+		{"{\"rate_limits\":{\"vm_inflight\":257}}",
+		 "llm.rate_limits.vm_inflight: expected"},
+		{"{\"rate_limits\":{\"agent_inflight\":\"8\"}}",
+		 "llm.rate_limits.agent_inflight: expected"},
 		{"{\"budgets\":{\"agent_usd\":\"x\"}}", "agent_usd"},
 		{"{\"budgets\":{\"vm_usd\":1}}", "vm_usd: unknown key"},
+		{"{\"anthropic_betas\":[\"Files-API\"]}", "llm.anthropic_betas: entries are"},
+		{"{\"anthropic_betas\":\"x\"}", "llm.anthropic_betas: expected an array"},
+		{"{\"allow_remote_input\":1}", "llm.allow_remote_input: expected true or false"},
+		{"{\"upstreams\":{\"a\":{\"kind\":\"openai\",\"key_file\":\"/"
+		 "k\"}},\"models\":{\"m\":"
+		 "{\"upstream\":\"a\",\"input_usd_per_mtok\":1,\"output_usd_per_mtok\":1,"
+		 "\"context_window\":0}}}",
+		 "llm.models.m.context_window: expected"},
 	};
 	struct llm_config c;
 
@@ -183,6 +220,13 @@ START_TEST(test_config_errors)
 	ck_assert_int_eq(llm_config_parse(NULL, &c, NULL), 0);
 	ck_assert_int_eq(c.n_models, 0);
 	ck_assert_int_eq(c.policy.max_tokens_cap, 32000);
+	ck_assert_int_eq(c.agent_inflight, 16);
+	ck_assert_int_eq(c.vm_inflight, 64);
+	/* the defaults: no remote input, the shipped agents' betas, not the MCP one */
+	ck_assert(!c.allow_remote_input);
+	ck_assert(llm_config_beta_allowed(&c, "claude-code-20250219"));
+	ck_assert(!llm_config_beta_allowed(&c, "mcp-client-2025-04-04"));
+	ck_assert(!llm_config_beta_allowed(&c, "files-api-2025-04-14"));
 	llm_config_done(&c);
 }
 END_TEST

@@ -358,6 +358,149 @@ START_TEST(test_anthropic_only_server_tools)
 }
 END_TEST
 
+/* The MCP connector is removed whatever strip_tools says (here: nothing at all). */
+START_TEST(test_mcp_always)
+{
+	struct llm_request_info info;
+	int r;
+	json_t *j;
+
+	llm_policy_done(&pol);
+	j = apply(LLM_ROUTE_MESSAGES,
+		  "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[],"
+		  "\"mcp_servers\":[{\"type\":\"url\",\"url\":\"https://evil.example/mcp\","
+		  "\"name\":\"x\"}],"
+		  "\"tools\":[{\"type\":\"mcp_toolset\",\"mcp_server_name\":\"x\"},"
+		  "{\"name\":\"read\",\"input_schema\":{}}]}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_ptr_null(json_object_get(j, "mcp_servers"));
+	ck_assert_int_eq(json_array_size(json_object_get(j, "tools")), 1);
+	ck_assert_int_eq(info.stripped, 2);
+	ck_assert(llm_policy_strips(&pol, "mcp"));
+	ck_assert(llm_policy_strips(&pol, "mcp_toolset"));
+	json_decref(j);
+}
+END_TEST
+
+/* Input a body names but does not carry, per dialect; inline data is no such input. */
+START_TEST(test_remote_input)
+{
+	static const struct {
+		enum llm_route route;
+		const char *body;
+		bool remote;
+	} cases[] = {
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":\"x\",\"previous_response_id\":\"r\"}", true},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":\"x\",\"previous_response_id\":null}", false},
+		{LLM_ROUTE_RESPONSES, "{\"model\":\"g\",\"conversation\":{\"id\":\"c\"}}", true},
+		{LLM_ROUTE_RESPONSES, "{\"model\":\"g\",\"prompt\":{\"id\":\"p\"}}", true},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":[{\"type\":\"item_reference\",\"id\":\"i\"}]}", true},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_"
+		 "image\",\"image_url\":\"https://a/b.png\"}]}]}",
+		 true},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_"
+		 "image\",\"image_url\":\"data:image/png;base64,AA==\"}]}]}",
+		 false},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_"
+		 "file\",\"file_id\":\"f\"}]}]}",
+		 true},
+		{LLM_ROUTE_RESPONSES,
+		 "{\"model\":\"g\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_"
+		 "file\",\"file_data\":\"AA==\",\"filename\":\"a\"}]}]}",
+		 false},
+		{LLM_ROUTE_CHAT,
+		 "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_"
+		 "url\",\"image_url\":{\"url\":\"http://a/b\"}}]}]}",
+		 true},
+		{LLM_ROUTE_CHAT,
+		 "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_"
+		 "url\",\"image_url\":{\"url\":\"data:image/png;base64,AA==\"}}]}]}",
+		 false},
+		{LLM_ROUTE_CHAT,
+		 "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+		 "\"file\",\"file\":{\"file_id\":\"f\"}}]}]}",
+		 true},
+		{LLM_ROUTE_CHAT,
+		 "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":\"https://a/b\"}]}",
+		 false},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{"
+		 "\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://a/b\"}}]}]}",
+		 true},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{"
+		 "\"type\":\"document\",\"source\":{\"type\":\"file\",\"file_id\":\"f\"}}]}]}",
+		 true},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{"
+		 "\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":[{\"type\":\"image\","
+		 "\"source\":{\"type\":\"url\",\"url\":\"https://a\"}}]}]}]}",
+		 true},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{"
+		 "\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/"
+		 "png\",\"data\":\"AA==\"}}]}]}",
+		 false},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\","
+		 "\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"x\",\"input\":{"
+		 "\"source\":{\"type\":\"url\"},\"file_id\":\"f\"}}]}]}",
+		 false},
+		{LLM_ROUTE_MESSAGES,
+		 "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[],\"container\":\"c\"}", true},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		struct llm_request_info info;
+		int r;
+		json_t *j = apply(cases[i].route, cases[i].body, &info, &r);
+		ck_assert_msg(r == 0, "case %zu: %d", i, r);
+		ck_assert_msg(info.remote_input == cases[i].remote, "case %zu: remote %d", i,
+			      info.remote_input);
+		ck_assert(!info.remote_input || info.remote_what);
+		json_decref(j);
+	}
+}
+END_TEST
+
+START_TEST(test_gemini_remote_input)
+{
+	struct orch_error err = {0};
+	struct llm_request_info info;
+	char *out = NULL;
+	size_t len;
+	const char *fd = "{\"contents\":[{\"parts\":[{\"fileData\":{\"fileUri\":\"gs://b/f\"}}]}]}";
+	const char *cc = "{\"cachedContent\":\"c/1\",\"contents\":[]}";
+	const char *inl = "{\"contents\":[{\"parts\":[{\"inlineData\":{\"data\":\"AA==\"}}]}]}";
+
+	ck_assert_int_eq(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_GENERATE,
+					       "/v1beta/models/g:generateContent", fd, strlen(fd),
+					       &out, &len, &info, &err),
+			 0);
+	ck_assert(info.remote_input);
+	free(out);
+	ck_assert_int_eq(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_GENERATE,
+					       "/v1beta/models/g:generateContent", cc, strlen(cc),
+					       &out, &len, &info, &err),
+			 0);
+	ck_assert(info.remote_input);
+	free(out);
+	ck_assert_int_eq(llm_policy_apply_path(&pol, LLM_ROUTE_GEMINI_GENERATE,
+					       "/v1beta/models/g:generateContent", inl, strlen(inl),
+					       &out, &len, &info, &err),
+			 0);
+	ck_assert(!info.remote_input);
+	free(out);
+}
+END_TEST
+
 START_TEST(test_strip_prefix)
 {
 	ck_assert(llm_policy_strips(&pol, "web_search"));
@@ -601,6 +744,9 @@ int main(void)
 	tcase_add_test(tc, test_anthropic_strip_and_cap);
 	tcase_add_test(tc, test_anthropic_only_server_tools);
 	tcase_add_test(tc, test_strip_prefix);
+	tcase_add_test(tc, test_mcp_always);
+	tcase_add_test(tc, test_remote_input);
+	tcase_add_test(tc, test_gemini_remote_input);
 	tcase_add_test(tc, test_invalid_bodies);
 	tcase_add_test(tc, test_too_large);
 	tcase_add_test(tc, test_openai);

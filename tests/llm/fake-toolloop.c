@@ -74,7 +74,7 @@ static enum MHD_Result anthropic_answer(struct MHD_Connection *c, const struct r
 					const char *model, json_t *block, const char *stop,
 					int stream)
 {
-	json_int_t in = input_tokens(r->len), out = 8;
+	json_int_t in = input_tokens(r), out = 8;
 	int tool = strcmp(json_string_value(json_object_get(block, "type")), "tool_use") == 0;
 	if (!stream)
 		return send_json(c, 200,
@@ -207,7 +207,7 @@ static char *code_input(const char *cmd)
 static enum MHD_Result responses_answer(struct MHD_Connection *c, const struct req *r,
 					const char *model, json_t *item, int stream)
 {
-	json_int_t in = input_tokens(r->len), out = 8;
+	json_int_t in = input_tokens(r), out = 8;
 	const char *type = json_string_value(json_object_get(item, "type"));
 	const char *id = json_string_value(json_object_get(item, "id"));
 	int seq = 0;
@@ -366,7 +366,7 @@ static int gemini_has_result(json_t *body)
 static int gemini(struct fake *f, struct MHD_Connection *c, json_t *body, const struct req *r,
 		  int stream, enum MHD_Result *ret)
 {
-	json_int_t in = input_tokens(r->len), out = 8;
+	json_int_t in = input_tokens(r), out = 8;
 	json_t *tool = gemini_shell_tool(body), *answer;
 	if (gemini_has_result(body)) {
 		answer = gemini_chunk(DONE_TEXT, "STOP", in, out);

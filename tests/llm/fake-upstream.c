@@ -20,15 +20,20 @@
  *               shell tool is answered with a call running CMD, one carrying its result
  *               with "done"
  * Per request, these headers override: x-fake-latency-ms, x-fake-error,
- * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6), and
- * so does a directive in the body (see struct req) that survives a proxy. */
+ * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6),
+ * x-fake-stall (1: a stream stops after its first event and holds the connection open
+ * until the fake is stopped), and so does a directive in the body (see struct req) that
+ * survives a proxy. Waits end at once when the fake is stopped. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -41,6 +46,9 @@
 
 #define MAX_BODY (32u * 1024 * 1024)
 #define MAX_EVENTS 100000
+
+/* Set when the fake stops: every wait ends (MHD_stop_daemon joins the connections). */
+static atomic_int stopping;
 
 static char *read_pem(const char *path)
 {
@@ -60,12 +68,17 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
-void sleep_ms(unsigned ms)
+/* Sleeps ms (UINT_MAX: until the fake stops), in steps that notice the fake stopping. */
+static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (ms && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	while (ms && !atomic_load(&stopping)) {
+		unsigned step = ms < 50 ? ms : 50;
+		struct timespec ts = {0, (long)step * 1000000L};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (ms != UINT_MAX)
+			ms -= step;
+	}
 }
 
 static const char *hdr(struct MHD_Connection *c, const char *name)
@@ -185,6 +198,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	if (s->next >= s->n)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (s->stall && s->next >= 1 && s->off == 0) {
+		sleep_ms(UINT_MAX);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	if (!s->started) {
 		sleep_ms(s->first_delay_ms);
 		s->started = 1;
@@ -245,21 +262,45 @@ enum MHD_Result send_stream(struct MHD_Connection *c, struct stream *s)
 
 static const char *const words[] = {"Hello", " from", " the", " fake", " upstream", "."};
 
-/* Deterministic usage: input tokens from the body length, two output tokens per delta. */
-json_int_t input_tokens(size_t body_len)
+/* Input a request names but does not carry: a stored response, conversation or prompt,
+ * a cached context, an uploaded or remote file, an image or document by URL. A real
+ * upstream bills what it pulls in; the fake bills it as REMOTE_INPUT_TOKENS more. */
+#define REMOTE_INPUT_TOKENS 1900
+static bool names_remote_input(const struct req *r)
 {
-	return (json_int_t)(body_len / 4 + 1);
+	static const char *const marks[] = {
+		"\"previous_response_id\"",
+		"\"conversation\"",
+		"\"prompt\":{",
+		"\"cachedContent\"",
+		"\"fileData\"",
+		"\"file_url\"",
+		"\"file_id\"",
+		"\"url\":\"http",
+		"\"source\":{\"type\":\"url\"",
+	};
+	for (size_t i = 0; r->body && i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (memmem(r->body, r->len, marks[i], strlen(marks[i])))
+			return true;
+	return false;
+}
+
+/* Deterministic usage: input tokens from the body length (plus what it only names), two
+ * output tokens per delta. */
+json_int_t input_tokens(const struct req *r)
+{
+	return (json_int_t)(r->len / 4 + 1) + (names_remote_input(r) ? REMOTE_INPUT_TOKENS : 0);
 }
 
 static void directive(struct req *r, const char *d)
 {
-	static const char *const keys[] = {"events=", "delay=", "latency=", "error="};
-	unsigned *dst[] = {&r->events, &r->delay, &r->latency, &r->error};
+	static const char *const keys[] = {"events=", "delay=", "latency=", "error=", "stall="};
+	unsigned *dst[] = {&r->events, &r->delay, &r->latency, &r->error, &r->stall};
 
 	if (!d || strncmp(d, "fake:", 5) != 0)
 		return;
 	for (const char *p = d + 5; *p;) {
-		for (size_t i = 0; i < 4; i++)
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strncmp(p, keys[i], strlen(keys[i])) == 0) {
 				unsigned long v = strtoul(p + strlen(keys[i]), NULL, 10);
 				*dst[i] = v > 600000 ? 600000 : (unsigned)v;
@@ -278,7 +319,7 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 	json_int_t max_tokens = 0;
 	int stream = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out;
+	json_int_t in = input_tokens(r), out;
 	struct stream *s;
 
 	if (json_unpack(body, "{s:s, s:I, s?b}", "model", &model, "max_tokens", &max_tokens,
@@ -305,6 +346,7 @@ static enum MHD_Result anthropic_messages(struct fake *f, struct MHD_Connection 
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	stream_add(
 		s, "message_start",
 		json_pack("{s:s, s:{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:{s:I, s:I, s:I, s:I}}}",
@@ -338,7 +380,7 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	const char *model = NULL;
 	int stream = 0, include_usage = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	json_t *so;
 	struct stream *s;
 
@@ -366,6 +408,7 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 	s->events = calloc(n_events + 8, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	for (unsigned i = 0; i <= n_events; i++) {
 		json_t *delta =
 			i == 0 ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
@@ -424,7 +467,7 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 	const char *model = NULL;
 	int stream = 0;
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	struct stream *s;
 	char text[4096] = "";
 	int seq = 0;
@@ -447,6 +490,7 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 	s->events = calloc(n_events + 10, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	stream_add(s, "response.created",
 		   json_pack("{s:s, s:i, s:o}", "type", "response.created", "sequence_number",
 			     seq++, "response",
@@ -499,7 +543,7 @@ static enum MHD_Result gemini_generate(struct fake *f, struct MHD_Connection *c,
 				       struct req *r, int stream)
 {
 	unsigned n_events = r->events, latency = r->latency;
-	json_int_t in = input_tokens(r->len), out = 2 * (json_int_t)n_events, mt;
+	json_int_t in = input_tokens(r), out = 2 * (json_int_t)n_events, mt;
 	struct stream *s;
 
 	if (!json_is_array(json_object_get(body, "contents")))
@@ -516,6 +560,7 @@ static enum MHD_Result gemini_generate(struct fake *f, struct MHD_Connection *c,
 	s->events = calloc(n_events + 4, sizeof(char *));
 	s->first_delay_ms = latency;
 	s->delay_ms = r->delay;
+	s->stall = r->stall;
 	for (unsigned i = 0; i < n_events; i++)
 		stream_add(s, NULL,
 			   gemini_chunk(words[i % (sizeof(words) / sizeof(words[0]))],
@@ -560,6 +605,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 	r->error = hdr_uint(c, "x-fake-error", (unsigned)f->error_status, 599);
 	r->delay = hdr_uint(c, "x-fake-event-delay-ms", f->event_delay_ms, 600000);
 	r->events = hdr_uint(c, "x-fake-events", 6, MAX_EVENTS);
+	r->stall = hdr_uint(c, "x-fake-stall", 0, 1);
 	if (r->len && !r->too_big) {
 		body = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
 		directive(r, json_string_value(json_object_get(body, "user")));
@@ -602,7 +648,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 	else if (strcmp(url, "/v1/messages") == 0)
 		ret = anthropic_messages(f, c, body, r);
 	else if (strcmp(url, "/v1/messages/count_tokens") == 0)
-		ret = send_json(c, 200, json_pack("{s:I}", "input_tokens", input_tokens(r->len)),
+		ret = send_json(c, 200, json_pack("{s:I}", "input_tokens", input_tokens(r)),
 				latency);
 	else if (strcmp(url, "/v1/chat/completions") == 0)
 		ret = openai_chat(f, c, body, r);
@@ -619,7 +665,7 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 			      : send_error(c, 2, 400, "streamGenerateContent needs alt=sse",
 					   latency);
 	} else if (action && strcmp(action, ":countTokens") == 0)
-		ret = send_json(c, 200, json_pack("{s:I}", "totalTokens", input_tokens(r->len)),
+		ret = send_json(c, 200, json_pack("{s:I}", "totalTokens", input_tokens(r)),
 				latency);
 	else
 		ret = send_error(c, openai, 404, "not found", latency);
@@ -769,6 +815,7 @@ int main(int argc, char **argv)
 	printf("%u\n", info ? info->port : 0);
 	fflush(stdout);
 	sigwait(&ss, &sig);
+	atomic_store(&stopping, 1);
 	MHD_stop_daemon(d);
 	free(tls_cert);
 	free(tls_key);

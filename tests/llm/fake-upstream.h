@@ -26,8 +26,8 @@ struct req {
 	int too_big;
 	/* Knobs of this request: the options, then x-fake-* headers, then a directive in the
 	 * body's metadata.user_id (Anthropic) or user (OpenAI), which a proxy passes through:
-	 * "fake:events=N;delay=N;latency=N;error=N". */
-	unsigned latency, events, delay, error;
+	 * "fake:events=N;delay=N;latency=N;error=N;stall=1". */
+	unsigned latency, events, delay, error, stall;
 };
 
 /* One streamed answer: a list of pre-rendered events handed out one by one. */
@@ -37,6 +37,7 @@ struct stream {
 	size_t off; /* bytes of events[next] already sent */
 	unsigned first_delay_ms, delay_ms;
 	int started;
+	unsigned stall; /* hold after the first event until the fake stops */
 };
 
 enum fake_dialect {
@@ -45,7 +46,6 @@ enum fake_dialect {
 	FAKE_GEMINI,
 };
 
-void sleep_ms(unsigned ms);
 /* Sends j (stolen) as the body after latency_ms. */
 enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j,
 			  unsigned latency_ms);
@@ -53,8 +53,8 @@ enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j,
  * have room. */
 void stream_add(struct stream *s, const char *event, json_t *data_new);
 enum MHD_Result send_stream(struct MHD_Connection *c, struct stream *s);
-/* Deterministic usage: input tokens from the body length. */
-json_int_t input_tokens(size_t body_len);
+/* Deterministic usage: input tokens from the body length (and what it only names). */
+json_int_t input_tokens(const struct req *r);
 /* Responses API: a response object (in < 0: usage null) and a message output item. */
 json_t *response_object(const char *model, const char *status, json_t *output_new, json_int_t in,
 			json_int_t out);

@@ -23,7 +23,9 @@ static int resolve(void *data, int64_t slot, const char **ret_task)
 {
 	if (slot < LLM_STACK_SLOT || slot > LLM_STACK_SLOT + 2)
 		return -ENOENT;
-	*ret_task = slot == LLM_STACK_SLOT ? LLM_STACK_TASK : NULL;
+	*ret_task = slot == LLM_STACK_SLOT	 ? LLM_STACK_TASK
+		    : slot == LLM_STACK_SLOT + 1 ? LLM_STACK_TASK "-4"
+						 : LLM_STACK_TASK "-5";
 	return 0;
 }
 
@@ -44,6 +46,14 @@ static int listen_loopback(unsigned *ret_port)
 	}
 	*ret_port = ntohs(sa.sin_port);
 	return fd;
+}
+
+struct llm_endpoint_opts llm_stack_opts(int64_t slot)
+{
+	/* Its own range per test process (several run at once), clear of the other tests'
+	 * agent uids: 30000 + 256k + 64 + slot. */
+	uid_t uid = 30000 + 256 * (uid_t)(getpid() % 64) + 64 + (uid_t)slot;
+	return (struct llm_endpoint_opts){.slot = slot, .uid = uid, .gid = uid, .netns_fd = -1};
 }
 
 int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *const *fake_args)
@@ -103,13 +113,15 @@ int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *cons
 	fd = listen_loopback(&s->port);
 	if (fd < 0)
 		return fd;
-	if (llm_endpoint_new(s->bridge, fd, LLM_STACK_SLOT, 0, &s->ep, &err) < 0)
+	struct llm_endpoint_opts o = llm_stack_opts(LLM_STACK_SLOT);
+	if (llm_endpoint_new(s->bridge, fd, &o, &s->ep, &err) < 0)
 		goto fail;
 	llm_endpoint_set_task(s->ep, LLM_STACK_TASK);
 	fd = listen_loopback(&s->port2);
 	if (fd < 0)
 		return fd;
-	if (llm_endpoint_new(s->bridge, fd, LLM_STACK_SLOT + 1, 0, &s->ep2, &err) < 0)
+	o = llm_stack_opts(LLM_STACK_SLOT + 1);
+	if (llm_endpoint_new(s->bridge, fd, &o, &s->ep2, &err) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -3,8 +3,12 @@
  *   HTTP client -> llm_endpoint (guest library, 127.0.0.1:port) -> llm.request over an
  *   AF_UNIX socketpair (orch_rpc both ends) -> llm_serve + llm_proxy (host library) ->
  *   libcurl -> the fake upstream (a child process).
- * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) is idle;
- * the host also accepts slot 5 (tests may add an endpoint for it). */
+ * The endpoints run their endpoint processes (guest/llm/llm-endpoint.h) as the real
+ * supervisor does, with this program as the helper (its main() hands LLM_HELPER_ARG
+ * to llm_helper_main).
+ * Agent slot 3 of VM "vm" runs task "t-e2e"; slot 4 (a second endpoint, port2) runs
+ * "t-e2e-4"; the host also accepts slot 5, running "t-e2e-5" (tests may add an endpoint for
+ * it). The host refuses requests of a slot without a task (test-llm-serve covers that). */
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +18,7 @@
 #include "rpc.h"
 #include "llm-config.h"
 #include "llm-endpoint.h"
+#include "llm-helper.h"
 #include "llm-proxy.h"
 #include "llm-serve.h"
 
@@ -36,6 +41,11 @@ struct llm_stack {
 	struct llm_endpoint *ep, *ep2;
 };
 
-/* fake_args: extra arguments of the fake upstream (NULL-terminated, may be NULL). */
+/* Options of a test endpoint for slot: the endpoint process as a uid of this test
+ * process's own range (see llm-test-stack.c), no network namespace. */
+struct llm_endpoint_opts llm_stack_opts(int64_t slot);
+/* Programs using the stack begin main() with LLM_HELPER_ARG's hand-over (llm-helper.h):
+ * the endpoint processes are the program itself, executed again.
+ * fake_args: extra arguments of the fake upstream (NULL-terminated, may be NULL). */
 int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *const *fake_args);
 void llm_stack_stop(struct llm_stack *s);

@@ -8,7 +8,9 @@
  *   test-llm-endpoint <llm-fake-upstream> unavailable
  *                                                libmicrohttpd cannot be loaded: each
  *                                                request gets a clear 503, nothing hangs
- * libmicrohttpd is loaded on the first connection: not before (checked in every mode).
+ * Each endpoint runs as its own unprivileged process (this program again, llm-helper.h),
+ * started on the slot's first connection: not before, and only it maps libmicrohttpd
+ * (checked in every mode).
  * The real key must never appear in anything a client receives. Exits 77 (skip) when the
  * clients are missing. */
 #include <errno.h>
@@ -275,7 +277,8 @@ static void netns_agent_start(void)
 		close(self);
 	if (ns >= 0)
 		close(ns);
-	if (fd >= 0 && llm_endpoint_new(st.bridge, fd, LLM_STACK_SLOT + 2, 0, &agent.ep, &err) == 0)
+	struct llm_endpoint_opts eo = llm_stack_opts(LLM_STACK_SLOT + 2);
+	if (fd >= 0 && llm_endpoint_new(st.bridge, fd, &eo, &agent.ep, &err) == 0)
 		agent.ok = true;
 }
 
@@ -324,8 +327,9 @@ static void netns_case(void)
 	ssize_t n;
 	int status = 0;
 
+	/* main() skips the whole program when not root: as root a namespace must work */
+	check(agent.ok, "an agent in a network namespace of its own (unshare, lo up)");
 	if (!agent.ok) {
-		fprintf(stderr, "SKIP network namespace case: cannot make one here (not root?)\n");
 		free(o);
 		return;
 	}
@@ -579,6 +583,15 @@ static void on_guard(struct orch_loop *loop, struct orch_timer *t, void *data)
 	orch_loop_quit(loop);
 }
 
+/* Whether pid maps libmicrohttpd. */
+static bool maps_mhd(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	_cleanup_free_ char *maps = llm_test_read_file(path, NULL);
+	return maps && strstr(maps, "libmicrohttpd") != NULL;
+}
+
 static bool have_sdk(void)
 {
 	const char *src = getenv("ORCH_SOURCEDIR");
@@ -612,11 +625,17 @@ int main(int argc, char **argv)
 	char *o = NULL;
 	const char *curl_v[] = {"curl", "--version", NULL};
 
+	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
+		llm_helper_main(argc, argv); /* an endpoint process of the stack */
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream> curl|sdk|unavailable\n", argv[0]);
 		return 2;
 	}
 	mode = argv[2];
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (an agent in a network namespace of its own)\n");
+		return 77;
+	}
 	if (strcmp(mode, "sdk") == 0 && !have_sdk()) {
 		printf("SKIP: node or the SDKs are missing; run: npm ci --prefix tests/llm\n");
 		return 77;
@@ -636,8 +655,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot start the LLM stack\n");
 		return 1;
 	}
-	check(!llm_endpoint_library_loaded(),
-	      "libmicrohttpd is not loaded while no agent has connected");
+	check(!llm_endpoint_pid(st.ep) && !llm_endpoint_pid(st.ep2),
+	      "no endpoint process runs while no agent has connected");
 	{
 		const struct llm_model *m = llm_config_model(&st.cfg, "claude-sonnet-4-5");
 		int64_t worst = llm_cost_worst_micro(&m->price, (int64_t)strlen(RACE_BODY), 300);
@@ -652,6 +671,15 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, client_thread, NULL);
 	orch_loop_run(st.loop);
 	pthread_join(th, NULL);
+	{
+		/* libmicrohttpd lives in the endpoint process only (when it can be loaded). */
+		pid_t pid = llm_endpoint_pid(st.ep);
+		bool unavailable = strcmp(mode, "unavailable") == 0;
+		check(pid > 0, "slot 3's endpoint process runs once agents connected");
+		check(pid > 0 && maps_mhd(pid) == !unavailable,
+		      "the endpoint process %s libmicrohttpd", unavailable ? "lacks" : "maps");
+		check(!maps_mhd(getpid()), "the supervisor's side never maps libmicrohttpd");
+	}
 	if (bg_curl > 0) {
 		/* The slot goes away mid-stream: the agent's response is cut, the host call is
 		 * cancelled, drained and billed. */
@@ -667,9 +695,6 @@ int main(int argc, char **argv)
 		      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		close(bg_out);
 	}
-	check(llm_endpoint_library_loaded() == (strcmp(mode, "unavailable") != 0),
-	      "libmicrohttpd is %s once agents connected",
-	      strcmp(mode, "unavailable") != 0 ? "loaded" : "still not loaded");
 	/* Let hung-up calls drain and settle. */
 	while (llm_proxy_inflight(st.proxy) > 0 && failures == 0)
 		if (orch_loop_run_once(st.loop, 5000) < 0)
@@ -692,12 +717,13 @@ int main(int argc, char **argv)
 		      "both cut streams were read to their end and billed in full");
 		sqlite3_finalize(q);
 		q = NULL;
-		sqlite3_prepare_v2(
-			st.db, "SELECT count(*), count(task) FROM llm_spend WHERE agent = 'vm/4'",
-			-1, &q, NULL);
+		sqlite3_prepare_v2(st.db,
+				   "SELECT count(*), count(task = '" LLM_STACK_TASK
+				   "-4' OR NULL) FROM llm_spend WHERE agent = 'vm/4'",
+				   -1, &q, NULL);
 		check(q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) >= 2 &&
-			      sqlite3_column_int(q, 1) == 0,
-		      "slot 4's requests were billed to vm/4 (no task), not to slot 3");
+			      sqlite3_column_int(q, 1) == sqlite3_column_int(q, 0),
+		      "slot 4's requests were billed to vm/4 and its task, not to slot 3");
 		sqlite3_finalize(q);
 		llm_ledger_get(st.db, "agent", "vm/4", &b, NULL);
 		check(b.spent_micro <= b.limit_micro && b.reserved_micro == 0,

@@ -160,8 +160,8 @@ static json_t *last_record(void)
 	return json_loads(last ? last + 1 : s, 0, NULL);
 }
 
-static void start(struct result *r, const char *agent, const char *task, const char *method,
-		  const char *path, const char *body)
+static void start_beta(struct result *r, const char *agent, const char *task, const char *method,
+		       const char *path, const char *body, const char *beta)
 {
 	_cleanup_json_ json_t *h =
 		json_pack("{s:s, s:s, s:s}", "anthropic-version", "2023-06-01", "x-api-key",
@@ -176,8 +176,16 @@ static void start(struct result *r, const char *agent, const char *task, const c
 		.body_len = body ? strlen(body) : 0,
 	};
 
+	if (beta)
+		json_object_set_new(h, "anthropic-beta", json_string(beta));
 	memset(r, 0, sizeof(*r));
 	ck_assert_int_eq(llm_proxy_start(fx.proxy, &call, &sink, r, &r->ex), 0);
+}
+
+static void start(struct result *r, const char *agent, const char *task, const char *method,
+		  const char *path, const char *body)
+{
+	start_beta(r, agent, task, method, path, body, NULL);
 }
 
 static void run_until_idle(void)
@@ -539,6 +547,116 @@ START_TEST(test_concurrent_budget)
 }
 END_TEST
 
+/* anthropic-beta: only the configured values reach the upstream (the MCP connector's and
+ * the Files API's betas are not among the defaults); none left, no header. */
+START_TEST(test_betas_filtered)
+{
+	struct result r;
+	json_t *rec, *h;
+
+	start_beta(&r, "vm/1", "t-b", "POST", "/v1/messages", ANTHROPIC_BODY(""),
+		   "interleaved-thinking-2025-05-14, mcp-client-2025-04-04,files-api-2025-04-14,"
+		   "claude-code-20250219");
+	run_until_idle();
+	ck_assert_int_eq(r.status, 200);
+	result_free(&r);
+	rec = last_record();
+	h = json_object_get(rec, "headers");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "anthropic-beta")),
+			 "interleaved-thinking-2025-05-14,claude-code-20250219");
+	json_decref(rec);
+	start_beta(&r, "vm/1", "t-b", "POST", "/v1/messages", ANTHROPIC_BODY(""),
+		   "mcp-client-2025-04-04");
+	run_until_idle();
+	ck_assert_int_eq(r.status, 200);
+	result_free(&r);
+	rec = last_record();
+	ck_assert_ptr_null(json_object_get(json_object_get(rec, "headers"), "anthropic-beta"));
+	json_decref(rec);
+}
+END_TEST
+
+/* Requests whose input is not all in their body, one of each kind the policy knows. */
+static const struct {
+	const char *path, *body;
+} remote_kinds[] = {
+#define RESP(x) "{\"model\":\"gpt-4.1\",\"max_output_tokens\":10," x "}"
+	{"/v1/responses", RESP("\"input\":\"go on\",\"previous_response_id\":\"resp_1\"")},
+	{"/v1/responses", RESP("\"conversation\":\"conv_1\",\"input\":\"x\"")},
+	{"/v1/responses", RESP("\"prompt\":{\"id\":\"pmpt_1\"},\"input\":\"x\"")},
+	{"/v1/responses", RESP("\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+			       "\"input_file\",\"file_url\":\"https://x.example/a.pdf\"}]}]")},
+#undef RESP
+	{"/v1/chat/completions",
+	 "{\"model\":\"gpt-4.1\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":"
+	 "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x.example/a.png\"}}]}]}"},
+	{"/v1/messages",
+	 "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\","
+	 "\"content\":[{\"type\":\"document\",\"source\":{\"type\":\"url\",\"url\":"
+	 "\"https://x.example/a.pdf\"}}]}]}"},
+	{"/v1beta/models/gemini-2.5-pro:generateContent",
+	 "{\"cachedContent\":\"cachedContents/1\",\"generationConfig\":{\"maxOutputTokens\":10},"
+	 "\"contents\":[{\"parts\":[{\"text\":\"x\"}]}]}"},
+	{"/v1beta/models/gemini-2.5-pro:generateContent",
+	 "{\"generationConfig\":{\"maxOutputTokens\":10},\"contents\":[{\"parts\":[{"
+	 "\"fileData\":{\"fileUri\":\"https://x.example/f\",\"mimeType\":\"text/plain\"}}]}]}"},
+};
+
+START_TEST(test_remote_input_refused)
+{
+	size_t before = record_count();
+
+	for (size_t i = 0; i < ELEMENTSOF(remote_kinds); i++) {
+		struct result r;
+		call(&r, "vm/1", "t-rem", "POST", remote_kinds[i].path, remote_kinds[i].body);
+		ck_assert_msg(r.status == 400, "%zu: %d %s", i, r.status, r.body);
+		ck_assert_ptr_nonnull(strstr(r.body, "llm.allow_remote_input"));
+		result_free(&r);
+	}
+	ck_assert_int_eq(record_count(), before);
+	ck_assert_int_eq(spent("task", "t-rem"), 0);
+}
+END_TEST
+
+/* Allowed, such a request is reserved at the model's context window: 20 concurrent ones
+ * of each kind against a budget of a few cents never overshoot it. (The fake upstream
+ * bills what a request only names as 1,900 input tokens; reserved at its body's size,
+ * about 20 would be admitted and the budget overshot.) */
+START_TEST(test_remote_input_budget)
+{
+	static struct result r[N_CONCURRENT];
+
+	fx.cfg.allow_remote_input = true;
+	for (size_t i = 0; i < fx.cfg.n_models; i++)
+		fx.cfg.models[i].context_window = 2000;
+	for (size_t k = 0; k < ELEMENTSOF(remote_kinds); k++) {
+		char task[32];
+		struct llm_budget b;
+		int ok = 0;
+		snprintf(task, sizeof(task), "t-remote-%zu", k);
+		ck_assert_int_eq(llm_ledger_set_limit(fx.db, "task", task, 50000, 0, NULL), 0);
+		for (int i = 0; i < N_CONCURRENT; i++) {
+			char agent[16];
+			snprintf(agent, sizeof(agent), "vm/%d", i % 8);
+			start(&r[i], agent, task, "POST", remote_kinds[k].path,
+			      remote_kinds[k].body);
+		}
+		run_until_idle();
+		for (int i = 0; i < N_CONCURRENT; i++) {
+			ck_assert(r[i].done);
+			ok += r[i].status == 200;
+			result_free(&r[i]);
+		}
+		ck_assert_int_eq(llm_ledger_get(fx.db, "task", task, &b, NULL), 0);
+		ck_assert_msg(ok >= 1, "kind %zu: none admitted", k);
+		ck_assert_msg(b.spent_micro <= b.limit_micro,
+			      "kind %zu: %d admitted spent %lld of %lld", k, ok,
+			      (long long)b.spent_micro, (long long)b.limit_micro);
+		ck_assert_int_eq(b.reserved_micro, 0);
+	}
+}
+END_TEST
+
 START_TEST(test_disconnect_still_bills)
 {
 	struct result r;
@@ -833,6 +951,9 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_gemini);
 	tcase_add_test(tc, test_refusals_forward_nothing);
 	tcase_add_test(tc, test_concurrent_budget);
+	tcase_add_test(tc, test_betas_filtered);
+	tcase_add_test(tc, test_remote_input_refused);
+	tcase_add_test(tc, test_remote_input_budget);
 	tcase_add_test(tc, test_disconnect_still_bills);
 	tcase_add_test(tc, test_upstream_failures);
 	tcase_add_test(tc, test_rate_limit);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# orchd accepts the configuration nix/module.nix renders from nix/tests/example.nix
-# (committed as nix/tests/example-settings.json; module-eval.sh keeps the two equal),
-# and that example is the one of docs/NIXOS.md.
+# orchd accepts the configuration nix/module.nix renders from nix/tests/example.nix,
+# rendered here by the module itself (no committed copy to drift), and that example is
+# the one of docs/NIXOS.md.
 . "$(dirname "$0")/lib.sh"
 
 # The example is the one docs/NIXOS.md shows (compared without leading comments).
@@ -15,9 +15,14 @@ fi
 echo "ok: nix/tests/example.nix is the example of docs/NIXOS.md"
 
 orchd=$build/host/orchd
-json=$src/nix/tests/example-settings.json
-[ -x "$orchd" ] || skip "$orchd does not exist (orchd is not built yet)"
-[ -f "$json" ] || fail "$json is missing; regenerate it with tests/nix/render-example.sh"
+[ -x "$orchd" ] || fail "$orchd does not exist (orchd is not built)"
+need_nix
+need_lib
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+json=$tmp/example-settings.json
+eval_module "$src/nix/tests/example.nix" settings | jq -S . >"$json" ||
+	fail "cannot render nix/tests/example.nix with the module"
 
 if ! out=$("$orchd" --check-config "$json" 2>&1); then
 	fail "orchd --check-config rejects the module's rendering: $out"
@@ -25,8 +30,6 @@ fi
 echo "$out"
 
 # And a broken rendering is refused, so the check above means something.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 jq '.vms.dev.slots = 0' "$json" >"$tmp/bad.json"
 if out=$("$orchd" --check-config "$tmp/bad.json" 2>&1); then
 	fail "orchd --check-config accepted vms.dev.slots = 0: $out"

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_nix
 need_lib
-command -v jq >/dev/null || skip "jq not found"
+command -v jq >/dev/null || skip "jq is not installed (scripts/install-deps)"
 
 out=$(nix-instantiate --readonly-mode --eval --strict --json "$src/tests/nix/eval-flake.nix" \
 	--arg nixpkgsLib "$nixpkgs_lib" 2> >(grep -v "build-users-group" >&2)) ||

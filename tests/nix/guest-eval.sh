@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_nix
 need_lib
-command -v jq >/dev/null || skip "jq not found"
+command -v jq >/dev/null || skip "jq is not installed (scripts/install-deps)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -29,8 +29,9 @@ check "/ is a tmpfs, the store a read-only squashfs from the initrd" \
 	'.fileSystems["/"].fsType == "tmpfs" and .fileSystems["/nix/store"].fsType == "squashfs"
 	 and (.fileSystems["/nix/store"].options | index("ro")) and .fileSystems["/nix/store"].neededForBoot
 	 and .image.initrdContents == ["/nix-store.squashfs"]' .fileSystems
-check "the workspace is virtio-fs tag 'workspace' on /workspace" \
-	'.fileSystems["/workspace"] | .fsType == "virtiofs" and .device == "workspace"' .fileSystems
+check "the workspace is virtio-fs tag 'workspace' on /workspace, nosuid,nodev, not noexec" \
+	'.fileSystems["/workspace"] | .fsType == "virtiofs" and .device == "workspace"
+	 and (.options | index("nosuid")) and (.options | index("nodev")) and (.options | index("noexec") | not)' .fileSystems
 check "vsock, virtio-serial and virtio-fs modules" \
 	'.kernelModules as $m | ["vsock", "vmw_vsock_virtio_transport", "virtio_console", "virtiofs"] | all(. as $x | $m | index($x))' .kernelModules
 check "the supervisor starts early and is restarted" \
@@ -75,8 +76,8 @@ expect_start() { # expect_start CMDLINE SYSDIR EXPECTED-ARGS
 expect_start "quiet orch.name=dev orch.connect=serial:/dev/virtio-ports/org.orch.control orch.slots=4 orch.workspace=workspace" \
 	"$tmp/sys" "--connect serial:/dev/vport1p2 --slots 4"
 expect_start "quiet" "$tmp/sys" "--connect serial:/dev/vport1p2"
-expect_start "quiet" "$tmp/nosys" "--connect vsock:2:5000"
-expect_start "orch.connect=vsock:2:5000 orch.uidbase=200000" "$tmp/sys" "--connect vsock:2:5000 --uid-base 200000"
+expect_start "quiet" "$tmp/nosys" "--connect vsock:2:700"
+expect_start "orch.connect=vsock:2:700 orch.uidbase=200000" "$tmp/sys" "--connect vsock:2:700 --uid-base 200000"
 if run_start "orch.slots=2" "$tmp/sys" | grep -q -- "--uid-base"; then
 	fail "the start script passes --uid-base without orch.uidbase"
 fi

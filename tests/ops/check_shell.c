@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "loop.h"
 #include "shell-listen.h"
+#include "shell-relay.h"
 #include "shell-spawn.h"
 #include "shell.h"
 
@@ -107,8 +108,6 @@ static size_t read_until(struct orch_loop *loop, int fd, char *buf, size_t cap, 
 
 START_TEST(test_cap_and_jail_error)
 {
-	if (geteuid() != 0)
-		return; /* the pty is given to the agent's uid: root only */
 	struct orch_error err = {0};
 	struct orch_loop *loop;
 	ck_assert_int_eq(orch_loop_new(&loop), 0);
@@ -129,7 +128,9 @@ START_TEST(test_cap_and_jail_error)
 				  .listen = addr,
 				  .max_conns = 1,
 				  .winsize_wait_ms = 60000,
-				  .on_event = on_event};
+				  .on_event = on_event,
+				  .relay_uid = 47998,
+				  .relay_gid = 47998};
 	struct sv_shell *s;
 	j.uid = 0;
 	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), -EINVAL);
@@ -172,8 +173,6 @@ END_TEST
  * raw mode plays the port here (its master is "the host"). */
 START_TEST(test_serial)
 {
-	if (geteuid() != 0)
-		return;
 	struct orch_error err = {0};
 	struct orch_loop *loop;
 	ck_assert_int_eq(orch_loop_new(&loop), 0);
@@ -197,8 +196,12 @@ START_TEST(test_serial)
 				  .netns_fd = -1,
 				  .uid = 47999,
 				  .gid = 47999};
-	struct sv_shell_opts o = {
-		.slot = 0, .listen = addr, .winsize_wait_ms = 60000, .on_event = on_event};
+	struct sv_shell_opts o = {.slot = 0,
+				  .listen = addr,
+				  .winsize_wait_ms = 60000,
+				  .on_event = on_event,
+				  .relay_uid = 47998,
+				  .relay_gid = 47998};
 	struct sv_shell *s;
 	memset(events, 0, sizeof(events));
 	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), 0);
@@ -226,14 +229,81 @@ START_TEST(test_serial)
 }
 END_TEST
 
-int main(void)
+/* serial, with sessions that start: after a session whose shell ran (here a stand-in
+ * for bwrap that exits at once) the port is polled again and the next session starts. */
+START_TEST(test_serial_after_shell)
 {
+	if (geteuid() != 0 || access("/bin/true", X_OK) != 0)
+		return;
+	struct orch_error err = {0};
+	struct orch_loop *loop;
+	ck_assert_int_eq(orch_loop_new(&loop), 0);
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(m, 0);
+	ck_assert_int_eq(grantpt(m), 0);
+	ck_assert_int_eq(unlockpt(m), 0);
+	char name[64], addr[80];
+	ck_assert_int_eq(ptsname_r(m, name, sizeof(name)), 0);
+	int keep = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	struct termios t;
+	ck_assert_int_eq(tcgetattr(keep, &t), 0);
+	cfmakeraw(&t);
+	ck_assert_int_eq(tcsetattr(keep, TCSANOW, &t), 0);
+	snprintf(addr, sizeof(addr), "serial:%s", name);
+	char dir[] = "/tmp/orch-check-shell.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	struct sv_shell_jail j = {.bwrap = "/bin/true",
+				  .shell_init = "/bin/true",
+				  .workspace = dir,
+				  .netns_fd = -1,
+				  .uid = 47999,
+				  .gid = 47999};
+	struct sv_shell_opts o = {.slot = 0,
+				  .listen = addr,
+				  .winsize_wait_ms = 60000,
+				  .on_event = on_event,
+				  .relay_uid = 47998,
+				  .relay_gid = 47998};
+	struct sv_shell *s;
+	memset(events, 0, sizeof(events));
+	ck_assert_int_eq(sv_shell_new(loop, &o, &j, &s, &err), 0);
+	close(keep);
+
+	char buf[1024];
+	for (int session = 0; session < 2; session++) {
+		read_until(loop, m, buf, sizeof(buf), "[6n");
+		ck_assert_msg(strstr(buf, "\033[6n") != NULL, "no size query for session %d",
+			      session);
+		ck_assert_int_eq(write(m, "\033[40;120R", 9), 9);
+		for (int i = 0; i < 300 && events[SV_SHELL_CLOSED] <= session; i++)
+			orch_loop_run_once(loop, 10);
+		ck_assert_int_eq(events[SV_SHELL_OPENED], session + 1);
+		ck_assert_int_eq(events[SV_SHELL_CLOSED], session + 1);
+	}
+	ck_assert_int_eq(events[SV_SHELL_FAILED], 0);
+	sv_shell_free(s);
+	close(m);
+	orch_loop_free(loop);
+	rmdir(dir);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv); /* a session's relay process */
+	if (geteuid() != 0) { /* the pty is given to the agent's uid, the relay drops to its own */
+		printf("SKIP: needs root (ptys given to agent uids, relays that drop "
+		       "privileges)\n");
+		return 77;
+	}
 	Suite *s = suite_create("shell");
 	TCase *tc = tcase_create("shell");
 	tcase_add_test(tc, test_cpr);
 	tcase_add_test(tc, test_addr);
 	tcase_add_test(tc, test_cap_and_jail_error);
 	tcase_add_test(tc, test_serial);
+	tcase_add_test(tc, test_serial_after_shell);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

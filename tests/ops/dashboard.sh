@@ -52,14 +52,8 @@ echo "ok: agent 1's pane follows its tasks live"
 pane_wait orch:debug 'shell for \(VM AGENT' 10
 tmux -S "$TMUX_SOCK" list-keys | grep -q 'orch shell' || fail "no prefix+S binding"
 tmux -S "$TMUX_SOCK" send-keys -t orch:debug 'local 0' Enter
-# Until the local backend asks for debug shells, orch shell says where none listens.
-if [ -S "$T/state/vm/local/chan/shell-0.sock" ]; then
-	pane_wait orch:debug 'agent-0:' 20
-	echo "ok: the debug window opened a shell in agent 0's jail"
-else
-	pane_wait orch:debug "no debug shell listens at $T/state/vm/local/chan/shell-0.sock" 10
-	echo "ok: the debug window ran orch shell (the local backend serves no shells yet)"
-fi
+pane_wait orch:debug 'agent-0:' 20
+echo "ok: the debug window opened a shell in agent 0's jail (through orchd)"
 
 # A second call finds the session: no second session, same windows.
 j=$(o dashboard --json --tmux-socket "$TMUX_SOCK" --no-attach 2>"$T/dash2.err") || fail "second call"

@@ -20,8 +20,8 @@ ORCHD=$B/host/orchd
 ORCH=$B/host/orch
 o() { "$ORCH" --socket "$SOCK" "$@"; }
 start_orchd() {
-	[ -x "$ORCHD" ] && [ -x "$ORCH" ] || skip "orchd or orch is not built"
-	[ -x "$B/guest/orch-supervisor" ] || skip "orch-supervisor is not built yet"
+	[ -x "$ORCHD" ] && [ -x "$ORCH" ] || fail "orchd or orch is not built"
+	[ -x "$B/guest/orch-supervisor" ] || fail "orch-supervisor is not built yet"
 	SOCK=$T/orch.sock
 	"$ORCHD" --foreground --state-dir "$T/state" --socket "$SOCK" "$@" 2>>"$T/orchd.log" &
 	ORCHD_PID=$!
@@ -35,9 +35,22 @@ start_orchd() {
 	tail -20 "$T/orchd.log"
 	fail "orchd did not get ready"
 }
+# Fails the test when LOG holds a sanitizer report (ASan/UBSan/LSan builds).
+sanitizer_check() {
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected memory leaks" "$1" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected" "$1" | head -60
+		echo "FAIL: sanitizer report in $1"
+		exit 1
+	fi
+}
 stop_orchd() {
+	local rc=0
 	if [ -n "${ORCHD_PID:-}" ] && kill -0 "$ORCHD_PID" 2>/dev/null; then
 		kill "$ORCHD_PID"
-		wait "$ORCHD_PID" 2>/dev/null
+		wait "$ORCHD_PID" 2>/dev/null || rc=$?
+		ORCHD_PID=
+		[ "$rc" = 0 ] || { tail -20 "$T/orchd.log"; echo "FAIL: orchd exited with status $rc on SIGTERM"; exit 1; }
 	fi
+	# orchd's log holds the supervisors' too (the local backend)
+	sanitizer_check "$T/orchd.log"
 }

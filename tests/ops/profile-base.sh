@@ -42,13 +42,9 @@ echo "ok: orch profiles dispatch base --prompt ... --wait"
 
 # orch dispatch --profile base --prompt: orchd generates the same task itself.
 out=$(o dispatch --profile base --prompt 'echo "dp-$((2 * 50))"; echo "home=$HOME"' --wait 2>&1); rc=$?
-if [ $rc = 2 ] && echo "$out" | grep -qiE "unrecognized|unknown option|usage"; then
-	echo "note: orch dispatch has no --prompt yet; orchd-side profiles not tested"
-else
-	[ $rc = 0 ] || fail "dispatch --profile base --prompt exited $rc: $out"
-	[ "$out" = "$(printf 'dp-100\nhome=/tmp/home')" ] || fail "dispatch --profile printed '$out'"
-	echo "ok: orch dispatch --profile base --prompt ... --wait"
-fi
+[ $rc = 0 ] || fail "dispatch --profile base --prompt exited $rc: $out"
+[ "$out" = "$(printf 'dp-100\nhome=/tmp/home')" ] || fail "dispatch --profile printed '$out'"
+echo "ok: orch dispatch --profile base --prompt ... --wait"
 
 # A profile with a config file: written under $HOME inside the jail before the command.
 mkdir "$T/prof"

@@ -12,9 +12,9 @@ chmod 0711 "$T"
 TMUX_SOCK=$T/tmux.sock
 trap 'tmux -S "$TMUX_SOCK" kill-server 2>/dev/null; stop_orchd; rm -rf "$T"' EXIT
 start_orchd ${ORCH_OPS_ORCHD_ARGS:-}
-S=$T/state/vm/local/chan/shell-0.sock
+S=$T/state/shell/local/agent-0.sock
 for i in $(seq 20); do [ -S "$S" ] && break; sleep 0.1; done
-[ -S "$S" ] || skip "no debug shell at $S: orchd's local backend does not pass --shell-listen unix:<state_dir>/vm/<vm>/chan/shell-%u.sock to orch-supervisor yet"
+[ -S "$S" ] || fail "orchd offers no debug shell at $S"
 
 o dispatch --agent 0 --wait -- sh -c 'echo "from-task" >/workspace/task-file' || fail "task"
 tmux -S "$TMUX_SOCK" -f /dev/null new-session -d -s t -x 100 -y 30 "$ORCH --socket $SOCK shell local 0; echo shell-ended; sleep 60"

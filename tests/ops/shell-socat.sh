@@ -35,6 +35,23 @@ pane_wait t 'agent-0:.*\$ ?$' 30
 echo "ok: prompt"
 
 k() { tmux -S "$TMUX_SOCK" send-keys -t t "$@"; }
+# The session's byte relay: a child of the server, as uid base+128+slot, without
+# privileges (guest/privsep.h); the server itself never reads the session's bytes.
+RELAY=$(pgrep -x -P "$PID" orch-shell-0)
+[ -n "$RELAY" ] || fail "no relay process for the session"
+R=$((UID_BASE + 128))
+st=$(cat /proc/"$RELAY"/status)
+echo "$st" | grep -qP "^Uid:\t$R\t$R\t$R\t$R$" || fail "relay uid: $(echo "$st" | grep ^Uid)"
+echo "$st" | grep -qP "^Gid:\t$R\t$R\t$R\t$R$" || fail "relay gid: $(echo "$st" | grep ^Gid)"
+for f in CapInh CapPrm CapEff CapBnd CapAmb; do
+	echo "$st" | grep -qP "^$f:\t0{16}$" || fail "relay $f: $(echo "$st" | grep "^$f")"
+done
+echo "$st" | grep -qP '^NoNewPrivs:\t1$' || fail "relay without no_new_privs"
+echo "$st" | grep -qP '^Seccomp:\t2$' || fail "relay without a seccomp filter"
+echo "$st" | grep -qP '^Groups:\t ?$' || fail "relay groups: $(echo "$st" | grep ^Groups)"
+case "$(readlink /proc/"$RELAY"/root)" in *orch-privsep.*"(deleted)") ;; *) fail "relay root: $(readlink /proc/"$RELAY"/root)" ;; esac
+echo "ok: the session's relay runs as uid $R, no capabilities, no_new_privs, seccomp, empty root"
+
 k 'id' Enter
 pane_wait t "uid=$UID_BASE\\b"
 echo "ok: id shows the agent's uid $UID_BASE"
@@ -86,6 +103,7 @@ for i in $(seq 100); do
 	sleep 0.1
 done
 pgrep -u $UID_BASE -a && fail "processes of the agent survived the closed connection"
+kill -0 "$RELAY" 2>/dev/null && fail "the relay outlived its session"
 echo "ok: closing the connection killed the shell and its background jobs"
 
 # A second connection to agent 1 works, and sees its own workspace.
@@ -109,6 +127,41 @@ if [ -x "$ORCH" ]; then
 	pane_wait t:cli '^cli-25'
 	echo "ok: orch shell --address opens the shell through socat"
 fi
+
+# A relay that dies takes its session with it: the jail is killed.
+tmux -S "$TMUX_SOCK" new-window -t t -n kr \
+	"socat -,raw,echo=0 UNIX-CONNECT:$T/sock/shell-0.sock; echo relay-cut; sleep 60"
+pane_wait t:kr 'agent-0:.*\$ ?$' 30
+tmux -S "$TMUX_SOCK" send-keys -t t:kr 'sleep 1000 &' Enter
+sleep 0.5
+# This session's jail, told apart from any other test's by its pid namespace.
+JAIL=$(pgrep -P "$PID" -f -- "--hostname agent-0 " | head -1)
+INIT=$(pgrep -P "$JAIL" | head -1)
+NS=$(readlink /proc/"$INIT"/ns/pid)
+[ -n "$NS" ] || fail "no jail for the session"
+# Live ones: the jail's init may stay a zombie until the machine's init reaps it.
+in_ns() {
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p"/ns/pid 2>/dev/null)" = "$NS" ] || continue
+		[ "$(sed 's/.*) //' "$p"/stat 2>/dev/null | cut -c1)" = Z ] || return 0
+	done
+	return 1
+}
+in_ns || fail "the session's jail has no processes"
+kill -KILL "$(pgrep -x -P "$PID" orch-shell-0)"
+pane_wait t:kr 'relay-cut'
+for i in $(seq 100); do
+	in_ns || break
+	sleep 0.1
+done
+if in_ns; then
+	for p in /proc/[0-9]*; do [ "$(readlink "$p"/ns/pid 2>/dev/null)" = "$NS" ] && ps -o pid,ppid,user,stat,args -p "${p#/proc/}" | tail -1; done
+	cat "$T/testd.err"
+	fail "processes of the session's jail survived its relay"
+fi
+grep -q 'shell slot=0 event=closed detail="relay killed by signal 9"' "$T/testd.err" ||
+	fail "no closed event for the killed relay: $(cat "$T/testd.err")"
+echo "ok: killing the relay ends the session and kills the jail"
 
 # A client that is not a terminal gets 24x80; its EOF ends the shell's input.
 out=$(printf 'stty size\n' | timeout 20 socat -t 15 - UNIX-CONNECT:$T/sock/shell-0.sock 2>&1)

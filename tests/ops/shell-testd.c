@@ -21,6 +21,7 @@
 #include "jail.h"
 #include "loop.h"
 #include "netns.h"
+#include "shell-relay.h"
 #include "shell-supervisor.h"
 #include "shell.h"
 
@@ -45,6 +46,8 @@ static void on_event(unsigned slot, enum sv_shell_event ev, const char *detail, 
 int main(int argc, char **argv)
 {
 	struct orch_error err = {0};
+	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
+		sv_shell_relay_main(argc, argv); /* a session's relay process */
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s WORKSPACE_ROOT SOCKDIR SLOTS UID_BASE\n", argv[0]);
 		return 2;

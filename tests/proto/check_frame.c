@@ -192,6 +192,40 @@ static int on_seq_line(void *data, const char *line, size_t len)
 	return 0;
 }
 
+/* One read delivers at most 256 lines: the rest stays buffered (backlog) and comes with
+ * the next calls although the socket has nothing new, in order, nothing lost. */
+START_TEST(test_read_line_budget)
+{
+	struct seqrec r = {0};
+	struct orch_frame *f;
+	unsigned total = 1000, calls = 0;
+	char *buf = malloc(total * 64);
+	size_t len = 0;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	for (unsigned i = 0; i < total; i++)
+		len += (size_t)sprintf(buf + len, "{\"seq\":%u,\"pad\":\"%.*s\"}\n", i,
+				       (int)(i % 37), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	ck_assert_int_eq(write(sv[1], buf, len), (ssize_t)len);
+	free(buf);
+	ck_assert_int_eq(orch_frame_new(200, 0, on_seq_line, NULL, &r, &f), 0);
+	ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+	ck_assert_uint_eq(r.next, 256);
+	ck_assert(orch_frame_backlog(f));
+	do {
+		ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+		calls++;
+	} while (orch_frame_backlog(f));
+	ck_assert(!r.bad);
+	ck_assert_uint_eq(r.next, total);
+	ck_assert_uint_eq(calls, 3);
+	orch_frame_free(f);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 /* Many lines of varying length, written to a socket in chunks of varying size, so that
  * partial lines sit in the buffer whenever it is compacted or grown. */
 START_TEST(test_stream_chunks_no_loss)
@@ -217,7 +251,9 @@ START_TEST(test_stream_chunks_no_loss)
 		ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
 		chunk = chunk * 7 % 70001 + 1;
 	}
-	ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+	do /* what the line budget left buffered */
+		ck_assert_int_eq(orch_frame_read(f, sv[0]), 0);
+	while (orch_frame_backlog(f));
 	ck_assert(!r.bad);
 	ck_assert_uint_eq(r.next, total);
 	/* the same bytes fed in odd pieces */
@@ -369,7 +405,9 @@ int main(void)
 	tcase_add_test(tc, test_huge_line_resync);
 	tcase_add_test(tc, test_huge_line_from_fd);
 	tcase_add_test(tc, test_eof_mid_line);
+	tcase_add_test(tc, test_read_line_budget);
 	tcase_add_test(tc, test_stream_chunks_no_loss);
+	tcase_add_test(tc, test_read_line_budget);
 	tcase_add_test(tc, test_callback_stops);
 	tcase_add_test(tc, test_queue_backpressure);
 	tcase_add_test(tc, test_rpc_hostile_lines);

@@ -275,14 +275,20 @@ START_TEST(test_binary_output_round_trip)
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (unsigned char)(i * 7);
-	for (size_t len = 0; len < 10; len++) {
+	for (size_t len = 1; len < 10; len++) {
 		_cleanup_json_ json_t *j =
 			orch_task_output_build("t", (int64_t)len, ORCH_STREAM_STDERR, data, len);
 		ck_assert_int_eq(orch_task_output_parse(j, &o, &err), 0);
 		ck_assert_uint_eq(o.len, len);
 		ck_assert_int_eq(o.stream, ORCH_STREAM_STDERR);
-		ck_assert(len == 0 || memcmp(o.data, data, len) == 0);
+		ck_assert(memcmp(o.data, data, len) == 0);
 		orch_task_output_done(&o);
+	}
+	{ /* an empty chunk is refused: it would cost a store row and say nothing */
+		_cleanup_json_ json_t *j =
+			orch_task_output_build("t", 0, ORCH_STREAM_STDOUT, data, 0);
+		ck_assert_int_eq(orch_task_output_parse(j, &o, &err), ORCH_RPC_INVALID_PARAMS);
+		ck_assert_ptr_nonnull(strstr(err.msg, "must not be empty"));
 	}
 	struct orch_llm_chunk c;
 	_cleanup_json_ json_t *j = orch_llm_chunk_build("r", 5, data, sizeof(data));

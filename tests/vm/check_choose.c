@@ -19,6 +19,7 @@
 static char dir[] = "/tmp/check-choose.XXXXXX";
 static char kernel[256], initrd[256], cache[256];
 
+#ifdef CHOOSE_KVM
 static char *script(const char *name, const char *body)
 {
 	char *path = NULL;
@@ -31,18 +32,20 @@ static char *script(const char *name, const char *body)
 	return path;
 }
 
+/* The probe cases open the real KVM device (its API version is asked before the probe
+ * boot, which a stand-in qemu answers): a program of their own that skips, saying why,
+ * where there is none. */
 static bool kvm_usable(void)
 {
 	int fd = open(LV_KVM_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		printf("skipping KVM probe cases: cannot open %s: %s\n", LV_KVM_PATH,
-		       strerror(errno));
+		printf("SKIP: the KVM probe cases need %s: %s\n", LV_KVM_PATH, strerror(errno));
 		return false;
 	}
 	close(fd);
 	return true;
 }
-
+#else
 START_TEST(test_transport)
 {
 	enum lv_transport t;
@@ -92,10 +95,11 @@ START_TEST(test_accel_without_kvm)
 }
 END_TEST
 
+#endif
+
+#ifdef CHOOSE_KVM
 START_TEST(test_accel_probe_boots)
 {
-	if (!kvm_usable())
-		return;
 	struct orch_error err = {0};
 	enum lv_accel a;
 	bool cached = true;
@@ -134,8 +138,6 @@ END_TEST
 
 START_TEST(test_accel_probe_hangs)
 {
-	if (!kvm_usable())
-		return;
 	struct orch_error err = {0};
 	enum lv_accel a;
 	char why[256];
@@ -152,8 +154,14 @@ START_TEST(test_accel_probe_hangs)
 }
 END_TEST
 
+#endif
+
 int main(void)
 {
+#ifdef CHOOSE_KVM
+	if (!kvm_usable())
+		return 77;
+#endif
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return EXIT_FAILURE;
@@ -175,10 +183,13 @@ int main(void)
 	Suite *s = suite_create("libvirt_choose");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_transport);
-	tcase_add_test(tc, test_accel_without_kvm);
+#ifdef CHOOSE_KVM
 	tcase_add_test(tc, test_accel_probe_boots);
 	tcase_add_test(tc, test_accel_probe_hangs);
+#else
+	tcase_add_test(tc, test_transport);
+	tcase_add_test(tc, test_accel_without_kvm);
+#endif
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -280,19 +280,31 @@ START_TEST(test_llm_channel)
 	v.n_ports = 0;
 	v.ports = NULL;
 	v.llm = true;
-	v.vsock_port = 5014;
+	v.vsock_port = 714;
 	_cleanup_free_ char *vx = xml_of(&v);
 	ck_assert_ptr_nonnull(strstr(vx, "<cid auto='no' address='7'/>"));
 	ck_assert_ptr_null(strstr(vx, "<channel"));
 	_cleanup_free_ char *p = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &p, &err), 0);
-	ck_assert_ptr_nonnull(strstr(p, " orch.connect=vsock:2:5014 orch.llm=vsock:2:5015 "));
-	v.vsock_llm_port = 9000;
+	ck_assert_ptr_nonnull(strstr(p, " orch.connect=vsock:2:714 orch.llm=vsock:2:715 "));
+	v.vsock_llm_port = 900;
 	_cleanup_free_ char *q = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &q, &err), 0);
-	ck_assert_ptr_nonnull(strstr(q, " orch.llm=vsock:2:9000 "));
-	v.vsock_llm_port = 5014;
+	ck_assert_ptr_nonnull(strstr(q, " orch.llm=vsock:2:900 "));
+	v.vsock_llm_port = 714;
 	ck_assert_int_eq(xml_fails(&v, "must differ from the control port"), -EINVAL);
+	/* ports anyone could listen on are refused: the guest would trust them */
+	v.vsock_llm_port = 5015;
+	ck_assert_int_eq(xml_fails(&v, "the vsock ports the guest dials must be reserved"),
+			 -EINVAL);
+	v.vsock_llm_port = 0;
+	v.vsock_port = 1023; /* its neighbour is not reserved */
+	ck_assert_int_eq(xml_fails(&v, "the vsock ports the guest dials must be reserved"),
+			 -EINVAL);
+	v.vsock_port = 5000;
+	v.llm = false;
+	ck_assert_int_eq(xml_fails(&v, "the vsock ports the guest dials must be reserved"),
+			 -EINVAL);
 }
 END_TEST
 
@@ -312,12 +324,12 @@ START_TEST(test_cmdline)
 	c.workspace_dir = NULL;
 	_cleanup_free_ char *b = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &b, &err), 0);
-	ck_assert_str_eq(b, "orch.name=orch-dev orch.connect=vsock:2:5000 orch.workspace=none");
+	ck_assert_str_eq(b, "orch.name=orch-dev orch.connect=vsock:2:700 orch.workspace=none");
 
-	c.vsock_port = 5007;
+	c.vsock_port = 707;
 	_cleanup_free_ char *p = NULL;
 	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &p, &err), 0);
-	ck_assert_str_eq(p, "orch.name=orch-dev orch.connect=vsock:2:5007 orch.workspace=none");
+	ck_assert_str_eq(p, "orch.name=orch-dev orch.connect=vsock:2:707 orch.workspace=none");
 
 	c.shells = true;
 	_cleanup_free_ char *v = NULL;

@@ -11,15 +11,16 @@ build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
 driver=${1:?usage: e2e.sh VM_E2E_BINARY}
 
 skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, virtiofsd)"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (scripts/install-deps --vm)"
 command -v virsh >/dev/null || skip "libvirt clients not installed (scripts/install-deps --vm)"
-[ -x /usr/lib/qemu/virtiofsd ] || skip "/usr/lib/qemu/virtiofsd missing (qemu-system-common)"
+[ -x /usr/lib/qemu/virtiofsd ] || skip "/usr/lib/qemu/virtiofsd is not installed (qemu-system-common: scripts/install-deps --vm)"
 sup=$build/guest/orch-supervisor
-[ -x "$sup" ] || skip "orch-supervisor is not built ($sup)"
+[ -x "$sup" ] || fail "orch-supervisor is not built ($sup)"
 
-"$src/scripts/libvirtd-up" || skip "libvirtd cannot be started here (see above)"
+"$src/scripts/libvirtd-up" || fail "libvirtd cannot be started (see above)"
 
 image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
 	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || {

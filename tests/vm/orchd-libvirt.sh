@@ -16,8 +16,8 @@ command -v virsh >/dev/null || skip "libvirt clients not installed"
 sup=$build/guest/orch-supervisor
 orchd=$build/host/orchd
 orch=$build/host/orch
-[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || skip "orchd, orch or orch-supervisor not built"
-"$src/scripts/libvirtd-up" || skip "libvirtd cannot be started here"
+[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || { echo "FAIL: orchd, orch or orch-supervisor not built"; exit 1; }
+"$src/scripts/libvirtd-up" || { echo "FAIL: libvirtd cannot be started (scripts/libvirtd-up failed)"; exit 1; }
 image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
 	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
 
@@ -130,11 +130,20 @@ else
 	echo "# LLM checks skipped: $fake is not built (host/llm absent)"
 fi
 
-# Agent 1's debug shell: orchd's domain has a virtio-serial port per slot, bound at
-# <state_dir>/vm/<vm>/chan/shell-N.sock.
+# Agent 1's debug shell through orchd (<state_dir>/shell/<vm>/agent-N.sock), which relays
+# to the domain's virtio-serial port for that slot (<state_dir>/vm/<vm>/chan/shell-N.sock,
+# a directory only root and QEMU may enter).
+if command -v setpriv >/dev/null; then
+	out=$(timeout 10 setpriv --reuid 65534 --regid 0 --clear-groups \
+		socat - "UNIX-CONNECT:$st/vm/$vm/chan/shell-1.sock" </dev/null 2>&1)
+	case "$out" in
+	*"Permission denied"*) ok "nobody but root reaches the VM's shell port directly" ;;
+	*) fail "uid 65534 reached the VM's shell port: $out" ;;
+	esac
+fi
 # The shell starts when the guest notices the connection: repeat the command until the
 # answer comes (bounded).
-coproc SHELL { timeout 90 socat - "UNIX-CONNECT:$st/vm/$vm/chan/shell-1.sock" 2>&1; }
+coproc SHELL { timeout 90 socat - "UNIX-CONNECT:$st/shell/$vm/agent-1.sock" 2>&1; }
 shell_ok=0 shell_out=
 for _ in $(seq 1 60); do
 	echo 'echo shell-$((40+2)) uid-$(id -u)' >&"${SHELL[1]}" 2>/dev/null || break

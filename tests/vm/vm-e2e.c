@@ -478,8 +478,9 @@ int main(int argc, char **argv)
 	}
 	_cleanup_(virConnectClosep) virConnectPtr conn = NULL;
 	if ((r = lv_connect(NULL, &conn, &err)) < 0) {
-		printf("vm-e2e: %s\n", err.msg);
-		return 77;
+		/* e2e.sh started libvirtd: not reaching it now is a failure, not a skip */
+		printf("FAIL - cannot connect to libvirtd: %s\n", err.msg);
+		return 1;
 	}
 	int ev_id = -1;
 	if ((r = lv_events_subscribe(conn, NULL, on_event, &e, &ev_id, &err)) < 0) {

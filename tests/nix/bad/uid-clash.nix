@@ -4,7 +4,7 @@
     enable = true;
     uidBase = 100000;
     vms.dev.slots = 8;
-    uidCount = 16;
+    uidCount = 256;
   };
   users.users.alice.uid = 100007;
   users.users.bob.uid = 100008;
