@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # orch-virtiofsd-ro: virtiofsd runs with its source directory read-only in a mount
 # namespace of its own (the agents share), while the directory stays writable for the
-# host; nothing that virtiofsd does can write there. Runs the real virtiofsd.
+# host; nothing that virtiofsd does can write there; it runs through orch-virtiofsd (its
+# options). Runs the real virtiofsd.
 set -uo pipefail
 build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
 skip() { echo "SKIP: $*"; exit 77; }
@@ -23,6 +24,11 @@ pid=$!
 for _ in $(seq 1 100); do [ -S "$d/sock" ] && break; sleep 0.05; done
 [ -S "$d/sock" ] || fail "virtiofsd did not start: $(cat "$d/log")"
 [ "$(readlink "/proc/$pid/exe")" != "$(readlink -f "$ro")" ] || fail "the wrapper did not exec virtiofsd"
+if [ -x "$build/host/libvirt/orch-virtiofsd" ]; then
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'modcaps=-mknod:-setfcap:-fsetid' ||
+		fail "virtiofsd did not get orch-virtiofsd's options: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	echo "ok - through orch-virtiofsd: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+fi
 opts=$(awk -v p="$d/src" '$5 == p { print $6 }' "/proc/$pid/mountinfo" | tail -1)
 case ",$opts," in
 *,ro,*) echo "ok - virtiofsd's view of $d/src is mounted $opts" ;;
