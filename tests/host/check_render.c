@@ -2,6 +2,7 @@
 /* host/cli/render.c: Claude Code's stream-json as readable lines, everything else as it
  * was, fed in any split; the final message. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,13 @@ static const char expected[] = "● Claude Code 2.1.0, model claude-sonnet-4-6, 
 			       "{\"not\":\"stream-json\"}\n"
 			       "● done after 1.5 s, 2 turn(s)\n";
 
-static char *render(const char *in, size_t step, char **ret_msg)
+static char *render_v(const char *in, size_t step, bool visible, char **ret_msg)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	struct cli_render r;
-	cli_render_init(&r, f);
+	cli_render_init(&r, f, visible);
 	for (size_t i = 0; i < strlen(in); i += step)
 		cli_render_feed(&r, in + i, strlen(in) - i < step ? strlen(in) - i : step);
 	cli_render_flush(&r);
@@ -44,6 +45,11 @@ static char *render(const char *in, size_t step, char **ret_msg)
 	cli_render_done(&r);
 	fclose(f);
 	return buf;
+}
+
+static char *render(const char *in, size_t step, char **ret_msg)
+{
+	return render_v(in, step, false, ret_msg);
 }
 
 START_TEST(test_stream_json)
@@ -75,6 +81,21 @@ START_TEST(test_plain)
 }
 END_TEST
 
+/* On a terminal the agent's text cannot drive it: its control bytes are made visible in
+ * passed-through lines and in rendered text alike; colours stay. */
+START_TEST(test_visible)
+{
+	static const char in[] =
+		"\033]0;owned\007plain \033[1mbold\033[0m\n"
+		"{\"type\":\"assistant\",\"session_id\":\"s\",\"message\":{\"content\":[{\"type\":"
+		"\"text\",\"text\":\"x\\u001b[2Jy\"}]}}\n";
+	char *msg, *out = render_v(in, 5, true, &msg);
+	ck_assert_str_eq(out, "^[]0;owned^Gplain \033[1mbold\033[0m\nx^[[2Jy\n");
+	free(out);
+	free(msg);
+}
+END_TEST
+
 /* A line longer than the limit passes through raw, and the next one is rendered again. */
 START_TEST(test_overlong)
 {
@@ -99,6 +120,7 @@ int main(void)
 	tcase_add_test(tc, test_stream_json);
 	tcase_add_test(tc, test_plain);
 	tcase_add_test(tc, test_overlong);
+	tcase_add_test(tc, test_visible);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
