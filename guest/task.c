@@ -411,7 +411,7 @@ static char **build_env(const struct sv_task *t, const struct orch_task_run *run
 		return NULL;
 	for (size_t i = 0; i < n_extra; i++)
 		env[n++] = strdup(extra[i]);
-	const char *defaults[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+	const char *defaults[] = {"PATH=" ORCH_TASK_PATH_DEFAULT,
 				  "HOME=/workspace",
 				  "TMPDIR=/tmp",
 				  "LANG=C.UTF-8",

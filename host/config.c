@@ -188,7 +188,7 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 			 struct orch_error *err)
 {
 	static const char *const keys[] = {"description", "command", "env", "limits",
-					   "ro_paths",	  "egress",  NULL};
+					   "ro_paths",	  "egress",  "agent",   NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -210,6 +210,11 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 			  &pr->n_ro_paths, err)) < 0 ||
 	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &pr->egress, &pr->n_egress, err)) < 0)
 		return r;
+	if ((r = cfg_string(o, p, "agent", ORCHD_NAME_MAX, true, &pr->agent, err)) < 0)
+		return r;
+	if (pr->agent && !orchd_name_valid(pr->agent))
+		return orch_err(err, -EINVAL,
+				"%s.agent: expected an agent name ([A-Za-z0-9_-]{1,32})", p);
 	for (size_t j = 0; j < pr->n_ro_paths; j++)
 		if (!orch_path_normalised(pr->ro_paths[j]))
 			return orch_err(err, -EINVAL,
@@ -341,6 +346,15 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 			return orch_err(err, -ENOMEM, "out of memory");
 		}
 	}
+	/* Jails see the agents: none of orchd's own files may be in there. */
+	if (orch_paths_overlap(c->agents_dir, c->state_dir) ||
+	    orch_paths_overlap(c->agents_dir, c->workspace_root) ||
+	    orch_paths_overlap(c->agents_dir, c->socket))
+		return orch_err(
+			err, -EINVAL,
+			"agents_dir: %s overlaps state_dir, workspace_root or socket; jails "
+			"see the agents directory, so keep it apart",
+			c->agents_dir);
 	if (c->uid_base + max_slots >= 4294967295LL)
 		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
 	int ur = vm_uid_ranges(c, err);
@@ -359,14 +373,61 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 	return 0;
 }
 
+/* A Debian package name (Debian policy 5.6.1): [a-z0-9][a-z0-9+.-]+. */
+static bool deb_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || n > 128 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("+.-", *s)))
+			return false;
+	return true;
+}
+
+/* image: {"packages": [...]}, what vm-images/build adds to the guest image. */
+static int parse_image(json_t *o, struct orchd_config *c, struct orch_error *err)
+{
+	static const char *const keys[] = {"packages", NULL};
+	int r;
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, "image", err)) < 0 ||
+	    (r = cfg_check_keys(o, "image", keys, err)) < 0 ||
+	    (r = cfg_strv(o, "image", "packages", ORCHD_MAX_IMAGE_PACKAGES, 128, &c->image_packages,
+			  &c->n_image_packages, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_image_packages; i++)
+		if (!deb_name_valid(c->image_packages[i]))
+			return orch_err(
+				err, -EINVAL,
+				"image.packages[%zu]: '%.128s' is not a Debian package name "
+				"([a-z0-9][a-z0-9+.-]+)",
+				i, c->image_packages[i]);
+	return 0;
+}
+
 static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
 		      struct orch_error *err)
 {
-	static const char *const keys[] = {
-		"state_dir",  "socket",		"group",    "log_level", "backend",
-		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
-		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
-		NULL};
+	static const char *const keys[] = {"state_dir",
+					   "socket",
+					   "group",
+					   "log_level",
+					   "backend",
+					   "supervisor",
+					   "workspace_root",
+					   "uid_base",
+					   "scheduler",
+					   "limits",
+					   "vms",
+					   "profiles",
+					   "llm",
+					   "vsock",
+					   "egress",
+					   "agents_dir",
+					   "image",
+					   NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -378,6 +439,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	    (r = cfg_string(root, "", "group", 64, true, &c->group, err)) < 0 ||
 	    (r = cfg_path(root, "", "supervisor", true, &c->supervisor, err)) < 0 ||
 	    (r = cfg_path(root, "", "workspace_root", false, &c->workspace_root, err)) < 0 ||
+	    (r = cfg_path(root, "", "agents_dir", false, &c->agents_dir, err)) < 0 ||
+	    (r = parse_image(json_object_get(root, "image"), c, err)) < 0 ||
 	    (r = cfg_int(root, "", "uid_base", 1000, 4294000000LL, &c->uid_base, err)) < 0 ||
 	    (r = parse_scheduler(json_object_get(root, "scheduler"), &c->scheduler, err)) < 0 ||
 	    (r = parse_vsock(json_object_get(root, "vsock"), &c->vsock, err)) < 0 ||
@@ -404,8 +467,15 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	if (!c->workspace_root && c->state_dir &&
 	    asprintf(&c->workspace_root, "%s/workspaces", c->state_dir) < 0)
 		c->workspace_root = NULL;
-	if (!c->state_dir || !c->socket || !c->workspace_root || !c->log_level)
+	if (!c->agents_dir)
+		c->agents_dir = strdup(ORCHD_DEFAULT_AGENTS_DIR);
+	if (!c->state_dir || !c->socket || !c->workspace_root || !c->log_level || !c->agents_dir)
 		return orch_err(err, -ENOMEM, "out of memory");
+	if (!orch_path_normalised(c->agents_dir))
+		return orch_err(err, -EINVAL,
+				"agents_dir: '%.128s' is not an absolute, normalised path other "
+				"than / (no '.', '..', '//' or trailing '/')",
+				c->agents_dir);
 
 	if ((n = parse_named(root, "profiles", MAX_PROFILES, err)) < 0)
 		return n;
@@ -547,6 +617,8 @@ void orchd_config_free(struct orchd_config *c)
 	free(c->log_level);
 	free(c->supervisor);
 	free(c->workspace_root);
+	free(c->agents_dir);
+	cfg_strv_free(c->image_packages);
 	for (size_t i = 0; i < c->n_vms; i++)
 		free_vm(&c->vms[i]);
 	free(c->vms);
@@ -557,6 +629,7 @@ void orchd_config_free(struct orchd_config *c)
 		cfg_strv_free(c->profiles[i].env);
 		cfg_strv_free(c->profiles[i].ro_paths);
 		cfg_strv_free(c->profiles[i].egress);
+		free(c->profiles[i].agent);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);

@@ -16,6 +16,10 @@ struct egress_config;
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
 #define ORCHD_NAME_MAX 32
+/* Where `orch agents install` puts the agent CLIs (host/agents.h); jails and VMs see it at
+ * the same path. */
+#define ORCHD_DEFAULT_AGENTS_DIR "/opt/orch/agents"
+#define ORCHD_MAX_IMAGE_PACKAGES 256
 
 enum orchd_backend_kind {
 	ORCHD_BACKEND_LOCAL = 0,
@@ -79,6 +83,7 @@ struct orchd_profile_config {
 	size_t n_env;
 	char **ro_paths; /* absolute, normalised; NULL-terminated (NULL: none) */
 	size_t n_ro_paths;
+	char *agent; /* an installed agent (<agents_dir>/<agent>/current), NULL: none */
 	struct orchd_limits limits;
 	char **egress; /* egress sets its tasks may use; NULL (key absent): any the VM allows */
 	size_t n_egress;
@@ -151,6 +156,9 @@ struct orchd_config {
 	enum orchd_backend_kind backend;
 	char *supervisor; /* NULL: search */
 	char *workspace_root;
+	char *agents_dir;      /* installed agent CLIs (default ORCHD_DEFAULT_AGENTS_DIR) */
+	char **image_packages; /* image.packages: extra Debian packages of the guest image */
+	size_t n_image_packages;
 	int64_t uid_base;
 	struct orchd_scheduler_config scheduler;
 	struct orchd_vsock_config vsock;

@@ -27,6 +27,7 @@
 let
   inherit (lib) mkDefault mkForce mkOption types;
   cfg = config.services.orch-supervisor;
+  agentsLib = import ./agents.nix { inherit lib pkgs; };
 
   supervisorConfig = pkgs.writeText "orch-supervisor.json" (builtins.toJSON {
     workspace_root = "/workspace";
@@ -125,6 +126,16 @@ in
         network: agents reach only their LLM endpoint, so everything they run must be here.
       '';
     };
+    agents = mkOption {
+      type = types.attrsOf types.package;
+      default = { };
+      example = lib.literalExpression "{ claude = pkgs.claude-code; codex = pkgs.codex; }";
+      description = ''
+        Agent CLIs by the name profiles use, in the image's store as the directory the
+        host's services.orch.agents makes from the same packages (the same store path, so
+        orchd's agents_dir resolves in the guest as on the host; docs/AGENTS.md).
+      '';
+    };
     roPaths = mkOption {
       type = types.listOf types.str;
       default = [ "/nix/store" "/run/current-system" "/usr" "/bin" "/etc" ];
@@ -181,7 +192,8 @@ in
 
     system.build.orchSupervisorConfig = supervisorConfig;
     system.build.orchStore = pkgs.callPackage (modulesPath + "/../lib/make-squashfs.nix") {
-      storeContents = [ config.system.build.toplevel ];
+      storeContents = [ config.system.build.toplevel ]
+        ++ lib.optional (cfg.agents != { }) (agentsLib.directory cfg.agents);
       comp = "zstd -Xcompression-level 6";
     };
     system.build.orchInitrd = pkgs.makeInitrdNG {

@@ -10,6 +10,8 @@ let
 
   cfg = config.services.orch;
   render = import ./render.nix { inherit lib; };
+  agentsLib = import ./agents.nix { inherit lib pkgs; };
+  agentPackages = agentsLib.packagesFor cfg.agents.fromNixpkgs cfg.agents.packages;
   settingsFormat = pkgs.formats.json { };
 
   nameOk = n: builtins.match "[A-Za-z0-9_-]{1,32}" n != null;
@@ -223,6 +225,33 @@ in
 
     limits = mkOption { type = types.submodule limitsOptions; default = { }; description = "Default task limits (`limits`)."; };
 
+    agents = {
+      fromNixpkgs = mkOption {
+        type = types.listOf (types.enum agentsLib.names);
+        default = [ ];
+        example = [ "claude" "codex" "gemini" "opencode" ];
+        description = ''
+          Agent CLIs taken from nixpkgs (claude: claude-code, codex, gemini: gemini-cli,
+          opencode; pi has no nixpkgs package): they make `agents.directory` a store path
+          with the layout of `orch agents install` (docs/AGENTS.md). Some are unfree
+          (nixpkgs.config.allowUnfree). Give the guest image the same ones
+          (services.orch-supervisor.agents) so that VMs see them at the same path.
+        '';
+      };
+      packages = mkOption {
+        type = types.attrsOf types.package;
+        default = { };
+        example = literalExpression "{ claude = pkgs.claude-code; }";
+        description = "Agent CLIs by the name profiles use (their `agent`), each a package with bin/COMMAND; wins over `fromNixpkgs`.";
+      };
+      directory = mkOption {
+        type = types.str;
+        default = if agentPackages != { } then "${agentsLib.directory agentPackages}" else "/opt/orch/agents";
+        defaultText = literalExpression ''the store path of fromNixpkgs and packages, else "/opt/orch/agents" (`orch agents install`)'';
+        description = "orchd's `agents_dir`: where profiles find their agent CLIs.";
+      };
+    };
+
     vms = mkOption {
       type = types.attrsOf (types.submodule vmOptions);
       default = { default = { }; };
@@ -297,6 +326,10 @@ in
     services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
 
     assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ [
+      {
+        assertion = builtins.all (n: agentsLib.nixpkgsAttrs ? ${n} || cfg.agents.packages ? ${n}) cfg.agents.fromNixpkgs;
+        message = "services.orch.agents.fromNixpkgs: nixpkgs has no package for ${toString (builtins.filter (n: !(agentsLib.nixpkgsAttrs ? ${n})) cfg.agents.fromNixpkgs)}; give one in services.orch.agents.packages, or install it with `orch agents install` into a writable services.orch.agents.directory.";
+      }
       { assertion = cfg.vms != { }; message = "services.orch.vms is empty: orchd needs at least one VM."; }
       {
         assertion = clashingUsers == [ ];

@@ -117,6 +117,7 @@ rec {
       socket = cfg.socket;
       group = cfg.group;
       workspace_root = cfg.workspaceRoot;
+      agents_dir = cfg.agents.directory;
       uid_base = cfg.uidBase;
       vms = mapAttrs (renderVm {
         inherit (cfg) guestImage;

@@ -26,6 +26,7 @@ enum {
 };
 
 struct cli;
+struct cli_render;
 /* Called for each task.output notification (logs, dispatch --follow). */
 typedef void (*cli_output_cb)(struct cli *c, json_t *params);
 
@@ -35,6 +36,8 @@ struct cli {
 	struct orch_loop *loop;
 	struct orch_rpc *rpc;
 	cli_output_cb on_output;
+	/* cli_write_output's stdout goes through this (render.h) when set. */
+	struct cli_render *render;
 	void *data;
 	bool closed;
 	int64_t shown_attempt; /* cli_write_output: the attempt of the last chunk shown */

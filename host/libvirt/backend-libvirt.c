@@ -488,7 +488,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return r < 0 ? r : 0;
 
 	struct lv_image im;
-	if ((r = find_image(vm, &im, err)) < 0)
+	if ((r = find_image(vm, &im, err)) < 0 ||
+	    (r = lv_image_check_packages(&im, vm->d->cfg->image_packages,
+					 vm->d->cfg->n_image_packages, err)) < 0)
 		return r;
 	if ((r = orchd_mkdir_p(l->dir, 0755)) < 0)
 		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
@@ -543,6 +545,17 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		unlink(pn[i].path);
 		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
 	}
+	/* The agents share, read-only on the host (made now, so agents installed later
+	 * appear in the running VM too); never shared without the read-only helper. */
+	const char *agents = vm->d->cfg->agents_dir;
+	_cleanup_free_ char *ro = NULL;
+	struct orch_error ro_err = {0};
+	bool share = orchd_mkdir_p(agents, 0755) == 0;
+	if (share && lv_virtiofsd_ro_wrapper(&ro, &ro_err) < 0) {
+		orch_log(ORCH_LOG_WARN, "libvirt", "the VM gets no agents share", "vm", c->name,
+			 "error", ro_err.msg, NULL);
+		share = false;
+	}
 	struct lv_domain_config dc = {
 		.name = l->domain,
 		.accel = l->accel,
@@ -553,6 +566,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.rootfs = im.rootfs,
 		.workspace_dir = c->workspace,
 		.virtiofsd = virtiofsd,
+		.agents_dir = share ? agents : NULL,
+		.agents_path = agents,
+		.agents_virtiofsd = ro,
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,

@@ -131,6 +131,16 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->virtiofsd && (r = check_path("virtiofsd", c->virtiofsd, 4096, err)) < 0)
 			return r;
 	}
+	if (c->agents_dir) {
+		if ((r = check_path("agents directory", c->agents_dir, 4096, err)) < 0 ||
+		    (r = check_path("agents path", c->agents_path, 256, err)) < 0 ||
+		    (r = check_path("agents virtiofsd", c->agents_virtiofsd, 4096, err)) < 0)
+			return r;
+		if (strchr(c->agents_path, ' '))
+			return orch_err(
+				err, -EINVAL,
+				"agents path must not contain spaces (kernel command line)");
+	}
 	if (c->console_log && (r = check_path("console log", c->console_log, 4096, err)) < 0)
 		return r;
 
@@ -231,6 +241,18 @@ static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 		attr(b, "dir", c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
 		lv_buf_append(b, "/>\n    </filesystem>\n");
 	}
+	if (c->agents_dir) {
+		/* Read-only on the host: the binary is orch-virtiofsd-ro (libvirt 9 has no
+		 * <readonly/> for virtio-fs). */
+		lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
+				 "      <driver type='virtiofs'/>\n"
+				 "      <binary");
+		attr(b, "path", c->agents_virtiofsd);
+		lv_buf_append(b, "/>\n      <source");
+		attr(b, "dir", c->agents_dir);
+		lv_buf_append(b, "/>\n      <target dir='" LV_AGENTS_TAG "'/>\n"
+				 "    </filesystem>\n");
+	}
 	lv_buf_append(b, "    <controller type='usb' model='none'/>\n");
 	if (c->console_log) {
 		lv_buf_append(b, "    <serial type='file'>\n      <source");
@@ -295,8 +317,13 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 	lv_buf_append(&b, "  </os>\n");
 	/* ACPI: without it the guest cannot power itself off through libvirt. */
 	lv_buf_append(&b, "  <features>\n    <acpi/>\n  </features>\n");
+	/* The agents' native binaries (Claude Code, OpenCode) need what qemu64, QEMU's
+	 * default model, lacks (AVX2...): the host's CPU under KVM, everything TCG
+	 * emulates otherwise. */
 	if (c->accel == LV_ACCEL_KVM)
 		lv_buf_append(&b, "  <cpu mode='host-passthrough'/>\n");
+	else
+		lv_buf_append(&b, "  <cpu mode='maximum' migratable='off'/>\n");
 	lv_buf_append(&b, "  <clock offset='utc'/>\n"
 			  "  <on_poweroff>destroy</on_poweroff>\n"
 			  "  <on_reboot>destroy</on_reboot>\n"
@@ -338,6 +365,8 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 			       c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
 	else
 		lv_buf_append(&b, " orch.workspace=none");
+	if (c->agents_dir)
+		lv_buf_appendf(&b, " orch.agents=%s", c->agents_path);
 	if (c->shells)
 		lv_buf_appendf(&b, " orch.shell=%s",
 			       c->transport == LV_TRANSPORT_VSOCK ? "vsock" : "serial");

@@ -46,6 +46,11 @@ for f in "$src"/tests/nix/good/*.nix; do
 	if [ -x "$orchd" ]; then
 		out=$("$orchd" --check-config "$tmp/$name.json" 2>&1) || fail "orchd --check-config rejects $name: $out"
 	fi
+	want=$(sed -n 's/^# expect-settings: //p' "$f" | head -1)
+	if [ -n "$want" ]; then
+		jq -e "$want" "$tmp/$name.json" >/dev/null ||
+			fail "$name: expected $want, got $(jq -c . "$tmp/$name.json")"
+	fi
 	want=$(sed -n 's/^# expect-system: //p' "$f" | head -1)
 	if [ -n "$want" ]; then
 		eval_module "$f" system | jq -e "$want" >/dev/null ||
