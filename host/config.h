@@ -12,6 +12,7 @@
 #include "error.h"
 
 struct egress_config;
+struct git_config;
 
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
@@ -87,6 +88,8 @@ struct orchd_profile_config {
 	struct orchd_limits limits;
 	char **egress; /* egress sets its tasks may use; NULL (key absent): any the VM allows */
 	size_t n_egress;
+	char *repo; /* the repository its tasks work on unless they name one (NULL: none) */
+	char *ref;  /* and the ref (NULL: the repository's default branch) */
 };
 
 enum orchd_llm_kind {
@@ -170,6 +173,7 @@ struct orchd_config {
 	struct orchd_llm_config llm;
 	json_t *llm_json; /* the validated "llm" object, for the LLM proxy's own parser */
 	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
+	struct git_config *git;	      /* host/git/git-config.h; always set */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

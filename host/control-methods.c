@@ -11,6 +11,7 @@
 #include "config-util.h"
 #include "control.h"
 #include "orchd-egress.h"
+#include "orchd-git.h"
 #include "orchd-llm.h"
 #include "log.h"
 #include "orch-config.h"
@@ -70,6 +71,7 @@ static int m_get(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
 	res = task_row_to_json(t);
 	orchd_llm_task_json(d, t->id, res);
 	orchd_egress_task_json(d, t->id, res);
+	orchd_git_task_json(d, t->id, res);
 	task_row_free(t);
 	return orch_rpc_reply(req, res);
 }
@@ -241,6 +243,11 @@ const struct orch_rpc_method control_methods[] = {
 	{"budget.show", ORCH_RPC_M_REQUEST, 0, control_budget_show},
 	{"budget.set", ORCH_RPC_M_REQUEST, 0, control_budget_set},
 	{"egress.log", ORCH_RPC_M_REQUEST, 0, control_egress_log},
+	{"task.diff", ORCH_RPC_M_REQUEST, 0, control_task_diff},
+	{"task.bundle", ORCH_RPC_M_REQUEST, 0, control_task_bundle},
+	{"task.push", ORCH_RPC_M_REQUEST, 0, control_task_push},
+	{"workspaces.list", ORCH_RPC_M_REQUEST, 0, control_workspaces_list},
+	{"workspaces.rm", ORCH_RPC_M_REQUEST, 0, control_workspaces_rm},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

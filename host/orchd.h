@@ -22,6 +22,7 @@ struct lv_lanes;
 struct shell_relay;
 struct egress_host;
 struct egress_serve;
+struct git_mod;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -115,6 +116,7 @@ struct orchd {
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
 	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
+	struct git_mod *git;		/* repository tasks (host/git/orchd-git.c) */
 	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
@@ -156,6 +158,12 @@ void sched_kick(struct orchd *d); /* run the scheduler soon (coalesced) */
 int sched_run(struct orchd *d);	  /* lease queued tasks to free slots now */
 /* A task changed state (finished, lost, requeued): wake waiters and the scheduler. */
 void orchd_task_changed(struct orchd *d, int64_t task);
+/* For a leased task whose start was deferred (a repository task's workspace is made
+ * first): sends task.run (workspace: the name of its own, NULL: agent-N), or ends it
+ * cancelled when a cancel came meanwhile. */
+int sched_send_run(struct vm *vm, int64_t slot, const char *workspace, struct orch_error *err);
+/* Ends the leased task of vm/slot failed with reason (it never ran) and frees the slot. */
+void sched_fail_leased(struct vm *vm, int64_t slot, const char *reason);
 
 /* waiters.c */
 void waiters_output(struct orchd *d, int64_t task);

@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "orchd.h"
+#include "orchd-git.h"
 
 struct run_ctx {
 	struct vm *vm;
@@ -109,8 +110,9 @@ static const char **strv_from_json(const char *text, size_t *ret_n, json_t **kee
 	return out;
 }
 
-/* Sends task.run for a freshly leased task. */
-static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch_error *err)
+/* Sends task.run for a freshly leased task (workspace: its own, or NULL). */
+static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char *workspace,
+		    struct orch_error *err)
 {
 	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL, *ro_j = NULL;
 	_cleanup_free_ const char **argv = NULL, **env = NULL, **ro = NULL;
@@ -135,6 +137,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 	run.env = env;
 	run.cwd = t->cwd;
 	run.ro_paths = ro;
+	run.workspace = workspace;
 	run.timeout_ms = lim.timeout_ms;
 	run.limits = (struct orch_limits){
 		.memory_bytes = lim.memory_mib * 1024 * 1024,
@@ -193,7 +196,14 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	if (r >= 0) {
 		s->spool_fd = r;
 		s->spool_off = size;
-		r = send_run(vm, slot_idx, t, err);
+		/* A repository task's workspace is made first; task.run follows (git-prepare.c). */
+		r = orchd_git_lease(d, vm, slot_idx, id, err);
+		if (r > 0) {
+			task_row_free(t);
+			return 1;
+		}
+		if (r == 0)
+			r = send_run(vm, slot_idx, t, NULL, err);
 	}
 	snprintf(tb, sizeof(tb), "%lld", (long long)id);
 	if (r < 0 && s->task != id) {
@@ -219,6 +229,47 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	orch_log(ORCH_LOG_DEBUG, "sched", "task leased", "task", tb, "vm", vm->cfg->name, NULL);
 	task_row_free(t);
 	return 1;
+}
+
+void sched_fail_leased(struct vm *vm, int64_t slot, const char *reason)
+{
+	struct slot *s = &vm->slots[slot];
+	struct task_result res = {.state = TASK_FAILED, .exit_code = -1, .reason = reason};
+	struct orch_error err = {0};
+	int64_t id = s->task;
+	char tb[24];
+
+	snprintf(tb, sizeof(tb), "%lld", (long long)id);
+	orch_log(ORCH_LOG_WARN, "sched", "cannot start task", "task", tb, "error", reason, NULL);
+	if (store_task_finish(vm->d->store, id, &res, &err) < 0 && err.code != -ESTALE)
+		orch_log(ORCH_LOG_ERROR, "sched", "cannot record the failure", "task", tb, "error",
+			 err.msg, NULL);
+	vm_slot_release(s);
+	orchd_task_changed(vm->d, id);
+}
+
+int sched_send_run(struct vm *vm, int64_t slot, const char *workspace, struct orch_error *err)
+{
+	struct slot *s = &vm->slots[slot];
+	struct task_row *t = NULL;
+	int r;
+
+	if ((r = store_task_get(vm->d->store, s->task, &t, err)) < 0)
+		return r;
+	if (t->cancel_requested) {
+		struct task_result res = {.state = TASK_CANCELLED,
+					  .exit_code = -1,
+					  .reason = "cancelled before it started"};
+		int64_t id = s->task;
+		task_row_free(t);
+		store_task_finish(vm->d->store, id, &res, err);
+		vm_slot_release(s);
+		orchd_task_changed(vm->d, id);
+		return 0;
+	}
+	r = send_run(vm, slot, t, workspace, err);
+	task_row_free(t);
+	return r;
 }
 
 int sched_run(struct orchd *d)
@@ -269,6 +320,7 @@ void sched_kick(struct orchd *d)
 
 void orchd_task_changed(struct orchd *d, int64_t task)
 {
+	orchd_git_task_changed(d, task); /* a final repository task's result is recorded */
 	waiters_finished(d, task);
 	sched_kick(d);
 }

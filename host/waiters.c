@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-git.h"
 #include "orchd-llm.h"
 #include "orchd.h"
 
@@ -52,6 +53,8 @@ static bool pump(struct orchd *d, struct waiter *w)
 		return true;
 	}
 	final = task_state_final(t->state);
+	/* task.wait answers a repository task once its result is recorded too */
+	bool settled = final && (w->kind != WAITER_WAIT || orchd_git_settled(d, w->task));
 	if (w->kind == WAITER_LOGS) {
 		for (;;) {
 			_cleanup_free_ struct output_ref *refs = NULL;
@@ -102,9 +105,10 @@ static bool pump(struct orchd *d, struct waiter *w)
 				break;
 		}
 	}
-	if (final || (w->kind == WAITER_LOGS && !w->follow)) {
+	if (settled || (w->kind == WAITER_LOGS && !w->follow)) {
 		json_t *res = task_row_to_json(t);
 		orchd_llm_task_json(d, t->id, res);
+		orchd_git_task_json(d, t->id, res);
 		if (res)
 			json_object_set_new(res, "next_seq", json_integer(w->next_seq));
 		orch_rpc_reply(w->req, res);
