@@ -62,6 +62,9 @@ bool git_repo_valid(const char *repo)
 	size_t n = strlen(repo);
 	if (n == 0 || n > 4096 || repo[0] == '-' || !printable(repo))
 		return false;
+	/* "<transport>::<address>" runs a remote helper (ext::, fd::, ...) */
+	if (strstr(repo, "::"))
+		return false;
 	if (repo[0] == '/')
 		return strstr(repo, "/../") == NULL && strcmp(repo + n - (n >= 3 ? 3 : n), "/..");
 	for (size_t i = 0; schemes[i]; i++) {

@@ -11,8 +11,6 @@
  * Checks run on results.git (orchd's own repository); the diff is never shown to a
  * program the repository could choose (no external diff, no textconv). */
 #include <errno.h>
-#include <fnmatch.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include "config-util.h"
 #include "control.h"
 #include "git-int.h"
+#include "git-policy.h"
 #include "log.h"
 #include "orchd-git.h"
 
@@ -40,7 +39,8 @@ struct gpush {
 	char **allow; /* paths the caller allows to change */
 	enum push_step step;
 	struct gproc *proc;
-	char *oids;   /* new blobs, one a line, for the size check */
+	char *oids; /* new blobs, one a line, for the size check */
+	size_t oids_len;
 	char **paths; /* their paths, same order */
 	size_t n_oids;
 	char remote_oid[80];
@@ -101,35 +101,6 @@ static void failed(struct gpush *p, const char *what, const struct gproc_result 
 	push_free(p);
 }
 
-/* dir/ : the path lies below it; otherwise a pattern (fnmatch). Case does not count. */
-static bool path_matches(const char *pattern, const char *path)
-{
-	size_t n = strlen(pattern);
-	if (n && pattern[n - 1] == '/')
-		return strncasecmp(path, pattern, n) == 0;
-	return fnmatch(pattern, path, FNM_CASEFOLD) == 0;
-}
-
-static bool allowed_path(struct gpush *p, const char *path)
-{
-	for (size_t i = 0; p->allow && p->allow[i]; i++)
-		if (path_matches(p->allow[i], path))
-			return true;
-	return false;
-}
-
-static bool ref_allowed(const struct git_push_policy *pp, const char *ref)
-{
-	const char *branch = strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : NULL;
-	for (size_t i = 0; i < pp->n_refs; i++) {
-		const char *pat = pp->refs[i];
-		if (strncmp(pat, "refs/", 5) == 0 ? fnmatch(pat, ref, 0) == 0
-						  : branch && fnmatch(pat, branch, 0) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void next(struct gpush *p);
 
 /* ":oldmode newmode oldoid newoid status\0path\0" per change. */
@@ -152,15 +123,14 @@ static void check_raw(struct gpush *p, const struct gproc_result *res)
 		const char *path = q;
 		q += strlen(q) + 1;
 		files++;
-		for (size_t i = 0; i < pp->n_protected; i++)
-			if (path_matches(pp->protected_paths[i], path) && !allowed_path(p, path)) {
-				refuse(p, "protected_paths",
-				       "%.300s changes, and %.100s may change only with an "
-				       "explicit "
-				       "allow (orch push --allow %.100s)",
-				       path, pp->protected_paths[i], pp->protected_paths[i]);
-				return;
-			}
+		const char *prot = git_path_protected(pp, p->allow, path);
+		if (prot) {
+			refuse(p, "protected_paths",
+			       "%.300s changes, and %.100s may change only with an explicit allow "
+			       "(orch push --allow %.100s)",
+			       path, prot, prot);
+			return;
+		}
 		if (status[0] == 'D' || strcmp(newmode, "160000") == 0)
 			continue;
 		if (p->n_oids == cap) {
@@ -177,7 +147,7 @@ static void check_raw(struct gpush *p, const struct gproc_result *res)
 			}
 		}
 		p->paths[p->n_oids] = strdup(path);
-		sprintf(p->oids + p->n_oids * 65, "%-64.64s\n", newoid);
+		p->oids_len += (size_t)sprintf(p->oids + p->oids_len, "%.64s\n", newoid);
 		p->n_oids++;
 	}
 	if (pp->max_files && (int64_t)files > pp->max_files) {
@@ -222,53 +192,26 @@ static void check_sizes(struct gpush *p, const struct gproc_result *res)
 static void check_secrets(struct gpush *p, const struct gproc_result *res)
 {
 	const struct git_push_policy *pp = &p->m->g.cfg->push;
-	regex_t *res_c = calloc(pp->n_secret_patterns + 1, sizeof(regex_t));
-	char file[320] = "";
-	size_t nre = 0;
+	struct git_scan_hit hit = {0};
 	if (res->out_truncated) {
 		refuse(p, "max_bytes", "the diff is too large to check");
-		free(res_c);
 		return;
 	}
-	for (; res_c && nre < pp->n_secret_patterns; nre++)
-		if (regcomp(&res_c[nre], pp->secret_patterns[nre], REG_EXTENDED | REG_NOSUB) != 0)
-			break;
-	const char *end = res->out + res->out_len;
-	const char *hit = NULL;
-	long pat = -1;
-	for (const char *l = res->out; l < end && !hit;) {
-		const char *nl = memchr(l, '\n', (size_t)(end - l));
-		size_t len = nl ? (size_t)(nl - l) : (size_t)(end - l);
-		if (len > 6 && strncmp(l, "+++ b/", 6) == 0)
-			snprintf(file, sizeof(file), "%.*s", (int)(len - 6 > 300 ? 300 : len - 6),
-				 l + 6);
-		else if (len > 0 && l[0] == '+' && !(len >= 4 && strncmp(l, "+++ ", 4) == 0)) {
-			for (size_t i = 0; i < p->m->n_secrets && !hit; i++)
-				if (memmem(l, len, p->m->secrets[i], strlen(p->m->secrets[i])))
-					hit = "a line of a configured key file";
-			/* regexec stops at NUL: each NUL-separated piece on its own */
-			_cleanup_free_ char *line = strndup(l + 1, len - 1);
-			for (size_t k = 0; line && k < nre && !hit; k++)
-				for (const char *seg = line; seg < line + len - 1;
-				     seg += strlen(seg) + 1)
-					if (regexec(&res_c[k], seg, 0, NULL, 0) == 0) {
-						hit = "git.push.secret_patterns";
-						pat = (long)k;
-						break;
-					}
-		}
-		l = nl ? nl + 1 : end;
+	int r = git_scan_diff(res->out, res->out_len, p->m->secrets, p->m->n_secrets,
+			      pp->secret_patterns, pp->n_secret_patterns, &hit);
+	if (r < 0) {
+		refuse(p, "secrets", "cannot check the diff: %s", strerror(-r));
+		return;
 	}
-	for (size_t k = 0; k < nre; k++)
-		regfree(&res_c[k]);
-	free(res_c);
-	if (hit) {
-		if (pat >= 0)
-			refuse(p, "secrets", "an added line of %s matches %s[%ld]",
-			       file[0] ? file : "the change", hit, pat);
+	if (r > 0) {
+		if (hit.pattern >= 0)
+			refuse(p, "secrets",
+			       "an added line of %s matches git.push.secret_patterns[%ld]",
+			       hit.file[0] ? hit.file : "the change", hit.pattern);
 		else
-			refuse(p, "secrets", "an added line of %s holds %s",
-			       file[0] ? file : "the change", hit);
+			refuse(p, "secrets",
+			       "an added line of %s holds a line of a configured key file",
+			       hit.file[0] ? hit.file : "the change");
 		return;
 	}
 	p->step = G_REMOTE;
@@ -398,7 +341,7 @@ static void next(struct gpush *p)
 		results_argv(p, &argv);
 		gstrv_push(&argv, "cat-file");
 		gstrv_push(&argv, "--batch-check=%(objectsize)");
-		r = run(p, &argv, NULL, p->oids, p->n_oids * 65, 16 * 1024 * 1024, &err);
+		r = run(p, &argv, NULL, p->oids, p->oids_len, 16 * 1024 * 1024, &err);
 		break;
 	case G_SCAN:
 		results_argv(p, &argv);
@@ -562,7 +505,7 @@ int control_task_push(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 		push_free(p);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
-	if (!ref_allowed(&m->g.cfg->push, ref)) {
+	if (!git_ref_allowed(&m->g.cfg->push, ref)) {
 		refuse(p, "refs", "%.255s does not match git.push.refs", ref);
 		return 0;
 	}
