@@ -166,7 +166,10 @@ static void on_proc(const struct gproc_result *res, void *data)
 		close(r->out_fd);
 		r->ws_fd = r->out_fd = -1;
 		if (!ok) {
-			if (WIFSIGNALED(res->status) && WTERMSIG(res->status) == SIGXFSZ)
+			/* the sandbox's tmpfs or RLIMIT_FSIZE: both git.max_result_mib */
+			if ((WIFSIGNALED(res->status) && WTERMSIG(res->status) == SIGXFSZ) ||
+			    strstr(res->err, "No space left on device") ||
+			    strstr(res->err, "File too large"))
 				failf(r, "the result is larger than git.max_result_mib (%lld MiB)",
 				      (long long)r->m->g.cfg->max_result_mib);
 			else
