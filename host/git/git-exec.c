@@ -194,7 +194,6 @@ static const char *const fixed_options[] = {
 	"init.defaultBranch=main",
 	"advice.detachedHead=false",
 	"http.followRedirects=false",
-	"safe.directory=*",
 	NULL,
 };
 
