@@ -222,6 +222,7 @@ static void on_prune_timer(struct orch_loop *loop, struct orch_timer *t, void *d
 	for (size_t i = 0; i < n; i++) {
 		spool_remove(d, ids[i]);
 		orchd_llm_task_pruned(d, ids[i]);
+		orchd_git_task_pruned(d, ids[i]);
 	}
 	if (n)
 		orch_logf(ORCH_LOG_INFO, "store", "pruned %zu finished task(s)", n);

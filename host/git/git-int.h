@@ -50,6 +50,8 @@ typedef void (*gws_done_cb)(int r, const char *msg, void *data);
 int gws_remove(struct git_mod *m, int64_t task, gws_done_cb cb, void *data, struct orch_error *err);
 void gws_retention(struct git_mod *m);
 void gws_free_all(struct git_mod *m);
+/* Removes the diffs and bundles made for a task's result (git-ops.c makes them again). */
+void gws_drop_files(struct git_mod *m, int64_t task);
 
 /* git-ops.c and git-gate.c: control requests that run git. */
 void gop_free_all(struct git_mod *m);

@@ -3,7 +3,10 @@
  * something still holds it), then the mount point and the image. The newest
  * git.keep_workspaces finished tasks keep their images; older ones are removed after
  * every recorded result and at start. A running task's workspace is never removed. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,7 @@ static void go(struct gwsop *o)
 		op_end(o, r, err.msg);
 		return;
 	}
+	gws_drop_files(o->m, o->task);
 	op_end(o, 0, NULL);
 }
 
@@ -163,4 +167,20 @@ void gws_free_all(struct git_mod *m)
 {
 	while (m->wsops)
 		op_free(m->wsops);
+}
+
+void gws_drop_files(struct git_mod *m, int64_t task)
+{
+	char dir[4200], prefix[64];
+	snprintf(dir, sizeof(dir), "%s/tmp", m->g.cfg->dir);
+	snprintf(prefix, sizeof(prefix), "task-%lld-", (long long)task);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (!d)
+		return;
+	/* the diffs and bundles made for orch diff / orch checkout, made again when asked */
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
 }

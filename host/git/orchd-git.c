@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -280,4 +281,27 @@ void orchd_git_task_json(struct orchd *d, int64_t task, json_t *obj)
 	if (g)
 		json_object_set_new(obj, "git", g);
 	git_row_free(row);
+}
+
+void orchd_git_task_pruned(struct orchd *d, int64_t task)
+{
+	struct git_mod *m = d->git;
+	char image[4200];
+	if (!m)
+		return;
+	/* the row is gone with the task; the names are the task's */
+	for (size_t i = 0; i < d->n_vms; i++) {
+		char mount[4200];
+		struct orch_error err = {0};
+		snprintf(mount, sizeof(mount), "%s/task-%lld", d->vms[i]->cfg->workspace,
+			 (long long)task);
+		if (ws_mounted(mount))
+			(void)umount2(mount, MNT_DETACH);
+		(void)ws_remove(NULL, mount, &err);
+	}
+	snprintf(image, sizeof(image), "%s/images/task-%lld.img", m->g.cfg->dir, (long long)task);
+	if (unlink(image) < 0 && errno != ENOENT)
+		orch_log(ORCH_LOG_WARN, "git", "cannot remove a pruned task's image", "path", image,
+			 NULL);
+	gws_drop_files(m, task);
 }

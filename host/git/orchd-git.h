@@ -45,6 +45,9 @@ void orchd_git_task_changed(struct orchd *d, int64_t task);
 /* False while a final repository task's result is still to be recorded (task.wait
  * answers when it is). */
 bool orchd_git_settled(struct orchd *d, int64_t task);
+/* A finished task was pruned from the store (scheduler.keep_finished): its workspace
+ * image and result files go (its branch stays in the cache). */
+void orchd_git_task_pruned(struct orchd *d, int64_t task);
 /* Adds "git" to a task object of a repository task. */
 void orchd_git_task_json(struct orchd *d, int64_t task, json_t *obj);
 
