@@ -139,8 +139,6 @@ static void on_in(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t e
 
 static void finish(struct gproc *p)
 {
-	/* Anything the child left behind in its group goes too. */
-	kill(-p->pid, SIGKILL);
 	while (p->out_fd >= 0 && !drain(p, p->out_fd, true))
 		;
 	while (p->err_fd >= 0 && !drain(p, p->err_fd, false))
@@ -157,7 +155,13 @@ static void on_pidfd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_
 		     void *data)
 {
 	struct gproc *p = data;
+	siginfo_t si = {0};
 	int st;
+	/* Exited? (not reaped yet, so its process group id cannot have been reused) */
+	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+		return;
+	/* Anything the child left behind in its group goes too. */
+	kill(-p->pid, SIGKILL);
 	pid_t r = waitpid(p->pid, &st, WNOHANG);
 	if (r == 0 || (r < 0 && errno == EINTR))
 		return;

@@ -28,6 +28,9 @@ static void on_done(const struct gproc_result *res, void *data)
 	d->out = malloc(res->out_len + 1);
 	memcpy(d->out, res->out, res->out_len + 1);
 	d->err = strdup(res->err);
+	/* res's buffers go with the gproc: keep the copies */
+	d->res.out = d->out;
+	d->res.err = d->err;
 }
 
 static void run(const struct gproc_spec *spec, struct done *d)
