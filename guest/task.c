@@ -18,6 +18,7 @@
 #include "spawn.h"
 #include "task.h"
 #include "transcript.h"
+#include "strv.h"
 
 struct sv_chunk {
 	struct sv_chunk *next;
@@ -437,7 +438,7 @@ static char **build_env(const struct sv_task *t, const struct orch_task_run *run
 	}
 	for (size_t i = 0; i < n; i++)
 		if (!env[i]) {
-			sv_strv_free(env);
+			orch_strv_free(env);
 			return NULL;
 		}
 	return env;
@@ -512,7 +513,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	};
 	char **argv = NULL;
 	r = sv_jail_argv(&js, &argv, err);
-	sv_strv_free(env);
+	orch_strv_free(env);
 	if (r < 0)
 		return r;
 	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
@@ -537,7 +538,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.nproc_rlimit = nproc,
 	};
 	r = sv_spawn(&ss, &t->sp, err);
-	sv_strv_free(argv);
+	orch_strv_free(argv);
 	if (r < 0) {
 		t->sp.pid = 0;
 		return r;

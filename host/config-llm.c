@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "config.h"
+#include "strv.h"
 
 int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *ret, struct orch_error *err);
 void orchd_config_llm_done(struct orchd_llm_config *l);
@@ -47,8 +48,8 @@ void orchd_config_llm_done(struct orchd_llm_config *l)
 		free(l->models[i].upstream);
 	}
 	free(l->models);
-	cfg_strv_free(l->strip_tools);
-	cfg_strv_free(l->anthropic_betas);
+	orch_strv_free(l->strip_tools);
+	orch_strv_free(l->anthropic_betas);
 }
 
 static bool url_ok(const char *s)

@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "config-util.h"
+#include "strv.h"
 
 static const char *join(char *buf, size_t len, const char *path, const char *key)
 {
@@ -165,15 +166,6 @@ int cfg_enum(json_t *obj, const char *path, const char *key, const char *const *
 			list);
 }
 
-void cfg_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
 int cfg_strv(json_t *obj, const char *path, const char *key, size_t max_items, size_t max_len,
 	     char ***ret, size_t *ret_n, struct orch_error *err)
 {
@@ -194,18 +186,18 @@ int cfg_strv(json_t *obj, const char *path, const char *key, size_t max_items, s
 	{
 		if (!json_is_string(e) || json_string_length(e) > max_len ||
 		    strlen(json_string_value(e)) != json_string_length(e)) {
-			cfg_strv_free(out);
+			orch_strv_free(out);
 			return orch_err(err, -EINVAL,
 					"%s[%zu]: expected a string of at most %zu bytes",
 					join(buf, sizeof(buf), path, key), i, max_len);
 		}
 		out[i] = strdup(json_string_value(e));
 		if (!out[i]) {
-			cfg_strv_free(out);
+			orch_strv_free(out);
 			return orch_err(err, -ENOMEM, "out of memory");
 		}
 	}
-	cfg_strv_free(*ret);
+	orch_strv_free(*ret);
 	*ret = out;
 	*ret_n = json_array_size(v);
 	return 0;

@@ -35,4 +35,3 @@ int cfg_enum(json_t *obj, const char *path, const char *key, const char *const *
 int cfg_strv(json_t *obj, const char *path, const char *key, size_t max_items, size_t max_len,
 	     char ***ret, size_t *ret_n, struct orch_error *err);
 
-void cfg_strv_free(char **v);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
+#include "strv.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define MAX_VMS 256
@@ -165,17 +166,6 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	return 0;
 }
 
-static bool env_key_valid(const char *k)
-{
-	if (!*k || (*k >= '0' && *k <= '9'))
-		return false;
-	for (; *k; k++)
-		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-		      (*k >= '0' && *k <= '9') || *k == '_'))
-			return false;
-	return true;
-}
-
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
@@ -218,7 +208,7 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 		return orch_err(err, -ENOMEM, "out of memory");
 	json_object_foreach(env, k, v)
 	{
-		if (!env_key_valid(k) || strlen(k) > 256)
+		if (!orch_env_name_valid(k))
 			return orch_err(
 				err, -EINVAL,
 				"%s.env.%.64s: expected a name matching [A-Za-z_][A-Za-z0-9_]*", p,
@@ -504,7 +494,7 @@ static void free_vm(struct orchd_vm_config *vm)
 {
 	free(vm->name);
 	free(vm->workspace);
-	cfg_strv_free(vm->profiles);
+	orch_strv_free(vm->profiles);
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->cmdline);
@@ -526,9 +516,9 @@ void orchd_config_free(struct orchd_config *c)
 	for (size_t i = 0; i < c->n_profiles; i++) {
 		free(c->profiles[i].name);
 		free(c->profiles[i].description);
-		cfg_strv_free(c->profiles[i].command);
-		cfg_strv_free(c->profiles[i].env);
-		cfg_strv_free(c->profiles[i].ro_paths);
+		orch_strv_free(c->profiles[i].command);
+		orch_strv_free(c->profiles[i].env);
+		orch_strv_free(c->profiles[i].ro_paths);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);

@@ -9,23 +9,13 @@
 #include "control.h"
 #include "log.h"
 #include "profiles.h"
+#include "strv.h"
 
 static int bad(struct orch_error *err, int r)
 {
 	if (r == -EINVAL)
 		err->code = ORCH_RPC_INVALID_PARAMS;
 	return err->code;
-}
-
-static bool env_name_ok(const char *k)
-{
-	if (!*k || (*k >= '0' && *k <= '9') || strlen(k) > 256)
-		return false;
-	for (; *k; k++)
-		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-		      (*k >= '0' && *k <= '9') || *k == '_'))
-			return false;
-	return true;
 }
 
 /* Refuses a task that no configured VM could ever run. */
@@ -105,10 +95,10 @@ static int get_env(json_t *e, char *const *base, char ***ret, struct orch_error 
 	if (e)
 		json_object_foreach(e, k, s)
 		{
-			if (!env_name_ok(k) || !json_is_string(s) ||
+			if (!orch_env_name_valid(k) || !json_is_string(s) ||
 			    json_string_length(s) > ORCH_MAX_ARG_LEN ||
 			    strlen(json_string_value(s)) != json_string_length(s)) {
-				cfg_strv_free(v);
+				orch_strv_free(v);
 				return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 						"params.env.%.64s: expected NAME (letters, digits, "
 						"_) and a string value",
@@ -123,7 +113,7 @@ static int get_env(json_t *e, char *const *base, char ***ret, struct orch_error 
 	*ret = v;
 	return 0;
 oom:
-	cfg_strv_free(v);
+	orch_strv_free(v);
 	return orch_err(err, -ENOMEM, "out of memory");
 }
 
@@ -244,7 +234,7 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		r = store_task_insert(d->store, &spec, &id, err);
 	}
 	task_cmd_done(&cmd);
-	cfg_strv_free(env);
+	orch_strv_free(env);
 	if (r < 0)
 		return r;
 	d->n_queued++;

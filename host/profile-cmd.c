@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "profile.h"
+#include "strv.h"
 
 /* Writes each ORCH_FILE_<i>_PATH/_DATA under $HOME, then execs "$@". The only values
  * expanded by eval are variable names built from the counter. */
@@ -28,15 +29,6 @@ struct strv {
 	char **v;
 	size_t n, cap;
 };
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
 
 /* Takes s (freed on failure). */
 static int push_take(struct strv *s, char *a)
@@ -135,9 +127,9 @@ int orch_profile_command(const struct orch_profile *p, const char *prompt, const
 		if (!all[i]->v && !(all[i]->v = calloc(1, sizeof(char *))))
 			r = -ENOMEM;
 	if (r < 0) {
-		strv_free(argv.v);
-		strv_free(env.v);
-		strv_free(ro.v);
+		orch_strv_free(argv.v);
+		orch_strv_free(env.v);
+		orch_strv_free(ro.v);
 		return orch_err(err, r, "out of memory");
 	}
 	*ret = (struct orch_profile_cmd){.argv = argv.v, .env = env.v, .ro_paths = ro.v};
@@ -146,9 +138,9 @@ int orch_profile_command(const struct orch_profile *p, const char *prompt, const
 
 void orch_profile_cmd_done(struct orch_profile_cmd *c)
 {
-	strv_free(c->argv);
-	strv_free(c->env);
-	strv_free(c->ro_paths);
+	orch_strv_free(c->argv);
+	orch_strv_free(c->env);
+	orch_strv_free(c->ro_paths);
 	*c = (struct orch_profile_cmd){0};
 }
 

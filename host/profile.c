@@ -12,27 +12,19 @@
 #include "cleanup.h"
 #include "profile.h"
 #include "schema.h"
+#include "strv.h"
 
 #define MAX_PROFILE_BYTES (512 * 1024)
 #define MAX_STRING 4096
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
 
 void orch_profile_done(struct orch_profile *p)
 {
 	free(p->name);
 	free(p->description);
-	strv_free(p->command);
-	strv_free(p->prompt);
-	strv_free(p->env);
-	strv_free(p->ro_paths);
+	orch_strv_free(p->command);
+	orch_strv_free(p->prompt);
+	orch_strv_free(p->env);
+	orch_strv_free(p->ro_paths);
 	for (size_t i = 0; i < p->n_files; i++) {
 		free(p->files[i].path);
 		free(p->files[i].content);
@@ -41,15 +33,10 @@ void orch_profile_done(struct orch_profile *p)
 	*p = (struct orch_profile){0};
 }
 
+/* The shared rule, and ORCH_FILE* is the profile's own way to carry files (below). */
 static bool env_key_valid(const char *k)
 {
-	if (!k[0] || !(k[0] == '_' || (k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z')))
-		return false;
-	for (const char *c = k; *c; c++)
-		if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-		      (*c >= '0' && *c <= '9')))
-			return false;
-	return strlen(k) <= 128 && strncmp(k, "ORCH_FILE", 9) != 0;
+	return orch_env_name_valid(k) && strncmp(k, "ORCH_FILE", 9) != 0;
 }
 
 /* A relative path of plain components below $HOME. */
@@ -105,11 +92,11 @@ static int get_strv(json_t *v, const char *what, bool need_abs, char ***ret, siz
 				     "(no '.', '..', '//' or trailing '/')",
 				     w, out[i]);
 		if (r < 0) {
-			strv_free(out);
+			orch_strv_free(out);
 			return r;
 		}
 	}
-	strv_free(*ret);
+	orch_strv_free(*ret);
 	*ret = out;
 	*ret_n = n;
 	return 0;
@@ -139,7 +126,7 @@ static int get_env(json_t *v, struct orch_profile *p, struct orch_error *err)
 		if (r >= 0 && asprintf(&out[n], "%s=%s", k, s) < 0)
 			r = -ENOMEM;
 		if (r < 0) {
-			strv_free(out);
+			orch_strv_free(out);
 			return r;
 		}
 		n++;
@@ -380,7 +367,7 @@ static char **strv_dup(char *const *v, size_t n)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (!(out[i] = strdup(v[i]))) {
-			strv_free(out);
+			orch_strv_free(out);
 			return NULL;
 		}
 	return out;

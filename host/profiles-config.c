@@ -8,6 +8,7 @@
 #include "config-util.h"
 #include "orchd.h"
 #include "profiles.h"
+#include "strv.h"
 
 int orchd_profiles_init(struct orchd *d, struct orch_error *err)
 {
@@ -32,7 +33,7 @@ static char **strv_dup(const char *const *a, size_t na, const char *const *b, si
 	for (size_t i = 0; i < na + nb; i++) {
 		v[i] = strdup(i < na ? a[i] : b[i - na]);
 		if (!v[i]) {
-			cfg_strv_free(v);
+			orch_strv_free(v);
 			return NULL;
 		}
 	}
@@ -67,7 +68,7 @@ int orchd_profile_apply(struct orchd *d, const char *name, const char *prompt,
 
 void task_cmd_done(struct task_cmd *c)
 {
-	cfg_strv_free(c->argv);
-	cfg_strv_free(c->env);
+	orch_strv_free(c->argv);
+	orch_strv_free(c->env);
 	c->argv = c->env = NULL;
 }

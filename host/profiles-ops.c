@@ -11,6 +11,7 @@
 #include "profile.h"
 #include "profiles.h"
 #include "schema.h"
+#include "strv.h"
 
 int orchd_profiles_init(struct orchd *d, struct orch_error *err)
 {
@@ -108,8 +109,8 @@ int orchd_ro_path_check(const struct orchd_config *c, const char *path, struct o
 
 void task_cmd_done(struct task_cmd *c)
 {
-	cfg_strv_free(c->argv);
-	cfg_strv_free(c->env);
-	cfg_strv_free(c->ro_paths);
+	orch_strv_free(c->argv);
+	orch_strv_free(c->env);
+	orch_strv_free(c->ro_paths);
 	c->argv = c->env = c->ro_paths = NULL;
 }

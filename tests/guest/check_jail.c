@@ -25,6 +25,7 @@
 #include "netns.h"
 #include "privdrop.h"
 #include "spawn.h"
+#include "strv.h"
 
 #define TEST_UID 10071
 
@@ -85,7 +86,7 @@ START_TEST(test_argv)
 		i = strv_find(v, "/bin");
 		ck_assert_str_eq(v[i - 2], "--symlink");
 	}
-	sv_strv_free(v);
+	orch_strv_free(v);
 
 	const char *empty[] = {NULL};
 	s.argv = empty;
@@ -152,7 +153,7 @@ START_TEST(test_argv_tmp)
 			      before[k]);
 	/* Absent paths are skipped. */
 	ck_assert_uint_eq(ro_bind_at(v, absent), (size_t)-1);
-	sv_strv_free(v);
+	orch_strv_free(v);
 	rmdir(dir);
 }
 END_TEST
@@ -203,7 +204,7 @@ START_TEST(test_argv_task_ro_paths)
 	ck_assert_ptr_nonnull(v[i + 1]);
 	ck_assert_str_eq(v[i], opt);
 	ck_assert_uint_eq(strv_find(v, "/nonexistent-orch-ro"), (size_t)-1);
-	sv_strv_free(v);
+	orch_strv_free(v);
 
 	char below_link[PATH_MAX];
 	snprintf(below_link, sizeof(below_link), "%s/ws-link", top);
@@ -478,7 +479,7 @@ START_TEST(test_spawn)
 	ck_assert_int_lt(sv_spawn(&ss, &sp, &err), 0);
 	ck_assert_msg(strstr(err.msg, "network namespace") != NULL, "%s", err.msg);
 
-	sv_strv_free(argv);
+	orch_strv_free(argv);
 	sv_seccomp_done(&sc);
 	close(ns);
 	rmdir(ws);
