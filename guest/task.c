@@ -16,6 +16,7 @@
 #include "extras.h"
 #include "log.h"
 #include "spawn.h"
+#include "shell-supervisor.h"
 #include "task.h"
 #include "transcript.h"
 #include "strv.h"
@@ -489,12 +490,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	/* What a task's read-only path must not expose: every agent's workspace, and the
 	 * debug shells' sockets (unix:DIR/NAME-%u.sock). */
 	char shell_dir[PATH_MAX] = "";
-	const char *sl = cfg->shell_listen && strncmp(cfg->shell_listen, "unix:", 5) == 0
-				 ? cfg->shell_listen + 5
-				 : NULL;
-	const char *slash = sl ? strrchr(sl, '/') : NULL;
-	if (slash && (size_t)(slash - sl) < sizeof(shell_dir))
-		snprintf(shell_dir, sizeof(shell_dir), "%.*s", (int)(slash - sl), sl);
+	(void)sv_shell_socket_dir(cfg->shell_listen, shell_dir, sizeof(shell_dir));
 	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
 	struct sv_jail_spec js = {
 		.bwrap = cfg->bwrap,

@@ -103,8 +103,10 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		int n = snprintf(chan, sizeof(chan), "%s/vm/%s/chan", vm->d->cfg->state_dir,
 				 vm->cfg->name);
 		if (n > 0 && (size_t)n < sizeof(chan) - 32 &&
-		    orchd_dir_private(chan, 0, 0, 0700) >= 0) {
-			snprintf(shell, sizeof(shell), "unix:%s/shell-%%u.sock", chan);
+		    orchd_dir_private(chan, 0, 0, 0700) >= 0 &&
+		    orchd_shell_socket_path(vm->d->cfg->state_dir, vm->cfg->name, -1, shell + 5,
+					    sizeof(shell) - 5) == 0) {
+			memcpy(shell, "unix:", 5);
 			l->shells = true;
 		} else
 			orch_log(ORCH_LOG_WARN, "local",
@@ -280,8 +282,8 @@ static int local_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_
 		return orch_err(err, -ENOTCONN, "its supervisor is not running");
 	if (!l->shells)
 		return orch_err(err, -ENOTCONN, "its supervisor was started without debug shells");
-	if ((size_t)snprintf(a.path, sizeof(a.path), "%s/vm/%s/chan/shell-%u.sock",
-			     vm->d->cfg->state_dir, vm->cfg->name, slot) >= sizeof(a.path))
+	if (orchd_shell_socket_path(vm->d->cfg->state_dir, vm->cfg->name, slot, a.path,
+				    sizeof(a.path)) < 0)
 		return orch_err(err, -ENAMETOOLONG, "its shell's socket path is too long");
 	*ret = a;
 	return 0;

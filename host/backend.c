@@ -2,12 +2,23 @@
 /* The backend table. The libvirt backend (host/libvirt/, linked in when it exists)
  * defines `const struct orchd_backend_ops orchd_backend_libvirt`; the reference is weak,
  * so orchd links and runs without it. */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
 #include "cleanup.h"
 
 extern const struct orchd_backend_ops orchd_backend_libvirt __attribute__((weak));
+
+int orchd_shell_socket_path(const char *state_dir, const char *vm, int64_t slot, char *buf,
+			    size_t len)
+{
+	int n = slot < 0 ? snprintf(buf, len, "%s/vm/%s/chan/shell-%%u.sock", state_dir, vm)
+			 : snprintf(buf, len, "%s/vm/%s/chan/shell-%lld.sock", state_dir, vm,
+				    (long long)slot);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
 
 const struct orchd_backend_ops *orchd_backend_find(const char *name)
 {

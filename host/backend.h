@@ -7,6 +7,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "error.h"
@@ -37,6 +39,14 @@ struct orchd_backend_ops {
 	int (*shell_endpoint)(const struct vm *vm, unsigned slot, struct orch_addr *ret,
 			      struct orch_error *err);
 };
+
+/* Where a backend's debug shell endpoint of a slot lives on the host when it is a Unix
+ * socket (the local backend's supervisor listens there; QEMU binds the virtio-serial
+ * port's): <state_dir>/vm/<vm>/chan/shell-N.sock, slot < 0 giving the pattern with "%u"
+ * for N (the supervisor's --shell-listen). Only root reaches the chan/ directory; users
+ * get shells through orchd's relay (shell-relay.c). Returns 0 or -ENAMETOOLONG. */
+int orchd_shell_socket_path(const char *state_dir, const char *vm, int64_t slot, char *buf,
+			    size_t len);
 
 /* The table of compiled-in backends (backend.c); NULL when unknown. */
 const struct orchd_backend_ops *orchd_backend_find(const char *name);

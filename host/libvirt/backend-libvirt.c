@@ -505,8 +505,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		ports[n_ports++] = (struct lv_port){LV_PORT_LLM, l->llm_sock};
 	for (int64_t i = 0; i < n_shells; i++) {
 		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
-		snprintf(pn[i].path, sizeof(pn[i].path), "%s/chan/shell-%lld.sock", l->dir,
-			 (long long)i);
+		if (orchd_shell_socket_path(vm->d->cfg->state_dir, c->name, i, pn[i].path,
+					    sizeof(pn[i].path)) < 0)
+			return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
 		unlink(pn[i].path);
 		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
 	}
@@ -616,8 +617,8 @@ static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_ad
 		a.port = ORCH_VSOCK_SHELL_PORT_BASE + slot;
 	} else {
 		a.kind = ORCH_TRANSPORT_UNIX;
-		if ((size_t)snprintf(a.path, sizeof(a.path), "%s/chan/shell-%u.sock", l->dir,
-				     slot) >= sizeof(a.path))
+		if (orchd_shell_socket_path(vm->d->cfg->state_dir, vm->cfg->name, slot, a.path,
+					    sizeof(a.path)) < 0)
 			return orch_err(err, -ENAMETOOLONG, "its shell's socket path is too long");
 	}
 	*ret = a;
