@@ -43,6 +43,8 @@ static const struct {
 /* Independent of llm_policy_strips: the prefix itself or the prefix followed by '_'. */
 static bool is_stripped(const char *type)
 {
+	if (type && strncmp(type, "mcp", 3) == 0) /* the MCP connector: always */
+		return true;
 	for (size_t i = 0; type && i < ELEMENTSOF(stripped); i++) {
 		size_t n = strlen(stripped[i]);
 		if (strncmp(type, stripped[i], n) == 0 && (type[n] == '\0' || type[n] == '_'))
