@@ -34,6 +34,7 @@ void sv_config_init(struct sv_config *c)
 		.kill_grace_ms = SV_DEFAULT_KILL_GRACE_MS,
 		.limits = {.nofile = SV_DEFAULT_NOFILE},
 		.llm_port = SV_DEFAULT_LLM_PORT,
+		.egress_port = SV_DEFAULT_EGRESS_PORT,
 	};
 	c->connect = strdup(SV_DEFAULT_CONNECT);
 	c->workspace_root = strdup(SV_DEFAULT_WORKSPACE_ROOT);
@@ -59,6 +60,7 @@ void sv_config_done(struct sv_config *c)
 	free(c->cgroup_name);
 	free(c->shell_listen);
 	free(c->llm_connect);
+	free(c->egress_connect);
 	*c = (struct sv_config){0};
 }
 
@@ -183,8 +185,8 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 		return orch_err(err, -EINVAL, "config: line %d: %s", jerr.line, jerr.text);
 
 	const char *connect = NULL, *ws = NULL, *bwrap = NULL, *helper = NULL, *cgname = NULL,
-		   *level = NULL, *shell = NULL, *llm_connect = NULL;
-	json_int_t llm_port = c->llm_port;
+		   *level = NULL, *shell = NULL, *llm_connect = NULL, *egress_connect = NULL;
+	json_int_t llm_port = c->llm_port, egress_port = c->egress_port;
 	json_int_t slots = c->slots, uid_base = c->uid_base, hb = (json_int_t)c->heartbeat_ms,
 		   obuf = (json_int_t)c->output_buffer, ochunk = (json_int_t)c->output_chunk,
 		   grace = (json_int_t)c->kill_grace_ms;
@@ -192,13 +194,15 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	int no_seccomp = c->no_seccomp;
 	if (json_unpack_ex(
 		    root, &jerr, JSON_STRICT,
-		    "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b s?I s?s s?s}",
+		    "{s?s s?I s?I s?s s?o s?o s?I s?I s?I s?I s?s s?s s?s s?s s?b s?I s?s s?s s?I "
+		    "s?s}",
 		    "connect", &connect, "slots", &slots, "uid_base", &uid_base, "workspace_root",
 		    &ws, "ro_paths", &ro, "limits", &limits, "heartbeat_ms", &hb,
 		    "output_buffer_bytes", &obuf, "output_chunk_bytes", &ochunk, "kill_grace_ms",
 		    &grace, "bwrap", &bwrap, "exec_helper", &helper, "cgroup_name", &cgname,
 		    "log_level", &level, "no_seccomp", &no_seccomp, "llm_port", &llm_port,
-		    "shell_listen", &shell, "llm_connect", &llm_connect) < 0)
+		    "shell_listen", &shell, "llm_connect", &llm_connect, "egress_port",
+		    &egress_port, "egress_connect", &egress_connect) < 0)
 		return orch_err(err, -EINVAL, "config: %s", jerr.text);
 
 	int r;
@@ -208,7 +212,8 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	    (r = check_int("output_buffer_bytes", obuf, 4096, 1 << 30, err)) < 0 ||
 	    (r = check_int("output_chunk_bytes", ochunk, 512, ORCH_MAX_OUTPUT_CHUNK, err)) < 0 ||
 	    (r = check_int("kill_grace_ms", grace, 0, 600000, err)) < 0 ||
-	    (r = check_int("llm_port", llm_port, 0, 65535, err)) < 0)
+	    (r = check_int("llm_port", llm_port, 0, 65535, err)) < 0 ||
+	    (r = check_int("egress_port", egress_port, 0, 65535, err)) < 0)
 		return r;
 	if (ro && !json_is_array(ro))
 		return orch_err(err, -EINVAL, "config: ro_paths must be an array of strings");
@@ -249,9 +254,11 @@ int sv_config_load_json(struct sv_config *c, const char *text, size_t len, struc
 	    (helper && (r = set_str(&c->exec_helper, helper)) < 0) ||
 	    (cgname && (r = set_str(&c->cgroup_name, cgname)) < 0) ||
 	    (shell && (r = set_str(&c->shell_listen, shell)) < 0) ||
-	    (llm_connect && (r = set_str(&c->llm_connect, llm_connect)) < 0))
+	    (llm_connect && (r = set_str(&c->llm_connect, llm_connect)) < 0) ||
+	    (egress_connect && (r = set_str(&c->egress_connect, egress_connect)) < 0))
 		return orch_errno(err, r, "config");
 	c->llm_port = (unsigned)llm_port;
+	c->egress_port = (unsigned)egress_port;
 	c->slots = (unsigned)slots;
 	c->uid_base = (uid_t)uid_base;
 	c->heartbeat_ms = (uint64_t)hb;
@@ -334,6 +341,11 @@ void sv_config_usage(FILE *f, const char *prog)
 		"                         (same syntax as --connect; fd:N is not redialled), so\n"
 		"                         a long stream never delays the main channel (default:\n"
 		"                         none, LLM traffic on the main channel)\n"
+		"  --egress-port PORT     in-jail egress proxy on 127.0.0.1:PORT (default 3128;\n"
+		"                         0: none); used only with --egress-connect\n"
+		"  --egress-connect ADDR  the egress lane to orchd (same syntax as --connect):\n"
+		"                         the agents' HTTP(S) out, decided by orchd (default:\n"
+		"                         none, no way out)\n"
 		"  --shell-listen ADDR    per-agent debug shells: unix:/path-%%u.sock (%%u: "
 		"slot),\n"
 		"                         vsock (port 6000+slot, host only), serial:/dev/...%%u\n"
@@ -371,6 +383,8 @@ enum {
 	OPT_LLM_PORT,
 	OPT_SHELL_LISTEN,
 	OPT_LLM_CONNECT,
+	OPT_EGRESS_PORT,
+	OPT_EGRESS_CONNECT,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_DLOPEN_LIST,
@@ -400,6 +414,8 @@ static const struct option options[] = {
 	{"llm-port", required_argument, NULL, OPT_LLM_PORT},
 	{"shell-listen", required_argument, NULL, OPT_SHELL_LISTEN},
 	{"llm-connect", required_argument, NULL, OPT_LLM_CONNECT},
+	{"egress-port", required_argument, NULL, OPT_EGRESS_PORT},
+	{"egress-connect", required_argument, NULL, OPT_EGRESS_CONNECT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"dlopen-list", no_argument, NULL, OPT_DLOPEN_LIST},
@@ -512,6 +528,13 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 		case OPT_LLM_CONNECT:
 			r = set_str(&c->llm_connect, optarg);
 			break;
+		case OPT_EGRESS_PORT:
+			if ((r = parse_range("--egress-port", optarg, 0, 65535, &v, err)) >= 0)
+				c->egress_port = (unsigned)v;
+			break;
+		case OPT_EGRESS_CONNECT:
+			r = set_str(&c->egress_connect, optarg);
+			break;
 		case OPT_HELP:
 			sv_config_usage(stdout, argv[0]);
 			return 1;
@@ -568,6 +591,15 @@ int sv_config_finish(struct sv_config *c, struct orch_error *err)
 		if (!c->llm_port)
 			return orch_err(err, -EINVAL,
 					"--llm-connect needs the in-jail LLM endpoint (--llm-port "
+					"is 0)");
+	}
+	if (c->egress_connect) {
+		struct orch_addr a;
+		if ((r = orch_addr_parse(c->egress_connect, &a, err)) < 0)
+			return orch_err_prefix(err, "--egress-connect");
+		if (!c->egress_port)
+			return orch_err(err, -EINVAL,
+					"--egress-connect needs the in-jail proxy (--egress-port "
 					"is 0)");
 	}
 	if ((uint64_t)c->uid_base + c->slots >= 0xffffffffULL)

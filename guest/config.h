@@ -21,6 +21,7 @@
 #define SV_DEFAULT_KILL_GRACE_MS 2000
 #define SV_DEFAULT_NOFILE 1024
 #define SV_DEFAULT_LLM_PORT 4000
+#define SV_DEFAULT_EGRESS_PORT 3128
 
 struct sv_config {
 	char *connect;	      /* transport address (proto/transport.h syntax) */
@@ -41,6 +42,8 @@ struct sv_config {
 	unsigned llm_port;	   /* in-jail LLM endpoint on 127.0.0.1 (0: none) */
 	char *llm_connect;	   /* LLM channel of its own (transport address); NULL: main */
 	char *shell_listen;	   /* debug shells: "unix:/x-%u.sock", "vsock", "serial:..." */
+	unsigned egress_port;	   /* in-jail egress proxy on 127.0.0.1 (0: none) */
+	char *egress_connect;	   /* the egress lane (transport address); NULL: no egress */
 	bool dlopen_list;	   /* --dlopen-list was given (parse returned 1) */
 };
 

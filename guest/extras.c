@@ -19,6 +19,8 @@
 #include "llm-helper.h"
 #include "shell-relay.h"
 #include "shell-supervisor.h"
+#include "egress-helper.h"
+#include "egress-proxy.h"
 
 void sv_extras_helper_main(int argc, char **argv)
 {
@@ -26,6 +28,8 @@ void sv_extras_helper_main(int argc, char **argv)
 		llm_helper_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
 		sv_shell_relay_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], EGRESS_HELPER_ARG) == 0)
+		egress_helper_main(argc, argv);
 }
 
 void sv_extras_print_dlopen(FILE *f)
@@ -100,6 +104,19 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 	}
 	if ((r = sv_llm_channel_start(sv, err)) < 0) /* --llm-connect */
 		return r;
+	if (sv->cfg->egress_connect && sv->cfg->egress_port) {
+		int netns[ORCH_MAX_SLOTS];
+		for (unsigned i = 0; i < sv->cfg->slots; i++)
+			netns[i] = sv->slots[i].netns_fd;
+		struct egress_bridge_opts eo = {.connect = sv->cfg->egress_connect,
+						.port = sv->cfg->egress_port,
+						.slots = sv->cfg->slots,
+						.uid_base = sv->cfg->uid_base,
+						.netns_fds = netns,
+						.no_seccomp = sv->cfg->no_seccomp};
+		if ((r = egress_bridge_new(sv->loop, &eo, &sv->egress, err)) < 0)
+			return orch_err_prefix(err, "egress");
+	}
 	if (sv->cfg->shell_listen)
 		for (unsigned i = 0; i < sv->cfg->slots; i++)
 			if ((r = sv_shell_start_slot(sv, &sv->slots[i], sv->cfg->shell_listen,
@@ -112,6 +129,8 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 void sv_extras_stop(struct supervisor *sv)
 {
 	sv_llm_channel_stop(sv);
+	egress_bridge_free(sv->egress);
+	sv->egress = NULL;
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
 		sv_shell_free(sv->slots[i].shell);
 		if (sv->slots[i].llm)
@@ -134,9 +153,11 @@ void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char 
 {
 	if (slot->llm)
 		(void)llm_endpoint_set_task(slot->llm, task);
+	if (sv->egress)
+		egress_bridge_set_task(sv->egress, slot->index, task);
 }
 
-const char *const *sv_extras_env(const struct supervisor *sv)
+static const char *const *llm_env(const struct supervisor *sv)
 {
 	/* The agent's tools talk to the in-jail endpoint with a placeholder key; the host
 	 * holds the real one. (Only the default port 4000 is spelled out here.) */
@@ -153,6 +174,28 @@ const char *const *sv_extras_env(const struct supervisor *sv)
 	return none;
 }
 
+const char *const *sv_extras_env(struct supervisor *sv)
+{
+	const char *const *l = llm_env(sv);
+	size_t n = 0;
+
+	for (size_t i = 0; l[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
+		sv->extras_env[n++] = l[i];
+	const char *const *e = sv->egress ? egress_bridge_env(sv->egress) : NULL;
+	for (size_t i = 0; e && e[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
+		sv->extras_env[n++] = e[i];
+	sv->extras_env[n] = NULL;
+	return sv->extras_env;
+}
+
+const char *const *sv_extras_binds(const struct supervisor *sv)
+{
+	static const char *const none[] = {NULL};
+	if (sv->egress)
+		return egress_bridge_binds(sv->egress);
+	return none;
+}
+
 void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
 {
 	char url[64];
@@ -165,4 +208,7 @@ void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
 	json_object_set_new(caps, "shell",
 			    sv->cfg->shell_listen ? json_string(sv->cfg->shell_listen)
 						  : json_null());
+	char eg[64];
+	snprintf(eg, sizeof(eg), "http://127.0.0.1:%u", sv->cfg->egress_port);
+	json_object_set_new(caps, "egress", sv->egress ? json_string(eg) : json_null());
 }

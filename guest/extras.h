@@ -23,8 +23,11 @@ void sv_extras_stop(struct supervisor *sv);
 void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc);
 /* The task now running in slot (NULL: none). */
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task);
-/* Environment entries for a task ("K=V", static strings), NULL-terminated. */
-const char *const *sv_extras_env(const struct supervisor *sv);
+/* Environment entries for a task ("K=V", owned by the supervisor), NULL-terminated. */
+const char *const *sv_extras_env(struct supervisor *sv);
+/* Extra read-only binds for a task's jail: source, destination pairs, NULL-terminated
+ * (the egress CA files). */
+const char *const *sv_extras_binds(const struct supervisor *sv);
 /* The shared libraries the extras load with dlopen (the LLM endpoint's libmicrohttpd,
  * on first use), one path per line: what an image of the guest must contain besides
  * the supervisor's own DT_NEEDED libraries. */

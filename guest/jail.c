@@ -189,6 +189,11 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 		orch_strv_free(v.v);
 		return r;
 	}
+	for (size_t i = 0; s->extra_ro_binds && s->extra_ro_binds[i] && s->extra_ro_binds[i + 1];
+	     i += 2)
+		if ((r = strv_pushv(&v, (const char *const[]){"--ro-bind", s->extra_ro_binds[i],
+							      s->extra_ro_binds[i + 1], NULL})) < 0)
+			goto fail;
 	if ((r = strv_pushv(&v, last)) < 0)
 		goto fail;
 	if (s->seccomp) {

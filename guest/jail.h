@@ -36,6 +36,9 @@ struct sv_jail_spec {
 	const char *const *argv; /* the task's command, NULL-terminated */
 	const char *const *env;	 /* "K=V": the jail's whole environment (--clearenv, --setenv);
 				  * NULL: bwrap's own environment is passed on */
+	/* Files the supervisor provides (the egress CA): source, destination pairs,
+	 * NULL-terminated, bound read-only after /tmp and before the workspace; NULL: none. */
+	const char *const *extra_ro_binds;
 };
 
 /* Builds the NULL-terminated argv for execve(bwrap). Free with sv_strv_free. */

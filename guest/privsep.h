@@ -17,7 +17,8 @@
  *   agents            uid_base + slot          (0..63)
  *   LLM endpoints     uid_base + 64 + slot     (SV_PRIVSEP_LLM)
  *   debug shell relays uid_base + 128 + slot   (SV_PRIVSEP_SHELL)
- * gid = uid. A supervisor therefore uses uid_base .. uid_base + 191 (the same numbers
+ *   egress helpers    uid_base + 192 + slot   (SV_PRIVSEP_EGRESS)
+ * gid = uid. A supervisor therefore uses uid_base .. uid_base + 255 (the same numbers
  * in a VM and, with the local backend, on the host). */
 #pragma once
 
@@ -29,8 +30,9 @@
 #include "error.h"
 
 enum sv_privsep_kind {
-	SV_PRIVSEP_LLM = 1,   /* an in-jail LLM endpoint's HTTP server, one per slot */
-	SV_PRIVSEP_SHELL = 2, /* a debug shell's byte relay, one per connection */
+	SV_PRIVSEP_LLM = 1,    /* an in-jail LLM endpoint's HTTP server, one per slot */
+	SV_PRIVSEP_SHELL = 2,  /* a debug shell's byte relay, one per connection */
+	SV_PRIVSEP_EGRESS = 3, /* the egress proxy's request-head reader, one per slot */
 };
 
 /* uid_base + 64 * kind + slot (see above). */

@@ -21,6 +21,7 @@ struct sv_shell;
 struct llm_bridge;
 struct llm_endpoint;
 struct sv_llm_channel;
+struct egress_bridge;
 
 struct sv_slot {
 	unsigned index;
@@ -54,6 +55,8 @@ struct supervisor {
 	struct sv_slot slots[ORCH_MAX_SLOTS];
 	struct llm_bridge *llm;		 /* NULL without the LLM endpoint */
 	struct sv_llm_channel *llm_chan; /* --llm-connect (llm-channel.c), or NULL */
+	struct egress_bridge *egress;	 /* --egress-connect (guest/egress/), or NULL */
+	const char *extras_env[32];	 /* sv_extras_env's merged list (extras.c) */
 
 	/* channel */
 	struct orch_rpc_method methods[16]; /* the method table (channel.c) */

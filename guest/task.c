@@ -413,7 +413,7 @@ static char **build_env(const struct sv_task *t, const struct orch_task_run *run
 		return NULL;
 	for (size_t i = 0; i < n_extra; i++)
 		env[n++] = strdup(extra[i]);
-	const char *defaults[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+	const char *defaults[] = {"PATH=" ORCH_TASK_PATH_DEFAULT,
 				  "HOME=/workspace",
 				  "TMPDIR=/tmp",
 				  "LANG=C.UTF-8",
@@ -506,6 +506,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.cwd = run->cwd,
 		.argv = run->argv,
 		.env = (const char *const *)env,
+		.extra_ro_binds = sv_extras_binds(sv),
 	};
 	char **argv = NULL;
 	r = sv_jail_argv(&js, &argv, err);

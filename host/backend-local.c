@@ -19,6 +19,7 @@
 #include "fs-util.h"
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-egress.h"
 #include "orchd-llm.h"
 #include "orchd.h"
 
@@ -71,7 +72,7 @@ static void on_pidfd(struct orch_loop *loop, struct orch_io *io, int fd, uint32_
 static int local_start(struct vm *vm, struct orch_error *err)
 {
 	struct local *l = vm->backend;
-	_cleanup_close_ int a = -1, b = -1, la = -1, lb = -1;
+	_cleanup_close_ int a = -1, b = -1, la = -1, lb = -1, ea = -1, eb = -1;
 	char slots[32], uid_base[32], level[16], cgname[80], shell[PATH_MAX + 64];
 	int sv[2], r, pidfd;
 	pid_t pid;
@@ -128,6 +129,14 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		if (fcntl(la, F_SETFL, O_NONBLOCK) < 0)
 			return orch_errno(err, -errno, "fcntl");
 	}
+	if (orchd_egress_enabled(vm->d) && vm->d->supervisor_egress) { /* egress lane: fd 5 */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return orch_errno(err, -errno, "socketpair");
+		ea = sv[0];
+		eb = sv[1];
+		if (fcntl(ea, F_SETFL, O_NONBLOCK) < 0)
+			return orch_errno(err, -errno, "fcntl");
+	}
 	snprintf(slots, sizeof(slots), "%lld", (long long)vm->cfg->slots);
 	snprintf(uid_base, sizeof(uid_base), "%lld", (long long)vm->cfg->uid_base);
 	/* One name per VM. The supervisor makes a directory of its own from it (NAME, or
@@ -170,6 +179,10 @@ static int local_start(struct vm *vm, struct orch_error *err)
 			argv[n++] = "--llm-connect";
 			argv[n++] = "fd:4";
 		}
+		if (eb >= 0) { /* the egress lane */
+			argv[n++] = "--egress-connect";
+			argv[n++] = "fd:5";
+		}
 		argv[n] = NULL;
 		sigset_t all;
 
@@ -180,7 +193,7 @@ static int local_start(struct vm *vm, struct orch_error *err)
 			_exit(127);
 		setsid();
 		umask(022); /* the supervisor's own default, not orchd's 077 */
-		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0))
+		if (dup2(b, 3) < 0 || (lb >= 0 && dup2(lb, 4) < 0) || (eb >= 0 && dup2(eb, 5) < 0))
 			_exit(127);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -204,6 +217,8 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	r = vm_attach_channel(vm, TAKE_FD(a), err);
 	if (r >= 0 && la >= 0)
 		r = vm_attach_llm_channel(vm, TAKE_FD(la), err);
+	if (r >= 0 && ea >= 0)
+		r = vm_attach_egress_channel(vm, TAKE_FD(ea), err);
 	return r;
 }
 
@@ -304,7 +319,7 @@ static int local_init(struct orchd *d, struct orch_error *err)
 	int p[2], st;
 	pid_t pid;
 
-	if (!d->supervisor_path || !orchd_llm_enabled(d))
+	if (!d->supervisor_path || (!orchd_llm_enabled(d) && !orchd_egress_enabled(d)))
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return orch_errno(err, -errno, "pipe");
@@ -335,6 +350,7 @@ static int local_init(struct orchd *d, struct orch_error *err)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	d->supervisor_llm = strstr(buf, "--llm-connect") != NULL;
+	d->supervisor_egress = strstr(buf, "--egress-connect") != NULL;
 	orch_log(ORCH_LOG_DEBUG, "local",
 		 d->supervisor_llm ? "LLM requests on a channel of their own (fd 4)"
 				   : "LLM requests on the main channel",

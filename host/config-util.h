@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "cleanup.h"
 #include "error.h"
 
 /* Every key of obj must be in allowed (NULL-terminated). */

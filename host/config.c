@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "config-util.h"
+#include "egress-config.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -92,7 +93,7 @@ static int parse_scheduler(json_t *o, struct orchd_scheduler_config *s, struct o
 /* The host ports the guests dial (host/libvirt/lanes.h): reserved, distinct. */
 static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_error *err)
 {
-	static const char *const keys[] = {"control_port", "llm_port", NULL};
+	static const char *const keys[] = {"control_port", "llm_port", "egress_port", NULL};
 	const char *p = "vsock";
 	int r;
 
@@ -103,12 +104,18 @@ static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_erro
 	if ((r = cfg_int(o, p, "control_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->control_port,
 			 err)) < 0 ||
 	    (r = cfg_int(o, p, "llm_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->llm_port, err)) <
-		    0)
+		    0 ||
+	    (r = cfg_int(o, p, "egress_port", 1, ORCH_VSOCK_LAST_RESERVED_PORT, &v->egress_port,
+			 err)) < 0)
 		return r;
 	if (v->control_port == v->llm_port)
 		return orch_err(err, -EINVAL,
 				"vsock.llm_port: must differ from vsock.control_port (%lld)",
 				(long long)v->control_port);
+	if (v->egress_port == v->control_port || v->egress_port == v->llm_port)
+		return orch_err(err, -EINVAL,
+				"vsock.egress_port: must differ from vsock.control_port and "
+				"vsock.llm_port");
 	return 0;
 }
 
@@ -118,7 +125,7 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	static const char *const keys[] = {
 		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
 		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
-		"accel",   "boot_timeout_ms", "uid_base",  NULL};
+		"accel",   "boot_timeout_ms", "uid_base",  "egress",	NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -161,7 +168,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_path(o, p, "initrd", true, &vm->initrd, err)) < 0 ||
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
 	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
-	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0)
+	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) < 0)
 		return r;
 	return 0;
 }
@@ -169,8 +177,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command",  "env",
-					   "limits",	  "ro_paths", NULL};
+	static const char *const keys[] = {"description", "command", "env", "limits",
+					   "ro_paths",	  "egress",  "agent",   NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -189,8 +197,14 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 	    (r = cfg_strv(o, p, "command", 256, 65536, &pr->command, &pr->n_command, err)) < 0 ||
 	    (r = parse_limits(json_object_get(o, "limits"), lp, &pr->limits, err)) < 0 ||
 	    (r = cfg_strv(o, p, "ro_paths", ORCH_MAX_RO_PATHS, ORCH_MAX_PATH_LEN, &pr->ro_paths,
-			  &pr->n_ro_paths, err)) < 0)
+			  &pr->n_ro_paths, err)) < 0 ||
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &pr->egress, &pr->n_egress, err)) < 0)
 		return r;
+	if ((r = cfg_string(o, p, "agent", ORCHD_NAME_MAX, true, &pr->agent, err)) < 0)
+		return r;
+	if (pr->agent && !orchd_name_valid(pr->agent))
+		return orch_err(err, -EINVAL,
+				"%s.agent: expected an agent name ([A-Za-z0-9_-]{1,32})", p);
 	for (size_t j = 0; j < pr->n_ro_paths; j++)
 		if (!orch_path_normalised(pr->ro_paths[j]))
 			return orch_err(err, -EINVAL,
@@ -242,6 +256,7 @@ static void set_defaults(struct orchd_config *c)
 	c->vsock = (struct orchd_vsock_config){
 		.control_port = ORCH_VSOCK_CONTROL_PORT,
 		.llm_port = ORCH_VSOCK_LLM_PORT,
+		.egress_port = ORCH_VSOCK_EGRESS_PORT,
 	};
 	orchd_config_llm_defaults(&c->llm);
 }
@@ -321,6 +336,15 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 			return orch_err(err, -ENOMEM, "out of memory");
 		}
 	}
+	/* Jails see the agents: none of orchd's own files may be in there. */
+	if (orch_paths_overlap(c->agents_dir, c->state_dir) ||
+	    orch_paths_overlap(c->agents_dir, c->workspace_root) ||
+	    orch_paths_overlap(c->agents_dir, c->socket))
+		return orch_err(
+			err, -EINVAL,
+			"agents_dir: %s overlaps state_dir, workspace_root or socket; jails "
+			"see the agents directory, so keep it apart",
+			c->agents_dir);
 	if (c->uid_base + max_slots >= 4294967295LL)
 		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
 	int ur = vm_uid_ranges(c, err);
@@ -339,13 +363,61 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 	return 0;
 }
 
+/* A Debian package name (Debian policy 5.6.1): [a-z0-9][a-z0-9+.-]+. */
+static bool deb_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || n > 128 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("+.-", *s)))
+			return false;
+	return true;
+}
+
+/* image: {"packages": [...]}, what vm-images/build adds to the guest image. */
+static int parse_image(json_t *o, struct orchd_config *c, struct orch_error *err)
+{
+	static const char *const keys[] = {"packages", NULL};
+	int r;
+	if (!o)
+		return 0;
+	if ((r = cfg_object(o, "image", err)) < 0 ||
+	    (r = cfg_check_keys(o, "image", keys, err)) < 0 ||
+	    (r = cfg_strv(o, "image", "packages", ORCHD_MAX_IMAGE_PACKAGES, 128, &c->image_packages,
+			  &c->n_image_packages, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_image_packages; i++)
+		if (!deb_name_valid(c->image_packages[i]))
+			return orch_err(
+				err, -EINVAL,
+				"image.packages[%zu]: '%.128s' is not a Debian package name "
+				"([a-z0-9][a-z0-9+.-]+)",
+				i, c->image_packages[i]);
+	return 0;
+}
+
 static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
 		      struct orch_error *err)
 {
-	static const char *const keys[] = {
-		"state_dir",  "socket",		"group",    "log_level", "backend",
-		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
-		"vms",	      "profiles",	"llm",	    "vsock",	 NULL};
+	static const char *const keys[] = {"state_dir",
+					   "socket",
+					   "group",
+					   "log_level",
+					   "backend",
+					   "supervisor",
+					   "workspace_root",
+					   "uid_base",
+					   "scheduler",
+					   "limits",
+					   "vms",
+					   "profiles",
+					   "llm",
+					   "vsock",
+					   "egress",
+					   "agents_dir",
+					   "image",
+					   NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -357,6 +429,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	    (r = cfg_string(root, "", "group", 64, true, &c->group, err)) < 0 ||
 	    (r = cfg_path(root, "", "supervisor", true, &c->supervisor, err)) < 0 ||
 	    (r = cfg_path(root, "", "workspace_root", false, &c->workspace_root, err)) < 0 ||
+	    (r = cfg_path(root, "", "agents_dir", false, &c->agents_dir, err)) < 0 ||
+	    (r = parse_image(json_object_get(root, "image"), c, err)) < 0 ||
 	    (r = cfg_int(root, "", "uid_base", 1000, 4294000000LL, &c->uid_base, err)) < 0 ||
 	    (r = parse_scheduler(json_object_get(root, "scheduler"), &c->scheduler, err)) < 0 ||
 	    (r = parse_vsock(json_object_get(root, "vsock"), &c->vsock, err)) < 0 ||
@@ -383,8 +457,15 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	if (!c->workspace_root && c->state_dir &&
 	    asprintf(&c->workspace_root, "%s/workspaces", c->state_dir) < 0)
 		c->workspace_root = NULL;
-	if (!c->state_dir || !c->socket || !c->workspace_root || !c->log_level)
+	if (!c->agents_dir)
+		c->agents_dir = strdup(ORCHD_DEFAULT_AGENTS_DIR);
+	if (!c->state_dir || !c->socket || !c->workspace_root || !c->log_level || !c->agents_dir)
 		return orch_err(err, -ENOMEM, "out of memory");
+	if (!orch_path_normalised(c->agents_dir))
+		return orch_err(err, -EINVAL,
+				"agents_dir: '%.128s' is not an absolute, normalised path other "
+				"than / (no '.', '..', '//' or trailing '/')",
+				c->agents_dir);
 
 	if ((n = parse_named(root, "profiles", MAX_PROFILES, err)) < 0)
 		return n;
@@ -418,6 +499,21 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
 		return r;
 	c->llm_json = json_incref(v);
+	v = json_object_get(root, "egress");
+	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
+		return r;
+	for (size_t i = 0; i < c->n_vms; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "vms.%s.egress", c->vms[i].name);
+		if ((r = egress_config_check_names(c->egress, c->vms[i].egress, p, err)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "profiles.%s.egress", c->profiles[i].name);
+		if ((r = egress_config_check_names(c->egress, c->profiles[i].egress, p, err)) < 0)
+			return r;
+	}
 	return cross_checks(c, err);
 }
 
@@ -495,6 +591,7 @@ static void free_vm(struct orchd_vm_config *vm)
 	free(vm->name);
 	free(vm->workspace);
 	orch_strv_free(vm->profiles);
+	orch_strv_free(vm->egress);
 	free(vm->kernel);
 	free(vm->initrd);
 	free(vm->cmdline);
@@ -510,6 +607,8 @@ void orchd_config_free(struct orchd_config *c)
 	free(c->log_level);
 	free(c->supervisor);
 	free(c->workspace_root);
+	free(c->agents_dir);
+	orch_strv_free(c->image_packages);
 	for (size_t i = 0; i < c->n_vms; i++)
 		free_vm(&c->vms[i]);
 	free(c->vms);
@@ -519,10 +618,13 @@ void orchd_config_free(struct orchd_config *c)
 		orch_strv_free(c->profiles[i].command);
 		orch_strv_free(c->profiles[i].env);
 		orch_strv_free(c->profiles[i].ro_paths);
+		orch_strv_free(c->profiles[i].egress);
+		free(c->profiles[i].agent);
 	}
 	free(c->profiles);
 	orchd_config_llm_done(&c->llm);
 	json_decref(c->llm_json);
+	egress_config_free(c->egress);
 	free(c);
 }
 

@@ -11,9 +11,15 @@
 
 #include "error.h"
 
+struct egress_config;
+
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
 #define ORCHD_NAME_MAX 32
+/* Where `orch agents install` puts the agent CLIs (host/agents.h); jails and VMs see it at
+ * the same path. */
+#define ORCHD_DEFAULT_AGENTS_DIR "/opt/orch/agents"
+#define ORCHD_MAX_IMAGE_PACKAGES 256
 
 enum orchd_backend_kind {
 	ORCHD_BACKEND_LOCAL = 0,
@@ -63,6 +69,8 @@ struct orchd_vm_config {
 	 * separation) use up to uid_base + ORCHD_VM_UIDS - 1. Set, or derived from the top
 	 * level's (uid_base + ORCHD_VM_UIDS * the VM's place in the config). */
 	int64_t uid_base;
+	char **egress; /* egress sets its tasks may use (NULL-terminated; NULL: none) */
+	size_t n_egress;
 };
 #define ORCHD_VM_UIDS 256
 
@@ -75,7 +83,10 @@ struct orchd_profile_config {
 	size_t n_env;
 	char **ro_paths; /* absolute, normalised; NULL-terminated (NULL: none) */
 	size_t n_ro_paths;
+	char *agent; /* an installed agent (<agents_dir>/<agent>/current), NULL: none */
 	struct orchd_limits limits;
+	char **egress; /* egress sets its tasks may use; NULL (key absent): any the VM allows */
+	size_t n_egress;
 };
 
 enum orchd_llm_kind {
@@ -134,6 +145,7 @@ struct orchd_scheduler_config {
 struct orchd_vsock_config {
 	int64_t control_port;
 	int64_t llm_port;
+	int64_t egress_port;
 };
 
 struct orchd_config {
@@ -144,6 +156,9 @@ struct orchd_config {
 	enum orchd_backend_kind backend;
 	char *supervisor; /* NULL: search */
 	char *workspace_root;
+	char *agents_dir;      /* installed agent CLIs (default ORCHD_DEFAULT_AGENTS_DIR) */
+	char **image_packages; /* image.packages: extra Debian packages of the guest image */
+	size_t n_image_packages;
 	int64_t uid_base;
 	struct orchd_scheduler_config scheduler;
 	struct orchd_vsock_config vsock;
@@ -154,6 +169,7 @@ struct orchd_config {
 	size_t n_profiles;
 	struct orchd_llm_config llm;
 	json_t *llm_json; /* the validated "llm" object, for the LLM proxy's own parser */
+	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "control.h"
+#include "orchd-egress.h"
 #include "orchd-llm.h"
 #include "log.h"
 #include "orch-config.h"
@@ -68,6 +69,7 @@ static int m_get(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
 		return r;
 	res = task_row_to_json(t);
 	orchd_llm_task_json(d, t->id, res);
+	orchd_egress_task_json(d, t->id, res);
 	task_row_free(t);
 	return orch_rpc_reply(req, res);
 }
@@ -238,6 +240,7 @@ const struct orch_rpc_method control_methods[] = {
 	{"vm.console", ORCH_RPC_M_REQUEST, 0, control_vm_console},
 	{"budget.show", ORCH_RPC_M_REQUEST, 0, control_budget_show},
 	{"budget.set", ORCH_RPC_M_REQUEST, 0, control_budget_set},
+	{"egress.log", ORCH_RPC_M_REQUEST, 0, control_egress_log},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

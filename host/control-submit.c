@@ -8,6 +8,7 @@
 #include "config-util.h"
 #include "control.h"
 #include "log.h"
+#include "orchd-egress.h"
 #include "profiles.h"
 #include "strv.h"
 
@@ -147,13 +148,15 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 {
 	static const char *const keys[] = {"argv",    "env",	  "cwd",	"vm",
 					   "slot",    "priority", "timeout_ms", "retries",
-					   "profile", "prompt",	  NULL};
+					   "profile", "prompt",	  "egress",	NULL};
 	struct orchd *d = control_orchd(rpc);
 	_cleanup_free_ const char **args = NULL;
 	_cleanup_free_ char *vm = NULL, *cwd = NULL, *profile = NULL, *prompt = NULL;
 	struct task_spec spec = {.slot = -1, .retries = d->cfg->scheduler.retries};
 	struct task_cmd cmd = {0};
 	char **env = NULL;
+	_cleanup_(orch_strv_freep) char **egress = NULL;
+	size_t n_egress = 0;
 	int64_t id, timeout = 0;
 	int r;
 
@@ -168,7 +171,9 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	    (r = cfg_int(params, "params", "priority", -1000000, 1000000, &spec.priority, err)) <
 		    0 ||
 	    (r = cfg_int(params, "params", "timeout_ms", 0, 604800000, &timeout, err)) < 0 ||
-	    (r = cfg_int(params, "params", "retries", 0, 10, &spec.retries, err)) < 0)
+	    (r = cfg_int(params, "params", "retries", 0, 10, &spec.retries, err)) < 0 ||
+	    (r = cfg_strv(params, "params", "egress", 64, ORCHD_NAME_MAX, &egress, &n_egress,
+			  err)) < 0)
 		return bad(err, r);
 	if (json_object_get(params, "prompt") &&
 	    (!json_is_string(json_object_get(params, "prompt")) ||
@@ -189,7 +194,8 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	if (profile && !orchd_profile_known(d, profile))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);
-	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0)
+	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0 ||
+	    (r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0)
 		return r;
 	if (cwd && cwd[0] != '/')
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
@@ -237,6 +243,12 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	orch_strv_free(env);
 	if (r < 0)
 		return r;
+	if (orchd_egress_task_sets(d, id, egress, err) < 0) {
+		/* the task runs without egress: deny by default */
+		orch_log(ORCH_LOG_WARN, "egress", "cannot record the task's egress sets", "error",
+			 err->msg, NULL);
+		orch_err_clear(err);
+	}
 	d->n_queued++;
 	sched_kick(d);
 	return orch_rpc_reply(req, json_pack("{sIss}", "id", (json_int_t)id, "state", "queued"));

@@ -101,6 +101,7 @@ static const struct orch_rpc_method denied_methods[] = {
 	{"vm.console", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"budget.show", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 	{"budget.set", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
+	{"egress.log", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
 };
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,

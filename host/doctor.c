@@ -16,6 +16,7 @@
 #include "orch-config.h"
 #include "cleanup.h"
 #include "doctor-kvm.h"
+#include "agents.h"
 #include "doctor.h"
 #ifdef ORCH_HAVE_LV_PROBE
 #include "choose.h"
@@ -451,6 +452,24 @@ static void check_state_dir(const struct orch_doctor_opts *o, struct orch_doctor
 	set(it, ORCH_DOCTOR_OK, "%s, mode %04o", d, (unsigned)(st.st_mode & 07777));
 }
 
+/* The agent CLIs `orch agents` installed (their current versions). */
+static void check_agents(const struct orch_doctor_opts *o, struct orch_doctor_report *r)
+{
+	const char *d = o->cfg ? o->cfg->agents_dir : orch_agents_dir_default();
+	struct orch_doctor_item *it = add(r, "agents", "agent CLIs", false);
+	char list[400];
+	int n = orch_agents_summary(d, list, sizeof(list));
+	if (n < 0) {
+		set(it, ORCH_DOCTOR_MISSING, "cannot read %s: %s", d, strerror(-n));
+		fix(it, "check the permissions of %s (agents_dir)", d);
+	} else if (n == 0) {
+		set(it, ORCH_DOCTOR_DEGRADED, "none installed in %s: agent profiles cannot run", d);
+		fix(it, "orch agents install all (needs npm and the npm registry)");
+	} else {
+		set(it, ORCH_DOCTOR_OK, "%s in %s", list, d);
+	}
+}
+
 void orch_doctor_run(const struct orch_doctor_opts *o, struct orch_doctor_report *r)
 {
 	*r = (struct orch_doctor_report){0};
@@ -466,6 +485,7 @@ void orch_doctor_run(const struct orch_doctor_opts *o, struct orch_doctor_report
 	check_cgroups(r);
 	check_state_dir(o, r);
 	check_keys(o, r);
+	check_agents(o, r);
 	bool image = check_image(o, dir, r);
 	struct orch_doctor_item *q = add(r, "qemu", "QEMU", needs_libvirt(o->cfg));
 	if (have_qemu) {

@@ -19,6 +19,7 @@
 #include "fs-util.h"
 #include "log.h"
 #include "orch-config.h"
+#include "orchd-egress.h"
 #include "orchd-llm.h"
 #include "profiles.h"
 #include "orchd.h"
@@ -292,6 +293,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = orchd_llm_new(d, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm");
+	r = orchd_egress_new(d, err);
+	if (r < 0)
+		return r;
 	r = orchd_profiles_init(d, err);
 	if (r < 0)
 		return r;
@@ -348,6 +352,7 @@ static void teardown(struct orchd *d)
 		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
 			d->vms[i]->ops->shutdown(d);
 	orchd_llm_free(d);
+	orchd_egress_free(d);
 	orchd_profiles_free(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);

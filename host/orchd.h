@@ -20,6 +20,8 @@ struct llm_serve;
 struct orch_profiles;
 struct lv_lanes;
 struct shell_relay;
+struct egress_host;
+struct egress_serve;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -65,7 +67,8 @@ struct vm {
 	struct orch_rpc *rpc;	  /* the supervisor channel, NULL when none */
 	struct orch_rpc *llm_rpc; /* its LLM channel (orchd-llm.c), NULL when none */
 	struct llm_serve *llm_serve;
-	struct llm_serve *llm_main; /* llm.request on the main channel (orchd-llm.c) */
+	struct llm_serve *llm_main;  /* llm.request on the main channel (orchd-llm.c) */
+	struct egress_serve *egress; /* its egress lane (orchd-egress.c), NULL when none */
 	struct slot *slots;
 	int64_t n_slots;
 	char boot_id[ORCH_MAX_ID_LEN + 1];
@@ -104,12 +107,14 @@ struct orchd {
 	struct orchd_config *cfg;
 	struct store *store;
 	char *supervisor_path;
-	bool supervisor_llm; /* it takes --llm-connect */
+	bool supervisor_llm;	/* it takes --llm-connect */
+	bool supervisor_egress; /* it takes --egress-connect */
 	char *spool_dir;
 	struct vm **vms;
 	size_t n_vms;
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
+	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
 	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */

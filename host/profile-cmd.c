@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "profile.h"
 #include "strv.h"
+#include "schema.h"
 
 /* Writes each ORCH_FILE_<i>_PATH/_DATA under $HOME, then execs "$@". The only values
  * expanded by eval are variable names built from the counter. */
@@ -89,9 +90,29 @@ static char *strfmt(const char *fmt, ...)
 	return r < 0 ? NULL : s;
 }
 
-int orch_profile_command(const struct orch_profile *p, const char *prompt, const char *const *extra,
-			 struct orch_profile_cmd *ret, struct orch_error *err)
+/* The profile's env with the agent's bin/ first in PATH (the profile's own PATH, else the
+ * task default, after it). */
+static int push_env(struct strv *env, const struct orch_profile *p, const char *agents_dir)
 {
+	const char *path = ORCH_TASK_PATH_DEFAULT;
+	int r = 0;
+	for (size_t i = 0; i < p->n_env && r >= 0; i++) {
+		if (p->agent && !strncmp(p->env[i], "PATH=", 5))
+			path = p->env[i] + 5;
+		else
+			r = push(env, p->env[i]);
+	}
+	if (r >= 0 && p->agent)
+		r = push_take(env, strfmt("PATH=%s/%s/current/bin:%s", agents_dir, p->agent, path));
+	return r;
+}
+
+int orch_profile_command(const struct orch_profile *p, const char *agents_dir, const char *prompt,
+			 const char *const *extra, struct orch_profile_cmd *ret,
+			 struct orch_error *err)
+{
+	if (!agents_dir)
+		agents_dir = ORCHD_DEFAULT_AGENTS_DIR;
 	if (prompt && strlen(prompt) > ORCH_PROFILE_MAX_PROMPT)
 		return orch_err(err, -E2BIG, "the prompt is longer than %d bytes",
 				ORCH_PROFILE_MAX_PROMPT);
@@ -109,8 +130,8 @@ int orch_profile_command(const struct orch_profile *p, const char *prompt, const
 	for (size_t i = 0; extra && extra[i] && r >= 0; i++)
 		r = push(&argv, extra[i]);
 
-	for (size_t i = 0; i < p->n_env && r >= 0; i++)
-		r = push(&env, p->env[i]);
+	if (r >= 0)
+		r = push_env(&env, p, agents_dir);
 	if (p->n_files > 0 && r >= 0)
 		r = push_take(&env, strfmt("ORCH_FILES=%zu", p->n_files));
 	for (size_t i = 0; i < p->n_files && r >= 0; i++) {
@@ -119,6 +140,8 @@ int orch_profile_command(const struct orch_profile *p, const char *prompt, const
 			r = push_take(&env,
 				      strfmt("ORCH_FILE_%zu_DATA=%s", i, p->files[i].content));
 	}
+	if (p->agent && r >= 0)
+		r = push_take(&ro, strfmt("%s/%s/current", agents_dir, p->agent));
 	for (size_t i = 0; i < p->n_ro_paths && r >= 0; i++)
 		r = push(&ro, p->ro_paths[i]);
 	/* Empty lists are still NULL-terminated arrays. */
@@ -167,13 +190,13 @@ json_t *orch_profile_to_json(const struct orch_profile *p)
 		json_array_append_new(files, json_string(p->files[i].path));
 	const struct orchd_limits *l = &p->limits;
 	return json_pack(
-		"{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+		"{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"name", p->name, "description", p->description, "source",
 		p->from_config ? "config" : "shipped", "command",
 		strv_json(p->command, p->n_command), "prompt", strv_json(p->prompt, p->n_prompt),
 		"env", env, "ro_paths", strv_json(p->ro_paths, p->n_ro_paths), "files", files,
-		"limits", "timeout_ms", (json_int_t)l->timeout_ms, "memory_mib",
-		(json_int_t)l->memory_mib, "pids", (json_int_t)l->pids, "cpu_percent",
-		(json_int_t)l->cpu_percent, "nofile", (json_int_t)l->nofile, "fsize_mib",
-		(json_int_t)l->fsize_mib);
+		"agent", p->agent ? json_string(p->agent) : json_null(), "limits", "timeout_ms",
+		(json_int_t)l->timeout_ms, "memory_mib", (json_int_t)l->memory_mib, "pids",
+		(json_int_t)l->pids, "cpu_percent", (json_int_t)l->cpu_percent, "nofile",
+		(json_int_t)l->nofile, "fsize_mib", (json_int_t)l->fsize_mib);
 }

@@ -25,6 +25,7 @@ void orch_profile_done(struct orch_profile *p)
 	orch_strv_free(p->prompt);
 	orch_strv_free(p->env);
 	orch_strv_free(p->ro_paths);
+	free(p->agent);
 	for (size_t i = 0; i < p->n_files; i++) {
 		free(p->files[i].path);
 		free(p->files[i].content);
@@ -225,7 +226,12 @@ static int parse_into(json_t *root, struct orch_profile *p, struct orch_error *e
 					     ORCH_MAX_RO_PATHS);
 		} else if (!strcmp(k, "files"))
 			r = get_files(v, p, err);
-		else if (!strcmp(k, "limits"))
+		else if (!strcmp(k, "agent")) {
+			r = get_string(v, ORCHD_NAME_MAX, "agent", &p->agent, err);
+			if (r >= 0 && !orchd_name_valid(p->agent))
+				r = orch_err(err, -EINVAL,
+					     "agent: expected an agent name ([A-Za-z0-9_-]{1,32})");
+		} else if (!strcmp(k, "limits"))
 			r = get_limits(v, &p->limits, err);
 		else
 			r = orch_err(err, -EINVAL, "unknown key '%.64s'", k);
@@ -394,8 +400,10 @@ int orch_profiles_add_config(struct orch_profiles *ps, const struct orchd_config
 		p.prompt = strv_dup(tmpl, 1);
 		p.ro_paths = pc->ro_paths ? strv_dup(pc->ro_paths, pc->n_ro_paths)
 					  : calloc(1, sizeof(char *));
+		p.agent = pc->agent ? strdup(pc->agent) : NULL;
 		int r = -ENOMEM;
-		if (p.name && p.description && p.command && p.env && p.prompt && p.ro_paths)
+		if (p.name && p.description && p.command && p.env && p.prompt && p.ro_paths &&
+		    (p.agent || !pc->agent))
 			r = push(ps, &p);
 		if (r < 0) {
 			orch_profile_done(&p);

@@ -37,6 +37,10 @@ struct orch_profile {
 	size_t n_ro_paths;
 	struct orch_profile_file *files;
 	size_t n_files;
+	/* The installed agent it runs (`orch agents`, host/agents.h), NULL: none. Its task
+	 * gets <agents_dir>/<agent>/current as a read-only path and that directory's bin/
+	 * first in PATH. */
+	char *agent;
 	struct orchd_limits limits;
 	bool from_config; /* false: shipped */
 };
@@ -73,14 +77,16 @@ struct orch_profile_cmd {
 };
 
 /* The task for a prompt (may be NULL: no prompt arguments) and extra arguments appended
- * at the end (may be NULL). When the profile has files, argv is
+ * at the end (may be NULL); agents_dir (NULL: ORCHD_DEFAULT_AGENTS_DIR) is where the
+ * profile's agent is installed. When the profile has files, argv is
  *   /bin/sh -c <writer> orch-profile <command...> <prompt args...> <extra...>
  * where the writer creates each file under $HOME from ORCH_FILE_<i>_PATH/_DATA in env
  * and then execs the rest, so the agent's config exists fresh in every task. */
-int orch_profile_command(const struct orch_profile *p, const char *prompt, const char *const *extra,
-			 struct orch_profile_cmd *ret, struct orch_error *err);
+int orch_profile_command(const struct orch_profile *p, const char *agents_dir, const char *prompt,
+			 const char *const *extra, struct orch_profile_cmd *ret,
+			 struct orch_error *err);
 void orch_profile_cmd_done(struct orch_profile_cmd *c);
 
 /* {"name","description","source":"shipped"|"config","command":[..],"prompt":[..],
- *  "env":{..},"ro_paths":[..],"files":[paths],"limits":{..}} */
+ *  "env":{..},"ro_paths":[..],"files":[paths],"agent":name|null,"limits":{..}} */
 json_t *orch_profile_to_json(const struct orch_profile *p);

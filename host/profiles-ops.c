@@ -58,7 +58,7 @@ int orchd_profile_apply(struct orchd *d, const char *name, const char *prompt,
 
 	if (!p)
 		return orch_err(err, -ENOENT, "no profile named \"%s\"", name);
-	r = orch_profile_command(p, prompt, args, &pc, err);
+	r = orch_profile_command(p, d->cfg->agents_dir, prompt, args, &pc, err);
 	if (r < 0)
 		return r;
 	ret->argv = pc.argv;	     /* transferred */

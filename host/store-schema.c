@@ -65,6 +65,28 @@ const char *const store_migrations[] = {
 	/* 3: output rows know their attempt: a retried task's logs are per attempt (rows from
 	 * before are counted as the first). */
 	"ALTER TABLE output ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;",
+	/* 4: egress (host/egress/): the sets a task asked for, and one row per outbound
+	 * connection of an agent, allowed or refused. */
+	"CREATE TABLE egress_tasks ("
+	"  task INTEGER PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,"
+	"  sets TEXT NOT NULL DEFAULT '[]'"
+	");"
+	"CREATE TABLE egress_log ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts INTEGER NOT NULL,"
+	"  task INTEGER,"
+	"  vm TEXT NOT NULL,"
+	"  slot INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  verdict TEXT NOT NULL CHECK (verdict IN ('allowed','denied')),"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  bytes_up INTEGER NOT NULL DEFAULT 0,"
+	"  bytes_down INTEGER NOT NULL DEFAULT 0,"
+	"  duration_ms INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX egress_log_task ON egress_log (task, id);",
 	/* Append new migrations here (e.g. the LLM ledger). */
 };
 

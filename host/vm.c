@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-egress.h"
 #include "orchd-llm.h"
 #include "orchd.h"
 #include "shell-relay.h"
@@ -105,6 +106,7 @@ static void drop_channel(struct vm *vm)
 	struct orch_rpc *rpc = vm->rpc;
 
 	vm_drop_llm_channel(vm);
+	vm_drop_egress_channel(vm);
 	vm_llm_main_detach(vm);
 	vm->rpc = NULL;
 	orch_timer_free(vm->hb_timer);

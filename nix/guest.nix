@@ -14,6 +14,8 @@
 #   orch.uidbase=UID    first agent uid (default services.orch-supervisor.uidBase)
 #   orch.llm=ADDR       the LLM channel of its own (serial:/dev/virtio-ports/org.orch.llm
 #                       or vsock:2:PORT); without it LLM calls use the control channel
+#   orch.egress=ADDR    the egress lane (serial:/dev/virtio-ports/org.orch.egress or
+#                       vsock:2:PORT); without it the jails have no way out
 #   orch.shell=serial|vsock  per-agent debug shells (virtio-serial org.orch.shell.N,
 #                       or vsock port 6000+N)
 #   orch.loglevel=L     the supervisor's log level
@@ -25,6 +27,7 @@
 let
   inherit (lib) mkDefault mkForce mkOption types;
   cfg = config.services.orch-supervisor;
+  agentsLib = import ./agents.nix { inherit lib pkgs; };
 
   supervisorConfig = pkgs.writeText "orch-supervisor.json" (builtins.toJSON {
     workspace_root = "/workspace";
@@ -39,6 +42,7 @@ let
     slots=
     uid_base=
     llm=
+    egress=
     shell=
     loglevel=
     for arg in $(< /proc/cmdline); do
@@ -47,6 +51,7 @@ let
         orch.slots=*) slots=''${arg#orch.slots=} ;;
         orch.uidbase=*) uid_base=''${arg#orch.uidbase=} ;;
         orch.llm=*) llm=''${arg#orch.llm=} ;;
+        orch.egress=*) egress=''${arg#orch.egress=} ;;
         orch.shell=*) shell=''${arg#orch.shell=} ;;
         orch.loglevel=*) loglevel=''${arg#orch.loglevel=} ;;
       esac
@@ -74,10 +79,16 @@ let
         name=''${llm#serial:/dev/virtio-ports/}
         if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then llm=serial:$dev; fi ;;
     esac
+    case "$egress" in
+      serial:/dev/virtio-ports/*)
+        name=''${egress#serial:/dev/virtio-ports/}
+        if [ ! -e "/dev/virtio-ports/$name" ] && dev=$(port_dev "$name"); then egress=serial:$dev; fi ;;
+    esac
     set -- --config ${supervisorConfig} --connect "$connect"
     [ -z "$slots" ] || set -- "$@" --slots "$slots"
     [ -z "$uid_base" ] || set -- "$@" --uid-base "$uid_base"
     [ -z "$llm" ] || set -- "$@" --llm-connect "$llm"
+    [ -z "$egress" ] || set -- "$@" --egress-connect "$egress"
     [ -z "$loglevel" ] || set -- "$@" --log-level "$loglevel"
     case "$shell" in
       serial) set -- "$@" --shell-listen 'serial:/dev/virtio-ports/org.orch.shell.%u' ;;
@@ -113,6 +124,16 @@ in
       description = ''
         Tools agents see in their jails (in PATH through /usr/local/bin). The guest has no
         network: agents reach only their LLM endpoint, so everything they run must be here.
+      '';
+    };
+    agents = mkOption {
+      type = types.attrsOf types.package;
+      default = { };
+      example = lib.literalExpression "{ claude = pkgs.claude-code; codex = pkgs.codex; }";
+      description = ''
+        Agent CLIs by the name profiles use, in the image's store as the directory the
+        host's services.orch.agents makes from the same packages (the same store path, so
+        orchd's agents_dir resolves in the guest as on the host; docs/AGENTS.md).
       '';
     };
     roPaths = mkOption {
@@ -171,7 +192,8 @@ in
 
     system.build.orchSupervisorConfig = supervisorConfig;
     system.build.orchStore = pkgs.callPackage (modulesPath + "/../lib/make-squashfs.nix") {
-      storeContents = [ config.system.build.toplevel ];
+      storeContents = [ config.system.build.toplevel ]
+        ++ lib.optional (cfg.agents != { }) (agentsLib.directory cfg.agents);
       comp = "zstd -Xcompression-level 6";
     };
     system.build.orchInitrd = pkgs.makeInitrdNG {

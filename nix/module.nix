@@ -10,6 +10,8 @@ let
 
   cfg = config.services.orch;
   render = import ./render.nix { inherit lib; };
+  agentsLib = import ./agents.nix { inherit lib pkgs; };
+  agentPackages = agentsLib.packagesFor cfg.agents.fromNixpkgs cfg.agents.packages;
   settingsFormat = pkgs.formats.json { };
 
   nameOk = n: builtins.match "[A-Za-z0-9_-]{1,32}" n != null;
@@ -68,6 +70,20 @@ let
       initrd = mkOption { type = types.nullOr types.str; default = null; description = "Guest initrd; null: the one of `services.orch.guestImage`."; };
       cmdline = mkOption { type = types.nullOr types.str; default = null; description = "Kernel command line; null: the one of `services.orch.guestImage`."; };
       limits = mkOption { type = types.submodule limitsOptions; default = { }; description = "Task limits of this VM."; };
+      egress = mkOption { type = types.listOf types.str; default = [ ]; example = [ "npm" "github" ]; description = "Egress sets (names in `services.orch.egress.sets`) tasks on this VM may use (`vms.<name>.egress`, docs/EGRESS.md); a task gets those it asks for (`orch dispatch --egress`). Empty: no way out."; };
+    };
+  };
+
+  injectOptions = {
+    options = {
+      host = mkOption { type = types.str; example = "api.github.com:443"; description = "The intercepted host, `name:port`."; };
+      header = mkOption { type = types.str; example = "Authorization"; description = "The header orchd adds to its requests."; };
+      prefix = mkOption { type = types.str; default = ""; example = "Bearer "; description = "Put before the key in the header's value."; };
+      keyFile = mkOption {
+        type = types.str; # a string: a path value would be copied into the world-readable store
+        example = "/run/secrets/github-token";
+        description = "File holding the key (one line); it reaches orchd as a systemd credential (LoadCredential), never through the Nix store, the environment or a guest.";
+      };
     };
   };
 
@@ -137,6 +153,21 @@ let
     }
   ]) cfg.llm.upstreams);
 
+  egressAssertions = concatLists (mapAttrsToList (name: vm: map (set: {
+    assertion = cfg.egress.sets ? ${set};
+    message = "services.orch.vms.${name}.egress: \"${set}\" is not in services.orch.egress.sets.";
+  }) vm.egress) cfg.vms)
+  ++ concatLists (lib.imap0 (i: inj: [
+    {
+      assertion = !inStore inj.keyFile;
+      message = "services.orch.egress.inject (${inj.host}).keyFile is inside the Nix store (${inj.keyFile}), where every user can read it: keep the key outside the store and give its path as a string.";
+    }
+    {
+      assertion = absPath inj.keyFile;
+      message = "services.orch.egress.inject (${inj.host}).keyFile must be an absolute path, not \"${inj.keyFile}\".";
+    }
+  ]) cfg.egress.inject);
+
   modelAssertions = mapAttrsToList (model: m: {
     assertion = cfg.llm.upstreams ? ${m.upstream};
     message = "services.orch.llm.models.\"${model}\".upstream: \"${m.upstream}\" is not in services.orch.llm.upstreams.";
@@ -194,6 +225,33 @@ in
 
     limits = mkOption { type = types.submodule limitsOptions; default = { }; description = "Default task limits (`limits`)."; };
 
+    agents = {
+      fromNixpkgs = mkOption {
+        type = types.listOf (types.enum agentsLib.names);
+        default = [ ];
+        example = [ "claude" "codex" "gemini" "opencode" ];
+        description = ''
+          Agent CLIs taken from nixpkgs (claude: claude-code, codex, gemini: gemini-cli,
+          opencode; pi has no nixpkgs package): they make `agents.directory` a store path
+          with the layout of `orch agents install` (docs/AGENTS.md). Some are unfree
+          (nixpkgs.config.allowUnfree). Give the guest image the same ones
+          (services.orch-supervisor.agents) so that VMs see them at the same path.
+        '';
+      };
+      packages = mkOption {
+        type = types.attrsOf types.package;
+        default = { };
+        example = literalExpression "{ claude = pkgs.claude-code; }";
+        description = "Agent CLIs by the name profiles use (their `agent`), each a package with bin/COMMAND; wins over `fromNixpkgs`.";
+      };
+      directory = mkOption {
+        type = types.str;
+        default = if agentPackages != { } then "${agentsLib.directory agentPackages}" else "/opt/orch/agents";
+        defaultText = literalExpression ''the store path of fromNixpkgs and packages, else "/opt/orch/agents" (`orch agents install`)'';
+        description = "orchd's `agents_dir`: where profiles find their agent CLIs.";
+      };
+    };
+
     vms = mkOption {
       type = types.attrsOf (types.submodule vmOptions);
       default = { default = { }; };
@@ -209,6 +267,24 @@ in
         taskUsd = mkOption { type = nullOrNum 1000000; default = null; description = "Spend per task in USD (`llm.budgets.task_usd`); 0: unlimited."; };
         agentTokens = mkOption { type = nullOrInt 0 1000000000000; default = null; description = "Tokens per agent slot (`llm.budgets.agent_tokens`)."; };
         taskTokens = mkOption { type = nullOrInt 0 1000000000000; default = null; description = "Tokens per task (`llm.budgets.task_tokens`)."; };
+      };
+    };
+
+    egress = {
+      sets = mkOption {
+        type = types.attrsOf (types.listOf types.str);
+        default = { };
+        example = literalExpression ''{ npm = [ "registry.npmjs.org:443" ]; github = [ "github.com:443" "*.githubusercontent.com:443" ]; }'';
+        description = "Egress allow sets (`egress.sets`, docs/EGRESS.md): rules `host:port`, `*.domain:port` or an IP literal with port. Any set (or `inject`) turns the egress gateway on; without them jails have no way out.";
+      };
+      allowPrivate = mkOption { type = types.listOf types.str; default = [ ]; description = "Names allowed to resolve to loopback, private and link-local addresses (`egress.allow_private`)."; };
+      resolve = mkOption { type = types.attrsOf (types.either types.str (types.listOf types.str)); default = { }; description = "Addresses used instead of DNS for these names (`egress.resolve`)."; };
+      inject = mkOption { type = types.listOf (types.submodule injectOptions); default = [ ]; description = "Intercepted hosts whose requests get a header with a key orchd holds (`egress.inject`); orchd's CA is made under the state directory."; };
+      dlpPatterns = mkOption { type = types.listOf types.str; default = [ ]; description = "POSIX extended regular expressions refused in requests to intercepted hosts (`egress.dlp_patterns`)."; };
+      limits = {
+        connections = mkOption { type = nullOrInt 1 1024; default = null; description = "Open connections per agent slot (`egress.limits.connections`, 32)."; };
+        bytes = mkOption { type = types.nullOr types.ints.unsigned; default = null; description = "Bytes per task, both ways (`egress.limits.bytes`); 0: none."; };
+        durationMs = mkOption { type = nullOrInt 0 604800000; default = null; description = "Duration of one connection in ms (`egress.limits.duration_ms`, 1 h); 0: none."; };
       };
     };
 
@@ -249,7 +325,11 @@ in
     services.orch.renderedSettings = finalSettings;
     services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
 
-    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ [
+    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ [
+      {
+        assertion = builtins.all (n: agentsLib.nixpkgsAttrs ? ${n} || cfg.agents.packages ? ${n}) cfg.agents.fromNixpkgs;
+        message = "services.orch.agents.fromNixpkgs: nixpkgs has no package for ${toString (builtins.filter (n: !(agentsLib.nixpkgsAttrs ? ${n})) cfg.agents.fromNixpkgs)}; give one in services.orch.agents.packages, or install it with `orch agents install` into a writable services.orch.agents.directory.";
+      }
       { assertion = cfg.vms != { }; message = "services.orch.vms is empty: orchd needs at least one VM."; }
       {
         assertion = clashingUsers == [ ];
@@ -309,7 +389,8 @@ in
         RestartSec = "2s";
         # API keys: copied by systemd to /run/credentials/orchd.service/llm-<name>,
         # readable by this service only; the file names are in the rendered config.
-        LoadCredential = render.loadCredentials cfg.llm.upstreams;
+        LoadCredential = render.loadCredentials cfg.llm.upstreams
+          ++ render.egressCredentials cfg.egress.inject;
         UMask = "0027";
         LimitNOFILE = 65536;
         # orchd stays root: it talks to qemu:///system and, for the local backend,

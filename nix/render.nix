@@ -63,8 +63,32 @@ rec {
       kernel = pick vm.kernel "${guestImage}/${guestImage.kernelFile or "vmlinuz"}";
       initrd = pick vm.initrd "${guestImage}/${guestImage.initrdFile or "initrd"}";
       cmdline = pick vm.cmdline (guestImage.cmdline or null);
+      egress = if vm.egress == [ ] then null else vm.egress;
     }
     // optionalAttrs (renderLimits vm.limits != { }) { limits = renderLimits vm.limits; };
+
+  # The key files of egress.inject, as credentials egress-0, egress-1, ... in the order of
+  # the list.
+  egressCredentialName = i: "egress-${toString i}";
+  egressCredentials = inject:
+    lib.imap0 (i: inj: "${egressCredentialName i}:${inj.keyFile}") inject;
+
+  renderEgress = e:
+    {
+      sets = e.sets;
+    }
+    // optionalAttrs (e.allowPrivate != [ ]) { allow_private = e.allowPrivate; }
+    // optionalAttrs (e.resolve != { }) { resolve = e.resolve; }
+    // optionalAttrs (e.dlpPatterns != [ ]) { dlp_patterns = e.dlpPatterns; }
+    // optionalAttrs (e.inject != [ ]) {
+      inject = lib.imap0 (i: inj: {
+        inherit (inj) host header prefix;
+        key_file = "${credentialsDir}/${egressCredentialName i}";
+      }) e.inject;
+    }
+    // optionalAttrs (dropNulls { connections = e.limits.connections; bytes = e.limits.bytes; duration_ms = e.limits.durationMs; } != { }) {
+      limits = dropNulls { connections = e.limits.connections; bytes = e.limits.bytes; duration_ms = e.limits.durationMs; };
+    };
 
   renderUpstream = name: u: dropNulls {
     kind = u.kind;
@@ -93,6 +117,7 @@ rec {
       socket = cfg.socket;
       group = cfg.group;
       workspace_root = cfg.workspaceRoot;
+      agents_dir = cfg.agents.directory;
       uid_base = cfg.uidBase;
       vms = mapAttrs (renderVm {
         inherit (cfg) guestImage;
@@ -108,6 +133,9 @@ rec {
       // optionalAttrs (renderBudgets cfg.llm.budgets != { }) {
         budgets = renderBudgets cfg.llm.budgets;
       };
+    }
+    // optionalAttrs (cfg.egress.sets != { } || cfg.egress.inject != [ ]) {
+      egress = renderEgress cfg.egress;
     };
 
   # Removes the nulls that stand for "not set" in the options. orchd's keys that

@@ -107,6 +107,9 @@ struct orch_task_run {
 	size_t n_ro_paths;
 	const char **ro_paths;
 };
+/* A task's PATH when task.run sets none (the supervisor's default; profiles that put an
+ * agent's bin/ first extend it). */
+#define ORCH_TASK_PATH_DEFAULT "/usr/local/bin:/usr/bin:/bin"
 /* Whether path is absolute and normalised as ro_paths requires. */
 bool orch_path_normalised(const char *path);
 /* Whether a and b (absolute, no trailing '/' but "/" itself) are the same path or one lies

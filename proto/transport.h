@@ -35,6 +35,7 @@ enum orch_transport_kind {
  * ORCH_VSOCK_SHELL_PORT_BASE + slot and accept only reserved peer ports. */
 #define ORCH_VSOCK_CONTROL_PORT 700u
 #define ORCH_VSOCK_LLM_PORT 701u
+#define ORCH_VSOCK_EGRESS_PORT 702u
 #define ORCH_VSOCK_SHELL_PORT_BASE 6000u
 /* AF_VSOCK ports up to this one need CAP_NET_BIND_SERVICE (in the initial user namespace)
  * to bind, as for TCP; ports the kernel picks for an unbound socket are always above. */

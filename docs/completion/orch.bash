@@ -12,7 +12,7 @@ _orch() {
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor"
+	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents"
 	local orch=${words[0]} verb="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -41,16 +41,18 @@ _orch() {
 	fi
 	local opts=""
 	case $verb in
-	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --wait --follow --json --help --" ;;
+	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --egress --wait --follow --raw --json --help --" ;;
 	status) opts="--json --help" ;;
 	tasks) opts="--state --limit --json --help" ;;
 	result | cancel) opts="--json --help" ;;
-	logs) opts="-f --from-seq --attempt --all-attempts --json --help" ;;
+	logs) opts="-f --raw --from-seq --attempt --all-attempts --json --help" ;;
 	vm) opts="list up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --wait --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;
+	egress) opts="log --task --limit --json --help" ;;
+	agents) opts="list install remove --node --force --config --dir --json --help" ;;
 	esac
 	# Positional VM names: orch shell VM, orch vm up|down|restart|console VM.
 	if [[ $cur != -* ]]; then
@@ -60,6 +62,12 @@ _orch() {
 			return ;;
 		profiles:show | profiles:dispatch)
 			COMPREPLY=($(compgen -W "$("$orch" profiles 2>/dev/null | awk 'NR > 1 { print $1 }')" -- "$cur"))
+			return ;;
+		esac
+		# Agent names after orch agents install|remove.
+		case " ${words[*]:1:cword} " in
+		*" agents install "* | *" agents remove "*)
+			COMPREPLY=($(compgen -W "claude codex gemini opencode pi all" -- "$cur"))
 			return ;;
 		esac
 	fi

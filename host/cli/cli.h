@@ -26,6 +26,7 @@ enum {
 };
 
 struct cli;
+struct cli_render;
 /* Called for each task.output notification (logs, dispatch --follow). */
 typedef void (*cli_output_cb)(struct cli *c, json_t *params);
 
@@ -35,6 +36,8 @@ struct cli {
 	struct orch_loop *loop;
 	struct orch_rpc *rpc;
 	cli_output_cb on_output;
+	/* cli_write_output's stdout goes through this (render.h) when set. */
+	struct cli_render *render;
 	void *data;
 	bool closed;
 	int64_t shown_attempt; /* cli_write_output: the attempt of the last chunk shown */
@@ -93,4 +96,4 @@ int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, in
 		    bool all, json_t **ret_task);
 
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
-	cmd_vm, cmd_budget;
+	cmd_vm, cmd_budget, cmd_egress;

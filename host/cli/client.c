@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "render.h"
 #include "visible.h"
 #include "schema.h"
 
@@ -224,6 +225,12 @@ void cli_write_output(struct cli *c, json_t *params)
 	}
 	if (orch_b64_decode(data, strlen(data), &buf, &len) < 0)
 		return;
+	if (c->render && strcmp(stream, "stdout") == 0) {
+		fflush(stderr);
+		cli_render_feed(c->render, (const char *)buf, len);
+		free(buf);
+		return;
+	}
 	fflush(stdout);
 	int fd = strcmp(stream, "stderr") == 0 ? 2 : 1;
 	if (isatty(fd)) /* a guest's bytes must not drive the operator's terminal */

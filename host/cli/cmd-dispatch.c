@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "cli.h"
+#include "render.h"
 #include "visible.h"
 
 static void usage(FILE *f)
@@ -22,8 +24,12 @@ static void usage(FILE *f)
 		   "  --retries N        re-queues after the task is lost (default: orchd's)\n"
 		   "  --profile NAME     agent profile from orchd's config\n"
 		   "  --prompt TEXT      the task for the profile's agent (with --profile)\n"
+		   "  --egress SETS      egress sets the task may use, comma-separated\n"
+		   "                     (orchd's egress.sets; the VM must allow them)\n"
 		   "  --wait             wait for the task; exit with its exit code\n"
 		   "  --follow           stream its output live, then exit with its exit code\n"
+		   "  --raw              the output as the agent wrote it (default: Claude Code's\n"
+		   "                     stream-json shown as readable progress)\n"
 		   "  --json             print JSON\n"
 		   "  -h, --help         this text\n");
 }
@@ -62,15 +68,18 @@ static int run(struct cli *c, int argc, char **argv)
 		{"retries", required_argument, NULL, 'r'},
 		{"profile", required_argument, NULL, 'P'},
 		{"prompt", required_argument, NULL, 'T'},
+		{"egress", required_argument, NULL, 'E'},
 		{"wait", no_argument, NULL, 'w'},
 		{"follow", no_argument, NULL, 'f'},
+		{"raw", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	_cleanup_json_ json_t *params = json_object(), *env = json_object(), *argv_j = json_array();
 	json_t *res = NULL, *task = NULL;
-	bool wait = false, follow = false;
+	bool wait = false, follow = false, raw = false;
+	struct cli_render render;
 	int64_t id, ms;
 	char *end;
 	int o, r;
@@ -125,11 +134,23 @@ static int run(struct cli *c, int argc, char **argv)
 		case 'T':
 			json_object_set_new(params, "prompt", json_string(optarg));
 			break;
+		case 'E': {
+			json_t *sets = json_object_get(params, "egress");
+			if (!sets)
+				json_object_set_new(params, "egress", sets = json_array());
+			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save))
+				json_array_append_new(sets, json_string(t));
+			break;
+		}
 		case 'w':
 			wait = true;
 			break;
 		case 'f':
 			follow = true;
+			break;
+		case 'R':
+			raw = true;
 			break;
 		default:
 			r = cli_common_opt(c, o, usage);
@@ -162,6 +183,9 @@ static int run(struct cli *c, int argc, char **argv)
 		return 0;
 	}
 	json_decref(res);
+	cli_render_init(&render, stdout, isatty(1));
+	if (!raw && !c->json)
+		c->render = &render;
 	if (follow) {
 		r = cli_follow_task(c, id, 0, true, 0, false, &task);
 	} else {
@@ -173,6 +197,9 @@ static int run(struct cli *c, int argc, char **argv)
 			json_decref(t2);
 		}
 	}
+	cli_render_flush(&render);
+	cli_render_done(&render);
+	c->render = NULL;
 	if (r)
 		return r;
 	if (c->json)

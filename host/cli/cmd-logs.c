@@ -3,24 +3,27 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "render.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: orch logs [-f] [--from-seq N] [--attempt N | --all-attempts] [--json] ID\n"
-		"Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
-		"(default 0); with -f keeps following until the task ends. Interrupting and\n"
-		"re-attaching loses nothing: with --json every chunk carries its seq, and\n"
-		"--from-seq resumes after the last one seen.\n"
-		"\n"
-		"A task that was lost and retried has a log per attempt: shown is the attempt\n"
-		"that finished (or runs now); a line \"--- attempt N ---\" on stderr says so\n"
-		"when it is not the first, and where a new attempt begins while following.\n"
-		"  --attempt N       attempt N's output\n"
-		"  --all-attempts    every attempt's, each after its \"--- attempt N ---\"\n"
-		"With --json each chunk carries its attempt.\n");
+	fprintf(f, "Usage: orch logs [-f] [--raw] [--from-seq N] [--attempt N | --all-attempts] "
+		   "[--json] ID\n"
+		   "Replays the task's output (stdout to stdout, stderr to stderr) from chunk N\n"
+		   "(default 0); with -f keeps following until the task ends. Interrupting and\n"
+		   "re-attaching loses nothing: with --json every chunk carries its seq, and\n"
+		   "--from-seq resumes after the last one seen. Claude Code's stream-json is\n"
+		   "shown as readable progress; --raw prints the output as the agent wrote it.\n"
+		   "\n"
+		   "A task that was lost and retried has a log per attempt: shown is the attempt\n"
+		   "that finished (or runs now); a line \"--- attempt N ---\" on stderr says so\n"
+		   "when it is not the first, and where a new attempt begins while following.\n"
+		   "  --attempt N       attempt N's output\n"
+		   "  --all-attempts    every attempt's, each after its \"--- attempt N ---\"\n"
+		   "With --json each chunk carries its attempt.\n");
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -30,11 +33,13 @@ static int run(struct cli *c, int argc, char **argv)
 		{"from-seq", required_argument, NULL, 's'},
 		{"attempt", required_argument, NULL, 'a'},
 		{"all-attempts", no_argument, NULL, 'A'},
+		{"raw", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	bool follow = false, all = false;
+	bool follow = false, all = false, raw = false;
+	struct cli_render render;
 	int64_t id, from = 0, attempt = 0;
 	json_t *t = NULL;
 	char *end;
@@ -45,6 +50,9 @@ static int run(struct cli *c, int argc, char **argv)
 		switch (o) {
 		case 'f':
 			follow = true;
+			break;
+		case 'R':
+			raw = true;
 			break;
 		case 's':
 			from = strtoll(optarg, &end, 10);
@@ -79,7 +87,13 @@ static int run(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "orch logs: --attempt and --all-attempts exclude each other\n");
 		return CLI_EXIT_USAGE;
 	}
+	cli_render_init(&render, stdout, isatty(1));
+	if (!raw && !c->json)
+		c->render = &render;
 	r = cli_follow_task(c, id, from, follow, attempt, all, &t);
+	cli_render_flush(&render);
+	cli_render_done(&render);
+	c->render = NULL;
 	json_decref(t);
 	return r;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "cleanup.h"
 #include "cli-ops.h"
 #include "profile.h"
@@ -54,11 +55,12 @@ static json_t *strv_json(char **v)
 	return a;
 }
 
-static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
+static int show(struct cli *c, const struct orch_profile *p, const char *agents_dir,
+		const char *prompt)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd cmd = {0};
-	if (orch_profile_command(p, prompt ? prompt : "PROMPT", NULL, &cmd, &err) < 0) {
+	if (orch_profile_command(p, agents_dir, prompt ? prompt : "PROMPT", NULL, &cmd, &err) < 0) {
 		fprintf(stderr, "orch profiles: %s\n", err.msg);
 		return CLI_EXIT_USAGE;
 	}
@@ -77,8 +79,11 @@ static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
 	printf("limits       timeout_ms=%lld memory_mib=%lld pids=%lld cpu_percent=%lld\n",
 	       (long long)l->timeout_ms, (long long)l->memory_mib, (long long)l->pids,
 	       (long long)l->cpu_percent);
-	for (size_t i = 0; i < p->n_ro_paths; i++)
-		printf("ro_path      %s\n", p->ro_paths[i]);
+	if (p->agent)
+		printf("agent        %s (installed in %s/%s, `orch agents`)\n", p->agent,
+		       agents_dir, p->agent);
+	for (size_t i = 0; cmd.ro_paths[i]; i++)
+		printf("ro_path      %s\n", cmd.ro_paths[i]);
 	for (size_t i = 0; i < p->n_files; i++)
 		printf("file         $HOME/%s (%zu bytes)\n", p->files[i].path,
 		       strlen(p->files[i].content));
@@ -108,18 +113,18 @@ static int show(struct cli *c, const struct orch_profile *p, const char *prompt)
 
 /* Runs `orch dispatch` with the profile's task: pass (NULL-terminated) goes first, then
  * the profile's timeout unless pass has one, its environment and -- argv. A profile with
- * read-only paths is dispatched as orchd's profile of that name instead (`--profile NAME
- * --prompt TEXT`): a client may not choose host paths for a jail, only orchd's
- * configuration can. */
+ * read-only paths or an installed agent is dispatched as orchd's profile of that name
+ * instead (`--profile NAME --prompt TEXT`): a client may not choose host paths for a
+ * jail, only orchd's configuration can. */
 static int dispatch(struct cli *c, const struct orch_profile *p, const char *prompt, char **pass,
 		    int n_pass)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd cmd = {0};
-	bool by_name = p->n_ro_paths > 0;
+	bool by_name = p->n_ro_paths > 0 || p->agent;
 	size_t n_env = 0, n_argv = 0;
 	if (!by_name) {
-		if (orch_profile_command(p, prompt, NULL, &cmd, &err) < 0) {
+		if (orch_profile_command(p, NULL, prompt, NULL, &cmd, &err) < 0) {
 			fprintf(stderr, "orch profiles: %s\n", err.msg);
 			return CLI_EXIT_USAGE;
 		}
@@ -262,7 +267,9 @@ static int run(struct cli *c, int argc, char **argv)
 	if (r != CLI_GO_ON)
 		return r;
 	struct orch_profiles ps = {0};
-	r = orch_profiles_load(&ps, dir, cfg, &err);
+	_cleanup_free_ char *agents_dir = strdup(cfg ? cfg->agents_dir : orch_agents_dir_default());
+	r = agents_dir ? orch_profiles_load(&ps, dir, cfg, &err)
+		       : orch_err(&err, -ENOMEM, "out of memory");
 	orchd_config_free(cfg);
 	if (r < 0) {
 		fprintf(stderr, "orch profiles: %s\n", err.msg);
@@ -276,7 +283,7 @@ static int run(struct cli *c, int argc, char **argv)
 			orch_profiles_done(&ps);
 			return CLI_EXIT_NOT_FOUND;
 		}
-		r = pass ? dispatch(c, p, prompt, pass, n_pass) : show(c, p, prompt);
+		r = pass ? dispatch(c, p, prompt, pass, n_pass) : show(c, p, agents_dir, prompt);
 		orch_profiles_done(&ps);
 		return r;
 	}

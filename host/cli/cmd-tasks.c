@@ -17,22 +17,38 @@ static void usage(FILE *f)
 		   "failed, timed_out, cancelled, lost. N defaults to 100 (max 10000).\n");
 }
 
-static void print_cmd(json_t *argv)
+/* The command in at most 48 columns on one line: a profile's task as "[NAME] " and the
+ * agent's command (not the writer of its files, host/profile-cmd.c), control bytes made
+ * visible. */
+static void print_cmd(json_t *task)
 {
-	size_t i, n = 0;
-	json_t *v;
+	json_t *argv = json_object_get(task, "argv"), *v;
+	const char *profile = json_string_value(json_object_get(task, "profile"));
+	size_t i, n = 0, first = 0;
 
+	if (profile) {
+		n += (size_t)printf("[%.20s] ", profile);
+		if (json_array_size(argv) > 4 &&
+		    !strcmp(json_string_value(json_array_get(argv, 0)) ?: "", "/bin/sh") &&
+		    !strcmp(json_string_value(json_array_get(argv, 3)) ?: "", "orch-profile"))
+			first = 4;
+	}
 	json_array_foreach(argv, i, v)
 	{
-		char *s = cli_visible_str(json_string_value(v));
-		int room = 48 - (int)n;
-		if (room <= 3) {
-			free(s);
+		const char *s = json_string_value(v);
+		if (i < first)
+			continue;
+		if (n + 4 >= 48) {
 			printf("...");
 			break;
 		}
-		n += (size_t)printf("%s%.*s", i ? " " : "", room - 1, s ? s : "");
-		free(s);
+		if (i > first)
+			n += (size_t)printf(" ");
+		/* a guest's bytes never reach the terminal as they are */
+		char *vis = cli_visible_str(s);
+		for (const char *q = vis; q && *q && n + 4 < 48; q++, n++)
+			putchar(*q);
+		free(vis);
 	}
 }
 
@@ -100,7 +116,7 @@ static int run(struct cli *c, int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(t, "id")),
 		       json_string_value(json_object_get(t, "state")),
 		       json_is_string(vm) ? json_string_value(vm) : "-", sl, ex, when);
-		print_cmd(json_object_get(t, "argv"));
+		print_cmd(t);
 		printf("\n");
 	}
 	json_decref(res);

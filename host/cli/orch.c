@@ -10,12 +10,13 @@
 
 #define DEFAULT_SOCKET "/run/orch/orch.sock"
 
-/* The operator verbs (host/cli/cmd-{shell,dashboard,profiles,doctor}.c). */
-extern const struct cli_cmd cmd_shell, cmd_dashboard, cmd_profiles, cmd_doctor;
+/* The operator verbs (host/cli/cmd-{shell,dashboard,profiles,doctor,agents}.c). */
+extern const struct cli_cmd cmd_shell, cmd_dashboard, cmd_profiles, cmd_doctor, cmd_agents;
 
 static const struct cli_cmd *const cmd_table[] = {
-	&cmd_dispatch, &cmd_status, &cmd_tasks, &cmd_result,	&cmd_logs,     &cmd_cancel,
-	&cmd_vm,       &cmd_budget, &cmd_shell, &cmd_dashboard, &cmd_profiles, &cmd_doctor,
+	&cmd_dispatch, &cmd_status, &cmd_tasks,	 &cmd_result, &cmd_logs,
+	&cmd_cancel,   &cmd_vm,	    &cmd_budget, &cmd_shell,  &cmd_dashboard,
+	&cmd_profiles, &cmd_doctor, &cmd_egress, &cmd_agents,
 };
 
 static void usage(FILE *f)

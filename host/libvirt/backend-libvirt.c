@@ -30,6 +30,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "orch-config.h"
+#include "orchd-egress.h"
 #include "orchd-llm.h"
 #include "orchd.h"
 #include "transport.h"
@@ -54,6 +55,8 @@ struct lvb {
 	char sock[PATH_MAX + 32];
 	char llm_sock[PATH_MAX + 32]; /* virtio-serial: the LLM channel's port */
 	bool llm; /* the guest has an LLM channel of its own (orchd has an LLM proxy) */
+	char egress_sock[PATH_MAX + 32]; /* virtio-serial: the egress lane's port */
+	bool egress; /* the guest was booted with an egress lane (orchd has egress) */
 	enum lv_accel accel;
 	enum lv_transport transport;
 	uint32_t cid;	 /* vsock */
@@ -268,6 +271,17 @@ static int on_lane_conn(void *owner, enum lv_lane lane, int fd, const struct orc
 			llm_channel_failed(l, err);
 		return 0;
 	}
+	if (lane == LV_LANE_EGRESS) {
+		if (!l->egress || !orchd_egress_enabled(l->vm->d)) {
+			close(fd);
+			return orch_err(err, -EOPNOTSUPP, "vm %s was booted without an egress lane",
+					l->vm->cfg->name);
+		}
+		if (vm_attach_egress_channel(l->vm, fd, err) < 0)
+			orch_log(ORCH_LOG_WARN, "libvirt", "no egress lane", "vm", l->vm->cfg->name,
+				 "error", err->msg, NULL);
+		return 0;
+	}
 	if (vm_attach_channel(l->vm, fd, err) < 0)
 		orch_log(ORCH_LOG_WARN, "libvirt", "cannot attach the channel", "vm",
 			 l->vm->cfg->name, "error", err->msg, NULL);
@@ -294,9 +308,12 @@ static int lanes_open(struct orchd *d, struct orch_error *err)
 	struct lv_lanes_opts o = {
 		.port = {[LV_LANE_CONTROL] = (uint32_t)d->cfg->vsock.control_port,
 			 [LV_LANE_LLM] =
-				 orchd_llm_enabled(d) ? (uint32_t)d->cfg->vsock.llm_port : 0},
+				 orchd_llm_enabled(d) ? (uint32_t)d->cfg->vsock.llm_port : 0,
+			 [LV_LANE_EGRESS] =
+				 orchd_egress_enabled(d) ? (uint32_t)d->cfg->vsock.egress_port : 0},
 		.port_name = {[LV_LANE_CONTROL] = "vsock.control_port",
-			      [LV_LANE_LLM] = "vsock.llm_port"},
+			      [LV_LANE_LLM] = "vsock.llm_port",
+			      [LV_LANE_EGRESS] = "vsock.egress_port"},
 		.listen_cid = ORCH_VSOCK_CID_ANY,
 		.on_conn = on_lane_conn,
 		.on_refused = on_lane_refused,
@@ -304,11 +321,13 @@ static int lanes_open(struct orchd *d, struct orch_error *err)
 	int r = lv_lanes_new(d->loop, &o, &d->lv_lanes, err);
 	if (r < 0)
 		return r;
-	char cp[16], lp[16];
+	char cp[16], lp[16], ep[16];
 	snprintf(cp, sizeof(cp), "%u", o.port[LV_LANE_CONTROL]);
 	snprintf(lp, sizeof(lp), "%u", o.port[LV_LANE_LLM]);
+	snprintf(ep, sizeof(ep), "%u", o.port[LV_LANE_EGRESS]);
 	orch_log(ORCH_LOG_INFO, "libvirt", "vsock lanes listening", "control_port", cp, "llm_port",
-		 o.port[LV_LANE_LLM] ? lp : "none", NULL);
+		 o.port[LV_LANE_LLM] ? lp : "none", "egress_port",
+		 o.port[LV_LANE_EGRESS] ? ep : "none", NULL);
 	return 0;
 }
 
@@ -354,11 +373,18 @@ static int connect_channel(struct lvb *l, struct orch_error *err)
 	if (fd < 0)
 		return fd;
 	r = vm_attach_channel(l->vm, fd, err); /* drops any LLM channel: attach it after */
-	if (r < 0 || !want_llm(l))
+	if (r < 0)
 		return r;
 	struct orch_error lerr = {0};
-	if ((fd = dial(l->llm_sock, &lerr)) < 0 || vm_attach_llm_channel(l->vm, fd, &lerr) < 0)
+	if (want_llm(l) &&
+	    ((fd = dial(l->llm_sock, &lerr)) < 0 || vm_attach_llm_channel(l->vm, fd, &lerr) < 0))
 		llm_channel_failed(l, &lerr);
+	lerr = (struct orch_error){0};
+	if (l->egress && orchd_egress_enabled(l->vm->d) &&
+	    ((fd = dial(l->egress_sock, &lerr)) < 0 ||
+	     vm_attach_egress_channel(l->vm, fd, &lerr) < 0))
+		orch_log(ORCH_LOG_WARN, "libvirt", "no egress lane", "vm", l->vm->cfg->name,
+			 "error", lerr.msg, NULL);
 	return 0;
 }
 
@@ -407,6 +433,7 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 			l->transport = strstr(xml, "<vsock") ? LV_TRANSPORT_VSOCK
 							     : LV_TRANSPORT_VIRTIO_SERIAL;
 			l->llm = strstr(xml, "orch.llm=") != NULL; /* as it was booted */
+			l->egress = strstr(xml, "orch.egress=") != NULL;
 		}
 	}
 	if (ours) {
@@ -448,6 +475,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	snprintf(l->console, sizeof(l->console), "%s/console.log", l->dir);
 	snprintf(l->sock, sizeof(l->sock), "%s/chan/control.sock", l->dir);
 	snprintf(l->llm_sock, sizeof(l->llm_sock), "%s/chan/llm.sock", l->dir);
+	snprintf(l->egress_sock, sizeof(l->egress_sock), "%s/chan/egress.sock", l->dir);
 
 	if (!l->conn) {
 		if ((r = lv_connect(NULL, &l->conn, err)) < 0)
@@ -460,7 +488,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return r < 0 ? r : 0;
 
 	struct lv_image im;
-	if ((r = find_image(vm, &im, err)) < 0)
+	if ((r = find_image(vm, &im, err)) < 0 ||
+	    (r = lv_image_check_packages(&im, vm->d->cfg->image_packages,
+					 vm->d->cfg->n_image_packages, err)) < 0)
 		return r;
 	if ((r = orchd_mkdir_p(l->dir, 0755)) < 0)
 		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
@@ -485,8 +515,11 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	unlink(l->console); /* this boot's console only */
 	unlink(l->sock);
 	unlink(l->llm_sock);
-	/* The LLM channel of its own when orchd answers LLM calls at all. */
+	unlink(l->egress_sock);
+	/* The LLM channel of its own when orchd answers LLM calls at all; the egress lane
+	 * when orchd has an egress gateway. */
 	l->llm = orchd_llm_enabled(vm->d);
+	l->egress = orchd_egress_enabled(vm->d);
 
 	/* virtio-serial: the control port, the LLM port (host side <dir>/chan/llm.sock), then
 	 * one debug-shell port per agent slot (host side <dir>/chan/shell-N.sock). */
@@ -495,7 +528,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		char path[PATH_MAX + 48];
 	};
 	int64_t n_shells = c->slots < ORCH_MAX_SLOTS ? c->slots : ORCH_MAX_SLOTS;
-	struct lv_port ports[2 + ORCH_MAX_SLOTS];
+	struct lv_port ports[3 + ORCH_MAX_SLOTS];
 	_cleanup_free_ struct port_names *pn = calloc((size_t)n_shells, sizeof(*pn));
 	size_t n_ports = 0;
 	if (!pn)
@@ -503,6 +536,8 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	ports[n_ports++] = (struct lv_port){LV_PORT_CONTROL, l->sock};
 	if (l->llm)
 		ports[n_ports++] = (struct lv_port){LV_PORT_LLM, l->llm_sock};
+	if (l->egress)
+		ports[n_ports++] = (struct lv_port){LV_PORT_EGRESS, l->egress_sock};
 	for (int64_t i = 0; i < n_shells; i++) {
 		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
 		if (orchd_shell_socket_path(vm->d->cfg->state_dir, c->name, i, pn[i].path,
@@ -510,6 +545,17 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 			return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
 		unlink(pn[i].path);
 		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
+	}
+	/* The agents share, read-only on the host (made now, so agents installed later
+	 * appear in the running VM too); never shared without the read-only helper. */
+	const char *agents = vm->d->cfg->agents_dir;
+	_cleanup_free_ char *ro = NULL;
+	struct orch_error ro_err = {0};
+	bool share = orchd_mkdir_p(agents, 0755) == 0;
+	if (share && lv_virtiofsd_ro_wrapper(&ro, &ro_err) < 0) {
+		orch_log(ORCH_LOG_WARN, "libvirt", "the VM gets no agents share", "vm", c->name,
+			 "error", ro_err.msg, NULL);
+		share = false;
 	}
 	struct lv_domain_config dc = {
 		.name = l->domain,
@@ -521,15 +567,20 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		.rootfs = im.rootfs,
 		.workspace_dir = c->workspace,
 		.virtiofsd = virtiofsd,
+		.agents_dir = share ? agents : NULL,
+		.agents_path = agents,
+		.agents_virtiofsd = ro,
 		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,
 		.vsock_port = (uint32_t)vm->d->cfg->vsock.control_port,
 		.vsock_llm_port = (uint32_t)vm->d->cfg->vsock.llm_port,
+		.vsock_egress_port = (uint32_t)vm->d->cfg->vsock.egress_port,
 		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
 		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? n_ports : 0,
 		.shells = true,
 		.llm = l->llm,
+		.egress = l->egress,
 	};
 	_cleanup_free_ char *base = NULL, *cmdline = NULL;
 	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",

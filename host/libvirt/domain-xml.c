@@ -87,6 +87,14 @@ static uint32_t llm_vsock_port(const struct lv_domain_config *c)
 	return control_vsock_port(c) + 1;
 }
 
+/* The host port the guest dials for the egress lane: given, else control + 2. */
+static uint32_t egress_vsock_port(const struct lv_domain_config *c)
+{
+	if (c->vsock_egress_port)
+		return c->vsock_egress_port;
+	return control_vsock_port(c) + 2;
+}
+
 static int validate(const struct lv_domain_config *c, struct orch_error *err)
 {
 	int r;
@@ -123,6 +131,16 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->virtiofsd && (r = check_path("virtiofsd", c->virtiofsd, 4096, err)) < 0)
 			return r;
 	}
+	if (c->agents_dir) {
+		if ((r = check_path("agents directory", c->agents_dir, 4096, err)) < 0 ||
+		    (r = check_path("agents path", c->agents_path, 256, err)) < 0 ||
+		    (r = check_path("agents virtiofsd", c->agents_virtiofsd, 4096, err)) < 0)
+			return r;
+		if (strchr(c->agents_path, ' '))
+			return orch_err(
+				err, -EINVAL,
+				"agents path must not contain spaces (kernel command line)");
+	}
 	if (c->console_log && (r = check_path("console log", c->console_log, 4096, err)) < 0)
 		return r;
 
@@ -142,6 +160,13 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->llm && llm_vsock_port(c) == control_vsock_port(c))
 			return orch_err(err, -EINVAL,
 					"the vsock LLM port must differ from the control port");
+		if (c->egress && (!orch_vsock_port_reserved(egress_vsock_port(c)) ||
+				  egress_vsock_port(c) == control_vsock_port(c) ||
+				  (c->llm && egress_vsock_port(c) == llm_vsock_port(c))))
+			return orch_err(
+				err, -EINVAL,
+				"the vsock egress port must be reserved and differ from the "
+				"control and LLM ports");
 		break;
 	case LV_TRANSPORT_VIRTIO_SERIAL:
 		if (c->n_ports < 1 || c->n_ports > LV_MAX_PORTS || !c->ports)
@@ -163,6 +188,9 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		if (c->llm && !has_port(c, LV_PORT_LLM))
 			return orch_err(err, -EINVAL, "an LLM channel needs the port %s",
 					LV_PORT_LLM);
+		if (c->egress && !has_port(c, LV_PORT_EGRESS))
+			return orch_err(err, -EINVAL, "an egress lane needs the port %s",
+					LV_PORT_EGRESS);
 		if (c->n_ports > 0 && !strcmp(c->ports[0].name, LV_PORT_LLM))
 			return orch_err(err, -EINVAL, "the first port is the control port, not %s",
 					LV_PORT_LLM);
@@ -212,6 +240,18 @@ static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 		lv_buf_append(b, "/>\n      <target");
 		attr(b, "dir", c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
 		lv_buf_append(b, "/>\n    </filesystem>\n");
+	}
+	if (c->agents_dir) {
+		/* Read-only on the host: the binary is orch-virtiofsd-ro (libvirt 9 has no
+		 * <readonly/> for virtio-fs). */
+		lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
+				 "      <driver type='virtiofs'/>\n"
+				 "      <binary");
+		attr(b, "path", c->agents_virtiofsd);
+		lv_buf_append(b, "/>\n      <source");
+		attr(b, "dir", c->agents_dir);
+		lv_buf_append(b, "/>\n      <target dir='" LV_AGENTS_TAG "'/>\n"
+				 "    </filesystem>\n");
 	}
 	lv_buf_append(b, "    <controller type='usb' model='none'/>\n");
 	if (c->console_log) {
@@ -277,8 +317,13 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 	lv_buf_append(&b, "  </os>\n");
 	/* ACPI: without it the guest cannot power itself off through libvirt. */
 	lv_buf_append(&b, "  <features>\n    <acpi/>\n  </features>\n");
+	/* The agents' native binaries (Claude Code, OpenCode) need what qemu64, QEMU's
+	 * default model, lacks (AVX2...): the host's CPU under KVM, everything TCG
+	 * emulates otherwise. */
 	if (c->accel == LV_ACCEL_KVM)
 		lv_buf_append(&b, "  <cpu mode='host-passthrough'/>\n");
+	else
+		lv_buf_append(&b, "  <cpu mode='maximum' migratable='off'/>\n");
 	lv_buf_append(&b, "  <clock offset='utc'/>\n"
 			  "  <on_poweroff>destroy</on_poweroff>\n"
 			  "  <on_reboot>destroy</on_reboot>\n"
@@ -309,6 +354,10 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 		lv_buf_appendf(&b, " orch.llm=vsock:2:%u", llm_vsock_port(c));
 	else if (c->llm)
 		lv_buf_append(&b, " orch.llm=serial:/dev/virtio-ports/" LV_PORT_LLM);
+	if (c->egress && c->transport == LV_TRANSPORT_VSOCK)
+		lv_buf_appendf(&b, " orch.egress=vsock:2:%u", egress_vsock_port(c));
+	else if (c->egress)
+		lv_buf_append(&b, " orch.egress=serial:/dev/virtio-ports/" LV_PORT_EGRESS);
 	if (slots)
 		lv_buf_appendf(&b, " orch.slots=%u", slots);
 	if (c->workspace_dir)
@@ -316,6 +365,8 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 			       c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
 	else
 		lv_buf_append(&b, " orch.workspace=none");
+	if (c->agents_dir)
+		lv_buf_appendf(&b, " orch.agents=%s", c->agents_path);
 	if (c->shells)
 		lv_buf_appendf(&b, " orch.shell=%s",
 			       c->transport == LV_TRANSPORT_VSOCK ? "vsock" : "serial");

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libvirt domain XML for an orch microVM: a pure function from a config struct to text.
- * Direct kernel boot, a read-only root disk, the workspace shared with virtio-fs
+ * Direct kernel boot, the CPU model (host-passthrough under KVM, QEMU's "maximum"
+ * under TCG: agents' native binaries need AVX2 and more than qemu64 has), a read-only
+ * root disk, the agents directory shared read-only, the workspace shared with virtio-fs
  * (memfd + shared memory backing), no network interface, no USB, no graphics, the serial
  * console to a log file, ACPI on, on_poweroff/on_reboot/on_crash = destroy, and the host
  * channel either as a vsock device (with a CID) or as virtio-serial unix channels.
@@ -25,6 +27,7 @@ enum lv_accel {
 
 #define LV_VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
 #define LV_WORKSPACE_TAG_DEFAULT "workspace"
+#define LV_AGENTS_TAG "agents"
 #define LV_MACHINE_DEFAULT "pc"
 #define LV_MAX_PORTS 80
 #define LV_MAX_VCPUS 256
@@ -34,6 +37,7 @@ enum lv_accel {
 /* Names of the virtio-serial ports (the guest sees /dev/virtio-ports/<name>). */
 #define LV_PORT_CONTROL "org.orch.control"
 #define LV_PORT_LLM "org.orch.llm"
+#define LV_PORT_EGRESS "org.orch.egress"
 #define LV_PORT_SHELL_PREFIX "org.orch.shell." /* + agent slot */
 
 /* One virtio-serial channel: libvirt binds a unix socket at path (host side). */
@@ -60,6 +64,14 @@ struct lv_domain_config {
 	const char *workspace_tag; /* NULL: LV_WORKSPACE_TAG_DEFAULT */
 	const char *virtiofsd;	   /* NULL: LV_VIRTIOFSD_DEFAULT */
 
+	/* The agents share (host/agents.h): agents_dir shared with virtio-fs through
+	 * agents_virtiofsd (orch-virtiofsd-ro, which serves it read-only), tag
+	 * LV_AGENTS_TAG, mounted read-only by the guest at agents_path (orch.agents=).
+	 * agents_dir NULL: no share. */
+	const char *agents_dir;
+	const char *agents_path;
+	const char *agents_virtiofsd;
+
 	const char *console_log; /* serial console appended to this file; NULL: none */
 
 	enum lv_transport transport;
@@ -77,6 +89,11 @@ struct lv_domain_config {
 	 * vsock_llm_port (0: the control port's neighbour, vsock_port + 1). */
 	bool llm;
 	uint32_t vsock_llm_port;
+	/* The egress lane (the agents' outbound connections): with VIRTIO_SERIAL the ports
+	 * must include LV_PORT_EGRESS; with VSOCK the guest dials vsock_egress_port (0:
+	 * vsock_port + 2). */
+	bool egress;
+	uint32_t vsock_egress_port;
 };
 
 /* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
@@ -84,8 +101,8 @@ struct lv_domain_config {
 int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_error *err);
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
- * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.slots=N]
- * [orch.workspace=TAG|none] [orch.shell=serial|vsock]".
+ * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.egress=ADDR] [orch.slots=N]
+ * [orch.workspace=TAG|none] [orch.agents=PATH] [orch.shell=serial|vsock]".
  * ADDR is vsock:2:PORT (vsock_port, default ORCH_VSOCK_CONTROL_PORT) or
  * serial:/dev/virtio-ports/<first port>; orch.llm's is vsock:2:<vsock_llm_port> or
  * serial:/dev/virtio-ports/org.orch.llm. slots 0: omitted. */

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,4 +73,54 @@ int lv_image_find(const char *const *candidates, size_t n, struct lv_image *ret,
 			"no guest image found (looked in: %s); build one with vm-images/build "
 			"and point ORCH_VM_IMAGE at its image/ directory",
 			off ? looked : "nowhere");
+}
+
+#define MANIFEST_MAX (1024 * 1024)
+
+int lv_image_check_packages(const struct lv_image *im, char *const *pkgs, size_t n,
+			    struct orch_error *err)
+{
+	char path[PATH_MAX + 16];
+	if (n == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/manifest", im->dir);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = malloc(MANIFEST_MAX + 1);
+	size_t len = 0;
+	if (!buf)
+		return orch_err(err, -ENOMEM, "out of memory");
+	if (fd < 0)
+		return orch_errno(err, -errno,
+				  "image.packages: cannot read %s; rebuild the image with "
+				  "vm-images/build --config <orchd's config>",
+				  path);
+	for (ssize_t r; len < MANIFEST_MAX && (r = read(fd, buf + len, MANIFEST_MAX - len));) {
+		if (r < 0)
+			return orch_errno(err, -errno, "cannot read %s", path);
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	const char *line = strncmp(buf, "packages ", 9) == 0 ? buf : strstr(buf, "\npackages ");
+	if (line && line[0] == '\n')
+		line++;
+	size_t ll = line ? strcspn(line, "\n") : 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t pl = strlen(pkgs[i]);
+		bool found = false;
+		const char *p = line ? line + 9 : NULL, *end = line ? line + ll : NULL;
+		while (p && p < end && !found) {
+			p += strspn(p, " ");
+			size_t w = strcspn(p, " \n");
+			if (w == 0)
+				break;
+			found = w == pl && strncmp(p, pkgs[i], pl) == 0;
+			p += w;
+		}
+		if (!found)
+			return orch_err(err, -ENOENT,
+					"the guest image %s lacks package %s of image.packages; "
+					"rebuild it: vm-images/build --config <orchd's config>",
+					im->dir, pkgs[i]);
+	}
+	return 0;
 }

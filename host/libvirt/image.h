@@ -5,6 +5,7 @@
 #pragma once
 
 #include <limits.h>
+#include <stddef.h>
 
 #include "error.h"
 
@@ -19,6 +20,12 @@ struct lv_image {
 
 /* Loads the image in dir, checking that every file is there. */
 int lv_image_load(const char *dir, struct lv_image *ret, struct orch_error *err);
+
+/* Whether the image was built with each of pkgs (image.packages of orchd's config): the
+ * "packages" line of its manifest (vm-images/build --packages/--config). -ENOENT names
+ * the first missing one and how to rebuild. */
+int lv_image_check_packages(const struct lv_image *im, char *const *pkgs, size_t n,
+			    struct orch_error *err);
 
 /* The first of the candidate directories (NULL-terminated; NULL entries are skipped
  * up to n) that holds an image. The error lists where it looked and how to build one. */

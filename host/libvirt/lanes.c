@@ -38,6 +38,8 @@ const char *lv_lane_name(enum lv_lane lane)
 		return "control";
 	case LV_LANE_LLM:
 		return "llm";
+	case LV_LANE_EGRESS:
+		return "egress";
 	case LV_LANE_MAX:
 		break;
 	}

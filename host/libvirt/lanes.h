@@ -16,7 +16,8 @@
 enum lv_lane {
 	LV_LANE_CONTROL = 0, /* task.*, heartbeats */
 	LV_LANE_LLM,	     /* llm.* */
-	LV_LANE_MAX,	     /* room for more lanes (egress) */
+	LV_LANE_EGRESS,	     /* the agents' outbound connections (proto/egress.h) */
+	LV_LANE_MAX,
 };
 
 /* A connection for owner on lane: the callee takes fd in every case. Returning < 0 (with

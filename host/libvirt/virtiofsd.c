@@ -10,7 +10,8 @@
 #include "orch-config.h"
 #include "virtiofsd.h"
 
-int lv_virtiofsd_find(const char *const *dirs, size_t n, char **ret, struct orch_error *err)
+static int find_named(const char *name, const char *const *dirs, size_t n, char **ret,
+		      struct orch_error *err)
 {
 	char looked[384] = "";
 	size_t off = 0;
@@ -18,8 +19,7 @@ int lv_virtiofsd_find(const char *const *dirs, size_t n, char **ret, struct orch
 		char path[PATH_MAX];
 		if (!dirs[i] || !dirs[i][0])
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirs[i], LV_VIRTIOFSD_WRAPPER) >=
-		    sizeof(path))
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirs[i], name) >= sizeof(path))
 			continue;
 		if (access(path, X_OK) == 0) {
 			char *p = strdup(path);
@@ -36,14 +36,19 @@ int lv_virtiofsd_find(const char *const *dirs, size_t n, char **ret, struct orch
 		}
 	}
 	return orch_err(err, -ENOENT,
-			LV_VIRTIOFSD_WRAPPER
-			" not found (looked in %s); it is installed with orchd "
-			"in the libexec directory (reinstall orch, or set "
-			"ORCH_LIBEXECDIR)",
-			looked[0] ? looked : "nowhere");
+			"%s not found (looked in %s); it is installed with orchd in the libexec "
+			"directory (reinstall orch, or set ORCH_LIBEXECDIR)",
+			name, looked[0] ? looked : "nowhere");
 }
 
-int lv_virtiofsd_wrapper(char **ret, struct orch_error *err)
+int lv_virtiofsd_find(const char *const *dirs, size_t n, char **ret, struct orch_error *err)
+{
+	return find_named(LV_VIRTIOFSD_WRAPPER, dirs, n, ret, err);
+}
+
+/* orchd's own places: beside the running binary, its libvirt/ subdirectory (the build
+ * tree), $ORCH_LIBEXECDIR, the install libexecdir. */
+static int find_own(const char *name, char **ret, struct orch_error *err)
 {
 	char self[PATH_MAX], sub[PATH_MAX + 16];
 	const char *here = NULL, *build = NULL;
@@ -59,5 +64,15 @@ int lv_virtiofsd_wrapper(char **ret, struct orch_error *err)
 		}
 	}
 	const char *const dirs[] = {here, build, getenv("ORCH_LIBEXECDIR"), ORCH_LIBEXECDIR};
-	return lv_virtiofsd_find(dirs, ELEMENTSOF(dirs), ret, err);
+	return find_named(name, dirs, ELEMENTSOF(dirs), ret, err);
+}
+
+int lv_virtiofsd_wrapper(char **ret, struct orch_error *err)
+{
+	return find_own(LV_VIRTIOFSD_WRAPPER, ret, err);
+}
+
+int lv_virtiofsd_ro_wrapper(char **ret, struct orch_error *err)
+{
+	return find_own(LV_VIRTIOFSD_RO_WRAPPER, ret, err);
 }

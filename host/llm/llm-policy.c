@@ -499,6 +499,73 @@ static bool responses_tool_kept(const struct llm_policy *p, const char *type)
 	return false;
 }
 
+#define MAX_NAMESPACE_DEPTH 4
+
+/* Removes hosted tools from a Responses tools array: client-side tools stay, a
+ * `namespace` (a named group of tools, as Codex sends them) stays with its own tools
+ * filtered the same way, unless none is left. what names the array in errors. */
+static int strip_responses_tools(const struct llm_policy *p, json_t *tools, const char *what,
+				 int depth, int *removed, struct orch_error *err)
+{
+	if (!json_is_array(tools))
+		return orch_err(err, -EINVAL, "%s: expected an array", what);
+	if (depth > MAX_NAMESPACE_DEPTH)
+		return orch_err(err, -EINVAL, "%s: namespaces nested deeper than %d", what,
+				MAX_NAMESPACE_DEPTH);
+	for (size_t i = 0; i < json_array_size(tools);) {
+		json_t *t = json_array_get(tools, i);
+		const char *type = json_string_value(json_object_get(t, "type"));
+		char sub[160];
+		int r;
+		if (!json_is_object(t) || !type)
+			return orch_err(err, -EINVAL, "%s[%zu]: expected an object with a type",
+					what, i);
+		if (strcmp(type, "namespace") == 0) {
+			json_t *inner = json_object_get(t, "tools");
+			snprintf(sub, sizeof(sub), "%.100s[%zu].tools", what, i);
+			if (inner &&
+			    (r = strip_responses_tools(p, inner, sub, depth + 1, removed, err)) < 0)
+				return r;
+			if (json_array_size(inner) > 0) {
+				i++;
+				continue;
+			}
+		} else if (responses_tool_kept(p, type)) {
+			i++;
+			continue;
+		}
+		json_array_remove(tools, i);
+		(*removed)++;
+	}
+	return 0;
+}
+
+/* Codex sends its tools as input[] items of type additional_tools: filtered like tools;
+ * an item left without tools goes. */
+static int strip_input_tools(const struct llm_policy *p, json_t *input, int *removed,
+			     struct orch_error *err)
+{
+	for (size_t i = 0; json_is_array(input) && i < json_array_size(input);) {
+		json_t *it = json_array_get(input, i);
+		const char *type = json_string_value(json_object_get(it, "type"));
+		char what[64];
+		int before = *removed, r;
+		if (!type || strcmp(type, "additional_tools") != 0) {
+			i++;
+			continue;
+		}
+		snprintf(what, sizeof(what), "input[%zu].tools", i);
+		if ((r = strip_responses_tools(p, json_object_get(it, "tools"), what, 0, removed,
+					       err)) < 0)
+			return r;
+		if (*removed > before && json_array_size(json_object_get(it, "tools")) == 0)
+			json_array_remove(input, i);
+		else
+			i++;
+	}
+	return 0;
+}
+
 /* POST /v1/responses: the model, max_output_tokens capped (set to the cap when absent,
  * so that the worst case is bounded), no background runs (they outlive the connection
  * and its accounting), hosted tools removed. */
@@ -509,7 +576,7 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 	json_t *choice = json_object_get(body, "tool_choice"),
 	       *bg = json_object_get(body, "background");
 	bool choice_gone = false;
-	int r, removed = 0;
+	int r, removed = 0, in_removed = 0;
 
 	r = check_common(body, false, info, err);
 	if (r < 0)
@@ -531,20 +598,10 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 	if ((r = cap_output(p, body, "max_output_tokens", "max_output_tokens", &info->max_tokens,
 			    err)) < 0)
 		return r;
-	if (tools && !json_is_array(tools))
-		return orch_err(err, -EINVAL, "tools: expected an array");
-	for (size_t i = 0; i < json_array_size(tools);) {
-		json_t *t = json_array_get(tools, i);
-		if (!json_is_object(t) || !json_is_string(json_object_get(t, "type")))
-			return orch_err(err, -EINVAL, "tools[%zu]: expected an object with a type",
-					i);
-		if (responses_tool_kept(p, json_string_value(json_object_get(t, "type")))) {
-			i++;
-			continue;
-		}
-		json_array_remove(tools, i);
-		removed++;
-	}
+	if (tools && (r = strip_responses_tools(p, tools, "tools", 0, &removed, err)) < 0)
+		return r;
+	if ((r = strip_input_tools(p, input, &in_removed, err)) < 0)
+		return r;
 	/* tool_choice naming a hosted tool ({"type": "web_search_preview"}) goes with it. */
 	if (json_is_object(choice)) {
 		const char *ct = json_string_value(json_object_get(choice, "type"));
@@ -557,7 +614,7 @@ static int apply_responses(const struct llm_policy *p, json_t *body, struct llm_
 	}
 	if (choice_gone)
 		json_object_del(body, "tool_choice");
-	info->stripped += (unsigned)removed;
+	info->stripped += (unsigned)(removed + in_removed);
 	return 0;
 }
 

@@ -549,8 +549,10 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	}
 	ex->model = llm_config_model(c, ex->info.model);
 	if (!ex->model) {
-		snprintf(msg, sizeof(msg), "model '%s' is not allowed by orch's LLM policy",
-			 ex->info.model);
+		snprintf(msg, sizeof(msg),
+			 "model '%s' is not allowed by orch's LLM policy; to allow it, add "
+			 "\"%s\" with its upstream and prices to llm.models in orchd's config",
+			 ex->info.model, ex->info.model);
 		answer_error(ex, 403, "model_not_allowed", -EACCES, msg, NULL);
 		return 1;
 	}

@@ -30,8 +30,12 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c->vms[0].workspace, "/var/lib/orch/workspaces/local");
 	ck_assert_int_eq(c->scheduler.retries, 1);
 	ck_assert_int_eq(c->uid_base, 100000);
+	ck_assert_str_eq(c->agents_dir, ORCHD_DEFAULT_AGENTS_DIR);
+	ck_assert_uint_eq(c->n_image_packages, 0);
 	ck_assert_int_eq(c->vsock.control_port, 700);
 	ck_assert_int_eq(c->vsock.llm_port, 701);
+	ck_assert_int_eq(c->vsock.egress_port, 702);
+	ck_assert_ptr_null(c->egress);
 	orchd_config_free(c);
 
 	ck_assert_int_eq(orchd_config_load(NULL, "/tmp/x", &c, &err), 0);
@@ -61,8 +65,11 @@ START_TEST(test_example_file)
 	ck_assert_ptr_nonnull(orchd_config_profile(c, "claude"));
 	ck_assert_int_eq(orchd_config_profile(c, "claude")->n_env, 1);
 	ck_assert_str_eq(orchd_config_profile(c, "claude")->env[0], "DISABLE_AUTOUPDATER=1");
-	ck_assert_int_eq(c->llm.n_upstreams, 2);
-	ck_assert_int_eq(c->llm.n_models, 3);
+	ck_assert_str_eq(orchd_config_profile(c, "claude")->agent, "claude");
+	ck_assert_str_eq(c->agents_dir, "/opt/orch/agents");
+	ck_assert_uint_eq(c->n_image_packages, 2);
+	ck_assert_str_eq(c->image_packages[0], "jq");
+	ck_assert_int_eq(c->llm.n_upstreams, 3);
 	ck_assert_int_eq(c->llm.n_strip_tools, 3);
 	ck_assert_int_eq(c->llm.agent_inflight, 16);
 	ck_assert_int_eq(c->llm.vm_inflight, 64);
@@ -121,6 +128,15 @@ static const struct {
 	{"{\"llm\":{\"allow_remote_input\":\"yes\"}}", "llm.allow_remote_input"},
 	{"{\"llm\":{\"anthropic_betas\":[1]}}", "llm.anthropic_betas"},
 	{"{\"group\":\"\"}", "group: expected a group name or null"},
+	{"{\"agents_dir\":\"opt\"}", "agents_dir: expected an absolute path"},
+	{"{\"agents_dir\":\"/opt/./a\"}", "agents_dir: '/opt/./a' is not an absolute, normalised"},
+	{"{\"agents_dir\":\"/var/lib/orch/agents\"}", "agents_dir: /var/lib/orch/agents overlaps"},
+	{"{\"agents_dir\":\"/var\"}", "agents_dir: /var overlaps"},
+	{"{\"image\":{\"pkgs\":[]}}", "image.pkgs: unknown key"},
+	{"{\"image\":{\"packages\":[\"Bad\"]}}", "image.packages[0]: 'Bad' is not a Debian"},
+	{"{\"image\":{\"packages\":[\"a;b\"]}}", "image.packages[0]: 'a;b' is not a Debian"},
+	{"{\"image\":{\"packages\":\"jq\"}}", "image.packages: expected an array"},
+	{"{\"profiles\":{\"p\":{\"agent\":\"a/b\"}}}", "profiles.p.agent: expected an agent name"},
 	{"{\"uid_base\":200000,\"vms\":{\"a\":{},\"b\":{\"uid_base\":200100}}}",
 	 "vms.b.uid_base: its uids 200100..200355 overlap those of VM a (200000..200255)"},
 	{"{\"vms\":{\"a\":{\"uid_base\":300000},\"b\":{\"uid_base\":299900}}}",
@@ -129,7 +145,12 @@ static const struct {
 	{"{\"vsock\":{\"control_port\":5000}}", "vsock.control_port: expected an integer 1..1023"},
 	{"{\"vsock\":{\"llm_port\":0}}", "vsock.llm_port: expected an integer 1..1023"},
 	{"{\"vsock\":{\"control_port\":701}}", "vsock.llm_port: must differ from"},
-	{"{\"vsock\":{\"egress_port\":702}}", "vsock.egress_port: unknown key"},
+	{"{\"vsock\":{\"egress_port\":700}}", "vsock.egress_port: must differ"},
+	{"{\"vsock\":{\"egress_port\":1024}}", "vsock.egress_port: expected an integer 1..1023"},
+	{"{\"egress\":{\"sets\":{\"a\":[\"x\"]}}}", "egress.sets.a[0]"},
+	{"{\"vms\":{\"a\":{\"egress\":[\"npm\"]}}}", "vms.a.egress: no egress set"},
+	{"{\"profiles\":{\"p\":{\"command\":[\"x\"],\"egress\":[\"npm\"]}}}",
+	 "profiles.p.egress: no egress set"},
 };
 
 START_TEST(test_bad)

@@ -234,7 +234,60 @@ START_TEST(test_responses)
 	ck_assert_ptr_null(json_object_get(j, "tool_choice"));
 	json_decref(j);
 
+	/* Codex: tools as input[] items of type additional_tools, grouped in namespaces;
+	 * hosted tools go there too (also inside a namespace), namespace tools stay, an
+	 * emptied namespace and an emptied item go; the top-level tool_choice stays. */
+	j = apply(LLM_ROUTE_RESPONSES,
+		  "{\"model\":\"gpt-4.1\",\"tool_choice\":\"auto\",\"input\":["
+		  "{\"type\":\"additional_tools\",\"role\":\"developer\",\"tools\":["
+		  "{\"type\":\"namespace\",\"name\":\"functions\",\"tools\":["
+		  "{\"type\":\"custom\",\"name\":\"exec\"},{\"type\":\"function\","
+		  "\"name\":\"wait\"},{\"type\":\"web_search\"}]},"
+		  "{\"type\":\"namespace\",\"name\":\"web\",\"tools\":[{\"type\":"
+		  "\"web_search_preview\"}]},{\"type\":\"image_generation\"},"
+		  "{\"type\":\"function\",\"name\":\"g\"}]},"
+		  "{\"type\":\"additional_tools\",\"tools\":[{\"type\":\"mcp\","
+		  "\"server_label\":\"s\"}]},"
+		  "{\"role\":\"user\",\"content\":\"hi\"}]}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	json_t *input = json_object_get(j, "input");
+	ck_assert_uint_eq(json_array_size(input), 2);
+	json_t *at = json_object_get(json_array_get(input, 0), "tools");
+	ck_assert_uint_eq(json_array_size(at), 2);
+	json_t *ns = json_array_get(at, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ns, "name")), "functions");
+	ck_assert_uint_eq(json_array_size(json_object_get(ns, "tools")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(ns, "tools"), 1), "name")),
+			 "wait");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(at, 1), "name")), "g");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(input, 1), "role")),
+			 "user");
+	ck_assert_uint_eq(info.stripped, 5);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "tool_choice")), "auto");
+	json_decref(j);
+	/* a namespace at the top level is filtered the same way */
+	j = apply(LLM_ROUTE_RESPONSES,
+		  "{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[{\"type\":"
+		  "\"namespace\",\"name\":\"n\",\"tools\":[{\"type\":\"file_search\"},"
+		  "{\"type\":\"function\",\"name\":\"f\"}]}]}",
+		  &info, &r);
+	ck_assert_int_eq(r, 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(
+				  json_array_get(json_object_get(j, "tools"), 0), "tools")),
+			  1);
+	ck_assert_uint_eq(info.stripped, 1);
+	json_decref(j);
+
 	static const char *const bad[] = {
+		"{\"model\":\"gpt-4.1\",\"input\":[{\"type\":\"additional_tools\",\"tools\":{}}]}",
+		"{\"model\":\"gpt-4.1\",\"input\":[{\"type\":\"additional_tools\"}]}",
+		"{\"model\":\"gpt-4.1\",\"input\":[{\"type\":\"additional_tools\",\"tools\":[7]}]}",
+		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"tools\":[{\"type\":\"namespace\","
+		"\"tools\":[{\"type\":\"namespace\",\"tools\":[{\"type\":\"namespace\",\"tools\":"
+		"[{\"type\":\"namespace\",\"tools\":[{\"type\":\"namespace\",\"tools\":["
+		"{\"type\":\"namespace\",\"tools\":[]}]}]}]}]}]}]}",
 		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"background\":true}",
 		"{\"model\":\"gpt-4.1\",\"input\":\"hi\",\"background\":\"yes\"}",
 		"{\"model\":\"gpt-4.1\",\"input\":7}",

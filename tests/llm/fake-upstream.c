@@ -5,16 +5,20 @@
  * stdout, and serves until killed.
  *
  *   llm-fake-upstream [--port N] [--key KEY] [--record FILE] [--latency-ms N]
- *                     [--event-delay-ms N] [--error STATUS]
+ *                     [--event-delay-ms N] [--error STATUS] [--tool-command CMD]
  *
  * --key         the key a request must carry (x-api-key, Authorization: Bearer or
  *               x-goog-api-key)
- * --record      each request is appended as one JSON line {method,path,headers,body}
+ * --record      each request is appended as one JSON line {method,path,headers,body,t_ms}
+ *               (t_ms: when it arrived, ms since the epoch)
  * --latency-ms  delay before the first byte of each answer
  * --event-delay-ms  delay between streamed events
  * --error       answer every request with this HTTP status and the provider's error JSON
  * --tls-cert, --tls-key  serve HTTPS with this PEM certificate and key (exit 3 when this
  *               libmicrohttpd has no TLS)
+ * --tool-command  the scripted tool loop (fake-toolloop.c): a request offering the agent's
+ *               shell tool is answered with a call running CMD, one carrying its result
+ *               with "done"
  * Per request, these headers override: x-fake-latency-ms, x-fake-error,
  * x-fake-event-delay-ms, x-fake-events (number of text deltas in a stream, default 6),
  * x-fake-stall (1: a stream stops after its first event and holds the connection open
@@ -38,40 +42,13 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "fake-upstream.h"
+
 #define MAX_BODY (32u * 1024 * 1024)
 #define MAX_EVENTS 100000
 
 /* Set when the fake stops: every wait ends (MHD_stop_daemon joins the connections). */
 static atomic_int stopping;
-
-struct fake {
-	const char *key;
-	FILE *record;
-	pthread_mutex_t record_lock;
-	unsigned latency_ms;
-	unsigned event_delay_ms;
-	int error_status;
-};
-
-struct req {
-	char *body;
-	size_t len;
-	int too_big;
-	/* Knobs of this request: the options, then x-fake-* headers, then a directive in the
-	 * body's metadata.user_id (Anthropic) or user (OpenAI), which a proxy passes through:
-	 * "fake:events=N;delay=N;latency=N;error=N;stall=1". */
-	unsigned latency, events, delay, error, stall;
-};
-
-/* One streamed answer: a list of pre-rendered events handed out one by one. */
-struct stream {
-	char **events;
-	size_t n, next;
-	size_t off; /* bytes of events[next] already sent */
-	unsigned first_delay_ms, delay_ms;
-	int started;
-	unsigned stall; /* hold after the first event until the fake stops */
-};
 
 static char *read_pem(const char *path)
 {
@@ -141,8 +118,11 @@ static void record(struct fake *f, struct MHD_Connection *c, const char *method,
 		return;
 	headers = json_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
-	line = json_pack("{s:s, s:s, s:o, s:s%}", "method", method, "path", url, "headers", headers,
-			 "body", r->body ? r->body : "", r->len);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	line = json_pack("{s:s, s:s, s:o, s:s%, s:I}", "method", method, "path", url, "headers",
+			 headers, "body", r->body ? r->body : "", r->len, "t_ms",
+			 (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	s = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	if (s) {
 		pthread_mutex_lock(&f->record_lock);
@@ -154,8 +134,7 @@ static void record(struct fake *f, struct MHD_Connection *c, const char *method,
 	json_decref(line);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j,
-				 unsigned latency_ms)
+enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j, unsigned latency_ms)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 	struct MHD_Response *resp;
@@ -250,7 +229,7 @@ static void stream_free(void *cls)
 	free(s);
 }
 
-static void stream_add(struct stream *s, const char *event, json_t *data_new)
+void stream_add(struct stream *s, const char *event, json_t *data_new)
 {
 	char *d = json_dumps(data_new, JSON_COMPACT);
 	char *line = NULL;
@@ -267,7 +246,7 @@ static void stream_add(struct stream *s, const char *event, json_t *data_new)
 		s->events[s->n++] = line;
 }
 
-static enum MHD_Result send_stream(struct MHD_Connection *c, struct stream *s)
+enum MHD_Result send_stream(struct MHD_Connection *c, struct stream *s)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -308,7 +287,7 @@ static bool names_remote_input(const struct req *r)
 
 /* Deterministic usage: input tokens from the body length (plus what it only names), two
  * output tokens per delta. */
-static json_int_t input_tokens(const struct req *r)
+json_int_t input_tokens(const struct req *r)
 {
 	return (json_int_t)(r->len / 4 + 1) + (names_remote_input(r) ? REMOTE_INPUT_TOKENS : 0);
 }
@@ -461,8 +440,8 @@ static enum MHD_Result openai_chat(struct fake *f, struct MHD_Connection *c, jso
 
 /* POST /v1/responses: a message output item; streamed as the Responses API's typed
  * events, the last (response.completed) carrying the usage. */
-static json_t *response_object(const char *model, const char *status, json_t *output_new,
-			       json_int_t in, json_int_t out)
+json_t *response_object(const char *model, const char *status, json_t *output_new, json_int_t in,
+			json_int_t out)
 {
 	json_t *usage =
 		in < 0 ? json_null()
@@ -475,7 +454,7 @@ static json_t *response_object(const char *model, const char *status, json_t *ou
 			 "model", model, "output", output_new, "usage", usage);
 }
 
-static json_t *message_item(const char *text, const char *status)
+json_t *message_item(const char *text, const char *status)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:[]}]}", "type", "message", "id",
 			 "msg_fake_0001", "status", status, "role", "assistant", "content", "type",
@@ -545,7 +524,7 @@ static enum MHD_Result openai_responses(struct fake *f, struct MHD_Connection *c
 
 /* Gemini: one candidate; a stream is one chunk per text delta, the last with the
  * finishReason and the usageMetadata. */
-static json_t *gemini_chunk(const char *text, const char *finish, json_int_t in, json_int_t out)
+json_t *gemini_chunk(const char *text, const char *finish, json_int_t in, json_int_t out)
 {
 	json_t *cand = json_pack("{s:{s:s, s:[{s:s}]}, s:i}", "content", "role", "model", "parts",
 				 "text", text, "index", 0);
@@ -656,6 +635,16 @@ static enum MHD_Result answer(struct fake *f, struct MHD_Connection *c, const ch
 		ret = send_error(c, openai, 404, "not found", latency);
 	else if (!json_is_object(body))
 		ret = send_error(c, openai, 400, "body is not a JSON object", latency);
+	else if (strcmp(url, "/v1/messages") == 0 &&
+		 fake_toolloop(f, c, FAKE_ANTHROPIC, body, r, 0, &ret))
+		;
+	else if (strcmp(url, "/v1/responses") == 0 &&
+		 fake_toolloop(f, c, FAKE_RESPONSES, body, r, 0, &ret))
+		;
+	else if (action && strcmp(action, ":countTokens") != 0 &&
+		 fake_toolloop(f, c, FAKE_GEMINI, body, r,
+			       strcmp(action, ":streamGenerateContent") == 0, &ret))
+		;
 	else if (strcmp(url, "/v1/messages") == 0)
 		ret = anthropic_messages(f, c, body, r);
 	else if (strcmp(url, "/v1/messages/count_tokens") == 0)
@@ -735,6 +724,7 @@ int main(int argc, char **argv)
 		{"error", required_argument, NULL, 'e'},
 		{"tls-cert", required_argument, NULL, 'c'},
 		{"tls-key", required_argument, NULL, 'K'},
+		{"tool-command", required_argument, NULL, 't'},
 		{0},
 	};
 	struct fake f = {.record_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -778,10 +768,14 @@ int main(int argc, char **argv)
 		case 'K':
 			tls_key = read_pem(optarg);
 			break;
+		case 't':
+			f.tool_command = optarg;
+			break;
 		default:
 			fprintf(stderr,
 				"usage: %s [--port N] [--key K] [--record FILE] "
-				"[--latency-ms N] [--event-delay-ms N] [--error STATUS]\n",
+				"[--latency-ms N] [--event-delay-ms N] [--error STATUS] "
+				"[--tool-command CMD]\n",
 				argv[0]);
 			return 2;
 		}

@@ -423,8 +423,9 @@ static void curl_cases(void)
 	o = run_curl("/v1/messages",
 		     "{\"model\":\"claude-opus-4-1\",\"max_tokens\":10,\"messages\":[]}", NULL);
 	check(strstr(o, "HTTP/1.1 403") && strstr(o, "permission_error") &&
-		      strstr(o, "not allowed"),
-	      "a denied model: 403 permission_error");
+		      strstr(o, "model 'claude-opus-4-1' is not allowed") &&
+		      strstr(o, "to llm.models in orchd's config"),
+	      "a denied model: 403 permission_error naming the model and the config key");
 	free(o);
 	o = run_curl("/v1/messages",
 		     MSG(",\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"},"

@@ -25,6 +25,7 @@ let
     callPackage = path: args: fake "squashfs.img" { inherit args; };
     makeInitrdNG = args: fake "initrd" { inherit args; };
     runCommand = name: env: script: fake name ({ inherit script; } // (env.passthru or { }));
+    linkFarm = name: entries: fake name { inherit entries; };
   };
   eval = lib.evalModules {
     specialArgs.modulesPath = ./stub-modules;

@@ -46,6 +46,10 @@ check "bubblewrap and the agents' tools are installed; /usr/local/bin is their P
 check "the image boots the system's init on the serial console" \
 	'.image.cmdline | startswith("init=/nix/store/") and contains("console=ttyS0") and contains("panic=-1")' .image.cmdline
 
+eval_guest --arg extraModule '{ services.orch-supervisor.agents.claude = { type = "derivation"; name = "claude-code"; outPath = "/nix/store/x-claude-code"; }; }' |
+	jq -e '.image.store.storeContents | map(sub("^/nix/store/[0-9a-z]{32}-"; "")) == ["nixos-system-orch-guest", "orch-agents"]' >/dev/null ||
+	fail "the agents directory is not in the guest's store"
+echo "ok: services.orch-supervisor.agents puts the agents directory in the guest's store"
 eval_guest --arg extraModule '{ services.orch-supervisor.uidBase = 200000; }' | jq -e '.supervisor.config.uid_base == 200000' >/dev/null ||
 	fail "services.orch-supervisor.uidBase does not reach the supervisor's configuration"
 echo "ok: uidBase reaches the supervisor"

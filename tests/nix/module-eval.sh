@@ -46,6 +46,11 @@ for f in "$src"/tests/nix/good/*.nix; do
 	if [ -x "$orchd" ]; then
 		out=$("$orchd" --check-config "$tmp/$name.json" 2>&1) || fail "orchd --check-config rejects $name: $out"
 	fi
+	want=$(sed -n 's/^# expect-settings: //p' "$f" | head -1)
+	if [ -n "$want" ]; then
+		jq -e "$want" "$tmp/$name.json" >/dev/null ||
+			fail "$name: expected $want, got $(jq -c . "$tmp/$name.json")"
+	fi
 	want=$(sed -n 's/^# expect-system: //p' "$f" | head -1)
 	if [ -n "$want" ]; then
 		eval_module "$f" system | jq -e "$want" >/dev/null ||
@@ -53,6 +58,16 @@ for f in "$src"/tests/nix/good/*.nix; do
 	fi
 	echo "ok: $name renders$([ -x "$orchd" ] && echo " what orchd accepts")"
 done
+
+# 2c. The egress options render what docs/EGRESS.md says, the key as a credential.
+eval_module "$src/tests/nix/good/egress.nix" settings >"$tmp/egress.json" || fail "cannot render egress.nix"
+jq -e '.vms.dev.egress == ["npm", "github"] and .egress.sets.npm == ["registry.npmjs.org:443"]
+	and .egress.inject[0].key_file == "/run/credentials/orchd.service/egress-0"
+	and .egress.limits.connections == 16' "$tmp/egress.json" >/dev/null ||
+	fail "egress rendering: $(jq -c '{vms, egress}' "$tmp/egress.json")"
+eval_module "$src/tests/nix/good/egress.nix" unit | jq -e '.serviceConfig.LoadCredential == ["egress-0:/run/secrets/github-token"]' >/dev/null ||
+	fail "egress key credential: $(eval_module "$src/tests/nix/good/egress.nix" unit | jq -c .serviceConfig.LoadCredential)"
+echo "ok: the egress options render, the key as a credential"
 
 # 3. The unit: keys as credentials, nothing secret in the environment or the command.
 eval_module "$example" unit >"$tmp/unit.json" || fail "cannot evaluate the unit"

@@ -71,6 +71,11 @@ in
       generate = name: value: fakeDrv name { inherit value; };
     };
     runCommand = name: env: script: fakeDrv name { inherit script; };
+    linkFarm = name: entries: fakeDrv name { inherit entries; };
+    claude-code = fakeDrv "claude-code" { };
+    codex = fakeDrv "codex" { };
+    gemini-cli = fakeDrv "gemini-cli" { };
+    opencode = fakeDrv "opencode" { };
     orch = fakeDrv "orch" { };
     virtiofsd = fakeDrv "virtiofsd" { };
     bubblewrap = fakeDrv "bubblewrap" { };

@@ -11,7 +11,9 @@
 
 #include "cleanup.h"
 #include "orch-config.h"
+#include "agents.h"
 #include "profile.h"
+#include "schema.h"
 
 static struct orch_profiles ps;
 
@@ -80,6 +82,13 @@ START_TEST(test_all_shipped)
 			if (strstr(e, "_KEY="))
 				ck_assert_str_eq(strchr(e, '=') + 1, ORCH_PROFILE_PLACEHOLDER_KEY);
 		}
+		/* every agent profile runs the installed agent of its own name */
+		if (i > 0) {
+			ck_assert_str_eq(ps.v[i].agent, names[i]);
+			ck_assert_ptr_nonnull(orch_agent_kind_find(ps.v[i].agent));
+		} else {
+			ck_assert_ptr_null(ps.v[i].agent);
+		}
 		for (size_t k = 0; k < ps.v[i].n_files; k++) {
 			ck_assert(!strstr(ps.v[i].files[k].content, "sk-"));
 			if (strstr(ps.v[i].files[k].content, "http"))
@@ -93,7 +102,8 @@ START_TEST(test_base)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd c;
-	ck_assert_int_eq(orch_profile_command(get("base"), "echo hi; id -u", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("base"), NULL, "echo hi; id -u", NULL, &c, &err),
+			 0);
 	ck_assert_uint_eq(strv_len(c.argv), 3);
 	ck_assert_str_eq(c.argv[0], "/bin/sh");
 	ck_assert_str_eq(c.argv[1], "-c");
@@ -123,7 +133,7 @@ START_TEST(test_claude)
 	struct orch_error err = {0};
 	struct orch_profile_cmd c;
 	const struct orch_profile *p = get("claude");
-	ck_assert_int_eq(orch_profile_command(p, "fix the tests", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(p, NULL, "fix the tests", NULL, &c, &err), 0);
 	check_writer(&c, "claude", 1);
 	int i = argv_find(c.argv, "-p");
 	ck_assert_int_gt(i, 4);
@@ -137,8 +147,21 @@ START_TEST(test_claude)
 	const char *s = env_get(c.env, "ORCH_FILE_0_DATA");
 	ck_assert(strstr(s, "\"WebFetch\"") && strstr(s, "\"WebSearch\""));
 	ck_assert(strstr(s, "\"sandbox\":{\"enabled\":false}"));
-	ck_assert_str_eq(c.ro_paths[0], "/opt/claude-code");
+	/* the installed agent: its current version read-only, its bin/ first in PATH */
+	ck_assert_str_eq(c.ro_paths[0], "/opt/orch/agents/claude/current");
+	ck_assert_ptr_null(c.ro_paths[1]);
+	ck_assert_str_eq(env_get(c.env, "PATH"),
+			 "/opt/orch/agents/claude/current/bin:" ORCH_TASK_PATH_DEFAULT);
+	/* the model is pinned, also for Claude Code's background (haiku) calls */
+	ck_assert_str_eq(env_get(c.env, "ANTHROPIC_MODEL"), "claude-sonnet-4-6");
+	ck_assert_str_eq(env_get(c.env, "ANTHROPIC_DEFAULT_HAIKU_MODEL"),
+			 "claude-haiku-4-5-20251001");
 	ck_assert_int_eq(p->limits.timeout_ms, 7200000);
+	orch_profile_cmd_done(&c);
+	ck_assert_int_eq(orch_profile_command(p, "/srv/agents", "x", NULL, &c, &err), 0);
+	ck_assert_str_eq(c.ro_paths[0], "/srv/agents/claude/current");
+	ck_assert_str_eq(env_get(c.env, "PATH"),
+			 "/srv/agents/claude/current/bin:" ORCH_TASK_PATH_DEFAULT);
 	orch_profile_cmd_done(&c);
 }
 END_TEST
@@ -147,7 +170,7 @@ START_TEST(test_codex)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd c;
-	ck_assert_int_eq(orch_profile_command(get("codex"), "do it", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("codex"), NULL, "do it", NULL, &c, &err), 0);
 	check_writer(&c, "codex", 1);
 	ck_assert_str_eq(c.argv[5], "exec");
 	ck_assert_str_eq(c.argv[strv_len(c.argv) - 1], "do it");
@@ -168,7 +191,7 @@ START_TEST(test_opencode_gemini_pi)
 {
 	struct orch_error err = {0};
 	struct orch_profile_cmd c;
-	ck_assert_int_eq(orch_profile_command(get("opencode"), "P", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("opencode"), NULL, "P", NULL, &c, &err), 0);
 	check_writer(&c, "opencode", 1);
 	ck_assert_str_eq(c.argv[5], "run");
 	ck_assert_str_eq(c.argv[6], "P");
@@ -177,16 +200,24 @@ START_TEST(test_opencode_gemini_pi)
 	ck_assert(strstr(env_get(c.env, "ORCH_FILE_0_DATA"), "http://127.0.0.1:4000/v1"));
 	orch_profile_cmd_done(&c);
 
-	ck_assert_int_eq(orch_profile_command(get("gemini"), "P", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("gemini"), NULL, "P", NULL, &c, &err), 0);
 	check_writer(&c, "gemini", 1);
 	ck_assert_str_eq(env_get(c.env, "GOOGLE_GEMINI_BASE_URL"), "http://127.0.0.1:4000");
 	ck_assert_str_eq(env_get(c.env, "GEMINI_SANDBOX"), "false");
 	ck_assert(strstr(env_get(c.env, "ORCH_FILE_0_DATA"), "\"google_web_search\""));
+	/* the API key auth type that -p accepts with GOOGLE_GEMINI_BASE_URL, and no folder
+	 * trust (which would turn --yolo off for /workspace) */
+	ck_assert(strstr(env_get(c.env, "ORCH_FILE_0_DATA"),
+			 "\"auth\":{\"selectedType\":\"gemini-api-key\"}"));
+	ck_assert(
+		strstr(env_get(c.env, "ORCH_FILE_0_DATA"), "\"folderTrust\":{\"enabled\":false}"));
+	ck_assert_str_eq(c.argv[argv_find(c.argv, "--model") + 1], "gemini-3.8-flash");
+	ck_assert_str_eq(c.ro_paths[0], "/opt/orch/agents/gemini/current");
 	int i = argv_find(c.argv, "-p");
 	ck_assert_str_eq(c.argv[i + 1], "P");
 	orch_profile_cmd_done(&c);
 
-	ck_assert_int_eq(orch_profile_command(get("pi"), "P", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("pi"), NULL, "P", NULL, &c, &err), 0);
 	check_writer(&c, "pi", 1);
 	ck_assert_str_eq(env_get(c.env, "ORCH_FILE_0_PATH"), ".pi/agent/models.json");
 	ck_assert(strstr(env_get(c.env, "ORCH_FILE_0_DATA"), "\"anthropic-messages\""));
@@ -200,7 +231,7 @@ START_TEST(test_no_prompt_extra_args)
 	struct orch_error err = {0};
 	struct orch_profile_cmd c;
 	const char *extra[] = {"a b", "c", NULL};
-	ck_assert_int_eq(orch_profile_command(get("base"), NULL, extra, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(get("base"), NULL, NULL, extra, &c, &err), 0);
 	ck_assert_uint_eq(strv_len(c.argv), 4);
 	ck_assert_str_eq(c.argv[2], "a b");
 	orch_profile_cmd_done(&c);
@@ -208,7 +239,7 @@ START_TEST(test_no_prompt_extra_args)
 	_cleanup_free_ char *big = malloc(ORCH_PROFILE_MAX_PROMPT + 2);
 	memset(big, 'x', ORCH_PROFILE_MAX_PROMPT + 1);
 	big[ORCH_PROFILE_MAX_PROMPT + 1] = 0;
-	ck_assert_int_eq(orch_profile_command(get("base"), big, NULL, &c, &err), -E2BIG);
+	ck_assert_int_eq(orch_profile_command(get("base"), NULL, big, NULL, &c, &err), -E2BIG);
 	ck_assert(strstr(err.msg, "prompt"));
 }
 END_TEST
@@ -226,7 +257,7 @@ START_TEST(test_writer_runs)
 	struct orch_profile p;
 	ck_assert_int_eq(orch_profile_parse("t", text, strlen(text), &p, &err), 0);
 	struct orch_profile_cmd c;
-	ck_assert_int_eq(orch_profile_command(&p, "$HOME; rm -rf /", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(&p, NULL, "$HOME; rm -rf /", NULL, &c, &err), 0);
 
 	char home[] = "/tmp/orch-profile-test.XXXXXX";
 	ck_assert_ptr_nonnull(mkdtemp(home));
@@ -290,6 +321,9 @@ START_TEST(test_invalid)
 		"{\"command\":[\"a\"],\"command\":[\"b\"]}",
 		"{\"command\":[\"a\\u0000b\"]}",
 		"{\"command\":\"a\"}",
+		"{\"command\":[\"a\"],\"agent\":\"../x\"}",
+		"{\"command\":[\"a\"],\"agent\":\"\"}",
+		"{\"command\":[\"a\"],\"agent\":7}",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		struct orch_error err = {0};
@@ -301,6 +335,72 @@ START_TEST(test_invalid)
 	struct orch_error err = {0};
 	struct orch_profile p;
 	ck_assert_int_lt(orch_profile_parse("../x", "{\"command\":[\"a\"]}", 16, &p, &err), 0);
+}
+END_TEST
+
+static void check_model_tokens(const char *profile, const char *s, const struct orchd_config *c)
+{
+	static const char *const prefixes[] = {"claude-", "gpt-", "gemini-"};
+	for (const char *p = s; *p; p++) {
+		for (size_t i = 0; i < ELEMENTSOF(prefixes); i++) {
+			size_t pl = strlen(prefixes[i]);
+			if (strncmp(p, prefixes[i], pl) != 0 || (p > s && strchr("-_", p[-1])))
+				continue;
+			size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789.-");
+			char tok[128];
+			snprintf(tok, sizeof(tok), "%.*s", (int)n, p);
+			if (!strpbrk(tok + pl, "0123456789"))
+				continue; /* gemini-api-key, claude-code: not a model */
+			bool found = false;
+			for (size_t k = 0; k < c->llm.n_models; k++)
+				found |= strcmp(c->llm.models[k].name, tok) == 0;
+			ck_assert_msg(found,
+				      "profile %s pins model %s, which host/orchd.example.json's "
+				      "llm.models does not allow",
+				      profile, tok);
+		}
+	}
+}
+
+/* Every model a shipped profile pins is in the example config's allowlist, with prices. */
+START_TEST(test_models_allowed)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/host/orchd.example.json", ORCH_SOURCEDIR);
+	ck_assert_msg(orchd_config_load(path, NULL, &c, &err) == 0, "%s", err.msg);
+	for (size_t i = 0; i < ps.n; i++) {
+		const struct orch_profile *p = &ps.v[i];
+		for (size_t k = 0; k < p->n_command; k++)
+			check_model_tokens(p->name, p->command[k], c);
+		for (size_t k = 0; k < p->n_env; k++)
+			check_model_tokens(p->name, p->env[k], c);
+		for (size_t k = 0; k < p->n_files; k++)
+			check_model_tokens(p->name, p->files[k].content, c);
+	}
+	orchd_config_free(c);
+}
+END_TEST
+
+/* A profile's own PATH comes after its agent's bin/. */
+START_TEST(test_agent_path)
+{
+	static const char text[] =
+		"{\"command\":[\"x\"],\"agent\":\"pi\",\"env\":{\"PATH\":"
+		"\"/opt/tools/bin:/usr/bin\",\"A\":\"b\"},\"ro_paths\":[\"/opt/tools\"]}";
+	struct orch_error err = {0};
+	struct orch_profile p;
+	struct orch_profile_cmd c;
+	ck_assert_int_eq(orch_profile_parse("t", text, strlen(text), &p, &err), 0);
+	ck_assert_int_eq(orch_profile_command(&p, "/a", NULL, NULL, &c, &err), 0);
+	ck_assert_str_eq(env_get(c.env, "PATH"), "/a/pi/current/bin:/opt/tools/bin:/usr/bin");
+	ck_assert_str_eq(env_get(c.env, "A"), "b");
+	ck_assert_uint_eq(strv_len(c.env), 2);
+	ck_assert_str_eq(c.ro_paths[0], "/a/pi/current");
+	ck_assert_str_eq(c.ro_paths[1], "/opt/tools");
+	orch_profile_cmd_done(&c);
+	orch_profile_done(&p);
 }
 END_TEST
 
@@ -321,7 +421,7 @@ START_TEST(test_config_on_top)
 	ck_assert(p->from_config);
 	ck_assert_str_eq(p->description, "mine");
 	struct orch_profile_cmd c;
-	ck_assert_int_eq(orch_profile_command(p, "hello", NULL, &c, &err), 0);
+	ck_assert_int_eq(orch_profile_command(p, NULL, "hello", NULL, &c, &err), 0);
 	ck_assert_uint_eq(strv_len(c.argv), 3);
 	ck_assert_str_eq(c.argv[2], "hello");
 	ck_assert_str_eq(env_get(c.env, "A"), "1");
@@ -360,6 +460,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_no_prompt_extra_args);
 	tcase_add_test(tc, test_writer_runs);
 	tcase_add_test(tc, test_invalid);
+	tcase_add_test(tc, test_agent_path);
+	tcase_add_test(tc, test_models_allowed);
 	tcase_add_test(tc, test_config_on_top);
 	tcase_add_test(tc, test_missing_dir);
 	suite_add_tcase(s, tc);

@@ -10,7 +10,10 @@ comp() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _orch; echo "$
 [ "$(comp "$ORCH" --json shell --pr)" = "--print" ] || fail "shell option after a global one"
 [ "$(comp "$ORCH" profiles show co)" = "codex" ] || fail "profile names: $(comp "$ORCH" profiles show co)"
 [ "$(comp "$ORCH" tasks --state su)" = "succeeded" ] || fail "states"
-for v in dispatch status tasks result logs cancel vm shell dashboard profiles doctor; do
+[ "$(comp "$ORCH" agents install co)" = "codex" ] || fail "agent names: $(comp "$ORCH" agents install co)"
+[ "$(comp "$ORCH" agents ins)" = "install" ] || fail "agents subcommand"
+[ "$(comp "$ORCH" dispatch --ra)" = "--raw" ] || fail "dispatch --raw"
+for v in dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents; do
 	comp "$ORCH" "" | tr ' ' '\n' | grep -qx "$v" || fail "verb $v not offered"
 	[ -f "$ORCH_SOURCEDIR/docs/man/orch-$v.1" ] || fail "no man page for $v"
 done

@@ -100,6 +100,9 @@ START_TEST(test_tcg_virtio_serial)
 	ck_assert_ptr_nonnull(strstr(xml, "<on_poweroff>destroy</on_poweroff>"));
 	ck_assert_ptr_nonnull(strstr(xml, "<on_crash>destroy</on_crash>"));
 	ck_assert_ptr_null(strstr(xml, "host-passthrough"));
+	/* TCG: every CPU feature QEMU emulates (agents' binaries need AVX2), not qemu64 */
+	ck_assert_ptr_nonnull(strstr(xml, "<cpu mode='maximum' migratable='off'/>"));
+	ck_assert_uint_eq(count(xml, "<filesystem"), 1); /* no agents share asked for */
 	/* one unix channel per port, control first */
 	ck_assert_uint_eq(count(xml, "<channel type='unix'>"), 3);
 	const char *ctl = strstr(xml, "<target type='virtio' name='org.orch.control'/>");
@@ -126,6 +129,7 @@ START_TEST(test_kvm_vsock)
 
 	ck_assert_ptr_nonnull(strstr(xml, "<domain type='kvm'>"));
 	ck_assert_ptr_nonnull(strstr(xml, "<cpu mode='host-passthrough'/>"));
+	ck_assert_ptr_null(strstr(xml, "mode='maximum'"));
 	ck_assert_ptr_nonnull(strstr(xml, "<vsock model='virtio'>\n      <cid auto='no' "
 					  "address='42'/>"));
 	ck_assert_ptr_null(strstr(xml, "<channel"));
@@ -202,6 +206,76 @@ START_TEST(test_invalid)
 	c.ports = longp;
 	c.n_ports = 1;
 	ck_assert_int_eq(xml_fails(&c, "port org.orch.control: port path is longer"), -EINVAL);
+}
+END_TEST
+
+/* The egress lane: a virtio-serial port org.orch.egress, or a reserved vsock port (the
+ * control port + 2 unless given), and orch.egress=ADDR for run-supervisor. */
+START_TEST(test_egress_lane)
+{
+	struct orch_error err = {0};
+	struct lv_domain_config c = base_config();
+	static const struct lv_port ports[] = {
+		{LV_PORT_CONTROL, "/run/orch/vm/dev/control.sock"},
+		{LV_PORT_EGRESS, "/run/orch/vm/dev/egress.sock"},
+	};
+	c.ports = ports;
+	c.n_ports = ELEMENTSOF(ports);
+	c.egress = true;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(xml, "<target type='virtio' name='org.orch.egress'/>"));
+	_cleanup_free_ char *a = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &a, &err), 0);
+	ck_assert_ptr_nonnull(strstr(a, " orch.egress=serial:/dev/virtio-ports/org.orch.egress"));
+	c.n_ports = 1;
+	ck_assert_int_eq(xml_fails(&c, "needs the port org.orch.egress"), -EINVAL);
+
+	struct lv_domain_config v = base_config();
+	v.transport = LV_TRANSPORT_VSOCK;
+	v.cid = 7;
+	v.n_ports = 0;
+	v.ports = NULL;
+	v.llm = true;
+	v.egress = true;
+	_cleanup_free_ char *p = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &v, 0, &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(
+		p, " orch.connect=vsock:2:700 orch.llm=vsock:2:701 orch.egress=vsock:2:702 "));
+	v.vsock_egress_port = 701;
+	ck_assert_int_eq(xml_fails(&v, "the vsock egress port must be reserved and differ"),
+			 -EINVAL);
+	v.vsock_egress_port = 4000;
+	ck_assert_int_eq(xml_fails(&v, "the vsock egress port must be reserved and differ"),
+			 -EINVAL);
+}
+END_TEST
+
+/* The agents share: a second virtio-fs filesystem served by the read-only wrapper, and
+ * orch.agents=PATH on the cmdline. */
+START_TEST(test_agents_share)
+{
+	struct orch_error err = {0};
+	struct lv_domain_config c = base_config();
+	c.agents_dir = "/opt/orch/agents";
+	c.agents_path = "/opt/orch/agents";
+	c.agents_virtiofsd = "/usr/libexec/orch/orch-virtiofsd-ro";
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_uint_eq(count(xml, "<filesystem"), 2);
+	const char *fs = strstr(xml, "<binary path='/usr/libexec/orch/orch-virtiofsd-ro'/>");
+	ck_assert_ptr_nonnull(fs);
+	ck_assert_ptr_nonnull(strstr(fs, "<source dir='/opt/orch/agents'/>\n"
+					 "      <target dir='agents'/>"));
+	_cleanup_free_ char *cmd = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 0, &cmd, &err), 0);
+	ck_assert_ptr_nonnull(strstr(cmd, " orch.agents=/opt/orch/agents"));
+
+	c.agents_path = "/opt/with space";
+	ck_assert_int_eq(xml_fails(&c, "agents path must not contain spaces"), -EINVAL);
+	c.agents_path = "relative";
+	ck_assert_int_eq(xml_fails(&c, "agents path must be an absolute path"), -EINVAL);
+	c.agents_path = "/opt/orch/agents";
+	c.agents_virtiofsd = NULL;
+	ck_assert_int_eq(xml_fails(&c, "agents virtiofsd must be an absolute path"), -EINVAL);
 }
 END_TEST
 
@@ -324,6 +398,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_invalid);
 	tcase_add_test(tc, test_cmdline);
 	tcase_add_test(tc, test_llm_channel);
+	tcase_add_test(tc, test_egress_lane);
+	tcase_add_test(tc, test_agents_share);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -36,6 +36,29 @@ static void make_image(const char *d, const char *type)
 	put(d, root, "r");
 }
 
+/* image.packages must be among the manifest's "packages" (what vm-images/build got). */
+START_TEST(test_packages)
+{
+	struct orch_error err = {0};
+	struct lv_image im;
+	char *const want[] = {"jq", "make"};
+	make_image(img, "erofs");
+	ck_assert_int_eq(lv_image_load(img, &im, &err), 0);
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 0, &err), 0);
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 2, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "vm-images/build --config"));
+	put(img, "manifest", "fs erofs\npackages bash jq makes\nsupervisor x\n");
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 1, &err), 0);
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 2, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "lacks package make of image.packages"));
+	put(img, "manifest", "fs erofs\npackages bash jq make \n");
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 2, &err), 0);
+	put(img, "manifest", "packages make\nfs erofs\n");
+	ck_assert_int_eq(lv_image_check_packages(&im, want + 1, 1, &err), 0);
+	ck_assert_int_eq(lv_image_check_packages(&im, want, 1, &err), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_load)
 {
 	struct orch_error err = {0};
@@ -87,6 +110,7 @@ int main(void)
 	Suite *s = suite_create("libvirt_image");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_load);
+	tcase_add_test(tc, test_packages);
 	tcase_add_test(tc, test_find);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -131,7 +131,13 @@ build_rootfs() {
 	install -m 0755 "$jexec" "$root/usr/bin/orch-jail-exec"
 	[ -z "${ORCH_SHELL_INIT:-}" ] || install -m 0755 "$ORCH_SHELL_INIT" "$root/usr/bin/orch-shell-init"
 
-	mkdir -p "$root"/{proc,sys,dev,run,tmp,var,workspace,root,etc/orch}
+	mkdir -p "$root"/{proc,sys,dev,run,tmp,var,workspace,root,etc/orch,opt/orch/agents}
+	# What ca-certificates' postinst would make (maintainer scripts do not run here).
+	if [ -d "$root/usr/share/ca-certificates" ]; then
+		mkdir -p "$root/etc/ssl/certs"
+		find "$root/usr/share/ca-certificates" -name '*.crt' | sort |
+			xargs -r cat >"$root/etc/ssl/certs/ca-certificates.crt"
+	fi
 	install -m 0644 "$here/rootfs/inittab" "$root/etc/inittab"
 	install -m 0755 "$here/rootfs/rc.sysinit" "$here/rootfs/rc.shutdown" \
 		"$here/rootfs/run-supervisor" "$root/etc/orch/"

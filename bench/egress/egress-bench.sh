@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The egress gateway's cost on the local backend, against direct loopback in the same
+# run (docs/EGRESS.md, "Benchmarks"):
+#   - throughput: a 100 MiB HTTPS download (curl, TLS end to end with `openssl s_server
+#     -WWW`), direct from the host vs from a jail through the CONNECT tunnel (proxy,
+#     supervisor, egress lane, orchd); runs interleaved, medians compared;
+#   - connection setup: curl's time to a completed TLS handshake (time_appconnect) for a
+#     small file, direct vs through the tunnel; the difference of the medians is what
+#     the gateway adds.
+# Run as root from a build tree: ORCH_BUILDDIR=$PWD/build bench/egress/egress-bench.sh
+# [ROUNDS] (default 5 downloads and 200 handshakes per variant).
+set -euo pipefail
+B=${ORCH_BUILDDIR:?set ORCH_BUILDDIR to the build directory}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+ROUNDS=${1:-5}
+SETUPS=200
+[ "$(id -u)" = 0 ] || { echo "egress-bench: needs root (jails)" >&2; exit 1; }
+for t in curl openssl jq python3; do
+	command -v $t >/dev/null || { echo "egress-bench: $t is missing" >&2; exit 1; }
+done
+
+T=$(mktemp -d /tmp/orch-egress-bench.XXXXXX)
+chmod 0711 "$T"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test" \
+	-keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+mkdir -p "$T/www"
+head -c $((100 * 1024 * 1024)) /dev/zero >"$T/www/big"
+echo small >"$T/www/small"
+PORT=$((30000 + $$ % 20000))
+(cd "$T/www" && exec openssl s_server -quiet -accept "127.0.0.8:$PORT" -naccept 100000 \
+	-cert "$T/cert.pem" -key "$T/key.pem" -WWW >/dev/null 2>&1) &
+pids+=($!)
+UIDB=$((300000 + ($$ % 3000) * 70))
+cat >"$T/config.json" <<JSON
+{ "uid_base": $UIDB, "vms": { "local": { "slots": 1, "egress": ["b"] } },
+  "egress": { "sets": { "b": ["bench.test:$PORT"] }, "resolve": { "bench.test": "127.0.0.8" },
+              "allow_private": ["bench.test"], "limits": { "duration_ms": 0 } } }
+JSON
+"$B/host/orchd" --foreground --state-dir "$T/state" --socket "$T/orch.sock" \
+	--config "$T/config.json" 2>"$T/orchd.log" &
+pids+=($!)
+o() { "$B/host/orch" --socket "$T/orch.sock" "$@"; }
+for _ in $(seq 1 100); do o --json status 2>/dev/null | jq -e '.vms | all(.state == "ready")' >/dev/null && break; sleep 0.1; done
+CA=$(cat "$T/cert.pem")
+URL=https://bench.test:$PORT
+RESOLVE="--resolve bench.test:$PORT:127.0.0.8"
+
+# in_jail CMD: runs CMD in the jail, prints its stdout
+in_jail() {
+	local id
+	id=$(o dispatch --egress b --env "CA=$CA" -- sh -c 'printf "%s\n" "$CA" >/tmp/ca.pem; '"$1")
+	for _ in $(seq 1 600); do
+		case "$(o --json result "$id" 2>/dev/null | jq -r .state)" in
+		succeeded | failed) break ;;
+		esac
+		sleep 0.2
+	done
+	o logs "$id" 2>/dev/null
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+: >"$T/direct" >"$T/tunnel"
+for i in $(seq 1 "$ROUNDS"); do
+	curl -s --cacert "$T/cert.pem" $RESOLVE -o /dev/null -w '%{speed_download}\n' "$URL/big" >>"$T/direct"
+	in_jail "curl -s --cacert /tmp/ca.pem -o /dev/null -w '%{speed_download}\n' $URL/big" >>"$T/tunnel"
+done
+d=$(median <"$T/direct")
+t=$(median <"$T/tunnel")
+for i in $(seq 1 "$SETUPS"); do
+	curl -s --cacert "$T/cert.pem" $RESOLVE -o /dev/null -w '%{time_appconnect}\n' "$URL/small"
+done | median >"$T/sd"
+in_jail "for i in \$(seq 1 $SETUPS); do curl -s --cacert /tmp/ca.pem -o /dev/null -w '%{time_appconnect}\n' $URL/small; done" |
+	median >"$T/st"
+sd=$(cat "$T/sd")
+st=$(cat "$T/st")
+awk -v d="$d" -v t="$t" -v sd="$sd" -v st="$st" -v r="$ROUNDS" -v n="$SETUPS" 'BEGIN {
+	printf "100 MiB over HTTPS, median of %d: direct %.0f MiB/s, through the tunnel %.0f MiB/s: %.2fx (target >= 0.7x)\n", r, d / 1048576, t / 1048576, t / d
+	printf "TLS connection setup, median of %d: direct %.2f ms, through the tunnel %.2f ms: +%.2f ms (target <= 2 ms)\n", n, sd * 1000, st * 1000, (st - sd) * 1000
+}'

@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The supervisor's side of the in-jail egress proxy (egress-proxy.h): the slots'
+ * listeners and helpers, the connections and their relay over the egress lane. The
+ * lane itself (dialling, hello, the CA files) is egress-lane.c. Nothing here parses an
+ * agent's bytes: what a helper says is re-validated, what a connection carries after its
+ * head is copied. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "egress-helper.h"
+#include "egress-internal.h"
+#include "log.h"
+#include "privsep.h"
+
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 5000
+#define STABLE_MS 5000
+#define CREDIT_BATCH (64 * 1024) /* credit returned to orchd in steps of at least this */
+
+/* ---- connections ---- */
+
+static size_t bucket(uint32_t id)
+{
+	return id % EGRESS_BUCKETS;
+}
+
+struct econn *egress_conn_find(struct egress_bridge *b, uint32_t id)
+{
+	for (struct econn *c = b->buckets[bucket(id)]; c; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void conn_events(struct econn *c)
+{
+	uint32_t ev = 0;
+	struct egress_bridge *b = c->b;
+
+	/* EPOLLRDHUP only with EPOLLIN: it stays raised once the agent half-closed, and
+	 * nothing is read from it before the verdict (a full close still reports EPOLLHUP) */
+	if (c->state == ECONN_OPEN && !c->client_eof && c->send_credit > 0 && !b->congested)
+		ev |= EPOLLIN | EPOLLRDHUP;
+	if (c->out_len > 0)
+		ev |= EPOLLOUT;
+	if (c->io && ev != orch_io_get_events(c->io))
+		(void)orch_io_set_events(c->io, ev);
+}
+
+void egress_conns_update(struct egress_bridge *b)
+{
+	for (size_t i = 0; i < EGRESS_BUCKETS; i++)
+		for (struct econn *c = b->buckets[i]; c; c = c->hnext)
+			conn_events(c);
+}
+
+/* Frees the connection; tell: send CLOSE with why to orchd first. */
+void egress_conn_free(struct econn *c, const char *why)
+{
+	struct egress_bridge *b = c->b;
+	struct econn **pp = &b->buckets[bucket(c->id)];
+
+	if (why && b->lane)
+		(void)egress_lane_send(b, ORCH_EGRESS_CLOSE, c->id, why, strlen(why));
+	while (*pp && *pp != c)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = c->hnext;
+	b->n_conns--;
+	if (c->slot < EGRESS_MAX_SLOTS && b->eps[c->slot])
+		b->eps[c->slot]->n_conns--;
+	orch_io_free(c->io);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+/* Sends what is buffered for the client. < 0: the client is gone. */
+static int conn_write(struct econn *c)
+{
+	size_t written = 0;
+
+	while (c->out_len > 0) {
+		size_t first = c->out_len;
+		if (c->out_start + first > EGRESS_OUT_CAP)
+			first = EGRESS_OUT_CAP - c->out_start;
+		ssize_t n = send(c->fd, c->out + c->out_start, first, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+			return -EPIPE;
+		c->out_start = (c->out_start + (size_t)n) % EGRESS_OUT_CAP;
+		c->out_len -= (size_t)n;
+		written += (size_t)n;
+	}
+	if (c->out_len == 0)
+		c->out_start = 0;
+	c->owed += written - (c->head_bytes < written ? c->head_bytes : written);
+	c->head_bytes = c->head_bytes < written ? 0 : c->head_bytes - written;
+	if (c->owed >= CREDIT_BATCH || (c->owed && c->out_len == 0)) {
+		(void)egress_lane_credit(c->b, c->id, (uint32_t)c->owed);
+		c->owed = 0;
+	}
+	if (c->out_len == 0 && c->host_eof && !c->shut_wr) {
+		(void)shutdown(c->fd, SHUT_WR);
+		c->shut_wr = true;
+	}
+	return 0;
+}
+
+/* Bytes for the client (from orchd, or the proxy's own 200). */
+static int conn_put(struct econn *c, const void *data, size_t len)
+{
+	if (len > EGRESS_OUT_CAP - c->out_len)
+		return -ENOBUFS;
+	if (!c->out && !(c->out = malloc(EGRESS_OUT_CAP)))
+		return -ENOMEM;
+	size_t pos = (c->out_start + c->out_len) % EGRESS_OUT_CAP;
+	size_t first = len < EGRESS_OUT_CAP - pos ? len : EGRESS_OUT_CAP - pos;
+	memcpy(c->out + pos, data, first);
+	memcpy(c->out, (const uint8_t *)data + first, len - first);
+	c->out_len += len;
+	return 0;
+}
+
+static void on_client(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct econn *c = data;
+	struct egress_bridge *b = c->b;
+
+	if ((events & EPOLLOUT) && conn_write(c) < 0) {
+		egress_conn_free(c, "the agent closed the connection");
+		return;
+	}
+	if ((events & EPOLLIN) && c->state == ECONN_OPEN && c->send_credit > 0 && !c->client_eof) {
+		size_t want = c->send_credit < sizeof(b->rbuf) ? c->send_credit : sizeof(b->rbuf);
+		ssize_t n = recv(fd, b->rbuf, want, MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			egress_conn_free(c, "the agent's connection failed");
+			return;
+		}
+		if (n == 0) {
+			c->client_eof = true;
+			(void)egress_lane_send(b, ORCH_EGRESS_EOF, c->id, NULL, 0);
+		} else if (n > 0) {
+			c->send_credit -= (size_t)n;
+			if (egress_lane_send(b, ORCH_EGRESS_DATA, c->id, b->rbuf, (size_t)n) < 0) {
+				egress_conn_free(c, NULL);
+				return;
+			}
+		}
+	} else if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN)) {
+		egress_conn_free(c, "the agent closed the connection");
+		return;
+	}
+	if (c->client_eof && c->host_eof && c->out_len == 0) {
+		egress_conn_free(c, "done");
+		return;
+	}
+	conn_events(c);
+}
+
+/* A fixed answer from the proxy itself, then the connection is over. */
+static void conn_refuse(struct econn *c, int status, const char *reason)
+{
+	char buf[640];
+	const char *text = status == 403   ? "Forbidden"
+			   : status == 429 ? "Too Many Requests"
+			   : status == 502 ? "Bad Gateway"
+			   : status == 503 ? "Service Unavailable"
+			   : status == 504 ? "Gateway Timeout"
+					   : "Error";
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+			 "X-Orch-Egress: refused\r\nContent-Length: %zu\r\n\r\norch egress: %s\n",
+			 status, text, strlen(reason) + 14, reason);
+	if (n > 0)
+		(void)send(c->fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1,
+			   MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ---- from orchd (called by egress-lane.c) ---- */
+
+int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *h, const uint8_t *p,
+			 struct orch_error *err)
+{
+	struct econn *c = egress_conn_find(b, h->conn);
+
+	if (!c)
+		return 0; /* closed here already: frames in flight are normal */
+	switch (h->type) {
+	case ORCH_EGRESS_VERDICT: {
+		_cleanup_json_ json_t *root = NULL;
+		struct orch_egress_verdict v;
+		if (c->state != ECONN_WAIT)
+			return orch_err(err, -EPROTO, "a second verdict for connection %u", c->id);
+		if (orch_egress_verdict_parse(p, h->len, &root, &v, err) < 0)
+			return -EPROTO;
+		if (!v.ok) {
+			conn_refuse(c, (int)v.status, v.reason);
+			egress_conn_free(c, NULL);
+			return 0;
+		}
+		c->state = ECONN_OPEN;
+		if (c->kind == ORCH_EGRESS_CONNECT) {
+			static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+			(void)conn_put(c, ok, sizeof(ok) - 1);
+			c->head_bytes = sizeof(ok) - 1; /* ours: no credit for them */
+			if (conn_write(c) < 0) {
+				egress_conn_free(c, "the agent closed the connection");
+				return 0;
+			}
+		}
+		conn_events(c);
+		return 0;
+	}
+	case ORCH_EGRESS_DATA:
+		if (c->state != ECONN_OPEN || c->host_eof)
+			return orch_err(err, -EPROTO, "data for connection %u out of turn", c->id);
+		if (c->out_len == 0) { /* straight to the agent; only the rest is kept */
+			ssize_t n = send(c->fd, p, h->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				egress_conn_free(c, "the agent closed the connection");
+				return 0;
+			}
+			if (n > 0) {
+				c->owed += (size_t)n;
+				p += n;
+				if ((size_t)n == h->len) {
+					if (c->owed >= CREDIT_BATCH) {
+						(void)egress_lane_credit(c->b, c->id,
+									 (uint32_t)c->owed);
+						c->owed = 0;
+					}
+					conn_events(c);
+					return 0;
+				}
+				struct orch_egress_hdr rest = *h;
+				rest.len -= (uint32_t)n;
+				h = &rest;
+				if (conn_put(c, p, h->len) < 0)
+					return orch_err(err, -EPROTO,
+							"connection %u: orchd sent past the window",
+							c->id);
+				if (conn_write(c) < 0) {
+					egress_conn_free(c, "the agent closed the connection");
+					return 0;
+				}
+				conn_events(c);
+				return 0;
+			}
+		}
+		if (conn_put(c, p, h->len) < 0)
+			return orch_err(err, -EPROTO, "connection %u: orchd sent past the window",
+					c->id);
+		if (conn_write(c) < 0) {
+			egress_conn_free(c, "the agent closed the connection");
+			return 0;
+		}
+		conn_events(c);
+		return 0;
+	case ORCH_EGRESS_CREDIT: {
+		uint32_t n =
+			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW)
+			return orch_err(err, -EPROTO, "connection %u: credit past the window",
+					c->id);
+		c->send_credit += n;
+		conn_events(c);
+		return 0;
+	}
+	case ORCH_EGRESS_EOF:
+		if (c->state != ECONN_OPEN)
+			return orch_err(err, -EPROTO, "eof for connection %u out of turn", c->id);
+		c->host_eof = true;
+		if (conn_write(c) < 0) {
+			egress_conn_free(c, "the agent closed the connection");
+			return 0;
+		}
+		if (c->client_eof && c->out_len == 0) {
+			egress_conn_free(c, "done");
+			return 0;
+		}
+		conn_events(c);
+		return 0;
+	case ORCH_EGRESS_CLOSE:
+		if (c->state == ECONN_WAIT)
+			conn_refuse(c, 502, "orchd closed the connection");
+		else
+			(void)conn_write(c); /* what fits now; the rest is lost with the close */
+		egress_conn_free(c, NULL);
+		return 0;
+	default:
+		return orch_err(err, -EPROTO, "unexpected %s frame from orchd",
+				orch_egress_type_name(h->type));
+	}
+}
+
+/* ---- a connection from a helper ---- */
+
+/* The socket really is a TCP connection accepted on our own port (the helper could hand
+ * over nothing else it holds but its listener, its stderr and this channel). */
+static bool conn_fd_ok(int fd, unsigned port)
+{
+	struct stat st;
+	int v = 0;
+	socklen_t sl = sizeof(v);
+	struct sockaddr_in sin;
+	socklen_t al = sizeof(sin);
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &sl) < 0 || v != AF_INET)
+		return false;
+	sl = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &sl) < 0 || v != SOCK_STREAM)
+		return false;
+	sl = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &sl) < 0 || v != 0)
+		return false;
+	if (getsockname(fd, (struct sockaddr *)&sin, &al) < 0 || sin.sin_family != AF_INET ||
+	    ntohs(sin.sin_port) != port || ntohl(sin.sin_addr.s_addr) != INADDR_LOOPBACK)
+		return false;
+	return true;
+}
+
+/* One request from the slot's helper: re-validated, stamped, sent to orchd. */
+static int ep_on_request(struct egress_ep *ep, const char *msg, size_t len, int fd)
+{
+	struct egress_bridge *b = ep->b;
+	_cleanup_json_ json_t *root = NULL;
+	_cleanup_close_ int cfd = fd;
+	struct orch_error perr = {0};
+	struct orch_egress_open o;
+	_cleanup_free_ char *out = NULL;
+	size_t out_len = 0;
+	struct econn *c;
+
+	if (orch_egress_open_parse(msg, len, &root, &o, &perr) < 0)
+		return egress_ep_misbehaved(ep, "sent an invalid request", perr.msg);
+	if (o.slot != ep->slot || o.task)
+		return egress_ep_misbehaved(ep, "sent another slot's request", NULL);
+	if (!conn_fd_ok(cfd, b->o.port))
+		return egress_ep_misbehaved(ep, "handed over something else than its connection",
+					    NULL);
+	if (fcntl(cfd, F_SETFL, O_NONBLOCK) < 0)
+		return 0;
+	if (!(c = calloc(1, sizeof(*c))))
+		return 0;
+	c->b = b;
+	c->fd = TAKE_FD(cfd);
+	c->slot = ep->slot;
+	c->kind = o.kind;
+	c->state = ECONN_WAIT;
+	c->send_credit = ORCH_EGRESS_WINDOW;
+	if (b->next_id == 0 || b->next_id >= ORCH_EGRESS_MAX_CONN_ID)
+		b->next_id = 1;
+	c->id = b->next_id++;
+	c->hnext = b->buckets[bucket(c->id)];
+	b->buckets[bucket(c->id)] = c;
+	b->n_conns++;
+	ep->n_conns++;
+	if (!b->lane || !b->ready) {
+		conn_refuse(c, 503, "no egress lane to orchd (yet)");
+		egress_conn_free(c, NULL);
+		return 0;
+	}
+	if (ep->n_conns > EGRESS_MAX_CONNS_SLOT || b->n_conns > ORCH_EGRESS_MAX_CONNS) {
+		conn_refuse(c, 429, "too many connections of this agent");
+		egress_conn_free(c, NULL);
+		return 0;
+	}
+	o.task = ep->task; /* ours, never the helper's */
+	if (!(out = orch_egress_open_build(&o, &out_len)) || out_len > ORCH_EGRESS_MAX_PAYLOAD ||
+	    egress_lane_send(b, ORCH_EGRESS_OPEN, c->id, out, out_len) < 0) {
+		conn_refuse(c, 431, "request too large for the egress lane");
+		egress_conn_free(c, NULL);
+		return 0;
+	}
+	if (orch_io_add(b->loop, c->fd, 0, on_client, c, &c->io) < 0)
+		egress_conn_free(c, "out of memory");
+	return 0;
+}
+
+static void ep_on_sock(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		       void *data)
+{
+	struct egress_ep *ep = data;
+	struct egress_bridge *b = ep->b;
+
+	for (int i = 0; i < 16 && !ep->bad; i++) {
+		union {
+			struct cmsghdr c;
+			char buf[CMSG_SPACE(sizeof(int) * 4)];
+		} u;
+		struct iovec iov = {b->msg, sizeof(b->msg)};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf)};
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		int cfd = -1, nfds = 0;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t j = 0; j < k; j++) {
+				int f;
+				memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+				if (nfds++ == 0)
+					cfd = f;
+				else
+					close(f);
+			}
+		}
+		if (n <= 0) {
+			if (cfd >= 0)
+				close(cfd);
+			egress_ep_stop(ep, "closed its connection", true);
+			return;
+		}
+		if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || nfds != 1) {
+			if (cfd >= 0)
+				close(cfd);
+			(void)egress_ep_misbehaved(ep, "sent a malformed message", NULL);
+			break;
+		}
+		(void)ep_on_request(ep, b->msg, (size_t)n, cfd);
+	}
+	if (ep->bad)
+		egress_ep_stop(ep, ep->bad, true);
+}
+
+/* ---- the helper's life ---- */
+
+int egress_ep_misbehaved(struct egress_ep *ep, const char *why, const char *detail)
+{
+	if (!ep->bad) {
+		snprintf(ep->bad_buf, sizeof(ep->bad_buf), "%s%s%s", why, detail ? ": " : "",
+			 detail ? detail : "");
+		ep->bad = ep->bad_buf;
+	}
+	return -EPROTO;
+}
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data);
+
+static void watch_listener(struct egress_ep *ep)
+{
+	if (!ep->listen_io &&
+	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
+		orch_timer_rearm(ep->restart, RESTART_MAX_MS);
+}
+
+static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct egress_ep *ep = data;
+
+	if (!ep->proc.pid)
+		watch_listener(ep);
+}
+
+static uint64_t next_backoff(uint64_t ms)
+{
+	ms = ms ? ms * 2 : RESTART_MIN_MS;
+	return ms > RESTART_MAX_MS ? RESTART_MAX_MS : ms;
+}
+
+static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+{
+	egress_ep_stop(data, "exited", true);
+}
+
+static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+{
+	struct egress_ep *ep = data;
+
+	if (sv_helper_log_read(fd, &ep->log, "egress", ep->slot) < 0) {
+		orch_io_free(ep->log_io);
+		ep->log_io = NULL;
+	}
+}
+
+/* The helper goes; connections it handed over stay (they are the supervisor's now). */
+void egress_ep_stop(struct egress_ep *ep, const char *why, bool restart)
+{
+	char slot[16], pid[16];
+
+	if (!ep->proc.pid)
+		return;
+	snprintf(slot, sizeof(slot), "%u", ep->slot);
+	snprintf(pid, sizeof(pid), "%d", (int)ep->proc.pid);
+	if (why)
+		orch_log(ORCH_LOG_WARN, "egress", "egress helper stopped", "slot", slot, "pid", pid,
+			 "reason", why, NULL);
+	if (ep->log_io)
+		(void)sv_helper_log_read(ep->proc.log_fd, &ep->log, "egress", ep->slot);
+	orch_io_free(ep->log_io);
+	orch_io_free(ep->pid_io);
+	orch_io_free(ep->sock_io);
+	ep->log_io = ep->pid_io = ep->sock_io = NULL;
+	sv_helper_kill(&ep->proc);
+	ep->proc.pid = 0;
+	if (ep->sock >= 0)
+		close(ep->sock);
+	ep->sock = -1;
+	ep->bad = NULL;
+	if (!restart)
+		return;
+	ep->backoff_ms =
+		orch_now_ms() - ep->started_ms >= STABLE_MS ? 0 : next_backoff(ep->backoff_ms);
+	if (ep->backoff_ms)
+		orch_timer_rearm(ep->restart, ep->backoff_ms);
+	else
+		watch_listener(ep);
+}
+
+static int ep_start(struct egress_ep *ep, struct orch_error *err)
+{
+	struct egress_bridge *b = ep->b;
+	char slot[16], uid[16], gid[16];
+	const char *argv[12];
+	size_t n = 0;
+	int sp[2], r;
+	bool root = geteuid() == 0;
+	uid_t u = sv_privsep_uid(b->o.uid_base, SV_PRIVSEP_EGRESS, ep->slot);
+
+	snprintf(slot, sizeof(slot), "%u", ep->slot);
+	snprintf(uid, sizeof(uid), "%u", root ? (unsigned)u : (unsigned)getuid());
+	snprintf(gid, sizeof(gid), "%u", root ? (unsigned)u : (unsigned)getgid());
+	argv[n++] = "orch-egress-helper";
+	argv[n++] = EGRESS_HELPER_ARG;
+	argv[n++] = "--slot";
+	argv[n++] = slot;
+	argv[n++] = "--uid";
+	argv[n++] = uid;
+	argv[n++] = "--gid";
+	argv[n++] = gid;
+	if (b->o.no_seccomp)
+		argv[n++] = "--no-seccomp";
+	argv[n] = NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return orch_errno(err, -errno, "socketpair");
+	int fds[2] = {ep->listen_fd, sp[1]};
+	struct sv_helper_spawn s = {.exe = b->helper,
+				    .argv = (char *const *)argv,
+				    .fds = fds,
+				    .n_fds = 2,
+				    .netns_fd = b->o.netns_fds ? b->o.netns_fds[ep->slot] : -1};
+	r = sv_helper_spawn(&s, &ep->proc, err);
+	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		return r;
+	}
+	ep->sock = sp[0];
+	ep->started_ms = orch_now_ms();
+	ep->log = (struct sv_helper_log){0};
+	if (fcntl(ep->sock, F_SETFL, O_NONBLOCK) < 0 ||
+	    orch_io_add(b->loop, ep->sock, EPOLLIN | EPOLLRDHUP, ep_on_sock, ep, &ep->sock_io) <
+		    0 ||
+	    orch_io_add(b->loop, ep->proc.pidfd, EPOLLIN, on_pid, ep, &ep->pid_io) < 0 ||
+	    orch_io_add(b->loop, ep->proc.log_fd, EPOLLIN, on_log, ep, &ep->log_io) < 0) {
+		egress_ep_stop(ep, NULL, false);
+		return orch_err(err, -ENOMEM, "cannot watch the egress helper");
+	}
+	orch_io_free(ep->listen_io); /* the helper accepts from now on */
+	ep->listen_io = NULL;
+	snprintf(uid, sizeof(uid), "%d", (int)ep->proc.pid);
+	orch_log(ORCH_LOG_INFO, "egress", "egress helper started", "slot", slot, "pid", uid, NULL);
+	return 0;
+}
+
+/* No helper can be started: each waiting connection gets a fixed 503 (nothing read). */
+static void refuse_waiting(int fd)
+{
+	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+				  "Connection: close\r\nContent-Length: 40\r\n\r\norch egress: the "
+				  "proxy is unavailable\r\n\n";
+	for (int i = 0; i < 64; i++) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (c < 0)
+			return;
+		(void)send(c, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(c);
+	}
+}
+
+static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+		      void *data)
+{
+	struct egress_ep *ep = data;
+	struct orch_error err = {0};
+	uint64_t now = orch_now_ms();
+	char slot[16];
+
+	if (now >= ep->refuse_until_ms) {
+		if (ep_start(ep, &err) == 0)
+			return;
+		if (!ep->warned) {
+			snprintf(slot, sizeof(slot), "%u", ep->slot);
+			orch_log(ORCH_LOG_WARN, "egress", "egress proxy unavailable", "slot", slot,
+				 "error", err.msg, NULL);
+			ep->warned = true;
+		}
+		ep->backoff_ms = next_backoff(ep->backoff_ms);
+		ep->refuse_until_ms = now + ep->backoff_ms;
+	}
+	refuse_waiting(fd);
+}
+
+int egress_ep_new(struct egress_bridge *b, unsigned slot, int listen_fd, struct orch_error *err)
+{
+	_cleanup_close_ int fd = listen_fd;
+	struct egress_ep *ep;
+	int r;
+
+	if (slot >= EGRESS_MAX_SLOTS || b->eps[slot])
+		return orch_err(err, -EINVAL, "egress: slot %u taken or out of range", slot);
+	if (!(ep = calloc(1, sizeof(*ep))))
+		return orch_err(err, -ENOMEM, "out of memory");
+	ep->b = b;
+	ep->slot = slot;
+	ep->listen_fd = fd;
+	ep->sock = -1;
+	ep->proc = (struct sv_helper){.pidfd = -1, .log_fd = -1};
+	if ((r = orch_timer_add(b->loop, 0, 0, on_restart, ep, &ep->restart)) < 0) {
+		free(ep);
+		return orch_errno(err, r, "egress: cannot add a timer");
+	}
+	orch_timer_disarm(ep->restart);
+	if ((r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io)) < 0) {
+		orch_timer_free(ep->restart);
+		free(ep);
+		return orch_errno(err, r, "egress: cannot watch the listening socket");
+	}
+	fd = -1;
+	b->eps[slot] = ep;
+	return 0;
+}
+
+void egress_ep_free(struct egress_ep *ep)
+{
+	if (!ep)
+		return;
+	egress_ep_stop(ep, NULL, false);
+	orch_io_free(ep->listen_io);
+	orch_timer_free(ep->restart);
+	close(ep->listen_fd);
+	ep->b->eps[ep->slot] = NULL;
+	free(ep->task);
+	free(ep);
+}
+
+pid_t egress_bridge_helper_pid(const struct egress_bridge *b, unsigned slot)
+{
+	return slot < EGRESS_MAX_SLOTS && b->eps[slot] ? b->eps[slot]->proc.pid : 0;
+}
+
+void egress_bridge_set_task(struct egress_bridge *b, unsigned slot, const char *task)
+{
+	struct egress_ep *ep = slot < EGRESS_MAX_SLOTS ? b->eps[slot] : NULL;
+	char *t = NULL;
+
+	if (!ep || (task && !(t = strdup(task))))
+		return;
+	free(ep->task);
+	ep->task = t;
+}
