@@ -15,7 +15,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "control.h"
-#include "event-libvirt.h"
+#include "virt-event-loop.h"
 #include "fs-util.h"
 #include "log.h"
 #include "orch-config.h"

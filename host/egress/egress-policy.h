@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "egress-config.h"
+#include "config-egress.h"
 
 /* host (lower case, as the lane carries it) and port against the sets named in sets
  * (NULL-terminated; unknown names match nothing). 0: allowed; -EACCES: not, with a

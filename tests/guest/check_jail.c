@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "check-run.h"
 #include "cleanup.h"
 #include "jail-seccomp.h"
 #include "jail.h"
@@ -511,9 +512,5 @@ int main(void)
 		printf("SKIP: needs root (the namespace, cgroup and spawn cases)\n");
 		return 77;
 	}
-	SRunner *sr = srunner_create(jail_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(jail_suite());
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "loop.h"
 #include "llm-ledger.h"
@@ -883,8 +884,6 @@ static int run_tls(void)
 	pid_t p1 = 0, p2 = 0;
 	Suite *s = suite_create("llm_proxy_tls");
 	TCase *tc = tcase_create("tls");
-	SRunner *sr;
-	int failed;
 
 	if (make_cert("ok", "subjectAltName=IP:127.0.0.1", cert_ok, sizeof(cert_ok)) != 0 ||
 	    make_cert("wrong", "subjectAltName=DNS:upstream.example", cert_wrong,
@@ -904,13 +903,10 @@ static int run_tls(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_tls_verified);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run(s);
 	llm_test_stop(p1);
 	llm_test_stop(p2);
-	return failed ? 1 : 0;
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -918,9 +914,7 @@ int main(int argc, char **argv)
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	pid_t pid = 0;
-	int failed;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream>\n", argv[0]);
@@ -960,11 +954,8 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_timeout_charges_worst_case);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run(s);
 	llm_test_stop(pid);
 	llm_test_rmtree(tmpdir);
-	return failed ? 1 : 0;
+	return r;
 }

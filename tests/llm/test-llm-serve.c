@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "schema.h"
 #include "llm-ledger.h"
@@ -531,9 +532,7 @@ int main(int argc, char **argv)
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	pid_t pid = 0;
-	int failed;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream> [case]\n", argv[0]);
@@ -558,11 +557,9 @@ int main(int argc, char **argv)
 	ADD(guest_leaves);
 	ADD(idle_slot);
 	ADD(caps);
-	sr = srunner_create(s);
-	srunner_run(sr, NULL, argc > 2 ? argv[2] : NULL, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run_opts(s,
+				    &(struct orch_check_opts){.tcase = argc > 2 ? argv[2] : NULL});
 	llm_test_stop(pid);
 	llm_test_rmtree(tmpdir);
-	return failed ? 1 : 0;
+	return r;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "dialer.h"
 
 struct owner {
@@ -139,15 +140,9 @@ int main(void)
 {
 	Suite *s = suite_create("dialer");
 	TCase *tc = tcase_create("dialer");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_reconnect_backoff);
 	tcase_add_test(tc, test_fd_once);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }
