@@ -10,8 +10,6 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "control.h"
-#include "orchd-egress.h"
-#include "orchd-llm.h"
 #include "log.h"
 #include "orch-config.h"
 
@@ -68,8 +66,7 @@ static int m_get(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
 	if (r < 0)
 		return r;
 	res = task_row_to_json(t);
-	orchd_llm_task_json(d, t->id, res);
-	orchd_egress_task_json(d, t->id, res);
+	orchd_services_task_json(d, t->id, res, true);
 	task_row_free(t);
 	return orch_rpc_reply(req, res);
 }
@@ -100,7 +97,7 @@ static int m_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 	size_t i;
 	json_t *t;
 	json_array_foreach(tasks, i, t)
-		orchd_llm_task_json(d, json_integer_value(json_object_get(t, "id")), t);
+		orchd_services_task_json(d, json_integer_value(json_object_get(t, "id")), t, false);
 	return orch_rpc_reply(req, json_pack("{so}", "tasks", tasks));
 }
 

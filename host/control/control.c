@@ -34,6 +34,9 @@ struct control {
 	struct orchd_access access;
 	struct client *clients;
 	size_t n_clients;
+	struct control_hooks hooks;
+	/* control_methods, each answering a refused peer with m_denied */
+	struct orch_rpc_method *denied;
 };
 
 static void client_free(struct client *cl)
@@ -47,7 +50,8 @@ static void client_free(struct client *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	c->n_clients--;
-	waiters_drop_client(c->d, cl->rpc);
+	if (c->hooks.client_closed)
+		c->hooks.client_closed(c->d, cl->rpc);
 	orch_timer_free(cl->close_timer);
 	orch_rpc_set_close_cb(cl->rpc, NULL);
 	orch_rpc_unref(cl->rpc);
@@ -65,7 +69,8 @@ static void on_client_drain(struct orch_rpc *rpc, void *data)
 {
 	struct client *cl = data;
 
-	waiters_drain(cl->c->d, rpc);
+	if (cl->c->hooks.client_drained)
+		cl->c->hooks.client_drained(cl->c->d, rpc);
 }
 
 static void on_close_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -85,24 +90,6 @@ static int m_denied(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 		orch_timer_rearm(cl->close_timer, 0);
 	return orch_err(err, ORCH_RPC_DENIED, "%s", cl->deny_msg);
 }
-
-static const struct orch_rpc_method denied_methods[] = {
-	{"task.submit", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"task.get", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"task.list", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"task.wait", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"task.logs", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"task.cancel", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"status", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"vm.list", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"vm.up", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"vm.down", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"vm.restart", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"vm.console", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"budget.show", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"budget.set", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-	{"egress.log", ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0, m_denied},
-};
 
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,
 		      void *data)
@@ -149,9 +136,8 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 			opts.max_line = 64 * 1024;
 			opts.max_inflight = 1;
 		}
-		r = orch_rpc_new(c->d->loop, fd, denied ? denied_methods : control_methods,
-				 denied ? ELEMENTSOF(denied_methods) : control_n_methods, &opts, cl,
-				 &cl->rpc);
+		r = orch_rpc_new(c->d->loop, fd, denied ? c->denied : control_methods,
+				 control_n_methods, &opts, cl, &cl->rpc);
 		if (r >= 0 && denied)
 			r = orch_timer_add(c->d->loop, 2000, 0, on_close_timer, cl,
 					   &cl->close_timer);
@@ -215,7 +201,8 @@ static int socket_dir(const char *path, struct orch_error *err)
 	return 0;
 }
 
-int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
+int control_new(struct orchd *d, const struct control_hooks *hooks, struct control **ret,
+		struct orch_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct control *c;
@@ -229,7 +216,17 @@ int control_new(struct orchd *d, struct control **ret, struct orch_error *err)
 		return orch_err(err, -ENOMEM, "out of memory");
 	c->d = d;
 	c->fd = -1;
+	c->hooks = *hooks;
 	c->path = strdup(d->cfg->socket);
+	c->denied = calloc(control_n_methods, sizeof(*c->denied));
+	if (!c->path || !c->denied) {
+		control_free(c);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < control_n_methods; i++)
+		c->denied[i] = (struct orch_rpc_method){control_methods[i].name,
+							ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0,
+							m_denied};
 	if ((r = orchd_access_init(&c->access, d->cfg->group, err)) < 0) {
 		control_free(c);
 		return r;
@@ -279,6 +276,7 @@ void control_free(struct control *c)
 		(void)unlink(c->path);
 	}
 	free(c->path);
+	free(c->denied);
 	free(c);
 }
 

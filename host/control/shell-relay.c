@@ -475,6 +475,17 @@ void shell_relay_describe(const struct shell_relay *r, const struct vm *vm, json
 	json_object_set_new(obj, "shell", a);
 }
 
+static void vm_json(const struct vm *vm, json_t *obj)
+{
+	if (vm->d->shells)
+		shell_relay_describe(vm->d->shells, vm, obj);
+}
+
+const struct orchd_service orchd_shell_service = {
+	.name = "shells",
+	.vm_json = vm_json,
+};
+
 size_t shell_relay_sessions(const struct shell_relay *r)
 {
 	return r ? r->n_sessions : 0;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "service.h"
 
 struct orchd;
 struct vm;
@@ -31,5 +32,7 @@ int shell_relay_new(struct orchd *d, struct shell_relay **ret, struct orch_error
 void shell_relay_free(struct shell_relay *r);
 /* Adds "shell": ["unix:<socket of slot 0>", ...] to a VM's status object. */
 void shell_relay_describe(const struct shell_relay *r, const struct vm *vm, json_t *obj);
+/* The service that adds each VM's shell sockets to its status (service.h). */
+extern const struct orchd_service orchd_shell_service;
 /* Live sessions (for tests and status). */
 size_t shell_relay_sessions(const struct shell_relay *r);

@@ -19,8 +19,6 @@
 #include "fs-util.h"
 #include "cleanup.h"
 #include "log.h"
-#include "orchd-egress.h"
-#include "orchd-llm.h"
 #include "orchd.h"
 
 struct local {
@@ -121,7 +119,8 @@ static int local_start(struct vm *vm, struct orch_error *err)
 	b = sv[1];
 	if (fcntl(a, F_SETFL, O_NONBLOCK) < 0)
 		return orch_errno(err, -errno, "fcntl");
-	if (orchd_llm_enabled(vm->d) && vm->d->supervisor_llm) { /* LLM channel: its fd 4 */
+	if (orchd_lane_wanted(vm->d, ORCHD_LANE_LLM) &&
+	    vm->d->supervisor_llm) { /* LLM channel: its fd 4 */
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			return orch_errno(err, -errno, "socketpair");
 		la = sv[0];
@@ -129,7 +128,8 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		if (fcntl(la, F_SETFL, O_NONBLOCK) < 0)
 			return orch_errno(err, -errno, "fcntl");
 	}
-	if (orchd_egress_enabled(vm->d) && vm->d->supervisor_egress) { /* egress lane: fd 5 */
+	if (orchd_lane_wanted(vm->d, ORCHD_LANE_EGRESS) &&
+	    vm->d->supervisor_egress) { /* egress lane: fd 5 */
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			return orch_errno(err, -errno, "socketpair");
 		ea = sv[0];
@@ -216,9 +216,9 @@ static int local_start(struct vm *vm, struct orch_error *err)
 		 vm->d->supervisor_path, NULL);
 	r = vm_attach_channel(vm, TAKE_FD(a), err);
 	if (r >= 0 && la >= 0)
-		r = vm_attach_llm_channel(vm, TAKE_FD(la), err);
+		r = vm_lane_attach(vm, ORCHD_LANE_LLM, TAKE_FD(la), err);
 	if (r >= 0 && ea >= 0)
-		r = vm_attach_egress_channel(vm, TAKE_FD(ea), err);
+		r = vm_lane_attach(vm, ORCHD_LANE_EGRESS, TAKE_FD(ea), err);
 	return r;
 }
 
@@ -319,7 +319,8 @@ static int local_init(struct orchd *d, struct orch_error *err)
 	int p[2], st;
 	pid_t pid;
 
-	if (!d->supervisor_path || (!orchd_llm_enabled(d) && !orchd_egress_enabled(d)))
+	if (!d->supervisor_path ||
+	    (!orchd_lane_wanted(d, ORCHD_LANE_LLM) && !orchd_lane_wanted(d, ORCHD_LANE_EGRESS)))
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return orch_errno(err, -errno, "pipe");

@@ -23,6 +23,8 @@
 
 #include "log.h"
 #include "orchd.h"
+#include "output.h"
+#include "slot.h"
 
 /* Every task reaches the same bound, so it is stated once: docs/CONFIG.md (max_output_mib). */
 #define OUTPUT_FLUSH_MS 20

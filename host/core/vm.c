@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* One VM as orchd sees it: the supervisor channel (hello, heartbeats, task output and
- * exits), its agent slots, liveness and restarts. Everything the guest sends is
+/* One VM as orchd sees it (vm.h): the supervisor channel (hello, heartbeats, task output
+ * and exits), its agent slots, liveness and restarts. Everything the guest sends is
  * validated by proto/schema.c before it touches the store. */
 #include <errno.h>
 #include <stdio.h>
@@ -11,10 +11,9 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
-#include "orchd-egress.h"
-#include "orchd-llm.h"
 #include "orchd.h"
-#include "shell-relay.h"
+#include "output.h"
+#include "slot.h"
 
 /* A VM up this long before it went down restarts without the accumulated backoff. */
 #define VM_STABLE_MS 30000
@@ -45,7 +44,7 @@ static char *task_str(int64_t id, char buf[static 24])
 	return buf;
 }
 
-void vm_slot_release(struct slot *s)
+static void slot_release(struct slot *s)
 {
 	output_release(s);
 	if (s->spool_fd >= 0)
@@ -77,7 +76,7 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 	else
 		orch_log(ORCH_LOG_WARN, "vm", requeued ? "task lost, re-queued" : "task lost", "vm",
 			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
-	vm_slot_release(s);
+	slot_release(s);
 	orchd_task_changed(vm->d, task);
 }
 
@@ -105,9 +104,7 @@ static void drop_channel(struct vm *vm)
 {
 	struct orch_rpc *rpc = vm->rpc;
 
-	vm_drop_llm_channel(vm);
-	vm_drop_egress_channel(vm);
-	vm_llm_main_detach(vm);
+	orchd_services_channel_down(vm); /* their lanes and their use of this channel */
 	vm->rpc = NULL;
 	orch_timer_free(vm->hb_timer);
 	vm->hb_timer = NULL;
@@ -386,21 +383,20 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 	}
 	orch_log(ORCH_LOG_INFO, "vm", "task finished", "vm", vm->cfg->name, "task",
 		 task_str(task, tb), "state", task_state_name(res.state), NULL);
-	vm_slot_release(s);
+	slot_release(s);
 	orch_rpc_reply(req, json_object());
-	orchd_llm_task_done(vm->d, task);
+	orchd_services_task_done(vm->d, task);
 	orchd_task_changed(vm->d, task);
 	return 0;
 }
 
-static const struct orch_rpc_method guest_methods[] = {
+const struct orch_rpc_method vm_core_methods[] = {
 	{"hello", ORCH_RPC_M_REQUEST, ORCH_STATE_NEW, m_hello},
 	{"heartbeat", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_heartbeat},
 	{"task.output", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_output},
 	{"task.exit", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, m_exit},
-	{"llm.request", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, vm_llm_on_request},
-	{"llm.cancel", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, vm_llm_on_cancel},
 };
+const size_t vm_n_core_methods = ELEMENTSOF(vm_core_methods);
 
 int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
 {
@@ -410,17 +406,18 @@ int vm_attach_channel(struct vm *vm, int fd, struct orch_error *err)
 		.max_inflight = 256,
 		.name = vm->cfg->name,
 	};
+	size_t n = 0;
+	const struct orch_rpc_method *methods = orchd_vm_methods(vm->d, &n);
 	int r;
 
 	drop_channel(vm);
-	r = orch_rpc_new(vm->d->loop, fd, guest_methods, ELEMENTSOF(guest_methods), &opts, vm,
-			 &vm->rpc);
+	r = methods ? orch_rpc_new(vm->d->loop, fd, methods, n, &opts, vm, &vm->rpc) : -ENOMEM;
 	if (r < 0) {
 		close(fd);
 		return orch_errno(err, r, "vm %s: cannot set up the channel", vm->cfg->name);
 	}
 	orch_rpc_set_close_cb(vm->rpc, on_channel_close);
-	return vm_llm_main_attach(vm, err);
+	return orchd_services_channel_up(vm, err);
 }
 
 void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt, int64_t output_seq)
@@ -433,7 +430,7 @@ void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 	if (slot < 0 || slot >= vm->n_slots)
 		return;
 	s = &vm->slots[slot];
-	vm_slot_release(s);
+	slot_release(s);
 	s->task = task;
 	s->attempt = attempt;
 	s->orphan = true;
@@ -448,6 +445,72 @@ void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 		orch_log(ORCH_LOG_WARN, "spool", "cannot reopen the spool", "error", err.msg, NULL);
 	}
 	snprintf(s->wire_id, sizeof(s->wire_id), "%lld.%lld", (long long)task, (long long)attempt);
+}
+
+int64_t vm_slot_task(const struct vm *vm, int64_t slot)
+{
+	return slot >= 0 && slot < vm->n_slots ? vm->slots[slot].task : 0;
+}
+
+const char *vm_slot_task_str(struct vm *vm, int64_t slot)
+{
+	if (!vm_slot_task(vm, slot))
+		return NULL;
+	struct slot *s = &vm->slots[slot];
+	snprintf(s->task_str, sizeof(s->task_str), "%lld", (long long)s->task);
+	return s->task_str;
+}
+
+int vm_slot_lease(struct vm *vm, int64_t slot, const struct task_row *t, const char **ret_wire_id,
+		  struct orch_error *err)
+{
+	struct slot *s = &vm->slots[slot];
+	int64_t size = 0;
+	int r;
+
+	slot_release(s);
+	s->task = t->id;
+	s->attempt = t->attempts;
+	s->next_store_seq = t->output_seq;
+	snprintf(s->wire_id, sizeof(s->wire_id), "%lld.%lld", (long long)t->id,
+		 (long long)t->attempts);
+	*ret_wire_id = s->wire_id;
+	r = spool_open(vm->d, t->id, &size, err);
+	if (r < 0)
+		return r; /* the slot holds the lease: vm_slot_run_failed settles it */
+	s->spool_fd = r;
+	s->spool_off = size;
+	return 0;
+}
+
+bool vm_slot_holds(const struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
+{
+	return slot >= 0 && slot < vm->n_slots && vm->slots[slot].task == task &&
+	       vm->slots[slot].attempt == attempt;
+}
+
+void vm_slot_acked(struct vm *vm, int64_t slot)
+{
+	vm->slots[slot].running = true;
+}
+
+void vm_slot_run_failed(struct vm *vm, int64_t slot, const struct task_result *res)
+{
+	struct slot *s = &vm->slots[slot];
+	struct orch_error err = {0};
+	int64_t task = s->task;
+	char tb[24];
+
+	if (!task)
+		return;
+	output_flush(vm, s); /* what it printed before failing */
+	if ((res ? store_task_finish(vm->d->store, task, res, &err)
+		 : store_task_unlease(vm->d->store, task, &err)) < 0 &&
+	    err.code != -ESTALE)
+		orch_log(ORCH_LOG_ERROR, "store", "cannot settle a task that did not start", "task",
+			 task_str(task, tb), "error", err.msg, NULL);
+	slot_release(s);
+	orchd_task_changed(vm->d, task);
 }
 
 int vm_cancel_task(struct vm *vm, int64_t task)
@@ -486,8 +549,7 @@ json_t *vm_to_json(const struct vm *vm)
 	json_object_set_new(o, "slots", slots);
 	if (vm->ops->describe)
 		vm->ops->describe(vm, o);
-	if (vm->d->shells)
-		shell_relay_describe(vm->d->shells, vm, o);
+	orchd_services_vm_json(vm, o);
 	return o;
 }
 
@@ -546,7 +608,7 @@ void vm_free(struct vm *vm)
 	for (int64_t i = 0; i < vm->n_slots; i++) {
 		if (vm->slots[i].task)
 			output_flush(vm, &vm->slots[i]);
-		vm_slot_release(&vm->slots[i]);
+		slot_release(&vm->slots[i]);
 	}
 	orch_timer_free(vm->out_timer);
 	free(vm->slots);

@@ -9,8 +9,23 @@
 
 #include "cleanup.h"
 #include "log.h"
-#include "orchd-llm.h"
 #include "orchd.h"
+
+/* A control client waiting for a task to finish (task.wait) or following its output
+ * (task.logs). */
+struct waiter {
+	struct waiter *prev, *next;
+	enum waiter_kind kind;
+	int64_t task;
+	struct orch_rpc_req *req; /* reply when done */
+	struct orch_rpc *rpc;	  /* the client (not referenced: dropped on close) */
+	int64_t next_seq;
+	int64_t attempt; /* WAITER_LOGS: this attempt's output; 0: the task's latest */
+	bool all;	 /* WAITER_LOGS: every attempt's */
+	bool follow;
+	bool blocked; /* output queue full: resume on drain */
+	bool dead;    /* its client closed: removed at the next safe point */
+};
 
 #define PUMP_BATCH 64
 
@@ -104,7 +119,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 	}
 	if (final || (w->kind == WAITER_LOGS && !w->follow)) {
 		json_t *res = task_row_to_json(t);
-		orchd_llm_task_json(d, t->id, res);
+		orchd_services_task_json(d, t->id, res, false);
 		if (res)
 			json_object_set_new(res, "next_seq", json_integer(w->next_seq));
 		orch_rpc_reply(w->req, res);

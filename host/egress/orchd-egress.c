@@ -8,14 +8,14 @@
 
 #include "cleanup.h"
 #include "strv.h"
-#include "config-util.h"
-#include "control.h"
 #include "config-egress.h"
 #include "egress-log.h"
 #include "egress-serve.h"
 #include "log.h"
 #include "orchd-egress.h"
 #include "orchd.h"
+
+static void drop_lane(struct vm *vm);
 
 int orchd_egress_new(struct orchd *d, struct orch_error *err)
 {
@@ -33,7 +33,7 @@ int orchd_egress_new(struct orchd *d, struct orch_error *err)
 void orchd_egress_free(struct orchd *d)
 {
 	for (size_t i = 0; i < d->n_vms; i++)
-		vm_drop_egress_channel(d->vms[i]);
+		drop_lane(d->vms[i]);
 	egress_host_free(d->egress);
 	d->egress = NULL;
 }
@@ -70,11 +70,13 @@ static int slot_info(void *data, int64_t slot, int64_t *ret_task, char ***ret_se
 	struct task_row *t = NULL;
 	size_t n = 0;
 
-	if (slot < 0 || slot >= vm->n_slots || !vm->slots[slot].task)
+	int64_t task = vm_slot_task(vm, slot);
+
+	if (!task)
 		return -ENOENT;
-	if (store_task_get(vm->d->store, vm->slots[slot].task, &t, NULL) == 0)
+	if (store_task_get(vm->d->store, task, &t, NULL) == 0)
 		prof = profile_sets(vm->d, t->profile);
-	if (egress_task_sets_get(store_db(vm->d->store), vm->slots[slot].task, &asked, NULL) < 0) {
+	if (egress_task_sets_get(store_db(vm->d->store), task, &asked, NULL) < 0) {
 		task_row_free(t);
 		return -EIO;
 	}
@@ -90,21 +92,21 @@ static int slot_info(void *data, int64_t slot, int64_t *ret_task, char ***ret_se
 			v[n++] = TAKE_PTR(asked[i]);
 	orch_strv_free(asked);
 	task_row_free(t);
-	*ret_task = vm->slots[slot].task;
+	*ret_task = task;
 	*ret_sets = v;
 	return 0;
 }
 
 static void on_lane_close(void *data)
 {
-	vm_drop_egress_channel(data);
+	drop_lane(data);
 }
 
-int vm_attach_egress_channel(struct vm *vm, int fd, struct orch_error *err)
+static int attach_lane(struct vm *vm, int fd, struct orch_error *err)
 {
 	int r;
 
-	vm_drop_egress_channel(vm);
+	drop_lane(vm);
 	if (!vm->d->egress) {
 		close(fd);
 		return orch_err(err, -EOPNOTSUPP, "egress is not configured");
@@ -117,7 +119,7 @@ int vm_attach_egress_channel(struct vm *vm, int fd, struct orch_error *err)
 	return 0;
 }
 
-void vm_drop_egress_channel(struct vm *vm)
+static void drop_lane(struct vm *vm)
 {
 	struct egress_serve *s = vm->egress;
 
@@ -166,12 +168,12 @@ int orchd_egress_task_sets(struct orchd *d, int64_t task, char *const *sets, str
 	return egress_task_sets_put(store_db(d->store), task, sets, err);
 }
 
-void orchd_egress_task_json(struct orchd *d, int64_t task, json_t *obj)
+static void task_json(struct orchd *d, int64_t task, json_t *obj, bool detail)
 {
 	char **sets = NULL;
 	json_t *e, *a;
 
-	if (!d->cfg->egress || !obj)
+	if (!detail || !d->cfg->egress || !obj)
 		return;
 	if (d->egress)
 		egress_host_flush_log(d->egress);
@@ -194,26 +196,16 @@ void orchd_egress_task_json(struct orchd *d, int64_t task, json_t *obj)
 		json_object_set_new(obj, "egress", e);
 }
 
-int control_egress_log(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		       struct orch_error *err)
+static bool lane_wanted(const struct orchd *d)
 {
-	static const char *const keys[] = {"task", "limit", NULL};
-	struct orchd *d = control_orchd(rpc);
-	int64_t task = 0, limit = 100;
-	json_t *rows = NULL;
-	int r;
-
-	if (!d->cfg->egress)
-		return orch_err(err, ORCH_RPC_NOT_FOUND,
-				"egress is not configured (no \"egress\" in orchd's config)");
-	if (params && (!json_is_object(params) || cfg_check_keys(params, "params", keys, err) < 0 ||
-		       cfg_int(params, "params", "task", 1, INT64_MAX, &task, err) < 0 ||
-		       cfg_int(params, "params", "limit", 1, 10000, &limit, err) < 0))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
-				err->msg[0] ? err->msg : "params: expected an object");
-	if (d->egress)
-		egress_host_flush_log(d->egress);
-	if ((r = egress_log_query(store_db(d->store), task, limit, &rows, err)) < 0)
-		return r;
-	return orch_rpc_reply(req, json_pack("{so}", "connections", rows));
+	return orchd_egress_enabled(d);
 }
+
+const struct orchd_service orchd_egress_service = {
+	.name = "egress",
+	.lane = ORCHD_LANE_EGRESS,
+	.lane_wanted = lane_wanted,
+	.lane_attach = attach_lane,
+	.lane_drop = drop_lane,
+	.task_json = task_json,
+};

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* orchd's hook for the egress gateway (host/egress/, docs/EGRESS.md). With an "egress"
- * section in the config, orchd_egress_new starts it on orchd's loop; each VM then gets a
- * third channel to its supervisor, the egress lane (the local backend: a third
- * socketpair, the supervisor's fd 5, `--egress-connect fd:5`; libvirt: the virtio-serial
- * port org.orch.egress or vsock port vsock.egress_port). Without the section all of this
- * is a no-op and jails have no way out. */
+/* orchd's egress gateway service (host/egress/, docs/EGRESS.md). With an "egress"
+ * section in the config, orchd_egress_new starts it on orchd's loop; orchd_egress_service
+ * (service.h) then gives each VM a third channel to its supervisor, the egress lane (the
+ * local backend: a third socketpair, the supervisor's fd 5, `--egress-connect fd:5`;
+ * libvirt: the virtio-serial port org.orch.egress or vsock port vsock.egress_port), and
+ * adds a task's connections to its detailed view. Without the section the lane is not
+ * wanted and jails have no way out. */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "service.h"
 
 struct orchd;
 struct vm;
@@ -22,10 +24,6 @@ int orchd_egress_new(struct orchd *d, struct orch_error *err);
 void orchd_egress_free(struct orchd *d);
 /* True when VMs should be given an egress lane. */
 bool orchd_egress_enabled(const struct orchd *d);
-/* Serves the egress lane fd (taken) of vm. */
-int vm_attach_egress_channel(struct vm *vm, int fd, struct orch_error *err);
-void vm_drop_egress_channel(struct vm *vm);
-
 /* task.submit's "egress": every name a set, allowed by the VM named (or by some VM when
  * none is) and by the config's profile when it lists sets. */
 int orchd_egress_submit_check(struct orchd *d, const char *vm, const char *profile,
@@ -33,8 +31,4 @@ int orchd_egress_submit_check(struct orchd *d, const char *vm, const char *profi
 /* Records the sets a new task asked for. */
 int orchd_egress_task_sets(struct orchd *d, int64_t task, char *const *sets,
 			   struct orch_error *err);
-/* Adds "egress" (the sets asked for and a summary of its connections) to a task object. */
-void orchd_egress_task_json(struct orchd *d, int64_t task, json_t *obj);
-/* Control method egress.log (docs/CONTROL.md). */
-int control_egress_log(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		       struct orch_error *err);
+extern const struct orchd_service orchd_egress_service;

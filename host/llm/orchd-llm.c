@@ -7,8 +7,6 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config-util.h"
-#include "control.h"
 #include "llm-config.h"
 #include "llm-ledger.h"
 #include "llm-proxy.h"
@@ -16,6 +14,9 @@
 #include "log.h"
 #include "orchd-llm.h"
 #include "orchd.h"
+
+static void drop_lane(struct vm *vm);
+static void main_detach(struct vm *vm);
 
 struct orchd_llm {
 	struct llm_config cfg;
@@ -61,8 +62,8 @@ void orchd_llm_free(struct orchd *d)
 		return;
 	/* Every serve goes before the proxy: its calls hold exchanges. */
 	for (size_t i = 0; i < d->n_vms; i++) {
-		vm_drop_llm_channel(d->vms[i]);
-		vm_llm_main_detach(d->vms[i]);
+		drop_lane(d->vms[i]);
+		main_detach(d->vms[i]);
 	}
 	if (l->proxy)
 		llm_proxy_free(l->proxy);
@@ -83,13 +84,7 @@ static int resolve_slot(void *data, int64_t slot, const char **ret_task)
 
 	if (slot < 0 || slot >= vm->n_slots)
 		return -ENOENT;
-	if (!vm->slots[slot].task) {
-		*ret_task = NULL;
-		return 0;
-	}
-	snprintf(vm->slots[slot].task_str, sizeof(vm->slots[slot].task_str), "%lld",
-		 (long long)vm->slots[slot].task);
-	*ret_task = vm->slots[slot].task_str;
+	*ret_task = vm_slot_task_str(vm, slot);
 	return 0;
 }
 
@@ -143,7 +138,7 @@ static void on_chan_close(struct orch_rpc *rpc, int code, void *data)
 	snprintf(n, sizeof(n), "%u", calls);
 	orch_log(ORCH_LOG_INFO, "llm", "LLM channel closed", "vm", vm->cfg->name, "calls_detached",
 		 n, "error", code < 0 ? strerror(-code) : "none", NULL);
-	vm_drop_llm_channel(vm);
+	drop_lane(vm);
 }
 
 static void on_main_drain(struct orch_rpc *rpc, void *data)
@@ -154,11 +149,11 @@ static void on_main_drain(struct orch_rpc *rpc, void *data)
 		llm_serve_drained(vm->llm_main);
 }
 
-int vm_llm_main_attach(struct vm *vm, struct orch_error *err)
+static int main_attach(struct vm *vm, struct orch_error *err)
 {
 	int r;
 
-	vm_llm_main_detach(vm);
+	main_detach(vm);
 	if (!orchd_llm_enabled(vm->d) || !vm->rpc)
 		return 0;
 	r = llm_serve_new(vm->d->llm->proxy, vm->rpc, vm->cfg->name, resolve_slot, vm,
@@ -171,7 +166,7 @@ int vm_llm_main_attach(struct vm *vm, struct orch_error *err)
 	return 0;
 }
 
-void vm_llm_main_detach(struct vm *vm)
+static void main_detach(struct vm *vm)
 {
 	if (!vm->llm_main)
 		return;
@@ -179,8 +174,8 @@ void vm_llm_main_detach(struct vm *vm)
 	vm->llm_main = NULL;
 }
 
-int vm_llm_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		      struct orch_error *err)
+static int main_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			   void *data, struct orch_error *err)
 {
 	struct vm *vm = data;
 
@@ -191,8 +186,8 @@ int vm_llm_on_request(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 	return llm_serve_request(vm->llm_main, req, params, err);
 }
 
-int vm_llm_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		     struct orch_error *err)
+static int main_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			  void *data, struct orch_error *err)
 {
 	struct vm *vm = data;
 
@@ -201,7 +196,7 @@ int vm_llm_on_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 	return llm_serve_cancel(vm->llm_main, params, err);
 }
 
-void vm_drop_llm_channel(struct vm *vm)
+static void drop_lane(struct vm *vm)
 {
 	struct orch_rpc *rpc = vm->llm_rpc;
 
@@ -215,7 +210,7 @@ void vm_drop_llm_channel(struct vm *vm)
 	orch_rpc_unref(rpc);
 }
 
-int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
+static int attach_lane(struct vm *vm, int fd, struct orch_error *err)
 {
 	struct orch_rpc_opts opts = {
 		/* an llm.request carries a body of up to ORCH_MAX_LLM_BODY, base64-encoded */
@@ -227,7 +222,7 @@ int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
 	struct orchd *d = vm->d;
 	int r;
 
-	vm_drop_llm_channel(vm);
+	drop_lane(vm);
 	if (!orchd_llm_enabled(d)) {
 		close(fd);
 		return orch_err(err, -EOPNOTSUPP, "no LLM upstreams are configured");
@@ -253,7 +248,7 @@ int vm_attach_llm_channel(struct vm *vm, int fd, struct orch_error *err)
 	return 0;
 }
 
-void orchd_llm_task_done(struct orchd *d, int64_t task)
+static void task_done(struct orchd *d, int64_t task)
 {
 	struct orch_error err = {0};
 	struct llm_budget b;
@@ -270,7 +265,7 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 			 "error", err.msg, NULL);
 }
 
-void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
+static void task_json(struct orchd *d, int64_t task, json_t *obj, bool detail)
 {
 	struct llm_budget b;
 	char id[24];
@@ -285,7 +280,7 @@ void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
 	json_object_set_new(obj, "reserved_usd", json_real((double)b.reserved_micro / 1e6));
 }
 
-void orchd_llm_task_pruned(struct orchd *d, int64_t task)
+static void task_pruned(struct orchd *d, int64_t task)
 {
 	char id[24];
 
@@ -295,146 +290,27 @@ void orchd_llm_task_pruned(struct orchd *d, int64_t task)
 	(void)llm_ledger_drop(store_db(d->store), "task", id, NULL);
 }
 
-static json_t *budget_json(const char *scope, const char *id, const struct llm_budget *b)
-{
-	return json_pack("{sssssfsIsfsIsfsI}", "scope", scope, "id", id, "limit_usd",
-			 (double)b->limit_micro / 1e6, "limit_tokens", (json_int_t)b->limit_tokens,
-			 "spent_usd", (double)b->spent_micro / 1e6, "spent_tokens",
-			 (json_int_t)b->spent_tokens, "reserved_usd",
-			 (double)b->reserved_micro / 1e6, "reserved_tokens",
-			 (json_int_t)b->reserved_tokens);
-}
-
-struct show_ctx {
-	json_t *list;
-	const char *id;
+static const struct orch_rpc_method main_methods[] = {
+	{"llm.request", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, main_on_request},
+	{"llm.cancel", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, main_on_cancel},
 };
 
-static int show_one(const char *scope, const char *id, const struct llm_budget *b, void *data)
+static bool lane_wanted(const struct orchd *d)
 {
-	struct show_ctx *c = data;
-
-	if (c->id && strcmp(c->id, id) != 0)
-		return 0;
-	if (json_array_size(c->list) >= 10000)
-		return 0;
-	json_array_append_new(c->list, budget_json(scope, id, b));
-	return 0;
+	return orchd_llm_enabled(d);
 }
 
-static int need_llm(struct orchd *d, struct orch_error *err)
-{
-	if (!orchd_llm_enabled(d))
-		return orch_err(
-			err, ORCH_RPC_NOT_FOUND,
-			"the LLM proxy is not configured (no llm.upstreams in orchd's config)");
-	return 0;
-}
-
-/* scope "agent" ids are "<vm>/<slot>" of a configured VM; "task" ids are task ids. */
-static int check_scope_id(struct orchd *d, const char *scope, const char *id,
-			  struct orch_error *err)
-{
-	char vm[ORCHD_NAME_MAX + 1], *end;
-	const char *slash;
-	struct vm *v;
-	long long n;
-
-	if (strcmp(scope, "task") == 0) {
-		n = strtoll(id, &end, 10);
-		if (!*id || *end || n <= 0)
-			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-					"params.id: expected a task id");
-		return 0;
-	}
-	if (strcmp(scope, "agent") != 0)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
-	slash = strchr(id, '/');
-	if (!slash || (size_t)(slash - id) > ORCHD_NAME_MAX)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.id: expected <vm>/<slot>, e.g. dev/0");
-	memcpy(vm, id, (size_t)(slash - id));
-	vm[slash - id] = 0;
-	v = orchd_find_vm(d, vm);
-	n = strtoll(slash + 1, &end, 10);
-	if (!v || !slash[1] || *end || n < 0 || n >= v->n_slots)
-		return orch_err(err, ORCH_RPC_NOT_FOUND, "no agent slot %s", id);
-	return 0;
-}
-
-int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-			struct orch_error *err)
-{
-	static const char *const keys[] = {"scope", "id", NULL};
-	struct orchd *d = control_orchd(rpc);
-	_cleanup_free_ char *scope = NULL, *id = NULL;
-	struct show_ctx c = {0};
-	int r;
-
-	if ((r = need_llm(d, err)) < 0)
-		return r;
-	if (params && (!json_is_object(params) || cfg_check_keys(params, "params", keys, err) < 0 ||
-		       cfg_string(params, "params", "scope", 16, false, &scope, err) < 0 ||
-		       cfg_string(params, "params", "id", 128, false, &id, err) < 0))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
-				err->msg[0] ? err->msg : "params: expected an object");
-	if (scope && strcmp(scope, "agent") && strcmp(scope, "task"))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
-	c.list = json_array();
-	c.id = id;
-	r = llm_ledger_foreach(store_db(d->store), scope, show_one, &c, err);
-	if (r < 0) {
-		json_decref(c.list);
-		return r;
-	}
-	return orch_rpc_reply(req, json_pack("{so}", "budgets", c.list));
-}
-
-int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		       struct orch_error *err)
-{
-	static const char *const keys[] = {"scope",	   "id",    "limit_usd",
-					   "limit_tokens", "reset", NULL};
-	struct orchd *d = control_orchd(rpc);
-	_cleanup_free_ char *scope = NULL, *id = NULL;
-	struct llm_budget b = {0};
-	double usd = -1;
-	int64_t tokens = -1;
-	bool reset = false;
-	int r;
-
-	if ((r = need_llm(d, err)) < 0)
-		return r;
-	if (!json_is_object(params) || cfg_check_keys(params, "params", keys, err) < 0 ||
-	    cfg_string(params, "params", "scope", 16, false, &scope, err) < 0 ||
-	    cfg_string(params, "params", "id", 128, false, &id, err) < 0 ||
-	    cfg_double(params, "params", "limit_usd", 0, 1000000, &usd, err) < 0 ||
-	    cfg_int(params, "params", "limit_tokens", 0, 1000000000000LL, &tokens, err) < 0 ||
-	    cfg_bool(params, "params", "reset", &reset, err) < 0)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
-				err->msg[0] ? err->msg : "params: expected an object");
-	if (!scope || !id)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope and params.id: required");
-	if ((r = check_scope_id(d, scope, id, err)) < 0)
-		return r;
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	if (usd >= 0 || tokens >= 0) {
-		r = llm_ledger_set_limit(store_db(d->store), scope, id,
-					 usd >= 0 ? (int64_t)(usd * 1e6 + 0.5) : b.limit_micro,
-					 tokens >= 0 ? tokens : b.limit_tokens, err);
-		if (r < 0)
-			return r;
-	}
-	if (reset && (r = llm_ledger_reset_spend(store_db(d->store), scope, id, err)) < 0)
-		return r;
-	orch_log(ORCH_LOG_INFO, "llm", "budget changed", "scope", scope, "id", id, NULL);
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
-	if (r < 0)
-		return r;
-	return orch_rpc_reply(req, budget_json(scope, id, &b));
-}
+const struct orchd_service orchd_llm_service = {
+	.name = "llm",
+	.lane = ORCHD_LANE_LLM,
+	.lane_wanted = lane_wanted,
+	.lane_attach = attach_lane,
+	.lane_drop = drop_lane,
+	.methods = main_methods,
+	.n_methods = ELEMENTSOF(main_methods),
+	.channel_up = main_attach,
+	.channel_down = main_detach,
+	.task_done = task_done,
+	.task_pruned = task_pruned,
+	.task_json = task_json,
+};

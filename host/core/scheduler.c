@@ -18,27 +18,19 @@ struct run_ctx {
 	int64_t slot, task, attempt;
 };
 
-static struct slot *ctx_slot(struct run_ctx *c)
-{
-	struct slot *s = &c->vm->slots[c->slot];
-
-	return s->task == c->task && s->attempt == c->attempt ? s : NULL;
-}
-
 static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *rerr,
 			 json_t *err_data, void *data)
 {
 	_cleanup_free_ struct run_ctx *c = data;
 	struct orchd *d = c->vm->d;
 	struct orch_error err = {0};
-	struct slot *s = ctx_slot(c);
 	char tb[24];
 
 	snprintf(tb, sizeof(tb), "%lld", (long long)c->task);
-	if (!s)
+	if (!vm_slot_holds(c->vm, c->slot, c->task, c->attempt))
 		return; /* settled meanwhile (exit arrived first, or the VM went away) */
 	if (!rerr) {
-		s->running = true;
+		vm_slot_acked(c->vm, c->slot);
 		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
 			orch_log(ORCH_LOG_ERROR, "sched", "cannot mark running", "task", tb,
 				 "error", err.msg, NULL);
@@ -57,20 +49,12 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 	if (rerr->code == ORCH_RPC_BUSY) {
 		orch_log(ORCH_LOG_WARN, "sched", "task.run refused, re-queued", "task", tb, "error",
 			 rerr->msg, NULL);
-		store_task_unlease(d->store, c->task, &err);
-	} else {
-		struct task_result res = {
-			.state = TASK_FAILED,
-			.exit_code = -1,
-			.reason = rerr->msg,
-		};
-		orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg,
-			 NULL);
-		output_flush(c->vm, s); /* what it printed before failing */
-		store_task_finish(d->store, c->task, &res, &err);
+		vm_slot_run_failed(c->vm, c->slot, NULL);
+		return;
 	}
-	vm_slot_release(s);
-	orchd_task_changed(d, c->task);
+	struct task_result res = {.state = TASK_FAILED, .exit_code = -1, .reason = rerr->msg};
+	orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg, NULL);
+	vm_slot_run_failed(c->vm, c->slot, &res);
 }
 
 static int64_t pick(int64_t a, int64_t b)
@@ -110,11 +94,11 @@ static const char **strv_from_json(const char *text, size_t *ret_n, json_t **kee
 }
 
 /* Sends task.run for a freshly leased task. */
-static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch_error *err)
+static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char *wire_id,
+		    struct orch_error *err)
 {
 	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL, *ro_j = NULL;
 	_cleanup_free_ const char **argv = NULL, **env = NULL, **ro = NULL;
-	struct slot *s = &vm->slots[slot];
 	struct orchd_limits lim = t->limits;
 	struct orch_task_run run = {0};
 	struct run_ctx *c;
@@ -129,7 +113,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 	if (!argv || !env || !ro || run.argc == 0)
 		return orch_err(err, -EINVAL, "task %lld: bad argv/env/ro_paths in the store",
 				(long long)t->id);
-	run.task = s->wire_id;
+	run.task = wire_id;
 	run.slot = slot;
 	run.argv = argv;
 	run.env = env;
@@ -151,7 +135,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 		json_decref(params);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
-	*c = (struct run_ctx){vm, slot, t->id, s->attempt};
+	*c = (struct run_ctx){vm, slot, t->id, t->attempts};
 	r = orch_rpc_call(vm->rpc, "task.run", params,
 			  (uint64_t)vm->d->cfg->scheduler.lease_timeout_ms, on_run_reply, c);
 	if (r < 0) {
@@ -162,41 +146,29 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 }
 
 /* Leases one task to vm/slot; returns 1 when one was leased, 0 when none is queued. */
-static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
+static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 {
 	struct orchd *d = vm->d;
-	struct slot *s = &vm->slots[slot_idx];
 	struct task_row *t = NULL;
-	int64_t id, size = 0;
+	const char *wire_id = NULL;
+	int64_t id;
 	char tb[24];
 	int r;
 
-	r = store_task_next(d->store, vm->cfg->name, slot_idx, vm->profiles_json, &id, err);
+	r = store_task_next(d->store, vm->cfg->name, slot, vm->profiles_json, &id, err);
 	if (r < 0 || id == 0)
 		return r;
-	r = store_task_lease(d->store, id, vm->cfg->name, slot_idx, err);
+	r = store_task_lease(d->store, id, vm->cfg->name, slot, err);
 	if (r < 0)
 		return r;
 	r = store_task_get(d->store, id, &t, err);
 	if (r < 0)
 		return r;
-	s->task = id;
-	s->attempt = t->attempts;
-	s->running = false;
-	s->orphan = false;
-	s->cancel_sent = false;
-	s->next_guest_seq = 0;
-	s->next_store_seq = t->output_seq;
-	snprintf(s->wire_id, sizeof(s->wire_id), "%lld.%lld", (long long)id,
-		 (long long)t->attempts);
-	r = spool_open(d, id, &size, err);
-	if (r >= 0) {
-		s->spool_fd = r;
-		s->spool_off = size;
-		r = send_run(vm, slot_idx, t, err);
-	}
+	r = vm_slot_lease(vm, slot, t, &wire_id, err);
+	if (r >= 0)
+		r = send_run(vm, slot, t, wire_id, err);
 	snprintf(tb, sizeof(tb), "%lld", (long long)id);
-	if (r < 0 && s->task != id) {
+	if (r < 0 && !vm_slot_holds(vm, slot, id, t->attempts)) {
 		/* sending failed and closed the channel: vm_gone already settled the slot */
 		task_row_free(t);
 		return 1;
@@ -204,14 +176,11 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	if (r < 0) {
 		struct task_result res = {
 			.state = TASK_FAILED, .exit_code = -1, .reason = err->msg};
-		struct orch_error e2 = {0};
 
 		orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error",
 			 err->msg, NULL);
-		store_task_finish(d->store, id, &res, &e2);
-		vm_slot_release(s);
+		vm_slot_run_failed(vm, slot, &res);
 		task_row_free(t);
-		orchd_task_changed(d, id);
 		return 1;
 	}
 	if (t->cancel_requested)
@@ -233,7 +202,7 @@ int sched_run(struct orchd *d)
 		if (vm->state != VM_READY || !vm->rpc)
 			continue;
 		for (int64_t j = 0; j < vm->n_slots; j++) {
-			if (vm->slots[j].task)
+			if (vm_slot_task(vm, j))
 				continue;
 			r = lease_one(vm, j, &err);
 			if (r < 0) {
