@@ -38,8 +38,6 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	if ((r = llm_config_parse(d->cfg->llm_json, &l->cfg, err)) < 0 ||
 	    (r = llm_config_load_keys(&l->cfg, err)) < 0)
 		return r;
-	if ((r = llm_ledger_migrate(store_db(d->store), err)) < 0)
-		return orch_err_prefix(err, "llm ledger");
 	r = llm_ledger_settle_stale(store_db(d->store), err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm ledger");

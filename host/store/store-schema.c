@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Ordered schema migrations of orchd's store. Append only: never edit a released entry.
- * Migration i brings the schema to version i + 1; each runs in its own transaction. */
+/* The one ordered list of schema migrations of orchd's database: the store's tables, the
+ * LLM ledger's and the egress gateway's. Append only: never edit a released entry.
+ * Migration i brings the schema to version i + 1 (schema_version); each runs in its own
+ * transaction. */
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cleanup.h"
+#include "sqlite-util.h"
 #include "store.h"
 
 const char *const store_migrations[] = {
@@ -87,7 +92,94 @@ const char *const store_migrations[] = {
 	"  duration_ms INTEGER NOT NULL DEFAULT 0"
 	");"
 	"CREATE INDEX egress_log_task ON egress_log (task, id);",
-	/* Append new migrations here (e.g. the LLM ledger). */
+	/* 5: the LLM ledger (host/llm/llm-ledger.h): budgets per agent slot and per task,
+	 * reservations of requests in flight, and one row per settled request. Databases
+	 * of earlier orchds may have these tables already (the ledger once created them
+	 * itself, versioned in llm_meta, which goes). */
+	"CREATE TABLE IF NOT EXISTS llm_budget ("
+	"  scope TEXT NOT NULL CHECK (scope IN ('agent','task')),"
+	"  id TEXT NOT NULL,"
+	"  limit_micro INTEGER NOT NULL DEFAULT 0 CHECK (limit_micro >= 0),"
+	"  limit_tokens INTEGER NOT NULL DEFAULT 0 CHECK (limit_tokens >= 0),"
+	"  spent_micro INTEGER NOT NULL DEFAULT 0,"
+	"  spent_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_micro INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (scope, id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS llm_reservation ("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent TEXT NOT NULL,"
+	"  task TEXT,"
+	"  micro INTEGER NOT NULL,"
+	"  tokens INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL"
+	");"
+	"CREATE TABLE IF NOT EXISTS llm_spend ("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent TEXT NOT NULL,"
+	"  task TEXT,"
+	"  model TEXT NOT NULL,"
+	"  input_tokens INTEGER NOT NULL,"
+	"  output_tokens INTEGER NOT NULL,"
+	"  cache_write_tokens INTEGER NOT NULL,"
+	"  cache_read_tokens INTEGER NOT NULL,"
+	"  micro INTEGER NOT NULL,"
+	"  outcome TEXT NOT NULL,"
+	"  at_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend (task);"
+	"DROP TABLE IF EXISTS llm_meta;",
+	/* Append new migrations here. */
 };
 
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
+
+static int schema_version(sqlite3 *db)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
+}
+
+int store_migrate(sqlite3 *db, struct orch_error *err)
+{
+	int r, v;
+
+	r = sql_exec(db,
+		     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+		     "INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS "
+		     "(SELECT 1 FROM schema_version);",
+		     err);
+	if (r < 0)
+		return orch_err_prefix(err, "store");
+	v = schema_version(db);
+	if (v < 0)
+		return orch_err(err, -EIO, "store: cannot read schema_version");
+	if ((size_t)v > store_n_migrations)
+		return orch_err(
+			err, -EPROTONOSUPPORT,
+			"store: schema version %d is newer than this orchd (%zu); use a newer "
+			"orchd or another state_dir",
+			v, store_n_migrations);
+	for (size_t i = (size_t)v; i < store_n_migrations; i++) {
+		char sql[96];
+
+		if ((r = sql_begin(db, err)) < 0)
+			return orch_err_prefix(err, "store");
+		r = sql_exec(db, store_migrations[i], err);
+		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %zu", i + 1);
+		if (r >= 0)
+			r = sql_exec(db, sql, err);
+		if (r < 0) {
+			sql_rollback(db);
+			return orch_err_prefix(err, "store: migration %zu", i + 1);
+		}
+		if ((r = sql_commit(db, err)) < 0)
+			return orch_err_prefix(err, "store");
+	}
+	return 0;
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "sqlite-util.h"
 #include "store.h"
 
 static const char *const state_names[] = {
@@ -27,38 +28,15 @@ int task_state_from_name(const char *s)
 	return -EINVAL;
 }
 
-static void finalizep(sqlite3_stmt **st)
-{
-	if (*st)
-		sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ _cleanup_(finalizep)
-
-struct store;
-sqlite3 *store_db(struct store *s);
-
 static int prep(struct store *s, const char *sql, sqlite3_stmt **ret, struct orch_error *err)
 {
-	if (sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL) != SQLITE_OK)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
-	return 0;
+	int r = sql_prepare(store_db(s), sql, ret, err);
+	return r < 0 ? orch_err_prefix(err, "store") : 0;
 }
 
 static int step_done(struct store *s, sqlite3_stmt *st, struct orch_error *err)
 {
-	int r = sqlite3_step(st);
-
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
-	return 0;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
+	return sql_step_done(store_db(s), st, "store", err);
 }
 
 static char *strv_json(const char *const *v, size_t n)
@@ -116,11 +94,11 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 	sqlite3_bind_int64(st, 1, spec->priority);
 	sqlite3_bind_text(st, 2, argv, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, env, -1, SQLITE_STATIC);
-	bind_text_or_null(st, 4, spec->cwd);
-	bind_text_or_null(st, 5, spec->vm);
+	sql_bind_text_or_null(st, 4, spec->cwd);
+	sql_bind_text_or_null(st, 5, spec->vm);
 	if (spec->slot >= 0)
 		sqlite3_bind_int64(st, 6, spec->slot);
-	bind_text_or_null(st, 7, spec->profile);
+	sql_bind_text_or_null(st, 7, spec->profile);
 	sqlite3_bind_text(st, 8, lim, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, spec->retries);
 	sqlite3_bind_int64(st, 10, store_now_ms());
@@ -387,7 +365,7 @@ int store_task_finish(struct store *s, int64_t id, const struct task_result *res
 	sqlite3_bind_int64(st, 7, res->utime_ms);
 	sqlite3_bind_int64(st, 8, res->stime_ms);
 	sqlite3_bind_int64(st, 9, res->maxrss_kb);
-	bind_text_or_null(st, 10, res->reason && *res->reason ? res->reason : NULL);
+	sql_bind_text_or_null(st, 10, res->reason && *res->reason ? res->reason : NULL);
 	return update1(s, st, id, err);
 }
 
@@ -413,7 +391,7 @@ int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_r
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
-	bind_text_or_null(st, 2, reason);
+	sql_bind_text_or_null(st, 2, reason);
 	sqlite3_bind_int64(st, 3, store_now_ms());
 	r = sqlite3_step(st);
 	if (r == SQLITE_DONE)
@@ -507,7 +485,7 @@ int store_task_list(struct store *s, int state, int64_t limit, json_t **ret, str
 		 &st, err);
 	if (r < 0)
 		return r;
-	bind_text_or_null(st, 1, state >= 0 ? task_state_name((enum task_state)state) : NULL);
+	sql_bind_text_or_null(st, 1, state >= 0 ? task_state_name((enum task_state)state) : NULL);
 	sqlite3_bind_int64(st, 2, limit);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct task_row *t = row_from_stmt(st);

@@ -6,21 +6,20 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "sqlite-util.h"
 #include "store.h"
 
 int store_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
 		    const char *state, const char *boot_id, struct orch_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(
-		    store_db(s),
-		    "INSERT INTO vms (name, backend, slots, state, boot_id, updated_at)"
-		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET"
-		    " backend = ?2, slots = ?3, state = ?4, boot_id = ?5, updated_at = ?6",
-		    -1, &st, NULL) != SQLITE_OK)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
+	if (sql_prepare(store_db(s),
+			"INSERT INTO vms (name, backend, slots, state, boot_id, updated_at)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET"
+			" backend = ?2, slots = ?3, state = ?4, boot_id = ?5, updated_at = ?6",
+			&st, err) < 0)
+		return orch_err_prefix(err, "store");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, backend, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, slots);
@@ -28,28 +27,18 @@ int store_vm_update(struct store *s, const char *name, const char *backend, int6
 	if (boot_id)
 		sqlite3_bind_text(st, 5, boot_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, store_now_ms());
-	r = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
-	return 0;
+	return sql_step_done(store_db(s), st, "store: vm", err);
 }
 
 int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(store_db(s), "UPDATE vms SET cid = ?2 WHERE name = ?1", -1, &st,
-			       NULL) != SQLITE_OK)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
+	if (sql_prepare(store_db(s), "UPDATE vms SET cid = ?2 WHERE name = ?1", &st, err) < 0)
+		return orch_err_prefix(err, "store");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, cid);
-	r = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE)
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
-	return 0;
+	return sql_step_done(store_db(s), st, "store: vm cid", err);
 }
 
 int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
@@ -66,13 +55,13 @@ int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *r
 		return 0;
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if (sqlite3_prepare_v2(store_db(s),
-			       "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN"
-			       " ('succeeded','failed','timed_out','cancelled','lost')"
-			       " ORDER BY id DESC LIMIT -1 OFFSET ?1) RETURNING id",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sql_prepare(store_db(s),
+			"DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN"
+			" ('succeeded','failed','timed_out','cancelled','lost')"
+			" ORDER BY id DESC LIMIT -1 OFFSET ?1) RETURNING id",
+			&st, err) < 0) {
 		store_rollback(s);
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
+		return orch_err_prefix(err, "store");
 	}
 	sqlite3_bind_int64(st, 1, keep);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -88,7 +77,7 @@ int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *r
 	if (r != SQLITE_DONE) {
 		free(ids);
 		store_rollback(s);
-		return orch_err(err, -EIO, "store: %s", sqlite3_errmsg(store_db(s)));
+		return sql_error(store_db(s), r, err, "store: prune");
 	}
 	if ((r = store_commit(s, err)) < 0) {
 		free(ids);

@@ -2,9 +2,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cleanup.h"
+#include "sqlite-util.h"
 #include "store.h"
 
 struct store {
@@ -13,10 +13,7 @@ struct store {
 
 int64_t store_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return sql_now_ms();
 }
 
 sqlite3 *store_db(struct store *s)
@@ -26,86 +23,35 @@ sqlite3 *store_db(struct store *s)
 
 int store_exec(struct store *s, const char *sql, struct orch_error *err)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		orch_err(err, -EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
-		sqlite3_free(msg);
-		return -EIO;
-	}
-	return 0;
+	int r = sql_exec(s->db, sql, err);
+	return r < 0 ? orch_err_prefix(err, "store") : 0;
 }
 
 int store_begin(struct store *s, struct orch_error *err)
 {
-	return store_exec(s, "BEGIN IMMEDIATE", err);
+	int r = sql_begin(s->db, err);
+	return r < 0 ? orch_err_prefix(err, "store") : 0;
 }
 
 int store_commit(struct store *s, struct orch_error *err)
 {
-	int r = store_exec(s, "COMMIT", err);
-	if (r < 0)
-		store_rollback(s);
-	return r;
+	int r = sql_commit(s->db, err);
+	return r < 0 ? orch_err_prefix(err, "store") : 0;
 }
 
 void store_rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sql_rollback(s->db);
 }
 
 int store_schema_version(struct store *s)
 {
-	sqlite3_stmt *st = NULL;
-	int v = -EIO;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
 	if (sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return -EIO;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-static int migrate(struct store *s, struct orch_error *err)
-{
-	int r, v;
-
-	r = store_exec(s,
-		       "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-		       "INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS "
-		       "(SELECT 1 FROM schema_version);",
-		       err);
-	if (r < 0)
-		return r;
-	v = store_schema_version(s);
-	if (v < 0)
-		return orch_err(err, -EIO, "store: cannot read schema_version");
-	if ((size_t)v > store_n_migrations)
-		return orch_err(
-			err, -EPROTONOSUPPORT,
-			"store: schema version %d is newer than this orchd (%zu); use a newer "
-			"orchd or another state_dir",
-			v, store_n_migrations);
-	for (size_t i = (size_t)v; i < store_n_migrations; i++) {
-		char sql[96];
-
-		if ((r = store_begin(s, err)) < 0)
-			return r;
-		r = store_exec(s, store_migrations[i], err);
-		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %zu", i + 1);
-		if (r >= 0)
-			r = store_exec(s, sql, err);
-		if (r < 0) {
-			store_rollback(s);
-			return orch_err_prefix(err, "store: migration %zu", i + 1);
-		}
-		if ((r = store_commit(s, err)) < 0)
-			return r;
-	}
-	return 0;
+	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
 }
 
 int store_open(const char *path, struct store **ret, struct orch_error *err)
@@ -134,7 +80,7 @@ int store_open(const char *path, struct store **ret, struct orch_error *err)
 		       "PRAGMA cache_size = -1024;",
 		       err);
 	if (r >= 0)
-		r = migrate(s, err);
+		r = store_migrate(s->db, err);
 	if (r < 0) {
 		orch_err_prefix(err, "%s", path);
 		store_close(s);

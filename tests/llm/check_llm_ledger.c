@@ -12,6 +12,7 @@
 
 #include "check-run.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 
 static char dir[64];
 static char path[128];
@@ -38,8 +39,8 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/orch.db", dir);
 	db = open_db();
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0);
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0); /* idempotent */
+	ck_assert_int_eq(store_migrate(db, NULL), 0);
+	ck_assert_int_eq(store_migrate(db, NULL), 0); /* idempotent */
 	sqlite3_close(db);
 }
 

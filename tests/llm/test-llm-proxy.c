@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "loop.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 #include "llm-proxy.h"
 #include "llm-test-util.h"
 
@@ -62,7 +63,7 @@ static void setup(void)
 
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", fake_port);
 	ck_assert_int_eq(llm_config_add_upstream(&fx.cfg, "anthropic", LLM_API_ANTHROPIC, url,
@@ -804,7 +805,7 @@ static void setup_tls(void)
 
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	add_tls_upstream("trusted", tls_port_ok, cert_ok, "m-trusted");
 	add_tls_upstream("system-cas", tls_port_ok, NULL, "m-untrusted");

@@ -29,6 +29,7 @@
 #include "cleanup.h"
 #include "schema.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 #include "llm-serve.h"
 #include "llm-test-util.h"
 
@@ -172,7 +173,7 @@ static void fixture_up(void)
 	memset(&fx, 0, sizeof(fx));
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", fake_port);
 	ck_assert_int_eq(

@@ -381,6 +381,65 @@ START_TEST(test_migrate_from_v1)
 }
 END_TEST
 
+/* A database of an orchd whose LLM ledger created its own tables (versioned in llm_meta)
+ * joins the one migration list: its budgets and spend are kept, llm_meta goes. */
+START_TEST(test_migrate_ledger_of_its_own)
+{
+	char path[256];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	store_close(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/v4.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+				      "INSERT INTO schema_version VALUES (0);",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i], NULL, NULL, NULL),
+				 SQLITE_OK);
+	ck_assert_int_eq(
+		sqlite3_exec(
+			db,
+			"UPDATE schema_version SET version = 4;"
+			"CREATE TABLE llm_budget (scope TEXT NOT NULL, id TEXT NOT NULL,"
+			" limit_micro INTEGER NOT NULL DEFAULT 0, limit_tokens INTEGER NOT NULL"
+			" DEFAULT 0, spent_micro INTEGER NOT NULL DEFAULT 0, spent_tokens"
+			" INTEGER NOT NULL DEFAULT 0, reserved_micro INTEGER NOT NULL DEFAULT 0,"
+			" reserved_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, id))"
+			" WITHOUT ROWID;"
+			"INSERT INTO llm_budget (scope, id, limit_micro, spent_micro)"
+			" VALUES ('agent', 'dev/0', 500000, 1234);"
+			"CREATE TABLE llm_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+			"INSERT INTO llm_meta VALUES ('schema', 1);",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open(path, &s, NULL), 0);
+	ck_assert_int_eq(store_schema_version(s), (int)store_n_migrations);
+	ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+					    "SELECT limit_micro, spent_micro FROM llm_budget"
+					    " WHERE scope = 'agent' AND id = 'dev/0'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int64(st, 0), 500000);
+	ck_assert_int_eq(sqlite3_column_int64(st, 1), 1234);
+	sqlite3_finalize(st);
+	ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+					    "SELECT count(*) FROM sqlite_master WHERE name IN"
+					    " ('llm_meta', 'llm_reservation', 'llm_spend')",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 2); /* the ledger's, not llm_meta */
+	sqlite3_finalize(st);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *su = suite_create("host_store");
@@ -399,6 +458,7 @@ int main(void)
 	tcase_add_test(tc, test_prune_and_vms);
 	tcase_add_test(tc, test_reopen);
 	tcase_add_test(tc, test_migrate_from_v1);
+	tcase_add_test(tc, test_migrate_ledger_of_its_own);
 	suite_add_tcase(su, tc);
 	return orch_check_run(su);
 }
