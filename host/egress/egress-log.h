@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The egress tables of orchd's store (migration 4 in host/store-schema.c): the sets each
+/* The egress tables of orchd's store (migration 4 in host/store/store-schema.c): the sets each
  * task asked for (egress_tasks) and one row per agent connection (egress_log), bounded
  * to egress.log_keep rows (the oldest go first). */
 #pragma once

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The egress decisions that need no I/O (docs/EGRESS.md): whether host:port is in a
  * task's allow sets, and whether an address is one a name may resolve to. Pure
- * functions, unit-tested in tests/host/check_egress_policy.c. */
+ * functions, unit-tested in tests/egress/check_egress.c. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The libvirt backend (host/backend.h): every VM is a transient libvirt domain named
+/* The libvirt backend (host/core/backend.h): every VM is a transient libvirt domain named
  * "orch-<vm>" booted from the guest image, its supervisor reached over the virtio-serial
  * control port (a unix socket libvirt binds under <state_dir>/vm/<vm>/chan/, a directory
  * only root and QEMU can enter) or, with vsock, dialling orchd's lanes (lanes.h: reserved

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every VM has uids of its own (agent 0 of two VMs is not one uid). The limits of
 # orchd's config reach the jail through orchd, with their precedence
-# (host/sched.c): a task's own (dispatch --timeout) over its profile's over its VM's
+# (host/core/scheduler.c): a task's own (dispatch --timeout) over its profile's over its VM's
 # over the top level. Observed from inside a real jail: RLIMIT_NOFILE (ulimit -n),
 # RLIMIT_FSIZE (a write past it fails), the wall-clock timeout, and where the host has a
 # memory controller (cgroup v2 or v1) the memory limit (a task that allocates past it

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libvirt's event API driven by orchd's loop (host/event-libvirt.c): handles, timeouts,
+/* libvirt's event API driven by orchd's loop (host/libvirt/virt-event-loop.c): handles, timeouts,
  * updates, removal with the deferred free callback. Uses libvirt's public wrappers
  * (virEventAddHandle, ...) exactly as libvirt's own code does. */
 #include <check.h>
