@@ -187,8 +187,8 @@ static bool env_key_valid(const char *k)
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command", "env", "limits",
-					   "ro_paths",	  "egress",  "agent",   NULL};
+	static const char *const keys[] = {"description", "command", "env",   "limits",
+					   "ro_paths",	  "egress",  "agent", NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -410,24 +410,11 @@ static int parse_image(json_t *o, struct orchd_config *c, struct orch_error *err
 static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
 		      struct orch_error *err)
 {
-	static const char *const keys[] = {"state_dir",
-					   "socket",
-					   "group",
-					   "log_level",
-					   "backend",
-					   "supervisor",
-					   "workspace_root",
-					   "uid_base",
-					   "scheduler",
-					   "limits",
-					   "vms",
-					   "profiles",
-					   "llm",
-					   "vsock",
-					   "egress",
-					   "agents_dir",
-					   "image",
-					   NULL};
+	static const char *const keys[] = {
+		"state_dir",  "socket",		"group",    "log_level", "backend",
+		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
+		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
+		"agents_dir", "image",		NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
