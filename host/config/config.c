@@ -19,10 +19,6 @@
 #define MAX_VMS 256
 #define MAX_PROFILES 256
 
-int orchd_config_llm_parse(json_t *llm, struct orchd_llm_config *ret, struct orch_error *err);
-void orchd_config_llm_done(struct orchd_llm_config *l);
-void orchd_config_llm_defaults(struct orchd_llm_config *l);
-
 static const char *const backend_names[] = {"local", "libvirt", NULL};
 static const char *const transport_names[] = {"auto", "vsock", "virtio-serial", NULL};
 static const char *const accel_names[] = {"auto", "kvm", "tcg", NULL};
@@ -258,7 +254,6 @@ static void set_defaults(struct orchd_config *c)
 		.llm_port = ORCH_VSOCK_LLM_PORT,
 		.egress_port = ORCH_VSOCK_EGRESS_PORT,
 	};
-	orchd_config_llm_defaults(&c->llm);
 }
 
 static int parse_named(json_t *root, const char *key, size_t max, struct orch_error *err)
@@ -350,16 +345,6 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 	int ur = vm_uid_ranges(c, err);
 	if (ur < 0)
 		return ur;
-	for (size_t i = 0; i < c->llm.n_models; i++) {
-		bool found = false;
-		for (size_t j = 0; j < c->llm.n_upstreams; j++)
-			if (strcmp(c->llm.upstreams[j].name, c->llm.models[i].upstream) == 0)
-				found = true;
-		if (!found)
-			return orch_err(err, -EINVAL,
-					"llm.models.%s.upstream: no upstream named \"%s\"",
-					c->llm.models[i].name, c->llm.models[i].upstream);
-	}
 	return 0;
 }
 
@@ -483,9 +468,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 		return r;
 
 	v = json_object_get(root, "llm");
-	if (v && (r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
+	if ((r = orchd_config_llm_parse(v, &c->llm, err)) < 0)
 		return r;
-	c->llm_json = json_incref(v);
 	v = json_object_get(root, "egress");
 	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
 		return r;
@@ -609,8 +593,7 @@ void orchd_config_free(struct orchd_config *c)
 		free(c->profiles[i].agent);
 	}
 	free(c->profiles);
-	orchd_config_llm_done(&c->llm);
-	json_decref(c->llm_json);
+	llm_config_done(&c->llm);
 	egress_config_free(c->egress);
 	free(c);
 }

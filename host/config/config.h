@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "llm-config.h"
+#include "task-limits.h"
 
 struct egress_config;
 
@@ -39,14 +41,6 @@ enum orchd_accel {
 };
 
 /* 0 = unset/unlimited in every field. */
-struct orchd_limits {
-	int64_t timeout_ms;
-	int64_t memory_mib;
-	int64_t pids;
-	int64_t cpu_percent;
-	int64_t nofile;
-	int64_t fsize_mib;
-};
 
 struct orchd_vm_config {
 	char *name;
@@ -89,47 +83,6 @@ struct orchd_profile_config {
 	size_t n_egress;
 };
 
-enum orchd_llm_kind {
-	ORCHD_LLM_ANTHROPIC = 0,
-	ORCHD_LLM_OPENAI,
-	ORCHD_LLM_GEMINI,
-};
-
-struct orchd_llm_upstream {
-	char *name;
-	enum orchd_llm_kind kind;
-	char *base_url;
-	char *key_file;
-	char *ca_file; /* NULL: the system trust store */
-};
-
-struct orchd_llm_model {
-	char *name;
-	char *upstream; /* an upstream name (checked) */
-	double input_usd_per_mtok;
-	double output_usd_per_mtok;
-	int64_t context_window; /* 0: not given */
-};
-
-struct orchd_llm_config {
-	struct orchd_llm_upstream *upstreams;
-	size_t n_upstreams;
-	struct orchd_llm_model *models;
-	size_t n_models;
-	int64_t max_tokens_cap;
-	int64_t max_request_bytes;
-	char **strip_tools; /* NULL-terminated */
-	size_t n_strip_tools;
-	char **anthropic_betas; /* NULL: the proxy's default list */
-	size_t n_betas;
-	bool allow_remote_input;
-	int64_t timeout_ms;
-	int64_t agent_rpm, task_rpm;
-	int64_t agent_inflight, vm_inflight; /* 16, 64 (host/llm/llm-config.h) */
-	double agent_usd, task_usd;
-	int64_t agent_tokens, task_tokens;
-};
-
 struct orchd_scheduler_config {
 	int64_t retries;
 	int64_t heartbeat_ms;
@@ -167,8 +120,7 @@ struct orchd_config {
 	size_t n_vms;
 	struct orchd_profile_config *profiles;
 	size_t n_profiles;
-	struct orchd_llm_config llm;
-	json_t *llm_json; /* the validated "llm" object, for the LLM proxy's own parser */
+	struct llm_config llm;	      /* the LLM proxy's (host/llm/llm-config.h); keys not loaded */
 	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
 };
 
@@ -186,3 +138,5 @@ const struct orchd_profile_config *orchd_config_profile(const struct orchd_confi
 							const char *name);
 const char *orchd_backend_name(enum orchd_backend_kind k);
 bool orchd_name_valid(const char *s);
+/* The "llm" section (NULL: defaults) into the proxy's configuration (config-llm.c). */
+int orchd_config_llm_parse(json_t *llm, struct llm_config *ret, struct orch_error *err);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* orchd's services: the parts beside the core that serve VMs and tasks, the LLM proxy
- * (host/llm/orchd-llm.c), the egress gateway (host/egress/orchd-egress.c) and the
+ * (host/core/orchd-llm.c), the egress gateway (host/core/orchd-egress.c) and the
  * debug-shell relay (host/control/shell-relay.c). The core calls them through this table
  * and includes none of their headers; orchd's main adds each service once, before any VM
  * starts. Every callback may be NULL. */

@@ -39,10 +39,10 @@ struct vm {
 	enum vm_state state;
 	struct orch_rpc *rpc; /* the supervisor channel, NULL when none */
 	/* The services' state for this VM (service.h), NULL when none. */
-	struct orch_rpc *llm_rpc;    /* its LLM lane (host/llm/orchd-llm.c) */
+	struct orch_rpc *llm_rpc;    /* its LLM lane (host/core/orchd-llm.c) */
 	struct llm_serve *llm_serve; /* llm.request on the LLM lane */
 	struct llm_serve *llm_main;  /* llm.request on the control channel */
-	struct egress_serve *egress; /* its egress lane (host/egress/orchd-egress.c) */
+	struct egress_serve *egress; /* its egress lane (host/core/orchd-egress.c) */
 	struct slot *slots;	     /* n_slots of them; vm.c's (slot.h) */
 	int64_t n_slots;
 	char boot_id[ORCH_MAX_ID_LEN + 1];

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 #include <jansson.h>
 
-#include "config.h"
+#include "task-limits.h"
 #include "error.h"
 
 struct store;

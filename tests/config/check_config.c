@@ -71,7 +71,7 @@ START_TEST(test_example_file)
 	ck_assert_uint_eq(c->n_image_packages, 2);
 	ck_assert_str_eq(c->image_packages[0], "jq");
 	ck_assert_int_eq(c->llm.n_upstreams, 3);
-	ck_assert_int_eq(c->llm.n_strip_tools, 3);
+	ck_assert_int_eq(c->llm.policy.n_strip, 3);
 	ck_assert_int_eq(c->llm.agent_inflight, 16);
 	ck_assert_int_eq(c->llm.vm_inflight, 64);
 	orchd_config_free(c);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: what a compromised guest can send, into orchd's own guest-facing code
- * (host/core/vm.c, scheduler.c, output.c, spool.c, host/llm/orchd-llm.c and the LLM proxy) with a real
+ * (host/core/vm.c, scheduler.c, output.c, spool.c, host/core/orchd-llm.c and the LLM proxy) with a real
  * SQLite store in a temporary directory. One orchd, one VM of two slots with two queued
  * tasks per input; its control channel and its LLM channel are socketpairs whose guest
  * ends the input writes to.

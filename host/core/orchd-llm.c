@@ -19,7 +19,7 @@ static void drop_lane(struct vm *vm);
 static void main_detach(struct vm *vm);
 
 struct orchd_llm {
-	struct llm_config cfg;
+	struct llm_config *cfg; /* orchd's (config.h), with the keys loaded */
 	struct llm_proxy *proxy;
 };
 
@@ -28,15 +28,14 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	struct orchd_llm *l;
 	int r;
 
-	if (!d->cfg->llm_json || d->cfg->llm.n_upstreams == 0)
+	if (d->cfg->llm.n_upstreams == 0)
 		return 0;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return orch_err(err, -ENOMEM, "out of memory");
 	d->llm = l;
-	/* llm_config_parse initialises l->cfg itself */
-	if ((r = llm_config_parse(d->cfg->llm_json, &l->cfg, err)) < 0 ||
-	    (r = llm_config_load_keys(&l->cfg, err)) < 0)
+	l->cfg = &d->cfg->llm;
+	if ((r = llm_config_load_keys(l->cfg, err)) < 0)
 		return r;
 	r = llm_ledger_settle_stale(store_db(d->store), err);
 	if (r < 0)
@@ -44,11 +43,11 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	if (r > 0)
 		orch_logf(ORCH_LOG_WARN, "llm", "%d reservation(s) left by a previous run charged",
 			  r);
-	r = llm_proxy_new(d->loop, store_db(d->store), &l->cfg, &l->proxy, err);
+	r = llm_proxy_new(d->loop, store_db(d->store), l->cfg, &l->proxy, err);
 	if (r < 0)
 		return r;
 	orch_logf(ORCH_LOG_INFO, "llm", "LLM proxy ready: %zu upstream(s), %zu model(s)",
-		  l->cfg.n_upstreams, l->cfg.n_models);
+		  l->cfg->n_upstreams, l->cfg->n_models);
 	return 0;
 }
 
@@ -65,7 +64,6 @@ void orchd_llm_free(struct orchd *d)
 	}
 	if (l->proxy)
 		llm_proxy_free(l->proxy);
-	llm_config_done(&l->cfg);
 	free(l);
 	d->llm = NULL;
 }
