@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #include "error.h"
-#include "git-config.h"
+#include "config-git.h"
 #include "git-proc.h"
 #include "loop.h"
 

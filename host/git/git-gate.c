@@ -14,11 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "cleanup.h"
-#include "config-util.h"
-#include "control.h"
+#include "strv.h"
 #include "git-int.h"
 #include "git-policy.h"
 #include "log.h"
@@ -63,7 +61,7 @@ static void push_free(struct gpush *p)
 	free(p->url);
 	free(p->remote);
 	free(p->ref);
-	cfg_strv_free(p->allow);
+	orch_strv_free(p->allow);
 	free(p->oids);
 	for (size_t i = 0; i < p->n_oids; i++)
 		free(p->paths[i]);
@@ -424,30 +422,13 @@ static void next(struct gpush *p)
 	}
 }
 
-int control_task_push(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		      struct orch_error *err)
+int orchd_git_push(struct orchd *d, struct orch_rpc_req *req, const struct orchd_git_push *a,
+		   struct orch_error *err)
 {
-	static const char *const keys[] = {"id", "remote", "to", "allow", NULL};
-	struct orchd *d = control_orchd(rpc);
 	struct git_mod *m = d->git;
-	_cleanup_free_ char *remote = NULL, *to = NULL;
-	_cleanup_(cfg_strv_freep) char **allow = NULL;
 	struct git_row *row = NULL;
-	size_t n_allow = 0;
-	int64_t id = 0;
+	int64_t id = a->task;
 	int r;
-	if (!json_is_object(params))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.id: required (a task id)");
-	if ((r = cfg_check_keys(params, "params", keys, err)) < 0 ||
-	    (r = cfg_int(params, "params", "id", 1, INT64_MAX, &id, err)) < 0 ||
-	    (r = cfg_string(params, "params", "remote", 64, false, &remote, err)) < 0 ||
-	    (r = cfg_string(params, "params", "to", 255, false, &to, err)) < 0 ||
-	    (r = cfg_strv(params, "params", "allow", 64, 4096, &allow, &n_allow, err)) < 0) {
-		err->code = ORCH_RPC_INVALID_PARAMS;
-		return err->code;
-	}
-	if (!id)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.id: required (a task id)");
 	if ((r = gctl_recorded_row(m, id, &row, err)) < 0)
 		return r;
 	if (!row->commit) {
@@ -456,23 +437,23 @@ int control_task_push(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 				"task %lld changed nothing: nothing to push", (long long)id);
 	}
 	const char *url = row->repo;
-	if (remote) {
-		const struct git_remote *gr = git_config_remote(m->g.cfg, remote);
+	if (a->remote) {
+		const struct git_remote *gr = git_config_remote(m->g.cfg, a->remote);
 		if (!gr) {
 			git_row_free(row);
 			return orch_err(err, ORCH_RPC_NOT_FOUND,
 					"params.remote: no remote named \"%s\" in git.remotes",
-					remote);
+					a->remote);
 		}
 		url = gr->url;
 	}
 	char ref[300];
-	if (to && strncmp(to, "refs/", 5) == 0)
-		snprintf(ref, sizeof(ref), "%s", to);
-	else
-		snprintf(ref, sizeof(ref), "refs/heads/%s", to ? to : "");
-	if (!to)
+	if (!a->to)
 		snprintf(ref, sizeof(ref), "refs/heads/orch/task-%lld", (long long)id);
+	else if (strncmp(a->to, "refs/", 5) == 0)
+		snprintf(ref, sizeof(ref), "%s", a->to);
+	else
+		snprintf(ref, sizeof(ref), "refs/heads/%s", a->to);
 	if (!git_refname_valid(ref)) {
 		git_row_free(row);
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.to: not a valid ref name");
@@ -485,23 +466,25 @@ int control_task_push(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 	p->m = m;
 	p->task = id;
 	p->row = row;
-	p->allow = TAKE_PTR(allow);
+	p->uid = a->uid;
+	p->gid = a->gid;
 	p->req = orch_rpc_req_ref(req);
 	p->next = m->pushes;
 	m->pushes = p;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	if (getsockopt(orch_rpc_fd(rpc), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-		p->uid = cred.uid;
-		p->gid = cred.gid;
-	} else {
-		p->uid = 65534;
-		p->gid = 65534;
-	}
-	if (!(p->url = strdup(url)) || !(p->remote = strdup(remote ? remote : "origin")) ||
-	    !(p->ref = strdup(ref)) ||
+	size_t n = 0;
+	while (a->allow && a->allow[n])
+		n++;
+	p->allow = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; p->allow && i < n; i++)
+		if (!(p->allow[i] = strdup(a->allow[i]))) {
+			orch_strv_free(p->allow);
+			p->allow = NULL;
+		}
+	if (!p->allow || !(p->url = strdup(url)) ||
+	    !(p->remote = strdup(a->remote ? a->remote : "origin")) || !(p->ref = strdup(ref)) ||
 	    (r = gcache_paths(m, row->repo, (uid_t)row->uid, &p->p, err)) < 0) {
-		p->req = (orch_rpc_req_unref(p->req), NULL);
+		orch_rpc_req_unref(p->req);
+		p->req = NULL;
 		push_free(p);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}

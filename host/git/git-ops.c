@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Control methods that read a recorded result: task.diff (the patch) and task.bundle
+/* What the control methods that read a recorded result do: task.diff (the patch) and task.bundle
  * (a git bundle of branch orch/task-<id> over its base, which `orch checkout` fetches
  * into the user's clone), and workspaces.list / workspaces.rm. A diff or bundle is made
  * once per result, into <git.dir>/tmp (bounded: git.max_diff_mib, git.max_result_mib),
@@ -15,8 +15,6 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config-util.h"
-#include "control.h"
 #include "git-int.h"
 #include "git-ws.h"
 #include "log.h"
@@ -43,26 +41,6 @@ struct gop {
 	struct gproc *proc;
 	struct gop_wait *waits;
 };
-
-static int bad(struct orch_error *err, int r)
-{
-	if (r == -EINVAL)
-		err->code = ORCH_RPC_INVALID_PARAMS;
-	return err->code;
-}
-
-static int params_id(json_t *params, const char *const *keys, int64_t *id, struct orch_error *err)
-{
-	int r;
-	if (!json_is_object(params))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.id: required (a task id)");
-	if ((r = cfg_check_keys(params, "params", keys, err)) < 0 ||
-	    (r = cfg_int(params, "params", "id", 1, INT64_MAX, id, err)) < 0)
-		return bad(err, r);
-	if (!*id)
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.id: required (a task id)");
-	return 0;
-}
 
 int gctl_recorded_row(struct git_mod *m, int64_t task, struct git_row **ret, struct orch_error *err)
 {
@@ -229,20 +207,15 @@ static int start_make(struct git_mod *m, struct gop *o, const struct git_row *ro
 	return git_spawn(&m->g, &argv, &env, &so, on_made, o, &o->proc, err);
 }
 
-static int serve(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, enum gop_kind kind,
-		 struct orch_error *err)
+int orchd_git_result_file(struct orchd *d, struct orch_rpc_req *req, int64_t id, bool bundle,
+			  int64_t off, int64_t max, struct orch_error *err)
 {
-	static const char *const keys[] = {"id", "offset", "max", NULL};
-	struct orchd *d = control_orchd(rpc);
 	struct git_mod *m = d->git;
 	struct git_row *row = NULL;
-	int64_t id = 0, off = 0, max = CHUNK_MAX;
+	enum gop_kind kind = bundle ? GOP_BUNDLE : GOP_DIFF;
 	int r;
-	if ((r = params_id(params, keys, &id, err)) < 0)
-		return r;
-	if ((r = cfg_int(params, "params", "offset", 0, INT64_MAX, &off, err)) < 0 ||
-	    (r = cfg_int(params, "params", "max", 1, CHUNK_MAX, &max, err)) < 0)
-		return bad(err, r);
+	if (max <= 0 || max > CHUNK_MAX)
+		max = CHUNK_MAX;
 	if ((r = gctl_recorded_row(m, id, &row, err)) < 0)
 		return r;
 	if (!row->commit) { /* no changes: an empty diff, no bundle */
@@ -315,37 +288,21 @@ static int serve(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
 	return 0;
 }
 
-int control_task_diff(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		      struct orch_error *err)
-{
-	return serve(rpc, req, params, GOP_DIFF, err);
-}
-
-int control_task_bundle(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-			struct orch_error *err)
-{
-	return serve(rpc, req, params, GOP_BUNDLE, err);
-}
-
 void gop_free_all(struct git_mod *m)
 {
 	while (m->ops)
 		op_free(m->ops);
 }
 
-int control_workspaces_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
-			    void *data, struct orch_error *err)
+int orchd_git_workspaces(struct orchd *d, json_t **ret, struct orch_error *err)
 {
-	static const char *const keys[] = {NULL};
-	struct orchd *d = control_orchd(rpc);
 	json_t *ws = NULL, *o;
 	size_t i;
 	int r;
-	if (params &&
-	    (!json_is_object(params) || (r = cfg_check_keys(params, "params", keys, err)) < 0))
-		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params: expected {}");
-	if (!d->git)
-		return orch_rpc_reply(req, json_pack("{s[]}", "workspaces"));
+	if (!d->git) {
+		*ret = json_array();
+		return *ret ? 0 : orch_err(err, -ENOMEM, "out of memory");
+	}
 	if ((r = git_store_ws_list(d->store, &ws, err)) < 0)
 		return r;
 	json_array_foreach(ws, i, o)
@@ -357,7 +314,8 @@ int control_workspaces_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json
 				    json_integer(d->cfg->git->workspace_mib * 1024 * 1024));
 		json_object_set_new(o, "mounted", json_boolean(mnt && *mnt && ws_mounted(mnt)));
 	}
-	return orch_rpc_reply(req, json_pack("{so}", "workspaces", ws));
+	*ret = ws;
+	return 0;
 }
 
 static void on_removed(int r, const char *msg, void *data)
@@ -370,15 +328,10 @@ static void on_removed(int r, const char *msg, void *data)
 	orch_rpc_req_unref(req);
 }
 
-int control_workspaces_rm(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
-			  void *data, struct orch_error *err)
+int orchd_git_workspace_rm(struct orchd *d, struct orch_rpc_req *req, int64_t id,
+			   struct orch_error *err)
 {
-	static const char *const keys[] = {"id", NULL};
-	struct orchd *d = control_orchd(rpc);
-	int64_t id = 0;
 	int r;
-	if ((r = params_id(params, keys, &id, err)) < 0)
-		return r;
 	if (!d->git)
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "orchd has no repository support");
 	orch_rpc_req_ref(req);

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "git-config.h"
+#include "config-git.h"
 
 /* Whether path (relative to the repository's top) is protected: the pattern that
  * protects it, or NULL. "dir/" protects everything below dir; any other pattern is an

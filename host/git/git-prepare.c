@@ -68,9 +68,15 @@ static void prep_free(struct gprep *p)
 /* Whether the slot still holds this attempt of the task on a ready VM. */
 static bool slot_ours(struct gprep *p)
 {
-	struct slot *s = &p->vm->slots[p->slot];
-	return s->task == p->task && s->attempt == p->attempt && p->vm->state == VM_READY &&
+	return vm_slot_holds(p->vm, p->slot, p->task, p->attempt) && p->vm->state == VM_READY &&
 	       p->vm->rpc;
+}
+
+/* Ends the leased task failed (it never ran), with the reason. */
+static void fail_leased(struct vm *vm, int64_t slot, const char *why)
+{
+	struct task_result res = {.state = TASK_FAILED, .exit_code = -1, .reason = why};
+	vm_slot_run_failed(vm, slot, &res);
 }
 
 static void fail(struct gprep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -87,7 +93,7 @@ static void fail(struct gprep *p, const char *fmt, ...)
 	bool ours = slot_ours(p);
 	prep_free(p);
 	if (ours)
-		sched_fail_leased(vm, slot, why);
+		fail_leased(vm, slot, why);
 }
 
 static void next(struct gprep *p);
@@ -329,12 +335,13 @@ static void done(struct gprep *p)
 	orch_log(ORCH_LOG_INFO, "git", "workspace ready", "task", tb, "base", p->base, "ms", ms,
 		 NULL);
 	struct vm *vm = p->vm;
-	int64_t slot = p->slot;
+	int64_t slot = p->slot, task = p->task, attempt = p->attempt;
 	char name[32];
 	snprintf(name, sizeof(name), "%s", p->name);
 	prep_free(p);
-	if ((r = sched_send_run(vm, slot, name, &err)) < 0 && vm->slots[slot].task)
-		sched_fail_leased(vm, slot, err.msg);
+	if ((r = sched_send_run(vm, slot, task, attempt, name, &err)) < 0 &&
+	    vm_slot_holds(vm, slot, task, attempt))
+		fail_leased(vm, slot, err.msg);
 }
 
 static void next(struct gprep *p)
@@ -405,7 +412,7 @@ int gprep_start(struct git_mod *m, struct vm *vm, int64_t slot, int64_t task,
 	p->vm = vm;
 	p->slot = slot;
 	p->task = task;
-	p->attempt = vm->slots[slot].attempt;
+	p->attempt = vm_slot_attempt(vm, slot);
 	p->ws_fd = -1;
 	p->uid = git_agent_uid(vm, slot);
 	p->gid = (gid_t)p->uid;

@@ -6,18 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "egress-config.h"
+#include "config-egress.h"
 #include "fs-util.h"
 #include "git-int.h"
 #include "git-ws.h"
 #include "log.h"
 #include "orchd-git.h"
 #include "rpc.h"
+#include "schema.h"
 #include "workspace-dirs.h"
 
 #define SECRET_FILE_MAX (64 * 1024)
@@ -169,7 +169,7 @@ void orchd_git_free(struct orchd *d)
 	d->git = NULL;
 }
 
-int orchd_git_submit_check(struct orchd *d, struct orch_rpc *rpc, const char *profile,
+int orchd_git_submit_check(struct orchd *d, uid_t uid, gid_t gid, const char *profile,
 			   const char *repo, const char *ref, struct orchd_git_submit *ret,
 			   struct orch_error *err)
 {
@@ -198,12 +198,8 @@ int orchd_git_submit_check(struct orchd *d, struct orch_rpc *rpc, const char *pr
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR,
 				"repository tasks are not available on this host: %s",
 				m ? m->why : "not started");
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	if (getsockopt(orch_rpc_fd(rpc), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return orch_errno(err, -errno, "SO_PEERCRED");
-	ret->uid = cred.uid;
-	ret->gid = cred.gid;
+	ret->uid = uid;
+	ret->gid = gid;
 	if (!(ret->repo = strdup(repo)) || (ref && !(ret->ref = strdup(ref)))) {
 		orchd_git_submit_done(ret);
 		return orch_err(err, -ENOMEM, "out of memory");
@@ -224,8 +220,8 @@ void orchd_git_submit_done(struct orchd_git_submit *gs)
 	*gs = (struct orchd_git_submit){0};
 }
 
-int orchd_git_lease(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
-		    struct orch_error *err)
+static int task_leased(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
+		       struct orch_error *err)
 {
 	struct git_mod *m = d->git;
 	struct git_row *row = NULL;
@@ -246,7 +242,7 @@ int orchd_git_lease(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
 	return 1;
 }
 
-void orchd_git_task_changed(struct orchd *d, int64_t task)
+static void task_changed(struct orchd *d, int64_t task)
 {
 	struct git_mod *m = d->git;
 	struct git_row *row = NULL;
@@ -260,7 +256,7 @@ void orchd_git_task_changed(struct orchd *d, int64_t task)
 	git_row_free(row);
 }
 
-bool orchd_git_settled(struct orchd *d, int64_t task)
+static bool task_settled(struct orchd *d, int64_t task)
 {
 	struct git_row *row = NULL;
 	struct orch_error err = {0};
@@ -271,7 +267,7 @@ bool orchd_git_settled(struct orchd *d, int64_t task)
 	return settled;
 }
 
-void orchd_git_task_json(struct orchd *d, int64_t task, json_t *obj)
+static void task_json(struct orchd *d, int64_t task, json_t *obj, bool detail)
 {
 	struct git_row *row = NULL;
 	struct orch_error err = {0};
@@ -283,7 +279,7 @@ void orchd_git_task_json(struct orchd *d, int64_t task, json_t *obj)
 	git_row_free(row);
 }
 
-void orchd_git_task_pruned(struct orchd *d, int64_t task)
+static void task_pruned(struct orchd *d, int64_t task)
 {
 	struct git_mod *m = d->git;
 	char image[4200];
@@ -305,3 +301,12 @@ void orchd_git_task_pruned(struct orchd *d, int64_t task)
 			 NULL);
 	gws_drop_files(m, task);
 }
+
+const struct orchd_service orchd_git_service = {
+	.name = "git",
+	.task_json = task_json,
+	.task_pruned = task_pruned,
+	.task_leased = task_leased,
+	.task_changed = task_changed,
+	.task_settled = task_settled,
+};

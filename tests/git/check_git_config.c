@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "config.h"
-#include "git-config.h"
+#include "config-git.h"
 
 static int parse(const char *text, struct orchd_config **ret, struct orch_error *err)
 {
@@ -146,9 +147,5 @@ int main(void)
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_repo_and_ref);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

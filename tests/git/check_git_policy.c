@@ -4,6 +4,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "git-policy.h"
 
 static char *refs[] = {"orch/*", "refs/tags/release-*", NULL};
@@ -91,9 +92,5 @@ int main(void)
 	tcase_add_test(tc, test_refs);
 	tcase_add_test(tc, test_scan);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "git-proc.h"
 #include "loop.h"
 
@@ -186,9 +187,5 @@ int main(void)
 	tcase_add_test(tc, test_timeout_kills_group);
 	tcase_add_test(tc, test_fds_user_exit);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

@@ -2,8 +2,8 @@
 # bare "upstream" repository, orchd with a git section, and a cleanup that unmounts the
 # task workspaces (loop mounts below $T) before the state directory goes.
 S=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR is not set (run through meson test)}
-# shellcheck source=../host/lib.sh
-. "$S/tests/host/lib.sh"
+# shellcheck source=../lib/orchd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/orchd.sh"
 
 command -v git >/dev/null || skip "git is not installed"
 command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 is not installed (e2fsprogs)"
