@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The store's git_tasks table (migration 5 in store-schema.c): one row per repository
+/* The store's git_tasks table (migration 6 in host/store/store-schema.c): one row per repository
  * task. Its state:
  *   queued    no workspace yet
  *   preparing orchd is making its workspace (after the lease)
