@@ -125,7 +125,7 @@ struct orchd_config {
 	size_t n_profiles;
 	struct llm_config llm;	      /* the LLM proxy's (host/llm/llm-config.h); keys not loaded */
 	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
-	struct git_config *git;	      /* host/git/git-config.h; always set */
+	struct git_config *git;	      /* host/config/config-git.h; always set */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "git" section of orchd's config, and what task.submit and profiles accept as a
- * repository and a ref (host/git/git-config.h). */
+ * repository and a ref (host/config/config-git.h). */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
