@@ -77,7 +77,9 @@ static int run(struct cli *c, int argc, char **argv)
 	r = cli_id_args(c, argc, argv,
 			"Shows a task's state, exit status, timing, rusage, reason and spend,\n"
 			"and the agent's final message (the end of its stdout; Claude Code's\n"
-			"stream-json result).\n"
+			"stream-json result). For a repository task (dispatch --repo) also its\n"
+			"result: repository, ref, base, branch orch/task-ID, commit, the changed\n"
+			"files and the pushes made of it.\n"
 			"Exit code: the task's (as dispatch --wait) once it is final, 0 while it\n"
 			"is queued or running.\n",
 			&id);
