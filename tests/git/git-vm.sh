@@ -31,8 +31,15 @@ vm=gv$$
 orchd_pid=
 failures=0
 cleanup() {
+	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	# Under ASan/UBSan builds a report from orchd fails the test.
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
+		echo "FAIL: sanitizer report in orchd's log"
+		rc=1
+	fi
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
 		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
@@ -42,6 +49,7 @@ cleanup() {
 	done
 	find "$st" -maxdepth 5 -type d -name 'task-*' -exec chattr -i {} + 2>/dev/null
 	rm -rf "$st"
+	exit $rc
 }
 trap cleanup EXIT
 passed=0
