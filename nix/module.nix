@@ -323,6 +323,8 @@ in
       fetchIntervalMs = mkOption { type = nullOrInt 0 86400000; default = null; description = "A repository cache fetched this recently is not fetched again (`git.fetch_interval_ms`, 60000)."; };
       timeoutMs = mkOption { type = nullOrInt 1000 86400000; default = null; description = "One git operation (`git.timeout_ms`, 600000)."; };
       maxResultMiB = mkOption { type = nullOrInt 1 1048576; default = null; description = "A task's result at most (`git.max_result_mib`, 512)."; };
+      maxRepoMiB = mkOption { type = nullOrInt 1 16777216; default = null; description = "One fetched pack at most (`git.max_repo_mib`, 8192)."; };
+      maxDiffMiB = mkOption { type = nullOrInt 1 1048576; default = null; description = "`orch diff`'s output at most, cut beyond (`git.max_diff_mib`, 64)."; };
       credentials = mkOption { type = types.listOf (types.submodule gitCredentialOptions); default = [ ]; description = "Credentials orchd fetches and pushes with (`git.credentials`), by URL prefix; the jails never see them."; };
       remotes = mkOption { type = types.attrsOf types.str; default = { }; example = literalExpression ''{ fork = "https://github.com/me/project.git"; }''; description = "Remotes `orch push --remote NAME` may push to (`git.remotes`)."; };
       push = {

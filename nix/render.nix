@@ -106,6 +106,8 @@ rec {
       fetch_interval_ms = g.fetchIntervalMs;
       timeout_ms = g.timeoutMs;
       max_result_mib = g.maxResultMiB;
+      max_repo_mib = g.maxRepoMiB;
+      max_diff_mib = g.maxDiffMiB;
     }
     // optionalAttrs (g.credentials != [ ]) {
       credentials = lib.imap0 (i: c: dropNulls {
