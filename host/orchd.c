@@ -373,6 +373,7 @@ static void teardown(struct orchd *d)
 	orchd_profiles_free(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);
+	orchd_event_libvirt_drain(); /* what closing libvirt's connections left to free */
 	free(d->vms);
 	free(d->vm_methods);
 	orch_timer_free(d->sched_timer);
