@@ -10,6 +10,8 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "egress-config.h"
+#include "metrics-config.h"
+#include "store-config.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -187,8 +189,8 @@ static bool env_key_valid(const char *k)
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command", "env", "limits",
-					   "ro_paths",	  "egress",  "agent",   NULL};
+	static const char *const keys[] = {"description", "command", "env",   "limits",
+					   "ro_paths",	  "egress",  "agent", NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -410,24 +412,11 @@ static int parse_image(json_t *o, struct orchd_config *c, struct orch_error *err
 static int parse_root(json_t *root, const char *state_dir_override, struct orchd_config *c,
 		      struct orch_error *err)
 {
-	static const char *const keys[] = {"state_dir",
-					   "socket",
-					   "group",
-					   "log_level",
-					   "backend",
-					   "supervisor",
-					   "workspace_root",
-					   "uid_base",
-					   "scheduler",
-					   "limits",
-					   "vms",
-					   "profiles",
-					   "llm",
-					   "vsock",
-					   "egress",
-					   "agents_dir",
-					   "image",
-					   NULL};
+	static const char *const keys[] = {
+		"state_dir",  "socket",		"group",    "log_level", "backend",
+		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
+		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
+		"agents_dir", "image",		"store",    "metrics",	 NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -511,6 +500,9 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	c->llm_json = json_incref(v);
 	v = json_object_get(root, "egress");
 	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
+		return r;
+	if ((r = store_config_parse(json_object_get(root, "store"), &c->store, err)) < 0 ||
+	    (r = metrics_config_parse(json_object_get(root, "metrics"), &c->metrics, err)) < 0)
 		return r;
 	for (size_t i = 0; i < c->n_vms; i++) {
 		char p[64];
@@ -635,6 +627,8 @@ void orchd_config_free(struct orchd_config *c)
 	orchd_config_llm_done(&c->llm);
 	json_decref(c->llm_json);
 	egress_config_free(c->egress);
+	store_config_free(c->store);
+	metrics_config_free(c->metrics);
 	free(c);
 }
 

@@ -12,6 +12,8 @@
 #include "error.h"
 
 struct egress_config;
+struct store_config;
+struct metrics_config;
 
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
@@ -169,7 +171,9 @@ struct orchd_config {
 	size_t n_profiles;
 	struct orchd_llm_config llm;
 	json_t *llm_json; /* the validated "llm" object, for the LLM proxy's own parser */
-	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
+	struct egress_config *egress;	/* host/egress/egress-config.h; NULL: no egress */
+	struct store_config *store;	/* host/store/store-config.h; always set */
+	struct metrics_config *metrics; /* host/metrics/metrics-config.h; always set */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

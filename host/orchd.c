@@ -21,6 +21,7 @@
 #include "orch-config.h"
 #include "orchd-egress.h"
 #include "orchd-llm.h"
+#include "orchd-metrics.h"
 #include "profiles.h"
 #include "orchd.h"
 #include "shell-relay.h"
@@ -329,6 +330,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = shell_relay_new(d, &d->shells, err);
 	if (r < 0)
 		return orch_err_prefix(err, "debug shells");
+	r = orchd_metrics_new(d, err);
+	if (r < 0)
+		return orch_err_prefix(err, "metrics");
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->cfg->autostart)
 			vm_start(d->vms[i]);
@@ -345,6 +349,7 @@ static void teardown(struct orchd *d)
 {
 	d->quitting = true;
 	waiters_free_all(d);
+	orchd_metrics_free(d);
 	control_free(d->control);
 	shell_relay_free(d->shells);
 	d->shells = NULL;

@@ -22,6 +22,7 @@ struct lv_lanes;
 struct shell_relay;
 struct egress_host;
 struct egress_serve;
+struct orchd_metrics;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -78,6 +79,7 @@ struct vm {
 	struct orch_timer *hello_timer; /* boot_timeout_ms from start to hello */
 	unsigned failures;		/* consecutive, for the restart backoff */
 	uint64_t ready_ms;		/* orch_now_ms of the last hello, 0 when down */
+	uint64_t start_ms;		/* orch_now_ms of the last vm_start (boot metrics) */
 	struct orch_timer *out_timer;	/* output.c: flushes the slots' pending output */
 	uint64_t out_due;		/* when it fires, 0: not armed */
 	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */
@@ -118,6 +120,7 @@ struct orchd {
 	struct orch_profiles *profiles; /* profiles-ops.c; NULL with profiles-config.c */
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
+	struct orchd_metrics *metrics;	/* host/metrics/orchd-metrics.c */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;

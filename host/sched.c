@@ -11,11 +11,13 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-metrics.h"
 #include "orchd.h"
 
 struct run_ctx {
 	struct vm *vm;
 	int64_t slot, task, attempt;
+	uint64_t sent_ms; /* orch_now_ms when task.run went out */
 };
 
 static struct slot *ctx_slot(struct run_ctx *c)
@@ -39,6 +41,8 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		return; /* settled meanwhile (exit arrived first, or the VM went away) */
 	if (!rerr) {
 		s->running = true;
+		orchd_metrics_observe(d, ORCHD_MX_DISPATCH,
+				      (double)(orch_now_ms() - c->sent_ms) / 1e3);
 		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
 			orch_log(ORCH_LOG_ERROR, "sched", "cannot mark running", "task", tb,
 				 "error", err.msg, NULL);
@@ -151,7 +155,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, struct orch
 		json_decref(params);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
-	*c = (struct run_ctx){vm, slot, t->id, s->attempt};
+	*c = (struct run_ctx){vm, slot, t->id, s->attempt, orch_now_ms()};
 	r = orch_rpc_call(vm->rpc, "task.run", params,
 			  (uint64_t)vm->d->cfg->scheduler.lease_timeout_ms, on_run_reply, c);
 	if (r < 0) {
@@ -180,6 +184,9 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	r = store_task_get(d->store, id, &t, err);
 	if (r < 0)
 		return r;
+	if (t->attempts == 1)
+		orchd_metrics_observe(d, ORCHD_MX_LEASE,
+				      (double)(store_now_ms() - t->created_at) / 1e3);
 	s->task = id;
 	s->attempt = t->attempts;
 	s->running = false;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "orchd-egress.h"
 #include "orchd-llm.h"
+#include "orchd-metrics.h"
 #include "orchd.h"
 #include "shell-relay.h"
 
@@ -71,12 +72,14 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 
 	snprintf(why, sizeof(why), "lost: %s", reason);
 	output_flush(vm, s); /* what arrived before is kept */
-	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0)
+	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0) {
 		orch_log(ORCH_LOG_WARN, "vm", "cannot mark task lost", "vm", vm->cfg->name, "task",
 			 task_str(task, tb), "error", err.msg, NULL);
-	else
+	} else {
+		orchd_metrics_task_lost(vm->d);
 		orch_log(ORCH_LOG_WARN, "vm", requeued ? "task lost, re-queued" : "task lost", "vm",
 			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
+	}
 	vm_slot_release(s);
 	orchd_task_changed(vm->d, task);
 }
@@ -177,6 +180,7 @@ int vm_start(struct vm *vm)
 	int r;
 
 	vm->boot_id[0] = 0;
+	vm->start_ms = orch_now_ms();
 	set_state(vm, VM_STARTING);
 	orch_timer_disarm(vm->hello_timer);
 	r = vm->ops->start(vm, &err);
@@ -277,6 +281,10 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	orch_timer_disarm(vm->hello_timer);
 	set_state(vm, VM_READY);
 	vm->ready_ms = orch_now_ms();
+	orchd_metrics_observe(vm->d,
+			      vm->ops == &orchd_backend_local ? ORCHD_MX_BOOT_LOCAL
+							      : ORCHD_MX_BOOT_LIBVIRT,
+			      (double)(vm->ready_ms - vm->start_ms) / 1e3);
 	vm->last_error[0] = 0;
 	vm->last_heartbeat = orch_now_ms();
 	if (!vm->hb_timer)
@@ -384,6 +392,8 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 			 "error", serr.msg, NULL);
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "cannot record the exit");
 	}
+	if (r >= 0)
+		orchd_metrics_task_ended(vm->d, (int)res.state);
 	orch_log(ORCH_LOG_INFO, "vm", "task finished", "vm", vm->cfg->name, "task",
 		 task_str(task, tb), "state", task_state_name(res.state), NULL);
 	vm_slot_release(s);
