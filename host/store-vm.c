@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "store.h"
+#include "store-sqlite.h"
 
-int store_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
-		    const char *state, const char *boot_id, struct orch_error *err)
+int sqlite_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
+		     const char *state, const char *boot_id, struct orch_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -35,7 +35,7 @@ int store_vm_update(struct store *s, const char *name, const char *backend, int6
 	return 0;
 }
 
-int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err)
+int sqlite_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -52,8 +52,8 @@ int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch
 	return 0;
 }
 
-int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
-		     struct orch_error *err)
+int sqlite_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
+		      struct orch_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t *ids = NULL;

@@ -5,9 +5,10 @@
 #include <time.h>
 
 #include "cleanup.h"
-#include "store.h"
+#include "store-sqlite.h"
 
-struct store {
+struct store_sqlite {
+	struct store base;
 	sqlite3 *db;
 };
 
@@ -21,15 +22,20 @@ int64_t store_now_ms(void)
 
 sqlite3 *store_db(struct store *s)
 {
-	return s->db;
+	return s && s->ops == &store_sqlite_ops ? ((struct store_sqlite *)s)->db : NULL;
+}
+
+static sqlite3 *db_of(struct store *s)
+{
+	return ((struct store_sqlite *)s)->db;
 }
 
 int store_exec(struct store *s, const char *sql, struct orch_error *err)
 {
 	char *msg = NULL;
 
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		orch_err(err, -EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+	if (sqlite3_exec(db_of(s), sql, NULL, NULL, &msg) != SQLITE_OK) {
+		orch_err(err, -EIO, "store: %s", msg ? msg : sqlite3_errmsg(db_of(s)));
 		sqlite3_free(msg);
 		return -EIO;
 	}
@@ -51,16 +57,16 @@ int store_commit(struct store *s, struct orch_error *err)
 
 void store_rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(db_of(s)))
+		sqlite3_exec(db_of(s), "ROLLBACK", NULL, NULL, NULL);
 }
 
-int store_schema_version(struct store *s)
+int sqlite_schema_version(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
 	int v = -EIO;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL) !=
+	if (sqlite3_prepare_v2(db_of(s), "SELECT version FROM schema_version", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return -EIO;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -80,7 +86,7 @@ static int migrate(struct store *s, struct orch_error *err)
 		       err);
 	if (r < 0)
 		return r;
-	v = store_schema_version(s);
+	v = sqlite_schema_version(s);
 	if (v < 0)
 		return orch_err(err, -EIO, "store: cannot read schema_version");
 	if ((size_t)v > store_n_migrations)
@@ -108,25 +114,28 @@ static int migrate(struct store *s, struct orch_error *err)
 	return 0;
 }
 
-int store_open(const char *path, struct store **ret, struct orch_error *err)
+int store_sqlite_open(const char *path, struct store **ret, struct orch_error *err)
 {
+	struct store_sqlite *q;
 	struct store *s;
 	int r;
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
+	q = calloc(1, sizeof(*q));
+	if (!q)
 		return orch_err(err, -ENOMEM, "out of memory");
-	r = sqlite3_open_v2(path, &s->db,
+	q->base.ops = &store_sqlite_ops;
+	s = &q->base;
+	r = sqlite3_open_v2(path, &q->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
 				    SQLITE_OPEN_EXRESCODE,
 			    NULL);
 	if (r != SQLITE_OK) {
 		orch_err(err, -EIO, "cannot open store %s: %s", path,
-			 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
-		store_close(s);
+			 q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(r));
+		sqlite_close(s);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(db_of(s), 5000);
 	r = store_exec(s,
 		       "PRAGMA journal_mode = WAL;"
 		       "PRAGMA synchronous = NORMAL;"
@@ -137,17 +146,17 @@ int store_open(const char *path, struct store **ret, struct orch_error *err)
 		r = migrate(s, err);
 	if (r < 0) {
 		orch_err_prefix(err, "%s", path);
-		store_close(s);
+		sqlite_close(s);
 		return r;
 	}
 	*ret = s;
 	return 0;
 }
 
-void store_close(struct store *s)
+void sqlite_close(struct store *s)
 {
 	if (!s)
 		return;
-	sqlite3_close_v2(s->db);
+	sqlite3_close_v2(db_of(s));
 	free(s);
 }
