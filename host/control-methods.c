@@ -12,6 +12,7 @@
 #include "control.h"
 #include "orchd-egress.h"
 #include "orchd-llm.h"
+#include "orchd-fleet.h"
 #include "orchd-metrics.h"
 #include "log.h"
 #include "orch-config.h"
@@ -243,6 +244,7 @@ const struct orch_rpc_method control_methods[] = {
 	{"budget.set", ORCH_RPC_M_REQUEST, 0, control_budget_set},
 	{"egress.log", ORCH_RPC_M_REQUEST, 0, control_egress_log},
 	{"metrics", ORCH_RPC_M_REQUEST, 0, control_metrics},
+	{"nodes.list", ORCH_RPC_M_REQUEST, 0, control_nodes},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "orchd-egress.h"
 #include "profiles.h"
+#include "store-pg.h"
 
 static int bad(struct orch_error *err, int r)
 {
@@ -46,6 +47,29 @@ static int check_placement(struct orchd *d, const char *vm, int64_t slot, const 
 			"no configured VM can run this task (%s%s%s%s slot %lld)", vm ? "vm " : "",
 			vm ? vm : "", profile ? " profile " : "", profile ? profile : "",
 			(long long)slot);
+}
+
+/* With a shared store a VM of any node will do; the profile is checked where it is leased
+ * (each node leases only what its VMs allow). */
+static int check_cluster_placement(struct orchd *d, const char *vm, int64_t slot,
+				   struct orch_error *err)
+{
+	int64_t slots = 0;
+	int r;
+
+	if (!vm)
+		return 0;
+	if (orchd_find_vm(d, vm))
+		slots = orchd_find_vm(d, vm)->n_slots;
+	else if ((r = store_vm_find(d->store, vm, NULL, &slots, err)) == -ENOENT)
+		return orch_err(err, ORCH_RPC_NOT_FOUND,
+				"params.vm: no VM named \"%s\" in the cluster", vm);
+	else if (r < 0)
+		return r;
+	if (slot >= slots)
+		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.slot: VM %s has %lld slots",
+				vm, (long long)slots);
+	return 0;
 }
 
 /* params.argv: strings without NUL, at most ORCH_MAX_ARGV; NULL-terminated, borrowed. */
@@ -199,13 +223,19 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	if (prompt && !profile)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 				"params.prompt: needs params.profile");
-	if (vm && !orchd_find_vm(d, vm))
+	if (vm && !orchd_find_vm(d, vm) && !store_shared(d->store))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"", vm);
 	if (profile && !orchd_profile_known(d, profile))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);
-	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0 ||
-	    (r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0)
+	if (store_shared(d->store)) {
+		/* a cluster: the task may be for another node's VM (or fit only there) */
+		if ((r = check_cluster_placement(d, vm, spec.slot, err)) < 0)
+			return r;
+	} else if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0) {
+		return r;
+	}
+	if ((r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0)
 		return r;
 	if (cwd && cwd[0] != '/')
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,

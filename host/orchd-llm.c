@@ -16,6 +16,7 @@
 #include "log.h"
 #include "orchd-llm.h"
 #include "orchd.h"
+#include "store-pg.h"
 
 struct orchd_llm {
 	struct llm_config cfg;
@@ -37,9 +38,10 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	if ((r = llm_config_parse(d->cfg->llm_json, &l->cfg, err)) < 0 ||
 	    (r = llm_config_load_keys(&l->cfg, err)) < 0)
 		return r;
-	if ((r = llm_ledger_migrate(store_db(d->store), err)) < 0)
+	/* SQLite: the ledger's tables are made here; PostgreSQL's are in its migrations */
+	if (store_db(d->store) && (r = llm_ledger_migrate(store_db(d->store), err)) < 0)
 		return orch_err_prefix(err, "llm ledger");
-	r = llm_ledger_settle_stale(store_db(d->store), err);
+	r = store_llm_settle_stale(d->store, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm ledger");
 	if (r > 0)
@@ -48,6 +50,7 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	r = llm_proxy_new(d->loop, store_db(d->store), &l->cfg, &l->proxy, err);
 	if (r < 0)
 		return r;
+	llm_proxy_use_store(l->proxy, d->store);
 	orch_logf(ORCH_LOG_INFO, "llm", "LLM proxy ready: %zu upstream(s), %zu model(s)",
 		  l->cfg.n_upstreams, l->cfg.n_models);
 	return 0;
@@ -262,7 +265,7 @@ void orchd_llm_task_done(struct orchd *d, int64_t task)
 	if (!orchd_llm_enabled(d))
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	if (llm_ledger_get(store_db(d->store), "task", id, &b, &err) < 0)
+	if (store_llm_get(d->store, "task", id, &b, &err) < 0)
 		return; /* never called the LLM */
 	if (store_task_set_spend(d->store, task, (double)b.spent_micro / 1e6, b.spent_tokens,
 				 &err) < 0)
@@ -278,7 +281,7 @@ void orchd_llm_task_json(struct orchd *d, int64_t task, json_t *obj)
 	if (!orchd_llm_enabled(d) || !obj)
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	if (llm_ledger_get(store_db(d->store), "task", id, &b, NULL) < 0)
+	if (store_llm_get(d->store, "task", id, &b, NULL) < 0)
 		return; /* never called the LLM: the row's figure (0) stands */
 	json_object_set_new(obj, "spend_usd", json_real((double)b.spent_micro / 1e6));
 	json_object_set_new(obj, "spend_tokens", json_integer(b.spent_tokens));
@@ -292,7 +295,7 @@ void orchd_llm_task_pruned(struct orchd *d, int64_t task)
 	if (!orchd_llm_enabled(d))
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	(void)llm_ledger_drop(store_db(d->store), "task", id, NULL);
+	(void)store_llm_drop(d->store, "task", id, NULL);
 }
 
 static json_t *budget_json(const char *scope, const char *id, const struct llm_budget *b)
@@ -337,6 +340,7 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 {
 	char vm[ORCHD_NAME_MAX + 1], *end;
 	const char *slash;
+	int64_t slots;
 	struct vm *v;
 	long long n;
 
@@ -357,8 +361,12 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 	memcpy(vm, id, (size_t)(slash - id));
 	vm[slash - id] = 0;
 	v = orchd_find_vm(d, vm);
+	slots = v ? v->n_slots : 0;
+	/* in a cluster the slot may be another node's (budgets are shared) */
+	if (!v && store_shared(d->store) && store_vm_find(d->store, vm, NULL, &slots, NULL) < 0)
+		slots = 0;
 	n = strtoll(slash + 1, &end, 10);
-	if (!v || !slash[1] || *end || n < 0 || n >= v->n_slots)
+	if (!slots || !slash[1] || *end || n < 0 || n >= slots)
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "no agent slot %s", id);
 	return 0;
 }
@@ -384,7 +392,7 @@ int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 				"params.scope: expected \"agent\" or \"task\"");
 	c.list = json_array();
 	c.id = id;
-	r = llm_ledger_foreach(store_db(d->store), scope, show_one, &c, err);
+	r = store_llm_foreach(d->store, scope, show_one, &c, err);
 	if (r < 0) {
 		json_decref(c.list);
 		return r;
@@ -420,20 +428,20 @@ int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 				"params.scope and params.id: required");
 	if ((r = check_scope_id(d, scope, id, err)) < 0)
 		return r;
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
+	r = store_llm_get(d->store, scope, id, &b, err);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (usd >= 0 || tokens >= 0) {
-		r = llm_ledger_set_limit(store_db(d->store), scope, id,
-					 usd >= 0 ? (int64_t)(usd * 1e6 + 0.5) : b.limit_micro,
-					 tokens >= 0 ? tokens : b.limit_tokens, err);
+		r = store_llm_set_limit(d->store, scope, id,
+					usd >= 0 ? (int64_t)(usd * 1e6 + 0.5) : b.limit_micro,
+					tokens >= 0 ? tokens : b.limit_tokens, err);
 		if (r < 0)
 			return r;
 	}
-	if (reset && (r = llm_ledger_reset_spend(store_db(d->store), scope, id, err)) < 0)
+	if (reset && (r = store_llm_reset_spend(d->store, scope, id, err)) < 0)
 		return r;
 	orch_log(ORCH_LOG_INFO, "llm", "budget changed", "scope", scope, "id", id, NULL);
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
+	r = store_llm_get(d->store, scope, id, &b, err);
 	if (r < 0)
 		return r;
 	return orch_rpc_reply(req, budget_json(scope, id, &b));

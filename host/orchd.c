@@ -21,10 +21,12 @@
 #include "orch-config.h"
 #include "orchd-egress.h"
 #include "orchd-llm.h"
+#include "orchd-fleet.h"
 #include "orchd-metrics.h"
 #include "profiles.h"
 #include "orchd.h"
 #include "shell-relay.h"
+#include "store-config.h"
 #include "workspace-dirs.h"
 
 struct args {
@@ -239,7 +241,7 @@ static bool first_of_backend(struct orchd *d, size_t i)
 
 static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 {
-	_cleanup_free_ char *db = NULL;
+	char node[STORE_NODE_MAX + 1] = "";
 	sigset_t mask;
 	int r, sfd;
 	struct orch_io *sio;
@@ -249,12 +251,16 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	 * (workspace-dirs.h). The store and the spool are not readable for anyone else. */
 	if ((r = orchd_dirs_prepare(d->cfg, err)) < 0)
 		return r;
-	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
-	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
+	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
 	if ((r = mkdir_mode(d->spool_dir, 0700, err)) < 0)
 		return r;
-	r = store_open(db, &d->store, err);
+	if (d->cfg->store->kind == STORE_POSTGRESQL &&
+	    orchd_fleet_node_name(d->cfg, node, sizeof(node)) < 0)
+		return orch_err(err, -EINVAL,
+				"store.postgresql.node: not set, and the host's name is no valid "
+				"node name; set one");
+	r = store_open_config(d->cfg->store, d->cfg->state_dir, node, &d->store, err);
 	if (r < 0)
 		return r;
 	r = orch_loop_new(&d->loop);
@@ -321,6 +327,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 						"$ORCH_LIBEXECDIR, %s or the build tree); set "
 						"\"supervisor\" in the config",
 						ORCH_LIBEXECDIR);
+	r = orchd_fleet_new(d, err); /* registers this node first: a shared store's tasks */
+	if (r < 0)
+		return orch_err_prefix(err, "fleet");
 	r = reconcile_store(d, err);
 	if (r < 0)
 		return r;
@@ -350,6 +359,7 @@ static void teardown(struct orchd *d)
 	d->quitting = true;
 	waiters_free_all(d);
 	orchd_metrics_free(d);
+	orchd_fleet_free(d);
 	control_free(d->control);
 	shell_relay_free(d->shells);
 	d->shells = NULL;

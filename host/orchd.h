@@ -23,6 +23,7 @@ struct shell_relay;
 struct egress_host;
 struct egress_serve;
 struct orchd_metrics;
+struct orchd_fleet;
 
 enum vm_state {
 	VM_DOWN = 0, /* not running; restarts after backoff unless stopped on purpose */
@@ -43,6 +44,14 @@ struct output_pending {
 	uint64_t since; /* orch_now_ms of the batch's first bytes */
 };
 
+/* Shared store only: runs in the spool that the store has not taken yet (output.c). */
+struct output_backlog {
+	int64_t first_seq; /* the seq of rows[0] */
+	int64_t offset;	   /* its bytes' place in the spool; the others follow */
+	struct output_seg *rows;
+	size_t n, cap;
+};
+
 struct slot {
 	int64_t task; /* 0: free */
 	int64_t attempt;
@@ -57,6 +66,7 @@ struct slot {
 	bool output_capped; /* max_output reached: further output is dropped */
 	char task_str[24];  /* the task id as text, for the LLM proxy's resolver */
 	struct output_pending out;
+	struct output_backlog backlog;
 };
 
 struct vm {
@@ -121,6 +131,7 @@ struct orchd {
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
 	struct orchd_metrics *metrics;	/* host/metrics/orchd-metrics.c */
+	struct orchd_fleet *fleet;	/* host/store/orchd-fleet.c: NULL unless store_shared */
 	struct waiter *waiters;
 	struct orch_timer *sched_timer;
 	struct orch_timer *prune_timer;
@@ -160,7 +171,13 @@ int sched_run(struct orchd *d);	  /* lease queued tasks to free slots now */
 /* A task changed state (finished, lost, requeued): wake waiters and the scheduler. */
 void orchd_task_changed(struct orchd *d, int64_t task);
 
+/* A store call failed with code: true when the store is away (PostgreSQL restarting,
+ * unreachable): the caller keeps what it has and tries again later (orchd-fleet.c). */
+bool store_away(struct orchd *d, int code);
+
 /* waiters.c */
+/* Every waiter looks at its task again (a shared store: after lost notifications). */
+void waiters_poll(struct orchd *d);
 void waiters_output(struct orchd *d, int64_t task);
 void waiters_finished(struct orchd *d, int64_t task);
 void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc);
@@ -176,6 +193,9 @@ void output_take(struct vm *vm, struct slot *s, int stream, const void *data, si
 void output_flush(struct vm *vm, struct slot *s);
 /* Frees the slot's buffer (the slot is cleared). */
 void output_release(struct slot *s);
+/* Shared store: stores what waits in the slot's backlog. 0 when nothing waits any more,
+ * -EAGAIN while the store is away. */
+int output_store_backlog(struct vm *vm, struct slot *s);
 
 /* spool.c: task output files under <state_dir>/spool/<task>.out */
 int spool_open(struct orchd *d, int64_t task, int64_t *ret_size, struct orch_error *err);

@@ -43,7 +43,8 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		s->running = true;
 		orchd_metrics_observe(d, ORCHD_MX_DISPATCH,
 				      (double)(orch_now_ms() - c->sent_ms) / 1e3);
-		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
+		if (store_task_running_attempt(d->store, c->task, c->attempt, &err) < 0 &&
+		    err.code != -ESTALE)
 			orch_log(ORCH_LOG_ERROR, "sched", "cannot mark running", "task", tb,
 				 "error", err.msg, NULL);
 		orch_log(ORCH_LOG_DEBUG, "sched", "task running", "task", tb, "vm",
@@ -61,12 +62,13 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 	if (rerr->code == ORCH_RPC_BUSY) {
 		orch_log(ORCH_LOG_WARN, "sched", "task.run refused, re-queued", "task", tb, "error",
 			 rerr->msg, NULL);
-		store_task_unlease(d->store, c->task, &err);
+		store_task_unlease_attempt(d->store, c->task, c->attempt, &err);
 	} else {
 		struct task_result res = {
 			.state = TASK_FAILED,
 			.exit_code = -1,
 			.reason = rerr->msg,
+			.attempt = c->attempt,
 		};
 		orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg,
 			 NULL);
@@ -175,15 +177,10 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 	char tb[24];
 	int r;
 
-	r = store_task_next(d->store, vm->cfg->name, slot_idx, vm->profiles_json, &id, err);
-	if (r < 0 || id == 0)
+	r = store_task_lease_next(d->store, vm->cfg->name, slot_idx, vm->profiles_json, &t, err);
+	if (r < 0 || !t)
 		return r;
-	r = store_task_lease(d->store, id, vm->cfg->name, slot_idx, err);
-	if (r < 0)
-		return r;
-	r = store_task_get(d->store, id, &t, err);
-	if (r < 0)
-		return r;
+	id = t->id;
 	if (t->attempts == 1)
 		orchd_metrics_observe(d, ORCHD_MX_LEASE,
 				      (double)(store_now_ms() - t->created_at) / 1e3);
@@ -209,8 +206,10 @@ static int lease_one(struct vm *vm, int64_t slot_idx, struct orch_error *err)
 		return 1;
 	}
 	if (r < 0) {
-		struct task_result res = {
-			.state = TASK_FAILED, .exit_code = -1, .reason = err->msg};
+		struct task_result res = {.state = TASK_FAILED,
+					  .exit_code = -1,
+					  .reason = err->msg,
+					  .attempt = t->attempts};
 		struct orch_error e2 = {0};
 
 		orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error",
@@ -243,6 +242,8 @@ int sched_run(struct orchd *d)
 			if (vm->slots[j].task)
 				continue;
 			r = lease_one(vm, j, &err);
+			if (r < 0 && store_away(d, r))
+				return r; /* tried again when the store is back */
 			if (r < 0) {
 				orch_log(ORCH_LOG_ERROR, "sched", "scheduling failed", "error",
 					 err.msg, NULL);

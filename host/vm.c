@@ -13,6 +13,7 @@
 #include "log.h"
 #include "orchd-egress.h"
 #include "orchd-llm.h"
+#include "orchd-fleet.h"
 #include "orchd-metrics.h"
 #include "orchd.h"
 #include "shell-relay.h"
@@ -72,7 +73,13 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 
 	snprintf(why, sizeof(why), "lost: %s", reason);
 	output_flush(vm, s); /* what arrived before is kept */
-	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0) {
+	if (store_task_lost_attempt(vm->d->store, task, s->attempt, why, &requeued, &err) < 0 &&
+	    store_away(vm->d, err.code)) {
+		/* still this node's in the store, under its live lease: marked when it is back */
+		orchd_fleet_defer_lost(vm->d, task, s->attempt, why);
+		orch_log(ORCH_LOG_WARN, "vm", "task lost; the store is away: recorded later", "vm",
+			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
+	} else if (err.code) {
 		orch_log(ORCH_LOG_WARN, "vm", "cannot mark task lost", "vm", vm->cfg->name, "task",
 			 task_str(task, tb), "error", err.msg, NULL);
 	} else {
@@ -383,10 +390,18 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 		.stime_ms = e.rusage.stime_ms,
 		.maxrss_kb = e.rusage.maxrss_kb,
 		.reason = e.reason,
+		.attempt = s->attempt,
 	};
 	task = s->task;
 	output_flush(vm, s); /* the output is complete before the task is final */
-	r = store_task_finish(vm->d->store, task, &res, &serr);
+	r = s->backlog.n && output_store_backlog(vm, s) < 0 ? -ENOTCONN : 0;
+	if (r >= 0)
+		r = store_task_finish(vm->d->store, task, &res, &serr);
+	if (r < 0 && store_away(vm->d, r)) {
+		/* Not acknowledged: the supervisor keeps the exit and sends it again with its
+		 * next heartbeat (a timeout's code), by when the store may be back. */
+		return orch_err(err, ORCH_RPC_TIMEOUT, "the store is unavailable; send it again");
+	}
 	if (r < 0 && r != -ESTALE) {
 		orch_log(ORCH_LOG_ERROR, "store", "cannot record exit", "task", task_str(task, tb),
 			 "error", serr.msg, NULL);

@@ -96,4 +96,4 @@ int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, in
 		    bool all, json_t **ret_task);
 
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
-	cmd_vm, cmd_budget, cmd_egress, cmd_metrics;
+	cmd_vm, cmd_budget, cmd_egress, cmd_metrics, cmd_nodes;
