@@ -21,16 +21,19 @@ struct pg_listen {
 
 static void on_io(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data);
 
-static void lost(struct pg_listen *l, const char *why)
+static void lost(struct pg_listen *l)
 {
+	const char *m = l->conn.c ? PQerrorMessage(l->conn.c) : "";
+
+	/* the message belongs to the connection: logged before it goes */
+	orch_logf(ORCH_LOG_WARN, "store", "lost the notification connection (%.*s); dialling again",
+		  (int)strcspn(m, "\n"), m);
 	orch_io_free(l->io);
 	l->io = NULL;
 	if (l->conn.c) {
 		PQfinish(l->conn.c);
 		l->conn.c = NULL;
 	}
-	orch_log(ORCH_LOG_WARN, "store", "lost the notification connection; dialling again",
-		 "error", why, NULL);
 	orch_timer_rearm(l->retry, PG_LISTEN_RETRY_MS);
 }
 
@@ -77,7 +80,7 @@ static void on_io(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t e
 	PGnotify *n;
 
 	if (!PQconsumeInput(l->conn.c) || PQstatus(l->conn.c) != CONNECTION_OK) {
-		lost(l, PQerrorMessage(l->conn.c));
+		lost(l);
 		return;
 	}
 	while (l->io && (n = PQnotifies(l->conn.c))) {
