@@ -104,7 +104,10 @@ int pg_conn_init(struct pg_conn *pc, const struct store_config *cfg, const char 
 {
 	int r;
 
-	*pc = (struct pg_conn){.statement_timeout_ms = cfg->statement_timeout_ms};
+	*pc = (struct pg_conn){.statement_timeout_ms = cfg->statement_timeout_ms,
+			       .max_backoff_ms = (uint64_t)cfg->node_lease_ms / 3};
+	if (pc->max_backoff_ms > PG_BACKOFF_MAX_MS)
+		pc->max_backoff_ms = PG_BACKOFF_MAX_MS;
 	if (!(pc->conninfo = strdup(cfg->conninfo)) || !(pc->app_name = strdup(app_name)))
 		return orch_err(err, -ENOMEM, "out of memory");
 	if (cfg->password_file && (r = read_password(cfg->password_file, &pc->password, err)) < 0)
@@ -144,8 +147,8 @@ int pg_conn_ensure(struct pg_conn *pc, struct orch_error *err)
 	r = connect_once(pc, err);
 	if (r < 0) {
 		pc->backoff_ms = pc->backoff_ms ? pc->backoff_ms * 2 : PG_BACKOFF_MIN_MS;
-		if (pc->backoff_ms > PG_BACKOFF_MAX_MS)
-			pc->backoff_ms = PG_BACKOFF_MAX_MS;
+		if (pc->backoff_ms > pc->max_backoff_ms)
+			pc->backoff_ms = pc->max_backoff_ms;
 		pc->next_try_ms = now + pc->backoff_ms;
 		return r;
 	}

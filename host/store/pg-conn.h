@@ -7,8 +7,10 @@
  *    TCP connections carry keepalives and tcp_user_timeout, so a dead server costs a
  *    bounded wait, not a frozen loop;
  *  - a connection that breaks is dropped at once; the next use reconnects, at most once
- *    per backoff step (100 ms doubling to 5 s), so a server that is down costs one failed
- *    connect per step, not one per statement; until then every call fails with -ENOTCONN;
+ *    per backoff step (100 ms doubling to 5 s, or to a third of node_lease_ms when that
+ *    is less: every node is back well within a lease of the server's return, before any
+ *    node may declare another dead), so a server that is down costs one failed connect
+ *    per step, not one per statement; until then every call fails with -ENOTCONN;
  *  - statements are prepared once per connection (by number) and again after a reconnect.
  *
  * The password (if any) is read once from password_file (not readable by group or
@@ -33,7 +35,8 @@ struct pg_conn {
 	int64_t statement_timeout_ms;
 	uint64_t next_try_ms; /* orch_now_ms before which no reconnect is tried */
 	uint64_t backoff_ms;
-	uint64_t connects; /* successful connections (the first included) */
+	uint64_t max_backoff_ms; /* at most a third of the node lease: see pg_conn_init */
+	uint64_t connects;	 /* successful connections (the first included) */
 	bool prepared[PG_MAX_STMTS];
 	void (*on_connect)(void *data); /* after every successful (re)connect */
 	void *data;

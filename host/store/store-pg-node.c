@@ -2,7 +2,9 @@
 /* The nodes of a cluster and their leases (docs/FLEET.md, "Nodes and leases"). A node
  * holds a lease it renews every heartbeat_ms (heartbeat_at = the server's now(): the
  * nodes' own clocks do not matter). A node whose lease is older than node_lease_ms is
- * declared dead by whichever node sees it first, in one transaction that also makes its
+ * declared dead by whichever node sees it first (never within a lease of the server's own
+ * start: after a restart every node first gets the time to renew), in one transaction
+ * that also makes its
  * leased and running tasks lost (re-queued under the usual retry rule) and charges its LLM
  * reservations at their worst case. Its incarnation then no longer matches: its next
  * heartbeat learns it was fenced, and every message of its old attempts is refused by the
@@ -155,7 +157,11 @@ static int reap_in(void *data)
 
 	r = pg_run(&p->conn, PGS_NODE_DEAD,
 		   "UPDATE nodes SET state = 'dead' WHERE state = 'up' AND name <> $1"
-		   " AND heartbeat_at < now() - $2 * interval '1 ms' RETURNING name",
+		   " AND heartbeat_at < now() - $2 * interval '1 ms'"
+		   /* a server that (re)started less than a lease ago: every node first gets
+		    * the time to come back */
+		   " AND pg_postmaster_start_time() < now() - $2 * interval '1 ms'"
+		   " RETURNING name",
 		   2, v, &res, c->err);
 	if (r < 0)
 		return r;
