@@ -32,6 +32,7 @@
 struct args {
 	const char *config;
 	const char *check_config;
+	bool offline;
 	const char *state_dir;
 	const char *socket;
 	int verbose;
@@ -45,7 +46,9 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE        configuration file (docs/CONFIG.md); default: none,\n"
 		"                           every key takes its default (local backend)\n"
-		"      --check-config FILE  validate FILE, print the result, exit 0 (ok) or 1\n"
+		"      --check-config FILE  validate FILE, print the result, exit 0 (ok) or 1;\n"
+		"                           with a postgresql store also connect to it\n"
+		"      --offline            with --check-config: do not connect (a build sandbox)\n"
 		"  -s, --state-dir DIR      state directory (default %s)\n"
 		"  -S, --socket PATH        control socket (default %s)\n"
 		"  -f, --foreground         run in the foreground (the default; accepted for "
@@ -61,6 +64,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", required_argument, NULL, 'C'},
+		{"offline", no_argument, NULL, 'O'},
 		{"state-dir", required_argument, NULL, 's'},
 		{"socket", required_argument, NULL, 'S'},
 		{"foreground", no_argument, NULL, 'f'},
@@ -78,6 +82,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'C':
 			a->check_config = optarg;
+			break;
+		case 'O':
+			a->offline = true;
 			break;
 		case 's':
 			a->state_dir = optarg;
@@ -400,8 +407,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s\n", err.msg);
 			return 1;
 		}
+		char what[160] = "";
+		if (!a.offline && store_check(c->store, what, sizeof(what), &err) < 0) {
+			fprintf(stderr, "%s: %s\n", a.check_config, err.msg);
+			orchd_config_free(c);
+			return 1;
+		}
 		orchd_config_free(c);
-		printf("%s: ok\n", a.check_config);
+		printf("%s: ok%s%s\n", a.check_config, what[0] ? "; " : "", what);
 		return 0;
 	}
 	r = orchd_config_load(a.config, a.state_dir, &d.cfg, &err);

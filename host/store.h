@@ -114,6 +114,10 @@ int store_open(const char *path, struct store **ret, struct orch_error *err);
 int store_open_config(const struct store_config *cfg, const char *state_dir, const char *node,
 		      struct store **ret, struct orch_error *err);
 void store_close(struct store *s);
+/* orchd --check-config: with PostgreSQL connects (password file included) and reads the
+ * schema version, describing it in buf ("" for SQLite, which is checked when orchd opens
+ * it); -EPROTONOSUPPORT when the database is newer than this orchd. Changes nothing. */
+int store_check(const struct store_config *cfg, char *buf, size_t len, struct orch_error *err);
 /* "sqlite" or "postgresql". */
 const char *store_kind_name(const struct store *s);
 /* True when several orchds share the store (PostgreSQL): output bytes live in the store,

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pg-conn.h"
+#include "pg-schema.h"
 #include "store-config.h"
 #include "store-ops.h"
 
@@ -25,6 +27,31 @@ int store_open_config(const struct store_config *cfg, const char *state_dir, con
 		return orch_err(err, -ENOMEM, "out of memory");
 	r = store_sqlite_open(path, ret, err);
 	free(path);
+	return r;
+}
+
+int store_check(const struct store_config *cfg, char *buf, size_t len, struct orch_error *err)
+{
+	struct pg_conn pc;
+	int r, v;
+
+	buf[0] = 0;
+	if (!cfg || cfg->kind != STORE_POSTGRESQL)
+		return 0;
+	r = pg_conn_init(&pc, cfg, "orchd --check-config", err);
+	if (r >= 0) {
+		v = r = pg_schema_version(&pc, err);
+		if (r >= 0 && (size_t)v > pg_n_migrations)
+			r = orch_err(err, -EPROTONOSUPPORT,
+				     "store: the database's schema version %d is newer than this "
+				     "orchd's (%zu)",
+				     v, pg_n_migrations);
+		if (r >= 0)
+			snprintf(buf, len, "postgresql reachable, schema version %d of %zu%s", v,
+				 pg_n_migrations,
+				 (size_t)v < pg_n_migrations ? " (migrated at start)" : "");
+	}
+	pg_conn_done(&pc);
 	return r;
 }
 
