@@ -129,7 +129,8 @@ static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct or
 {
 	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
 					    "vm_inflight", NULL};
-	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
+	static const char *const bkeys[] = {"agent_usd",   "task_usd",	"agent_tokens",
+					    "task_tokens", "fleet_usd", "fleet_tokens",
 					    NULL};
 	json_t *rl = json_object_get(llm, "rate_limits"), *b = json_object_get(llm, "budgets");
 	const char *rp = "llm.rate_limits", *bp = "llm.budgets";
@@ -152,7 +153,10 @@ static int parse_rate_budgets(json_t *llm, struct orchd_llm_config *l, struct or
 		    (r = cfg_int(b, bp, "agent_tokens", 0, 1000000000000LL, &l->agent_tokens,
 				 err)) < 0 ||
 		    (r = cfg_int(b, bp, "task_tokens", 0, 1000000000000LL, &l->task_tokens, err)) <
-			    0)
+			    0 ||
+		    (r = cfg_double(b, bp, "fleet_usd", 0, 1000000, &l->fleet_usd, err)) < 0 ||
+		    (r = cfg_int(b, bp, "fleet_tokens", 0, 1000000000000LL, &l->fleet_tokens,
+				 err)) < 0)
 			return r;
 	}
 	return 0;

@@ -128,8 +128,8 @@ struct orchd_llm_config {
 	int64_t timeout_ms;
 	int64_t agent_rpm, task_rpm;
 	int64_t agent_inflight, vm_inflight; /* 16, 64 (host/llm/llm-config.h) */
-	double agent_usd, task_usd;
-	int64_t agent_tokens, task_tokens;
+	double agent_usd, task_usd, fleet_usd;
+	int64_t agent_tokens, task_tokens, fleet_tokens;
 };
 
 struct orchd_scheduler_config {

@@ -344,6 +344,12 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 	struct vm *v;
 	long long n;
 
+	if (strcmp(scope, "fleet") == 0) {
+		if (strcmp(id, LLM_FLEET_ID) != 0)
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"params.id: the fleet budget's id is \"" LLM_FLEET_ID "\"");
+		return 0;
+	}
 	if (strcmp(scope, "task") == 0) {
 		n = strtoll(id, &end, 10);
 		if (!*id || *end || n <= 0)
@@ -353,7 +359,7 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 	}
 	if (strcmp(scope, "agent") != 0)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
+				"params.scope: expected \"agent\", \"task\" or \"fleet\"");
 	slash = strchr(id, '/');
 	if (!slash || (size_t)(slash - id) > ORCHD_NAME_MAX)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
@@ -387,9 +393,9 @@ int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		       cfg_string(params, "params", "id", 128, false, &id, err) < 0))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
 				err->msg[0] ? err->msg : "params: expected an object");
-	if (scope && strcmp(scope, "agent") && strcmp(scope, "task"))
+	if (scope && strcmp(scope, "agent") && strcmp(scope, "task") && strcmp(scope, "fleet"))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
+				"params.scope: expected \"agent\", \"task\" or \"fleet\"");
 	c.list = json_array();
 	c.id = id;
 	r = store_llm_foreach(d->store, scope, show_one, &c, err);

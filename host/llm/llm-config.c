@@ -324,7 +324,8 @@ static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch
 {
 	static const char *const rkeys[] = {"agent_rpm", "task_rpm", "agent_inflight",
 					    "vm_inflight", NULL};
-	static const char *const bkeys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
+	static const char *const bkeys[] = {"agent_usd",   "task_usd",	"agent_tokens",
+					    "task_tokens", "fleet_usd", "fleet_tokens",
 					    NULL};
 	int64_t v;
 	double usd;
@@ -366,8 +367,14 @@ static int parse_limits(json_t *rl, json_t *b, struct llm_config *c, struct orch
 		return r;
 	if (r)
 		llm_usd_to_micro(usd, &c->limits.task_micro);
+	if ((r = get_usd(b, "fleet_usd", "llm.budgets", 1000000, &usd, err)) < 0)
+		return r;
+	if (r)
+		llm_usd_to_micro(usd, &c->limits.fleet_micro);
 	if ((r = get_range(b, "agent_tokens", "llm.budgets", 0, 1000000000000LL,
-			   &c->limits.agent_tokens, err)) < 0)
+			   &c->limits.agent_tokens, err)) < 0 ||
+	    (r = get_range(b, "fleet_tokens", "llm.budgets", 0, 1000000000000LL,
+			   &c->limits.fleet_tokens, err)) < 0)
 		return r;
 	return get_range(b, "task_tokens", "llm.budgets", 0, 1000000000000LL,
 			 &c->limits.task_tokens, err);

@@ -142,13 +142,8 @@ void orchd_metrics_task_lost(struct orchd *d)
 		d->metrics->lost++;
 }
 
-static void tasks(struct orchd *d, struct mx_text *t)
+static void tasks(struct orchd *d, struct mx_text *t, const int64_t counts[])
 {
-	int64_t counts[_TASK_STATE_MAX];
-	struct orch_error err = {0};
-
-	if (store_task_counts(d->store, counts, &err) < 0)
-		return; /* the store is away: orch_store_up says so */
 	d->n_queued = counts[TASK_QUEUED];
 	mx_family(t, "orch_queue_depth", "gauge", "Tasks queued, waiting for an agent slot.");
 	mx_sample_int(t, "orch_queue_depth", NULL, counts[TASK_QUEUED]);
@@ -236,9 +231,58 @@ static void egress(struct orchd *d, struct mx_text *t)
 		      (const char *const[]){"direction", "down", NULL}, (int64_t)e.bytes_down);
 }
 
+struct llm_ctx {
+	struct mx_text *t;
+	int pass;
+};
+
+static int llm_total(const struct store_llm_total *x, void *data)
+{
+	struct llm_ctx *c = data;
+	const char *l[] = {"model", x->model, NULL};
+
+	switch (c->pass) {
+	case 0:
+		mx_sample_int(c->t, "orch_llm_requests_total", l, x->requests);
+		break;
+	case 1: {
+		const char *kinds[] = {"input", "output", "cache_write", "cache_read"};
+		int64_t v[] = {x->input, x->output, x->cache_write, x->cache_read};
+		for (int k = 0; k < 4; k++) {
+			const char *lk[] = {"model", x->model, "kind", kinds[k], NULL};
+			mx_sample_int(c->t, "orch_llm_tokens_total", lk, v[k]);
+		}
+		break;
+	}
+	default:
+		mx_sample(c->t, "orch_llm_spend_usd_total", l, (double)x->micro / 1e6);
+	}
+	return 0;
+}
+
+/* The ledger's spend by this orchd (with PostgreSQL: this node), per model. */
+static void llm(struct orchd *d, struct mx_text *t)
+{
+	static const char *const fam[][3] = {
+		{"orch_llm_requests_total", "counter", "LLM requests settled, by model."},
+		{"orch_llm_tokens_total", "counter", "LLM tokens settled, by model and kind."},
+		{"orch_llm_spend_usd_total", "counter", "LLM spend settled in USD, by model."},
+	};
+	struct llm_ctx c = {t, 0};
+
+	for (c.pass = 0; c.pass < 3; c.pass++) {
+		mx_family(t, fam[c.pass][0], fam[c.pass][1], fam[c.pass][2]);
+		if (store_llm_totals(d->store, llm_total, &c, NULL) < 0)
+			break;
+	}
+}
+
 char *orchd_metrics_render(struct orchd *d, size_t *ret_len)
 {
 	struct mx_text t = {0};
+	int64_t counts[_TASK_STATE_MAX];
+	struct orch_error err = {0};
+	bool store_ok;
 	const char *info[] = {"version", ORCH_VERSION, "store",
 			      d->cfg->store->kind == STORE_POSTGRESQL ? "postgresql" : "sqlite",
 			      NULL};
@@ -249,9 +293,15 @@ char *orchd_metrics_render(struct orchd *d, size_t *ret_len)
 	mx_sample_int(&t, "orch_info", info, 1);
 	mx_family(&t, "orch_uptime_seconds", "gauge", "Time since orchd started.");
 	mx_sample(&t, "orch_uptime_seconds", NULL, (double)(orch_now_ms() - d->started_ms) / 1e3);
-	tasks(d, &t);
+	store_ok = store_task_counts(d->store, counts, &err) >= 0;
+	mx_family(&t, "orch_store_up", "gauge", "1 while the store answers, 0 while it is away.");
+	mx_sample_int(&t, "orch_store_up", NULL, store_ok);
+	if (store_ok)
+		tasks(d, &t, counts);
 	node(d, &t);
 	vms(d, &t);
+	if (store_ok)
+		llm(d, &t);
 	egress(d, &t);
 	mx_family(&t, "orch_control_clients", "gauge", "Connections to the control socket.");
 	mx_sample_int(&t, "orch_control_clients", NULL,

@@ -20,7 +20,9 @@
 
 static bool scope_ok(const char *scope, const char *id)
 {
-	return scope && id && (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0);
+	return scope && id &&
+	       (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0 ||
+		strcmp(scope, "fleet") == 0);
 }
 
 static struct llm_budget budget_at(const PGresult *res, int row, int col)
@@ -44,7 +46,7 @@ int pg_llm_get(struct store *s, const char *scope, const char *id, struct llm_bu
 	int r;
 
 	if (!scope_ok(scope, id))
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	r = pg_run(&p->conn, PGS_LLM_GET,
 		   "SELECT " BUDGET_COLUMNS " FROM llm_budget WHERE scope = $1 AND id = $2", 2, v,
 		   &res, err);
@@ -81,7 +83,7 @@ int pg_llm_reset_spend(struct store *s, const char *scope, const char *id, struc
 	const char *v[] = {scope, id};
 
 	if (!scope_ok(scope, id))
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	return pg_run(&p->conn, PGS_LLM_RESET,
 		      "UPDATE llm_budget SET spent_micro = 0, spent_tokens = 0"
 		      " WHERE scope = $1 AND id = $2",
@@ -96,8 +98,8 @@ int pg_llm_foreach(struct store *s, const char *scope, store_budget_cb cb, void 
 	PGresult *res = NULL;
 	int r;
 
-	if (scope && strcmp(scope, "agent") != 0 && strcmp(scope, "task") != 0)
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+	if (scope && !scope_ok(scope, ""))
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	r = pg_run(&p->conn, PGS_LLM_LIST,
 		   "SELECT scope, id, " BUDGET_COLUMNS " FROM llm_budget"
 		   " WHERE $1::text IS NULL OR scope = $1 ORDER BY scope, id",
@@ -121,7 +123,7 @@ int pg_llm_drop(struct store *s, const char *scope, const char *id, struct orch_
 	int r, n;
 
 	if (!scope_ok(scope, id))
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	r = pg_run(&p->conn, PGS_LLM_DROP,
 		   "DELETE FROM llm_budget WHERE scope = $1 AND id = $2"
 		   " AND reserved_micro = 0 AND reserved_tokens = 0 RETURNING 1",
@@ -198,13 +200,17 @@ static int reserve_in(void *data)
 {
 	struct reserve_ctx *c = data;
 	struct store_pg *p = c->p;
-	char b[6][PG_INT_BUF];
+	char b[8][PG_INT_BUF];
+	bool fleet_def = c->def->fleet_micro > 0 || c->def->fleet_tokens > 0, fleet = false;
 	const char *ens[] = {c->agent,
 			     c->task,
 			     pg_int(b[0], c->def->agent_micro > 0 ? c->def->agent_micro : 0),
 			     pg_int(b[1], c->def->agent_tokens > 0 ? c->def->agent_tokens : 0),
 			     pg_int(b[2], c->def->task_micro > 0 ? c->def->task_micro : 0),
-			     pg_int(b[3], c->def->task_tokens > 0 ? c->def->task_tokens : 0)};
+			     pg_int(b[3], c->def->task_tokens > 0 ? c->def->task_tokens : 0),
+			     fleet_def ? "t" : "f",
+			     pg_int(b[4], c->def->fleet_micro > 0 ? c->def->fleet_micro : 0),
+			     pg_int(b[5], c->def->fleet_tokens > 0 ? c->def->fleet_tokens : 0)};
 	const char *lock[] = {c->agent, c->task};
 	PGresult *res = NULL;
 	int r;
@@ -213,19 +219,23 @@ static int reserve_in(void *data)
 		   "INSERT INTO llm_budget (scope, id, limit_micro, limit_tokens)"
 		   " SELECT 'agent', $1::text, $3::bigint, $4::bigint UNION ALL"
 		   " SELECT 'task', $2::text, $5::bigint, $6::bigint WHERE $2::text IS NOT NULL"
-		   " ON CONFLICT (scope, id) DO NOTHING",
-		   6, ens, NULL, c->err);
+		   " UNION ALL SELECT 'fleet', '" LLM_FLEET_ID "', $8::bigint, $9::bigint"
+		   " WHERE $7::boolean ON CONFLICT (scope, id) DO NOTHING",
+		   9, ens, NULL, c->err);
 	if (r < 0)
 		return r;
+	/* one order on every node (agent, fleet, task): no deadlock between reservations */
 	r = pg_run(&p->conn, PGS_LLM_LOCK,
 		   "SELECT scope, id, " BUDGET_COLUMNS " FROM llm_budget"
 		   " WHERE (scope = 'agent' AND id = $1) OR (scope = 'task' AND id = $2)"
+		   " OR (scope = 'fleet' AND id = '" LLM_FLEET_ID "')"
 		   " ORDER BY scope, id FOR UPDATE",
 		   2, lock, &res, c->err);
 	if (r < 0)
 		return r;
 	for (int i = 0; r >= 0 && i < PQntuples(res); i++) {
 		struct llm_budget bu = budget_at(res, i, 2);
+		fleet |= strcmp(PQgetvalue(res, i, 0), "fleet") == 0;
 		r = room(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), &bu, c->micro, c->tokens,
 			 c->err);
 	}
@@ -234,18 +244,22 @@ static int reserve_in(void *data)
 		r = adjust(p, "agent", c->agent, c->micro, c->tokens, 0, 0, c->err);
 	if (r >= 0 && c->task)
 		r = adjust(p, "task", c->task, c->micro, c->tokens, 0, 0, c->err);
+	if (r >= 0 && fleet)
+		r = adjust(p, "fleet", LLM_FLEET_ID, c->micro, c->tokens, 0, 0, c->err);
 	if (r < 0)
 		return r;
 	const char *ins[] = {p->node,
 			     c->agent,
 			     c->task,
-			     pg_int(b[4], c->micro),
-			     pg_int(b[5], c->tokens),
-			     pg_int(b[0], store_now_ms())};
-	r = pg_run(&p->conn, PGS_LLM_RESERVE,
-		   "INSERT INTO llm_reservation (node, agent, task, micro, tokens, created_ms)"
-		   " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-		   6, ins, &res, c->err);
+			     pg_int(b[6], c->micro),
+			     pg_int(b[7], c->tokens),
+			     pg_int(b[0], store_now_ms()),
+			     fleet ? "t" : "f"};
+	r = pg_run(
+		&p->conn, PGS_LLM_RESERVE,
+		"INSERT INTO llm_reservation (node, agent, task, micro, tokens, created_ms, fleet)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+		7, ins, &res, c->err);
 	if (r < 0)
 		return r;
 	c->id = pg_col_int(res, 0, 0, 0);
@@ -291,13 +305,14 @@ static int finish_in(void *data)
 	const char *v[] = {pg_int(b[0], c->id)};
 	_cleanup_free_ char *agent = NULL, *task = NULL, *node = NULL;
 	int64_t rmicro, rtokens, micro = c->micro, tokens;
+	bool fleet;
 	struct llm_usage u = c->u ? *c->u : (struct llm_usage){0};
 	PGresult *res = NULL;
 	int r;
 
 	r = pg_run(&p->conn, PGS_LLM_LOAD,
 		   "DELETE FROM llm_reservation WHERE id = $1"
-		   " RETURNING agent, task, micro, tokens, node",
+		   " RETURNING agent, task, micro, tokens, node, fleet",
 		   1, v, &res, c->err);
 	if (r < 0)
 		return r;
@@ -311,6 +326,7 @@ static int finish_in(void *data)
 	rmicro = pg_col_int(res, 0, 2, 0);
 	rtokens = pg_col_int(res, 0, 3, 0);
 	node = pg_col_str(res, 0, 4);
+	fleet = PQgetvalue(res, 0, 5)[0] == 't';
 	PQclear(res);
 	if (!agent || !node)
 		return orch_err(c->err, -ENOMEM, "out of memory");
@@ -322,6 +338,8 @@ static int finish_in(void *data)
 	r = adjust(p, "agent", agent, -rmicro, -rtokens, micro, tokens, c->err);
 	if (r >= 0 && task)
 		r = adjust(p, "task", task, -rmicro, -rtokens, micro, tokens, c->err);
+	if (r >= 0 && fleet)
+		r = adjust(p, "fleet", LLM_FLEET_ID, -rmicro, -rtokens, micro, tokens, c->err);
 	if (r < 0 || !(c->record || c->stale))
 		return r;
 	const char *ins[] = {node,
