@@ -51,6 +51,12 @@ static int read_password(const char *path, char **ret, struct orch_error *err)
 	return *ret ? 0 : orch_err(err, -ENOMEM, "out of memory");
 }
 
+/* Notices (a NOTICE that a table exists, a WARNING before the server shuts down) are not
+ * orchd's to print: libpq's default would write them to stderr, outside orchd's log. */
+static void no_notice(void *arg, const char *msg)
+{
+}
+
 static void drop(struct pg_conn *pc)
 {
 	if (pc->c)
@@ -82,6 +88,7 @@ static int connect_once(struct pg_conn *pc, struct orch_error *err)
 	pc->c = PQconnectdbParams(keys, vals, 1);
 	if (!pc->c)
 		return orch_err(err, -ENOMEM, "store: out of memory");
+	PQsetNoticeProcessor(pc->c, no_notice, NULL);
 	if (PQstatus(pc->c) != CONNECTION_OK) {
 		char *m = PQerrorMessage(pc->c);
 		orch_err(err, -ENOTCONN, "store: cannot connect to PostgreSQL: %.*s",
@@ -165,8 +172,10 @@ int pg_result_error(struct pg_conn *pc, PGresult *res, const char *what, struct 
 
 	if (!msg || !*msg)
 		msg = pc->c ? PQerrorMessage(pc->c) : "no connection";
-	if (!pc->c || PQstatus(pc->c) != CONNECTION_OK || (state && !strncmp(state, "08", 2)) ||
-	    (state && !strncmp(state, "57P0", 4)))
+	/* no SQLSTATE: the error is libpq's own, the connection failed (a write to a closed
+	 * socket may leave the status CONNECTION_OK until the next read) */
+	if (!pc->c || PQstatus(pc->c) != CONNECTION_OK || !state || !strncmp(state, "08", 2) ||
+	    !strncmp(state, "57P0", 4))
 		code = -ENOTCONN;
 	else if (state && !strcmp(state, "57014"))
 		code = -ETIMEDOUT;

@@ -47,12 +47,12 @@ int store_check(const struct store_config *cfg, char *buf, size_t len, struct or
 				     "orchd's (%zu)",
 				     v, pg_n_migrations);
 		if (r >= 0)
-			snprintf(buf, len, "postgresql reachable, schema version %d of %zu%s", v,
-				 pg_n_migrations,
-				 (size_t)v < pg_n_migrations ? " (migrated at start)" : "");
+			r = snprintf(buf, len, "postgresql reachable, schema version %d of %zu%s",
+				     v, pg_n_migrations,
+				     (size_t)v < pg_n_migrations ? " (migrated at start)" : "");
 	}
 	pg_conn_done(&pc);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 void store_close(struct store *s)
