@@ -13,7 +13,7 @@
 #include "llm-proxy.h"
 #include "llm-ratelimit.h"
 #include "llm-usage.h"
-#include "store.h"
+#include "llm-book.h"
 
 #define ID_MAX 255
 #define RATELIMIT_KEYS 4096
@@ -98,31 +98,6 @@ int llm_proxy_new(struct orch_loop *loop, sqlite3 *db, const struct llm_config *
 void llm_proxy_use_store(struct llm_proxy *p, struct store *store)
 {
 	p->store = store;
-}
-
-static int ledger_reserve(struct llm_proxy *p, const struct llm_limits *l, const char *agent,
-			  const char *task, int64_t micro, int64_t tokens, int64_t *ret_id,
-			  struct orch_error *err)
-{
-	if (p->store)
-		return store_llm_reserve(p->store, l, agent, task, micro, tokens, ret_id, err);
-	return llm_ledger_reserve(p->db, l, agent, task, micro, tokens, ret_id, err);
-}
-
-static int ledger_settle(struct llm_proxy *p, int64_t id, const char *model,
-			 const struct llm_usage *u, int64_t micro, const char *outcome,
-			 struct orch_error *err)
-{
-	if (p->store)
-		return store_llm_settle(p->store, id, model, u, micro, outcome, err);
-	return llm_ledger_settle(p->db, id, model, u, micro, outcome, err);
-}
-
-static int ledger_release(struct llm_proxy *p, int64_t id, struct orch_error *err)
-{
-	if (p->store)
-		return store_llm_release(p->store, id, err);
-	return llm_ledger_release(p->db, id, err);
 }
 
 void llm_proxy_free(struct llm_proxy *p)
@@ -214,13 +189,13 @@ static void settle(struct llm_exchange *ex, int code, const char *msg)
 		o.settled = "free";
 	} else if (code == -ECONNREFUSED || (ex->status >= 400 && !o.usage.seen)) {
 		/* Never reached the upstream, or it refused without billing. */
-		ledger_release(p, ex->reservation, &lerr);
+		llm_book_release(p->store, p->db, ex->reservation, &lerr);
 		o.settled = "released";
 	} else if (complete && o.usage.seen) {
 		o.cost_micro = llm_cost_micro(&ex->model->price, &o.usage);
 		o.settled = ex->detached ? "disconnected" : "ok";
-		ledger_settle(p, ex->reservation, ex->info.model, &o.usage, o.cost_micro, o.settled,
-			      &lerr);
+		llm_book_settle(p->store, p->db, ex->reservation, ex->info.model, &o.usage,
+				o.cost_micro, o.settled, &lerr);
 	} else {
 		/* Cut short or without usage: the upstream may have billed everything. */
 		struct llm_usage u = o.usage;
@@ -232,8 +207,8 @@ static void settle(struct llm_exchange *ex, int code, const char *msg)
 		o.usage.seen = true;
 		o.cost_micro = ex->reserved_micro;
 		o.settled = "incomplete";
-		ledger_settle(p, ex->reservation, ex->info.model, &u, o.cost_micro, "incomplete",
-			      &lerr);
+		llm_book_settle(p->store, p->db, ex->reservation, ex->info.model, &u, o.cost_micro,
+				"incomplete", &lerr);
 	}
 	if (lerr.code < 0 && code == 0) {
 		o.code = lerr.code;
@@ -615,8 +590,8 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		int64_t tokens = ex->info.input_estimate + ex->info.max_tokens;
 		ex->reserved_micro = llm_cost_worst_micro(
 			&ex->model->price, ex->info.input_estimate, ex->info.max_tokens);
-		r = ledger_reserve(p, &c->limits, call->agent, call->task, ex->reserved_micro,
-				   tokens, &ex->reservation, &err);
+		r = llm_book_reserve(p->store, p->db, &c->limits, call->agent, call->task,
+				     ex->reserved_micro, tokens, &ex->reservation, &err);
 		if (r == -EDQUOT) {
 			answer_error(ex, 403, "insufficient_quota", r, err.msg, NULL);
 			return 1;
@@ -652,7 +627,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	}
 	if (r < 0) {
 		if (ex->reserved)
-			ledger_release(p, ex->reservation, NULL);
+			llm_book_release(p->store, p->db, ex->reservation, NULL);
 		ex->reserved = false;
 		answer_error(ex, 502, "upstream_error", r, msg, NULL);
 		return 1;

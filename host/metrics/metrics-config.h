@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "metrics" object of orchd's configuration (docs/CONFIG.md, docs/FLEET.md): where
- * orchd serves its Prometheus exposition. */
+ * orchd serves its Prometheus exposition. Parsed by host/config/config-metrics.c. */
 #pragma once
 
 #include <stdint.h>
-#include <jansson.h>
-
-#include "error.h"
 
 struct metrics_config {
 	/* A Unix socket (0660 root:group, like the control socket). NULL after parsing:
@@ -15,8 +12,6 @@ struct metrics_config {
 	int64_t tcp_port; /* a loopback (127.0.0.1) TCP port, 0: none */
 };
 
-/* v may be NULL (absent: the defaults). *ret is allocated. */
-int metrics_config_parse(json_t *v, struct metrics_config **ret, struct orch_error *err);
 void metrics_config_free(struct metrics_config *c);
 /* The socket path orchd listens on for control socket `control`, NULL when none
  * (malloc'd; -ENOMEM). */

@@ -1,14 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The "store" object of orchd's configuration (docs/CONFIG.md, docs/FLEET.md): the
  * embedded SQLite database in state_dir (the default), or a PostgreSQL database that
- * several orchd nodes share. */
+ * several orchd nodes share. Parsed by host/config/config-store.c. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <jansson.h>
-
-#include "error.h"
 
 enum store_kind {
 	STORE_SQLITE = 0,
@@ -29,8 +26,8 @@ struct store_config {
 	int64_t poll_ms; /* fallback poll for notifications lost */
 };
 
-/* v may be NULL (absent: SQLite). *ret is allocated. */
-int store_config_parse(json_t *v, struct store_config **ret, struct orch_error *err);
+/* SQLite, and the PostgreSQL keys' defaults. */
+void store_config_defaults(struct store_config *c);
 void store_config_free(struct store_config *c);
 /* [A-Za-z0-9._-]{1,63}, not starting with '.' or '-'. */
 bool store_node_name_valid(const char *s);

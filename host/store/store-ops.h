@@ -63,7 +63,7 @@ struct store_ops {
 			   size_t max, struct output_ref **ret, size_t *ret_n,
 			   struct orch_error *err);
 
-	/* The LLM ledger (host/llm/llm-ledger.h has the contract of each). */
+	/* The LLM ledger (host/store/llm-ledger.h has the contract of each). */
 	int (*llm_get)(struct store *s, const char *scope, const char *id, struct llm_budget *ret,
 		       struct orch_error *err);
 	int (*llm_set_limit)(struct store *s, const char *scope, const char *id,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The SQLite store's table of operations: the task, VM and output functions of store.c,
- * store-task.c and store-vm.c, the LLM ledger of host/llm/llm-ledger.c on the same
+ * store-task.c and store-vm.c, the LLM ledger of host/store/llm-ledger.c on the same
  * database, and what is composed of them (a lease of the next task, the ledger's totals). */
 #include <errno.h>
 #include <stdlib.h>

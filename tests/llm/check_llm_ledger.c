@@ -10,7 +10,10 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
+#include "store.h"
 
 static char dir[64];
 static char path[128];
@@ -37,8 +40,8 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/orch.db", dir);
 	db = open_db();
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0);
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0); /* idempotent */
+	ck_assert_int_eq(store_migrate(db, NULL), 0);
+	ck_assert_int_eq(store_migrate(db, NULL), 0); /* idempotent */
 	sqlite3_close(db);
 }
 
@@ -301,37 +304,32 @@ START_TEST(test_fleet)
 }
 END_TEST
 
-/* A ledger made by schema 1 keeps its rows and takes the fleet scope after migrating. */
-START_TEST(test_migrate_v1)
+/* A database at schema version 5 (the ledger's first tables) keeps its budgets and
+ * reservations through migration 6 and then takes the fleet scope. */
+START_TEST(test_migrate_fleet)
 {
-	sqlite3 *db = open_db();
+	sqlite3 *db;
 	struct llm_budget b;
 	int64_t id;
 
+	unlink(path);
+	db = open_db();
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+				      "INSERT INTO schema_version VALUES (5)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i], NULL, NULL, NULL),
+				 SQLITE_OK);
 	ck_assert_int_eq(
 		sqlite3_exec(db,
-			     "DROP TABLE llm_budget; DROP TABLE llm_reservation;"
-			     "DROP TABLE llm_meta; DROP TABLE llm_spend;"
-			     "CREATE TABLE llm_budget (scope TEXT NOT NULL CHECK (scope IN"
-			     " ('agent','task')), id TEXT NOT NULL,"
-			     " limit_micro INTEGER NOT NULL DEFAULT 0,"
-			     " limit_tokens INTEGER NOT NULL DEFAULT 0,"
-			     " spent_micro INTEGER NOT NULL DEFAULT 0,"
-			     " spent_tokens INTEGER NOT NULL DEFAULT 0,"
-			     " reserved_micro INTEGER NOT NULL DEFAULT 0,"
-			     " reserved_tokens INTEGER NOT NULL DEFAULT 0,"
-			     " PRIMARY KEY (scope, id)) WITHOUT ROWID;"
-			     "CREATE TABLE llm_reservation (id INTEGER PRIMARY KEY,"
-			     " agent TEXT NOT NULL, task TEXT, micro INTEGER NOT NULL,"
-			     " tokens INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
-			     "CREATE TABLE llm_meta (key TEXT PRIMARY KEY, value INTEGER);"
-			     "INSERT INTO llm_meta VALUES ('schema', 1);"
 			     "INSERT INTO llm_budget (scope, id, limit_micro, spent_micro)"
 			     " VALUES ('agent', 'x/1', 5000, 1234);"
 			     "INSERT INTO llm_reservation VALUES (7, 'x/1', NULL, 10, 1, 0);",
 			     NULL, NULL, NULL),
 		SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0);
+	ck_assert_int_eq(store_migrate(db, NULL), 0);
 	ck_assert_int_eq(llm_ledger_get(db, "agent", "x/1", &b, NULL), 0);
 	ck_assert_int_eq(b.limit_micro, 5000);
 	ck_assert_int_eq(b.spent_micro, 1234);
@@ -346,8 +344,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm_ledger");
 	TCase *tc = tcase_create("ledger");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -356,12 +352,8 @@ int main(void)
 	tcase_add_test(tc, test_stale);
 	tcase_add_test(tc, test_foreach_drop);
 	tcase_add_test(tc, test_fleet);
-	tcase_add_test(tc, test_migrate_v1);
+	tcase_add_test(tc, test_migrate_fleet);
 	tcase_add_loop_test(tc, test_concurrent_never_overshoots, 0, 3);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "metrics-text.h"
 
 static char *take(struct mx_text *t)
@@ -86,16 +87,10 @@ int main(void)
 {
 	Suite *su = suite_create("metrics_text");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_family_and_samples);
 	tcase_add_test(tc, test_histogram);
 	tcase_add_test(tc, test_empty);
 	suite_add_tcase(su, tc);
-	sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(su);
 }

@@ -5,7 +5,7 @@
 # one dispatch observation per task, one boot of the local VM. Only root and the group
 # reach the Unix socket; bad requests get 404/405; idle connections past the cap do not
 # hold orchd's loop.
-. "$(dirname "$0")/../host/lib.sh"
+. "$(dirname "$0")/../lib/orchd.sh"
 PARSE=$(dirname "$0")/prom-parse
 command -v curl >/dev/null || skip "curl is not installed"
 "$PARSE" </dev/null >/dev/null || { [ $? = 77 ] && skip "python3-prometheus-client is not installed"; }

@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "check-run.h"
 #include "llm-ledger.h"
 #include "pg-schema.h"
 #include "store-config.h"
@@ -358,9 +359,9 @@ END_TEST
 
 int main(void)
 {
+	static const struct orch_check_opts opts = {.no_fork = true}; /* one server */
 	Suite *su = suite_create("store_pg");
 	TCase *tc = tcase_create("pg");
-	SRunner *sr;
 	int failed;
 
 	server_up();
@@ -377,11 +378,7 @@ int main(void)
 	tcase_add_test(tc, test_ledger);
 	tcase_add_test(tc, test_away);
 	suite_add_tcase(su, tc);
-	sr = srunner_create(su);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = orch_check_run_opts(su, &opts);
 	server_down();
-	return failed ? 1 : 0;
+	return failed;
 }

@@ -1,6 +1,6 @@
 # Helpers of the fleet tests (sourced): a private PostgreSQL server (pg-server) and
 # several orchd nodes sharing it, each with its own state dir, socket, log and local VM.
-. "$(dirname "${BASH_SOURCE[0]}")/../host/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/orchd.sh"
 
 PGS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pg-server
 PG=$T/pg
