@@ -29,7 +29,7 @@
 struct llm_proxy;
 struct llm_exchange;
 
-/* cfg (keys loaded) and db (llm_ledger_migrate done) must outlive the proxy. */
+/* cfg (keys loaded) and db (migrated by store_migrate) must outlive the proxy. */
 int llm_proxy_new(struct orch_loop *loop, sqlite3 *db, const struct llm_config *cfg,
 		  struct llm_proxy **ret, struct orch_error *err);
 /* Books reservations and spend through orchd's store (store.h's LLM operations: with

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The PostgreSQL store's migrations (pg-schema.c) and their runner. */
+/* The PostgreSQL store's runner of the store's one migration list (store_migrations,
+ * store-schema.c: each entry's postgresql statements), in store-pg.c. */
 #pragma once
 
 #include <stddef.h>
@@ -7,9 +8,6 @@
 #include "error.h"
 
 struct pg_conn;
-
-extern const char *const pg_migrations[];
-extern const size_t pg_n_migrations;
 
 /* Brings the database to the newest version (under an advisory lock); -EPROTONOSUPPORT
  * when it is newer than this orchd knows. *ret_version: the version found before. */

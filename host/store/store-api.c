@@ -41,15 +41,15 @@ int store_check(const struct store_config *cfg, char *buf, size_t len, struct or
 	r = pg_conn_init(&pc, cfg, "orchd --check-config", err);
 	if (r >= 0) {
 		v = r = pg_schema_version(&pc, err);
-		if (r >= 0 && (size_t)v > pg_n_migrations)
+		if (r >= 0 && (size_t)v > store_n_migrations)
 			r = orch_err(err, -EPROTONOSUPPORT,
 				     "store: the database's schema version %d is newer than this "
 				     "orchd's (%zu)",
-				     v, pg_n_migrations);
+				     v, store_n_migrations);
 		if (r >= 0)
 			r = snprintf(buf, len, "postgresql reachable, schema version %d of %zu%s",
-				     v, pg_n_migrations,
-				     (size_t)v < pg_n_migrations ? " (migrated at start)" : "");
+				     v, store_n_migrations,
+				     (size_t)v < store_n_migrations ? " (migrated at start)" : "");
 	}
 	pg_conn_done(&pc);
 	return r < 0 ? r : 0;

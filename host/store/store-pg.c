@@ -125,13 +125,15 @@ static int migrate_in(void *data)
 	if (v < 0)
 		return v;
 	c->found = v;
-	if ((size_t)v > pg_n_migrations)
+	if ((size_t)v > store_n_migrations)
 		return orch_err(c->err, -EPROTONOSUPPORT,
 				"store: the database's schema version %d is newer than this "
 				"orchd's (%zu); upgrade this node",
-				v, pg_n_migrations);
-	for (size_t i = (size_t)v; i < pg_n_migrations; i++) {
-		if ((r = pg_exec(pc, pg_migrations[i], c->err)) < 0)
+				v, store_n_migrations);
+	for (size_t i = (size_t)v; i < store_n_migrations; i++) {
+		const char *sql_i = store_migrations[i].postgresql;
+
+		if (sql_i && (r = pg_exec(pc, sql_i, c->err)) < 0)
 			return orch_err_prefix(c->err, "store: migration %zu", i + 1);
 		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %zu", i + 1);
 		if ((r = pg_exec(pc, sql, c->err)) < 0)

@@ -126,8 +126,15 @@ bool store_shared(const struct store *s);
 sqlite3 *store_db(struct store *s); /* NULL unless SQLite */
 int64_t store_now_ms(void);
 
-/* Migrations applied in order; version = index + 1 (store-schema.c). */
-extern const char *const store_migrations[];
+/* One migration of the database's schema, the same version in both stores: the statements
+ * that bring a SQLite database and a PostgreSQL one from version index to index + 1
+ * (store-schema.c; NULL: nothing to do in that store at that version). */
+struct store_migration {
+	const char *sqlite;
+	const char *postgresql;
+};
+/* The one list, applied in order by either store; version = index + 1. */
+extern const struct store_migration store_migrations[];
 extern const size_t store_n_migrations;
 int store_schema_version(struct store *s);
 

@@ -320,7 +320,7 @@ START_TEST(test_migrate_fleet)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	for (size_t i = 0; i < 5; i++)
-		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i], NULL, NULL, NULL),
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i].sqlite, NULL, NULL, NULL),
 				 SQLITE_OK);
 	ck_assert_int_eq(
 		sqlite3_exec(db,

@@ -350,7 +350,7 @@ START_TEST(test_migrate_from_v1)
 	s = NULL;
 	snprintf(path, sizeof(path), "%s/v1.db", dir);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, store_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, store_migrations[0].sqlite, NULL, NULL, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db,
 				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
 				      "INSERT INTO schema_version VALUES (1);"
@@ -399,7 +399,7 @@ START_TEST(test_migrate_ledger_of_its_own)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i], NULL, NULL, NULL),
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i].sqlite, NULL, NULL, NULL),
 				 SQLITE_OK);
 	ck_assert_int_eq(
 		sqlite3_exec(

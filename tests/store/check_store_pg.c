@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The PostgreSQL store against a real server (tests/store/pg-server, started once for the
- * suite): migrations by several nodes, leases that skip a row another node holds, the
- * attempt and node fences of every transition and of output, output bytes, nodes with
- * their leases and the reaper, the ledger with its fleet budget and per-node stale
- * reservations. Two stores with different node names stand for two orchd nodes. */
+ * suite): migrations by several nodes and from an older version, leases that skip a row
+ * another node holds, the attempt and node fences of every transition and of output,
+ * output bytes, nodes with their leases and the reaper, the ledger with its fleet budget
+ * and per-node stale reservations. Two stores with different node names stand for two orchd nodes. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -106,11 +106,81 @@ START_TEST(test_migrations)
 		return;
 	a = open_node("n1");
 	b = open_node("n2"); /* finds the schema made, applies nothing */
-	ck_assert_int_eq(store_schema_version(a), (int)pg_n_migrations);
+	ck_assert_int_eq(store_schema_version(a), (int)store_n_migrations);
 	ck_assert_int_eq(store_check(&cfg, what, sizeof(what), &err), 0);
 	ck_assert_ptr_nonnull(strstr(what, "schema version"));
 	store_close(a);
 	store_close(b);
+}
+END_TEST
+
+/* Runs sql on a connection of the test's own; true when it succeeded. */
+static bool run_sql(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return ok;
+}
+
+static PGconn *connect_to(const char *ci, const char *password)
+{
+	PGconn *c = PQconnectdbParams((const char *[]){"dbname", "password", NULL},
+				      (const char *[]){ci, password, NULL}, 1);
+
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+/* A database left at schema version 5 (the ledger before the fleet budget) by the first
+ * five entries of the one migration list keeps its budgets and reservations through
+ * migration 6, run when a node opens it, and then takes the fleet scope: the same versions
+ * as SQLite's (store-schema.c). */
+START_TEST(test_migrate_from_5)
+{
+	struct store_config c5 = cfg;
+	struct orch_error err = {0};
+	struct store *a, *s = NULL;
+	struct llm_budget b;
+	char ci[400];
+	PGconn *c;
+	int64_t id;
+
+	if (!have_pg)
+		return;
+	a = open_node("n1");
+	c = connect_to(conninfo, store_pg(a)->conn.password);
+	ck_assert(run_sql(c, "DROP DATABASE IF EXISTS orch_v5"));
+	ck_assert(run_sql(c, "CREATE DATABASE orch_v5"));
+	PQfinish(c);
+	snprintf(ci, sizeof(ci), "%s dbname=orch_v5", conninfo);
+	c = connect_to(ci, store_pg(a)->conn.password);
+	ck_assert(run_sql(c, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+			     "INSERT INTO schema_version VALUES (5)"));
+	for (size_t i = 0; i < 5; i++)
+		ck_assert(!store_migrations[i].postgresql ||
+			  run_sql(c, store_migrations[i].postgresql));
+	ck_assert(!run_sql(c, "INSERT INTO llm_budget (scope, id) VALUES ('fleet', 'all')"));
+	ck_assert(run_sql(c, "INSERT INTO llm_budget (scope, id, limit_micro, spent_micro)"
+			     " VALUES ('agent', 'x/1', 5000, 1234);"
+			     "INSERT INTO llm_reservation (node, agent, micro, tokens, created_ms)"
+			     " VALUES ('n1', 'x/1', 10, 1, 0)"));
+	PQfinish(c);
+	store_close(a);
+
+	c5.conninfo = ci;
+	ck_assert_msg(store_open_config(&c5, "/nonexistent", "n1", &s, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(store_schema_version(s), (int)store_n_migrations);
+	ck_assert_int_eq(store_llm_get(s, "agent", "x/1", &b, NULL), 0);
+	ck_assert_int_eq(b.limit_micro, 5000);
+	ck_assert_int_eq(b.spent_micro, 1234);
+	ck_assert_int_eq(store_llm_release(s, 1, NULL), 0); /* an old reservation: no fleet */
+	ck_assert_int_eq(store_llm_set_limit(s, "fleet", LLM_FLEET_ID, 100, 0, NULL), 0);
+	ck_assert_int_eq(store_llm_reserve(s, NULL, "x/1", NULL, 101, 1, &id, NULL), -EDQUOT);
+	store_close(s);
 }
 END_TEST
 
@@ -372,6 +442,7 @@ int main(void)
 	}
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_migrations);
+	tcase_add_test(tc, test_migrate_from_5);
 	tcase_add_test(tc, test_lease_skips_locked);
 	tcase_add_test(tc, test_fences);
 	tcase_add_test(tc, test_nodes_and_reaper);
