@@ -76,4 +76,14 @@ for n in na nb nc; do
 	total=$((total + ${v:-0}))
 done
 [ "$total" = "$ok" ] || fail "the nodes' metrics count $total requests, $ok were answered"
+# their spend and tokens add up to the ledger's
+m_spent=$(awk '$1 == "orch_llm_spend_usd_total{model=\"claude-x\"}" { s += $2 }
+	END { printf "%d", s * 1e6 + 0.5 }' "$T"/m-n?)
+[ "$m_spent" = "$spent" ] || fail "the nodes' metrics count $m_spent micro-USD, the ledger $spent"
+for kind in input output; do
+	m=$(awk -v k="orch_llm_tokens_total{kind=\"$kind\",model=\"claude-x\"}" '$1 == k { s += $2 }
+		END { printf "%d", s }' "$T"/m-n?)
+	[ "$m" = "$(sql "SELECT sum(${kind}_tokens) FROM llm_spend")" ] && [ "$m" -gt 0 ] ||
+		fail "$kind tokens in the metrics $m, in llm_spend $(sql "SELECT sum(${kind}_tokens) FROM llm_spend")"
+done
 echo "PASS ($ok of 30 calls answered, $spent of $limit micro-USD spent)"

@@ -24,6 +24,11 @@ round() { # ROUND_NAME STOP_COMMAND
 	on na status >/dev/null 2>&1 || true
 	t1=$(date +%s%N)
 	[ $(((t1 - t0) / 1000000)) -lt 8000 ] || fail "orchd stalled $(((t1 - t0) / 1000000)) ms while PostgreSQL was away"
+	if [ "$stop" = kill ]; then # still away: the metrics say so, and still parse
+		on na metrics | "$(dirname "$0")/../metrics/prom-parse" >"$T/m-away" ||
+			fail "metrics while PostgreSQL is away"
+		grep -qx 'orch_store_up{} 0.0' "$T/m-away" || fail "orch_store_up while away: $(grep store_up "$T/m-away")"
+	fi
 	sleep 2
 	[ "$stop" = restart ] || pg_start
 	wait_for 180 "all tasks finished after the $what" all_done
@@ -46,4 +51,6 @@ grep -ho 'msg="task started" task=[0-9]*\.[0-9]*' "$T"/node-*.log | sort >"$T/st
 [ "$(wc -l <"$T/started")" = 120 ] && [ "$(sort -u "$T/started" | wc -l)" = 120 ] ||
 	fail "$(wc -l <"$T/started") runs started for 120 tasks"
 grep -q "the store is back" "$T/node-na.log" || fail "na never noticed the store away and back"
+on na metrics | "$(dirname "$0")/../metrics/prom-parse" | grep -qx 'orch_store_up{} 1.0' ||
+	fail "orch_store_up after the store came back"
 echo PASS
