@@ -169,6 +169,18 @@ let
     }
   ]) cfg.egress.inject);
 
+  pg = cfg.store.postgresql;
+  storeAssertions = optionals (pg.enable && pg.passwordFile != null) [
+    {
+      assertion = !inStore pg.passwordFile;
+      message = "services.orch.store.postgresql.passwordFile is inside the Nix store (${pg.passwordFile}), where every user can read it: keep the password outside the store (e.g. /run/secrets/orch-pg) and give its path as a string.";
+    }
+    {
+      assertion = absPath pg.passwordFile;
+      message = "services.orch.store.postgresql.passwordFile must be an absolute path, not \"${pg.passwordFile}\".";
+    }
+  ];
+
   modelAssertions = mapAttrsToList (model: m: {
     assertion = cfg.llm.upstreams ? ${m.upstream};
     message = "services.orch.llm.models.\"${model}\".upstream: \"${m.upstream}\" is not in services.orch.llm.upstreams.";
@@ -339,7 +351,7 @@ in
     services.orch.renderedSettings = finalSettings;
     services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
 
-    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ [
+    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ storeAssertions ++ [
       {
         assertion = builtins.all (n: agentsLib.nixpkgsAttrs ? ${n} || cfg.agents.packages ? ${n}) cfg.agents.fromNixpkgs;
         message = "services.orch.agents.fromNixpkgs: nixpkgs has no package for ${toString (builtins.filter (n: !(agentsLib.nixpkgsAttrs ? ${n})) cfg.agents.fromNixpkgs)}; give one in services.orch.agents.packages, or install it with `orch agents install` into a writable services.orch.agents.directory.";

@@ -69,6 +69,16 @@ eval_module "$src/tests/nix/good/egress.nix" unit | jq -e '.serviceConfig.LoadCr
 	fail "egress key credential: $(eval_module "$src/tests/nix/good/egress.nix" unit | jq -c .serviceConfig.LoadCredential)"
 echo "ok: the egress options render, the key as a credential"
 
+# 2d. A PostgreSQL store on another host: its password as a credential only.
+eval_module "$src/tests/nix/good/fleet-remote.nix" unit >"$tmp/fleet-remote.unit.json" || fail "cannot evaluate fleet-remote.nix's unit"
+jq -e '.serviceConfig.LoadCredential == ["pg-password:/run/secrets/orch-pg"]
+	and (.after | index("postgresql.service") | not)' "$tmp/fleet-remote.unit.json" >/dev/null ||
+	fail "the database password's credential: $(jq -c '[.serviceConfig.LoadCredential, .after]' "$tmp/fleet-remote.unit.json")"
+eval_module "$src/tests/nix/good/fleet.nix" unit | jq -e '(.after | index("postgresql.service")) and
+	(.serviceConfig.LoadCredential == [])' >/dev/null ||
+	fail "a local server: orchd after postgresql.service, no password: $(eval_module "$src/tests/nix/good/fleet.nix" unit | jq -c '[.after, .serviceConfig.LoadCredential]')"
+echo "ok: the PostgreSQL store's password reaches orchd as a credential only"
+
 # 3. The unit: keys as credentials, nothing secret in the environment or the command.
 eval_module "$example" unit >"$tmp/unit.json" || fail "cannot evaluate the unit"
 jq -e '.serviceConfig.LoadCredential == ["llm-anthropic:/run/secrets/anthropic-api-key", "llm-openai:/run/secrets/openai-api-key"]' "$tmp/unit.json" >/dev/null ||
