@@ -4,7 +4,7 @@
 # (tests/metrics/prom-parse). The figures follow what ran: tasks by state, one lease and
 # one dispatch observation per task, one boot of the local VM. Only root and the group
 # reach the Unix socket; bad requests get 404/405; idle connections past the cap do not
-# hold orchd's loop.
+# hold orchd's loop. A task lost with its supervisor is counted lost, the VM's boot again.
 . "$(dirname "$0")/../lib/orchd.sh"
 PARSE=$(dirname "$0")/prom-parse
 command -v curl >/dev/null || skip "curl is not installed"
@@ -92,4 +92,17 @@ t1=$(date +%s%N)
 [ $(((t1 - t0) / 1000000)) -lt 1000 ] || fail "status took $(((t1 - t0) / 1000000)) ms with idle scrapers"
 wait $idle || true
 scrape_unix >/dev/null || fail "the Unix socket does not answer after the idle connections"
+
+# a task lost with its supervisor (kill -9, no retries): counted lost, the VM booted again
+want 'orch_tasks_lost_total{}' 0.0 cli.samples
+pid=$(o --json status | jq -r '.vms[0].pid')
+id=$(o dispatch --retries 0 -- sleep 30)
+wait_for 10 "task $id running" state_is "$id" running
+kill -9 "$pid"
+wait_for 20 "task $id lost" state_is "$id" lost
+wait_for 20 "the supervisor back" orchd_ready
+scrape_unix | "$PARSE" >"$T/lost.samples" || fail "the exposition after a loss does not parse"
+want 'orch_tasks_lost_total{}' 1.0 lost.samples
+want 'orch_tasks{state="lost"}' 1.0 lost.samples
+want 'orch_vm_boot_seconds_count{backend="local"}' 2.0 lost.samples
 echo PASS
