@@ -82,6 +82,15 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 	return s->ops->task_insert(s, spec, ret_id, err);
 }
 
+size_t store_task_insert_many(struct store *s, struct task_insert *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		t[i].id = 0;
+		orch_err_clear(&t[i].err);
+	}
+	return n ? s->ops->task_insert_many(s, t, n) : 0;
+}
+
 int store_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err)
 {
 	return s->ops->task_get(s, id, ret, err);

@@ -25,6 +25,8 @@ struct store_ops {
 
 	int (*task_insert)(struct store *s, const struct task_spec *spec, int64_t *ret_id,
 			   struct orch_error *err);
+	/* store.h's contract; both stores use store_insert_one_by_one for the fallback. */
+	size_t (*task_insert_many)(struct store *s, struct task_insert *t, size_t n);
 	int (*task_get)(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 	int (*task_next)(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
 			 int64_t *ret_id, struct orch_error *err);
@@ -89,6 +91,11 @@ struct store_ops {
 char *store_strv_json(const char *const *v, size_t n);
 char *store_limits_json(const struct orchd_limits *l);
 void store_limits_parse(const char *text, struct orchd_limits *l);
+/* The group commit's two outcomes besides success (store-task.c): each task inserted in a
+ * transaction of its own (after the group's transaction was rolled back), or every task
+ * failed with err (ids reset: nothing was committed). Both return how many are stored. */
+size_t store_insert_one_by_one(struct store *s, struct task_insert *t, size_t n);
+size_t store_insert_none(struct task_insert *t, size_t n, const struct orch_error *err);
 
 /* The implementations' constructors (the config chooses, store_open_config calls). */
 int store_sqlite_open(const char *path, struct store **ret, struct orch_error *err);

@@ -73,6 +73,32 @@ int pg_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_i
 	return 0;
 }
 
+/* One BEGIN .. COMMIT around every insert (store.h). The notifications of the inserts go
+ * out once, at the commit. */
+size_t pg_task_insert_many(struct store *s, struct task_insert *t, size_t n)
+{
+	struct store_pg *p = store_pg(s);
+	struct orch_error err;
+	size_t i;
+
+	orch_err_clear(&err);
+	if (pg_conn_ensure(&p->conn, &err) < 0 || pg_exec(&p->conn, "BEGIN", &err) < 0)
+		return store_insert_none(t, n, &err);
+	for (i = 0; i < n; i++)
+		if (pg_task_insert(s, t[i].spec, &t[i].id, &t[i].err) < 0)
+			break;
+	if (i < n) {
+		if (pg_conn_up(&p->conn))
+			(void)pg_exec(&p->conn, "ROLLBACK", NULL);
+		return store_insert_one_by_one(s, t, n);
+	}
+	/* A COMMIT whose answer is lost may have committed: reported as failed all the same
+	 * (never a success that is not known to be durable), and never retried. */
+	if (pg_exec(&p->conn, "COMMIT", &err) < 0)
+		return store_insert_none(t, n, &err);
+	return n;
+}
+
 int pg_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err)
 {
 	struct store_pg *p = store_pg(s);

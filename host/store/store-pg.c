@@ -353,6 +353,7 @@ const struct store_ops store_pg_ops = {
 	.close = pg_close,
 	.schema_version = pg_version,
 	.task_insert = pg_task_insert,
+	.task_insert_many = pg_task_insert_many,
 	.task_get = pg_task_get,
 	.task_next = pg_task_next,
 	.task_lease = pg_task_lease,

@@ -83,6 +83,7 @@ struct task_row *pg_task_row(const PGresult *res, int row);
 /* store-pg-task.c */
 int pg_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
 		   struct orch_error *err);
+size_t pg_task_insert_many(struct store *s, struct task_insert *t, size_t n);
 int pg_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 int pg_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
 		 int64_t *ret_id, struct orch_error *err);

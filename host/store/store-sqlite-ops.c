@@ -112,6 +112,7 @@ const struct store_ops store_sqlite_ops = {
 	.close = sqlite_close,
 	.schema_version = sqlite_schema_version,
 	.task_insert = sqlite_task_insert,
+	.task_insert_many = sqlite_task_insert_many,
 	.task_get = sqlite_task_get,
 	.task_next = sqlite_task_next,
 	.task_lease = sqlite_task_lease,

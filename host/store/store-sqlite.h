@@ -11,6 +11,7 @@ void sqlite_close(struct store *s);
 int sqlite_schema_version(struct store *s);
 int sqlite_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
 		       struct orch_error *err);
+size_t sqlite_task_insert_many(struct store *s, struct task_insert *t, size_t n);
 int sqlite_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 int sqlite_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
 		     int64_t *ret_id, struct orch_error *err);

@@ -109,6 +109,50 @@ int sqlite_task_insert(struct store *s, const struct task_spec *spec, int64_t *r
 	return 0;
 }
 
+size_t store_insert_one_by_one(struct store *s, struct task_insert *t, size_t n)
+{
+	size_t stored = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		t[i].id = 0;
+		if (s->ops->task_insert(s, t[i].spec, &t[i].id, &t[i].err) >= 0)
+			stored++;
+		else
+			t[i].id = 0;
+	}
+	return stored;
+}
+
+size_t store_insert_none(struct task_insert *t, size_t n, const struct orch_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		t[i].id = 0;
+		t[i].err = *err;
+	}
+	return 0;
+}
+
+/* One BEGIN IMMEDIATE .. COMMIT around every insert (store.h). */
+size_t sqlite_task_insert_many(struct store *s, struct task_insert *t, size_t n)
+{
+	struct orch_error err;
+	size_t i;
+
+	orch_err_clear(&err);
+	if (store_begin(s, &err) < 0)
+		return store_insert_none(t, n, &err);
+	for (i = 0; i < n; i++)
+		if (sqlite_task_insert(s, t[i].spec, &t[i].id, &t[i].err) < 0)
+			break;
+	if (i < n) {
+		store_rollback(s);
+		return store_insert_one_by_one(s, t, n);
+	}
+	if (store_commit(s, &err) < 0)
+		return store_insert_none(t, n, &err);
+	return n;
+}
+
 void task_row_free(struct task_row *t)
 {
 	if (!t)

@@ -146,6 +146,19 @@ int store_exec(struct store *s, const char *sql, struct orch_error *err);
 /* --- tasks (store-task.c) --- */
 int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
 		      struct orch_error *err);
+/* One submission of a group commit (store_task_insert_many). */
+struct task_insert {
+	const struct task_spec *spec; /* in */
+	int64_t id;		      /* out: the task's id once committed, else 0 */
+	struct orch_error err;	      /* out: why it was not stored (id == 0) */
+};
+/* Group commit: inserts n tasks in ONE transaction, so that n submissions cost one commit
+ * (one flush of the disk) instead of n. When the insert of one task fails, the
+ * transaction is rolled back and each task is then inserted in a transaction of its own:
+ * that task fails alone, the others are stored. When BEGIN or COMMIT fails, none of them
+ * is stored and each has that error. Afterwards every t[i] has either an id (committed)
+ * or err; returns how many were stored. */
+size_t store_task_insert_many(struct store *s, struct task_insert *t, size_t n);
 /* -ENOENT when there is no such task. */
 int store_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 /* The next queued task that may run on vm/slot (priority, then FIFO); 0 and *ret_id = 0

@@ -427,6 +427,116 @@ START_TEST(test_away)
 }
 END_TEST
 
+static int64_t count_where(struct store *s, const char *sql)
+{
+	PGresult *res = PQexec(store_pg(s)->conn.c, sql);
+	int64_t n;
+
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	n = pg_col_int(res, 0, 0, -1);
+	PQclear(res);
+	return n;
+}
+
+static void store_sql(struct store *s, const char *sql)
+{
+	struct orch_error err = {0};
+
+	ck_assert_msg(pg_exec(&store_pg(s)->conn, sql, &err) == 0, "%s", err.msg);
+}
+
+/* Group commit: n tasks in one transaction (one xmin); one task whose insert fails fails
+ * alone (rolled back, then one transaction each); a commit that fails, or a connection
+ * lost at the commit, stores none; a connection lost at an insert is reconnected and the
+ * others are stored, once each. */
+START_TEST(test_insert_many)
+{
+	const char *argv[] = {"echo", "hi"};
+	const char *cwds[5] = {"/a", "/b", "/c", "/d", "/e"};
+	struct task_spec spec[5];
+	struct task_insert t[5];
+	struct task_row *row;
+	struct store *a;
+
+	if (!have_pg)
+		return;
+	clean();
+	a = open_node("n1");
+	for (int i = 0; i < 5; i++) {
+		spec[i] = (struct task_spec){.argv = argv, .argc = 2, .cwd = cwds[i], .slot = -1};
+		t[i] = (struct task_insert){.spec = &spec[i]};
+	}
+	ck_assert_uint_eq(store_task_insert_many(a, t, 5), 5);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_gt(t[i].id, 0);
+		ck_assert(i == 0 || t[i].id > t[i - 1].id);
+		ck_assert_int_eq(store_task_get(a, t[i].id, &row, NULL), 0);
+		ck_assert_str_eq(row->cwd, cwds[i]);
+		ck_assert_int_eq(row->state, TASK_QUEUED);
+		task_row_free(row);
+	}
+	/* one transaction: every row has the same xmin */
+	ck_assert_int_eq(count_where(a, "SELECT count(DISTINCT xmin::text) FROM tasks"), 1);
+
+	store_sql(a, "CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+		     " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;"
+		     "CREATE OR REPLACE FUNCTION test_kill() RETURNS trigger LANGUAGE plpgsql AS"
+		     " $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid());"
+		     " PERFORM pg_sleep(5); RETURN NEW; END $$;"
+		     "CREATE TRIGGER test_refuse BEFORE INSERT ON tasks FOR EACH ROW"
+		     " WHEN (NEW.cwd = '/refused') EXECUTE FUNCTION test_refuse();"
+		     "CREATE CONSTRAINT TRIGGER test_at_commit AFTER INSERT ON tasks"
+		     " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+		     " WHEN (NEW.cwd = '/at-commit') EXECUTE FUNCTION test_refuse();"
+		     "CREATE TRIGGER test_kill BEFORE INSERT ON tasks FOR EACH ROW"
+		     " WHEN (NEW.cwd = '/kill') EXECUTE FUNCTION test_kill();"
+		     "CREATE CONSTRAINT TRIGGER test_kill_at_commit AFTER INSERT ON tasks"
+		     " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+		     " WHEN (NEW.cwd = '/kill-at-commit') EXECUTE FUNCTION test_kill()");
+
+	/* the third task's insert fails: it alone */
+	spec[2].cwd = "/refused";
+	ck_assert_uint_eq(store_task_insert_many(a, t, 5), 4);
+	ck_assert_int_eq(t[2].id, 0);
+	ck_assert_msg(strstr(t[2].err.msg, "refused by the test"), "%s", t[2].err.msg);
+	for (int i = 0; i < 5; i++)
+		ck_assert(i == 2 || (t[i].id > 0 && t[i].err.code == 0));
+	ck_assert_int_eq(count_where(a, "SELECT count(*) FROM tasks"), 9);
+
+	/* the commit fails: none is stored, each says why */
+	spec[2].cwd = "/at-commit";
+	ck_assert_uint_eq(store_task_insert_many(a, t, 5), 0);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(t[i].id, 0);
+		ck_assert_msg(strstr(t[i].err.msg, "refused by the test"), "%s", t[i].err.msg);
+	}
+	ck_assert_int_eq(count_where(a, "SELECT count(*) FROM tasks"), 9);
+
+	/* the connection is lost at the commit: none is stored, none is retried */
+	spec[2].cwd = "/kill-at-commit";
+	ck_assert_uint_eq(store_task_insert_many(a, t, 5), 0);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(t[i].id, 0);
+		ck_assert_int_eq(t[i].err.code, -ENOTCONN);
+	}
+
+	/* the connection is lost at the third insert: the transaction is gone; after the
+	 * reconnect the others are stored one by one (once each), the third fails again */
+	spec[2].cwd = "/kill";
+	ck_assert_uint_eq(store_task_insert_many(a, t, 5), 4);
+	ck_assert_int_eq(t[2].id, 0);
+	ck_assert_int_eq(t[2].err.code, -ENOTCONN);
+	for (int i = 0; i < 5; i++)
+		ck_assert(i == 2 || t[i].id > 0);
+	ck_assert_int_eq(count_where(a, "SELECT count(*) FROM tasks"), 13);
+	ck_assert_int_eq(count_where(a, "SELECT count(*) FROM tasks WHERE cwd = '/a'"), 3);
+
+	store_sql(a, "DROP TRIGGER test_refuse ON tasks; DROP TRIGGER test_at_commit ON tasks;"
+		     "DROP TRIGGER test_kill ON tasks; DROP TRIGGER test_kill_at_commit ON tasks");
+	store_close(a);
+}
+END_TEST
+
 int main(void)
 {
 	static const struct orch_check_opts opts = {.no_fork = true}; /* one server */
@@ -444,6 +554,7 @@ int main(void)
 	tcase_add_test(tc, test_migrations);
 	tcase_add_test(tc, test_migrate_from_5);
 	tcase_add_test(tc, test_lease_skips_locked);
+	tcase_add_test(tc, test_insert_many);
 	tcase_add_test(tc, test_fences);
 	tcase_add_test(tc, test_nodes_and_reaper);
 	tcase_add_test(tc, test_ledger);
