@@ -19,6 +19,8 @@ void control_free(struct control *c);
 size_t control_n_clients(const struct control *c);
 /* The orchd behind a control connection (for method handlers). */
 struct orchd *control_orchd(struct orch_rpc *rpc);
+/* The group commit of submissions (control-group.h) of a control connection. */
+struct control_group *control_group_of(struct orch_rpc *rpc);
 
 /* control-submit.c */
 int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
