@@ -13,6 +13,7 @@ struct control_group {
 	struct orchd *d;
 	struct orch_timer *timer; /* zero-delay: the end of this turn of the loop */
 	size_t n, n_specs;
+	bool failing; /* the last group with tasks stored none of them */
 	struct group_entry *e[GROUP_MAX];
 	struct task_insert t[GROUP_MAX];
 };
@@ -95,12 +96,20 @@ void control_group_commit(struct control_group *g)
 		if (e[i]->spec)
 			g->t[k++] = (struct task_insert){.spec = e[i]->spec};
 	stored = store_task_insert_many(g->d->store, g->t, k);
+	/* a store that is away is said once, not per group; a task failing alone each time */
 	for (size_t i = 0; stored < k && i < k; i++)
 		if (!g->t[i].id) {
-			orch_log(ORCH_LOG_WARN, "control", "submissions not stored", "error",
-				 g->t[i].err.msg, NULL);
+			if (stored || !g->failing)
+				orch_log(ORCH_LOG_WARN, "control", "submissions not stored",
+					 "error", g->t[i].err.msg, NULL);
 			break;
 		}
+	if (k && !stored)
+		g->failing = true;
+	else if (stored && g->failing) {
+		orch_log(ORCH_LOG_INFO, "control", "submissions stored again", NULL);
+		g->failing = false;
+	}
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct orch_rpc_req *req = e[i]->req;
