@@ -26,7 +26,7 @@ struct group_entry {
 	int64_t id;		      /* after the commit: the task's id; 0: not stored (err) */
 	struct orch_error err;
 	/* After the commit: answers req, frees the entry (the group drops its reference to
-	 * req afterwards). */
+	 * req afterwards). It must not add to the group or commit it (replies only). */
 	void (*done)(struct orchd *d, struct group_entry *e);
 };
 
