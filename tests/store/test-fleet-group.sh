@@ -40,6 +40,12 @@ xacts=$(sql "SELECT count(DISTINCT xmin::text) FROM tasks")
 [ "$xacts" -lt $((n / 4)) ] || fail "$n tasks stored in $xacts transactions: not grouped"
 echo "batch: $n tasks in $xacts transactions"
 
+# repository tasks keep their records in the SQLite store: refused here, saying why
+out=$(on na dispatch --repo https://example.invalid/r.git -- /bin/true 2>&1) &&
+	fail "a repository task was accepted by a postgresql node: $out"
+echo "$out" | grep -q 'repository tasks are not available.*postgresql store' ||
+	fail "unclear refusal of a repository task: $out"
+
 # PostgreSQL stops under a stream of submissions
 sql "SET client_min_messages = warning; TRUNCATE tasks CASCADE" >/dev/null
 /usr/bin/python3 "$PIPE" stream "$T/na.sock" 40000 64 >"$T/stream" &
