@@ -13,9 +13,10 @@
 #include "egress-dlp.h"
 
 #define CHUNK (16 * 1024) /* bytes checked at once, besides the EGRESS_DLP_KEEP before */
-#define SYMBOL 258	  /* the most output one DEFLATE symbol makes */
-#define NCK 64		  /* checkpoints (sent, inflated) kept */
-#define CK_GAP 512	  /* inflated bytes between two of them, at least */
+#define SCAN_CAP (EGRESS_DLP_KEEP + CHUNK)
+#define SYMBOL 258 /* the most output one DEFLATE symbol makes */
+#define NCK 64	   /* checkpoints (sent, inflated) kept */
+#define CK_GAP 512 /* inflated bytes between two of them, at least */
 
 struct egress_dlp {
 	const char *const *keys; /* borrowed */
@@ -133,7 +134,7 @@ int egress_dlp_coding(const struct orch_http_head *h, enum egress_coding *ret,
 /* A window over a byte stream: the last EGRESS_DLP_KEEP checked bytes, then the
  * unchecked ones. */
 struct scan {
-	uint8_t buf[EGRESS_DLP_KEEP + CHUNK];
+	uint8_t buf[SCAN_CAP + 1]; /* and the NUL egress_dlp_match wants after them */
 	size_t len, unchecked;
 	uint64_t total; /* bytes put in all */
 };
@@ -226,6 +227,7 @@ static int scan_check(struct egress_body *b, struct scan *s, struct orch_error *
 
 	if (!s->unchecked)
 		return 0;
+	s->buf[s->len] = 0;
 	if ((hit = egress_dlp_match(b->d, s->buf, s->len)))
 		return refuse(b, err, "DLP: the request body%s holds %.200s",
 			      s == &b->out
@@ -247,11 +249,11 @@ static int scan_put(struct egress_body *b, struct scan *s, const uint8_t *p, siz
 	int r;
 
 	while (n > 0) {
-		size_t room = sizeof(s->buf) - s->len, take;
+		size_t room = SCAN_CAP - s->len, take;
 		if (room == 0) {
 			if ((r = scan_check(b, s, err)) < 0)
 				return r;
-			room = sizeof(s->buf) - s->len;
+			room = SCAN_CAP - s->len;
 		}
 		take = n < room ? n : room;
 		memcpy(s->buf + s->len, p, take);
@@ -312,9 +314,9 @@ static int inflate_some(struct egress_body *b, const uint8_t *p, size_t n, struc
 				return refuse(b, err, "DLP: the gzip request body cannot be read");
 			b->z_end = false;
 		}
-		if (o->len == sizeof(o->buf) && (r = scan_check(b, o, err)) < 0)
+		if (o->len == SCAN_CAP && (r = scan_check(b, o, err)) < 0)
 			return r;
-		uInt in0 = b->z.avail_in, room = (uInt)(sizeof(o->buf) - o->len);
+		uInt in0 = b->z.avail_in, room = (uInt)(SCAN_CAP - o->len);
 		b->z.next_out = o->buf + o->len;
 		b->z.avail_out = room;
 		int zr = inflate(&b->z, Z_NO_FLUSH);

@@ -37,7 +37,10 @@ struct egress_dlp;
 int egress_dlp_new(const char *const *keys, char *const *patterns, size_t n_patterns,
 		   struct egress_dlp **ret, struct orch_error *err);
 void egress_dlp_free(struct egress_dlp *d);
-/* What p[0..n) holds: "a configured key", the pattern, or NULL. */
+/* What p[0..n) holds: "a configured key", the pattern, or NULL. p[n] must be 0: the
+ * patterns are matched with regexec and REG_STARTEND, which glibc honours, but callers
+ * of regexec that ignore REG_STARTEND (the sanitizers' interceptors among them) read the
+ * string up to its NUL. */
 const char *egress_dlp_match(const struct egress_dlp *d, const uint8_t *p, size_t n);
 
 enum egress_coding { EGRESS_CODING_IDENTITY = 0, EGRESS_CODING_GZIP, EGRESS_CODING_DEFLATE };

@@ -24,16 +24,28 @@ static char *patterns[] = {"leak-[0-9]{6}"};
 /* The first offset where p[0..n) holds the key or the pattern, n if none. */
 static size_t first_hit(const struct egress_dlp *d, const uint8_t *p, size_t n)
 {
-	if (!egress_dlp_match(d, p, n))
+	uint8_t *t = malloc(n + 1); /* egress_dlp_match wants a NUL after the bytes */
+	size_t lo = 0, hi = n;	    /* the shortest prefix that matches ends at hi */
+
+	if (!t)
+		abort();
+	memcpy(t, p, n);
+	t[n] = 0;
+	if (!egress_dlp_match(d, t, n)) {
+		free(t);
 		return n;
-	size_t lo = 0, hi = n; /* the shortest prefix that matches ends at hi */
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (egress_dlp_match(d, p, mid))
+		uint8_t save = t[mid];
+		t[mid] = 0;
+		if (egress_dlp_match(d, t, mid))
 			hi = mid;
 		else
 			lo = mid + 1;
+		t[mid] = save;
 	}
+	free(t);
 	return hi >= 17 ? hi - 17 : 0; /* where a match ending there may start */
 }
 
