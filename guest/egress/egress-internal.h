@@ -22,6 +22,7 @@
 enum econn_state {
 	ECONN_WAIT = 1, /* open sent, no verdict yet */
 	ECONN_OPEN,	/* relaying */
+	ECONN_LINGER,	/* orchd closed it: the rest of the answer out, the agent's bytes dropped */
 };
 
 struct econn {
@@ -39,6 +40,8 @@ struct econn {
 	size_t head_bytes; /* at the ring's start: the proxy's own answer (no credit) */
 	size_t owed;	   /* written to the agent, not yet credited to orchd */
 	bool client_eof, host_eof, shut_wr;
+	struct orch_timer *linger; /* ECONN_LINGER: the end of the wait */
+	size_t linger_left;	   /* ECONN_LINGER: bytes still dropped before closing */
 };
 
 struct egress_ep {

@@ -27,6 +27,12 @@
 #define RESTART_MAX_MS 5000
 #define STABLE_MS 5000
 #define CREDIT_BATCH (64 * 1024) /* credit returned to orchd in steps of at least this */
+/* After orchd closes a connection the agent is still sending on (a request refused
+ * within its body), its bytes are read and dropped for this long, or this many, before
+ * the socket is closed: closing with unread bytes would reset the connection, and the
+ * agent, failing to send, would never read the refusal already sent to it. */
+#define LINGER_MS 2000
+#define LINGER_BYTES (16u * 1024 * 1024)
 
 /* ---- connections ---- */
 
@@ -52,6 +58,8 @@ static void conn_events(struct econn *c)
 	 * nothing is read from it before the verdict (a full close still reports EPOLLHUP) */
 	if (c->state == ECONN_OPEN && !c->client_eof && c->send_credit > 0 && !b->congested)
 		ev |= EPOLLIN | EPOLLRDHUP;
+	if (c->state == ECONN_LINGER)
+		ev |= EPOLLIN;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
 	if (c->io && ev != orch_io_get_events(c->io))
@@ -81,6 +89,7 @@ void egress_conn_free(struct econn *c, const char *why)
 	if (c->slot < EGRESS_MAX_SLOTS && b->eps[c->slot])
 		b->eps[c->slot]->n_conns--;
 	orch_io_free(c->io);
+	orch_timer_free(c->linger);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->out);
@@ -111,7 +120,8 @@ static int conn_write(struct econn *c)
 		c->out_start = 0;
 	c->owed += written - (c->head_bytes < written ? c->head_bytes : written);
 	c->head_bytes = c->head_bytes < written ? 0 : c->head_bytes - written;
-	if (c->owed >= CREDIT_BATCH || (c->owed && c->out_len == 0)) {
+	if (c->state != ECONN_LINGER && /* orchd has forgotten it */
+	    (c->owed >= CREDIT_BATCH || (c->owed && c->out_len == 0))) {
 		(void)egress_lane_credit(c->b, c->id, (uint32_t)c->owed);
 		c->owed = 0;
 	}
@@ -137,12 +147,60 @@ static int conn_put(struct econn *c, const void *data, size_t len)
 	return 0;
 }
 
+static void on_linger_end(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	(void)loop;
+	(void)t;
+	egress_conn_free(data, NULL);
+}
+
+/* orchd closed the connection (c is OPEN): what is buffered for the agent still goes
+ * out, then a FIN; what the agent sends is dropped until it closes, LINGER_MS pass or
+ * LINGER_BYTES came. */
+static void conn_linger(struct egress_bridge *b, struct econn *c)
+{
+	c->state = ECONN_LINGER;
+	c->host_eof = true;
+	c->linger_left = LINGER_BYTES;
+	if (conn_write(c) < 0 ||
+	    orch_timer_add(b->loop, LINGER_MS, 0, on_linger_end, c, &c->linger) < 0) {
+		egress_conn_free(c, NULL);
+		return;
+	}
+	conn_events(c);
+}
+
+static void conn_linger_io(struct econn *c, uint32_t events)
+{
+	struct egress_bridge *b = c->b;
+
+	if ((events & EPOLLOUT) && conn_write(c) < 0) {
+		egress_conn_free(c, NULL);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		ssize_t n = recv(c->fd, b->rbuf, sizeof(b->rbuf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+		    (n > 0 && (size_t)n >= c->linger_left)) {
+			egress_conn_free(c, NULL);
+			return;
+		}
+		if (n > 0)
+			c->linger_left -= (size_t)n;
+	}
+	conn_events(c);
+}
+
 static void on_client(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
 		      void *data)
 {
 	struct econn *c = data;
 	struct egress_bridge *b = c->b;
 
+	if (c->state == ECONN_LINGER) {
+		conn_linger_io(c, events);
+		return;
+	}
 	if ((events & EPOLLOUT) && conn_write(c) < 0) {
 		egress_conn_free(c, "the agent closed the connection");
 		return;
@@ -201,7 +259,7 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 {
 	struct econn *c = egress_conn_find(b, h->conn);
 
-	if (!c)
+	if (!c || c->state == ECONN_LINGER)
 		return 0; /* closed here already: frames in flight are normal */
 	switch (h->type) {
 	case ORCH_EGRESS_VERDICT: {
@@ -299,10 +357,12 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 		conn_events(c);
 		return 0;
 	case ORCH_EGRESS_CLOSE:
+		if (c->state == ECONN_OPEN) {
+			conn_linger(b, c);
+			return 0;
+		}
 		if (c->state == ECONN_WAIT)
 			conn_refuse(c, 502, "orchd closed the connection");
-		else
-			(void)conn_write(c); /* what fits now; the rest is lost with the close */
 		egress_conn_free(c, NULL);
 		return 0;
 	default:
