@@ -26,6 +26,7 @@ struct orch_profiles;
 struct lv_lanes;
 struct shell_relay;
 struct egress_host;
+struct git_mod;
 struct waiter;
 
 struct orchd {
@@ -41,6 +42,7 @@ struct orchd {
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
 	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
+	struct git_mod *git;		/* repository tasks (host/git/orchd-git.c) */
 	struct orch_profiles *profiles; /* host/ops/profiles-ops.c */
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
