@@ -46,15 +46,28 @@ srv_pid=
 git_pid=
 failures=0
 cleanup() {
+	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	[ -z "$srv_pid" ] || { kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
 	[ -z "$git_pid" ] || { kill "$git_pid" 2>/dev/null; wait "$git_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	# Under ASan/UBSan builds a report from orchd fails the test.
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
+		echo "FAIL: sanitizer report in orchd's log"
+		rc=1
+	fi
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
 		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
+	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
+	# and leaves it when it ends
+	for m in $(awk -v t="$st" '$5 ~ "^"t"/" {print $5}' /proc/self/mountinfo | sort -r); do
+		umount -l "$m" 2>/dev/null
+	done
 	rm -rf "$st" "$sd"
+	exit $rc
 }
 trap cleanup EXIT
 passed=0
