@@ -22,14 +22,18 @@
 #include "orchd-egress.h"
 #include "orchd-git.h"
 #include "orchd-llm.h"
+#include "orchd-fleet.h"
+#include "orchd-metrics.h"
 #include "profiles.h"
 #include "orchd.h"
 #include "shell-relay.h"
+#include "store-config.h"
 #include "workspace-dirs.h"
 
 struct args {
 	const char *config;
 	const char *check_config;
+	bool offline;
 	const char *state_dir;
 	const char *socket;
 	int verbose;
@@ -43,7 +47,9 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE        configuration file (docs/CONFIG.md); default: none,\n"
 		"                           every key takes its default (local backend)\n"
-		"      --check-config FILE  validate FILE, print the result, exit 0 (ok) or 1\n"
+		"      --check-config FILE  validate FILE, print the result, exit 0 (ok) or 1;\n"
+		"                           with a postgresql store also connect to it\n"
+		"      --offline            with --check-config: do not connect (a build sandbox)\n"
 		"  -s, --state-dir DIR      state directory (default %s)\n"
 		"  -S, --socket PATH        control socket (default %s)\n"
 		"  -f, --foreground         run in the foreground (the default; accepted for "
@@ -59,6 +65,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", required_argument, NULL, 'C'},
+		{"offline", no_argument, NULL, 'O'},
 		{"state-dir", required_argument, NULL, 's'},
 		{"socket", required_argument, NULL, 'S'},
 		{"foreground", no_argument, NULL, 'f'},
@@ -76,6 +83,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'C':
 			a->check_config = optarg;
+			break;
+		case 'O':
+			a->offline = true;
 			break;
 		case 's':
 			a->state_dir = optarg;
@@ -239,7 +249,7 @@ static bool first_of_backend(struct orchd *d, size_t i)
 
 static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 {
-	_cleanup_free_ char *db = NULL;
+	char node[STORE_NODE_MAX + 1] = "";
 	sigset_t mask;
 	int r, sfd;
 	struct orch_io *sio;
@@ -249,12 +259,16 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	 * (workspace-dirs.h). The store and the spool are not readable for anyone else. */
 	if ((r = orchd_dirs_prepare(d->cfg, err)) < 0)
 		return r;
-	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0 ||
-	    asprintf(&db, "%s/orch.db", d->cfg->state_dir) < 0)
+	if (asprintf(&d->spool_dir, "%s/spool", d->cfg->state_dir) < 0)
 		return orch_err(err, -ENOMEM, "out of memory");
 	if ((r = mkdir_mode(d->spool_dir, 0700, err)) < 0)
 		return r;
-	r = store_open(db, &d->store, err);
+	if (d->cfg->store->kind == STORE_POSTGRESQL &&
+	    orchd_fleet_node_name(d->cfg, node, sizeof(node)) < 0)
+		return orch_err(err, -EINVAL,
+				"store.postgresql.node: not set, and the host's name is no valid "
+				"node name; set one");
+	r = store_open_config(d->cfg->store, d->cfg->state_dir, node, &d->store, err);
 	if (r < 0)
 		return r;
 	r = orch_loop_new(&d->loop);
@@ -332,6 +346,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 						"$ORCH_LIBEXECDIR, %s or the build tree); set "
 						"\"supervisor\" in the config",
 						ORCH_LIBEXECDIR);
+	r = orchd_fleet_new(d, err); /* registers this node first: a shared store's tasks */
+	if (r < 0)
+		return orch_err_prefix(err, "fleet");
 	r = reconcile_store(d, err);
 	if (r < 0)
 		return r;
@@ -345,6 +362,11 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = shell_relay_new(d, &d->shells, err);
 	if (r < 0)
 		return orch_err_prefix(err, "debug shells");
+	r = orchd_metrics_new(d, err);
+	if (r >= 0)
+		r = control_metrics_new(d, &d->metrics_srv, err);
+	if (r < 0)
+		return orch_err_prefix(err, "metrics");
 	for (size_t i = 0; i < d->n_vms; i++)
 		if (d->vms[i]->cfg->autostart)
 			vm_start(d->vms[i]);
@@ -361,6 +383,10 @@ static void teardown(struct orchd *d)
 {
 	d->quitting = true;
 	waiters_free_all(d);
+	control_metrics_free(d->metrics_srv);
+	d->metrics_srv = NULL;
+	orchd_metrics_free(d);
+	orchd_fleet_free(d);
 	control_free(d->control);
 	shell_relay_free(d->shells);
 	d->shells = NULL;
@@ -404,8 +430,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s\n", err.msg);
 			return 1;
 		}
+		char what[160] = "";
+		if (!a.offline && store_check(c->store, what, sizeof(what), &err) < 0) {
+			fprintf(stderr, "%s: %s\n", a.check_config, err.msg);
+			orchd_config_free(c);
+			return 1;
+		}
 		orchd_config_free(c);
-		printf("%s: ok\n", a.check_config);
+		printf("%s: ok%s%s\n", a.check_config, what[0] ? "; " : "", what);
 		return 0;
 	}
 	r = orchd_config_load(a.config, a.state_dir, &d.cfg, &err);

@@ -33,10 +33,11 @@ let
   libvirtParents = unique (mapAttrsToList (name: vm: dirOf (vmWorkspace name vm)) (vmsOf "libvirt"));
   workspaceConflicts = attrNames (lib.filterAttrs (name: vm: localBelow (dirOf (vmWorkspace name vm))) (vmsOf "libvirt"));
 
+  localPostgres = cfg.store.postgresql.enable && cfg.store.postgresql.createLocally;
   finalSettings = render.finalize cfg.settings;
   rawConfigFile = settingsFormat.generate "orchd.json" finalSettings;
   checkedConfigFile = pkgs.runCommand "orchd-checked.json" { nativeBuildInputs = [ cfg.package ]; } ''
-    orchd --check-config ${rawConfigFile}
+    orchd --check-config ${rawConfigFile} --offline
     cp ${rawConfigFile} $out
   '';
 
@@ -193,6 +194,17 @@ let
       message = "services.orch.git.credentials (${c.url}): the key file must be an absolute path outside the Nix store (every user can read the store).";
     }
   ]) cfg.git.credentials);
+  pg = cfg.store.postgresql;
+  storeAssertions = optionals (pg.enable && pg.passwordFile != null) [
+    {
+      assertion = !inStore pg.passwordFile;
+      message = "services.orch.store.postgresql.passwordFile is inside the Nix store (${pg.passwordFile}), where every user can read it: keep the password outside the store (e.g. /run/secrets/orch-pg) and give its path as a string.";
+    }
+    {
+      assertion = absPath pg.passwordFile;
+      message = "services.orch.store.postgresql.passwordFile must be an absolute path, not \"${pg.passwordFile}\".";
+    }
+  ];
 
   modelAssertions = mapAttrsToList (model: m: {
     assertion = cfg.llm.upstreams ? ${m.upstream};
@@ -296,6 +308,19 @@ in
       };
     };
 
+    store.postgresql = {
+      enable = mkOption { type = types.bool; default = false; description = "Keep orchd's store in PostgreSQL, shared by the orchd nodes of a cluster (`store.postgresql`, docs/FLEET.md), instead of SQLite in stateDir."; };
+      conninfo = mkOption { type = types.str; default = "host=/run/postgresql dbname=orch user=orch"; description = "libpq connection string, without a password (`store.postgresql.conninfo`): a local server's Unix socket or a remote host."; };
+      passwordFile = mkOption { type = types.nullOr types.str; default = null; description = "File holding the database password (one line); it reaches orchd as the systemd credential `pg-password`, never through the Nix store. null: peer or .pgpass authentication."; };
+      node = mkOption { type = types.nullOr types.str; default = null; description = "This host's node name in the cluster (`store.postgresql.node`); null: the host name."; };
+      createLocally = mkOption { type = types.bool; default = false; description = "Run the PostgreSQL server on this host (services.postgresql) with the database and role `orch`, which orchd (root) reaches by peer authentication over the Unix socket."; };
+    };
+
+    metrics = {
+      socket = mkOption { type = types.nullOr types.str; default = null; description = "Unix socket of the Prometheus exposition (`metrics.socket`); null: metrics.sock beside the control socket."; };
+      tcpPort = mkOption { type = types.nullOr types.port; default = null; description = "Also serve the metrics on 127.0.0.1:<port> (`metrics.tcp_port`), for a Prometheus on this host; any local user can read them there."; };
+    };
+
     egress = {
       sets = mkOption {
         type = types.attrsOf (types.listOf types.str);
@@ -377,7 +402,7 @@ in
     services.orch.renderedSettings = finalSettings;
     services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
 
-    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ gitAssertions ++ [
+    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ gitAssertions ++ storeAssertions ++ [
       {
         assertion = builtins.all (n: agentsLib.nixpkgsAttrs ? ${n} || cfg.agents.packages ? ${n}) cfg.agents.fromNixpkgs;
         message = "services.orch.agents.fromNixpkgs: nixpkgs has no package for ${toString (builtins.filter (n: !(agentsLib.nixpkgsAttrs ? ${n})) cfg.agents.fromNixpkgs)}; give one in services.orch.agents.packages, or install it with `orch agents install` into a writable services.orch.agents.directory.";
@@ -413,6 +438,20 @@ in
     };
     boot.kernelModules = optionals usesLibvirt [ "vhost_vsock" ];
 
+    # A local database for the store: role and database orch, reached by root (orchd)
+    # over the Unix socket with peer authentication mapped to the role.
+    services.postgresql = mkIf localPostgres {
+      enable = true;
+      ensureDatabases = [ "orch" ];
+      ensureUsers = [ { name = "orch"; ensureDBOwnership = true; } ];
+      identMap = ''
+        orch root orch
+      '';
+      authentication = lib.mkBefore ''
+        local orch orch peer map=orch
+      '';
+    };
+
     systemd.tmpfiles.rules = [
       "d ${cfg.stateDir} 0750 root ${cfg.group} - -"
       "d ${cfg.workspaceRoot} ${if localBelow cfg.workspaceRoot then "0711" else "0700"} root root - -"
@@ -426,8 +465,10 @@ in
     systemd.services.orchd = {
       description = "orch daemon: LLM coding agents in microVMs";
       wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ] ++ optional usesLibvirt "libvirtd.service";
-      after = [ "network-online.target" "systemd-tmpfiles-setup.service" ] ++ optional usesLibvirt "libvirtd.service";
+      wants = [ "network-online.target" ] ++ optional usesLibvirt "libvirtd.service"
+        ++ optional localPostgres "postgresql.service";
+      after = [ "network-online.target" "systemd-tmpfiles-setup.service" ] ++ optional usesLibvirt "libvirtd.service"
+        ++ optional localPostgres "postgresql.service";
       # The local backend's supervisor finds bwrap in PATH; repository tasks run git,
       # mkfs.ext4, mount and setpriv (docs/WORKSPACES.md).
       path = [ pkgs.bubblewrap pkgs.git pkgs.e2fsprogs pkgs.util-linux ];
@@ -445,6 +486,8 @@ in
         LoadCredential = render.loadCredentials cfg.llm.upstreams
           ++ render.egressCredentials cfg.egress.inject
           ++ render.gitCredentials cfg.git.credentials;
+          ++ optional (cfg.store.postgresql.enable && cfg.store.postgresql.passwordFile != null)
+            "${render.pgCredentialName}:${cfg.store.postgresql.passwordFile}";
         # Task workspaces are loop mounts orchd makes below the VMs' workspace shares;
         # libvirt's virtiofsd (outside this unit's mount namespace) must see them.
         MountFlags = "shared";

@@ -14,6 +14,9 @@ in
 rec {
   inherit credentialsDir;
 
+  # The credential id of the database password (store.postgresql.passwordFile).
+  pgCredentialName = "pg-password";
+
   # The credential id of an upstream's key file (a file name in credentialsDir).
   credentialName = name: "llm-${name}";
 
@@ -185,6 +188,18 @@ rec {
     }
     // optionalAttrs (renderGit cfg.git != { }) {
       git = renderGit cfg.git;
+    }
+    // optionalAttrs cfg.store.postgresql.enable {
+      store.postgresql = dropNulls {
+        conninfo = cfg.store.postgresql.conninfo;
+        node = cfg.store.postgresql.node;
+        password_file =
+          if cfg.store.postgresql.passwordFile == null then null
+          else "${credentialsDir}/${pgCredentialName}";
+      };
+    }
+    // optionalAttrs (dropNulls { socket = cfg.metrics.socket; tcp_port = cfg.metrics.tcpPort; } != { }) {
+      metrics = dropNulls { socket = cfg.metrics.socket; tcp_port = cfg.metrics.tcpPort; };
     };
 
   # Removes the nulls that stand for "not set" in the options. orchd's keys that

@@ -391,6 +391,11 @@ size_t orch_rpc_queued(const struct orch_rpc *rpc)
 	return orch_frame_queued(rpc->frame);
 }
 
+bool orch_rpc_inflight_full(const struct orch_rpc *rpc)
+{
+	return rpc->n_inflight >= rpc->opts.max_inflight;
+}
+
 void orch_rpc_get_stats(const struct orch_rpc *rpc, struct orch_rpc_stats *ret)
 {
 	*ret = rpc->stats;

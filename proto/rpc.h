@@ -102,6 +102,9 @@ int orch_rpc_fd(const struct orch_rpc *rpc);
 bool orch_rpc_is_closed(const struct orch_rpc *rpc);
 /* Bytes waiting in the outgoing queue. */
 size_t orch_rpc_queued(const struct orch_rpc *rpc);
+/* True when the next incoming request would be refused as one too many in flight
+ * (max_inflight requests await their replies). */
+bool orch_rpc_inflight_full(const struct orch_rpc *rpc);
 
 /* Counters of what the peer sent that was dropped or refused (never a crash). */
 struct orch_rpc_stats {

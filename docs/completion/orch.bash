@@ -12,7 +12,7 @@ _orch() {
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents diff checkout push workspaces"
+	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents diff checkout push workspaces nodes metrics"
 	local orch=${words[0]} verb="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -58,6 +58,7 @@ _orch() {
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;
 	doctor) opts="--json --config --image --no-boot --kvm-timeout --help" ;;
 	egress) opts="log --task --limit --json --help" ;;
+	nodes | metrics) opts="--json --help" ;;
 	agents) opts="list install remove --node --force --config --dir --json --help" ;;
 	esac
 	# Positional VM names: orch shell VM, orch vm up|down|restart|console VM.

@@ -105,4 +105,4 @@ void cli_print_git_result(FILE *f, int64_t id, json_t *git);
 
 extern const struct cli_cmd cmd_diff, cmd_checkout, cmd_push, cmd_workspaces;
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
-	cmd_vm, cmd_budget, cmd_egress;
+	cmd_vm, cmd_budget, cmd_egress, cmd_metrics, cmd_nodes;

@@ -9,10 +9,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: orch budget show [--scope agent|task] [ID] [--json]\n"
-		"       orch budget set agent|task ID [--usd X] [--tokens N] [--reset] [--json]\n"
-		"LLM budgets: per agent slot (ID <vm>/<slot>, e.g. local/0) and per task (ID the\n"
-		"task id). Limits of 0 mean unlimited; --reset zeroes the spend.\n");
+		"Usage: orch budget show [--scope agent|task|fleet] [ID] [--json]\n"
+		"       orch budget set agent|task|fleet ID [--usd X] [--tokens N] [--reset] "
+		"[--json]\n"
+		"LLM budgets: per agent slot (ID <vm>/<slot>, e.g. local/0), per task (ID the\n"
+		"task id) and for the whole fleet (ID all: every agent of this orchd, or of every\n"
+		"node sharing its PostgreSQL store). Limits of 0 mean unlimited; --reset zeroes\n"
+		"the spend.\n");
 }
 
 static void print_budget(json_t *b)
@@ -105,6 +108,6 @@ bad:
 
 const struct cli_cmd cmd_budget = {
 	.name = "budget",
-	.summary = "show or set LLM budgets (per agent slot, per task)",
+	.summary = "show or set LLM budgets (per agent slot, per task, the fleet)",
 	.run = run,
 };

@@ -130,11 +130,12 @@ static int parse_rates(json_t *llm, struct llm_config *c, struct orch_error *err
 
 static int parse_budgets(json_t *llm, struct llm_config *c, struct orch_error *err)
 {
-	static const char *const keys[] = {"agent_usd", "task_usd", "agent_tokens", "task_tokens",
+	static const char *const keys[] = {"agent_usd",	  "task_usd",  "agent_tokens",
+					   "task_tokens", "fleet_usd", "fleet_tokens",
 					   NULL};
 	json_t *o = json_object_get(llm, "budgets");
 	const char *p = "llm.budgets";
-	double agent_usd = 0, task_usd = 0;
+	double agent_usd = 0, task_usd = 0, fleet_usd = 0;
 	int r;
 
 	if (!o)
@@ -144,10 +145,15 @@ static int parse_budgets(json_t *llm, struct llm_config *c, struct orch_error *e
 	    (r = cfg_double(o, p, "task_usd", 0, 1000000, &task_usd, err)) < 0 ||
 	    (r = cfg_int(o, p, "agent_tokens", 0, 1000000000000LL, &c->limits.agent_tokens, err)) <
 		    0 ||
-	    (r = cfg_int(o, p, "task_tokens", 0, 1000000000000LL, &c->limits.task_tokens, err)) < 0)
+	    (r = cfg_int(o, p, "task_tokens", 0, 1000000000000LL, &c->limits.task_tokens, err)) <
+		    0 ||
+	    (r = cfg_double(o, p, "fleet_usd", 0, 1000000, &fleet_usd, err)) < 0 ||
+	    (r = cfg_int(o, p, "fleet_tokens", 0, 1000000000000LL, &c->limits.fleet_tokens, err)) <
+		    0)
 		return r;
 	if (llm_usd_to_micro(agent_usd, &c->limits.agent_micro) < 0 ||
-	    llm_usd_to_micro(task_usd, &c->limits.task_micro) < 0)
+	    llm_usd_to_micro(task_usd, &c->limits.task_micro) < 0 ||
+	    llm_usd_to_micro(fleet_usd, &c->limits.fleet_micro) < 0)
 		return orch_err(err, -ERANGE, "%s: out of range", p);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "config-util.h"
 #include "config-egress.h"
 #include "config-git.h"
+#include "config-store.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -411,7 +412,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 		"state_dir",  "socket",		"group",    "log_level", "backend",
 		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
 		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
-		"agents_dir", "image",		"git",	    NULL};
+		"agents_dir", "image",		"git",	    "store",	 "metrics",
+		NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -495,7 +497,9 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 	v = json_object_get(root, "egress");
 	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
 		return r;
-	if ((r = git_config_parse(json_object_get(root, "git"), c->state_dir, &c->git, err)) < 0)
+	if ((r = store_config_parse(json_object_get(root, "store"), &c->store, err)) < 0 ||
+	    (r = metrics_config_parse(json_object_get(root, "metrics"), &c->metrics, err)) < 0 ||
+	    (r = git_config_parse(json_object_get(root, "git"), c->state_dir, &c->git, err)) < 0)
 		return r;
 	for (size_t i = 0; i < c->n_vms; i++) {
 		char p[64];
@@ -622,6 +626,8 @@ void orchd_config_free(struct orchd_config *c)
 	llm_config_done(&c->llm);
 	egress_config_free(c->egress);
 	git_config_free(c->git);
+	store_config_free(c->store);
+	metrics_config_free(c->metrics);
 	free(c);
 }
 

@@ -15,6 +15,8 @@
 
 struct egress_config;
 struct git_config;
+struct store_config;
+struct metrics_config;
 
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
@@ -126,6 +128,8 @@ struct orchd_config {
 	struct llm_config llm;	      /* the LLM proxy's (host/llm/llm-config.h); keys not loaded */
 	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
 	struct git_config *git;	      /* host/config/config-git.h; always set */
+	struct store_config *store;   /* host/store/store-config.h; always set */
+	struct metrics_config *metrics; /* host/metrics/metrics-config.h; always set */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

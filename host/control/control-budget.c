@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Control methods budget.show / budget.set (docs/CONTROL.md): the LLM ledger's budgets
- * per agent slot and per task (host/llm/llm-ledger.h). */
+ * per agent slot and per task (host/store/llm-ledger.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "control.h"
+#include "store-pg.h"
 #include "llm-ledger.h"
 #include "log.h"
 #include "orchd-llm.h"
@@ -56,9 +57,16 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 {
 	char vm[ORCHD_NAME_MAX + 1], *end;
 	const char *slash;
+	int64_t slots;
 	struct vm *v;
 	long long n;
 
+	if (strcmp(scope, "fleet") == 0) {
+		if (strcmp(id, LLM_FLEET_ID) != 0)
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"params.id: the fleet budget's id is \"" LLM_FLEET_ID "\"");
+		return 0;
+	}
 	if (strcmp(scope, "task") == 0) {
 		n = strtoll(id, &end, 10);
 		if (!*id || *end || n <= 0)
@@ -68,7 +76,7 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 	}
 	if (strcmp(scope, "agent") != 0)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
+				"params.scope: expected \"agent\", \"task\" or \"fleet\"");
 	slash = strchr(id, '/');
 	if (!slash || (size_t)(slash - id) > ORCHD_NAME_MAX)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
@@ -76,8 +84,12 @@ static int check_scope_id(struct orchd *d, const char *scope, const char *id,
 	memcpy(vm, id, (size_t)(slash - id));
 	vm[slash - id] = 0;
 	v = orchd_find_vm(d, vm);
+	slots = v ? v->n_slots : 0;
+	/* in a cluster the slot may be another node's (budgets are shared) */
+	if (!v && store_shared(d->store) && store_vm_find(d->store, vm, NULL, &slots, NULL) < 0)
+		slots = 0;
 	n = strtoll(slash + 1, &end, 10);
-	if (!v || !slash[1] || *end || n < 0 || n >= v->n_slots)
+	if (!slots || !slash[1] || *end || n < 0 || n >= slots)
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "no agent slot %s", id);
 	return 0;
 }
@@ -98,12 +110,12 @@ int control_budget_show(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		       cfg_string(params, "params", "id", 128, false, &id, err) < 0))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "%s",
 				err->msg[0] ? err->msg : "params: expected an object");
-	if (scope && strcmp(scope, "agent") && strcmp(scope, "task"))
+	if (scope && strcmp(scope, "agent") && strcmp(scope, "task") && strcmp(scope, "fleet"))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
-				"params.scope: expected \"agent\" or \"task\"");
+				"params.scope: expected \"agent\", \"task\" or \"fleet\"");
 	c.list = json_array();
 	c.id = id;
-	r = llm_ledger_foreach(store_db(d->store), scope, show_one, &c, err);
+	r = store_llm_foreach(d->store, scope, show_one, &c, err);
 	if (r < 0) {
 		json_decref(c.list);
 		return r;
@@ -139,20 +151,20 @@ int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 				"params.scope and params.id: required");
 	if ((r = check_scope_id(d, scope, id, err)) < 0)
 		return r;
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
+	r = store_llm_get(d->store, scope, id, &b, err);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (usd >= 0 || tokens >= 0) {
-		r = llm_ledger_set_limit(store_db(d->store), scope, id,
-					 usd >= 0 ? (int64_t)(usd * 1e6 + 0.5) : b.limit_micro,
-					 tokens >= 0 ? tokens : b.limit_tokens, err);
+		r = store_llm_set_limit(d->store, scope, id,
+					usd >= 0 ? (int64_t)(usd * 1e6 + 0.5) : b.limit_micro,
+					tokens >= 0 ? tokens : b.limit_tokens, err);
 		if (r < 0)
 			return r;
 	}
-	if (reset && (r = llm_ledger_reset_spend(store_db(d->store), scope, id, err)) < 0)
+	if (reset && (r = store_llm_reset_spend(d->store, scope, id, err)) < 0)
 		return r;
 	orch_log(ORCH_LOG_INFO, "llm", "budget changed", "scope", scope, "id", id, NULL);
-	r = llm_ledger_get(store_db(d->store), scope, id, &b, err);
+	r = store_llm_get(d->store, scope, id, &b, err);
 	if (r < 0)
 		return r;
 	return orch_rpc_reply(req, budget_json(scope, id, &b));

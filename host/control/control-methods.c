@@ -243,6 +243,8 @@ const struct orch_rpc_method control_methods[] = {
 	{"task.push", ORCH_RPC_M_REQUEST, 0, control_task_push},
 	{"workspaces.list", ORCH_RPC_M_REQUEST, 0, control_workspaces_list},
 	{"workspaces.rm", ORCH_RPC_M_REQUEST, 0, control_workspaces_rm},
+	{"metrics", ORCH_RPC_M_REQUEST, 0, control_metrics},
+	{"nodes.list", ORCH_RPC_M_REQUEST, 0, control_nodes},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

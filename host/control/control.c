@@ -14,6 +14,7 @@
 
 #include "access.h"
 #include "cleanup.h"
+#include "control-group.h"
 #include "control.h"
 #include "fs-util.h"
 #include "log.h"
@@ -37,6 +38,9 @@ struct control {
 	struct control_hooks hooks;
 	/* control_methods, each answering a refused peer with m_denied */
 	struct orch_rpc_method *denied;
+	/* control_methods for everyone else, all but task.submit through m_in_order */
+	struct orch_rpc_method *methods;
+	struct control_group *group; /* the group commit of submissions */
 };
 
 static void client_free(struct client *cl)
@@ -91,6 +95,23 @@ static int m_denied(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 	return orch_err(err, ORCH_RPC_DENIED, "%s", cl->deny_msg);
 }
 
+/* Replies on a connection keep the order of its requests: before any method but
+ * task.submit runs for a connection whose submissions wait in the group commit, the group
+ * is committed (and they are answered). */
+static int m_in_order(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err)
+{
+	struct client *cl = data;
+	const char *name = req ? orch_rpc_req_method(req) : "";
+
+	if (control_group_holds(cl->c->group, rpc))
+		control_group_commit(cl->c->group);
+	for (size_t i = 0; i < control_n_methods; i++)
+		if (strcmp(control_methods[i].name, name) == 0)
+			return control_methods[i].handler(rpc, req, params, data, err);
+	return orch_err(err, ORCH_RPC_METHOD_NOT_FOUND, "Method not found");
+}
+
 static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint32_t events,
 		      void *data)
 {
@@ -136,8 +157,8 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int lfd, uint3
 			opts.max_line = 64 * 1024;
 			opts.max_inflight = 1;
 		}
-		r = orch_rpc_new(c->d->loop, fd, denied ? c->denied : control_methods,
-				 control_n_methods, &opts, cl, &cl->rpc);
+		r = orch_rpc_new(c->d->loop, fd, denied ? c->denied : c->methods, control_n_methods,
+				 &opts, cl, &cl->rpc);
 		if (r >= 0 && denied)
 			r = orch_timer_add(c->d->loop, 2000, 0, on_close_timer, cl,
 					   &cl->close_timer);
@@ -179,6 +200,13 @@ int control_peer(struct orch_rpc *rpc, uid_t *ret_uid, gid_t *ret_gid, struct or
 	*ret_uid = cred.uid;
 	*ret_gid = cred.gid;
 	return 0;
+}
+
+struct control_group *control_group_of(struct orch_rpc *rpc)
+{
+	struct client *cl = orch_rpc_get_data(rpc);
+
+	return cl->c->group;
 }
 
 /* The socket's directory: created 0755 if missing; one that others may write to is
@@ -231,14 +259,23 @@ int control_new(struct orchd *d, const struct control_hooks *hooks, struct contr
 	c->hooks = *hooks;
 	c->path = strdup(d->cfg->socket);
 	c->denied = calloc(control_n_methods, sizeof(*c->denied));
-	if (!c->path || !c->denied) {
+	c->methods = calloc(control_n_methods, sizeof(*c->methods));
+	if (!c->path || !c->denied || !c->methods) {
 		control_free(c);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < control_n_methods; i++)
+	for (size_t i = 0; i < control_n_methods; i++) {
 		c->denied[i] = (struct orch_rpc_method){control_methods[i].name,
 							ORCH_RPC_M_REQUEST | ORCH_RPC_M_NOTIFY, 0,
 							m_denied};
+		c->methods[i] = control_methods[i];
+		if (c->methods[i].handler != control_task_submit)
+			c->methods[i].handler = m_in_order;
+	}
+	if ((r = control_group_new(d, &c->group, err)) < 0) {
+		control_free(c);
+		return r;
+	}
 	if ((r = orchd_access_init(&c->access, d->cfg->group, err)) < 0) {
 		control_free(c);
 		return r;
@@ -280,6 +317,7 @@ void control_free(struct control *c)
 {
 	if (!c)
 		return;
+	control_group_free(c->group); /* commits and answers what waits */
 	while (c->clients)
 		client_free(c->clients);
 	orch_io_free(c->io);
@@ -289,6 +327,7 @@ void control_free(struct control *c)
 	}
 	free(c->path);
 	free(c->denied);
+	free(c->methods);
 	free(c);
 }
 

@@ -21,6 +21,8 @@ void control_free(struct control *c);
 size_t control_n_clients(const struct control *c);
 /* The orchd behind a control connection (for method handlers). */
 struct orchd *control_orchd(struct orch_rpc *rpc);
+/* The group commit of submissions (control-group.h) of a control connection. */
+struct control_group *control_group_of(struct orch_rpc *rpc);
 
 /* control-submit.c */
 int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -61,6 +63,14 @@ int control_workspaces_rm(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t
 			  void *data, struct orch_error *err);
 /* The client's uid and gid (SO_PEERCRED). */
 int control_peer(struct orch_rpc *rpc, uid_t *ret_uid, gid_t *ret_gid, struct orch_error *err);
+/* control-metrics.c: the scrape endpoint, and the methods metrics and nodes.list */
+struct control_metrics;
+int control_metrics_new(struct orchd *d, struct control_metrics **ret, struct orch_error *err);
+void control_metrics_free(struct control_metrics *m);
+int control_metrics(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		    struct orch_error *err);
+int control_nodes(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		  struct orch_error *err);
 
 /* control-methods.c: the table of every control method */
 extern const struct orch_rpc_method control_methods[];

@@ -21,6 +21,11 @@ int orchd_egress_new(struct orchd *d, struct orch_error *err)
 {
 	if (!d->cfg->egress)
 		return 0;
+	if (!store_db(d->store))
+		return orch_err(
+			err, -EOPNOTSUPP,
+			"egress: the egress gateway keeps its log in the SQLite store; with a "
+			"postgresql store leave the egress section out (docs/FLEET.md)");
 	int r = egress_host_new(d->loop, d->cfg->egress, store_db(d->store), d->cfg->state_dir,
 				&d->egress, err);
 	if (r < 0)

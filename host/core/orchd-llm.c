@@ -37,7 +37,7 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	l->cfg = &d->cfg->llm;
 	if ((r = llm_config_load_keys(l->cfg, err)) < 0)
 		return r;
-	r = llm_ledger_settle_stale(store_db(d->store), err);
+	r = store_llm_settle_stale(d->store, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm ledger");
 	if (r > 0)
@@ -46,6 +46,7 @@ int orchd_llm_new(struct orchd *d, struct orch_error *err)
 	r = llm_proxy_new(d->loop, store_db(d->store), l->cfg, &l->proxy, err);
 	if (r < 0)
 		return r;
+	llm_proxy_use_store(l->proxy, d->store); /* the ledger of either store */
 	orch_logf(ORCH_LOG_INFO, "llm", "LLM proxy ready: %zu upstream(s), %zu model(s)",
 		  l->cfg->n_upstreams, l->cfg->n_models);
 	return 0;
@@ -253,7 +254,7 @@ static void task_done(struct orchd *d, int64_t task)
 	if (!orchd_llm_enabled(d))
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	if (llm_ledger_get(store_db(d->store), "task", id, &b, &err) < 0)
+	if (store_llm_get(d->store, "task", id, &b, &err) < 0)
 		return; /* never called the LLM */
 	if (store_task_set_spend(d->store, task, (double)b.spent_micro / 1e6, b.spent_tokens,
 				 &err) < 0)
@@ -269,7 +270,7 @@ static void task_json(struct orchd *d, int64_t task, json_t *obj, bool detail)
 	if (!orchd_llm_enabled(d) || !obj)
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	if (llm_ledger_get(store_db(d->store), "task", id, &b, NULL) < 0)
+	if (store_llm_get(d->store, "task", id, &b, NULL) < 0)
 		return; /* never called the LLM: the row's figure (0) stands */
 	json_object_set_new(obj, "spend_usd", json_real((double)b.spent_micro / 1e6));
 	json_object_set_new(obj, "spend_tokens", json_integer(b.spent_tokens));
@@ -283,7 +284,7 @@ static void task_pruned(struct orchd *d, int64_t task)
 	if (!orchd_llm_enabled(d))
 		return;
 	snprintf(id, sizeof(id), "%lld", (long long)task);
-	(void)llm_ledger_drop(store_db(d->store), "task", id, NULL);
+	(void)store_llm_drop(d->store, "task", id, NULL);
 }
 
 static const struct orch_rpc_method main_methods[] = {

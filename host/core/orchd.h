@@ -28,6 +28,9 @@ struct shell_relay;
 struct egress_host;
 struct git_mod;
 struct waiter;
+struct orchd_metrics;
+struct orchd_fleet;
+struct control_metrics;
 
 struct orchd {
 	struct orch_loop *loop;
@@ -40,13 +43,16 @@ struct orchd {
 	struct vm **vms;
 	size_t n_vms;
 	struct control *control;
-	struct orchd_llm *llm;		/* NULL: no LLM proxy */
-	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
-	struct git_mod *git;		/* repository tasks (host/git/orchd-git.c) */
-	struct orch_profiles *profiles; /* host/ops/profiles-ops.c */
-	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
-	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
-	struct waiter *waiters;		/* waiters.c's */
+	struct orchd_llm *llm;		     /* NULL: no LLM proxy */
+	struct egress_host *egress;	     /* NULL: no egress gateway (orchd-egress.c) */
+	struct git_mod *git;		     /* repository tasks (host/git/orchd-git.c) */
+	struct orch_profiles *profiles;	     /* host/ops/profiles-ops.c */
+	struct lv_lanes *lv_lanes;	     /* the libvirt backend's vsock listeners, or NULL */
+	struct shell_relay *shells;	     /* debug shells through orchd (shell-relay.c) */
+	struct waiter *waiters;		     /* waiters.c's */
+	struct orchd_metrics *metrics;	     /* orchd-metrics.c */
+	struct orchd_fleet *fleet;	     /* orchd-fleet.c: NULL unless store_shared */
+	struct control_metrics *metrics_srv; /* host/control/control-metrics.c */
 	const struct orchd_service *services[ORCHD_MAX_SERVICES]; /* service.c */
 	size_t n_services;
 	struct orch_rpc_method *vm_methods; /* vm_core_methods + the services' */
@@ -58,3 +64,7 @@ struct orchd {
 	uint64_t started_ms;
 	int64_t n_queued; /* cached count of queued tasks for max_queue */
 };
+
+/* A store call failed with code: true when the store is away (PostgreSQL restarting,
+ * unreachable): the caller keeps what it has and tries again later (orchd-fleet.c). */
+bool store_away(struct orchd *d, int code);

@@ -13,7 +13,13 @@
  * stderr bytes), so a long, chatty task or a guest that alternates streams byte by byte
  * adds two rows a second at most. The interleaving of stdout and stderr within one such
  * window is not kept; each stream's own order always is. Past OUTPUT_MAX_ROWS rows, or
- * max_output_mib bytes, the rest of a task's output is dropped (logged once). */
+ * max_output_mib bytes, the rest of a task's output is dropped (logged once).
+ *
+ * With a shared store (PostgreSQL) the bytes themselves go to the store, where every node
+ * reads them; the spool stays this node's write-ahead copy: bytes reach it first, and runs
+ * the store could not take (it is away) wait in the slot's backlog, to be read back from
+ * the spool and stored in order when it returns (output_store_backlog). A task's exit is
+ * recorded only once its backlog is empty. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,8 @@
 #define OUTPUT_MAX_ROWS (256 * 1024)
 
 static void output_compact(struct slot *s);
+static int to_shared(struct vm *vm, struct slot *s, const unsigned *idx, size_t n_idx, int64_t at,
+		     struct output_seg *rows, size_t n_rows, struct orch_error *err);
 
 static bool coarse(const struct slot *s)
 {
@@ -49,6 +57,111 @@ static void capped(struct slot *s, const char *why)
 	if (!s->output_capped)
 		orch_log(ORCH_LOG_WARN, "vm", why, "task", s->wire_id, NULL);
 	s->output_capped = true;
+}
+
+/* Queues runs for the store; they follow whatever waits already (order is kept). */
+static int backlog_add(struct slot *s, int64_t at, const struct output_seg *rows, size_t n)
+{
+	struct output_backlog *b = &s->backlog;
+
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct output_seg *nr;
+		while (cap < b->n + n)
+			cap *= 2;
+		if (!(nr = reallocarray(b->rows, cap, sizeof(*nr))))
+			return -ENOMEM;
+		b->rows = nr;
+		b->cap = cap;
+	}
+	if (b->n == 0) {
+		b->first_seq = s->next_store_seq;
+		b->offset = at;
+	}
+	memcpy(b->rows + b->n, rows, n * sizeof(*rows));
+	b->n += n;
+	s->next_store_seq += (int64_t)n;
+	return 0;
+}
+
+int output_store_backlog(struct vm *vm, struct slot *s)
+{
+	struct output_backlog *b = &s->backlog;
+	struct orch_error err = {0};
+	bool stored = false;
+
+	while (b->n > 0) {
+		size_t n = 0;
+		int64_t len = 0;
+		void *buf = NULL;
+		int r;
+
+		while (n < b->n && n < OUTPUT_MAX_SEGS &&
+		       (n == 0 || len + b->rows[n].len <= OUTPUT_BUF_MAX))
+			len += b->rows[n++].len;
+		r = spool_read(vm->d, s->task, b->offset, len, &buf, &err);
+		if (r >= 0)
+			r = store_output_add_data(vm->d->store, s->task, s->attempt, b->first_seq,
+						  b->rows, n, buf, &err);
+		free(buf);
+		if (r == -ESTALE) { /* the attempt is not ours any more: nothing to store */
+			b->n = 0;
+			break;
+		}
+		if (r < 0)
+			return -EAGAIN;
+		memmove(b->rows, b->rows + n, (b->n - n) * sizeof(*b->rows));
+		b->n -= n;
+		b->first_seq += (int64_t)n;
+		b->offset += len;
+		stored = true;
+	}
+	if (stored)
+		waiters_output(vm->d, s->task);
+	return 0;
+}
+
+/* The shared store takes the bytes themselves (in idx order, as they went to the spool). */
+static int to_shared(struct vm *vm, struct slot *s, const unsigned *idx, size_t n_idx, int64_t at,
+		     struct output_seg *rows, size_t n_rows, struct orch_error *err)
+{
+	struct output_pending *p = &s->out;
+	size_t off[OUTPUT_MAX_SEGS], o = 0;
+	unsigned char *tmp = NULL;
+	const void *data = p->buf;
+	int r;
+
+	if (s->backlog.n == 0) {
+		for (unsigned i = 0; i < p->n_segs; i++) {
+			off[i] = o;
+			o += (size_t)p->segs[i].len;
+		}
+		for (size_t i = 0; i < n_idx; i++)
+			if (idx[i] != i)
+				data = NULL; /* reordered (coarse): gather */
+		if (!data && (tmp = malloc(o ? o : 1))) {
+			size_t w = 0;
+			for (size_t i = 0; i < n_idx; i++) {
+				memcpy(tmp + w, p->buf + off[idx[i]], (size_t)p->segs[idx[i]].len);
+				w += (size_t)p->segs[idx[i]].len;
+			}
+			data = tmp;
+		}
+		r = data ? store_output_add_data(vm->d->store, s->task, s->attempt,
+						 s->next_store_seq, rows, n_rows, data, err)
+			 : -ENOMEM;
+		free(tmp);
+		if (r >= 0) {
+			s->next_store_seq += (int64_t)n_rows;
+			return 0;
+		}
+		if (r == -ESTALE)
+			return r;
+	}
+	/* the store is away (or runs wait before these): the spool holds them meanwhile */
+	if (backlog_add(s, at, rows, n_rows) < 0)
+		return orch_err(err, -ENOMEM, "out of memory for the output backlog");
+	return output_store_backlog(vm, s) < 0 ? 1 : 0;
 }
 
 /* Writes the pending bytes to the spool (in the order given by idx) and indexes them. */
@@ -93,6 +206,8 @@ static int write_out(struct vm *vm, struct slot *s, const unsigned *idx, size_t 
 		}
 	}
 	s->spool_off += (int64_t)total;
+	if (store_shared(vm->d->store))
+		return to_shared(vm, s, idx, n_idx, at, rows, n_rows, err);
 	r = store_output_add_rows(vm->d->store, s->task, s->attempt, s->next_store_seq, at, rows,
 				  n_rows, err);
 	if (r < 0)
@@ -269,4 +384,6 @@ void output_release(struct slot *s)
 {
 	free(s->out.buf);
 	s->out = (struct output_pending){0};
+	free(s->backlog.rows);
+	s->backlog = (struct output_backlog){0};
 }

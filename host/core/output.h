@@ -14,3 +14,6 @@ void output_take(struct vm *vm, struct slot *s, int stream, const void *data, si
 void output_flush(struct vm *vm, struct slot *s);
 /* Frees the slot's buffer (the slot is cleared). */
 void output_release(struct slot *s);
+/* Shared store: stores what waits in the slot's backlog. 0 when nothing waits any more,
+ * -EAGAIN while the store is away. */
+int output_store_backlog(struct vm *vm, struct slot *s);

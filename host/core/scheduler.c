@@ -11,11 +11,13 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-metrics.h"
 #include "orchd.h"
 
 struct run_ctx {
 	struct vm *vm;
 	int64_t slot, task, attempt;
+	uint64_t sent_ms; /* orch_now_ms when task.run went out */
 };
 
 static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *rerr,
@@ -31,7 +33,10 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		return; /* settled meanwhile (exit arrived first, or the VM went away) */
 	if (!rerr) {
 		vm_slot_acked(c->vm, c->slot);
-		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
+		orchd_metrics_observe(d, ORCHD_MX_DISPATCH,
+				      (double)(orch_now_ms() - c->sent_ms) / 1e3);
+		if (store_task_running_attempt(d->store, c->task, c->attempt, &err) < 0 &&
+		    err.code != -ESTALE)
 			orch_log(ORCH_LOG_ERROR, "sched", "cannot mark running", "task", tb,
 				 "error", err.msg, NULL);
 		orch_log(ORCH_LOG_DEBUG, "sched", "task running", "task", tb, "vm",
@@ -52,7 +57,8 @@ static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch
 		vm_slot_run_failed(c->vm, c->slot, NULL);
 		return;
 	}
-	struct task_result res = {.state = TASK_FAILED, .exit_code = -1, .reason = rerr->msg};
+	struct task_result res = {
+		.state = TASK_FAILED, .exit_code = -1, .reason = rerr->msg, .attempt = c->attempt};
 	orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg, NULL);
 	vm_slot_run_failed(c->vm, c->slot, &res);
 }
@@ -136,7 +142,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char 
 		json_decref(params);
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
-	*c = (struct run_ctx){vm, slot, t->id, t->attempts};
+	*c = (struct run_ctx){vm, slot, t->id, t->attempts, orch_now_ms()};
 	r = orch_rpc_call(vm->rpc, "task.run", params,
 			  (uint64_t)vm->d->cfg->scheduler.lease_timeout_ms, on_run_reply, c);
 	if (r < 0) {
@@ -156,15 +162,13 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 	char tb[24];
 	int r;
 
-	r = store_task_next(d->store, vm->cfg->name, slot, vm->profiles_json, &id, err);
-	if (r < 0 || id == 0)
+	r = store_task_lease_next(d->store, vm->cfg->name, slot, vm->profiles_json, &t, err);
+	if (r < 0 || !t)
 		return r;
-	r = store_task_lease(d->store, id, vm->cfg->name, slot, err);
-	if (r < 0)
-		return r;
-	r = store_task_get(d->store, id, &t, err);
-	if (r < 0)
-		return r;
+	id = t->id;
+	if (t->attempts == 1)
+		orchd_metrics_observe(d, ORCHD_MX_LEASE,
+				      (double)(store_now_ms() - t->created_at) / 1e3);
 	r = vm_slot_lease(vm, slot, t, &wire_id, err);
 	/* A service may prepare something first (a repository task's workspace, host/git)
 	 * and send task.run itself (sched_send_run). */
@@ -181,8 +185,10 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 		return 1;
 	}
 	if (r < 0) {
-		struct task_result res = {
-			.state = TASK_FAILED, .exit_code = -1, .reason = err->msg};
+		struct task_result res = {.state = TASK_FAILED,
+					  .exit_code = -1,
+					  .reason = err->msg,
+					  .attempt = t->attempts};
 
 		orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error",
 			 err->msg, NULL);
@@ -238,6 +244,8 @@ int sched_run(struct orchd *d)
 			if (vm_slot_task(vm, j))
 				continue;
 			r = lease_one(vm, j, &err);
+			if (r < 0 && store_away(d, r))
+				return r; /* tried again when the store is back */
 			if (r < 0) {
 				orch_log(ORCH_LOG_ERROR, "sched", "scheduling failed", "error",
 					 err.msg, NULL);

@@ -22,6 +22,14 @@ struct output_pending {
 	uint64_t since; /* orch_now_ms of the batch's first bytes */
 };
 
+/* Shared store only: runs in the spool that the store has not taken yet (output.c). */
+struct output_backlog {
+	int64_t first_seq; /* the seq of rows[0] */
+	int64_t offset;	   /* its bytes' place in the spool; the others follow */
+	struct output_seg *rows;
+	size_t n, cap;
+};
+
 struct slot {
 	int64_t task; /* 0: free */
 	int64_t attempt;
@@ -36,4 +44,5 @@ struct slot {
 	bool output_capped; /* max_output reached: further output is dropped */
 	char task_str[24];  /* the task id as text (vm_slot_task_str) */
 	struct output_pending out;
+	struct output_backlog backlog;
 };

@@ -11,6 +11,8 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
+#include "orchd-fleet.h"
+#include "orchd-metrics.h"
 #include "orchd.h"
 #include "output.h"
 #include "slot.h"
@@ -70,12 +72,20 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 
 	snprintf(why, sizeof(why), "lost: %s", reason);
 	output_flush(vm, s); /* what arrived before is kept */
-	if (store_task_lost(vm->d->store, task, why, &requeued, &err) < 0)
+	if (store_task_lost_attempt(vm->d->store, task, s->attempt, why, &requeued, &err) < 0 &&
+	    store_away(vm->d, err.code)) {
+		/* still this node's in the store, under its live lease: marked when it is back */
+		orchd_fleet_defer_lost(vm->d, task, s->attempt, why);
+		orch_log(ORCH_LOG_WARN, "vm", "task lost; the store is away: recorded later", "vm",
+			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
+	} else if (err.code) {
 		orch_log(ORCH_LOG_WARN, "vm", "cannot mark task lost", "vm", vm->cfg->name, "task",
 			 task_str(task, tb), "error", err.msg, NULL);
-	else
+	} else {
+		orchd_metrics_task_lost(vm->d);
 		orch_log(ORCH_LOG_WARN, "vm", requeued ? "task lost, re-queued" : "task lost", "vm",
 			 vm->cfg->name, "task", task_str(task, tb), "reason", reason, NULL);
+	}
 	slot_release(s);
 	orchd_task_changed(vm->d, task);
 }
@@ -174,6 +184,7 @@ int vm_start(struct vm *vm)
 	int r;
 
 	vm->boot_id[0] = 0;
+	vm->start_ms = orch_now_ms();
 	set_state(vm, VM_STARTING);
 	orch_timer_disarm(vm->hello_timer);
 	r = vm->ops->start(vm, &err);
@@ -274,6 +285,10 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	orch_timer_disarm(vm->hello_timer);
 	set_state(vm, VM_READY);
 	vm->ready_ms = orch_now_ms();
+	orchd_metrics_observe(vm->d,
+			      vm->ops == &orchd_backend_local ? ORCHD_MX_BOOT_LOCAL
+							      : ORCHD_MX_BOOT_LIBVIRT,
+			      (double)(vm->ready_ms - vm->start_ms) / 1e3);
 	vm->last_error[0] = 0;
 	vm->last_heartbeat = orch_now_ms();
 	if (!vm->hb_timer)
@@ -372,15 +387,24 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 		.stime_ms = e.rusage.stime_ms,
 		.maxrss_kb = e.rusage.maxrss_kb,
 		.reason = e.reason,
+		.attempt = s->attempt,
 	};
 	task = s->task;
 	output_flush(vm, s); /* the output is complete before the task is final */
-	r = store_task_finish(vm->d->store, task, &res, &serr);
+	r = s->backlog.n && output_store_backlog(vm, s) < 0 ? -ENOTCONN : 0;
+	if (r >= 0)
+		r = store_task_finish(vm->d->store, task, &res, &serr);
+	if (r < 0 && store_away(vm->d, r))
+		/* Not acknowledged: the supervisor keeps the exit and sends it again with its
+		 * next heartbeat (a timeout's code), by when the store may be back. */
+		return orch_err(err, ORCH_RPC_TIMEOUT, "the store is unavailable; send it again");
 	if (r < 0 && r != -ESTALE) {
 		orch_log(ORCH_LOG_ERROR, "store", "cannot record exit", "task", task_str(task, tb),
 			 "error", serr.msg, NULL);
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "cannot record the exit");
 	}
+	if (r >= 0)
+		orchd_metrics_task_ended(vm->d, (int)res.state);
 	orch_log(ORCH_LOG_INFO, "vm", "task finished", "vm", vm->cfg->name, "task",
 		 task_str(task, tb), "state", task_state_name(res.state), NULL);
 	slot_release(s);
@@ -517,12 +541,34 @@ void vm_slot_run_failed(struct vm *vm, int64_t slot, const struct task_result *r
 		return;
 	output_flush(vm, s); /* what it printed before failing */
 	if ((res ? store_task_finish(vm->d->store, task, res, &err)
-		 : store_task_unlease(vm->d->store, task, &err)) < 0 &&
+		 : store_task_unlease_attempt(vm->d->store, task, s->attempt, &err)) < 0 &&
 	    err.code != -ESTALE)
 		orch_log(ORCH_LOG_ERROR, "store", "cannot settle a task that did not start", "task",
 			 task_str(task, tb), "error", err.msg, NULL);
 	slot_release(s);
 	orchd_task_changed(vm->d, task);
+}
+
+unsigned vm_slots_drop(struct vm *vm)
+{
+	unsigned n = 0;
+
+	for (int64_t i = 0; i < vm->n_slots; i++) {
+		struct slot *s = &vm->slots[i];
+		if (!s->task)
+			continue;
+		(void)vm_cancel_task(vm, s->task);
+		slot_release(s);
+		n++;
+	}
+	return n;
+}
+
+void vm_output_retry(struct vm *vm)
+{
+	for (int64_t i = 0; i < vm->n_slots; i++)
+		if (vm->slots[i].task && vm->slots[i].backlog.n)
+			(void)output_store_backlog(vm, &vm->slots[i]);
 }
 
 int vm_cancel_task(struct vm *vm, int64_t task)

@@ -52,6 +52,7 @@ struct vm {
 	struct orch_timer *hello_timer; /* boot_timeout_ms from start to hello */
 	unsigned failures;		/* consecutive, for the restart backoff */
 	uint64_t ready_ms;		/* orch_now_ms of the last hello, 0 when down */
+	uint64_t start_ms;		/* orch_now_ms of the last vm_start (boot metrics) */
 	struct orch_timer *out_timer;	/* output.c: flushes the slots' pending output */
 	uint64_t out_due;		/* when it fires, 0: not armed */
 	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */
@@ -101,6 +102,12 @@ void vm_slot_acked(struct vm *vm, int64_t slot);
  * settled with res (or re-queued when res is NULL: the run was refused, not failed), and
  * the slot freed; waiters and the scheduler are told. */
 void vm_slot_run_failed(struct vm *vm, int64_t slot, const struct task_result *res);
+/* A shared store took this node's tasks away (its lease expired: they run elsewhere):
+ * asks the supervisor to kill each and frees the slots, the store untouched. Returns how
+ * many. */
+unsigned vm_slots_drop(struct vm *vm);
+/* A shared store came back: stores the output the slots kept meanwhile (output.c). */
+void vm_output_retry(struct vm *vm);
 /* Puts a task left leased/running by a previous orchd into its slot until hello. */
 void vm_adopt_orphan(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 		     int64_t output_seq);

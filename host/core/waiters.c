@@ -29,6 +29,15 @@ struct waiter {
 
 #define PUMP_BATCH 64
 
+static void *memdup_or_null(const void *p, size_t n)
+{
+	void *c = malloc(n ? n : 1);
+
+	if (c)
+		memcpy(c, p, n);
+	return c;
+}
+
 static void waiter_remove(struct orchd *d, struct waiter *w)
 {
 	if (w->prev)
@@ -63,6 +72,8 @@ static bool pump(struct orchd *d, struct waiter *w)
 		return false;
 	/* Read the state first: output spooled before a final state is complete. */
 	if (store_task_get(d->store, w->task, &t, &err) < 0) {
+		if (store_away(d, err.code))
+			return false; /* looked at again when the store is back */
 		reply_error(d, w, &err);
 		return true;
 	}
@@ -81,6 +92,8 @@ static bool pump(struct orchd *d, struct waiter *w)
 			if (store_output_list(d->store, w->task, attempt, w->next_seq, PUMP_BATCH,
 					      &refs, &n, &err) < 0) {
 				task_row_free(t);
+				if (store_away(d, err.code))
+					return false;
 				reply_error(d, w, &err);
 				return true;
 			}
@@ -90,8 +103,11 @@ static bool pump(struct orchd *d, struct waiter *w)
 				json_t *p;
 				int r;
 
-				if (spool_read(d, w->task, refs[i].offset, refs[i].length, &buf,
-					       &err) < 0) {
+				if (refs[i].data) /* the store keeps the bytes */
+					buf = memdup_or_null(refs[i].data, (size_t)refs[i].length);
+				if (refs[i].data ? !buf && orch_err(&err, -ENOMEM, "out of memory")
+						 : spool_read(d, w->task, refs[i].offset,
+							      refs[i].length, &buf, &err) < 0) {
 					task_row_free(t);
 					reply_error(d, w, &err);
 					return true;
@@ -179,6 +195,16 @@ void waiters_finished(struct orchd *d, int64_t task)
 			waiter_remove(d, w);
 		else if (w->task == task)
 			pump(d, w);
+	}
+}
+
+void waiters_poll(struct orchd *d)
+{
+	struct waiter *w, *next;
+
+	for (w = d->waiters; w; w = next) {
+		next = w->next;
+		pump(d, w); /* removes dead and finished ones */
 	}
 }
 

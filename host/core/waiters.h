@@ -24,3 +24,5 @@ void waiters_drop_client(struct orchd *d, struct orch_rpc *rpc);
 /* A client's output queue drained: blocked waiters resume. */
 void waiters_drain(struct orchd *d, struct orch_rpc *rpc);
 void waiters_free_all(struct orchd *d);
+/* Every waiter looks at its task again (a shared store: after lost notifications). */
+void waiters_poll(struct orchd *d);

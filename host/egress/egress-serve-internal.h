@@ -36,6 +36,7 @@ struct egress_host {
 	struct egress_resolver *resolver;
 	char *ca_pem;
 	uint64_t inserts;
+	struct egress_totals totals; /* connections that ended, for egress_host_totals */
 	/* egress log rows not yet in the store: written in one transaction every
 	 * HCONN_LOG_FLUSH_MS (or when HCONN_LOG_MAX wait), so a connection flood costs the
 	 * store one commit per flush, not one per connection */

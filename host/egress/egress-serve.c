@@ -51,6 +51,11 @@ void egress_host_flush_log(struct egress_host *h)
 	}
 }
 
+void egress_host_totals(const struct egress_host *h, struct egress_totals *ret)
+{
+	*ret = h->totals;
+}
+
 static void on_log_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 {
 	egress_host_flush_log(data);
@@ -245,6 +250,10 @@ void egress_hconn_end(struct hconn *c, bool tell)
 	};
 	if (h->n_rows == 1)
 		orch_timer_rearm(h->log_timer, HCONN_LOG_FLUSH_MS);
+	h->totals.allowed += c->allowed;
+	h->totals.denied += !c->allowed;
+	h->totals.bytes_up += (uint64_t)c->bytes_up;
+	h->totals.bytes_down += (uint64_t)c->bytes_down;
 	snprintf(n1, sizeof(n1), "%lld", (long long)c->bytes_up);
 	snprintf(n2, sizeof(n2), "%lld", (long long)c->bytes_down);
 	snprintf(port, sizeof(port), "%u", c->port);

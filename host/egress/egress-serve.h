@@ -32,6 +32,12 @@ void egress_host_free(struct egress_host *h);
 /* Writes the connections that ended and are not yet in the store's egress log (they are
  * written in batches, at most 100 ms late): call before reading the log. */
 void egress_host_flush_log(struct egress_host *h);
+/* Connections that ended since orchd started, and their bytes (orchd's metrics). */
+struct egress_totals {
+	uint64_t allowed, denied;
+	uint64_t bytes_up, bytes_down;
+};
+void egress_host_totals(const struct egress_host *h, struct egress_totals *ret);
 /* The CA certificate (PEM) the guests get, NULL when nothing is intercepted. */
 const char *egress_host_ca_pem(const struct egress_host *h);
 

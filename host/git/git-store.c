@@ -40,6 +40,8 @@ static int exec(struct store *s, sqlite3_stmt *st, const char *what, struct orch
 static int prep(struct store *s, const char *sql, sqlite3_stmt **st, const char *what,
 		struct orch_error *err)
 {
+	if (!store_db(s)) /* a postgresql store: no git_tasks, no repository task */
+		return orch_err(err, -ENOENT, "git store: no git_tasks table in this store");
 	if (sqlite3_prepare_v2(store_db(s), sql, -1, st, NULL) != SQLITE_OK)
 		return sql_err(store_db(s), err, what);
 	return 0;

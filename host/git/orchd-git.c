@@ -114,6 +114,15 @@ int orchd_git_new(struct orchd *d, struct orch_error *err)
 	const char *delay = getenv("ORCHD_GIT_TEST_RECORD_DELAY_MS");
 	if (delay && *delay)
 		m->record_delay_ms = strtoull(delay, NULL, 10);
+	if (!store_db(d->store)) {
+		/* git_tasks is a table of the SQLite store only (store-schema.c, migration 6) */
+		snprintf(m->why, sizeof(m->why),
+			 "they keep their records in the SQLite store, and this orchd uses a "
+			 "postgresql store (docs/FLEET.md)");
+		orch_log(ORCH_LOG_INFO, "git", "repository tasks are not available", "reason",
+			 m->why, NULL);
+		return 0;
+	}
 	check_usable(m);
 	if (!m->usable)
 		orch_log(ORCH_LOG_WARN, "git", "repository tasks are not available", "reason",

@@ -13,6 +13,7 @@
 #include "llm-proxy.h"
 #include "llm-ratelimit.h"
 #include "llm-usage.h"
+#include "llm-book.h"
 
 #define ID_MAX 255
 #define RATELIMIT_KEYS 4096
@@ -20,6 +21,7 @@
 struct llm_proxy {
 	struct orch_loop *loop;
 	sqlite3 *db;
+	struct store *store; /* when set, the ledger's operations go through it */
 	const struct llm_config *cfg;
 	struct llm_curl *curl;
 	struct llm_ratelimit *rl_agent, *rl_task;
@@ -91,6 +93,11 @@ int llm_proxy_new(struct orch_loop *loop, sqlite3 *db, const struct llm_config *
 	}
 	*ret = TAKE_PTR(p);
 	return 0;
+}
+
+void llm_proxy_use_store(struct llm_proxy *p, struct store *store)
+{
+	p->store = store;
 }
 
 void llm_proxy_free(struct llm_proxy *p)
@@ -182,13 +189,13 @@ static void settle(struct llm_exchange *ex, int code, const char *msg)
 		o.settled = "free";
 	} else if (code == -ECONNREFUSED || (ex->status >= 400 && !o.usage.seen)) {
 		/* Never reached the upstream, or it refused without billing. */
-		llm_ledger_release(p->db, ex->reservation, &lerr);
+		llm_book_release(p->store, p->db, ex->reservation, &lerr);
 		o.settled = "released";
 	} else if (complete && o.usage.seen) {
 		o.cost_micro = llm_cost_micro(&ex->model->price, &o.usage);
 		o.settled = ex->detached ? "disconnected" : "ok";
-		llm_ledger_settle(p->db, ex->reservation, ex->info.model, &o.usage, o.cost_micro,
-				  o.settled, &lerr);
+		llm_book_settle(p->store, p->db, ex->reservation, ex->info.model, &o.usage,
+				o.cost_micro, o.settled, &lerr);
 	} else {
 		/* Cut short or without usage: the upstream may have billed everything. */
 		struct llm_usage u = o.usage;
@@ -200,8 +207,8 @@ static void settle(struct llm_exchange *ex, int code, const char *msg)
 		o.usage.seen = true;
 		o.cost_micro = ex->reserved_micro;
 		o.settled = "incomplete";
-		llm_ledger_settle(p->db, ex->reservation, ex->info.model, &u, o.cost_micro,
-				  "incomplete", &lerr);
+		llm_book_settle(p->store, p->db, ex->reservation, ex->info.model, &u, o.cost_micro,
+				"incomplete", &lerr);
 	}
 	if (lerr.code < 0 && code == 0) {
 		o.code = lerr.code;
@@ -583,8 +590,8 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 		int64_t tokens = ex->info.input_estimate + ex->info.max_tokens;
 		ex->reserved_micro = llm_cost_worst_micro(
 			&ex->model->price, ex->info.input_estimate, ex->info.max_tokens);
-		r = llm_ledger_reserve(p->db, &c->limits, call->agent, call->task,
-				       ex->reserved_micro, tokens, &ex->reservation, &err);
+		r = llm_book_reserve(p->store, p->db, &c->limits, call->agent, call->task,
+				     ex->reserved_micro, tokens, &ex->reservation, &err);
 		if (r == -EDQUOT) {
 			answer_error(ex, 403, "insufficient_quota", r, err.msg, NULL);
 			return 1;
@@ -620,7 +627,7 @@ static int admit(struct llm_exchange *ex, const struct llm_call *call)
 	}
 	if (r < 0) {
 		if (ex->reserved)
-			llm_ledger_release(p->db, ex->reservation, NULL);
+			llm_book_release(p->store, p->db, ex->reservation, NULL);
 		ex->reserved = false;
 		answer_error(ex, 502, "upstream_error", r, msg, NULL);
 		return 1;

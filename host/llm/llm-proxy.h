@@ -29,9 +29,13 @@
 struct llm_proxy;
 struct llm_exchange;
 
-/* cfg (keys loaded) and db (llm_ledger_migrate done) must outlive the proxy. */
+/* cfg (keys loaded) and db (migrated by store_migrate) must outlive the proxy. */
 int llm_proxy_new(struct orch_loop *loop, sqlite3 *db, const struct llm_config *cfg,
 		  struct llm_proxy **ret, struct orch_error *err);
+/* Books reservations and spend through orchd's store (store.h's LLM operations: with
+ * PostgreSQL shared by every node) instead of db. */
+struct store;
+void llm_proxy_use_store(struct llm_proxy *p, struct store *store);
 /* Aborts what is in flight (reservations stay, settle_stale charges them at start). */
 void llm_proxy_free(struct llm_proxy *p);
 unsigned llm_proxy_inflight(const struct llm_proxy *p);

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "llm-ledger.h"
+
 enum llm_api {
 	LLM_API_ANTHROPIC = 1, /* Anthropic Messages */
 	LLM_API_OPENAI,	       /* OpenAI Chat Completions and Responses */
@@ -24,21 +26,8 @@ enum llm_route {
 	LLM_ROUTE_GEMINI_MODELS,   /* GET /v1beta/models: answered from the allowlist */
 };
 
-/* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,
- * cache_creation_input_tokens, cache_read_input_tokens; OpenAI: prompt_tokens (input),
- * completion_tokens (output); its Responses API: input_tokens, output_tokens. */
-struct llm_usage {
-	int64_t input;
-	int64_t output;
-	int64_t cache_write;
-	int64_t cache_read;
-	bool seen; /* some usage was reported */
-};
-
-static inline int64_t llm_usage_tokens(const struct llm_usage *u)
-{
-	return u->input + u->output + u->cache_write + u->cache_read;
-}
+/* struct llm_usage (tokens as the upstream reports them) is the ledger's, in the store:
+ * host/store/llm-ledger.h. */
 
 /* Maps method + path to a route; -ENOENT for anything else (path without query string). */
 int llm_route_parse(const char *method, const char *path, enum llm_route *ret);

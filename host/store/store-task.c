@@ -7,7 +7,7 @@
 
 #include "cleanup.h"
 #include "sqlite-util.h"
-#include "store.h"
+#include "store-sqlite.h"
 
 static const char *const state_names[] = {
 	[TASK_QUEUED] = "queued",	[TASK_LEASED] = "leased", [TASK_RUNNING] = "running",
@@ -39,7 +39,7 @@ static int step_done(struct store *s, sqlite3_stmt *st, struct orch_error *err)
 	return sql_step_done(store_db(s), st, "store", err);
 }
 
-static char *strv_json(const char *const *v, size_t n)
+char *store_strv_json(const char *const *v, size_t n)
 {
 	_cleanup_json_ json_t *a = json_array();
 
@@ -51,7 +51,7 @@ static char *strv_json(const char *const *v, size_t n)
 	return json_dumps(a, JSON_COMPACT);
 }
 
-static char *limits_json(const struct orchd_limits *l)
+char *store_limits_json(const struct orchd_limits *l)
 {
 	_cleanup_json_ json_t *o =
 		json_pack("{sIsIsIsIsIsI}", "timeout_ms", (json_int_t)l->timeout_ms, "memory_mib",
@@ -61,7 +61,7 @@ static char *limits_json(const struct orchd_limits *l)
 	return o ? json_dumps(o, JSON_COMPACT) : NULL;
 }
 
-static void limits_parse(const char *text, struct orchd_limits *l)
+void store_limits_parse(const char *text, struct orchd_limits *l)
 {
 	_cleanup_json_ json_t *o = text ? json_loads(text, 0, NULL) : NULL;
 	json_int_t a = 0, b = 0, c = 0, d = 0, e = 0, f = 0;
@@ -71,17 +71,17 @@ static void limits_parse(const char *text, struct orchd_limits *l)
 		*l = (struct orchd_limits){a, b, c, d, e, f};
 }
 
-int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
-		      struct orch_error *err)
+int sqlite_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
+		       struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ char *argv = NULL, *env = NULL, *lim = NULL, *ro = NULL;
 	int r;
 
-	argv = strv_json(spec->argv, spec->argc);
-	env = strv_json(spec->env, spec->n_env);
-	lim = limits_json(&spec->limits);
-	ro = strv_json(spec->ro_paths, spec->n_ro_paths);
+	argv = store_strv_json(spec->argv, spec->argc);
+	env = store_strv_json(spec->env, spec->n_env);
+	lim = store_limits_json(&spec->limits);
+	ro = store_strv_json(spec->ro_paths, spec->n_ro_paths);
 	if (!argv || !env || !lim || !ro)
 		return orch_err(err, -ENOMEM, "out of memory");
 	r = prep(s,
@@ -107,6 +107,50 @@ int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *re
 		return r;
 	*ret_id = sqlite3_last_insert_rowid(store_db(s));
 	return 0;
+}
+
+size_t store_insert_one_by_one(struct store *s, struct task_insert *t, size_t n)
+{
+	size_t stored = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		t[i].id = 0;
+		if (s->ops->task_insert(s, t[i].spec, &t[i].id, &t[i].err) >= 0)
+			stored++;
+		else
+			t[i].id = 0;
+	}
+	return stored;
+}
+
+size_t store_insert_none(struct task_insert *t, size_t n, const struct orch_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		t[i].id = 0;
+		t[i].err = *err;
+	}
+	return 0;
+}
+
+/* One BEGIN IMMEDIATE .. COMMIT around every insert (store.h). */
+size_t sqlite_task_insert_many(struct store *s, struct task_insert *t, size_t n)
+{
+	struct orch_error err;
+	size_t i;
+
+	orch_err_clear(&err);
+	if (store_begin(s, &err) < 0)
+		return store_insert_none(t, n, &err);
+	for (i = 0; i < n; i++)
+		if (sqlite_task_insert(s, t[i].spec, &t[i].id, &t[i].err) < 0)
+			break;
+	if (i < n) {
+		store_rollback(s);
+		return store_insert_one_by_one(s, t, n);
+	}
+	if (store_commit(s, &err) < 0)
+		return store_insert_none(t, n, &err);
+	return n;
 }
 
 void task_row_free(struct task_row *t)
@@ -160,7 +204,7 @@ static struct task_row *row_from_stmt(sqlite3_stmt *st)
 	t->vm = col_str(st, 8);
 	t->slot = col_int(st, 9, -1);
 	t->profile = col_str(st, 10);
-	limits_parse((const char *)sqlite3_column_text(st, 11), &t->limits);
+	store_limits_parse((const char *)sqlite3_column_text(st, 11), &t->limits);
 	t->retries_left = col_int(st, 12, 0);
 	t->attempts = col_int(st, 13, 0);
 	t->lost_count = col_int(st, 14, 0);
@@ -188,7 +232,7 @@ static struct task_row *row_from_stmt(sqlite3_stmt *st)
 	return t;
 }
 
-int store_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err)
+int sqlite_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	struct task_row *t;
@@ -270,8 +314,8 @@ json_t *task_row_to_json(const struct task_row *t)
 	return o;
 }
 
-int store_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-		    int64_t *ret_id, struct orch_error *err)
+int sqlite_task_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
+		     int64_t *ret_id, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
@@ -312,8 +356,8 @@ static int update1(struct store *s, sqlite3_stmt *st, int64_t id, struct orch_er
 	return 0;
 }
 
-int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
-		     struct orch_error *err)
+int sqlite_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
+		      struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
@@ -330,32 +374,35 @@ int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 	return update1(s, st, id, err);
 }
 
-int store_task_running(struct store *s, int64_t id, struct orch_error *err)
+int sqlite_task_running(struct store *s, int64_t id, int64_t attempt, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
 		     "UPDATE tasks SET state = 'running', started_at = ?2"
-		     " WHERE id = ?1 AND state = 'leased'",
+		     " WHERE id = ?1 AND state = 'leased' AND (?3 = 0 OR attempts = ?3)",
 		     &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, store_now_ms());
+	sqlite3_bind_int64(st, 3, attempt);
 	return update1(s, st, id, err);
 }
 
-int store_task_finish(struct store *s, int64_t id, const struct task_result *res,
-		      struct orch_error *err)
+int sqlite_task_finish(struct store *s, int64_t id, const struct task_result *res,
+		       struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
 		     "UPDATE tasks SET state = ?2, finished_at = ?3, exit_code = ?4, signal = ?5,"
 		     " duration_ms = ?6, utime_ms = ?7, stime_ms = ?8, maxrss_kb = ?9, reason = ?10"
-		     " WHERE id = ?1 AND state IN ('queued', 'leased', 'running')",
+		     " WHERE id = ?1 AND state IN ('queued', 'leased', 'running')"
+		     " AND (?11 = 0 OR attempts = ?11)",
 		     &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 11, res->attempt);
 	sqlite3_bind_text(st, 2, task_state_name(res->state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, store_now_ms());
 	if (res->exit_code >= 0)
@@ -369,8 +416,8 @@ int store_task_finish(struct store *s, int64_t id, const struct task_result *res
 	return update1(s, st, id, err);
 }
 
-int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_requeued,
-		    struct orch_error *err)
+int sqlite_task_lost(struct store *s, int64_t id, int64_t attempt, const char *reason,
+		     bool *ret_requeued, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
@@ -386,11 +433,13 @@ int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_r
 		" slot = CASE WHEN retries_left > 0 AND cancel_requested = 0 THEN NULL ELSE slot "
 		"END,"
 		" retries_left = MAX(retries_left - 1, 0), lost_count = lost_count + 1, reason = ?2"
-		" WHERE id = ?1 AND state IN ('leased', 'running') RETURNING state",
+		" WHERE id = ?1 AND state IN ('leased', 'running') AND (?4 = 0 OR attempts = ?4)"
+		" RETURNING state",
 		&st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 4, attempt);
 	sql_bind_text_or_null(st, 2, reason);
 	sqlite3_bind_int64(st, 3, store_now_ms());
 	r = sqlite3_step(st);
@@ -404,21 +453,22 @@ int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_r
 	return 0;
 }
 
-int store_task_unlease(struct store *s, int64_t id, struct orch_error *err)
+int sqlite_task_unlease(struct store *s, int64_t id, int64_t attempt, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
 		     "UPDATE tasks SET state = 'queued', vm = NULL, slot = NULL, leased_at = NULL"
-		     " WHERE id = ?1 AND state = 'leased'",
+		     " WHERE id = ?1 AND state = 'leased' AND (?2 = 0 OR attempts = ?2)",
 		     &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, attempt);
 	return update1(s, st, id, err);
 }
 
-int store_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens,
-			 struct orch_error *err)
+int sqlite_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens,
+			  struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s, "UPDATE tasks SET spend_usd = ?2, spend_tokens = ?3 WHERE id = ?1", &st,
@@ -431,7 +481,7 @@ int store_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens
 	return update1(s, st, id, err);
 }
 
-int store_task_set_cancel(struct store *s, int64_t id, struct orch_error *err)
+int sqlite_task_set_cancel(struct store *s, int64_t id, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = prep(s,
@@ -444,7 +494,7 @@ int store_task_set_cancel(struct store *s, int64_t id, struct orch_error *err)
 	return update1(s, st, id, err);
 }
 
-int store_tasks_active(struct store *s, int64_t **ret_ids, size_t *ret_n, struct orch_error *err)
+int sqlite_tasks_active(struct store *s, int64_t **ret_ids, size_t *ret_n, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ int64_t *ids = NULL;
@@ -471,7 +521,8 @@ int store_tasks_active(struct store *s, int64_t **ret_ids, size_t *ret_n, struct
 	return 0;
 }
 
-int store_task_list(struct store *s, int state, int64_t limit, json_t **ret, struct orch_error *err)
+int sqlite_task_list(struct store *s, int state, int64_t limit, json_t **ret,
+		     struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *a = json_array();
@@ -500,7 +551,7 @@ int store_task_list(struct store *s, int state, int64_t limit, json_t **ret, str
 	return 0;
 }
 
-int store_task_counts(struct store *s, int64_t counts[], struct orch_error *err)
+int sqlite_task_counts(struct store *s, int64_t counts[], struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
@@ -520,9 +571,9 @@ int store_task_counts(struct store *s, int64_t counts[], struct orch_error *err)
 	return 0;
 }
 
-int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
-			  int64_t offset, const struct output_seg *rows, size_t n,
-			  struct orch_error *err)
+int sqlite_output_add(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
+		      int64_t offset, const struct output_seg *rows, size_t n, const void *data,
+		      struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
 	int64_t at = offset;
@@ -567,16 +618,8 @@ int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_
 	return store_commit(s, err);
 }
 
-int store_output_add(struct store *s, int64_t task, int64_t seq, int stream, int64_t offset,
-		     int64_t length, struct orch_error *err)
-{
-	struct output_seg row = {stream, length};
-
-	return store_output_add_rows(s, task, 1, seq, offset, &row, 1, err);
-}
-
-int store_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
-		      struct output_ref **ret, size_t *ret_n, struct orch_error *err)
+int sqlite_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
+		       struct output_ref **ret, size_t *ret_n, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ struct output_ref *v = NULL;

@@ -7,10 +7,10 @@
 
 #include "cleanup.h"
 #include "sqlite-util.h"
-#include "store.h"
+#include "store-sqlite.h"
 
-int store_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
-		    const char *state, const char *boot_id, struct orch_error *err)
+int sqlite_vm_update(struct store *s, const char *name, const char *backend, int64_t slots,
+		     const char *state, const char *boot_id, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
@@ -30,7 +30,7 @@ int store_vm_update(struct store *s, const char *name, const char *backend, int6
 	return sql_step_done(store_db(s), st, "store: vm", err);
 }
 
-int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err)
+int sqlite_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
@@ -41,8 +41,8 @@ int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch
 	return sql_step_done(store_db(s), st, "store: vm cid", err);
 }
 
-int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
-		     struct orch_error *err)
+int sqlite_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
+		      struct orch_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t *ids = NULL;

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* orchd's durable store: one SQLite database (WAL, foreign keys, busy timeout) with a
- * schema_version table and ordered migrations (store-schema.c). Every task state
- * transition is one transaction. Other host modules (the LLM ledger) add their tables by
- * appending a migration to the array in store-schema.c and use store_db(). */
+/* orchd's durable store, behind one interface (store/store-ops.h) with two
+ * implementations: one SQLite database in state_dir (WAL, foreign keys, busy timeout; the
+ * default) with a schema_version table and ordered migrations (store-schema.c), or a
+ * PostgreSQL database that several orchd nodes share (store/store-pg*.c,
+ * docs/FLEET.md). Every task state transition is one transaction. The functions below
+ * dispatch to the configured implementation (store/store-api.c); store_db() is the SQLite
+ * database for modules that keep tables of their own there (the egress log), NULL with
+ * PostgreSQL. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,6 +18,17 @@
 #include "error.h"
 
 struct store;
+struct store_ops;
+struct store_config;
+struct llm_usage;
+struct llm_limits;
+struct llm_budget;
+
+/* The common head of every implementation's store. */
+struct store {
+	const struct store_ops *ops;
+	const char *node; /* PostgreSQL: this orchd's node name; SQLite: NULL */
+};
 
 enum task_state {
 	TASK_QUEUED = 0,
@@ -89,15 +104,37 @@ struct task_result {
 	int64_t duration_ms;
 	int64_t utime_ms, stime_ms, maxrss_kb;
 	const char *reason;
+	int64_t attempt; /* the attempt that ended; 0: whichever is current (a cancel) */
 };
 
+/* The SQLite store at path. */
 int store_open(const char *path, struct store **ret, struct orch_error *err);
+/* The store the config names: SQLite at <state_dir>/orch.db, or PostgreSQL as node `node`
+ * (registration and leases are orchd's, store/pg-node.c). */
+int store_open_config(const struct store_config *cfg, const char *state_dir, const char *node,
+		      struct store **ret, struct orch_error *err);
 void store_close(struct store *s);
-sqlite3 *store_db(struct store *s);
+/* orchd --check-config: with PostgreSQL connects (password file included) and reads the
+ * schema version, describing it in buf ("" for SQLite, which is checked when orchd opens
+ * it); -EPROTONOSUPPORT when the database is newer than this orchd. Changes nothing. */
+int store_check(const struct store_config *cfg, char *buf, size_t len, struct orch_error *err);
+/* "sqlite" or "postgresql". */
+const char *store_kind_name(const struct store *s);
+/* True when several orchds share the store (PostgreSQL): output bytes live in the store,
+ * other nodes' tasks are in it, and wake-ups come from store/pg-listen.c. */
+bool store_shared(const struct store *s);
+sqlite3 *store_db(struct store *s); /* NULL unless SQLite */
 int64_t store_now_ms(void);
 
-/* Migrations applied in order; version = index + 1 (store-schema.c). */
-extern const char *const store_migrations[];
+/* One migration of the database's schema, the same version in both stores: the statements
+ * that bring a SQLite database and a PostgreSQL one from version index to index + 1
+ * (store-schema.c; NULL: nothing to do in that store at that version). */
+struct store_migration {
+	const char *sqlite;
+	const char *postgresql;
+};
+/* The one list, applied in order by either store; version = index + 1. */
+extern const struct store_migration store_migrations[];
 extern const size_t store_n_migrations;
 int store_schema_version(struct store *s);
 
@@ -109,6 +146,19 @@ int store_exec(struct store *s, const char *sql, struct orch_error *err);
 /* --- tasks (store-task.c) --- */
 int store_task_insert(struct store *s, const struct task_spec *spec, int64_t *ret_id,
 		      struct orch_error *err);
+/* One submission of a group commit (store_task_insert_many). */
+struct task_insert {
+	const struct task_spec *spec; /* in */
+	int64_t id;		      /* out: the task's id once committed, else 0 */
+	struct orch_error err;	      /* out: why it was not stored (id == 0) */
+};
+/* Group commit: inserts n tasks in ONE transaction, so that n submissions cost one commit
+ * (one flush of the disk) instead of n. When the insert of one task fails, the
+ * transaction is rolled back and each task is then inserted in a transaction of its own:
+ * that task fails alone, the others are stored. When BEGIN or COMMIT fails, none of them
+ * is stored and each has that error. Afterwards every t[i] has either an id (committed)
+ * or err; returns how many were stored. */
+size_t store_task_insert_many(struct store *s, struct task_insert *t, size_t n);
 /* -ENOENT when there is no such task. */
 int store_task_get(struct store *s, int64_t id, struct task_row **ret, struct orch_error *err);
 /* The next queued task that may run on vm/slot (priority, then FIFO); 0 and *ret_id = 0
@@ -119,8 +169,16 @@ int store_task_next(struct store *s, const char *vm, int64_t slot, const char *p
 /* queued -> leased on vm/slot; attempts += 1. -ESTALE when not queued any more. */
 int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 		     struct orch_error *err);
+/* store_task_next and store_task_lease in one: the task leased (*ret, its new attempt in
+ * ->attempts), or 0 and *ret = NULL when none may run there. With PostgreSQL one
+ * statement (FOR UPDATE SKIP LOCKED: nodes leasing at once take different tasks). */
+int store_task_lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
+			  struct task_row **ret, struct orch_error *err);
 /* leased -> running. */
 int store_task_running(struct store *s, int64_t id, struct orch_error *err);
+/* The same for one attempt (the slot's): -ESTALE when it is not the current one. */
+int store_task_running_attempt(struct store *s, int64_t id, int64_t attempt,
+			       struct orch_error *err);
 /* leased|running -> a final state (queued too, for cancellation). -ESTALE when already
  * final. */
 int store_task_finish(struct store *s, int64_t id, const struct task_result *res,
@@ -129,13 +187,18 @@ int store_task_finish(struct store *s, int64_t id, const struct task_result *res
  * left, else -> lost. *ret_requeued tells which. */
 int store_task_lost(struct store *s, int64_t id, const char *reason, bool *ret_requeued,
 		    struct orch_error *err);
+int store_task_lost_attempt(struct store *s, int64_t id, int64_t attempt, const char *reason,
+			    bool *ret_requeued, struct orch_error *err);
 /* leased -> queued without using a retry (the run was never acknowledged). */
 int store_task_unlease(struct store *s, int64_t id, struct orch_error *err);
+int store_task_unlease_attempt(struct store *s, int64_t id, int64_t attempt,
+			       struct orch_error *err);
 /* Records a task's LLM spend (totals, from the LLM ledger). */
 int store_task_set_spend(struct store *s, int64_t id, double usd, int64_t tokens,
 			 struct orch_error *err);
 int store_task_set_cancel(struct store *s, int64_t id, struct orch_error *err);
-/* Ids of tasks in state leased or running (for reconciliation), malloc'd array. */
+/* Ids of tasks in state leased or running (for reconciliation), malloc'd array; with
+ * PostgreSQL those leased by this node. */
 int store_tasks_active(struct store *s, int64_t **ret_ids, size_t *ret_n, struct orch_error *err);
 /* JSON array of task objects, newest first; state < 0 for all. */
 int store_task_list(struct store *s, int state, int64_t limit, json_t **ret,
@@ -167,12 +230,52 @@ struct output_seg {
 int store_output_add_rows(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
 			  int64_t offset, const struct output_seg *rows, size_t n,
 			  struct orch_error *err);
+/* The same with the runs' bytes (back to back), for a store that keeps them
+ * (store_shared): with PostgreSQL only while this node holds the attempt (-ESTALE). */
+int store_output_add_data(struct store *s, int64_t task, int64_t attempt, int64_t first_seq,
+			  const struct output_seg *rows, size_t n, const void *data,
+			  struct orch_error *err);
 struct output_ref {
 	int64_t seq;
 	int stream;
 	int64_t offset, length;
 	int64_t attempt;
+	const void *data; /* the bytes when the store keeps them (in the same allocation as
+			   * the array: one free), NULL: in the spool at offset */
 };
 /* Entries with seq >= from_seq of one attempt (0: of all), at most max, in seq order. */
 int store_output_list(struct store *s, int64_t task, int64_t attempt, int64_t from_seq, size_t max,
 		      struct output_ref **ret, size_t *ret_n, struct orch_error *err);
+
+/* --- the LLM ledger (host/store/llm-ledger.h states each contract) --- */
+typedef int (*store_budget_cb)(const char *scope, const char *id, const struct llm_budget *b,
+			       void *data);
+int store_llm_get(struct store *s, const char *scope, const char *id, struct llm_budget *ret,
+		  struct orch_error *err);
+int store_llm_set_limit(struct store *s, const char *scope, const char *id, int64_t limit_micro,
+			int64_t limit_tokens, struct orch_error *err);
+int store_llm_reset_spend(struct store *s, const char *scope, const char *id,
+			  struct orch_error *err);
+int store_llm_foreach(struct store *s, const char *scope, store_budget_cb cb, void *data,
+		      struct orch_error *err);
+int store_llm_drop(struct store *s, const char *scope, const char *id, struct orch_error *err);
+/* With PostgreSQL one transaction with the budgets' rows locked: nodes reserving against
+ * one budget at once never overshoot it together. */
+int store_llm_reserve(struct store *s, const struct llm_limits *defaults, const char *agent,
+		      const char *task, int64_t micro, int64_t tokens, int64_t *ret_id,
+		      struct orch_error *err);
+int store_llm_settle(struct store *s, int64_t id, const char *model, const struct llm_usage *u,
+		     int64_t micro, const char *outcome, struct orch_error *err);
+int store_llm_release(struct store *s, int64_t id, struct orch_error *err);
+/* Reservations left by this orchd's previous run (with PostgreSQL: this node's) are
+ * charged at their worst case. Returns how many. */
+int store_llm_settle_stale(struct store *s, struct orch_error *err);
+/* Spend recorded by this orchd (with PostgreSQL: this node), per model. */
+struct store_llm_total {
+	const char *model;
+	int64_t requests;
+	int64_t input, output, cache_write, cache_read; /* tokens */
+	int64_t micro;
+};
+typedef int (*store_llm_total_cb)(const struct store_llm_total *t, void *data);
+int store_llm_totals(struct store *s, store_llm_total_cb cb, void *data, struct orch_error *err);

@@ -13,7 +13,7 @@ comp() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _orch; echo "$
 [ "$(comp "$ORCH" agents install co)" = "codex" ] || fail "agent names: $(comp "$ORCH" agents install co)"
 [ "$(comp "$ORCH" agents ins)" = "install" ] || fail "agents subcommand"
 [ "$(comp "$ORCH" dispatch --ra)" = "--raw" ] || fail "dispatch --raw"
-for v in dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents; do
+for v in dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents nodes metrics; do
 	comp "$ORCH" "" | tr ' ' '\n' | grep -qx "$v" || fail "verb $v not offered"
 	[ -f "$ORCH_SOURCEDIR/docs/man/orch-$v.1" ] || fail "no man page for $v"
 done

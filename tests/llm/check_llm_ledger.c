@@ -13,6 +13,7 @@
 #include "check-run.h"
 #include "llm-ledger.h"
 #include "sqlite-util.h"
+#include "store.h"
 
 static char dir[64];
 static char path[128];
@@ -263,6 +264,82 @@ START_TEST(test_concurrent_never_overshoots)
 }
 END_TEST
 
+/* The fleet budget: every agent's reservations go against it once it exists, settling
+ * moves them to its spend; agents with room of their own are refused when it is full. */
+START_TEST(test_fleet)
+{
+	sqlite3 *db = open_db();
+	struct llm_limits lim = {.agent_micro = 10000, .fleet_micro = 1000};
+	struct llm_usage u = {.input = 10, .output = 5, .seen = true};
+	struct llm_budget b;
+	int64_t r1, r2, r3;
+	struct orch_error err = {0};
+
+	ck_assert_int_eq(llm_ledger_get(db, "fleet", LLM_FLEET_ID, &b, NULL), -ENOENT);
+	ck_assert_int_eq(llm_ledger_reserve(db, &lim, "a/0", NULL, 600, 100, &r1, &err), 0);
+	ck_assert_int_eq(llm_ledger_get(db, "fleet", LLM_FLEET_ID, &b, NULL), 0);
+	ck_assert_int_eq(b.limit_micro, 1000);
+	ck_assert_int_eq(b.reserved_micro, 600);
+	/* another agent, room of its own, none left in the fleet's */
+	ck_assert_int_eq(llm_ledger_reserve(db, &lim, "b/0", "7", 600, 100, &r2, &err), -EAGAIN);
+	ck_assert_ptr_nonnull(strstr(err.msg, "fleet all"));
+	ck_assert_int_eq(llm_ledger_settle(db, r1, "m", &u, 300, "ok", NULL), 0);
+	ck_assert_int_eq(llm_ledger_get(db, "fleet", LLM_FLEET_ID, &b, NULL), 0);
+	ck_assert_int_eq(b.reserved_micro, 0);
+	ck_assert_int_eq(b.spent_micro, 300);
+	ck_assert_int_eq(b.spent_tokens, 15);
+	ck_assert_int_eq(llm_ledger_reserve(db, &lim, "b/0", "7", 600, 100, &r2, NULL), 0);
+	ck_assert_int_eq(llm_ledger_reserve(db, &lim, "c/0", NULL, 200, 100, &r3, &err), -EAGAIN);
+	ck_assert_int_eq(llm_ledger_release(db, r2, NULL), 0);
+	/* without defaults the row set by an operator still counts */
+	ck_assert_int_eq(llm_ledger_set_limit(db, "fleet", LLM_FLEET_ID, 400, 0, NULL), 0);
+	ck_assert_int_eq(llm_ledger_reserve(db, NULL, "c/0", NULL, 200, 1, &r3, &err), -EDQUOT);
+	ck_assert_int_eq(llm_ledger_set_limit(db, "fleet", LLM_FLEET_ID, 0, 0, NULL), 0);
+	ck_assert_int_eq(llm_ledger_reserve(db, NULL, "c/0", NULL, 200, 1, &r3, NULL), 0);
+	ck_assert_int_eq(llm_ledger_settle_stale(db, NULL), 1);
+	ck_assert_int_eq(llm_ledger_get(db, "fleet", LLM_FLEET_ID, &b, NULL), 0);
+	ck_assert_int_eq(b.spent_micro, 500);
+	ck_assert_int_eq(b.reserved_micro, 0);
+	sqlite3_close(db);
+}
+END_TEST
+
+/* A database at schema version 5 (the ledger's first tables) keeps its budgets and
+ * reservations through migrations 6 and 7 and then takes the fleet scope. */
+START_TEST(test_migrate_fleet)
+{
+	sqlite3 *db;
+	struct llm_budget b;
+	int64_t id;
+
+	unlink(path);
+	db = open_db();
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+				      "INSERT INTO schema_version VALUES (5)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i].sqlite, NULL, NULL, NULL),
+				 SQLITE_OK);
+	ck_assert_int_eq(
+		sqlite3_exec(db,
+			     "INSERT INTO llm_budget (scope, id, limit_micro, spent_micro)"
+			     " VALUES ('agent', 'x/1', 5000, 1234);"
+			     "INSERT INTO llm_reservation VALUES (7, 'x/1', NULL, 10, 1, 0);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	ck_assert_int_eq(store_migrate(db, NULL), 0);
+	ck_assert_int_eq(llm_ledger_get(db, "agent", "x/1", &b, NULL), 0);
+	ck_assert_int_eq(b.limit_micro, 5000);
+	ck_assert_int_eq(b.spent_micro, 1234);
+	ck_assert_int_eq(llm_ledger_release(db, 7, NULL), 0); /* an old reservation: no fleet */
+	ck_assert_int_eq(llm_ledger_set_limit(db, "fleet", LLM_FLEET_ID, 100, 0, NULL), 0);
+	ck_assert_int_eq(llm_ledger_reserve(db, NULL, "x/1", NULL, 101, 1, &id, NULL), -EDQUOT);
+	sqlite3_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("llm_ledger");
@@ -274,6 +351,8 @@ int main(void)
 	tcase_add_test(tc, test_tokens_and_unlimited);
 	tcase_add_test(tc, test_stale);
 	tcase_add_test(tc, test_foreach_drop);
+	tcase_add_test(tc, test_fleet);
+	tcase_add_test(tc, test_migrate_fleet);
 	tcase_add_loop_test(tc, test_concurrent_never_overshoots, 0, 3);
 	suite_add_tcase(s, tc);
 	return orch_check_run(s);

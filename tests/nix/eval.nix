@@ -32,5 +32,6 @@ in
     libvirtd = c.virtualisation.libvirtd.enable;
     kernelModules = c.boot.kernelModules;
     tmpfiles = c.systemd.tmpfiles.rules;
+    postgresql = c.services.postgresql.enable or false;
   };
 }.${what}

@@ -44,7 +44,7 @@ for f in "$src"/tests/nix/good/*.nix; do
 	[ "$(eval_module "$f" assertions)" = "[]" ] || fail "$name fails assertions: $(eval_module "$f" assertions)"
 	eval_module "$f" settings >"$tmp/$name.json" || fail "cannot render $name"
 	if [ -x "$orchd" ]; then
-		out=$("$orchd" --check-config "$tmp/$name.json" 2>&1) || fail "orchd --check-config rejects $name: $out"
+		out=$("$orchd" --check-config "$tmp/$name.json" --offline 2>&1) || fail "orchd --check-config rejects $name: $out"
 	fi
 	want=$(sed -n 's/^# expect-settings: //p' "$f" | head -1)
 	if [ -n "$want" ]; then
@@ -69,6 +69,16 @@ jq -e '.vms.dev.egress == ["npm", "github"] and .egress.sets.npm == ["registry.n
 eval_module "$src/tests/nix/good/egress.nix" unit | jq -e '.serviceConfig.LoadCredential == ["egress-0:/run/secrets/github-token"]' >/dev/null ||
 	fail "egress key credential: $(eval_module "$src/tests/nix/good/egress.nix" unit | jq -c .serviceConfig.LoadCredential)"
 echo "ok: the egress options render, the key as a credential"
+
+# 2d. A PostgreSQL store on another host: its password as a credential only.
+eval_module "$src/tests/nix/good/fleet-remote.nix" unit >"$tmp/fleet-remote.unit.json" || fail "cannot evaluate fleet-remote.nix's unit"
+jq -e '.serviceConfig.LoadCredential == ["pg-password:/run/secrets/orch-pg"]
+	and (.after | index("postgresql.service") | not)' "$tmp/fleet-remote.unit.json" >/dev/null ||
+	fail "the database password's credential: $(jq -c '[.serviceConfig.LoadCredential, .after]' "$tmp/fleet-remote.unit.json")"
+eval_module "$src/tests/nix/good/fleet.nix" unit | jq -e '(.after | index("postgresql.service")) and
+	(.serviceConfig.LoadCredential == [])' >/dev/null ||
+	fail "a local server: orchd after postgresql.service, no password: $(eval_module "$src/tests/nix/good/fleet.nix" unit | jq -c '[.after, .serviceConfig.LoadCredential]')"
+echo "ok: the PostgreSQL store's password reaches orchd as a credential only"
 
 # 3. The unit: keys as credentials, nothing secret in the environment or the command.
 eval_module "$example" unit >"$tmp/unit.json" || fail "cannot evaluate the unit"

@@ -60,6 +60,7 @@ in
     virtualisation.libvirtd.enable = mkOption { type = types.bool; default = false; };
     virtualisation.libvirtd.qemu.vhostUserPackages = listOfAny;
     boot.kernelModules = listOfStr;
+    services.postgresql = mkOption { type = types.attrsOf types.anything; default = { }; };
     systemd.tmpfiles.rules = listOfStr;
     systemd.services = mkOption { type = types.attrsOf (types.submodule service); default = { }; };
     stub.unused = any;

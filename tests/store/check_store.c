@@ -350,7 +350,7 @@ START_TEST(test_migrate_from_v1)
 	s = NULL;
 	snprintf(path, sizeof(path), "%s/v1.db", dir);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, store_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, store_migrations[0].sqlite, NULL, NULL, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db,
 				      "CREATE TABLE schema_version (version INTEGER NOT NULL);"
 				      "INSERT INTO schema_version VALUES (1);"
@@ -399,7 +399,7 @@ START_TEST(test_migrate_ledger_of_its_own)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i], NULL, NULL, NULL),
+		ck_assert_int_eq(sqlite3_exec(db, store_migrations[i].sqlite, NULL, NULL, NULL),
 				 SQLITE_OK);
 	ck_assert_int_eq(
 		sqlite3_exec(
@@ -440,6 +440,100 @@ START_TEST(test_migrate_ledger_of_its_own)
 }
 END_TEST
 
+static int count_commit(void *data)
+{
+	(*(int *)data)++;
+	return 0;
+}
+
+static int64_t n_tasks(void)
+{
+	int64_t counts[_TASK_STATE_MAX], n = 0;
+
+	ck_assert_int_eq(store_task_counts(s, counts, NULL), 0);
+	for (int i = 0; i < _TASK_STATE_MAX; i++)
+		n += counts[i];
+	return n;
+}
+
+/* Group commit: n tasks in one transaction; one task whose insert fails fails alone; a
+ * commit that fails stores none of them. */
+START_TEST(test_insert_many)
+{
+	const char *argv[] = {"echo", "hi"};
+	const char *cwds[5] = {"/a", "/b", "/c", "/d", "/e"};
+	struct task_spec spec[5];
+	struct task_insert t[5];
+	struct task_row *row;
+	int commits = 0;
+
+	for (int i = 0; i < 5; i++) {
+		spec[i] = (struct task_spec){.argv = argv, .argc = 2, .cwd = cwds[i], .slot = -1};
+		t[i] = (struct task_insert){.spec = &spec[i]};
+	}
+	sqlite3_commit_hook(store_db(s), count_commit, &commits);
+	ck_assert_uint_eq(store_task_insert_many(s, t, 5), 5);
+	ck_assert_int_eq(commits, 1);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_gt(t[i].id, 0);
+		ck_assert(i == 0 || t[i].id > t[i - 1].id);
+		ck_assert_int_eq(store_task_get(s, t[i].id, &row, NULL), 0);
+		ck_assert_str_eq(row->cwd, cwds[i]);
+		ck_assert_int_eq(row->state, TASK_QUEUED);
+		task_row_free(row);
+	}
+	ck_assert_int_eq(n_tasks(), 5);
+
+	/* the third task's insert fails: it alone, the others are stored */
+	ck_assert_int_eq(sqlite3_exec(store_db(s),
+				      "CREATE TEMP TRIGGER refuse BEFORE INSERT ON tasks"
+				      " WHEN NEW.cwd = '/refused'"
+				      " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	spec[2].cwd = "/refused";
+	ck_assert_uint_eq(store_task_insert_many(s, t, 5), 4);
+	for (int i = 0; i < 5; i++) {
+		if (i == 2) {
+			ck_assert_int_eq(t[i].id, 0);
+			ck_assert_int_lt(t[i].err.code, 0);
+			ck_assert_msg(strstr(t[i].err.msg, "refused by the test"), "%s",
+				      t[i].err.msg);
+			continue;
+		}
+		ck_assert_int_gt(t[i].id, 0);
+		ck_assert_int_eq(t[i].err.code, 0);
+		ck_assert_int_eq(store_task_get(s, t[i].id, &row, NULL), 0);
+		ck_assert_str_eq(row->cwd, cwds[i]);
+		task_row_free(row);
+	}
+	ck_assert_int_eq(n_tasks(), 9);
+
+	/* the commit fails (a deferred foreign key the test breaks): none is stored */
+	ck_assert_int_eq(
+		sqlite3_exec(store_db(s),
+			     "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+			     "CREATE TABLE c (p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY"
+			     " DEFERRED);"
+			     "CREATE TEMP TRIGGER at_commit AFTER INSERT ON tasks"
+			     " WHEN NEW.cwd = '/at-commit' BEGIN INSERT INTO c VALUES (42); END",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	spec[2].cwd = "/at-commit";
+	commits = 0;
+	ck_assert_uint_eq(store_task_insert_many(s, t, 5), 0);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(t[i].id, 0);
+		ck_assert_int_lt(t[i].err.code, 0);
+		ck_assert_msg(strstr(t[i].err.msg, "FOREIGN KEY"), "%s", t[i].err.msg);
+	}
+	ck_assert_int_eq(n_tasks(), 9);
+	ck_assert(sqlite3_get_autocommit(store_db(s))); /* no transaction left open */
+	sqlite3_commit_hook(store_db(s), NULL, NULL);
+	ck_assert_uint_eq(store_task_insert_many(s, t, 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *su = suite_create("host_store");
@@ -448,6 +542,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_schema);
 	tcase_add_test(tc, test_happy_path);
+	tcase_add_test(tc, test_insert_many);
 	tcase_add_test(tc, test_lost_retry);
 	tcase_add_test(tc, test_cancel_and_unlease);
 	tcase_add_test(tc, test_ordering);

@@ -1,23 +1,45 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The LLM budget ledger in SQLite. Budgets exist per agent slot (scope "agent", id such as
- * "dev/2") and per task (scope "task", id the task id), each in micro-USD and in tokens
- * (0 = unlimited). A request reserves its worst case atomically (BEGIN IMMEDIATE) against
- * both scopes, is settled to the actual usage when it ends, or released when nothing was
+/* The LLM budget ledger in SQLite, the SQLite half of the store's LLM operations
+ * (store.h store_llm_*; PostgreSQL's is store-pg-ledger.c). Budgets exist per agent slot
+ * (scope "agent", id such as "dev/2"), per task (scope "task", id the task id) and for the
+ * whole fleet (scope "fleet", id "all": every agent of this orchd, or of every node sharing
+ * a PostgreSQL store, together; it exists once a limit is set for it), each in micro-USD
+ * and in tokens (0 = unlimited). A request reserves its worst case atomically (BEGIN
+ * IMMEDIATE) against each of them, is settled to the actual usage when it ends, or released when nothing was
  * spent. spent + reserved never exceeds a limit, so concurrent requests can not overshoot.
  * Works on any connection to a database migrated by store_migrate (host/store/: the
  * ledger's tables are in its one list); orchd passes its store's, which sets busy_timeout. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sqlite3.h>
 
 #include "error.h"
-#include "llm-types.h"
+
+#define LLM_FLEET_ID "all" /* the id of the one budget of scope "fleet" */
+
+/* Tokens as reported by the upstream. Anthropic: input_tokens, output_tokens,
+ * cache_creation_input_tokens, cache_read_input_tokens; OpenAI: prompt_tokens (input),
+ * completion_tokens (output); its Responses API: input_tokens, output_tokens. */
+struct llm_usage {
+	int64_t input;
+	int64_t output;
+	int64_t cache_write;
+	int64_t cache_read;
+	bool seen; /* some usage was reported */
+};
+
+static inline int64_t llm_usage_tokens(const struct llm_usage *u)
+{
+	return u->input + u->output + u->cache_write + u->cache_read;
+}
 
 /* Limits applied to a scope the first time it is seen (0 = unlimited). */
 struct llm_limits {
 	int64_t agent_micro, agent_tokens;
 	int64_t task_micro, task_tokens;
+	int64_t fleet_micro, fleet_tokens; /* > 0: the fleet budget exists with this limit */
 };
 
 struct llm_budget {
@@ -26,7 +48,7 @@ struct llm_budget {
 	int64_t reserved_micro, reserved_tokens;
 };
 
-/* scope: "agent" or "task". -ENOENT when the scope id has never been seen or set. */
+/* scope: "agent", "task" or "fleet". -ENOENT when the scope id has never been seen or set. */
 int llm_ledger_get(sqlite3 *db, const char *scope, const char *id, struct llm_budget *ret,
 		   struct orch_error *err);
 /* Sets (creates) the limits of one scope; spend is kept. */
@@ -45,7 +67,8 @@ int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *d
  * reservations are held against it. */
 int llm_ledger_drop(sqlite3 *db, const char *scope, const char *id, struct orch_error *err);
 
-/* Reserves micro/tokens against agent and task (task may be NULL). Returns 0 and the
+/* Reserves micro/tokens against agent and task (task may be NULL), and against the fleet
+ * budget when it exists (or the defaults give it a limit). Returns 0 and the
  * reservation id, -EDQUOT when the spend alone leaves no room (the budget is exhausted),
  * -EAGAIN when only in-flight reservations are in the way (retry later), -EBUSY when the
  * database stayed locked. err names the budget and the numbers. */

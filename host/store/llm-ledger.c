@@ -28,13 +28,14 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct orch
 
 static bool scope_valid(const char *scope)
 {
-	return scope && (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0);
+	return scope && (strcmp(scope, "agent") == 0 || strcmp(scope, "task") == 0 ||
+			 strcmp(scope, "fleet") == 0);
 }
 
 static int check_scope(const char *scope, const char *id, struct orch_error *err)
 {
 	if (!scope_valid(scope) || !id)
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	return 0;
 }
 
@@ -169,7 +170,7 @@ int llm_ledger_foreach(sqlite3 *db, const char *scope, llm_budget_cb cb, void *d
 	int r, rc;
 
 	if (scope && !scope_valid(scope))
-		return orch_err(err, -EINVAL, "llm ledger: scope must be agent or task");
+		return orch_err(err, -EINVAL, "llm ledger: scope must be agent, task or fleet");
 	r = prepare(db,
 		    "SELECT scope, id, " BUDGET_COLUMNS " FROM llm_budget"
 		    " WHERE ?1 IS NULL OR scope = ?1 ORDER BY scope, id",
@@ -278,12 +279,30 @@ static int adjust(sqlite3 *db, const char *scope, const char *id, int64_t d_res_
 	return step_done(db, st, "update budget", err);
 }
 
+/* Whether reservations go against the fleet budget: it has a row, or defaults give it a
+ * limit (check_room then makes the row). */
+static int fleet_budget(sqlite3 *db, const struct llm_limits *defaults, bool *ret,
+			struct orch_error *err)
+{
+	struct llm_budget b;
+	int r;
+
+	if (defaults->fleet_micro > 0 || defaults->fleet_tokens > 0) {
+		*ret = true;
+		return 0;
+	}
+	r = llm_ledger_get(db, "fleet", LLM_FLEET_ID, &b, err);
+	*ret = r >= 0;
+	return r == -ENOENT ? 0 : r;
+}
+
 int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const char *agent,
 		       const char *task, int64_t micro, int64_t tokens, int64_t *ret_id,
 		       struct orch_error *err)
 {
 	static const struct llm_limits none;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	bool fleet = false;
 	int r;
 
 	if (!agent || micro < 0 || tokens < 0)
@@ -299,20 +318,29 @@ int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const cha
 		r = check_room(db, "task", task, defaults->task_micro, defaults->task_tokens, micro,
 			       tokens, err);
 	if (r >= 0)
+		r = fleet_budget(db, defaults, &fleet, err);
+	if (r >= 0 && fleet)
+		r = check_room(db, "fleet", LLM_FLEET_ID, defaults->fleet_micro,
+			       defaults->fleet_tokens, micro, tokens, err);
+	if (r >= 0)
 		r = adjust(db, "agent", agent, micro, tokens, 0, 0, err);
 	if (r >= 0 && task)
 		r = adjust(db, "task", task, micro, tokens, 0, 0, err);
+	if (r >= 0 && fleet)
+		r = adjust(db, "fleet", LLM_FLEET_ID, micro, tokens, 0, 0, err);
 	if (r >= 0)
-		r = prepare(db,
-			    "INSERT INTO llm_reservation(agent, task, micro, tokens, created_ms)"
-			    " VALUES (?1,?2,?3,?4,?5)",
-			    &st, err);
+		r = prepare(
+			db,
+			"INSERT INTO llm_reservation(agent, task, micro, tokens, created_ms, fleet)"
+			" VALUES (?1,?2,?3,?4,?5,?6)",
+			&st, err);
 	if (r >= 0) {
 		sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
 		bind_task(st, 2, task);
 		sqlite3_bind_int64(st, 3, micro);
 		sqlite3_bind_int64(st, 4, tokens);
 		sqlite3_bind_int64(st, 5, sql_now_ms());
+		sqlite3_bind_int(st, 6, fleet);
 		r = step_done(db, st, "insert reservation", err);
 	}
 	r = end_transaction(db, r, err);
@@ -325,7 +353,7 @@ int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const cha
 struct reservation {
 	char agent[256];
 	char task[256];
-	bool has_task;
+	bool has_task, fleet;
 	int64_t micro, tokens;
 };
 
@@ -336,8 +364,9 @@ static int load_reservation(sqlite3 *db, int64_t id, struct reservation *ret,
 	const unsigned char *a, *t;
 	int r, rc;
 
-	r = prepare(db, "SELECT agent, task, micro, tokens FROM llm_reservation WHERE id = ?1", &st,
-		    err);
+	r = prepare(db,
+		    "SELECT agent, task, micro, tokens, fleet FROM llm_reservation WHERE id = ?1",
+		    &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
@@ -354,6 +383,7 @@ static int load_reservation(sqlite3 *db, int64_t id, struct reservation *ret,
 	snprintf(ret->task, sizeof(ret->task), "%s", t ? (const char *)t : "");
 	ret->micro = sqlite3_column_int64(st, 2);
 	ret->tokens = sqlite3_column_int64(st, 3);
+	ret->fleet = sqlite3_column_int(st, 4) != 0;
 	return 0;
 }
 
@@ -372,6 +402,8 @@ static int finish(sqlite3 *db, int64_t id, const char *model, const struct llm_u
 	r = adjust(db, "agent", res.agent, -res.micro, -res.tokens, micro, tokens, err);
 	if (r >= 0 && res.has_task)
 		r = adjust(db, "task", res.task, -res.micro, -res.tokens, micro, tokens, err);
+	if (r >= 0 && res.fleet)
+		r = adjust(db, "fleet", LLM_FLEET_ID, -res.micro, -res.tokens, micro, tokens, err);
 	if (r >= 0)
 		r = prepare(db, "DELETE FROM llm_reservation WHERE id = ?1", &del, err);
 	if (r >= 0) {
