@@ -485,7 +485,7 @@ in
         # readable by this service only; the file names are in the rendered config.
         LoadCredential = render.loadCredentials cfg.llm.upstreams
           ++ render.egressCredentials cfg.egress.inject
-          ++ render.gitCredentials cfg.git.credentials;
+          ++ render.gitCredentials cfg.git.credentials
           ++ optional (cfg.store.postgresql.enable && cfg.store.postgresql.passwordFile != null)
             "${render.pgCredentialName}:${cfg.store.postgresql.passwordFile}";
         # Task workspaces are loop mounts orchd makes below the VMs' workspace shares;
