@@ -336,7 +336,10 @@ in
         connections = mkOption { type = nullOrInt 1 1024; default = null; description = "Open connections per agent slot (`egress.limits.connections`, 32)."; };
         bytes = mkOption { type = types.nullOr types.ints.unsigned; default = null; description = "Bytes per task, both ways (`egress.limits.bytes`); 0: none."; };
         durationMs = mkOption { type = nullOrInt 0 604800000; default = null; description = "Duration of one connection in ms (`egress.limits.duration_ms`, 1 h); 0: none."; };
+        connectTimeoutMs = mkOption { type = nullOrInt 100 600000; default = null; description = "Time to resolve and connect to a host in ms (`egress.limits.connect_timeout_ms`, 10 s)."; };
       };
+      upstreamCaFile = mkOption { type = types.nullOr types.str; default = null; description = "CA file (absolute path) for verifying intercepted hosts (`egress.upstream_ca_file`); null: the system's trust store."; };
+      logKeep = mkOption { type = nullOrInt 100 100000000; default = null; description = "Egress log rows kept, the newest (`egress.log_keep`, 100000)."; };
     };
 
     git = {

@@ -89,9 +89,15 @@ rec {
         key_file = "${credentialsDir}/${egressCredentialName i}";
       }) e.inject;
     }
-    // optionalAttrs (dropNulls { connections = e.limits.connections; bytes = e.limits.bytes; duration_ms = e.limits.durationMs; } != { }) {
-      limits = dropNulls { connections = e.limits.connections; bytes = e.limits.bytes; duration_ms = e.limits.durationMs; };
-    };
+    // dropNulls { upstream_ca_file = e.upstreamCaFile; log_keep = e.logKeep; }
+    // optionalAttrs (renderEgressLimits e.limits != { }) { limits = renderEgressLimits e.limits; };
+
+  renderEgressLimits = l: dropNulls {
+    connections = l.connections;
+    bytes = l.bytes;
+    duration_ms = l.durationMs;
+    connect_timeout_ms = l.connectTimeoutMs;
+  };
 
   # The key files of git.credentials (a token or an SSH key each), as credentials git-0,
   # git-1, ... in the order of the list.

@@ -245,7 +245,7 @@ const char *orch_http_header_get(const struct orch_http_head *h, const char *nam
 static int reqs_framing(struct orch_http_reqs *s, struct orch_error *err)
 {
 	const struct orch_http_head *h = &s->head;
-	const char *te = NULL, *ce = NULL;
+	const char *te = NULL;
 	bool have_cl = false;
 	uint64_t cl = 0;
 
@@ -255,8 +255,6 @@ static int reqs_framing(struct orch_http_reqs *s, struct orch_error *err)
 			if (te)
 				return orch_err(err, -EPROTO, "two Transfer-Encoding headers");
 			te = v;
-		} else if (!strcasecmp(n, "content-encoding")) {
-			ce = v;
 		} else if (!strcasecmp(n, "content-length")) {
 			uint64_t x = 0;
 			if (!*v || strlen(v) > 18)
@@ -276,12 +274,6 @@ static int reqs_framing(struct orch_http_reqs *s, struct orch_error *err)
 		return orch_err(err, -EPROTO, "both Transfer-Encoding and Content-Length");
 	if (te && strcasecmp(te, "chunked") != 0)
 		return orch_err(err, -EPROTO, "only the chunked transfer coding is accepted");
-	if (ce && strcasecmp(ce, "identity") != 0 && (te || cl > 0))
-		return orch_err(
-			err, -EPROTO,
-			"encoded request bodies (Content-Encoding: %.32s) cannot be checked "
-			"and are not accepted for intercepted hosts",
-			ce);
 	s->state = te ? ORCH_HTTP_RS_CHUNK_SIZE : cl ? ORCH_HTTP_RS_BODY : ORCH_HTTP_RS_HEAD;
 	s->remaining = cl;
 	return 0;

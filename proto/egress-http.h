@@ -70,10 +70,12 @@ int orch_tls_sni(const uint8_t *buf, size_t len, char ret[ORCH_EGRESS_MAX_HOST +
 
 /* A stream of origin-form requests on one connection (what orchd reads from an agent's
  * intercepted TLS): heads parsed as above, bodies framed by Content-Length or chunked
- * (anything else, both at once, conflicting lengths, trailers, or an encoded body that
- * could not be checked, is refused), reported as events in order:
- *   HEAD (head set: the request's head, to be written anew by the caller),
- *   BODY (p, n: body bytes, the same on the wire and decoded),
+ * (anything else, both at once, conflicting lengths, or trailers are refused), reported
+ * as events in order:
+ *   HEAD (head set: the request's head, to be written anew by the caller; while it is
+ *         reported, state is ORCH_HTTP_RS_HEAD when no body follows),
+ *   BODY (p, n: body bytes as sent: the body's content coding, if any, is the
+ *         caller's to undo),
  *   RAW  (p, n: chunk framing bytes, to be forwarded unchanged),
  *   END  (the request is complete; the next may follow).
  * A negative return of the callback stops feeding and is returned. */

@@ -6,7 +6,7 @@
 #     supervisor, egress lane, orchd); runs interleaved, medians compared;
 #   - connection setup: curl's time to a completed TLS handshake (time_appconnect) for a
 #     small file, direct vs through the tunnel; the difference of the medians is what
-#     the gateway adds.
+#     the gateway adds. The handshakes run in 5 alternating batches of 40 per variant.
 # Run as root from a build tree: ORCH_BUILDDIR=$PWD/build bench/egress/egress-bench.sh
 # [ROUNDS] (default 5 downloads and 200 handshakes per variant).
 set -euo pipefail
@@ -14,6 +14,7 @@ B=${ORCH_BUILDDIR:?set ORCH_BUILDDIR to the build directory}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=${1:-5}
 SETUPS=200
+BATCHES=5
 [ "$(id -u)" = 0 ] || { echo "egress-bench: needs root (jails)" >&2; exit 1; }
 for t in curl openssl jq python3; do
 	command -v $t >/dev/null || { echo "egress-bench: $t is missing" >&2; exit 1; }
@@ -31,6 +32,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 mkdir -p "$T/www"
 head -c $((100 * 1024 * 1024)) /dev/zero >"$T/www/big"
 echo small >"$T/www/small"
+load0=$(cut -d' ' -f1 /proc/loadavg)
 PORT=$((30000 + $$ % 20000))
 (cd "$T/www" && exec openssl s_server -quiet -accept "127.0.0.8:$PORT" -naccept 100000 \
 	-cert "$T/cert.pem" -key "$T/key.pem" -WWW >/dev/null 2>&1) &
@@ -71,14 +73,25 @@ for i in $(seq 1 "$ROUNDS"); do
 done
 d=$(median <"$T/direct")
 t=$(median <"$T/tunnel")
-for i in $(seq 1 "$SETUPS"); do
-	curl -s --cacert "$T/cert.pem" $RESOLVE -o /dev/null -w '%{time_appconnect}\n' "$URL/small"
-done | median >"$T/sd"
-in_jail "for i in \$(seq 1 $SETUPS); do curl -s --cacert /tmp/ca.pem -o /dev/null -w '%{time_appconnect}\n' $URL/small; done" |
-	median >"$T/st"
-sd=$(cat "$T/sd")
-st=$(cat "$T/st")
-awk -v d="$d" -v t="$t" -v sd="$sd" -v st="$st" -v r="$ROUNDS" -v n="$SETUPS" 'BEGIN {
+# in BATCHES alternating batches, so that a change of load falls on both sides alike
+per=$((SETUPS / BATCHES))
+: >"$T/sd" >"$T/st"
+for b in $(seq 1 "$BATCHES"); do
+	for i in $(seq 1 "$per"); do
+		curl -s --cacert "$T/cert.pem" $RESOLVE -o /dev/null -w '%{time_appconnect}\n' "$URL/small"
+	done >>"$T/sd"
+	in_jail "for i in \$(seq 1 $per); do curl -s --cacert /tmp/ca.pem -o /dev/null -w '%{time_appconnect}\n' $URL/small; done" >>"$T/st"
+done
+for f in direct tunnel sd st; do
+	want=$ROUNDS
+	case $f in sd | st) want=$((per * BATCHES)) ;; esac
+	[ "$(grep -c '^[0-9]' "$T/$f")" = "$want" ] ||
+		{ echo "egress-bench: $f: $(grep -c '^[0-9]' "$T/$f") of $want measurements; orchd's log:" >&2; tail -20 "$T/orchd.log" >&2; exit 1; }
+done
+sd=$(median <"$T/sd")
+st=$(median <"$T/st")
+awk -v l0="$load0" -v l1="$(cut -d' ' -f1 /proc/loadavg)" -v d="$d" -v t="$t" -v sd="$sd" -v st="$st" -v r="$ROUNDS" -v n="$((per * BATCHES))" 'BEGIN {
 	printf "100 MiB over HTTPS, median of %d: direct %.0f MiB/s, through the tunnel %.0f MiB/s: %.2fx (target >= 0.7x)\n", r, d / 1048576, t / 1048576, t / d
 	printf "TLS connection setup, median of %d: direct %.2f ms, through the tunnel %.2f ms: +%.2f ms (target <= 2 ms)\n", n, sd * 1000, st * 1000, (st - sd) * 1000
+	printf "load average (1 min) at start %s, at end %s\n", l0, l1
 }'

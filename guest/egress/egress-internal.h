@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shared between egress-proxy.c (slots, helpers, connections) and egress-lane.c (the lane
- * to orchd, the CA files). Not for other components: they use egress-proxy.h. */
+/* Shared between egress-proxy.c (slots, helpers), egress-conn.c (connections) and
+ * egress-lane.c (the lane to orchd, the CA files). Not for other components: they use egress-proxy.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -22,6 +22,7 @@
 enum econn_state {
 	ECONN_WAIT = 1, /* open sent, no verdict yet */
 	ECONN_OPEN,	/* relaying */
+	ECONN_LINGER,	/* orchd closed it: the rest of the answer out, the agent's bytes dropped */
 };
 
 struct econn {
@@ -39,6 +40,8 @@ struct econn {
 	size_t head_bytes; /* at the ring's start: the proxy's own answer (no credit) */
 	size_t owed;	   /* written to the agent, not yet credited to orchd */
 	bool client_eof, host_eof, shut_wr;
+	struct orch_timer *linger; /* ECONN_LINGER: the end of the wait */
+	size_t linger_left;	   /* ECONN_LINGER: bytes still dropped before closing */
 };
 
 struct egress_ep {
@@ -91,12 +94,21 @@ struct egress_bridge {
 	char msg[ORCH_EGRESS_MAX_PAYLOAD + 1];
 };
 
-/* egress-proxy.c */
+/* egress-conn.c. A new connection in ECONN_WAIT holding fd (counted in b, not in the
+ * slot's endpoint); NULL: out of memory, fd still the caller's. */
+struct econn *egress_conn_new(struct egress_bridge *b, unsigned slot, enum orch_egress_kind kind,
+			      int fd);
+/* Watches the connection's socket (no events until a verdict). */
+int egress_conn_watch(struct econn *c);
+/* A fixed answer from the proxy itself; the caller frees the connection. */
+void egress_conn_refuse(struct econn *c, int status, const char *reason);
 struct econn *egress_conn_find(struct egress_bridge *b, uint32_t id);
 void egress_conn_free(struct econn *c, const char *why);
 void egress_conns_update(struct egress_bridge *b);
 int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *h, const uint8_t *p,
 			 struct orch_error *err);
+
+/* egress-proxy.c */
 int egress_ep_new(struct egress_bridge *b, unsigned slot, int listen_fd, struct orch_error *err);
 void egress_ep_free(struct egress_ep *ep);
 void egress_ep_stop(struct egress_ep *ep, const char *why, bool restart);

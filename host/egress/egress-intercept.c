@@ -3,16 +3,16 @@
  * in a session presenting a certificate of orchd's CA (memory BIOs fed from the lane's
  * ring); its requests are read (proto/egress-http.h, orch_http_reqs), checked (the
  * Host is the intercepted host; no configured key nor DLP pattern in any header or body
- * byte) and written anew with the configured header added, over verified TLS to the
- * real host. Answers flow back unread. A refused request gets a 403 inside the agent's
- * TLS session, and the connection ends.
+ * byte, gzip and deflate bodies inflated to be checked: egress-dlp.h) and written anew
+ * with the configured header added, over verified TLS to the real host. Answers flow back
+ * unread. A refused request gets a 403 inside the agent's TLS session, and the connection
+ * ends.
  *
- * DLP holds back the last EGRESS_DLP_KEEP bytes of a body until the bytes after them
- * are checked too, so a key split across reads is found before any of it leaves; a
- * pattern match longer than that may be missed. */
+ * Body bytes, as the agent sent them, wait in pt until the body checker says they may
+ * leave (egress_body_feed: what follows them is checked too); the chunk framing between
+ * them leaves with them. segs maps the body's offsets to pt's. */
 #include <errno.h>
 #include <stdarg.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "egress-dlp.h"
 #include "egress-http.h"
 #include "egress-intercept.h"
 #include "egress-serve-internal.h"
@@ -31,7 +32,14 @@
 #define PT_CAP (ORCH_EGRESS_WINDOW + 64 * 1024) /* plaintext towards the real host */
 #define PT_HIGH (ORCH_EGRESS_WINDOW / 2)	/* stop reading the agent above this */
 #define REC 16384				/* one TLS record's plaintext */
-#define EGRESS_DLP_KEEP 1024
+#define NSEG 64					/* body pieces in pt, mapped */
+#define SEG_GAP 1024				/* body bytes between two, at least */
+
+/* body bytes [body_end - len, body_end) are pt's stream bytes [abs_end - len, abs_end) */
+struct seg {
+	uint64_t abs_end, body_end;
+	size_t len;
+};
 
 struct icpt {
 	int entry;
@@ -42,11 +50,12 @@ struct icpt {
 	struct orch_http_reqs reqs;
 	uint8_t *pt;
 	size_t pt_off, pt_len, pt_commit;
-	uint8_t win[EGRESS_DLP_KEEP * 2 + REC];
-	size_t win_len;
+	uint64_t pt_abs; /* bytes ever put in pt: pt[0] is stream byte pt_abs - pt_len */
+	struct egress_body *body;
+	uint64_t body_sent;
+	struct seg segs[NSEG];
+	size_t n_seg;
 	bool in_body;
-	regex_t *re;
-	size_t n_re;
 	char why[ORCH_EGRESS_MAX_REASON + 1];
 };
 
@@ -65,9 +74,7 @@ void egress_icpt_free(struct hconn *c)
 		return;
 	SSL_free(ic->srv); /* frees its BIOs */
 	SSL_free(ic->cli);
-	for (size_t i = 0; i < ic->n_re; i++)
-		regfree(&ic->re[i]);
-	free(ic->re);
+	egress_body_free(ic->body);
 	free(ic->pt);
 	free(ic);
 	c->icpt = NULL;
@@ -77,18 +84,14 @@ void egress_icpt_free(struct hconn *c)
 int egress_icpt_new(struct hconn *c, int entry)
 {
 	struct egress_host *h = c->s->h;
-	const struct egress_config *cfg = h->cfg;
 	struct icpt *ic = calloc(1, sizeof(*ic));
 
 	if (!ic)
 		return -ENOMEM;
 	c->icpt = ic;
 	ic->entry = entry;
-	if (!(ic->pt = malloc(PT_CAP)) || !(ic->re = calloc(cfg->n_dlp + 1, sizeof(*ic->re))))
+	if (!(ic->pt = malloc(PT_CAP)) || egress_body_new(&ic->body) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_dlp; i++, ic->n_re++)
-		if (regcomp(&ic->re[i], cfg->dlp_patterns[i], REG_EXTENDED | REG_NOSUB) != 0)
-			return -EINVAL;
 	ic->srv = SSL_new(egress_tls_server_ctx(h->tls, entry));
 	ic->rbio = BIO_new(BIO_s_mem());
 	ic->wbio = BIO_new(BIO_s_mem());
@@ -125,6 +128,7 @@ static int pt_put(struct icpt *ic, const void *p, size_t n)
 		return -ENOBUFS;
 	memcpy(ic->pt + ic->pt_len, p, n);
 	ic->pt_len += n;
+	ic->pt_abs += n;
 	return 0;
 }
 
@@ -138,21 +142,56 @@ static int pt_putf(struct icpt *ic, const char *a, const char *b, const char *c2
 	return r;
 }
 
-/* Keys and patterns in p[0..n) (n bounded by the caller). */
 static const char *dlp_match(struct hconn *c, const uint8_t *p, size_t n)
 {
-	struct icpt *ic = c->icpt;
-	const char *const *keys = egress_tls_keys(c->s->h->tls);
+	return egress_dlp_match(c->s->h->dlp, p, n);
+}
 
-	for (size_t i = 0; keys[i]; i++)
-		if (memmem(p, n, keys[i], strlen(keys[i])))
-			return "a configured key";
-	for (size_t i = 0; i < ic->n_re; i++) {
-		regmatch_t m = {.rm_so = 0, .rm_eo = (regoff_t)n};
-		if (regexec(&ic->re[i], (const char *)p, 1, &m, REG_STARTEND) == 0)
-			return c->s->h->cfg->dlp_patterns[i];
+/* The n body bytes just put in pt. Pieces are kept about SEG_GAP body bytes apart (many
+ * small chunks); dropping one is never wrong: fewer bytes leave early. */
+static void seg_add(struct icpt *ic, size_t n)
+{
+	struct seg *l = ic->n_seg ? &ic->segs[ic->n_seg - 1] : NULL;
+	struct seg g = {ic->pt_abs, ic->body_sent, n};
+
+	if (l && l->abs_end + n == ic->pt_abs) { /* no framing between */
+		l->abs_end += n;
+		l->body_end += n;
+		l->len += n;
+		return;
 	}
-	return NULL;
+	if (ic->n_seg >= 2 && ic->body_sent - ic->segs[ic->n_seg - 2].body_end < SEG_GAP) {
+		*l = g;
+		return;
+	}
+	if (ic->n_seg == NSEG) { /* coarser: keep every other one */
+		for (size_t i = 0; i < NSEG / 2; i++)
+			ic->segs[i] = ic->segs[2 * i];
+		ic->n_seg = NSEG / 2;
+	}
+	ic->segs[ic->n_seg++] = g;
+}
+
+/* The body's first `safe` bytes (and the framing among them) may leave. */
+static void commit_body(struct icpt *ic, uint64_t safe)
+{
+	uint64_t base = ic->pt_abs - ic->pt_len, to = 0;
+	size_t i = 0;
+
+	for (; i < ic->n_seg; i++) {
+		const struct seg *g = &ic->segs[i];
+		if (safe >= g->body_end) {
+			to = g->abs_end;
+			continue;
+		}
+		if (safe > g->body_end - g->len)
+			to = g->abs_end - (g->body_end - safe);
+		break;
+	}
+	memmove(ic->segs, ic->segs + i, (ic->n_seg - i) * sizeof(*ic->segs));
+	ic->n_seg -= i;
+	if (to > base && to - base > ic->pt_commit)
+		ic->pt_commit = (size_t)(to - base);
 }
 
 __attribute__((format(printf, 2, 3))) static int refuse(struct hconn *c, const char *fmt, ...)
@@ -176,6 +215,8 @@ static int on_req(void *data, enum orch_http_ev ev, const struct orch_http_head 
 	struct hconn *c = data;
 	struct icpt *ic = c->icpt;
 	const struct egress_inject *in = &c->s->h->cfg->injects[ic->entry];
+	enum egress_coding coding = EGRESS_CODING_IDENTITY;
+	struct orch_error e = {0};
 	const char *hit;
 	char line[ORCH_EGRESS_MAX_HEADER_LEN + 300];
 	int r;
@@ -196,6 +237,12 @@ static int on_req(void *data, enum orch_http_ev ev, const struct orch_http_head 
 		}
 		if ((hit = dlp_match(c, (const uint8_t *)hd->target, strlen(hd->target))))
 			return refuse(c, "DLP: the request target holds %.200s", hit);
+		/* a body follows (the parser's state says so while it reports the head) */
+		if (ic->reqs.state != ORCH_HTTP_RS_HEAD && egress_dlp_coding(hd, &coding, &e) < 0)
+			return refuse(c, "%s", e.msg);
+		egress_body_start(ic->body, c->s->h->dlp, coding, &egress_body_limits_default);
+		ic->body_sent = 0;
+		ic->n_seg = 0;
 		snprintf(line, sizeof(line), "%s %s HTTP/1.1\r\n", hd->method, hd->target);
 		if ((r = pt_putf(ic, line, NULL, NULL)) < 0)
 			return r;
@@ -214,33 +261,27 @@ static int on_req(void *data, enum orch_http_ev ev, const struct orch_http_head 
 		    (r = pt_putf(ic, "\r\n\r\n", NULL, NULL)) < 0)
 			return r;
 		ic->pt_commit = ic->pt_len; /* checked whole */
-		ic->win_len = 0;
 		ic->in_body = true;
 		return 0;
 	}
 	case ORCH_HTTP_EV_BODY: {
-		/* the held-back tail of the last bytes, then these: checked together */
-		if (ic->win_len + n > sizeof(ic->win))
-			return -EMSGSIZE;
-		memcpy(ic->win + ic->win_len, p, n);
-		ic->win_len += n;
-		if ((hit = dlp_match(c, ic->win, ic->win_len)))
-			return refuse(c, "DLP: the request body holds %.200s", hit);
-		if (ic->win_len > EGRESS_DLP_KEEP) {
-			memmove(ic->win, ic->win + ic->win_len - EGRESS_DLP_KEEP, EGRESS_DLP_KEEP);
-			ic->win_len = EGRESS_DLP_KEEP;
-		}
+		uint64_t safe;
+		if ((r = egress_body_feed(ic->body, p, n, &safe, &e)) < 0)
+			return r == -EACCES ? refuse(c, "%s", e.msg) : r;
 		if ((r = pt_put(ic, p, n)) < 0)
 			return r;
-		if (ic->pt_len - ic->pt_commit > EGRESS_DLP_KEEP)
-			ic->pt_commit = ic->pt_len - EGRESS_DLP_KEEP;
+		ic->body_sent += n;
+		seg_add(ic, n);
+		commit_body(ic, safe);
 		return 0;
 	}
 	case ORCH_HTTP_EV_RAW:
 		return pt_put(ic, p, n);
 	case ORCH_HTTP_EV_END:
+		if (ic->in_body && (r = egress_body_end(ic->body, &e)) < 0)
+			return r == -EACCES ? refuse(c, "%s", e.msg) : r;
 		ic->pt_commit = ic->pt_len;
-		ic->win_len = 0;
+		ic->n_seg = 0;
 		ic->in_body = false;
 		return 0;
 	}

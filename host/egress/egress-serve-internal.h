@@ -24,10 +24,12 @@
 #define HCONN_CREDIT_BATCH (64 * 1024)
 
 struct egress_tls;
+struct egress_dlp;
 struct icpt;
 
 struct egress_host {
 	struct egress_tls *tls; /* NULL: nothing intercepted */
+	struct egress_dlp *dlp; /* with tls: keys and patterns refused in requests */
 	struct orch_loop *loop;
 	const struct egress_config *cfg;
 	sqlite3 *db;

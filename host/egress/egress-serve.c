@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "strv.h"
+#include "egress-dlp.h"
 #include "egress-http.h"
 #include "egress-log.h"
 #include "egress-policy.h"
@@ -83,6 +84,8 @@ int egress_host_new(struct orch_loop *loop, const struct egress_config *cfg, sql
 	orch_timer_disarm(h->log_timer);
 	if (cfg->n_injects > 0) {
 		if ((r = egress_tls_new(cfg, state_dir, &h->tls, err)) < 0 ||
+		    (r = egress_dlp_new(egress_tls_keys(h->tls), cfg->dlp_patterns, cfg->n_dlp,
+					&h->dlp, err)) < 0 ||
 		    !(h->ca_pem = strdup(egress_tls_ca_pem(h->tls)))) {
 			egress_host_free(h);
 			return r < 0 ? r : orch_err(err, -ENOMEM, "out of memory");
@@ -101,6 +104,7 @@ void egress_host_free(struct egress_host *h)
 	orch_timer_free(h->log_timer);
 	free(h->rows);
 	egress_resolver_free(h->resolver);
+	egress_dlp_free(h->dlp);
 	egress_tls_free(h->tls);
 	free(h->ca_pem);
 	free(h);

@@ -3,7 +3,9 @@
 # server (certificate from a test CA the test made), both answering GET /hello with the
 # Host they were asked for and recording every accepted connection (one line per
 # connection in LOG) and every request's headers (one JSON line in LOG.headers), so a
-# test can show that a refused request never reached them.
+# test can show that a refused request never reached them. A POST's body, as received
+# (also when the connection ends before all of it came), is kept in LOG.body.N, named
+# in its line ("body") with its length ("body_len").
 #
 #   egress-server.py HTTP_ADDR HTTP_PORT TLS_ADDR TLS_PORT CERT KEY LOG
 import http.server
@@ -15,6 +17,7 @@ import threading
 
 http_addr, http_port, tls_addr, tls_port, cert, key, log = sys.argv[1:8]
 lock = threading.Lock()
+bodies = [0]
 
 
 def record(line, suffix=""):
@@ -28,8 +31,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def _answer(self, body):
-        record(json.dumps({"path": self.path, "headers": dict(self.headers.items())}), ".headers")
+    def _answer(self, body, extra=None):
+        rec = {"path": self.path, "headers": dict(self.headers.items())}
+        rec.update(extra or {})
+        record(json.dumps(rec), ".headers")
         data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -58,19 +63,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._answer("hello from %s%s\n" % (self.headers.get("Host"), self.path))
 
     def do_POST(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer("got %d bytes\n" % len(body))
+        body, done = b"", False
+        try:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        break
+                    part = self.rfile.read(size)
+                    body += part
+                    if len(part) < size:
+                        raise EOFError
+                    self.rfile.readline()
+            else:
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                if len(body) < n:
+                    raise EOFError
+            done = True
+        except (ValueError, EOFError, OSError):
+            pass
+        with lock:
+            bodies[0] += 1
+            name = "%s.body.%d" % (log, bodies[0])
+        with open(name, "wb") as f:
+            f.write(body)
+        extra = {"body": name, "body_len": len(body), "complete": done}
+        if not done:
+            record(json.dumps(dict({"path": self.path, "headers": dict(self.headers.items())},
+                                   **extra)), ".headers")
+            self.close_connection = True
+            return
+        self._answer("got %d bytes\n" % len(body), extra)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

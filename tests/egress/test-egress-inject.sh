@@ -7,7 +7,11 @@
 # workspace (transcripts), the spool, the store and the logs. A request that carries the
 # key or a DLP pattern, or names another Host, gets a 403 inside the TLS session and
 # never reaches the upstream; a header of the injected name sent by the agent is
-# replaced. Hosts without inject are tunnelled untouched.
+# replaced. Hosts without inject are tunnelled untouched. gzip and deflate bodies are
+# checked inflated and forwarded as sent: a key inside one is refused before any byte of
+# it leaves; other content codings and compression bombs are refused with the rule named.
+# A request refused early in a large body (curl still sending) still shows the agent the
+# 403 and its reason, each of three times.
 . "$(dirname "$0")/../lib/orchd.sh"
 
 command -v curl >/dev/null || skip "curl is not installed"
@@ -100,8 +104,11 @@ hits=$(grep -rl --binary-files=text "$TOKEN" "$T/state" "$T/orchd.log" 2>/dev/nu
 [ -z "$hits" ] || fail "the token leaked into: $hits"
 [ "$ID1" -gt 0 ] || fail "no task id"
 
-# 6. DLP: the key in a header, in a body, a pattern in a body; another Host
-before=$(wc -l <"$T/server.log.headers")
+# 6. DLP: the key in a header, in a body, a pattern in a body; another Host. A request
+# refused in its body may have reached the upstream unfinished (the bytes before the
+# check, never those checked), so only finished requests count.
+finished() { grep -vc '"complete": false' "$T/server.log.headers" || true; }
+before=$(finished)
 out=$(run "$CURL -H 'X-Leak: $TOKEN' https://api.test:$SP/dlp1")
 echo "$out" | grep -q "code=403" || fail "DLP header: $out"
 echo "$out" | grep -q "DLP: a request header holds a configured key" || fail "DLP header reason: $out"
@@ -110,10 +117,57 @@ echo "$out" | grep -q "code=403" || fail "DLP body: $out"
 out=$(run "yes a | head -c 100000 >/tmp/b; printf 'leak-123456' >>/tmp/b; $CURL -H 'Transfer-Encoding: chunked' --data-binary @/tmp/b https://api.test:$SP/dlp3")
 echo "$out" | grep -q "code=403" || fail "DLP pattern in a chunked body: $out"
 echo "$out" | grep -q "leak-" || fail "DLP pattern reason: $out"
+# a refusal early in a large body: the agent still reads the 403 and its reason, though
+# it was sending when the connection ended (its remaining bytes are read and dropped, so
+# closing does not reset the connection under the answer)
+out=$(run "{ printf 'xx%syy' '$TOKEN'; head -c 8000000 /dev/zero; } >/tmp/big; for i in 1 2 3; do $CURL --data-binary @/tmp/big https://api.test:$SP/dlp-big 2>&1; done")
+[ "$(echo "$out" | grep -c "code=403")" = 3 ] || fail "a refusal early in a large body: $out"
+[ "$(echo "$out" | grep -c "DLP: the request body holds a configured key")" = 3 ] || fail "its reason: $out"
 out=$(run "$CURL -H 'Host: elsewhere.test' https://api.test:$SP/host")
 echo "$out" | grep -q "code=403" || fail "Host mismatch: $out"
-[ "$(wc -l <"$T/server.log.headers")" = "$before" ] || fail "a refused request reached the upstream: $(tail -3 "$T/server.log.headers")"
+[ "$(finished)" = "$before" ] || fail "a refused request reached the upstream: $(tail -3 "$T/server.log.headers")"
+for f in "$T"/server.log.body.*; do
+	[ -e "$f" ] || continue
+	grep -q -e "$TOKEN" -e "leak-[0-9]" "$f" && fail "a key or pattern reached the upstream in $f"
+done
 o egress log --json | jq -e '[.[] | select(.verdict == "denied" and (.reason | startswith("DLP")))] | length >= 3' >/dev/null ||
 	fail "DLP refusals not logged: $(o egress log --json)"
+
+# 7. gzip and deflate bodies: checked inflated, forwarded as sent
+out=$(run "seq 1 400000 | gzip -c >/tmp/c.gz; echo size=\$(wc -c </tmp/c.gz); $CURL -H 'Content-Encoding: gzip' --data-binary @/tmp/c.gz https://api.test:$SP/gz-ok")
+size=$(echo "$out" | sed -n 's/^size=//p')
+echo "$out" | grep -q "got $size bytes" || fail "a clean gzip body: $out"
+line=$(grep '"/gz-ok"' "$T/server.log.headers")
+echo "$line" | grep -q '"Content-Encoding": "gzip"' || fail "Content-Encoding not forwarded: $line"
+cmp -s <(gzip -dc "$(echo "$line" | jq -r .body)") <(seq 1 400000) || fail "the gzip body changed on the way"
+out=$(run "seq 1 3000 | python3 -c 'import sys, zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))' >/tmp/d.z; $CURL -H 'Transfer-Encoding: chunked' -H 'Content-Encoding: deflate' --data-binary @/tmp/d.z https://api.test:$SP/deflate-ok")
+echo "$out" | grep -q "code=200" || fail "a clean deflate body: $out"
+before=$(finished)
+# the key in a small gzip body; the key after 2 MB of text in a gzip body, chunked
+out=$(run "printf 'xx%syy' '$TOKEN' | gzip -c >/tmp/k.gz; $CURL -H 'Content-Encoding: gzip' --data-binary @/tmp/k.gz https://api.test:$SP/gz-key")
+echo "$out" | grep -q "code=403" || fail "DLP in a gzip body: $out"
+echo "$out" | grep -q "DLP: the request body (gzip, inflated) holds a configured key" || fail "DLP gzip reason: $out"
+out=$(run "(seq 1 300000; printf 'xx%syy\n' '$TOKEN'; seq 1 1000) | gzip -c >/tmp/k2.gz; $CURL -H 'Transfer-Encoding: chunked' -H 'Content-Encoding: gzip' --data-binary @/tmp/k2.gz https://api.test:$SP/gz-deep")
+echo "$out" | grep -q "code=403" || fail "DLP deep in a gzip body: $out"
+at=$(seq 1 300000 | wc -c)
+line=$(grep '"/gz-deep"' "$T/server.log.headers" || true)
+if [ -n "$line" ]; then
+	# what arrived inflates to less than the bytes before the key
+	got=$(python3 -c 'import sys, zlib; d = zlib.decompressobj(31); print(len(d.decompress(open(sys.argv[1], "rb").read())))' "$(echo "$line" | jq -r .body)")
+	echo "gz-deep: the upstream got $got inflated bytes of $(echo "$line" | jq -r .body_len) sent, the key at $at"
+	[ "$got" -le "$at" ] || fail "the upstream got $got inflated bytes, the key starts at $at"
+fi
+# other codings, stacked codings and a bomb: refused, the rule named
+out=$(run "$CURL -H 'Content-Encoding: br' --data-binary abc https://api.test:$SP/br")
+echo "$out" | grep -q "Content-Encoding: br cannot be checked" || fail "br: $out"
+out=$(run "$CURL -H 'Content-Encoding: gzip, gzip' --data-binary abc https://api.test:$SP/stacked")
+echo "$out" | grep -q "more than one content coding" || fail "stacked codings: $out"
+out=$(run "head -c 50000000 /dev/zero | gzip -c >/tmp/z.gz; for i in 1 2 3; do $CURL -H 'Content-Encoding: gzip' --data-binary @/tmp/z.gz https://api.test:$SP/bomb 2>&1; done")
+[ "$(echo "$out" | grep -c "inflates more than 100 times (a compression bomb)")" = 3 ] || fail "bomb: $out"
+out=$(run "seq 1 1000 | gzip -c | head -c 1000 >/tmp/t.gz; $CURL -H 'Content-Encoding: gzip' --data-binary @/tmp/t.gz https://api.test:$SP/truncated")
+echo "$out" | grep -q "ends inside its compressed stream" || fail "truncated gzip: $out"
+[ "$(finished)" = "$before" ] || fail "a refused request reached the upstream: $(tail -3 "$T/server.log.headers")"
+o egress log --json | jq -e '[.[] | select(.verdict == "denied" and (.reason | test("gzip, inflated|Content-Encoding: br|compression bomb")))] | length >= 4' >/dev/null ||
+	fail "gzip refusals not logged: $(o egress log --json | jq -c '[.[] | .reason]')"
 
 echo "PASS"

@@ -3,7 +3,10 @@
 # `git clone` over HTTPS from a local `git http-backend`, tunnelled (TLS end to end) and
 # through an intercepted host (orchd's CA, the token injected, git none the wiser), and
 # `npm install` of a package from a local registry (static files in the registry's JSON
-# format). A host outside the task's sets fails with the gateway's reason.
+# format). A repository with 150 branches is cloned and fetched through the intercepted
+# host: git gzips those negotiation requests (seen in GIT_TRACE_CURL and at the server),
+# which orchd checks inflated. A host outside the task's sets fails with the gateway's
+# reason.
 . "$(dirname "$0")/../lib/orchd.sh"
 
 command -v git >/dev/null || skip "git is not installed"
@@ -30,6 +33,14 @@ echo "egress says hello" >"$T/work/README"
 git -C "$T/work" add README
 git -C "$T/work" -c user.name=t -c user.email=t@t commit -qm first
 git clone -q --bare "$T/work" "$T/git/proj.git"
+# A repository with many branches, each at its own commit: a clone or fetch of all of them
+# sends more than 1 KiB of "want" lines, which git gzips.
+git clone -q --bare "$T/work" "$T/git/many.git"
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t
+tree=$(git -C "$T/git/many.git" rev-parse 'main^{tree}')
+for i in $(seq 100 249); do
+	echo "create refs/heads/b$i $(git -C "$T/git/many.git" commit-tree -p main -m "c$i" "$tree")"
+done | git -C "$T/git/many.git" update-ref --stdin
 
 # An npm registry: the packument and the tarball of one package.
 P=$((20000 + $$ % 20000))
@@ -91,6 +102,20 @@ grep '"/git/proj.git/info/refs' "$T/requests.log" | grep -q Authorization && fai
 out=$(run "git clone -q https://gitapi.test:$P/git/proj.git /tmp/q && cat /tmp/q/README")
 echo "$out" | grep -q "egress says hello" || fail "git clone through interception: $out"
 grep -q "\"Authorization\": \"Bearer $TOKEN\"" "$T/requests.log" || fail "no injected token at the git server"
+
+# 2b. many branches through the intercepted host: a clone, then a fetch into a clone of
+# one branch; both send gzip bodies, checked by orchd and passed on as sent
+out=$(run "export GIT_TRACE_CURL=/tmp/trace GIT_TRACE_CURL_NO_DATA=1
+git clone -q https://gitapi.test:$P/git/many.git /tmp/m && git -C /tmp/m branch -r | grep -c origin/b
+git clone -q --single-branch -b main https://gitapi.test:$P/git/many.git /tmp/f &&
+git -C /tmp/f fetch -q origin '+refs/heads/*:refs/remotes/origin/*' && git -C /tmp/f branch -r | grep -c origin/b
+echo gzip-requests=\$(grep -c 'Content-Encoding: gzip' /tmp/trace)")
+[ "$(echo "$out" | grep -c '^150$')" = 2 ] || fail "clone and fetch of 150 branches through interception: $out"
+echo "$out" | grep -q '^gzip-requests=[1-9]' || fail "git sent no gzip request (GIT_TRACE_CURL): $out"
+n=$(grep '"/git/many.git/git-upload-pack"' "$T/requests.log" | grep '"Content-Encoding": "gzip"' |
+	grep -c "\"Authorization\": \"Bearer $TOKEN\"" || true)
+[ "$n" -ge 2 ] || fail "the git server got $n gzip requests with the token: $(grep many.git "$T/requests.log" | cut -c1-300)"
+echo "gzip negotiation requests through interception: $n"
 
 # 3. npm install from the registry
 out=$(run "$CAFILE; mkdir -p /tmp/app && cd /tmp/app && npm install --no-audit --no-fund --cafile /tmp/ca.pem --registry https://npm.test:$P/ orch-egress-demo >/tmp/npm.out 2>&1; cat /tmp/npm.out; node -e 'console.log(require(\"orch-egress-demo\"))'")

@@ -93,6 +93,11 @@ echo "$out" | grep -q "code=403" || fail "denied host: $out"
 echo "$out" | grep -q "other.test:$HP is not in the task's egress sets (web)" || fail "reason: $out"
 grep -q other.test "$T/server.log.headers" && fail "the denied request reached the upstream"
 DENIED_TASK=$(cat "$T/last")
+# the same for a plain-HTTP request with a large body the agent is still sending: it
+# reads the 403 and its reason, three times of three
+out=$(run web "head -c 8000000 /dev/zero >/tmp/big; for i in 1 2 3; do $CURL -H 'Expect:' --data-binary @/tmp/big http://other.test:$HP/post 2>&1; done")
+[ "$(echo "$out" | grep -c "is not in the task's egress sets (web)")" = 3 ] ||
+	fail "denied host, a large body: $out"
 
 # 4. an IP literal the sets do not name
 out=$(run web "$CURL http://127.0.0.5:$HP/x")

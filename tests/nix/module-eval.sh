@@ -63,7 +63,8 @@ done
 eval_module "$src/tests/nix/good/egress.nix" settings >"$tmp/egress.json" || fail "cannot render egress.nix"
 jq -e '.vms.dev.egress == ["npm", "github"] and .egress.sets.npm == ["registry.npmjs.org:443"]
 	and .egress.inject[0].key_file == "/run/credentials/orchd.service/egress-0"
-	and .egress.limits.connections == 16' "$tmp/egress.json" >/dev/null ||
+	and .egress.limits.connections == 16 and .egress.limits.connect_timeout_ms == 5000
+	and .egress.upstream_ca_file == "/etc/ssl/certs/ca-certificates.crt" and .egress.log_keep == 5000' "$tmp/egress.json" >/dev/null ||
 	fail "egress rendering: $(jq -c '{vms, egress}' "$tmp/egress.json")"
 eval_module "$src/tests/nix/good/egress.nix" unit | jq -e '.serviceConfig.LoadCredential == ["egress-0:/run/secrets/github-token"]' >/dev/null ||
 	fail "egress key credential: $(eval_module "$src/tests/nix/good/egress.nix" unit | jq -c .serviceConfig.LoadCredential)"

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# The egress gateway through a real VM (meson suite 'e2e'): orchd with the libvirt
-# backend gives the guest its egress lane (virtio-serial org.orch.egress, or vsock port
-# 702); an agent in the VM fetches from an allowed host through the jail's proxy with
-# busybox wget (http_proxy is set for it), a host outside its sets gets 403 with the
-# reason, and both connections are in `orch egress log`. Upstream on 127.0.0.5, its name
+# The egress gateway through a real VM (meson suite 'e2e'), one boot: orchd with the
+# libvirt backend gives the guest its egress lane (virtio-serial org.orch.egress, or
+# vsock port 702). An agent in the VM:
+#   - fetches from an allowed host through the jail's proxy with busybox wget
+#     (http_proxy is set for it); a host outside its sets gets 403 with the reason;
+#   - clones with git over HTTPS through a CONNECT tunnel (TLS end to end with a local
+#     `git http-backend`, whose test CA git trusts through GIT_SSL_CAINFO, a file in the
+#     workspace), and clones and fetches a repository of 150 branches through an
+#     intercepted host (git trusts orchd's CA unasked; its gzip negotiation requests are
+#     checked inflated): the server sees the injected token, which is in none of the
+#     jail's environment and files, the workspace, its transcript, the spool, the store
+#     or orchd's log;
+#   - is refused a tunnel whose TLS server name is not its CONNECT host and a tunnel to
+#     an IP literal (python3 speaking to the proxy itself);
+# and every connection is in `orch egress log`. Upstreams on 127.0.0.5-7, their names
 # mapped by egress.resolve. Exits 77 (skip) with a reason when libvirt/QEMU cannot run.
 set -uo pipefail
 src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
@@ -15,6 +25,8 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not install
 command -v virsh >/dev/null || skip "libvirt clients not installed"
 command -v python3 >/dev/null || skip "python3 not installed"
 command -v openssl >/dev/null || skip "openssl not installed"
+command -v git >/dev/null || skip "git not installed"
+[ -x /usr/lib/git-core/git-http-backend ] || skip "git-http-backend not installed"
 sup=$build/guest/orch-supervisor
 orchd=$build/host/orchd
 orch=$build/host/orch
@@ -25,19 +37,37 @@ image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
 
 st=$(mktemp -d /tmp/orch-egress-vm.XXXXXX)
 chmod 0755 "$st"
+# the servers' side (the token's key file, what the git server saw), outside orchd's
+# state, which must not hold the token
+sd=$(mktemp -d /tmp/orch-egress-vm-srv.XXXXXX)
 vm=eg$$
 orchd_pid=
 srv_pid=
+git_pid=
 failures=0
 cleanup() {
+	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	[ -z "$srv_pid" ] || { kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
+	[ -z "$git_pid" ] || { kill "$git_pid" 2>/dev/null; wait "$git_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	# Under ASan/UBSan builds a report from orchd fails the test.
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
+		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
+		echo "FAIL: sanitizer report in orchd's log"
+		rc=1
+	fi
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
 		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
-	rm -rf "$st"
+	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
+	# and leaves it when it ends
+	for m in $(awk -v t="$st" '$5 ~ "^"t"/" {print $5}' /proc/self/mountinfo | sort -r); do
+		umount -l "$m" 2>/dev/null
+	done
+	rm -rf "$st" "$sd"
+	exit $rc
 }
 trap cleanup EXIT
 passed=0
@@ -54,6 +84,36 @@ python3 "$src/tests/egress/egress-server.py" 127.0.0.5 $hp 127.0.0.6 $sp "$st/tl
 srv_pid=$!
 for _ in $(seq 1 50); do grep -q ready "$st/server.out" 2>/dev/null && break; sleep 0.1; done
 
+# git over HTTPS: a test CA, a certificate for git.test (tunnelled) and gitapi.test
+# (intercepted), a repository of 150 branches each at its own commit (a clone or fetch
+# of all of them sends more than 1 KiB of "want" lines, which git gzips), the token.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj "/CN=orch egress test CA" -keyout "$sd/ca.key" -out "$sd/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=git.test" \
+	-keyout "$sd/git.key" -out "$sd/git.csr" 2>/dev/null
+printf 'subjectAltName=DNS:git.test,DNS:gitapi.test\n' >"$sd/ext"
+openssl x509 -req -in "$sd/git.csr" -CA "$sd/ca.pem" -CAkey "$sd/ca.key" -CAcreateserial \
+	-days 2 -extfile "$sd/ext" -out "$sd/git.pem" 2>/dev/null
+token="gittok-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$token" >"$sd/token"
+chmod 600 "$sd/token"
+mkdir -p "$sd/work" "$sd/git" "$sd/npm"
+git -C "$sd/work" init -q -b main
+echo "egress in a VM" >"$sd/work/README"
+git -C "$sd/work" add README
+git -C "$sd/work" -c user.name=t -c user.email=t@t commit -qm first
+git clone -q --bare "$sd/work" "$sd/git/many.git"
+tree=$(git -C "$sd/git/many.git" rev-parse 'main^{tree}')
+for i in $(seq 100 249); do
+	echo "create refs/heads/b$i $(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
+		GIT_COMMITTER_EMAIL=t@t git -C "$sd/git/many.git" commit-tree -p main -m "c$i" "$tree")"
+done | git -C "$sd/git/many.git" update-ref --stdin
+gp=$((hp + 2))
+python3 "$src/tests/egress/egress-repo-server.py" 127.0.0.7 $gp "$sd/git.pem" "$sd/git.key" \
+	"$sd/git" "$sd/npm" "$sd/requests.log" >"$sd/git-server.out" 2>&1 &
+git_pid=$!
+for _ in $(seq 1 50); do grep -q ready "$sd/git-server.out" 2>/dev/null && break; sleep 0.1; done
+
 cat >"$st/orchd.json" <<JSON
 {
   "state_dir": "$st",
@@ -63,9 +123,13 @@ cat >"$st/orchd.json" <<JSON
                     "transport": "${ORCH_E2E_TRANSPORT:-auto}", "egress": ["web"],
                     "autostart": true, "boot_timeout_ms": 180000 } },
   "egress": {
-    "sets": { "web": ["plain.test:$hp"] },
-    "resolve": { "plain.test": "127.0.0.5", "other.test": "127.0.0.5" },
-    "allow_private": ["plain.test", "other.test"]
+    "sets": { "web": ["plain.test:$hp", "git.test:$gp", "gitapi.test:$gp"] },
+    "resolve": { "plain.test": "127.0.0.5", "other.test": "127.0.0.5",
+                 "git.test": "127.0.0.7", "gitapi.test": "127.0.0.7" },
+    "allow_private": ["plain.test", "other.test", "git.test", "gitapi.test"],
+    "inject": [ { "host": "gitapi.test:$gp", "header": "Authorization", "prefix": "Bearer ",
+                  "key_file": "$sd/token" } ],
+    "upstream_ca_file": "$sd/ca.pem"
   }
 }
 JSON
@@ -86,13 +150,90 @@ out=$(timeout 120 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress 
 	sh -c 'wget -q -O - http://other.test:'$hp'/x 2>&1; echo rc=$?' 2>&1)
 case "$out" in *403*) ok "a host outside the sets is refused in the VM" ;; *) fail "denied fetch: '$out'" ;; esac
 grep -q "/x" "$st/server.log.headers" 2>/dev/null && fail "the refused request reached the upstream"
+
+# git through a tunnel and through the intercepted host; the jail searches itself for
+# the token's prefix (built at run time: the command line is in the transcript)
+probe=$(cat <<'PY'
+import socket, ssl, sys
+def tunnel(target, sni):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=60)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(4096)
+        if not d:
+            break
+        head += d
+    status = head.split(b"\r\n")[0].decode(errors="replace")
+    if " 200 " not in status:
+        return status
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        ctx.wrap_socket(s, server_hostname=sni)
+        return "handshake completed"
+    except (OSError, ssl.SSLError) as e:
+        return "tls refused (%s)" % e.__class__.__name__
+print("sni-mismatch:", tunnel(sys.argv[1], "evil.test"))
+print("ip-literal:", tunnel(sys.argv[2], None))
+PY
+)
+out=$(timeout 600 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress web --wait \
+	--env "CA=$(cat "$sd/ca.pem")" --env "PROBE=$probe" -- sh -c '
+printf "%s\n" "$CA" >/workspace/ca.pem
+export GIT_TRACE_CURL=/tmp/trace GIT_TRACE_CURL_NO_DATA=1
+GIT_SSL_CAINFO=/workspace/ca.pem git clone -q https://git.test:'$gp'/git/many.git /tmp/t &&
+	echo tunnel-branches=$(git -C /tmp/t branch -r | grep -c origin/b)
+git clone -q https://gitapi.test:'$gp'/git/many.git /tmp/i &&
+	echo icpt-branches=$(git -C /tmp/i branch -r | grep -c origin/b)
+git clone -q --single-branch -b main https://gitapi.test:'$gp'/git/many.git /workspace/f &&
+	git -C /workspace/f fetch -q origin "+refs/heads/*:refs/remotes/origin/*" &&
+	echo fetch-branches=$(git -C /workspace/f branch -r | grep -c origin/b)
+echo gzip-requests=$(grep -c "Content-Encoding: gzip" /tmp/trace)
+p=gittok
+echo token-in-env=$(env | grep -c "$p-")
+echo token-in-files=$(grep -rl "$p-" /tmp /workspace /run/orch 2>/dev/null | wc -l)
+python3 -c "$PROBE" git.test:'$gp' 127.0.0.7:'$gp' 2>&1' 2>&1)
+echo "$out" | grep -E '^(gzip-requests=|sni-mismatch:|ip-literal:)' | sed 's/^/# /'
+case "$out" in *"tunnel-branches=150"*) ok "git clone over HTTPS through a CONNECT tunnel in the VM" ;;
+*) fail "git clone through a tunnel: '$out'" ;; esac
+case "$out" in *"icpt-branches=150"*"fetch-branches=150"*) ok "git clone and fetch of 150 branches through the intercepted host" ;;
+*) fail "git through interception: '$out'" ;; esac
+case "$out" in *"gzip-requests="[1-9]*) ok "git gzipped its requests (GIT_TRACE_CURL)" ;; *) fail "no gzip request: '$out'" ;; esac
+n=$(grep '"/git/many.git/git-upload-pack"' "$sd/requests.log" 2>/dev/null | grep '"Content-Encoding": "gzip"' |
+	grep -c "\"Authorization\": \"Bearer $token\"")
+[ "${n:-0}" -ge 2 ] && ok "the git server got $n gzip requests with the injected token" ||
+	fail "gzip requests with the token at the git server: ${n:-0}"
+if grep '"Host": "git.test' "$sd/requests.log" | grep -q Authorization; then
+	fail "a tunnelled request got a header"
+else
+	ok "tunnelled requests reach the server untouched"
+fi
+case "$out" in *"token-in-env=0"*"token-in-files=0"*) ok "no trace of the token in the jail's environment and files" ;;
+*) fail "the token's prefix in the jail: '$out'" ;; esac
+hits=$(grep -rl --binary-files=text "$token" "$st" 2>/dev/null)
+[ -z "$hits" ] && ok "the token is in none of the workspace, transcripts, spool, store, orchd's log" ||
+	fail "the token leaked into: $hits"
+ls "$st"/workspaces/"$vm"/agent-*/transcript.jsonl >/dev/null 2>&1 || fail "no transcript was searched"
+case "$out" in *"sni-mismatch: tls refused"*) ok "a tunnel whose server name is not its CONNECT host is refused" ;;
+*) fail "SNI mismatch: '$out'" ;; esac
+case "$out" in *"ip-literal: HTTP/1.1 403"*) ok "a tunnel to an IP literal is refused" ;; *) fail "IP literal: '$out'" ;; esac
+
 log=$(o egress log --json)
 echo "$log" | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
-ok = any(r["host"] == "plain.test" and r["verdict"] == "allowed" and r["bytes_down"] > 0 for r in rows)
-ok = ok and any(r["host"] == "other.test" and r["verdict"] == "denied" for r in rows)
-sys.exit(0 if ok else 1)' && ok "orch egress log has both connections" || fail "egress log: $log"
+def has(host, verdict, kind=None, reason="", down=False):
+    return any(r["host"] == host and r["verdict"] == verdict and (kind is None or r["kind"] == kind)
+               and reason in (r.get("reason") or "") and (not down or r["bytes_down"] > 0) for r in rows)
+want = [("plain.test", "allowed", "http", "", True), ("other.test", "denied", None, "", False),
+        ("git.test", "allowed", "connect", "", True), ("gitapi.test", "allowed", "connect", "", True),
+        ("git.test", "denied", "connect", "does not match the CONNECT host", False),
+        ("127.0.0.7", "denied", "connect", "IP-literal", False)]
+missing = [w for w in want if not has(*w)]
+print("missing rows:", missing) if missing else None
+sys.exit(1 if missing else 0)' && ok "orch egress log has every connection (allowed, denied, with reasons)" || fail "egress log: $log"
 dom_xml=$(virsh -c qemu:///system dumpxml "orch-$vm" 2>/dev/null)
 case "$dom_xml" in
 *"orch.egress=vsock:2:702"*) ok "the guest dials the egress lane on vsock port 702" ;;

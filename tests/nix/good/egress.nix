@@ -1,6 +1,7 @@
 # The egress gateway: sets, a VM allowed some, an intercepted host whose key arrives as a
-# credential (rendered as its path in the credentials directory), limits. orchd accepts
-# the rendering (module-eval.sh runs orchd --check-config on it).
+# credential (rendered as its path in the credentials directory), limits, the upstream CA
+# file and the log's size. orchd accepts the rendering (module-eval.sh runs orchd
+# --check-config on it).
 { ... }: {
   services.orch = {
     enable = true;
@@ -13,7 +14,9 @@
       };
       inject = [ { host = "api.github.com:443"; header = "Authorization"; prefix = "Bearer "; keyFile = "/run/secrets/github-token"; } ];
       dlpPatterns = [ "ghp_[A-Za-z0-9]{36}" ];
-      limits.connections = 16;
+      limits = { connections = 16; connectTimeoutMs = 5000; };
+      upstreamCaFile = "/etc/ssl/certs/ca-certificates.crt";
+      logKeep = 5000;
     };
   };
 }
