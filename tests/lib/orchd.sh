@@ -39,6 +39,10 @@ cleanup() {
 		echo "FAIL: sanitizer report in orchd.log" >&2
 		rc=1
 	fi
+	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
+	# and leaves it when it ends
+	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		xargs -r -n1 umount -l 2>/dev/null
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 	exit $rc
 }
