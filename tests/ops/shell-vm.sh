@@ -22,6 +22,10 @@ cleanup() {
 	tmux -S "$T/dash.sock" kill-server 2>/dev/null
 	stop_orchd
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
+	# and leaves it when it ends
+	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT

@@ -40,6 +40,10 @@ cleanup() {
 		echo "--- orchd log"; tail -n 30 "$st/orchd.log"
 		echo "--- guest console"; tail -n 40 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
+	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
+	# and leaves it when it ends
+	awk -v t="$st/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$st"
 }
 trap cleanup EXIT
