@@ -37,7 +37,7 @@ cleanup() {
 	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
 	# and leaves it when it ends
 	awk -v t="$st/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		xargs -r -n1 umount -l 2>/dev/null
+		xargs -r -n1 umount -l 2>/dev/null || true
 	rm -rf "$st"
 }
 trap cleanup EXIT
