@@ -13,6 +13,7 @@
 #include "log.h"
 #include "supervisor.h"
 #include "task.h"
+#include "thaw.h"
 
 #define SV_DIAL_TIMEOUT_MS 2000
 #define SV_BACKOFF_MIN_MS 100
@@ -129,7 +130,10 @@ static int h_task_run(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 	if (r < 0)
 		return r;
 	json_t *result = NULL;
-	if (run.slot < 0 || run.slot >= (int64_t)sv->cfg->slots)
+	if (sv->frozen)
+		r = orch_err(err, ORCH_RPC_CONFLICT,
+			     "frozen for a snapshot: no task runs before vm.thaw");
+	else if (run.slot < 0 || run.slot >= (int64_t)sv->cfg->slots)
 		r = orch_err(err, ORCH_RPC_INVALID_PARAMS, "slot %lld is not in 0..%u",
 			     (long long)run.slot, sv->cfg->slots - 1);
 	else if (sv_task_find(sv, run.task) || sv_exit_pending(sv, run.task))
@@ -171,6 +175,8 @@ static int h_task_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t 
 static const struct orch_rpc_method own_methods[] = {
 	{"task.run", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_run},
 	{"task.cancel", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_cancel},
+	{"vm.freeze", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, sv_thaw_m_freeze},
+	{"vm.thaw", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, sv_thaw_m_thaw},
 };
 #define SV_MAX_METHODS 16
 
@@ -202,6 +208,10 @@ static void schedule_reconnect(struct supervisor *sv)
 		orch_loop_quit(sv->loop);
 		return;
 	}
+	if (sv->frozen) { /* the snapshot's restored copies find their host at once */
+		orch_timer_rearm(sv->reconnect, SV_FROZEN_REDIAL_MS);
+		return;
+	}
 	uint64_t d = sv->backoff_ms;
 	sv->backoff_ms = sv->backoff_ms ? sv->backoff_ms * 2 : SV_BACKOFF_MIN_MS;
 	if (sv->backoff_ms > SV_BACKOFF_MAX_MS)
@@ -214,7 +224,8 @@ static void close_cb(struct orch_rpc *rpc, int code, void *data)
 	struct supervisor *sv = data;
 	if (sv->rpc != rpc)
 		return;
-	orch_logf(ORCH_LOG_INFO, "channel", "host channel closed (%d)", code);
+	orch_logf(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_INFO, "channel",
+		  "host channel closed (%d)", code);
 	sv->ready = false;
 	sv->rpc = NULL;
 	sv_extras_set_rpc(sv, NULL);
@@ -241,8 +252,8 @@ static void hello_reply_cb(struct orch_rpc *rpc, json_t *result, const struct or
 	if (sv->rpc != rpc)
 		return;
 	if (err || orch_hello_reply_parse(result, &hr, &perr) < 0) {
-		orch_log(ORCH_LOG_WARN, "channel", "hello refused", "error",
-			 err ? err->msg : perr.msg, NULL);
+		orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel", "hello refused",
+			 "error", err ? err->msg : perr.msg, NULL);
 		orch_rpc_close(rpc); /* close_cb schedules the reconnect */
 		return;
 	}
@@ -284,13 +295,16 @@ static int send_hello(struct supervisor *sv)
 	json_t *p = orch_hello_build(&h);
 	if (!p)
 		return -ENOMEM;
-	return orch_rpc_call(sv->rpc, "hello", p, 0, hello_reply_cb, sv);
+	/* Frozen, a hello may be lost in the instant a snapshot is taken: ask again. */
+	return orch_rpc_call(sv->rpc, "hello", p, sv->frozen ? SV_FROZEN_HELLO_TIMEOUT_MS : 0,
+			     hello_reply_cb, sv);
 }
 
 static int dial(struct supervisor *sv, struct orch_error *err)
 {
 	if (sv->addr.kind == ORCH_TRANSPORT_FD && sv->fd_transport_used)
 		return orch_err(err, -ENOTCONN, "fd transport already used");
+	sv_thaw_before_dial(sv);
 	int fd = orch_transport_dial(&sv->addr, SV_DIAL_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
@@ -319,7 +333,8 @@ static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
 		return;
 	int r = dial(sv, &err);
 	if (r < 0 && !sv->rpc) {
-		orch_log(ORCH_LOG_WARN, "channel", "cannot reach the host", "error", err.msg, NULL);
+		orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel",
+			 "cannot reach the host", "error", err.msg, NULL);
 		schedule_reconnect(sv);
 	}
 }

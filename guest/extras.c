@@ -194,6 +194,13 @@ void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc)
 #endif
 }
 
+void sv_extras_redial(struct supervisor *sv)
+{
+#if ORCH_HAVE_EGRESS
+	egress_bridge_redial(sv->egress);
+#endif
+}
+
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task)
 {
 #if ORCH_HAVE_LLM

@@ -165,6 +165,15 @@ bool sv_llm_channel_connected(const struct supervisor *sv)
 	return sv->llm_chan && sv->llm_chan->rpc && !orch_rpc_is_closed(sv->llm_chan->rpc);
 }
 
+void sv_llm_channel_redial(struct supervisor *sv)
+{
+	struct sv_llm_channel *lc = sv->llm_chan;
+	if (!lc || lc->rpc || lc->stopping)
+		return;
+	lc->backoff_ms = 0;
+	orch_timer_rearm(lc->reconnect, 0);
+}
+
 #else /* without guest/llm there is nothing to carry */
 
 int sv_llm_channel_start(struct supervisor *sv, struct orch_error *err)
@@ -183,5 +192,9 @@ void sv_llm_channel_stop(struct supervisor *sv)
 bool sv_llm_channel_connected(const struct supervisor *sv)
 {
 	return false;
+}
+
+void sv_llm_channel_redial(struct supervisor *sv)
+{
 }
 #endif
