@@ -153,7 +153,7 @@ static int start(struct bv *b, struct bv_vm *v, struct lv_domain_config *dc)
 	return 0;
 }
 
-int bv_boot(struct bv *b, struct bv_vm *v, const char *name, bool balloon, uint64_t *ret_ms)
+int bv_boot_start(struct bv *b, struct bv_vm *v, const char *name, bool balloon)
 {
 	struct lv_domain_config dc;
 	struct lv_port port;
@@ -163,12 +163,24 @@ int bv_boot(struct bv *b, struct bv_vm *v, const char *name, bool balloon, uint6
 		return r;
 	config(b, v, &port, &dc);
 	dc.no_balloon = !balloon;
-	uint64_t t0 = orch_now_ms();
-	if ((r = start(b, v, &dc)) < 0 || (r = connect_peer(b, v, t0 + BV_BOOT_TIMEOUT_MS)) < 0)
+	v->start_ms = orch_now_ms();
+	return start(b, v, &dc);
+}
+
+int bv_boot_wait(struct bv *b, struct bv_vm *v, uint64_t *ret_ms)
+{
+	int r = connect_peer(b, v, v->start_ms + BV_BOOT_TIMEOUT_MS);
+	if (r < 0)
 		return r;
 	if (ret_ms)
-		*ret_ms = lv_peer_state(v->peer)->hello_ms - t0;
+		*ret_ms = lv_peer_state(v->peer)->hello_ms - v->start_ms;
 	return 0;
+}
+
+int bv_boot(struct bv *b, struct bv_vm *v, const char *name, bool balloon, uint64_t *ret_ms)
+{
+	int r = bv_boot_start(b, v, name, balloon);
+	return r < 0 ? r : bv_boot_wait(b, v, ret_ms);
 }
 
 int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *save_path,

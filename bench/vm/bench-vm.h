@@ -33,6 +33,7 @@ struct bv_vm {
 		console[PATH_MAX + 32];
 	virDomainPtr dom;
 	struct lv_peer *peer;
+	uint64_t start_ms;
 };
 
 /* Chooses the accelerator (accel: "auto", "kvm", "tcg"), connects to libvirt. */
@@ -43,6 +44,9 @@ void bv_done(struct bv *b);
 /* Cold boot to the supervisor's hello, with the workspace share (balloon: free page
  * reporting on, else no balloon device). *ret_ms: create to hello. */
 int bv_boot(struct bv *b, struct bv_vm *v, const char *name, bool balloon, uint64_t *ret_ms);
+/* The same in two steps, so that several guests boot at once. */
+int bv_boot_start(struct bv *b, struct bv_vm *v, const char *name, bool balloon);
+int bv_boot_wait(struct bv *b, struct bv_vm *v, uint64_t *ret_ms);
 /* A snapshot template: booted without shares, frozen after hello, saved to save_path;
  * *ret_xml is its XML, its directory tmpl->dir. */
 int bv_template(struct bv *b, struct bv_vm *tmpl, const char *name, const char *save_path,
