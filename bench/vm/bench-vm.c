@@ -183,13 +183,10 @@ int bv_boot(struct bv *b, struct bv_vm *v, const char *name, bool balloon, uint6
 	return r < 0 ? r : bv_boot_wait(b, v, ret_ms);
 }
 
-int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *save_path,
-		char **ret_xml)
+int bv_template_boot(struct bv *b, struct bv_vm *t, const char *name)
 {
-	struct orch_error err = {0};
 	struct lv_domain_config dc;
 	struct lv_port port;
-	bool done = false, ok = false;
 	int r;
 
 	if ((r = prepare(b, t, name)) < 0)
@@ -197,12 +194,19 @@ int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *sav
 	config(b, t, &port, &dc);
 	dc.workspace_dir = NULL;
 	dc.snapshot = true;
-	if ((r = start(b, t, &dc)) < 0 ||
-	    (r = connect_peer(b, t, orch_now_ms() + BV_BOOT_TIMEOUT_MS)) < 0)
+	if ((r = start(b, t, &dc)) < 0)
 		return r;
+	return connect_peer(b, t, orch_now_ms() + BV_BOOT_TIMEOUT_MS);
+}
+
+int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, char **ret_xml)
+{
+	struct orch_error err = {0};
+	bool done = false, ok = false;
+
 	if (lv_peer_freeze(t->peer, &done, &ok) < 0 || !lv_peer_wait(b->loop, &done, 30000) ||
 	    !ok) {
-		fprintf(stderr, "bench: %s: vm.freeze failed\n", name);
+		fprintf(stderr, "bench: %s: vm.freeze failed\n", t->name);
 		return -EIO;
 	}
 	/* The host side closes first: the restored copies see their host come back. */
@@ -215,6 +219,13 @@ int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *sav
 	virDomainFree(t->dom);
 	t->dom = NULL;
 	return 0;
+}
+
+int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *save_path,
+		char **ret_xml)
+{
+	int r = bv_template_boot(b, t, name);
+	return r < 0 ? r : bv_template_save(b, t, save_path, ret_xml);
 }
 
 int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const char *tmpl_dir,
