@@ -49,6 +49,7 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 		return r;
 	p->st.hello_ms = orch_now_ms();
 	snprintf(p->st.boot_id, sizeof(p->st.boot_id), "%s", h.boot_id);
+	snprintf(p->st.hello_boot_id, sizeof(p->st.hello_boot_id), "%s", h.boot_id);
 	p->st.slots = h.slots;
 	p->st.frozen = json_is_true(json_object_get(h.capabilities, "frozen"));
 	orch_hello_done(&h);

@@ -35,7 +35,8 @@ struct lv_peer_state {
 	bool hello;  /* answered */
 	bool frozen; /* the hello said the supervisor is frozen (snapshot.h) */
 	bool closed;
-	char boot_id[ORCH_MAX_ID_LEN + 1];
+	char boot_id[ORCH_MAX_ID_LEN + 1];	 /* the hello's, then vm.thaw's */
+	char hello_boot_id[ORCH_MAX_ID_LEN + 1]; /* the last hello's */
 	int64_t slots;
 	uint64_t hello_ms; /* orch_now_ms when the hello arrived */
 };

@@ -88,6 +88,15 @@ int main(int argc, char **argv)
 	snprintf(name, sizeof(name), "orch-snap-%d-tmpl", pid);
 	if (bv_template_boot(&b, &t, name) < 0)
 		return 1;
+	/* ORCH_SNAPSHOT_TEMPLATE_AGE=S: freeze S seconds after boot. Past 120 s the guest's
+	 * kernel reseeds its generator only every 60 s, so restored copies would share
+	 * their random state for that long without the reseeds of vm.freeze and vm.thaw. */
+	const char *age = getenv("ORCH_SNAPSHOT_TEMPLATE_AGE");
+	if (age && atoi(age) > 0) {
+		printf("# template: waiting %d s before the freeze\n", atoi(age));
+		fflush(stdout);
+		lv_peer_wait(b.loop, &(bool){false}, (uint64_t)atoi(age) * 1000);
+	}
 	struct lv_peer_task *task = bv_run(&b, &t, "echo hi", 60000);
 	check(task->done && task->status == ORCH_EXIT_FAILED,
 	      "a template runs no task (it has no workspace yet)");
@@ -107,6 +116,12 @@ int main(int argc, char **argv)
 		}
 	}
 	check(true, "two VMs restored from one snapshot, both thawed");
+	/* The first randomness after the restore: the boot id of the frozen supervisor's
+	 * hello, drawn right after its redial. */
+	check(strcmp(lv_peer_state(v[0].peer)->hello_boot_id,
+		     lv_peer_state(v[1].peer)->hello_boot_id) != 0,
+	      "distinct boot ids in the hellos right after the restore (%s, %s)",
+	      lv_peer_state(v[0].peer)->hello_boot_id, lv_peer_state(v[1].peer)->hello_boot_id);
 	struct seen s[2];
 	char sup_id[2][ORCH_MAX_ID_LEN + 1];
 	for (int i = 0; i < 2; i++) {
