@@ -9,19 +9,15 @@
 
 #include "orch-config.h"
 #include "cleanup.h"
+#include "dialer.h"
 #include "extras.h"
 #include "log.h"
 #include "supervisor.h"
 #include "task.h"
 #include "thaw.h"
 
-#define SV_DIAL_TIMEOUT_MS 2000
-#define SV_BACKOFF_MIN_MS 100
-#define SV_BACKOFF_MAX_MS 5000
 #define SV_EXIT_TIMEOUT_MS 30000
 #define SV_MAX_EXITS 4096
-
-static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data);
 
 bool sv_channel_ready(const struct supervisor *sv)
 {
@@ -197,28 +193,6 @@ static void heartbeat_cb(struct orch_loop *loop, struct orch_timer *t, void *dat
 	send_exits(sv); /* those that timed out */
 }
 
-static void schedule_reconnect(struct supervisor *sv)
-{
-	if (sv->quitting)
-		return;
-	if (sv->addr.kind == ORCH_TRANSPORT_FD) {
-		/* An inherited fd cannot be dialled again: the host (orchd) is gone. */
-		orch_log(ORCH_LOG_WARN, "channel", "host channel closed; exiting", NULL);
-		sv->quitting = true;
-		orch_loop_quit(sv->loop);
-		return;
-	}
-	if (sv->frozen) { /* the snapshot's restored copies find their host at once */
-		orch_timer_rearm(sv->reconnect, SV_FROZEN_REDIAL_MS);
-		return;
-	}
-	uint64_t d = sv->backoff_ms;
-	sv->backoff_ms = sv->backoff_ms ? sv->backoff_ms * 2 : SV_BACKOFF_MIN_MS;
-	if (sv->backoff_ms > SV_BACKOFF_MAX_MS)
-		sv->backoff_ms = SV_BACKOFF_MAX_MS;
-	orch_timer_rearm(sv->reconnect, d);
-}
-
 static void close_cb(struct orch_rpc *rpc, int code, void *data)
 {
 	struct supervisor *sv = data;
@@ -233,7 +207,8 @@ static void close_cb(struct orch_rpc *rpc, int code, void *data)
 	for (struct sv_exit *e = sv->exits; e; e = e->next)
 		e->inflight = false;
 	orch_rpc_unref(rpc);
-	schedule_reconnect(sv);
+	if (!sv->quitting)
+		orch_dialer_closed(sv->dialer);
 }
 
 static void drain_cb(struct orch_rpc *rpc, void *data)
@@ -260,7 +235,7 @@ static void hello_reply_cb(struct orch_rpc *rpc, json_t *result, const struct or
 	snprintf(sv->host_name, sizeof(sv->host_name), "%s", hr.name ? hr.name : "");
 	sv->heartbeat_ms = (uint64_t)hr.heartbeat_ms;
 	sv->ready = true;
-	sv->backoff_ms = 0;
+	orch_dialer_ready(sv->dialer);
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
 	orch_timer_disarm(sv->heartbeat);
 	orch_timer_free(sv->heartbeat);
@@ -300,44 +275,49 @@ static int send_hello(struct supervisor *sv)
 			     hello_reply_cb, sv);
 }
 
-static int dial(struct supervisor *sv, struct orch_error *err)
+/* A connection to the host: the rpc, then hello. */
+static int on_connected(void *data, int fd, struct orch_error *err)
 {
-	if (sv->addr.kind == ORCH_TRANSPORT_FD && sv->fd_transport_used)
-		return orch_err(err, -ENOTCONN, "fd transport already used");
-	sv_thaw_before_dial(sv);
-	int fd = orch_transport_dial(&sv->addr, SV_DIAL_TIMEOUT_MS, err);
-	if (fd < 0)
-		return fd;
-	if (sv->addr.kind == ORCH_TRANSPORT_FD)
-		sv->fd_transport_used = true;
+	struct supervisor *sv = data;
+	sv_thaw_before_hello(sv);
 	struct orch_rpc_opts opts = {.max_queued = 4 * 1024 * 1024, .name = "host"};
 	int r = orch_rpc_new(sv->loop, fd, sv->methods, sv->n_methods, &opts, sv, &sv->rpc);
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		return orch_errno(err, r, "cannot set up the channel");
+	}
 	orch_rpc_set_close_cb(sv->rpc, close_cb);
 	orch_rpc_set_drain_cb(sv->rpc, drain_cb);
 	orch_rpc_set_state(sv->rpc, ORCH_STATE_NEW);
 	sv->ready = false;
 	if ((r = send_hello(sv)) < 0) {
-		orch_rpc_close(sv->rpc);
-		return orch_errno(err, r, "cannot send hello");
+		orch_rpc_close(sv->rpc); /* close_cb: dialled again */
+		return 0;
 	}
 	return 0;
 }
 
-static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
+static void on_dial_failed(void *data, const struct orch_error *err)
 {
 	struct supervisor *sv = data;
-	struct orch_error err = {0};
-	if (sv->rpc || sv->quitting)
-		return;
-	int r = dial(sv, &err);
-	if (r < 0 && !sv->rpc) {
-		orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel",
-			 "cannot reach the host", "error", err.msg, NULL);
-		schedule_reconnect(sv);
-	}
+	orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel", "cannot reach the host",
+		 "error", err->msg, NULL);
 }
+
+/* An inherited fd (fd:N) cannot be dialled again: the host (orchd) is gone. */
+static void on_gone(void *data)
+{
+	struct supervisor *sv = data;
+	orch_log(ORCH_LOG_WARN, "channel", "host channel closed; exiting", NULL);
+	sv->quitting = true;
+	orch_loop_quit(sv->loop);
+}
+
+static const struct orch_dialer_ops dialer_ops = {
+	.connected = on_connected,
+	.failed = on_dial_failed,
+	.gone = on_gone,
+};
 
 int sv_channel_start(struct supervisor *sv)
 {
@@ -349,16 +329,13 @@ int sv_channel_start(struct supervisor *sv)
 	size_t n_extras = sv->cfg->llm_connect ? 0 : sv_extras_n_methods;
 	for (size_t i = 0; i < n_extras && sv->n_methods < SV_MAX_METHODS; i++)
 		sv->methods[sv->n_methods++] = sv_extras_methods[i];
-	int r = orch_timer_add(sv->loop, 0, 0, connect_cb, sv, &sv->reconnect);
-	if (r < 0)
-		return r;
-	return 0;
+	return orch_dialer_new(sv->loop, &sv->addr, NULL, &dialer_ops, sv, &sv->dialer);
 }
 
 void sv_channel_stop(struct supervisor *sv)
 {
-	orch_timer_free(sv->reconnect);
-	sv->reconnect = NULL;
+	orch_dialer_free(sv->dialer);
+	sv->dialer = NULL;
 	orch_timer_free(sv->heartbeat);
 	sv->heartbeat = NULL;
 	sv_extras_set_rpc(sv, NULL);

@@ -15,43 +15,28 @@
 #include "netns.h"
 #include "privsep.h"
 
-#if ORCH_HAVE_LLM
 #include "llm-endpoint.h"
 #include "llm-helper.h"
-#endif
-#if ORCH_HAVE_SHELL
 #include "shell-relay.h"
 #include "shell-supervisor.h"
-#endif
-#if ORCH_HAVE_EGRESS
 #include "egress-helper.h"
 #include "egress-proxy.h"
-#endif
 
 void sv_extras_helper_main(int argc, char **argv)
 {
-#if ORCH_HAVE_LLM
 	if (argc > 1 && strcmp(argv[1], LLM_HELPER_ARG) == 0)
 		llm_helper_main(argc, argv);
-#endif
-#if ORCH_HAVE_SHELL
 	if (argc > 1 && strcmp(argv[1], SV_SHELL_RELAY_ARG) == 0)
 		sv_shell_relay_main(argc, argv);
-#endif
-#if ORCH_HAVE_EGRESS
 	if (argc > 1 && strcmp(argv[1], EGRESS_HELPER_ARG) == 0)
 		egress_helper_main(argc, argv);
-#endif
 }
 
 void sv_extras_print_dlopen(FILE *f)
 {
-#if ORCH_HAVE_LLM
 	fprintf(f, "%s\n", llm_endpoint_library());
-#endif
 }
 
-#if ORCH_HAVE_LLM
 static int llm_listen(struct supervisor *sv, struct sv_slot *slot, struct orch_error *err)
 {
 	_cleanup_close_ int fd =
@@ -95,12 +80,7 @@ const struct orch_rpc_method sv_extras_methods[] = {
 	{"llm.done", ORCH_RPC_M_NOTIFY, ORCH_STATE_READY, m_llm_done},
 };
 const size_t sv_extras_n_methods = ELEMENTSOF(sv_extras_methods);
-#else
-const struct orch_rpc_method sv_extras_methods[] = {{NULL, 0, 0, NULL}};
-const size_t sv_extras_n_methods = 0;
-#endif
 
-#if ORCH_HAVE_SHELL
 static void shell_event(unsigned slot, enum sv_shell_event ev, const char *detail, void *data)
 {
 	char s[16];
@@ -111,12 +91,10 @@ static void shell_event(unsigned slot, enum sv_shell_event ev, const char *detai
 						    : "debug shell failed";
 	orch_log(ORCH_LOG_INFO, "shell", what, "slot", s, "detail", detail ? detail : "", NULL);
 }
-#endif
 
 int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 {
 	int r = 0;
-#if ORCH_HAVE_LLM
 	if (sv->cfg->llm_port) {
 		if ((r = llm_bridge_new(sv->loop, &sv->llm, err)) < 0)
 			return r;
@@ -124,10 +102,8 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 			if ((r = llm_listen(sv, &sv->slots[i], err)) < 0)
 				return r;
 	}
-#endif
 	if ((r = sv_llm_channel_start(sv, err)) < 0) /* --llm-connect */
 		return r;
-#if ORCH_HAVE_EGRESS
 	if (sv->cfg->egress_connect && sv->cfg->egress_port) {
 		int netns[ORCH_MAX_SLOTS];
 		for (unsigned i = 0; i < sv->cfg->slots; i++)
@@ -141,76 +117,49 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err)
 		if ((r = egress_bridge_new(sv->loop, &eo, &sv->egress, err)) < 0)
 			return orch_err_prefix(err, "egress");
 	}
-#else
-	if (sv->cfg->egress_connect)
-		return orch_err(err, -EOPNOTSUPP,
-				"--egress-connect: this build has no egress proxy (guest/egress/)");
-#endif
-#if ORCH_HAVE_SHELL
 	if (sv->cfg->shell_listen)
 		for (unsigned i = 0; i < sv->cfg->slots; i++)
 			if ((r = sv_shell_start_slot(sv, &sv->slots[i], sv->cfg->shell_listen,
 						     shell_event, sv, &sv->slots[i].shell, err)) <
 			    0)
 				return r;
-#else
-	if (sv->cfg->shell_listen)
-		return orch_err(err, -EOPNOTSUPP,
-				"--shell-listen: this build has no debug shells (guest/shell/)");
-#endif
 	return r;
 }
 
 void sv_extras_stop(struct supervisor *sv)
 {
 	sv_llm_channel_stop(sv);
-#if ORCH_HAVE_EGRESS
 	egress_bridge_free(sv->egress);
-#endif
 	sv->egress = NULL;
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
-#if ORCH_HAVE_SHELL
 		sv_shell_free(sv->slots[i].shell);
-#endif
-#if ORCH_HAVE_LLM
 		if (sv->slots[i].llm)
 			llm_endpoint_free(sv->slots[i].llm);
-#endif
 		sv->slots[i].shell = NULL;
 		sv->slots[i].llm = NULL;
 	}
-#if ORCH_HAVE_LLM
 	if (sv->llm)
 		llm_bridge_free(sv->llm);
-#endif
 	sv->llm = NULL;
 }
 
 void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc)
 {
-#if ORCH_HAVE_LLM
 	if (sv->llm && !sv->cfg->llm_connect) /* else the LLM channel of its own */
 		llm_bridge_set_rpc(sv->llm, rpc);
-#endif
 }
 
 void sv_extras_redial(struct supervisor *sv)
 {
-#if ORCH_HAVE_EGRESS
 	egress_bridge_redial(sv->egress);
-#endif
 }
 
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task)
 {
-#if ORCH_HAVE_LLM
 	if (slot->llm)
 		(void)llm_endpoint_set_task(slot->llm, task);
-#endif
-#if ORCH_HAVE_EGRESS
 	if (sv->egress)
 		egress_bridge_set_task(sv->egress, slot->index, task);
-#endif
 }
 
 static const char *const *llm_env(const struct supervisor *sv)
@@ -225,10 +174,8 @@ static const char *const *llm_env(const struct supervisor *sv)
 		NULL,
 	};
 	static const char *const none[] = {NULL};
-#if ORCH_HAVE_LLM
 	if (sv->llm && sv->cfg->llm_port == 4000)
 		return llm_env;
-#endif
 	return none;
 }
 
@@ -239,11 +186,9 @@ const char *const *sv_extras_env(struct supervisor *sv)
 
 	for (size_t i = 0; l[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
 		sv->extras_env[n++] = l[i];
-#if ORCH_HAVE_EGRESS
 	const char *const *e = sv->egress ? egress_bridge_env(sv->egress) : NULL;
 	for (size_t i = 0; e && e[i] && n < ELEMENTSOF(sv->extras_env) - 1; i++)
 		sv->extras_env[n++] = e[i];
-#endif
 	sv->extras_env[n] = NULL;
 	return sv->extras_env;
 }
@@ -251,10 +196,8 @@ const char *const *sv_extras_env(struct supervisor *sv)
 const char *const *sv_extras_binds(const struct supervisor *sv)
 {
 	static const char *const none[] = {NULL};
-#if ORCH_HAVE_EGRESS
 	if (sv->egress)
 		return egress_bridge_binds(sv->egress);
-#endif
 	return none;
 }
 
@@ -267,13 +210,9 @@ void sv_extras_capabilities(const struct supervisor *sv, json_t *caps)
 			    !sv->llm	   ? json_null()
 			    : sv->llm_chan ? json_string("separate")
 					   : json_string("main"));
-#if ORCH_HAVE_SHELL
 	json_object_set_new(caps, "shell",
 			    sv->cfg->shell_listen ? json_string(sv->cfg->shell_listen)
 						  : json_null());
-#else
-	json_object_set_new(caps, "shell", json_null());
-#endif
 	char eg[64];
 	snprintf(eg, sizeof(eg), "http://127.0.0.1:%u", sv->cfg->egress_port);
 	json_object_set_new(caps, "egress", sv->egress ? json_string(eg) : json_null());

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Optional parts of the supervisor, compiled in when their libraries exist
- * (guest/llm/: the in-jail LLM endpoint; guest/shell/: per-agent debug shells). Without
- * them these calls do nothing and the capabilities say so. */
+/* The per-slot services of the supervisor around the jails: the in-jail LLM endpoints
+ * (guest/llm/) and the per-agent debug shells (guest/shell/), their helper processes,
+ * what they add to hello's capabilities and to the channel's method table. */
 #pragma once
 
 #include <stddef.h>

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "jail.h"
 #include "schema.h"
+#include "strv.h"
 
 struct strv {
 	char **v;
@@ -41,15 +42,6 @@ static int strv_pushv(struct strv *s, const char *const *a)
 		if ((r = strv_push(s, *a)) < 0)
 			return r;
 	return 0;
-}
-
-void sv_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 /* True when p names something strictly below /tmp ("/tmp/x", "//tmp/./x"; not "/tmp",
@@ -173,7 +165,7 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 	if ((r = push_ro_paths(&v, s, false)) < 0)
 		goto fail;
 	if ((r = push_task_ro_paths(&v, s, false, err)) < 0) {
-		sv_strv_free(v.v);
+		orch_strv_free(v.v);
 		return r;
 	}
 	const char *const mounts[] = {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", NULL};
@@ -194,7 +186,7 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 	if ((r = strv_pushv(&v, mounts)) < 0 || (r = push_ro_paths(&v, s, true)) < 0)
 		goto fail;
 	if ((r = push_task_ro_paths(&v, s, true, err)) < 0) {
-		sv_strv_free(v.v);
+		orch_strv_free(v.v);
 		return r;
 	}
 	for (size_t i = 0; s->extra_ro_binds && s->extra_ro_binds[i] && s->extra_ro_binds[i + 1];
@@ -236,7 +228,7 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
 	*ret = v.v;
 	return 0;
 fail:
-	sv_strv_free(v.v);
+	orch_strv_free(v.v);
 	return orch_errno(err, r, "cannot build the bwrap command line");
 }
 

@@ -43,7 +43,6 @@ struct sv_jail_spec {
 
 /* Builds the NULL-terminated argv for execve(bwrap). Free with sv_strv_free. */
 int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *err);
-void sv_strv_free(char **v);
 
 /* Creates <root>/agent-N if missing, makes it a directory (not a symlink) owned by uid:gid
  * with mode 0700. Returns the path in *ret. */

@@ -5,45 +5,21 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "dialer.h"
 #include "llm-channel.h"
 #include "log.h"
 #include "rpc.h"
 #include "schema.h"
 #include "transport.h"
 
-#if ORCH_HAVE_LLM
 #include "llm-endpoint.h"
-
-#define LLM_DIAL_TIMEOUT_MS 2000
-#define LLM_BACKOFF_MIN_MS 100
-#define LLM_BACKOFF_MAX_MS 5000
 
 struct sv_llm_channel {
 	struct supervisor *sv;
-	struct orch_addr addr;
 	struct orch_rpc *rpc; /* NULL while disconnected */
-	struct orch_timer *reconnect;
-	uint64_t backoff_ms;
-	uint64_t connected_ms; /* when the current connection was made */
-	bool fd_used;	       /* fd:N cannot be dialled twice */
+	struct orch_dialer *dialer;
 	bool stopping;
 };
-
-static void schedule(struct sv_llm_channel *lc)
-{
-	if (lc->stopping)
-		return;
-	if (lc->addr.kind == ORCH_TRANSPORT_FD && lc->fd_used) {
-		orch_log(ORCH_LOG_WARN, "llm", "LLM channel closed and cannot be dialled again",
-			 "connect", lc->sv->cfg->llm_connect, NULL);
-		return;
-	}
-	uint64_t d = lc->backoff_ms;
-	lc->backoff_ms = lc->backoff_ms ? lc->backoff_ms * 2 : LLM_BACKOFF_MIN_MS;
-	if (lc->backoff_ms > LLM_BACKOFF_MAX_MS)
-		lc->backoff_ms = LLM_BACKOFF_MAX_MS;
-	orch_timer_rearm(lc->reconnect, d);
-}
 
 static int m_chunk(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		   struct orch_error *err)
@@ -72,24 +48,17 @@ static void on_close(struct orch_rpc *rpc, int code, void *data)
 	if (lc->rpc != rpc)
 		return;
 	orch_logf(ORCH_LOG_INFO, "llm", "LLM channel closed (%d)", code);
-	/* A connection that ends at once (a virtio-serial port nobody holds on the host side
-	 * opens fine and reads EOF) keeps the backoff growing; one that lasted starts over. */
-	if (orch_now_ms() - lc->connected_ms >= LLM_BACKOFF_MAX_MS)
-		lc->backoff_ms = 0;
 	lc->rpc = NULL;
 	llm_bridge_set_rpc(sv->llm, NULL); /* calls in flight end; new ones get 503 */
 	orch_rpc_unref(rpc);
-	schedule(lc);
+	if (!lc->stopping)
+		orch_dialer_closed(lc->dialer); /* the backoff starts over if it lasted */
 }
 
-static int dial(struct sv_llm_channel *lc, struct orch_error *err)
+static int on_connected(void *data, int fd, struct orch_error *err)
 {
+	struct sv_llm_channel *lc = data;
 	struct supervisor *sv = lc->sv;
-	int fd = orch_transport_dial(&lc->addr, LLM_DIAL_TIMEOUT_MS, err);
-	if (fd < 0)
-		return fd;
-	if (lc->addr.kind == ORCH_TRANSPORT_FD)
-		lc->fd_used = true;
 	/* An llm.request carries a body of up to ORCH_MAX_LLM_BODY in base64 on one line. */
 	struct orch_rpc_opts opts = {.max_line = ORCH_PROTOCOL_MAX_LINE,
 				     .max_queued = 2 * ORCH_PROTOCOL_MAX_LINE,
@@ -101,25 +70,30 @@ static int dial(struct sv_llm_channel *lc, struct orch_error *err)
 	}
 	orch_rpc_set_close_cb(lc->rpc, on_close);
 	orch_rpc_set_state(lc->rpc, ORCH_STATE_READY);
-	lc->connected_ms = orch_now_ms();
 	llm_bridge_set_rpc(sv->llm, lc->rpc);
 	orch_log(ORCH_LOG_INFO, "llm", "LLM channel connected", "connect", sv->cfg->llm_connect,
 		 NULL);
 	return 0;
 }
 
-static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
+static void on_dial_failed(void *data, const struct orch_error *err)
+{
+	orch_log(ORCH_LOG_WARN, "llm", "cannot reach the host's LLM channel", "error", err->msg,
+		 NULL);
+}
+
+static void on_gone(void *data)
 {
 	struct sv_llm_channel *lc = data;
-	struct orch_error err = {0};
-	if (lc->rpc || lc->stopping)
-		return;
-	if (dial(lc, &err) < 0 && !lc->rpc) {
-		orch_log(ORCH_LOG_WARN, "llm", "cannot reach the host's LLM channel", "error",
-			 err.msg, NULL);
-		schedule(lc);
-	}
+	orch_log(ORCH_LOG_WARN, "llm", "LLM channel closed and cannot be dialled again", "connect",
+		 lc->sv->cfg->llm_connect, NULL);
 }
+
+static const struct orch_dialer_ops dialer_ops = {
+	.connected = on_connected,
+	.failed = on_dial_failed,
+	.gone = on_gone,
+};
 
 int sv_llm_channel_start(struct supervisor *sv, struct orch_error *err)
 {
@@ -129,14 +103,15 @@ int sv_llm_channel_start(struct supervisor *sv, struct orch_error *err)
 	if (!lc)
 		return orch_err(err, -ENOMEM, "out of memory");
 	lc->sv = sv;
-	int r = orch_addr_parse(sv->cfg->llm_connect, &lc->addr, err);
+	struct orch_addr addr;
+	int r = orch_addr_parse(sv->cfg->llm_connect, &addr, err);
 	if (r < 0) {
 		free(lc);
 		return orch_err_prefix(err, "--llm-connect");
 	}
-	if ((r = orch_timer_add(sv->loop, 0, 0, connect_cb, lc, &lc->reconnect)) < 0) {
+	if ((r = orch_dialer_new(sv->loop, &addr, NULL, &dialer_ops, lc, &lc->dialer)) < 0) {
 		free(lc);
-		return orch_errno(err, r, "LLM channel timer");
+		return orch_errno(err, r, "LLM channel dialer");
 	}
 	sv->llm_chan = lc;
 	return 0;
@@ -148,7 +123,7 @@ void sv_llm_channel_stop(struct supervisor *sv)
 	if (!lc)
 		return;
 	lc->stopping = true;
-	orch_timer_free(lc->reconnect);
+	orch_dialer_free(lc->dialer);
 	if (lc->rpc) {
 		struct orch_rpc *rpc = lc->rpc;
 		lc->rpc = NULL;
@@ -168,33 +143,6 @@ bool sv_llm_channel_connected(const struct supervisor *sv)
 void sv_llm_channel_redial(struct supervisor *sv)
 {
 	struct sv_llm_channel *lc = sv->llm_chan;
-	if (!lc || lc->rpc || lc->stopping)
-		return;
-	lc->backoff_ms = 0;
-	orch_timer_rearm(lc->reconnect, 0);
+	if (lc && !lc->rpc && !lc->stopping)
+		orch_dialer_now(lc->dialer);
 }
-
-#else /* without guest/llm there is nothing to carry */
-
-int sv_llm_channel_start(struct supervisor *sv, struct orch_error *err)
-{
-	if (sv->cfg->llm_connect)
-		orch_log(ORCH_LOG_WARN, "llm",
-			 "--llm-connect ignored: this build has no LLM endpoint (guest/llm/)",
-			 NULL);
-	return 0;
-}
-
-void sv_llm_channel_stop(struct supervisor *sv)
-{
-}
-
-bool sv_llm_channel_connected(const struct supervisor *sv)
-{
-	return false;
-}
-
-void sv_llm_channel_redial(struct supervisor *sv)
-{
-}
-#endif

@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "dialer.h"
 #include "jail-seccomp.h"
 #include "loop.h"
 #include "rpc.h"
@@ -67,9 +68,7 @@ struct supervisor {
 	uint64_t heartbeat_ms;
 	int64_t heartbeat_seq;
 	struct orch_timer *heartbeat;
-	struct orch_timer *reconnect;
-	uint64_t backoff_ms;
-	bool fd_transport_used; /* fd:N cannot be dialled twice */
+	struct orch_dialer *dialer; /* dials the host again when the channel drops */
 	char host_name[128];
 
 	struct sv_exit *exits; /* oldest first */

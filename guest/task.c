@@ -16,8 +16,10 @@
 #include "extras.h"
 #include "log.h"
 #include "spawn.h"
+#include "shell-supervisor.h"
 #include "task.h"
 #include "transcript.h"
+#include "strv.h"
 
 struct sv_chunk {
 	struct sv_chunk *next;
@@ -437,7 +439,7 @@ static char **build_env(const struct sv_task *t, const struct orch_task_run *run
 	}
 	for (size_t i = 0; i < n; i++)
 		if (!env[i]) {
-			sv_strv_free(env);
+			orch_strv_free(env);
 			return NULL;
 		}
 	return env;
@@ -488,12 +490,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	/* What a task's read-only path must not expose: every agent's workspace, and the
 	 * debug shells' sockets (unix:DIR/NAME-%u.sock). */
 	char shell_dir[PATH_MAX] = "";
-	const char *sl = cfg->shell_listen && strncmp(cfg->shell_listen, "unix:", 5) == 0
-				 ? cfg->shell_listen + 5
-				 : NULL;
-	const char *slash = sl ? strrchr(sl, '/') : NULL;
-	if (slash && (size_t)(slash - sl) < sizeof(shell_dir))
-		snprintf(shell_dir, sizeof(shell_dir), "%.*s", (int)(slash - sl), sl);
+	(void)sv_shell_socket_dir(cfg->shell_listen, shell_dir, sizeof(shell_dir));
 	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
 	struct sv_jail_spec js = {
 		.bwrap = cfg->bwrap,
@@ -513,7 +510,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	};
 	char **argv = NULL;
 	r = sv_jail_argv(&js, &argv, err);
-	sv_strv_free(env);
+	orch_strv_free(env);
 	if (r < 0)
 		return r;
 	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
@@ -538,7 +535,7 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 		.nproc_rlimit = nproc,
 	};
 	r = sv_spawn(&ss, &t->sp, err);
-	sv_strv_free(argv);
+	orch_strv_free(argv);
 	if (r < 0) {
 		t->sp.pid = 0;
 		return r;

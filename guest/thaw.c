@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
+#include "dialer.h"
 #include "extras.h"
 #include "llm-channel.h"
 #include "log.h"
@@ -54,7 +55,7 @@ int sv_reseed(const void *seed, size_t len, struct orch_error *err)
 	return 0;
 }
 
-void sv_thaw_before_dial(struct supervisor *sv)
+void sv_thaw_before_hello(struct supervisor *sv)
 {
 	struct orch_error err = {0};
 	char id[sizeof(sv->boot_id)];
@@ -62,7 +63,7 @@ void sv_thaw_before_dial(struct supervisor *sv)
 	if (!sv->frozen)
 		return;
 	if (sv_reseed(NULL, 0, &err) < 0)
-		orch_log(ORCH_LOG_DEBUG, "thaw", "reseed before dialling failed", "error", err.msg,
+		orch_log(ORCH_LOG_DEBUG, "thaw", "reseed before hello failed", "error", err.msg,
 			 NULL);
 	if (sv_read_boot_id(id, sizeof(id)) == 0)
 		memcpy(sv->boot_id, id, sizeof(id));
@@ -92,6 +93,7 @@ int sv_thaw_m_freeze(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 		return orch_err(err, ORCH_RPC_CONFLICT,
 				"vm.freeze: a task's exit is not acknowledged yet");
 	sv->frozen = true;
+	orch_dialer_set_fixed(sv->dialer, SV_FROZEN_REDIAL_MS);
 	orch_log(ORCH_LOG_INFO, "thaw", "frozen: waiting for a snapshot's restore", NULL);
 	return orch_rpc_reply(req, json_object());
 }
@@ -182,6 +184,7 @@ static void thaw_finish(struct sv_thaw *t, int r, const struct orch_error *e)
 		memcpy(sv->boot_id, id, sizeof(id));
 	sv->frozen = false;
 	sv->n_thaw_mounted = 0;
+	orch_dialer_set_fixed(sv->dialer, 0);
 	orch_rpc_reply(t->req, orch_vm_thaw_result_build(sv->boot_id));
 	thaw_free(t);
 	orch_log(ORCH_LOG_INFO, "thaw", "thawed", "boot_id", sv->boot_id, NULL);

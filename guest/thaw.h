@@ -3,8 +3,8 @@
  * a snapshot template's, vm.thaw makes a guest restored from that snapshot a VM of its
  * own. Between the two the supervisor is frozen: it runs no task, redials the host every
  * few milliseconds (the snapshot is taken while it does, the restored copies find their
- * host at once), reseeds the kernel's random generator from the CPU before each dial and
- * says hello with a new boot id each time. vm.thaw then mixes the host's seed into the
+ * host at once), reseeds the kernel's random generator from the CPU before each hello and
+ * says it with a new boot id each time. vm.thaw then mixes the host's seed into the
  * generator, sets the clock (a restored guest's is as old as its snapshot), the hostname,
  * mounts the virtio-fs shares attached after the restore (waiting for their devices to
  * appear) and answers with the boot id it will use from now on. */
@@ -32,9 +32,9 @@ int sv_thaw_m_freeze(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 		     struct orch_error *err);
 int sv_thaw_m_thaw(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		   struct orch_error *err);
-/* Before each dial: while frozen, reseed the generator (RDSEED/RDRAND where the CPU has
+/* Before each hello: while frozen, reseed the generator (RDSEED/RDRAND where the CPU has
  * them) and take a new boot id. */
-void sv_thaw_before_dial(struct supervisor *sv);
+void sv_thaw_before_hello(struct supervisor *sv);
 /* Ends a vm.thaw in progress (shutdown). */
 void sv_thaw_stop(struct supervisor *sv);
 

@@ -15,7 +15,7 @@
 #include "backend.h"
 #include "cleanup.h"
 #include "control.h"
-#include "event-libvirt.h"
+#include "virt-event-loop.h"
 #include "fs-util.h"
 #include "log.h"
 #include "orch-config.h"
@@ -187,7 +187,7 @@ static int reconcile_store(struct orchd *d, struct orch_error *err)
 			continue;
 		vm = t->vm ? orchd_find_vm(d, t->vm) : NULL;
 		if (vm && vm->cfg->autostart && t->slot >= 0 && t->slot < vm->n_slots &&
-		    !vm->slots[t->slot].task) {
+		    !vm_slot_task(vm, t->slot)) {
 			vm_adopt_orphan(vm, t->slot, t->id, t->attempts, t->output_seq);
 		} else {
 			bool requeued;
@@ -220,7 +220,7 @@ static void on_prune_timer(struct orch_loop *loop, struct orch_timer *t, void *d
 	}
 	for (size_t i = 0; i < n; i++) {
 		spool_remove(d, ids[i]);
-		orchd_llm_task_pruned(d, ids[i]);
+		orchd_services_task_pruned(d, ids[i]);
 	}
 	if (n)
 		orch_logf(ORCH_LOG_INFO, "store", "pruned %zu finished task(s)", n);
@@ -290,6 +290,12 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 			orchd_event_libvirt_register(d->loop);
 			break;
 		}
+	/* The services beside the core (service.h), in the order they see events. */
+	static const struct orchd_service *const services[] = {
+		&orchd_llm_service, &orchd_egress_service, &orchd_shell_service};
+	for (size_t i = 0; i < ELEMENTSOF(services); i++)
+		if ((r = orchd_service_add(d, services[i], err)) < 0)
+			return r;
 	r = orchd_llm_new(d, err);
 	if (r < 0)
 		return orch_err_prefix(err, "llm");
@@ -323,7 +329,11 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = reconcile_store(d, err);
 	if (r < 0)
 		return r;
-	r = control_new(d, &d->control, err);
+	static const struct control_hooks hooks = {
+		.client_closed = waiters_drop_client,
+		.client_drained = waiters_drain,
+	};
+	r = control_new(d, &hooks, &d->control, err);
 	if (r < 0)
 		return r;
 	r = shell_relay_new(d, &d->shells, err);
@@ -357,6 +367,7 @@ static void teardown(struct orchd *d)
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);
 	free(d->vms);
+	free(d->vm_methods);
 	orch_timer_free(d->sched_timer);
 	orch_timer_free(d->prune_timer);
 	store_close(d->store);

@@ -94,6 +94,20 @@ int check_range(const char *what, const char *field, int64_t v, int64_t lo, int6
 	return 0;
 }
 
+bool orch_env_name_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+		return false;
+	for (; s[n]; n++)
+		if (n >= ORCH_MAX_ENV_KEY_LEN ||
+		    !(s[n] == '_' || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+		      (s[n] >= '0' && s[n] <= '9')))
+			return false;
+	return true;
+}
+
 bool orch_id_valid(const char *s)
 {
 	size_t n = 0;

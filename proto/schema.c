@@ -198,12 +198,11 @@ static int parse_env(json_t *env, struct orch_task_run *r, struct orch_error *er
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "task.run: out of memory");
 	json_object_foreach(env, k, v)
 	{
-		size_t kl = strlen(k);
 		char *kv;
-		if (kl == 0 || kl > ORCH_MAX_ENV_KEY_LEN || strchr(k, '='))
+		if (!orch_env_name_valid(k))
 			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 					"task.run: member 'env' has an invalid name '%.64s' "
-					"(1..%d bytes, no '=')",
+					"([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
 					k, ORCH_MAX_ENV_KEY_LEN);
 		if ((q = check_string("task.run", "env", v, ORCH_MAX_ARG_LEN, true, err)) < 0)
 			return q;

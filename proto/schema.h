@@ -42,6 +42,10 @@
 #define ORCH_STATE_READY (1u << 1) /* after a successful hello */
 
 bool orch_id_valid(const char *s);
+/* An environment variable's name, wherever one is accepted (task.run, task.submit, the
+ * config's profiles, profile files): [A-Za-z_][A-Za-z0-9_]*, 1..ORCH_MAX_ENV_KEY_LEN
+ * bytes. The one rule; callers may reserve names of their own on top. */
+bool orch_env_name_valid(const char *s);
 
 /* hello: guest -> host request, the first message on a channel. */
 struct orch_hello_running {

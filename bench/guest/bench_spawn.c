@@ -32,6 +32,7 @@
 #include "netns.h"
 #include "schema.h"
 #include "spawn.h"
+#include "strv.h"
 
 #define UID 10190
 
@@ -195,7 +196,7 @@ static double one_jail(struct jail *j, double *ret_spawn)
 
 static void jail_done(struct jail *j)
 {
-	sv_strv_free(j->argv);
+	orch_strv_free(j->argv);
 	sv_seccomp_done(&j->sc);
 	close(j->ns);
 }

@@ -17,7 +17,7 @@
 #include "cleanup.h"
 #include "console.h"
 #include "domain.h"
-#include "event-libvirt.h"
+#include "virt-event-loop.h"
 #include "events.h"
 #include "snapshot.h"
 

@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "frame.h"
+#include "llm-endpoint-int.h"
 #include "llm-endpoint.h"
 #include "llm-helper.h"
 #include "llm-http.h"
@@ -30,47 +31,6 @@
 static const char *mhd_path = ORCH_MHD_LIBRARY;
 static bool mhd_path_set;
 
-/* One request of an endpoint process, forwarded to the host. */
-struct call {
-	struct llm_endpoint *ep;	    /* NULL: orphaned, freed by the host's reply */
-	json_int_t id;			    /* the endpoint process's JSON-RPC id */
-	char req[ORCH_MAX_ID_LEN + 1];	    /* its req */
-	char host_req[ORCH_MAX_ID_LEN + 1]; /* ours on the host channel: s<slot>-<n> */
-	bool awaiting;			    /* the host's reply is pending (holds a pointer) */
-	bool streaming;			    /* answered: chunks flow until llm.done */
-	struct call *next, *prev;
-};
-
-struct llm_bridge {
-	struct orch_loop *loop;
-	struct orch_rpc *rpc;
-	struct llm_endpoint *eps[ORCH_MAX_SLOTS];
-	uint64_t counter;
-	char *helper;
-	unsigned n_endpoints;
-};
-
-struct llm_endpoint {
-	struct llm_bridge *b;
-	struct llm_endpoint_opts o;
-	char *task;
-	int listen_fd;
-	struct orch_io *listen_io; /* while no process serves the socket */
-	struct orch_timer *restart;
-	uint64_t backoff_ms, refuse_until_ms, started_ms;
-	bool warned; /* "cannot start" logged */
-	/* the endpoint process */
-	struct sv_helper proc; /* pid 0: none */
-	int sock;
-	struct orch_frame *frame;
-	struct orch_io *sock_io, *pid_io, *log_io;
-	struct sv_helper_log log;
-	const char *bad; /* why it must go, found while its line was read */
-	char bad_buf[ORCH_ERROR_MSG_MAX + 64];
-	struct call *calls;
-	unsigned n_calls;
-};
-
 const char *llm_endpoint_library(void)
 {
 	return mhd_path;
@@ -82,8 +42,6 @@ int llm_endpoint_set_library(const char *path)
 	mhd_path_set = true;
 	return 0;
 }
-
-static void proc_stop(struct llm_endpoint *ep, const char *why, bool restart);
 
 /* ---- calls ---- */
 
@@ -99,7 +57,7 @@ static void call_link(struct llm_endpoint *ep, struct call *c)
 }
 
 /* Out of its endpoint's list; freed now, or by the host's reply when that is pending. */
-static void call_end(struct call *c)
+void llm_ep_call_end(struct call *c)
 {
 	struct llm_endpoint *ep = c->ep;
 
@@ -126,7 +84,7 @@ static struct call *call_by_req(struct llm_endpoint *ep, const char *req, json_i
 }
 
 /* The host's ids name their slot: s<slot>-<n>. */
-static struct call *call_by_host_req(struct llm_bridge *b, const char *host_req)
+struct call *llm_ep_call_by_host_req(struct llm_bridge *b, const char *host_req)
 {
 	char *end;
 	unsigned long slot;
@@ -162,7 +120,7 @@ static void sock_events(struct llm_endpoint *ep)
 }
 
 /* Queues one message (stolen). < 0: it cannot take it (it does not read: stop it). */
-static int proc_send(struct llm_endpoint *ep, json_t *msg_new)
+int llm_ep_proc_send(struct llm_endpoint *ep, json_t *msg_new)
 {
 	_cleanup_json_ json_t *msg = msg_new;
 	_cleanup_free_ char *s = NULL;
@@ -182,7 +140,7 @@ static int proc_send(struct llm_endpoint *ep, json_t *msg_new)
 	return 0;
 }
 
-static json_t *notification(const char *method, json_t *params_new)
+json_t *llm_ep_notification(const char *method, json_t *params_new)
 {
 	json_t *m = params_new ? json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method,
 					   "params", params_new)
@@ -192,15 +150,15 @@ static json_t *notification(const char *method, json_t *params_new)
 
 static int proc_reply(struct llm_endpoint *ep, json_int_t id, json_t *result_new)
 {
-	return proc_send(ep, result_new ? json_pack("{s:s, s:I, s:o}", "jsonrpc", "2.0", "id", id,
-						    "result", result_new)
-					: NULL);
+	return llm_ep_proc_send(ep, result_new ? json_pack("{s:s, s:I, s:o}", "jsonrpc", "2.0",
+							   "id", id, "result", result_new)
+					       : NULL);
 }
 
 static int proc_reply_error(struct llm_endpoint *ep, json_int_t id, int code, const char *msg)
 {
 	_cleanup_json_ json_t *jid = json_integer(id);
-	return proc_send(ep, jid ? orch_rpc_make_error(jid, code, msg, NULL) : NULL);
+	return llm_ep_proc_send(ep, jid ? orch_rpc_make_error(jid, code, msg, NULL) : NULL);
 }
 
 /* ---- from the endpoint process ---- */
@@ -234,17 +192,17 @@ static void on_host_reply(struct orch_rpc *rpc, json_t *result, const struct orc
 				     orch_rpc_is_rpc_code(err->code) ? err->code
 								     : ORCH_RPC_INTERNAL_ERROR,
 				     err->msg);
-		call_end(c);
+		llm_ep_call_end(c);
 	} else if (orch_llm_response_parse(result, &resp, &perr) < 0) {
 		r = proc_reply_error(ep, c->id, ORCH_RPC_INTERNAL_ERROR, perr.msg);
 		host_cancel(ep->b, c);
-		call_end(c);
+		llm_ep_call_end(c);
 	} else {
 		r = proc_reply(ep, c->id, orch_llm_response_build(&resp));
 		c->streaming = true;
 	}
 	if (r < 0)
-		proc_stop(ep, "does not read its connection", true);
+		llm_ep_proc_stop(ep, "does not read its connection", true);
 }
 
 /* llm.request: validated, then rebuilt for the host with this slot, its task and an id
@@ -319,12 +277,12 @@ static int on_cancel(struct llm_endpoint *ep, json_t *params)
 	if (!c)
 		return 0; /* ended already */
 	host_cancel(ep->b, c);
-	call_end(c);
+	llm_ep_call_end(c);
 	return 0;
 }
 
 /* One line from the endpoint process: llm.request (a request with an integer id) or
- * llm.cancel (a notification), nothing else. */
+ * llm.cancel (a llm_ep_notification), nothing else. */
 static int on_line(void *data, const char *line, size_t len)
 {
 	struct llm_endpoint *ep = data;
@@ -379,10 +337,11 @@ static void on_sock(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t
 		r = orch_frame_read(ep->frame, fd);
 	if (ep->bad || r < 0) {
 		/* The connection also ends when the process dies: say which. */
-		proc_stop(ep,
-			  ep->bad ? ep->bad
-				  : exit_reason(ep, "closed its connection", why, sizeof(why)),
-			  true);
+		llm_ep_proc_stop(
+			ep,
+			ep->bad ? ep->bad
+				: exit_reason(ep, "closed its connection", why, sizeof(why)),
+			true);
 		return;
 	}
 	sock_events(ep);
@@ -393,7 +352,7 @@ static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t 
 	struct llm_endpoint *ep = data;
 	char why[64];
 
-	proc_stop(ep, exit_reason(ep, "exited", why, sizeof(why)), true);
+	llm_ep_proc_stop(ep, exit_reason(ep, "exited", why, sizeof(why)), true);
 }
 
 static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
@@ -435,7 +394,7 @@ static uint64_t next_backoff(uint64_t ms)
 /* Ends the process and its requests (cancelled on the host: their agents' connections
  * end with the process). why: logged (NULL: a deliberate stop, not logged). restart:
  * serve the next connection with a new one. */
-static void proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
+void llm_ep_proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
 {
 	char slot[24], pid[24];
 	uint64_t now = orch_now_ms();
@@ -449,7 +408,7 @@ static void proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
 			 pid, "reason", why, NULL);
 	while (ep->calls) {
 		host_cancel(ep->b, ep->calls);
-		call_end(ep->calls);
+		llm_ep_call_end(ep->calls);
 	}
 	if (ep->log_io)
 		(void)sv_helper_log_read(ep->proc.log_fd, &ep->log, "llm", (unsigned)ep->o.slot);
@@ -527,7 +486,7 @@ static int proc_start(struct llm_endpoint *ep, struct orch_error *err)
 	    orch_io_add(b->loop, ep->sock, EPOLLIN | EPOLLRDHUP, on_sock, ep, &ep->sock_io) < 0 ||
 	    orch_io_add(b->loop, ep->proc.pidfd, EPOLLIN, on_pid, ep, &ep->pid_io) < 0 ||
 	    orch_io_add(b->loop, ep->proc.log_fd, EPOLLIN, on_log, ep, &ep->log_io) < 0) {
-		proc_stop(ep, NULL, false);
+		llm_ep_proc_stop(ep, NULL, false);
 		return orch_err(err, -ENOMEM, "cannot watch the endpoint process");
 	}
 	orch_io_free(ep->listen_io); /* the process accepts from now on */
@@ -560,131 +519,6 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	}
 	llm_refuse_waiting(fd); /* a fixed 503 each, so that clients fail at once */
 }
-
-/* ---- the bridge ---- */
-
-int llm_bridge_new(struct orch_loop *loop, struct llm_bridge **ret, struct orch_error *err)
-{
-	struct llm_bridge *b = calloc(1, sizeof(*b));
-
-	if (!b)
-		return orch_err(err, -ENOMEM, "out of memory");
-	b->loop = loop;
-	*ret = b;
-	return 0;
-}
-
-void llm_bridge_free(struct llm_bridge *b)
-{
-	if (!b)
-		return;
-	free(b->helper);
-	free(b);
-}
-
-int llm_bridge_set_helper(struct llm_bridge *b, const char *exe)
-{
-	char *e = NULL;
-
-	if (exe && !(e = strdup(exe)))
-		return -ENOMEM;
-	free(b->helper);
-	b->helper = e;
-	return 0;
-}
-
-void llm_bridge_set_rpc(struct llm_bridge *b, struct orch_rpc *rpc)
-{
-	struct orch_rpc *old = b->rpc;
-
-	b->rpc = rpc;
-	if (!old || old == rpc)
-		return;
-	/* The host side of the answers being streamed is gone: they end with an error.
-	 * (Those still waiting for their head were failed by the old channel.) */
-	for (size_t s = 0; s < ORCH_MAX_SLOTS; s++) {
-		struct llm_endpoint *ep = b->eps[s];
-		bool stuck = false;
-		for (struct call *c = ep ? ep->calls : NULL, *next; c; c = next) {
-			next = c->next;
-			if (!c->streaming)
-				continue;
-			struct orch_llm_done d = {.req = c->req,
-						  .error_code = ORCH_RPC_CLOSED,
-						  .error_message =
-							  "the LLM channel to the host closed"};
-			json_t *m = notification("llm.done", orch_llm_done_build(&d));
-			call_end(c);
-			if (stuck)
-				json_decref(m);
-			else if (proc_send(ep, m) < 0)
-				stuck = true;
-		}
-		if (stuck)
-			proc_stop(ep, "does not read its connection", true);
-	}
-}
-
-int llm_bridge_on_chunk(struct llm_bridge *b, json_t *params, struct orch_error *err)
-{
-	struct orch_llm_chunk ch;
-	struct call *c;
-	int64_t seq;
-	int r;
-
-	if ((r = orch_llm_chunk_parse(params, &ch, err)) < 0)
-		return r;
-	seq = ch.seq;
-	c = call_by_host_req(b, ch.req);
-	orch_llm_chunk_done(&ch);
-	if (!c || !c->streaming)
-		return 0; /* the agent left already */
-	/* The data member is passed on as it came (validated above). */
-	json_t *m = notification("llm.chunk",
-				 json_pack("{s:s, s:I, s:O}", "req", c->req, "seq", (json_int_t)seq,
-					   "data", json_object_get(params, "data")));
-	if (proc_send(c->ep, m) < 0)
-		proc_stop(c->ep, "does not read its connection", true);
-	return 0;
-}
-
-int llm_bridge_on_done(struct llm_bridge *b, json_t *params, struct orch_error *err)
-{
-	struct orch_llm_done d;
-	struct llm_endpoint *ep;
-	struct call *c;
-	int r;
-
-	if ((r = orch_llm_done_parse(params, &d, err)) < 0)
-		return r;
-	c = call_by_host_req(b, d.req);
-	if (!c || c->awaiting)
-		return 0;
-	d.req = c->req;
-	json_t *m = notification("llm.done", orch_llm_done_build(&d));
-	ep = c->ep;
-	call_end(c);
-	if (proc_send(ep, m) < 0)
-		proc_stop(ep, "does not read its connection", true);
-	return 0;
-}
-
-static int m_chunk(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		   struct orch_error *err)
-{
-	return llm_bridge_on_chunk(orch_rpc_get_data(rpc), params, err);
-}
-
-static int m_done(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
-		  struct orch_error *err)
-{
-	return llm_bridge_on_done(orch_rpc_get_data(rpc), params, err);
-}
-
-const struct orch_rpc_method llm_bridge_methods[2] = {
-	{"llm.chunk", ORCH_RPC_M_NOTIFY, 0, m_chunk},
-	{"llm.done", ORCH_RPC_M_NOTIFY, 0, m_done},
-};
 
 /* ---- endpoints ---- */
 
@@ -744,7 +578,7 @@ void llm_endpoint_free(struct llm_endpoint *ep)
 {
 	if (!ep)
 		return;
-	proc_stop(ep, NULL, false);
+	llm_ep_proc_stop(ep, NULL, false);
 	orch_io_free(ep->listen_io);
 	orch_timer_free(ep->restart);
 	close(ep->listen_fd);

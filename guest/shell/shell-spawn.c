@@ -16,6 +16,7 @@
 #include "jail.h"
 #include "privdrop.h"
 #include "shell-spawn.h"
+#include "strv.h"
 
 #define FD_EXEC_ERR 5
 
@@ -206,6 +207,6 @@ out:
 		if (ex[i] >= 0)
 			close(ex[i]);
 	}
-	sv_strv_free(argv);
+	orch_strv_free(argv);
 	return r;
 }

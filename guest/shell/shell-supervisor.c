@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "jail.h"
 #include "privsep.h"
+#include "shell-listen.h"
 #include "shell-supervisor.h"
 
 char *sv_shell_find_init(const char *exec_helper)
@@ -87,4 +88,23 @@ int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char 
 		.event_data = event_data,
 	};
 	return sv_shell_new(sv->loop, &o, &j, ret, err);
+}
+
+int sv_shell_socket_dir(const char *listen, char *buf, size_t len)
+{
+	struct sv_shell_addr a;
+	const char *slash;
+
+	buf[0] = '\0';
+	if (!listen)
+		return 0;
+	if (sv_shell_addr_parse(listen, 0, &a, NULL) < 0)
+		return -EINVAL;
+	if (a.kind != SV_SHELL_UNIX)
+		return 0;
+	slash = strrchr(a.path, '/');
+	if (!slash || (size_t)(slash - a.path) >= len)
+		return -EINVAL;
+	snprintf(buf, len, "%.*s", (int)(slash - a.path), a.path);
+	return 0;
 }

@@ -29,6 +29,11 @@ int sv_shell_start_slot(struct supervisor *sv, struct sv_slot *slot, const char 
 			sv_shell_event_cb on_event, void *event_data, struct sv_shell **ret,
 			struct orch_error *err);
 
+/* The directory of a unix: shell listen address ("unix:/run/orch/shell-%u.sock" ->
+ * "/run/orch"), "" for other transports: what a task's read-only paths must not expose.
+ * Returns 0 or -EINVAL. */
+int sv_shell_socket_dir(const char *listen, char *buf, size_t len);
+
 /* orch-shell-init next to orch-jail-exec (installed: libexecdir; build tree:
  * guest/shell/), or NULL. */
 char *sv_shell_find_init(const char *exec_helper);

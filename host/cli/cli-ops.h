@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the operator verbs share (cmd-{doctor,profiles}.c, built with the orch-ops library,
- * host/profiles/meson.build). */
+/* What the operator verbs share (cmd-{doctor,profiles}.c, with the operator library,
+ * host/ops/). */
 #pragma once
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* orch shell VM AGENT: an interactive shell inside agent AGENT's jail, through socat.
- * Every debug shell goes through orchd (host/shell-relay.c), which checks the caller as
+ * Every debug shell goes through orchd (host/control/shell-relay.c), which checks the caller as
  * the control socket does and relays to the VM on whatever transport it uses. The socket
  * comes from orchd's `status` (the VM's "shell" array, one "unix:/PATH" per slot), else
  * the convention <state_dir>/shell/VM/agent-AGENT.sock. */

@@ -18,7 +18,7 @@ static void usage(FILE *f)
 }
 
 /* The command in at most 48 columns on one line: a profile's task as "[NAME] " and the
- * agent's command (not the writer of its files, host/profile-cmd.c), control bytes made
+ * agent's command (not the writer of its files, host/ops/profile-cmd.c), control bytes made
  * visible. */
 static void print_cmd(json_t *task)
 {

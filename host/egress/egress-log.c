@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "strv.h"
 #include "config-util.h"
 #include "egress-log.h"
+#include "sqlite-util.h"
 
 static int sql_err(sqlite3 *db, struct orch_error *err, const char *what)
 {
-	return orch_err(err, -EIO, "egress %s: %s", what, sqlite3_errmsg(db));
+	return sql_error(db, sqlite3_errcode(db), err, "egress %s", what);
 }
 
 int egress_log_insert(sqlite3 *db, const struct egress_log_row *r, struct orch_error *err)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The egress tables of orchd's store (migration 4 in host/store-schema.c): the sets each
+/* The egress tables of orchd's store (migration 4 in host/store/store-schema.c): the sets each
  * task asked for (egress_tasks) and one row per agent connection (egress_log), bounded
  * to egress.log_keep rows (the oldest go first). */
 #pragma once
@@ -37,5 +37,5 @@ json_t *egress_log_summary(sqlite3 *db, int64_t task);
 
 /* The sets task asked for (a JSON array text is stored). */
 int egress_task_sets_put(sqlite3 *db, int64_t task, char *const *sets, struct orch_error *err);
-/* NULL-terminated, free with cfg_strv_free; an empty list when none were stored. */
+/* NULL-terminated, free with orch_strv_free; an empty list when none were stored. */
 int egress_task_sets_get(sqlite3 *db, int64_t task, char ***ret, struct orch_error *err);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The egress decisions that need no I/O (docs/EGRESS.md): whether host:port is in a
  * task's allow sets, and whether an address is one a name may resolve to. Pure
- * functions, unit-tested in tests/host/check_egress_policy.c. */
+ * functions, unit-tested in tests/egress/check_egress.c. */
 #pragma once
 
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "egress-config.h"
+#include "config-egress.h"
 
 /* host (lower case, as the lane carries it) and port against the sets named in sets
  * (NULL-terminated; unknown names match nothing). 0: allowed; -EACCES: not, with a

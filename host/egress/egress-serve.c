@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "strv.h"
 #include "egress-http.h"
 #include "egress-log.h"
 #include "egress-policy.h"
@@ -409,7 +410,7 @@ static int on_open(struct egress_serve *s, const struct orch_egress_hdr *hd, con
 	_cleanup_json_ json_t *root = NULL;
 	struct orch_egress_open o;
 	struct orch_error err = {0};
-	_cleanup_(cfg_strv_freep) char **sets = NULL;
+	_cleanup_(orch_strv_freep) char **sets = NULL;
 	char why[ORCH_EGRESS_MAX_REASON];
 	struct hconn *c;
 	int64_t task = 0;

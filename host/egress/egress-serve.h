@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sqlite3.h>
 
-#include "egress-config.h"
+#include "config-egress.h"
 #include "error.h"
 #include "loop.h"
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <openssl/ssl.h>
 
-#include "egress-config.h"
+#include "config-egress.h"
 #include "error.h"
 
 struct egress_tls;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The libvirt backend (host/backend.h): every VM is a transient libvirt domain named
+/* The libvirt backend (host/core/backend.h): every VM is a transient libvirt domain named
  * "orch-<vm>" booted from the guest image, its supervisor reached over the virtio-serial
  * control port (a unix socket libvirt binds under <state_dir>/vm/<vm>/chan/, a directory
  * only root and QEMU can enter) or, with vsock, dialling orchd's lanes (lanes.h: reserved
@@ -24,14 +24,12 @@
 #include "cleanup.h"
 #include "console.h"
 #include "domain.h"
-#include "event-libvirt.h"
+#include "virt-event-loop.h"
 #include "events.h"
 #include "image.h"
 #include "lanes.h"
 #include "log.h"
 #include "orch-config.h"
-#include "orchd-egress.h"
-#include "orchd-llm.h"
 #include "orchd.h"
 #include "transport.h"
 #include "virtiofsd.h"
@@ -240,7 +238,7 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
  * domain may have been booted by an orchd with an LLM proxy that this one lacks). */
 static bool want_llm(const struct lvb *l)
 {
-	return l->llm && orchd_llm_enabled(l->vm->d);
+	return l->llm && orchd_lane_wanted(l->vm->d, ORCHD_LANE_LLM);
 }
 
 /* The VM runs without its LLM channel (its agents' LLM calls get 503): said, not fatal. */
@@ -267,17 +265,17 @@ static int on_lane_conn(void *owner, enum lv_lane lane, int fd, const struct orc
 				l->vm->cfg->name);
 	}
 	if (lane == LV_LANE_LLM) {
-		if (vm_attach_llm_channel(l->vm, fd, err) < 0)
+		if (vm_lane_attach(l->vm, ORCHD_LANE_LLM, fd, err) < 0)
 			llm_channel_failed(l, err);
 		return 0;
 	}
 	if (lane == LV_LANE_EGRESS) {
-		if (!l->egress || !orchd_egress_enabled(l->vm->d)) {
+		if (!l->egress || !orchd_lane_wanted(l->vm->d, ORCHD_LANE_EGRESS)) {
 			close(fd);
 			return orch_err(err, -EOPNOTSUPP, "vm %s was booted without an egress lane",
 					l->vm->cfg->name);
 		}
-		if (vm_attach_egress_channel(l->vm, fd, err) < 0)
+		if (vm_lane_attach(l->vm, ORCHD_LANE_EGRESS, fd, err) < 0)
 			orch_log(ORCH_LOG_WARN, "libvirt", "no egress lane", "vm", l->vm->cfg->name,
 				 "error", err->msg, NULL);
 		return 0;
@@ -307,10 +305,12 @@ static int lanes_open(struct orchd *d, struct orch_error *err)
 		return 0;
 	struct lv_lanes_opts o = {
 		.port = {[LV_LANE_CONTROL] = (uint32_t)d->cfg->vsock.control_port,
-			 [LV_LANE_LLM] =
-				 orchd_llm_enabled(d) ? (uint32_t)d->cfg->vsock.llm_port : 0,
-			 [LV_LANE_EGRESS] =
-				 orchd_egress_enabled(d) ? (uint32_t)d->cfg->vsock.egress_port : 0},
+			 [LV_LANE_LLM] = orchd_lane_wanted(d, ORCHD_LANE_LLM)
+						 ? (uint32_t)d->cfg->vsock.llm_port
+						 : 0,
+			 [LV_LANE_EGRESS] = orchd_lane_wanted(d, ORCHD_LANE_EGRESS)
+						    ? (uint32_t)d->cfg->vsock.egress_port
+						    : 0},
 		.port_name = {[LV_LANE_CONTROL] = "vsock.control_port",
 			      [LV_LANE_LLM] = "vsock.llm_port",
 			      [LV_LANE_EGRESS] = "vsock.egress_port"},
@@ -376,13 +376,13 @@ static int connect_channel(struct lvb *l, struct orch_error *err)
 	if (r < 0)
 		return r;
 	struct orch_error lerr = {0};
-	if (want_llm(l) &&
-	    ((fd = dial(l->llm_sock, &lerr)) < 0 || vm_attach_llm_channel(l->vm, fd, &lerr) < 0))
+	if (want_llm(l) && ((fd = dial(l->llm_sock, &lerr)) < 0 ||
+			    vm_lane_attach(l->vm, ORCHD_LANE_LLM, fd, &lerr) < 0))
 		llm_channel_failed(l, &lerr);
 	lerr = (struct orch_error){0};
-	if (l->egress && orchd_egress_enabled(l->vm->d) &&
+	if (l->egress && orchd_lane_wanted(l->vm->d, ORCHD_LANE_EGRESS) &&
 	    ((fd = dial(l->egress_sock, &lerr)) < 0 ||
-	     vm_attach_egress_channel(l->vm, fd, &lerr) < 0))
+	     vm_lane_attach(l->vm, ORCHD_LANE_EGRESS, fd, &lerr) < 0))
 		orch_log(ORCH_LOG_WARN, "libvirt", "no egress lane", "vm", l->vm->cfg->name,
 			 "error", lerr.msg, NULL);
 	return 0;
@@ -518,8 +518,8 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	unlink(l->egress_sock);
 	/* The LLM channel of its own when orchd answers LLM calls at all; the egress lane
 	 * when orchd has an egress gateway. */
-	l->llm = orchd_llm_enabled(vm->d);
-	l->egress = orchd_egress_enabled(vm->d);
+	l->llm = orchd_lane_wanted(vm->d, ORCHD_LANE_LLM);
+	l->egress = orchd_lane_wanted(vm->d, ORCHD_LANE_EGRESS);
 
 	/* virtio-serial: the control port, the LLM port (host side <dir>/chan/llm.sock), then
 	 * one debug-shell port per agent slot (host side <dir>/chan/shell-N.sock). */
@@ -540,8 +540,9 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		ports[n_ports++] = (struct lv_port){LV_PORT_EGRESS, l->egress_sock};
 	for (int64_t i = 0; i < n_shells; i++) {
 		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
-		snprintf(pn[i].path, sizeof(pn[i].path), "%s/chan/shell-%lld.sock", l->dir,
-			 (long long)i);
+		if (orchd_shell_socket_path(vm->d->cfg->state_dir, c->name, i, pn[i].path,
+					    sizeof(pn[i].path)) < 0)
+			return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
 		unlink(pn[i].path);
 		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
 	}
@@ -667,8 +668,8 @@ static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_ad
 		a.port = ORCH_VSOCK_SHELL_PORT_BASE + slot;
 	} else {
 		a.kind = ORCH_TRANSPORT_UNIX;
-		if ((size_t)snprintf(a.path, sizeof(a.path), "%s/chan/shell-%u.sock", l->dir,
-				     slot) >= sizeof(a.path))
+		if (orchd_shell_socket_path(vm->d->cfg->state_dir, vm->cfg->name, slot, a.path,
+					    sizeof(a.path)) < 0)
 			return orch_err(err, -ENAMETOOLONG, "its shell's socket path is too long");
 	}
 	*ret = a;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Domain lifecycle events through libvirt's event API (virConnectDomainEventRegisterAny).
  * The events run on whatever event implementation the process registered before
- * connecting (orchd: its own loop, host/event-libvirt.c). */
+ * connecting (orchd: its own loop, host/libvirt/virt-event-loop.c). */
 #pragma once
 
 #include <stdbool.h>

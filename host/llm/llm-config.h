@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The proxy's configuration: the "llm" object of orchd's configuration file
- * (docs/CONFIG.md), parsed strictly, plus a few internal knobs with defaults. */
+ * (docs/CONFIG.md; parsed by host/config/config-llm.c, orchd_config_llm_parse), plus a
+ * few internal knobs with defaults. */
 #pragma once
 
 #include <stddef.h>
@@ -74,9 +75,8 @@ bool llm_config_beta_allowed(const struct llm_config *c, const char *beta);
 
 /* Defaults, no upstreams and no models (everything refused). */
 int llm_config_init(struct llm_config *c);
-/* Parses an "llm" object (NULL: defaults). Unknown keys, wrong types and out-of-range
- * values are errors naming the key ("llm.models.x.upstream: unknown upstream 'y'"). */
-int llm_config_parse(json_t *llm, struct llm_config *ret, struct orch_error *err);
+/* Replaces the anthropic-beta allowlist (entries 1..64 of [a-z0-9-]). */
+int llm_config_set_betas(struct llm_config *c, const char *const *betas, struct orch_error *err);
 /* Reads every upstream's key file (mode checked, see llm-key.h). */
 int llm_config_load_keys(struct llm_config *c, struct orch_error *err);
 void llm_config_done(struct llm_config *c);

@@ -2,83 +2,28 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cleanup.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize)
-#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
-
-static const char schema_v1[] =
-	"CREATE TABLE IF NOT EXISTS llm_budget ("
-	" scope TEXT NOT NULL CHECK (scope IN ('agent','task')),"
-	" id TEXT NOT NULL,"
-	" limit_micro INTEGER NOT NULL DEFAULT 0 CHECK (limit_micro >= 0),"
-	" limit_tokens INTEGER NOT NULL DEFAULT 0 CHECK (limit_tokens >= 0),"
-	" spent_micro INTEGER NOT NULL DEFAULT 0,"
-	" spent_tokens INTEGER NOT NULL DEFAULT 0,"
-	" reserved_micro INTEGER NOT NULL DEFAULT 0,"
-	" reserved_tokens INTEGER NOT NULL DEFAULT 0,"
-	" PRIMARY KEY (scope, id)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS llm_reservation ("
-	" id INTEGER PRIMARY KEY,"
-	" agent TEXT NOT NULL,"
-	" task TEXT,"
-	" micro INTEGER NOT NULL,"
-	" tokens INTEGER NOT NULL,"
-	" created_ms INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS llm_spend ("
-	" id INTEGER PRIMARY KEY,"
-	" agent TEXT NOT NULL,"
-	" task TEXT,"
-	" model TEXT NOT NULL,"
-	" input_tokens INTEGER NOT NULL,"
-	" output_tokens INTEGER NOT NULL,"
-	" cache_write_tokens INTEGER NOT NULL,"
-	" cache_read_tokens INTEGER NOT NULL,"
-	" micro INTEGER NOT NULL,"
-	" outcome TEXT NOT NULL,"
-	" at_ms INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend(task);"
-	"CREATE TABLE IF NOT EXISTS llm_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO llm_meta(key, value) VALUES ('schema', 1);";
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The ledger's tables are in the store's one migration list (host/store/store-schema.c). */
 
 static int sql_err(sqlite3 *db, struct orch_error *err, int rc, const char *what)
 {
-	int code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
-		   : rc == SQLITE_NOMEM			    ? -ENOMEM
-							    : -EIO;
-
-	return orch_err(err, code, "llm ledger: %s: %s", what, sqlite3_errmsg(db));
+	return sql_error(db, rc, err, "llm ledger: %s", what);
 }
 
 static int exec(sqlite3 *db, const char *sql, struct orch_error *err)
 {
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : sql_err(db, err, rc, sql);
-}
-
-static void rollback(sqlite3 *db)
-{
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	int r = sql_exec(db, sql, err);
+	return r < 0 ? orch_err_prefix(err, "llm ledger") : 0;
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct orch_error *err)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, ret, NULL);
-
-	return rc == SQLITE_OK ? 0 : sql_err(db, err, rc, "prepare");
+	int r = sql_prepare(db, sql, ret, err);
+	return r < 0 ? orch_err_prefix(err, "llm ledger") : 0;
 }
 
 static bool scope_valid(const char *scope)
@@ -162,23 +107,8 @@ static int end_transaction(sqlite3 *db, int r, struct orch_error *err)
 	if (r >= 0)
 		r = exec(db, "COMMIT", err);
 	if (r < 0)
-		rollback(db);
+		sql_rollback(db);
 	return r;
-}
-
-int llm_ledger_migrate(sqlite3 *db, struct orch_error *err)
-{
-	int r;
-
-	r = exec(db, "BEGIN IMMEDIATE", err);
-	if (r < 0)
-		return r;
-	r = exec(db, schema_v1, err);
-	if (r < 0) {
-		rollback(db);
-		return r;
-	}
-	return exec(db, "COMMIT", err);
 }
 
 int llm_ledger_get(sqlite3 *db, const char *scope, const char *id, struct llm_budget *ret,
@@ -382,7 +312,7 @@ int llm_ledger_reserve(sqlite3 *db, const struct llm_limits *defaults, const cha
 		bind_task(st, 2, task);
 		sqlite3_bind_int64(st, 3, micro);
 		sqlite3_bind_int64(st, 4, tokens);
-		sqlite3_bind_int64(st, 5, wall_ms());
+		sqlite3_bind_int64(st, 5, sql_now_ms());
 		r = step_done(db, st, "insert reservation", err);
 	}
 	r = end_transaction(db, r, err);
@@ -466,7 +396,7 @@ static int finish(sqlite3 *db, int64_t id, const char *model, const struct llm_u
 	sqlite3_bind_int64(ins, 7, u ? u->cache_read : 0);
 	sqlite3_bind_int64(ins, 8, micro);
 	sqlite3_bind_text(ins, 9, outcome ? outcome : "ok", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 10, wall_ms());
+	sqlite3_bind_int64(ins, 10, sql_now_ms());
 	return step_done(db, ins, "record spend", err);
 }
 

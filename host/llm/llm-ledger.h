@@ -4,7 +4,8 @@
  * (0 = unlimited). A request reserves its worst case atomically (BEGIN IMMEDIATE) against
  * both scopes, is settled to the actual usage when it ends, or released when nothing was
  * spent. spent + reserved never exceeds a limit, so concurrent requests can not overshoot.
- * Works on any connection (orchd's store passes its own); the caller sets busy_timeout. */
+ * Works on any connection to a database migrated by store_migrate (host/store/: the
+ * ledger's tables are in its one list); orchd passes its store's, which sets busy_timeout. */
 #pragma once
 
 #include <stdint.h>
@@ -12,11 +13,6 @@
 
 #include "error.h"
 #include "llm-types.h"
-
-#define LLM_LEDGER_SCHEMA_VERSION 1
-
-/* Creates or upgrades the llm_* tables (idempotent). */
-int llm_ledger_migrate(sqlite3 *db, struct orch_error *err);
 
 /* Limits applied to a scope the first time it is seen (0 = unlimited). */
 struct llm_limits {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: what a compromised guest can send, into orchd's own guest-facing code
- * (host/vm.c, sched.c, output.c, spool.c, orchd-llm.c and the LLM proxy) with a real
+ * (host/core/vm.c, scheduler.c, output.c, spool.c, host/core/orchd-llm.c and the LLM proxy) with a real
  * SQLite store in a temporary directory. One orchd, one VM of two slots with two queued
  * tasks per input; its control channel and its LLM channel are socketpairs whose guest
  * ends the input writes to.
@@ -88,7 +88,7 @@ static void setup(void)
 		fprintf(stderr, "fuzz-orchd-guest: %s\n", err.msg);
 		abort();
 	}
-	if (orchd_llm_new(&d, &err) < 0) {
+	if (orchd_service_add(&d, &orchd_llm_service, &err) < 0 || orchd_llm_new(&d, &err) < 0) {
 		fprintf(stderr, "fuzz-orchd-guest: llm: %s\n", err.msg);
 		abort();
 	}
@@ -179,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.n_vms = 1;
 	vm->state = VM_STARTING;
 	if ((fd = pair(&ctl, &err)) < 0 || vm_attach_channel(vm, fd, &err) < 0 ||
-	    (fd = pair(&llm, &err)) < 0 || vm_attach_llm_channel(vm, fd, &err) < 0)
+	    (fd = pair(&llm, &err)) < 0 || vm_lane_attach(vm, ORCHD_LANE_LLM, fd, &err) < 0)
 		abort();
 
 	while (off < size) {
@@ -195,7 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				close(llm);
 			llm = -1;
 			settle(ctl, llm);
-			if ((fd = pair(&llm, &err)) >= 0 && vm_attach_llm_channel(vm, fd, &err) < 0)
+			if ((fd = pair(&llm, &err)) >= 0 &&
+			    vm_lane_attach(vm, ORCHD_LANE_LLM, fd, &err) < 0)
 				llm = -1; /* attach closed both ends' orchd side */
 		} else if (len == 1 && line[0] == 'C') {
 			if (ctl >= 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "config.h"
 
 #define ARGS(...) ((char *[]){"orch-supervisor", __VA_ARGS__, NULL})
@@ -220,9 +221,5 @@ int main(void)
 	tcase_add_test(tc, test_llm_connect);
 	tcase_add_test(tc, test_dlopen_list);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

@@ -19,12 +19,14 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "check-run.h"
 #include "cleanup.h"
 #include "jail-seccomp.h"
 #include "jail.h"
 #include "netns.h"
 #include "privdrop.h"
 #include "spawn.h"
+#include "strv.h"
 
 #define TEST_UID 10071
 
@@ -85,7 +87,7 @@ START_TEST(test_argv)
 		i = strv_find(v, "/bin");
 		ck_assert_str_eq(v[i - 2], "--symlink");
 	}
-	sv_strv_free(v);
+	orch_strv_free(v);
 
 	const char *empty[] = {NULL};
 	s.argv = empty;
@@ -152,7 +154,7 @@ START_TEST(test_argv_tmp)
 			      before[k]);
 	/* Absent paths are skipped. */
 	ck_assert_uint_eq(ro_bind_at(v, absent), (size_t)-1);
-	sv_strv_free(v);
+	orch_strv_free(v);
 	rmdir(dir);
 }
 END_TEST
@@ -203,7 +205,7 @@ START_TEST(test_argv_task_ro_paths)
 	ck_assert_ptr_nonnull(v[i + 1]);
 	ck_assert_str_eq(v[i], opt);
 	ck_assert_uint_eq(strv_find(v, "/nonexistent-orch-ro"), (size_t)-1);
-	sv_strv_free(v);
+	orch_strv_free(v);
 
 	char below_link[PATH_MAX];
 	snprintf(below_link, sizeof(below_link), "%s/ws-link", top);
@@ -478,7 +480,7 @@ START_TEST(test_spawn)
 	ck_assert_int_lt(sv_spawn(&ss, &sp, &err), 0);
 	ck_assert_msg(strstr(err.msg, "network namespace") != NULL, "%s", err.msg);
 
-	sv_strv_free(argv);
+	orch_strv_free(argv);
 	sv_seccomp_done(&sc);
 	close(ns);
 	rmdir(ws);
@@ -510,9 +512,5 @@ int main(void)
 		printf("SKIP: needs root (the namespace, cgroup and spawn cases)\n");
 		return 77;
 	}
-	SRunner *sr = srunner_create(jail_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(jail_suite());
 }

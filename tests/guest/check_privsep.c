@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "netns.h"
 #include "privsep.h"
@@ -193,9 +194,5 @@ int main(void)
 	tcase_add_test(tc, test_spawn_netns);
 	tcase_add_test(tc, test_enter);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

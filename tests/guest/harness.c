@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "harness.h"
 
 const char *h_builddir(void)
@@ -456,9 +457,5 @@ int h_run_suite(Suite *s, bool need_bwrap)
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "check-run.h"
+#include "config.h"
 #include "llm-config.h"
 #include "llm-key.h"
 #include "llm-ratelimit.h"
@@ -130,7 +132,7 @@ START_TEST(test_config_example)
 		 keyfile, keyfile);
 	j = json_loads(text, 0, NULL);
 	ck_assert_ptr_nonnull(j);
-	ck_assert_int_eq(llm_config_parse(j, &c, &err), 0);
+	ck_assert_int_eq(orchd_config_llm_parse(j, &c, &err), 0);
 	ck_assert_int_eq(c.n_upstreams, 2);
 	ck_assert_str_eq(c.upstreams[0].base_url, "https://api.anthropic.com");
 	ck_assert_str_eq(c.upstreams[1].base_url, "https://api.openai.com");
@@ -179,7 +181,7 @@ START_TEST(test_config_errors)
 		 "base_url"},
 		{"{\"models\":{\"m\":{\"upstream\":\"nope\",\"input_usd_per_mtok\":1,"
 		 "\"output_usd_per_mtok\":1}}}",
-		 "unknown upstream 'nope'"},
+		 "no upstream named \"nope\""},
 		{"{\"upstreams\":{\"a\":{\"kind\":\"openai\",\"key_file\":\"/"
 		 "k\"}},\"models\":{\"m\":"
 		 "{\"upstream\":\"a\",\"input_usd_per_mtok\":-1,\"output_usd_per_mtok\":1}}}",
@@ -213,11 +215,11 @@ START_TEST(test_config_errors)
 		struct orch_error err = {0};
 		json_t *j = json_loads(cases[i].json, 0, NULL);
 		ck_assert_ptr_nonnull(j);
-		ck_assert_int_lt(llm_config_parse(j, &c, &err), 0);
+		ck_assert_int_lt(orchd_config_llm_parse(j, &c, &err), 0);
 		ck_assert_msg(strstr(err.msg, cases[i].needle), "case %zu: %s", i, err.msg);
 		json_decref(j);
 	}
-	ck_assert_int_eq(llm_config_parse(NULL, &c, NULL), 0);
+	ck_assert_int_eq(orchd_config_llm_parse(NULL, &c, NULL), 0);
 	ck_assert_int_eq(c.n_models, 0);
 	ck_assert_int_eq(c.policy.max_tokens_cap, 32000);
 	ck_assert_int_eq(c.agent_inflight, 16);
@@ -276,8 +278,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm_config");
 	TCase *tc = tcase_create("config");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_key_modes);
@@ -286,9 +286,5 @@ int main(void)
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_ratelimit);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

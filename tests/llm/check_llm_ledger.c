@@ -10,7 +10,9 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 
 static char dir[64];
 static char path[128];
@@ -37,8 +39,8 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/orch.db", dir);
 	db = open_db();
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0);
-	ck_assert_int_eq(llm_ledger_migrate(db, NULL), 0); /* idempotent */
+	ck_assert_int_eq(store_migrate(db, NULL), 0);
+	ck_assert_int_eq(store_migrate(db, NULL), 0); /* idempotent */
 	sqlite3_close(db);
 }
 
@@ -265,8 +267,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm_ledger");
 	TCase *tc = tcase_create("ledger");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -276,9 +276,5 @@ int main(void)
 	tcase_add_test(tc, test_foreach_drop);
 	tcase_add_loop_test(tc, test_concurrent_never_overshoots, 0, 3);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

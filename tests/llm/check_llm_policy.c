@@ -8,6 +8,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "llm-policy.h"
 #include "llm-price.h"
@@ -734,8 +735,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm_policy");
 	TCase *tc = tcase_create("policy");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_routes);
@@ -755,9 +754,5 @@ int main(void)
 	tcase_add_test(tc, test_error_shapes);
 	tcase_add_test(tc, test_mutations);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

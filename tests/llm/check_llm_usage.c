@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "llm-usage.h"
 
 static const char anthropic_stream[] =
@@ -371,8 +372,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm_usage");
 	TCase *tc = tcase_create("usage");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_anthropic_every_split);
 	tcase_add_test(tc, test_openai_every_split);
@@ -384,9 +383,5 @@ int main(void)
 	tcase_add_test(tc, test_json_answers);
 	tcase_add_test(tc, test_mutations);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orch_check_run(s);
 }

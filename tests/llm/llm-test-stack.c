@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "schema.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 #include "llm-test-stack.h"
 #include "llm-test-util.h"
 
@@ -85,7 +86,7 @@ int llm_stack_start(struct llm_stack *s, const char *fake_path, const char *cons
 		return -EIO;
 	/* As orchd's store runs it: WAL, fsync at checkpoints only. */
 	sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-	if (llm_ledger_migrate(s->db, &err) < 0 || llm_config_init(&s->cfg) < 0)
+	if (store_migrate(s->db, &err) < 0 || llm_config_init(&s->cfg) < 0)
 		goto fail;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", s->fake_port);
 	if (llm_config_add_upstream(&s->cfg, "anthropic", LLM_API_ANTHROPIC, url, s->keypath,

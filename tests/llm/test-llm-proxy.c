@@ -17,9 +17,11 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "loop.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 #include "llm-proxy.h"
 #include "llm-test-util.h"
 
@@ -61,7 +63,7 @@ static void setup(void)
 
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", fake_port);
 	ck_assert_int_eq(llm_config_add_upstream(&fx.cfg, "anthropic", LLM_API_ANTHROPIC, url,
@@ -803,7 +805,7 @@ static void setup_tls(void)
 
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	add_tls_upstream("trusted", tls_port_ok, cert_ok, "m-trusted");
 	add_tls_upstream("system-cas", tls_port_ok, NULL, "m-untrusted");
@@ -883,8 +885,6 @@ static int run_tls(void)
 	pid_t p1 = 0, p2 = 0;
 	Suite *s = suite_create("llm_proxy_tls");
 	TCase *tc = tcase_create("tls");
-	SRunner *sr;
-	int failed;
 
 	if (make_cert("ok", "subjectAltName=IP:127.0.0.1", cert_ok, sizeof(cert_ok)) != 0 ||
 	    make_cert("wrong", "subjectAltName=DNS:upstream.example", cert_wrong,
@@ -904,13 +904,10 @@ static int run_tls(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_tls_verified);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run(s);
 	llm_test_stop(p1);
 	llm_test_stop(p2);
-	return failed ? 1 : 0;
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -918,9 +915,7 @@ int main(int argc, char **argv)
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	pid_t pid = 0;
-	int failed;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream>\n", argv[0]);
@@ -960,11 +955,8 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_timeout_charges_worst_case);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run(s);
 	llm_test_stop(pid);
 	llm_test_rmtree(tmpdir);
-	return failed ? 1 : 0;
+	return r;
 }

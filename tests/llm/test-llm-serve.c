@@ -25,9 +25,11 @@
 #include <sys/socket.h>
 #include <sqlite3.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "schema.h"
 #include "llm-ledger.h"
+#include "sqlite-util.h"
 #include "llm-serve.h"
 #include "llm-test-util.h"
 
@@ -171,7 +173,7 @@ static void fixture_up(void)
 	memset(&fx, 0, sizeof(fx));
 	ck_assert_int_eq(orch_loop_new(&fx.loop), 0);
 	ck_assert_int_eq(sqlite3_open(":memory:", &fx.db), SQLITE_OK);
-	ck_assert_int_eq(llm_ledger_migrate(fx.db, &err), 0);
+	ck_assert_int_eq(store_migrate(fx.db, &err), 0);
 	ck_assert_int_eq(llm_config_init(&fx.cfg), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", fake_port);
 	ck_assert_int_eq(
@@ -531,9 +533,7 @@ int main(int argc, char **argv)
 	const char *args[] = {"--key", LLM_TEST_KEY, "--record", recpath, NULL};
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	pid_t pid = 0;
-	int failed;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <llm-fake-upstream> [case]\n", argv[0]);
@@ -558,11 +558,9 @@ int main(int argc, char **argv)
 	ADD(guest_leaves);
 	ADD(idle_slot);
 	ADD(caps);
-	sr = srunner_create(s);
-	srunner_run(sr, NULL, argc > 2 ? argv[2] : NULL, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int r = orch_check_run_opts(s,
+				    &(struct orch_check_opts){.tcase = argc > 2 ? argv[2] : NULL});
 	llm_test_stop(pid);
 	llm_test_rmtree(tmpdir);
-	return failed ? 1 : 0;
+	return r;
 }

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "loop.h"
 #include "shell-listen.h"
@@ -305,9 +306,5 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_serial);
 	tcase_add_test(tc, test_serial_after_shell);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Debug shells go through orchd (host/shell-relay.c), with the control socket's rule:
+# Debug shells go through orchd (host/control/shell-relay.c), with the control socket's rule:
 # root and members of orchd's group get a shell, anyone else is refused, and nobody but
 # root reaches the supervisor's own socket. Every open, close and refusal is in orchd's
 # log. A shell flooding output to a client that does not read neither grows orchd nor

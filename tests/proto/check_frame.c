@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "frame.h"
 #include "rpc.h"
 #include "rpc-test-util.h"
@@ -396,8 +397,6 @@ int main(void)
 {
 	Suite *s = suite_create("frame");
 	TCase *tc = tcase_create("frame");
-	SRunner *sr;
-	int failed;
 
 	signal(SIGPIPE, SIG_DFL); /* prove MSG_NOSIGNAL: a SIGPIPE would kill the test */
 	tcase_add_test(tc, test_split_and_many);
@@ -412,9 +411,5 @@ int main(void)
 	tcase_add_test(tc, test_queue_backpressure);
 	tcase_add_test(tc, test_rpc_hostile_lines);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

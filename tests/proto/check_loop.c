@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "loop.h"
 
 struct ctx {
@@ -212,8 +213,6 @@ int main(void)
 {
 	Suite *s = suite_create("loop");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_io_free_inside_callback);
 	tcase_add_test(tc, test_io_set_events);
@@ -222,9 +221,5 @@ int main(void)
 	tcase_add_test(tc, test_timer_rearm_zero_no_spin);
 	tcase_add_test(tc, test_io_add_bad_fd);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

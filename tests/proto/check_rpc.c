@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "rpc.h"
 #include "rpc-test-util.h"
@@ -648,8 +649,6 @@ int main(void)
 {
 	Suite *s = suite_create("rpc");
 	TCase *tc = tcase_create("peer");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_call_result_and_errors);
 	tcase_add_test(tc, test_timeout_then_late_reply_dropped);
@@ -668,9 +667,5 @@ int main(void)
 	tcase_add_test(tc, test_send_to_gone_peer_closes_from_loop);
 	tcase_add_test(tc, test_peer_not_reading_replies);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

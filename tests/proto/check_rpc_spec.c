@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "rpc.h"
 #include "rpc-test-util.h"
@@ -385,8 +386,6 @@ int main(void)
 {
 	Suite *s = suite_create("rpc-spec");
 	TCase *tc = tcase_create("spec");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, spec_positional);
 	tcase_add_test(tc, spec_named);
@@ -402,9 +401,5 @@ int main(void)
 	tcase_add_test(tc, spec_batch_all_notifications);
 	tcase_add_test(tc, invalid_shapes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

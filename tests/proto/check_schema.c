@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "rpc.h"
 #include "schema-vm.h"
@@ -389,8 +390,6 @@ int main(void)
 {
 	Suite *s = suite_create("schema");
 	TCase *tc = tcase_create("schema");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_valid_cases);
 	tcase_add_test(tc, test_invalid_cases);
@@ -402,9 +401,5 @@ int main(void)
 	tcase_add_test(tc, test_ids);
 	tcase_add_test(tc, test_hello_running_and_build);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check-run.h"
 #include "cleanup.h"
 #include "frame.h"
 #include "loop.h"
@@ -400,8 +401,6 @@ int main(void)
 {
 	Suite *s = suite_create("transport");
 	TCase *tc = tcase_create("transport");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_addr_parse);
 	tcase_add_test(tc, test_fd_socketpair);
@@ -411,9 +410,5 @@ int main(void)
 	tcase_add_test(tc, test_serial_pty);
 	tcase_add_test(tc, test_vsock_dial_any_refused);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orch_check_run(s);
 }

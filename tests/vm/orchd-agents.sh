@@ -2,13 +2,13 @@
 # The five agent CLIs in a real VM (meson suite 'e2e'): installed on the host by `orch
 # agents install`, shared read-only into a libvirt VM (virtio-fs through
 # orch-virtiofsd-ro), each through its shipped profile in a real tool loop against the
-# fake upstream (the checks of tests/host/agents-lib.sh: exit 0, the file on the host
+# fake upstream (the checks of tests/ops/agents-lib.sh: exit 0, the file on the host
 # owned by the agent's uid, the tool-result round, spend, no real key in the jail).
 # Also: the domain's CPU model and read-only agents share, the guest's tools (bash, git,
 # rg, python3). (That the share is read-only on the host: tests/vm/virtiofsd-ro.sh.)
 # ORCH_TEST_AGENTS="claude pi" runs some only; ORCH_E2E_KEEP=1 keeps the state dir.
-. "$(dirname "$0")/../host/lib.sh"
-. "$(dirname "$0")/../host/agents-lib.sh"
+. "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../ops/agents-lib.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 command -v virsh >/dev/null || skip "libvirt clients not installed"

@@ -49,7 +49,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-keyout "$st/tls.key" -out "$st/tls.pem" 2>/dev/null
 hp=$((20000 + $$ % 20000))
 sp=$((hp + 1))
-python3 "$src/tests/host/egress-server.py" 127.0.0.5 $hp 127.0.0.6 $sp "$st/tls.pem" \
+python3 "$src/tests/egress/egress-server.py" 127.0.0.5 $hp 127.0.0.6 $sp "$st/tls.pem" \
 	"$st/tls.key" "$st/server.log" >"$st/server.out" 2>&1 &
 srv_pid=$!
 for _ in $(seq 1 50); do grep -q ready "$st/server.out" 2>/dev/null && break; sleep 0.1; done

@@ -81,7 +81,7 @@ cat >"$st/orchd.json" <<JSON
   "vms": { "$vm": { "backend": "libvirt", "slots": 1, "transport": "vsock",
                     "memory_mib": 256, "autostart": true, "boot_timeout_ms": 60000 } } }
 JSON
-# Sanitizer builds: the callbacks libvirt leaves to host/event-libvirt.c's deferred frees
+# Sanitizer builds: the callbacks libvirt leaves to host/libvirt/virt-event-loop.c's deferred frees
 # when orchd's loop ends are not freed (not this test's subject); any other report fails.
 echo "leak:defer_free" >"$st/lsan.supp"
 LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$st/lsan.supp \

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The scheduler: queued tasks go to free agent slots of ready VMs, priority first, then
+ * FIFO (the store's ORDER BY), honouring a task's named VM and/or slot. A lease becomes
+ * "running" when the supervisor acknowledges task.run; an unacknowledged lease is
+ * re-queued after lease_timeout_ms. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "orchd.h"
+
+struct run_ctx {
+	struct vm *vm;
+	int64_t slot, task, attempt;
+};
+
+static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *rerr,
+			 json_t *err_data, void *data)
+{
+	_cleanup_free_ struct run_ctx *c = data;
+	struct orchd *d = c->vm->d;
+	struct orch_error err = {0};
+	char tb[24];
+
+	snprintf(tb, sizeof(tb), "%lld", (long long)c->task);
+	if (!vm_slot_holds(c->vm, c->slot, c->task, c->attempt))
+		return; /* settled meanwhile (exit arrived first, or the VM went away) */
+	if (!rerr) {
+		vm_slot_acked(c->vm, c->slot);
+		if (store_task_running(d->store, c->task, &err) < 0 && err.code != -ESTALE)
+			orch_log(ORCH_LOG_ERROR, "sched", "cannot mark running", "task", tb,
+				 "error", err.msg, NULL);
+		orch_log(ORCH_LOG_DEBUG, "sched", "task running", "task", tb, "vm",
+			 c->vm->cfg->name, NULL);
+		return;
+	}
+	if (rerr->code == ORCH_RPC_CLOSED)
+		return; /* vm_gone handles the slot */
+	if (rerr->code == ORCH_RPC_TIMEOUT) {
+		/* The supervisor may or may not run it: the channel cannot be trusted any more.
+		 * vm_gone makes the task lost (retried per policy) and restarts the VM. */
+		vm_gone(c->vm, "task.run not acknowledged in time");
+		return;
+	}
+	if (rerr->code == ORCH_RPC_BUSY) {
+		orch_log(ORCH_LOG_WARN, "sched", "task.run refused, re-queued", "task", tb, "error",
+			 rerr->msg, NULL);
+		vm_slot_run_failed(c->vm, c->slot, NULL);
+		return;
+	}
+	struct task_result res = {.state = TASK_FAILED, .exit_code = -1, .reason = rerr->msg};
+	orch_log(ORCH_LOG_WARN, "sched", "task.run failed", "task", tb, "error", rerr->msg, NULL);
+	vm_slot_run_failed(c->vm, c->slot, &res);
+}
+
+static int64_t pick(int64_t a, int64_t b)
+{
+	return a ? a : b;
+}
+
+static void merge_limits(struct orchd_limits *l, const struct orchd_limits *o)
+{
+	l->timeout_ms = pick(l->timeout_ms, o->timeout_ms);
+	l->memory_mib = pick(l->memory_mib, o->memory_mib);
+	l->pids = pick(l->pids, o->pids);
+	l->cpu_percent = pick(l->cpu_percent, o->cpu_percent);
+	l->nofile = pick(l->nofile, o->nofile);
+	l->fsize_mib = pick(l->fsize_mib, o->fsize_mib);
+}
+
+static const char **strv_from_json(const char *text, size_t *ret_n, json_t **keep)
+{
+	json_t *a = json_loads(text, 0, NULL), *v;
+	const char **out;
+	size_t i;
+
+	if (!json_is_array(a)) {
+		json_decref(a);
+		return NULL;
+	}
+	out = calloc(json_array_size(a) + 1, sizeof(char *));
+	if (!out) {
+		json_decref(a);
+		return NULL;
+	}
+	json_array_foreach(a, i, v) out[i] = json_string_value(v);
+	*ret_n = json_array_size(a);
+	*keep = a;
+	return out;
+}
+
+/* Sends task.run for a freshly leased task. */
+static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char *wire_id,
+		    struct orch_error *err)
+{
+	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL, *ro_j = NULL;
+	_cleanup_free_ const char **argv = NULL, **env = NULL, **ro = NULL;
+	struct orchd_limits lim = t->limits;
+	struct orch_task_run run = {0};
+	struct run_ctx *c;
+	json_t *params;
+	int r;
+
+	merge_limits(&lim, &vm->cfg->limits);
+	merge_limits(&lim, &vm->d->cfg->limits);
+	argv = strv_from_json(t->argv_json, &run.argc, &argv_j);
+	env = strv_from_json(t->env_json, &run.n_env, &env_j);
+	ro = strv_from_json(t->ro_paths_json, &run.n_ro_paths, &ro_j);
+	if (!argv || !env || !ro || run.argc == 0)
+		return orch_err(err, -EINVAL, "task %lld: bad argv/env/ro_paths in the store",
+				(long long)t->id);
+	run.task = wire_id;
+	run.slot = slot;
+	run.argv = argv;
+	run.env = env;
+	run.cwd = t->cwd;
+	run.ro_paths = ro;
+	run.timeout_ms = lim.timeout_ms;
+	run.limits = (struct orch_limits){
+		.memory_bytes = lim.memory_mib * 1024 * 1024,
+		.pids = lim.pids,
+		.cpu_percent = lim.cpu_percent,
+		.nofile = lim.nofile,
+		.fsize_bytes = lim.fsize_mib * 1024 * 1024,
+	};
+	params = orch_task_run_build(&run);
+	if (!params)
+		return orch_err(err, -ENOMEM, "cannot build task.run");
+	c = malloc(sizeof(*c));
+	if (!c) {
+		json_decref(params);
+		return orch_err(err, -ENOMEM, "out of memory");
+	}
+	*c = (struct run_ctx){vm, slot, t->id, t->attempts};
+	r = orch_rpc_call(vm->rpc, "task.run", params,
+			  (uint64_t)vm->d->cfg->scheduler.lease_timeout_ms, on_run_reply, c);
+	if (r < 0) {
+		free(c);
+		return orch_errno(err, r, "cannot send task.run");
+	}
+	return 0;
+}
+
+/* Leases one task to vm/slot; returns 1 when one was leased, 0 when none is queued. */
+static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
+{
+	struct orchd *d = vm->d;
+	struct task_row *t = NULL;
+	const char *wire_id = NULL;
+	int64_t id;
+	char tb[24];
+	int r;
+
+	r = store_task_next(d->store, vm->cfg->name, slot, vm->profiles_json, &id, err);
+	if (r < 0 || id == 0)
+		return r;
+	r = store_task_lease(d->store, id, vm->cfg->name, slot, err);
+	if (r < 0)
+		return r;
+	r = store_task_get(d->store, id, &t, err);
+	if (r < 0)
+		return r;
+	r = vm_slot_lease(vm, slot, t, &wire_id, err);
+	if (r >= 0)
+		r = send_run(vm, slot, t, wire_id, err);
+	snprintf(tb, sizeof(tb), "%lld", (long long)id);
+	if (r < 0 && !vm_slot_holds(vm, slot, id, t->attempts)) {
+		/* sending failed and closed the channel: vm_gone already settled the slot */
+		task_row_free(t);
+		return 1;
+	}
+	if (r < 0) {
+		struct task_result res = {
+			.state = TASK_FAILED, .exit_code = -1, .reason = err->msg};
+
+		orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error",
+			 err->msg, NULL);
+		vm_slot_run_failed(vm, slot, &res);
+		task_row_free(t);
+		return 1;
+	}
+	if (t->cancel_requested)
+		vm_cancel_task(vm, id);
+	orch_log(ORCH_LOG_DEBUG, "sched", "task leased", "task", tb, "vm", vm->cfg->name, NULL);
+	task_row_free(t);
+	return 1;
+}
+
+int sched_run(struct orchd *d)
+{
+	struct orch_error err = {0};
+	int r;
+
+	if (d->quitting)
+		return 0;
+	for (size_t i = 0; i < d->n_vms; i++) {
+		struct vm *vm = d->vms[i];
+		if (vm->state != VM_READY || !vm->rpc)
+			continue;
+		for (int64_t j = 0; j < vm->n_slots; j++) {
+			if (vm_slot_task(vm, j))
+				continue;
+			r = lease_one(vm, j, &err);
+			if (r < 0) {
+				orch_log(ORCH_LOG_ERROR, "sched", "scheduling failed", "error",
+					 err.msg, NULL);
+				return r;
+			}
+			if (vm->state != VM_READY)
+				break;
+		}
+	}
+	return 0;
+}
+
+static void on_sched_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
+{
+	struct orchd *d = data;
+
+	d->sched_pending = false;
+	sched_run(d);
+}
+
+void sched_kick(struct orchd *d)
+{
+	if (d->sched_pending || d->quitting)
+		return;
+	d->sched_pending = true;
+	if (!d->sched_timer)
+		orch_timer_add(d->loop, 0, 0, on_sched_timer, d, &d->sched_timer);
+	else
+		orch_timer_rearm(d->sched_timer, 0);
+}
+
+void orchd_task_changed(struct orchd *d, int64_t task)
+{
+	waiters_finished(d, task);
+	sched_kick(d);
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one ordered list of schema migrations of orchd's database: the store's tables, the
+ * LLM ledger's and the egress gateway's. Append only: never edit a released entry.
+ * Migration i brings the schema to version i + 1 (schema_version); each runs in its own
+ * transaction. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "cleanup.h"
+#include "sqlite-util.h"
+#include "store.h"
+
+const char *const store_migrations[] = {
+	/* 1: tasks, VMs, output index */
+	"CREATE TABLE vms ("
+	"  name TEXT PRIMARY KEY,"
+	"  backend TEXT NOT NULL,"
+	"  slots INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'down',"
+	"  boot_id TEXT,"
+	"  cid INTEGER,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE tasks ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  state TEXT NOT NULL CHECK (state IN ('queued','leased','running','succeeded',"
+	"    'failed','timed_out','cancelled','lost')),"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  argv TEXT NOT NULL,"
+	"  env TEXT NOT NULL DEFAULT '[]',"
+	"  cwd TEXT,"
+	"  want_vm TEXT,"
+	"  want_slot INTEGER,"
+	"  vm TEXT,"
+	"  slot INTEGER,"
+	"  profile TEXT,"
+	"  limits TEXT NOT NULL DEFAULT '{}',"
+	"  retries_left INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  lost_count INTEGER NOT NULL DEFAULT 0,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  leased_at INTEGER,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  exit_code INTEGER,"
+	"  signal INTEGER,"
+	"  duration_ms INTEGER,"
+	"  utime_ms INTEGER,"
+	"  stime_ms INTEGER,"
+	"  maxrss_kb INTEGER,"
+	"  reason TEXT,"
+	"  spend_usd REAL NOT NULL DEFAULT 0,"
+	"  spend_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  output_seq INTEGER NOT NULL DEFAULT 0,"
+	"  output_bytes INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX tasks_queue ON tasks (state, priority DESC, id);"
+	"CREATE TABLE output ("
+	"  task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  stream INTEGER NOT NULL CHECK (stream IN (1, 2)),"
+	"  offset INTEGER NOT NULL,"
+	"  length INTEGER NOT NULL,"
+	"  PRIMARY KEY (task, seq)"
+	") WITHOUT ROWID;",
+	/* 2: the extra read-only paths of the task's profile (task.run ro_paths). */
+	"ALTER TABLE tasks ADD COLUMN ro_paths TEXT NOT NULL DEFAULT '[]';",
+	/* 3: output rows know their attempt: a retried task's logs are per attempt (rows from
+	 * before are counted as the first). */
+	"ALTER TABLE output ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;",
+	/* 4: egress (host/egress/): the sets a task asked for, and one row per outbound
+	 * connection of an agent, allowed or refused. */
+	"CREATE TABLE egress_tasks ("
+	"  task INTEGER PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,"
+	"  sets TEXT NOT NULL DEFAULT '[]'"
+	");"
+	"CREATE TABLE egress_log ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts INTEGER NOT NULL,"
+	"  task INTEGER,"
+	"  vm TEXT NOT NULL,"
+	"  slot INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  verdict TEXT NOT NULL CHECK (verdict IN ('allowed','denied')),"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  bytes_up INTEGER NOT NULL DEFAULT 0,"
+	"  bytes_down INTEGER NOT NULL DEFAULT 0,"
+	"  duration_ms INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX egress_log_task ON egress_log (task, id);",
+	/* 5: the LLM ledger (host/llm/llm-ledger.h): budgets per agent slot and per task,
+	 * reservations of requests in flight, and one row per settled request. Databases
+	 * of earlier orchds may have these tables already (the ledger once created them
+	 * itself, versioned in llm_meta, which goes). */
+	"CREATE TABLE IF NOT EXISTS llm_budget ("
+	"  scope TEXT NOT NULL CHECK (scope IN ('agent','task')),"
+	"  id TEXT NOT NULL,"
+	"  limit_micro INTEGER NOT NULL DEFAULT 0 CHECK (limit_micro >= 0),"
+	"  limit_tokens INTEGER NOT NULL DEFAULT 0 CHECK (limit_tokens >= 0),"
+	"  spent_micro INTEGER NOT NULL DEFAULT 0,"
+	"  spent_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_micro INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_tokens INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (scope, id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS llm_reservation ("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent TEXT NOT NULL,"
+	"  task TEXT,"
+	"  micro INTEGER NOT NULL,"
+	"  tokens INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL"
+	");"
+	"CREATE TABLE IF NOT EXISTS llm_spend ("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent TEXT NOT NULL,"
+	"  task TEXT,"
+	"  model TEXT NOT NULL,"
+	"  input_tokens INTEGER NOT NULL,"
+	"  output_tokens INTEGER NOT NULL,"
+	"  cache_write_tokens INTEGER NOT NULL,"
+	"  cache_read_tokens INTEGER NOT NULL,"
+	"  micro INTEGER NOT NULL,"
+	"  outcome TEXT NOT NULL,"
+	"  at_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend (task);"
+	"DROP TABLE IF EXISTS llm_meta;",
+	/* Append new migrations here. */
+};
+
+const size_t store_n_migrations = ELEMENTSOF(store_migrations);
+
+static int schema_version(sqlite3 *db)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
+}
+
+int store_migrate(sqlite3 *db, struct orch_error *err)
+{
+	int r, v;
+
+	r = sql_exec(db,
+		     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+		     "INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS "
+		     "(SELECT 1 FROM schema_version);",
+		     err);
+	if (r < 0)
+		return orch_err_prefix(err, "store");
+	v = schema_version(db);
+	if (v < 0)
+		return orch_err(err, -EIO, "store: cannot read schema_version");
+	if ((size_t)v > store_n_migrations)
+		return orch_err(
+			err, -EPROTONOSUPPORT,
+			"store: schema version %d is newer than this orchd (%zu); use a newer "
+			"orchd or another state_dir",
+			v, store_n_migrations);
+	for (size_t i = (size_t)v; i < store_n_migrations; i++) {
+		char sql[96];
+
+		if ((r = sql_begin(db, err)) < 0)
+			return orch_err_prefix(err, "store");
+		r = sql_exec(db, store_migrations[i], err);
+		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %zu", i + 1);
+		if (r >= 0)
+			r = sql_exec(db, sql, err);
+		if (r < 0) {
+			sql_rollback(db);
+			return orch_err_prefix(err, "store: migration %zu", i + 1);
+		}
+		if ((r = sql_commit(db, err)) < 0)
+			return orch_err_prefix(err, "store");
+	}
+	return 0;
+}
