@@ -130,6 +130,13 @@ const char *const store_migrations[] = {
 	");"
 	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend (task);"
 	"DROP TABLE IF EXISTS llm_meta;",
+	/* 6: pools (host/pool/): a pooled class's VMs carry their class; each class counts
+	 * its VMs' numbers up and never reuses one (a number names a workspace). */
+	"ALTER TABLE vms ADD COLUMN class TEXT;"
+	"CREATE TABLE pool_seq ("
+	"  class TEXT PRIMARY KEY,"
+	"  next INTEGER NOT NULL"
+	");",
 	/* Append new migrations here. */
 };
 

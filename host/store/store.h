@@ -148,6 +148,26 @@ int store_vm_update(struct store *s, const char *name, const char *backend, int6
 		    const char *state, const char *boot_id, struct orch_error *err);
 /* For backends that allocate a vsock CID per VM and must keep it across restarts. */
 int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err);
+
+/* --- pools (store-pool.c) --- */
+/* The next number of a pooled class's VMs (1, 2, ...; never the same twice). */
+int store_pool_next_seq(struct store *s, const char *class_name, int64_t *ret,
+			struct orch_error *err);
+/* A pooled VM's row (state "down" until it starts), with its class. */
+int store_pool_vm_add(struct store *s, const char *name, const char *class_name,
+		      const char *backend, int64_t slots, struct orch_error *err);
+/* Forgets a VM's row (a pooled VM that was retired). */
+int store_vm_delete(struct store *s, const char *name, struct orch_error *err);
+/* The names of the class's VMs the store knows (malloc'd array of malloc'd strings, in
+ * the order they were made). */
+int store_pool_vms(struct store *s, const char *class_name, char ***ret, size_t *ret_n,
+		   struct orch_error *err);
+/* Whether a task was ever leased to the VM. */
+int store_vm_used(struct store *s, const char *name, bool *ret, struct orch_error *err);
+/* Queued tasks that a VM of the class could take (its name or none asked for, a slot
+ * below slots, a profile it allows). */
+int store_pool_demand(struct store *s, const char *class_name, int64_t slots,
+		      const char *profiles_json, int64_t *ret, struct orch_error *err);
 /* Deletes all but the newest `keep` final tasks (and their output index rows); the ids
  * deleted are returned (malloc'd) so their spool files can be removed. keep <= 0: none. */
 int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,
