@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "dialer.h"
 #include "extras.h"
+#include "jail.h"
 #include "llm-channel.h"
 #include "log.h"
 #include "schema-vm.h"
@@ -178,6 +179,16 @@ static void thaw_finish(struct sv_thaw *t, int r, const struct orch_error *e)
 				     e->msg, NULL);
 		thaw_free(t);
 		return;
+	}
+	/* The agents' directories in the workspace just mounted (the debug shells made theirs
+	 * in the template's placeholder below it). */
+	for (unsigned i = 0; i < sv->cfg->slots; i++) {
+		struct orch_error werr = {0};
+		_cleanup_free_ char *ws = NULL;
+		if (sv_workspace_prepare(sv->cfg->workspace_root, i, sv->slots[i].uid,
+					 sv->slots[i].uid, &ws, &werr) < 0)
+			orch_log(ORCH_LOG_WARN, "thaw", "cannot prepare a workspace", "error",
+				 werr.msg, NULL);
 	}
 	/* A boot id drawn after the host's seed: no other copy of the snapshot has it. */
 	if (sv_read_boot_id(id, sizeof(id)) == 0)

@@ -23,8 +23,8 @@ static int bad(struct orch_error *err, int r)
 static int check_placement(struct orchd *d, const char *vm, int64_t slot, const char *profile,
 			   struct orch_error *err)
 {
-	for (size_t i = 0; i < d->n_vms; i++) {
-		const struct orchd_vm_config *c = d->vms[i]->cfg;
+	for (size_t i = 0; i < d->cfg->n_vms; i++) { /* the config's: a pool may have none now */
+		const struct orchd_vm_config *c = &d->cfg->vms[i];
 		bool prof_ok = !profile || c->n_profiles == 0;
 
 		for (size_t j = 0; !prof_ok && j < c->n_profiles; j++)
@@ -163,7 +163,7 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	if (!json_is_object(params))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.argv: required");
 	if ((r = cfg_check_keys(params, "params", keys, err)) < 0 ||
-	    (r = cfg_string(params, "params", "vm", ORCHD_NAME_MAX, false, &vm, err)) < 0 ||
+	    (r = cfg_string(params, "params", "vm", ORCHD_VM_NAME_MAX, false, &vm, err)) < 0 ||
 	    (r = cfg_string(params, "params", "cwd", 4095, false, &cwd, err)) < 0 ||
 	    (r = cfg_string(params, "params", "profile", ORCHD_NAME_MAX, false, &profile, err)) <
 		    0 ||
@@ -189,8 +189,11 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	if (prompt && !profile)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 				"params.prompt: needs params.profile");
-	if (vm && !orchd_find_vm(d, vm))
-		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"", vm);
+	/* A VM of the config (a pooled one is its class: any of its VMs may take it). */
+	if (vm && !orchd_config_vm(d->cfg, vm))
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"%s", vm,
+				orchd_find_vm(d, vm) ? " in the config (ask for its pool's class)"
+						     : "");
 	if (profile && !orchd_profile_known(d, profile))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);

@@ -155,7 +155,7 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 	char tb[24];
 	int r;
 
-	r = store_task_next(d->store, vm->cfg->name, slot, vm->profiles_json, &id, err);
+	r = store_task_next(d->store, vm_class_name(vm), slot, vm->profiles_json, &id, err);
 	if (r < 0 || id == 0)
 		return r;
 	r = store_task_lease(d->store, id, vm->cfg->name, slot, err);
@@ -183,6 +183,8 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 		task_row_free(t);
 		return 1;
 	}
+	if (vm->owner)
+		vm->owner->leased(vm, slot);
 	if (t->cancel_requested)
 		vm_cancel_task(vm, id);
 	orch_log(ORCH_LOG_DEBUG, "sched", "task leased", "task", tb, "vm", vm->cfg->name, NULL);
@@ -199,7 +201,7 @@ int sched_run(struct orchd *d)
 		return 0;
 	for (size_t i = 0; i < d->n_vms; i++) {
 		struct vm *vm = d->vms[i];
-		if (vm->state != VM_READY || !vm->rpc)
+		if (vm->state != VM_READY || !vm->rpc || (vm->owner && !vm->owner->leasable(vm)))
 			continue;
 		for (int64_t j = 0; j < vm->n_slots; j++) {
 			if (vm_slot_task(vm, j))
@@ -214,6 +216,7 @@ int sched_run(struct orchd *d)
 				break;
 		}
 	}
+	orchd_services_sched_pass(d);
 	return 0;
 }
 

@@ -47,6 +47,8 @@ struct orchd_service {
 	void (*task_pruned)(struct orchd *d, int64_t task);
 	/* Adds to a task's object; detail: a view of one task (orch result), not a list. */
 	void (*task_json)(struct orchd *d, int64_t task, json_t *obj, bool detail);
+	/* The scheduler ran a pass: tasks it could not place may wait for VMs (pools). */
+	void (*sched_pass)(struct orchd *d);
 };
 
 #define ORCHD_MAX_SERVICES 8
@@ -65,5 +67,6 @@ void orchd_services_vm_json(const struct vm *vm, json_t *obj);
 void orchd_services_task_done(struct orchd *d, int64_t task);
 void orchd_services_task_pruned(struct orchd *d, int64_t task);
 void orchd_services_task_json(struct orchd *d, int64_t task, json_t *obj, bool detail);
+void orchd_services_sched_pass(struct orchd *d);
 /* The methods of a VM's control channel: the core's, then every service's. */
 const struct orch_rpc_method *orchd_vm_methods(struct orchd *d, size_t *ret_n);
