@@ -62,6 +62,7 @@ struct egress_ep {
 struct egress_bridge {
 	struct orch_loop *loop;
 	struct egress_bridge_opts o;
+	int netns_fds[EGRESS_MAX_SLOTS]; /* o.netns_fds points here (the caller's is borrowed) */
 	char *connect;
 	char *helper;
 	struct egress_ep *eps[EGRESS_MAX_SLOTS];

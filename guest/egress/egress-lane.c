@@ -362,6 +362,10 @@ int egress_bridge_new(struct orch_loop *loop, const struct egress_bridge_opts *o
 		return orch_err(err, -EINVAL, "egress: bad options");
 	}
 	b->o.connect = b->connect;
+	if (o->netns_fds) { /* the slots' namespaces are used later, when a helper starts */
+		memcpy(b->netns_fds, o->netns_fds, o->slots * sizeof(*b->netns_fds));
+		b->o.netns_fds = b->netns_fds;
+	}
 	env_build(b);
 	if ((r = orch_addr_parse(b->connect, &b->addr, err)) < 0 ||
 	    (r = orch_timer_add(loop, 0, 0, connect_cb, b, &b->reconnect)) < 0) {

@@ -32,7 +32,8 @@ struct egress_bridge_opts {
 	unsigned port;	     /* in-jail port (3128) */
 	unsigned slots;
 	uid_t uid_base; /* the helpers' uids: sv_privsep_uid(uid_base, SV_PRIVSEP_EGRESS, slot) */
-	const int *netns_fds; /* per slot (borrowed); NULL: the caller's namespace (tests) */
+	const int *netns_fds; /* per slot (copied; the fds stay the caller's); NULL: the
+			       * caller's namespace (tests) */
 	bool no_seccomp;
 };
 

@@ -117,6 +117,8 @@ const struct orch_rpc_method *orchd_vm_methods(struct orchd *d, size_t *ret_n)
 		memcpy(m, vm_core_methods, vm_n_core_methods * sizeof(*m));
 		n = vm_n_core_methods;
 		for (size_t i = 0; i < d->n_services; i++) {
+			if (!d->services[i]->n_methods)
+				continue;
 			memcpy(m + n, d->services[i]->methods,
 			       d->services[i]->n_methods * sizeof(*m));
 			n += d->services[i]->n_methods;
