@@ -126,9 +126,10 @@ static int h_task_run(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 	if (r < 0)
 		return r;
 	json_t *result = NULL;
-	if (sv->frozen)
+	if (sv->frozen || sv->template)
 		r = orch_err(err, ORCH_RPC_CONFLICT,
-			     "frozen for a snapshot: no task runs before vm.thaw");
+			     sv->frozen ? "frozen for a snapshot: no task runs before vm.thaw"
+					: "a snapshot template: no task runs before vm.thaw");
 	else if (run.slot < 0 || run.slot >= (int64_t)sv->cfg->slots)
 		r = orch_err(err, ORCH_RPC_INVALID_PARAMS, "slot %lld is not in 0..%u",
 			     (long long)run.slot, sv->cfg->slots - 1);

@@ -192,6 +192,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < ORCH_MAX_SLOTS; i++)
 		sv.slots[i].netns_fd = -1;
+	sv.template = cfg.template;
 
 	r = setup(&sv, &err);
 	if (r < 0) {

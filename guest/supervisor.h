@@ -76,6 +76,7 @@ struct supervisor {
 
 	/* snapshots (thaw.c) */
 	bool frozen;	      /* vm.freeze answered; vm.thaw not yet */
+	bool template;	      /* --template, until a vm.thaw: runs no task */
 	struct sv_thaw *thaw; /* a vm.thaw in progress, or NULL */
 	/* shares a vm.thaw mounted so far (a repeated vm.thaw skips them) */
 	char thaw_mounted[ORCH_THAW_MAX_MOUNTS][ORCH_THAW_PATH_MAX + 1];

@@ -194,6 +194,7 @@ static void thaw_finish(struct sv_thaw *t, int r, const struct orch_error *e)
 	if (sv_read_boot_id(id, sizeof(id)) == 0)
 		memcpy(sv->boot_id, id, sizeof(id));
 	sv->frozen = false;
+	sv->template = false;
 	sv->n_thaw_mounted = 0;
 	orch_dialer_set_fixed(sv->dialer, 0);
 	orch_rpc_reply(t->req, orch_vm_thaw_result_build(sv->boot_id));

@@ -221,6 +221,30 @@ int lv_peer_thaw(struct lv_peer *p, const struct orch_vm_thaw *t, bool *done, bo
 	return call(p, "vm.thaw", orch_vm_thaw_build(t), true, done, ok);
 }
 
+struct run_call {
+	struct lv_peer *p;
+	unsigned n; /* the task's number: the reply may come after the next task.run */
+};
+
+/* A refused task.run (a frozen or template supervisor, a busy slot) ends the task. */
+static void on_run_reply(struct orch_rpc *rpc, json_t *result, const struct orch_error *rerr,
+			 json_t *err_data, void *data)
+{
+	_cleanup_free_ struct run_call *c = data;
+	struct lv_peer_task *t = &c->p->task;
+
+	if (!rerr || c->n != c->p->n_tasks || t->done)
+		return;
+	t->done = true;
+	t->status = ORCH_EXIT_FAILED;
+	t->exit_code = -1;
+	t->out_len = (size_t)snprintf(t->out, sizeof(t->out), "task.run refused: %s", rerr->msg);
+	if (t->out_len >= sizeof(t->out))
+		t->out_len = sizeof(t->out) - 1;
+	t->exit_ms = orch_now_ms();
+	changed(c->p);
+}
+
 struct lv_peer_task *lv_peer_run(struct lv_peer *p, int64_t slot, const char *script,
 				 int64_t memory_bytes)
 {
@@ -237,7 +261,12 @@ struct lv_peer_task *lv_peer_run(struct lv_peer *p, int64_t slot, const char *sc
 		.limits = {.memory_bytes = memory_bytes},
 	};
 	t->sent_ms = orch_now_ms();
-	if (orch_rpc_call(p->rpc, "task.run", orch_task_run_build(&run), 30000, NULL, NULL) < 0) {
+	struct run_call *c = malloc(sizeof(*c));
+	if (c)
+		*c = (struct run_call){p, p->n_tasks};
+	if (!c || orch_rpc_call(p->rpc, "task.run", orch_task_run_build(&run), 30000, on_run_reply,
+				c) < 0) {
+		free(c);
 		t->done = true;
 		t->status = ORCH_EXIT_FAILED;
 		t->exit_code = -1;
