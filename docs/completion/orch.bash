@@ -46,7 +46,7 @@ _orch() {
 	tasks) opts="--state --limit --json --help" ;;
 	result | cancel) opts="--json --help" ;;
 	logs) opts="-f --raw --from-seq --attempt --all-attempts --json --help" ;;
-	vm) opts="list up down restart console --bytes --json --help" ;;
+	vm) opts="list pools up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --wait --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;

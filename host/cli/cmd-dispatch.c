@@ -13,25 +13,26 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: orch dispatch [OPTIONS] -- CMD [ARGS...]\n"
-		   "Queues CMD as a task and prints its id.\n\n"
-		   "  --vm NAME          run on this VM (default: any)\n"
-		   "  --agent N          run in agent slot N (default: any free one)\n"
-		   "  --priority P       higher runs first (default 0)\n"
-		   "  --timeout D        wall-clock limit: 30s, 5m, 1h, 1500ms (default: none)\n"
-		   "  --env K=V          extra environment (repeatable)\n"
-		   "  --cwd DIR          working directory in the jail (default /workspace)\n"
-		   "  --retries N        re-queues after the task is lost (default: orchd's)\n"
-		   "  --profile NAME     agent profile from orchd's config\n"
-		   "  --prompt TEXT      the task for the profile's agent (with --profile)\n"
-		   "  --egress SETS      egress sets the task may use, comma-separated\n"
-		   "                     (orchd's egress.sets; the VM must allow them)\n"
-		   "  --wait             wait for the task; exit with its exit code\n"
-		   "  --follow           stream its output live, then exit with its exit code\n"
-		   "  --raw              the output as the agent wrote it (default: Claude Code's\n"
-		   "                     stream-json shown as readable progress)\n"
-		   "  --json             print JSON\n"
-		   "  -h, --help         this text\n");
+	fprintf(f,
+		"Usage: orch dispatch [OPTIONS] -- CMD [ARGS...]\n"
+		"Queues CMD as a task and prints its id.\n\n"
+		"  --vm NAME          run on this VM, or a VM of this pooled class (default: any)\n"
+		"  --agent N          run in agent slot N (default: any free one)\n"
+		"  --priority P       higher runs first (default 0)\n"
+		"  --timeout D        wall-clock limit: 30s, 5m, 1h, 1500ms (default: none)\n"
+		"  --env K=V          extra environment (repeatable)\n"
+		"  --cwd DIR          working directory in the jail (default /workspace)\n"
+		"  --retries N        re-queues after the task is lost (default: orchd's)\n"
+		"  --profile NAME     agent profile from orchd's config\n"
+		"  --prompt TEXT      the task for the profile's agent (with --profile)\n"
+		"  --egress SETS      egress sets the task may use, comma-separated\n"
+		"                     (orchd's egress.sets; the VM must allow them)\n"
+		"  --wait             wait for the task; exit with its exit code\n"
+		"  --follow           stream its output live, then exit with its exit code\n"
+		"  --raw              the output as the agent wrote it (default: Claude Code's\n"
+		"                     stream-json shown as readable progress)\n"
+		"  --json             print JSON\n"
+		"  -h, --help         this text\n");
 }
 
 static void on_output(struct cli *c, json_t *params)
