@@ -54,7 +54,8 @@ o() { "$build/host/orch" --socket "$st/orch.sock" "$@"; }
 ready() { # the class has a VM that will take the next task at once
 	o vm list --json 2>/dev/null | jq -e --arg c "$1" \
 		'[.[] | select((.class // .name) == $c and .state == "ready" and
-		  ((.pool.used // false) | not) and all(.slots[]; .task == null))] | length > 0' \
+		  ((.pool.used // false) | not) and ((.pool.retiring // false) | not) and
+		  all(.slots[]; .task == null))] | length > 0' \
 		>/dev/null
 }
 snap() { [ "$(o vm pools --json 2>/dev/null | jq -r '.[0].snapshot.state')" = ready ]; }
