@@ -261,3 +261,35 @@ int sv_workspace_prepare(const char *root, unsigned slot, uid_t uid, gid_t gid, 
 	*ret = TAKE_PTR(path);
 	return 0;
 }
+
+int sv_task_workspace(const char *root, const char *name, uid_t uid, gid_t gid, char **ret,
+		      struct orch_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	if (!orch_workspace_name_valid(name))
+		return orch_err(err, -EINVAL, "bad task workspace name");
+	if (asprintf(&path, "%s/%s", root, name) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return orch_errno(err, -errno, "cannot open workspace root %s", root);
+	/* Never created here: a missing one was not prepared (or not shared) by the host. */
+	_cleanup_close_ int fd =
+		openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return orch_errno(err, -errno, "task workspace %s is not there", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return orch_errno(err, -errno, "cannot stat workspace %s", path);
+	/* The host's mount point under a task workspace refuses this (it is immutable), so a
+	 * workspace whose mount this VM does not see fails here instead of running empty. */
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return orch_errno(err, -errno,
+				  "cannot give task workspace %s to uid %u (is the host's "
+				  "workspace mount visible here?)",
+				  path, (unsigned)uid);
+	if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
+		return orch_errno(err, -errno, "cannot chmod workspace %s", path);
+	*ret = TAKE_PTR(path);
+	return 0;
+}

@@ -48,3 +48,8 @@ int sv_jail_argv(const struct sv_jail_spec *s, char ***ret, struct orch_error *e
  * with mode 0700. Returns the path in *ret. */
 int sv_workspace_prepare(const char *root, unsigned slot, uid_t uid, gid_t gid, char **ret,
 			 struct orch_error *err);
+/* The task's own workspace <root>/<name>, prepared by the host (task.run "workspace"):
+ * it must exist and be a directory (not a symlink); it is given to uid:gid with mode
+ * 0700. Returns the path in *ret. */
+int sv_task_workspace(const char *root, const char *name, uid_t uid, gid_t gid, char **ret,
+		      struct orch_error *err);

@@ -454,8 +454,13 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	_cleanup_free_ char *ws = NULL;
 	int r;
 
-	if ((r = sv_workspace_prepare(cfg->workspace_root, slot->index, slot->uid, slot->uid, &ws,
-				      err)) < 0)
+	if (run->workspace)
+		r = sv_task_workspace(cfg->workspace_root, run->workspace, slot->uid, slot->uid,
+				      &ws, err);
+	else
+		r = sv_workspace_prepare(cfg->workspace_root, slot->index, slot->uid, slot->uid,
+					 &ws, err);
+	if (r < 0)
 		return r;
 	struct orch_error terr = {0};
 	t->transcript = sv_transcript_open(ws, slot->uid, slot->uid, &terr);

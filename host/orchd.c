@@ -20,6 +20,7 @@
 #include "log.h"
 #include "orch-config.h"
 #include "orchd-egress.h"
+#include "orchd-git.h"
 #include "orchd-llm.h"
 #include "profiles.h"
 #include "orchd.h"
@@ -306,7 +307,7 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 		}
 	/* The services beside the core (service.h), in the order they see events. */
 	static const struct orchd_service *const services[] = {
-		&orchd_llm_service, &orchd_egress_service, &orchd_shell_service,
+		&orchd_llm_service, &orchd_egress_service, &orchd_shell_service, &orchd_git_service,
 		&orchd_pool_service};
 	for (size_t i = 0; i < ELEMENTSOF(services); i++)
 		if ((r = orchd_service_add(d, services[i], err)) < 0)
@@ -320,6 +321,10 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	r = orchd_profiles_init(d, err);
 	if (r < 0)
 		return r;
+	/* before any VM starts: the libvirt VMs' workspaces become shared mounts */
+	r = orchd_git_new(d, err);
+	if (r < 0)
+		return orch_err_prefix(err, "git");
 	for (size_t i = 0; i < d->cfg->n_vms; i++)
 		for (size_t j = 0; j < d->cfg->vms[i].n_profiles; j++)
 			if (!orchd_profile_known(d, d->cfg->vms[i].profiles[j]))
@@ -379,9 +384,11 @@ static void teardown(struct orchd *d)
 			backend_of(d, i)->shutdown(d);
 	orchd_llm_free(d);
 	orchd_egress_free(d);
+	orchd_git_free(d);
 	orchd_profiles_free(d);
 	for (size_t i = 0; i < d->n_vms; i++)
 		vm_free(d->vms[i]);
+	orchd_event_libvirt_drain(); /* what closing libvirt's connections left to free */
 	free(d->vms);
 	pools_free(d);
 	free(d->vm_methods);

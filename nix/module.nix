@@ -101,6 +101,21 @@ let
     };
   };
 
+  gitCredentialOptions = {
+    options = {
+      url = mkOption { type = types.str; example = "https://github.com/acme/"; description = "The credentials are used for repository URLs that start with this."; };
+      username = mkOption { type = types.nullOr types.str; default = null; description = "HTTP(S): the user name sent with the token (null: `x-access-token`)."; };
+      tokenFile = mkOption {
+        type = types.nullOr types.str; # a string: a path value would be copied into the store
+        default = null;
+        example = "/run/secrets/github-token";
+        description = "HTTP(S): file holding the token (one line); it reaches orchd as a systemd credential, never a guest.";
+      };
+      sshKeyFile = mkOption { type = types.nullOr types.str; default = null; description = "SSH: a private key file, passed as a systemd credential."; };
+      knownHosts = mkOption { type = types.nullOr types.str; default = null; description = "SSH: the known_hosts file the host key must be in (null: the first one seen is kept)."; };
+    };
+  };
+
   upstreamOptions = { name, ... }: {
     options = {
       kind = mkOption { type = types.enum [ "anthropic" "openai" "gemini" ]; description = "API dialect of upstream ${name}: Anthropic Messages, OpenAI (Chat Completions and Responses) or the Gemini API."; };
@@ -189,6 +204,17 @@ let
       message = "services.orch.egress.inject (${inj.host}).keyFile must be an absolute path, not \"${inj.keyFile}\".";
     }
   ]) cfg.egress.inject);
+
+  gitAssertions = concatLists (lib.imap0 (i: c: let f = if c.tokenFile != null then c.tokenFile else c.sshKeyFile; in [
+    {
+      assertion = (c.tokenFile == null) != (c.sshKeyFile == null);
+      message = "services.orch.git.credentials (${c.url}): set one of tokenFile and sshKeyFile.";
+    }
+    {
+      assertion = f == null || (!inStore f && absPath f);
+      message = "services.orch.git.credentials (${c.url}): the key file must be an absolute path outside the Nix store (every user can read the store).";
+    }
+  ]) cfg.git.credentials);
 
   modelAssertions = mapAttrsToList (model: m: {
     assertion = cfg.llm.upstreams ? ${m.upstream};
@@ -313,6 +339,29 @@ in
       };
     };
 
+    git = {
+      dir = mkOption { type = types.nullOr types.str; default = null; description = "Repository caches, results and task workspace images (`git.dir`); null: `<stateDir>/git`."; };
+      workspaceMiB = mkOption { type = nullOrInt 16 16777216; default = null; description = "Size of a repository task's workspace (`git.workspace_mib`, 4096): a loop-mounted ext4 image; writing past it fails with ENOSPC in the jail."; };
+      workspaceInodes = mkOption { type = nullOrInt 0 1073741824; default = null; description = "Files in a task workspace (`git.workspace_inodes`); 0: one per 16 KiB."; };
+      minFreeMiB = mkOption { type = nullOrInt 0 16777216; default = null; description = "Free space the host keeps beyond what the workspaces may still take (`git.min_free_mib`, 1024)."; };
+      keepWorkspaces = mkOption { type = nullOrInt 0 100000; default = null; description = "Finished tasks' workspaces kept (`git.keep_workspaces`, 10)."; };
+      fetchIntervalMs = mkOption { type = nullOrInt 0 86400000; default = null; description = "A repository cache fetched this recently is not fetched again (`git.fetch_interval_ms`, 60000)."; };
+      timeoutMs = mkOption { type = nullOrInt 1000 86400000; default = null; description = "One git operation (`git.timeout_ms`, 600000)."; };
+      maxResultMiB = mkOption { type = nullOrInt 1 1048576; default = null; description = "A task's result at most (`git.max_result_mib`, 512)."; };
+      maxRepoMiB = mkOption { type = nullOrInt 1 16777216; default = null; description = "One fetched pack at most (`git.max_repo_mib`, 8192)."; };
+      maxDiffMiB = mkOption { type = nullOrInt 1 1048576; default = null; description = "`orch diff`'s output at most, cut beyond (`git.max_diff_mib`, 64)."; };
+      credentials = mkOption { type = types.listOf (types.submodule gitCredentialOptions); default = [ ]; description = "Credentials orchd fetches and pushes with (`git.credentials`), by URL prefix; the jails never see them."; };
+      remotes = mkOption { type = types.attrsOf types.str; default = { }; example = literalExpression ''{ fork = "https://github.com/me/project.git"; }''; description = "Remotes `orch push --remote NAME` may push to (`git.remotes`)."; };
+      push = {
+        refs = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "Patterns of the refs a push may name (`git.push.refs`, `[\"orch/*\"]`)."; };
+        protectedPaths = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "Paths that may change only with `orch push --allow` (`git.push.protected_paths`; default CI workflows and hooks)."; };
+        secretPatterns = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "POSIX extended regular expressions no added line may match (`git.push.secret_patterns`)."; };
+        maxFiles = mkOption { type = types.nullOr types.ints.unsigned; default = null; description = "Changed files per push (`git.push.max_files`)."; };
+        maxBytes = mkOption { type = types.nullOr types.ints.unsigned; default = null; description = "Bytes of new and changed files per push (`git.push.max_bytes`)."; };
+        maxFileBytes = mkOption { type = types.nullOr types.ints.unsigned; default = null; description = "Bytes of one file (`git.push.max_file_bytes`)."; };
+      };
+    };
+
     settings = mkOption {
       type = types.submodule {
         freeformType = settingsFormat.type;
@@ -350,7 +399,7 @@ in
     services.orch.renderedSettings = finalSettings;
     services.orch.configFile = if cfg.checkConfig then checkedConfigFile else rawConfigFile;
 
-    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ [
+    assertions = vmAssertions ++ upstreamAssertions ++ modelAssertions ++ egressAssertions ++ gitAssertions ++ [
       {
         assertion = builtins.all (n: agentsLib.nixpkgsAttrs ? ${n} || cfg.agents.packages ? ${n}) cfg.agents.fromNixpkgs;
         message = "services.orch.agents.fromNixpkgs: nixpkgs has no package for ${toString (builtins.filter (n: !(agentsLib.nixpkgsAttrs ? ${n})) cfg.agents.fromNixpkgs)}; give one in services.orch.agents.packages, or install it with `orch agents install` into a writable services.orch.agents.directory.";
@@ -401,8 +450,9 @@ in
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ] ++ optional usesLibvirt "libvirtd.service";
       after = [ "network-online.target" "systemd-tmpfiles-setup.service" ] ++ optional usesLibvirt "libvirtd.service";
-      # The local backend's supervisor finds bwrap in PATH.
-      path = [ pkgs.bubblewrap ];
+      # The local backend's supervisor finds bwrap in PATH; repository tasks run git,
+      # mkfs.ext4, mount and setpriv (docs/WORKSPACES.md).
+      path = [ pkgs.bubblewrap pkgs.git pkgs.e2fsprogs pkgs.util-linux ];
       restartTriggers = [ config.services.orch.configFile ];
       unitConfig = {
         StartLimitIntervalSec = 300;
@@ -415,7 +465,11 @@ in
         # API keys: copied by systemd to /run/credentials/orchd.service/llm-<name>,
         # readable by this service only; the file names are in the rendered config.
         LoadCredential = render.loadCredentials cfg.llm.upstreams
-          ++ render.egressCredentials cfg.egress.inject;
+          ++ render.egressCredentials cfg.egress.inject
+          ++ render.gitCredentials cfg.git.credentials;
+        # Task workspaces are loop mounts orchd makes below the VMs' workspace shares;
+        # libvirt's virtiofsd (outside this unit's mount namespace) must see them.
+        MountFlags = "shared";
         UMask = "0027";
         LimitNOFILE = 65536;
         # orchd stays root: it talks to qemu:///system and, for the local backend,

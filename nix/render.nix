@@ -93,6 +93,46 @@ rec {
       limits = dropNulls { connections = e.limits.connections; bytes = e.limits.bytes; duration_ms = e.limits.durationMs; };
     };
 
+  # The key files of git.credentials (a token or an SSH key each), as credentials git-0,
+  # git-1, ... in the order of the list.
+  gitCredentialName = i: "git-${toString i}";
+  gitCredentials = creds:
+    lib.imap0 (i: c: "${gitCredentialName i}:${if c.tokenFile != null then c.tokenFile else c.sshKeyFile}") creds;
+
+  renderGit = g:
+    dropNulls {
+      dir = g.dir;
+      workspace_mib = g.workspaceMiB;
+      workspace_inodes = g.workspaceInodes;
+      min_free_mib = g.minFreeMiB;
+      keep_workspaces = g.keepWorkspaces;
+      fetch_interval_ms = g.fetchIntervalMs;
+      timeout_ms = g.timeoutMs;
+      max_result_mib = g.maxResultMiB;
+      max_repo_mib = g.maxRepoMiB;
+      max_diff_mib = g.maxDiffMiB;
+    }
+    // optionalAttrs (g.credentials != [ ]) {
+      credentials = lib.imap0 (i: c: dropNulls {
+        inherit (c) url;
+        username = c.username;
+        known_hosts = c.knownHosts;
+        token_file = if c.tokenFile != null then "${credentialsDir}/${gitCredentialName i}" else null;
+        ssh_key_file = if c.sshKeyFile != null then "${credentialsDir}/${gitCredentialName i}" else null;
+      }) g.credentials;
+    }
+    // optionalAttrs (g.remotes != { }) { remotes = g.remotes; }
+    // optionalAttrs (dropNulls (renderPush g.push) != { }) { push = dropNulls (renderPush g.push); };
+
+  renderPush = p: {
+    refs = p.refs;
+    protected_paths = p.protectedPaths;
+    secret_patterns = p.secretPatterns;
+    max_files = p.maxFiles;
+    max_bytes = p.maxBytes;
+    max_file_bytes = p.maxFileBytes;
+  };
+
   renderUpstream = name: u: dropNulls {
     kind = u.kind;
     base_url = u.baseUrl;
@@ -139,6 +179,9 @@ rec {
     }
     // optionalAttrs (cfg.egress.sets != { } || cfg.egress.inject != [ ]) {
       egress = renderEgress cfg.egress;
+    }
+    // optionalAttrs (renderGit cfg.git != { }) {
+      git = renderGit cfg.git;
     };
 
   # Removes the nulls that stand for "not set" in the options. orchd's keys that

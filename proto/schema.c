@@ -240,6 +240,18 @@ bool orch_paths_overlap(const char *a, const char *b)
 	return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
 }
 
+bool orch_workspace_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 64 || name[0] == '_' || name[0] == '-')
+		return false;
+	for (; *name; name++)
+		if (!((*name >= 'a' && *name <= 'z') || (*name >= '0' && *name <= '9') ||
+		      *name == '_' || *name == '-'))
+			return false;
+	return true;
+}
+
 static int parse_ro_paths(json_t *a, struct orch_task_run *t, struct orch_error *err)
 {
 	json_t *v;
@@ -274,18 +286,19 @@ int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_e
 	static const struct member m[] = {
 		{"task", M_STR, true},	  {"slot", M_INT, true},      {"argv", M_ARR, true},
 		{"env", M_OBJ, false},	  {"cwd", M_STR, false},      {"timeout_ms", M_INT, false},
-		{"limits", M_OBJ, false}, {"ro_paths", M_ARR, false},
+		{"limits", M_OBJ, false}, {"ro_paths", M_ARR, false}, {"workspace", M_STR, false},
 	};
 	struct orch_task_run t = {0};
-	json_t *argv, *env = NULL, *cwd = NULL, *limits = NULL, *ro = NULL, *v;
+	json_t *argv, *env = NULL, *cwd = NULL, *limits = NULL, *ro = NULL, *ws = NULL, *v;
 	json_int_t slot, timeout = 0;
 	size_t i;
 	int r;
 
 	if ((r = check_members(params, "task.run", m, ELEMENTSOF(m), err)) < 0 ||
-	    (r = strict_unpack(params, "task.run", err, "{s:s,s:I,s:o,s?o,s?o,s?I,s?o,s?o}", "task",
-			       &t.task, "slot", &slot, "argv", &argv, "env", &env, "cwd", &cwd,
-			       "timeout_ms", &timeout, "limits", &limits, "ro_paths", &ro)) < 0 ||
+	    (r = strict_unpack(params, "task.run", err, "{s:s,s:I,s:o,s?o,s?o,s?I,s?o,s?o,s?o}",
+			       "task", &t.task, "slot", &slot, "argv", &argv, "env", &env, "cwd",
+			       &cwd, "timeout_ms", &timeout, "limits", &limits, "ro_paths", &ro,
+			       "workspace", &ws)) < 0 ||
 	    (r = check_id("task.run", "task", t.task, err)) < 0 ||
 	    (r = check_range("task.run", "slot", slot, 0, ORCH_MAX_SLOTS - 1, err)) < 0 ||
 	    (r = check_range("task.run", "timeout_ms", timeout, 0, MAX_TIMEOUT_MS, err)) < 0)
@@ -302,6 +315,15 @@ int orch_task_run_parse(json_t *params, struct orch_task_run *ret, struct orch_e
 			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 					"task.run: member 'cwd' must be an absolute path");
 		t.cwd = json_string_value(cwd);
+	}
+	if (ws) {
+		if ((r = check_string("task.run", "workspace", ws, 64, false, err)) < 0)
+			return r;
+		if (!orch_workspace_name_valid(json_string_value(ws)))
+			return orch_err(err, ORCH_RPC_INVALID_PARAMS,
+					"task.run: member 'workspace' must match "
+					"[a-z0-9][a-z0-9_-]{0,63}");
+		t.workspace = json_string_value(ws);
 	}
 	if (limits && (r = parse_limits(limits, &t.limits, err)) < 0)
 		return r;
@@ -373,6 +395,9 @@ json_t *orch_task_run_build(const struct orch_task_run *r)
 			(json_int_t)r->limits.nofile, "fsize_bytes",
 			(json_int_t)r->limits.fsize_bytes);
 	if (msg && r->cwd && json_object_set_new(msg, "cwd", json_string(r->cwd)) < 0)
+		return NULL;
+	if (msg && r->workspace &&
+	    json_object_set_new(msg, "workspace", json_string(r->workspace)) < 0)
 		return NULL;
 	if (msg && r->n_ro_paths) {
 		json_t *ro = json_array();

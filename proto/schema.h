@@ -106,7 +106,13 @@ struct orch_task_run {
 	 * Allocated array (NULL-terminated), strings borrowed. */
 	size_t n_ro_paths;
 	const char **ro_paths;
+	/* The task's own workspace prepared by the host (a repository checkout): a directory
+	 * name below the supervisor's workspace root (orch_workspace_name_valid), bound at
+	 * /workspace instead of the slot's agent-N. NULL: agent-N. Borrowed. */
+	const char *workspace;
 };
+/* A task workspace's name: [a-z0-9][a-z0-9_-]{0,63} (no '.', no '/'). */
+bool orch_workspace_name_valid(const char *name);
 /* A task's PATH when task.run sets none (the supervisor's default; profiles that put an
  * agent's bin/ first extend it). */
 #define ORCH_TASK_PATH_DEFAULT "/usr/local/bin:/usr/bin:/bin"

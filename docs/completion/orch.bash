@@ -12,7 +12,7 @@ _orch() {
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents"
+	local cmds="dispatch status tasks result logs cancel vm shell dashboard profiles doctor egress agents diff checkout push workspaces"
 	local orch=${words[0]} verb="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -24,6 +24,9 @@ _orch() {
 	case $prev in
 	-s | --socket | --config | -c | --image | --dir | --tmux-socket)
 		COMPREPLY=($(compgen -f -- "$cur"))
+		return ;;
+	--repo)
+		COMPREPLY=($(compgen -d -- "$cur"))
 		return ;;
 	--state)
 		COMPREPLY=($(compgen -W "queued leased running succeeded failed timed_out cancelled lost" -- "$cur"))
@@ -41,10 +44,13 @@ _orch() {
 	fi
 	local opts=""
 	case $verb in
-	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --egress --wait --follow --raw --json --help --" ;;
+	dispatch) opts="--vm --agent --priority --timeout --env --cwd --retries --profile --prompt --egress --repo --ref --wait --follow --raw --json --help --" ;;
 	status) opts="--json --help" ;;
 	tasks) opts="--state --limit --json --help" ;;
-	result | cancel) opts="--json --help" ;;
+	result | cancel | diff) opts="--json --help" ;;
+	checkout) opts="--branch --json --help" ;;
+	push) opts="--remote --to --allow --json --help" ;;
+	workspaces) opts="ls rm --json --help" ;;
 	logs) opts="-f --raw --from-seq --attempt --all-attempts --json --help" ;;
 	vm) opts="list pools up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --wait --json --help" ;;

@@ -95,5 +95,14 @@ int cli_parse_duration_ms(const char *s, int64_t *ret);
 int cli_follow_task(struct cli *c, int64_t id, int64_t from_seq, bool follow, int64_t attempt,
 		    bool all, json_t **ret_task);
 
+/* Reads a repository task's result file (method "task.diff" or "task.bundle") chunk by
+ * chunk into cb; returns 0 or an exit code. *ret_truncated: orchd cut it at its bound. */
+typedef int (*cli_chunk_cb)(const void *buf, size_t len, void *data);
+int cli_result_file(struct cli *c, const char *method, int64_t id, cli_chunk_cb cb, void *data,
+		    bool *ret_truncated);
+/* The summary line of a repository task's result ("git" member of a task object) on f. */
+void cli_print_git_result(FILE *f, int64_t id, json_t *git);
+
+extern const struct cli_cmd cmd_diff, cmd_checkout, cmd_push, cmd_workspaces;
 extern const struct cli_cmd cmd_dispatch, cmd_status, cmd_tasks, cmd_result, cmd_logs, cmd_cancel,
 	cmd_vm, cmd_budget, cmd_egress;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* orch dispatch: submit a task; optionally wait for it or follow its output. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,35 @@ static void usage(FILE *f)
 		"  --prompt TEXT      the task for the profile's agent (with --profile)\n"
 		"  --egress SETS      egress sets the task may use, comma-separated\n"
 		"                     (orchd's egress.sets; the VM must allow them)\n"
+		"  --repo PATH|URL    work on a checkout of this repository: a local path\n"
+		"                     (read as you) or an https/ssh/git/file URL (fetched\n"
+		"                     by orchd); the result becomes branch orch/task-ID\n"
+		"  --ref REF          the branch, tag or commit to check out (default: the\n"
+		"                     repository's default branch)\n"
 		"  --wait             wait for the task; exit with its exit code\n"
 		"  --follow           stream its output live, then exit with its exit code\n"
 		"  --raw              the output as the agent wrote it (default: Claude Code's\n"
 		"                     stream-json shown as readable progress)\n"
 		"  --json             print JSON\n"
 		"  -h, --help         this text\n");
+}
+
+/* --repo: a URL as it is, a local path made absolute (it is read on orchd's host, as the
+ * user who runs orch). */
+static int cli_repo_arg(const char *arg, char **ret)
+{
+	const char *colon = strchr(arg, ':'), *slash = strchr(arg, '/');
+	if (strstr(arg, "://") || (colon && colon != arg && (!slash || colon < slash))) {
+		*ret = strdup(arg);
+		return *ret ? 0 : -ENOMEM;
+	}
+	char *real = realpath(arg, NULL);
+	if (!real) {
+		fprintf(stderr, "orch dispatch: --repo %s: %s\n", arg, strerror(errno));
+		return -errno;
+	}
+	*ret = real;
+	return 0;
 }
 
 static void on_output(struct cli *c, json_t *params)
@@ -70,6 +95,8 @@ static int run(struct cli *c, int argc, char **argv)
 		{"profile", required_argument, NULL, 'P'},
 		{"prompt", required_argument, NULL, 'T'},
 		{"egress", required_argument, NULL, 'E'},
+		{"repo", required_argument, NULL, 'G'},
+		{"ref", required_argument, NULL, 'F'},
 		{"wait", no_argument, NULL, 'w'},
 		{"follow", no_argument, NULL, 'f'},
 		{"raw", no_argument, NULL, 'R'},
@@ -144,6 +171,16 @@ static int run(struct cli *c, int argc, char **argv)
 				json_array_append_new(sets, json_string(t));
 			break;
 		}
+		case 'G': {
+			_cleanup_free_ char *repo = NULL;
+			if (cli_repo_arg(optarg, &repo) < 0)
+				return CLI_EXIT_USAGE;
+			json_object_set_new(params, "repo", json_string(repo));
+			break;
+		}
+		case 'F':
+			json_object_set_new(params, "ref", json_string(optarg));
+			break;
 		case 'w':
 			wait = true;
 			break;
@@ -189,6 +226,15 @@ static int run(struct cli *c, int argc, char **argv)
 		c->render = &render;
 	if (follow) {
 		r = cli_follow_task(c, id, 0, true, 0, false, &task);
+		json_t *g = json_object_get(task, "git");
+		const char *gs = json_string_value(json_object_get(g, "state"));
+		if (!r && gs && strcmp(gs, "pending") == 0) {
+			/* and its result, recorded after the task ended */
+			json_decref(task);
+			task = NULL;
+			r = cli_call(c, "task.wait", json_pack("{sI}", "id", (json_int_t)id), 0,
+				     &task);
+		}
 	} else {
 		r = cli_call(c, "task.wait", json_pack("{sI}", "id", (json_int_t)id), 0, &task);
 		if (!r && !c->json) {
@@ -203,6 +249,8 @@ static int run(struct cli *c, int argc, char **argv)
 	c->render = NULL;
 	if (r)
 		return r;
+	if (!c->json && json_is_object(json_object_get(task, "git")))
+		cli_print_git_result(stderr, id, json_object_get(task, "git"));
 	if (c->json)
 		cli_print_json(task);
 	else if (!json_is_integer(json_object_get(task, "exit_code"))) {

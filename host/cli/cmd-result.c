@@ -77,7 +77,9 @@ static int run(struct cli *c, int argc, char **argv)
 	r = cli_id_args(c, argc, argv,
 			"Shows a task's state, exit status, timing, rusage, reason and spend,\n"
 			"and the agent's final message (the end of its stdout; Claude Code's\n"
-			"stream-json result).\n"
+			"stream-json result). For a repository task (dispatch --repo) also its\n"
+			"result: repository, ref, base, branch orch/task-ID, commit, the changed\n"
+			"files and the pushes made of it.\n"
 			"Exit code: the task's (as dispatch --wait) once it is final, 0 while it\n"
 			"is queued or running.\n",
 			&id);
@@ -111,6 +113,42 @@ static int run(struct cli *c, int argc, char **argv)
 			       (long long)json_integer_value(json_object_get(e, "bytes_up")),
 			       (long long)json_integer_value(json_object_get(e, "bytes_down")),
 			       (long long)id);
+		json_t *g = json_object_get(t, "git");
+		if (json_is_object(g)) { /* docs/WORKSPACES.md: a repository task's result */
+			field("repo", json_object_get(g, "repo"));
+			field("ref", json_object_get(g, "ref"));
+			field("base", json_object_get(g, "base"));
+			field("result", json_object_get(g, "state"));
+			field("branch", json_object_get(g, "branch"));
+			field("commit", json_object_get(g, "commit"));
+			field("error", json_object_get(g, "error"));
+			if (json_object_get(g, "branch") &&
+			    !json_is_null(json_object_get(g, "branch")))
+				printf("%-12s %lld file(s), +%lld -%lld\n", "changes",
+				       (long long)json_integer_value(
+					       json_object_get(g, "files_changed")),
+				       (long long)json_integer_value(
+					       json_object_get(g, "insertions")),
+				       (long long)json_integer_value(
+					       json_object_get(g, "deletions")));
+			size_t i;
+			json_t *ch;
+			json_array_foreach(json_object_get(g, "files"), i, ch)
+			{
+				char *path = cli_visible_str(
+					json_string_value(json_object_get(ch, "path")));
+				printf("  %-2s %s\n",
+				       json_string_value(json_object_get(ch, "status")),
+				       path ? path : "?");
+				free(path);
+			}
+			json_t *pushes = json_object_get(g, "pushes");
+			json_t *pu;
+			json_array_foreach(pushes, i, pu)
+				printf("%-12s %s %s\n", i ? "" : "pushed",
+				       json_string_value(json_object_get(pu, "url")),
+				       json_string_value(json_object_get(pu, "ref")));
+		}
 		if (msg) { /* the agent's text: its control bytes made visible */
 			printf("message:\n");
 			fflush(stdout);

@@ -14,9 +14,9 @@
 extern const struct cli_cmd cmd_shell, cmd_dashboard, cmd_profiles, cmd_doctor, cmd_agents;
 
 static const struct cli_cmd *const cmd_table[] = {
-	&cmd_dispatch, &cmd_status, &cmd_tasks,	 &cmd_result, &cmd_logs,
-	&cmd_cancel,   &cmd_vm,	    &cmd_budget, &cmd_shell,  &cmd_dashboard,
-	&cmd_profiles, &cmd_doctor, &cmd_egress, &cmd_agents,
+	&cmd_dispatch, &cmd_status, &cmd_tasks, &cmd_result,	&cmd_logs,     &cmd_cancel,
+	&cmd_vm,       &cmd_budget, &cmd_shell, &cmd_dashboard, &cmd_profiles, &cmd_doctor,
+	&cmd_egress,   &cmd_agents, &cmd_diff,	&cmd_checkout,	&cmd_push,     &cmd_workspaces,
 };
 
 static void usage(FILE *f)

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config-util.h"
 #include "config-egress.h"
+#include "config-git.h"
 #include "config.h"
 #include "schema.h"
 #include "transport.h"
@@ -176,8 +177,8 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"description", "command", "env",   "limits",
-					   "ro_paths",	  "egress",  "agent", NULL};
+	static const char *const keys[] = {"description", "command", "env",  "limits", "ro_paths",
+					   "egress",	  "agent",   "repo", "ref",    NULL};
 	char p[64], lp[80];
 	json_t *env, *v;
 	const char *k;
@@ -199,8 +200,17 @@ static int parse_profile(const char *name, json_t *o, struct orchd_profile_confi
 			  &pr->n_ro_paths, err)) < 0 ||
 	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &pr->egress, &pr->n_egress, err)) < 0)
 		return r;
-	if ((r = cfg_string(o, p, "agent", ORCHD_NAME_MAX, true, &pr->agent, err)) < 0)
+	if ((r = cfg_string(o, p, "agent", ORCHD_NAME_MAX, true, &pr->agent, err)) < 0 ||
+	    (r = cfg_string(o, p, "repo", 4096, true, &pr->repo, err)) < 0 ||
+	    (r = cfg_string(o, p, "ref", 255, true, &pr->ref, err)) < 0)
 		return r;
+	if (pr->repo && !git_repo_valid(pr->repo))
+		return orch_err(err, -EINVAL,
+				"%s.repo: expected an absolute path or an https, http, ssh, git or "
+				"file URL (no password in it)",
+				p);
+	if (pr->ref && !git_ref_valid(pr->ref))
+		return orch_err(err, -EINVAL, "%s.ref: expected a branch, tag or commit", p);
 	if (pr->agent && !orchd_name_valid(pr->agent))
 		return orch_err(err, -EINVAL,
 				"%s.agent: expected an agent name ([A-Za-z0-9_-]{1,32})", p);
@@ -343,6 +353,18 @@ static int cross_checks(struct orchd_config *c, struct orch_error *err)
 			"agents_dir: %s overlaps state_dir, workspace_root or socket; jails "
 			"see the agents directory, so keep it apart",
 			c->agents_dir);
+	/* Task workspace images and repository caches: no guest or jail may reach them. */
+	for (size_t i = 0; i < c->n_vms; i++)
+		if (orch_paths_overlap(c->git->dir, c->vms[i].workspace))
+			return orch_err(err, -EINVAL,
+					"git.dir: %s overlaps the workspace of VM %s; keep it "
+					"apart",
+					c->git->dir, c->vms[i].name);
+	if (orch_paths_overlap(c->git->dir, c->workspace_root) ||
+	    orch_paths_overlap(c->git->dir, c->agents_dir))
+		return orch_err(err, -EINVAL,
+				"git.dir: %s overlaps workspace_root or agents_dir; keep it apart",
+				c->git->dir);
 	if (c->uid_base + max_slots >= 4294967295LL)
 		return orch_err(err, -EINVAL, "uid_base: uid_base + slots must stay below 2^32-1");
 	int ur = vm_uid_ranges(c, err);
@@ -392,7 +414,7 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 		"state_dir",  "socket",		"group",    "log_level", "backend",
 		"supervisor", "workspace_root", "uid_base", "scheduler", "limits",
 		"vms",	      "profiles",	"llm",	    "vsock",	 "egress",
-		"agents_dir", "image",		NULL};
+		"agents_dir", "image",		"git",	    NULL};
 	const char *name;
 	json_t *v;
 	int r, e, n;
@@ -475,6 +497,8 @@ static int parse_root(json_t *root, const char *state_dir_override, struct orchd
 		return r;
 	v = json_object_get(root, "egress");
 	if (v && (r = egress_config_parse(v, &c->egress, err)) < 0)
+		return r;
+	if ((r = git_config_parse(json_object_get(root, "git"), c->state_dir, &c->git, err)) < 0)
 		return r;
 	for (size_t i = 0; i < c->n_vms; i++) {
 		char p[64];
@@ -594,10 +618,13 @@ void orchd_config_free(struct orchd_config *c)
 		orch_strv_free(c->profiles[i].ro_paths);
 		orch_strv_free(c->profiles[i].egress);
 		free(c->profiles[i].agent);
+		free(c->profiles[i].repo);
+		free(c->profiles[i].ref);
 	}
 	free(c->profiles);
 	llm_config_done(&c->llm);
 	egress_config_free(c->egress);
+	git_config_free(c->git);
 	free(c);
 }
 

@@ -14,6 +14,7 @@
 #include "task-limits.h"
 
 struct egress_config;
+struct git_config;
 
 #define ORCHD_DEFAULT_STATE_DIR "/var/lib/orch"
 #define ORCHD_DEFAULT_SOCKET "/run/orch/orch.sock"
@@ -96,6 +97,8 @@ struct orchd_profile_config {
 	struct orchd_limits limits;
 	char **egress; /* egress sets its tasks may use; NULL (key absent): any the VM allows */
 	size_t n_egress;
+	char *repo; /* the repository its tasks work on unless they name one (NULL: none) */
+	char *ref;  /* and the ref (NULL: the repository's default branch) */
 };
 
 struct orchd_scheduler_config {
@@ -137,6 +140,7 @@ struct orchd_config {
 	size_t n_profiles;
 	struct llm_config llm;	      /* the LLM proxy's (host/llm/llm-config.h); keys not loaded */
 	struct egress_config *egress; /* host/egress/egress-config.h; NULL: no egress */
+	struct git_config *git;	      /* host/config/config-git.h; always set */
 };
 
 /* Parses a JSON text (len bytes). state_dir_override (may be NULL) replaces state_dir

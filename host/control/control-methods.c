@@ -238,6 +238,11 @@ const struct orch_rpc_method control_methods[] = {
 	{"budget.show", ORCH_RPC_M_REQUEST, 0, control_budget_show},
 	{"budget.set", ORCH_RPC_M_REQUEST, 0, control_budget_set},
 	{"egress.log", ORCH_RPC_M_REQUEST, 0, control_egress_log},
+	{"task.diff", ORCH_RPC_M_REQUEST, 0, control_task_diff},
+	{"task.bundle", ORCH_RPC_M_REQUEST, 0, control_task_bundle},
+	{"task.push", ORCH_RPC_M_REQUEST, 0, control_task_push},
+	{"workspaces.list", ORCH_RPC_M_REQUEST, 0, control_workspaces_list},
+	{"workspaces.rm", ORCH_RPC_M_REQUEST, 0, control_workspaces_rm},
 };
 
 const size_t control_n_methods = ELEMENTSOF(control_methods);

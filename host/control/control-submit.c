@@ -9,6 +9,7 @@
 #include "control.h"
 #include "log.h"
 #include "orchd-egress.h"
+#include "orchd-git.h"
 #include "profiles.h"
 #include "strv.h"
 
@@ -127,6 +128,18 @@ static size_t strv_len(char *const *v)
 	return n;
 }
 
+/* "repo" and "ref" (or the profile's): a repository task of the client's uid. */
+static int submit_git(struct orchd *d, struct orch_rpc *rpc, const char *profile, const char *repo,
+		      const char *ref, struct orchd_git_submit *gs, struct orch_error *err)
+{
+	uid_t uid = 65534;
+	gid_t gid = 65534;
+	int r;
+	if ((repo || ref || profile) && (r = control_peer(rpc, &uid, &gid, err)) < 0)
+		return r;
+	return orchd_git_submit_check(d, uid, gid, profile, repo, ref, gs, err);
+}
+
 static int queue_has_room(struct orchd *d, struct orch_error *err)
 {
 	int64_t counts[_TASK_STATE_MAX];
@@ -146,12 +159,14 @@ static int queue_has_room(struct orchd *d, struct orch_error *err)
 int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 			struct orch_error *err)
 {
-	static const char *const keys[] = {"argv",    "env",	  "cwd",	"vm",
-					   "slot",    "priority", "timeout_ms", "retries",
-					   "profile", "prompt",	  "egress",	NULL};
+	static const char *const keys[] = {"argv",     "env",	     "cwd",	"vm",	   "slot",
+					   "priority", "timeout_ms", "retries", "profile", "prompt",
+					   "egress",   "repo",	     "ref",	NULL};
 	struct orchd *d = control_orchd(rpc);
 	_cleanup_free_ const char **args = NULL;
 	_cleanup_free_ char *vm = NULL, *cwd = NULL, *profile = NULL, *prompt = NULL;
+	_cleanup_free_ char *repo = NULL, *ref = NULL;
+	struct orchd_git_submit gs = {0};
 	struct task_spec spec = {.slot = -1, .retries = d->cfg->scheduler.retries};
 	struct task_cmd cmd = {0};
 	char **env = NULL;
@@ -173,7 +188,9 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 	    (r = cfg_int(params, "params", "timeout_ms", 0, 604800000, &timeout, err)) < 0 ||
 	    (r = cfg_int(params, "params", "retries", 0, 10, &spec.retries, err)) < 0 ||
 	    (r = cfg_strv(params, "params", "egress", 64, ORCHD_NAME_MAX, &egress, &n_egress,
-			  err)) < 0)
+			  err)) < 0 ||
+	    (r = cfg_string(params, "params", "repo", 4096, false, &repo, err)) < 0 ||
+	    (r = cfg_string(params, "params", "ref", 255, false, &ref, err)) < 0)
 		return bad(err, r);
 	if (json_object_get(params, "prompt") &&
 	    (!json_is_string(json_object_get(params, "prompt")) ||
@@ -198,7 +215,8 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				profile);
 	if ((r = check_placement(d, vm, spec.slot, profile, err)) < 0 ||
-	    (r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0)
+	    (r = orchd_egress_submit_check(d, vm, profile, egress, err)) < 0 ||
+	    (r = submit_git(d, rpc, profile, repo, ref, &gs, err)) < 0)
 		return r;
 	if (cwd && cwd[0] != '/')
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
@@ -240,10 +258,20 @@ int control_task_submit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *
 		spec.profile = profile;
 		spec.ro_paths = (const char *const *)cmd.ro_paths;
 		spec.n_ro_paths = cmd.ro_paths ? strv_len(cmd.ro_paths) : 0;
-		r = store_task_insert(d->store, &spec, &id, err);
+		/* the task and what it works on are one transaction */
+		r = gs.repo ? store_begin(d->store, err) : 0;
+		if (r >= 0)
+			r = store_task_insert(d->store, &spec, &id, err);
+		if (r >= 0 && gs.repo)
+			r = orchd_git_task_insert(d, id, &gs, prompt, err);
+		if (gs.repo && r >= 0)
+			r = store_commit(d->store, err);
+		else if (gs.repo)
+			store_rollback(d->store);
 	}
 	task_cmd_done(&cmd);
 	orch_strv_free(env);
+	orchd_git_submit_done(&gs);
 	if (r < 0)
 		return r;
 	if (orchd_egress_task_sets(d, id, egress, err) < 0) {

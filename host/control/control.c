@@ -169,6 +169,18 @@ struct orchd *control_orchd(struct orch_rpc *rpc)
 	return cl->c->d;
 }
 
+int control_peer(struct orch_rpc *rpc, uid_t *ret_uid, gid_t *ret_gid, struct orch_error *err)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(orch_rpc_fd(rpc), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return orch_errno(err, -errno, "SO_PEERCRED");
+	*ret_uid = cred.uid;
+	*ret_gid = cred.gid;
+	return 0;
+}
+
 /* The socket's directory: created 0755 if missing; one that others may write to is
  * refused (they could put their own socket in orchd's place, or remove it). */
 static int socket_dir(const char *path, struct orch_error *err)

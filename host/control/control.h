@@ -2,6 +2,8 @@
 /* orchd's control socket (docs/CONTROL.md). */
 #pragma once
 
+#include <sys/types.h>
+
 #include "orchd.h"
 #include "rpc.h"
 
@@ -45,6 +47,20 @@ int control_budget_set(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *p
 /* control-egress.c */
 int control_egress_log(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		       struct orch_error *err);
+
+/* control-git.c: repository tasks' results and workspaces (docs/WORKSPACES.md) */
+int control_task_diff(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err);
+int control_task_bundle(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+			struct orch_error *err);
+int control_task_push(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
+		      struct orch_error *err);
+int control_workspaces_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			    void *data, struct orch_error *err);
+int control_workspaces_rm(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
+			  void *data, struct orch_error *err);
+/* The client's uid and gid (SO_PEERCRED). */
+int control_peer(struct orch_rpc *rpc, uid_t *ret_uid, gid_t *ret_gid, struct orch_error *err);
 
 /* control-methods.c: the table of every control method */
 extern const struct orch_rpc_method control_methods[];

@@ -28,6 +28,7 @@ struct lvb_state;
 struct orch_pools;
 struct shell_relay;
 struct egress_host;
+struct git_mod;
 struct waiter;
 
 struct orchd {
@@ -43,6 +44,7 @@ struct orchd {
 	struct control *control;
 	struct orchd_llm *llm;		/* NULL: no LLM proxy */
 	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
+	struct git_mod *git;		/* repository tasks (host/git/orchd-git.c) */
 	struct orch_profiles *profiles; /* host/ops/profiles-ops.c */
 	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
 	struct lvb_state *lv_state;	/* the libvirt backend's templates and reaper, or NULL */

@@ -93,9 +93,9 @@ static const char **strv_from_json(const char *text, size_t *ret_n, json_t **kee
 	return out;
 }
 
-/* Sends task.run for a freshly leased task. */
+/* Sends task.run for a freshly leased task (workspace: its own, NULL: agent-N). */
 static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char *wire_id,
-		    struct orch_error *err)
+		    const char *workspace, struct orch_error *err)
 {
 	_cleanup_json_ json_t *argv_j = NULL, *env_j = NULL, *ro_j = NULL;
 	_cleanup_free_ const char **argv = NULL, **env = NULL, **ro = NULL;
@@ -119,6 +119,7 @@ static int send_run(struct vm *vm, int64_t slot, struct task_row *t, const char 
 	run.env = env;
 	run.cwd = t->cwd;
 	run.ro_paths = ro;
+	run.workspace = workspace;
 	run.timeout_ms = lim.timeout_ms;
 	run.limits = (struct orch_limits){
 		.memory_bytes = lim.memory_mib * 1024 * 1024,
@@ -165,8 +166,14 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 	if (r < 0)
 		return r;
 	r = vm_slot_lease(vm, slot, t, &wire_id, err);
+	/* A service may prepare something first (a repository task's workspace, host/git)
+	 * and send task.run itself (sched_send_run). */
+	if (r >= 0 && (r = orchd_services_task_leased(d, vm, slot, id, err)) > 0) {
+		task_row_free(t);
+		return 1;
+	}
 	if (r >= 0)
-		r = send_run(vm, slot, t, wire_id, err);
+		r = send_run(vm, slot, t, wire_id, NULL, err);
 	snprintf(tb, sizeof(tb), "%lld", (long long)id);
 	if (r < 0 && !vm_slot_holds(vm, slot, id, t->attempts)) {
 		/* sending failed and closed the channel: vm_gone already settled the slot */
@@ -190,6 +197,32 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 	orch_log(ORCH_LOG_DEBUG, "sched", "task leased", "task", tb, "vm", vm->cfg->name, NULL);
 	task_row_free(t);
 	return 1;
+}
+
+int sched_send_run(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
+		   const char *workspace, struct orch_error *err)
+{
+	struct task_row *t = NULL;
+	char wire_id[ORCH_MAX_ID_LEN + 1];
+	int r;
+
+	if (!vm_slot_holds(vm, slot, task, attempt))
+		return orch_err(err, -ESTALE, "task %lld is no longer in its slot",
+				(long long)task);
+	if ((r = store_task_get(vm->d->store, task, &t, err)) < 0)
+		return r;
+	if (t->cancel_requested) {
+		struct task_result res = {.state = TASK_CANCELLED,
+					  .exit_code = -1,
+					  .reason = "cancelled before it started"};
+		task_row_free(t);
+		vm_slot_run_failed(vm, slot, &res);
+		return 0;
+	}
+	snprintf(wire_id, sizeof(wire_id), "%s", vm_slot_wire_id(vm, slot));
+	r = send_run(vm, slot, t, wire_id, workspace, err);
+	task_row_free(t);
+	return r;
 }
 
 int sched_run(struct orchd *d)
@@ -241,6 +274,7 @@ void sched_kick(struct orchd *d)
 
 void orchd_task_changed(struct orchd *d, int64_t task)
 {
+	orchd_services_task_changed(d, task); /* e.g. a repository task's result is recorded */
 	waiters_finished(d, task);
 	sched_kick(d);
 }

@@ -4,9 +4,17 @@
 
 #include <stdint.h>
 
+#include "error.h"
+
 struct orchd;
+struct vm;
 
 void sched_kick(struct orchd *d); /* run the scheduler soon (coalesced) */
 int sched_run(struct orchd *d);	  /* lease queued tasks to free slots now */
 /* A task changed state (finished, lost, requeued): wake waiters and the scheduler. */
 void orchd_task_changed(struct orchd *d, int64_t task);
+/* For a lease whose task.run a service deferred (service.h task_leased): sends it, naming
+ * the task's own workspace (NULL: agent-N), or ends the task cancelled when a cancel came
+ * meanwhile. -ESTALE when the slot no longer holds task/attempt. */
+int sched_send_run(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
+		   const char *workspace, struct orch_error *err);

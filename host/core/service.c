@@ -105,6 +105,34 @@ void orchd_services_sched_pass(struct orchd *d)
 			d->services[i]->sched_pass(d);
 }
 
+int orchd_services_task_leased(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
+			       struct orch_error *err)
+{
+	for (size_t i = 0; i < d->n_services; i++) {
+		if (!d->services[i]->task_leased)
+			continue;
+		int r = d->services[i]->task_leased(d, vm, slot, task, err);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+void orchd_services_task_changed(struct orchd *d, int64_t task)
+{
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->services[i]->task_changed)
+			d->services[i]->task_changed(d, task);
+}
+
+bool orchd_services_task_settled(struct orchd *d, int64_t task)
+{
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->services[i]->task_settled && !d->services[i]->task_settled(d, task))
+			return false;
+	return true;
+}
+
 const struct orch_rpc_method *orchd_vm_methods(struct orchd *d, size_t *ret_n)
 {
 	if (!d->vm_methods) {

@@ -49,6 +49,16 @@ struct orchd_service {
 	void (*task_json)(struct orchd *d, int64_t task, json_t *obj, bool detail);
 	/* The scheduler ran a pass: tasks it could not place may wait for VMs (pools). */
 	void (*sched_pass)(struct orchd *d);
+	/* A task was just leased to vm/slot (vm_slot_lease done), before task.run. Returns
+	 * 1 when the service prepares something first and then sends task.run itself
+	 * (sched_send_run) or ends the task (vm_slot_run_failed); 0 when the task is none of
+	 * its business; < 0 fails the task with err. At most one service takes a task. */
+	int (*task_leased)(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
+			   struct orch_error *err);
+	/* Any change of a task's state (final, lost and re-queued, cancelled while queued). */
+	void (*task_changed)(struct orchd *d, int64_t task);
+	/* Whether the service is done with a final task: task.wait answers only then. */
+	bool (*task_settled)(struct orchd *d, int64_t task);
 };
 
 #define ORCHD_MAX_SERVICES 8
@@ -68,5 +78,9 @@ void orchd_services_task_done(struct orchd *d, int64_t task);
 void orchd_services_task_pruned(struct orchd *d, int64_t task);
 void orchd_services_task_json(struct orchd *d, int64_t task, json_t *obj, bool detail);
 void orchd_services_sched_pass(struct orchd *d);
+int orchd_services_task_leased(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
+			       struct orch_error *err);
+void orchd_services_task_changed(struct orchd *d, int64_t task);
+bool orchd_services_task_settled(struct orchd *d, int64_t task);
 /* The methods of a VM's control channel: the core's, then every service's. */
 const struct orch_rpc_method *orchd_vm_methods(struct orchd *d, size_t *ret_n);

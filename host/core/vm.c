@@ -508,6 +508,18 @@ int vm_slot_lease(struct vm *vm, int64_t slot, const struct task_row *t, const c
 	return 0;
 }
 
+int64_t vm_slot_attempt(const struct vm *vm, int64_t slot)
+{
+	return slot >= 0 && slot < vm->n_slots && vm->slots[slot].task ? vm->slots[slot].attempt
+								       : 0;
+}
+
+const char *vm_slot_wire_id(const struct vm *vm, int64_t slot)
+{
+	return slot >= 0 && slot < vm->n_slots && vm->slots[slot].task ? vm->slots[slot].wire_id
+								       : NULL;
+}
+
 bool vm_slot_holds(const struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
 {
 	return slot >= 0 && slot < vm->n_slots && vm->slots[slot].task == task &&

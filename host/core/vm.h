@@ -109,6 +109,10 @@ const char *vm_slot_task_str(struct vm *vm, int64_t slot);
  * *ret_wire_id (valid while the slot holds this attempt). */
 int vm_slot_lease(struct vm *vm, int64_t slot, const struct task_row *t, const char **ret_wire_id,
 		  struct orch_error *err);
+/* The attempt of the task in the slot (0: free), and its wire id "<task>.<attempt>"
+ * (NULL: free; valid while the slot holds that attempt). */
+int64_t vm_slot_attempt(const struct vm *vm, int64_t slot);
+const char *vm_slot_wire_id(const struct vm *vm, int64_t slot);
 /* The lease of task/attempt in slot, if the slot still holds it. */
 bool vm_slot_holds(const struct vm *vm, int64_t slot, int64_t task, int64_t attempt);
 /* The supervisor acknowledged task.run for what the slot holds: it is running. */

@@ -67,6 +67,8 @@ static bool pump(struct orchd *d, struct waiter *w)
 		return true;
 	}
 	final = task_state_final(t->state);
+	/* task.wait answers a repository task once its result is recorded too */
+	bool settled = final && (w->kind != WAITER_WAIT || orchd_services_task_settled(d, w->task));
 	if (w->kind == WAITER_LOGS) {
 		for (;;) {
 			_cleanup_free_ struct output_ref *refs = NULL;
@@ -117,7 +119,7 @@ static bool pump(struct orchd *d, struct waiter *w)
 				break;
 		}
 	}
-	if (final || (w->kind == WAITER_LOGS && !w->follow)) {
+	if (settled || (w->kind == WAITER_LOGS && !w->follow)) {
 		json_t *res = task_row_to_json(t);
 		orchd_services_task_json(d, t->id, res, false);
 		if (res)

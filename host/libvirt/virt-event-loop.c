@@ -32,6 +32,7 @@ struct lv_free {
 	struct orch_timer *t;
 	virFreeCallback ff;
 	void *opaque;
+	struct lv_free *prev, *next; /* lv.frees: not yet run */
 };
 
 static struct {
@@ -41,6 +42,7 @@ static struct {
 	struct lv_timeout **timeouts;
 	size_t n_timeouts;
 	int next_id;
+	struct lv_free *frees;
 } lv;
 
 static uint32_t to_epoll(int ev)
@@ -69,13 +71,22 @@ static int from_epoll(uint32_t e)
 	return ev;
 }
 
+static void run_free(struct lv_free *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		lv.frees = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	orch_timer_free(f->t);
+	f->ff(f->opaque);
+	free(f);
+}
+
 static void on_free_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 {
-	struct lv_free *f = data;
-
-	f->ff(f->opaque);
-	orch_timer_free(t);
-	free(f);
+	run_free(data);
 }
 
 /* libvirt requires ff to run after the remove call returns, not inside it. */
@@ -90,8 +101,14 @@ static void defer_free(virFreeCallback ff, void *opaque)
 		return;
 	f->ff = ff;
 	f->opaque = opaque;
-	if (orch_timer_add(lv.loop, 0, 0, on_free_timer, f, &f->t) < 0)
+	if (orch_timer_add(lv.loop, 0, 0, on_free_timer, f, &f->t) < 0) {
 		free(f);
+		return;
+	}
+	f->next = lv.frees;
+	if (lv.frees)
+		lv.frees->prev = f;
+	lv.frees = f;
 }
 
 static void on_io(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
@@ -246,4 +263,10 @@ int orchd_event_libvirt_register(struct orch_loop *loop)
 	virEventRegisterImpl(add_handle, update_handle, remove_handle, add_timeout, update_timeout,
 			     remove_timeout);
 	return 0;
+}
+
+void orchd_event_libvirt_drain(void)
+{
+	while (lv.frees)
+		run_free(lv.frees);
 }

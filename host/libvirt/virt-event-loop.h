@@ -6,3 +6,8 @@
 #include "loop.h"
 
 int orchd_event_libvirt_register(struct orch_loop *loop);
+
+/* Runs the free callbacks libvirt's removals left for the loop's next iteration: at
+ * shutdown, after the last connection is closed and the loop no longer runs (they would
+ * leak otherwise). Nothing when there are none. */
+void orchd_event_libvirt_drain(void);

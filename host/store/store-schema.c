@@ -130,7 +130,45 @@ const char *const store_migrations[] = {
 	");"
 	"CREATE INDEX IF NOT EXISTS llm_spend_task ON llm_spend (task);"
 	"DROP TABLE IF EXISTS llm_meta;",
-	/* 6: pools (host/pool/): a pooled class's VMs carry their class; each class counts
+	/* 6: repository tasks (host/git/, docs/WORKSPACES.md): what a task works on, its
+	 * workspace, and its result. A task reaching a final state marks its result pending
+	 * in the same transaction, so an orchd that dies before recording it records it at
+	 * the next start. */
+	"CREATE TABLE git_tasks ("
+	"  task INTEGER PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,"
+	"  repo TEXT NOT NULL,"
+	"  ref TEXT,"
+	"  uid INTEGER NOT NULL,"
+	"  gid INTEGER NOT NULL,"
+	"  prompt TEXT,"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued','preparing','ready',"
+	"    'pending','recorded','failed','none')),"
+	"  base TEXT,"
+	"  vm TEXT,"
+	"  slot INTEGER,"
+	"  mount TEXT,"
+	"  image TEXT,"
+	"  ws_state TEXT NOT NULL DEFAULT 'none' CHECK (ws_state IN ('none','present')),"
+	"  branch TEXT,"
+	"  commit_id TEXT,"
+	"  files_changed INTEGER NOT NULL DEFAULT 0,"
+	"  insertions INTEGER NOT NULL DEFAULT 0,"
+	"  deletions INTEGER NOT NULL DEFAULT 0,"
+	"  changes TEXT NOT NULL DEFAULT '[]',"
+	"  error TEXT,"
+	"  recorded_at INTEGER,"
+	"  pushes TEXT NOT NULL DEFAULT '[]'"
+	");"
+	"CREATE INDEX git_tasks_state ON git_tasks (state);"
+	"CREATE TRIGGER git_tasks_final AFTER UPDATE OF state ON tasks"
+	"  WHEN NEW.state IN ('succeeded','failed','timed_out','cancelled','lost')"
+	"   AND OLD.state NOT IN ('succeeded','failed','timed_out','cancelled','lost')"
+	" BEGIN"
+	"  UPDATE git_tasks SET state = CASE state WHEN 'ready' THEN 'pending'"
+	"    WHEN 'queued' THEN 'none' WHEN 'preparing' THEN 'none' ELSE state END"
+	"   WHERE task = NEW.id;"
+	" END;",
+	/* 7: pools (host/pool/): a pooled class's VMs carry their class; each class counts
 	 * its VMs' numbers up and never reuses one (a number names a workspace). */
 	"ALTER TABLE vms ADD COLUMN class TEXT;"
 	"CREATE TABLE pool_seq ("

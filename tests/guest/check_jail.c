@@ -390,6 +390,36 @@ START_TEST(test_workspace)
 }
 END_TEST
 
+/* A task's own workspace (task.run "workspace"): taken only when the host made it, never
+ * through a symlink, never created here. */
+START_TEST(test_task_workspace)
+{
+	char root[] = "/tmp/check-jail-tws.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	struct orch_error err = {0};
+	char *p = NULL, path[PATH_MAX];
+	ck_assert_int_lt(sv_task_workspace(root, "task-7", TEST_UID, TEST_UID, &p, &err), 0);
+	ck_assert_msg(strstr(err.msg, "is not there"), "%s", err.msg);
+	snprintf(path, sizeof(path), "%s/task-7", root);
+	ck_assert_int_eq(access(path, F_OK), -1); /* not created */
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	ck_assert_int_eq(sv_task_workspace(root, "task-7", TEST_UID, TEST_UID, &p, &err), 0);
+	struct stat st;
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert_uint_eq(st.st_uid, TEST_UID);
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	free(p);
+	snprintf(path, sizeof(path), "%s/task-8", root);
+	ck_assert_int_eq(symlink("/etc", path), 0);
+	ck_assert_int_lt(sv_task_workspace(root, "task-8", TEST_UID, TEST_UID, &p, &err), 0);
+	ck_assert_int_lt(sv_task_workspace(root, "../etc", TEST_UID, TEST_UID, &p, &err), 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/task-7", root);
+	rmdir(path);
+	rmdir(root);
+}
+END_TEST
+
 static size_t read_all(int fd, char *buf, size_t size)
 {
 	size_t off = 0;
@@ -501,6 +531,7 @@ static Suite *jail_suite(void)
 	tcase_add_test(tc, test_cgroups);
 	tcase_add_test(tc, test_privdrop);
 	tcase_add_test(tc, test_workspace);
+	tcase_add_test(tc, test_task_workspace);
 	tcase_add_test(tc, test_spawn);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libvirt's event API driven by orchd's loop (host/libvirt/virt-event-loop.c): handles, timeouts,
- * updates, removal with the deferred free callback. Uses libvirt's public wrappers
+ * updates, removal with the deferred free callback, and the callbacks still pending at
+ * teardown. Uses libvirt's public wrappers
  * (virEventAddHandle, ...) exactly as libvirt's own code does. */
 #include <check.h>
 #include <errno.h>
@@ -95,8 +96,23 @@ START_TEST(test_events)
 	spin(30);
 	ck_assert_int_eq(timeout_calls, 0);
 	ck_assert_int_eq(virEventRemoveTimeout(t), 0);
+
+	/* removed when the loop runs no more (orchd's teardown): drain runs the free
+	 * callbacks left pending, once */
+	w = virEventAddHandle(p[0], VIR_EVENT_HANDLE_READABLE, on_handle, NULL, on_free);
+	t = virEventAddTimeout(10, on_timeout, NULL, on_free);
+	ck_assert_int_eq(virEventRemoveHandle(w), 0);
+	ck_assert_int_eq(virEventRemoveTimeout(t), 0);
+	ck_assert_int_eq(freed, 2);
+	orchd_event_libvirt_drain();
+	ck_assert_int_eq(freed, 4);
+	spin(20);
+	ck_assert_int_eq(freed, 4);
+	orchd_event_libvirt_drain();
+	ck_assert_int_eq(freed, 4);
 	close(p[0]);
 	close(p[1]);
+	orch_loop_free(loop);
 }
 END_TEST
 
