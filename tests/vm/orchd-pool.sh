@@ -34,15 +34,25 @@ S=ps$$
 orchd_pid=
 failures=0
 cleanup() {
+	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	for d in $(virsh -c qemu:///system list --name 2>/dev/null | grep -E "^orch-($T|$S)\."); do
 		virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
 	done
+	# Sanitizer builds: a report from orchd (UBSan's and LSan's do not change the test's
+	# outcome otherwise) fails the test.
+	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
+		grep -E -A30 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -80
+		echo "FAIL - sanitizer report in orchd's log"
+		failures=$((failures + 1))
+		rc=1
+	fi
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 60 "$st/orchd.log"
 		for c in "$st"/vm/*/console.log; do echo "--- $c"; tail -n 15 "$c"; done
 	fi
 	rm -rf "$st"
+	exit $rc
 }
 trap cleanup EXIT
 passed=0
