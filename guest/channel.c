@@ -236,6 +236,8 @@ static void hello_reply_cb(struct orch_rpc *rpc, json_t *result, const struct or
 	snprintf(sv->host_name, sizeof(sv->host_name), "%s", hr.name ? hr.name : "");
 	sv->heartbeat_ms = (uint64_t)hr.heartbeat_ms;
 	sv->ready = true;
+	sv->hellos++;
+	sv_thaw_wait(sv); /* frozen: a vm.thaw must follow */
 	orch_dialer_ready(sv->dialer);
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
 	orch_timer_disarm(sv->heartbeat);

@@ -75,9 +75,12 @@ struct supervisor {
 	size_t n_exits;
 
 	/* snapshots (thaw.c) */
-	bool frozen;	      /* vm.freeze answered; vm.thaw not yet */
-	bool template;	      /* --template, until a vm.thaw: runs no task */
-	struct sv_thaw *thaw; /* a vm.thaw in progress, or NULL */
+	bool frozen;		      /* vm.freeze answered; vm.thaw not yet */
+	bool template;		      /* --template, until a vm.thaw: runs no task */
+	unsigned hellos;	      /* hellos answered so far (each connection's, counted) */
+	struct orch_timer *thaw_wait; /* frozen and connected: no vm.thaw, the channel goes */
+	unsigned thaw_wait_hello;     /* the connection (hellos) it was armed for */
+	struct sv_thaw *thaw;	      /* a vm.thaw in progress, or NULL */
 	/* shares a vm.thaw mounted so far (a repeated vm.thaw skips them) */
 	char thaw_mounted[ORCH_THAW_MAX_MOUNTS][ORCH_THAW_PATH_MAX + 1];
 	size_t n_thaw_mounted;

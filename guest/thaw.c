@@ -70,6 +70,28 @@ void sv_thaw_before_hello(struct supervisor *sv)
 		memcpy(sv->boot_id, id, sizeof(id));
 }
 
+static void on_thaw_wait(struct orch_loop *loop, struct orch_timer *timer, void *data)
+{
+	struct supervisor *sv = data;
+
+	if (!sv->frozen || sv->thaw || !sv->rpc || !sv->ready || sv->hellos != sv->thaw_wait_hello)
+		return;
+	orch_log(ORCH_LOG_INFO, "thaw", "frozen and no vm.thaw: dialling again", NULL);
+	orch_rpc_close(sv->rpc); /* close_cb schedules the redial */
+}
+
+void sv_thaw_wait(struct supervisor *sv)
+{
+	if (!sv->frozen)
+		return;
+	sv->thaw_wait_hello = sv->hellos;
+	if (sv->thaw_wait)
+		orch_timer_rearm(sv->thaw_wait, SV_FROZEN_THAW_WAIT_MS);
+	else if (orch_timer_add(sv->loop, SV_FROZEN_THAW_WAIT_MS, 0, on_thaw_wait, sv,
+				&sv->thaw_wait) < 0)
+		sv->thaw_wait = NULL;
+}
+
 int sv_thaw_m_freeze(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
 		     struct orch_error *err)
 {
@@ -95,6 +117,7 @@ int sv_thaw_m_freeze(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 				"vm.freeze: a task's exit is not acknowledged yet");
 	sv->frozen = true;
 	orch_dialer_set_fixed(sv->dialer, SV_FROZEN_REDIAL_MS);
+	sv_thaw_wait(sv);
 	orch_log(ORCH_LOG_INFO, "thaw", "frozen: waiting for a snapshot's restore", NULL);
 	return orch_rpc_reply(req, json_object());
 }
@@ -287,6 +310,8 @@ int sv_thaw_m_thaw(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 
 void sv_thaw_stop(struct supervisor *sv)
 {
+	orch_timer_free(sv->thaw_wait);
+	sv->thaw_wait = NULL;
 	thaw_free(sv->thaw);
 	sv->thaw = NULL;
 }

@@ -23,6 +23,11 @@ struct supervisor;
  * instant is asked again). */
 #define SV_FROZEN_REDIAL_MS 20
 #define SV_FROZEN_HELLO_TIMEOUT_MS 1000
+/* A frozen supervisor whose channel is up (its hello answered, or the one vm.freeze came
+ * on) drops it when no vm.thaw has come this long after: a snapshot taken before it saw
+ * its host leave would otherwise give every copy a channel it believes up, which it
+ * never dials again. */
+#define SV_FROZEN_THAW_WAIT_MS 2000
 /* How long vm.thaw waits for a share's device to appear. */
 #define SV_THAW_MOUNT_TIMEOUT_MS 10000
 #define SV_THAW_MOUNT_RETRY_MS 20
@@ -35,6 +40,8 @@ int sv_thaw_m_thaw(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 /* Before each hello: while frozen, reseed the generator (RDSEED/RDRAND where the CPU has
  * them) and take a new boot id. */
 void sv_thaw_before_hello(struct supervisor *sv);
+/* While frozen: the channel's hello was answered (or vm.freeze came on it). */
+void sv_thaw_wait(struct supervisor *sv);
 /* Ends a vm.thaw in progress (shutdown). */
 void sv_thaw_stop(struct supervisor *sv);
 

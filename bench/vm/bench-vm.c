@@ -199,7 +199,8 @@ int bv_template_boot(struct bv *b, struct bv_vm *t, const char *name)
 	return connect_peer(b, t, orch_now_ms() + BV_BOOT_TIMEOUT_MS);
 }
 
-int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, char **ret_xml)
+int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, bool paused_first,
+		     char **ret_xml)
 {
 	struct orch_error err = {0};
 	bool done = false, ok = false;
@@ -207,6 +208,13 @@ int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, char 
 	if (lv_peer_freeze(t->peer, &done, &ok) < 0 || !lv_peer_wait(b->loop, &done, 30000) ||
 	    !ok) {
 		fprintf(stderr, "bench: %s: vm.freeze failed\n", t->name);
+		return -EIO;
+	}
+	/* paused_first: the guest is paused before its host leaves, so the snapshot holds a
+	 * supervisor that never saw its channel go (the worst case of the race between the
+	 * host's close and the save). */
+	if (paused_first && virDomainSuspend(t->dom) < 0) {
+		fprintf(stderr, "bench: %s: cannot pause: %s\n", t->name, lv_last_error());
 		return -EIO;
 	}
 	/* The host side closes first: the restored copies see their host come back. */
@@ -225,7 +233,7 @@ int bv_template(struct bv *b, struct bv_vm *t, const char *name, const char *sav
 		char **ret_xml)
 {
 	int r = bv_template_boot(b, t, name);
-	return r < 0 ? r : bv_template_save(b, t, save_path, ret_xml);
+	return r < 0 ? r : bv_template_save(b, t, save_path, false, ret_xml);
 }
 
 int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const char *tmpl_dir,

@@ -53,7 +53,8 @@ int bv_template(struct bv *b, struct bv_vm *tmpl, const char *name, const char *
 		char **ret_xml);
 /* The same in two steps: booted to hello, then frozen and saved. */
 int bv_template_boot(struct bv *b, struct bv_vm *tmpl, const char *name);
-int bv_template_save(struct bv *b, struct bv_vm *tmpl, const char *save_path, char **ret_xml);
+int bv_template_save(struct bv *b, struct bv_vm *tmpl, const char *save_path, bool paused_first,
+		     char **ret_xml);
 /* A VM restored from the template: restore paused, the workspace share hot-plugged,
  * resume, hello, vm.thaw. *ret_ms: restore call to the thaw's answer. */
 int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const char *tmpl_dir,
