@@ -519,7 +519,10 @@ static void lvb_stop(struct vm *vm, bool force)
 	 * workspace is the host's own directory), so a stop is a destroy. A pooled VM's name
 	 * never comes back: its domain goes in a child, not blocking the loop (reaper.h). */
 	l->stopping = true;
-	struct lvb_state *st = vm->owner && l->uuid[0] ? lvb_state(vm->d) : NULL;
+	/* Not made here: after the backend's shutdown (orchd's teardown) it is gone, and the
+	 * domain goes in line. */
+	struct lvb_state *st =
+		vm->owner && l->uuid[0] && !vm->d->quitting ? lvb_state(vm->d) : vm->d->lv_state;
 	if (st && st->reaper && lv_reaper_destroy(st->reaper, l->uuid, &err) == 0) {
 		drop_domain(l);
 		return;
