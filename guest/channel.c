@@ -14,6 +14,7 @@
 #include "log.h"
 #include "supervisor.h"
 #include "task.h"
+#include "thaw.h"
 
 #define SV_EXIT_TIMEOUT_MS 30000
 #define SV_MAX_EXITS 4096
@@ -125,7 +126,11 @@ static int h_task_run(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *pa
 	if (r < 0)
 		return r;
 	json_t *result = NULL;
-	if (run.slot < 0 || run.slot >= (int64_t)sv->cfg->slots)
+	if (sv->frozen || sv->template)
+		r = orch_err(err, ORCH_RPC_CONFLICT,
+			     sv->frozen ? "frozen for a snapshot: no task runs before vm.thaw"
+					: "a snapshot template: no task runs before vm.thaw");
+	else if (run.slot < 0 || run.slot >= (int64_t)sv->cfg->slots)
 		r = orch_err(err, ORCH_RPC_INVALID_PARAMS, "slot %lld is not in 0..%u",
 			     (long long)run.slot, sv->cfg->slots - 1);
 	else if (sv_task_find(sv, run.task) || sv_exit_pending(sv, run.task))
@@ -167,6 +172,8 @@ static int h_task_cancel(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t 
 static const struct orch_rpc_method own_methods[] = {
 	{"task.run", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_run},
 	{"task.cancel", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, h_task_cancel},
+	{"vm.freeze", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, sv_thaw_m_freeze},
+	{"vm.thaw", ORCH_RPC_M_REQUEST, ORCH_STATE_READY, sv_thaw_m_thaw},
 };
 #define SV_MAX_METHODS 16
 
@@ -192,7 +199,8 @@ static void close_cb(struct orch_rpc *rpc, int code, void *data)
 	struct supervisor *sv = data;
 	if (sv->rpc != rpc)
 		return;
-	orch_logf(ORCH_LOG_INFO, "channel", "host channel closed (%d)", code);
+	orch_logf(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_INFO, "channel",
+		  "host channel closed (%d)", code);
 	sv->ready = false;
 	sv->rpc = NULL;
 	sv_extras_set_rpc(sv, NULL);
@@ -220,14 +228,16 @@ static void hello_reply_cb(struct orch_rpc *rpc, json_t *result, const struct or
 	if (sv->rpc != rpc)
 		return;
 	if (err || orch_hello_reply_parse(result, &hr, &perr) < 0) {
-		orch_log(ORCH_LOG_WARN, "channel", "hello refused", "error",
-			 err ? err->msg : perr.msg, NULL);
+		orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel", "hello refused",
+			 "error", err ? err->msg : perr.msg, NULL);
 		orch_rpc_close(rpc); /* close_cb schedules the reconnect */
 		return;
 	}
 	snprintf(sv->host_name, sizeof(sv->host_name), "%s", hr.name ? hr.name : "");
 	sv->heartbeat_ms = (uint64_t)hr.heartbeat_ms;
 	sv->ready = true;
+	sv->hellos++;
+	sv_thaw_wait(sv); /* frozen: a vm.thaw must follow */
 	orch_dialer_ready(sv->dialer);
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
 	orch_timer_disarm(sv->heartbeat);
@@ -263,13 +273,16 @@ static int send_hello(struct supervisor *sv)
 	json_t *p = orch_hello_build(&h);
 	if (!p)
 		return -ENOMEM;
-	return orch_rpc_call(sv->rpc, "hello", p, 0, hello_reply_cb, sv);
+	/* Frozen, a hello may be lost in the instant a snapshot is taken: ask again. */
+	return orch_rpc_call(sv->rpc, "hello", p, sv->frozen ? SV_FROZEN_HELLO_TIMEOUT_MS : 0,
+			     hello_reply_cb, sv);
 }
 
 /* A connection to the host: the rpc, then hello. */
 static int on_connected(void *data, int fd, struct orch_error *err)
 {
 	struct supervisor *sv = data;
+	sv_thaw_before_hello(sv);
 	struct orch_rpc_opts opts = {.max_queued = 4 * 1024 * 1024, .name = "host"};
 	int r = orch_rpc_new(sv->loop, fd, sv->methods, sv->n_methods, &opts, sv, &sv->rpc);
 	if (r < 0) {
@@ -289,7 +302,9 @@ static int on_connected(void *data, int fd, struct orch_error *err)
 
 static void on_dial_failed(void *data, const struct orch_error *err)
 {
-	orch_log(ORCH_LOG_WARN, "channel", "cannot reach the host", "error", err->msg, NULL);
+	struct supervisor *sv = data;
+	orch_log(sv->frozen ? ORCH_LOG_DEBUG : ORCH_LOG_WARN, "channel", "cannot reach the host",
+		 "error", err->msg, NULL);
 }
 
 /* An inherited fd (fd:N) cannot be dialled again: the host (orchd) is gone. */

@@ -346,6 +346,8 @@ void sv_config_usage(FILE *f, const char *prog)
 		"  --egress-connect ADDR  the egress lane to orchd (same syntax as --connect):\n"
 		"                         the agents' HTTP(S) out, decided by orchd (default:\n"
 		"                         none, no way out)\n"
+		"  --template             a snapshot template's supervisor: it runs no task until\n"
+		"                         a restored copy of it is thawed (vm.thaw)\n"
 		"  --shell-listen ADDR    per-agent debug shells: unix:/path-%%u.sock (%%u: "
 		"slot),\n"
 		"                         vsock (port 6000+slot, host only), serial:/dev/...%%u\n"
@@ -385,6 +387,7 @@ enum {
 	OPT_LLM_CONNECT,
 	OPT_EGRESS_PORT,
 	OPT_EGRESS_CONNECT,
+	OPT_TEMPLATE,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_DLOPEN_LIST,
@@ -416,6 +419,7 @@ static const struct option options[] = {
 	{"llm-connect", required_argument, NULL, OPT_LLM_CONNECT},
 	{"egress-port", required_argument, NULL, OPT_EGRESS_PORT},
 	{"egress-connect", required_argument, NULL, OPT_EGRESS_CONNECT},
+	{"template", no_argument, NULL, OPT_TEMPLATE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"dlopen-list", no_argument, NULL, OPT_DLOPEN_LIST},
@@ -511,6 +515,9 @@ int sv_config_parse_args(struct sv_config *c, int argc, char **argv, struct orch
 			break;
 		case OPT_NO_SECCOMP:
 			c->no_seccomp = true;
+			break;
+		case OPT_TEMPLATE:
+			c->template = true;
 			break;
 		case OPT_LOG_LEVEL:
 			if (orch_log_level_parse(optarg, &orch_log_level) < 0)

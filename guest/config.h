@@ -45,6 +45,7 @@ struct sv_config {
 	unsigned egress_port;	   /* in-jail egress proxy on 127.0.0.1 (0: none) */
 	char *egress_connect;	   /* the egress lane (transport address); NULL: no egress */
 	bool dlopen_list;	   /* --dlopen-list was given (parse returned 1) */
+	bool template; /* a snapshot template's (orch.snapshot=1): no task before thaw */
 };
 
 void sv_config_init(struct sv_config *c);

@@ -149,6 +149,11 @@ void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc)
 		llm_bridge_set_rpc(sv->llm, rpc);
 }
 
+void sv_extras_redial(struct supervisor *sv)
+{
+	egress_bridge_redial(sv->egress);
+}
+
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task)
 {
 	if (slot->llm)

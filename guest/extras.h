@@ -21,6 +21,8 @@ int sv_extras_start(struct supervisor *sv, struct orch_error *err);
 void sv_extras_stop(struct supervisor *sv);
 /* The host channel for llm.request (NULL while disconnected). */
 void sv_extras_set_rpc(struct supervisor *sv, struct orch_rpc *rpc);
+/* Channels of the extras that are down (the egress lane) are dialled again now. */
+void sv_extras_redial(struct supervisor *sv);
 /* The task now running in slot (NULL: none). */
 void sv_extras_set_task(struct supervisor *sv, struct sv_slot *slot, const char *task);
 /* Environment entries for a task ("K=V", owned by the supervisor), NULL-terminated. */

@@ -139,3 +139,10 @@ bool sv_llm_channel_connected(const struct supervisor *sv)
 {
 	return sv->llm_chan && sv->llm_chan->rpc && !orch_rpc_is_closed(sv->llm_chan->rpc);
 }
+
+void sv_llm_channel_redial(struct supervisor *sv)
+{
+	struct sv_llm_channel *lc = sv->llm_chan;
+	if (lc && !lc->rpc && !lc->stopping)
+		orch_dialer_now(lc->dialer);
+}

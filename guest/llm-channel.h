@@ -19,3 +19,6 @@ int sv_llm_channel_start(struct supervisor *sv, struct orch_error *err);
 void sv_llm_channel_stop(struct supervisor *sv);
 /* Connected now. */
 bool sv_llm_channel_connected(const struct supervisor *sv);
+/* While disconnected: dial again now instead of after the backoff (a guest restored from
+ * a snapshot, whose host is back at once). */
+void sv_llm_channel_redial(struct supervisor *sv);

@@ -17,6 +17,7 @@
 #include "netns.h"
 #include "supervisor.h"
 #include "task.h"
+#include "thaw.h"
 
 json_t *sv_capabilities(const struct supervisor *sv)
 {
@@ -45,6 +46,8 @@ json_t *sv_capabilities(const struct supervisor *sv)
 			  "kill", sv->cgroups.v2_kill ? "cgroup.kill" : "pid-namespace");
 	if (caps)
 		sv_extras_capabilities(sv, caps);
+	if (caps && sv->frozen)
+		json_object_set_new(caps, "frozen", json_true());
 	return caps;
 }
 
@@ -60,7 +63,7 @@ static void signal_cb(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 	}
 }
 
-static int read_boot_id(char *buf, size_t size)
+int sv_read_boot_id(char *buf, size_t size)
 {
 	_cleanup_close_ int fd = open("/proc/sys/kernel/random/uuid", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -84,7 +87,7 @@ static int setup(struct supervisor *sv, struct orch_error *err)
 				"own uids and builds their namespaces)");
 	if ((r = orch_addr_parse(cfg->connect, &sv->addr, err)) < 0)
 		return orch_err_prefix(err, "--connect");
-	if ((r = read_boot_id(sv->boot_id, sizeof(sv->boot_id))) < 0)
+	if ((r = sv_read_boot_id(sv->boot_id, sizeof(sv->boot_id))) < 0)
 		return orch_errno(err, r, "cannot read a boot id");
 	if (mkdir(cfg->workspace_root, 0711) < 0 && errno != EEXIST)
 		return orch_errno(err, -errno, "cannot create workspace root %s",
@@ -139,6 +142,7 @@ static int setup(struct supervisor *sv, struct orch_error *err)
 
 static void teardown(struct supervisor *sv)
 {
+	sv_thaw_stop(sv);
 	if (sv->loop)
 		sv_extras_stop(sv);
 	for (unsigned i = 0; i < sv->cfg->slots; i++) {
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < ORCH_MAX_SLOTS; i++)
 		sv.slots[i].netns_fd = -1;
+	sv.template = cfg.template;
 
 	r = setup(&sv, &err);
 	if (r < 0) {

@@ -13,6 +13,7 @@
 #include "jail-seccomp.h"
 #include "loop.h"
 #include "rpc.h"
+#include "schema-vm.h"
 #include "schema.h"
 #include "transport.h"
 
@@ -22,6 +23,7 @@ struct llm_bridge;
 struct llm_endpoint;
 struct sv_llm_channel;
 struct egress_bridge;
+struct sv_thaw;
 
 struct sv_slot {
 	unsigned index;
@@ -72,6 +74,17 @@ struct supervisor {
 	struct sv_exit *exits; /* oldest first */
 	size_t n_exits;
 
+	/* snapshots (thaw.c) */
+	bool frozen;		      /* vm.freeze answered; vm.thaw not yet */
+	bool template;		      /* --template, until a vm.thaw: runs no task */
+	unsigned hellos;	      /* hellos answered so far (each connection's, counted) */
+	struct orch_timer *thaw_wait; /* frozen and connected: no vm.thaw, the channel goes */
+	unsigned thaw_wait_hello;     /* the connection (hellos) it was armed for */
+	struct sv_thaw *thaw;	      /* a vm.thaw in progress, or NULL */
+	/* shares a vm.thaw mounted so far (a repeated vm.thaw skips them) */
+	char thaw_mounted[ORCH_THAW_MAX_MOUNTS][ORCH_THAW_PATH_MAX + 1];
+	size_t n_thaw_mounted;
+
 	struct orch_io *signal_io;
 	int signal_fd;
 	bool quitting;
@@ -89,3 +102,5 @@ bool sv_exit_pending(const struct supervisor *sv, const char *task);
 /* Called when the channel has room again (drain) or became ready. */
 void sv_tasks_flush_all(struct supervisor *sv);
 json_t *sv_capabilities(const struct supervisor *sv);
+/* main.c: a fresh random id for hello's boot_id. */
+int sv_read_boot_id(char *buf, size_t size);

@@ -26,6 +26,8 @@
 #include "orchd-metrics.h"
 #include "profiles.h"
 #include "orchd.h"
+#include "pool.h"
+#include "reaper.h"
 #include "shell-relay.h"
 #include "store-config.h"
 #include "workspace-dirs.h"
@@ -238,11 +240,18 @@ static void on_prune_timer(struct orch_loop *loop, struct orch_timer *t, void *d
 	free(ids);
 }
 
-/* True when vms[i] is the first VM using its backend (init/shutdown run once each). */
+/* The backend of the config's i-th VM (class), NULL when it is not built in. */
+static const struct orchd_backend_ops *backend_of(struct orchd *d, size_t i)
+{
+	return orchd_backend_find(orchd_backend_name(d->cfg->vms[i].backend));
+}
+
+/* True when the config's i-th VM is the first to use its backend (init/shutdown run once
+ * each, also for a pool with no VM yet). */
 static bool first_of_backend(struct orchd *d, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
-		if (d->vms[j]->ops == d->vms[i]->ops)
+		if (d->cfg->vms[j].backend == d->cfg->vms[i].backend)
 			return false;
 	return true;
 }
@@ -293,11 +302,16 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	if (!d->vms)
 		return orch_err(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < d->cfg->n_vms; i++) {
-		r = vm_new(d, &d->cfg->vms[i], &d->vms[i], err);
+		if (d->cfg->vms[i].pooled) /* its pool makes its VMs (host/pool/) */
+			continue;
+		r = vm_new(d, &d->cfg->vms[i], &d->vms[d->n_vms], err);
 		if (r < 0)
 			return r;
 		d->n_vms++;
 	}
+	r = pools_new(d, err);
+	if (r < 0)
+		return r;
 	/* libvirt's events run on our loop; registered before any backend connects (and
 	 * only when a VM uses libvirt: it costs memory otherwise). */
 	for (size_t i = 0; i < d->cfg->n_vms; i++)
@@ -307,8 +321,8 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 		}
 	/* The services beside the core (service.h), in the order they see events. */
 	static const struct orchd_service *const services[] = {
-		&orchd_llm_service, &orchd_egress_service, &orchd_shell_service,
-		&orchd_git_service};
+		&orchd_llm_service, &orchd_egress_service, &orchd_shell_service, &orchd_git_service,
+		&orchd_pool_service};
 	for (size_t i = 0; i < ELEMENTSOF(services); i++)
 		if ((r = orchd_service_add(d, services[i], err)) < 0)
 			return r;
@@ -332,15 +346,15 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 					 "unknown profile in vms.*.profiles", "vm",
 					 d->cfg->vms[i].name, "profile", d->cfg->vms[i].profiles[j],
 					 NULL);
-	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->ops->init && first_of_backend(d, i)) {
-			r = d->vms[i]->ops->init(d, err);
+	for (size_t i = 0; i < d->cfg->n_vms; i++)
+		if (backend_of(d, i) && backend_of(d, i)->init && first_of_backend(d, i)) {
+			r = backend_of(d, i)->init(d, err);
 			if (r < 0)
 				return r;
 		}
 	if (!d->supervisor_path)
-		for (size_t i = 0; i < d->n_vms; i++)
-			if (d->vms[i]->ops == &orchd_backend_local)
+		for (size_t i = 0; i < d->cfg->n_vms; i++)
+			if (d->cfg->vms[i].backend == ORCHD_BACKEND_LOCAL)
 				return orch_err(err, -ENOENT,
 						"orch-supervisor not found (next to orchd, in "
 						"$ORCH_LIBEXECDIR, %s or the build tree); set "
@@ -368,8 +382,9 @@ static int setup(struct orchd *d, const struct args *a, struct orch_error *err)
 	if (r < 0)
 		return orch_err_prefix(err, "metrics");
 	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->cfg->autostart)
+		if (d->vms[i]->cfg->autostart && !d->vms[i]->owner)
 			vm_start(d->vms[i]);
+	pools_start(d);
 	if (d->cfg->scheduler.keep_finished > 0) {
 		r = orch_timer_add(d->loop, 0, 60000, on_prune_timer, d, &d->prune_timer);
 		if (r < 0)
@@ -390,9 +405,9 @@ static void teardown(struct orchd *d)
 	control_free(d->control);
 	shell_relay_free(d->shells);
 	d->shells = NULL;
-	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->ops->shutdown && first_of_backend(d, i))
-			d->vms[i]->ops->shutdown(d);
+	for (size_t i = 0; d->cfg && i < d->cfg->n_vms; i++)
+		if (backend_of(d, i) && backend_of(d, i)->shutdown && first_of_backend(d, i))
+			backend_of(d, i)->shutdown(d);
 	orchd_llm_free(d);
 	orchd_egress_free(d);
 	orchd_git_free(d);
@@ -401,6 +416,7 @@ static void teardown(struct orchd *d)
 		vm_free(d->vms[i]);
 	orchd_event_libvirt_drain(); /* what closing libvirt's connections left to free */
 	free(d->vms);
+	pools_free(d);
 	free(d->vm_methods);
 	orch_timer_free(d->sched_timer);
 	orch_timer_free(d->prune_timer);
@@ -421,6 +437,7 @@ int main(int argc, char **argv)
 	 * argv, env and prompts; the spool their output): directories that others must
 	 * traverse get their mode explicitly (orchd_mkdir). */
 	umask(077);
+	lv_reaper_main(argc, argv); /* a hidden mode: destroys a domain and exits */
 	if (parse_args(argc, argv, &a) < 0)
 		return 2;
 	if (a.check_config) {

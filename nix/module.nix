@@ -28,10 +28,14 @@ let
   # guest's root can plant setuid files there); a local VM's agents are host uids that pass
   # through every directory above theirs.
   vmsOf = backend: lib.filterAttrs (_: vm: vmBackend vm == backend) cfg.vms;
+  # A pooled class (docs/VM.md, "Pools"): orchd makes its VMs, each with the workspace
+  # <class's workspace>/<class>.<n>, so the class's workspace is their parent.
+  pooled = vm: vm.pool != null || vm.isolation == "vm-per-task";
   localWorkspaces = mapAttrsToList vmWorkspace (vmsOf "local");
   localBelow = dir: lib.any (p: p == dir || hasPrefix "${dir}/" p) localWorkspaces;
-  libvirtParents = unique (mapAttrsToList (name: vm: dirOf (vmWorkspace name vm)) (vmsOf "libvirt"));
-  workspaceConflicts = attrNames (lib.filterAttrs (name: vm: localBelow (dirOf (vmWorkspace name vm))) (vmsOf "libvirt"));
+  vmParent = name: vm: if pooled vm then vmWorkspace name vm else dirOf (vmWorkspace name vm);
+  libvirtParents = unique (mapAttrsToList vmParent (vmsOf "libvirt"));
+  workspaceConflicts = attrNames (lib.filterAttrs (name: vm: localBelow (vmParent name vm)) (vmsOf "libvirt"));
 
   localPostgres = cfg.store.postgresql.enable && cfg.store.postgresql.createLocally;
   finalSettings = render.finalize cfg.settings;
@@ -54,10 +58,20 @@ let
     };
   };
 
-  vmOptions = { name, ... }: {
+  poolOptions = {
+    options = {
+      ready = mkOption { type = nullOrInt 0 64; default = null; description = "Shared: the class's VMs, kept up (1..64); vm-per-task: idle VMs kept booted (0..64). null: 1."; };
+      max = mkOption { type = nullOrInt 1 256; default = null; description = "vm-per-task only: the most VMs of the class at once, busy ones included (at least `ready`). null: max(4, ready)."; };
+    };
+  };
+
+  vmOptions = { name, config, ... }: {
     options = {
       backend = mkOption { type = types.nullOr (types.enum [ "local" "libvirt" ]); default = null; description = "`libvirt`: a QEMU microVM; `local`: the supervisor runs on the host (no VM). null: `settings.backend`."; };
-      slots = mkOption { type = types.ints.between 1 64; default = 4; description = "Agent slots (concurrent tasks); agent N runs as uid `<the VM's uid base> + N`."; };
+      slots = mkOption { type = types.ints.between 1 64; default = if config.isolation == "vm-per-task" then 1 else 4; defaultText = literalExpression ''if isolation == "vm-per-task" then 1 else 4''; description = "Agent slots (concurrent tasks); agent N runs as uid `<the VM's uid base> + N`. A vm-per-task class has 1."; };
+      isolation = mkOption { type = types.nullOr (types.enum [ "shared" "vm-per-task" ]); default = null; description = "`vm-per-task`: every task gets a VM no earlier task touched, destroyed after it, with a workspace of its own (`isolation`, docs/VM.md \"Pools\"). null: `shared`."; };
+      pool = mkOption { type = types.nullOr (types.submodule poolOptions); default = null; example = literalExpression "{ ready = 2; }"; description = "Makes the class pooled: orchd makes and retires its VMs `<name>.<n>`, each with the workspace `<workspace>/<name>.<n>` (`pool`). null: not pooled, unless `isolation` is `vm-per-task`."; };
+      snapshot = mkOption { type = types.bool; default = false; description = "Start the class's VMs from a snapshot taken right after the supervisor's hello (`snapshot`; libvirt backend, pooled classes)."; };
       uidBase = mkOption { type = nullOrInt 1000 4294000000; default = null; description = "The first of this VM's 256 uids (`uid_base`); null: `services.orch.uidBase` + 256 × the VM's place among the VMs sorted by name."; };
       vcpus = mkOption { type = types.ints.between 1 256; default = 2; description = "Virtual CPUs."; };
       memoryMiB = mkOption { type = types.ints.between 64 1048576; default = 2048; description = "Guest memory in MiB."; };
@@ -149,6 +163,14 @@ let
       message = "services.orch.vms.${name}.kernel must be an absolute path and comes with vms.${name}.initrd.";
     }
     {
+      assertion = vm.isolation != "vm-per-task" || vm.slots == 1;
+      message = "services.orch.vms.${name}.slots: a vm-per-task VM runs one task: slots must be 1.";
+    }
+    {
+      assertion = !vm.snapshot || (vmBackend vm == "libvirt" && pooled vm);
+      message = "services.orch.vms.${name}.snapshot: snapshots need the libvirt backend and a pooled class (vms.${name}.pool, or isolation \"vm-per-task\").";
+    }
+    {
       assertion = all (p: (cfg.settings.profiles or { }) ? ${p}) vm.profiles;
       message = "services.orch.vms.${name}.profiles names profiles that are not in services.orch.settings.profiles: ${toString (filter (p: !((cfg.settings.profiles or { }) ? ${p})) vm.profiles)}.";
     }
@@ -220,7 +242,10 @@ let
 
   workspaceRules = concatLists (mapAttrsToList (name: vm:
     let ws = vmWorkspace name vm; in
-    [ "d ${ws} ${if vmBackend vm == "libvirt" then "0711" else "0755"} root root - -" ]
+    # A pooled class's workspace holds its VMs' (orchd makes them and their agent-N): for
+    # libvirt it is their parent, private to root (libvirtParents); for local, passable.
+    if pooled vm then optional (vmBackend vm != "libvirt") "d ${ws} 0755 root root - -"
+    else [ "d ${ws} ${if vmBackend vm == "libvirt" then "0711" else "0755"} root root - -" ]
     ++ genList (n: let uid = toString (vmUidBase name + n); in "d ${ws}/agent-${toString n} 0700 ${uid} ${uid} - -") vm.slots
   ) cfg.vms);
 

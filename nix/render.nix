@@ -67,6 +67,9 @@ rec {
       initrd = pick vm.initrd "${guestImage}/${guestImage.initrdFile or "initrd"}";
       cmdline = pick vm.cmdline (guestImage.cmdline or null);
       egress = if vm.egress == [ ] then null else vm.egress;
+      isolation = vm.isolation;
+      pool = if vm.pool == null then null else dropNulls { inherit (vm.pool) ready max; };
+      snapshot = if vm.snapshot then true else null;
     }
     // optionalAttrs (renderLimits vm.limits != { }) { limits = renderLimits vm.limits; };
 

@@ -14,6 +14,7 @@ struct orch_dialer {
 	struct orch_timer *timer;
 	uint64_t backoff_ms;   /* the next delay */
 	uint64_t connected_ms; /* when the current connection was made, 0: none */
+	uint64_t fixed_ms;     /* > 0: every redial waits this long (orch_dialer_set_fixed) */
 	bool fd_used;	       /* an fd:N address was taken */
 };
 
@@ -21,6 +22,10 @@ static void schedule(struct orch_dialer *d)
 {
 	uint64_t delay = d->backoff_ms;
 
+	if (d->fixed_ms) {
+		orch_timer_rearm(d->timer, d->fixed_ms);
+		return;
+	}
 	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : d->opts.min_ms;
 	if (d->backoff_ms > d->opts.max_ms)
 		d->backoff_ms = d->opts.max_ms;
@@ -111,6 +116,19 @@ void orch_dialer_closed(struct orch_dialer *d)
 void orch_dialer_ready(struct orch_dialer *d)
 {
 	d->backoff_ms = 0;
+}
+
+void orch_dialer_now(struct orch_dialer *d)
+{
+	if (!d || d->connected_ms || (d->addr.kind == ORCH_TRANSPORT_FD && d->fd_used))
+		return;
+	d->backoff_ms = 0;
+	orch_timer_rearm(d->timer, 0);
+}
+
+void orch_dialer_set_fixed(struct orch_dialer *d, uint64_t fixed_ms)
+{
+	d->fixed_ms = fixed_ms;
 }
 
 uint64_t orch_dialer_backoff(const struct orch_dialer *d)

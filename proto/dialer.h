@@ -46,5 +46,11 @@ void orch_dialer_free(struct orch_dialer *d);
 void orch_dialer_closed(struct orch_dialer *d);
 /* The connection works: the next drop starts the backoff over. */
 void orch_dialer_ready(struct orch_dialer *d);
+/* Without a connection now: dial at once, the backoff starting over (a guest restored from
+ * a snapshot, whose host is back). */
+void orch_dialer_now(struct orch_dialer *d);
+/* fixed_ms > 0: every redial waits fixed_ms, no backoff, until set back to 0 (a frozen
+ * supervisor, docs/PROTOCOL.md "Snapshots"). */
+void orch_dialer_set_fixed(struct orch_dialer *d, uint64_t fixed_ms);
 /* The delay before the next dial (tests, logs). */
 uint64_t orch_dialer_backoff(const struct orch_dialer *d);

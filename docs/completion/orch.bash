@@ -52,7 +52,7 @@ _orch() {
 	push) opts="--remote --to --allow --json --help" ;;
 	workspaces) opts="ls rm --json --help" ;;
 	logs) opts="-f --raw --from-seq --attempt --all-attempts --json --help" ;;
-	vm) opts="list up down restart console --bytes --json --help" ;;
+	vm) opts="list pools up down restart console --bytes --json --help" ;;
 	shell) opts="--print --address --wait --json --help" ;;
 	dashboard) opts="--session --tmux-socket --no-attach --interval --json --help" ;;
 	profiles) opts="list show dispatch --prompt --config --dir --json --help" ;;

@@ -414,3 +414,11 @@ bool egress_bridge_connected(const struct egress_bridge *b)
 {
 	return b->lane && b->ready;
 }
+
+void egress_bridge_redial(struct egress_bridge *b)
+{
+	if (!b || b->lane || b->stopping)
+		return;
+	b->backoff_ms = 0;
+	orch_timer_rearm(b->reconnect, 0);
+}

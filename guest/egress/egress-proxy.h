@@ -53,5 +53,8 @@ const char *const *egress_bridge_binds(const struct egress_bridge *b);
 int egress_bridge_set_helper(struct egress_bridge *b, const char *exe);
 /* Connected to orchd now. */
 bool egress_bridge_connected(const struct egress_bridge *b);
+/* While disconnected: dial again now instead of after the backoff (a guest restored from
+ * a snapshot, whose host is back at once). */
+void egress_bridge_redial(struct egress_bridge *b);
 /* The pid of slot's helper (0: none), for tests. */
 pid_t egress_bridge_helper_pid(const struct egress_bridge *b, unsigned slot);

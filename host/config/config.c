@@ -121,9 +121,10 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 		    struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"backend", "slots",	      "workspace", "autostart", "limits", "profiles",
-		"vcpus",   "memory_mib",      "transport", "kernel",	"initrd", "cmdline",
-		"accel",   "boot_timeout_ms", "uid_base",  "egress",	NULL};
+		"backend",  "slots",	 "workspace",  "autostart",	  "limits",
+		"profiles", "vcpus",	 "memory_mib", "transport",	  "kernel",
+		"initrd",   "cmdline",	 "accel",      "boot_timeout_ms", "uid_base",
+		"egress",   "isolation", "pool",       "snapshot",	  NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -167,7 +168,9 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_string(o, p, "cmdline", 4096, true, &vm->cmdline, err)) < 0 ||
 	    (r = cfg_int(o, p, "boot_timeout_ms", 1000, 3600000, &vm->boot_timeout_ms, err)) < 0 ||
 	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0 ||
-	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) < 0)
+	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) <
+		    0 ||
+	    (r = orchd_config_vm_pool(o, p, vm, err)) < 0)
 		return r;
 	return 0;
 }

@@ -43,6 +43,14 @@ enum orchd_accel {
 	ORCHD_ACCEL_TCG,
 };
 
+/* How a VM class's tasks share VMs (docs/VM.md, "Pools"). */
+enum orchd_isolation {
+	ORCHD_ISOLATION_SHARED = 0,  /* tasks share the class's long-lived VMs */
+	ORCHD_ISOLATION_VM_PER_TASK, /* each task a VM no earlier task touched, destroyed after */
+};
+/* A pooled class's VMs are named <class>.<n> (n counting up, never reused). */
+#define ORCHD_VM_NAME_MAX (ORCHD_NAME_MAX + 11)
+
 /* 0 = unset/unlimited in every field. */
 
 struct orchd_vm_config {
@@ -68,6 +76,13 @@ struct orchd_vm_config {
 	int64_t uid_base;
 	char **egress; /* egress sets its tasks may use (NULL-terminated; NULL: none) */
 	size_t n_egress;
+	/* Pools (config-pool.c; host/pool/): a pooled class's VMs are made and retired by
+	 * its pool, each with a workspace of its own below the class's workspace. */
+	enum orchd_isolation isolation;
+	bool pooled;	    /* "pool" given, or vm-per-task */
+	int64_t pool_ready; /* shared: the class's VMs; vm-per-task: VMs kept booted and idle */
+	int64_t pool_max;   /* vm-per-task: the most VMs of the class at once */
+	bool snapshot;	    /* start its VMs from a snapshot taken after hello (libvirt) */
 };
 #define ORCHD_VM_UIDS 256
 
@@ -142,6 +157,10 @@ int orchd_config_load(const char *path, const char *state_dir_override, struct o
 void orchd_config_free(struct orchd_config *c);
 
 const struct orchd_vm_config *orchd_config_vm(const struct orchd_config *c, const char *name);
+/* config-pool.c: vms.<name>.isolation, .pool and .snapshot (o may be NULL). */
+int orchd_config_vm_pool(json_t *o, const char *path, struct orchd_vm_config *vm,
+			 struct orch_error *err);
+const char *orchd_isolation_name(enum orchd_isolation i);
 const struct orchd_profile_config *orchd_config_profile(const struct orchd_config *c,
 							const char *name);
 const char *orchd_backend_name(enum orchd_backend_kind k);

@@ -27,8 +27,8 @@ static int bad(struct orch_error *err, int r)
 static int check_placement(struct orchd *d, const char *vm, int64_t slot, const char *profile,
 			   struct orch_error *err)
 {
-	for (size_t i = 0; i < d->n_vms; i++) {
-		const struct orchd_vm_config *c = d->vms[i]->cfg;
+	for (size_t i = 0; i < d->cfg->n_vms; i++) { /* the config's: a pool may have none now */
+		const struct orchd_vm_config *c = &d->cfg->vms[i];
 		bool prof_ok = !profile || c->n_profiles == 0;
 
 		for (size_t j = 0; !prof_ok && j < c->n_profiles; j++)
@@ -231,7 +231,7 @@ static int submission_parse(struct orchd *d, struct orch_rpc *rpc, size_t pendin
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.argv: required");
 	sub->params = json_incref(params);
 	if ((r = cfg_check_keys(params, "params", keys, err)) < 0 ||
-	    (r = cfg_string(params, "params", "vm", ORCHD_NAME_MAX, false, &sub->vm, err)) < 0 ||
+	    (r = cfg_string(params, "params", "vm", ORCHD_VM_NAME_MAX, false, &sub->vm, err)) < 0 ||
 	    (r = cfg_string(params, "params", "cwd", 4095, false, &sub->cwd, err)) < 0 ||
 	    (r = cfg_string(params, "params", "profile", ORCHD_NAME_MAX, false, &sub->profile,
 			    err)) < 0 ||
@@ -259,8 +259,13 @@ static int submission_parse(struct orchd *d, struct orch_rpc *rpc, size_t pendin
 	if (sub->prompt && !sub->profile)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
 				"params.prompt: needs params.profile");
-	if (sub->vm && !orchd_find_vm(d, sub->vm) && !store_shared(d->store))
-		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"", sub->vm);
+	/* A VM of the config (a pooled one is its class: any of its VMs may take it); in a
+	 * cluster the task may be for another node's VM. */
+	if (sub->vm && !orchd_config_vm(d->cfg, sub->vm) && !store_shared(d->store))
+		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.vm: no VM named \"%s\"%s", sub->vm,
+				orchd_find_vm(d, sub->vm)
+					? " in the config (ask for its pool's class)"
+					: "");
 	if (sub->profile && !orchd_profile_known(d, sub->profile))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "params.profile: no profile named \"%s\"",
 				sub->profile);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Control methods for VMs: vm.list, vm.up, vm.down, vm.restart, vm.console. */
+/* Control methods for VMs: vm.list, vm.up, vm.down, vm.restart, vm.console. A pooled
+ * class (host/pool/) is named by its class: up/down fill and empty its pool; one of its
+ * VMs taken down or restarted is retired (the pool makes another). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -12,11 +14,13 @@
 #include "config-util.h"
 #include "control.h"
 #include "log.h"
+#include "pool.h"
 
 #define CONSOLE_TAIL_MAX (256 * 1024)
 
-static int get_vm(struct orchd *d, json_t *params, const char *const *keys, struct vm **ret,
-		  struct orch_error *err)
+/* params.name; *ret the VM, NULL (and 0) when it names a pooled class. */
+static int get_vm_or_class(struct orchd *d, json_t *params, const char *const *keys,
+			   struct vm **ret, char **ret_name, struct orch_error *err)
 {
 	_cleanup_free_ char *name = NULL;
 	int r;
@@ -25,7 +29,7 @@ static int get_vm(struct orchd *d, json_t *params, const char *const *keys, stru
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.name: required (a VM name)");
 	r = cfg_check_keys(params, "params", keys, err);
 	if (r >= 0)
-		r = cfg_string(params, "params", "name", ORCHD_NAME_MAX, false, &name, err);
+		r = cfg_string(params, "params", "name", ORCHD_VM_NAME_MAX, false, &name, err);
 	if (r < 0) {
 		err->code = ORCH_RPC_INVALID_PARAMS;
 		return err->code;
@@ -33,9 +37,17 @@ static int get_vm(struct orchd *d, json_t *params, const char *const *keys, stru
 	if (!name)
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS, "params.name: required (a VM name)");
 	*ret = orchd_find_vm(d, name);
-	if (!*ret)
+	if (!*ret && !(ret_name && pools_is_class(d, name)))
 		return orch_err(err, ORCH_RPC_NOT_FOUND, "no VM named \"%s\"", name);
+	if (ret_name)
+		*ret_name = TAKE_PTR(name);
 	return 0;
+}
+
+static int get_vm(struct orchd *d, json_t *params, const char *const *keys, struct vm **ret,
+		  struct orch_error *err)
+{
+	return get_vm_or_class(d, params, keys, ret, NULL, err);
 }
 
 int control_vm_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -49,7 +61,32 @@ int control_vm_list(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 	a = json_array();
 	for (size_t i = 0; i < d->n_vms; i++)
 		json_array_append_new(a, vm_to_json(d->vms[i]));
-	return orch_rpc_reply(req, json_pack("{so}", "vms", a));
+	return orch_rpc_reply(req, json_pack("{soso}", "vms", a, "pools", pools_json(d)));
+}
+
+/* up/down/restart of a pooled class (vm NULL) or of one of its VMs. */
+static int pool_action(struct orch_rpc_req *req, struct orchd *d, struct vm *vm, const char *name,
+		       const char *what, struct orch_error *err)
+{
+	int r;
+
+	orch_log(ORCH_LOG_INFO, "control", "pool action", "name", name, "action", what, NULL);
+	if (vm)
+		r = strcmp(what, "up") == 0
+			    ? orch_err(err, ORCH_RPC_CONFLICT,
+				       "VM %s is its pool's: `orch vm up %s` fills the pool", name,
+				       vm_class_name(vm))
+			    : pools_retire(d, name, err);
+	else if (strcmp(what, "down") == 0)
+		r = pools_down(d, name, err);
+	else if (strcmp(what, "up") == 0)
+		r = pools_up(d, name, err);
+	else /* restart: every VM of the pool retired, the pool fills again */
+		r = pools_down(d, name, err) < 0 ? err->code : pools_up(d, name, err);
+	if (r < 0)
+		return r;
+	sched_kick(d);
+	return orch_rpc_reply(req, json_pack("{s:s, s:s}", "name", name, "action", what));
 }
 
 static int vm_action(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params,
@@ -57,12 +94,15 @@ static int vm_action(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *par
 {
 	static const char *const keys[] = {"name", NULL};
 	struct orchd *d = control_orchd(rpc);
+	_cleanup_free_ char *name = NULL;
 	struct vm *vm;
 	char why[64];
 	int r;
 
-	if ((r = get_vm(d, params, keys, &vm, err)) < 0)
+	if ((r = get_vm_or_class(d, params, keys, &vm, &name, err)) < 0)
 		return r;
+	if (!vm || vm->owner)
+		return pool_action(req, d, vm, name, what, err);
 	snprintf(why, sizeof(why), "orch vm %s", what);
 	orch_log(ORCH_LOG_INFO, "control", "vm action", "vm", vm->cfg->name, "action", what, NULL);
 	if (strcmp(what, "down") == 0 || strcmp(what, "restart") == 0)

@@ -414,15 +414,17 @@ int shell_relay_new(struct orchd *d, struct shell_relay **ret, struct orch_error
 		return orch_err(err, -ENOMEM, "out of memory");
 	if ((rc = orchd_dir_private(r->dir, 0, gid, mode)) < 0)
 		return orch_errno(err, rc, "cannot make %s", r->dir);
+	/* Not a pool's VMs (host/pool/): they come and go; the relay's listeners are made
+	 * once, for the config's VMs. */
 	for (size_t i = 0; i < d->n_vms; i++)
-		if (d->vms[i]->ops->shell_endpoint)
+		if (d->vms[i]->ops->shell_endpoint && !d->vms[i]->owner)
 			n += (size_t)d->vms[i]->n_slots;
 	if (!(r->ls = calloc(n ? n : 1, sizeof(*r->ls))))
 		return orch_err(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < d->n_vms; i++) {
 		struct vm *vm = d->vms[i];
 		char dir[PATH_MAX];
-		if (!vm->ops->shell_endpoint)
+		if (!vm->ops->shell_endpoint || vm->owner)
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", r->dir, vm->cfg->name);
 		if ((rc = orchd_dir_private(dir, 0, gid, mode)) < 0)

@@ -16,6 +16,7 @@
 
 struct vm;
 struct orchd;
+struct orch_vm_thaw;
 
 struct orchd_backend_ops {
 	const char *name; /* "local", "libvirt": the config's vms.<name>.backend */
@@ -38,6 +39,12 @@ struct orchd_backend_ops {
 	 * this backend has no debug shells. Users never reach this address themselves. */
 	int (*shell_endpoint)(const struct vm *vm, unsigned slot, struct orch_addr *ret,
 			      struct orch_error *err);
+	/* After the supervisor's hello (frozen: it says it waits for vm.thaw): whether the
+	 * VM was restored from a snapshot and needs vm.thaw (docs/PROTOCOL.md "Snapshots").
+	 * Returns 1 and fills ret's name and mounts (strings the backend's, valid until the
+	 * VM stops; the core adds seed and time), 0 when not, < 0 when the two disagree.
+	 * NULL: never. */
+	int (*thaw)(struct vm *vm, bool frozen, struct orch_vm_thaw *ret, struct orch_error *err);
 };
 
 /* Where a backend's debug shell endpoint of a slot lives on the host when it is a Unix

@@ -153,9 +153,10 @@ int orchd_egress_submit_check(struct orchd *d, const char *vm, const char *profi
 					"params.egress: set \"%s\" is not allowed for profile %s "
 					"(profiles.<name>.egress)",
 					sets[i], profile);
-		for (size_t j = 0; j < d->n_vms && !ok; j++)
-			ok = (!vm || !strcmp(vm, d->vms[j]->cfg->name)) &&
-			     in(d->vms[j]->cfg->egress, sets[i]);
+		/* the config's VMs: a pooled class may have none running now */
+		for (size_t j = 0; j < d->cfg->n_vms && !ok; j++)
+			ok = (!vm || !strcmp(vm, d->cfg->vms[j].name)) &&
+			     in(d->cfg->vms[j].egress, sets[i]);
 		if (!ok)
 			return orch_err(
 				err, ORCH_RPC_INVALID_PARAMS,

@@ -153,7 +153,7 @@ static int main_attach(struct vm *vm, struct orch_error *err)
 	main_detach(vm);
 	if (!orchd_llm_enabled(vm->d) || !vm->rpc)
 		return 0;
-	r = llm_serve_new(vm->d->llm->proxy, vm->rpc, vm->cfg->name, resolve_slot, vm,
+	r = llm_serve_new(vm->d->llm->proxy, vm->rpc, vm_class_name(vm), resolve_slot, vm,
 			  &vm->llm_main);
 	if (r < 0)
 		return orch_errno(err, r, "vm %s: LLM requests", vm->cfg->name);
@@ -231,7 +231,7 @@ static int attach_lane(struct vm *vm, int fd, struct orch_error *err)
 		return orch_errno(err, r, "vm %s: LLM channel", vm->cfg->name);
 	}
 	orch_rpc_set_state(vm->llm_rpc, ORCH_STATE_READY);
-	r = llm_serve_new(d->llm->proxy, vm->llm_rpc, vm->cfg->name, resolve_slot, vm,
+	r = llm_serve_new(d->llm->proxy, vm->llm_rpc, vm_class_name(vm), resolve_slot, vm,
 			  &vm->llm_serve);
 	if (r < 0) {
 		orch_rpc_unref(vm->llm_rpc);

@@ -24,6 +24,8 @@ struct control;
 struct orchd_llm;
 struct orch_profiles;
 struct lv_lanes;
+struct lvb_state;
+struct orch_pools;
 struct shell_relay;
 struct egress_host;
 struct git_mod;
@@ -43,15 +45,17 @@ struct orchd {
 	struct vm **vms;
 	size_t n_vms;
 	struct control *control;
-	struct orchd_llm *llm;		     /* NULL: no LLM proxy */
-	struct egress_host *egress;	     /* NULL: no egress gateway (orchd-egress.c) */
-	struct git_mod *git;		     /* repository tasks (host/git/orchd-git.c) */
-	struct orch_profiles *profiles;	     /* host/ops/profiles-ops.c */
-	struct lv_lanes *lv_lanes;	     /* the libvirt backend's vsock listeners, or NULL */
-	struct shell_relay *shells;	     /* debug shells through orchd (shell-relay.c) */
-	struct waiter *waiters;		     /* waiters.c's */
-	struct orchd_metrics *metrics;	     /* orchd-metrics.c */
-	struct orchd_fleet *fleet;	     /* orchd-fleet.c: NULL unless store_shared */
+	struct orchd_llm *llm;		/* NULL: no LLM proxy */
+	struct egress_host *egress;	/* NULL: no egress gateway (orchd-egress.c) */
+	struct git_mod *git;		/* repository tasks (host/git/orchd-git.c) */
+	struct orch_profiles *profiles; /* host/ops/profiles-ops.c */
+	struct lv_lanes *lv_lanes;	/* the libvirt backend's vsock listeners, or NULL */
+	struct lvb_state *lv_state;	/* the libvirt backend's templates and reaper, or NULL */
+	struct orch_pools *pools;	/* the pooled classes (host/pool/), or NULL */
+	struct shell_relay *shells;	/* debug shells through orchd (shell-relay.c) */
+	struct waiter *waiters;		/* waiters.c's */
+	struct orchd_metrics *metrics;	/* orchd-metrics.c */
+	struct orchd_fleet *fleet;	/* orchd-fleet.c: NULL unless store_shared */
 	struct control_metrics *metrics_srv; /* host/control/control-metrics.c */
 	const struct orchd_service *services[ORCHD_MAX_SERVICES]; /* service.c */
 	size_t n_services;

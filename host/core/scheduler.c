@@ -162,7 +162,8 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 	char tb[24];
 	int r;
 
-	r = store_task_lease_next(d->store, vm->cfg->name, slot, vm->profiles_json, &t, err);
+	r = store_task_lease_next(d->store, vm_class_name(vm), vm->cfg->name, slot,
+				  vm->profiles_json, &t, err);
 	if (r < 0 || !t)
 		return r;
 	id = t->id;
@@ -196,6 +197,8 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 		task_row_free(t);
 		return 1;
 	}
+	if (vm->owner)
+		vm->owner->leased(vm, slot);
 	if (t->cancel_requested)
 		vm_cancel_task(vm, id);
 	orch_log(ORCH_LOG_DEBUG, "sched", "task leased", "task", tb, "vm", vm->cfg->name, NULL);
@@ -238,7 +241,7 @@ int sched_run(struct orchd *d)
 		return 0;
 	for (size_t i = 0; i < d->n_vms; i++) {
 		struct vm *vm = d->vms[i];
-		if (vm->state != VM_READY || !vm->rpc)
+		if (vm->state != VM_READY || !vm->rpc || (vm->owner && !vm->owner->leasable(vm)))
 			continue;
 		for (int64_t j = 0; j < vm->n_slots; j++) {
 			if (vm_slot_task(vm, j))
@@ -255,6 +258,7 @@ int sched_run(struct orchd *d)
 				break;
 		}
 	}
+	orchd_services_sched_pass(d);
 	return 0;
 }
 

@@ -98,6 +98,13 @@ void orchd_services_task_json(struct orchd *d, int64_t task, json_t *obj, bool d
 			d->services[i]->task_json(d, task, obj, detail);
 }
 
+void orchd_services_sched_pass(struct orchd *d)
+{
+	for (size_t i = 0; i < d->n_services; i++)
+		if (d->services[i]->sched_pass)
+			d->services[i]->sched_pass(d);
+}
+
 int orchd_services_task_leased(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
 			       struct orch_error *err)
 {

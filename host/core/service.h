@@ -47,6 +47,8 @@ struct orchd_service {
 	void (*task_pruned)(struct orchd *d, int64_t task);
 	/* Adds to a task's object; detail: a view of one task (orch result), not a list. */
 	void (*task_json)(struct orchd *d, int64_t task, json_t *obj, bool detail);
+	/* The scheduler ran a pass: tasks it could not place may wait for VMs (pools). */
+	void (*sched_pass)(struct orchd *d);
 	/* A task was just leased to vm/slot (vm_slot_lease done), before task.run. Returns
 	 * 1 when the service prepares something first and then sends task.run itself
 	 * (sched_send_run) or ends the task (vm_slot_run_failed); 0 when the task is none of
@@ -75,6 +77,7 @@ void orchd_services_vm_json(const struct vm *vm, json_t *obj);
 void orchd_services_task_done(struct orchd *d, int64_t task);
 void orchd_services_task_pruned(struct orchd *d, int64_t task);
 void orchd_services_task_json(struct orchd *d, int64_t task, json_t *obj, bool detail);
+void orchd_services_sched_pass(struct orchd *d);
 int orchd_services_task_leased(struct orchd *d, struct vm *vm, int64_t slot, int64_t task,
 			       struct orch_error *err);
 void orchd_services_task_changed(struct orchd *d, int64_t task);

@@ -16,6 +16,7 @@
 #include "orchd.h"
 #include "output.h"
 #include "slot.h"
+#include "vm-thaw.h"
 
 /* A VM up this long before it went down restarts without the accumulated backoff. */
 #define VM_STABLE_MS 30000
@@ -30,6 +31,11 @@ static const char *const vm_state_names[] = {
 const char *vm_state_name(enum vm_state s)
 {
 	return vm_state_names[s];
+}
+
+const char *vm_class_name(const struct vm *vm)
+{
+	return vm->class_name ? vm->class_name : vm->cfg->name;
 }
 
 struct vm *orchd_find_vm(struct orchd *d, const char *name)
@@ -88,6 +94,8 @@ static void slot_lost(struct vm *vm, struct slot *s, const char *reason)
 	}
 	slot_release(s);
 	orchd_task_changed(vm->d, task);
+	if (vm->owner)
+		vm->owner->released(vm);
 }
 
 /* Records the VM's state in the store (vms table) and in memory. */
@@ -147,6 +155,10 @@ void vm_gone(struct vm *vm, const char *reason)
 			slot_lost(vm, &vm->slots[i], reason);
 	if (vm->d->quitting)
 		return;
+	if (vm->owner) { /* a pooled VM is retired, not restarted */
+		vm->owner->gone(vm, reason);
+		return;
+	}
 	vm->failures++;
 	backoff = vm->failures > 5 ? 30000 : 500ull << vm->failures;
 	if (!vm->restart_timer)
@@ -282,6 +294,20 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 	snprintf(vm->boot_id, sizeof(vm->boot_id), "%s", h.boot_id);
 	orch_rpc_reply(req, orch_hello_reply_build(&rep));
 	orch_rpc_set_state(rpc, ORCH_STATE_READY);
+	reconcile(vm, &h);
+	r = vm_thaw_start(vm, json_is_true(json_object_get(h.capabilities, "frozen")), err);
+	orch_hello_done(&h);
+	if (r < 0) {
+		vm_gone(vm, err->msg);
+		return 0;
+	}
+	if (r == 0) /* else ready once thawed (vm-thaw.c) */
+		vm_became_ready(vm);
+	return 0;
+}
+
+void vm_became_ready(struct vm *vm)
+{
 	orch_timer_disarm(vm->hello_timer);
 	set_state(vm, VM_READY);
 	vm->ready_ms = orch_now_ms();
@@ -295,12 +321,9 @@ static int m_hello(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 		orch_timer_add(vm->d->loop, (uint64_t)vm->d->cfg->scheduler.heartbeat_ms,
 			       (uint64_t)vm->d->cfg->scheduler.heartbeat_ms, on_heartbeat_timer, vm,
 			       &vm->hb_timer);
-	reconcile(vm, &h);
-	orch_hello_done(&h);
 	orch_log(ORCH_LOG_INFO, "vm", "supervisor ready", "vm", vm->cfg->name, "boot_id",
 		 vm->boot_id, NULL);
 	sched_kick(vm->d);
-	return 0;
 }
 
 static int m_heartbeat(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params, void *data,
@@ -411,6 +434,8 @@ static int m_exit(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *params
 	orch_rpc_reply(req, json_object());
 	orchd_services_task_done(vm->d, task);
 	orchd_task_changed(vm->d, task);
+	if (vm->owner)
+		vm->owner->released(vm);
 	return 0;
 }
 
@@ -547,6 +572,8 @@ void vm_slot_run_failed(struct vm *vm, int64_t slot, const struct task_result *r
 			 task_str(task, tb), "error", err.msg, NULL);
 	slot_release(s);
 	orchd_task_changed(vm->d, task);
+	if (vm->owner)
+		vm->owner->released(vm);
 }
 
 unsigned vm_slots_drop(struct vm *vm)
@@ -598,6 +625,8 @@ json_t *vm_to_json(const struct vm *vm)
 						vm->slots[i].task ? json_integer(vm->slots[i].task)
 								  : json_null()));
 	json_object_set_new(o, "name", json_string(vm->cfg->name));
+	if (vm->class_name)
+		json_object_set_new(o, "class", json_string(vm->class_name));
 	json_object_set_new(o, "backend", json_string(vm->ops->name));
 	json_object_set_new(o, "state", json_string(vm_state_name(vm->state)));
 	json_object_set_new(o, "boot_id", vm->boot_id[0] ? json_string(vm->boot_id) : json_null());

@@ -31,6 +31,19 @@ enum vm_state {
 };
 const char *vm_state_name(enum vm_state s);
 
+/* Who made a VM that is not one of the config's: a pool (host/pool/) makes and retires
+ * its class's VMs. The core tells it what happens to the VM and asks it before leasing. */
+struct vm_owner_ops {
+	/* The VM went down (not on purpose): its tasks are lost already. Instead of the
+	 * core's restart with backoff, the owner decides. */
+	void (*gone)(struct vm *vm, const char *reason);
+	/* A slot's task ended (exit, a run that failed or was refused, or lost). */
+	void (*released)(struct vm *vm);
+	/* May the scheduler lease to it now; and it just did (to slot). */
+	bool (*leasable)(const struct vm *vm);
+	void (*leased)(struct vm *vm, int64_t slot);
+};
+
 struct vm {
 	struct orchd *d;
 	const struct orchd_vm_config *cfg;
@@ -57,7 +70,14 @@ struct vm {
 	uint64_t out_due;		/* when it fires, 0: not armed */
 	char *profiles_json;		/* JSON array of allowed profiles, NULL: all */
 	char last_error[256];
+	/* A pooled VM's (host/pool/): its owner and class (the config's name that tasks
+	 * ask for, and that budgets and egress sets are kept under). NULL: the config's. */
+	const struct vm_owner_ops *owner;
+	void *owner_data;
+	const char *class_name;
 };
+/* The name tasks ask for: the class of a pooled VM, else its own. */
+const char *vm_class_name(const struct vm *vm);
 
 int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
 	   struct orch_error *err);

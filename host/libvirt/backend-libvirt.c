@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backend-libvirt.h"
 #include "backend.h"
 #include "fs-util.h"
 #include "choose.h"
@@ -31,35 +32,12 @@
 #include "log.h"
 #include "orch-config.h"
 #include "orchd.h"
+#include "reaper.h"
 #include "transport.h"
 #include "virtiofsd.h"
 #include "workspace-dirs.h"
 
-#define LV_DEFAULT_CMDLINE "console=ttyS0 panic=-1 quiet"
 #define LV_PROBE_TIMEOUT_MS 10000
-
-struct lvb {
-	struct vm *vm;
-	virConnectPtr conn;
-	int ev_id;
-	virDomainPtr dom;
-	bool stopping; /* a stop we asked for: its lifecycle event is not a failure */
-	struct orch_timer *boot_timer;
-	uint64_t start_ms; /* when lvb_start began (vm.c's hello timer runs from about then) */
-	char domain[80];
-	char uuid[VIR_UUID_STRING_BUFLEN]; /* of l->dom */
-	char dir[PATH_MAX];
-	char console[PATH_MAX + 32];
-	char sock[PATH_MAX + 32];
-	char llm_sock[PATH_MAX + 32]; /* virtio-serial: the LLM channel's port */
-	bool llm; /* the guest has an LLM channel of its own (orchd has an LLM proxy) */
-	char egress_sock[PATH_MAX + 32]; /* virtio-serial: the egress lane's port */
-	bool egress; /* the guest was booted with an egress lane (orchd has egress) */
-	enum lv_accel accel;
-	enum lv_transport transport;
-	uint32_t cid;	 /* vsock */
-	bool registered; /* vsock: connections from cid come to this VM (lanes.h) */
-};
 
 static void lanes_unregister(struct lvb *l)
 {
@@ -67,8 +45,6 @@ static void lanes_unregister(struct lvb *l)
 		lv_lanes_unregister(l->vm->d->lv_lanes, l->cid);
 	l->registered = false;
 }
-
-static int lanes_open(struct orchd *d, struct orch_error *err);
 
 static int lvb_init(struct orchd *d, struct orch_error *err)
 {
@@ -82,6 +58,7 @@ static int lvb_init(struct orchd *d, struct orch_error *err)
 /* orchd stops: its vsock lanes close (the VMs' domains keep running to be adopted). */
 static void lvb_shutdown(struct orchd *d)
 {
+	lvb_state_free(d);
 	lv_lanes_free(d->lv_lanes);
 	d->lv_lanes = NULL;
 }
@@ -135,12 +112,12 @@ static void on_boot_timeout(struct orch_loop *loop, struct orch_timer *t, void *
 /* The image: $ORCH_VM_IMAGE, $ORCH_VM_OUT/image (vm-images/build's output directory),
  * <state_dir>/image, <datadir>/orch/image (installed), the build tree's
  * vm-images/out/image (as `orch doctor` looks, plus the first and the third). */
-static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *err)
+int lvb_find_image(struct orchd *d, struct lv_image *ret, struct orch_error *err)
 {
 	_cleanup_free_ char *out = NULL, *state = NULL, *data = NULL, *src = NULL;
 	const char *o = getenv("ORCH_VM_OUT");
 	if ((o && o[0] && asprintf(&out, "%s/image", o) < 0) ||
-	    asprintf(&state, "%s/image", vm->d->cfg->state_dir) < 0 ||
+	    asprintf(&state, "%s/image", d->cfg->state_dir) < 0 ||
 	    asprintf(&data, "%s/image", ORCH_DATADIR) < 0 ||
 	    asprintf(&src, "%s/vm-images/out/image", ORCH_SOURCEDIR) < 0)
 		return -ENOMEM;
@@ -151,7 +128,7 @@ static int find_image(struct vm *vm, struct lv_image *ret, struct orch_error *er
 /* The directory for the channel sockets: QEMU (libvirt's qemu user) binds them, and
  * nobody but root and QEMU may enter it (the debug shells' ports are here: users reach
  * them only through orchd's relay, shell-relay.c). */
-static int make_chan_dir(const char *dir, struct orch_error *err)
+int lvb_make_chan_dir(const char *dir, struct orch_error *err)
 {
 	struct passwd *pw = getpwnam("libvirt-qemu");
 	int r = orchd_dir_private(dir, pw ? pw->pw_uid : 0, 0, 0750);
@@ -187,7 +164,7 @@ static int choose(struct lvb *l, const struct lv_image *im, struct orch_error *e
 	lv_transport_choose(forced, NULL, &l->transport, why, sizeof(why));
 	if (l->transport == LV_TRANSPORT_VSOCK) {
 		struct orch_error lerr = {0};
-		int r = lanes_open(l->vm->d, &lerr);
+		int r = lvb_lanes_open(l->vm->d, &lerr);
 		if (r < 0 && forced)
 			return orch_err(err, r, "vm %s: transport vsock: %s", c->name, lerr.msg);
 		if (r < 0) {
@@ -254,6 +231,8 @@ static void llm_channel_failed(struct lvb *l, const struct orch_error *err)
 static int on_lane_conn(void *owner, enum lv_lane lane, int fd, const struct orch_vsock_peer *peer,
 			struct orch_error *err)
 {
+	if (*(const enum lvb_owner *)owner == LVB_OWNER_TEMPLATE)
+		return lvb_template_lane_conn(owner, (int)lane, fd, err);
 	struct lvb *l = owner;
 	if (!l->dom || virDomainIsActive(l->dom) != 1) {
 		close(fd);
@@ -299,7 +278,7 @@ static void on_lane_refused(enum lv_lane lane, const struct orch_vsock_peer *pee
 /* orchd's vsock lanes, opened by the first VM that uses vsock and kept for orchd's life:
  * the control port and, when orchd answers LLM calls, the LLM port (vsock.* in the
  * config). A port that cannot be bound is an error naming it. */
-static int lanes_open(struct orchd *d, struct orch_error *err)
+int lvb_lanes_open(struct orchd *d, struct orch_error *err)
 {
 	if (d->lv_lanes)
 		return 0;
@@ -334,7 +313,7 @@ static int lanes_open(struct orchd *d, struct orch_error *err)
 /* vsock: the guest dials orchd's lanes; from now on its CID's connections come here. */
 static int vsock_listen(struct lvb *l, struct orch_error *err)
 {
-	int r = lanes_open(l->vm->d, err);
+	int r = lvb_lanes_open(l->vm->d, err);
 	if (r < 0)
 		return orch_err_prefix(err, "vm %s", l->vm->cfg->name);
 	if (!l->registered) {
@@ -353,7 +332,7 @@ static int vsock_listen(struct lvb *l, struct orch_error *err)
 	return 0;
 }
 
-static int connect_channel(struct lvb *l, struct orch_error *err)
+int lvb_connect_channel(struct lvb *l, struct orch_error *err)
 {
 	if (virDomainGetUUIDString(l->dom, l->uuid) < 0)
 		l->uuid[0] = 0;
@@ -441,7 +420,7 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 		l->stopping = false;
 		orch_log(ORCH_LOG_INFO, "libvirt", "adopted a running domain", "vm", name, "domain",
 			 l->domain, NULL);
-		int r = connect_channel(l, err);
+		int r = lvb_connect_channel(l, err);
 		return r < 0 ? r : 1;
 	}
 	orch_log(ORCH_LOG_WARN, "libvirt", "destroying a stale domain", "vm", name, "domain",
@@ -460,6 +439,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	if (!l) {
 		if (!(l = calloc(1, sizeof(*l))))
 			return -ENOMEM;
+		l->owner = LVB_OWNER_VM;
 		l->vm = vm;
 		l->ev_id = -1;
 		vm->backend = l;
@@ -468,6 +448,8 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return orch_err(err, -EBUSY, "vm %s: domain %s is already running", c->name,
 				l->domain);
 	l->start_ms = orch_now_ms();
+	l->restored = false;
+	l->agents_share = false;
 	snprintf(l->domain, sizeof(l->domain), "orch-%s", c->name);
 	if ((size_t)snprintf(l->dir, sizeof(l->dir), "%s/vm/%s", vm->d->cfg->state_dir, c->name) >=
 	    sizeof(l->dir))
@@ -488,7 +470,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return r < 0 ? r : 0;
 
 	struct lv_image im;
-	if ((r = find_image(vm, &im, err)) < 0 ||
+	if ((r = lvb_find_image(vm->d, &im, err)) < 0 ||
 	    (r = lv_image_check_packages(&im, vm->d->cfg->image_packages,
 					 vm->d->cfg->n_image_packages, err)) < 0)
 		return r;
@@ -496,109 +478,35 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return orch_errno(err, r, "vm %s: cannot create %s", c->name, l->dir);
 	if ((r = choose(l, &im, err)) < 0)
 		return r;
-
-	char chan[PATH_MAX + 8];
-	snprintf(chan, sizeof(chan), "%s/chan", l->dir);
-	if ((r = make_chan_dir(chan, err)) < 0)
-		return r;
-	/* Nothing the guest's root plants in the workspace is reachable for other host
-	 * users (workspace-dirs.h); virtiofsd runs through orch-virtiofsd (virtiofsd.h). */
-	bool tightened = false;
-	if ((r = orchd_workspace_private(vm->d->cfg, c, &tightened, err)) < 0)
-		return r;
-	if (tightened)
-		orch_log(ORCH_LOG_INFO, "libvirt", "made the workspace's parent private (0700)",
-			 "vm", c->name, "workspace", c->workspace, NULL);
-	_cleanup_free_ char *virtiofsd = NULL;
-	if ((r = lv_virtiofsd_wrapper(&virtiofsd, err)) < 0)
-		return orch_err_prefix(err, "vm %s", c->name);
-	unlink(l->console); /* this boot's console only */
-	unlink(l->sock);
-	unlink(l->llm_sock);
-	unlink(l->egress_sock);
 	/* The LLM channel of its own when orchd answers LLM calls at all; the egress lane
 	 * when orchd has an egress gateway. */
 	l->llm = orchd_lane_wanted(vm->d, ORCHD_LANE_LLM);
 	l->egress = orchd_lane_wanted(vm->d, ORCHD_LANE_EGRESS);
+	l->stopping = false;
+	if (c->snapshot && (r = lvb_snapshot_start(l, &im, err)) != 0)
+		return r < 0 ? r : 0;
 
-	/* virtio-serial: the control port, the LLM port (host side <dir>/chan/llm.sock), then
-	 * one debug-shell port per agent slot (host side <dir>/chan/shell-N.sock). */
-	struct port_names {
-		char name[32];
-		char path[PATH_MAX + 48];
-	};
-	int64_t n_shells = c->slots < ORCH_MAX_SLOTS ? c->slots : ORCH_MAX_SLOTS;
-	struct lv_port ports[3 + ORCH_MAX_SLOTS];
-	_cleanup_free_ struct port_names *pn = calloc((size_t)n_shells, sizeof(*pn));
-	size_t n_ports = 0;
-	if (!pn)
-		return -ENOMEM;
-	ports[n_ports++] = (struct lv_port){LV_PORT_CONTROL, l->sock};
-	if (l->llm)
-		ports[n_ports++] = (struct lv_port){LV_PORT_LLM, l->llm_sock};
-	if (l->egress)
-		ports[n_ports++] = (struct lv_port){LV_PORT_EGRESS, l->egress_sock};
-	for (int64_t i = 0; i < n_shells; i++) {
-		snprintf(pn[i].name, sizeof(pn[i].name), LV_PORT_SHELL_PREFIX "%lld", (long long)i);
-		if (orchd_shell_socket_path(vm->d->cfg->state_dir, c->name, i, pn[i].path,
-					    sizeof(pn[i].path)) < 0)
-			return orch_err(err, -ENAMETOOLONG, "vm %s: state path too long", c->name);
-		unlink(pn[i].path);
-		ports[n_ports++] = (struct lv_port){pn[i].name, pn[i].path};
-	}
-	/* The agents share, read-only on the host (made now, so agents installed later
-	 * appear in the running VM too); never shared without the read-only helper. */
-	const char *agents = vm->d->cfg->agents_dir;
-	_cleanup_free_ char *ro = NULL;
-	struct orch_error ro_err = {0};
-	bool share = orchd_mkdir_p(agents, 0755) == 0;
-	if (share && lv_virtiofsd_ro_wrapper(&ro, &ro_err) < 0) {
-		orch_log(ORCH_LOG_WARN, "libvirt", "the VM gets no agents share", "vm", c->name,
-			 "error", ro_err.msg, NULL);
-		share = false;
-	}
-	struct lv_domain_config dc = {
-		.name = l->domain,
+	struct lvb_domain_in in = {
+		.d = vm->d,
+		.c = c,
+		.name = c->name,
+		.im = &im,
 		.accel = l->accel,
-		.vcpus = (unsigned)c->vcpus,
-		.memory_mib = (uint64_t)c->memory_mib,
-		.kernel = c->kernel ? c->kernel : im.kernel,
-		.initrd = c->initrd ? c->initrd : im.initrd,
-		.rootfs = im.rootfs,
-		.workspace_dir = c->workspace,
-		.virtiofsd = virtiofsd,
-		.agents_dir = share ? agents : NULL,
-		.agents_path = agents,
-		.agents_virtiofsd = ro,
-		.console_log = l->console,
 		.transport = l->transport,
 		.cid = l->cid,
-		.vsock_port = (uint32_t)vm->d->cfg->vsock.control_port,
-		.vsock_llm_port = (uint32_t)vm->d->cfg->vsock.llm_port,
-		.vsock_egress_port = (uint32_t)vm->d->cfg->vsock.egress_port,
-		.ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? ports : NULL,
-		.n_ports = l->transport == LV_TRANSPORT_VIRTIO_SERIAL ? n_ports : 0,
-		.shells = true,
 		.llm = l->llm,
 		.egress = l->egress,
 	};
-	_cleanup_free_ char *base = NULL, *cmdline = NULL;
-	if (asprintf(&base, "%s root=/dev/vda rootfstype=%s orch.uidbase=%lld%s",
-		     c->cmdline ? c->cmdline : LV_DEFAULT_CMDLINE, im.rootfs_type,
-		     (long long)c->uid_base,
-		     orch_log_level >= ORCH_LOG_DEBUG ? " orch.loglevel=debug" : "") < 0)
-		return -ENOMEM;
-	if ((r = lv_kernel_cmdline(base, &dc, (unsigned)c->slots, &cmdline, err)) < 0)
-		return orch_err_prefix(err, "vm %s", c->name);
-	dc.cmdline = cmdline;
-
-	l->stopping = false;
-	if ((r = lv_domain_start(l->conn, &dc, false, &l->dom, err)) < 0)
+	_cleanup_(lvb_domain_freep) struct lvb_domain *dom = NULL;
+	if ((r = lvb_domain_new(&in, &dom, err)) < 0)
+		return r;
+	l->agents_share = dom->agents_share;
+	if ((r = lv_domain_start(l->conn, &dom->dc, false, &l->dom, err)) < 0)
 		return r; /* nothing ran yet: libvirt's message says why */
 	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
 		 "accel", lv_accel_name(l->accel), NULL);
 
-	return connect_channel(l, err);
+	return lvb_connect_channel(l, err);
 }
 
 static void lvb_stop(struct vm *vm, bool force)
@@ -608,12 +516,36 @@ static void lvb_stop(struct vm *vm, bool force)
 	if (!l || !l->dom)
 		return;
 	/* The guest keeps nothing that a power cut would lose (the root is read-only, the
-	 * workspace is the host's own directory), so a stop is a destroy. */
+	 * workspace is the host's own directory), so a stop is a destroy. A pooled VM's name
+	 * never comes back: its domain goes in a child, not blocking the loop (reaper.h). */
 	l->stopping = true;
+	/* Not made here: after the backend's shutdown (orchd's teardown) it is gone, and the
+	 * domain goes in line. */
+	struct lvb_state *st =
+		vm->owner && l->uuid[0] && !vm->d->quitting ? lvb_state(vm->d) : vm->d->lv_state;
+	if (st && st->reaper && lv_reaper_destroy(st->reaper, l->uuid, &err) == 0) {
+		drop_domain(l);
+		return;
+	}
 	if (lv_domain_stop(l->dom, true, &err) < 0)
 		orch_log(ORCH_LOG_WARN, "libvirt", "cannot stop domain", "vm", vm->cfg->name,
 			 "error", err.msg, NULL);
 	drop_domain(l);
+}
+
+/* A pooled VM retired (not orchd stopping, when it is kept to be adopted): its name never
+ * comes back, nor may its CID stay taken. */
+static void forget_cid(struct vm *vm)
+{
+	_cleanup_free_ char *path = NULL;
+	struct lv_cid_file *f = NULL;
+	struct orch_error err = {0};
+	if (!vm->owner || vm->d->quitting ||
+	    asprintf(&path, "%s/vm/cids.json", vm->d->cfg->state_dir) < 0 ||
+	    lv_cid_file_open(path, &f, &err) < 0)
+		return;
+	lv_cid_file_remove(f, vm->cfg->name);
+	lv_cid_file_free(f);
 }
 
 static void lvb_free(struct vm *vm)
@@ -623,6 +555,7 @@ static void lvb_free(struct vm *vm)
 		return;
 	lvb_stop(vm, true);
 	lanes_unregister(l);
+	forget_cid(vm);
 	if (l->conn) {
 		lv_events_unsubscribe(l->conn, l->ev_id);
 		virConnectClose(l->conn);
@@ -652,6 +585,8 @@ static void lvb_describe(const struct vm *vm, json_t *obj)
 	}
 	if (l->console[0])
 		json_object_set_new(obj, "console", json_string(l->console));
+	if (l->restored)
+		json_object_set_new(obj, "restored", json_true());
 }
 
 static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_addr *ret,
@@ -686,4 +621,5 @@ const struct orchd_backend_ops orchd_backend_libvirt = {
 	.console_path = lvb_console_path,
 	.describe = lvb_describe,
 	.shell_endpoint = lvb_shell_endpoint,
+	.thaw = lvb_thaw,
 };

@@ -225,6 +225,13 @@ static int file_each(void *data, lv_cid_each_cb cb, void *cb_data)
 	return 0;
 }
 
+int lv_cid_file_remove(struct lv_cid_file *f, const char *vm)
+{
+	if (json_object_del(f->map, vm) < 0)
+		return 0; /* none recorded */
+	return file_save(f);
+}
+
 struct lv_cid_store lv_cid_file_store(struct lv_cid_file *f)
 {
 	return (struct lv_cid_store){

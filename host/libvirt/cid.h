@@ -32,3 +32,5 @@ struct lv_cid_file;
 int lv_cid_file_open(const char *path, struct lv_cid_file **ret, struct orch_error *err);
 void lv_cid_file_free(struct lv_cid_file *f);
 struct lv_cid_store lv_cid_file_store(struct lv_cid_file *f);
+/* Forgets vm's CID (a pooled VM that was retired: its name never comes back). */
+int lv_cid_file_remove(struct lv_cid_file *f, const char *vm);

@@ -143,6 +143,10 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 	}
 	if (c->console_log && (r = check_path("console log", c->console_log, 4096, err)) < 0)
 		return r;
+	if (c->snapshot && (c->workspace_dir || c->agents_dir))
+		return orch_err(err, -EINVAL,
+				"a snapshot template cannot have virtio-fs shares (QEMU cannot "
+				"save a vhost-user-fs device): they are attached after a restore");
 
 	switch (c->transport) {
 	case LV_TRANSPORT_VSOCK:
@@ -215,6 +219,32 @@ static void attr(struct lv_buf *b, const char *name, const char *value)
 	lv_buf_append(b, "'");
 }
 
+static void filesystem(struct lv_buf *b, const char *virtiofsd, const char *dir, const char *tag)
+{
+	lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
+			 "      <driver type='virtiofs'/>\n"
+			 "      <binary");
+	attr(b, "path", virtiofsd);
+	lv_buf_append(b, "/>\n      <source");
+	attr(b, "dir", dir);
+	lv_buf_append(b, "/>\n      <target");
+	attr(b, "dir", tag);
+	lv_buf_append(b, "/>\n    </filesystem>\n");
+}
+
+int lv_filesystem_xml(const struct lv_fs_config *c, char **ret, struct orch_error *err)
+{
+	int r;
+	if ((r = check_path("share directory", c->dir, 4096, err)) < 0 ||
+	    (r = check_path("virtiofsd", c->virtiofsd, 4096, err)) < 0)
+		return r;
+	if (!c->tag || !charset_ok(c->tag, "._-", 36))
+		return orch_err(err, -EINVAL, "share tag must be 1-36 of [a-z0-9._-]");
+	struct lv_buf b = {0};
+	filesystem(&b, c->virtiofsd, c->dir, c->tag);
+	return lv_buf_steal(&b, ret);
+}
+
 static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 {
 	lv_buf_append(b, "  <devices>\n");
@@ -230,29 +260,13 @@ static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 				 "      <readonly/>\n"
 				 "    </disk>\n");
 	}
-	if (c->workspace_dir) {
-		lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
-				 "      <driver type='virtiofs'/>\n"
-				 "      <binary");
-		attr(b, "path", c->virtiofsd ? c->virtiofsd : LV_VIRTIOFSD_DEFAULT);
-		lv_buf_append(b, "/>\n      <source");
-		attr(b, "dir", c->workspace_dir);
-		lv_buf_append(b, "/>\n      <target");
-		attr(b, "dir", c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
-		lv_buf_append(b, "/>\n    </filesystem>\n");
-	}
-	if (c->agents_dir) {
-		/* Read-only on the host: the binary is orch-virtiofsd-ro (libvirt 9 has no
-		 * <readonly/> for virtio-fs). */
-		lv_buf_append(b, "    <filesystem type='mount' accessmode='passthrough'>\n"
-				 "      <driver type='virtiofs'/>\n"
-				 "      <binary");
-		attr(b, "path", c->agents_virtiofsd);
-		lv_buf_append(b, "/>\n      <source");
-		attr(b, "dir", c->agents_dir);
-		lv_buf_append(b, "/>\n      <target dir='" LV_AGENTS_TAG "'/>\n"
-				 "    </filesystem>\n");
-	}
+	if (c->workspace_dir)
+		filesystem(b, c->virtiofsd ? c->virtiofsd : LV_VIRTIOFSD_DEFAULT, c->workspace_dir,
+			   c->workspace_tag ? c->workspace_tag : LV_WORKSPACE_TAG_DEFAULT);
+	/* Read-only on the host: the binary is orch-virtiofsd-ro (libvirt 9 has no <readonly/>
+	 * for virtio-fs). */
+	if (c->agents_dir)
+		filesystem(b, c->agents_virtiofsd, c->agents_dir, LV_AGENTS_TAG);
 	lv_buf_append(b, "    <controller type='usb' model='none'/>\n");
 	if (c->console_log) {
 		lv_buf_append(b, "    <serial type='file'>\n      <source");
@@ -281,9 +295,15 @@ static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 			lv_buf_append(b, "/>\n    </channel>\n");
 		}
 	}
-	/* No <interface>, no <graphics>, no <sound>, no balloon: nothing the guest does not
-	 * need. (libvirt adds the machine's built-in controllers itself.) */
-	lv_buf_append(b, "    <memballoon model='none'/>\n");
+	/* No <interface>, no <graphics>, no <sound>: nothing the guest does not need.
+	 * (libvirt adds the machine's built-in controllers itself.) The balloon is never
+	 * inflated: it is there for free page reporting, which hands the pages the guest
+	 * frees back to the host (QEMU discards them: with memfd they are holes punched in
+	 * the guest's memory file), so an idle VM holds about what its guest uses. */
+	if (c->no_balloon)
+		lv_buf_append(b, "    <memballoon model='none'/>\n");
+	else
+		lv_buf_append(b, "    <memballoon model='virtio' freePageReporting='on'/>\n");
 	lv_buf_append(b, "  </devices>\n");
 }
 
@@ -370,5 +390,7 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 	if (c->shells)
 		lv_buf_appendf(&b, " orch.shell=%s",
 			       c->transport == LV_TRANSPORT_VSOCK ? "vsock" : "serial");
+	if (c->snapshot)
+		lv_buf_append(&b, " orch.snapshot=1");
 	return lv_buf_steal(&b, ret);
 }

@@ -3,9 +3,11 @@
  * Direct kernel boot, the CPU model (host-passthrough under KVM, QEMU's "maximum"
  * under TCG: agents' native binaries need AVX2 and more than qemu64 has), a read-only
  * root disk, the agents directory shared read-only, the workspace shared with virtio-fs
- * (memfd + shared memory backing), no network interface, no USB, no graphics, the serial
- * console to a log file, ACPI on, on_poweroff/on_reboot/on_crash = destroy, and the host
- * channel either as a vsock device (with a CID) or as virtio-serial unix channels.
+ * (memfd + shared memory backing), no network interface, no USB, no graphics, a
+ * virtio balloon that only reports free pages (the guest's freed memory goes back to the
+ * host; it is never inflated), the serial console to a log file, ACPI on,
+ * on_poweroff/on_reboot/on_crash = destroy, and the host channel either as a vsock device
+ * (with a CID) or as virtio-serial unix channels.
  * Every string is validated (no control bytes, absolute paths) and XML-escaped. */
 #pragma once
 
@@ -94,7 +96,22 @@ struct lv_domain_config {
 	 * vsock_port + 2). */
 	bool egress;
 	uint32_t vsock_egress_port;
+	/* A snapshot template (snapshot.h): orch.snapshot=1 on the command line, so the guest
+	 * loads the virtio-fs driver although the domain has no share yet (workspace_dir and
+	 * agents_dir must be NULL: QEMU cannot save a vhost-user-fs device). */
+	bool snapshot;
+	/* No balloon device at all (the benchmarks' baseline: without free page reporting). */
+	bool no_balloon;
 };
+
+/* A virtio-fs share as its own <filesystem> element, for hot-plugging into a running
+ * domain (virDomainAttachDeviceFlags). */
+struct lv_fs_config {
+	const char *dir;       /* host directory, absolute */
+	const char *tag;       /* [a-z0-9._-]{1,36} */
+	const char *virtiofsd; /* the binary libvirt runs for it, absolute */
+};
+int lv_filesystem_xml(const struct lv_fs_config *c, char **ret, struct orch_error *err);
 
 /* Builds the XML. Returns 0 and a malloc'd string in *ret, or -EINVAL with the offending
  * field named in err, or -ENOMEM. */
@@ -102,7 +119,8 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 
 /* The guest kernel's orch.* arguments for this config, appended to base (may be NULL):
  * "orch.name=NAME orch.connect=ADDR [orch.llm=ADDR] [orch.egress=ADDR] [orch.slots=N]
- * [orch.workspace=TAG|none] [orch.agents=PATH] [orch.shell=serial|vsock]".
+ * [orch.workspace=TAG|none] [orch.agents=PATH] [orch.shell=serial|vsock]
+ * [orch.snapshot=1]".
  * ADDR is vsock:2:PORT (vsock_port, default ORCH_VSOCK_CONTROL_PORT) or
  * serial:/dev/virtio-ports/<first port>; orch.llm's is vsock:2:<vsock_llm_port> or
  * serial:/dev/virtio-ports/org.orch.llm. slots 0: omitted. */

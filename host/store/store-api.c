@@ -108,10 +108,10 @@ int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 	return s->ops->task_lease(s, id, vm, slot, err);
 }
 
-int store_task_lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-			  struct task_row **ret, struct orch_error *err)
+int store_task_lease_next(struct store *s, const char *class_name, const char *vm, int64_t slot,
+			  const char *profiles_json, struct task_row **ret, struct orch_error *err)
 {
-	return s->ops->task_lease_next(s, vm, slot, profiles_json, ret, err);
+	return s->ops->task_lease_next(s, class_name, vm, slot, profiles_json, ret, err);
 }
 
 int store_task_running(struct store *s, int64_t id, struct orch_error *err)

@@ -32,8 +32,8 @@ struct store_ops {
 			 int64_t *ret_id, struct orch_error *err);
 	int (*task_lease)(struct store *s, int64_t id, const char *vm, int64_t slot,
 			  struct orch_error *err);
-	int (*task_lease_next)(struct store *s, const char *vm, int64_t slot,
-			       const char *profiles_json, struct task_row **ret,
+	int (*task_lease_next)(struct store *s, const char *class_name, const char *vm,
+			       int64_t slot, const char *profiles_json, struct task_row **ret,
 			       struct orch_error *err);
 	int (*task_running)(struct store *s, int64_t id, int64_t attempt, struct orch_error *err);
 	int (*task_finish)(struct store *s, int64_t id, const struct task_result *res,

@@ -163,13 +163,14 @@ int pg_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot, str
 		   5, v, id, NULL, err);
 }
 
-int pg_task_lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-		       struct task_row **ret, struct orch_error *err)
+int pg_task_lease_next(struct store *s, const char *class_name, const char *vm, int64_t slot,
+		       const char *profiles_json, struct task_row **ret, struct orch_error *err)
 {
 	struct store_pg *p = store_pg(s);
 	char b1[PG_INT_BUF], b2[PG_INT_BUF], sql[2048];
-	const char *v[] = {vm, pg_int(b1, slot), profiles_json, pg_int(b2, store_now_ms()),
-			   p->node};
+	const char *v[] = {class_name,	  pg_int(b1, slot),
+			   profiles_json, pg_int(b2, store_now_ms()),
+			   p->node,	  vm};
 	PGresult *res = NULL;
 	int r;
 
@@ -179,11 +180,11 @@ int pg_task_lease_next(struct store *s, const char *vm, int64_t slot, const char
 	snprintf(sql, sizeof(sql),
 		 "WITH c AS (SELECT id AS cid FROM tasks WHERE " PG_ELIGIBLE
 		 " ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-		 " UPDATE tasks SET state = 'leased', vm = $1, slot = $2, leased_at = $4,"
+		 " UPDATE tasks SET state = 'leased', vm = $6, slot = $2, leased_at = $4,"
 		 " node = $5, attempts = attempts + 1, output_bytes = 0"
 		 " FROM c WHERE id = c.cid RETURNING %s",
 		 pg_task_columns);
-	r = pg_run(&p->conn, PGS_TASK_LEASE_NEXT, sql, 5, v, &res, err);
+	r = pg_run(&p->conn, PGS_TASK_LEASE_NEXT, sql, 6, v, &res, err);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) == 1 && !(*ret = pg_task_row(res, 0)))

@@ -89,8 +89,8 @@ int pg_task_next(struct store *s, const char *vm, int64_t slot, const char *prof
 		 int64_t *ret_id, struct orch_error *err);
 int pg_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 		  struct orch_error *err);
-int pg_task_lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-		       struct task_row **ret, struct orch_error *err);
+int pg_task_lease_next(struct store *s, const char *class_name, const char *vm, int64_t slot,
+		       const char *profiles_json, struct task_row **ret, struct orch_error *err);
 int pg_task_running(struct store *s, int64_t id, int64_t attempt, struct orch_error *err);
 int pg_task_finish(struct store *s, int64_t id, const struct task_result *res,
 		   struct orch_error *err);

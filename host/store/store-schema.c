@@ -314,6 +314,19 @@ const struct store_migration store_migrations[] = {
 		 "ALTER TABLE llm_budget DROP CONSTRAINT llm_budget_scope,"
 		 "  ADD CONSTRAINT llm_budget_scope CHECK (scope IN ('agent', 'task', 'fleet'));"
 		 "ALTER TABLE llm_reservation ADD COLUMN fleet BOOLEAN NOT NULL DEFAULT false;"},
+	/* 8: pools (host/pool/): a pooled class's VMs carry their class; each class counts
+	 * its VMs' numbers up and never reuses one (a number names a workspace). PostgreSQL:
+	 * the same tables, unused so far (pools need the SQLite store, docs/FLEET.md). */
+	{.sqlite = "ALTER TABLE vms ADD COLUMN class TEXT;"
+		   "CREATE TABLE pool_seq ("
+		   "  class TEXT PRIMARY KEY,"
+		   "  next INTEGER NOT NULL"
+		   ");",
+	 .postgresql = "ALTER TABLE vms ADD COLUMN class TEXT;"
+		       "CREATE TABLE pool_seq ("
+		       "  class TEXT PRIMARY KEY,"
+		       "  next BIGINT NOT NULL"
+		       ");"},
 	/* Append new migrations here. */
 };
 

@@ -9,14 +9,14 @@
 #include "llm-ledger.h"
 #include "store-sqlite.h"
 
-static int lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-		      struct task_row **ret, struct orch_error *err)
+static int lease_next(struct store *s, const char *class_name, const char *vm, int64_t slot,
+		      const char *profiles_json, struct task_row **ret, struct orch_error *err)
 {
 	int64_t id = 0;
 	int r;
 
 	*ret = NULL;
-	r = sqlite_task_next(s, vm, slot, profiles_json, &id, err);
+	r = sqlite_task_next(s, class_name, slot, profiles_json, &id, err);
 	if (r < 0 || id == 0)
 		return r;
 	r = sqlite_task_lease(s, id, vm, slot, err);

@@ -169,11 +169,12 @@ int store_task_next(struct store *s, const char *vm, int64_t slot, const char *p
 /* queued -> leased on vm/slot; attempts += 1. -ESTALE when not queued any more. */
 int store_task_lease(struct store *s, int64_t id, const char *vm, int64_t slot,
 		     struct orch_error *err);
-/* store_task_next and store_task_lease in one: the task leased (*ret, its new attempt in
- * ->attempts), or 0 and *ret = NULL when none may run there. With PostgreSQL one
- * statement (FOR UPDATE SKIP LOCKED: nodes leasing at once take different tasks). */
-int store_task_lease_next(struct store *s, const char *vm, int64_t slot, const char *profiles_json,
-			  struct task_row **ret, struct orch_error *err);
+/* store_task_next and store_task_lease in one: the next task for class (the VM's name, or
+ * a pooled VM's class) leased to vm (*ret, its new attempt in ->attempts), or 0 and
+ * *ret = NULL when none may run there. With PostgreSQL one statement (FOR UPDATE SKIP
+ * LOCKED: nodes leasing at once take different tasks). */
+int store_task_lease_next(struct store *s, const char *class_name, const char *vm, int64_t slot,
+			  const char *profiles_json, struct task_row **ret, struct orch_error *err);
 /* leased -> running. */
 int store_task_running(struct store *s, int64_t id, struct orch_error *err);
 /* The same for one attempt (the slot's): -ESTALE when it is not the current one. */
@@ -211,6 +212,26 @@ int store_vm_update(struct store *s, const char *name, const char *backend, int6
 		    const char *state, const char *boot_id, struct orch_error *err);
 /* For backends that allocate a vsock CID per VM and must keep it across restarts. */
 int store_vm_set_cid(struct store *s, const char *name, int64_t cid, struct orch_error *err);
+
+/* --- pools (store-pool.c) --- */
+/* The next number of a pooled class's VMs (1, 2, ...; never the same twice). */
+int store_pool_next_seq(struct store *s, const char *class_name, int64_t *ret,
+			struct orch_error *err);
+/* A pooled VM's row (state "down" until it starts), with its class. */
+int store_pool_vm_add(struct store *s, const char *name, const char *class_name,
+		      const char *backend, int64_t slots, struct orch_error *err);
+/* Forgets a VM's row (a pooled VM that was retired). */
+int store_vm_delete(struct store *s, const char *name, struct orch_error *err);
+/* The names of the class's VMs the store knows (malloc'd array of malloc'd strings, in
+ * the order they were made). */
+int store_pool_vms(struct store *s, const char *class_name, char ***ret, size_t *ret_n,
+		   struct orch_error *err);
+/* Whether a task was ever leased to the VM. */
+int store_vm_used(struct store *s, const char *name, bool *ret, struct orch_error *err);
+/* Queued tasks that a VM of the class could take (its name or none asked for, a slot
+ * below slots, a profile it allows). */
+int store_pool_demand(struct store *s, const char *class_name, int64_t slots,
+		      const char *profiles_json, int64_t *ret, struct orch_error *err);
 /* Deletes all but the newest `keep` final tasks (and their output index rows); the ids
  * deleted are returned (malloc'd) so their spool files can be removed. keep <= 0: none. */
 int store_task_prune(struct store *s, int64_t keep, int64_t **ret_ids, size_t *ret_n,

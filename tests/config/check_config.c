@@ -150,6 +150,23 @@ static const struct {
 	{"{\"vsock\":{\"egress_port\":1024}}", "vsock.egress_port: expected an integer 1..1023"},
 	{"{\"egress\":{\"sets\":{\"a\":[\"x\"]}}}", "egress.sets.a[0]"},
 	{"{\"vms\":{\"a\":{\"egress\":[\"npm\"]}}}", "vms.a.egress: no egress set"},
+	{"{\"vms\":{\"a\":{\"isolation\":\"none\"}}}", "vms.a.isolation: expected one of"},
+	{"{\"vms\":{\"a\":{\"isolation\":\"vm-per-task\",\"slots\":2}}}",
+	 "vms.a.slots: a vm-per-task VM runs one task"},
+	{"{\"vms\":{\"a\":{\"isolation\":\"vm-per-task\",\"pool\":{\"ready\":5,\"max\":4}}}}",
+	 "vms.a.pool.max: 4 is below pool.ready"},
+	{"{\"vms\":{\"a\":{\"isolation\":\"vm-per-task\",\"pool\":{\"ready\":65}}}}",
+	 "vms.a.pool.ready: expected an integer 0..64"},
+	{"{\"vms\":{\"a\":{\"pool\":{\"ready\":0}}}}",
+	 "vms.a.pool.ready: expected an integer 1..64"},
+	{"{\"vms\":{\"a\":{\"pool\":{\"ready\":2,\"max\":3}}}}",
+	 "vms.a.pool.max: only a vm-per-task pool grows"},
+	{"{\"vms\":{\"a\":{\"pool\":{\"size\":2}}}}", "vms.a.pool.size: unknown key"},
+	{"{\"vms\":{\"a\":{\"pool\":[]}}}", "vms.a.pool: expected an object"},
+	{"{\"vms\":{\"a\":{\"backend\":\"local\",\"pool\":{},\"snapshot\":true}}}",
+	 "vms.a.snapshot: only the libvirt backend"},
+	{"{\"vms\":{\"a\":{\"backend\":\"libvirt\",\"snapshot\":true}}}",
+	 "vms.a.snapshot: snapshots serve pools"},
 	{"{\"profiles\":{\"p\":{\"command\":[\"x\"],\"egress\":[\"npm\"]}}}",
 	 "profiles.p.egress: no egress set"},
 };
@@ -180,6 +197,50 @@ START_TEST(test_vm_uids)
 	ck_assert_int_eq(orchd_config_vm(c, "a")->uid_base, 100000);
 	ck_assert_int_eq(orchd_config_vm(c, "b")->uid_base, 100000 + ORCHD_VM_UIDS);
 	ck_assert_int_eq(orchd_config_vm(c, "c")->uid_base, 900000);
+	orchd_config_free(c);
+}
+END_TEST
+
+/* Pools: vm-per-task is one slot, a warm pool of 1 and at most 4 by default; a shared
+ * pool is pool.ready VMs; snapshots on libvirt pools. */
+START_TEST(test_pools)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+	const struct orchd_vm_config *v;
+
+	ck_assert_msg(
+		parse("{\"backend\":\"libvirt\",\"vms\":{\"a\":{},"
+		      "\"t\":{\"isolation\":\"vm-per-task\"},"
+		      "\"u\":{\"isolation\":\"vm-per-task\",\"slots\":1,\"snapshot\":true,"
+		      "\"pool\":{\"ready\":6}},"
+		      "\"w\":{\"isolation\":\"vm-per-task\",\"pool\":{\"ready\":0,\"max\":2}},"
+		      "\"s\":{\"pool\":{\"ready\":3},\"slots\":2}}}",
+		      &c, &err) == 0,
+		"%s", err.msg);
+	v = orchd_config_vm(c, "a");
+	ck_assert(!v->pooled);
+	ck_assert_int_eq(v->isolation, ORCHD_ISOLATION_SHARED);
+	ck_assert(!v->snapshot);
+	v = orchd_config_vm(c, "t");
+	ck_assert(v->pooled);
+	ck_assert_int_eq(v->isolation, ORCHD_ISOLATION_VM_PER_TASK);
+	ck_assert_int_eq(v->slots, 1);
+	ck_assert_int_eq(v->pool_ready, 1);
+	ck_assert_int_eq(v->pool_max, 4);
+	v = orchd_config_vm(c, "u");
+	ck_assert_int_eq(v->pool_ready, 6);
+	ck_assert_int_eq(v->pool_max, 6);
+	ck_assert(v->snapshot);
+	v = orchd_config_vm(c, "w");
+	ck_assert_int_eq(v->pool_ready, 0);
+	ck_assert_int_eq(v->pool_max, 2);
+	v = orchd_config_vm(c, "s");
+	ck_assert(v->pooled);
+	ck_assert_int_eq(v->isolation, ORCHD_ISOLATION_SHARED);
+	ck_assert_int_eq(v->pool_ready, 3);
+	ck_assert_int_eq(v->slots, 2);
+	ck_assert_str_eq(orchd_isolation_name(v->isolation), "shared");
 	orchd_config_free(c);
 }
 END_TEST
@@ -216,6 +277,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_nulls_and_overrides);
 	tcase_add_test(tc, test_vm_uids);
+	tcase_add_test(tc, test_pools);
 	suite_add_tcase(s, tc);
 	return orch_check_run(s);
 }

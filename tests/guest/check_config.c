@@ -46,6 +46,12 @@ START_TEST(test_flags)
 	ck_assert_int_eq(c.limits.cpu_percent, 150);
 	ck_assert_uint_eq(c.n_ro_paths, 2); /* the first --ro-path replaces the defaults */
 	ck_assert_str_eq(c.ro_paths[1], "/opt/tools");
+	ck_assert(!c.template);
+	sv_config_done(&c);
+	sv_config_init(&c);
+	ck_assert_int_eq(sv_config_parse_args(&c, NARGS("--template"), ARGS("--template"), &err),
+			 0);
+	ck_assert(c.template);
 	sv_config_done(&c);
 }
 END_TEST

@@ -446,6 +446,19 @@ START_TEST(test_heartbeat)
 }
 END_TEST
 
+/* A snapshot template's supervisor runs no task: whatever it did would be in every VM
+ * restored from the snapshot. */
+START_TEST(test_template_runs_no_task)
+{
+	h_stop(&H);
+	h_start(&H, (const char *const[]){"--template", NULL});
+	struct h_task *t = RUN("tmpl-1", 0, 0, "true");
+	ck_assert_ptr_null(t->result);
+	ck_assert_int_eq(t->run_err.code, ORCH_RPC_CONFLICT);
+	ck_assert_msg(strstr(t->run_err.msg, "snapshot template"), "%s", t->run_err.msg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("guest-supervisor");
@@ -474,6 +487,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_heartbeat);
 	tcase_add_test(tc, test_cgroup_membership);
 	tcase_add_test(tc, test_llm_endpoint);
+	tcase_add_test(tc, test_template_runs_no_task);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -54,6 +54,12 @@ START_TEST(test_allocate_and_persist)
 	ck_assert_int_eq(lv_cid_file_open(path, &f, &err), 0);
 	ck_assert_uint_eq(cid_of(f, "newer"), 6);
 	ck_assert_uint_eq(cid_of(f, "new"), 4);
+	/* A retired pooled VM's CID is forgotten (durably) and free again. */
+	ck_assert_int_eq(lv_cid_file_remove(f, "new"), 0);
+	ck_assert_int_eq(lv_cid_file_remove(f, "never-there"), 0);
+	lv_cid_file_free(f);
+	ck_assert_int_eq(lv_cid_file_open(path, &f, &err), 0);
+	ck_assert_uint_eq(cid_of(f, "dev.7"), 4);
 	lv_cid_file_free(f);
 }
 END_TEST

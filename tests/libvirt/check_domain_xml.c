@@ -93,7 +93,9 @@ START_TEST(test_tcg_virtio_serial)
 	ck_assert_ptr_null(strstr(xml, "<graphics"));
 	ck_assert_ptr_null(strstr(xml, "<vsock"));
 	ck_assert_ptr_nonnull(strstr(xml, "<controller type='usb' model='none'/>"));
-	ck_assert_ptr_nonnull(strstr(xml, "<memballoon model='none'/>"));
+	/* the balloon only reports free pages */
+	ck_assert_ptr_nonnull(strstr(xml, "<memballoon model='virtio' freePageReporting='on'/>"));
+	ck_assert_uint_eq(count(xml, "<memballoon"), 1);
 	/* console to a file, ACPI, poweroff destroys */
 	ck_assert_ptr_nonnull(strstr(xml, "<serial type='file'>\n      <source "
 					  "path='/var/lib/orch/vm/dev/console.log' append='on'/>"));
@@ -350,6 +352,70 @@ START_TEST(test_llm_channel)
 }
 END_TEST
 
+/* A snapshot template: no shares (QEMU cannot save vhost-user-fs), orch.snapshot=1 on its
+ * command line; the shares come later as <filesystem> elements of their own. */
+START_TEST(test_snapshot_template)
+{
+	struct lv_domain_config c = base_config();
+	c.workspace_dir = NULL;
+	c.snapshot = true;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_null(strstr(xml, "<filesystem"));
+	_cleanup_free_ char *cmd = NULL;
+	struct orch_error err = {0};
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &c, 1, &cmd, &err), 0);
+	ck_assert_ptr_nonnull(strstr(cmd, " orch.workspace=none"));
+	ck_assert_ptr_nonnull(strstr(cmd, " orch.snapshot=1"));
+
+	c.workspace_dir = "/var/lib/orch/workspaces/dev";
+	ck_assert_int_eq(xml_fails(&c, "snapshot template cannot have virtio-fs"), -EINVAL);
+	c.workspace_dir = NULL;
+	c.agents_dir = "/opt/orch/agents";
+	c.agents_path = "/opt/orch/agents";
+	c.agents_virtiofsd = "/usr/libexec/orch-virtiofsd-ro";
+	ck_assert_int_eq(xml_fails(&c, "snapshot template cannot have virtio-fs"), -EINVAL);
+
+	struct lv_domain_config plain = base_config();
+	_cleanup_free_ char *p = NULL;
+	ck_assert_int_eq(lv_kernel_cmdline(NULL, &plain, 1, &p, &err), 0);
+	ck_assert_ptr_null(strstr(p, "orch.snapshot"));
+}
+END_TEST
+
+START_TEST(test_filesystem_xml)
+{
+	struct orch_error err = {0};
+	_cleanup_free_ char *x = NULL;
+	struct lv_fs_config f = {.dir = "/var/lib/orch/workspaces/dev/dev.3",
+				 .tag = "workspace",
+				 .virtiofsd = "/usr/libexec/orch-virtiofsd"};
+	ck_assert_int_eq(lv_filesystem_xml(&f, &x, &err), 0);
+	ck_assert_str_eq(x, "    <filesystem type='mount' accessmode='passthrough'>\n"
+			    "      <driver type='virtiofs'/>\n"
+			    "      <binary path='/usr/libexec/orch-virtiofsd'/>\n"
+			    "      <source dir='/var/lib/orch/workspaces/dev/dev.3'/>\n"
+			    "      <target dir='workspace'/>\n"
+			    "    </filesystem>\n");
+	/* the same element as a booted domain's */
+	struct lv_domain_config c = base_config();
+	c.workspace_dir = f.dir;
+	c.virtiofsd = f.virtiofsd;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(xml, x));
+
+	char *y = NULL;
+	f.tag = "Bad Tag";
+	ck_assert_int_eq(lv_filesystem_xml(&f, &y, &err), -EINVAL);
+	f.tag = "workspace";
+	f.dir = "relative";
+	ck_assert_int_eq(lv_filesystem_xml(&f, &y, &err), -EINVAL);
+	f.dir = "/x'y";
+	ck_assert_int_eq(lv_filesystem_xml(&f, &y, &err), 0); /* escaped */
+	ck_assert_ptr_nonnull(strstr(y, "<source dir='/x&apos;y'/>"));
+	free(y);
+}
+END_TEST
+
 START_TEST(test_cmdline)
 {
 	struct orch_error err = {0};
@@ -401,6 +467,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_llm_channel);
 	tcase_add_test(tc, test_egress_lane);
 	tcase_add_test(tc, test_agents_share);
+	tcase_add_test(tc, test_snapshot_template);
+	tcase_add_test(tc, test_filesystem_xml);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The reconnecting dialer (proto/dialer.c) against a real Unix socket: the first dial,
  * dialling again with a growing backoff after connections that end at once, the backoff
- * starting over once the owner says the channel works, dial failures retried, and an
- * inherited fd dialled once. */
+ * starting over once the owner says the channel works, dial failures retried, a fixed
+ * redial delay and a dial now, and an inherited fd dialled once. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -111,6 +111,63 @@ START_TEST(test_reconnect_backoff)
 }
 END_TEST
 
+/* A frozen supervisor's fixed redial delay, and a dial now that skips the backoff. */
+START_TEST(test_fixed_and_now)
+{
+	char path[] = "/tmp/check-dialer-XXXXXX";
+	struct orch_error err = {0};
+	struct orch_addr a = {.kind = ORCH_TRANSPORT_UNIX};
+	struct orch_dialer_opts opts = {.min_ms = 400, .max_ms = 3000};
+	struct owner o = {0};
+
+	ck_assert_ptr_nonnull(mkdtemp(path));
+	snprintf(a.path, sizeof(a.path), "%s/s", path);
+	int lfd = orch_transport_listen(&a, 0600, &err);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(orch_loop_new(&o.loop), 0);
+	ck_assert_int_eq(orch_dialer_new(o.loop, &a, &opts, &ops, &o, &o.d), 0);
+	run_until(&o, &o.n_connected, 1, 2000);
+	ck_assert_int_eq(o.n_connected, 1);
+	/* fixed: every redial after 10 ms, the backoff does not grow */
+	orch_dialer_set_fixed(o.d, 10);
+	for (int i = 1; i <= 4; i++) {
+		close(o.fds[i - 1]);
+		orch_dialer_closed(o.d);
+		uint64_t t0 = orch_now_ms();
+		run_until(&o, &o.n_connected, i + 1, 2000);
+		ck_assert_int_eq(o.n_connected, i + 1);
+		ck_assert_msg(orch_now_ms() - t0 < 300, "redial %d after %llu ms", i,
+			      (unsigned long long)(orch_now_ms() - t0));
+	}
+	/* back to the backoff: the first drop redials at once, the next after 400 ms */
+	orch_dialer_set_fixed(o.d, 0);
+	close(o.fds[4]);
+	orch_dialer_closed(o.d);
+	run_until(&o, &o.n_connected, 6, 2000);
+	close(o.fds[5]);
+	orch_dialer_closed(o.d);
+	/* now: dialled at once instead of after the backoff */
+	orch_dialer_now(o.d);
+	uint64_t t0 = orch_now_ms();
+	run_until(&o, &o.n_connected, 7, 2000);
+	ck_assert_int_eq(o.n_connected, 7);
+	ck_assert_msg(orch_now_ms() - t0 < 300, "dialled after %llu ms",
+		      (unsigned long long)(orch_now_ms() - t0));
+	/* while connected, now does nothing */
+	orch_dialer_now(o.d);
+	for (int i = 0; i < 20; i++)
+		orch_loop_run_once(o.loop, 5);
+	ck_assert_int_eq(o.n_connected, 7);
+
+	close(o.fds[6]);
+	orch_dialer_free(o.d);
+	orch_loop_free(o.loop);
+	close(lfd);
+	unlink(a.path);
+	rmdir(path);
+}
+END_TEST
+
 START_TEST(test_fd_once)
 {
 	struct orch_addr a = {.kind = ORCH_TRANSPORT_FD};
@@ -142,6 +199,7 @@ int main(void)
 	TCase *tc = tcase_create("dialer");
 
 	tcase_add_test(tc, test_reconnect_backoff);
+	tcase_add_test(tc, test_fixed_and_now);
 	tcase_add_test(tc, test_fd_once);
 	suite_add_tcase(s, tc);
 	return orch_check_run(s);

@@ -12,6 +12,7 @@
 #include "check-run.h"
 #include "cleanup.h"
 #include "rpc.h"
+#include "schema-vm.h"
 #include "schema.h"
 
 /* Parses params with the parser for method; on success *ret_built is the builder's output. */
@@ -76,6 +77,21 @@ static int parse_build(const char *method, json_t *in, json_t **ret_built, struc
 		struct orch_llm_done d;
 		if ((r = orch_llm_done_parse(in, &d, err)) >= 0)
 			*ret_built = orch_llm_done_build(&d);
+	} else if (strcmp(method, "vm.freeze") == 0) {
+		if ((r = orch_vm_freeze_parse(in, err)) >= 0)
+			*ret_built = json_object();
+	} else if (strcmp(method, "vm.thaw") == 0) {
+		struct orch_vm_thaw t;
+		if ((r = orch_vm_thaw_parse(in, &t, err)) >= 0) {
+			ck_assert_uint_ge(t.seed_len, ORCH_THAW_SEED_MIN);
+			*ret_built = orch_vm_thaw_build(&t);
+			orch_vm_thaw_done(&t);
+			ck_assert_ptr_null(t.seed);
+		}
+	} else if (strcmp(method, "vm.thaw.result") == 0) {
+		const char *id;
+		if ((r = orch_vm_thaw_result_parse(in, &id, err)) >= 0)
+			*ret_built = orch_vm_thaw_result_build(id);
 	} else if (strcmp(method, "llm.cancel") == 0) {
 		struct orch_llm_cancel c;
 		if ((r = orch_llm_cancel_parse(in, &c, err)) >= 0)

@@ -325,6 +325,67 @@ START_TEST(test_prune_and_vms)
 }
 END_TEST
 
+/* Pools: numbers never repeat, rows carry their class, a VM is used once a task was
+ * leased to it, and the queued tasks a class could take. */
+START_TEST(test_pools)
+{
+	int64_t a = 0, b = 0, c = 0, demand = -1;
+	char **names = NULL;
+	size_t n = 0;
+	bool used = true;
+
+	ck_assert_int_eq(store_pool_next_seq(s, "dev", &a, NULL), 0);
+	ck_assert_int_eq(store_pool_next_seq(s, "dev", &b, NULL), 0);
+	ck_assert_int_eq(store_pool_next_seq(s, "other", &c, NULL), 0);
+	ck_assert_int_eq(a, 1);
+	ck_assert_int_eq(b, 2);
+	ck_assert_int_eq(c, 1);
+	ck_assert_int_eq(store_pool_vm_add(s, "dev.1", "dev", "libvirt", 1, NULL), 0);
+	ck_assert_int_eq(store_pool_vm_add(s, "dev.2", "dev", "libvirt", 1, NULL), 0);
+	ck_assert_int_eq(store_vm_update(s, "plain", "local", 4, "ready", NULL, NULL), 0);
+	ck_assert_int_eq(store_vm_update(s, "dev.1", "libvirt", 1, "ready", "x", NULL), 0);
+	ck_assert_int_eq(store_pool_vms(s, "dev", &names, &n, NULL), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(names[0], "dev.1");
+	ck_assert_str_eq(names[1], "dev.2");
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	/* retired: its number is not given again */
+	ck_assert_int_eq(store_vm_delete(s, "dev.2", NULL), 0);
+	ck_assert_int_eq(store_pool_next_seq(s, "dev", &a, NULL), 0);
+	ck_assert_int_eq(a, 3);
+	ck_assert_int_eq(store_pool_vms(s, "dev", &names, &n, NULL), 0);
+	ck_assert_uint_eq(n, 1);
+	free(names[0]);
+	free(names);
+
+	/* demand: tasks for the class or any VM, a slot it has */
+	int64_t t1 = submit("dev", -1, 0, 0);
+	submit(NULL, -1, 0, 0);
+	submit("plain", -1, 0, 0);
+	submit(NULL, 3, 0, 0);
+	ck_assert_int_eq(store_pool_demand(s, "dev", 1, NULL, &demand, NULL), 0);
+	ck_assert_int_eq(demand, 2);
+	ck_assert_int_eq(store_pool_demand(s, "dev", 4, NULL, &demand, NULL), 0);
+	ck_assert_int_eq(demand, 3);
+	ck_assert_int_eq(store_vm_used(s, "dev.1", &used, NULL), 0);
+	ck_assert(!used);
+	/* a task for the class is leased to one of its VMs */
+	struct task_row *t = NULL;
+	ck_assert_int_eq(store_task_lease_next(s, "dev", "dev.1", 0, NULL, &t, NULL), 0);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(t->id, t1);
+	ck_assert_str_eq(t->want_vm, "dev");
+	ck_assert_str_eq(t->vm, "dev.1");
+	task_row_free(t);
+	ck_assert_int_eq(store_vm_used(s, "dev.1", &used, NULL), 0);
+	ck_assert(used);
+	ck_assert_int_eq(store_pool_demand(s, "dev", 1, NULL, &demand, NULL), 0);
+	ck_assert_int_eq(demand, 1);
+}
+END_TEST
+
 START_TEST(test_reopen)
 {
 	char path[256];
@@ -551,6 +612,7 @@ int main(void)
 	tcase_add_test(tc, test_output_attempts);
 	tcase_add_test(tc, test_profiles_filter);
 	tcase_add_test(tc, test_prune_and_vms);
+	tcase_add_test(tc, test_pools);
 	tcase_add_test(tc, test_reopen);
 	tcase_add_test(tc, test_migrate_from_v1);
 	tcase_add_test(tc, test_migrate_ledger_of_its_own);

@@ -210,18 +210,18 @@ START_TEST(test_lease_skips_locked)
 	res = PQexecParams(other, "SELECT id FROM tasks WHERE id = $1 FOR UPDATE", 1, NULL,
 			   (const char *[]){xs}, NULL, NULL, 0);
 	PQclear(res);
-	ck_assert_int_eq(store_task_lease_next(a, "v1", 0, NULL, &t1, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(a, "v1", "v1", 0, NULL, &t1, NULL), 0);
 	ck_assert_ptr_nonnull(t1);
 	ck_assert_int_eq(t1->id, y); /* not blocked on x: skipped */
-	ck_assert_int_eq(store_task_lease_next(b, "v2", 0, NULL, &t2, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(b, "v2", "v2", 0, NULL, &t2, NULL), 0);
 	ck_assert_ptr_null(t2); /* x still held, y leased */
 	PQclear(PQexec(other, "ROLLBACK"));
 	PQfinish(other);
-	ck_assert_int_eq(store_task_lease_next(b, "v2", 0, NULL, &t2, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(b, "v2", "v2", 0, NULL, &t2, NULL), 0);
 	ck_assert_int_eq(t2->id, x);
 	ck_assert_int_eq(t2->attempts, 1);
 	ck_assert_str_eq(t2->vm, "v2");
-	ck_assert_int_eq(store_task_lease_next(b, "v2", 1, NULL, &t3, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(b, "v2", "v2", 1, NULL, &t3, NULL), 0);
 	ck_assert_ptr_null(t3);
 	task_row_free(t1);
 	task_row_free(t2);
@@ -247,7 +247,7 @@ START_TEST(test_fences)
 	a = open_node("n1");
 	b = open_node("n2");
 	id = submit(a, NULL, 1);
-	ck_assert_int_eq(store_task_lease_next(a, "v1", 0, NULL, &t, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(a, "v1", "v1", 0, NULL, &t, NULL), 0);
 	task_row_free(t);
 	/* another node, or another attempt, cannot move it */
 	ck_assert_int_eq(store_task_running_attempt(b, id, 1, NULL), -ESTALE);
@@ -260,7 +260,7 @@ START_TEST(test_fences)
 	/* lost and re-run by the other node: the first node's late messages change nothing */
 	ck_assert_int_eq(store_task_lost_attempt(a, id, 1, "lost: test", &requeued, NULL), 0);
 	ck_assert(requeued);
-	ck_assert_int_eq(store_task_lease_next(b, "v2", 3, NULL, &t, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(b, "v2", "v2", 3, NULL, &t, NULL), 0);
 	ck_assert_int_eq(t->attempts, 2);
 	task_row_free(t);
 	ck_assert_int_eq(store_task_finish(a, id, &ok, NULL), -ESTALE);
@@ -329,7 +329,7 @@ START_TEST(test_nodes_and_reaper)
 	free(node);
 	/* n2 runs a task, then stops renewing */
 	id = submit(a, "v2", 1);
-	ck_assert_int_eq(store_task_lease_next(b, "v2", 0, NULL, &t, NULL), 0);
+	ck_assert_int_eq(store_task_lease_next(b, "v2", "v2", 0, NULL, &t, NULL), 0);
 	task_row_free(t);
 	ck_assert_int_eq(store_node_heartbeat(b, NULL), 0);
 	ck_assert_int_eq(store_node_reap(a, NULL), 0); /* alive */

@@ -4,7 +4,7 @@
 # command line asks for them (each insmod costs tens of ms under TCG). Their dependencies
 # come from the kernel's modules.dep.
 GUEST_MODULE_GROUPS=(
-	"base:virtio_pci virtio_blk virtio_console"
+	"base:virtio_pci virtio_blk virtio_console virtio_balloon"
 	"erofs:erofs"
 	"squashfs:squashfs"
 	"virtiofs:fuse virtiofs"

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Host memory per idle VM, next to a baseline measured in the same run (docs/VM.md,
+ * "Memory"): N guests of the real image with a workspace share each, booted at once,
+ * first without a balloon device (what orch did before: memory the guest freed stays with
+ * QEMU), then as orchd boots them (free page reporting). For each set, once idle and
+ * again after a task that touched 200 MiB in every guest and exited, per VM: QEMU's RSS
+ * and PSS, the part of it that is guest memory (QEMU's mapping of the guest's memfd),
+ * the virtiofsd processes of its share (RSS, PSS), and what the guest itself reports in
+ * use (MemTotal - MemFree, read by a task). The goal: idle guest memory resident on the
+ * host <= 1.5x what the guest reports in use.
+ *
+ *   vm-density --image DIR --work DIR [--vms N] [--memory MiB] [--settle S]
+ *              [--accel auto|kvm|tcg]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench-vm.h"
+
+#define MAX_VMS 16
+#define TOUCH_200M                                    \
+	"python3 -c 'b = bytearray(200 << 20)\n"      \
+	"for i in range(0, len(b), 4096): b[i] = 1\n" \
+	"print(\"touched\", len(b) >> 20, \"MiB\")'"
+
+struct figures {
+	double qemu_rss, qemu_pss, ram, vfs_rss, vfs_pss, used, footprint; /* MiB, per VM */
+};
+
+struct set {
+	const char *what;
+	bool balloon;
+	struct figures idle, after;
+	uint64_t boot_ms[MAX_VMS];
+};
+
+static void wait_s(struct bv *b, unsigned s)
+{
+	uint64_t end = orch_now_ms() + s * 1000ull;
+	while (orch_now_ms() < end)
+		orch_loop_run_once(b->loop, 50);
+}
+
+/* MemTotal - MemFree and RAM - MemFree in the guest, MiB. */
+static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footprint)
+{
+	struct lv_peer_task *t = bv_run(b, v, "cat /proc/meminfo", 60000);
+	const char *tot = strstr(t->out, "MemTotal:"), *fr = strstr(t->out, "MemFree:");
+	unsigned long long mt, mf;
+	if (!t->done || !tot || !fr || sscanf(tot, "MemTotal: %llu", &mt) != 1 ||
+	    sscanf(fr, "MemFree: %llu", &mf) != 1) {
+		fprintf(stderr, "vm-density: %s: cannot read /proc/meminfo: %s\n", v->name, t->out);
+		return -1;
+	}
+	*used = (double)(mt - mf) / 1024.0;
+	*footprint = (double)b->memory_mib - (double)mf / 1024.0;
+	return 0;
+}
+
+static int measure(struct bv *b, struct bv_vm *vms, int n, unsigned settle, struct figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (int i = 0; i < n; i++) {
+		double u, fp;
+		if (guest_used(b, &vms[i], &u, &fp) < 0)
+			return -1;
+		f->used += u / n;
+		f->footprint += fp / n;
+	}
+	/* What the guests freed (the task above too) is reported back within seconds. */
+	wait_s(b, settle);
+	for (int i = 0; i < n; i++) {
+		struct bv_mem m;
+		if (bv_mem(&vms[i], &m) < 0) {
+			fprintf(stderr, "vm-density: %s: no QEMU process\n", vms[i].name);
+			return -1;
+		}
+		f->qemu_rss += m.qemu_rss / 1024.0 / n;
+		f->qemu_pss += m.qemu_pss / 1024.0 / n;
+		f->ram += m.guest_ram_rss / 1024.0 / n;
+		f->vfs_rss += m.virtiofsd_rss / 1024.0 / n;
+		f->vfs_pss += m.virtiofsd_pss / 1024.0 / n;
+	}
+	return 0;
+}
+
+static int run_set(struct bv *b, struct set *s, int n, unsigned settle)
+{
+	struct bv_vm vms[MAX_VMS];
+	char name[64];
+	int r = 0;
+
+	printf("# %s: booting %d VMs\n", s->what, n);
+	fflush(stdout);
+	for (int i = 0; i < n && r == 0; i++) {
+		snprintf(name, sizeof(name), "orch-density-%d-%s%d", (int)getpid(),
+			 s->balloon ? "fpr" : "base", i);
+		r = bv_boot_start(b, &vms[i], name, s->balloon);
+	}
+	for (int i = 0; i < n && r == 0; i++)
+		r = bv_boot_wait(b, &vms[i], &s->boot_ms[i]);
+	if (r == 0) {
+		wait_s(b, settle);
+		r = measure(b, vms, n, settle, &s->idle);
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		struct lv_peer_task *t = bv_run(b, &vms[i], TOUCH_200M, 300000);
+		if (!t->done || !strstr(t->out, "touched 200 MiB")) {
+			fprintf(stderr, "vm-density: %s: the 200 MiB task failed: %s\n",
+				vms[i].name, t->out);
+			r = -1;
+		}
+	}
+	if (r == 0)
+		r = measure(b, vms, n, settle, &s->after);
+	for (int i = 0; i < n; i++)
+		bv_destroy(b, &vms[i]);
+	return r;
+}
+
+static void row(const char *what, double a, double b)
+{
+	printf("  %-52s %10.1f %10.1f\n", what, a, b);
+}
+
+static void table(const char *when, const struct figures *a, const struct figures *b)
+{
+	printf("%-56s %10s %10s\n", when, "baseline", "orch");
+	row("QEMU RSS", a->qemu_rss, b->qemu_rss);
+	row("QEMU PSS", a->qemu_pss, b->qemu_pss);
+	row("  of which guest memory resident (memfd mapping)", a->ram, b->ram);
+	row("virtiofsd RSS (the workspace share)", a->vfs_rss, b->vfs_rss);
+	row("virtiofsd PSS", a->vfs_pss, b->vfs_pss);
+	row("QEMU + virtiofsd PSS", a->qemu_pss + a->vfs_pss, b->qemu_pss + b->vfs_pss);
+	row("guest in use (MemTotal - MemFree)", a->used, b->used);
+	row("guest footprint (RAM - MemFree: + its kernel's own)", a->footprint, b->footprint);
+	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest in use",
+	       a->used ? a->ram / a->used : 0, b->used ? b->ram / b->used : 0);
+	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest footprint",
+	       a->footprint ? a->ram / a->footprint : 0, b->footprint ? b->ram / b->footprint : 0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *image = NULL, *work = NULL, *accel = "auto";
+	int n = 4;
+	unsigned settle = 8;
+	uint64_t memory = 512;
+	static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
+					     {"work", required_argument, NULL, 'w'},
+					     {"vms", required_argument, NULL, 'n'},
+					     {"memory", required_argument, NULL, 'm'},
+					     {"settle", required_argument, NULL, 's'},
+					     {"accel", required_argument, NULL, 'a'},
+					     {0}};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+		switch (opt) {
+		case 'i':
+			image = optarg;
+			break;
+		case 'w':
+			work = optarg;
+			break;
+		case 'n':
+			n = atoi(optarg);
+			break;
+		case 'm':
+			memory = strtoull(optarg, NULL, 10);
+			break;
+		case 's':
+			settle = (unsigned)atoi(optarg);
+			break;
+		case 'a':
+			accel = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!image || !work || n < 1 || n > MAX_VMS || memory < 384 || settle > 600) {
+		fprintf(stderr,
+			"usage: vm-density --image DIR --work DIR [--vms 1..%d] "
+			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg]\n",
+			MAX_VMS);
+		return 2;
+	}
+	struct bv b;
+	if (bv_init(&b, image, work, accel, memory, 2) < 0)
+		return 1;
+	struct set base = {.what = "baseline: no balloon device", .balloon = false};
+	struct set fpr = {.what = "orch: free page reporting", .balloon = true};
+	if (run_set(&b, &base, n, settle) < 0 || run_set(&b, &fpr, n, settle) < 0)
+		return 1;
+	printf("%d VMs of %llu MiB, 2 vCPUs, settled %u s before each measurement\n", n,
+	       (unsigned long long)memory, settle);
+	table("idle (MiB per VM)", &base.idle, &fpr.idle);
+	table("after a task touched 200 MiB and exited (MiB per VM)", &base.after, &fpr.after);
+	printf("guest memory resident after the task - idle: baseline %+.1f MiB, orch %+.1f "
+	       "MiB\n",
+	       base.after.ram - base.idle.ram, fpr.after.ram - fpr.idle.ram);
+	printf("goal: idle guest memory resident <= 1.5x guest in use: %s (%.2fx)\n",
+	       fpr.idle.ram <= 1.5 * fpr.idle.used ? "met" : "not met",
+	       fpr.idle.used ? fpr.idle.ram / fpr.idle.used : 0);
+	bv_done(&b);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Ready from a snapshot next to a cold boot to hello, in the same run (docs/VM.md,
+ * "Snapshots"): the same guest, memory and workspace share either booted (create to the
+ * supervisor's hello) or restored from a template taken right after hello (restore call
+ * to the answer of vm.thaw: restore paused, the share hot-plugged, resume, the frozen
+ * supervisor's hello, fresh entropy, clock, name, the share mounted). Each restored VM
+ * runs `echo` twice before it is destroyed: the first task in a fresh VM next to the
+ * second.
+ *
+ *   vm-restore-bench --image DIR --work DIR [--runs N] [--accel auto|kvm|tcg]
+ *                    [--memory MiB]
+ *
+ * Prints p50/min/max in ms and the ratio of the p50s (target here, under TCG: <= 0.25x;
+ * on a KVM host: ready within 150 ms). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench-vm.h"
+#include "cleanup.h"
+
+#define MAX_RUNS 50
+
+int main(int argc, char **argv)
+{
+	const char *image = NULL, *work = NULL, *accel = "auto";
+	int runs = 5;
+	uint64_t memory = 512;
+	static const struct option opts[] = {
+		{"image", required_argument, NULL, 'i'},  {"work", required_argument, NULL, 'w'},
+		{"runs", required_argument, NULL, 'n'},	  {"accel", required_argument, NULL, 'a'},
+		{"memory", required_argument, NULL, 'm'}, {0}};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+		switch (opt) {
+		case 'i':
+			image = optarg;
+			break;
+		case 'w':
+			work = optarg;
+			break;
+		case 'n':
+			runs = atoi(optarg);
+			break;
+		case 'a':
+			accel = optarg;
+			break;
+		case 'm':
+			memory = strtoull(optarg, NULL, 10);
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!image || !work || runs < 1 || runs > MAX_RUNS || memory < 128) {
+		fprintf(stderr,
+			"usage: vm-restore-bench --image DIR --work DIR [--runs 1..%d] "
+			"[--accel auto|kvm|tcg] [--memory MiB]\n",
+			MAX_RUNS);
+		return 2;
+	}
+
+	struct bv b;
+	if (bv_init(&b, image, work, accel, memory, 2) < 0)
+		return 1;
+	char name[64], save[4096];
+	int pid = (int)getpid();
+	snprintf(save, sizeof(save), "%s/template.save", work);
+
+	struct bv_vm tmpl, v;
+	_cleanup_free_ char *txml = NULL;
+	snprintf(name, sizeof(name), "orch-rb-%d-tmpl", pid);
+	uint64_t t0 = orch_now_ms();
+	if (bv_template(&b, &tmpl, name, save, &txml) < 0)
+		return 1;
+	printf("template: booted, frozen and saved in %llu ms\n",
+	       (unsigned long long)(orch_now_ms() - t0));
+	fflush(stdout);
+
+	uint64_t t_cold[MAX_RUNS], t_restore[MAX_RUNS], t_first[MAX_RUNS], t_second[MAX_RUNS];
+	int failures = 0;
+	for (int i = 0; i < runs; i++) {
+		snprintf(name, sizeof(name), "orch-rb-%d-cold", pid);
+		if (bv_boot(&b, &v, name, true, &t_cold[i]) < 0)
+			return 1;
+		bv_destroy(&b, &v);
+
+		snprintf(name, sizeof(name), "orch-rb-%d-r%d", pid, i);
+		if (bv_restore(&b, save, txml, tmpl.dir, &v, name, &t_restore[i]) < 0) {
+			bv_destroy(&b, &v);
+			return 1;
+		}
+		/* The first task in a fresh VM next to the second one in the same VM: what a
+		 * vm-per-task dispatch pays on top of a shared VM's. */
+		for (int k = 0; k < 2; k++) {
+			struct lv_peer_task *t = bv_run(&b, &v, "echo restored-ok", 60000);
+			if (!t->done || !strstr(t->out, "restored-ok")) {
+				fprintf(stderr, "restored VM %s: echo failed: %s\n", name, t->out);
+				failures++;
+			}
+			(k ? t_second : t_first)[i] = t->first_output_ms > t->sent_ms
+							      ? t->first_output_ms - t->sent_ms
+							      : 0;
+		}
+		bv_destroy(&b, &v);
+		printf("run %d: cold boot to hello %llu ms, restore to ready %llu ms; "
+		       "echo to its output: first task %llu ms, second %llu ms\n",
+		       i + 1, (unsigned long long)t_cold[i], (unsigned long long)t_restore[i],
+		       (unsigned long long)t_first[i], (unsigned long long)t_second[i]);
+		fflush(stdout);
+	}
+	bv_report("cold boot (create to hello)", t_cold, runs);
+	bv_report("snapshot (restore to thawed)", t_restore, runs);
+	bv_report("restored VM: first task's echo", t_first, runs);
+	bv_report("restored VM: second task's echo", t_second, runs);
+	uint64_t pc = bv_p50(t_cold, runs), pr = bv_p50(t_restore, runs);
+	printf("ratio snapshot/cold p50: %.2fx (target here <= 0.25x; on KVM ready <= 150 ms)\n",
+	       pc ? (double)pr / (double)pc : 0.0);
+	bv_done(&b);
+	unlink(save);
+	return failures ? 1 : 0;
+}
