@@ -615,31 +615,6 @@ int vm_cancel_task(struct vm *vm, int64_t task)
 	return -ENOENT;
 }
 
-json_t *vm_to_json(const struct vm *vm)
-{
-	json_t *o = json_object(), *slots = json_array();
-
-	for (int64_t i = 0; i < vm->n_slots; i++)
-		json_array_append_new(slots,
-				      json_pack("{sIso}", "slot", (json_int_t)i, "task",
-						vm->slots[i].task ? json_integer(vm->slots[i].task)
-								  : json_null()));
-	json_object_set_new(o, "name", json_string(vm->cfg->name));
-	if (vm->class_name)
-		json_object_set_new(o, "class", json_string(vm->class_name));
-	json_object_set_new(o, "backend", json_string(vm->ops->name));
-	json_object_set_new(o, "state", json_string(vm_state_name(vm->state)));
-	json_object_set_new(o, "boot_id", vm->boot_id[0] ? json_string(vm->boot_id) : json_null());
-	json_object_set_new(o, "last_error",
-			    vm->last_error[0] ? json_string(vm->last_error) : json_null());
-	json_object_set_new(o, "workspace", json_string(vm->cfg->workspace));
-	json_object_set_new(o, "slots", slots);
-	if (vm->ops->describe)
-		vm->ops->describe(vm, o);
-	orchd_services_vm_json(vm, o);
-	return o;
-}
-
 int vm_new(struct orchd *d, const struct orchd_vm_config *cfg, struct vm **ret,
 	   struct orch_error *err)
 {
