@@ -33,10 +33,10 @@ mnt=$out/mnt
 mkdir "$mnt"
 if mount -t erofs -o loop,ro "$out/image/rootfs.erofs" "$mnt" 2>/dev/null; then
 	[ -x "$mnt/usr/bin/jq" ] || fail "jq is not in the root"
-	[ -x "$mnt/usr/bin/git" ] && [ -x "$mnt/usr/bin/rg" ] && [ -x "$mnt/usr/bin/python3" ] &&
+	[ -x "$mnt/usr/bin/git" ] && [ -x "$mnt/usr/bin/rg" ] && [ -x "$mnt/usr/bin/curl" ] && [ -x "$mnt/usr/bin/python3" ] &&
 		[ -x "$mnt/usr/bin/bash" ] && [ -d "$mnt/opt/orch/agents" ] &&
 		[ -s "$mnt/etc/ssl/certs/ca-certificates.crt" ] || fail "the agents' tools are not all in the root"
-	echo "ok - jq, git, rg, python3, bash, the CA bundle and /opt/orch/agents are in the root"
+	echo "ok - jq, git, rg, curl, python3, bash, the CA bundle and /opt/orch/agents are in the root"
 	umount "$mnt"
 else
 	echo "note: cannot mount the erofs root here; its content is not checked"
