@@ -4,13 +4,18 @@
  * first without a balloon device (what orch did before: memory the guest freed stays with
  * QEMU), then as orchd boots them (free page reporting). For each set, once idle and
  * again after a task that touched 200 MiB in every guest and exited, per VM: QEMU's RSS
- * and PSS, the part of it that is guest memory (QEMU's mapping of the guest's memfd),
- * the virtiofsd processes of its share (RSS, PSS), and what the guest itself reports in
- * use (MemTotal - MemFree, read by a task). The goal: idle guest memory resident on the
+ * and PSS, the part of it that is guest memory (QEMU's mapping of the guest's memfd), the
+ * pages the memfd itself holds (mapped by any process or none: the honest figure of guest
+ * RAM on the host), the virtiofsd processes of its share (RSS, PSS), and what the guest itself reports in
+ * use (MemTotal - MemFree, read by a task), its kernel's own memory (RAM - MemTotal) and
+ * its free memory in runs too small for free page reporting. The goal: idle guest memory resident on the
  * host <= 1.5x what the guest reports in use.
  *
  *   vm-density --image DIR --work DIR [--vms N] [--memory MiB] [--settle S]
- *              [--accel auto|kvm|tcg]
+ *              [--accel auto|kvm|tcg] [--append 'KERNEL PARAMETERS']
+ *
+ * --append adds kernel parameters to both sets' command line (to measure one before
+ * changing orchd's); BENCH_VERBOSE=1 prints each guest's /proc/meminfo and buddyinfo.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -227,7 +232,8 @@ int main(int argc, char **argv)
 	if (!image || !work || n < 1 || n > MAX_VMS || memory < 384 || settle > 600) {
 		fprintf(stderr,
 			"usage: vm-density --image DIR --work DIR [--vms 1..%d] "
-			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg]\n",
+			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg] "
+			"[--append PARAMS]\n",
 			MAX_VMS);
 		return 2;
 	}
