@@ -51,8 +51,11 @@ static void wait_s(struct bv *b, unsigned s)
 }
 
 /* The order of free page reporting that vm-images/rootfs/rc.sysinit sets (2^5 pages,
- * 128 KiB); the agent's jail has no /sys to read it from. */
+ * 128 KiB) unless the command line (--append) names one; the agent's jail has no /sys to
+ * read it from. */
 #define REPORTING_ORDER 5
+#define REPORTING_ORDER_PARAM "page_reporting.page_reporting_order="
+static unsigned reporting_order = REPORTING_ORDER;
 
 /* The free memory of /proc/buddyinfo in runs smaller than 2^order pages, KiB: what free
  * page reporting cannot give back. */
@@ -97,7 +100,7 @@ static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footp
 		printf("  %s: /proc/meminfo, /proc/buddyinfo\n%s", v->name, t->out);
 	*used = (double)(mt - mf) / 1024.0;
 	*footprint = (double)b->memory_mib - (double)mf / 1024.0;
-	*unreported = free_below(strstr(t->out, "Node "), REPORTING_ORDER) / 1024.0;
+	*unreported = free_below(strstr(t->out, "Node "), reporting_order) / 1024.0;
 	return 0;
 }
 
@@ -183,7 +186,10 @@ static void table(const char *when, const struct figures *a, const struct figure
 	row("guest footprint (RAM - MemFree: + its kernel's own)", a->footprint, b->footprint);
 	row("  of which its kernel's own (RAM - MemTotal)", a->footprint - a->used,
 	    b->footprint - b->used);
-	row("guest free in runs < 128 KiB (not reported)", a->unreported, b->unreported);
+	char what[64];
+	snprintf(what, sizeof(what), "guest free in runs < %u KiB (not reported)",
+		 4u << reporting_order);
+	row(what, a->unreported, b->unreported);
 	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest in use",
 	       a->used ? a->ram / a->used : 0, b->used ? b->ram / b->used : 0);
 	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest footprint",
@@ -241,6 +247,11 @@ int main(int argc, char **argv)
 	if (bv_init(&b, image, work, accel, memory, 2) < 0)
 		return 1;
 	b.append = append;
+	const char *ro = append ? strstr(append, REPORTING_ORDER_PARAM) : NULL;
+	if (ro)
+		reporting_order = (unsigned)atoi(ro + strlen(REPORTING_ORDER_PARAM));
+	if (reporting_order > 10)
+		reporting_order = REPORTING_ORDER;
 	struct set base = {.what = "baseline: no balloon device", .balloon = false};
 	struct set fpr = {.what = "orch: free page reporting", .balloon = true};
 	if (run_set(&b, &base, n, settle) < 0 || run_set(&b, &fpr, n, settle) < 0)
