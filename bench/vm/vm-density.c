@@ -178,6 +178,7 @@ static void table(const char *when, const struct figures *a, const struct figure
 	row("QEMU RSS", a->qemu_rss, b->qemu_rss);
 	row("QEMU PSS", a->qemu_pss, b->qemu_pss);
 	row("  of which guest memory resident (memfd mapping)", a->ram, b->ram);
+	row("  QEMU's own (RSS - guest memory)", a->qemu_rss - a->ram, b->qemu_rss - b->ram);
 	row("guest memory held by host (memfd pages, any mapper)", a->held, b->held);
 	row("virtiofsd RSS (the workspace share)", a->vfs_rss, b->vfs_rss);
 	row("virtiofsd PSS", a->vfs_pss, b->vfs_pss);
