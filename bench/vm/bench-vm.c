@@ -144,8 +144,11 @@ static int connect_peer(struct bv *b, struct bv_vm *v, uint64_t deadline)
 static int start(struct bv *b, struct bv_vm *v, struct lv_domain_config *dc)
 {
 	struct orch_error err = {0};
-	_cleanup_free_ char *cmdline = NULL;
-	if (lv_kernel_cmdline(BV_BASE_CMDLINE, dc, 1, &cmdline, &err) < 0 ||
+	_cleanup_free_ char *cmdline = NULL, *base = NULL;
+	if (asprintf(&base, "%s%s%s", BV_BASE_CMDLINE, b->append ? " " : "",
+		     b->append ? b->append : "") < 0)
+		return -ENOMEM;
+	if (lv_kernel_cmdline(base, dc, 1, &cmdline, &err) < 0 ||
 	    (dc->cmdline = cmdline, lv_domain_start(b->conn, dc, true, &v->dom, &err)) < 0) {
 		fprintf(stderr, "bench: %s: %s\n", v->name, err.msg);
 		return -EIO;
@@ -352,6 +355,29 @@ static void smaps(pid_t pid, uint64_t *rss, uint64_t *pss, uint64_t *ram)
 	fclose(f);
 }
 
+/* The pages QEMU's memfds hold, KiB: what the host keeps for the guest's RAM whichever
+ * process maps it (QEMU, virtiofsd) and whether mapped at all (st_blocks of a memfd counts
+ * its allocated pages; a hole punched by free page reporting is not counted). */
+static uint64_t memfd_held(pid_t pid)
+{
+	char dir[64], path[PATH_MAX], link[PATH_MAX];
+	uint64_t kib = 0;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (!strncmp(link, "/memfd:", 7) && stat(path, &st) == 0)
+			kib += (uint64_t)st.st_blocks / 2;
+	}
+	return kib;
+}
+
 int bv_mem(const struct bv_vm *v, struct bv_mem *ret)
 {
 	char path[PATH_MAX + 64], cmd[8192];
@@ -366,6 +392,7 @@ int bv_mem(const struct bv_vm *v, struct bv_mem *ret)
 	}
 	fclose(f);
 	smaps(pid, &ret->qemu_rss, &ret->qemu_pss, &ret->guest_ram_rss);
+	ret->guest_ram_held = memfd_held(pid);
 
 	/* virtiofsd: the processes whose command line names a share of this VM. */
 	char want[PATH_MAX + 32];

@@ -24,7 +24,8 @@ struct bv {
 	char kernel[PATH_MAX + 16], initrd[PATH_MAX + 16], rootfs[PATH_MAX + 16];
 	uint64_t memory_mib;
 	unsigned vcpus;
-	unsigned stopped; /* lifecycle "stopped" events seen */
+	const char *append; /* more kernel parameters after orch's own, or NULL */
+	unsigned stopped;   /* lifecycle "stopped" events seen */
 };
 
 struct bv_vm {
@@ -68,7 +69,8 @@ struct lv_peer_task *bv_run(struct bv *b, struct bv_vm *v, const char *script, u
 /* Host memory of one VM, KiB. */
 struct bv_mem {
 	uint64_t qemu_rss, qemu_pss;
-	uint64_t guest_ram_rss;		       /* QEMU's mapping of the guest's memory (memfd) */
+	uint64_t guest_ram_rss;	 /* QEMU's mapping of the guest's memory (memfd) */
+	uint64_t guest_ram_held; /* the memfd's own pages, mapped or not (its st_blocks) */
 	uint64_t virtiofsd_rss, virtiofsd_pss; /* every virtiofsd of the VM's shares */
 };
 int bv_mem(const struct bv_vm *v, struct bv_mem *ret);

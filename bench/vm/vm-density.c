@@ -4,13 +4,18 @@
  * first without a balloon device (what orch did before: memory the guest freed stays with
  * QEMU), then as orchd boots them (free page reporting). For each set, once idle and
  * again after a task that touched 200 MiB in every guest and exited, per VM: QEMU's RSS
- * and PSS, the part of it that is guest memory (QEMU's mapping of the guest's memfd),
- * the virtiofsd processes of its share (RSS, PSS), and what the guest itself reports in
- * use (MemTotal - MemFree, read by a task). The goal: idle guest memory resident on the
+ * and PSS, the part of it that is guest memory (QEMU's mapping of the guest's memfd), the
+ * pages the memfd itself holds (mapped by any process or none: the honest figure of guest
+ * RAM on the host), the virtiofsd processes of its share (RSS, PSS), and what the guest itself reports in
+ * use (MemTotal - MemFree, read by a task), its kernel's own memory (RAM - MemTotal) and
+ * its free memory in runs too small for free page reporting. The goal: idle guest memory resident on the
  * host <= 1.5x what the guest reports in use.
  *
  *   vm-density --image DIR --work DIR [--vms N] [--memory MiB] [--settle S]
- *              [--accel auto|kvm|tcg]
+ *              [--accel auto|kvm|tcg] [--append 'KERNEL PARAMETERS']
+ *
+ * --append adds kernel parameters to both sets' command line (to measure one before
+ * changing orchd's); BENCH_VERBOSE=1 prints each guest's /proc/meminfo and buddyinfo.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,7 +32,8 @@
 	"print(\"touched\", len(b) >> 20, \"MiB\")'"
 
 struct figures {
-	double qemu_rss, qemu_pss, ram, vfs_rss, vfs_pss, used, footprint; /* MiB, per VM */
+	double qemu_rss, qemu_pss, ram, held, vfs_rss, vfs_pss, used, footprint,
+		unreported; /* MiB, per VM */
 };
 
 struct set {
@@ -44,10 +50,45 @@ static void wait_s(struct bv *b, unsigned s)
 		orch_loop_run_once(b->loop, 50);
 }
 
-/* MemTotal - MemFree and RAM - MemFree in the guest, MiB. */
-static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footprint)
+/* The order of free page reporting that vm-images/rootfs/rc.sysinit sets (2^5 pages,
+ * 128 KiB) unless the command line (--append) names one; the agent's jail has no /sys to
+ * read it from. */
+#define REPORTING_ORDER 5
+#define REPORTING_ORDER_PARAM "page_reporting.page_reporting_order="
+static unsigned reporting_order = REPORTING_ORDER;
+
+/* The free memory of /proc/buddyinfo in runs smaller than 2^order pages, KiB: what free
+ * page reporting cannot give back. */
+static double free_below(const char *buddy, unsigned order)
 {
-	struct lv_peer_task *t = bv_run(b, v, "cat /proc/meminfo", 60000);
+	double kib = 0;
+	for (const char *l = buddy; l && (l = strstr(l, "Node ")); l++) {
+		const char *z = strstr(l, "zone ");
+		if (!z)
+			break;
+		z += 5;
+		while (*z == ' ')
+			z++;
+		while (*z && *z != ' ')
+			z++; /* the zone's name */
+		for (unsigned o = 0; o < order; o++) {
+			char *end;
+			unsigned long long c = strtoull(z, &end, 10);
+			if (end == z)
+				break;
+			kib += (double)c * (double)(4u << o);
+			z = end;
+		}
+	}
+	return kib;
+}
+
+/* MemTotal - MemFree, RAM - MemFree and the free memory in runs too small to be reported,
+ * in the guest, MiB. */
+static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footprint,
+		      double *unreported)
+{
+	struct lv_peer_task *t = bv_run(b, v, "cat /proc/meminfo /proc/buddyinfo", 60000);
 	const char *tot = strstr(t->out, "MemTotal:"), *fr = strstr(t->out, "MemFree:");
 	unsigned long long mt, mf;
 	if (!t->done || !tot || !fr || sscanf(tot, "MemTotal: %llu", &mt) != 1 ||
@@ -55,8 +96,11 @@ static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footp
 		fprintf(stderr, "vm-density: %s: cannot read /proc/meminfo: %s\n", v->name, t->out);
 		return -1;
 	}
+	if (getenv("BENCH_VERBOSE"))
+		printf("  %s: /proc/meminfo, /proc/buddyinfo\n%s", v->name, t->out);
 	*used = (double)(mt - mf) / 1024.0;
 	*footprint = (double)b->memory_mib - (double)mf / 1024.0;
+	*unreported = free_below(strstr(t->out, "Node "), reporting_order) / 1024.0;
 	return 0;
 }
 
@@ -64,11 +108,12 @@ static int measure(struct bv *b, struct bv_vm *vms, int n, unsigned settle, stru
 {
 	memset(f, 0, sizeof(*f));
 	for (int i = 0; i < n; i++) {
-		double u, fp;
-		if (guest_used(b, &vms[i], &u, &fp) < 0)
+		double u, fp, un;
+		if (guest_used(b, &vms[i], &u, &fp, &un) < 0)
 			return -1;
 		f->used += u / n;
 		f->footprint += fp / n;
+		f->unreported += un / n;
 	}
 	/* What the guests freed (the task above too) is reported back within seconds. */
 	wait_s(b, settle);
@@ -81,6 +126,7 @@ static int measure(struct bv *b, struct bv_vm *vms, int n, unsigned settle, stru
 		f->qemu_rss += m.qemu_rss / 1024.0 / n;
 		f->qemu_pss += m.qemu_pss / 1024.0 / n;
 		f->ram += m.guest_ram_rss / 1024.0 / n;
+		f->held += m.guest_ram_held / 1024.0 / n;
 		f->vfs_rss += m.virtiofsd_rss / 1024.0 / n;
 		f->vfs_pss += m.virtiofsd_pss / 1024.0 / n;
 	}
@@ -132,11 +178,19 @@ static void table(const char *when, const struct figures *a, const struct figure
 	row("QEMU RSS", a->qemu_rss, b->qemu_rss);
 	row("QEMU PSS", a->qemu_pss, b->qemu_pss);
 	row("  of which guest memory resident (memfd mapping)", a->ram, b->ram);
+	row("  QEMU's own (RSS - guest memory)", a->qemu_rss - a->ram, b->qemu_rss - b->ram);
+	row("guest memory held by host (memfd pages, any mapper)", a->held, b->held);
 	row("virtiofsd RSS (the workspace share)", a->vfs_rss, b->vfs_rss);
 	row("virtiofsd PSS", a->vfs_pss, b->vfs_pss);
 	row("QEMU + virtiofsd PSS", a->qemu_pss + a->vfs_pss, b->qemu_pss + b->vfs_pss);
 	row("guest in use (MemTotal - MemFree)", a->used, b->used);
 	row("guest footprint (RAM - MemFree: + its kernel's own)", a->footprint, b->footprint);
+	row("  of which its kernel's own (RAM - MemTotal)", a->footprint - a->used,
+	    b->footprint - b->used);
+	char what[64];
+	snprintf(what, sizeof(what), "guest free in runs < %u KiB (not reported)",
+		 4u << reporting_order);
+	row(what, a->unreported, b->unreported);
 	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest in use",
 	       a->used ? a->ram / a->used : 0, b->used ? b->ram / b->used : 0);
 	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest footprint",
@@ -145,17 +199,15 @@ static void table(const char *when, const struct figures *a, const struct figure
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *work = NULL, *accel = "auto";
+	const char *image = NULL, *work = NULL, *accel = "auto", *append = NULL;
 	int n = 4;
 	unsigned settle = 8;
 	uint64_t memory = 512;
-	static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
-					     {"work", required_argument, NULL, 'w'},
-					     {"vms", required_argument, NULL, 'n'},
-					     {"memory", required_argument, NULL, 'm'},
-					     {"settle", required_argument, NULL, 's'},
-					     {"accel", required_argument, NULL, 'a'},
-					     {0}};
+	static const struct option opts[] = {
+		{"image", required_argument, NULL, 'i'},  {"work", required_argument, NULL, 'w'},
+		{"vms", required_argument, NULL, 'n'},	  {"memory", required_argument, NULL, 'm'},
+		{"settle", required_argument, NULL, 's'}, {"accel", required_argument, NULL, 'a'},
+		{"append", required_argument, NULL, 'k'}, {0}};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
 		switch (opt) {
@@ -177,6 +229,9 @@ int main(int argc, char **argv)
 		case 'a':
 			accel = optarg;
 			break;
+		case 'k':
+			append = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -184,13 +239,20 @@ int main(int argc, char **argv)
 	if (!image || !work || n < 1 || n > MAX_VMS || memory < 384 || settle > 600) {
 		fprintf(stderr,
 			"usage: vm-density --image DIR --work DIR [--vms 1..%d] "
-			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg]\n",
+			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg] "
+			"[--append PARAMS]\n",
 			MAX_VMS);
 		return 2;
 	}
 	struct bv b;
 	if (bv_init(&b, image, work, accel, memory, 2) < 0)
 		return 1;
+	b.append = append;
+	const char *ro = append ? strstr(append, REPORTING_ORDER_PARAM) : NULL;
+	if (ro)
+		reporting_order = (unsigned)atoi(ro + strlen(REPORTING_ORDER_PARAM));
+	if (reporting_order > 10)
+		reporting_order = REPORTING_ORDER;
 	struct set base = {.what = "baseline: no balloon device", .balloon = false};
 	struct set fpr = {.what = "orch: free page reporting", .balloon = true};
 	if (run_set(&b, &base, n, settle) < 0 || run_set(&b, &fpr, n, settle) < 0)

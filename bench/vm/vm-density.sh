@@ -5,7 +5,7 @@
 # (docs/VM.md, "Memory").
 #
 #   bench/vm/vm-density.sh [BUILD_DIR] [vm-density options: --vms N --memory MiB --settle S
-#                                       --accel kvm|tcg]
+#                                       --accel kvm|tcg --append 'KERNEL PARAMS']
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "git-exec.h"
+#include "llm-key.h"
 #include "schema.h"
 
 #define SECRET_MAX 4096
@@ -68,26 +69,11 @@ static char *find_prog(const char *const *cands)
 
 int git_read_secret(const char *path, char **ret, struct orch_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	_cleanup_close_ int fd = llm_key_file_open(path, err);
 	char buf[SECRET_MAX + 1];
-	struct stat st;
 	ssize_t n;
 	if (fd < 0)
-		return orch_errno(err, -errno, "cannot open key file %s", path);
-	if (fstat(fd, &st) < 0)
-		return orch_errno(err, -errno, "cannot stat key file %s", path);
-	if (!S_ISREG(st.st_mode))
-		return orch_err(err, -EINVAL, "key file %s is not a regular file", path);
-	if (st.st_uid != 0 && st.st_uid != geteuid())
-		return orch_err(err, -EPERM,
-				"key file %s is owned by uid %u, not root or orchd's user; run "
-				"chown root %s",
-				path, (unsigned)st.st_uid, path);
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		return orch_err(err, -EPERM,
-				"key file %s is accessible to group or others (mode %04o); run "
-				"chmod 600 %s",
-				path, (unsigned)(st.st_mode & 07777), path);
+		return fd;
 	while ((n = read(fd, buf, SECRET_MAX)) < 0 && errno == EINTR)
 		;
 	if (n < 0)

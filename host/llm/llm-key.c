@@ -17,14 +17,10 @@ void llm_key_free(char *key)
 	free(key);
 }
 
-int llm_key_read(const char *path, char **ret_key, struct orch_error *err)
+int llm_key_file_open(const char *path, struct orch_error *err)
 {
 	_cleanup_close_ int fd = -1;
-	char buf[LLM_KEY_MAX + 2];
 	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	char *key;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
@@ -44,6 +40,19 @@ int llm_key_read(const char *path, char **ret_key, struct orch_error *err)
 				"key file %s is accessible to group or others (mode %04o); "
 				"run chmod 600 %s",
 				path, (unsigned)(st.st_mode & 07777), path);
+	return TAKE_FD(fd);
+}
+
+int llm_key_read(const char *path, char **ret_key, struct orch_error *err)
+{
+	_cleanup_close_ int fd = -1;
+	char buf[LLM_KEY_MAX + 2];
+	size_t len = 0;
+	ssize_t n;
+	char *key;
+
+	if ((fd = llm_key_file_open(path, err)) < 0)
+		return fd;
 	while (len < sizeof(buf)) {
 		n = read(fd, buf + len, sizeof(buf) - len);
 		if (n < 0 && errno == EINTR)

@@ -21,6 +21,19 @@ python3 "$S/tests/git/git-http-server.py" 127.0.0.1 "$port" "$T/http" x-access-t
 FAKE_PID=$!
 wait_for 10 "the git server" grep -q ready "$T/http.out"
 
+# a credential's key file that others may read: orchd does not start, and says the fix
+chmod 644 "$T/token"
+cat >"$T/bad.json" <<JSON
+{ "uid_base": $UIDB, "vms": { "local": { "slots": 1 } },
+  "git": { "credentials": [ { "url": "http://127.0.0.1:$port/", "token_file": "$T/token" } ] } }
+JSON
+out=$(timeout 30 "$ORCHD" --foreground --config "$T/bad.json" --state-dir "$T/bad-state" \
+	--socket "$T/bad.sock" 2>&1) && fail "orchd started with a token file of mode 0644"
+echo "$out" | grep -q "git.credentials\[0\].*chmod 600 $T/token" ||
+	fail "unclear refusal of a token file of mode 0644: $out"
+chmod 600 "$T/token"
+echo "ok - a token file others may read is refused"
+
 start_git_orchd "{
   \"credentials\": [ { \"url\": \"http://127.0.0.1:$port/\", \"token_file\": \"$T/token\" } ],
   \"remotes\": { \"web\": \"http://127.0.0.1:$port/git/web.git\" },
