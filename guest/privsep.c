@@ -219,6 +219,17 @@ static void log_line(struct sv_helper_log *l, const char *comp, unsigned slot)
 	}
 }
 
+uint64_t sv_helper_backoff(uint64_t last_ms)
+{
+	uint64_t ms = last_ms ? last_ms * 2 : SV_HELPER_RESTART_MIN_MS;
+	return ms > SV_HELPER_RESTART_MAX_MS ? SV_HELPER_RESTART_MAX_MS : ms;
+}
+
+uint64_t sv_helper_restart_wait(uint64_t last_ms, uint64_t started_ms, uint64_t now_ms)
+{
+	return now_ms - started_ms >= SV_HELPER_STABLE_MS ? 0 : sv_helper_backoff(last_ms);
+}
+
 int sv_helper_log_read(int fd, struct sv_helper_log *l, const char *comp, unsigned slot)
 {
 	char buf[4096];

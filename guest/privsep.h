@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -63,6 +64,17 @@ void sv_helper_kill(struct sv_helper *h);
 /* 1 when the helper has exited (not reaped: sv_helper_kill does that), with waitid's
  * si_code (CLD_EXITED, CLD_KILLED...) and si_status; 0 while it runs. */
 int sv_helper_exited(const struct sv_helper *h, int *ret_code, int *ret_status);
+
+/* Restarting a helper that serves a listener (the LLM endpoint's, the egress proxy's):
+ * the wait before a start after a failed one doubles from SV_HELPER_RESTART_MIN_MS up to
+ * SV_HELPER_RESTART_MAX_MS; a helper that ran SV_HELPER_STABLE_MS restarts at once. */
+#define SV_HELPER_RESTART_MIN_MS 100
+#define SV_HELPER_RESTART_MAX_MS 5000
+#define SV_HELPER_STABLE_MS 5000
+/* The wait after last_ms (0: the first). */
+uint64_t sv_helper_backoff(uint64_t last_ms);
+/* After a helper started at started_ms stopped: 0 (start again at once) or the wait. */
+uint64_t sv_helper_restart_wait(uint64_t last_ms, uint64_t started_ms, uint64_t now_ms);
 
 /* Lines a helper writes on stderr, logged by the supervisor one by one with the text
  * quoted, bounded in length (SV_HELPER_LOG_LINE) and number (SV_HELPER_LOG_MAX lines per

@@ -23,10 +23,6 @@
 #include "log.h"
 #include "privsep.h"
 
-#define RESTART_MIN_MS 100
-#define RESTART_MAX_MS 5000
-#define STABLE_MS 5000
-
 /* ---- a connection from a helper ---- */
 
 /* The socket really is a TCP connection accepted on our own port (the helper could hand
@@ -173,7 +169,7 @@ static void watch_listener(struct egress_ep *ep)
 {
 	if (!ep->listen_io &&
 	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
-		orch_timer_rearm(ep->restart, RESTART_MAX_MS);
+		orch_timer_rearm(ep->restart, SV_HELPER_RESTART_MAX_MS);
 }
 
 static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -182,12 +178,6 @@ static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
 
 	if (!ep->proc.pid)
 		watch_listener(ep);
-}
-
-static uint64_t next_backoff(uint64_t ms)
-{
-	ms = ms ? ms * 2 : RESTART_MIN_MS;
-	return ms > RESTART_MAX_MS ? RESTART_MAX_MS : ms;
 }
 
 static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
@@ -231,8 +221,7 @@ void egress_ep_stop(struct egress_ep *ep, const char *why, bool restart)
 	ep->bad = NULL;
 	if (!restart)
 		return;
-	ep->backoff_ms =
-		orch_now_ms() - ep->started_ms >= STABLE_MS ? 0 : next_backoff(ep->backoff_ms);
+	ep->backoff_ms = sv_helper_restart_wait(ep->backoff_ms, ep->started_ms, orch_now_ms());
 	if (ep->backoff_ms)
 		orch_timer_rearm(ep->restart, ep->backoff_ms);
 	else
@@ -327,7 +316,7 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 				 "error", err.msg, NULL);
 			ep->warned = true;
 		}
-		ep->backoff_ms = next_backoff(ep->backoff_ms);
+		ep->backoff_ms = sv_helper_backoff(ep->backoff_ms);
 		ep->refuse_until_ms = now + ep->backoff_ms;
 	}
 	refuse_waiting(fd);

@@ -23,9 +23,6 @@
 #include "schema.h"
 
 #define HOST_TIMEOUT_MS (15 * 60 * 1000) /* until the host has the upstream's head */
-#define RESTART_MIN_MS 100
-#define RESTART_MAX_MS 5000
-#define STABLE_MS 5000 /* a process that lived this long restarts at once */
 #define PROC_MAX_QUEUED ((size_t)ORCH_PROTOCOL_MAX_LINE) /* towards one endpoint process */
 
 static const char *mhd_path = ORCH_MHD_LIBRARY;
@@ -374,7 +371,7 @@ static void watch_listener(struct llm_endpoint *ep)
 {
 	if (!ep->listen_io &&
 	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
-		orch_timer_rearm(ep->restart, RESTART_MAX_MS); /* try again later */
+		orch_timer_rearm(ep->restart, SV_HELPER_RESTART_MAX_MS); /* try again later */
 }
 
 static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -383,12 +380,6 @@ static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
 
 	if (!ep->proc.pid)
 		watch_listener(ep);
-}
-
-static uint64_t next_backoff(uint64_t ms)
-{
-	ms = ms ? ms * 2 : RESTART_MIN_MS;
-	return ms > RESTART_MAX_MS ? RESTART_MAX_MS : ms;
 }
 
 /* Ends the process and its requests (cancelled on the host: their agents' connections
@@ -425,7 +416,7 @@ void llm_ep_proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
 	ep->bad = NULL;
 	if (!restart)
 		return;
-	ep->backoff_ms = now - ep->started_ms >= STABLE_MS ? 0 : next_backoff(ep->backoff_ms);
+	ep->backoff_ms = sv_helper_restart_wait(ep->backoff_ms, ep->started_ms, now);
 	if (ep->backoff_ms)
 		orch_timer_rearm(ep->restart, ep->backoff_ms);
 	else
@@ -514,7 +505,7 @@ static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32
 				 "error", err.msg, NULL);
 			ep->warned = true;
 		}
-		ep->backoff_ms = next_backoff(ep->backoff_ms);
+		ep->backoff_ms = sv_helper_backoff(ep->backoff_ms);
 		ep->refuse_until_ms = now + ep->backoff_ms;
 	}
 	llm_refuse_waiting(fd); /* a fixed 503 each, so that clients fail at once */

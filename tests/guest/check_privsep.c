@@ -44,6 +44,22 @@ static int wait_exit(struct sv_helper *h)
 
 /* A helper sees its descriptors at 3, 4, nothing else open, /dev/null as stdin/stdout,
  * the pipe as stderr, no HOME or PATH of ours, and its log level. */
+/* A helper's restart: the wait doubles from 100 ms up to 5 s; after a stable run, none. */
+START_TEST(test_backoff)
+{
+	uint64_t ms = 0;
+	const uint64_t want[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ms = sv_helper_backoff(ms);
+		ck_assert_uint_eq(ms, want[i]);
+	}
+	ck_assert_uint_eq(sv_helper_restart_wait(400, 1000, 1000 + SV_HELPER_STABLE_MS), 0);
+	ck_assert_uint_eq(sv_helper_restart_wait(400, 1000, 1000 + SV_HELPER_STABLE_MS - 1), 800);
+	ck_assert_uint_eq(sv_helper_restart_wait(0, 1000, 1001), 100);
+}
+END_TEST
+
 START_TEST(test_spawn)
 {
 	int p[2];
@@ -190,6 +206,7 @@ int main(void)
 	Suite *s = suite_create("privsep");
 	TCase *tc = tcase_create("privsep");
 	tcase_add_test(tc, test_uids);
+	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_spawn);
 	tcase_add_test(tc, test_spawn_netns);
 	tcase_add_test(tc, test_enter);
