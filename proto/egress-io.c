@@ -380,7 +380,41 @@ static void pop(struct orch_egress_io *io)
 	free(b);
 }
 
-/* The payload of the head block, from the pipe. 0: all of it went; 1: the lane is full. */
+/* A lane the kernel cannot splice into: the head block's payload is read out of the pipe
+ * into a block of its own that takes the head's place (its header is out already), and
+ * frames are copied from then on. */
+static int unpipe(struct orch_egress_io *io)
+{
+	struct block *b = io->head, *nb = malloc(sizeof(*nb) + b->piped);
+	size_t got = 0;
+
+	if (!nb)
+		return -ENOMEM;
+	while (got < b->piped) {
+		ssize_t r = read(io->pipe[0], nb->data + got, b->piped - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(nb);
+			return -EIO;
+		}
+		got += (size_t)r;
+	}
+	nb->next = b->next;
+	nb->off = 0;
+	nb->len = got;
+	nb->piped = 0;
+	io->head = nb;
+	if (io->tail == b)
+		io->tail = nb;
+	io->pipe_len = 0;
+	io->no_splice = true;
+	free(b);
+	return 0;
+}
+
+/* The payload of the head block, from the pipe. 0: all of it went (or it is a plain
+ * block now); 1: the lane is full. */
 static int flush_piped(struct orch_egress_io *io, int fd)
 {
 	struct block *b = io->head;
@@ -390,6 +424,8 @@ static int flush_piped(struct orch_egress_io *io, int fd)
 				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS))
+			return unpipe(io);
 		if (w < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
 		if (w == 0)

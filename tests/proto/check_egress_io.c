@@ -332,6 +332,39 @@ START_TEST(test_sink_reader_bad)
 }
 END_TEST
 
+/* A lane the kernel cannot splice into (/proc/self/comm takes write(2) but has no
+ * splice_write: EINVAL): the frame waiting in the pipe is read out and written plainly,
+ * and later frames are copied. */
+START_TEST(test_splice_to_unspliceable_lane)
+{
+	int up[2];
+	struct orch_egress_io *w;
+	struct got g = {.sink_fd = -1};
+	int comm = open("/proc/self/comm", O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_int_ge(comm, 0);
+	tcp_pair(up);
+	ck_assert_int_eq(orch_egress_io_new(on_frame, &g, &w), 0);
+	ck_assert_int_eq(send(up[0], "abcdefgh", 8, 0), 8);
+	do
+		n = orch_egress_io_splice(w, up[1], 100, ORCH_EGRESS_DATA, 3);
+	while (n == -EAGAIN);
+	ck_assert_int_eq(n, 8);
+	ck_assert_uint_eq(orch_egress_io_queued(w), ORCH_EGRESS_HDR_LEN + 8);
+	ck_assert_uint_eq(orch_egress_io_piped(w), 8);
+	ck_assert_int_eq(orch_egress_io_flush(w, comm), 0);
+	ck_assert_uint_eq(orch_egress_io_queued(w), 0);
+	ck_assert_uint_eq(orch_egress_io_piped(w), 0);
+	ck_assert_int_eq(send(up[0], "x", 1, 0), 1);
+	ck_assert_int_eq(orch_egress_io_splice(w, up[1], 100, ORCH_EGRESS_DATA, 3), -EOPNOTSUPP);
+	orch_egress_io_free(w);
+	close(comm);
+	close(up[0]);
+	close(up[1]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("egress-io");
@@ -342,6 +375,7 @@ int main(void)
 	tcase_add_test(tc, test_splice_writer);
 	tcase_add_test(tc, test_sink_reader);
 	tcase_add_test(tc, test_sink_reader_bad);
+	tcase_add_test(tc, test_splice_to_unspliceable_lane);
 	suite_add_tcase(s, tc);
 	return orch_check_run(s);
 }
