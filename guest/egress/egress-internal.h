@@ -10,6 +10,7 @@
 #include "egress-io.h"
 #include "egress-proxy.h"
 #include "egress.h"
+#include "helper-listener.h"
 #include "privsep.h"
 #include "transport.h"
 
@@ -48,15 +49,9 @@ struct egress_ep {
 	struct egress_bridge *b;
 	unsigned slot;
 	char *task;
-	int listen_fd;
-	struct orch_io *listen_io; /* while no helper serves the socket */
-	struct orch_timer *restart;
-	uint64_t backoff_ms, refuse_until_ms, started_ms;
-	bool warned;
-	struct sv_helper proc;
-	int sock; /* SOCK_SEQPACKET to the helper */
-	struct orch_io *sock_io, *pid_io, *log_io;
-	struct sv_helper_log log;
+	struct sv_listener h; /* the helper, started on the listener's first connection */
+	int sock;	      /* SOCK_SEQPACKET to the helper */
+	struct orch_io *sock_io;
 	const char *bad;
 	char bad_buf[600];
 	unsigned n_conns;
