@@ -15,6 +15,12 @@
 /* Refills wait this long after VMs failed before their hello, doubled per failure. */
 #define POOL_BACKOFF_MIN_MS 500
 #define POOL_BACKOFF_MAX_MS 30000
+/* A vm-per-task refill of the idle reserve (pool.ready) yields to the task that just took a
+ * VM from it: it starts at that task's first output or end, or this long after the lease,
+ * whichever comes first. Under TCG a restore beside a starting task doubles the task's
+ * time to its first output (QEMU loading the image competes for the same cores). Tasks
+ * waiting for the class are never held back by it. */
+#define POOL_YIELD_MS 2000
 
 struct pool_member {
 	struct orch_pool *pool;
@@ -38,6 +44,8 @@ struct orch_pool {
 	char *profiles_json; /* the class's allowed profiles (NULL: all), for its demand */
 	int64_t made, retired;
 	char last_error[256];
+	struct pool_member *yield_to; /* the refill waits for its task to start (POOL_YIELD_MS) */
+	uint64_t yield_until;
 };
 
 struct orch_pools {
@@ -61,10 +69,20 @@ static bool per_task(const struct orch_pool *p)
 
 /* ---- the core's calls (vm_owner_ops) ---- */
 
+/* The refill no longer waits for m's task. */
+static void stop_yield(struct pool_member *m)
+{
+	if (m->pool->yield_to == m) {
+		m->pool->yield_to = NULL;
+		kick(m->pool->ps, 0);
+	}
+}
+
 static void owner_gone(struct vm *vm, const char *reason)
 {
 	struct pool_member *m = vm->owner_data;
 
+	stop_yield(m);
 	if (!m->was_ready && !m->retiring) {
 		m->pool->failures++;
 		snprintf(m->pool->last_error, sizeof(m->pool->last_error), "%s: %.200s", m->name,
@@ -78,6 +96,7 @@ static void owner_released(struct vm *vm)
 {
 	struct pool_member *m = vm->owner_data;
 
+	stop_yield(m);
 	if (per_task(m->pool)) /* its one task is over */
 		m->retiring = true;
 	kick(m->pool->ps, 0);
@@ -94,7 +113,16 @@ static void owner_leased(struct vm *vm, int64_t slot)
 	struct pool_member *m = vm->owner_data;
 
 	m->used = true;
+	if (per_task(m->pool)) {
+		m->pool->yield_to = m;
+		m->pool->yield_until = orch_now_ms() + POOL_YIELD_MS;
+	}
 	kick(m->pool->ps, 0); /* keep pool.ready idle */
+}
+
+static void owner_printed(struct vm *vm)
+{
+	stop_yield(vm->owner_data);
 }
 
 static const struct vm_owner_ops owner_ops = {
@@ -102,6 +130,7 @@ static const struct vm_owner_ops owner_ops = {
 	.released = owner_released,
 	.leasable = owner_leasable,
 	.leased = owner_leased,
+	.printed = owner_printed,
 };
 
 /* ---- members ---- */
@@ -184,6 +213,8 @@ static void retire(struct orch_pool *p, struct pool_member *m)
 	struct orch_error err = {0};
 
 	orch_log(ORCH_LOG_INFO, "pool", "vm retired", "vm", m->name, "class", p->cfg->name, NULL);
+	if (p->yield_to == m)
+		p->yield_to = NULL;
 	vm_stop(m->vm, "its VM was retired", true);
 	vms_remove(d, m->vm);
 	vm_free(m->vm);
@@ -246,8 +277,8 @@ static struct counts count(const struct orch_pool *p)
 	return c;
 }
 
-/* How many VMs to make now. */
-static int64_t wanted(struct orch_pool *p)
+/* How many VMs to make now; *demand: how many of them tasks wait for. */
+static int64_t wanted(struct orch_pool *p, int64_t *ret_demand)
 {
 	struct orchd *d = p->ps->d;
 	struct orch_error err = {0};
@@ -260,6 +291,7 @@ static int64_t wanted(struct orch_pool *p)
 			      &err) < 0)
 		orch_log(ORCH_LOG_WARN, "pool", "cannot count the queued tasks", "class",
 			 p->cfg->name, "error", err.msg, NULL);
+	*ret_demand = demand;
 	want = p->cfg->pool_ready + demand - c.idle - c.starting;
 	if (want > p->cfg->pool_max - c.total)
 		want = p->cfg->pool_max - c.total;
@@ -301,7 +333,15 @@ static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 			continue;
 		}
 		p->not_before = 0;
-		if (wanted(p) > 0) {
+		int64_t demand = 0;
+		if (wanted(p, &demand) > 0) {
+			if (p->yield_to && demand <= 0 && p->yield_until > now) {
+				uint64_t w = p->yield_until - now; /* the reserve yields */
+				if (!again || w < again)
+					again = w;
+				continue;
+			}
+			p->yield_to = NULL;
 			grow(p);
 			more = true;
 		}
