@@ -133,6 +133,9 @@ ws1=$st/workspaces/$T/$vm1/agent-0/mark; ws2=$st/workspaces/$T/$vm2/agent-0/mark
 grep -q "vm=$vm2 domain=orch-$vm2" <(grep "restored from the snapshot" "$st/orchd.log") &&
 	ok "task 2's VM was restored from the snapshot and ran it end to end" ||
 	fail "task 2's VM $vm2 was not restored from the snapshot"
+grep -qE "msg=thawed vm=$vm2 .* warm_ms=[0-9]+" "$st/orchd.log" &&
+	ok "task 2's VM ran the warm-up jail before it was ready ($(grep -oE "msg=thawed vm=$vm2 .* warm_ms=[0-9]+" "$st/orchd.log" | grep -oE "warm_ms=[0-9]+"))" ||
+	fail "task 2's VM $vm2 was not warmed: $(grep "msg=thawed vm=$vm2 " "$st/orchd.log")"
 virsh -c qemu:///system list --name | grep -qx "orch-$vm1" &&
 	fail "task 1's VM orch-$vm1 still runs" || ok "task 1's VM was destroyed after its task"
 
