@@ -1,16 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Pools of VMs (pool.h). */
 #include <errno.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend-snapshot.h"
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
 #include "orchd.h"
+#include "pool-prune.h"
 #include "pool.h"
+#include "strv.h"
+
+extern char **environ;
+
+/* Workspaces removed by one child at most (the rest by the next). */
+#define POOL_PRUNE_BATCH 256
 
 /* Refills wait this long after VMs failed before their hello, doubled per failure. */
 #define POOL_BACKOFF_MIN_MS 500
@@ -46,6 +58,9 @@ struct orch_pool {
 	char last_error[256];
 	struct pool_member *yield_to; /* the refill waits for its task to start (POOL_YIELD_MS) */
 	uint64_t yield_until;
+	int prune_pidfd; /* the child removing retired workspaces, or -1 */
+	struct orch_io *prune_io;
+	bool prune_again; /* retired meanwhile: another pass when it is done */
 };
 
 struct orch_pools {
@@ -298,6 +313,92 @@ static int64_t wanted(struct orch_pool *p, int64_t *ret_demand)
 	return want;
 }
 
+/* ---- retired workspaces (pool-prune.h) ---- */
+
+static bool member_live(const char *name, void *data)
+{
+	const struct orch_pool *p = data;
+	for (const struct pool_member *m = p->members; m; m = m->next)
+		if (!strcmp(m->name, name))
+			return true;
+	return false;
+}
+
+static void prune(struct orch_pool *p);
+
+static void on_prune_exit(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+			  void *data)
+{
+	struct orch_pool *p = data;
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)p->prune_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+		return; /* not yet */
+	orch_io_free(p->prune_io);
+	p->prune_io = NULL;
+	close(p->prune_pidfd);
+	p->prune_pidfd = -1;
+	if (si.si_code != CLD_EXITED || si.si_status != 0) /* the child said why on stderr */
+		orch_log(ORCH_LOG_WARN, "pool", "some retired workspaces were not removed", "class",
+			 p->cfg->name, NULL);
+	if (p->prune_again) {
+		p->prune_again = false;
+		prune(p);
+	}
+}
+
+/* Removes, in a child, the workspaces of retired VMs beyond pool.keep_workspaces. */
+static void prune(struct orch_pool *p)
+{
+	struct orch_error err = {0};
+	_cleanup_(orch_strv_freep) char **names = NULL, **argv = NULL;
+	size_t n = 0, k = 2;
+	pid_t pid;
+	int rc;
+
+	if (!per_task(p) || p->ps->d->quitting)
+		return;
+	if (p->prune_io) {
+		p->prune_again = true;
+		return;
+	}
+	if (pool_prune_candidates(p->cfg->workspace, p->cfg->name, p->cfg->pool_keep_workspaces,
+				  member_live, p, &names, &n, &err) < 0) {
+		orch_log(ORCH_LOG_WARN, "pool", "cannot list retired workspaces", "class",
+			 p->cfg->name, "error", err.msg, NULL);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (!(argv = calloc((n < POOL_PRUNE_BATCH ? n : POOL_PRUNE_BATCH) + 3, sizeof(char *))) ||
+	    !(argv[0] = strdup("orchd")) || !(argv[1] = strdup(POOL_PRUNE_ARG)))
+		return;
+	for (size_t i = 0; i < n && k < POOL_PRUNE_BATCH + 2; i++)
+		if (asprintf(&argv[k++], "%s/%s", p->cfg->workspace, names[i]) < 0) {
+			argv[--k] = NULL;
+			return;
+		}
+	p->prune_again = n > POOL_PRUNE_BATCH;
+	if ((rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ)) != 0) {
+		orch_log(ORCH_LOG_WARN, "pool", "cannot start a child to remove retired workspaces",
+			 "class", p->cfg->name, "error", strerror(rc), NULL);
+		return;
+	}
+	p->prune_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->prune_pidfd < 0 || orch_io_add(p->ps->d->loop, p->prune_pidfd, EPOLLIN,
+					      on_prune_exit, p, &p->prune_io) < 0) {
+		(void)waitpid(pid, NULL, 0); /* it removes them all the same */
+		if (p->prune_pidfd >= 0)
+			close(p->prune_pidfd);
+		p->prune_pidfd = -1;
+		p->prune_io = NULL;
+	}
+	char c[24];
+	snprintf(c, sizeof(c), "%zu", k - 2);
+	orch_log(ORCH_LOG_INFO, "pool", "removing retired workspaces", "class", p->cfg->name,
+		 "count", c, NULL);
+}
+
 /* One pass: retire what must go, note who came up, make at most one VM per pool (each
  * start may block the loop for a while; the next pass follows at once). */
 static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
@@ -310,15 +411,19 @@ static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 		return;
 	for (size_t i = 0; i < ps->n; i++) {
 		struct orch_pool *p = &ps->pools[i];
+		bool retired = false;
 		for (struct pool_member *m = p->members, *next; m; m = next) {
 			next = m->next;
-			if (m->retiring)
+			if (m->retiring) {
 				retire(p, m);
-			else if (m->vm->state == VM_READY && !m->was_ready) {
+				retired = true;
+			} else if (m->vm->state == VM_READY && !m->was_ready) {
 				m->was_ready = true;
 				p->failures = 0;
 			}
 		}
+		if (retired)
+			prune(p);
 		if (p->stopped)
 			continue;
 		if (p->failures && !p->not_before) {
@@ -395,7 +500,8 @@ int pools_new(struct orchd *d, struct orch_error *err)
 					"\"shared\" (docs/FLEET.md)",
 					c->name);
 		struct orch_pool *p = &ps->pools[ps->n++];
-		*p = (struct orch_pool){.ps = ps, .cfg = c, .stopped = !c->autostart};
+		*p = (struct orch_pool){
+			.ps = ps, .cfg = c, .stopped = !c->autostart, .prune_pidfd = -1};
 		if (c->n_profiles) {
 			json_t *a = json_array();
 			for (size_t k = 0; k < c->n_profiles; k++)
@@ -445,6 +551,7 @@ void pools_start(struct orchd *d)
 			else
 				vm_start(m->vm);
 		}
+		prune(p); /* what earlier orchds retired */
 	}
 	kick(ps, 0);
 }
@@ -462,6 +569,9 @@ void pools_free(struct orchd *d)
 			member_free(m);
 		}
 		free(ps->pools[i].profiles_json);
+		orch_io_free(ps->pools[i].prune_io); /* the child finishes on its own */
+		if (ps->pools[i].prune_pidfd >= 0)
+			close(ps->pools[i].prune_pidfd);
 	}
 	orch_timer_free(ps->timer);
 	free(ps->pools);
