@@ -219,7 +219,8 @@ static void template_save(struct lv_template *t)
 	 * restored copy finds its own host at once. */
 	lv_peer_free(t->peer);
 	t->peer = NULL;
-	if (lv_snapshot_save(t->dom, t->save, &xml, &err) < 0) {
+	uint64_t dropped = 0;
+	if (lv_snapshot_save(t->dom, t->save, &xml, &dropped, &err) < 0) {
 		template_fail(t, "%s", err.msg);
 		return;
 	}
@@ -239,10 +240,11 @@ static void template_save(struct lv_template *t)
 	t->state = TMPL_READY;
 	t->took_ms = orch_now_ms() - t->started_ms;
 	t->error[0] = 0;
-	char ms[24];
+	char ms[24], zero[24];
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)t->took_ms);
+	snprintf(zero, sizeof(zero), "%llu", (unsigned long long)dropped);
 	orch_log(ORCH_LOG_INFO, "libvirt", "snapshot template made", "class", t->cls->name, "ms",
-		 ms, NULL);
+		 ms, "zero_pages_left_out", zero, NULL);
 }
 
 static void on_template_timer(struct orch_loop *loop, struct orch_timer *timer, void *data)
