@@ -39,7 +39,7 @@ uid_t sv_privsep_uid(uid_t uid_base, enum sv_privsep_kind kind, unsigned slot)
 
 /* ---- spawn ---- */
 
-static _Noreturn void child_fail(int efd, int r)
+_Noreturn void sv_exec_fail(int efd, int r)
 {
 	int e = r < 0 ? -r : r;
 	ssize_t n = write(efd, &e, sizeof(e));
@@ -47,20 +47,33 @@ static _Noreturn void child_fail(int efd, int r)
 	_exit(127);
 }
 
+int sv_exec_wait(int efd)
+{
+	int e = 0;
+	ssize_t n;
+
+	do
+		n = read(efd, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(e))
+		return e > 0 ? -e : -EIO;
+	return n == 0 ? 0 : 1;
+}
+
 static _Noreturn void child(const struct sv_helper_spawn *s, char *const *envp, int log_w, int efd)
 {
 	sigset_t none;
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
 	if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 
 	/* 0, 1 /dev/null; 2 the log pipe; 3.. the helper's descriptors; then the exec error
 	 * pipe (close-on-exec). Everything is parked at 64 or above first, so that no dup2
@@ -76,22 +89,22 @@ static _Noreturn void child(const struct sv_helper_spawn *s, char *const *envp, 
 	for (size_t i = 0; i < n; i++) {
 		int moved = fcntl(src[i], F_DUPFD_CLOEXEC, 64);
 		if (moved < 0)
-			child_fail(efd, -errno);
+			sv_exec_fail(efd, -errno);
 		src[i] = moved;
 	}
 	efd = src[n - 1];
 	for (size_t i = 0; i + 1 < n; i++)
 		if (dup2(src[i], (int)i) < 0)
-			child_fail(efd, -errno);
+			sv_exec_fail(efd, -errno);
 	int efd_to = (int)n - 1;
 	if (dup3(efd, efd_to, O_CLOEXEC) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	efd = efd_to;
 	if (syscall(SYS_close_range, efd_to + 1, ~0U, 0) < 0)
 		for (int fd = efd_to + 1; fd < 1024; fd++)
 			close(fd);
 	execve(s->exe ? s->exe : "/proc/self/exe", s->argv, envp);
-	child_fail(efd, -errno);
+	sv_exec_fail(efd, -errno);
 }
 
 int sv_helper_spawn(const struct sv_helper_spawn *s, struct sv_helper *ret, struct orch_error *err)
@@ -132,17 +145,13 @@ int sv_helper_spawn(const struct sv_helper_spawn *s, struct sv_helper *ret, stru
 	closep(&lp[1]);
 	closep(&ex[1]);
 	lp[1] = ex[1] = -1;
-	int e = 0;
-	ssize_t n;
-	do
-		n = read(ex[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(e)) {
-		r = orch_errno(err, -e, "helper: cannot execute %s",
+	int e = sv_exec_wait(ex[0]);
+	if (e < 0) {
+		r = orch_errno(err, e, "helper: cannot execute %s",
 			       s->exe ? s->exe : "/proc/self/exe");
 		goto out;
 	}
-	if (n != 0) {
+	if (e > 0) {
 		r = orch_err(err, -EIO, "helper: the child died before exec");
 		goto out;
 	}

@@ -55,6 +55,13 @@ struct sv_helper {
 	int log_fd; /* the read end of its stderr, CLOEXEC|NONBLOCK */
 };
 
+/* A forked child's exec-error pipe (O_CLOEXEC, so that a successful exec closes it):
+ * sv_exec_fail in the child writes the errno of a step that failed before exec and exits
+ * 127; sv_exec_wait in the parent reads the read end: 0 once the child executed its
+ * program, the child's -errno, or 1 when it died before exec without a word. */
+_Noreturn void sv_exec_fail(int efd, int r);
+int sv_exec_wait(int efd);
+
 /* Forks and executes the helper (stdin and stdout /dev/null, stderr the pipe). Returns
  * once it runs the new program; an exec failure is reported here. Signals, the signal
  * mask and every other descriptor are not inherited. */

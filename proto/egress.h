@@ -24,8 +24,13 @@
 
 #define ORCH_EGRESS_VERSION 1
 #define ORCH_EGRESS_HDR_LEN 12
-#define ORCH_EGRESS_MAX_PAYLOAD (64 * 1024) /* any frame */
-#define ORCH_EGRESS_WINDOW (256 * 1024)	    /* initial credit per connection and direction */
+#define ORCH_EGRESS_MAX_PAYLOAD (256 * 1024) /* any frame */
+/* Initial credit per connection: for the guest's data to orchd, which orchd buffers
+ * (a hostile guest's hold on orchd's memory: this times its open connections), and for
+ * orchd's data to the guest, which the supervisor buffers (larger: downloads move in
+ * fewer, bigger frames, with fewer wake-ups on each end). */
+#define ORCH_EGRESS_WINDOW_UP (256 * 1024)
+#define ORCH_EGRESS_WINDOW_DOWN (1024 * 1024)
 #define ORCH_EGRESS_MAX_CONNS 1024	    /* open connections per lane */
 #define ORCH_EGRESS_MAX_CONN_ID 0x7fffffffu /* conn ids 1..this, chosen by the guest */
 #define ORCH_EGRESS_MAX_HOST 253

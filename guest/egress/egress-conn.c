@@ -13,7 +13,8 @@
 #include "cleanup.h"
 #include "egress-internal.h"
 
-#define CREDIT_BATCH (64 * 1024) /* credit returned to orchd in steps of at least this */
+#define CREDIT_BATCH \
+	(ORCH_EGRESS_WINDOW_DOWN / 4) /* credit returned to orchd in steps of at least this */
 /* After orchd closes a connection the agent is still sending on (a request refused
  * within its body), its bytes are read and dropped for this long, or this many, before
  * the socket is closed: closing with unread bytes would reset the connection, and the
@@ -322,7 +323,7 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 	case ORCH_EGRESS_CREDIT: {
 		uint32_t n =
 			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW)
+		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW_UP)
 			return orch_err(err, -EPROTO, "connection %u: credit past the window",
 					c->id);
 		c->send_credit += n;
@@ -358,6 +359,28 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 	}
 }
 
+int egress_conn_sink(struct egress_bridge *b, const struct orch_egress_hdr *h)
+{
+	struct econn *c = egress_conn_find(b, h->conn);
+
+	if (!b->ready || !c || c->state != ECONN_OPEN || c->host_eof || c->out_len > 0)
+		return -1; /* the frame callback decides, as for any frame */
+	return c->fd;
+}
+
+void egress_conn_sunk(struct egress_bridge *b, const struct orch_egress_hdr *h)
+{
+	struct econn *c = egress_conn_find(b, h->conn);
+
+	if (!c)
+		return;
+	c->owed += h->len;
+	if (c->owed >= CREDIT_BATCH) {
+		(void)egress_lane_credit(b, c->id, (uint32_t)c->owed);
+		c->owed = 0;
+	}
+}
+
 struct econn *egress_conn_new(struct egress_bridge *b, unsigned slot, enum orch_egress_kind kind,
 			      int fd)
 {
@@ -370,7 +393,7 @@ struct econn *egress_conn_new(struct egress_bridge *b, unsigned slot, enum orch_
 	c->slot = slot;
 	c->kind = kind;
 	c->state = ECONN_WAIT;
-	c->send_credit = ORCH_EGRESS_WINDOW;
+	c->send_credit = ORCH_EGRESS_WINDOW_UP;
 	if (b->next_id == 0 || b->next_id >= ORCH_EGRESS_MAX_CONN_ID)
 		b->next_id = 1;
 	c->id = b->next_id++;

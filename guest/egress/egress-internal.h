@@ -10,13 +10,14 @@
 #include "egress-io.h"
 #include "egress-proxy.h"
 #include "egress.h"
+#include "helper-listener.h"
 #include "privsep.h"
 #include "transport.h"
 
 #define EGRESS_MAX_SLOTS 64
 #define EGRESS_BUCKETS 256
-#define EGRESS_MAX_CONNS_SLOT 256		 /* open connections per slot (orchd caps lower) */
-#define EGRESS_OUT_CAP (ORCH_EGRESS_WINDOW + 64) /* the window and the proxy's own 200 */
+#define EGRESS_MAX_CONNS_SLOT 256 /* open connections per slot (orchd caps lower) */
+#define EGRESS_OUT_CAP (ORCH_EGRESS_WINDOW_DOWN + 64) /* the window and the proxy's own 200 */
 #define EGRESS_LANE_CONGESTED (4u * 1024 * 1024) /* queued towards orchd: stop reading agents */
 
 enum econn_state {
@@ -48,15 +49,9 @@ struct egress_ep {
 	struct egress_bridge *b;
 	unsigned slot;
 	char *task;
-	int listen_fd;
-	struct orch_io *listen_io; /* while no helper serves the socket */
-	struct orch_timer *restart;
-	uint64_t backoff_ms, refuse_until_ms, started_ms;
-	bool warned;
-	struct sv_helper proc;
-	int sock; /* SOCK_SEQPACKET to the helper */
-	struct orch_io *sock_io, *pid_io, *log_io;
-	struct sv_helper_log log;
+	struct sv_listener h; /* the helper, started on the listener's first connection */
+	int sock;	      /* SOCK_SEQPACKET to the helper */
+	struct orch_io *sock_io;
 	const char *bad;
 	char bad_buf[600];
 	unsigned n_conns;
@@ -105,6 +100,11 @@ void egress_conn_refuse(struct econn *c, int status, const char *reason);
 struct econn *egress_conn_find(struct egress_bridge *b, uint32_t id);
 void egress_conn_free(struct econn *c, const char *why);
 void egress_conns_update(struct egress_bridge *b);
+/* The lane's sink (orch_egress_io_set_sink): the agent's socket a piece of DATA goes to
+ * straight, when the connection is open and nothing waits before it; and the bytes it
+ * took. */
+int egress_conn_sink(struct egress_bridge *b, const struct orch_egress_hdr *h);
+void egress_conn_sunk(struct egress_bridge *b, const struct orch_egress_hdr *h);
 int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *h, const uint8_t *p,
 			 struct orch_error *err);
 

@@ -230,6 +230,16 @@ static int on_frame(void *data, const struct orch_egress_hdr *h, const uint8_t *
 	return r;
 }
 
+static int on_sink(void *data, const struct orch_egress_hdr *h)
+{
+	return egress_conn_sink(data, h);
+}
+
+static void on_sunk(void *data, const struct orch_egress_hdr *h)
+{
+	egress_conn_sunk(data, h);
+}
+
 static void schedule(struct egress_bridge *b)
 {
 	if (b->stopping)
@@ -317,6 +327,8 @@ static void connect_cb(struct orch_loop *loop, struct orch_timer *t, void *data)
 		schedule(b);
 		return;
 	}
+	/* downloads go from the lane to the agents' sockets inside the kernel */
+	orch_egress_io_set_sink(b->lane, on_sink, on_sunk);
 	b->lane_fd = fd;
 	b->connected_ms = orch_now_ms();
 	orch_log(ORCH_LOG_INFO, "egress", "egress lane connected", "connect", b->connect, NULL);

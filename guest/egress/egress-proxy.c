@@ -162,74 +162,28 @@ int egress_ep_misbehaved(struct egress_ep *ep, const char *why, const char *deta
 	return -EPROTO;
 }
 
-static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data);
-
-static void watch_listener(struct egress_ep *ep)
-{
-	if (!ep->listen_io &&
-	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
-		orch_timer_rearm(ep->restart, SV_HELPER_RESTART_MAX_MS);
-}
-
-static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
-{
-	struct egress_ep *ep = data;
-
-	if (!ep->proc.pid)
-		watch_listener(ep);
-}
-
-static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+static void on_exited(void *data)
 {
 	egress_ep_stop(data, "exited", true);
-}
-
-static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
-{
-	struct egress_ep *ep = data;
-
-	if (sv_helper_log_read(fd, &ep->log, "egress", ep->slot) < 0) {
-		orch_io_free(ep->log_io);
-		ep->log_io = NULL;
-	}
 }
 
 /* The helper goes; connections it handed over stay (they are the supervisor's now). */
 void egress_ep_stop(struct egress_ep *ep, const char *why, bool restart)
 {
-	char slot[16], pid[16];
-
-	if (!ep->proc.pid)
+	if (!ep->h.proc.pid)
 		return;
-	snprintf(slot, sizeof(slot), "%u", ep->slot);
-	snprintf(pid, sizeof(pid), "%d", (int)ep->proc.pid);
-	if (why)
-		orch_log(ORCH_LOG_WARN, "egress", "egress helper stopped", "slot", slot, "pid", pid,
-			 "reason", why, NULL);
-	if (ep->log_io)
-		(void)sv_helper_log_read(ep->proc.log_fd, &ep->log, "egress", ep->slot);
-	orch_io_free(ep->log_io);
-	orch_io_free(ep->pid_io);
 	orch_io_free(ep->sock_io);
-	ep->log_io = ep->pid_io = ep->sock_io = NULL;
-	sv_helper_kill(&ep->proc);
-	ep->proc.pid = 0;
+	ep->sock_io = NULL;
 	if (ep->sock >= 0)
 		close(ep->sock);
 	ep->sock = -1;
 	ep->bad = NULL;
-	if (!restart)
-		return;
-	ep->backoff_ms = sv_helper_restart_wait(ep->backoff_ms, ep->started_ms, orch_now_ms());
-	if (ep->backoff_ms)
-		orch_timer_rearm(ep->restart, ep->backoff_ms);
-	else
-		watch_listener(ep);
+	sv_listener_stop(&ep->h, why, restart);
 }
 
-static int ep_start(struct egress_ep *ep, struct orch_error *err)
+static int ep_start(void *data, struct orch_error *err)
 {
+	struct egress_ep *ep = data;
 	struct egress_bridge *b = ep->b;
 	char slot[16], uid[16], gid[16];
 	const char *argv[12];
@@ -254,33 +208,26 @@ static int ep_start(struct egress_ep *ep, struct orch_error *err)
 	argv[n] = NULL;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return orch_errno(err, -errno, "socketpair");
-	int fds[2] = {ep->listen_fd, sp[1]};
+	int fds[2] = {ep->h.listen_fd, sp[1]};
 	struct sv_helper_spawn s = {.exe = b->helper,
 				    .argv = (char *const *)argv,
 				    .fds = fds,
 				    .n_fds = 2,
 				    .netns_fd = b->o.netns_fds ? b->o.netns_fds[ep->slot] : -1};
-	r = sv_helper_spawn(&s, &ep->proc, err);
+	r = sv_helper_spawn(&s, &ep->h.proc, err);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
 		return r;
 	}
 	ep->sock = sp[0];
-	ep->started_ms = orch_now_ms();
-	ep->log = (struct sv_helper_log){0};
 	if (fcntl(ep->sock, F_SETFL, O_NONBLOCK) < 0 ||
 	    orch_io_add(b->loop, ep->sock, EPOLLIN | EPOLLRDHUP, ep_on_sock, ep, &ep->sock_io) <
 		    0 ||
-	    orch_io_add(b->loop, ep->proc.pidfd, EPOLLIN, on_pid, ep, &ep->pid_io) < 0 ||
-	    orch_io_add(b->loop, ep->proc.log_fd, EPOLLIN, on_log, ep, &ep->log_io) < 0) {
+	    sv_listener_started(&ep->h) < 0) {
 		egress_ep_stop(ep, NULL, false);
 		return orch_err(err, -ENOMEM, "cannot watch the egress helper");
 	}
-	orch_io_free(ep->listen_io); /* the helper accepts from now on */
-	ep->listen_io = NULL;
-	snprintf(uid, sizeof(uid), "%d", (int)ep->proc.pid);
-	orch_log(ORCH_LOG_INFO, "egress", "egress helper started", "slot", slot, "pid", uid, NULL);
 	return 0;
 }
 
@@ -299,28 +246,11 @@ static void refuse_waiting(int fd)
 	}
 }
 
-static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data)
-{
-	struct egress_ep *ep = data;
-	struct orch_error err = {0};
-	uint64_t now = orch_now_ms();
-	char slot[16];
-
-	if (now >= ep->refuse_until_ms) {
-		if (ep_start(ep, &err) == 0)
-			return;
-		if (!ep->warned) {
-			snprintf(slot, sizeof(slot), "%u", ep->slot);
-			orch_log(ORCH_LOG_WARN, "egress", "egress proxy unavailable", "slot", slot,
-				 "error", err.msg, NULL);
-			ep->warned = true;
-		}
-		ep->backoff_ms = sv_helper_backoff(ep->backoff_ms);
-		ep->refuse_until_ms = now + ep->backoff_ms;
-	}
-	refuse_waiting(fd);
-}
+static const struct sv_listener_ops ep_ops = {
+	.start = ep_start,
+	.exited = on_exited,
+	.refuse = refuse_waiting,
+};
 
 int egress_ep_new(struct egress_bridge *b, unsigned slot, int listen_fd, struct orch_error *err)
 {
@@ -334,18 +264,17 @@ int egress_ep_new(struct egress_bridge *b, unsigned slot, int listen_fd, struct 
 		return orch_err(err, -ENOMEM, "out of memory");
 	ep->b = b;
 	ep->slot = slot;
-	ep->listen_fd = fd;
 	ep->sock = -1;
-	ep->proc = (struct sv_helper){.pidfd = -1, .log_fd = -1};
-	if ((r = orch_timer_add(b->loop, 0, 0, on_restart, ep, &ep->restart)) < 0) {
+	ep->h = (struct sv_listener){.loop = b->loop,
+				     .ops = &ep_ops,
+				     .data = ep,
+				     .comp = "egress",
+				     .name = "egress helper",
+				     .unavailable = "egress proxy unavailable",
+				     .slot = slot};
+	if ((r = sv_listener_init(&ep->h, fd, err)) < 0) {
 		free(ep);
-		return orch_errno(err, r, "egress: cannot add a timer");
-	}
-	orch_timer_disarm(ep->restart);
-	if ((r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io)) < 0) {
-		orch_timer_free(ep->restart);
-		free(ep);
-		return orch_errno(err, r, "egress: cannot watch the listening socket");
+		return r;
 	}
 	fd = -1;
 	b->eps[slot] = ep;
@@ -357,9 +286,7 @@ void egress_ep_free(struct egress_ep *ep)
 	if (!ep)
 		return;
 	egress_ep_stop(ep, NULL, false);
-	orch_io_free(ep->listen_io);
-	orch_timer_free(ep->restart);
-	close(ep->listen_fd);
+	sv_listener_free(&ep->h);
 	ep->b->eps[ep->slot] = NULL;
 	free(ep->task);
 	free(ep);
@@ -367,7 +294,7 @@ void egress_ep_free(struct egress_ep *ep)
 
 pid_t egress_bridge_helper_pid(const struct egress_bridge *b, unsigned slot)
 {
-	return slot < EGRESS_MAX_SLOTS && b->eps[slot] ? b->eps[slot]->proc.pid : 0;
+	return slot < EGRESS_MAX_SLOTS && b->eps[slot] ? b->eps[slot]->h.proc.pid : 0;
 }
 
 void egress_bridge_set_task(struct egress_bridge *b, unsigned slot, const char *task)

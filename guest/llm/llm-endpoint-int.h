@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "frame.h"
+#include "helper-listener.h"
 #include "llm-endpoint.h"
 #include "loop.h"
 #include "privsep.h"
@@ -38,17 +39,10 @@ struct llm_endpoint {
 	struct llm_bridge *b;
 	struct llm_endpoint_opts o;
 	char *task;
-	int listen_fd;
-	struct orch_io *listen_io; /* while no process serves the socket */
-	struct orch_timer *restart;
-	uint64_t backoff_ms, refuse_until_ms, started_ms;
-	bool warned; /* "cannot start" logged */
-	/* the endpoint process */
-	struct sv_helper proc; /* pid 0: none */
+	struct sv_listener h; /* the endpoint process, started on the first connection */
 	int sock;
 	struct orch_frame *frame;
-	struct orch_io *sock_io, *pid_io, *log_io;
-	struct sv_helper_log log;
+	struct orch_io *sock_io;
 	const char *bad; /* why it must go, found while its line was read */
 	char bad_buf[ORCH_ERROR_MSG_MAX + 64];
 	struct call *calls;

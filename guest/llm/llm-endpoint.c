@@ -313,7 +313,7 @@ static const char *exit_reason(struct llm_endpoint *ep, const char *fallback, ch
 {
 	int code, status;
 
-	if (!sv_helper_exited(&ep->proc, &code, &status))
+	if (!sv_helper_exited(&ep->h.proc, &code, &status))
 		return fallback;
 	if (code == CLD_EXITED)
 		snprintf(buf, size, "exited with status %d", status);
@@ -344,7 +344,7 @@ static void on_sock(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t
 	sock_events(ep);
 }
 
-static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
+static void on_exited(void *data)
 {
 	struct llm_endpoint *ep = data;
 	char why[64];
@@ -352,79 +352,32 @@ static void on_pid(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t 
 	llm_ep_proc_stop(ep, exit_reason(ep, "exited", why, sizeof(why)), true);
 }
 
-static void on_log(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events, void *data)
-{
-	struct llm_endpoint *ep = data;
-
-	if (sv_helper_log_read(fd, &ep->log, "llm", (unsigned)ep->o.slot) < 0) {
-		orch_io_free(ep->log_io); /* EOF; the fd is closed with the process */
-		ep->log_io = NULL;
-	}
-}
-
 /* ---- the endpoint process's life ---- */
-
-static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data);
-
-static void watch_listener(struct llm_endpoint *ep)
-{
-	if (!ep->listen_io &&
-	    orch_io_add(ep->b->loop, ep->listen_fd, EPOLLIN, on_listen, ep, &ep->listen_io) < 0)
-		orch_timer_rearm(ep->restart, SV_HELPER_RESTART_MAX_MS); /* try again later */
-}
-
-static void on_restart(struct orch_loop *loop, struct orch_timer *t, void *data)
-{
-	struct llm_endpoint *ep = data;
-
-	if (!ep->proc.pid)
-		watch_listener(ep);
-}
 
 /* Ends the process and its requests (cancelled on the host: their agents' connections
  * end with the process). why: logged (NULL: a deliberate stop, not logged). restart:
  * serve the next connection with a new one. */
 void llm_ep_proc_stop(struct llm_endpoint *ep, const char *why, bool restart)
 {
-	char slot[24], pid[24];
-	uint64_t now = orch_now_ms();
-
-	if (!ep->proc.pid)
+	if (!ep->h.proc.pid)
 		return;
-	snprintf(slot, sizeof(slot), "%" PRId64, ep->o.slot);
-	snprintf(pid, sizeof(pid), "%d", (int)ep->proc.pid);
-	if (why)
-		orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint process stopped", "slot", slot, "pid",
-			 pid, "reason", why, NULL);
 	while (ep->calls) {
 		host_cancel(ep->b, ep->calls);
 		llm_ep_call_end(ep->calls);
 	}
-	if (ep->log_io)
-		(void)sv_helper_log_read(ep->proc.log_fd, &ep->log, "llm", (unsigned)ep->o.slot);
-	orch_io_free(ep->log_io);
-	orch_io_free(ep->pid_io);
 	orch_io_free(ep->sock_io);
-	ep->log_io = ep->pid_io = ep->sock_io = NULL;
-	sv_helper_kill(&ep->proc);
-	ep->proc.pid = 0;
+	ep->sock_io = NULL;
 	orch_frame_free(ep->frame);
 	ep->frame = NULL;
 	closep(&ep->sock);
 	ep->sock = -1;
 	ep->bad = NULL;
-	if (!restart)
-		return;
-	ep->backoff_ms = sv_helper_restart_wait(ep->backoff_ms, ep->started_ms, now);
-	if (ep->backoff_ms)
-		orch_timer_rearm(ep->restart, ep->backoff_ms);
-	else
-		watch_listener(ep);
+	sv_listener_stop(&ep->h, why, restart);
 }
 
-static int proc_start(struct llm_endpoint *ep, struct orch_error *err)
+static int proc_start(void *data, struct orch_error *err)
 {
+	struct llm_endpoint *ep = data;
 	struct llm_bridge *b = ep->b;
 	char slot[24], uid[24], gid[24], max_body[24];
 	const char *argv[16];
@@ -456,60 +409,40 @@ static int proc_start(struct llm_endpoint *ep, struct orch_error *err)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return orch_errno(err, -errno, "socketpair");
-	int fds[2] = {ep->listen_fd, sp[1]};
+	int fds[2] = {ep->h.listen_fd, sp[1]};
 	struct sv_helper_spawn s = {.exe = b->helper,
 				    .argv = (char *const *)argv,
 				    .fds = fds,
 				    .n_fds = 2,
 				    .netns_fd = ep->o.netns_fd};
-	r = sv_helper_spawn(&s, &ep->proc, err);
+	r = sv_helper_spawn(&s, &ep->h.proc, err);
 	close(sp[1]);
 	if (r < 0) {
 		close(sp[0]);
 		return r;
 	}
 	ep->sock = sp[0];
-	ep->started_ms = orch_now_ms();
-	ep->log = (struct sv_helper_log){0};
 	if (fcntl(ep->sock, F_SETFL, O_NONBLOCK) < 0 ||
 	    orch_frame_new(ORCH_PROTOCOL_MAX_LINE, PROC_MAX_QUEUED, on_line, on_frame_error, ep,
 			   &ep->frame) < 0 ||
 	    orch_io_add(b->loop, ep->sock, EPOLLIN | EPOLLRDHUP, on_sock, ep, &ep->sock_io) < 0 ||
-	    orch_io_add(b->loop, ep->proc.pidfd, EPOLLIN, on_pid, ep, &ep->pid_io) < 0 ||
-	    orch_io_add(b->loop, ep->proc.log_fd, EPOLLIN, on_log, ep, &ep->log_io) < 0) {
+	    sv_listener_started(&ep->h) < 0) {
 		llm_ep_proc_stop(ep, NULL, false);
 		return orch_err(err, -ENOMEM, "cannot watch the endpoint process");
 	}
-	orch_io_free(ep->listen_io); /* the process accepts from now on */
-	ep->listen_io = NULL;
-	snprintf(uid, sizeof(uid), "%d", (int)ep->proc.pid);
-	orch_log(ORCH_LOG_INFO, "llm", "LLM endpoint process started", "slot", slot, "pid", uid,
-		 NULL);
 	return 0;
 }
 
-static void on_listen(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
-		      void *data)
+static void refuse_waiting(int fd)
 {
-	struct llm_endpoint *ep = data;
-	struct orch_error err = {0};
-	uint64_t now = orch_now_ms();
-	char slot[24];
-
-	if (now >= ep->refuse_until_ms) {
-		if (proc_start(ep, &err) == 0)
-			return;
-		if (!ep->warned) {
-			snprintf(slot, sizeof(slot), "%" PRId64, ep->o.slot);
-			orch_log(ORCH_LOG_WARN, "llm", "LLM endpoint unavailable", "slot", slot,
-				 "error", err.msg, NULL);
-			ep->warned = true;
-		}
-		ep->backoff_ms = sv_helper_backoff(ep->backoff_ms);
-		ep->refuse_until_ms = now + ep->backoff_ms;
-	}
 	llm_refuse_waiting(fd); /* a fixed 503 each, so that clients fail at once */
 }
+
+static const struct sv_listener_ops proc_ops = {
+	.start = proc_start,
+	.exited = on_exited,
+	.refuse = refuse_waiting,
+};
 
 /* ---- endpoints ---- */
 
@@ -532,16 +465,16 @@ int llm_endpoint_new(struct llm_bridge *b, int listen_fd, const struct llm_endpo
 		return orch_err(err, -ENOMEM, "out of memory");
 	ep->b = b;
 	ep->o = *o;
-	ep->listen_fd = fd;
 	ep->sock = -1;
-	ep->proc = (struct sv_helper){.pidfd = -1, .log_fd = -1};
-	if ((r = orch_timer_add(b->loop, 0, 0, on_restart, ep, &ep->restart)) < 0)
-		return orch_errno(err, r, "llm endpoint: cannot add a timer");
-	orch_timer_disarm(ep->restart);
-	if ((r = orch_io_add(b->loop, fd, EPOLLIN, on_listen, ep, &ep->listen_io)) < 0) {
-		orch_timer_free(ep->restart);
-		return orch_errno(err, r, "llm endpoint: cannot watch the listening socket");
-	}
+	ep->h = (struct sv_listener){.loop = b->loop,
+				     .ops = &proc_ops,
+				     .data = ep,
+				     .comp = "llm",
+				     .name = "LLM endpoint process",
+				     .unavailable = "LLM endpoint unavailable",
+				     .slot = (unsigned)o->slot};
+	if ((r = sv_listener_init(&ep->h, fd, err)) < 0)
+		return r;
 	fd = -1; /* the endpoint's now */
 	b->eps[o->slot] = ep;
 	b->n_endpoints++;
@@ -562,7 +495,7 @@ int llm_endpoint_set_task(struct llm_endpoint *ep, const char *task)
 
 pid_t llm_endpoint_pid(const struct llm_endpoint *ep)
 {
-	return ep ? ep->proc.pid : 0;
+	return ep ? ep->h.proc.pid : 0;
 }
 
 void llm_endpoint_free(struct llm_endpoint *ep)
@@ -570,9 +503,7 @@ void llm_endpoint_free(struct llm_endpoint *ep)
 	if (!ep)
 		return;
 	llm_ep_proc_stop(ep, NULL, false);
-	orch_io_free(ep->listen_io);
-	orch_timer_free(ep->restart);
-	close(ep->listen_fd);
+	sv_listener_free(&ep->h);
 	ep->b->eps[ep->o.slot] = NULL;
 	ep->b->n_endpoints--;
 	free(ep->task);

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "jail.h"
 #include "privdrop.h"
+#include "privsep.h"
 #include "shell-spawn.h"
 #include "strv.h"
 
@@ -42,14 +43,6 @@ int sv_shell_pty_open(uid_t uid, gid_t gid, struct sv_shell_pty *ret, struct orc
 	return 0;
 }
 
-static _Noreturn void child_fail(int efd, int r)
-{
-	int e = r < 0 ? -r : r;
-	ssize_t n = write(efd, &e, sizeof(e));
-	(void)n;
-	_exit(127);
-}
-
 /* The forked child: the same steps as the supervisor's sv_spawn (guest/spawn.c), with
  * the pty slave as stdio instead of pipes. */
 static _Noreturn void child(const struct sv_shell_jail *j, char *const *argv, char *const *envp,
@@ -59,17 +52,17 @@ static _Noreturn void child(const struct sv_shell_jail *j, char *const *argv, ch
 	sigset_t none;
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
 	if (j->netns_fd >= 0 && setns(j->netns_fd, CLONE_NEWNET) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	if (j->cgroup && (r = sv_cgroup_enter(j->cgroup)) < 0)
-		child_fail(efd, r);
+		sv_exec_fail(efd, r);
 	int seccomp_fd = -1;
 	if (j->seccomp && (seccomp_fd = sv_seccomp_memfd(j->seccomp)) < 0)
-		child_fail(efd, seccomp_fd);
+		sv_exec_fail(efd, seccomp_fd);
 
 	/* 0-2 pty slave, 3 seccomp, 4 status, 5 exec error (close-on-exec). */
 	int src[4] = {slave, seccomp_fd, status_w, efd};
@@ -78,32 +71,32 @@ static _Noreturn void child(const struct sv_shell_jail *j, char *const *argv, ch
 			continue;
 		int moved = fcntl(src[i], F_DUPFD_CLOEXEC, 16);
 		if (moved < 0)
-			child_fail(efd, -errno);
+			sv_exec_fail(efd, -errno);
 		src[i] = moved;
 	}
 	efd = src[3];
 	for (int fd = 0; fd < 3; fd++)
 		if (dup2(src[0], fd) < 0)
-			child_fail(efd, -errno);
+			sv_exec_fail(efd, -errno);
 	if (src[1] >= 0 && dup2(src[1], SV_JAIL_FD_SECCOMP) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	if (dup2(src[2], SV_JAIL_FD_STATUS) < 0 || dup3(efd, FD_EXEC_ERR, O_CLOEXEC) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	efd = FD_EXEC_ERR;
 	if (syscall(SYS_close_range, FD_EXEC_ERR + 1, ~0U, 0) < 0)
 		for (int fd = FD_EXEC_ERR + 1; fd < 1024; fd++)
 			close(fd);
 
 	if ((r = sv_apply_rlimits(&j->limits, j->nproc_rlimit)) < 0)
-		child_fail(efd, r);
+		sv_exec_fail(efd, r);
 	if ((r = sv_drop_privileges(j->uid, j->gid)) < 0)
-		child_fail(efd, r);
+		sv_exec_fail(efd, r);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		child_fail(efd, -errno);
+		sv_exec_fail(efd, -errno);
 	if (getppid() == 1)
 		_exit(127);
 	execve(argv[0], argv, envp);
-	child_fail(efd, -errno);
+	sv_exec_fail(efd, -errno);
 }
 
 static const char *pick_shell(const struct sv_shell_jail *j)
@@ -173,16 +166,12 @@ int sv_shell_spawn(const struct sv_shell_jail *j, unsigned slot, int pty_slave,
 	close(st[1]);
 	close(ex[1]);
 	st[1] = ex[1] = -1;
-	int e = 0;
-	ssize_t n;
-	do
-		n = read(ex[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(e)) {
-		r = orch_errno(err, -e, "cannot start the jail for agent %u's shell", slot);
+	int e = sv_exec_wait(ex[0]);
+	if (e < 0) {
+		r = orch_errno(err, e, "cannot start the jail for agent %u's shell", slot);
 		goto out;
 	}
-	if (n != 0) {
+	if (e > 0) {
 		r = orch_err(err, -EIO, "the shell's child died before exec");
 		goto out;
 	}

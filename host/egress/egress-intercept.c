@@ -29,11 +29,14 @@
 #include "egress-tls.h"
 #include "log.h"
 
-#define PT_CAP (ORCH_EGRESS_WINDOW + 64 * 1024) /* plaintext towards the real host */
-#define PT_HIGH (ORCH_EGRESS_WINDOW / 2)	/* stop reading the agent above this */
-#define REC 16384				/* one TLS record's plaintext */
-#define NSEG 64					/* body pieces in pt, mapped */
-#define SEG_GAP 1024				/* body bytes between two, at least */
+#define PT_CAP (ORCH_EGRESS_WINDOW_UP + 64 * 1024) /* plaintext towards the real host */
+#define PT_HIGH (ORCH_EGRESS_WINDOW_UP / 2)	   /* stop reading the agent above this */
+#define REC 16384				   /* one TLS record's plaintext */
+/* the agent's ciphertext handed to its session ahead of decryption: the rest waits in
+ * the lane's ring, uncredited, so the agent's window bounds what orchd holds */
+#define RBIO_MAX (2 * (REC + 2048))
+#define NSEG 64	     /* body pieces in pt, mapped */
+#define SEG_GAP 1024 /* body bytes between two, at least */
 
 /* body bytes [body_end - len, body_end) are pt's stream bytes [abs_end - len, abs_end) */
 struct seg {
@@ -344,17 +347,24 @@ void egress_icpt_pump(struct hconn *c)
 	struct icpt *ic = c->icpt;
 	struct orch_error err = {0};
 	uint8_t buf[REC];
-	int n, e;
+	int n, e, rounds = 0;
+	size_t pending;
 
+again:;
+	uint64_t abs0 = ic->pt_abs;
+	size_t up0 = c->up_len;
 	/* the agent's bytes (from the ring) into its session */
-	while (c->up_len > 0 && ic->pt_len - ic->pt_off < PT_HIGH) {
+	while (c->up_len > 0 && ic->pt_len - ic->pt_off < PT_HIGH &&
+	       (pending = BIO_ctrl_pending(ic->rbio)) < RBIO_MAX) {
 		size_t first = c->up_len;
-		if (c->up_start + first > ORCH_EGRESS_WINDOW)
-			first = ORCH_EGRESS_WINDOW - c->up_start;
+		if (c->up_start + first > ORCH_EGRESS_WINDOW_UP)
+			first = ORCH_EGRESS_WINDOW_UP - c->up_start;
+		if (first > RBIO_MAX - pending)
+			first = RBIO_MAX - pending;
 		n = BIO_write(ic->rbio, c->up + c->up_start, (int)first);
 		if (n <= 0)
 			break;
-		c->up_start = (c->up_start + (size_t)n) % ORCH_EGRESS_WINDOW;
+		c->up_start = (c->up_start + (size_t)n) % ORCH_EGRESS_WINDOW_UP;
 		c->up_len -= (size_t)n;
 		c->owed += (size_t)n;
 	}
@@ -431,6 +441,12 @@ void egress_icpt_pump(struct hconn *c)
 			}
 			ic->pt_off += (size_t)n;
 		}
+		/* all that was decrypted went out and more waits: decrypt on, as long as
+		 * that makes progress (a partial record waits for the agent's next bytes) */
+		if (ic->pt_off == ic->pt_commit && !ic->agent_closed && !ic->refused &&
+		    (c->up_len > 0 || BIO_ctrl_pending(ic->rbio) > 0) &&
+		    (ic->pt_abs != abs0 || c->up_len != up0) && ++rounds < 64)
+			goto again;
 		if (ic->agent_closed && ic->pt_off == ic->pt_len && !c->shut_wr) {
 			(void)SSL_shutdown(ic->cli);
 			(void)shutdown(c->fd, SHUT_WR);

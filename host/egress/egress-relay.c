@@ -85,8 +85,8 @@ static int up_write(struct hconn *c)
 	}
 	while (c->up_len > 0) {
 		size_t first = c->up_len;
-		if (c->up_start + first > ORCH_EGRESS_WINDOW)
-			first = ORCH_EGRESS_WINDOW - c->up_start;
+		if (c->up_start + first > ORCH_EGRESS_WINDOW_UP)
+			first = ORCH_EGRESS_WINDOW_UP - c->up_start;
 		ssize_t n = send(c->fd, c->up + c->up_start, first, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -94,7 +94,7 @@ static int up_write(struct hconn *c)
 			break;
 		if (n < 0)
 			return -errno;
-		c->up_start = (c->up_start + (size_t)n) % ORCH_EGRESS_WINDOW;
+		c->up_start = (c->up_start + (size_t)n) % ORCH_EGRESS_WINDOW_UP;
 		c->up_len -= (size_t)n;
 		written += (size_t)n;
 	}
@@ -118,14 +118,28 @@ static void upstream_read(struct hconn *c)
 {
 	struct egress_serve *s = c->s;
 	size_t want = c->send_credit < sizeof(s->rbuf) ? c->send_credit : sizeof(s->rbuf);
-	uint8_t *buf = orch_egress_io_reserve(s->eio, want); /* read straight into a frame */
-	ssize_t n = buf ? recv(c->fd, buf, want, MSG_DONTWAIT) : (errno = ENOMEM, -1);
+	bool copied = false;
+	/* socket to lane inside the kernel; copied through a frame only while an earlier
+	 * frame's bytes still wait in the pipe */
+	ssize_t n = egress_lane_splice(s, c->fd, want, c->id);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n == -EBUSY || n == -EOPNOTSUPP) {
+		uint8_t *buf =
+			orch_egress_io_reserve(s->eio, want); /* read straight into a frame */
+		n = buf ? recv(c->fd, buf, want, MSG_DONTWAIT) : -ENOMEM;
+		if (n < 0 && buf)
+			n = -errno;
+		copied = true;
+	}
+	if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
 		return;
+	if (n == -EPIPE && s->failed) {
+		egress_hconn_end(c, false);
+		return;
+	}
 	if (n < 0) {
 		reasonf(c->reason, sizeof(c->reason), "the upstream connection failed: %s",
-			strerror(errno));
+			strerror((int)-n));
 		egress_hconn_end(c, true);
 		return;
 	}
@@ -141,7 +155,7 @@ static void upstream_read(struct hconn *c)
 	}
 	c->send_credit -= (size_t)n;
 	c->bytes_down += n;
-	if (egress_lane_commit(s, ORCH_EGRESS_DATA, c->id, (size_t)n) < 0) {
+	if (copied && egress_lane_commit(s, ORCH_EGRESS_DATA, c->id, (size_t)n) < 0) {
 		egress_hconn_end(c, false);
 		return;
 	}
@@ -274,7 +288,7 @@ static void check_hello(struct hconn *c)
 	int r = orch_tls_sni(c->up, c->up_len, sni, &err);
 
 	if (r == -EAGAIN) {
-		if (c->up_len >= ORCH_EGRESS_WINDOW)
+		if (c->up_len >= ORCH_EGRESS_WINDOW_UP)
 			egress_hconn_deny(c, 403, "ClientHello too large");
 		return;
 	}
@@ -317,15 +331,15 @@ int egress_hconn_on_frame(struct hconn *c, const struct orch_egress_hdr *h, cons
 	case ORCH_EGRESS_DATA: {
 		if (c->guest_eof || c->state == HCONN_RESOLVING || c->state == HCONN_NEW)
 			return violation(c, "data out of turn");
-		if (h->len > ORCH_EGRESS_WINDOW - c->up_len)
+		if (h->len > ORCH_EGRESS_WINDOW_UP - c->up_len)
 			return violation(c, "data past the window");
-		if (!c->up && !(c->up = malloc(ORCH_EGRESS_WINDOW))) {
+		if (!c->up && !(c->up = malloc(ORCH_EGRESS_WINDOW_UP))) {
 			egress_hconn_deny(c, 503, "out of memory");
 			return 0;
 		}
-		size_t pos = (c->up_start + c->up_len) % ORCH_EGRESS_WINDOW;
+		size_t pos = (c->up_start + c->up_len) % ORCH_EGRESS_WINDOW_UP;
 		size_t first =
-			h->len < ORCH_EGRESS_WINDOW - pos ? h->len : ORCH_EGRESS_WINDOW - pos;
+			h->len < ORCH_EGRESS_WINDOW_UP - pos ? h->len : ORCH_EGRESS_WINDOW_UP - pos;
 		memcpy(c->up + pos, p, first);
 		memcpy(c->up, p + first, h->len - first);
 		c->up_len += h->len;
@@ -351,7 +365,7 @@ int egress_hconn_on_frame(struct hconn *c, const struct orch_egress_hdr *h, cons
 	case ORCH_EGRESS_CREDIT: {
 		uint32_t n =
 			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW)
+		if (n == 0 || c->send_credit + n > ORCH_EGRESS_WINDOW_DOWN)
 			return violation(c, "credit past the window");
 		c->send_credit += n;
 		if (c->icpt)

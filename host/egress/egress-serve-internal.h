@@ -21,7 +21,7 @@
 #define HCONN_MAX_SLOTS 64
 #define HCONN_MAX_ADDRS 8
 #define HCONN_LANE_CONGESTED (4u * 1024 * 1024)
-#define HCONN_CREDIT_BATCH (64 * 1024)
+#define HCONN_CREDIT_BATCH (ORCH_EGRESS_WINDOW_UP / 4)
 
 struct egress_tls;
 struct egress_dlp;
@@ -78,7 +78,7 @@ struct hconn {
 	struct orch_timer *timer; /* connect timeout, then the duration limit */
 	char *pre;		  /* HTTP: the request head, written before the guest's bytes */
 	size_t pre_len, pre_off;
-	uint8_t *up; /* ring of ORCH_EGRESS_WINDOW bytes from the guest */
+	uint8_t *up; /* ring of ORCH_EGRESS_WINDOW_UP bytes from the guest */
 	size_t up_start, up_len;
 	size_t owed;	    /* written upstream, not yet credited to the guest */
 	size_t send_credit; /* bytes the guest takes from us now */
@@ -138,6 +138,10 @@ int egress_lane_queue(struct egress_serve *s, uint8_t type, uint32_t conn, const
 		      size_t len);
 /* The frame whose payload was read into orch_egress_io_reserve's buffer. */
 int egress_lane_commit(struct egress_serve *s, uint8_t type, uint32_t conn, size_t len);
+/* A DATA frame spliced from fd (orch_egress_io_splice): its bytes, 0 at EOF, -EAGAIN,
+ * -EBUSY or -EOPNOTSUPP (copy with orch_egress_io_reserve and egress_lane_commit
+ * instead), -errno. */
+ssize_t egress_lane_splice(struct egress_serve *s, int fd, size_t max, uint32_t conn);
 int egress_lane_verdict(struct egress_serve *s, uint32_t conn, int status, const char *reason);
 
 /* egress-relay.c */

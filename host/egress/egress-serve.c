@@ -142,9 +142,11 @@ static void lane_events(struct egress_serve *s)
 static void congestion(struct egress_serve *s)
 {
 	size_t q = orch_egress_io_queued(s->eio);
-	bool was = s->congested;
+	bool was = s->congested, piped = orch_egress_io_piped(s->eio) > 0;
 
-	if (q >= HCONN_LANE_CONGESTED)
+	/* a frame's bytes waiting in the splice pipe: the lane is full, and reading the
+	 * upstreams now would only move their bytes from the kernel into this process */
+	if (q >= HCONN_LANE_CONGESTED || piped)
 		s->congested = true;
 	else if (q < HCONN_LANE_CONGESTED / 2)
 		s->congested = false;
@@ -185,6 +187,22 @@ int egress_lane_commit(struct egress_serve *s, uint8_t type, uint32_t conn, size
 	lane_events(s);
 	congestion(s);
 	return 0;
+}
+
+ssize_t egress_lane_splice(struct egress_serve *s, int fd, size_t max, uint32_t conn)
+{
+	bool was_empty = orch_egress_io_queued(s->eio) == 0;
+	ssize_t n;
+
+	if (s->failed)
+		return -EPIPE;
+	if ((n = orch_egress_io_splice(s->eio, fd, max, ORCH_EGRESS_DATA, conn)) <= 0)
+		return n;
+	if (was_empty && orch_egress_io_flush(s->eio, s->fd) < 0)
+		s->failed = true;
+	lane_events(s);
+	congestion(s);
+	return n;
 }
 
 int egress_lane_verdict(struct egress_serve *s, uint32_t conn, int status, const char *reason)
@@ -447,7 +465,7 @@ static int on_open(struct egress_serve *s, const struct orch_egress_hdr *hd, con
 	c->kind = o.kind;
 	c->fd = -1;
 	c->port = (uint16_t)o.port;
-	c->send_credit = ORCH_EGRESS_WINDOW;
+	c->send_credit = ORCH_EGRESS_WINDOW_DOWN;
 	c->start_ms = orch_now_ms();
 	c->wall_start_ms = store_wall_ms();
 	snprintf(c->host, sizeof(c->host), "%s", o.host);

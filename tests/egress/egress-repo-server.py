@@ -11,9 +11,12 @@ import json
 import os
 import socketserver
 import ssl
-import subprocess
 import sys
 import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import git_cgi  # noqa: E402
 
 addr, port, cert, key, git_root, npm_root, log = sys.argv[1:8]
 lock = threading.Lock()
@@ -31,35 +34,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 "headers": dict(self.headers.items())}) + "\n")
 
     def git(self):
-        path, _, query = self.path.partition("?")
         n = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(n) if n else b""
-        env = dict(os.environ, GIT_PROJECT_ROOT=git_root, GIT_HTTP_EXPORT_ALL="1",
-                   PATH_INFO=path[len("/git"):], QUERY_STRING=query,
-                   REQUEST_METHOD=self.command, REMOTE_ADDR="127.0.0.1",
-                   CONTENT_TYPE=self.headers.get("Content-Type", ""),
-                   CONTENT_LENGTH=str(len(body)))
-        if self.headers.get("Content-Encoding"):
-            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
-        if self.headers.get("Git-Protocol"):
-            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-        out = subprocess.run(["git", "http-backend"], input=body, env=env,
-                             capture_output=True).stdout
-        head, _, rest = out.partition(b"\r\n\r\n")
-        status = 200
-        headers = []
-        for line in head.split(b"\r\n"):
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "status":
-                status = int(v.strip().split()[0])
-            elif k:
-                headers.append((k, v.strip()))
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(rest)))
-        self.end_headers()
-        self.wfile.write(rest)
+        git_cgi.serve(self, git_root, self.rfile.read(n) if n else b"")
 
     def npm(self):
         rel = self.path.split("?")[0].lstrip("/").replace("%2f", "/").replace("%2F", "/")

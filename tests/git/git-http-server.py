@@ -10,9 +10,12 @@ import http.server
 import json
 import os
 import socketserver
-import subprocess
 import sys
 import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import git_cgi  # noqa: E402
 
 addr, port, root, user, token, log = sys.argv[1:7]
 want = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
@@ -37,33 +40,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        path, _, query = self.path.partition("?")
-        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1",
-                   PATH_INFO=path[len("/git"):], QUERY_STRING=query,
-                   REQUEST_METHOD=self.command, REMOTE_ADDR="127.0.0.1", REMOTE_USER=user,
-                   CONTENT_TYPE=self.headers.get("Content-Type", ""),
-                   CONTENT_LENGTH=str(len(body)))
-        if self.headers.get("Content-Encoding"):
-            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
-        if self.headers.get("Git-Protocol"):
-            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-        out = subprocess.run(["git", "-c", "http.receivepack=true", "http-backend"],
-                             input=body, env=env, capture_output=True).stdout
-        head, _, rest = out.partition(b"\r\n\r\n")
-        status = 200
-        headers = []
-        for line in head.split(b"\r\n"):
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "status":
-                status = int(v.strip().split()[0])
-            elif k:
-                headers.append((k, v.strip()))
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(rest)))
-        self.end_headers()
-        self.wfile.write(rest)
+        git_cgi.serve(self, root, body, remote_user=user, receive_pack=True)
 
     do_GET = handle_any
     do_POST = handle_any

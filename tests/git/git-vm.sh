@@ -7,23 +7,10 @@
 # do not see each other's work; orch push lands on the upstream. Exits 77 (skip) with a
 # reason when libvirt/QEMU cannot run.
 set -uo pipefail
-src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
-build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
-
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, loop devices)"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
-command -v virsh >/dev/null || skip "libvirt clients not installed"
-command -v git >/dev/null || skip "git not installed"
-command -v jq >/dev/null || skip "jq not installed"
+. "$(dirname "$0")/../lib/vm.sh"
+vm_need git jq
 [ -w /dev/loop-control ] || skip "no loop devices"
-sup=$build/guest/orch-supervisor
-orchd=$build/host/orchd
-orch=$build/host/orch
-[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || { echo "FAIL: orchd, orch or orch-supervisor not built"; exit 1; }
-"$src/scripts/libvirtd-up" || { echo "FAIL: libvirtd cannot be started (scripts/libvirtd-up failed)"; exit 1; }
-image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
-	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
+vm_setup "libvirt's system instance, loop devices"
 
 st=$(mktemp -d /tmp/orch-git-vm.XXXXXX)
 chmod 0755 "$st"
@@ -34,19 +21,12 @@ cleanup() {
 	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
-	# Under ASan/UBSan builds a report from orchd fails the test.
-	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
-		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
-		echo "FAIL: sanitizer report in orchd's log"
-		rc=1
-	fi
+	vm_sanitizer_report "$st/orchd.log" || rc=1 # under ASan/UBSan builds
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
 		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
-	for m in $(awk -v t="$st" '$5 ~ "^"t"/" {print $5}' /proc/self/mountinfo | sort -r); do
-		umount -l "$m" 2>/dev/null
-	done
+	vm_unmount_below "$st"
 	find "$st" -maxdepth 5 -type d -name 'task-*' -exec chattr -i {} + 2>/dev/null
 	rm -rf "$st"
 	exit $rc

@@ -2,6 +2,7 @@
 # dir and socket under a temp dir, runs the real orchd + orch-supervisor + bwrap, and
 # cleans up after itself.
 set -eu
+. "$(dirname "${BASH_SOURCE[0]}")/vm.sh" # vm_unmount_below, vm_sanitizer_report
 
 B=${ORCH_BUILDDIR:?ORCH_BUILDDIR is not set (run through meson test)}
 ORCHD=$B/host/orchd
@@ -32,17 +33,8 @@ cleanup() {
 		wait "$ORCHD_PID" 2>/dev/null || true
 	fi
 	# Under ASan/UBSan builds: any report from orchd (or the supervisor) fails the test.
-	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected memory leaks" \
-		"$T/orchd.log" 2>/dev/null; then
-		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer: detected" \
-			"$T/orchd.log" | head -60 >&2
-		echo "FAIL: sanitizer report in orchd.log" >&2
-		rc=1
-	fi
-	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
-	# and leaves it when it ends
-	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		xargs -r -n1 umount -l 2>/dev/null || true
+	vm_sanitizer_report "$T/orchd.log" >&2 || rc=1
+	vm_unmount_below "$T" # a libvirt VM's workspace mount, left by orchd
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 	exit $rc
 }

@@ -5,6 +5,7 @@
 # terminal's size, ^C, only lo, no other agent; a second connection after a hang-up.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/vm.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance)"
 need qemu-system-x86_64 virsh tmux socat jq
 src=${ORCH_SOURCEDIR:?}
@@ -22,10 +23,7 @@ cleanup() {
 	tmux -S "$T/dash.sock" kill-server 2>/dev/null
 	stop_orchd
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
-	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
-	# and leaves it when it ends
-	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		xargs -r -n1 umount -l 2>/dev/null || true
+	vm_unmount_below "$T"
 	rm -rf "$T"
 }
 trap cleanup EXIT

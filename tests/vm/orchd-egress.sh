@@ -29,24 +29,10 @@
 # and every connection is in `orch egress log`. Upstreams on 127.0.0.5-7, their names
 # mapped by egress.resolve. Exits 77 (skip) with a reason when libvirt/QEMU cannot run.
 set -uo pipefail
-src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
-build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
-
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, virtiofsd)"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
-command -v virsh >/dev/null || skip "libvirt clients not installed"
-command -v python3 >/dev/null || skip "python3 not installed"
-command -v openssl >/dev/null || skip "openssl not installed"
-command -v git >/dev/null || skip "git not installed"
+. "$(dirname "$0")/../lib/vm.sh"
+vm_need python3 openssl git
 [ -x /usr/lib/git-core/git-http-backend ] || skip "git-http-backend not installed"
-sup=$build/guest/orch-supervisor
-orchd=$build/host/orchd
-orch=$build/host/orch
-[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || { echo "FAIL: orchd, orch or orch-supervisor not built"; exit 1; }
-"$src/scripts/libvirtd-up" || { echo "FAIL: libvirtd cannot be started (scripts/libvirtd-up failed)"; exit 1; }
-image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
-	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
+vm_setup "libvirt's system instance, virtiofsd"
 
 st=$(mktemp -d /tmp/orch-egress-vm.XXXXXX)
 chmod 0755 "$st"
@@ -65,21 +51,12 @@ cleanup() {
 	[ -z "$srv_pid" ] || { kill "$srv_pid" 2>/dev/null; wait "$srv_pid" 2>/dev/null; }
 	[ -z "$git_pid" ] || { kill "$git_pid" 2>/dev/null; wait "$git_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
-	# Under ASan/UBSan builds a report from orchd fails the test.
-	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
-		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
-		echo "FAIL: sanitizer report in orchd's log"
-		rc=1
-	fi
+	vm_sanitizer_report "$st/orchd.log" || rc=1 # under ASan/UBSan builds
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
 		echo "--- guest console"; tail -n 30 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
-	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
-	# and leaves it when it ends
-	for m in $(awk -v t="$st" '$5 ~ "^"t"/" {print $5}' /proc/self/mountinfo | sort -r); do
-		umount -l "$m" 2>/dev/null
-	done
+	vm_unmount_below "$st"
 	rm -rf "$st" "$sd" "$ad"
 	exit $rc
 }

@@ -6,26 +6,12 @@
 # listens there, and neither an unprivileged user nor anyone else can take it. Unreserved
 # ports are refused by the config. Exits 77 with the reason when it cannot run here.
 set -uo pipefail
-src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
-build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
-
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, reserved ports)"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
-command -v virsh >/dev/null || skip "libvirt clients not installed"
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v jq >/dev/null || skip "jq is not installed"
-command -v setpriv >/dev/null || skip "setpriv is not installed"
+. "$(dirname "$0")/../lib/vm.sh"
+vm_need python3 jq setpriv
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is not installed"
-orchd=$build/host/orchd
-orch=$build/host/orch
-sup=$build/guest/orch-supervisor
-[ -x "$orchd" ] && [ -x "$orch" ] && [ -x "$sup" ] || skip "orchd, orch or orch-supervisor not built"
 python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)' 2>/dev/null ||
 	skip "this kernel offers no AF_VSOCK sockets"
-"$src/scripts/libvirtd-up" >/dev/null 2>&1 || skip "libvirtd cannot be started here"
-image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
-	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
+vm_setup "libvirt's system instance, reserved ports" soft
 
 st=$(mktemp -d /tmp/orch-lanes.XXXXXX)
 chmod 0755 "$st"
@@ -36,16 +22,8 @@ cleanup() {
 	[ -z "$holder" ] || kill "$holder" 2>/dev/null
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
 	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
-	# Under ASan/UBSan builds a report from orchd fails the test.
-	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
-		grep -E -A20 "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" | head -60
-		echo "FAIL: sanitizer report in orchd's log"
-		rc=1
-	fi
-	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
-	# and leaves it when it ends
-	awk -v t="$st/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		xargs -r -n1 umount -l 2>/dev/null || true
+	vm_sanitizer_report "$st/orchd.log" || rc=1 # under ASan/UBSan builds
+	vm_unmount_below "$st"
 	rm -rf "$st"
 	exit $rc
 }

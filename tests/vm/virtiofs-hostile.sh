@@ -9,22 +9,9 @@
 # the guest the workspace is mounted nosuid,nodev but not noexec (agents build and run
 # there). Exits 77 (skip) with a reason when libvirt/QEMU cannot run here.
 set -uo pipefail
-src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
-build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
-
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, virtiofsd)"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
-command -v virsh >/dev/null || skip "libvirt clients not installed"
-command -v setpriv >/dev/null || skip "setpriv not installed (util-linux)"
-command -v cpio >/dev/null || skip "cpio not installed"
-sup=$build/guest/orch-supervisor
-orchd=$build/host/orchd
-orch=$build/host/orch
-[ -x "$sup" ] && [ -x "$orchd" ] && [ -x "$orch" ] || skip "orchd, orch or orch-supervisor not built"
-"$src/scripts/libvirtd-up" || skip "libvirtd cannot be started here"
-image=$("$src/vm-images/build" --quiet --print --supervisor "$sup" \
-	--out "${ORCH_VM_OUT:-$src/vm-images/out}") || { echo "vm-images/build failed"; exit 1; }
+. "$(dirname "$0")/../lib/vm.sh"
+vm_need setpriv cpio
+vm_setup "libvirt's system instance, virtiofsd" soft
 
 st=$(mktemp -d /tmp/orch-vfs-e2e.XXXXXX)
 # A state directory anyone may enter: what keeps the host's users out must be orchd's own
@@ -40,10 +27,7 @@ cleanup() {
 		echo "--- orchd log"; tail -n 30 "$st/orchd.log"
 		echo "--- guest console"; tail -n 40 "$st/vm/$vm/console.log" 2>/dev/null
 	fi
-	# orchd makes a libvirt VM's workspace directory a shared mount (repository tasks)
-	# and leaves it when it ends
-	awk -v t="$st/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		xargs -r -n1 umount -l 2>/dev/null || true
+	vm_unmount_below "$st"
 	rm -rf "$st"
 }
 trap cleanup EXIT
