@@ -263,10 +263,12 @@ int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const 
 		fprintf(stderr, "bench: %s: %s\n", name, err.msg);
 		return -EIO;
 	}
-	int fd = lv_dial_unix(v->sock, 10000, &err);
-	if (fd < 0 || lv_peer_new(b->loop, fd, v->name, NULL, NULL, &v->peer, &err) < 0 ||
-	    (virDomainResume(v->dom) < 0 &&
-	     orch_err(&err, -EIO, "resume: %s", lv_last_error()) < 0)) {
+	/* Resumed, then dialled, as orchd does (backend-snapshot.c, on_restored). */
+	int fd = -1;
+	if ((virDomainResume(v->dom) < 0 &&
+	     orch_err(&err, -EIO, "resume: %s", lv_last_error()) < 0) ||
+	    (fd = lv_dial_unix(v->sock, 10000, &err)) < 0 ||
+	    lv_peer_new(b->loop, fd, v->name, NULL, NULL, &v->peer, &err) < 0) {
 		fprintf(stderr, "bench: %s: %s\n", name, err.msg);
 		return -EIO;
 	}

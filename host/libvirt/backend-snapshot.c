@@ -377,13 +377,19 @@ static void on_restored(int r, const char *error, void *data)
 			 l->domain);
 		goto fail;
 	}
-	if (lvb_connect_channel(l, &err) < 0)
-		goto fail;
+	/* Resumed before its channel is dialled: QEMU tells the guest whether its host is
+	 * connected only at the first tick after the resume, by comparing with the state it
+	 * was saved in (connected). Dialled first, the host was often already there: the
+	 * frozen supervisor saw no change, believed its template's channel still up and
+	 * waited 2 s for a vm.thaw before it dialled again. Dialled after, it sees its host
+	 * leave and come back, and says hello at once. */
 	if (virDomainResume(l->dom) < 0) {
 		orch_err(&err, -EIO, "vm %s: cannot resume the restored domain: %s", vm->cfg->name,
 			 lv_last_error());
 		goto fail;
 	}
+	if (lvb_connect_channel(l, &err) < 0)
+		goto fail;
 	l->from->restores++;
 	char ms[24];
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(orch_now_ms() - l->start_ms));
