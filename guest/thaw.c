@@ -21,12 +21,14 @@
 #include "schema-vm.h"
 #include "supervisor.h"
 #include "thaw.h"
+#include "warm.h"
 
 struct sv_thaw {
 	struct supervisor *sv;
 	struct orch_rpc_req *req;
 	struct orch_timer *timer;
 	uint64_t deadline;
+	bool warm; /* a throwaway jail before the answer (warm.h) */
 	size_t n_mounts;
 	struct orch_thaw_mount mounts[ORCH_THAW_MAX_MOUNTS];
 	char buf[ORCH_THAW_MAX_MOUNTS][ORCH_THAW_TAG_MAX + ORCH_THAW_PATH_MAX + 2];
@@ -176,6 +178,8 @@ static int mount_all(struct sv_thaw *t, struct orch_error *err)
 			/* virtio-fs answers EINVAL for a tag whose device has not appeared
 			 * yet: the hot-plugged device is still being probed. */
 			if (r == -EINVAL || r == -ENOENT || r == -ENXIO) {
+				orch_log(ORCH_LOG_DEBUG, "thaw", "share not there yet", "tag",
+					 m->tag, NULL);
 				pending++;
 				continue;
 			}
@@ -213,6 +217,15 @@ static void thaw_finish(struct sv_thaw *t, int r, const struct orch_error *e)
 			orch_log(ORCH_LOG_WARN, "thaw", "cannot prepare a workspace", "error",
 				 werr.msg, NULL);
 	}
+	struct orch_vm_thaw_result res = {.warm_ms = -1};
+	if (t->warm) {
+		struct orch_error werr = {0};
+		uint64_t w0 = orch_now_ms();
+		if (sv_warm(sv, &werr) < 0)
+			orch_log(ORCH_LOG_WARN, "thaw", "warm-up failed", "error", werr.msg, NULL);
+		else
+			res.warm_ms = (int64_t)(orch_now_ms() - w0);
+	}
 	/* A boot id drawn after the host's seed: no other copy of the snapshot has it. */
 	if (sv_read_boot_id(id, sizeof(id)) == 0)
 		memcpy(sv->boot_id, id, sizeof(id));
@@ -220,7 +233,8 @@ static void thaw_finish(struct sv_thaw *t, int r, const struct orch_error *e)
 	sv->template = false;
 	sv->n_thaw_mounted = 0;
 	orch_dialer_set_fixed(sv->dialer, 0);
-	orch_rpc_reply(t->req, orch_vm_thaw_result_build(sv->boot_id));
+	res.boot_id = sv->boot_id;
+	orch_rpc_reply(t->req, orch_vm_thaw_result_build(&res));
 	thaw_free(t);
 	orch_log(ORCH_LOG_INFO, "thaw", "thawed", "boot_id", sv->boot_id, NULL);
 	/* The other channels were down during the snapshot: their host is back now. */
@@ -285,10 +299,12 @@ int sv_thaw_m_thaw(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *param
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR,
 				"vm.thaw: cannot set the hostname: %s", strerror(errno));
 
+	orch_log(ORCH_LOG_DEBUG, "thaw", "seeded, clock and name set: mounting", NULL);
 	struct sv_thaw *t = calloc(1, sizeof(*t));
 	if (!t)
 		return orch_err(err, ORCH_RPC_INTERNAL_ERROR, "out of memory");
 	t->sv = sv;
+	t->warm = th.warm;
 	t->n_mounts = th.n_mounts;
 	for (size_t i = 0; i < th.n_mounts; i++) {
 		/* params are freed when this handler returns: keep copies. */

@@ -26,6 +26,7 @@
 #include "orchd-metrics.h"
 #include "profiles.h"
 #include "orchd.h"
+#include "pool-prune.h"
 #include "pool.h"
 #include "reaper.h"
 #include "shell-relay.h"
@@ -437,7 +438,8 @@ int main(int argc, char **argv)
 	 * argv, env and prompts; the spool their output): directories that others must
 	 * traverse get their mode explicitly (orchd_mkdir). */
 	umask(077);
-	lv_reaper_main(argc, argv); /* a hidden mode: destroys a domain and exits */
+	lv_reaper_main(argc, argv);  /* a hidden mode: destroys a domain and exits */
+	pool_prune_main(argc, argv); /* a hidden mode: removes retired workspaces, exits */
 	if (parse_args(argc, argv, &a) < 0)
 		return 2;
 	if (a.check_config) {

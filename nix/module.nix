@@ -62,6 +62,7 @@ let
     options = {
       ready = mkOption { type = nullOrInt 0 64; default = null; description = "Shared: the class's VMs, kept up (1..64); vm-per-task: idle VMs kept booted (0..64). null: 1."; };
       max = mkOption { type = nullOrInt 1 256; default = null; description = "vm-per-task only: the most VMs of the class at once, busy ones included (at least `ready`). null: max(4, ready)."; };
+      keepWorkspaces = mkOption { type = nullOrInt 0 1000000; default = null; description = "vm-per-task only: the workspaces of the class's retired VMs kept on the host, the newest ones; older ones are removed (`keep_workspaces`). null: 16."; };
     };
   };
 

@@ -68,7 +68,7 @@ rec {
       cmdline = pick vm.cmdline (guestImage.cmdline or null);
       egress = if vm.egress == [ ] then null else vm.egress;
       isolation = vm.isolation;
-      pool = if vm.pool == null then null else dropNulls { inherit (vm.pool) ready max; };
+      pool = if vm.pool == null then null else dropNulls { inherit (vm.pool) ready max; keep_workspaces = vm.pool.keepWorkspaces; };
       snapshot = if vm.snapshot then true else null;
     }
     // optionalAttrs (renderLimits vm.limits != { }) { limits = renderLimits vm.limits; };

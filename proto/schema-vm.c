@@ -79,24 +79,25 @@ static int parse_mount(json_t *v, struct orch_thaw_mount *m, struct orch_error *
 int orch_vm_thaw_parse(json_t *params, struct orch_vm_thaw *ret, struct orch_error *err)
 {
 	static const struct member m[] = {
-		{"seed", M_STR, true},
-		{"time_ns", M_INT, true},
-		{"name", M_STR, true},
-		{"mounts", M_ARR, false},
+		{"seed", M_STR, true},	  {"time_ns", M_INT, true}, {"name", M_STR, true},
+		{"mounts", M_ARR, false}, {"warm", M_BOOL, false},
 	};
 	struct orch_vm_thaw t = {0};
 	json_t *seed, *name, *mounts = NULL, *v;
+	int warm = 0;
 	json_int_t time_ns;
 	size_t i;
 	int r;
 
 	if ((r = check_members(params, "vm.thaw", m, ELEMENTSOF(m), err)) < 0 ||
-	    (r = strict_unpack(params, "vm.thaw", err, "{s:o,s:I,s:o,s?o}", "seed", &seed,
-			       "time_ns", &time_ns, "name", &name, "mounts", &mounts)) < 0 ||
+	    (r = strict_unpack(params, "vm.thaw", err, "{s:o,s:I,s:o,s?o,s?b}", "seed", &seed,
+			       "time_ns", &time_ns, "name", &name, "mounts", &mounts, "warm",
+			       &warm)) < 0 ||
 	    (r = check_range("vm.thaw", "time_ns", time_ns, 0, INT64_MAX, err)) < 0 ||
 	    (r = check_string("vm.thaw", "name", name, ORCH_THAW_NAME_MAX, false, err)) < 0)
 		return r;
 	t.time_ns = time_ns;
+	t.warm = warm;
 	t.name = json_string_value(name);
 	if (!name_valid(t.name))
 		return orch_err(err, ORCH_RPC_INVALID_PARAMS,
@@ -159,26 +160,44 @@ json_t *orch_vm_thaw_build(const struct orch_vm_thaw *t)
 			json_decref(mounts);
 			return NULL;
 		}
-	return json_pack("{s:s,s:I,s:s,s:o}", "seed", seed, "time_ns", (json_int_t)t->time_ns,
-			 "name", t->name, "mounts", mounts);
+	json_t *o = json_pack("{s:s,s:I,s:s,s:o}", "seed", seed, "time_ns", (json_int_t)t->time_ns,
+			      "name", t->name, "mounts", mounts);
+	if (o && t->warm && json_object_set_new(o, "warm", json_true()) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
-int orch_vm_thaw_result_parse(json_t *result, const char **ret_boot_id, struct orch_error *err)
+int orch_vm_thaw_result_parse(json_t *result, struct orch_vm_thaw_result *ret,
+			      struct orch_error *err)
 {
-	static const struct member m[] = {{"boot_id", M_STR, true}};
+	static const struct member m[] = {{"boot_id", M_STR, true}, {"warm_ms", M_INT, false}};
 	json_t *v;
+	json_int_t warm_ms = -1;
 	int r;
 
 	if ((r = check_members(result, "vm.thaw result", m, ELEMENTSOF(m), err)) < 0 ||
-	    (r = strict_unpack(result, "vm.thaw result", err, "{s:o}", "boot_id", &v)) < 0 ||
+	    (r = strict_unpack(result, "vm.thaw result", err, "{s:o,s?I}", "boot_id", &v, "warm_ms",
+			       &warm_ms)) < 0 ||
 	    (r = check_string("vm.thaw result", "boot_id", v, ORCH_MAX_ID_LEN, false, err)) < 0 ||
 	    (r = check_id("vm.thaw result", "boot_id", json_string_value(v), err)) < 0)
 		return r;
-	*ret_boot_id = json_string_value(v);
+	if (json_object_get(result, "warm_ms") &&
+	    (r = check_range("vm.thaw result", "warm_ms", warm_ms, 0, 3600000, err)) < 0)
+		return r;
+	ret->boot_id = json_string_value(v);
+	ret->warm_ms = warm_ms;
 	return 0;
 }
 
-json_t *orch_vm_thaw_result_build(const char *boot_id)
+json_t *orch_vm_thaw_result_build(const struct orch_vm_thaw_result *r)
 {
-	return json_pack("{s:s}", "boot_id", boot_id);
+	json_t *o = json_pack("{s:s}", "boot_id", r->boot_id);
+	if (o && r->warm_ms >= 0 &&
+	    json_object_set_new(o, "warm_ms", json_integer(r->warm_ms)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }

@@ -33,6 +33,7 @@ struct orch_vm_thaw {
 	const char *name;
 	size_t n_mounts;
 	struct orch_thaw_mount mounts[ORCH_THAW_MAX_MOUNTS];
+	bool warm; /* before answering, run one throwaway jail (guest/warm.c) */
 };
 
 /* vm.freeze params: absent, or an empty object. */
@@ -42,9 +43,15 @@ int orch_vm_thaw_parse(json_t *params, struct orch_vm_thaw *ret, struct orch_err
 void orch_vm_thaw_done(struct orch_vm_thaw *t);
 json_t *orch_vm_thaw_build(const struct orch_vm_thaw *t);
 
-/* vm.thaw result: {"boot_id": ID}, the supervisor's boot id after the thaw. */
-int orch_vm_thaw_result_parse(json_t *result, const char **ret_boot_id, struct orch_error *err);
-json_t *orch_vm_thaw_result_build(const char *boot_id);
+/* vm.thaw result: {"boot_id": ID, "warm_ms": N}: the supervisor's boot id after the thaw,
+ * and how long the warm-up jail took (only when one was asked for and ran). */
+struct orch_vm_thaw_result {
+	const char *boot_id;
+	int64_t warm_ms; /* -1: no warm-up ran */
+};
+int orch_vm_thaw_result_parse(json_t *result, struct orch_vm_thaw_result *ret,
+			      struct orch_error *err);
+json_t *orch_vm_thaw_result_build(const struct orch_vm_thaw_result *r);
 
 /* [a-z0-9._-]{1,ORCH_THAW_TAG_MAX}, not starting with '.' or '-'. */
 bool orch_thaw_tag_valid(const char *tag);

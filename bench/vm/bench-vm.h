@@ -26,6 +26,7 @@ struct bv {
 	unsigned vcpus;
 	const char *append; /* more kernel parameters after orch's own, or NULL */
 	unsigned stopped;   /* lifecycle "stopped" events seen */
+	bool thaw_warm;	    /* bv_restore's vm.thaw asks for the warm-up jail (guest/warm.h) */
 };
 
 struct bv_vm {
@@ -57,7 +58,8 @@ int bv_template_boot(struct bv *b, struct bv_vm *tmpl, const char *name);
 int bv_template_save(struct bv *b, struct bv_vm *tmpl, const char *save_path, bool paused_first,
 		     char **ret_xml);
 /* A VM restored from the template: restore paused, the workspace share hot-plugged,
- * resume, hello, vm.thaw. *ret_ms: restore call to the thaw's answer. */
+ * resume, hello, vm.thaw (with "warm" when b->thaw_warm). *ret_ms: restore call to the
+ * thaw's answer. */
 int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const char *tmpl_dir,
 	       struct bv_vm *v, const char *name, uint64_t *ret_ms);
 /* Destroys the domain and drops its channel (waits for the stopped event). */

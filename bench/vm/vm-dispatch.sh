@@ -2,21 +2,25 @@
 # Dispatch to first output of `echo`, a VM per task from a warm pool next to the shared-VM
 # default, in the same run (docs/VM.md, "Pools"). One orchd, two classes of the same
 # guest: "shared" (one long-lived VM) and "pertask" (isolation vm-per-task, a snapshot,
-# pool.ready 1). Before each dispatch the VM that will take it is idle (the pool has
-# refilled). Times `orch dispatch --follow -- echo hi` from the call to its first line.
+# pool.ready 1). Before each dispatch, of either class, both classes have an idle VM (the
+# pool has refilled: no restore runs beside the task). Times `orch dispatch --follow --
+# echo hi` from the call to its first line.
 #
-#   bench/vm/vm-dispatch.sh [BUILD_DIR] [--runs N]
+#   bench/vm/vm-dispatch.sh [BUILD_DIR] [--runs N] [--log FILE]
 #
+# --log FILE keeps orchd's log (-vv: leases, "task running", restores, thaws) in FILE.
 # Prints p50/min/max in ms for both and the ratio of the p50s (target <= 1.5x).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}
 shift || true
 runs=5
+log=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) runs=${2:?--runs N}; shift ;;
-	*) echo "usage: $0 [BUILD_DIR] [--runs N]" >&2; exit 2 ;;
+	--log) log=${2:?--log FILE}; shift ;;
+	*) echo "usage: $0 [BUILD_DIR] [--runs N] [--log FILE]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -37,6 +41,10 @@ cleanup() {
 	for d in $(virsh -c qemu:///system list --name | grep -E "^orch-($sh|$pt)([.]|$)"); do
 		virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
 	done
+	[ -z "$log" ] || cp "$st/orchd.log" "$log" || true
+	# orchd leaves each VM's workspace a shared bind mount of itself (docs/WORKSPACES.md)
+	awk -v p="$st/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$st"
 }
 trap cleanup EXIT
@@ -47,7 +55,7 @@ cat >"$st/orchd.json" <<JSON
     "$pt": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "isolation": "vm-per-task",
              "snapshot": true, "pool": { "ready": 1, "max": 2 } } } }
 JSON
-ORCH_VM_IMAGE=$image "$build/host/orchd" -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
+ORCH_VM_IMAGE=$image "$build/host/orchd" ${log:+-vv} -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
 	2>"$st/orchd.log" &
 pid=$!
 o() { "$build/host/orch" --socket "$st/orch.sock" "$@"; }
@@ -64,7 +72,8 @@ for _ in $(seq 1 1500); do snap && break; sleep 0.2; done
 mkfifo "$st/out"
 first_output() { # CLASS -> ms from dispatch to the first line of output
 	local t0 t1 line
-	wait_ready "$1"
+	wait_ready "$sh"
+	wait_ready "$pt"
 	t0=$(date +%s%N)
 	o dispatch --vm "$1" --follow -- echo hi >"$st/out" &
 	read -r line <"$st/out"

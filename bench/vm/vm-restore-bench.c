@@ -5,10 +5,14 @@
  * to the answer of vm.thaw: restore paused, the share hot-plugged, resume, the frozen
  * supervisor's hello, fresh entropy, clock, name, the share mounted). Each restored VM
  * runs `echo` twice before it is destroyed: the first task in a fresh VM next to the
- * second.
+ * second. Each run also restores a VM whose vm.thaw asks for the warm-up jail, as orchd's
+ * does (guest/warm.h): its restore to ready (the warm-up included) and its tasks.
  *
  *   vm-restore-bench --image DIR --work DIR [--runs N] [--accel auto|kvm|tcg]
- *                    [--memory MiB]
+ *                    [--memory MiB] [--append 'KERNEL PARAMETERS']
+ *
+ * --append adds kernel parameters (e.g. orch.loglevel=debug, for the guest's own times in
+ * the console logs below --work) to every guest's command line.
  *
  * Prints p50/min/max in ms and the ratio of the p50s (target here, under TCG: <= 0.25x;
  * on a KVM host: ready within 150 ms). */
@@ -25,13 +29,16 @@
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *work = NULL, *accel = "auto";
+	const char *image = NULL, *work = NULL, *accel = "auto", *append = NULL;
 	int runs = 5;
 	uint64_t memory = 512;
-	static const struct option opts[] = {
-		{"image", required_argument, NULL, 'i'},  {"work", required_argument, NULL, 'w'},
-		{"runs", required_argument, NULL, 'n'},	  {"accel", required_argument, NULL, 'a'},
-		{"memory", required_argument, NULL, 'm'}, {0}};
+	static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
+					     {"work", required_argument, NULL, 'w'},
+					     {"runs", required_argument, NULL, 'n'},
+					     {"accel", required_argument, NULL, 'a'},
+					     {"memory", required_argument, NULL, 'm'},
+					     {"append", required_argument, NULL, 'k'},
+					     {0}};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
 		switch (opt) {
@@ -50,6 +57,9 @@ int main(int argc, char **argv)
 		case 'm':
 			memory = strtoull(optarg, NULL, 10);
 			break;
+		case 'k':
+			append = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -57,7 +67,7 @@ int main(int argc, char **argv)
 	if (!image || !work || runs < 1 || runs > MAX_RUNS || memory < 128) {
 		fprintf(stderr,
 			"usage: vm-restore-bench --image DIR --work DIR [--runs 1..%d] "
-			"[--accel auto|kvm|tcg] [--memory MiB]\n",
+			"[--accel auto|kvm|tcg] [--memory MiB] [--append PARAMS]\n",
 			MAX_RUNS);
 		return 2;
 	}
@@ -65,6 +75,7 @@ int main(int argc, char **argv)
 	struct bv b;
 	if (bv_init(&b, image, work, accel, memory, 2) < 0)
 		return 1;
+	b.append = append;
 	char name[64], save[4096];
 	int pid = (int)getpid();
 	snprintf(save, sizeof(save), "%s/template.save", work);
@@ -80,6 +91,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	uint64_t t_cold[MAX_RUNS], t_restore[MAX_RUNS], t_first[MAX_RUNS], t_second[MAX_RUNS];
+	uint64_t w_restore[MAX_RUNS], w_first[MAX_RUNS], w_second[MAX_RUNS];
 	int failures = 0;
 	for (int i = 0; i < runs; i++) {
 		snprintf(name, sizeof(name), "orch-rb-%d-cold", pid);
@@ -87,34 +99,46 @@ int main(int argc, char **argv)
 			return 1;
 		bv_destroy(&b, &v);
 
-		snprintf(name, sizeof(name), "orch-rb-%d-r%d", pid, i);
-		if (bv_restore(&b, save, txml, tmpl.dir, &v, name, &t_restore[i]) < 0) {
-			bv_destroy(&b, &v);
-			return 1;
-		}
-		/* The first task in a fresh VM next to the second one in the same VM: what a
-		 * vm-per-task dispatch pays on top of a shared VM's. */
-		for (int k = 0; k < 2; k++) {
-			struct lv_peer_task *t = bv_run(&b, &v, "echo restored-ok", 60000);
-			if (!t->done || !strstr(t->out, "restored-ok")) {
-				fprintf(stderr, "restored VM %s: echo failed: %s\n", name, t->out);
-				failures++;
+		for (int w = 0; w < 2; w++) {
+			uint64_t *ready = w ? w_restore : t_restore, *first = w ? w_first : t_first,
+				 *second = w ? w_second : t_second;
+			snprintf(name, sizeof(name), "orch-rb-%d-%s%d", pid, w ? "w" : "r", i);
+			b.thaw_warm = w;
+			if (bv_restore(&b, save, txml, tmpl.dir, &v, name, &ready[i]) < 0) {
+				bv_destroy(&b, &v);
+				return 1;
 			}
-			(k ? t_second : t_first)[i] = t->first_output_ms > t->sent_ms
-							      ? t->first_output_ms - t->sent_ms
-							      : 0;
+			/* The first task in a fresh VM next to the second one in the same VM:
+			 * what a vm-per-task dispatch pays on top of a shared VM's. */
+			for (int k = 0; k < 2; k++) {
+				struct lv_peer_task *t = bv_run(&b, &v, "echo restored-ok", 60000);
+				if (!t->done || !strstr(t->out, "restored-ok")) {
+					fprintf(stderr, "restored VM %s: echo failed: %s\n", name,
+						t->out);
+					failures++;
+				}
+				(k ? second : first)[i] = t->first_output_ms > t->sent_ms
+								  ? t->first_output_ms - t->sent_ms
+								  : 0;
+			}
+			bv_destroy(&b, &v);
 		}
-		bv_destroy(&b, &v);
 		printf("run %d: cold boot to hello %llu ms, restore to ready %llu ms; "
-		       "echo to its output: first task %llu ms, second %llu ms\n",
+		       "echo to its output: first task %llu ms, second %llu ms; warmed: ready "
+		       "%llu ms, first task %llu ms, second %llu ms\n",
 		       i + 1, (unsigned long long)t_cold[i], (unsigned long long)t_restore[i],
-		       (unsigned long long)t_first[i], (unsigned long long)t_second[i]);
+		       (unsigned long long)t_first[i], (unsigned long long)t_second[i],
+		       (unsigned long long)w_restore[i], (unsigned long long)w_first[i],
+		       (unsigned long long)w_second[i]);
 		fflush(stdout);
 	}
 	bv_report("cold boot (create to hello)", t_cold, runs);
 	bv_report("snapshot (restore to thawed)", t_restore, runs);
 	bv_report("restored VM: first task's echo", t_first, runs);
 	bv_report("restored VM: second task's echo", t_second, runs);
+	bv_report("warmed (restore to thawed + warm-up)", w_restore, runs);
+	bv_report("warmed VM: first task's echo", w_first, runs);
+	bv_report("warmed VM: second task's echo", w_second, runs);
 	uint64_t pc = bv_p50(t_cold, runs), pr = bv_p50(t_restore, runs);
 	printf("ratio snapshot/cold p50: %.2fx (target here <= 0.25x; on KVM ready <= 150 ms)\n",
 	       pc ? (double)pr / (double)pc : 0.0);

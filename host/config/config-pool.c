@@ -16,7 +16,7 @@ const char *orchd_isolation_name(enum orchd_isolation i)
 int orchd_config_vm_pool(json_t *o, const char *path, struct orchd_vm_config *vm,
 			 struct orch_error *err)
 {
-	static const char *const keys[] = {"ready", "max", NULL};
+	static const char *const keys[] = {"ready", "max", "keep_workspaces", NULL};
 	json_t *pool = o ? json_object_get(o, "pool") : NULL;
 	char pp[80];
 	int e = 0, r;
@@ -50,6 +50,10 @@ int orchd_config_vm_pool(json_t *o, const char *path, struct orchd_vm_config *vm
 					"%s.max: %lld is below pool.ready (%lld): the pool could "
 					"never hold its ready VMs",
 					pp, (long long)vm->pool_max, (long long)vm->pool_ready);
+		vm->pool_keep_workspaces = ORCHD_POOL_KEEP_WORKSPACES_DEFAULT;
+		if ((r = cfg_int(pool, pp, "keep_workspaces", 0, 1000000, &vm->pool_keep_workspaces,
+				 err)) < 0)
+			return r;
 	} else if (pool) {
 		/* Shared: the class is pool.ready VMs alike, kept up. */
 		vm->pool_ready = 1;
@@ -59,6 +63,11 @@ int orchd_config_vm_pool(json_t *o, const char *path, struct orchd_vm_config *vm
 			return orch_err(err, -EINVAL,
 					"%s.max: only a vm-per-task pool grows; a shared one is "
 					"pool.ready VMs",
+					pp);
+		if (json_object_get(pool, "keep_workspaces"))
+			return orch_err(err, -EINVAL,
+					"%s.keep_workspaces: only a vm-per-task pool prunes its "
+					"retired VMs' workspaces",
 					pp);
 		vm->pool_max = vm->pool_ready;
 	}

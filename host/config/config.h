@@ -25,6 +25,8 @@ struct metrics_config;
  * the same path. */
 #define ORCHD_DEFAULT_AGENTS_DIR "/opt/orch/agents"
 #define ORCHD_MAX_IMAGE_PACKAGES 256
+/* vms.<name>.pool.keep_workspaces: a vm-per-task class's retired workspaces kept. */
+#define ORCHD_POOL_KEEP_WORKSPACES_DEFAULT 16
 
 enum orchd_backend_kind {
 	ORCHD_BACKEND_LOCAL = 0,
@@ -82,7 +84,8 @@ struct orchd_vm_config {
 	bool pooled;	    /* "pool" given, or vm-per-task */
 	int64_t pool_ready; /* shared: the class's VMs; vm-per-task: VMs kept booted and idle */
 	int64_t pool_max;   /* vm-per-task: the most VMs of the class at once */
-	bool snapshot;	    /* start its VMs from a snapshot taken after hello (libvirt) */
+	int64_t pool_keep_workspaces; /* vm-per-task: retired VMs' workspaces kept (newest) */
+	bool snapshot; /* start its VMs from a snapshot taken after hello (libvirt) */
 };
 #define ORCHD_VM_UIDS 256
 

@@ -31,15 +31,18 @@ static void on_thaw_reply(struct orch_rpc *rpc, json_t *result, const struct orc
 	_cleanup_free_ struct thaw_call *c = data;
 	struct vm *vm = c->vm;
 	struct orch_error perr = {0};
-	const char *boot_id = NULL;
+	struct orch_vm_thaw_result res = {0};
 	char why[300];
 
 	if (vm->rpc != c->rpc || vm->state != VM_STARTING)
 		return; /* the channel went (vm_gone saw to it) */
-	if (!rerr && orch_vm_thaw_result_parse(result, &boot_id, &perr) == 0) {
-		snprintf(vm->boot_id, sizeof(vm->boot_id), "%s", boot_id);
+	if (!rerr && orch_vm_thaw_result_parse(result, &res, &perr) == 0) {
+		char warm[24] = "none";
+		if (res.warm_ms >= 0)
+			snprintf(warm, sizeof(warm), "%lld", (long long)res.warm_ms);
+		snprintf(vm->boot_id, sizeof(vm->boot_id), "%s", res.boot_id);
 		orch_log(ORCH_LOG_INFO, "vm", "thawed", "vm", vm->cfg->name, "boot_id", vm->boot_id,
-			 NULL);
+			 "warm_ms", warm, NULL);
 		vm_became_ready(vm);
 		return;
 	}
@@ -69,6 +72,9 @@ int vm_thaw_start(struct vm *vm, bool frozen, struct orch_error *err)
 	clock_gettime(CLOCK_REALTIME, &now);
 	t.seed = seed;
 	t.seed_len = sizeof(seed);
+	/* Its first task would pay for what a restored VM has not run yet (TCG's translation
+	 * of bwrap's paths): one throwaway jail before it is ready (guest/warm.h). */
+	t.warm = true;
 	t.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	json_t *params = orch_vm_thaw_build(&t);
 	explicit_bzero(seed, sizeof(seed));

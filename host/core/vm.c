@@ -361,9 +361,12 @@ static int m_output(struct orch_rpc *rpc, struct orch_rpc_req *req, json_t *para
 			  s->wire_id, (long long)o.seq, (long long)s->next_guest_seq);
 	/* o.seq <= ORCH_MAX_SEQ (the schema), so this cannot overflow; a guest that jumped
 	 * to the end has no further seq left, which harms only its own task's output. */
+	bool first = s->next_guest_seq == 0;
 	s->next_guest_seq = o.seq + 1;
 	output_take(vm, s, (int)o.stream, o.data, o.len);
 	orch_task_output_done(&o);
+	if (first && vm->owner && vm->owner->printed)
+		vm->owner->printed(vm);
 	return 0;
 }
 

@@ -42,6 +42,8 @@ struct vm_owner_ops {
 	/* May the scheduler lease to it now; and it just did (to slot). */
 	bool (*leasable)(const struct vm *vm);
 	void (*leased)(struct vm *vm, int64_t slot);
+	/* A slot's task sent its first output (may be NULL). */
+	void (*printed)(struct vm *vm);
 };
 
 struct vm {

@@ -444,7 +444,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		l->ev_id = -1;
 		vm->backend = l;
 	}
-	if (l->dom)
+	if (l->dom || l->restoring)
 		return orch_err(err, -EBUSY, "vm %s: domain %s is already running", c->name,
 				l->domain);
 	l->start_ms = orch_now_ms();
@@ -513,6 +513,8 @@ static void lvb_stop(struct vm *vm, bool force)
 {
 	struct lvb *l = vm->backend;
 	struct orch_error err = {0};
+	if (l)
+		lvb_snapshot_cancel(l); /* a restore under way: its child destroys the domain */
 	if (!l || !l->dom)
 		return;
 	/* The guest keeps nothing that a power cut would lose (the root is read-only, the

@@ -19,6 +19,8 @@
 
 struct vm;
 struct orchd;
+struct lv_restore;
+struct lv_template;
 struct orchd_vm_config;
 struct orch_vm_thaw;
 
@@ -50,6 +52,8 @@ struct lvb {
 	bool registered;   /* vsock: connections from cid come to this VM (lanes.h) */
 	bool restored;	   /* from a snapshot: vm.thaw after its hello (backend-snapshot.c) */
 	bool agents_share; /* the agents share is attached */
+	struct lv_restore *restoring; /* a child restores its domain (reaper.h) */
+	struct lv_template *from;     /* the template it is restored from */
 };
 
 /* The inputs of a domain's configuration. */
@@ -94,10 +98,13 @@ int lvb_connect_channel(struct lvb *l, struct orch_error *err);
 int lvb_lanes_open(struct orchd *d, struct orch_error *err);
 
 /* backend-snapshot.c */
-/* A VM of a class with a snapshot: 1 when it was restored from the class's template (the
- * shares attached, resumed, its channel connected: vm.thaw follows its hello), 0 when it
- * must boot (the template is being made, or failed), < 0 on failure. */
+/* A VM of a class with a snapshot: 1 when it is being restored from the class's template
+ * (by a child, reaper.h; then its shares attached, its channel connected, resumed: vm.thaw
+ * follows its hello; a restore that fails makes the VM gone), 0 when it must boot (the
+ * template is being made, or failed), < 0 on failure. */
 int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_error *err);
+/* A VM's restore given up (its stop): the child destroys what it restored. */
+void lvb_snapshot_cancel(struct lvb *l);
 /* backend.h's thaw. */
 int lvb_thaw(struct vm *vm, bool frozen, struct orch_vm_thaw *ret, struct orch_error *err);
 /* A template's vsock lane connection (lanes.h's owner is the template). */

@@ -219,7 +219,8 @@ static void template_save(struct lv_template *t)
 	 * restored copy finds its own host at once. */
 	lv_peer_free(t->peer);
 	t->peer = NULL;
-	if (lv_snapshot_save(t->dom, t->save, &xml, &err) < 0) {
+	uint64_t dropped = 0;
+	if (lv_snapshot_save(t->dom, t->save, &xml, &dropped, &err) < 0) {
 		template_fail(t, "%s", err.msg);
 		return;
 	}
@@ -239,10 +240,11 @@ static void template_save(struct lv_template *t)
 	t->state = TMPL_READY;
 	t->took_ms = orch_now_ms() - t->started_ms;
 	t->error[0] = 0;
-	char ms[24];
+	char ms[24], zero[24];
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)t->took_ms);
+	snprintf(zero, sizeof(zero), "%llu", (unsigned long long)dropped);
 	orch_log(ORCH_LOG_INFO, "libvirt", "snapshot template made", "class", t->cls->name, "ms",
-		 ms, NULL);
+		 ms, "zero_pages_left_out", zero, NULL);
 }
 
 static void on_template_timer(struct orch_loop *loop, struct orch_timer *timer, void *data)
@@ -356,12 +358,61 @@ static void template_make(struct lv_template *t, const struct lvb *l, const stru
 
 /* ---- VMs restored from it ---- */
 
+/* The child restored the domain, paused, its shares attached: its channel, then resume. */
+static void on_restored(int r, const char *error, void *data)
+{
+	struct lvb *l = data;
+	struct vm *vm = l->vm;
+	struct orch_error err = {0};
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	l->restoring = NULL;
+	if (r < 0) {
+		orch_err(&err, r, "vm %s: %s", vm->cfg->name, error ? error : "restore failed");
+		goto fail;
+	}
+	if (!(l->dom = virDomainLookupByName(l->conn, l->domain)) ||
+	    virDomainGetUUIDString(l->dom, uuid) < 0 || strcmp(uuid, l->uuid) != 0) {
+		orch_err(&err, -EIO, "vm %s: the restored domain %s is not there", vm->cfg->name,
+			 l->domain);
+		goto fail;
+	}
+	/* Resumed before its channel is dialled: QEMU tells the guest whether its host is
+	 * connected only at the first tick after the resume, by comparing with the state it
+	 * was saved in (connected). Dialled first, the host was often already there: the
+	 * frozen supervisor saw no change, believed its template's channel still up and
+	 * waited 2 s for a vm.thaw before it dialled again. Dialled after, it sees its host
+	 * leave and come back, and says hello at once. */
+	if (virDomainResume(l->dom) < 0) {
+		orch_err(&err, -EIO, "vm %s: cannot resume the restored domain: %s", vm->cfg->name,
+			 lv_last_error());
+		goto fail;
+	}
+	if (lvb_connect_channel(l, &err) < 0)
+		goto fail;
+	l->from->restores++;
+	char ms[24];
+	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(orch_now_ms() - l->start_ms));
+	orch_log(ORCH_LOG_INFO, "libvirt", "domain restored from the snapshot", "vm", vm->cfg->name,
+		 "domain", l->domain, "ms", ms, NULL);
+	return;
+fail:
+	/* Restored but unusable: gone, it fails like a boot (vm_gone stops l->dom). */
+	if (!l->dom && r == 0 && vm->d->lv_state && vm->d->lv_state->reaper) {
+		struct orch_error kerr = {0};
+		lv_reaper_destroy(vm->d->lv_state->reaper, l->uuid, &kerr);
+	}
+	vm_gone(vm, err.msg);
+}
+
+/* Starts the restore in a child (reaper.h): returns 1, or < 0 when none could start. */
 static int restore(struct lv_template *t, struct lvb *l, const struct lv_image *im,
 		   struct orch_error *err)
 {
 	const struct orchd_vm_config *c = l->vm->cfg;
+	struct lvb_state *st = lvb_state(l->vm->d);
 	char uuid[LV_UUID_LEN + 1];
-	_cleanup_free_ char *xml = NULL;
+	_cleanup_free_ char *xml = NULL, *ws_xml = NULL, *ag_xml = NULL;
 	_cleanup_(lvb_domain_freep) struct lvb_domain *dom = NULL;
 	struct lvb_domain_in in = {
 		.d = l->vm->d,
@@ -376,6 +427,8 @@ static int restore(struct lv_template *t, struct lvb *l, const struct lv_image *
 	};
 	int r;
 
+	if (!st || !st->reaper)
+		return orch_err(err, -ENOMEM, "vm %s: out of memory", c->name);
 	if ((r = lvb_domain_new(&in, &dom, err)) < 0 || (r = lv_uuid_new(uuid)) < 0)
 		return r < 0 && r != -EIO ? r : orch_err(err, -EIO, "cannot make a UUID");
 	struct lv_clone clone = {
@@ -385,27 +438,39 @@ static int restore(struct lv_template *t, struct lvb *l, const struct lv_image *
 		.to_dir = l->dir,
 		.cid = l->transport == LV_TRANSPORT_VSOCK ? l->cid : 0,
 	};
-	if ((r = lv_clone_xml(t->xml, &clone, &xml, err)) < 0 ||
-	    (r = lv_snapshot_restore(l->conn, t->save, xml, l->domain, &l->dom, err)) < 0)
-		return orch_err_prefix(err, "vm %s", c->name);
 	struct lv_fs_config ws = {
 		.dir = c->workspace, .tag = LV_WORKSPACE_TAG_DEFAULT, .virtiofsd = dom->virtiofsd};
 	struct lv_fs_config ag = {.dir = l->vm->d->cfg->agents_dir,
 				  .tag = LV_AGENTS_TAG,
 				  .virtiofsd = dom->ro_virtiofsd};
+	if ((r = lv_clone_xml(t->xml, &clone, &xml, err)) < 0 ||
+	    (r = lv_filesystem_xml(&ws, &ws_xml, err)) < 0 ||
+	    (dom->agents_share && (r = lv_filesystem_xml(&ag, &ag_xml, err)) < 0))
+		return orch_err_prefix(err, "vm %s", c->name);
+	struct lv_restore_in rin = {
+		.save = t->save,
+		.xml = xml,
+		.name = l->domain,
+		.uuid = uuid,
+		.fs_xml = {ws_xml, ag_xml},
+		.n_fs = ag_xml ? 2 : 1,
+	};
+	if ((r = lv_reaper_restore(st->reaper, &rin, on_restored, l, &l->restoring, err)) < 0)
+		return orch_err_prefix(err, "vm %s", c->name);
+	snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
+	l->from = t;
 	l->restored = true;
 	l->agents_share = dom->agents_share;
-	if ((r = lv_domain_attach_fs(l->dom, &ws, err)) < 0 ||
-	    (l->agents_share && (r = lv_domain_attach_fs(l->dom, &ag, err)) < 0) ||
-	    (r = lvb_connect_channel(l, err)) < 0)
-		return r;
-	if (virDomainResume(l->dom) < 0)
-		return orch_err(err, -EIO, "vm %s: cannot resume the restored domain: %s", c->name,
-				lv_last_error());
-	t->restores++;
-	orch_log(ORCH_LOG_INFO, "libvirt", "domain restored from the snapshot", "vm", c->name,
-		 "domain", l->domain, NULL);
 	return 1;
+}
+
+void lvb_snapshot_cancel(struct lvb *l)
+{
+	if (!l->restoring)
+		return;
+	lv_restore_cancel(l->restoring);
+	l->restoring = NULL;
+	l->uuid[0] = 0;
 }
 
 int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_error *err)
@@ -444,14 +509,7 @@ int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_err
 	}
 	if (t->state == TMPL_READY && !strcmp(t->key, key)) {
 		free(key);
-		int r = restore(t, l, im, err);
-		if (r < 0 && l->dom) { /* restored but unusable: gone, it fails like a boot */
-			l->stopping = true;
-			lv_domain_stop(l->dom, true, &kerr);
-			virDomainFree(l->dom);
-			l->dom = NULL;
-		}
-		return r;
+		return restore(t, l, im, err);
 	}
 	/* None that fits: this VM boots, and one is made for the next ones. */
 	if (t->state == TMPL_READY)

@@ -140,6 +140,7 @@ int lv_peer_new(struct orch_loop *loop, int fd, const char *name,
 		return orch_err(err, -ENOMEM, "out of memory");
 	}
 	p->loop = loop;
+	p->st.warm_ms = -1;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->on_change = on_change;
 	p->data = data;
@@ -180,13 +181,15 @@ static void on_reply(struct orch_rpc *rpc, json_t *result, const struct orch_err
 {
 	_cleanup_free_ struct call *c = data;
 	struct orch_error perr = {0};
-	const char *id = NULL;
+	struct orch_vm_thaw_result res = {0};
 	bool ok = !rerr;
 
-	if (ok && c->thaw && orch_vm_thaw_result_parse(result, &id, &perr) < 0)
+	if (ok && c->thaw && orch_vm_thaw_result_parse(result, &res, &perr) < 0)
 		ok = false;
-	if (ok && id)
-		snprintf(c->p->st.boot_id, sizeof(c->p->st.boot_id), "%s", id);
+	if (ok && res.boot_id) {
+		snprintf(c->p->st.boot_id, sizeof(c->p->st.boot_id), "%s", res.boot_id);
+		c->p->st.warm_ms = res.warm_ms;
+	}
 	if (c->ok)
 		*c->ok = ok;
 	*c->done = true;

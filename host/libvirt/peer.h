@@ -39,6 +39,7 @@ struct lv_peer_state {
 	char hello_boot_id[ORCH_MAX_ID_LEN + 1]; /* the last hello's */
 	int64_t slots;
 	uint64_t hello_ms; /* orch_now_ms when the hello arrived */
+	int64_t warm_ms;   /* vm.thaw's answer: its warm-up's time, -1 when none ran */
 };
 
 /* Takes fd (a connected stream). name: the VM name the hello reply carries. on_change

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "save-image.h"
+#include "save-stream.h"
 #include "snapshot.h"
 #include "strbuf.h"
 
@@ -126,7 +127,8 @@ int lv_clone_xml(const char *xml, const struct lv_clone *c, char **ret, struct o
 	return 0;
 }
 
-int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, struct orch_error *err)
+int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, uint64_t *ret_dropped,
+		     struct orch_error *err)
 {
 	_cleanup_free_ char *part = NULL;
 	int r;
@@ -140,6 +142,16 @@ int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, struct 
 		unlink(part);
 		return r;
 	}
+	/* Without the zero pages of the guest's RAM: a restore then reads in only what the
+	 * guest had written (save-stream.h). An image not to rewrite stays as it is. */
+	struct lv_stream_stats st;
+	if ((r = lv_save_image_drop_zero(part, &st, err)) < 0) {
+		unlink(part);
+		return r;
+	}
+	*err = (struct orch_error){0};
+	if (ret_dropped)
+		*ret_dropped = st.dropped;
 	if (ret_xml && (r = lv_save_image_xml(part, ret_xml, err)) < 0) {
 		unlink(part);
 		return r;

@@ -36,9 +36,12 @@ int lv_uuid_new(char ret[LV_UUID_LEN + 1]);
  * there exactly as libvirt writes it. */
 int lv_clone_xml(const char *xml, const struct lv_clone *c, char **ret, struct orch_error *err);
 
-/* Saves the running template domain to path (through path.part, renamed when complete);
- * the domain stops. *ret_xml (may be NULL): the XML the image holds, for lv_clone_xml. */
-int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, struct orch_error *err);
+/* Saves the running template domain to path (through path.part, renamed when complete),
+ * without the zero pages of its RAM (save-stream.h); the domain stops. *ret_xml (may be
+ * NULL): the XML the image holds, for lv_clone_xml; *ret_dropped (may be NULL): the zero
+ * pages left out (0: the stream was kept as it was). */
+int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, uint64_t *ret_dropped,
+		     struct orch_error *err);
 
 /* Restores the image at path as the domain described by clone_xml (from lv_clone_xml),
  * paused. */

@@ -1,20 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Pools of VMs (pool.h). */
 #include <errno.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend-snapshot.h"
 #include "backend.h"
 #include "cleanup.h"
 #include "log.h"
 #include "orchd.h"
+#include "pool-prune.h"
 #include "pool.h"
+#include "strv.h"
+
+extern char **environ;
+
+/* Workspaces removed by one child at most (the rest by the next). */
+#define POOL_PRUNE_BATCH 256
 
 /* Refills wait this long after VMs failed before their hello, doubled per failure. */
 #define POOL_BACKOFF_MIN_MS 500
 #define POOL_BACKOFF_MAX_MS 30000
+/* A vm-per-task refill of the idle reserve (pool.ready) yields to the task that just took a
+ * VM from it: it starts at that task's first output or end, or this long after the lease,
+ * whichever comes first. Under TCG a restore beside a starting task doubles the task's
+ * time to its first output (QEMU loading the image competes for the same cores). Tasks
+ * waiting for the class are never held back by it. */
+#define POOL_YIELD_MS 2000
 
 struct pool_member {
 	struct orch_pool *pool;
@@ -38,6 +56,11 @@ struct orch_pool {
 	char *profiles_json; /* the class's allowed profiles (NULL: all), for its demand */
 	int64_t made, retired;
 	char last_error[256];
+	struct pool_member *yield_to; /* the refill waits for its task to start (POOL_YIELD_MS) */
+	uint64_t yield_until;
+	int prune_pidfd; /* the child removing retired workspaces, or -1 */
+	struct orch_io *prune_io;
+	bool prune_again; /* retired meanwhile: another pass when it is done */
 };
 
 struct orch_pools {
@@ -61,10 +84,20 @@ static bool per_task(const struct orch_pool *p)
 
 /* ---- the core's calls (vm_owner_ops) ---- */
 
+/* The refill no longer waits for m's task. */
+static void stop_yield(struct pool_member *m)
+{
+	if (m->pool->yield_to == m) {
+		m->pool->yield_to = NULL;
+		kick(m->pool->ps, 0);
+	}
+}
+
 static void owner_gone(struct vm *vm, const char *reason)
 {
 	struct pool_member *m = vm->owner_data;
 
+	stop_yield(m);
 	if (!m->was_ready && !m->retiring) {
 		m->pool->failures++;
 		snprintf(m->pool->last_error, sizeof(m->pool->last_error), "%s: %.200s", m->name,
@@ -78,6 +111,7 @@ static void owner_released(struct vm *vm)
 {
 	struct pool_member *m = vm->owner_data;
 
+	stop_yield(m);
 	if (per_task(m->pool)) /* its one task is over */
 		m->retiring = true;
 	kick(m->pool->ps, 0);
@@ -94,7 +128,16 @@ static void owner_leased(struct vm *vm, int64_t slot)
 	struct pool_member *m = vm->owner_data;
 
 	m->used = true;
+	if (per_task(m->pool)) {
+		m->pool->yield_to = m;
+		m->pool->yield_until = orch_now_ms() + POOL_YIELD_MS;
+	}
 	kick(m->pool->ps, 0); /* keep pool.ready idle */
+}
+
+static void owner_printed(struct vm *vm)
+{
+	stop_yield(vm->owner_data);
 }
 
 static const struct vm_owner_ops owner_ops = {
@@ -102,6 +145,7 @@ static const struct vm_owner_ops owner_ops = {
 	.released = owner_released,
 	.leasable = owner_leasable,
 	.leased = owner_leased,
+	.printed = owner_printed,
 };
 
 /* ---- members ---- */
@@ -184,6 +228,8 @@ static void retire(struct orch_pool *p, struct pool_member *m)
 	struct orch_error err = {0};
 
 	orch_log(ORCH_LOG_INFO, "pool", "vm retired", "vm", m->name, "class", p->cfg->name, NULL);
+	if (p->yield_to == m)
+		p->yield_to = NULL;
 	vm_stop(m->vm, "its VM was retired", true);
 	vms_remove(d, m->vm);
 	vm_free(m->vm);
@@ -246,8 +292,8 @@ static struct counts count(const struct orch_pool *p)
 	return c;
 }
 
-/* How many VMs to make now. */
-static int64_t wanted(struct orch_pool *p)
+/* How many VMs to make now; *demand: how many of them tasks wait for. */
+static int64_t wanted(struct orch_pool *p, int64_t *ret_demand)
 {
 	struct orchd *d = p->ps->d;
 	struct orch_error err = {0};
@@ -260,10 +306,97 @@ static int64_t wanted(struct orch_pool *p)
 			      &err) < 0)
 		orch_log(ORCH_LOG_WARN, "pool", "cannot count the queued tasks", "class",
 			 p->cfg->name, "error", err.msg, NULL);
+	*ret_demand = demand;
 	want = p->cfg->pool_ready + demand - c.idle - c.starting;
 	if (want > p->cfg->pool_max - c.total)
 		want = p->cfg->pool_max - c.total;
 	return want;
+}
+
+/* ---- retired workspaces (pool-prune.h) ---- */
+
+static bool member_live(const char *name, void *data)
+{
+	const struct orch_pool *p = data;
+	for (const struct pool_member *m = p->members; m; m = m->next)
+		if (!strcmp(m->name, name))
+			return true;
+	return false;
+}
+
+static void prune(struct orch_pool *p);
+
+static void on_prune_exit(struct orch_loop *loop, struct orch_io *io, int fd, uint32_t events,
+			  void *data)
+{
+	struct orch_pool *p = data;
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)p->prune_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+		return; /* not yet */
+	orch_io_free(p->prune_io);
+	p->prune_io = NULL;
+	close(p->prune_pidfd);
+	p->prune_pidfd = -1;
+	if (si.si_code != CLD_EXITED || si.si_status != 0) /* the child said why on stderr */
+		orch_log(ORCH_LOG_WARN, "pool", "some retired workspaces were not removed", "class",
+			 p->cfg->name, NULL);
+	if (p->prune_again) {
+		p->prune_again = false;
+		prune(p);
+	}
+}
+
+/* Removes, in a child, the workspaces of retired VMs beyond pool.keep_workspaces. */
+static void prune(struct orch_pool *p)
+{
+	struct orch_error err = {0};
+	_cleanup_(orch_strv_freep) char **names = NULL, **argv = NULL;
+	size_t n = 0, k = 2;
+	pid_t pid;
+	int rc;
+
+	if (!per_task(p) || p->ps->d->quitting)
+		return;
+	if (p->prune_io) {
+		p->prune_again = true;
+		return;
+	}
+	if (pool_prune_candidates(p->cfg->workspace, p->cfg->name, p->cfg->pool_keep_workspaces,
+				  member_live, p, &names, &n, &err) < 0) {
+		orch_log(ORCH_LOG_WARN, "pool", "cannot list retired workspaces", "class",
+			 p->cfg->name, "error", err.msg, NULL);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (!(argv = calloc((n < POOL_PRUNE_BATCH ? n : POOL_PRUNE_BATCH) + 3, sizeof(char *))) ||
+	    !(argv[0] = strdup("orchd")) || !(argv[1] = strdup(POOL_PRUNE_ARG)))
+		return;
+	for (size_t i = 0; i < n && k < POOL_PRUNE_BATCH + 2; i++)
+		if (asprintf(&argv[k++], "%s/%s", p->cfg->workspace, names[i]) < 0) {
+			argv[--k] = NULL;
+			return;
+		}
+	p->prune_again = n > POOL_PRUNE_BATCH;
+	if ((rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ)) != 0) {
+		orch_log(ORCH_LOG_WARN, "pool", "cannot start a child to remove retired workspaces",
+			 "class", p->cfg->name, "error", strerror(rc), NULL);
+		return;
+	}
+	p->prune_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->prune_pidfd < 0 || orch_io_add(p->ps->d->loop, p->prune_pidfd, EPOLLIN,
+					      on_prune_exit, p, &p->prune_io) < 0) {
+		(void)waitpid(pid, NULL, 0); /* it removes them all the same */
+		if (p->prune_pidfd >= 0)
+			close(p->prune_pidfd);
+		p->prune_pidfd = -1;
+		p->prune_io = NULL;
+	}
+	char c[24];
+	snprintf(c, sizeof(c), "%zu", k - 2);
+	orch_log(ORCH_LOG_INFO, "pool", "removing retired workspaces", "class", p->cfg->name,
+		 "count", c, NULL);
 }
 
 /* One pass: retire what must go, note who came up, make at most one VM per pool (each
@@ -278,15 +411,19 @@ static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 		return;
 	for (size_t i = 0; i < ps->n; i++) {
 		struct orch_pool *p = &ps->pools[i];
+		bool retired = false;
 		for (struct pool_member *m = p->members, *next; m; m = next) {
 			next = m->next;
-			if (m->retiring)
+			if (m->retiring) {
 				retire(p, m);
-			else if (m->vm->state == VM_READY && !m->was_ready) {
+				retired = true;
+			} else if (m->vm->state == VM_READY && !m->was_ready) {
 				m->was_ready = true;
 				p->failures = 0;
 			}
 		}
+		if (retired)
+			prune(p);
 		if (p->stopped)
 			continue;
 		if (p->failures && !p->not_before) {
@@ -301,7 +438,15 @@ static void on_timer(struct orch_loop *loop, struct orch_timer *t, void *data)
 			continue;
 		}
 		p->not_before = 0;
-		if (wanted(p) > 0) {
+		int64_t demand = 0;
+		if (wanted(p, &demand) > 0) {
+			if (p->yield_to && demand <= 0 && p->yield_until > now) {
+				uint64_t w = p->yield_until - now; /* the reserve yields */
+				if (!again || w < again)
+					again = w;
+				continue;
+			}
+			p->yield_to = NULL;
 			grow(p);
 			more = true;
 		}
@@ -355,7 +500,8 @@ int pools_new(struct orchd *d, struct orch_error *err)
 					"\"shared\" (docs/FLEET.md)",
 					c->name);
 		struct orch_pool *p = &ps->pools[ps->n++];
-		*p = (struct orch_pool){.ps = ps, .cfg = c, .stopped = !c->autostart};
+		*p = (struct orch_pool){
+			.ps = ps, .cfg = c, .stopped = !c->autostart, .prune_pidfd = -1};
 		if (c->n_profiles) {
 			json_t *a = json_array();
 			for (size_t k = 0; k < c->n_profiles; k++)
@@ -405,6 +551,7 @@ void pools_start(struct orchd *d)
 			else
 				vm_start(m->vm);
 		}
+		prune(p); /* what earlier orchds retired */
 	}
 	kick(ps, 0);
 }
@@ -422,6 +569,9 @@ void pools_free(struct orchd *d)
 			member_free(m);
 		}
 		free(ps->pools[i].profiles_json);
+		orch_io_free(ps->pools[i].prune_io); /* the child finishes on its own */
+		if (ps->pools[i].prune_pidfd >= 0)
+			close(ps->pools[i].prune_pidfd);
 	}
 	orch_timer_free(ps->timer);
 	free(ps->pools);

@@ -161,6 +161,10 @@ static const struct {
 	 "vms.a.pool.ready: expected an integer 1..64"},
 	{"{\"vms\":{\"a\":{\"pool\":{\"ready\":2,\"max\":3}}}}",
 	 "vms.a.pool.max: only a vm-per-task pool grows"},
+	{"{\"vms\":{\"a\":{\"pool\":{\"ready\":1,\"keep_workspaces\":3}}}}",
+	 "vms.a.pool.keep_workspaces: only a vm-per-task pool prunes"},
+	{"{\"vms\":{\"a\":{\"isolation\":\"vm-per-task\",\"pool\":{\"keep_workspaces\":-1}}}}",
+	 "vms.a.pool.keep_workspaces: expected an integer 0..1000000"},
 	{"{\"vms\":{\"a\":{\"pool\":{\"size\":2}}}}", "vms.a.pool.size: unknown key"},
 	{"{\"vms\":{\"a\":{\"pool\":[]}}}", "vms.a.pool: expected an object"},
 	{"{\"vms\":{\"a\":{\"backend\":\"local\",\"pool\":{},\"snapshot\":true}}}",
@@ -209,15 +213,15 @@ START_TEST(test_pools)
 	struct orch_error err = {0};
 	const struct orchd_vm_config *v;
 
-	ck_assert_msg(
-		parse("{\"backend\":\"libvirt\",\"vms\":{\"a\":{},"
-		      "\"t\":{\"isolation\":\"vm-per-task\"},"
-		      "\"u\":{\"isolation\":\"vm-per-task\",\"slots\":1,\"snapshot\":true,"
-		      "\"pool\":{\"ready\":6}},"
-		      "\"w\":{\"isolation\":\"vm-per-task\",\"pool\":{\"ready\":0,\"max\":2}},"
-		      "\"s\":{\"pool\":{\"ready\":3},\"slots\":2}}}",
-		      &c, &err) == 0,
-		"%s", err.msg);
+	ck_assert_msg(parse("{\"backend\":\"libvirt\",\"vms\":{\"a\":{},"
+			    "\"t\":{\"isolation\":\"vm-per-task\"},"
+			    "\"u\":{\"isolation\":\"vm-per-task\",\"slots\":1,\"snapshot\":true,"
+			    "\"pool\":{\"ready\":6}},"
+			    "\"w\":{\"isolation\":\"vm-per-task\",\"pool\":{\"ready\":0,\"max\":2,"
+			    "\"keep_workspaces\":0}},"
+			    "\"s\":{\"pool\":{\"ready\":3},\"slots\":2}}}",
+			    &c, &err) == 0,
+		      "%s", err.msg);
 	v = orchd_config_vm(c, "a");
 	ck_assert(!v->pooled);
 	ck_assert_int_eq(v->isolation, ORCHD_ISOLATION_SHARED);
@@ -228,6 +232,7 @@ START_TEST(test_pools)
 	ck_assert_int_eq(v->slots, 1);
 	ck_assert_int_eq(v->pool_ready, 1);
 	ck_assert_int_eq(v->pool_max, 4);
+	ck_assert_int_eq(v->pool_keep_workspaces, ORCHD_POOL_KEEP_WORKSPACES_DEFAULT);
 	v = orchd_config_vm(c, "u");
 	ck_assert_int_eq(v->pool_ready, 6);
 	ck_assert_int_eq(v->pool_max, 6);
@@ -235,6 +240,7 @@ START_TEST(test_pools)
 	v = orchd_config_vm(c, "w");
 	ck_assert_int_eq(v->pool_ready, 0);
 	ck_assert_int_eq(v->pool_max, 2);
+	ck_assert_int_eq(v->pool_keep_workspaces, 0);
 	v = orchd_config_vm(c, "s");
 	ck_assert(v->pooled);
 	ck_assert_int_eq(v->isolation, ORCHD_ISOLATION_SHARED);

@@ -11,6 +11,7 @@
 
 #include "cleanup.h"
 #include "save-image.h"
+#include "save-stream.h"
 #include "snapshot.h"
 
 static void header(unsigned char *h, uint32_t version, uint32_t data_len, uint32_t compressed,
@@ -249,6 +250,175 @@ START_TEST(test_uuid)
 }
 END_TEST
 
+/* ---- the stream without pc.ram's zero pages (save-stream.h) ---- */
+
+struct sb {
+	unsigned char b[65536];
+	size_t n;
+};
+
+static void sb_put(struct sb *s, const void *p, size_t n)
+{
+	ck_assert_uint_le(s->n + n, sizeof(s->b));
+	memcpy(s->b + s->n, p, n);
+	s->n += n;
+}
+
+static void sb_be32(struct sb *s, uint32_t v)
+{
+	unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+	sb_put(s, b, 4);
+}
+
+static void sb_be64(struct sb *s, uint64_t v)
+{
+	sb_be32(s, (uint32_t)(v >> 32));
+	sb_be32(s, (uint32_t)v);
+}
+
+static void sb_name(struct sb *s, const char *name)
+{
+	unsigned char l = (unsigned char)strlen(name);
+	sb_put(s, &l, 1);
+	sb_put(s, name, l);
+}
+
+/* A record: block NULL = "continue". */
+static void sb_rec(struct sb *s, uint64_t addr, unsigned flags, const char *block, int fill)
+{
+	sb_be64(s, addr | flags | (block ? 0 : 0x20));
+	if (block)
+		sb_name(s, block);
+	if (flags == 0x02) {
+		unsigned char c = (unsigned char)fill;
+		sb_put(s, &c, 1);
+	} else {
+		unsigned char page[4096];
+		memset(page, fill, sizeof(page));
+		sb_put(s, page, sizeof(page));
+	}
+}
+
+static void sb_section(struct sb *s, int type)
+{
+	unsigned char t = (unsigned char)type;
+	sb_put(s, &t, 1);
+	sb_be32(s, 3);
+	if (type == 1) {
+		sb_name(s, "ram");
+		sb_be32(s, 0);
+		sb_be32(s, 4);
+	}
+}
+
+static void sb_eos(struct sb *s)
+{
+	unsigned char f = 0x7e;
+	sb_be64(s, 0x10);
+	sb_put(s, &f, 1);
+	sb_be32(s, 3);
+}
+
+static void sb_head(struct sb *s)
+{
+	unsigned char cfg = 0x07;
+	sb_put(s, "QEVM", 4);
+	sb_be32(s, 3);
+	sb_put(s, &cfg, 1);
+	sb_be32(s, 13);
+	sb_put(s, "pc-i440fx-7.2", 13);
+	sb_section(s, 1);
+	sb_be64(s, ((2u << 20) + 4096) | 0x04);
+	sb_name(s, "pc.ram");
+	sb_be64(s, 2u << 20);
+	sb_name(s, "pc.rom");
+	sb_be64(s, 4096);
+	sb_eos(s);
+}
+
+START_TEST(test_stream_drop_zero)
+{
+	static struct sb in, want;
+	struct lv_stream_stats st;
+	struct orch_error err = {0};
+	const uint64_t mib = 1 << 20;
+
+	in.n = want.n = 0;
+	sb_head(&in);
+	sb_head(&want);
+	sb_section(&in, 2);
+	sb_section(&want, 2);
+	/* below 1 MiB: kept */
+	sb_rec(&in, 0, 0x02, "pc.ram", 0);
+	sb_rec(&want, 0, 0x02, "pc.ram", 0);
+	sb_rec(&in, 4096, 0x08, NULL, 0xab);
+	sb_rec(&want, 4096, 0x08, NULL, 0xab);
+	/* zero pages of pc.ram above 1 MiB: dropped, named or continued */
+	sb_rec(&in, mib, 0x02, "pc.ram", 0);
+	sb_rec(&in, mib + 4096, 0x02, NULL, 0);
+	/* a zero record filled with another byte: kept */
+	sb_rec(&in, mib + 8192, 0x02, NULL, 7);
+	sb_rec(&want, mib + 8192, 0x02, NULL, 7);
+	/* another block's zero page: kept, it names its block */
+	sb_rec(&in, 0, 0x02, "pc.rom", 0);
+	sb_rec(&want, 0, 0x02, "pc.rom", 0);
+	/* a dropped record named pc.ram; the page continuing it must name it again */
+	sb_rec(&in, mib + 3 * 4096, 0x02, "pc.ram", 0);
+	sb_rec(&in, mib + 4 * 4096, 0x08, NULL, 0xcd);
+	sb_rec(&want, mib + 4 * 4096, 0x08, "pc.ram", 0xcd);
+	sb_eos(&in);
+	sb_eos(&want);
+	sb_section(&in, 3);
+	sb_section(&want, 3);
+	sb_rec(&in, mib + 5 * 4096, 0x02, NULL, 0);
+	sb_rec(&in, mib + 6 * 4096, 0x08, NULL, 0xef);
+	sb_rec(&want, mib + 6 * 4096, 0x08, NULL, 0xef);
+	sb_eos(&in);
+	sb_eos(&want);
+	sb_put(&in, "\x04the devices' state", 19);
+	sb_put(&want, "\x04the devices' state", 19);
+
+	char path[] = "/tmp/check-stream.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), 0);
+	ck_assert_uint_eq(st.dropped, 4);
+	ck_assert_uint_eq(st.zero, 7);
+	ck_assert_uint_eq(st.pages, 3);
+	off_t len = lseek(fd, 0, SEEK_END);
+	ck_assert_int_eq(len, (off_t)want.n);
+	static unsigned char got[65536];
+	ck_assert_int_eq(pread(fd, got, want.n, 0), (ssize_t)want.n);
+	ck_assert(memcmp(got, want.b, want.n) == 0);
+
+	/* Records of another kind (an XBZRLE page): refused, the caller keeps the image. */
+	in.n = 0;
+	sb_head(&in);
+	sb_section(&in, 2);
+	sb_be64(&in, mib | 0x40);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), -EPROTO);
+	/* A block the mem-size record did not name. */
+	in.n = 0;
+	sb_head(&in);
+	sb_section(&in, 2);
+	sb_rec(&in, mib, 0x02, "pc.other", 0);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), -EPROTO);
+	/* Another iterable section, and a cut stream. */
+	in.n = 0;
+	sb_head(&in);
+	in.b[4 + 4 + 1 + 4 + 13 + 5 + 1] = 'x'; /* "ram" -> "xam" */
+	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), -EPROTO);
+	in.n = 0;
+	sb_head(&in);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n - 3, fd, &st, &err), -EPROTO);
+	ck_assert_int_eq(
+		lv_save_stream_drop_zero((const unsigned char *)"QEVM\0\0\0\2", 8, fd, &st, &err),
+		-EPROTO);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snapshot");
@@ -258,6 +428,7 @@ int main(void)
 	tcase_add_test(tc, test_image_file);
 	tcase_add_test(tc, test_clone_xml);
 	tcase_add_test(tc, test_uuid);
+	tcase_add_test(tc, test_stream_drop_zero);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -89,9 +89,9 @@ static int parse_build(const char *method, json_t *in, json_t **ret_built, struc
 			ck_assert_ptr_null(t.seed);
 		}
 	} else if (strcmp(method, "vm.thaw.result") == 0) {
-		const char *id;
-		if ((r = orch_vm_thaw_result_parse(in, &id, err)) >= 0)
-			*ret_built = orch_vm_thaw_result_build(id);
+		struct orch_vm_thaw_result res;
+		if ((r = orch_vm_thaw_result_parse(in, &res, err)) >= 0)
+			*ret_built = orch_vm_thaw_result_build(&res);
 	} else if (strcmp(method, "llm.cancel") == 0) {
 		struct orch_llm_cancel c;
 		if ((r = orch_llm_cancel_parse(in, &c, err)) >= 0)

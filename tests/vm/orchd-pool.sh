@@ -5,7 +5,8 @@
 #    workspace, /dev/shm) are not seen by the next task, which runs in another VM with
 #    another kernel boot id and other random bytes; the pool refills after each task and
 #    after a VM is destroyed behind orchd's back; its VMs after the first are restored
-#    from the snapshot and run tasks end to end;
+#    from the snapshot and run tasks end to end; retired VMs' workspaces beyond
+#    pool.keep_workspaces (2) are removed, the newest kept;
 #  - S, a shared pool of one VM: the same marks ARE seen by the next task (what the first
 #    class's checks would catch), and the host's resident memory of its guest falls back
 #    near its idle figure after a task that touched 200 MiB and exited.
@@ -79,7 +80,8 @@ cat >"$st/orchd.json" <<JSON
   "scheduler": { "retries": 0, "heartbeat_ms": 1000, "heartbeat_misses": 5 },
   "vms": {
     "$T": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "isolation": "vm-per-task",
-            "snapshot": true, "pool": { "ready": 1, "max": 2 }, "boot_timeout_ms": 180000 },
+            "snapshot": true, "pool": { "ready": 1, "max": 2, "keep_workspaces": 2 },
+            "boot_timeout_ms": 180000 },
     "$S": { "backend": "libvirt", "vcpus": 2, "memory_mib": 512, "slots": 1,
             "pool": { "ready": 1 }, "boot_timeout_ms": 180000 }
   }
@@ -133,6 +135,9 @@ ws1=$st/workspaces/$T/$vm1/agent-0/mark; ws2=$st/workspaces/$T/$vm2/agent-0/mark
 grep -q "vm=$vm2 domain=orch-$vm2" <(grep "restored from the snapshot" "$st/orchd.log") &&
 	ok "task 2's VM was restored from the snapshot and ran it end to end" ||
 	fail "task 2's VM $vm2 was not restored from the snapshot"
+grep -qE "msg=thawed vm=$vm2 .* warm_ms=[0-9]+" "$st/orchd.log" &&
+	ok "task 2's VM ran the warm-up jail before it was ready ($(grep -oE "msg=thawed vm=$vm2 .* warm_ms=[0-9]+" "$st/orchd.log" | grep -oE "warm_ms=[0-9]+"))" ||
+	fail "task 2's VM $vm2 was not warmed: $(grep "msg=thawed vm=$vm2 " "$st/orchd.log")"
 virsh -c qemu:///system list --name | grep -qx "orch-$vm1" &&
 	fail "task 1's VM orch-$vm1 still runs" || ok "task 1's VM was destroyed after its task"
 
@@ -146,6 +151,14 @@ wait_for 60 "the crashed VM $victim is retired" gone && ok "a crashed pool VM is
 wait_for 120 "the pool refills after a crash" idle "$T" &&
 	ok "the pool refills after a crash ($(o vm list --json | jq -r --arg c "$T" '[.[] | select(.class == $c)][0].name'))"
 [ "$(pool "$T" .retired)" -gt "$retired" ] && ok "the pool counts the retired VM" || fail "retired count"
+# Retired workspaces: the newest 2 (keep_workspaces) stay: task 2's and the crashed VM's;
+# task 1's, the oldest, is removed.
+pruned() { [ ! -e "$st/workspaces/$T/$vm1" ]; }
+wait_for 60 "task 1's workspace is pruned" pruned &&
+	ok "the oldest retired workspace is removed ($vm1; keep_workspaces 2)"
+[ -f "$ws2" ] && [ -d "$st/workspaces/$T/$victim" ] &&
+	ok "the 2 newest retired workspaces stay ($vm2 with its task's mark, $victim)" ||
+	fail "retired workspaces left: $(ls "$st/workspaces/$T")"
 
 # Memory: the shared VM's guest memory resident on the host, idle, while a task holds 200
 # MiB, and after it exited.
