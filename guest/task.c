@@ -445,6 +445,59 @@ static char **build_env(const struct sv_task *t, const struct orch_task_run *run
 	return env;
 }
 
+int sv_jail_start(struct supervisor *sv, struct sv_slot *slot, struct sv_jail_spec *js,
+		  const struct orch_limits *lim, bool nproc, struct sv_spawned *ret,
+		  struct orch_error *err)
+{
+	struct sv_config *cfg = sv->cfg;
+	_cleanup_(orch_strv_freep) char **argv = NULL;
+	int r;
+
+	/* What a jail's read-only paths must not expose: every agent's workspace, and the
+	 * debug shells' sockets (unix:DIR/NAME-%u.sock). */
+	char shell_dir[PATH_MAX] = "";
+	(void)sv_shell_socket_dir(cfg->shell_listen, shell_dir, sizeof(shell_dir));
+	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
+	js->bwrap = cfg->bwrap;
+	js->exec_helper = cfg->exec_helper;
+	js->slot = slot->index;
+	js->ro_paths = cfg->ro_paths;
+	js->n_ro_paths = cfg->n_ro_paths;
+	js->deny = deny;
+	js->seccomp = sv->have_seccomp;
+	js->extra_ro_binds = sv_extras_binds(sv);
+	r = sv_jail_argv(js, &argv, err);
+	js->deny = NULL; /* this frame's */
+	if (r < 0)
+		return r;
+	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
+	 * only those that hold a limit for this jail. v2 (cheap) is always joined. */
+	struct sv_cgroup join = slot->cgroup;
+	const int64_t want[_SV_CG_MAX] = {lim->memory_bytes, lim->pids, lim->cpu_percent};
+	for (int i = 0; i < _SV_CG_MAX; i++)
+		if (!want[i])
+			join.v1[i] = NULL;
+	/* bwrap itself runs with a fixed environment: the task's variables are set inside
+	 * the jail (--setenv), so that none of them (LD_PRELOAD...) acts on bwrap. */
+	static char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
+	struct sv_spawn_spec ss = {
+		.bwrap_argv = argv,
+		.envp = bwrap_env,
+		.seccomp = sv->have_seccomp ? &sv->seccomp : NULL,
+		.netns_fd = slot->netns_fd,
+		.cgroup = &join,
+		.uid = slot->uid,
+		.gid = slot->uid,
+		.limits = *lim,
+		.nproc_rlimit = nproc,
+	};
+	if ((r = sv_spawn(&ss, ret, err)) < 0)
+		return r;
+	if (ret->cgroup_refused)
+		slot->cgroup.killed = true;
+	return 0;
+}
+
 static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *unenforced,
 		  struct orch_error *err)
 {
@@ -492,64 +545,23 @@ static int launch(struct sv_task *t, const struct orch_task_run *run, json_t *un
 	char **env = build_env(t, run);
 	if (!env)
 		return orch_err(err, -ENOMEM, "out of memory");
-	/* What a task's read-only path must not expose: every agent's workspace, and the
-	 * debug shells' sockets (unix:DIR/NAME-%u.sock). */
-	char shell_dir[PATH_MAX] = "";
-	(void)sv_shell_socket_dir(cfg->shell_listen, shell_dir, sizeof(shell_dir));
-	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
 	struct sv_jail_spec js = {
-		.bwrap = cfg->bwrap,
-		.exec_helper = cfg->exec_helper,
-		.slot = slot->index,
 		.workspace = ws,
-		.ro_paths = cfg->ro_paths,
-		.n_ro_paths = cfg->n_ro_paths,
 		.task_ro_paths = run->ro_paths,
 		.n_task_ro_paths = run->n_ro_paths,
-		.deny = deny,
-		.seccomp = sv->have_seccomp,
 		.cwd = run->cwd,
 		.argv = run->argv,
 		.env = (const char *const *)env,
-		.extra_ro_binds = sv_extras_binds(sv),
 	};
-	char **argv = NULL;
-	r = sv_jail_argv(&js, &argv, err);
+	r = sv_jail_start(sv, slot, &js, &lim, nproc, &t->sp, err);
 	orch_strv_free(env);
-	if (r < 0)
-		return r;
-	/* Joining a cgroup v1 hierarchy costs milliseconds (the kernel's migration lock):
-	 * only those that hold a limit for this task. v2 (cheap) is always joined. */
-	struct sv_cgroup join = slot->cgroup;
-	const int64_t want[_SV_CG_MAX] = {lim.memory_bytes, lim.pids, lim.cpu_percent};
-	for (int i = 0; i < _SV_CG_MAX; i++)
-		if (!want[i])
-			join.v1[i] = NULL;
-	/* bwrap itself runs with a fixed environment: the task's variables are set inside
-	 * the jail (--setenv), so that none of them (LD_PRELOAD...) acts on bwrap. */
-	static char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
-	struct sv_spawn_spec ss = {
-		.bwrap_argv = argv,
-		.envp = bwrap_env,
-		.seccomp = sv->have_seccomp ? &sv->seccomp : NULL,
-		.netns_fd = slot->netns_fd,
-		.cgroup = &join,
-		.uid = slot->uid,
-		.gid = slot->uid,
-		.limits = lim,
-		.nproc_rlimit = nproc,
-	};
-	r = sv_spawn(&ss, &t->sp, err);
-	orch_strv_free(argv);
 	if (r < 0) {
 		t->sp.pid = 0;
 		return r;
 	}
-	if (t->sp.cgroup_refused) {
-		slot->cgroup.killed = true;
+	if (t->sp.cgroup_refused)
 		orch_log(ORCH_LOG_WARN, "task", "the kernel refused children born into the cgroup",
 			 "task", t->id, "cgroup", slot->cgroup.v2, NULL);
-	}
 	if ((r = orch_io_add(sv->loop, t->sp.out_fd, EPOLLIN, output_cb, t, &t->io[0])) < 0 ||
 	    (r = orch_io_add(sv->loop, t->sp.err_fd, EPOLLIN, output_cb, t, &t->io[1])) < 0 ||
 	    (r = orch_io_add(sv->loop, t->sp.status_fd, EPOLLIN, status_cb, t, &t->status_io)) <

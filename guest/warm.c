@@ -14,12 +14,10 @@
 
 #include "orch-config.h"
 #include "cleanup.h"
-#include "extras.h"
 #include "jail.h"
 #include "log.h"
-#include "shell-supervisor.h"
 #include "spawn.h"
-#include "strv.h"
+#include "task.h"
 #include "supervisor.h"
 #include "warm.h"
 
@@ -93,56 +91,19 @@ static int run_jail(struct supervisor *sv, struct sv_slot *slot, const char *ws,
 	struct sv_config *cfg = sv->cfg;
 	struct orch_limits none = {0}, lim;
 	bool enforced[_SV_CG_MAX] = {0};
-	_cleanup_(orch_strv_freep) char **argv = NULL;
 	struct sv_spawned sp = {.pid = 0, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1};
-	char shell_dir[PATH_MAX] = "";
 	int r;
 
 	sv_limits_merge(&cfg->limits, &none, &lim);
 	if ((r = sv_cgroup_apply(&slot->cgroup, &lim, enforced, err)) < 0)
 		return r;
-	(void)sv_shell_socket_dir(cfg->shell_listen, shell_dir, sizeof(shell_dir));
-	const char *const deny[] = {cfg->workspace_root, shell_dir[0] ? shell_dir : NULL, NULL};
 	const char *const jargv[] = {"true", NULL};
 	const char *const env[] = {"PATH=" ORCH_TASK_PATH_DEFAULT, "HOME=/workspace", "TMPDIR=/tmp",
 				   NULL};
-	struct sv_jail_spec js = {
-		.bwrap = cfg->bwrap,
-		.exec_helper = cfg->exec_helper,
-		.slot = slot->index,
-		.workspace = ws,
-		.ro_paths = cfg->ro_paths,
-		.n_ro_paths = cfg->n_ro_paths,
-		.deny = deny,
-		.seccomp = sv->have_seccomp,
-		.argv = jargv,
-		.env = env,
-		.extra_ro_binds = sv_extras_binds(sv),
-	};
-	if ((r = sv_jail_argv(&js, &argv, err)) < 0)
+	struct sv_jail_spec js = {.workspace = ws, .argv = jargv, .env = env};
+	if ((r = sv_jail_start(sv, slot, &js, &lim, !enforced[SV_CG_PIDS] && lim.pids > 0, &sp,
+			       err)) < 0)
 		return r;
-	/* As a task joins it: cgroup v1 hierarchies only for the limits set. */
-	struct sv_cgroup join = slot->cgroup;
-	const int64_t want[_SV_CG_MAX] = {lim.memory_bytes, lim.pids, lim.cpu_percent};
-	for (int i = 0; i < _SV_CG_MAX; i++)
-		if (!want[i])
-			join.v1[i] = NULL;
-	static char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
-	struct sv_spawn_spec ss = {
-		.bwrap_argv = argv,
-		.envp = bwrap_env,
-		.seccomp = sv->have_seccomp ? &sv->seccomp : NULL,
-		.netns_fd = slot->netns_fd,
-		.cgroup = &join,
-		.uid = slot->uid,
-		.gid = slot->uid,
-		.limits = lim,
-		.nproc_rlimit = !enforced[SV_CG_PIDS] && lim.pids > 0,
-	};
-	if ((r = sv_spawn(&ss, &sp, err)) < 0)
-		return r;
-	if (sp.cgroup_refused)
-		slot->cgroup.killed = true; /* as a task's spawn notes it */
 	int status = wait_jail(&sp, &slot->cgroup);
 	close_spawned(&sp);
 	if (status != 0)
