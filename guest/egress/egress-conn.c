@@ -142,9 +142,11 @@ static void on_linger_end(struct orch_loop *loop, struct orch_timer *t, void *da
 	egress_conn_free(data, NULL);
 }
 
-/* orchd closed the connection (c is OPEN): what is buffered for the agent still goes
- * out, then a FIN; what the agent sends is dropped until it closes, LINGER_MS pass or
- * LINGER_BYTES came. */
+/* orchd closed the connection (c is OPEN) or refused it (c was WAITing, the refusal is
+ * sent): what is buffered for the agent still goes out, then a FIN; what the agent sends
+ * is dropped until it closes, LINGER_MS pass or LINGER_BYTES came. Closing at once with
+ * the agent's bytes unread would reset the connection, and an agent still sending (a
+ * request body) would fail on that and never read the answer already sent. */
 static void conn_linger(struct egress_bridge *b, struct econn *c)
 {
 	c->state = ECONN_LINGER;
@@ -259,7 +261,7 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 			return -EPROTO;
 		if (!v.ok) {
 			egress_conn_refuse(c, (int)v.status, v.reason);
-			egress_conn_free(c, NULL);
+			conn_linger(b, c);
 			return 0;
 		}
 		c->state = ECONN_OPEN;
@@ -349,8 +351,11 @@ int egress_conn_on_frame(struct egress_bridge *b, const struct orch_egress_hdr *
 			conn_linger(b, c);
 			return 0;
 		}
-		if (c->state == ECONN_WAIT)
+		if (c->state == ECONN_WAIT) {
 			egress_conn_refuse(c, 502, "orchd closed the connection");
+			conn_linger(b, c);
+			return 0;
+		}
 		egress_conn_free(c, NULL);
 		return 0;
 	default:
