@@ -507,6 +507,21 @@ static void step(struct grec *r)
 		rc = host_git(r, &argv, NULL, 0, NULL, &err);
 		break;
 	case R_UMOUNT:
+		if (r->row->mount && ws_mounted(r->row->mount)) {
+			rc = ws_umount_start(&m->g, r->row->mount, true, on_proc, r, &r->proc,
+					     &err);
+			break;
+		}
+		r->step = R_END;
+		step(r);
+		return;
+	case R_END:
+		/* the image stays (retention); the empty mount point goes */
+		if (r->row->mount && !ws_mounted(r->row->mount))
+			(void)ws_remove(NULL, r->row->mount, &err);
+		/* "recorded" once nothing of the recording runs any more: a workspace can be
+		 * removed as soon as its result says so (the commit is on its branch since
+		 * R_COMMIT; after a restart R_BRANCH finds it) */
 		if (!r->error[0]) {
 			char branch[64];
 			snprintf(branch, sizeof(branch), "orch/task-%lld", (long long)r->task);
@@ -530,18 +545,6 @@ static void step(struct grec *r)
 					 NULL);
 			}
 		}
-		if (r->row->mount && ws_mounted(r->row->mount)) {
-			rc = ws_umount_start(&m->g, r->row->mount, true, on_proc, r, &r->proc,
-					     &err);
-			break;
-		}
-		r->step = R_END;
-		step(r);
-		return;
-	case R_END:
-		/* the image stays (retention); the empty mount point goes */
-		if (r->row->mount && !ws_mounted(r->row->mount))
-			(void)ws_remove(NULL, r->row->mount, &err);
 		finish(r);
 		return;
 	}
