@@ -4,6 +4,7 @@
 # same kernel with a trivial /init that powers off at once.
 #
 #   bench/vm/vm-boot.sh [BUILD_DIR] [vm-boot-bench options: --runs N --accel kvm|tcg]
+# ORCH_VM_OUT and ORCH_VM_KERNEL (cloud|microvm) choose the image, as for vm-images/build.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}

@@ -6,6 +6,7 @@
 #
 #   bench/vm/vm-density.sh [BUILD_DIR] [vm-density options: --vms N --memory MiB --settle S
 #                                       --accel kvm|tcg --append 'KERNEL PARAMS']
+# ORCH_VM_OUT and ORCH_VM_KERNEL (cloud|microvm) choose the image, as for vm-images/build.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}
