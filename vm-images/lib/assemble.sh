@@ -60,8 +60,8 @@ module_closure() {
 	done <<<"$result"
 }
 
-# build_initramfs DEBS KDIR KVER WORK OUTPUT: a kernel without KDIR/lib/modules/KVER (the
-# microVM kernel, everything built in) gets an empty module list.
+# build_initramfs DEBS KDIR KVER WORK OUTPUT: KDIR "" is a kernel without modules (the
+# microVM kernel, everything built in): an empty module list.
 build_initramfs() {
 	local debs=$1 kdir=$2 kver=$3 root=$4 dest=$5 m
 	local moddir=$kdir/lib/modules/$kver
@@ -75,7 +75,7 @@ build_initramfs() {
 	# belongs to the first.
 	local spec group seen=" "
 	: >"$root/etc/orch-modules"
-	[ -d "$moddir" ] || { pack_cpio "$root" "$dest"; return 0; }
+	[ -n "$kdir" ] || { pack_cpio "$root" "$dest"; return 0; }
 	for spec in "${GUEST_MODULE_GROUPS[@]}"; do
 		group=${spec%%:*}
 		# shellcheck disable=SC2086 # the module names are words
