@@ -2,7 +2,7 @@
 # vm-images/build with extra Debian packages (image.packages of orchd's config, or
 # --packages): they are in the root and in the manifest (whose hash is the cache key, and
 # which orchd checks), the same inputs again are up to date, bad names are refused. Uses
-# the debs cached by earlier builds.
+# the debs (and a microVM kernel) cached by earlier builds.
 set -uo pipefail
 src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
 build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
@@ -18,9 +18,11 @@ apt-cache show jq >/dev/null 2>&1 || skip "apt has no package lists (apt-get upd
 out=$(mktemp -d /var/tmp/orch-image-packages.XXXXXX)
 mnt=
 trap '[ -z "$mnt" ] || umount "$mnt" 2>/dev/null; rm -rf "$out"' EXIT
-cached=${ORCH_VM_OUT:-$src/vm-images/out}/debs
+cached=${ORCH_VM_OUT:-$src/vm-images/out}
 mkdir -p "$out/debs"
-[ -d "$cached" ] && { cp -al "$cached/." "$out/debs/" 2>/dev/null || cp -a "$cached/." "$out/debs/"; }
+[ -d "$cached/debs" ] && { cp -al "$cached/debs/." "$out/debs/" 2>/dev/null || cp -a "$cached/debs/." "$out/debs/"; }
+# With ORCH_VM_KERNEL=microvm, the kernel built earlier too (building it takes minutes).
+[ ! -d "$cached/kernel" ] || cp -a "$cached/kernel" "$out/kernel"
 echo '{ "image": { "packages": ["jq"] } }' >"$out/orchd.json"
 b() { "$src/vm-images/build" --supervisor "$build/guest/orch-supervisor" --out "$out" "$@"; }
 
