@@ -19,6 +19,7 @@
 #include "domain.h"
 #include "virt-event-loop.h"
 #include "events.h"
+#include "save-stream.h"
 #include "snapshot.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
@@ -224,7 +225,8 @@ int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, bool 
 	lv_peer_free(t->peer);
 	t->peer = NULL;
 	uint64_t dropped = 0;
-	if (lv_snapshot_save(t->dom, save_path, ret_xml, &dropped, &err) < 0) {
+	if (lv_snapshot_save(t->dom, save_path, lv_kernel_is_bzimage(b->kernel), ret_xml, &dropped,
+			     &err) < 0) {
 		fprintf(stderr, "bench: %s\n", err.msg);
 		return -EIO;
 	}

@@ -31,6 +31,7 @@
 #include "orchd.h"
 #include "peer.h"
 #include "reaper.h"
+#include "save-stream.h"
 #include "snapshot.h"
 
 #define TMPL_RETRY_MS 60000
@@ -53,6 +54,7 @@ struct lv_template {
 	struct lv_peer *peer;
 	struct orch_timer *timer; /* the boot timeout, then the save */
 	bool freeze_sent, freeze_done, freeze_ok, saving;
+	bool bzimage;	 /* booted from a bzImage: saved without its RAM's zero pages */
 	uint32_t cid;	 /* vsock */
 	bool registered; /* vsock: its CID's connections come here */
 	char console[PATH_MAX + 32], sock[PATH_MAX + 32];
@@ -220,7 +222,7 @@ static void template_save(struct lv_template *t)
 	lv_peer_free(t->peer);
 	t->peer = NULL;
 	uint64_t dropped = 0;
-	if (lv_snapshot_save(t->dom, t->save, &xml, &dropped, &err) < 0) {
+	if (lv_snapshot_save(t->dom, t->save, t->bzimage, &xml, &dropped, &err) < 0) {
 		template_fail(t, "%s", err.msg);
 		return;
 	}
@@ -319,6 +321,7 @@ static void template_make(struct lv_template *t, const struct lvb *l, const stru
 	t->state = TMPL_MAKING;
 	t->started_ms = orch_now_ms();
 	t->freeze_sent = t->freeze_done = t->freeze_ok = t->saving = false;
+	t->bzimage = lv_kernel_is_bzimage(im->kernel);
 	orch_log(ORCH_LOG_INFO, "libvirt", "making a snapshot template", "class", t->cls->name,
 		 NULL);
 	if (!t->conn && lv_connect(NULL, &t->conn, &err) < 0) {
