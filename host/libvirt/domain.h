@@ -23,6 +23,10 @@ int lv_connect(const char *uri, virConnectPtr *ret, struct orch_error *err);
 int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool autodestroy,
 		    virDomainPtr *ret, struct orch_error *err);
 
+/* lv_domain_start's half after the XML: xml started as the transient domain name. */
+int lv_domain_create_xml(virConnectPtr conn, const char *name, const char *xml, bool autodestroy,
+			 virDomainPtr *ret, struct orch_error *err);
+
 /* force: destroy at once; else ask the guest (ACPI power button). A domain that is
  * already gone is success. */
 int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err);
