@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Guests for the VM benchmarks (bench-vm.h). */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,82 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 #define BV_BOOT_TIMEOUT_MS 180000
 #define BV_BASE_CMDLINE "console=ttyS0 panic=-1 quiet root=/dev/vda rootfstype=erofs"
+
+static void usage(const char *prog, const struct bv_opt *opts, size_t n)
+{
+	fprintf(stderr, "usage: %s", prog);
+	for (size_t i = 0; i < n; i++) {
+		const struct bv_opt *o = &opts[i];
+		fprintf(stderr, " %s--%s ", o->required ? "" : "[", o->name);
+		if (o->arg)
+			fputs(o->arg, stderr);
+		else
+			fprintf(stderr, "%llu..%llu", (unsigned long long)o->min,
+				(unsigned long long)o->max);
+		if (!o->required)
+			fputc(']', stderr);
+	}
+	fputc('\n', stderr);
+}
+
+static bool in_range(const struct bv_opt *o, uint64_t v)
+{
+	return v >= o->min && (!o->max || v <= o->max);
+}
+
+/* A required option is given, a number within its range. */
+static bool valid(const struct bv_opt *o)
+{
+	switch (o->type) {
+	case BV_OPT_STR:
+		return !o->required || *(const char **)o->value;
+	case BV_OPT_INT: {
+		int v = *(const int *)o->value;
+		return v >= 0 && in_range(o, (uint64_t)v);
+	}
+	case BV_OPT_UINT:
+		return in_range(o, *(const unsigned *)o->value);
+	case BV_OPT_U64:
+		return in_range(o, *(const uint64_t *)o->value);
+	}
+	return false;
+}
+
+int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int argc, char **argv)
+{
+	struct option lo[BV_OPTS_MAX + 1] = {{0}};
+	int opt;
+
+	assert(n <= BV_OPTS_MAX);
+	for (size_t i = 0; i < n; i++)
+		lo[i] = (struct option){opts[i].name, required_argument, NULL, 256 + (int)i};
+	while ((opt = getopt_long(argc, argv, "", lo, NULL)) >= 0) {
+		if (opt < 256 || opt >= 256 + (int)n)
+			return -EINVAL; /* getopt said why */
+		const struct bv_opt *o = &opts[opt - 256];
+		switch (o->type) {
+		case BV_OPT_STR:
+			*(const char **)o->value = optarg;
+			break;
+		case BV_OPT_INT:
+			*(int *)o->value = atoi(optarg);
+			break;
+		case BV_OPT_UINT:
+			*(unsigned *)o->value = (unsigned)atoi(optarg);
+			break;
+		case BV_OPT_U64:
+			*(uint64_t *)o->value = strtoull(optarg, NULL, 10);
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!valid(&opts[i])) {
+			usage(prog, opts, n);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 static void on_event(const char *domain, const struct lv_event *ev, void *data)
 {
