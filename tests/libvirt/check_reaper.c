@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of host/libvirt/reaper.c's restoring children: the child is this program run
- * again in the hidden mode (main calls lv_reaper_main first, as orchd's does). No libvirt
- * is needed: every case fails, or is given up, before the child connects to it. */
+/* Unit tests of host/libvirt/reaper.c's restoring and starting children: the child is this
+ * program run again in the hidden mode (main calls lv_reaper_main first, as orchd's does).
+ * No libvirt is needed: every case fails, or is given up, before the child connects to it,
+ * or fails whether libvirt answers or not. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +142,39 @@ START_TEST(test_restore_waits_for_the_lock)
 }
 END_TEST
 
+/* A cold boot's child (lv_reaper_create): a domain libvirt cannot start, or no libvirt to
+ * start it, is reported through done with the reason; a bad UUID or an XML too large for
+ * the child's arguments is refused before any child starts. */
+START_TEST(test_create_failure_reported)
+{
+	struct fixture f = {0};
+	struct lv_restore_in in = {
+		.xml = "<domain type='none'/>", .name = "orch-check.2", .uuid = uuid};
+
+	start(&f, NULL, 0);
+	ck_assert_int_eq(lv_reaper_create(f.r, &in, on_done, &f.d, &f.job, &f.err), 0);
+	ck_assert_ptr_nonnull(f.job);
+	run_until(f.loop, &f.d, 20000);
+	ck_assert_int_eq(f.d.calls, 1);
+	ck_assert_int_lt(f.d.r, 0);
+	ck_assert_ptr_null(f.job);
+	ck_assert_msg(strstr(f.d.msg, "cannot start vm orch-check.2: ") ||
+			      strstr(f.d.msg, "cannot connect to libvirt"),
+		      "%s", f.d.msg);
+
+	struct lv_restore *job = NULL;
+	struct lv_restore_in bad = {.xml = "<domain/>", .name = "orch-check.3", .uuid = "nope"};
+	ck_assert_int_eq(lv_reaper_create(f.r, &bad, on_done, &f.d, &job, &f.err), -EINVAL);
+	ck_assert_ptr_null(job);
+	static char big[70 * 1024];
+	memset(big, 'x', sizeof(big) - 1);
+	bad = (struct lv_restore_in){.xml = big, .name = "orch-check.3", .uuid = uuid};
+	ck_assert_int_eq(lv_reaper_create(f.r, &bad, on_done, &f.d, &job, &f.err), -EINVAL);
+	ck_assert_ptr_null(job);
+	stop(&f);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	lv_reaper_main(argc, argv); /* the children run here */
@@ -148,6 +182,7 @@ int main(int argc, char **argv)
 	TCase *tc = tcase_create("restore");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_restore_failure_reported);
+	tcase_add_test(tc, test_create_failure_reported);
 	tcase_add_test(tc, test_restore_refused);
 	tcase_add_test(tc, test_restore_cancel);
 	tcase_add_test(tc, test_restore_waits_for_the_lock);
