@@ -299,9 +299,16 @@ int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, bool 
 		fprintf(stderr, "bench: %s: cannot pause: %s\n", t->name, lv_last_error());
 		return -EIO;
 	}
-	/* The host side closes first: the restored copies see their host come back. */
+	/* The host side closes first: the restored copies see their host come back. As orchd
+	 * does (backend-snapshot.c), the save waits until the guest has seen it go (closed
+	 * its end of the port), unless paused_first asks for the worst case. */
 	lv_peer_free(t->peer);
 	t->peer = NULL;
+	for (int i = 0; !paused_first && i < 200; i++) {
+		if (lv_domain_channel_state(t->dom, LV_PORT_CONTROL) != 1)
+			break;
+		usleep(10 * 1000);
+	}
 	uint64_t dropped = 0;
 	if (lv_snapshot_save(t->dom, save_path, lv_kernel_is_bzimage(b->kernel), ret_xml, &dropped,
 			     &err) < 0) {

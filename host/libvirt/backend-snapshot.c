@@ -35,6 +35,9 @@
 #include "snapshot.h"
 
 #define TMPL_RETRY_MS 60000
+/* How long, and how often, a template's save waits for its guest to see its host go. */
+#define TMPL_HOST_GONE_MS 2000
+#define TMPL_HOST_GONE_POLL_MS 10
 #define TMPL_KEY_MAX (1024 * 1024)
 
 enum tmpl_state { TMPL_NONE = 0, TMPL_MAKING, TMPL_READY, TMPL_FAILED };
@@ -54,9 +57,11 @@ struct lv_template {
 	struct lv_peer *peer;
 	struct orch_timer *timer; /* the boot timeout, then the save */
 	bool freeze_sent, freeze_done, freeze_ok, saving;
-	bool bzimage;	 /* booted from a bzImage: saved without its RAM's zero pages */
-	uint32_t cid;	 /* vsock */
-	bool registered; /* vsock: its CID's connections come here */
+	bool serial;	       /* its channel is virtio-serial (not vsock) */
+	uint64_t host_gone_ms; /* when its host end closed, before the save (0: not yet) */
+	bool bzimage;	       /* booted from a bzImage: saved without its RAM's zero pages */
+	uint32_t cid;	       /* vsock */
+	bool registered;       /* vsock: its CID's connections come here */
 	char console[PATH_MAX + 32], sock[PATH_MAX + 32];
 	uint64_t started_ms, took_ms, retry_after;
 	int64_t restores;
@@ -218,9 +223,21 @@ static void template_save(struct lv_template *t)
 	_cleanup_free_ char *xml = NULL;
 
 	/* Without its host the frozen supervisor redials every few milliseconds: each
-	 * restored copy finds its own host at once. */
-	lv_peer_free(t->peer);
-	t->peer = NULL;
+	 * restored copy finds its own host at once. Over virtio-serial the save waits until
+	 * the guest has seen its host go (it closed its end of the port, which libvirt shows):
+	 * a snapshot taken before would hold a supervisor that believes its channel up, and a
+	 * copy whose host connects before QEMU tells it otherwise waits SV_FROZEN_THAW_WAIT_MS
+	 * (2 s) for a vm.thaw on a channel nobody holds. */
+	if (!t->host_gone_ms) {
+		lv_peer_free(t->peer);
+		t->peer = NULL;
+		t->host_gone_ms = orch_now_ms();
+	}
+	if (t->serial && lv_domain_channel_state(t->dom, LV_PORT_CONTROL) == 1 &&
+	    orch_now_ms() - t->host_gone_ms < TMPL_HOST_GONE_MS) {
+		orch_timer_rearm(t->timer, TMPL_HOST_GONE_POLL_MS);
+		return;
+	}
 	uint64_t dropped = 0;
 	if (lv_snapshot_save(t->dom, t->save, t->bzimage, &xml, &dropped, &err) < 0) {
 		template_fail(t, "%s", err.msg);
@@ -321,7 +338,9 @@ static void template_make(struct lv_template *t, const struct lvb *l, const stru
 	t->state = TMPL_MAKING;
 	t->started_ms = orch_now_ms();
 	t->freeze_sent = t->freeze_done = t->freeze_ok = t->saving = false;
+	t->host_gone_ms = 0;
 	t->bzimage = lv_kernel_is_bzimage(im->kernel);
+	t->serial = l->transport != LV_TRANSPORT_VSOCK;
 	orch_log(ORCH_LOG_INFO, "libvirt", "making a snapshot template", "class", t->cls->name,
 		 NULL);
 	if (!t->conn && lv_connect(NULL, &t->conn, &err) < 0) {

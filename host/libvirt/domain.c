@@ -71,6 +71,34 @@ int lv_domain_create_xml(virConnectPtr conn, const char *name, const char *xml, 
 	return 0;
 }
 
+int lv_channel_state_xml(const char *xml, const char *name)
+{
+	char want[160];
+	if (!xml || (size_t)snprintf(want, sizeof(want), "<target type='virtio' name='%s'", name) >=
+			    sizeof(want))
+		return -1;
+	const char *p = strstr(xml, want);
+	if (!p)
+		return -1;
+	p += strlen(want);
+	const char *end = strchr(p, '>');
+	const char *st = strstr(p, " state='");
+	if (!end || !st || st > end)
+		return -1;
+	st += strlen(" state='");
+	if (!strncmp(st, "connected'", 10))
+		return 1;
+	if (!strncmp(st, "disconnected'", 13))
+		return 0;
+	return -1;
+}
+
+int lv_domain_channel_state(virDomainPtr dom, const char *name)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+	return lv_channel_state_xml(xml, name);
+}
+
 static bool no_domain(void)
 {
 	virErrorPtr e = virGetLastError();
