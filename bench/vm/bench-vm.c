@@ -29,21 +29,21 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 #define BV_BOOT_TIMEOUT_MS 180000
 #define BV_BASE_CMDLINE "console=ttyS0 panic=-1 quiet root=/dev/vda rootfstype=erofs"
 
-static void usage(const char *prog, const struct bv_opt *opts, size_t n)
+static void usage(FILE *f, const char *prog, const struct bv_opt *opts, size_t n)
 {
-	fprintf(stderr, "usage: %s", prog);
+	fprintf(f, "usage: %s", prog);
 	for (size_t i = 0; i < n; i++) {
 		const struct bv_opt *o = &opts[i];
-		fprintf(stderr, " %s--%s ", o->required ? "" : "[", o->name);
+		fprintf(f, " %s--%s ", o->required ? "" : "[", o->name);
 		if (o->arg)
-			fputs(o->arg, stderr);
+			fputs(o->arg, f);
 		else
-			fprintf(stderr, "%llu..%llu", (unsigned long long)o->min,
+			fprintf(f, "%llu..%llu", (unsigned long long)o->min,
 				(unsigned long long)o->max);
 		if (!o->required)
-			fputc(']', stderr);
+			fputc(']', f);
 	}
-	fputc('\n', stderr);
+	fputc('\n', f);
 }
 
 static bool in_range(const struct bv_opt *o, uint64_t v)
@@ -71,13 +71,18 @@ static bool valid(const struct bv_opt *o)
 
 int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int argc, char **argv)
 {
-	struct option lo[BV_OPTS_MAX + 1] = {{0}};
+	struct option lo[BV_OPTS_MAX + 2] = {{0}};
 	int opt;
 
 	assert(n <= BV_OPTS_MAX);
 	for (size_t i = 0; i < n; i++)
 		lo[i] = (struct option){opts[i].name, required_argument, NULL, 256 + (int)i};
+	lo[n] = (struct option){"help", no_argument, NULL, 'h'};
 	while ((opt = getopt_long(argc, argv, "", lo, NULL)) >= 0) {
+		if (opt == 'h') {
+			usage(stdout, prog, opts, n);
+			exit(0);
+		}
 		if (opt < 256 || opt >= 256 + (int)n)
 			return -EINVAL; /* getopt said why */
 		const struct bv_opt *o = &opts[opt - 256];
@@ -98,7 +103,7 @@ int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int arg
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!valid(&opts[i])) {
-			usage(prog, opts, n);
+			usage(stderr, prog, opts, n);
 			return -EINVAL;
 		}
 	}

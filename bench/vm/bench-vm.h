@@ -56,7 +56,8 @@ struct bv_opt {
 
 /* Reads argv's options (opts, n <= BV_OPTS_MAX of them) into their values. -EINVAL when
  * one is unknown or lacks its argument (getopt's message says which), or when a required
- * one is missing or a number is out of its range (the usage line, on stderr). */
+ * one is missing or a number is out of its range (the usage line, on stderr). --help
+ * prints the usage line on stdout and exits 0. */
 int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int argc, char **argv);
 
 struct bv {
