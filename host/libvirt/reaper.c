@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Domains destroyed, and VMs restored or started, by child processes (reaper.h). */
+/* Domains destroyed, VMs restored or started, and templates saved by child processes
+ * (reaper.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -188,7 +189,7 @@ static void on_restore_exit(struct orch_loop *loop, struct orch_io *io, int fd, 
 	if (!ok && !msg[0])
 		snprintf(msg, sizeof(msg), "the libvirt child ended with %s %d",
 			 si.si_code == CLD_EXITED ? "status" : "signal", si.si_status);
-	done(ok ? 0 : -EIO, ok ? NULL : msg, done_data);
+	done(ok ? 0 : -EIO, ok && !msg[0] ? NULL : msg, done_data);
 }
 
 static int fd_above(int fd, int min)
@@ -292,6 +293,18 @@ int lv_reaper_create(struct lv_reaper *r, const struct lv_restore_in *in, lv_res
 	return spawn_job(r, argv, "start", in->name, in->uuid, done, data, ret, err);
 }
 
+int lv_reaper_save(struct lv_reaper *r, const struct lv_save_in *in, lv_restore_done_fn done,
+		   void *data, struct lv_restore **ret, struct orch_error *err)
+{
+	char *argv[] = {
+		"orchd", LV_SAVE_ARG, (char *)in->uuid, (char *)in->path, in->drop_zero ? "1" : "0",
+		NULL};
+
+	if (!r || !uuid_ok(in->uuid) || strlen(in->path) > RESTORE_ARG_MAX)
+		return orch_err(err, -EINVAL, "cannot save %s in a child", in->path);
+	return spawn_job(r, argv, "save", in->path, in->uuid, done, data, ret, err);
+}
+
 void lv_restore_cancel(struct lv_restore *j)
 {
 	if (!j || j->cancelled)
@@ -385,8 +398,37 @@ destroy:
 	_exit(rc);
 }
 
+/* The child that saves a template: argv = orchd LV_SAVE_ARG UUID PATH DROP_ZERO(0|1). */
+static _Noreturn void save_main(int argc, char **argv)
+{
+	struct orch_error err = {0};
+	uint64_t dropped = 0;
+
+	if (argc != 5 || !uuid_ok(argv[2]))
+		_exit(2);
+	virSetErrorFunc(NULL, quiet);
+	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
+	if (!conn) {
+		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
+		_exit(1);
+	}
+	virDomainPtr dom = virDomainLookupByUUIDString(conn, argv[2]);
+	if (!dom) {
+		fprintf(stderr, "no domain %s to save: %s\n", argv[2], lv_last_error());
+		_exit(1);
+	}
+	if (lv_snapshot_save(dom, argv[3], !strcmp(argv[4], "1"), NULL, &dropped, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		_exit(1);
+	}
+	fprintf(stderr, "zero_pages_left_out=%llu\n", (unsigned long long)dropped);
+	_exit(0);
+}
+
 void lv_reaper_main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], LV_SAVE_ARG))
+		save_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], LV_RESTORE_ARG))
 		restore_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], LV_CREATE_ARG))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of host/libvirt/reaper.c's restoring and starting children: the child is this
- * program run again in the hidden mode (main calls lv_reaper_main first, as orchd's does).
+/* Unit tests of host/libvirt/reaper.c's restoring, starting and saving children: the child
+ * is this program run again in the hidden mode (main calls lv_reaper_main first, as orchd's
+ * does).
  * No libvirt is needed: every case fails, or is given up, before the child connects to it,
  * or fails whether libvirt answers or not. */
 #include <check.h>
@@ -175,6 +176,31 @@ START_TEST(test_create_failure_reported)
 }
 END_TEST
 
+/* A template's save in a child (lv_reaper_save): no such domain, or no libvirt, is reported
+ * with the reason; a bad UUID is refused before any child starts. */
+START_TEST(test_save_failure_reported)
+{
+	struct fixture f = {0};
+	struct lv_save_in in = {.uuid = uuid, .path = "/nonexistent/orch-check/t.save"};
+
+	start(&f, NULL, 0);
+	ck_assert_int_eq(lv_reaper_save(f.r, &in, on_done, &f.d, &f.job, &f.err), 0);
+	ck_assert_ptr_nonnull(f.job);
+	run_until(f.loop, &f.d, 20000);
+	ck_assert_int_eq(f.d.calls, 1);
+	ck_assert_int_lt(f.d.r, 0);
+	ck_assert_ptr_null(f.job);
+	ck_assert_msg(strstr(f.d.msg, "no domain 0f8fad5b-d9cb-469f-a165-70867728950e to save") ||
+			      strstr(f.d.msg, "cannot connect to libvirt"),
+		      "%s", f.d.msg);
+	struct lv_restore *job = NULL;
+	struct lv_save_in bad = {.uuid = "../../x", .path = "/tmp/x"};
+	ck_assert_int_eq(lv_reaper_save(f.r, &bad, on_done, &f.d, &job, &f.err), -EINVAL);
+	ck_assert_ptr_null(job);
+	stop(&f);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	lv_reaper_main(argc, argv); /* the children run here */
@@ -183,6 +209,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_restore_failure_reported);
 	tcase_add_test(tc, test_create_failure_reported);
+	tcase_add_test(tc, test_save_failure_reported);
 	tcase_add_test(tc, test_restore_refused);
 	tcase_add_test(tc, test_restore_cancel);
 	tcase_add_test(tc, test_restore_waits_for_the_lock);
