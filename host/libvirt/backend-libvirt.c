@@ -431,28 +431,35 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 	return 0;
 }
 
+bool lvb_take_domain(struct lvb *l)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	l->dom = virDomainLookupByName(l->conn, l->domain);
+	if (l->dom && virDomainGetUUIDString(l->dom, uuid) == 0 && !strcmp(uuid, l->uuid))
+		return true;
+	if (l->dom) /* another domain of that name: not orch's to stop */
+		virDomainFree(l->dom);
+	l->dom = NULL;
+	return false;
+}
+
 /* The child started the domain (lvb_start): its channel. */
 static void on_created(int r, const char *error, void *data)
 {
 	struct lvb *l = data;
 	struct vm *vm = l->vm;
 	struct orch_error err = {0};
-	char uuid[VIR_UUID_STRING_BUFLEN];
 
 	l->restoring = NULL;
 	if (r < 0) {
 		orch_err(&err, r, "%s", error ? error : "the domain could not be started");
 		goto fail;
 	}
-	if (!(l->dom = virDomainLookupByName(l->conn, l->domain)) ||
-	    virDomainGetUUIDString(l->dom, uuid) < 0 || strcmp(uuid, l->uuid) != 0) {
+	if (!lvb_take_domain(l)) {
 		/* Gone at once (a QEMU that quit while starting): the console says why. */
 		lv_console_error(&err, -EIO, l->console, "the started domain is not there");
 		orch_err_prefix(&err, "vm %s", vm->cfg->name);
-		if (l->dom) { /* another domain of that name: not orch's to stop */
-			virDomainFree(l->dom);
-			l->dom = NULL;
-		}
 		goto fail;
 	}
 	char ms[24];

@@ -429,15 +429,13 @@ static void on_restored(int r, const char *error, void *data)
 	struct lvb *l = data;
 	struct vm *vm = l->vm;
 	struct orch_error err = {0};
-	char uuid[VIR_UUID_STRING_BUFLEN];
 
 	l->restoring = NULL;
 	if (r < 0) {
 		orch_err(&err, r, "vm %s: %s", vm->cfg->name, error ? error : "restore failed");
 		goto fail;
 	}
-	if (!(l->dom = virDomainLookupByName(l->conn, l->domain)) ||
-	    virDomainGetUUIDString(l->dom, uuid) < 0 || strcmp(uuid, l->uuid) != 0) {
+	if (!lvb_take_domain(l)) {
 		orch_err(&err, -EIO, "vm %s: the restored domain %s is not there", vm->cfg->name,
 			 l->domain);
 		goto fail;

@@ -315,52 +315,71 @@ void lv_restore_cancel(struct lv_restore *j)
 	j->keepfd = -1;
 }
 
+/* A child's connection to libvirt, or its exit. */
+static virConnectPtr child_connect(void)
+{
+	virSetErrorFunc(NULL, quiet);
+	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
+	if (!conn) {
+		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
+		_exit(1);
+	}
+	return conn;
+}
+
+/* A child's domain is the one asked for (its UUID), or the child destroys it and exits. */
+static void child_check(virDomainPtr dom, const char *name, const char *uuid, const char *what)
+{
+	char got[VIR_UUID_STRING_BUFLEN];
+
+	if (virDomainGetUUIDString(dom, got) == 0 && strcasecmp(got, uuid) == 0)
+		return;
+	fprintf(stderr, "the %s domain %s is not the one asked for\n", what, name);
+	virDomainDestroy(dom);
+	_exit(1);
+}
+
+/* The end of a child that restored or started dom: it exits leaving it running when orchd
+ * still wants it (its end of fd 3 is open until it gives the job up), else destroys it. */
+static _Noreturn void child_hand_over(virDomainPtr dom)
+{
+	struct pollfd p = {.fd = 3, .events = POLLIN};
+	if (poll(&p, 1, 0) == 0)
+		_exit(0);
+	virDomainDestroy(dom);
+	_exit(RESTORE_EXIT_CANCELLED);
+}
+
 /* The restoring child: argv = orchd LV_RESTORE_ARG SAVE NAME UUID XML [FS_XML...]. */
 static _Noreturn void restore_main(int argc, char **argv)
 {
 	const char *save = argv[2], *name = argv[3], *uuid = argv[4], *xml = argv[5];
 	struct orch_error err = {0};
 	virDomainPtr dom = NULL;
-	char got[VIR_UUID_STRING_BUFLEN];
-	int rc = 1;
 
 	if (argc < 6 || argc > 8 || !uuid_ok(uuid))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
 	/* libvirt reads the XML from the image: one restore of this image at a time. */
 	int fd = open(save, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		fprintf(stderr, "cannot lock %s: %s\n", save, strerror(errno));
 		_exit(1);
 	}
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn) {
-		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
-		_exit(1);
-	}
+	virConnectPtr conn = child_connect();
 	if (lv_snapshot_restore(conn, save, xml, name, &dom, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		_exit(1);
 	}
 	close(fd); /* the lock goes with it */
-	if (virDomainGetUUIDString(dom, got) < 0 || strcasecmp(got, uuid) != 0) {
-		fprintf(stderr, "the restored domain %s is not the one asked for\n", name);
-		goto destroy;
-	}
+	child_check(dom, name, uuid, "restored");
 	for (int i = 6; i < argc; i++)
 		if (virDomainAttachDeviceFlags(dom, argv[i], VIR_DOMAIN_AFFECT_LIVE) < 0) {
 			fprintf(stderr, "vm %s: cannot attach a share: %s\n", name,
 				lv_last_error());
-			goto destroy;
+			virDomainDestroy(dom);
+			_exit(1);
 		}
-	/* orchd still wants it? Its end of fd 3 is open until it gives the restore up. */
-	struct pollfd p = {.fd = 3, .events = POLLIN};
-	if (poll(&p, 1, 0) == 0)
-		_exit(0);
-	rc = RESTORE_EXIT_CANCELLED;
-destroy:
-	virDomainDestroy(dom);
-	_exit(rc);
+	child_hand_over(dom);
 }
 
 /* The child that starts a domain: argv = orchd LV_CREATE_ARG NAME UUID XML. */
@@ -369,33 +388,16 @@ static _Noreturn void create_main(int argc, char **argv)
 	const char *name = argv[2], *uuid = argv[3], *xml = argv[4];
 	struct orch_error err = {0};
 	virDomainPtr dom = NULL;
-	char got[VIR_UUID_STRING_BUFLEN];
-	int rc = 1;
 
 	if (argc != 5 || !uuid_ok(uuid))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn) {
-		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
-		_exit(1);
-	}
+	virConnectPtr conn = child_connect();
 	if (lv_domain_create_xml(conn, name, xml, false, &dom, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		_exit(1);
 	}
-	if (virDomainGetUUIDString(dom, got) < 0 || strcasecmp(got, uuid) != 0) {
-		fprintf(stderr, "the started domain %s is not the one asked for\n", name);
-		goto destroy;
-	}
-	/* orchd still wants it? Its end of fd 3 is open until it gives the start up. */
-	struct pollfd p = {.fd = 3, .events = POLLIN};
-	if (poll(&p, 1, 0) == 0)
-		_exit(0);
-	rc = RESTORE_EXIT_CANCELLED;
-destroy:
-	virDomainDestroy(dom);
-	_exit(rc);
+	child_check(dom, name, uuid, "started");
+	child_hand_over(dom);
 }
 
 /* The child that saves a template: argv = orchd LV_SAVE_ARG UUID PATH DROP_ZERO(0|1). */
@@ -406,12 +408,7 @@ static _Noreturn void save_main(int argc, char **argv)
 
 	if (argc != 5 || !uuid_ok(argv[2]))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn) {
-		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
-		_exit(1);
-	}
+	virConnectPtr conn = child_connect();
 	virDomainPtr dom = virDomainLookupByUUIDString(conn, argv[2]);
 	if (!dom) {
 		fprintf(stderr, "no domain %s to save: %s\n", argv[2], lv_last_error());
@@ -437,10 +434,7 @@ void lv_reaper_main(int argc, char **argv)
 		return;
 	if (!uuid_ok(argv[2]))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn)
-		_exit(1);
+	virConnectPtr conn = child_connect();
 	virDomainPtr dom = virDomainLookupByUUIDString(conn, argv[2]);
 	int rc = 0;
 	if (dom && virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {

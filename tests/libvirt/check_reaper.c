@@ -143,6 +143,18 @@ START_TEST(test_restore_waits_for_the_lock)
 }
 END_TEST
 
+/* The job f started ends once, failed, saying why: said, or that libvirt is not there. */
+static void failed_with(struct fixture *f, const char *said)
+{
+	ck_assert_ptr_nonnull(f->job);
+	run_until(f->loop, &f->d, 20000);
+	ck_assert_int_eq(f->d.calls, 1);
+	ck_assert_int_lt(f->d.r, 0);
+	ck_assert_ptr_null(f->job);
+	ck_assert_msg(strstr(f->d.msg, said) || strstr(f->d.msg, "cannot connect to libvirt"), "%s",
+		      f->d.msg);
+}
+
 /* A cold boot's child (lv_reaper_create): a domain libvirt cannot start, or no libvirt to
  * start it, is reported through done with the reason; a bad UUID or an XML too large for
  * the child's arguments is refused before any child starts. */
@@ -154,14 +166,7 @@ START_TEST(test_create_failure_reported)
 
 	start(&f, NULL, 0);
 	ck_assert_int_eq(lv_reaper_create(f.r, &in, on_done, &f.d, &f.job, &f.err), 0);
-	ck_assert_ptr_nonnull(f.job);
-	run_until(f.loop, &f.d, 20000);
-	ck_assert_int_eq(f.d.calls, 1);
-	ck_assert_int_lt(f.d.r, 0);
-	ck_assert_ptr_null(f.job);
-	ck_assert_msg(strstr(f.d.msg, "cannot start vm orch-check.2: ") ||
-			      strstr(f.d.msg, "cannot connect to libvirt"),
-		      "%s", f.d.msg);
+	failed_with(&f, "cannot start vm orch-check.2: ");
 
 	struct lv_restore *job = NULL;
 	struct lv_restore_in bad = {.xml = "<domain/>", .name = "orch-check.3", .uuid = "nope"};
@@ -185,14 +190,7 @@ START_TEST(test_save_failure_reported)
 
 	start(&f, NULL, 0);
 	ck_assert_int_eq(lv_reaper_save(f.r, &in, on_done, &f.d, &f.job, &f.err), 0);
-	ck_assert_ptr_nonnull(f.job);
-	run_until(f.loop, &f.d, 20000);
-	ck_assert_int_eq(f.d.calls, 1);
-	ck_assert_int_lt(f.d.r, 0);
-	ck_assert_ptr_null(f.job);
-	ck_assert_msg(strstr(f.d.msg, "no domain 0f8fad5b-d9cb-469f-a165-70867728950e to save") ||
-			      strstr(f.d.msg, "cannot connect to libvirt"),
-		      "%s", f.d.msg);
+	failed_with(&f, "no domain 0f8fad5b-d9cb-469f-a165-70867728950e to save");
 	struct lv_restore *job = NULL;
 	struct lv_save_in bad = {.uuid = "../../x", .path = "/tmp/x"};
 	ck_assert_int_eq(lv_reaper_save(f.r, &bad, on_done, &f.d, &job, &f.err), -EINVAL);
