@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Guests for the VM benchmarks (bench-vm.h). */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +21,94 @@
 #include "domain.h"
 #include "virt-event-loop.h"
 #include "events.h"
+#include "save-stream.h"
 #include "snapshot.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 #define BV_BOOT_TIMEOUT_MS 180000
 #define BV_BASE_CMDLINE "console=ttyS0 panic=-1 quiet root=/dev/vda rootfstype=erofs"
+
+static void usage(FILE *f, const char *prog, const struct bv_opt *opts, size_t n)
+{
+	fprintf(f, "usage: %s", prog);
+	for (size_t i = 0; i < n; i++) {
+		const struct bv_opt *o = &opts[i];
+		fprintf(f, " %s--%s ", o->required ? "" : "[", o->name);
+		if (o->arg)
+			fputs(o->arg, f);
+		else
+			fprintf(f, "%llu..%llu", (unsigned long long)o->min,
+				(unsigned long long)o->max);
+		if (!o->required)
+			fputc(']', f);
+	}
+	fputc('\n', f);
+}
+
+static bool in_range(const struct bv_opt *o, uint64_t v)
+{
+	return v >= o->min && (!o->max || v <= o->max);
+}
+
+/* A required option is given, a number within its range. */
+static bool valid(const struct bv_opt *o)
+{
+	switch (o->type) {
+	case BV_OPT_STR:
+		return !o->required || *(const char **)o->value;
+	case BV_OPT_INT: {
+		int v = *(const int *)o->value;
+		return v >= 0 && in_range(o, (uint64_t)v);
+	}
+	case BV_OPT_UINT:
+		return in_range(o, *(const unsigned *)o->value);
+	case BV_OPT_U64:
+		return in_range(o, *(const uint64_t *)o->value);
+	}
+	return false;
+}
+
+int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int argc, char **argv)
+{
+	struct option lo[BV_OPTS_MAX + 2] = {{0}};
+	int opt;
+
+	assert(n <= BV_OPTS_MAX);
+	for (size_t i = 0; i < n; i++)
+		lo[i] = (struct option){opts[i].name, required_argument, NULL, 256 + (int)i};
+	lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+	while ((opt = getopt_long(argc, argv, "", lo, NULL)) >= 0) {
+		if (opt == 'h') {
+			usage(stdout, prog, opts, n);
+			exit(0);
+		}
+		if (opt < 256 || opt >= 256 + (int)n)
+			return -EINVAL; /* getopt said why */
+		const struct bv_opt *o = &opts[opt - 256];
+		switch (o->type) {
+		case BV_OPT_STR:
+			*(const char **)o->value = optarg;
+			break;
+		case BV_OPT_INT:
+			*(int *)o->value = atoi(optarg);
+			break;
+		case BV_OPT_UINT:
+			*(unsigned *)o->value = (unsigned)atoi(optarg);
+			break;
+		case BV_OPT_U64:
+			*(uint64_t *)o->value = strtoull(optarg, NULL, 10);
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!valid(&opts[i])) {
+			usage(stderr, prog, opts, n);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 static void on_event(const char *domain, const struct lv_event *ev, void *data)
 {
@@ -220,11 +304,19 @@ int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, bool 
 		fprintf(stderr, "bench: %s: cannot pause: %s\n", t->name, lv_last_error());
 		return -EIO;
 	}
-	/* The host side closes first: the restored copies see their host come back. */
+	/* The host side closes first: the restored copies see their host come back. As orchd
+	 * does (backend-snapshot.c), the save waits until the guest has seen it go (closed
+	 * its end of the port), unless paused_first asks for the worst case. */
 	lv_peer_free(t->peer);
 	t->peer = NULL;
+	for (int i = 0; !paused_first && i < 200; i++) {
+		if (lv_domain_channel_state(t->dom, LV_PORT_CONTROL) != 1)
+			break;
+		usleep(10 * 1000);
+	}
 	uint64_t dropped = 0;
-	if (lv_snapshot_save(t->dom, save_path, ret_xml, &dropped, &err) < 0) {
+	if (lv_snapshot_save(t->dom, save_path, lv_kernel_is_bzimage(b->kernel), ret_xml, &dropped,
+			     &err) < 0) {
 		fprintf(stderr, "bench: %s\n", err.msg);
 		return -EIO;
 	}

@@ -1,19 +1,64 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the VM benchmarks share (vm-density, vm-restore-bench): guests of the real image
- * booted through libvirt with orch's domain XML, each in a directory of its own below the
- * work directory, their control channel answered by host/libvirt/peer.h; cold boots,
- * snapshot templates and restores (host/libvirt/snapshot.h); host memory figures from
- * /proc. Not orchd: no store, no scheduler, so the figures are the VM's own. */
+/* What the VM benchmarks share: their command line (vm-boot-bench, vm-density,
+ * vm-restore-bench); guests of the real image booted through libvirt with orch's domain
+ * XML, each in a directory of its own below the work directory, their control channel
+ * answered by host/libvirt/peer.h; cold boots, snapshot templates and restores
+ * (host/libvirt/snapshot.h); host memory figures from /proc (vm-density,
+ * vm-restore-bench). Not orchd: no store, no scheduler, so the figures are the VM's own. */
 #pragma once
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <libvirt/libvirt.h>
 
 #include "domain-xml.h"
 #include "loop.h"
 #include "peer.h"
+
+/* The command line: a benchmark lists its options in the order of its usage line
+ * ("usage: PROG --image DIR --work DIR [--runs 1..50] ..."). Those the benchmarks share
+ * fill a struct bv_args (BV_OPT_*); a benchmark's own options point at its variables. A
+ * number is read as atoi (int, unsigned) or strtoull (uint64_t) reads it and checked
+ * against its range once every option is read. */
+struct bv_args {
+	const char *image, *work; /* required */
+	const char *accel;	  /* "auto", "kvm" or "tcg" (bv_init) */
+	const char *append;	  /* more kernel parameters, or NULL */
+	int runs;
+	uint64_t memory_mib;
+};
+#define BV_ARGS_DEFAULTS ((struct bv_args){.accel = "auto", .runs = 5, .memory_mib = 512})
+
+enum bv_opt_type { BV_OPT_STR, BV_OPT_INT, BV_OPT_UINT, BV_OPT_U64 };
+
+struct bv_opt {
+	const char *name; /* --name, which takes an argument */
+	const char *arg;  /* the argument in the usage line; NULL: the range, "MIN..MAX" */
+	enum bv_opt_type type;
+	void *value; /* const char **, int *, unsigned * or uint64_t *: holds the default */
+	bool required;
+	uint64_t min, max; /* a number's range; max 0: no upper bound */
+};
+
+#define BV_OPT_IMAGE(a) ((struct bv_opt){"image", "DIR", BV_OPT_STR, &(a)->image, true, 0, 0})
+#define BV_OPT_WORK(a) ((struct bv_opt){"work", "DIR", BV_OPT_STR, &(a)->work, true, 0, 0})
+#define BV_OPT_RUNS(a, max_runs) \
+	((struct bv_opt){"runs", NULL, BV_OPT_INT, &(a)->runs, false, 1, (max_runs)})
+#define BV_OPT_ACCEL(a) \
+	((struct bv_opt){"accel", "auto|kvm|tcg", BV_OPT_STR, &(a)->accel, false, 0, 0})
+#define BV_OPT_MEMORY(a, arg, min_mib) \
+	((struct bv_opt){"memory", (arg), BV_OPT_U64, &(a)->memory_mib, false, (min_mib), 0})
+#define BV_OPT_APPEND(a) \
+	((struct bv_opt){"append", "PARAMS", BV_OPT_STR, &(a)->append, false, 0, 0})
+#define BV_OPTS_MAX 16
+
+/* Reads argv's options (opts, n <= BV_OPTS_MAX of them) into their values. -EINVAL when
+ * one is unknown or lacks its argument (getopt's message says which), or when a required
+ * one is missing or a number is out of its range (the usage line, on stderr). --help
+ * prints the usage line on stdout and exits 0. */
+int bv_parse_args(const char *prog, const struct bv_opt *opts, size_t n, int argc, char **argv);
 
 struct bv {
 	struct orch_loop *loop;

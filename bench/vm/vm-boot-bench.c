@@ -9,7 +9,6 @@
  * host hello within 300 ms). See docs/VM.md. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bench-vm.h"
 #include "choose.h"
 #include "cleanup.h"
 #include "console.h"
@@ -112,42 +112,16 @@ static void report(const char *what, uint64_t *v, int n)
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *work = NULL, *accel_opt = "auto";
-	int runs = 5;
-	static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
-					     {"work", required_argument, NULL, 'w'},
-					     {"runs", required_argument, NULL, 'n'},
-					     {"accel", required_argument, NULL, 'a'},
-					     {0}};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-		switch (opt) {
-		case 'i':
-			image = optarg;
-			break;
-		case 'w':
-			work = optarg;
-			break;
-		case 'n':
-			runs = atoi(optarg);
-			break;
-		case 'a':
-			accel_opt = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
-	if (!image || !work || runs < 1 || runs > MAX_RUNS) {
-		fprintf(stderr,
-			"usage: vm-boot-bench --image DIR --work DIR [--runs 1..%d] "
-			"[--accel auto|kvm|tcg]\n",
-			MAX_RUNS);
+	struct bv_args a = BV_ARGS_DEFAULTS;
+	const struct bv_opt opts[] = {BV_OPT_IMAGE(&a), BV_OPT_WORK(&a), BV_OPT_RUNS(&a, MAX_RUNS),
+				      BV_OPT_ACCEL(&a)};
+	if (bv_parse_args("vm-boot-bench", opts, ELEMENTSOF(opts), argc, argv) < 0)
 		return 2;
-	}
-	int forced = !strcmp(accel_opt, "kvm")	 ? LV_ACCEL_KVM
-		     : !strcmp(accel_opt, "tcg") ? LV_ACCEL_TCG
-						 : 0;
+	const char *image = a.image, *work = a.work;
+	int runs = a.runs;
+	int forced = !strcmp(a.accel, "kvm")   ? LV_ACCEL_KVM
+		     : !strcmp(a.accel, "tcg") ? LV_ACCEL_TCG
+					       : 0;
 
 	char kernel[4096], initrd[4096], rootfs[4096], baseline[4096], ws[4096], console[4096],
 		sock[4096], cache[4096], name[64];

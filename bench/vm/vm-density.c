@@ -17,13 +17,13 @@
  * --append adds kernel parameters to both sets' command line (to measure one before
  * changing orchd's); BENCH_VERBOSE=1 prints each guest's /proc/meminfo and buddyinfo.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bench-vm.h"
+#include "cleanup.h"
 
 #define MAX_VMS 16
 #define TOUCH_200M                                    \
@@ -199,53 +199,24 @@ static void table(const char *when, const struct figures *a, const struct figure
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *work = NULL, *accel = "auto", *append = NULL;
+	struct bv_args a = BV_ARGS_DEFAULTS;
 	int n = 4;
 	unsigned settle = 8;
-	uint64_t memory = 512;
-	static const struct option opts[] = {
-		{"image", required_argument, NULL, 'i'},  {"work", required_argument, NULL, 'w'},
-		{"vms", required_argument, NULL, 'n'},	  {"memory", required_argument, NULL, 'm'},
-		{"settle", required_argument, NULL, 's'}, {"accel", required_argument, NULL, 'a'},
-		{"append", required_argument, NULL, 'k'}, {0}};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-		switch (opt) {
-		case 'i':
-			image = optarg;
-			break;
-		case 'w':
-			work = optarg;
-			break;
-		case 'n':
-			n = atoi(optarg);
-			break;
-		case 'm':
-			memory = strtoull(optarg, NULL, 10);
-			break;
-		case 's':
-			settle = (unsigned)atoi(optarg);
-			break;
-		case 'a':
-			accel = optarg;
-			break;
-		case 'k':
-			append = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
-	if (!image || !work || n < 1 || n > MAX_VMS || memory < 384 || settle > 600) {
-		fprintf(stderr,
-			"usage: vm-density --image DIR --work DIR [--vms 1..%d] "
-			"[--memory MiB >= 384] [--settle S] [--accel auto|kvm|tcg] "
-			"[--append PARAMS]\n",
-			MAX_VMS);
+	const struct bv_opt opts[] = {
+		BV_OPT_IMAGE(&a),
+		BV_OPT_WORK(&a),
+		{.name = "vms", .type = BV_OPT_INT, .value = &n, .min = 1, .max = MAX_VMS},
+		BV_OPT_MEMORY(&a, "MiB >= 384", 384),
+		{.name = "settle", .arg = "S", .type = BV_OPT_UINT, .value = &settle, .max = 600},
+		BV_OPT_ACCEL(&a),
+		BV_OPT_APPEND(&a),
+	};
+	if (bv_parse_args("vm-density", opts, ELEMENTSOF(opts), argc, argv) < 0)
 		return 2;
-	}
+	const char *append = a.append;
+	uint64_t memory = a.memory_mib;
 	struct bv b;
-	if (bv_init(&b, image, work, accel, memory, 2) < 0)
+	if (bv_init(&b, a.image, a.work, a.accel, memory, 2) < 0)
 		return 1;
 	b.append = append;
 	const char *ro = append ? strstr(append, REPORTING_ORDER_PARAM) : NULL;

@@ -16,7 +16,6 @@
  *
  * Prints p50/min/max in ms and the ratio of the p50s (target here, under TCG: <= 0.25x;
  * on a KVM host: ready within 150 ms). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,53 +28,22 @@
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *work = NULL, *accel = "auto", *append = NULL;
-	int runs = 5;
-	uint64_t memory = 512;
-	static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
-					     {"work", required_argument, NULL, 'w'},
-					     {"runs", required_argument, NULL, 'n'},
-					     {"accel", required_argument, NULL, 'a'},
-					     {"memory", required_argument, NULL, 'm'},
-					     {"append", required_argument, NULL, 'k'},
-					     {0}};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-		switch (opt) {
-		case 'i':
-			image = optarg;
-			break;
-		case 'w':
-			work = optarg;
-			break;
-		case 'n':
-			runs = atoi(optarg);
-			break;
-		case 'a':
-			accel = optarg;
-			break;
-		case 'm':
-			memory = strtoull(optarg, NULL, 10);
-			break;
-		case 'k':
-			append = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
-	if (!image || !work || runs < 1 || runs > MAX_RUNS || memory < 128) {
-		fprintf(stderr,
-			"usage: vm-restore-bench --image DIR --work DIR [--runs 1..%d] "
-			"[--accel auto|kvm|tcg] [--memory MiB] [--append PARAMS]\n",
-			MAX_RUNS);
+	struct bv_args a = BV_ARGS_DEFAULTS;
+	const struct bv_opt opts[] = {BV_OPT_IMAGE(&a),
+				      BV_OPT_WORK(&a),
+				      BV_OPT_RUNS(&a, MAX_RUNS),
+				      BV_OPT_ACCEL(&a),
+				      BV_OPT_MEMORY(&a, "MiB", 128),
+				      BV_OPT_APPEND(&a)};
+	if (bv_parse_args("vm-restore-bench", opts, ELEMENTSOF(opts), argc, argv) < 0)
 		return 2;
-	}
+	const char *work = a.work;
+	int runs = a.runs;
 
 	struct bv b;
-	if (bv_init(&b, image, work, accel, memory, 2) < 0)
+	if (bv_init(&b, a.image, work, a.accel, a.memory_mib, 2) < 0)
 		return 1;
-	b.append = append;
+	b.append = a.append;
 	char name[64], save[4096];
 	int pid = (int)getpid();
 	snprintf(save, sizeof(save), "%s/template.save", work);

@@ -33,6 +33,7 @@
 #include "orch-config.h"
 #include "orchd.h"
 #include "reaper.h"
+#include "snapshot.h"
 #include "transport.h"
 #include "virtiofsd.h"
 #include "workspace-dirs.h"
@@ -430,6 +431,49 @@ static int adopt_or_clear(struct lvb *l, struct orch_error *err)
 	return 0;
 }
 
+bool lvb_take_domain(struct lvb *l)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	l->dom = virDomainLookupByName(l->conn, l->domain);
+	if (l->dom && virDomainGetUUIDString(l->dom, uuid) == 0 && !strcmp(uuid, l->uuid))
+		return true;
+	if (l->dom) /* another domain of that name: not orch's to stop */
+		virDomainFree(l->dom);
+	l->dom = NULL;
+	return false;
+}
+
+/* The child started the domain (lvb_start): its channel. */
+static void on_created(int r, const char *error, void *data)
+{
+	struct lvb *l = data;
+	struct vm *vm = l->vm;
+	struct orch_error err = {0};
+
+	l->restoring = NULL;
+	if (r < 0) {
+		orch_err(&err, r, "%s", error ? error : "the domain could not be started");
+		goto fail;
+	}
+	if (!lvb_take_domain(l)) {
+		/* Gone at once (a QEMU that quit while starting): the console says why. */
+		lv_console_error(&err, -EIO, l->console, "the started domain is not there");
+		orch_err_prefix(&err, "vm %s", vm->cfg->name);
+		goto fail;
+	}
+	char ms[24];
+	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(orch_now_ms() - l->start_ms));
+	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", vm->cfg->name, "domain",
+		 l->domain, "accel", lv_accel_name(l->accel), "by", "child", "ms", ms, NULL);
+	if (lvb_connect_channel(l, &err) < 0)
+		goto fail;
+	return;
+fail:
+	vm_gone(vm,
+		err.msg); /* started but unusable: it fails like a boot (vm_gone stops l->dom) */
+}
+
 static int lvb_start(struct vm *vm, struct orch_error *err)
 {
 	const struct orchd_vm_config *c = vm->cfg;
@@ -501,6 +545,23 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 	if ((r = lvb_domain_new(&in, &dom, err)) < 0)
 		return r;
 	l->agents_share = dom->agents_share;
+	/* Started by a child (reaper.h): libvirt's create blocks until QEMU runs. */
+	struct lvb_state *st = lvb_state(vm->d);
+	char uuid[LV_UUID_LEN + 1];
+	_cleanup_free_ char *xml = NULL;
+	if (st && st->reaper && lv_uuid_new(uuid) == 0) {
+		dom->dc.uuid = uuid;
+		if ((r = lv_domain_xml(&dom->dc, &xml, err)) < 0)
+			return orch_err_prefix(err, "vm %s", c->name);
+		struct lv_restore_in job = {.name = l->domain, .uuid = uuid, .xml = xml};
+		if (lv_reaper_create(st->reaper, &job, on_created, l, &l->restoring, err) == 0) {
+			snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
+			return 0;
+		}
+		orch_log(ORCH_LOG_WARN, "libvirt", "starting the domain in line", "vm", c->name,
+			 "error", err->msg, NULL);
+		*err = (struct orch_error){0};
+	}
 	if ((r = lv_domain_start(l->conn, &dom->dc, false, &l->dom, err)) < 0)
 		return r; /* nothing ran yet: libvirt's message says why */
 	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
@@ -514,7 +575,8 @@ static void lvb_stop(struct vm *vm, bool force)
 	struct lvb *l = vm->backend;
 	struct orch_error err = {0};
 	if (l)
-		lvb_snapshot_cancel(l); /* a restore under way: its child destroys the domain */
+		lvb_snapshot_cancel(
+			l); /* a restore or start under way: its child destroys the domain */
 	if (!l || !l->dom)
 		return;
 	/* The guest keeps nothing that a power cut would lose (the root is read-only, the

@@ -52,7 +52,7 @@ struct lvb {
 	bool registered;   /* vsock: connections from cid come to this VM (lanes.h) */
 	bool restored;	   /* from a snapshot: vm.thaw after its hello (backend-snapshot.c) */
 	bool agents_share; /* the agents share is attached */
-	struct lv_restore *restoring; /* a child restores its domain (reaper.h) */
+	struct lv_restore *restoring; /* a child restores or starts its domain (reaper.h) */
 	struct lv_template *from;     /* the template it is restored from */
 };
 
@@ -103,7 +103,12 @@ int lvb_lanes_open(struct orchd *d, struct orch_error *err);
  * follows its hello; a restore that fails makes the VM gone), 0 when it must boot (the
  * template is being made, or failed), < 0 on failure. */
 int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_error *err);
-/* A VM's restore given up (its stop): the child destroys what it restored. */
+/* The domain a child restored or started for l (by its name, with the UUID it was given)
+ * taken as l->dom; false, l->dom NULL, when it is not there or another domain holds the
+ * name (which is then not orch's to stop). */
+bool lvb_take_domain(struct lvb *l);
+/* A VM's restore or start given up (its stop): the child destroys what it restored or
+ * started. */
 void lvb_snapshot_cancel(struct lvb *l);
 /* backend.h's thaw. */
 int lvb_thaw(struct vm *vm, bool frozen, struct orch_vm_thaw *ret, struct orch_error *err);

@@ -31,9 +31,14 @@
 #include "orchd.h"
 #include "peer.h"
 #include "reaper.h"
+#include "save-image.h"
+#include "save-stream.h"
 #include "snapshot.h"
 
 #define TMPL_RETRY_MS 60000
+/* How long, and how often, a template's save waits for its guest to see its host go. */
+#define TMPL_HOST_GONE_MS 2000
+#define TMPL_HOST_GONE_POLL_MS 10
 #define TMPL_KEY_MAX (1024 * 1024)
 
 enum tmpl_state { TMPL_NONE = 0, TMPL_MAKING, TMPL_READY, TMPL_FAILED };
@@ -53,8 +58,12 @@ struct lv_template {
 	struct lv_peer *peer;
 	struct orch_timer *timer; /* the boot timeout, then the save */
 	bool freeze_sent, freeze_done, freeze_ok, saving;
-	uint32_t cid;	 /* vsock */
-	bool registered; /* vsock: its CID's connections come here */
+	bool serial;		     /* its channel is virtio-serial (not vsock) */
+	uint64_t host_gone_ms;	     /* when its host end closed, before the save (0: not yet) */
+	struct lv_restore *save_job; /* a child saves it (reaper.h) */
+	bool bzimage;		     /* booted from a bzImage: saved without its RAM's zero pages */
+	uint32_t cid;		     /* vsock */
+	bool registered;	     /* vsock: its CID's connections come here */
 	char console[PATH_MAX + 32], sock[PATH_MAX + 32];
 	uint64_t started_ms, took_ms, retry_after;
 	int64_t restores;
@@ -189,6 +198,10 @@ static void template_drop(struct lv_template *t)
 	t->registered = false;
 	lv_peer_free(t->peer);
 	t->peer = NULL;
+	if (t->save_job) { /* its files are forgotten after */
+		lv_restore_cancel(t->save_job);
+		t->save_job = NULL;
+	}
 	if (t->dom) {
 		lv_domain_stop(t->dom, true, &err);
 		virDomainFree(t->dom);
@@ -210,25 +223,21 @@ static void template_fail(struct lv_template *t, const char *fmt, ...)
 	t->retry_after = orch_now_ms() + TMPL_RETRY_MS;
 }
 
-static void template_save(struct lv_template *t)
+/* The template saved (by a child, or in line): its XML and key written, it is ready. */
+static void template_saved(struct lv_template *t, uint64_t dropped)
 {
 	struct orch_error err = {0};
 	_cleanup_free_ char *xml = NULL;
 
-	/* Without its host the frozen supervisor redials every few milliseconds: each
-	 * restored copy finds its own host at once. */
-	lv_peer_free(t->peer);
-	t->peer = NULL;
-	uint64_t dropped = 0;
-	if (lv_snapshot_save(t->dom, t->save, &xml, &dropped, &err) < 0) {
-		template_fail(t, "%s", err.msg);
-		return;
-	}
 	virDomainFree(t->dom); /* saved: the domain is gone */
 	t->dom = NULL;
 	if (t->registered && t->d->lv_lanes)
 		lv_lanes_unregister(t->d->lv_lanes, t->cid);
 	t->registered = false;
+	if (lv_save_image_xml(t->save, &xml, &err) < 0) {
+		template_fail(t, "%s", err.msg);
+		return;
+	}
 	int r = spit(t->xml_path, xml);
 	if (r == 0)
 		r = spit(t->key_path, t->key);
@@ -245,6 +254,59 @@ static void template_save(struct lv_template *t)
 	snprintf(zero, sizeof(zero), "%llu", (unsigned long long)dropped);
 	orch_log(ORCH_LOG_INFO, "libvirt", "snapshot template made", "class", t->cls->name, "ms",
 		 ms, "zero_pages_left_out", zero, NULL);
+}
+
+static void on_template_saved(int r, const char *said, void *data)
+{
+	struct lv_template *t = data;
+	const char *n = said ? strstr(said, "zero_pages_left_out=") : NULL;
+
+	t->save_job = NULL;
+	if (r < 0) {
+		template_fail(t, "%s", said ? said : "the save failed");
+		return;
+	}
+	template_saved(t, n ? strtoull(n + strlen("zero_pages_left_out="), NULL, 10) : 0);
+}
+
+static void template_save(struct lv_template *t)
+{
+	struct orch_error err = {0};
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	/* Without its host the frozen supervisor redials every few milliseconds: each
+	 * restored copy finds its own host at once. Over virtio-serial the save waits until
+	 * the guest has seen its host go (it closed its end of the port, which libvirt shows):
+	 * a snapshot taken before would hold a supervisor that believes its channel up, and a
+	 * copy whose host connects before QEMU tells it otherwise waits SV_FROZEN_THAW_WAIT_MS
+	 * (2 s) for a vm.thaw on a channel nobody holds. */
+	if (!t->host_gone_ms) {
+		lv_peer_free(t->peer);
+		t->peer = NULL;
+		t->host_gone_ms = orch_now_ms();
+	}
+	if (t->serial && lv_domain_channel_state(t->dom, LV_PORT_CONTROL) == 1 &&
+	    orch_now_ms() - t->host_gone_ms < TMPL_HOST_GONE_MS) {
+		orch_timer_rearm(t->timer, TMPL_HOST_GONE_POLL_MS);
+		return;
+	}
+	/* Saved by a child (reaper.h): QEMU writes the guest's memory, then the image is
+	 * rewritten without its zero pages, most of a second or more. */
+	struct lvb_state *st = lvb_state(t->d);
+	if (st && st->reaper && virDomainGetUUIDString(t->dom, uuid) == 0) {
+		struct lv_save_in in = {.uuid = uuid, .path = t->save, .drop_zero = t->bzimage};
+		if (lv_reaper_save(st->reaper, &in, on_template_saved, t, &t->save_job, &err) == 0)
+			return;
+		orch_log(ORCH_LOG_WARN, "libvirt", "saving the snapshot template in line", "class",
+			 t->cls->name, "error", err.msg, NULL);
+		err = (struct orch_error){0};
+	}
+	uint64_t dropped = 0;
+	if (lv_snapshot_save(t->dom, t->save, t->bzimage, NULL, &dropped, &err) < 0) {
+		template_fail(t, "%s", err.msg);
+		return;
+	}
+	template_saved(t, dropped);
 }
 
 static void on_template_timer(struct orch_loop *loop, struct orch_timer *timer, void *data)
@@ -319,6 +381,9 @@ static void template_make(struct lv_template *t, const struct lvb *l, const stru
 	t->state = TMPL_MAKING;
 	t->started_ms = orch_now_ms();
 	t->freeze_sent = t->freeze_done = t->freeze_ok = t->saving = false;
+	t->host_gone_ms = 0;
+	t->bzimage = lv_kernel_is_bzimage(im->kernel);
+	t->serial = l->transport != LV_TRANSPORT_VSOCK;
 	orch_log(ORCH_LOG_INFO, "libvirt", "making a snapshot template", "class", t->cls->name,
 		 NULL);
 	if (!t->conn && lv_connect(NULL, &t->conn, &err) < 0) {
@@ -364,15 +429,13 @@ static void on_restored(int r, const char *error, void *data)
 	struct lvb *l = data;
 	struct vm *vm = l->vm;
 	struct orch_error err = {0};
-	char uuid[VIR_UUID_STRING_BUFLEN];
 
 	l->restoring = NULL;
 	if (r < 0) {
 		orch_err(&err, r, "vm %s: %s", vm->cfg->name, error ? error : "restore failed");
 		goto fail;
 	}
-	if (!(l->dom = virDomainLookupByName(l->conn, l->domain)) ||
-	    virDomainGetUUIDString(l->dom, uuid) < 0 || strcmp(uuid, l->uuid) != 0) {
+	if (!lvb_take_domain(l)) {
 		orch_err(&err, -EIO, "vm %s: the restored domain %s is not there", vm->cfg->name,
 			 l->domain);
 		goto fail;

@@ -41,8 +41,13 @@ int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool a
 	_cleanup_free_ char *xml = NULL;
 	if ((r = lv_domain_xml(c, &xml, err)) < 0)
 		return orch_err_prefix(err, "vm %s", c->name ? c->name : "?");
+	return lv_domain_create_xml(conn, c->name, xml, autodestroy, ret, err);
+}
 
-	virDomainPtr old = virDomainLookupByName(conn, c->name);
+int lv_domain_create_xml(virConnectPtr conn, const char *name, const char *xml, bool autodestroy,
+			 virDomainPtr *ret, struct orch_error *err)
+{
+	virDomainPtr old = virDomainLookupByName(conn, name);
 	if (old) {
 		int active = virDomainIsActive(old);
 		virDomainFree(old);
@@ -50,19 +55,48 @@ int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool a
 			return orch_err(err, -EEXIST,
 					"a libvirt domain named %s is already running (virsh "
 					"destroy %s)",
-					c->name, c->name);
+					name, name);
 	}
 	virDomainPtr dom =
 		virDomainCreateXML(conn, xml, autodestroy ? VIR_DOMAIN_START_AUTODESTROY : 0);
 	if (!dom) {
 		const char *m = lv_last_error();
-		return orch_err(err, -EIO, "cannot start vm %s: %s%s", c->name, m,
-				c->transport == LV_TRANSPORT_VSOCK && strstr(m, "vhost-vsock")
+		/* Only a domain with a vsock device names vhost-vsock. */
+		return orch_err(err, -EIO, "cannot start vm %s: %s%s", name, m,
+				strstr(m, "vhost-vsock")
 					? " (load vhost_vsock or set transport to virtio-serial)"
 					: "");
 	}
 	*ret = dom;
 	return 0;
+}
+
+int lv_channel_state_xml(const char *xml, const char *name)
+{
+	char want[160];
+	if (!xml || (size_t)snprintf(want, sizeof(want), "<target type='virtio' name='%s'", name) >=
+			    sizeof(want))
+		return -1;
+	const char *p = strstr(xml, want);
+	if (!p)
+		return -1;
+	p += strlen(want);
+	const char *end = strchr(p, '>');
+	const char *st = strstr(p, " state='");
+	if (!end || !st || st > end)
+		return -1;
+	st += strlen(" state='");
+	if (!strncmp(st, "connected'", 10))
+		return 1;
+	if (!strncmp(st, "disconnected'", 13))
+		return 0;
+	return -1;
+}
+
+int lv_domain_channel_state(virDomainPtr dom, const char *name)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+	return lv_channel_state_xml(xml, name);
 }
 
 static bool no_domain(void)

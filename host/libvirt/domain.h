@@ -23,6 +23,17 @@ int lv_connect(const char *uri, virConnectPtr *ret, struct orch_error *err);
 int lv_domain_start(virConnectPtr conn, const struct lv_domain_config *c, bool autodestroy,
 		    virDomainPtr *ret, struct orch_error *err);
 
+/* lv_domain_start's half after the XML: xml started as the transient domain name. */
+int lv_domain_create_xml(virConnectPtr conn, const char *name, const char *xml, bool autodestroy,
+			 virDomainPtr *ret, struct orch_error *err);
+
+/* Whether the guest holds its end of the virtio-serial port name open, as libvirt shows it
+ * (QEMU's VSERPORT_CHANGE events: the live XML's <target type='virtio' name=... state=...>):
+ * 1 it does, 0 it does not, -1 unknown (no such port, no state, or libvirt's error).
+ * lv_channel_state_xml reads it from a domain's live XML. */
+int lv_domain_channel_state(virDomainPtr dom, const char *name);
+int lv_channel_state_xml(const char *xml, const char *name);
+
 /* force: destroy at once; else ask the guest (ACPI power button). A domain that is
  * already gone is success. */
 int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Domains destroyed, and VMs restored, by child processes (reaper.h). */
+/* Domains destroyed, VMs restored or started, and templates saved by child processes
+ * (reaper.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -186,9 +187,9 @@ static void on_restore_exit(struct orch_loop *loop, struct orch_io *io, int fd, 
 	void *done_data = j->data;
 	restore_free(j);
 	if (!ok && !msg[0])
-		snprintf(msg, sizeof(msg), "the restoring child ended with %s %d",
+		snprintf(msg, sizeof(msg), "the libvirt child ended with %s %d",
 			 si.si_code == CLD_EXITED ? "status" : "signal", si.si_status);
-	done(ok ? 0 : -EIO, ok ? NULL : msg, done_data);
+	done(ok ? 0 : -EIO, ok && !msg[0] ? NULL : msg, done_data);
 }
 
 static int fd_above(int fd, int min)
@@ -198,34 +199,25 @@ static int fd_above(int fd, int min)
 	return n;
 }
 
-int lv_reaper_restore(struct lv_reaper *r, const struct lv_restore_in *in, lv_restore_done_fn done,
-		      void *data, struct lv_restore **ret, struct orch_error *err)
+/* Starts the child argv runs (a restore or a create of the domain name, UUID uuid). */
+static int spawn_job(struct lv_reaper *r, char **argv, const char *what, const char *name,
+		     const char *uuid, lv_restore_done_fn done, void *data, struct lv_restore **ret,
+		     struct orch_error *err)
 {
-	char *argv[8 + 2] = {"orchd",	       LV_RESTORE_ARG,	 (char *)in->save,
-			     (char *)in->name, (char *)in->uuid, (char *)in->xml};
 	int keep[2] = {-1, -1}, errp[2] = {-1, -1}, rc;
-	size_t argc = 6;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 
-	if (!r || !uuid_ok(in->uuid) || in->n_fs > 2 || strlen(in->xml) > RESTORE_ARG_MAX)
-		return orch_err(err, -EINVAL, "cannot restore %s in a child", in->name);
-	for (size_t i = 0; i < in->n_fs; i++) {
-		if (strlen(in->fs_xml[i]) > RESTORE_ARG_MAX)
-			return orch_err(err, -EINVAL, "cannot restore %s in a child", in->name);
-		argv[argc++] = (char *)in->fs_xml[i];
-	}
-	argv[argc] = NULL;
 	struct lv_restore *j = calloc(1, sizeof(*j));
 	if (!j)
 		return orch_err(err, -ENOMEM, "out of memory");
 	*j = (struct lv_restore){
 		.r = r, .pidfd = -1, .errfd = -1, .keepfd = -1, .done = done, .data = data};
-	snprintf(j->uuid, sizeof(j->uuid), "%s", in->uuid);
+	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
 	/* Above 3, so that dup2 onto 2 and 3 always makes a copy without O_CLOEXEC. */
 	if (pipe2(keep, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    (keep[0] = fd_above(keep[0], 10)) < 0 || (errp[1] = fd_above(errp[1], 10)) < 0) {
-		rc = orch_errno(err, -errno, "cannot restore %s in a child: pipe", in->name);
+		rc = orch_errno(err, -errno, "cannot %s %s in a child: pipe", what, name);
 		goto fail;
 	}
 	posix_spawn_file_actions_init(&fa);
@@ -237,7 +229,7 @@ int lv_reaper_restore(struct lv_reaper *r, const struct lv_restore_in *in, lv_re
 	close(errp[1]);
 	keep[0] = errp[1] = -1;
 	if (rc != 0) {
-		rc = orch_errno(err, -rc, "cannot start a child to restore %s", in->name);
+		rc = orch_errno(err, -rc, "cannot start a child to %s %s", what, name);
 		goto fail;
 	}
 	j->keepfd = keep[1];
@@ -245,11 +237,11 @@ int lv_reaper_restore(struct lv_reaper *r, const struct lv_restore_in *in, lv_re
 	keep[1] = errp[0] = -1;
 	if ((j->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0 ||
 	    orch_io_add(r->loop, j->pidfd, EPOLLIN, on_restore_exit, j, &j->io) < 0) {
-		/* It cannot be watched: it destroys what it restores (keepfd closed). */
+		/* It cannot be watched: it destroys what it starts (keepfd closed). */
 		close(j->keepfd);
 		j->keepfd = -1;
 		(void)waitpid(pid, NULL, 0);
-		rc = orch_err(err, -EIO, "cannot watch the child restoring %s", in->name);
+		rc = orch_err(err, -EIO, "cannot watch the child to %s %s", what, name);
 		goto fail;
 	}
 	j->next = r->restores;
@@ -272,6 +264,47 @@ fail:
 	return rc;
 }
 
+int lv_reaper_restore(struct lv_reaper *r, const struct lv_restore_in *in, lv_restore_done_fn done,
+		      void *data, struct lv_restore **ret, struct orch_error *err)
+{
+	char *argv[8 + 2] = {"orchd",	       LV_RESTORE_ARG,	 (char *)in->save,
+			     (char *)in->name, (char *)in->uuid, (char *)in->xml};
+	size_t argc = 6;
+
+	if (!r || !uuid_ok(in->uuid) || in->n_fs > 2 || strlen(in->xml) > RESTORE_ARG_MAX)
+		return orch_err(err, -EINVAL, "cannot restore %s in a child", in->name);
+	for (size_t i = 0; i < in->n_fs; i++) {
+		if (strlen(in->fs_xml[i]) > RESTORE_ARG_MAX)
+			return orch_err(err, -EINVAL, "cannot restore %s in a child", in->name);
+		argv[argc++] = (char *)in->fs_xml[i];
+	}
+	argv[argc] = NULL;
+	return spawn_job(r, argv, "restore", in->name, in->uuid, done, data, ret, err);
+}
+
+int lv_reaper_create(struct lv_reaper *r, const struct lv_restore_in *in, lv_restore_done_fn done,
+		     void *data, struct lv_restore **ret, struct orch_error *err)
+{
+	char *argv[] = {"orchd",	  LV_CREATE_ARG,   (char *)in->name,
+			(char *)in->uuid, (char *)in->xml, NULL};
+
+	if (!r || !uuid_ok(in->uuid) || strlen(in->xml) > RESTORE_ARG_MAX)
+		return orch_err(err, -EINVAL, "cannot start %s in a child", in->name);
+	return spawn_job(r, argv, "start", in->name, in->uuid, done, data, ret, err);
+}
+
+int lv_reaper_save(struct lv_reaper *r, const struct lv_save_in *in, lv_restore_done_fn done,
+		   void *data, struct lv_restore **ret, struct orch_error *err)
+{
+	char *argv[] = {
+		"orchd", LV_SAVE_ARG, (char *)in->uuid, (char *)in->path, in->drop_zero ? "1" : "0",
+		NULL};
+
+	if (!r || !uuid_ok(in->uuid) || strlen(in->path) > RESTORE_ARG_MAX)
+		return orch_err(err, -EINVAL, "cannot save %s in a child", in->path);
+	return spawn_job(r, argv, "save", in->path, in->uuid, done, data, ret, err);
+}
+
 void lv_restore_cancel(struct lv_restore *j)
 {
 	if (!j || j->cancelled)
@@ -282,66 +315,126 @@ void lv_restore_cancel(struct lv_restore *j)
 	j->keepfd = -1;
 }
 
+/* A child's connection to libvirt, or its exit. */
+static virConnectPtr child_connect(void)
+{
+	virSetErrorFunc(NULL, quiet);
+	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
+	if (!conn) {
+		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
+		_exit(1);
+	}
+	return conn;
+}
+
+/* A child's domain is the one asked for (its UUID), or the child destroys it and exits. */
+static void child_check(virDomainPtr dom, const char *name, const char *uuid, const char *what)
+{
+	char got[VIR_UUID_STRING_BUFLEN];
+
+	if (virDomainGetUUIDString(dom, got) == 0 && strcasecmp(got, uuid) == 0)
+		return;
+	fprintf(stderr, "the %s domain %s is not the one asked for\n", what, name);
+	virDomainDestroy(dom);
+	_exit(1);
+}
+
+/* The end of a child that restored or started dom: it exits leaving it running when orchd
+ * still wants it (its end of fd 3 is open until it gives the job up), else destroys it. */
+static _Noreturn void child_hand_over(virDomainPtr dom)
+{
+	struct pollfd p = {.fd = 3, .events = POLLIN};
+	if (poll(&p, 1, 0) == 0)
+		_exit(0);
+	virDomainDestroy(dom);
+	_exit(RESTORE_EXIT_CANCELLED);
+}
+
 /* The restoring child: argv = orchd LV_RESTORE_ARG SAVE NAME UUID XML [FS_XML...]. */
 static _Noreturn void restore_main(int argc, char **argv)
 {
 	const char *save = argv[2], *name = argv[3], *uuid = argv[4], *xml = argv[5];
 	struct orch_error err = {0};
 	virDomainPtr dom = NULL;
-	char got[VIR_UUID_STRING_BUFLEN];
-	int rc = 1;
 
 	if (argc < 6 || argc > 8 || !uuid_ok(uuid))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
 	/* libvirt reads the XML from the image: one restore of this image at a time. */
 	int fd = open(save, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		fprintf(stderr, "cannot lock %s: %s\n", save, strerror(errno));
 		_exit(1);
 	}
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn) {
-		fprintf(stderr, "cannot connect to libvirt: %s\n", lv_last_error());
-		_exit(1);
-	}
+	virConnectPtr conn = child_connect();
 	if (lv_snapshot_restore(conn, save, xml, name, &dom, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		_exit(1);
 	}
 	close(fd); /* the lock goes with it */
-	if (virDomainGetUUIDString(dom, got) < 0 || strcasecmp(got, uuid) != 0) {
-		fprintf(stderr, "the restored domain %s is not the one asked for\n", name);
-		goto destroy;
-	}
+	child_check(dom, name, uuid, "restored");
 	for (int i = 6; i < argc; i++)
 		if (virDomainAttachDeviceFlags(dom, argv[i], VIR_DOMAIN_AFFECT_LIVE) < 0) {
 			fprintf(stderr, "vm %s: cannot attach a share: %s\n", name,
 				lv_last_error());
-			goto destroy;
+			virDomainDestroy(dom);
+			_exit(1);
 		}
-	/* orchd still wants it? Its end of fd 3 is open until it gives the restore up. */
-	struct pollfd p = {.fd = 3, .events = POLLIN};
-	if (poll(&p, 1, 0) == 0)
-		_exit(0);
-	rc = RESTORE_EXIT_CANCELLED;
-destroy:
-	virDomainDestroy(dom);
-	_exit(rc);
+	child_hand_over(dom);
+}
+
+/* The child that starts a domain: argv = orchd LV_CREATE_ARG NAME UUID XML. */
+static _Noreturn void create_main(int argc, char **argv)
+{
+	const char *name = argv[2], *uuid = argv[3], *xml = argv[4];
+	struct orch_error err = {0};
+	virDomainPtr dom = NULL;
+
+	if (argc != 5 || !uuid_ok(uuid))
+		_exit(2);
+	virConnectPtr conn = child_connect();
+	if (lv_domain_create_xml(conn, name, xml, false, &dom, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		_exit(1);
+	}
+	child_check(dom, name, uuid, "started");
+	child_hand_over(dom);
+}
+
+/* The child that saves a template: argv = orchd LV_SAVE_ARG UUID PATH DROP_ZERO(0|1). */
+static _Noreturn void save_main(int argc, char **argv)
+{
+	struct orch_error err = {0};
+	uint64_t dropped = 0;
+
+	if (argc != 5 || !uuid_ok(argv[2]))
+		_exit(2);
+	virConnectPtr conn = child_connect();
+	virDomainPtr dom = virDomainLookupByUUIDString(conn, argv[2]);
+	if (!dom) {
+		fprintf(stderr, "no domain %s to save: %s\n", argv[2], lv_last_error());
+		_exit(1);
+	}
+	if (lv_snapshot_save(dom, argv[3], !strcmp(argv[4], "1"), NULL, &dropped, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		_exit(1);
+	}
+	fprintf(stderr, "zero_pages_left_out=%llu\n", (unsigned long long)dropped);
+	_exit(0);
 }
 
 void lv_reaper_main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], LV_SAVE_ARG))
+		save_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], LV_RESTORE_ARG))
 		restore_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], LV_CREATE_ARG))
+		create_main(argc, argv);
 	if (argc != 3 || strcmp(argv[1], LV_REAP_ARG) != 0)
 		return;
 	if (!uuid_ok(argv[2]))
 		_exit(2);
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr conn = virConnectOpen(LV_URI_DEFAULT);
-	if (!conn)
-		_exit(1);
+	virConnectPtr conn = child_connect();
 	virDomainPtr dom = virDomainLookupByUUIDString(conn, argv[2]);
 	int rc = 0;
 	if (dom && virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0) {

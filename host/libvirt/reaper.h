@@ -8,11 +8,15 @@
  * never come back (a restarting VM needs its name free at once). */
 #pragma once
 
+#include <stdbool.h>
+
 #include "error.h"
 #include "loop.h"
 
 #define LV_REAP_ARG "--libvirt-destroy-domain"
 #define LV_RESTORE_ARG "--libvirt-restore-domain"
+#define LV_CREATE_ARG "--libvirt-create-domain"
+#define LV_SAVE_ARG "--libvirt-save-domain"
 
 struct lv_reaper;
 
@@ -43,9 +47,31 @@ struct lv_restore_in {
 	size_t n_fs;
 };
 struct lv_restore;
+/* r: 0, or -errno and in error what the child said (a save's child also says what it did on
+ * success, in error then). */
 typedef void (*lv_restore_done_fn)(int r, const char *error, void *data);
 int lv_reaper_restore(struct lv_reaper *r, const struct lv_restore_in *in, lv_restore_done_fn done,
 		      void *data, struct lv_restore **ret, struct orch_error *err);
+/* A cold boot without blocking orchd's loop: virDomainCreateXML returns only once libvirt
+ * has set the domain up and QEMU runs (~0.4 s here, more under load). The same kind of
+ * child, and the same job (struct lv_restore): in->xml (which names in->uuid) is created
+ * and started under in->name, a running domain of that name being an error; in->save and
+ * in->fs_xml are not used (the XML holds the shares). done, cancel and the destroy of what
+ * a given-up child started are as for a restore. */
+int lv_reaper_create(struct lv_reaper *r, const struct lv_restore_in *in, lv_restore_done_fn done,
+		     void *data, struct lv_restore **ret, struct orch_error *err);
+/* A snapshot template's save without blocking orchd's loop: virDomainSaveFlags waits until
+ * QEMU has written the guest's memory, and the image's rewrite without zero pages
+ * (save-stream.h) reads and writes all of it again. The same kind of child and job:
+ * lv_snapshot_save of the domain with this UUID to path; done gets, on success, what the
+ * child said: "zero_pages_left_out=N". Given up, the save runs on (the caller forgets the
+ * files). */
+struct lv_save_in {
+	const char *uuid, *path;
+	bool drop_zero;
+};
+int lv_reaper_save(struct lv_reaper *r, const struct lv_save_in *in, lv_restore_done_fn done,
+		   void *data, struct lv_restore **ret, struct orch_error *err);
 /* *ret is set to NULL when the job goes (done, or the reaper freed: its child then destroys
  * what it restores). Gives a restore up: done is not called; its domain, once restored,
  * is destroyed. */

@@ -261,6 +261,15 @@ int lv_save_stream_drop_zero(const unsigned char *s, size_t n, int out_fd,
 	return 0;
 }
 
+bool lv_kernel_is_bzimage(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned char h[6];
+	if (fd < 0 || pread(fd, h, sizeof(h), 0x202) != (ssize_t)sizeof(h))
+		return false;
+	return memcmp(h, "HdrS", 4) == 0 && (h[4] | h[5] << 8) >= 0x0200;
+}
+
 int lv_save_image_drop_zero(const char *path, struct lv_stream_stats *st, struct orch_error *err)
 {
 	_cleanup_free_ char *tmp = NULL;

@@ -20,8 +20,18 @@
  * (start, parts, end; records of the kinds mem-size, zero, page and end-of-section; the
  * section footers), then the rest, copied as it is. Anything else (another version, a
  * capability that changes the records, another iterable section) is -EPROTO and the
- * image is left as it is. */
+ * image is left as it is.
+ *
+ * "A restored guest's memfd is zero" holds only where QEMU writes nothing into the guest's
+ * RAM before it loads the stream. At the reset before an incoming load QEMU copies its ROM
+ * blobs into guest memory: a bzImage kernel (Linux boot protocol) is handed over by fw_cfg
+ * and an option ROM below 1 MiB, but an ELF kernel booted by PVH, or a multiboot one, is
+ * such a blob above 1 MiB, and a page of it the guest had zeroed would come back with the
+ * kernel's bytes if its zero record were dropped. So the rewrite is for domains booted
+ * from a bzImage only (lv_kernel_is_bzimage). */
 #pragma once
+
+#include <stdbool.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +49,11 @@ struct lv_stream_stats {
  * the stream is not as described (nothing useful was written then). */
 int lv_save_stream_drop_zero(const unsigned char *s, size_t n, int out_fd,
 			     struct lv_stream_stats *st, struct orch_error *err);
+
+/* Whether the file at path is a kernel of the Linux boot protocol (bzImage: "HdrS" at
+ * 0x202, protocol 2.00 or later), which QEMU loads through fw_cfg rather than into the
+ * guest's RAM. False for anything else and for a file that cannot be read. */
+bool lv_kernel_is_bzimage(const char *path);
 
 /* The save image at path rewritten so (through path.zero, renamed over it). 0 and
  * st->dropped > 0 when it was; 0 and the image as it was when its stream is not one to

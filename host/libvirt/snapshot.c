@@ -127,8 +127,8 @@ int lv_clone_xml(const char *xml, const struct lv_clone *c, char **ret, struct o
 	return 0;
 }
 
-int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, uint64_t *ret_dropped,
-		     struct orch_error *err)
+int lv_snapshot_save(virDomainPtr dom, const char *path, bool drop_zero, char **ret_xml,
+		     uint64_t *ret_dropped, struct orch_error *err)
 {
 	_cleanup_free_ char *part = NULL;
 	int r;
@@ -144,8 +144,8 @@ int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, uint64_
 	}
 	/* Without the zero pages of the guest's RAM: a restore then reads in only what the
 	 * guest had written (save-stream.h). An image not to rewrite stays as it is. */
-	struct lv_stream_stats st;
-	if ((r = lv_save_image_drop_zero(part, &st, err)) < 0) {
+	struct lv_stream_stats st = {0};
+	if (drop_zero && (r = lv_save_image_drop_zero(part, &st, err)) < 0) {
 		unlink(part);
 		return r;
 	}

@@ -13,6 +13,7 @@
  * thawed (vm.thaw: fresh entropy, the clock, its name, the shares mounted). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <libvirt/libvirt.h>
 
@@ -37,11 +38,12 @@ int lv_uuid_new(char ret[LV_UUID_LEN + 1]);
 int lv_clone_xml(const char *xml, const struct lv_clone *c, char **ret, struct orch_error *err);
 
 /* Saves the running template domain to path (through path.part, renamed when complete),
- * without the zero pages of its RAM (save-stream.h); the domain stops. *ret_xml (may be
+ * without the zero pages of its RAM when drop_zero (only for a domain booted from a bzImage:
+ * save-stream.h); the domain stops. *ret_xml (may be
  * NULL): the XML the image holds, for lv_clone_xml; *ret_dropped (may be NULL): the zero
  * pages left out (0: the stream was kept as it was). */
-int lv_snapshot_save(virDomainPtr dom, const char *path, char **ret_xml, uint64_t *ret_dropped,
-		     struct orch_error *err);
+int lv_snapshot_save(virDomainPtr dom, const char *path, bool drop_zero, char **ret_xml,
+		     uint64_t *ret_dropped, struct orch_error *err);
 
 /* Restores the image at path as the domain described by clone_xml (from lv_clone_xml),
  * paused. */

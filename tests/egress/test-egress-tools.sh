@@ -8,6 +8,7 @@
 # which orchd checks inflated. A host outside the task's sets fails with the gateway's
 # reason.
 . "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 
 command -v git >/dev/null || skip "git is not installed"
 command -v npm >/dev/null || skip "npm is not installed"
@@ -15,53 +16,12 @@ command -v python3 >/dev/null || skip "python3 is not installed"
 command -v openssl >/dev/null || skip "openssl is not installed"
 [ -x /usr/lib/git-core/git-http-backend ] || skip "git-http-backend is not installed"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=orch egress test CA" -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=git.test" \
-	-keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
-printf 'subjectAltName=DNS:git.test,DNS:gitapi.test,DNS:npm.test\n' >"$T/ext"
-openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-	-days 2 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
-TOKEN="gittok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-printf '%s\n' "$TOKEN" >"$T/token"
-chmod 600 "$T/token"
-
-# A repository.
-mkdir -p "$T/work" "$T/git"
-git -C "$T/work" init -q -b main
-echo "egress says hello" >"$T/work/README"
-git -C "$T/work" add README
-git -C "$T/work" -c user.name=t -c user.email=t@t commit -qm first
-git clone -q --bare "$T/work" "$T/git/proj.git"
-# A repository with many branches, each at its own commit: a clone or fetch of all of them
-# sends more than 1 KiB of "want" lines, which git gzips.
-git clone -q --bare "$T/work" "$T/git/many.git"
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t
-tree=$(git -C "$T/git/many.git" rev-parse 'main^{tree}')
-for i in $(seq 100 249); do
-	echo "create refs/heads/b$i $(git -C "$T/git/many.git" commit-tree -p main -m "c$i" "$tree")"
-done | git -C "$T/git/many.git" update-ref --stdin
-
-# An npm registry: the packument and the tarball of one package.
+egress_certs "$T" git.test gitapi.test npm.test
+TOKEN=$(egress_token "$T/token" gittok)
+egress_git_repos "$T"
 P=$((20000 + $$ % 20000))
-R=$T/npmroot/orch-egress-demo
-mkdir -p "$T/pkg/package" "$R/-"
-printf '{"name":"orch-egress-demo","version":"1.0.0","main":"index.js"}\n' >"$T/pkg/package/package.json"
-printf 'module.exports = "demo package loaded";\n' >"$T/pkg/package/index.js"
-tar -C "$T/pkg" -czf "$R/-/orch-egress-demo-1.0.0.tgz" package
-SHA1=$(sha1sum "$R/-/orch-egress-demo-1.0.0.tgz" | cut -d' ' -f1)
-SRI="sha512-$(openssl dgst -sha512 -binary "$R/-/orch-egress-demo-1.0.0.tgz" | base64 -w0)"
-cat >"$R/packument.json" <<JSON
-{"name":"orch-egress-demo","dist-tags":{"latest":"1.0.0"},
- "versions":{"1.0.0":{"name":"orch-egress-demo","version":"1.0.0","main":"index.js",
-   "dist":{"tarball":"https://npm.test:$P/orch-egress-demo/-/orch-egress-demo-1.0.0.tgz",
-           "shasum":"$SHA1","integrity":"$SRI"}}}}
-JSON
-
-python3 "$ORCH_SOURCEDIR/tests/egress/egress-repo-server.py" 127.0.0.7 $P "$T/srv.pem" \
-	"$T/srv.key" "$T/git" "$T/npmroot" "$T/requests.log" >"$T/server.out" 2>&1 &
-FAKE_PID=$!
-wait_for 10 "the test server" grep -q ready "$T/server.out"
+egress_npm_registry "$T" $P
+egress_repo_server "$T" $P FAKE_PID
 
 cat >"$T/config.json" <<JSON
 {

@@ -8,6 +8,7 @@
 #include "check-run.h"
 #include "cleanup.h"
 #include "domain-xml.h"
+#include "domain.h"
 
 static const struct lv_port serial_ports[] = {
 	{LV_PORT_CONTROL, "/run/orch/vm/dev/control.sock"},
@@ -455,6 +456,35 @@ START_TEST(test_cmdline)
 }
 END_TEST
 
+/* The guest's end of a virtio-serial port, as libvirt's live XML shows it. */
+START_TEST(test_channel_state)
+{
+	const char *xml =
+		"<domain><devices>\n"
+		"    <channel type='unix'>\n"
+		"      <source mode='bind' path='/x/chan/control.sock'/>\n"
+		"      <target type='virtio' name='org.orch.control' state='disconnected'/>\n"
+		"    </channel>\n"
+		"    <channel type='unix'>\n"
+		"      <target type='virtio' name='org.orch.shell.0' state='connected'/>\n"
+		"    </channel>\n"
+		"    <channel type='unix'>\n"
+		"      <target type='virtio' name='org.orch.llm'/>\n"
+		"    </channel>\n"
+		"    <channel type='unix'>\n"
+		"      <target type='virtio' name='org.orch.egress' state='maybe'/>\n"
+		"    </channel>\n"
+		"</devices></domain>\n";
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch.control"), 0);
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch.shell.0"), 1);
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch.llm"), -1);    /* no state */
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch.egress"), -1); /* unknown */
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch"), -1);	    /* a prefix only */
+	ck_assert_int_eq(lv_channel_state_xml(xml, "org.orch.shell.1"), -1);
+	ck_assert_int_eq(lv_channel_state_xml(NULL, "org.orch.control"), -1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("libvirt_domain_xml");
@@ -469,6 +499,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_agents_share);
 	tcase_add_test(tc, test_snapshot_template);
 	tcase_add_test(tc, test_filesystem_xml);
+	tcase_add_test(tc, test_channel_state);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -419,6 +419,38 @@ START_TEST(test_stream_drop_zero)
 }
 END_TEST
 
+/* Only a bzImage's domain is saved without zero pages: an ELF (PVH) or multiboot kernel is
+ * a ROM blob QEMU writes into the guest's RAM before it loads the stream. */
+static bool kernel_file(const unsigned char *b, size_t n)
+{
+	char path[] = "/tmp/check-kernel.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, b, n), (ssize_t)n);
+	close(fd);
+	bool r = lv_kernel_is_bzimage(path);
+	unlink(path);
+	return r;
+}
+
+START_TEST(test_kernel_bzimage)
+{
+	static unsigned char k[0x400];
+	memset(k, 0, sizeof(k));
+	memcpy(k + 0x202, "HdrS", 4);
+	k[0x206] = 0x0f; /* protocol 2.15 */
+	k[0x207] = 0x02;
+	ck_assert(kernel_file(k, sizeof(k)));
+	k[0x207] = 0x01; /* protocol 1.x: loaded into the guest's low memory */
+	ck_assert(!kernel_file(k, sizeof(k)));
+	k[0x207] = 0x02;
+	ck_assert(!kernel_file(k, 0x205)); /* cut short */
+	static const unsigned char elf[0x400] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+	ck_assert(!kernel_file(elf, sizeof(elf)));
+	ck_assert(!lv_kernel_is_bzimage("/nonexistent/vmlinuz"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snapshot");
@@ -429,6 +461,7 @@ int main(void)
 	tcase_add_test(tc, test_clone_xml);
 	tcase_add_test(tc, test_uuid);
 	tcase_add_test(tc, test_stream_drop_zero);
+	tcase_add_test(tc, test_kernel_bzimage);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

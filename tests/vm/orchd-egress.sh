@@ -30,14 +30,15 @@
 # mapped by egress.resolve. Exits 77 (skip) with a reason when libvirt/QEMU cannot run.
 set -uo pipefail
 . "$(dirname "$0")/../lib/vm.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 vm_need python3 openssl git
 [ -x /usr/lib/git-core/git-http-backend ] || skip "git-http-backend not installed"
 vm_setup "libvirt's system instance, virtiofsd"
 
 st=$(mktemp -d /tmp/orch-egress-vm.XXXXXX)
 chmod 0755 "$st"
-# the servers' side (the token's key file, what the git server saw), outside orchd's
-# state, which must not hold the token
+# the servers' side (the token's key file, what the servers saw), outside orchd's state,
+# which must not hold the token
 sd=$(mktemp -d /tmp/orch-egress-vm-srv.XXXXXX)
 ad=
 vm=eg$$
@@ -65,58 +66,20 @@ passed=0
 ok() { echo "ok - $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=tls.test" -addext "subjectAltName=DNS:tls.test" \
-	-keyout "$st/tls.key" -out "$st/tls.pem" 2>/dev/null
+# The upstreams (tests/lib/egress.sh): a test CA and a certificate for git.test
+# (tunnelled), gitapi.test (intercepted) and npm.test, the token; plain HTTP on
+# 127.0.0.5:hp; `git http-backend` with a repository of 150 branches each at its own
+# commit (a clone or fetch of all of them sends more than 1 KiB of "want" lines, which
+# git gzips) and an npm registry (as host-egress-tools) on 127.0.0.7:gp.
+egress_certs "$sd" git.test gitapi.test npm.test || exit 1
+token=$(egress_token "$sd/token" gittok) || exit 1
 hp=$((20000 + $$ % 20000))
 sp=$((hp + 1))
-python3 "$src/tests/egress/egress-server.py" 127.0.0.5 $hp 127.0.0.6 $sp "$st/tls.pem" \
-	"$st/tls.key" "$st/server.log" >"$st/server.out" 2>&1 &
-srv_pid=$!
-for _ in $(seq 1 50); do grep -q ready "$st/server.out" 2>/dev/null && break; sleep 0.1; done
-
-# git over HTTPS: a test CA, a certificate for git.test (tunnelled) and gitapi.test
-# (intercepted), a repository of 150 branches each at its own commit (a clone or fetch
-# of all of them sends more than 1 KiB of "want" lines, which git gzips), the token.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=orch egress test CA" -keyout "$sd/ca.key" -out "$sd/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=git.test" \
-	-keyout "$sd/git.key" -out "$sd/git.csr" 2>/dev/null
-printf 'subjectAltName=DNS:git.test,DNS:gitapi.test,DNS:npm.test\n' >"$sd/ext"
-openssl x509 -req -in "$sd/git.csr" -CA "$sd/ca.pem" -CAkey "$sd/ca.key" -CAcreateserial \
-	-days 2 -extfile "$sd/ext" -out "$sd/git.pem" 2>/dev/null
-token="gittok-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-printf '%s\n' "$token" >"$sd/token"
-chmod 600 "$sd/token"
-mkdir -p "$sd/work" "$sd/git" "$sd/npm"
-git -C "$sd/work" init -q -b main
-echo "egress in a VM" >"$sd/work/README"
-git -C "$sd/work" add README
-git -C "$sd/work" -c user.name=t -c user.email=t@t commit -qm first
-git clone -q --bare "$sd/work" "$sd/git/many.git"
-tree=$(git -C "$sd/git/many.git" rev-parse 'main^{tree}')
-for i in $(seq 100 249); do
-	echo "create refs/heads/b$i $(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t \
-		GIT_COMMITTER_EMAIL=t@t git -C "$sd/git/many.git" commit-tree -p main -m "c$i" "$tree")"
-done | git -C "$sd/git/many.git" update-ref --stdin
 gp=$((hp + 2))
-# An npm registry: the packument and the tarball of one package (as host-egress-tools).
-R=$sd/npm/orch-egress-demo
-mkdir -p "$sd/pkg/package" "$R/-"
-printf '{"name":"orch-egress-demo","version":"1.0.0","main":"index.js"}\n' >"$sd/pkg/package/package.json"
-printf 'module.exports = "demo package loaded";\n' >"$sd/pkg/package/index.js"
-tar -C "$sd/pkg" -czf "$R/-/orch-egress-demo-1.0.0.tgz" package
-cat >"$R/packument.json" <<JSON
-{"name":"orch-egress-demo","dist-tags":{"latest":"1.0.0"},
- "versions":{"1.0.0":{"name":"orch-egress-demo","version":"1.0.0","main":"index.js",
-   "dist":{"tarball":"https://npm.test:$gp/orch-egress-demo/-/orch-egress-demo-1.0.0.tgz",
-           "shasum":"$(sha1sum "$R/-/orch-egress-demo-1.0.0.tgz" | cut -d' ' -f1)",
-           "integrity":"sha512-$(openssl dgst -sha512 -binary "$R/-/orch-egress-demo-1.0.0.tgz" | base64 -w0)"}}}}
-JSON
-python3 "$src/tests/egress/egress-repo-server.py" 127.0.0.7 $gp "$sd/git.pem" "$sd/git.key" \
-	"$sd/git" "$sd/npm" "$sd/requests.log" >"$sd/git-server.out" 2>&1 &
-git_pid=$!
-for _ in $(seq 1 50); do grep -q ready "$sd/git-server.out" 2>/dev/null && break; sleep 0.1; done
+egress_upstreams "$sd" $hp $sp srv_pid || exit 1
+egress_git_repos "$sd" || exit 1
+egress_npm_registry "$sd" $gp || exit 1
+egress_repo_server "$sd" $gp git_pid || exit 1
 
 # npm for the VM: an agent "npm" in an agents directory of the test's own (below /var/tmp,
 # like the agents tests' install; the guest mounts it at the same path), hard links of
@@ -201,7 +164,7 @@ case "$out" in *"proxy=http://127.0.0.1:3128"*) ok "http_proxy is set in the jai
 out=$(timeout 120 "$orch" --socket "$st/orch.sock" dispatch --vm "$vm" --egress web --wait -- \
 	sh -c 'wget -q -O - http://other.test:'$hp'/x 2>&1; echo rc=$?' 2>&1)
 case "$out" in *403*) ok "a host outside the sets is refused in the VM" ;; *) fail "denied fetch: '$out'" ;; esac
-grep -q "/x" "$st/server.log.headers" 2>/dev/null && fail "the refused request reached the upstream"
+grep -q "/x" "$sd/server.log.headers" 2>/dev/null && fail "the refused request reached the upstream"
 
 # curl: HTTPS through a CONNECT tunnel (TLS end to end with the registry server, whose CA
 # it is given), and a host outside the sets over HTTPS and over plain HTTP
@@ -220,7 +183,7 @@ case "$out" in *"denied-https: "*"connect=403"*) ok "curl over HTTPS to a host o
 case "$out" in *"denied-http: orch egress: other.test:$hp is not in the task's egress sets (web)"*"code=403"*)
 	ok "curl over HTTP to a host outside the sets: 403 and the reason" ;;
 *) fail "curl HTTP denied: '$out'" ;; esac
-grep -q "/c" "$st/server.log.headers" 2>/dev/null && fail "a refused curl request reached the upstream"
+grep -q "/c" "$sd/server.log.headers" 2>/dev/null && fail "a refused curl request reached the upstream"
 
 # npm install from the registry, in the VM's jail, through a CONNECT tunnel
 if [ -n "$npm_skip" ]; then

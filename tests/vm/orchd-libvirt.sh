@@ -162,6 +162,11 @@ done
 [ "$state" = succeeded ] && ok "task succeeded after the VM was destroyed and restarted" || fail "task state '$state'"
 [ "$(wc -l <"$ws/agent-0/runs")" = 2 ] && ok "it ran twice (lost, then retried)" || fail "runs: $(cat "$ws/agent-0/runs")"
 grep -q 'task lost, re-queued' "$st/orchd.log" && ok "orchd logged the loss" || fail "no loss in orchd's log"
+# Both boots were started by a child process (reaper.h), not on orchd's loop.
+[ "$(grep 'msg="domain started"' "$st/orchd.log" | grep -c 'by=child')" -ge 2 ] &&
+	! grep -q 'starting the domain in line' "$st/orchd.log" &&
+	ok "both boots were started off orchd's loop, by a child" ||
+	fail "boots: $(grep 'domain started\|in line' "$st/orchd.log")"
 
 # kill -9 of orchd mid-task: the domain keeps running, the restarted orchd adopts it, the
 # supervisor says hello again with the task still running, and it finishes once.

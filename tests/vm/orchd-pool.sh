@@ -115,6 +115,14 @@ echo "$s2" | grep -q "seen /workspace/mark" && ok "shared VM: task 2 sees task 1
 
 # vm-per-task: nothing of task 1 in task 2's VM.
 wait_for 120 "the snapshot template is made" snapshot_ready
+# Saved by a child (reaper.h), once its guest saw its host go, without its RAM's zero pages.
+made=$(grep 'msg="snapshot template made"' "$st/orchd.log" | tail -1)
+case "$made" in
+*zero_pages_left_out=[1-9]*) ok "the template was saved without its zero pages ($(echo "$made" | grep -o 'zero_pages_left_out=[0-9]*'))" ;;
+*) fail "template: '$made'" ;;
+esac
+grep -q 'saving the snapshot template in line' "$st/orchd.log" &&
+	fail "the template was saved on orchd's loop" || ok "the template was saved off orchd's loop, by a child"
 run "$T"; t1=$out; vm1=$(task_vm "$id")
 wait_for 120 "the vm-per-task pool refills after a task" idle "$T" || true
 run "$T"; t2=$out; vm2=$(task_vm "$id")
