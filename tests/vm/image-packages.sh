@@ -50,4 +50,12 @@ echo "ok - the same packages again: up to date"
 if msg=$(b --packages 'jq;rm' 2>&1); then fail "a bad package name was accepted"; fi
 echo "$msg" | grep -q "is not a Debian package name" || fail "no reason for the refusal: $msg"
 echo "ok - a bad package name is refused"
+# The guest kernel's choice: an unknown one, and the microVM kernel with a root it cannot
+# read, are refused before anything is built.
+if msg=$(b --kernel bogus 2>&1); then fail "--kernel bogus was accepted"; fi
+echo "$msg" | grep -q "kernel must be cloud or microvm" || fail "no reason for --kernel bogus: $msg"
+if msg=$(b --kernel microvm --fs squashfs 2>&1); then fail "--kernel microvm --fs squashfs was accepted"; fi
+echo "$msg" | grep -q "reads erofs roots only" || fail "no reason for microvm + squashfs: $msg"
+grep -qx "${ORCH_VM_KERNEL:-cloud}" "$out/image/kernel" || fail "the image does not say its kernel: $(cat "$out/image/kernel" 2>&1)"
+echo "ok - bad kernel choices are refused; the image says its kernel"
 echo PASS
