@@ -309,10 +309,11 @@ int bv_template_save(struct bv *b, struct bv_vm *t, const char *save_path, bool 
 	 * its end of the port), unless paused_first asks for the worst case. */
 	lv_peer_free(t->peer);
 	t->peer = NULL;
-	for (int i = 0; !paused_first && i < 200; i++) {
+	for (int ms = 0; !paused_first && ms < LV_SNAPSHOT_HOST_GONE_MS;
+	     ms += LV_SNAPSHOT_HOST_GONE_POLL_MS) {
 		if (lv_domain_channel_state(t->dom, LV_PORT_CONTROL) != 1)
 			break;
-		usleep(10 * 1000);
+		usleep(LV_SNAPSHOT_HOST_GONE_POLL_MS * 1000);
 	}
 	uint64_t dropped = 0;
 	if (lv_snapshot_save(t->dom, save_path, lv_kernel_is_bzimage(b->kernel), ret_xml, &dropped,

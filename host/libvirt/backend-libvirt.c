@@ -444,6 +444,15 @@ bool lvb_take_domain(struct lvb *l)
 	return false;
 }
 
+void lvb_start_cancel(struct lvb *l)
+{
+	if (!l->starting)
+		return;
+	lv_restore_cancel(l->starting);
+	l->starting = NULL;
+	l->uuid[0] = 0;
+}
+
 /* The child started the domain (lvb_start): its channel. */
 static void on_created(int r, const char *error, void *data)
 {
@@ -451,7 +460,7 @@ static void on_created(int r, const char *error, void *data)
 	struct vm *vm = l->vm;
 	struct orch_error err = {0};
 
-	l->restoring = NULL;
+	l->starting = NULL;
 	if (r < 0) {
 		orch_err(&err, r, "%s", error ? error : "the domain could not be started");
 		goto fail;
@@ -470,8 +479,8 @@ static void on_created(int r, const char *error, void *data)
 		goto fail;
 	return;
 fail:
-	vm_gone(vm,
-		err.msg); /* started but unusable: it fails like a boot (vm_gone stops l->dom) */
+	/* Started but unusable: it fails like a boot (vm_gone stops l->dom). */
+	vm_gone(vm, err.msg);
 }
 
 static int lvb_start(struct vm *vm, struct orch_error *err)
@@ -488,7 +497,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		l->ev_id = -1;
 		vm->backend = l;
 	}
-	if (l->dom || l->restoring)
+	if (l->dom || l->starting)
 		return orch_err(err, -EBUSY, "vm %s: domain %s is already running", c->name,
 				l->domain);
 	l->start_ms = orch_now_ms();
@@ -554,7 +563,7 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		if ((r = lv_domain_xml(&dom->dc, &xml, err)) < 0)
 			return orch_err_prefix(err, "vm %s", c->name);
 		struct lv_restore_in job = {.name = l->domain, .uuid = uuid, .xml = xml};
-		if (lv_reaper_create(st->reaper, &job, on_created, l, &l->restoring, err) == 0) {
+		if (lv_reaper_create(st->reaper, &job, on_created, l, &l->starting, err) == 0) {
 			snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
 			return 0;
 		}
@@ -574,9 +583,9 @@ static void lvb_stop(struct vm *vm, bool force)
 {
 	struct lvb *l = vm->backend;
 	struct orch_error err = {0};
+	/* A restore or start under way: its child destroys the domain. */
 	if (l)
-		lvb_snapshot_cancel(
-			l); /* a restore or start under way: its child destroys the domain */
+		lvb_start_cancel(l);
 	if (!l || !l->dom)
 		return;
 	/* The guest keeps nothing that a power cut would lose (the root is read-only, the

@@ -52,8 +52,8 @@ struct lvb {
 	bool registered;   /* vsock: connections from cid come to this VM (lanes.h) */
 	bool restored;	   /* from a snapshot: vm.thaw after its hello (backend-snapshot.c) */
 	bool agents_share; /* the agents share is attached */
-	struct lv_restore *restoring; /* a child restores or starts its domain (reaper.h) */
-	struct lv_template *from;     /* the template it is restored from */
+	struct lv_restore *starting; /* a child restores or starts its domain (reaper.h) */
+	struct lv_template *from;    /* the template it is restored from */
 };
 
 /* The inputs of a domain's configuration. */
@@ -109,7 +109,7 @@ int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_err
 bool lvb_take_domain(struct lvb *l);
 /* A VM's restore or start given up (its stop): the child destroys what it restored or
  * started. */
-void lvb_snapshot_cancel(struct lvb *l);
+void lvb_start_cancel(struct lvb *l);
 /* backend.h's thaw. */
 int lvb_thaw(struct vm *vm, bool frozen, struct orch_vm_thaw *ret, struct orch_error *err);
 /* A template's vsock lane connection (lanes.h's owner is the template). */

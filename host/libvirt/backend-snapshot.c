@@ -36,9 +36,6 @@
 #include "snapshot.h"
 
 #define TMPL_RETRY_MS 60000
-/* How long, and how often, a template's save waits for its guest to see its host go. */
-#define TMPL_HOST_GONE_MS 2000
-#define TMPL_HOST_GONE_POLL_MS 10
 #define TMPL_KEY_MAX (1024 * 1024)
 
 enum tmpl_state { TMPL_NONE = 0, TMPL_MAKING, TMPL_READY, TMPL_FAILED };
@@ -259,14 +256,14 @@ static void template_saved(struct lv_template *t, uint64_t dropped)
 static void on_template_saved(int r, const char *said, void *data)
 {
 	struct lv_template *t = data;
-	const char *n = said ? strstr(said, "zero_pages_left_out=") : NULL;
+	const char *n = said ? strstr(said, LV_SAVE_SAID_DROPPED) : NULL;
 
 	t->save_job = NULL;
 	if (r < 0) {
 		template_fail(t, "%s", said ? said : "the save failed");
 		return;
 	}
-	template_saved(t, n ? strtoull(n + strlen("zero_pages_left_out="), NULL, 10) : 0);
+	template_saved(t, n ? strtoull(n + strlen(LV_SAVE_SAID_DROPPED), NULL, 10) : 0);
 }
 
 static void template_save(struct lv_template *t)
@@ -286,8 +283,8 @@ static void template_save(struct lv_template *t)
 		t->host_gone_ms = orch_now_ms();
 	}
 	if (t->serial && lv_domain_channel_state(t->dom, LV_PORT_CONTROL) == 1 &&
-	    orch_now_ms() - t->host_gone_ms < TMPL_HOST_GONE_MS) {
-		orch_timer_rearm(t->timer, TMPL_HOST_GONE_POLL_MS);
+	    orch_now_ms() - t->host_gone_ms < LV_SNAPSHOT_HOST_GONE_MS) {
+		orch_timer_rearm(t->timer, LV_SNAPSHOT_HOST_GONE_POLL_MS);
 		return;
 	}
 	/* Saved by a child (reaper.h): QEMU writes the guest's memory, then the image is
@@ -430,7 +427,7 @@ static void on_restored(int r, const char *error, void *data)
 	struct vm *vm = l->vm;
 	struct orch_error err = {0};
 
-	l->restoring = NULL;
+	l->starting = NULL;
 	if (r < 0) {
 		orch_err(&err, r, "vm %s: %s", vm->cfg->name, error ? error : "restore failed");
 		goto fail;
@@ -518,22 +515,13 @@ static int restore(struct lv_template *t, struct lvb *l, const struct lv_image *
 		.fs_xml = {ws_xml, ag_xml},
 		.n_fs = ag_xml ? 2 : 1,
 	};
-	if ((r = lv_reaper_restore(st->reaper, &rin, on_restored, l, &l->restoring, err)) < 0)
+	if ((r = lv_reaper_restore(st->reaper, &rin, on_restored, l, &l->starting, err)) < 0)
 		return orch_err_prefix(err, "vm %s", c->name);
 	snprintf(l->uuid, sizeof(l->uuid), "%s", uuid);
 	l->from = t;
 	l->restored = true;
 	l->agents_share = dom->agents_share;
 	return 1;
-}
-
-void lvb_snapshot_cancel(struct lvb *l)
-{
-	if (!l->restoring)
-		return;
-	lv_restore_cancel(l->restoring);
-	l->restoring = NULL;
-	l->uuid[0] = 0;
 }
 
 int lvb_snapshot_start(struct lvb *l, const struct lv_image *im, struct orch_error *err)

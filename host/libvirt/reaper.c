@@ -418,7 +418,7 @@ static _Noreturn void save_main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err.msg);
 		_exit(1);
 	}
-	fprintf(stderr, "zero_pages_left_out=%llu\n", (unsigned long long)dropped);
+	fprintf(stderr, LV_SAVE_SAID_DROPPED "%llu\n", (unsigned long long)dropped);
 	_exit(0);
 }
 

@@ -64,8 +64,9 @@ int lv_reaper_create(struct lv_reaper *r, const struct lv_restore_in *in, lv_res
  * QEMU has written the guest's memory, and the image's rewrite without zero pages
  * (save-stream.h) reads and writes all of it again. The same kind of child and job:
  * lv_snapshot_save of the domain with this UUID to path; done gets, on success, what the
- * child said: "zero_pages_left_out=N". Given up, the save runs on (the caller forgets the
+ * child said: LV_SAVE_SAID_DROPPED "N". Given up, the save runs on (the caller forgets the
  * files). */
+#define LV_SAVE_SAID_DROPPED "zero_pages_left_out="
 struct lv_save_in {
 	const char *uuid, *path;
 	bool drop_zero;

@@ -37,6 +37,11 @@ int lv_uuid_new(char ret[LV_UUID_LEN + 1]);
  * there exactly as libvirt writes it. */
 int lv_clone_xml(const char *xml, const struct lv_clone *c, char **ret, struct orch_error *err);
 
+/* How long, and how often, a template's save waits for its guest to see its host go (its
+ * end of the control port closed: lv_domain_channel_state) before it saves. */
+#define LV_SNAPSHOT_HOST_GONE_MS 2000
+#define LV_SNAPSHOT_HOST_GONE_POLL_MS 10
+
 /* Saves the running template domain to path (through path.part, renamed when complete),
  * without the zero pages of its RAM when drop_zero (only for a domain booted from a bzImage:
  * save-stream.h); the domain stops. *ret_xml (may be
