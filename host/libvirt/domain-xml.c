@@ -110,6 +110,14 @@ static int validate(const struct lv_domain_config *c, struct orch_error *err)
 		return orch_err(err, -EINVAL, "vcpus must be 1..%d", LV_MAX_VCPUS);
 	if (c->memory_mib < 16 || c->memory_mib > LV_MAX_MEMORY_MIB)
 		return orch_err(err, -EINVAL, "memory_mib must be 16..%d", LV_MAX_MEMORY_MIB);
+	if (c->boot_memory_mib &&
+	    (c->boot_memory_mib < LV_MIN_BOOT_MEMORY_MIB || c->boot_memory_mib >= c->memory_mib ||
+	     (c->memory_mib - c->boot_memory_mib) % LV_VIRTIO_MEM_ALIGN_MIB))
+		return orch_err(err, -EINVAL,
+				"boot_memory_mib must be at least %d, less than memory_mib, and "
+				"memory_mib - boot_memory_mib a multiple of %d (the guest's memory "
+				"block)",
+				LV_MIN_BOOT_MEMORY_MIB, LV_VIRTIO_MEM_ALIGN_MIB);
 	if (c->machine && !charset_ok(c->machine, "._-", 64))
 		return orch_err(err, -EINVAL, "machine type must be [a-z0-9._-]");
 	if (c->emulator && (r = check_path("emulator", c->emulator, 4096, err)) < 0)
@@ -304,6 +312,20 @@ static void devices(struct lv_buf *b, const struct lv_domain_config *c)
 		lv_buf_append(b, "    <memballoon model='none'/>\n");
 	else
 		lv_buf_append(b, "    <memballoon model='virtio' freePageReporting='on'/>\n");
+	/* Memory hot-plug: the rest of memory_mib, plugged later (lv_domain_memory_request);
+	 * a guest that is told to can give back what it holds no more. */
+	if (c->boot_memory_mib)
+		lv_buf_appendf(b,
+			       "    <memory model='virtio-mem'>\n"
+			       "      <target>\n"
+			       "        <size unit='MiB'>%llu</size>\n"
+			       "        <node>0</node>\n"
+			       "        <block unit='MiB'>%d</block>\n"
+			       "        <requested unit='MiB'>0</requested>\n"
+			       "      </target>\n"
+			       "    </memory>\n",
+			       (unsigned long long)(c->memory_mib - c->boot_memory_mib),
+			       LV_VIRTIO_MEM_BLOCK_MIB);
 	lv_buf_append(b, "  </devices>\n");
 }
 
@@ -318,8 +340,14 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 	elem(&b, "  ", "name", c->name);
 	if (c->uuid)
 		elem(&b, "  ", "uuid", c->uuid);
-	lv_buf_appendf(&b, "  <memory unit='MiB'>%llu</memory>\n",
-		       (unsigned long long)c->memory_mib);
+	/* With hot-plug: the boot memory is NUMA node 0's (virtio-mem needs a node to plug
+	 * into) and the device's slot counts against maxMemory. */
+	if (c->boot_memory_mib)
+		lv_buf_appendf(&b, "  <maxMemory slots='1' unit='MiB'>%llu</maxMemory>\n",
+			       (unsigned long long)c->memory_mib);
+	lv_buf_appendf(
+		&b, "  <memory unit='MiB'>%llu</memory>\n",
+		(unsigned long long)(c->boot_memory_mib ? c->boot_memory_mib : c->memory_mib));
 	lv_buf_appendf(&b, "  <vcpu placement='static'>%u</vcpu>\n", c->vcpus);
 	/* virtio-fs needs guest memory that virtiofsd can map. */
 	lv_buf_append(&b, "  <memoryBacking>\n"
@@ -340,10 +368,19 @@ int lv_domain_xml(const struct lv_domain_config *c, char **ret, struct orch_erro
 	/* The agents' native binaries (Claude Code, OpenCode) need what qemu64, QEMU's
 	 * default model, lacks (AVX2...): the host's CPU under KVM, everything TCG
 	 * emulates otherwise. */
-	if (c->accel == LV_ACCEL_KVM)
-		lv_buf_append(&b, "  <cpu mode='host-passthrough'/>\n");
+	lv_buf_append(&b, c->accel == LV_ACCEL_KVM ? "  <cpu mode='host-passthrough'"
+						   : "  <cpu mode='maximum' migratable='off'");
+	if (c->boot_memory_mib)
+		lv_buf_appendf(&b,
+			       ">\n"
+			       "    <numa>\n"
+			       "      <cell id='0' cpus='0-%u' memory='%llu' unit='MiB' "
+			       "memAccess='shared'/>\n"
+			       "    </numa>\n"
+			       "  </cpu>\n",
+			       c->vcpus - 1, (unsigned long long)c->boot_memory_mib);
 	else
-		lv_buf_append(&b, "  <cpu mode='maximum' migratable='off'/>\n");
+		lv_buf_append(&b, "/>\n");
 	lv_buf_append(&b, "  <clock offset='utc'/>\n"
 			  "  <on_poweroff>destroy</on_poweroff>\n"
 			  "  <on_reboot>destroy</on_reboot>\n"
@@ -392,5 +429,13 @@ int lv_kernel_cmdline(const char *base, const struct lv_domain_config *c, unsign
 			       c->transport == LV_TRANSPORT_VSOCK ? "vsock" : "serial");
 	if (c->snapshot)
 		lv_buf_append(&b, " orch.snapshot=1");
+	/* Hot-plugged memory: the initramfs loads virtio_mem (orch.mem=virtio); what it plugs
+	 * is onlined at once, movable while that keeps the kernel's own zone at least a
+	 * third of movable memory (so that it can be unplugged again), kernel memory beyond;
+	 * no bounce buffers: the device's range above 4 GiB would otherwise make the kernel
+	 * reserve 64 MiB of them, which virtio without an IOMMU never uses. */
+	if (c->boot_memory_mib)
+		lv_buf_append(&b, " orch.mem=virtio memhp_default_state=online"
+				  " memory_hotplug.online_policy=auto-movable swiotlb=noforce");
 	return lv_buf_steal(&b, ret);
 }

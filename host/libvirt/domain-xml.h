@@ -34,6 +34,11 @@ enum lv_accel {
 #define LV_MAX_PORTS 80
 #define LV_MAX_VCPUS 256
 #define LV_MAX_MEMORY_MIB (1024 * 1024)
+#define LV_MIN_BOOT_MEMORY_MIB 64
+/* virtio-mem's block: what it plugs and unplugs at a time. */
+#define LV_VIRTIO_MEM_BLOCK_MIB 2
+/* x86-64 Linux's memory block (memory hot-plug's unit) below 64 GiB of RAM. */
+#define LV_VIRTIO_MEM_ALIGN_MIB 128
 #define LV_UNIX_PATH_MAX 107
 
 /* Names of the virtio-serial ports (the guest sees /dev/virtio-ports/<name>). */
@@ -52,8 +57,16 @@ struct lv_domain_config {
 	const char *name; /* domain name: [A-Za-z0-9._-]{1,64} */
 	const char *uuid; /* NULL: libvirt picks one */
 	enum lv_accel accel;
-	unsigned vcpus;	      /* 1..LV_MAX_VCPUS */
-	uint64_t memory_mib;  /* 16..LV_MAX_MEMORY_MIB */
+	unsigned vcpus;	     /* 1..LV_MAX_VCPUS */
+	uint64_t memory_mib; /* 16..LV_MAX_MEMORY_MIB */
+	/* Memory hot-plug (docs/VM.md "Memory hot-plug"): 0, the default, boots with all of
+	 * memory_mib. Else the guest boots with boot_memory_mib (LV_MIN_BOOT_MEMORY_MIB..
+	 * memory_mib - LV_VIRTIO_MEM_ALIGN_MIB) and the rest is a virtio-mem device,
+	 * unplugged at boot, that lv_domain_memory_request plugs (in LV_VIRTIO_MEM_BLOCK_MIB
+	 * blocks). The rest must be a multiple of LV_VIRTIO_MEM_ALIGN_MIB: the guest adds
+	 * memory in blocks of that size, and a device that ends within one can plug none of
+	 * it. The kernel command line (lv_kernel_cmdline) then onlines what is plugged. */
+	uint64_t boot_memory_mib;
 	const char *machine;  /* NULL: LV_MACHINE_DEFAULT */
 	const char *emulator; /* NULL: libvirt's default */
 

@@ -99,6 +99,77 @@ int lv_domain_channel_state(virDomainPtr dom, const char *name)
 	return lv_channel_state_xml(xml, name);
 }
 
+/* The number of <NAME unit='KiB'>N</NAME> within [p, end), or -1. */
+static int64_t kib_elem(const char *p, const char *end, const char *name, const char **ret_num,
+			const char **ret_num_end)
+{
+	char open[64];
+	snprintf(open, sizeof(open), "<%s unit='KiB'>", name);
+	const char *e = strstr(p, open);
+	if (!e || e >= end)
+		return -1;
+	e += strlen(open);
+	char *num_end;
+	errno = 0;
+	unsigned long long v = strtoull(e, &num_end, 10);
+	if (errno || num_end == e || num_end >= end || *num_end != '<' || v > INT64_MAX)
+		return -1;
+	if (ret_num)
+		*ret_num = e;
+	if (ret_num_end)
+		*ret_num_end = num_end;
+	return (int64_t)v;
+}
+
+int lv_virtio_mem_xml(const char *xml, uint64_t requested_kib, char **ret_dev,
+		      uint64_t *ret_current_kib, uint64_t *ret_requested_kib)
+{
+	static const char start[] = "<memory model='virtio-mem'";
+	const char *p = xml ? strstr(xml, start) : NULL;
+	const char *end = p ? strstr(p, "</memory>") : NULL;
+	if (!end)
+		return -ENODEV;
+	end += strlen("</memory>");
+	const char *num, *num_end;
+	int64_t req = kib_elem(p, end, "requested", &num, &num_end);
+	int64_t cur = kib_elem(p, end, "current", NULL, NULL);
+	if (req < 0)
+		return -EPROTO;
+	if (ret_current_kib)
+		*ret_current_kib = cur < 0 ? 0 : (uint64_t)cur;
+	if (ret_requested_kib)
+		*ret_requested_kib = (uint64_t)req;
+	if (ret_dev &&
+	    asprintf(ret_dev, "%.*s%llu%.*s", (int)(num - p), p, (unsigned long long)requested_kib,
+		     (int)(end - num_end), num_end) < 0) {
+		*ret_dev = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int lv_domain_memory_state(virDomainPtr dom, uint64_t *ret_current_kib, uint64_t *ret_requested_kib)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+	return xml ? lv_virtio_mem_xml(xml, 0, NULL, ret_current_kib, ret_requested_kib) : -EIO;
+}
+
+int lv_domain_memory_request(virDomainPtr dom, uint64_t mib, struct orch_error *err)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0), *dev = NULL;
+	if (!xml)
+		return orch_err(err, -EIO, "cannot read the domain's XML: %s", lv_last_error());
+	int r = lv_virtio_mem_xml(xml, mib * 1024, &dev, NULL, NULL);
+	if (r == -ENODEV)
+		return orch_err(err, r, "the domain has no virtio-mem device (boot_memory_mib)");
+	if (r < 0)
+		return orch_err(err, r, "cannot read the virtio-mem device from the domain's XML");
+	if (virDomainUpdateDeviceFlags(dom, dev, VIR_DOMAIN_AFFECT_LIVE) < 0)
+		return orch_err(err, -EIO, "cannot ask for %llu MiB of hot-plugged memory: %s",
+				(unsigned long long)mib, lv_last_error());
+	return 0;
+}
+
 static bool no_domain(void)
 {
 	virErrorPtr e = virGetLastError();

@@ -34,6 +34,20 @@ int lv_domain_create_xml(virConnectPtr conn, const char *name, const char *xml, 
 int lv_domain_channel_state(virDomainPtr dom, const char *name);
 int lv_channel_state_xml(const char *xml, const char *name);
 
+/* Memory hot-plug (lv_domain_config.boot_memory_mib): asks the guest's virtio-mem device
+ * to hold mib MiB (0..memory_mib - boot_memory_mib, in LV_VIRTIO_MEM_BLOCK_MIB steps);
+ * the guest plugs (or unplugs) it in the background. -ENODEV when the domain has no such
+ * device. */
+int lv_domain_memory_request(virDomainPtr dom, uint64_t mib, struct orch_error *err);
+/* What the device holds now and was asked to hold, KiB; -ENODEV without one. */
+int lv_domain_memory_state(virDomainPtr dom, uint64_t *ret_current_kib,
+			   uint64_t *ret_requested_kib);
+/* Both from a domain's live XML: the virtio-mem device's sizes, and (ret_dev non-NULL)
+ * the device's element with its requested size set to requested_kib, for
+ * virDomainUpdateDeviceFlags. */
+int lv_virtio_mem_xml(const char *xml, uint64_t requested_kib, char **ret_dev,
+		      uint64_t *ret_current_kib, uint64_t *ret_requested_kib);
+
 /* force: destroy at once; else ask the guest (ACPI power button). A domain that is
  * already gone is success. */
 int lv_domain_stop(virDomainPtr dom, bool force, struct orch_error *err);

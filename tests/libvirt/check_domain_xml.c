@@ -485,6 +485,141 @@ START_TEST(test_channel_state)
 }
 END_TEST
 
+/* Memory hot-plug: the boot memory is NUMA node 0's, the rest a virtio-mem device. */
+START_TEST(test_memory_hotplug)
+{
+	struct lv_domain_config c = base_config();
+	c.memory_mib = 2048;
+	c.boot_memory_mib = 256;
+	_cleanup_free_ char *xml = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(xml, "<maxMemory slots='1' unit='MiB'>2048</maxMemory>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<memory unit='MiB'>256</memory>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<cpu mode='maximum' migratable='off'>\n    <numa>\n"
+					  "      <cell id='0' cpus='0-1' memory='256' unit='MiB' "
+					  "memAccess='shared'/>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<memory model='virtio-mem'>\n      <target>\n"
+					  "        <size unit='MiB'>1792</size>\n"
+					  "        <node>0</node>\n"
+					  "        <block unit='MiB'>2</block>\n"
+					  "        <requested unit='MiB'>0</requested>"));
+	/* still memfd, shared: virtiofsd maps the plugged memory too */
+	ck_assert_ptr_nonnull(strstr(xml, "<source type='memfd'/>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<access mode='shared'/>"));
+
+	c.accel = LV_ACCEL_KVM;
+	c.vcpus = 4;
+	_cleanup_free_ char *kvm = xml_of(&c);
+	ck_assert_ptr_nonnull(strstr(kvm, "<cpu mode='host-passthrough'>\n    <numa>\n"
+					  "      <cell id='0' cpus='0-3' memory='256'"));
+
+	_cleanup_free_ char *cmdline = NULL;
+	struct orch_error err = {0};
+	ck_assert_int_eq(lv_kernel_cmdline("console=ttyS0", &c, 1, &cmdline, &err), 0);
+	ck_assert_ptr_nonnull(strstr(cmdline, " orch.mem=virtio memhp_default_state=online "
+					      "memory_hotplug.online_policy=auto-movable "
+					      "swiotlb=noforce"));
+
+	/* without: none of it */
+	c.boot_memory_mib = 0;
+	_cleanup_free_ char *plain = xml_of(&c), *cmd2 = NULL;
+	ck_assert_ptr_null(strstr(plain, "maxMemory"));
+	ck_assert_ptr_null(strstr(plain, "virtio-mem"));
+	ck_assert_ptr_null(strstr(plain, "<numa>"));
+	ck_assert_ptr_nonnull(strstr(plain, "<memory unit='MiB'>2048</memory>"));
+	ck_assert_ptr_nonnull(strstr(plain, "<cpu mode='host-passthrough'/>"));
+	ck_assert_int_eq(lv_kernel_cmdline("console=ttyS0", &c, 1, &cmd2, &err), 0);
+	ck_assert_ptr_null(strstr(cmd2, "orch.mem"));
+	ck_assert_ptr_null(strstr(cmd2, "swiotlb"));
+}
+END_TEST
+
+START_TEST(test_memory_hotplug_invalid)
+{
+	struct lv_domain_config c = base_config();
+	c.memory_mib = 512;
+	/* too small, all of memory_mib or more, a device not a whole number of the guest's
+	 * 128 MiB memory blocks */
+	const uint64_t bad[] = {1, 63, 512, 513, 4096, 192, 510, 384 + 2};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		c.boot_memory_mib = bad[i];
+		ck_assert_int_eq(xml_fails(&c, "boot_memory_mib must be"), -EINVAL);
+	}
+	const uint64_t good[] = {128, 256, 384};
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		c.boot_memory_mib = good[i];
+		free(xml_of(&c));
+	}
+	c.memory_mib = 192;
+	c.boot_memory_mib = LV_MIN_BOOT_MEMORY_MIB;
+	free(xml_of(&c));
+}
+END_TEST
+
+/* The virtio-mem device as libvirt's live XML shows it, and the element handed back to
+ * virDomainUpdateDeviceFlags with a new requested size. */
+START_TEST(test_virtio_mem_xml)
+{
+	const char *xml = "<domain><devices>\n"
+			  "    <memballoon model='virtio' freePageReporting='on'>\n"
+			  "      <alias name='balloon0'/>\n"
+			  "    </memballoon>\n"
+			  "    <memory model='virtio-mem'>\n"
+			  "      <target>\n"
+			  "        <size unit='KiB'>1900544</size>\n"
+			  "        <node>0</node>\n"
+			  "        <block unit='KiB'>2048</block>\n"
+			  "        <requested unit='KiB'>0</requested>\n"
+			  "        <current unit='KiB'>4096</current>\n"
+			  "      </target>\n"
+			  "      <alias name='virtiomem0'/>\n"
+			  "      <address type='pci' domain='0x0000' bus='0x00' slot='0x07' "
+			  "function='0x0'/>\n"
+			  "    </memory>\n"
+			  "</devices></domain>\n";
+	uint64_t cur = 1, req = 1;
+	_cleanup_free_ char *dev = NULL;
+	ck_assert_int_eq(lv_virtio_mem_xml(xml, 0, NULL, &cur, &req), 0);
+	ck_assert_uint_eq(cur, 4096);
+	ck_assert_uint_eq(req, 0);
+	ck_assert_int_eq(lv_virtio_mem_xml(xml, 1900544, &dev, NULL, NULL), 0);
+	ck_assert_str_eq(dev, "<memory model='virtio-mem'>\n"
+			      "      <target>\n"
+			      "        <size unit='KiB'>1900544</size>\n"
+			      "        <node>0</node>\n"
+			      "        <block unit='KiB'>2048</block>\n"
+			      "        <requested unit='KiB'>1900544</requested>\n"
+			      "        <current unit='KiB'>4096</current>\n"
+			      "      </target>\n"
+			      "      <alias name='virtiomem0'/>\n"
+			      "      <address type='pci' domain='0x0000' bus='0x00' slot='0x07' "
+			      "function='0x0'/>\n"
+			      "    </memory>");
+
+	/* no device; no size asked for; a size that is not a number; one past the element */
+	ck_assert_int_eq(lv_virtio_mem_xml("<domain><devices/></domain>", 0, NULL, &cur, &req),
+			 -ENODEV);
+	ck_assert_int_eq(lv_virtio_mem_xml(NULL, 0, NULL, &cur, &req), -ENODEV);
+	ck_assert_int_eq(lv_virtio_mem_xml("<memory model='virtio-mem'><target>"
+					   "<requested unit='KiB'>x</requested></target></memory>",
+					   0, NULL, &cur, &req),
+			 -EPROTO);
+	ck_assert_int_eq(
+		lv_virtio_mem_xml("<memory model='virtio-mem'><target>"
+				  "<requested unit='KiB'>99999999999999999999999</requested>"
+				  "</target></memory>",
+				  0, NULL, &cur, &req),
+		-EPROTO);
+	ck_assert_int_eq(lv_virtio_mem_xml("<memory model='virtio-mem'><target></target></memory>"
+					   "<requested unit='KiB'>0</requested>",
+					   0, NULL, &cur, &req),
+			 -EPROTO);
+	ck_assert_int_eq(lv_virtio_mem_xml("<memory model='virtio-mem'><target>"
+					   "<requested unit='KiB'>0</requested></target>",
+					   0, NULL, &cur, &req),
+			 -ENODEV);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("libvirt_domain_xml");
@@ -500,6 +635,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_snapshot_template);
 	tcase_add_test(tc, test_filesystem_xml);
 	tcase_add_test(tc, test_channel_state);
+	tcase_add_test(tc, test_memory_hotplug);
+	tcase_add_test(tc, test_memory_hotplug_invalid);
+	tcase_add_test(tc, test_virtio_mem_xml);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@ GUEST_MODULE_GROUPS=(
 	"squashfs:squashfs"
 	"virtiofs:fuse virtiofs"
 	"vsock:vsock vmw_vsock_virtio_transport"
+	"mem:virtio_mem"
 )
 
 # extract_kernel DEBS PKG KDIR VMLINUZ: extracts the kernel package into KDIR, copies the
