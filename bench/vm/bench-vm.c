@@ -250,6 +250,7 @@ int bv_boot_start(struct bv *b, struct bv_vm *v, const char *name, bool balloon)
 		return r;
 	config(b, v, &port, &dc);
 	dc.no_balloon = !balloon;
+	dc.boot_memory_mib = balloon ? b->boot_memory_mib : 0;
 	v->start_ms = orch_now_ms();
 	return start(b, v, &dc);
 }
@@ -402,6 +403,37 @@ int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const 
 	if (ret_ms)
 		*ret_ms = t4 - t0;
 	return 0;
+}
+
+int bv_plug(struct bv *b, struct bv_vm *v, uint64_t mib, uint64_t timeout_ms, uint64_t *ret_ms)
+{
+	struct orch_error err = {0};
+	uint64_t t0 = orch_now_ms(), cur = 0, req = 0;
+	if (lv_domain_memory_request(v->dom, mib, &err) < 0) {
+		fprintf(stderr, "bench: %s: %s\n", v->name, err.msg);
+		return -EIO;
+	}
+	while (lv_domain_memory_state(v->dom, &cur, &req) == 0 && cur != mib * 1024) {
+		if (orch_now_ms() - t0 > timeout_ms) {
+			fprintf(stderr,
+				"bench: %s: the guest holds %llu of the %llu MiB asked for after "
+				"%llu ms\n",
+				v->name, (unsigned long long)cur / 1024, (unsigned long long)mib,
+				(unsigned long long)timeout_ms);
+			return -ETIMEDOUT;
+		}
+		orch_loop_run_once(b->loop, 20);
+	}
+	*ret_ms = orch_now_ms() - t0;
+	return 0;
+}
+
+uint64_t bv_ram_mib(const struct bv *b, const struct bv_vm *v)
+{
+	uint64_t cur = 0, req = 0;
+	if (lv_domain_memory_state(v->dom, &cur, &req) < 0)
+		return b->memory_mib;
+	return b->boot_memory_mib + cur / 1024;
 }
 
 void bv_destroy(struct bv *b, struct bv_vm *v)

@@ -72,6 +72,9 @@ struct bv {
 	const char *append; /* more kernel parameters after orch's own, or NULL */
 	unsigned stopped;   /* lifecycle "stopped" events seen */
 	bool thaw_warm;	    /* bv_restore's vm.thaw asks for the warm-up jail (guest/warm.h) */
+	/* Memory hot-plug for the guests booted with a balloon (lv_domain_config's
+	 * boot_memory_mib; 0: none): they boot with this much, the rest unplugged. */
+	uint64_t boot_memory_mib;
 };
 
 struct bv_vm {
@@ -107,6 +110,11 @@ int bv_template_save(struct bv *b, struct bv_vm *tmpl, const char *save_path, bo
  * thaw's answer. */
 int bv_restore(struct bv *b, const char *save_path, const char *tmpl_xml, const char *tmpl_dir,
 	       struct bv_vm *v, const char *name, uint64_t *ret_ms);
+/* Memory hot-plug: asks v's virtio-mem device for mib MiB and waits (at most
+ * timeout_ms) until the guest holds that much; *ret_ms: the request to that. */
+int bv_plug(struct bv *b, struct bv_vm *v, uint64_t mib, uint64_t timeout_ms, uint64_t *ret_ms);
+/* The MiB of RAM v has now: its boot memory and what is plugged. */
+uint64_t bv_ram_mib(const struct bv *b, const struct bv_vm *v);
 /* Destroys the domain and drops its channel (waits for the stopped event). */
 void bv_destroy(struct bv *b, struct bv_vm *v);
 

@@ -12,10 +12,13 @@
  * host <= 1.5x what the guest reports in use.
  *
  *   vm-density --image DIR --work DIR [--vms N] [--memory MiB] [--settle S]
- *              [--accel auto|kvm|tcg] [--append 'KERNEL PARAMETERS']
+ *              [--accel auto|kvm|tcg] [--append 'KERNEL PARAMETERS'] [--boot-memory MiB]
  *
- * --append adds kernel parameters to both sets' command line (to measure one before
+ * --append adds kernel parameters to every set's command line (to measure one before
  * changing orchd's); BENCH_VERBOSE=1 prints each guest's /proc/meminfo and buddyinfo.
+ * --boot-memory adds a third set, with memory hot-plug (docs/VM.md "Memory hot-plug"):
+ * booted with that much, the rest plugged before the task (how long that takes) and
+ * unplugged after it, measured once more then.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +42,11 @@ struct figures {
 struct set {
 	const char *what;
 	bool balloon;
-	struct figures idle, after;
-	uint64_t boot_ms[MAX_VMS];
+	bool hotplug; /* --boot-memory: plugs the rest before the task, unplugs it after */
+	struct figures idle, after, unplugged;
+	uint64_t boot_ms[MAX_VMS], plug_ms[MAX_VMS], unplug_ms[MAX_VMS];
+	uint64_t left_mib[MAX_VMS]; /* still plugged after the unplug's minute */
+	int unplugged_all;
 };
 
 static void wait_s(struct bv *b, unsigned s)
@@ -99,7 +105,7 @@ static int guest_used(struct bv *b, struct bv_vm *v, double *used, double *footp
 	if (getenv("BENCH_VERBOSE"))
 		printf("  %s: /proc/meminfo, /proc/buddyinfo\n%s", v->name, t->out);
 	*used = (double)(mt - mf) / 1024.0;
-	*footprint = (double)b->memory_mib - (double)mf / 1024.0;
+	*footprint = (double)bv_ram_mib(b, v) - (double)mf / 1024.0;
 	*unreported = free_below(strstr(t->out, "Node "), reporting_order) / 1024.0;
 	return 0;
 }
@@ -143,7 +149,10 @@ static int run_set(struct bv *b, struct set *s, int n, unsigned settle)
 	fflush(stdout);
 	for (int i = 0; i < n && r == 0; i++) {
 		snprintf(name, sizeof(name), "orch-density-%d-%s%d", (int)getpid(),
-			 s->balloon ? "fpr" : "base", i);
+			 s->hotplug   ? "hot"
+			 : s->balloon ? "fpr"
+				      : "base",
+			 i);
 		r = bv_boot_start(b, &vms[i], name, s->balloon);
 	}
 	for (int i = 0; i < n && r == 0; i++)
@@ -152,6 +161,9 @@ static int run_set(struct bv *b, struct set *s, int n, unsigned settle)
 		wait_s(b, settle);
 		r = measure(b, vms, n, settle, &s->idle);
 	}
+	uint64_t rest = b->memory_mib - b->boot_memory_mib;
+	for (int i = 0; i < n && r == 0 && s->hotplug; i++)
+		r = bv_plug(b, &vms[i], rest, 120000, &s->plug_ms[i]);
 	for (int i = 0; i < n && r == 0; i++) {
 		struct lv_peer_task *t = bv_run(b, &vms[i], TOUCH_200M, 300000);
 		if (!t->done || !strstr(t->out, "touched 200 MiB")) {
@@ -162,39 +174,73 @@ static int run_set(struct bv *b, struct set *s, int n, unsigned settle)
 	}
 	if (r == 0)
 		r = measure(b, vms, n, settle, &s->after);
+	/* Unplugging is the guest's to do as far as it can (what it still uses stays): the
+	 * figures are what it gave back within a minute. */
+	for (int i = 0; i < n && r == 0 && s->hotplug; i++) {
+		if (bv_plug(b, &vms[i], 0, 60000, &s->unplug_ms[i]) == 0)
+			s->unplug_ms[s->unplugged_all++] = s->unplug_ms[i];
+		s->left_mib[i] = bv_ram_mib(b, &vms[i]) - b->boot_memory_mib;
+	}
+	if (r == 0 && s->hotplug)
+		r = measure(b, vms, n, settle, &s->unplugged);
 	for (int i = 0; i < n; i++)
 		bv_destroy(b, &vms[i]);
 	return r;
 }
 
-static void row(const char *what, double a, double b)
+#define MAX_SETS 3
+
+/* One row: the figure of each set's column. */
+static void row(const char *what, const double *v, int n, bool ratio)
 {
-	printf("  %-52s %10.1f %10.1f\n", what, a, b);
+	printf("  %-52s", what);
+	for (int i = 0; i < n; i++)
+		printf(ratio ? " %9.2fx" : " %10.1f", v[i]);
+	printf("\n");
 }
 
-static void table(const char *when, const struct figures *a, const struct figures *b)
+#define ROW(what, expr)                                 \
+	do {                                            \
+		double v_[MAX_SETS];                    \
+		for (int i = 0; i < n; i++) {           \
+			const struct figures *a = f[i]; \
+			v_[i] = (expr);                 \
+		}                                       \
+		row((what), v_, n, false);              \
+	} while (0)
+#define RATIO(what, num, den)                                 \
+	do {                                                  \
+		double v_[MAX_SETS];                          \
+		for (int i = 0; i < n; i++) {                 \
+			const struct figures *a = f[i];       \
+			v_[i] = a->den ? a->num / a->den : 0; \
+		}                                             \
+		row((what), v_, n, true);                     \
+	} while (0)
+
+static void table(const char *when, const struct figures *const *f, const char *const *names, int n)
 {
-	printf("%-56s %10s %10s\n", when, "baseline", "orch");
-	row("QEMU RSS", a->qemu_rss, b->qemu_rss);
-	row("QEMU PSS", a->qemu_pss, b->qemu_pss);
-	row("  of which guest memory resident (memfd mapping)", a->ram, b->ram);
-	row("  QEMU's own (RSS - guest memory)", a->qemu_rss - a->ram, b->qemu_rss - b->ram);
-	row("guest memory held by host (memfd pages, any mapper)", a->held, b->held);
-	row("virtiofsd RSS (the workspace share)", a->vfs_rss, b->vfs_rss);
-	row("virtiofsd PSS", a->vfs_pss, b->vfs_pss);
-	row("QEMU + virtiofsd PSS", a->qemu_pss + a->vfs_pss, b->qemu_pss + b->vfs_pss);
-	row("guest in use (MemTotal - MemFree)", a->used, b->used);
-	row("guest footprint (RAM - MemFree: + its kernel's own)", a->footprint, b->footprint);
-	row("  of which its kernel's own (RAM - MemTotal)", a->footprint - a->used,
-	    b->footprint - b->used);
+	printf("%-54s", when);
+	for (int i = 0; i < n; i++)
+		printf(" %10s", names[i]);
+	printf("\n");
+	ROW("QEMU RSS", a->qemu_rss);
+	ROW("QEMU PSS", a->qemu_pss);
+	ROW("  of which guest memory resident (memfd mapping)", a->ram);
+	ROW("  QEMU's own (RSS - guest memory)", a->qemu_rss - a->ram);
+	ROW("guest memory held by host (memfd pages, any mapper)", a->held);
+	ROW("virtiofsd RSS (the workspace share)", a->vfs_rss);
+	ROW("virtiofsd PSS", a->vfs_pss);
+	ROW("QEMU + virtiofsd PSS", a->qemu_pss + a->vfs_pss);
+	ROW("guest in use (MemTotal - MemFree)", a->used);
+	ROW("guest footprint (RAM - MemFree: + its kernel's own)", a->footprint);
+	ROW("  of which its kernel's own (RAM - MemTotal)", a->footprint - a->used);
 	char what[64];
 	snprintf(what, sizeof(what), "guest free in runs < %u KiB (not reported)",
 		 4u << reporting_order);
-	row(what, a->unreported, b->unreported);
-	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest in use",
-	       a->used ? a->ram / a->used : 0, b->used ? b->ram / b->used : 0);
-	printf("  %-52s %9.2fx %9.2fx\n", "guest memory resident / guest footprint",
-	       a->footprint ? a->ram / a->footprint : 0, b->footprint ? b->ram / b->footprint : 0);
+	ROW(what, a->unreported);
+	RATIO("guest memory resident / guest in use", ram, used);
+	RATIO("guest memory resident / guest footprint", ram, footprint);
 }
 
 int main(int argc, char **argv)
@@ -202,6 +248,7 @@ int main(int argc, char **argv)
 	struct bv_args a = BV_ARGS_DEFAULTS;
 	int n = 4;
 	unsigned settle = 8;
+	uint64_t boot_memory = 0;
 	const struct bv_opt opts[] = {
 		BV_OPT_IMAGE(&a),
 		BV_OPT_WORK(&a),
@@ -210,6 +257,7 @@ int main(int argc, char **argv)
 		{.name = "settle", .arg = "S", .type = BV_OPT_UINT, .value = &settle, .max = 600},
 		BV_OPT_ACCEL(&a),
 		BV_OPT_APPEND(&a),
+		{.name = "boot-memory", .arg = "MiB", .type = BV_OPT_U64, .value = &boot_memory},
 	};
 	if (bv_parse_args("vm-density", opts, ELEMENTSOF(opts), argc, argv) < 0)
 		return 2;
@@ -226,18 +274,47 @@ int main(int argc, char **argv)
 		reporting_order = REPORTING_ORDER;
 	struct set base = {.what = "baseline: no balloon device", .balloon = false};
 	struct set fpr = {.what = "orch: free page reporting", .balloon = true};
+	struct set hot = {.what = "orch: free page reporting, memory hot-plug",
+			  .balloon = true,
+			  .hotplug = true};
 	if (run_set(&b, &base, n, settle) < 0 || run_set(&b, &fpr, n, settle) < 0)
 		return 1;
+	b.boot_memory_mib = boot_memory;
+	if (boot_memory && run_set(&b, &hot, n, settle) < 0)
+		return 1;
+	int sets = boot_memory ? 3 : 2;
+	const char *const names[] = {"baseline", "orch", "hot-plug"};
 	printf("%d VMs of %llu MiB, 2 vCPUs, settled %u s before each measurement\n", n,
 	       (unsigned long long)memory, settle);
-	table("idle (MiB per VM)", &base.idle, &fpr.idle);
-	table("after a task touched 200 MiB and exited (MiB per VM)", &base.after, &fpr.after);
+	if (boot_memory)
+		printf("hot-plug: booted with %llu MiB, the other %llu MiB plugged before the task "
+		       "and unplugged after it\n",
+		       (unsigned long long)boot_memory, (unsigned long long)(memory - boot_memory));
+	table("idle (MiB per VM)", (const struct figures *[]){&base.idle, &fpr.idle, &hot.idle},
+	      names, sets);
+	table("after a task touched 200 MiB and exited (MiB per VM)",
+	      (const struct figures *[]){&base.after, &fpr.after, &hot.after}, names, sets);
 	printf("guest memory resident after the task - idle: baseline %+.1f MiB, orch %+.1f "
 	       "MiB\n",
 	       base.after.ram - base.idle.ram, fpr.after.ram - fpr.idle.ram);
-	printf("goal: idle guest memory resident <= 1.5x guest in use: %s (%.2fx)\n",
-	       fpr.idle.ram <= 1.5 * fpr.idle.used ? "met" : "not met",
-	       fpr.idle.used ? fpr.idle.ram / fpr.idle.used : 0);
+	if (boot_memory) {
+		table("after the hot-plugged memory was unplugged (MiB per VM)",
+		      (const struct figures *[]){&hot.unplugged}, names + 2, 1);
+		bv_report("plug (request to the guest holding it), ms", hot.plug_ms, n);
+		if (hot.unplugged_all)
+			bv_report("unplug of all of it, ms", hot.unplug_ms, hot.unplugged_all);
+		for (int i = 0; i < n; i++)
+			if (hot.left_mib[i])
+				printf("unplug: VM %d keeps %llu MiB plugged after 60 s (memory "
+				       "its "
+				       "guest cannot move out)\n",
+				       i, (unsigned long long)hot.left_mib[i]);
+	}
+	const struct set *best = boot_memory ? &hot : &fpr;
+	printf("goal: idle guest memory resident <= 1.5x guest in use: %s (%.2fx%s)\n",
+	       best->idle.ram <= 1.5 * best->idle.used ? "met" : "not met",
+	       best->idle.used ? best->idle.ram / best->idle.used : 0,
+	       boot_memory ? ", with memory hot-plug" : "");
 	bv_done(&b);
 	return 0;
 }
