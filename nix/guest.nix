@@ -161,7 +161,8 @@ in
     boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_console" "squashfs" ];
     boot.initrd.kernelModules = [ "loop" ];
     boot.initrd.checkJournalingFS = false;
-    boot.kernelModules = [ "vsock" "vmw_vsock_virtio_transport" "virtio_console" "virtiofs" "fuse" ];
+    # virtio_mem: memory hot-plug (a class's boot_memory_mib), plugged only once tasks run.
+    boot.kernelModules = [ "vsock" "vmw_vsock_virtio_transport" "virtio_console" "virtiofs" "fuse" "virtio_mem" ];
     boot.kernelParams = [
       "console=ttyS0"
       "panic=-1" # the host sees a crash as the domain going away, not a hang

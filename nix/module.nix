@@ -76,6 +76,8 @@ let
       uidBase = mkOption { type = nullOrInt 1000 4294000000; default = null; description = "The first of this VM's 256 uids (`uid_base`); null: `services.orch.uidBase` + 256 × the VM's place among the VMs sorted by name."; };
       vcpus = mkOption { type = types.ints.between 1 256; default = 2; description = "Virtual CPUs."; };
       memoryMiB = mkOption { type = types.ints.between 64 1048576; default = 2048; description = "Guest memory in MiB."; };
+      bootMemoryMiB = mkOption { type = nullOrInt 64 1048576; default = null; example = 256; description = "Memory hot-plug (`boot_memory_mib`, docs/VM.md \"Memory hot-plug\"): the guest boots with this much, and the rest of `memoryMiB` is plugged while it runs tasks; `memoryMiB` minus it must be a multiple of 128. null: all of `memoryMiB` at boot."; };
+      unplugIdleMs = mkOption { type = nullOrInt 1000 86400000; default = null; description = "With `bootMemoryMiB`: the hot-plugged memory is unplugged after the VM ran no task for this long (`unplug_idle_ms`). null: 30000."; };
       workspace = mkOption { type = types.nullOr types.str; default = null; defaultText = literalExpression ''"''${workspaceRoot}/<name>"''; description = "Host directory shared with the VM; agent N works in `<workspace>/agent-N`."; };
       autostart = mkOption { type = types.bool; default = true; description = "Start the VM with orchd (otherwise `orch vm up ${name}`)."; };
       profiles = mkOption { type = types.listOf types.str; default = [ ]; description = "Agent profiles allowed on this VM (names in `settings.profiles`); empty: all."; };
@@ -166,6 +168,14 @@ let
     {
       assertion = vm.isolation != "vm-per-task" || vm.slots == 1;
       message = "services.orch.vms.${name}.slots: a vm-per-task VM runs one task: slots must be 1.";
+    }
+    {
+      assertion = vm.bootMemoryMiB == null || (vm.bootMemoryMiB < vm.memoryMiB && lib.mod (vm.memoryMiB - vm.bootMemoryMiB) 128 == 0 && !vm.snapshot);
+      message = "services.orch.vms.${name}.bootMemoryMiB must be below memoryMiB, with memoryMiB - bootMemoryMiB a multiple of 128 (the guest adds memory in blocks of 128 MiB), and cannot be used with snapshot yet.";
+    }
+    {
+      assertion = vm.unplugIdleMs == null || vm.bootMemoryMiB != null;
+      message = "services.orch.vms.${name}.unplugIdleMs: only memory hot-plug (bootMemoryMiB) unplugs.";
     }
     {
       assertion = !vm.snapshot || (vmBackend vm == "libvirt" && pooled vm);

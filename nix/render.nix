@@ -56,6 +56,8 @@ rec {
       slots = vm.slots;
       vcpus = vm.vcpus;
       memory_mib = vm.memoryMiB;
+      boot_memory_mib = vm.bootMemoryMiB;
+      unplug_idle_ms = vm.unplugIdleMs;
       workspace = vm.workspace;
       autostart = vm.autostart;
       profiles = vm.profiles;

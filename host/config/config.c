@@ -117,14 +117,52 @@ static int parse_vsock(json_t *o, struct orchd_vsock_config *v, struct orch_erro
 	return 0;
 }
 
+/* The guest adds hot-plugged memory in blocks of 128 MiB (host/libvirt/domain-xml.h). */
+#define HOTPLUG_BLOCK_MIB 128
+#define BOOT_MEMORY_MIN_MIB 64
+
+static int check_boot_memory(json_t *o, const char *p, const struct orchd_vm_config *vm,
+			     struct orch_error *err)
+{
+	int64_t b = vm->boot_memory_mib, m = vm->memory_mib;
+	if (!b && json_object_get(o, "unplug_idle_ms"))
+		return orch_err(err, -EINVAL,
+				"%s.unplug_idle_ms: only memory hot-plug (boot_memory_mib) unplugs",
+				p);
+	if (!b)
+		return 0;
+	if (m < BOOT_MEMORY_MIN_MIB + HOTPLUG_BLOCK_MIB)
+		return orch_err(err, -EINVAL,
+				"%s.boot_memory_mib: memory hot-plug needs memory_mib >= %d", p,
+				BOOT_MEMORY_MIN_MIB + HOTPLUG_BLOCK_MIB);
+	if (b < BOOT_MEMORY_MIN_MIB || b >= m || (m - b) % HOTPLUG_BLOCK_MIB) {
+		/* a value that fits: about 256 MiB, or the least the rule allows */
+		int64_t fit = m >= 256 + HOTPLUG_BLOCK_MIB ? 256 + (m - 256) % HOTPLUG_BLOCK_MIB
+							   : m - HOTPLUG_BLOCK_MIB;
+		return orch_err(err, -EINVAL,
+				"%s.boot_memory_mib: expected 0 (no hot-plug) or %d..%lld with "
+				"memory_mib - boot_memory_mib a multiple of %d (the guest adds "
+				"memory in blocks of that size), e.g. %lld",
+				p, BOOT_MEMORY_MIN_MIB, (long long)(m - HOTPLUG_BLOCK_MIB),
+				HOTPLUG_BLOCK_MIB, (long long)fit);
+	}
+	if (vm->snapshot)
+		return orch_err(err, -EINVAL,
+				"%s.boot_memory_mib: memory hot-plug and snapshot cannot be used "
+				"together yet",
+				p);
+	return 0;
+}
+
 static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct orchd_vm_config *vm,
 		    struct orch_error *err)
 {
 	static const char *const keys[] = {
-		"backend",  "slots",	 "workspace",  "autostart",	  "limits",
-		"profiles", "vcpus",	 "memory_mib", "transport",	  "kernel",
-		"initrd",   "cmdline",	 "accel",      "boot_timeout_ms", "uid_base",
-		"egress",   "isolation", "pool",       "snapshot",	  NULL};
+		"backend",	  "slots",     "workspace",  "autostart",	"limits",
+		"profiles",	  "vcpus",     "memory_mib", "transport",	"kernel",
+		"initrd",	  "cmdline",   "accel",	     "boot_timeout_ms", "uid_base",
+		"egress",	  "isolation", "pool",	     "snapshot",	"boot_memory_mib",
+		"unplug_idle_ms", NULL};
 	char p[64], lp[80];
 	int r, e;
 
@@ -139,6 +177,7 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	vm->vcpus = 2;
 	vm->memory_mib = 2048;
 	vm->boot_timeout_ms = 120000;
+	vm->unplug_idle_ms = ORCHD_UNPLUG_IDLE_MS_DEFAULT;
 	if (!o)
 		return 0;
 	if ((r = cfg_object(o, p, err)) < 0 || (r = cfg_check_keys(o, p, keys, err)) < 0)
@@ -170,9 +209,11 @@ static int parse_vm(const char *name, json_t *o, struct orchd_config *c, struct 
 	    (r = cfg_int(o, p, "uid_base", 1000, 4294000000LL, &vm->uid_base, err)) < 0 ||
 	    (r = cfg_strv(o, p, "egress", 64, ORCHD_NAME_MAX, &vm->egress, &vm->n_egress, err)) <
 		    0 ||
-	    (r = orchd_config_vm_pool(o, p, vm, err)) < 0)
+	    (r = orchd_config_vm_pool(o, p, vm, err)) < 0 ||
+	    (r = cfg_int(o, p, "boot_memory_mib", 0, 1048576, &vm->boot_memory_mib, err)) < 0 ||
+	    (r = cfg_int(o, p, "unplug_idle_ms", 1000, 86400000, &vm->unplug_idle_ms, err)) < 0)
 		return r;
-	return 0;
+	return check_boot_memory(o, p, vm, err);
 }
 
 static int parse_profile(const char *name, json_t *o, struct orchd_profile_config *pr,

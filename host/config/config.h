@@ -66,6 +66,10 @@ struct orchd_vm_config {
 	size_t n_profiles;
 	int64_t vcpus;
 	int64_t memory_mib;
+	/* Memory hot-plug (libvirt; docs/VM.md "Memory hot-plug"): 0, none; else the guest
+	 * boots with this much and the rest of memory_mib is plugged while it runs tasks. */
+	int64_t boot_memory_mib;
+	int64_t unplug_idle_ms; /* and unplugged again after this long without a task */
 	enum orchd_transport transport;
 	enum orchd_accel accel;
 	char *kernel;  /* NULL: image default */
@@ -88,6 +92,7 @@ struct orchd_vm_config {
 	bool snapshot; /* start its VMs from a snapshot taken after hello (libvirt) */
 };
 #define ORCHD_VM_UIDS 256
+#define ORCHD_UNPLUG_IDLE_MS_DEFAULT 30000
 
 struct orchd_profile_config {
 	char *name;

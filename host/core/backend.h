@@ -45,6 +45,11 @@ struct orchd_backend_ops {
 	 * VM stops; the core adds seed and time), 0 when not, < 0 when the two disagree.
 	 * NULL: never. */
 	int (*thaw)(struct vm *vm, bool frozen, struct orch_vm_thaw *ret, struct orch_error *err);
+	/* A task was just leased to slot (vm_slot_lease done): 1 when the backend readies
+	 * the VM for it first (memory hot-plug: docs/VM.md) and then calls sched_lease_ready
+	 * (it always does, unless the VM stops meanwhile); 0 when the task may start now.
+	 * NULL: always now. */
+	int (*task_leased)(struct vm *vm, int64_t slot, int64_t task, int64_t attempt);
 };
 
 /* Where a backend's debug shell endpoint of a slot lives on the host when it is a Unix

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cleanup.h"
 #include "log.h"
 #include "orchd-metrics.h"
@@ -171,6 +172,17 @@ static int lease_one(struct vm *vm, int64_t slot, struct orch_error *err)
 		orchd_metrics_observe(d, ORCHD_MX_LEASE,
 				      (double)(store_now_ms() - t->created_at) / 1e3);
 	r = vm_slot_lease(vm, slot, t, &wire_id, err);
+	/* The backend may ready the VM first (memory hot-plug) and go on later
+	 * (sched_lease_ready). */
+	if (r >= 0 && vm->ops->task_leased && vm->ops->task_leased(vm, slot, id, t->attempts) > 0) {
+		if (vm->owner)
+			vm->owner->leased(vm, slot);
+		snprintf(tb, sizeof(tb), "%lld", (long long)id);
+		orch_log(ORCH_LOG_DEBUG, "sched", "task leased; its VM gets ready first", "task",
+			 tb, "vm", vm->cfg->name, NULL);
+		task_row_free(t);
+		return 1;
+	}
 	/* A service may prepare something first (a repository task's workspace, host/git)
 	 * and send task.run itself (sched_send_run). */
 	if (r >= 0 && (r = orchd_services_task_leased(d, vm, slot, id, err)) > 0) {
@@ -230,6 +242,26 @@ int sched_send_run(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 	r = send_run(vm, slot, t, wire_id, workspace, err);
 	task_row_free(t);
 	return r;
+}
+
+void sched_lease_ready(struct vm *vm, int64_t slot, int64_t task, int64_t attempt)
+{
+	struct orch_error err = {0};
+	char tb[24];
+	int r;
+
+	if (!vm_slot_holds(vm, slot, task, attempt))
+		return;
+	r = orchd_services_task_leased(vm->d, vm, slot, task, &err);
+	if (r == 0)
+		r = sched_send_run(vm, slot, task, attempt, NULL, &err);
+	if (r >= 0 || !vm_slot_holds(vm, slot, task, attempt))
+		return; /* sent, deferred again, or settled (a send that closed the channel) */
+	struct task_result res = {
+		.state = TASK_FAILED, .exit_code = -1, .reason = err.msg, .attempt = attempt};
+	snprintf(tb, sizeof(tb), "%lld", (long long)task);
+	orch_log(ORCH_LOG_ERROR, "sched", "cannot start task", "task", tb, "error", err.msg, NULL);
+	vm_slot_run_failed(vm, slot, &res);
 }
 
 int sched_run(struct orchd *d)

@@ -18,3 +18,7 @@ void orchd_task_changed(struct orchd *d, int64_t task);
  * meanwhile. -ESTALE when the slot no longer holds task/attempt. */
 int sched_send_run(struct vm *vm, int64_t slot, int64_t task, int64_t attempt,
 		   const char *workspace, struct orch_error *err);
+/* For a lease the backend deferred (backend.h task_leased): the lease goes on as
+ * leasing does (a service may defer it further, else task.run); a task whose run cannot
+ * be sent fails. Nothing when the slot no longer holds task/attempt. */
+void sched_lease_ready(struct vm *vm, int64_t slot, int64_t task, int64_t attempt);

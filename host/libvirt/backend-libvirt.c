@@ -69,6 +69,7 @@ static void drop_domain(struct lvb *l)
 	lanes_unregister(l); /* its CID may go to someone else's VM now */
 	orch_timer_free(l->boot_timer);
 	l->boot_timer = NULL;
+	lvb_memory_free(l);
 	if (l->dom) {
 		virDomainFree(l->dom);
 		l->dom = NULL;
@@ -660,6 +661,7 @@ static void lvb_describe(const struct vm *vm, json_t *obj)
 		json_object_set_new(obj, "console", json_string(l->console));
 	if (l->restored)
 		json_object_set_new(obj, "restored", json_true());
+	lvb_memory_describe(l, obj);
 }
 
 static int lvb_shell_endpoint(const struct vm *vm, unsigned slot, struct orch_addr *ret,
@@ -695,4 +697,5 @@ const struct orchd_backend_ops orchd_backend_libvirt = {
 	.describe = lvb_describe,
 	.shell_endpoint = lvb_shell_endpoint,
 	.thaw = lvb_thaw,
+	.task_leased = lvb_task_leased,
 };

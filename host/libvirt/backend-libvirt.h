@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <libvirt/libvirt.h>
 
 #include "cleanup.h"
@@ -54,6 +55,7 @@ struct lvb {
 	bool agents_share; /* the agents share is attached */
 	struct lv_restore *starting; /* a child restores or starts its domain (reaper.h) */
 	struct lv_template *from;    /* the template it is restored from */
+	struct lvb_memory *mem;	     /* memory hot-plug (backend-memory.c); NULL: none yet */
 };
 
 /* The inputs of a domain's configuration. */
@@ -97,6 +99,22 @@ int lvb_make_chan_dir(const char *dir, struct orch_error *err);
 int lvb_connect_channel(struct lvb *l, struct orch_error *err);
 int lvb_lanes_open(struct orchd *d, struct orch_error *err);
 
+/* backend-memory.c: memory hot-plug (a class with boot_memory_mib). A plug's progress is
+ * polled every LVB_PLUG_POLL_MS for at most LVB_PLUG_WAIT_MS; an idle VM is looked at every
+ * LVB_IDLE_POLL_MS and its memory unplugged after its class's unplug_idle_ms without a
+ * task (and the unplug followed for LVB_UNPLUG_POLLS looks). */
+#define LVB_PLUG_POLL_MS 100
+#define LVB_PLUG_WAIT_MS 20000
+#define LVB_IDLE_POLL_MS 5000
+#define LVB_UNPLUG_POLLS 12
+struct lvb_memory;
+/* backend.h's task_leased. */
+int lvb_task_leased(struct vm *vm, int64_t slot, int64_t task, int64_t attempt);
+/* The domain went: the plug's state with it (tasks waiting for it are the core's to
+ * settle, as the VM's). */
+void lvb_memory_free(struct lvb *l);
+/* For `orch status`: boot and hot-plug sizes, what is plugged and asked for. */
+void lvb_memory_describe(const struct lvb *l, json_t *obj);
 /* backend-snapshot.c */
 /* A VM of a class with a snapshot: 1 when it is being restored from the class's template
  * (by a child, reaper.h; then its shares attached, its channel connected, resumed: vm.thaw

@@ -173,6 +173,33 @@ static const struct {
 	 "vms.a.snapshot: snapshots serve pools"},
 	{"{\"profiles\":{\"p\":{\"command\":[\"x\"],\"egress\":[\"npm\"]}}}",
 	 "profiles.p.egress: no egress set"},
+	{"{\"vms\":{\"a\":{\"unplug_idle_ms\":5000}}}",
+	 "vms.a.unplug_idle_ms: only memory hot-plug (boot_memory_mib) unplugs"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":256,\"unplug_idle_ms\":999}}}",
+	 "vms.a.unplug_idle_ms: expected an integer 1000..86400000"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":-1}}}",
+	 "vms.a.boot_memory_mib: expected an integer 0..1048576"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":63,\"memory_mib\":191}}}",
+	 "vms.a.boot_memory_mib: memory hot-plug needs memory_mib >= 192"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":32}}}",
+	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..1920 with memory_mib - "
+	 "boot_memory_mib a multiple of 128 (the guest adds memory in blocks of that size), "
+	 "e.g. 256"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":2048}}}",
+	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..1920"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":200}}}",
+	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..1920"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":100,\"memory_mib\":500}}}",
+	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..372 with memory_mib - "
+	 "boot_memory_mib a multiple of 128 (the guest adds memory in blocks of that size), "
+	 "e.g. 372"},
+	{"{\"vms\":{\"a\":{\"boot_memory_mib\":100,\"memory_mib\":300}}}",
+	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..172 with memory_mib - "
+	 "boot_memory_mib a multiple of 128 (the guest adds memory in blocks of that size), "
+	 "e.g. 172"},
+	{"{\"backend\":\"libvirt\",\"vms\":{\"a\":{\"pool\":{},\"snapshot\":true,"
+	 "\"boot_memory_mib\":256}}}",
+	 "vms.a.boot_memory_mib: memory hot-plug and snapshot cannot be used together yet"},
 };
 
 START_TEST(test_bad)
@@ -251,6 +278,32 @@ START_TEST(test_pools)
 }
 END_TEST
 
+/* Memory hot-plug: off by default; a boot size that leaves whole 128 MiB blocks. */
+START_TEST(test_boot_memory)
+{
+	struct orchd_config *c = NULL;
+	struct orch_error err = {0};
+
+	ck_assert_msg(parse("{\"backend\":\"libvirt\",\"vms\":{\"a\":{},"
+			    "\"b\":{\"boot_memory_mib\":256},"
+			    "\"c\":{\"memory_mib\":512,\"boot_memory_mib\":128,"
+			    "\"unplug_idle_ms\":5000},"
+			    "\"d\":{\"memory_mib\":192,\"boot_memory_mib\":64},"
+			    "\"e\":{\"isolation\":\"vm-per-task\",\"boot_memory_mib\":0}}}",
+			    &c, &err) == 0,
+		      "%s", err.msg);
+	ck_assert_int_eq(orchd_config_vm(c, "a")->boot_memory_mib, 0);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->boot_memory_mib, 256);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->memory_mib, 2048);
+	ck_assert_int_eq(orchd_config_vm(c, "c")->boot_memory_mib, 128);
+	ck_assert_int_eq(orchd_config_vm(c, "d")->boot_memory_mib, 64);
+	ck_assert_int_eq(orchd_config_vm(c, "e")->boot_memory_mib, 0);
+	ck_assert_int_eq(orchd_config_vm(c, "b")->unplug_idle_ms, ORCHD_UNPLUG_IDLE_MS_DEFAULT);
+	ck_assert_int_eq(orchd_config_vm(c, "c")->unplug_idle_ms, 5000);
+	orchd_config_free(c);
+}
+END_TEST
+
 START_TEST(test_nulls_and_overrides)
 {
 	struct orchd_config *c = NULL;
@@ -284,6 +337,7 @@ int main(void)
 	tcase_add_test(tc, test_nulls_and_overrides);
 	tcase_add_test(tc, test_vm_uids);
 	tcase_add_test(tc, test_pools);
+	tcase_add_test(tc, test_boot_memory);
 	suite_add_tcase(s, tc);
 	return orch_check_run(s);
 }
