@@ -6,28 +6,24 @@
 # be at most twice the first plus 25 ms (the machine's two cores are shared with the
 # flood itself). orchd answers `status` throughout.
 . "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 FAKE=$B/tests/llm/llm-fake-upstream
 [ -x "$FAKE" ] || fail "llm-fake-upstream is not built (host/llm absent)"
 command -v curl >/dev/null || skip "curl is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v openssl >/dev/null || skip "openssl is not installed"
 
-key="sk-real-key-flood-$$"
-echo "$key" >"$T/key"
-chmod 600 "$T/key"
+key=$(egress_token "$T/key" sk-real-key-flood)
 "$FAKE" --port 0 --key "$key" --record "$T/rec.jsonl" >"$T/fake.out" 2>&1 &
 FAKE_PID=$!
 wait_for 5 "the fake upstream" sh -c "[ -s '$T/fake.out' ]"
 port=$(head -1 "$T/fake.out")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=tls.test" -keyout "$T/tls.key" -out "$T/tls.pem" 2>/dev/null
+egress_certs "$T" tls.test
 HP=$((20000 + $$ % 20000))
 SP=$((HP + 1))
-python3 "$ORCH_SOURCEDIR/tests/egress/egress-server.py" 127.0.0.5 $HP 127.0.0.6 $SP \
-	"$T/tls.pem" "$T/tls.key" "$T/server.log" >"$T/server.out" 2>&1 &
-SRV_PID=$!
-trap 'rc=$?; kill $SRV_PID 2>/dev/null; (exit $rc); cleanup' EXIT
-wait_for 10 "the test upstreams" grep -q ready "$T/server.out"
+SRV_PID=
+trap 'rc=$?; [ -z "$SRV_PID" ] || kill "$SRV_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+egress_upstreams "$T" $HP $SP SRV_PID
 
 cat >"$T/orchd.json" <<JSON
 { "uid_base": $UIDB,

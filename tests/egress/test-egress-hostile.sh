@@ -6,17 +6,14 @@
 # closes that guest's lane; orchd answers throughout and the honest VM's agents keep
 # their egress.
 . "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v curl >/dev/null || skip "curl is not installed"
 
 HP=$((20000 + $$ % 20000))
 SP=$((HP + 1))
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=tls.test" -keyout "$T/tls.key" -out "$T/tls.pem" 2>/dev/null
-python3 "$ORCH_SOURCEDIR/tests/egress/egress-server.py" 127.0.0.5 $HP 127.0.0.6 $SP \
-	"$T/tls.pem" "$T/tls.key" "$T/server.log" >"$T/server.out" 2>&1 &
-FAKE_PID=$!
-wait_for 10 "the test upstreams" grep -q ready "$T/server.out"
+egress_certs "$T" tls.test
+egress_upstreams "$T" $HP $SP FAKE_PID
 
 mkdir -p "$T/hostile"
 here=$(cd "$(dirname "$0")" && pwd)

@@ -8,26 +8,17 @@
 # `orch egress log` and the task's summary in `orch result`. Upstreams on 127.0.0.x,
 # names mapped by egress.resolve.
 . "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 
 command -v curl >/dev/null || skip "curl is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v openssl >/dev/null || skip "openssl is not installed"
 
-# A test CA and a certificate for tls.test.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=orch egress test CA" -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=tls.test" \
-	-keyout "$T/tls.key" -out "$T/tls.csr" 2>/dev/null
-printf 'subjectAltName=DNS:tls.test,DNS:front.test\n' >"$T/ext"
-openssl x509 -req -in "$T/tls.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-	-days 2 -extfile "$T/ext" -out "$T/tls.pem" 2>/dev/null
-
+# A test CA and a certificate for tls.test (and front.test, the fronting case).
+egress_certs "$T" tls.test front.test
 HP=$((20000 + $$ % 20000))
 SP=$((HP + 1))
-python3 "$ORCH_SOURCEDIR/tests/egress/egress-server.py" 127.0.0.5 $HP 127.0.0.6 $SP \
-	"$T/tls.pem" "$T/tls.key" "$T/server.log" >"$T/server.out" 2>&1 &
-FAKE_PID=$!
-wait_for 10 "the test upstreams" grep -q ready "$T/server.out"
+egress_upstreams "$T" $HP $SP FAKE_PID
 
 cat >"$T/config.json" <<EOF
 {

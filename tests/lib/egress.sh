@@ -7,7 +7,7 @@
 #   egress.upstream_ca_file) and a certificate it signed for the DNS names NAME...
 #   (DIR/srv.pem, DIR/srv.key; its CN the first NAME), which the servers below present.
 # egress_token FILE PREFIX: a fresh token, PREFIX-<24 hex digits>, into FILE (mode 0600,
-#   an egress.inject key_file) and on stdout.
+#   an egress.inject or llm.upstreams key_file) and on stdout.
 # egress_git_repos DIR: bare repositories below DIR/git: proj.git (one commit, a README
 #   "egress says hello") and many.git (150 branches b100..b249, each at its own commit: a
 #   clone or fetch of all of them sends more than 1 KiB of "want" lines, which git gzips).
@@ -46,17 +46,17 @@ egress_token() {
 
 egress_git_repos() {
 	local d=$1 tree i
-	local id=(env GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t)
+	local gitenv=(env GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t)
 	mkdir -p "$d/work" "$d/git" &&
 		git -C "$d/work" init -q -b main &&
 		echo "egress says hello" >"$d/work/README" &&
 		git -C "$d/work" add README &&
-		"${id[@]}" git -C "$d/work" commit -qm first &&
+		"${gitenv[@]}" git -C "$d/work" commit -qm first &&
 		git clone -q --bare "$d/work" "$d/git/proj.git" &&
 		git clone -q --bare "$d/work" "$d/git/many.git" &&
 		tree=$(git -C "$d/git/many.git" rev-parse 'main^{tree}') &&
 		for i in $(seq 100 249); do
-			echo "create refs/heads/b$i $("${id[@]}" git -C "$d/git/many.git" commit-tree -p main -m "c$i" "$tree")"
+			echo "create refs/heads/b$i $("${gitenv[@]}" git -C "$d/git/many.git" commit-tree -p main -m "c$i" "$tree")"
 		done | git -C "$d/git/many.git" update-ref --stdin ||
 		{ echo "FAIL: cannot make the test repositories in $d/git" >&2; return 1; }
 }

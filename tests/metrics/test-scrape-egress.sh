@@ -5,21 +5,18 @@
 # Prometheus' own parser reads them (tests/metrics/prom-parse). Upstream on 127.0.0.5,
 # its name mapped by egress.resolve (tests/egress/egress-server.py).
 . "$(dirname "$0")/../lib/orchd.sh"
+. "$(dirname "$0")/../lib/egress.sh"
 PARSE=$(dirname "$0")/prom-parse
 command -v curl >/dev/null || skip "curl is not installed"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v openssl >/dev/null || skip "openssl is not installed"
 "$PARSE" </dev/null >/dev/null || { [ $? = 77 ] && skip "python3-prometheus-client is not installed"; }
 
-# egress-server.py serves TLS too: a throwaway self-signed certificate
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=tls.test" -keyout "$T/tls.key" -out "$T/tls.pem" 2>/dev/null
+# egress-server.py serves TLS too (not used here): a certificate for tls.test
+egress_certs "$T" tls.test
 HP=$((20000 + $$ % 20000))
 SP=$((HP + 1))
-python3 "$ORCH_SOURCEDIR/tests/egress/egress-server.py" 127.0.0.5 $HP 127.0.0.6 $SP \
-	"$T/tls.pem" "$T/tls.key" "$T/server.log" >"$T/server.out" 2>&1 &
-FAKE_PID=$!
-wait_for 10 "the test upstream" grep -q ready "$T/server.out"
+egress_upstreams "$T" $HP $SP FAKE_PID
 
 cat >"$T/config.json" <<EOF
 {
