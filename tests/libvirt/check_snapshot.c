@@ -343,6 +343,29 @@ static void sb_head(struct sb *s)
 	sb_head_blocks(s, "pc.ram", "pc.rom");
 }
 
+/* Rewrites in into a temporary file (returned, open): it must read as want, with these
+ * counts of records dropped, zero pages and pages. */
+static int rewrite_as(const struct sb *in, const struct sb *want, uint64_t dropped,
+		      uint64_t zero, uint64_t pages)
+{
+	struct lv_stream_stats st;
+	struct orch_error err = {0};
+	char path[] = "/tmp/check-stream.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in->b, in->n, fd, &st, &err), 0);
+	ck_assert_uint_eq(st.dropped, dropped);
+	ck_assert_uint_eq(st.zero, zero);
+	ck_assert_uint_eq(st.pages, pages);
+	off_t len = lseek(fd, 0, SEEK_END);
+	ck_assert_int_eq(len, (off_t)want->n);
+	static unsigned char got[65536];
+	ck_assert_int_eq(pread(fd, got, want->n, 0), (ssize_t)want->n);
+	ck_assert(memcmp(got, want->b, want->n) == 0);
+	return fd;
+}
+
 START_TEST(test_stream_drop_zero)
 {
 	static struct sb in, want;
@@ -385,19 +408,7 @@ START_TEST(test_stream_drop_zero)
 	sb_put(&in, "\x04the devices' state", 19);
 	sb_put(&want, "\x04the devices' state", 19);
 
-	char path[] = "/tmp/check-stream.XXXXXX";
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), 0);
-	ck_assert_uint_eq(st.dropped, 4);
-	ck_assert_uint_eq(st.zero, 7);
-	ck_assert_uint_eq(st.pages, 3);
-	off_t len = lseek(fd, 0, SEEK_END);
-	ck_assert_int_eq(len, (off_t)want.n);
-	static unsigned char got[65536];
-	ck_assert_int_eq(pread(fd, got, want.n, 0), (ssize_t)want.n);
-	ck_assert(memcmp(got, want.b, want.n) == 0);
+	int fd = rewrite_as(&in, &want, 4, 7, 3);
 
 	/* Records of another kind (an XBZRLE page): refused, the caller keeps the image. */
 	in.n = 0;
@@ -463,8 +474,6 @@ END_TEST
 START_TEST(test_stream_drop_zero_numa)
 {
 	static struct sb in, want;
-	struct lv_stream_stats st;
-	struct orch_error err = {0};
 	const uint64_t mib = 1 << 20;
 
 	in.n = want.n = 0;
@@ -488,20 +497,7 @@ START_TEST(test_stream_drop_zero_numa)
 	sb_put(&in, "\x04the devices' state", 19);
 	sb_put(&want, "\x04the devices' state", 19);
 
-	char path[] = "/tmp/check-stream.XXXXXX";
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), 0);
-	ck_assert_uint_eq(st.dropped, 1);
-	ck_assert_uint_eq(st.zero, 3);
-	ck_assert_uint_eq(st.pages, 1);
-	off_t len = lseek(fd, 0, SEEK_END);
-	ck_assert_int_eq(len, (off_t)want.n);
-	static unsigned char got[65536];
-	ck_assert_int_eq(pread(fd, got, want.n, 0), (ssize_t)want.n);
-	ck_assert(memcmp(got, want.b, want.n) == 0);
-	close(fd);
+	close(rewrite_as(&in, &want, 1, 3, 1));
 }
 END_TEST
 

@@ -23,9 +23,7 @@ passed=0
 cleanup() {
 	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
-	for d in $(virsh -c qemu:///system list --name 2>/dev/null | grep -E "^orch-($vm|$P\.)"); do
-		virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
-	done
+	vm_domains_destroy "^orch-($vm|$P\.)"
 	vm_sanitizer_report "$st/orchd.log" || { failures=$((failures + 1)); rc=1; }
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
