@@ -345,8 +345,8 @@ static void sb_head(struct sb *s)
 
 /* Rewrites in into a temporary file (returned, open): it must read as want, with these
  * counts of records dropped, zero pages and pages. */
-static int rewrite_as(const struct sb *in, const struct sb *want, uint64_t dropped,
-		      uint64_t zero, uint64_t pages)
+static int rewrite_as(const struct sb *in, const struct sb *want, uint64_t dropped, uint64_t zero,
+		      uint64_t pages)
 {
 	struct lv_stream_stats st;
 	struct orch_error err = {0};
