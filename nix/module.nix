@@ -170,8 +170,8 @@ let
       message = "services.orch.vms.${name}.slots: a vm-per-task VM runs one task: slots must be 1.";
     }
     {
-      assertion = vm.bootMemoryMiB == null || (vm.bootMemoryMiB < vm.memoryMiB && lib.mod (vm.memoryMiB - vm.bootMemoryMiB) 128 == 0 && !vm.snapshot);
-      message = "services.orch.vms.${name}.bootMemoryMiB must be below memoryMiB, with memoryMiB - bootMemoryMiB a multiple of 128 (the guest adds memory in blocks of 128 MiB), and cannot be used with snapshot yet.";
+      assertion = vm.bootMemoryMiB == null || (vm.bootMemoryMiB < vm.memoryMiB && lib.mod (vm.memoryMiB - vm.bootMemoryMiB) 128 == 0);
+      message = "services.orch.vms.${name}.bootMemoryMiB must be below memoryMiB, with memoryMiB - bootMemoryMiB a multiple of 128 (the guest adds memory in blocks of 128 MiB).";
     }
     {
       assertion = vm.unplugIdleMs == null || vm.bootMemoryMiB != null;

@@ -146,11 +146,6 @@ static int check_boot_memory(json_t *o, const char *p, const struct orchd_vm_con
 				p, BOOT_MEMORY_MIN_MIB, (long long)(m - HOTPLUG_BLOCK_MIB),
 				HOTPLUG_BLOCK_MIB, (long long)fit);
 	}
-	if (vm->snapshot)
-		return orch_err(err, -EINVAL,
-				"%s.boot_memory_mib: memory hot-plug and snapshot cannot be used "
-				"together yet",
-				p);
 	return 0;
 }
 

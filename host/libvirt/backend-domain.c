@@ -116,7 +116,7 @@ int lvb_domain_new(const struct lvb_domain_in *in, struct lvb_domain **ret, stru
 		.accel = in->accel,
 		.vcpus = (unsigned)c->vcpus,
 		.memory_mib = (uint64_t)c->memory_mib,
-		.boot_memory_mib = in->template ? 0 : (uint64_t)c->boot_memory_mib,
+		.boot_memory_mib = (uint64_t)c->boot_memory_mib, /* a template's too: its copies */
 		.kernel = c->kernel ? c->kernel : in->im->kernel,
 		.initrd = c->initrd ? c->initrd : in->im->initrd,
 		.rootfs = in->im->rootfs,

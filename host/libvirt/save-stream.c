@@ -186,6 +186,9 @@ static int records(struct rw *w, struct lv_stream_stats *st)
 		if (!ram)
 			ram = find_block(w, (const unsigned char *)LV_STREAM_RAM_BLOCK,
 					 strlen(LV_STREAM_RAM_BLOCK));
+		if (!ram)
+			ram = find_block(w, (const unsigned char *)LV_STREAM_RAM_BLOCK_NUMA,
+					 strlen(LV_STREAM_RAM_BLOCK_NUMA));
 		if (kind == RAM_ZERO) {
 			st->zero++;
 			if (w->s[w->p] == 0 && w->cur == ram && addr >= LV_STREAM_KEEP_BELOW) {

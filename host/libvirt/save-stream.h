@@ -38,14 +38,17 @@
 
 #include "error.h"
 
+/* The guest's RAM: pc.ram, or with memory hot-plug (the boot memory is NUMA node 0's:
+ * domain-xml.h) ram-node0; a virtio-mem device's memory is a block of its own, kept. */
 #define LV_STREAM_RAM_BLOCK "pc.ram"
+#define LV_STREAM_RAM_BLOCK_NUMA "ram-node0"
 #define LV_STREAM_KEEP_BELOW (1024 * 1024) /* zero records of the first MiB are kept */
 
 struct lv_stream_stats {
 	uint64_t pages, zero, dropped; /* records: pages with data, zero pages, zero dropped */
 };
 
-/* Writes s (n bytes: QEMU's stream) without pc.ram's zero records to out_fd. -EPROTO when
+/* Writes s (n bytes: QEMU's stream) without the RAM block's zero records to out_fd. -EPROTO when
  * the stream is not as described (nothing useful was written then). */
 int lv_save_stream_drop_zero(const unsigned char *s, size_t n, int out_fd,
 			     struct lv_stream_stats *st, struct orch_error *err);

@@ -197,9 +197,6 @@ static const struct {
 	 "vms.a.boot_memory_mib: expected 0 (no hot-plug) or 64..172 with memory_mib - "
 	 "boot_memory_mib a multiple of 128 (the guest adds memory in blocks of that size), "
 	 "e.g. 172"},
-	{"{\"backend\":\"libvirt\",\"vms\":{\"a\":{\"pool\":{},\"snapshot\":true,"
-	 "\"boot_memory_mib\":256}}}",
-	 "vms.a.boot_memory_mib: memory hot-plug and snapshot cannot be used together yet"},
 };
 
 START_TEST(test_bad)
@@ -289,7 +286,9 @@ START_TEST(test_boot_memory)
 			    "\"c\":{\"memory_mib\":512,\"boot_memory_mib\":128,"
 			    "\"unplug_idle_ms\":5000},"
 			    "\"d\":{\"memory_mib\":192,\"boot_memory_mib\":64},"
-			    "\"e\":{\"isolation\":\"vm-per-task\",\"boot_memory_mib\":0}}}",
+			    "\"e\":{\"isolation\":\"vm-per-task\",\"boot_memory_mib\":0},"
+			    "\"f\":{\"isolation\":\"vm-per-task\",\"snapshot\":true,"
+			    "\"boot_memory_mib\":256}}}",
 			    &c, &err) == 0,
 		      "%s", err.msg);
 	ck_assert_int_eq(orchd_config_vm(c, "a")->boot_memory_mib, 0);
@@ -298,6 +297,8 @@ START_TEST(test_boot_memory)
 	ck_assert_int_eq(orchd_config_vm(c, "c")->boot_memory_mib, 128);
 	ck_assert_int_eq(orchd_config_vm(c, "d")->boot_memory_mib, 64);
 	ck_assert_int_eq(orchd_config_vm(c, "e")->boot_memory_mib, 0);
+	ck_assert_int_eq(orchd_config_vm(c, "f")->boot_memory_mib, 256);
+	ck_assert(orchd_config_vm(c, "f")->snapshot);
 	ck_assert_int_eq(orchd_config_vm(c, "b")->unplug_idle_ms, ORCHD_UNPLUG_IDLE_MS_DEFAULT);
 	ck_assert_int_eq(orchd_config_vm(c, "c")->unplug_idle_ms, 5000);
 	orchd_config_free(c);

@@ -9,6 +9,8 @@
 # vm_unmount_below DIR: unmounts, deepest first, what is mounted below DIR: orchd makes a
 #   libvirt VM's workspace directory a shared mount (repository tasks) and leaves it when
 #   it ends, so a test's state directory cannot be removed before.
+# vm_domains_destroy REGEX: destroys the running libvirt domains whose names match REGEX
+#   (grep -E): what a test's orchd leaves behind when the test ends early.
 # vm_sanitizer_report LOG: when an ASan/UBSan/LSan report is in LOG (orchd's, under a
 #   sanitizer build), prints it and returns 1.
 
@@ -53,6 +55,13 @@ vm_setup() {
 vm_unmount_below() {
 	awk -v t="$1/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
 		xargs -r -n1 umount -l 2>/dev/null || true
+}
+
+vm_domains_destroy() {
+	local d
+	for d in $(virsh -c qemu:///system list --name 2>/dev/null | grep -E "$1"); do
+		virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
+	done
 }
 
 vm_sanitizer_report() {

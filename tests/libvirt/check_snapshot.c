@@ -319,7 +319,9 @@ static void sb_eos(struct sb *s)
 	sb_be32(s, 3);
 }
 
-static void sb_head(struct sb *s)
+/* The stream's head: its configuration and the mem-size record naming ram (2 MiB) and
+ * other (4 KiB). */
+static void sb_head_blocks(struct sb *s, const char *ram, const char *other)
 {
 	unsigned char cfg = 0x07;
 	sb_put(s, "QEVM", 4);
@@ -329,11 +331,39 @@ static void sb_head(struct sb *s)
 	sb_put(s, "pc-i440fx-7.2", 13);
 	sb_section(s, 1);
 	sb_be64(s, ((2u << 20) + 4096) | 0x04);
-	sb_name(s, "pc.ram");
+	sb_name(s, ram);
 	sb_be64(s, 2u << 20);
-	sb_name(s, "pc.rom");
+	sb_name(s, other);
 	sb_be64(s, 4096);
 	sb_eos(s);
+}
+
+static void sb_head(struct sb *s)
+{
+	sb_head_blocks(s, "pc.ram", "pc.rom");
+}
+
+/* Rewrites in into a temporary file (returned, open): it must read as want, with these
+ * counts of records dropped, zero pages and pages. */
+static int rewrite_as(const struct sb *in, const struct sb *want, uint64_t dropped, uint64_t zero,
+		      uint64_t pages)
+{
+	struct lv_stream_stats st;
+	struct orch_error err = {0};
+	char path[] = "/tmp/check-stream.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(lv_save_stream_drop_zero(in->b, in->n, fd, &st, &err), 0);
+	ck_assert_uint_eq(st.dropped, dropped);
+	ck_assert_uint_eq(st.zero, zero);
+	ck_assert_uint_eq(st.pages, pages);
+	off_t len = lseek(fd, 0, SEEK_END);
+	ck_assert_int_eq(len, (off_t)want->n);
+	static unsigned char got[65536];
+	ck_assert_int_eq(pread(fd, got, want->n, 0), (ssize_t)want->n);
+	ck_assert(memcmp(got, want->b, want->n) == 0);
+	return fd;
 }
 
 START_TEST(test_stream_drop_zero)
@@ -378,19 +408,7 @@ START_TEST(test_stream_drop_zero)
 	sb_put(&in, "\x04the devices' state", 19);
 	sb_put(&want, "\x04the devices' state", 19);
 
-	char path[] = "/tmp/check-stream.XXXXXX";
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(lv_save_stream_drop_zero(in.b, in.n, fd, &st, &err), 0);
-	ck_assert_uint_eq(st.dropped, 4);
-	ck_assert_uint_eq(st.zero, 7);
-	ck_assert_uint_eq(st.pages, 3);
-	off_t len = lseek(fd, 0, SEEK_END);
-	ck_assert_int_eq(len, (off_t)want.n);
-	static unsigned char got[65536];
-	ck_assert_int_eq(pread(fd, got, want.n, 0), (ssize_t)want.n);
-	ck_assert(memcmp(got, want.b, want.n) == 0);
+	int fd = rewrite_as(&in, &want, 4, 7, 3);
 
 	/* Records of another kind (an XBZRLE page): refused, the caller keeps the image. */
 	in.n = 0;
@@ -451,6 +469,38 @@ START_TEST(test_kernel_bzimage)
 }
 END_TEST
 
+/* With memory hot-plug the RAM is NUMA node 0's block, ram-node0; the virtio-mem device's
+ * block (memvirtiomem0) is not the RAM the rewrite is for: its zero pages stay. */
+START_TEST(test_stream_drop_zero_numa)
+{
+	static struct sb in, want;
+	const uint64_t mib = 1 << 20;
+
+	in.n = want.n = 0;
+	sb_head_blocks(&in, "ram-node0", "memvirtiomem0");
+	sb_head_blocks(&want, "ram-node0", "memvirtiomem0");
+	sb_section(&in, 2);
+	sb_section(&want, 2);
+	sb_rec(&in, 0, 0x02, "ram-node0", 0); /* below 1 MiB: kept */
+	sb_rec(&want, 0, 0x02, "ram-node0", 0);
+	sb_rec(&in, mib, 0x02, NULL, 0); /* dropped */
+	sb_rec(&in, 0, 0x02, "memvirtiomem0", 0);
+	sb_rec(&want, 0, 0x02, "memvirtiomem0", 0);
+	sb_rec(&in, 4096, 0x08, NULL, 0x5a);
+	sb_rec(&want, 4096, 0x08, NULL, 0x5a);
+	sb_eos(&in);
+	sb_eos(&want);
+	sb_section(&in, 3);
+	sb_section(&want, 3);
+	sb_eos(&in);
+	sb_eos(&want);
+	sb_put(&in, "\x04the devices' state", 19);
+	sb_put(&want, "\x04the devices' state", 19);
+
+	close(rewrite_as(&in, &want, 1, 3, 1));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snapshot");
@@ -461,6 +511,7 @@ int main(void)
 	tcase_add_test(tc, test_clone_xml);
 	tcase_add_test(tc, test_uuid);
 	tcase_add_test(tc, test_stream_drop_zero);
+	tcase_add_test(tc, test_stream_drop_zero_numa);
 	tcase_add_test(tc, test_kernel_bzimage);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

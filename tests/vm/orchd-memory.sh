@@ -4,8 +4,10 @@
 # 384 MiB unplugged (the domain's virtio-mem device, `orch vm list`); a task leased to it
 # starts once they are plugged (orchd's log) and uses more than the boot memory holds;
 # after unplug_idle_ms without a task the guest gives them back, and a later task gets
-# them again. Boot sizes the guest cannot use are refused by the config. Exits 77 (skip)
-# with a reason when libvirt/QEMU cannot run here.
+# them again. A vm-per-task class with a snapshot and the same memory: its template is
+# saved with the device (and without its RAM's zero pages), and a VM restored from it
+# gets its memory plugged for its task too. Boot sizes the guest cannot use are refused
+# by the config. Exits 77 (skip) with a reason when libvirt/QEMU cannot run here.
 set -uo pipefail
 . "$(dirname "$0")/../lib/vm.sh"
 vm_need jq
@@ -14,13 +16,14 @@ vm_setup "libvirt's system instance, virtiofsd"
 st=$(mktemp -d /tmp/orch-memory.XXXXXX)
 chmod 0755 "$st"
 vm=mem$$
+P=memp$$
 orchd_pid=
 failures=0
 passed=0
 cleanup() {
 	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
-	virsh -c qemu:///system destroy "orch-$vm" >/dev/null 2>&1
+	vm_domains_destroy "^orch-($vm|$P\.)"
 	vm_sanitizer_report "$st/orchd.log" || { failures=$((failures + 1)); rc=1; }
 	if [ "$failures" != 0 ]; then
 		echo "--- orchd log"; tail -n 40 "$st/orchd.log"
@@ -67,7 +70,10 @@ cat >"$st/orchd.json" <<JSON
   "scheduler": { "retries": 0, "heartbeat_ms": 1000, "heartbeat_misses": 5 },
   "vms": { "$vm": { "backend": "libvirt", "vcpus": 2, "memory_mib": 640,
                     "boot_memory_mib": 256, "unplug_idle_ms": 3000, "slots": 1,
-                    "autostart": true, "boot_timeout_ms": 180000 } }
+                    "autostart": true, "boot_timeout_ms": 180000 },
+           "$P": { "backend": "libvirt", "vcpus": 2, "memory_mib": 640,
+                   "boot_memory_mib": 256, "isolation": "vm-per-task", "snapshot": true,
+                   "pool": { "ready": 1, "max": 2 }, "boot_timeout_ms": 180000 } }
 }
 JSON
 ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock" \
@@ -118,6 +124,37 @@ total=$(echo "$out" | sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p')
 	ok "the next task has $((total / 1024)) MiB again" || fail "MemTotal in the next task: '$out'"
 [ "$(grep -c 'msg="memory plugged"' "$st/orchd.log")" -ge 2 ] &&
 	ok "plugged again for it" || fail "no second plug in orchd's log"
+
+# Restored from a snapshot: the template has the device, its copies plug it for a task.
+pool() { o vm pools --json | jq -r --arg c "$P" ".[] | select(.class == \$c) | $1"; }
+snapshot_ready() { [ "$(pool .snapshot.state)" = ready ]; }
+idle() { [ "$(pool .vms.idle)" -ge 1 ] 2>/dev/null; }
+wait_for 300 "the snapshot template is made" snapshot_ready
+made=$(grep 'msg="snapshot template made"' "$st/orchd.log" | tail -1)
+case "$made" in
+*zero_pages_left_out=[1-9]*) ok "the template was saved with the device, without its zero pages ($(echo "$made" | grep -o 'zero_pages_left_out=[0-9]*'))" ;;
+*) fail "template: '$made'" ;;
+esac
+# The pool's first VM booted before the template was there: the next one is restored.
+run_p() {
+	id=$(o dispatch --vm "$P" -- sh -c "grep MemTotal /proc/meminfo; python3 -c 'b = bytearray($touch_mib << 20)
+for i in range(0, len(b), 4096): b[i] = 1
+print(\"touched\", len(b) >> 20, \"MiB\")'") || { fail "dispatch to $P"; return 1; }
+	out=$(timeout 600 "$orch" --socket "$st/orch.sock" logs -f "$id" 2>&1)
+	pvm=$(o --json result "$id" | jq -r .vm)
+}
+run_p
+wait_for 300 "the vm-per-task pool refills after a task" idle || true
+run_p
+total=$(echo "$out" | sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p')
+echo "# task on $pvm: $(echo "$out" | tr '\n' ' ')"
+grep -q "vm=$pvm domain=orch-$pvm" <(grep "restored from the snapshot" "$st/orchd.log") &&
+	ok "the VM $pvm was restored from the snapshot" || fail "$pvm was not restored from the snapshot"
+[ -n "$total" ] && [ "$total" -gt $((512 * 1024)) ] && case "$out" in *"touched $touch_mib MiB"*) true ;; *) false ;; esac &&
+	ok "the restored VM's task had $((total / 1024)) MiB and used $touch_mib MiB" ||
+	fail "the restored VM's task: $out"
+grep -q "msg=\"memory plugged\" vm=$pvm" "$st/orchd.log" && ok "orchd plugged its memory" ||
+	fail "no plug for $pvm in orchd's log"
 
 echo "# $passed passed, $failures failed"
 [ "$failures" = 0 ] && echo PASS
