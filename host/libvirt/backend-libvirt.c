@@ -576,7 +576,6 @@ static int lvb_start(struct vm *vm, struct orch_error *err)
 		return r; /* nothing ran yet: libvirt's message says why */
 	orch_log(ORCH_LOG_INFO, "libvirt", "domain started", "vm", c->name, "domain", l->domain,
 		 "accel", lv_accel_name(l->accel), NULL);
-
 	return lvb_connect_channel(l, err);
 }
 
