@@ -9,6 +9,9 @@
 # vm_unmount_below DIR: unmounts, deepest first, what is mounted below DIR: orchd makes a
 #   libvirt VM's workspace directory a shared mount (repository tasks) and leaves it when
 #   it ends, so a test's state directory cannot be removed before.
+# vm_wait_for SECONDS DESC CMD...: polls CMD every 0.2 s; when it has not succeeded
+#   within SECONDS, calls the test's own `fail "DESC (not within SECONDS s)"` and
+#   returns 1 (the test goes on and counts it).
 # vm_domains_destroy REGEX: destroys the running libvirt domains whose names match REGEX
 #   (grep -E): what a test's orchd leaves behind when the test ends early.
 # vm_sanitizer_report LOG: when an ASan/UBSan/LSan report is in LOG (orchd's, under a
@@ -55,6 +58,14 @@ vm_setup() {
 vm_unmount_below() {
 	awk -v t="$1/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
 		xargs -r -n1 umount -l 2>/dev/null || true
+}
+
+vm_wait_for() {
+	local t=$1 what=$2
+	shift 2
+	for _ in $(seq 1 $((t * 5))); do "$@" && return 0; sleep 0.2; done
+	fail "$what (not within ${t}s)"
+	return 1
 }
 
 vm_domains_destroy() {

@@ -40,14 +40,6 @@ o() { "$orch" --socket "$st/orch.sock" "$@"; }
 # The virtio-mem device's sizes in the domain's live XML, KiB.
 dev_kib() { virsh -c qemu:///system dumpxml "orch-$vm" 2>/dev/null |
 	sed -n "s|.*<$1 unit='KiB'>\([0-9]*\)</$1>.*|\1|p" | tail -n 1; }
-# wait_for SECONDS DESC CMD...
-wait_for() {
-	local t=$1 what=$2
-	shift 2
-	for _ in $(seq 1 $((t * 5))); do "$@" && return 0; sleep 0.2; done
-	fail "$what (not within ${t}s)"
-	return 1
-}
 vm_json() { o --json vm list | jq -r --arg v "$vm" ".[] | select(.name == \$v) | $1"; }
 
 # Boot sizes the guest could not use: refused before anything starts.
@@ -80,7 +72,7 @@ ORCH_VM_IMAGE=$image "$orchd" -v -c "$st/orchd.json" -s "$st" -S "$st/orch.sock"
 	2>"$st/orchd.log" &
 orchd_pid=$!
 ready() { [ "$(vm_json .state 2>/dev/null)" = ready ]; }
-wait_for 300 "the VM is ready" ready || exit 1
+vm_wait_for 300 "the VM is ready" ready || exit 1
 
 # Booted small: the domain's device holds nothing; orch vm list says what the VM has.
 [ "$(dev_kib requested)" = 0 ] && [ "$(dev_kib current)" = 0 ] &&
@@ -110,7 +102,7 @@ grep -q 'msg="plugging memory for a task"' "$st/orchd.log" && grep -q 'msg="memo
 
 # Idle for unplug_idle_ms (3 s): unplugged; the guest gives back what it can (all, here).
 unplugged() { c=$(dev_kib current); [ -n "$c" ] && [ "$c" -le $((64 * 1024)) ]; }
-wait_for 120 "the memory is unplugged after the VM idles" unplugged &&
+vm_wait_for 120 "the memory is unplugged after the VM idles" unplugged &&
 	ok "idle: unplugged again (the device holds $(($(dev_kib current) / 1024)) MiB)"
 grep -q 'msg="unplugging the hot-plugged memory: idle"' "$st/orchd.log" ||
 	fail "no unplug in orchd's log"
@@ -129,7 +121,7 @@ total=$(echo "$out" | sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p')
 pool() { o vm pools --json | jq -r --arg c "$P" ".[] | select(.class == \$c) | $1"; }
 snapshot_ready() { [ "$(pool .snapshot.state)" = ready ]; }
 idle() { [ "$(pool .vms.idle)" -ge 1 ] 2>/dev/null; }
-wait_for 300 "the snapshot template is made" snapshot_ready
+vm_wait_for 300 "the snapshot template is made" snapshot_ready
 made=$(grep 'msg="snapshot template made"' "$st/orchd.log" | tail -1)
 case "$made" in
 *zero_pages_left_out=[1-9]*) ok "the template was saved with the device, without its zero pages ($(echo "$made" | grep -o 'zero_pages_left_out=[0-9]*'))" ;;
@@ -144,7 +136,7 @@ print(\"touched\", len(b) >> 20, \"MiB\")'") || { fail "dispatch to $P"; return 
 	pvm=$(o --json result "$id" | jq -r .vm)
 }
 run_p
-wait_for 300 "the vm-per-task pool refills after a task" idle || true
+vm_wait_for 300 "the vm-per-task pool refills after a task" idle || true
 run_p
 total=$(echo "$out" | sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p')
 echo "# task on $pvm: $(echo "$out" | tr '\n' ' ')"

@@ -15,7 +15,7 @@ set -uo pipefail
 src=${ORCH_SOURCEDIR:?ORCH_SOURCEDIR not set (run through meson test)}
 build=${ORCH_BUILDDIR:?ORCH_BUILDDIR not set (run through meson test)}
 
-skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/../lib/vm.sh" # skip, vm_wait_for, vm_domains_destroy
 [ "$(id -u)" = 0 ] || skip "needs root (libvirt's system instance, virtiofsd)"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 command -v virsh >/dev/null || skip "libvirt clients not installed"
@@ -37,9 +37,7 @@ failures=0
 cleanup() {
 	local rc=$?
 	[ -z "$orchd_pid" ] || { kill -TERM "$orchd_pid" 2>/dev/null; wait "$orchd_pid" 2>/dev/null; }
-	for d in $(virsh -c qemu:///system list --name 2>/dev/null | grep -E "^orch-($T|$S)\."); do
-		virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
-	done
+	vm_domains_destroy "^orch-($T|$S)\."
 	# Sanitizer builds: a report from orchd (UBSan's and LSan's do not change the test's
 	# outcome otherwise) fails the test.
 	if grep -qE "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$st/orchd.log" 2>/dev/null; then
@@ -60,14 +58,6 @@ passed=0
 ok() { echo "ok - $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
 o() { "$orch" --socket "$st/orch.sock" "$@"; }
-# wait_for SECONDS DESC CMD...
-wait_for() {
-	local t=$1 what=$2
-	shift 2
-	for _ in $(seq 1 $((t * 5))); do "$@" && return 0; sleep 0.2; done
-	fail "$what (not within ${t}s)"
-	return 1
-}
 pool() { o vm pools --json | jq -r --arg c "$1" ".[] | select(.class == \$c) | $2"; }
 idle() { [ "$(pool "$1" .vms.idle)" -ge 1 ] 2>/dev/null; }
 snapshot_ready() { [ "$(pool "$T" .snapshot.state)" = ready ]; }
@@ -93,7 +83,7 @@ orchd_pid=$!
 for _ in $(seq 1 600); do [ -S "$st/orch.sock" ] && break; sleep 0.1; done
 
 both_idle() { idle "$T" && idle "$S"; }
-wait_for 300 "each pool has a ready VM" both_idle || exit 1
+vm_wait_for 300 "each pool has a ready VM" both_idle || exit 1
 ok "both pools have an idle VM ($(o vm list | grep -cE "^($T|$S)\.") VMs)"
 o vm list
 
@@ -114,7 +104,7 @@ echo "$s2" | grep -q "seen /workspace/mark" && ok "shared VM: task 2 sees task 1
 	fail "shared VM: task 2 does not see task 1's workspace ($s2)"
 
 # vm-per-task: nothing of task 1 in task 2's VM.
-wait_for 120 "the snapshot template is made" snapshot_ready
+vm_wait_for 120 "the snapshot template is made" snapshot_ready
 # Saved by a child (reaper.h), once its guest saw its host go, without its RAM's zero pages.
 made=$(grep 'msg="snapshot template made"' "$st/orchd.log" | tail -1)
 case "$made" in
@@ -124,7 +114,7 @@ esac
 grep -q 'saving the snapshot template in line' "$st/orchd.log" &&
 	fail "the template was saved on orchd's loop" || ok "the template was saved off orchd's loop, by a child"
 run "$T"; t1=$out; vm1=$(task_vm "$id")
-wait_for 120 "the vm-per-task pool refills after a task" idle "$T" || true
+vm_wait_for 120 "the vm-per-task pool refills after a task" idle "$T" || true
 run "$T"; t2=$out; vm2=$(task_vm "$id")
 echo "# task 1 on $vm1: $t1"
 echo "# task 2 on $vm2: $t2"
@@ -148,23 +138,23 @@ grep -qE "msg=thawed vm=$vm2 .* warm_ms=[0-9]+" "$st/orchd.log" &&
 	fail "task 2's VM $vm2 was not warmed: $(grep "msg=thawed vm=$vm2 " "$st/orchd.log")"
 # Destroyed by a child (reaper.h), shortly after the task: within seconds.
 gone() { ! virsh -c qemu:///system list --name | grep -qx "orch-$1"; }
-wait_for 60 "task 1's VM orch-$vm1 is destroyed after its task" gone "$vm1" &&
+vm_wait_for 60 "task 1's VM orch-$vm1 is destroyed after its task" gone "$vm1" &&
 	ok "task 1's VM was destroyed after its task"
 
 # A pool VM destroyed behind orchd's back: retired, and the pool refills.
-wait_for 120 "the vm-per-task pool refills" idle "$T"
+vm_wait_for 120 "the vm-per-task pool refills" idle "$T"
 victim=$(o vm list --json | jq -r --arg c "$T" '[.[] | select(.class == $c and .state == "ready")][0].name')
 retired=$(pool "$T" .retired)
 virsh -c qemu:///system destroy "orch-$victim" >/dev/null
 gone() { ! o vm list --json | jq -e --arg n "$victim" '.[] | select(.name == $n)' >/dev/null; }
-wait_for 60 "the crashed VM $victim is retired" gone && ok "a crashed pool VM is retired ($victim)"
-wait_for 120 "the pool refills after a crash" idle "$T" &&
+vm_wait_for 60 "the crashed VM $victim is retired" gone && ok "a crashed pool VM is retired ($victim)"
+vm_wait_for 120 "the pool refills after a crash" idle "$T" &&
 	ok "the pool refills after a crash ($(o vm list --json | jq -r --arg c "$T" '[.[] | select(.class == $c)][0].name'))"
 [ "$(pool "$T" .retired)" -gt "$retired" ] && ok "the pool counts the retired VM" || fail "retired count"
 # Retired workspaces: the newest 2 (keep_workspaces) stay: task 2's and the crashed VM's;
 # task 1's, the oldest, is removed.
 pruned() { [ ! -e "$st/workspaces/$T/$vm1" ]; }
-wait_for 60 "task 1's workspace is pruned" pruned &&
+vm_wait_for 60 "task 1's workspace is pruned" pruned &&
 	ok "the oldest retired workspace is removed ($vm1; keep_workspaces 2)"
 [ -f "$ws2" ] && [ -d "$st/workspaces/$T/$victim" ] &&
 	ok "the 2 newest retired workspaces stay ($vm2 with its task's mark, $victim)" ||
