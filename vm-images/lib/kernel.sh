@@ -1,10 +1,12 @@
 # The microVM guest kernel for vm-images/build --kernel microvm (sourced): Debian's own
 # kernel source (linux-source-6.1 and its successors, through the linux-source
-# metapackage), configured with `make tinyconfig` and vm-images/kernel/microvm.config on
-# top, everything built in. The build is cached by the source package's version and the
-# hash of the configuration, these scripts and the compiler, below OUT/kernel/.
+# metapackage), patched with vm-images/kernel/*.patch, configured with `make tinyconfig` and
+# vm-images/kernel/microvm.config on top, everything built in. The build is cached by the
+# source package's version and the hash of the configuration, the patches, these scripts
+# and the compiler, below OUT/kernel/.
 
 MICROVM_CONFIG=$here/kernel/microvm.config
+MICROVM_PATCHES=$here/kernel
 
 # The versioned source package the linux-source metapackage currently depends on.
 kernel_source_package() {
@@ -19,7 +21,7 @@ kernel_source_package() {
 # --kernel installs it).
 kernel_build_tools() {
 	local t
-	for t in make gcc ld bc bison flex perl xz; do
+	for t in make gcc ld bc bison flex perl xz patch; do
 		command -v "$t" >/dev/null || die "$t not found; the microVM kernel needs it (scripts/install-deps --kernel)"
 	done
 	[ -f /usr/include/gelf.h ] || die "libelf headers not found; the microVM kernel needs them (scripts/install-deps --kernel)"
@@ -30,7 +32,7 @@ kernel_cache_key() {
 	{
 		basename "$1"
 		awk -v f="$(basename "$1")" '$1 == "deb" && $2 == f { print $3 }' "$manifest"
-		cat "$MICROVM_CONFIG" "$here/lib/kernel.sh"
+		cat "$MICROVM_CONFIG" "$MICROVM_PATCHES"/*.patch "$here/lib/kernel.sh"
 		gcc --version | head -n 1
 	} | sha256sum | cut -c1-16
 }
@@ -79,6 +81,12 @@ build_microvm_kernel() {
 	say "kernel: unpacking $(basename "$deb")"
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO "$tarball" | tar -xJ -C "$kwork/src" --strip-components=1 ||
 		die "cannot unpack $tarball from $deb"
+	local p
+	for p in "$MICROVM_PATCHES"/*.patch; do
+		say "kernel: applying $(basename "$p")"
+		patch -d "$kwork/src" -p1 --forward --batch <"$p" >"$kwork/patch.log" 2>&1 ||
+			{ cat "$kwork/patch.log" >&2; die "$(basename "$p") does not apply to $pkg"; }
+	done
 	jobs=${ORCH_KERNEL_JOBS:-$(nproc)}
 	local mk=(make -C "$kwork/src" O="$kwork/obj" ARCH=x86_64 -j"$jobs"
 		KBUILD_BUILD_USER=orch KBUILD_BUILD_HOST=orch)
