@@ -9,6 +9,7 @@
 . "$(dirname "$0")/../lib/egress.sh"
 command -v python3 >/dev/null || skip "python3 is not installed"
 command -v curl >/dev/null || skip "curl is not installed"
+command -v openssl >/dev/null || skip "openssl is not installed"
 
 HP=$((20000 + $$ % 20000))
 SP=$((HP + 1))
