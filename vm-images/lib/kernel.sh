@@ -8,6 +8,14 @@
 MICROVM_CONFIG=$here/kernel/microvm.config
 MICROVM_PATCHES=$here/kernel
 
+# microvm_patches: the patches applied to the source, in order, a line each (none is fine).
+microvm_patches() {
+	local p
+	for p in "$MICROVM_PATCHES"/*.patch; do
+		[ ! -e "$p" ] || echo "$p"
+	done
+}
+
 # The versioned source package the linux-source metapackage currently depends on.
 kernel_source_package() {
 	local p
@@ -32,7 +40,8 @@ kernel_cache_key() {
 	{
 		basename "$1"
 		awk -v f="$(basename "$1")" '$1 == "deb" && $2 == f { print $3 }' "$manifest"
-		cat "$MICROVM_CONFIG" "$MICROVM_PATCHES"/*.patch "$here/lib/kernel.sh"
+		cat "$MICROVM_CONFIG" "$here/lib/kernel.sh"
+		microvm_patches | while IFS= read -r p; do cat "$p"; done
 		gcc --version | head -n 1
 	} | sha256sum | cut -c1-16
 }
@@ -82,11 +91,11 @@ build_microvm_kernel() {
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO "$tarball" | tar -xJ -C "$kwork/src" --strip-components=1 ||
 		die "cannot unpack $tarball from $deb"
 	local p
-	for p in "$MICROVM_PATCHES"/*.patch; do
+	while IFS= read -r p; do
 		say "kernel: applying $(basename "$p")"
 		patch -d "$kwork/src" -p1 --forward --batch <"$p" >"$kwork/patch.log" 2>&1 ||
 			{ cat "$kwork/patch.log" >&2; die "$(basename "$p") does not apply to $pkg"; }
-	done
+	done < <(microvm_patches)
 	jobs=${ORCH_KERNEL_JOBS:-$(nproc)}
 	local mk=(make -C "$kwork/src" O="$kwork/obj" ARCH=x86_64 -j"$jobs"
 		KBUILD_BUILD_USER=orch KBUILD_BUILD_HOST=orch)
